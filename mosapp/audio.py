@@ -1,0 +1,390 @@
+"""Audio file input and output: reading and validating files, resampling, and restoring the original format on output."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from mosapp.config import PIPELINE_SAMPLE_RATE
+from mosapp.errors import AudioError
+
+#: Accepted input sample rates in Hz, inclusive.
+MIN_SAMPLE_RATE = 16_000
+MAX_SAMPLE_RATE = 96_000
+#: Mono or stereo; more channels must be mixed down by the user, who knows the layout.
+MAX_CHANNELS = 2
+
+#: soxr quality used for every rate change.
+_SOXR_QUALITY = "VHQ"
+
+#: Output containers chosen from the file extension, with their default subtype.
+_WRITE_FORMATS: dict[str, tuple[str, str]] = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+}
+if "MP3" in sf.available_formats():
+    # libsndfile >= 1.1 encodes MP3 through LAME; older builds only lack this entry.
+    _WRITE_FORMATS[".mp3"] = ("MP3", "MPEG_LAYER_III")
+
+_READABLE = "WAV, FLAC, OGG/Vorbis and MP3"
+
+
+def _join_or(items: list[str]) -> str:
+    """'a, b or c' for a message."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the input file looked like, so the output can be given the same shape.
+
+    Attributes:
+        path: the file read, or None for audio that did not come from a file.
+        sample_rate: the file's sample rate in Hz.
+        channels: the file's channel count.
+        frames: samples per channel actually decoded from the file.
+        subtype: soundfile subtype, e.g. ``PCM_16``, ``FLOAT``, ``VORBIS``.
+        format: soundfile major format, e.g. ``WAV``, ``FLAC``, ``OGG``, ``MP3``.
+    """
+
+    path: str | None
+    sample_rate: int
+    channels: int
+    frames: int
+    subtype: str | None
+    format: str | None
+
+
+@dataclass
+class Audio:
+    """Samples in the layout every stage uses, plus the bookkeeping of the source file.
+
+    Attributes:
+        samples: float32 array of shape ``(channels, n)``, C-contiguous.
+        sample_rate: rate of ``samples`` in Hz.
+        info: the original file's format.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    info: AudioInfo
+
+    @property
+    def duration_s(self) -> float:
+        """Length of ``samples`` in seconds."""
+        return self.samples.shape[1] / self.sample_rate
+
+
+def _as_2d_float32(samples: np.ndarray) -> np.ndarray:
+    """Returns ``samples`` as a C-contiguous float32 ``(channels, n)`` array (1-D means mono)."""
+    arr = np.asarray(samples, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[np.newaxis, :]
+    if arr.ndim != 2:
+        raise ValueError(f"samples must have shape (channels, n), got {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def _target_length(n: int, from_rate: int, to_rate: int) -> int:
+    """round(n * to_rate / from_rate), halves rounded up, computed exactly in integers."""
+    return (2 * n * to_rate + from_rate) // (2 * from_rate)
+
+
+def _fit_length(samples: np.ndarray, n: int) -> np.ndarray:
+    """Crops or zero-pads the end of ``(channels, m)`` samples to exactly ``n`` samples."""
+    m = samples.shape[1]
+    if m == n:
+        return samples
+    if m > n:
+        return np.ascontiguousarray(samples[:, :n])
+    out = np.zeros((samples.shape[0], n), dtype=samples.dtype)
+    out[:, :m] = samples
+    return out
+
+
+def mix_down(samples: np.ndarray) -> np.ndarray:
+    """Averages all channels into one.
+
+    Args:
+        samples: ``(channels, n)`` array (1-D is taken as mono).
+
+    Returns:
+        float32 array of shape ``(1, n)``.
+    """
+    arr = _as_2d_float32(samples)
+    if arr.shape[0] == 1:
+        return arr
+    return np.ascontiguousarray(arr.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32))
+
+
+def is_silent(samples: np.ndarray, threshold: float = 0.0) -> bool:
+    """Tells whether no sample rises above ``threshold`` in magnitude.
+
+    Args:
+        samples: array of any shape.
+        threshold: largest magnitude still counted as silence.
+
+    Returns:
+        True when ``max |x| <= threshold`` (also for an empty array).
+    """
+    arr = np.asarray(samples)
+    if arr.size == 0:
+        return True
+    return bool(np.max(np.abs(arr)) <= threshold)
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Changes the sample rate with soxr at very high quality.
+
+    Args:
+        samples: ``(channels, n)`` array (1-D is taken as mono).
+        from_rate: rate of ``samples`` in Hz.
+        to_rate: wanted rate in Hz.
+
+    Returns:
+        float32 array of shape ``(channels, round(n * to_rate / from_rate))``; the input
+        itself (as float32, C-contiguous) when the rates are equal.
+
+    Raises:
+        ValueError: a rate is not positive.
+    """
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {from_rate} and {to_rate}")
+    arr = _as_2d_float32(samples)
+    if from_rate == to_rate:
+        return arr
+    n_out = _target_length(arr.shape[1], from_rate, to_rate)
+    if arr.shape[1] == 0:
+        return np.zeros((arr.shape[0], 0), dtype=np.float32)
+    # soxr wants (n, channels); its own length rounding can differ by one sample from
+    # ours, and callers rely on the documented length, so fit it afterwards.
+    out = soxr.resample(np.ascontiguousarray(arr.T), from_rate, to_rate, quality=_SOXR_QUALITY)
+    out = np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, arr.shape[0]).T)
+    return _fit_length(out, n_out)
+
+
+def _libsndfile_reason(exc: BaseException) -> str:
+    """The short cause inside a soundfile exception, without the 'Error opening ...' prefix."""
+    reason = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
+    return " ".join(str(reason).split()).rstrip(".")
+
+
+def read_audio(
+    path: str | os.PathLike[str],
+    *,
+    sample_rate: int | None = PIPELINE_SAMPLE_RATE,
+    mono: bool = True,
+) -> Audio:
+    """Reads and validates an audio file.
+
+    Silence is not rejected here; see :func:`is_silent`.
+
+    Args:
+        path: a file soundfile can read (WAV 16/24/32-bit integer or float, FLAC,
+            OGG/Vorbis, MP3).
+        sample_rate: rate to resample to in Hz, or None to keep the file's rate.
+        mono: average the channels into one (shape ``(1, n)``); otherwise keep them.
+
+    Returns:
+        The samples as float32 ``(channels, n)`` at ``sample_rate`` and the file's format.
+
+    Raises:
+        AudioError: the file is missing, unreadable, not audio, empty, has more than
+            :data:`MAX_CHANNELS` channels, a rate outside
+            [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`], or NaN/Inf samples.
+        ValueError: ``sample_rate`` is not positive (a programming error).
+    """
+    if sample_rate is not None and sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive or None, got {sample_rate}")
+    name = os.fspath(path)
+    p = Path(name)
+    if not p.exists():
+        raise AudioError(f"{name} does not exist.")
+    if p.is_dir():
+        raise AudioError(f"{name} is a folder, not an audio file; give a WAV, FLAC, OGG/Vorbis or MP3 file.")
+    try:
+        # libsndfile reports a permission problem only as "System error"; open it
+        # ourselves first so the message says what is wrong.
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise AudioError(f"{name} cannot be opened ({exc.strerror or exc}).") from None
+
+    try:
+        with sf.SoundFile(name) as f:
+            file_rate = int(f.samplerate)
+            channels = int(f.channels)
+            subtype = f.subtype
+            fmt = f.format
+            # Check the header before decoding, so a bad file is refused without
+            # reading possibly hours of audio.
+            if channels > MAX_CHANNELS:
+                raise AudioError(
+                    f"{name} has {channels} channels; mosapp processes mono or stereo audio, so mix it "
+                    f"down first, e.g. `sox {p.name} out{p.suffix or '.wav'} remix 1-{channels}`."
+                )
+            if not MIN_SAMPLE_RATE <= file_rate <= MAX_SAMPLE_RATE:
+                raise AudioError(
+                    f"{name} has a sample rate of {file_rate} Hz; mosapp accepts "
+                    f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz, so resample it first, e.g. "
+                    f"`sox {p.name} -r 44100 out{p.suffix or '.wav'}`."
+                )
+            # frames=-1 reads to the actual end: a truncated file's header may promise
+            # more frames than it holds (MP3 does), and a few decoders report none.
+            data = f.read(frames=-1, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except (sf.SoundFileError, RuntimeError, ValueError, EOFError, OSError, TypeError) as exc:
+        # LibsndfileError (a RuntimeError) covers bad headers and decode failures
+        # mid-file; the others are what a misbehaving decoder may raise instead.
+        raise AudioError(
+            f"{name} cannot be read as audio ({_libsndfile_reason(exc)}); mosapp reads {_READABLE} files."
+        ) from None
+
+    frames = int(data.shape[0])
+    if frames == 0:
+        raise AudioError(f"{name} contains no audio samples; give a file at least one sample long.")
+
+    samples = np.ascontiguousarray(data.T)
+    finite = np.isfinite(samples)
+    if not finite.all():
+        bad = ~finite
+        n_nan = int(np.isnan(samples).sum())
+        n_inf = int(bad.sum()) - n_nan
+        kinds = [f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n]
+        first = int(np.argmax(bad.any(axis=0)))
+        raise AudioError(
+            f"{name} contains {' and '.join(kinds)} sample{'s' if n_nan + n_inf > 1 else ''}, the first at "
+            f"{first / file_rate:.3f} s; mosapp needs finite sample values, so repair or re-export the file."
+        )
+    del finite
+
+    info = AudioInfo(
+        path=name,
+        sample_rate=file_rate,
+        channels=channels,
+        frames=frames,
+        subtype=subtype,
+        format=fmt,
+    )
+    # Mixing first halves the resampling work for stereo input.
+    if mono:
+        samples = mix_down(samples)
+    rate = file_rate
+    if sample_rate is not None and sample_rate != file_rate:
+        samples = resample(samples, file_rate, sample_rate)
+        rate = sample_rate
+    return Audio(samples=np.ascontiguousarray(samples, dtype=np.float32), sample_rate=rate, info=info)
+
+
+def restore_format(samples: np.ndarray, sample_rate: int, info: AudioInfo) -> np.ndarray:
+    """Gives the pipeline's output the rate, length and channel count of the input file.
+
+    Resamples to ``info.sample_rate``, crops or zero-pads the end to exactly
+    ``info.frames`` samples, then duplicates a mono signal for a stereo original
+    (or averages a stereo signal for a mono original).
+
+    Args:
+        samples: ``(channels, n)`` array at ``sample_rate`` (1-D is taken as mono).
+        sample_rate: rate of ``samples`` in Hz.
+        info: the original file's bookkeeping from :func:`read_audio`.
+
+    Returns:
+        float32 array of shape ``(info.channels, info.frames)``.
+
+    Raises:
+        ValueError: the channel counts cannot be reconciled (a programming error).
+    """
+    out = resample(samples, sample_rate, info.sample_rate)
+    out = _fit_length(out, info.frames)
+    have, want = out.shape[0], info.channels
+    if have == want:
+        return np.ascontiguousarray(out, dtype=np.float32)
+    if have == 1:
+        return np.ascontiguousarray(np.repeat(out, want, axis=0), dtype=np.float32)
+    if want == 1:
+        return mix_down(out)
+    raise ValueError(f"cannot turn {have} channels into {want}")
+
+
+def _is_integer_subtype(subtype: str) -> bool:
+    """True for subtypes that store integers, where values beyond [-1, 1] wrap or clip."""
+    return subtype.startswith("PCM_") or subtype in {"ULAW", "ALAW", "DWVW_12", "DWVW_16", "DWVW_24"}
+
+
+def write_audio(
+    path: str | os.PathLike[str],
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str | None = None,
+) -> None:
+    """Writes an audio file atomically, choosing the format from the extension.
+
+    The data goes to a temporary file in the same folder which is then renamed over
+    ``path``, so an interrupted run never leaves a half-written file behind.
+
+    Args:
+        path: destination ending in ``.wav``, ``.flac``, ``.ogg`` (or ``.mp3`` where
+            libsndfile can encode it).
+        samples: ``(channels, n)`` float array (1-D is taken as mono).
+        sample_rate: rate in Hz.
+        subtype: soundfile subtype; default ``PCM_16`` for WAV and FLAC, ``VORBIS``
+            for OGG. Integer subtypes get the samples clipped to [-1, 1].
+
+    Raises:
+        AudioError: the extension is not supported, the subtype does not fit the
+            format, or the file cannot be written.
+    """
+    name = os.fspath(path)
+    p = Path(name)
+    ext = p.suffix.lower()
+    if ext not in _WRITE_FORMATS:
+        accepted = _join_or(list(_WRITE_FORMATS))
+        raise AudioError(f"{name} has an unsupported extension; mosapp writes {accepted} files.")
+    fmt, default_subtype = _WRITE_FORMATS[ext]
+    subtype = (subtype or default_subtype).upper()
+    if not sf.check_format(fmt, subtype):
+        raise AudioError(
+            f"{name} cannot be written as {subtype}; {fmt} accepts {_join_or(list(sf.available_subtypes(fmt)))}."
+        )
+
+    data = _as_2d_float32(samples)
+    if _is_integer_subtype(subtype):
+        # libsndfile would wrap out-of-range floats into loud clicks on some builds.
+        data = np.clip(data, -1.0, 1.0)
+    frames_by_channels = np.ascontiguousarray(data.T)
+
+    folder = p.parent
+    if not folder.is_dir():
+        raise AudioError(f"{name} cannot be written because the folder {folder} does not exist.")
+    if p.is_dir():
+        raise AudioError(f"{name} is a folder; give a file name ending in {ext}.")
+    # Hidden name in the same folder: os.replace is only atomic within one file system.
+    tmp = folder / f".{p.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        # os.open with 0o666 lets the umask decide the permissions, as a plain write would.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            sf.write(fh, frames_by_channels, int(sample_rate), subtype=subtype, format=fmt)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except (OSError, sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _libsndfile_reason(exc)
+        raise AudioError(f"{name} cannot be written ({reason}).") from None
+    except BaseException:
+        # KeyboardInterrupt and the like: still leave no temporary file behind.
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,17 @@
+"""User-facing errors: each carries one sentence that names the file, field or value and what is accepted."""
+
+
+class MosappError(Exception):
+    """An error a user can meet (bad input, unknown name, missing file).
+
+    The message is a single sentence meant to be printed as is; the command line
+    prints it without a traceback and exits non-zero. Anything else raised is a bug.
+    """
+
+
+class AudioError(MosappError):
+    """An audio file that cannot be read, or whose content the pipeline cannot process."""
+
+
+class ConfigError(MosappError):
+    """An unknown name or an out-of-range setting (geometry, backend, device …)."""

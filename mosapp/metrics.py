@@ -1,0 +1,409 @@
+"""Objective quality metrics of a round trip: spectral convergence, SI-SDR, mel distance, consistency, ViSQOL."""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from mosapp.errors import ConfigError, MosappError
+
+#: Window lengths (= FFT sizes) of the multi-scale mel distance, as in DAC's evaluation.
+MEL_WINDOW_LENGTHS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
+#: Mel bands per scale, paired with :data:`MEL_WINDOW_LENGTHS`.
+MEL_N_MELS: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320)
+#: Floor applied to mel magnitudes before the log10 (DAC's ``clamp_eps``).
+MEL_CLAMP_EPS: float = 1e-5
+
+#: Rate ViSQOL's audio mode is defined at; inputs are resampled to it.
+VISQOL_SAMPLE_RATE: int = 48_000
+#: Shortest input ViSQOL audio mode accepts: 45 frames of 80 ms hopped by 20 ms is 0.96 s.
+VISQOL_MIN_SECONDS: float = 1.0
+
+#: Relative magnitude floor of :func:`log_spectrogram_for_consistency`; tifresi's default
+#: ``stft_dynamic_range_dB = 50`` gives ``10 ** (-50 / 10)``.
+CONSISTENCY_RELATIVE_FLOOR: float = 1e-5
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """Return ``x`` (numpy array, torch tensor or sequence) as a float64/complex128 numpy array."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if np.iscomplexobj(arr):
+        return arr.astype(np.complex128, copy=False)
+    return arr.astype(np.float64, copy=False)
+
+
+def spectral_convergence_db(reference_magnitude: Any, estimate_magnitude: Any) -> float:
+    """Spectral convergence of an estimated magnitude spectrogram, in dB.
+
+    ``SC = 20 log10( || |R| - |E| ||_F / || |R| ||_F )`` where ``R`` is the reference
+    and ``E`` the estimate, both of any (equal) shape, numpy or torch, real or complex
+    (the modulus is taken first). This is exactly ``-tifresi.metrics.projection_loss(R, E)``.
+
+    Direction: lower is better (e.g. -25 dB means the error has 5.6 % of the reference's
+    energy norm). An exact match gives ``-inf``; a silent reference (norm 0) gives ``nan``.
+
+    Args:
+        reference_magnitude: reference spectrogram (magnitudes or complex STFT).
+        estimate_magnitude: estimated spectrogram of the same shape.
+
+    Returns:
+        Spectral convergence in dB (float; ``-inf`` for identical inputs, ``nan`` for a
+        silent reference).
+
+    Raises:
+        MosappError: the two spectrograms have different shapes.
+    """
+    ref = np.abs(_to_numpy(reference_magnitude))
+    est = np.abs(_to_numpy(estimate_magnitude))
+    if ref.shape != est.shape:
+        raise MosappError(
+            f"Spectral convergence needs spectrograms of equal shape, got {ref.shape} and {est.shape}."
+        )
+    ref_norm = float(np.linalg.norm(ref.ravel()))
+    if ref_norm == 0.0:
+        return math.nan
+    err_norm = float(np.linalg.norm((ref - est).ravel()))
+    if err_norm == 0.0:
+        return -math.inf
+    return 20.0 * math.log10(err_norm / ref_norm)
+
+
+def si_sdr_db(reference: Any, estimate: Any) -> float:
+    """Scale-invariant signal-to-distortion ratio (Le Roux et al., 2019), in dB.
+
+    Both signals are made zero-mean along their last (time) axis, then flattened (so a
+    ``(channels, samples)`` pair is scored as one long signal). With ``s`` the reference
+    and ``ŝ`` the estimate::
+
+        alpha = (<ŝ, s> + eps) / (||s||^2 + eps)
+        e_target = alpha * s,   e_res = ŝ - e_target
+        SI-SDR = 10 log10( (||e_target||^2 + eps) / (||e_res||^2 + eps) )
+
+    with ``eps = 2.22e-16`` (float64 machine epsilon) so silent inputs give a finite
+    value. Direction: higher is better; it ignores the estimate's gain and is very
+    sensitive to phase (a PGHI reconstruction with correct magnitudes but drifting phase
+    can score near or below 0 dB). Identical signals score about ``10 log10(||s||^2 / eps)``
+    (well above 100 dB for audio-level signals).
+
+    Args:
+        reference: reference waveform, shape ``(n,)`` or ``(channels, n)``.
+        estimate: estimated waveform of the same shape.
+
+    Returns:
+        SI-SDR in dB.
+
+    Raises:
+        MosappError: the two waveforms have different shapes.
+    """
+    ref = _to_numpy(reference).real
+    est = _to_numpy(estimate).real
+    if ref.shape != est.shape:
+        raise MosappError(f"SI-SDR needs waveforms of equal shape, got {ref.shape} and {est.shape}.")
+    if ref.size == 0:
+        raise MosappError("SI-SDR needs non-empty waveforms.")
+    eps = float(np.finfo(np.float64).eps)
+    ref = (ref - ref.mean(axis=-1, keepdims=True)).ravel()
+    est = (est - est.mean(axis=-1, keepdims=True)).ravel()
+    alpha = (float(np.dot(est, ref)) + eps) / (float(np.dot(ref, ref)) + eps)
+    target = alpha * ref
+    residual = est - target
+    return 10.0 * math.log10((float(np.dot(target, target)) + eps) / (float(np.dot(residual, residual)) + eps))
+
+
+@functools.lru_cache(maxsize=None)
+def _mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Slaney-style mel filterbank ``(n_mels, n_fft // 2 + 1)`` from librosa, cached.
+
+    ``librosa.filters.mel(sr, n_fft, n_mels, fmin=0, fmax=sr/2, htk=False, norm='slaney')``,
+    the same call descript-audiotools makes. librosa's "empty filters" warning (narrow
+    low bands at the 320-band scale) is silenced; DAC evaluates with the same filters.
+    """
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        filters = librosa.filters.mel(
+            sr=sample_rate,
+            n_fft=n_fft,
+            n_mels=n_mels,
+            fmin=0.0,
+            fmax=sample_rate / 2.0,
+            htk=False,
+            norm="slaney",
+        )
+    filters = np.asarray(filters, dtype=np.float32)
+    filters.setflags(write=False)
+    return filters
+
+
+def _resolve_torch_device(device: Any):
+    """Map ``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'auto'`` or a ``torch.device`` to a ``torch.device``."""
+    import torch
+
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f'Unknown device "{device}"; use auto, cpu or cuda.') from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f'Device "{device}" was asked for but no CUDA GPU is available; use cpu or auto.')
+    return dev
+
+
+def _as_tensor(x: Any):
+    """``x`` as a torch tensor (detached if it already is one, float32 if it comes from numpy)."""
+    import torch
+
+    if torch.is_tensor(x):
+        return x.detach()
+    return torch.from_numpy(np.ascontiguousarray(_to_numpy(x).real, dtype=np.float32))
+
+
+def mel_distance(reference: Any, estimate: Any, sample_rate: int, *, device: Any = "cpu") -> float:
+    """Multi-scale log-mel L1 distance, as in DAC's evaluation (``MelSpectrogramLoss``).
+
+    For each scale ``(w, m)`` in ``zip(MEL_WINDOW_LENGTHS, MEL_N_MELS)`` =
+    ``(32, 5), (64, 10), (128, 20), (256, 40), (512, 80), (1024, 160), (2048, 320)``:
+
+    * STFT with ``torch.stft(n_fft=w, hop_length=w // 4, window=hann(w, periodic))``,
+      ``center=True`` with reflect padding, magnitude ``|X|`` (power 1);
+    * mel magnitude ``M = F_m |X|`` with ``F_m = librosa.filters.mel(sr, n_fft=w, n_mels=m,
+      fmin=0, fmax=sr/2)`` (Slaney mel scale, ``norm='slaney'``);
+    * ``d_w = mean | log10(max(M_ref, 1e-5)) - log10(max(M_est, 1e-5)) |`` over bands,
+      frames and channels.
+
+    ``distance = sum_w d_w`` (DAC's ``log_weight = 1``, ``mag_weight = 0``, ``pow = 1``).
+    Units: summed mean absolute log10-magnitude differences (dimensionless, "decades").
+    Direction: lower is better; 0 for identical signals. Computed in float32 like DAC.
+    The value depends on the absolute level (the 1e-5 floor), so compare signals at the
+    same scale (full scale = 1.0).
+
+    Args:
+        reference: reference waveform, numpy or torch, shape ``(n,)`` or ``(channels, n)``.
+        estimate: estimated waveform of the same shape.
+        sample_rate: sample rate of both signals in Hz (sets the mel filterbank).
+        device: torch device to compute on: ``'cpu'`` (default), ``'cuda'``, ``'cuda:N'``
+            or ``'auto'`` (CUDA when present).
+
+    Returns:
+        The mel distance (the mean over channels of each channel's distance).
+
+    Raises:
+        MosappError: shapes differ, are not 1-D/2-D, or the signal is too short
+            (the 2048-sample scale needs more than 1024 samples for reflect padding).
+        ConfigError: the device is unknown or CUDA is not available.
+    """
+    import torch
+
+    dev = _resolve_torch_device(device)
+    ref = _as_tensor(reference)
+    est = _as_tensor(estimate)
+    if tuple(ref.shape) != tuple(est.shape):
+        raise MosappError(
+            f"Mel distance needs waveforms of equal shape, got {tuple(ref.shape)} and {tuple(est.shape)}."
+        )
+    if ref.ndim not in (1, 2):
+        raise MosappError(
+            f"Mel distance needs waveforms shaped (samples,) or (channels, samples), got {tuple(ref.shape)}."
+        )
+    min_samples = max(MEL_WINDOW_LENGTHS) // 2 + 1
+    if ref.shape[-1] < min_samples:
+        raise MosappError(f"Mel distance needs at least {min_samples} samples per channel, got {ref.shape[-1]}.")
+    ref = ref.to(device=dev, dtype=torch.float32).reshape(-1, ref.shape[-1])
+    est = est.to(device=dev, dtype=torch.float32).reshape(-1, est.shape[-1])
+    both = torch.cat([ref, est], dim=0)
+    n_channels = ref.shape[0]
+
+    total = torch.zeros(n_channels, dtype=torch.float64, device=dev)
+    with torch.no_grad():
+        for window_length, n_mels in zip(MEL_WINDOW_LENGTHS, MEL_N_MELS):
+            window = torch.hann_window(window_length, periodic=True, dtype=torch.float32, device=dev)
+            spec = torch.stft(
+                both,
+                n_fft=window_length,
+                hop_length=window_length // 4,
+                window=window,
+                center=True,
+                pad_mode="reflect",
+                return_complex=True,
+            ).abs()  # (2c, bins, frames)
+            filters = torch.from_numpy(_mel_filters(int(sample_rate), window_length, n_mels).copy()).to(dev)
+            mel = torch.matmul(filters, spec)  # (2c, n_mels, frames)
+            log_mel = torch.log10(mel.clamp(min=MEL_CLAMP_EPS))
+            diff = (log_mel[:n_channels] - log_mel[n_channels:]).abs()
+            total += diff.mean(dim=(1, 2)).to(torch.float64)
+    return float(total.mean().item())
+
+
+def log_spectrogram_for_consistency(magnitude: Any, floor: float = CONSISTENCY_RELATIVE_FLOOR) -> np.ndarray:
+    """The log spectrogram :func:`consistency` expects, in tifresi's convention.
+
+    ``L = 10 log10( max(|S|, floor * max|S|) )``: tifresi's
+    ``transforms.log_spectrogram(S, dynamic_range_dB=50)``, the representation its
+    examples feed to ``metrics.consistency``. Note the factor is 10 (not 20) on a
+    *magnitude*, and the floor is relative to the peak: the default ``1e-5`` equals
+    tifresi's 50 "dB" dynamic range (100 dB in magnitude terms).
+
+    Args:
+        magnitude: magnitude (or complex) spectrogram ``(freq, time)``, numpy or torch.
+        floor: magnitude floor relative to the spectrogram's peak, in (0, 1].
+
+    Returns:
+        float64 array of the same shape.
+
+    Raises:
+        MosappError: the floor is not in (0, 1].
+    """
+    if not 0.0 < floor <= 1.0:
+        raise MosappError(f"The consistency log floor must be in (0, 1], got {floor}.")
+    mag = np.abs(_to_numpy(magnitude))
+    minimum = np.max(mag) * floor if mag.size else 0.0
+    if minimum <= 0.0:
+        minimum = np.finfo(np.float64).tiny  # silent spectrogram: keep the log finite
+    return 10.0 * np.log10(np.clip(mag, a_min=minimum, a_max=None))
+
+
+def _standardize(values: np.ndarray) -> np.ndarray:
+    """Subtract the mean and divide by the l2 norm of the centred values."""
+    centred = values - np.mean(values, keepdims=True)
+    return centred / np.sqrt(np.sum(np.abs(centred) ** 2, keepdims=True))
+
+
+def consistency(log_spectrogram: Any) -> float:
+    """Spectrogram consistency (Marafioti et al., 2019), the seed's metric; same as ``tifresi.metrics.consistency``.
+
+    Input ``L`` is tifresi's log spectrogram ``10 log10 |S|`` (see
+    :func:`log_spectrogram_for_consistency`), shape ``(freq, time)``. With
+    ``D = ln |S| = ln(10 ** (L / 10))`` and ``m, n`` over interior bins and frames::
+
+        D_tt[m, n] = D[m, n-1] - 2 D[m, n] + D[m, n+1] + pi/4
+        D_ff[m, n] = D[m-1, n] - 2 D[m, n] + D[m+1, n] + pi/4
+        a = |D_tt|,  b = |D_ff|
+        consistency = sum( (a - mean a) / ||a - mean a||_2  *  (b - mean b) / ||b - mean b||_2 )
+
+    i.e. the Pearson correlation of the absolute second time and frequency derivatives of
+    the log-magnitude. For a Gaussian-window STFT these derivatives are tied to each
+    other, so a magnitude that comes from a real signal correlates strongly; a value in
+    [-1, 1]. Direction: higher is more consistent (closer to a real STFT). It is
+    unit-free and invariant to the spectrogram's gain, but depends on the lattice (the
+    ``pi/4`` offset assumes tifresi's geometry) and on the log floor. A constant
+    spectrogram has undefined correlation and gives ``nan``.
+
+    Args:
+        log_spectrogram: ``10 log10 |S|`` as a 2-D array ``(freq, time)``, at least 3 x 3.
+
+    Returns:
+        The consistency, a float in [-1, 1] (or ``nan``).
+
+    Raises:
+        MosappError: the input is not 2-D or is smaller than 3 x 3.
+    """
+    log10_spec = _to_numpy(log_spectrogram).real
+    if log10_spec.ndim != 2 or min(log10_spec.shape) < 3:
+        raise MosappError(
+            f"Consistency needs a 2-D (freq, time) log spectrogram of at least 3 x 3, got shape {log10_spec.shape}."
+        )
+    # Same operations, in the same order, as tifresi (np.log of inv_log_spectrogram).
+    log_spec = np.log(10 ** (log10_spec / 10))
+    centre = log_spec[1:-1, 1:-1]
+    ttderiv = log_spec[1:-1, :-2] - 2 * centre + log_spec[1:-1, 2:] + np.pi / 4
+    ffderiv = log_spec[:-2, 1:-1] - 2 * centre + log_spec[2:, 1:-1] + np.pi / 4
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = np.sum(_standardize(np.abs(ttderiv)) * _standardize(np.abs(ffderiv)))
+    return float(value)
+
+
+@functools.lru_cache(maxsize=1)
+def _visqol_api():
+    """A ViSQOL v3 audio-mode API object (bundled SVR model), created once per process."""
+    try:
+        from visqol import VisqolApi
+    except ImportError:
+        raise MosappError(
+            "ViSQOL is not installed; install the visqol-python package to compute the visqol metric."
+        ) from None
+    api = VisqolApi()
+    api.create(mode="audio")
+    return api
+
+
+def _mono_48k(x: Any, sample_rate: int) -> np.ndarray:
+    """Mix ``(n,)`` or ``(channels, n)`` to mono (mean of channels) and resample to 48 kHz with soxr."""
+    import soxr
+
+    arr = _to_numpy(x).real
+    if arr.ndim == 2:
+        arr = arr.mean(axis=0)
+    elif arr.ndim != 1:
+        raise MosappError(f"ViSQOL needs waveforms shaped (samples,) or (channels, samples), got {arr.shape}.")
+    if sample_rate != VISQOL_SAMPLE_RATE:
+        arr = soxr.resample(arr, sample_rate, VISQOL_SAMPLE_RATE)
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def visqol(reference: Any, estimate: Any, sample_rate: int) -> float:
+    """ViSQOL v3 audio-mode MOS-LQO of ``estimate`` against ``reference``.
+
+    Both signals are mixed to mono (mean of channels), resampled to 48 kHz with soxr
+    (default "HQ" quality) and scored by ``visqol-python`` (a Python port of Google's
+    ViSQOL v3.3.3): ``VisqolApi().create(mode="audio")`` then
+    ``measure_from_arrays(ref, deg, 48000).moslqo``. Audio mode uses a 32-band gammatone
+    spectrogram (50 Hz .. 24 kHz) with 80 ms windows and 20 ms hops, 30-frame patches,
+    global alignment, NSIM similarity and the bundled SVR model mapping to MOS.
+    Samples are taken as floats at full scale 1.0. Direction: higher is better, 1..5;
+    identical signals score about 4.73 (the model's ceiling). The first call in a fresh
+    environment JIT-compiles numba kernels (about 10 s); the cache then makes it fast.
+
+    Args:
+        reference: reference waveform, numpy or torch, shape ``(n,)`` or ``(channels, n)``.
+        estimate: estimated waveform, same layout (lengths may differ slightly; ViSQOL aligns).
+        sample_rate: sample rate of both signals in Hz.
+
+    Returns:
+        MOS-LQO, a float in [1, 5].
+
+    Raises:
+        MosappError: visqol-python is missing, or a signal is shorter than 1 s.
+    """
+    api = _visqol_api()
+    if sample_rate <= 0:
+        raise MosappError(f"ViSQOL needs a positive sample rate, got {sample_rate}.")
+    ref = _mono_48k(reference, sample_rate)
+    est = _mono_48k(estimate, sample_rate)
+    shortest = min(ref.size, est.size) / VISQOL_SAMPLE_RATE
+    if shortest < VISQOL_MIN_SECONDS:
+        raise MosappError(
+            f"ViSQOL needs at least {VISQOL_MIN_SECONDS:g} s of audio, got {shortest:.3f} s."
+        )
+    return float(api.measure_from_arrays(ref, est, VISQOL_SAMPLE_RATE).moslqo)
+
+
+@dataclass
+class Metrics:
+    """One round trip's scores; ``None`` where a metric was not computed.
+
+    Attributes:
+        spectral_convergence_db: :func:`spectral_convergence_db`, dB, lower is better.
+        si_sdr_db: :func:`si_sdr_db`, dB, higher is better.
+        mel_distance: :func:`mel_distance`, lower is better (0 = identical).
+        consistency: :func:`consistency` of the reconstruction, higher is better.
+        visqol: :func:`visqol` MOS-LQO, 1..5, higher is better.
+    """
+
+    spectral_convergence_db: float | None = None
+    si_sdr_db: float | None = None
+    mel_distance: float | None = None
+    consistency: float | None = None
+    visqol: float | None = None
+
+    def as_dict(self) -> dict[str, float | None]:
+        """The scores as a ``{name: value}`` dict of plain Python floats (or ``None``), in field order."""
+        return {key: (None if value is None else float(value)) for key, value in asdict(self).items()}

@@ -1,0 +1,277 @@
+"""Tests of mosapp.metrics against hand-computed values and the reference implementations (tifresi, librosa)."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+
+from mosapp import metrics
+from mosapp.errors import ConfigError, MosappError
+from mosapp.metrics import (
+    Metrics,
+    consistency,
+    log_spectrogram_for_consistency,
+    mel_distance,
+    si_sdr_db,
+    spectral_convergence_db,
+    visqol,
+)
+
+SR = 44_100
+
+
+def _music(seconds: float, seed: int = 0) -> np.ndarray:
+    """A few harmonic notes with attack/decay envelopes plus a little noise, peak about 0.5."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    x = np.zeros_like(t)
+    notes = [(220.0, 0.0), (277.18, 0.6), (329.63, 1.2), (440.0, 1.8), (261.63, 2.4)]
+    for f0, onset in notes:
+        local = t - onset
+        env = np.where(local >= 0, (1 - np.exp(-local / 0.01)) * np.exp(-2.5 * np.clip(local, 0, None)), 0.0)
+        for k in range(1, 9):
+            if f0 * k < SR / 2:
+                x += env * (0.25 / k) * np.sin(2 * np.pi * f0 * k * t + 0.3 * k)
+    x += 0.002 * rng.standard_normal(t.size)
+    return 0.5 * x / np.max(np.abs(x))
+
+
+@pytest.fixture(scope="module")
+def music() -> np.ndarray:
+    """3 s of music-like audio at 44.1 kHz, length a multiple of 1024 (for tifresi's lattice)."""
+    x = _music(3.0)
+    return x[: len(x) // 1024 * 1024]
+
+
+# --------------------------------------------------------------------------- spectral convergence
+
+
+def test_spectral_convergence_identical_is_minus_inf():
+    rng = np.random.default_rng(1)
+    s = rng.random((65, 40))
+    assert spectral_convergence_db(s, s.copy()) == -math.inf
+
+
+def test_spectral_convergence_hand_computed():
+    # ||R|| = 5, ||R - E|| = 0.5 -> 20 log10(0.1) = -20 dB.
+    assert spectral_convergence_db(np.array([3.0, 4.0]), np.array([3.0, 4.5])) == pytest.approx(-20.0, abs=1e-12)
+    # Complex inputs are compared by modulus: |3+4j| = 5 vs 4 -> 20 log10(1/5).
+    assert spectral_convergence_db(np.array([3 + 4j]), np.array([4.0])) == pytest.approx(20 * math.log10(0.2))
+
+
+def test_spectral_convergence_silent_reference_is_nan():
+    assert math.isnan(spectral_convergence_db(np.zeros((4, 4)), np.ones((4, 4))))
+
+
+def test_spectral_convergence_is_minus_tifresi_projection_loss():
+    from tifresi.metrics import projection_loss
+
+    rng = np.random.default_rng(2)
+    for shape in [(257, 100), (513, 37)]:
+        ref = rng.random(shape)
+        est = ref + 0.05 * rng.standard_normal(shape)
+        ours = spectral_convergence_db(ref, est)
+        assert ours == pytest.approx(-projection_loss(ref, est), rel=1e-12)
+        assert ours < 0
+
+
+def test_spectral_convergence_accepts_torch_and_checks_shape():
+    rng = np.random.default_rng(3)
+    ref = rng.random((20, 10))
+    est = ref * 1.1
+    assert spectral_convergence_db(torch.from_numpy(ref), torch.from_numpy(est)) == pytest.approx(20 * math.log10(0.1))
+    with pytest.raises(MosappError):
+        spectral_convergence_db(ref, est[:, :5])
+
+
+# --------------------------------------------------------------------------- SI-SDR
+
+
+def test_si_sdr_is_scale_invariant(music):
+    rng = np.random.default_rng(4)
+    est = music + 0.05 * rng.standard_normal(music.size)
+    base = si_sdr_db(music, est)
+    assert si_sdr_db(music, 3.0 * est) == pytest.approx(base, abs=1e-9)
+    assert si_sdr_db(music, 0.2 * est + 0.1) == pytest.approx(base, abs=1e-9)  # gain and DC offset
+
+
+def test_si_sdr_known_value_with_orthogonal_noise(music):
+    rng = np.random.default_rng(5)
+    s = music - music.mean()
+    n = rng.standard_normal(s.size)
+    n -= n.mean()
+    n -= np.dot(n, s) / np.dot(s, s) * s  # orthogonal to s, still zero-mean
+    n *= math.sqrt(np.dot(s, s) / np.dot(n, n)) * 10 ** (-12.0 / 20)  # exactly 12 dB below s
+    expected = 10 * math.log10(np.dot(s, s) / np.dot(n, n))
+    assert expected == pytest.approx(12.0)
+    assert si_sdr_db(s, s + n) == pytest.approx(expected, abs=1e-6)
+
+
+def test_si_sdr_identical_is_large_and_multichannel(music):
+    assert si_sdr_db(music, music) > 100.0
+    stereo = np.stack([music, music[::-1]])
+    assert si_sdr_db(stereo, stereo) > 100.0
+    # The optimal scale may be negative: a sign flip is also "scale".
+    assert si_sdr_db(stereo, -stereo) > 100.0
+    with pytest.raises(MosappError):
+        si_sdr_db(music, music[:-1])
+
+
+# --------------------------------------------------------------------------- mel distance
+
+
+def _mel_distance_librosa(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
+    """Independent numpy/librosa implementation of the documented definition."""
+    import librosa
+
+    total = 0.0
+    for w, m in zip(metrics.MEL_WINDOW_LENGTHS, metrics.MEL_N_MELS):
+        fb = librosa.filters.mel(sr=sr, n_fft=w, n_mels=m, fmin=0.0, fmax=sr / 2)
+        mels = [
+            fb @ np.abs(librosa.stft(x, n_fft=w, hop_length=w // 4, window="hann", center=True, pad_mode="reflect"))
+            for x in (ref, est)
+        ]
+        total += np.mean(np.abs(np.log10(np.maximum(mels[0], 1e-5)) - np.log10(np.maximum(mels[1], 1e-5))))
+    return float(total)
+
+
+@pytest.fixture(scope="module")
+def short_music(music) -> np.ndarray:
+    return music[:SR]
+
+
+def test_mel_distance_identical_is_zero(short_music):
+    assert mel_distance(short_music, short_music.copy(), SR) == 0.0
+
+
+def test_mel_distance_matches_librosa_definition(short_music):
+    rng = np.random.default_rng(6)
+    est = short_music + 0.01 * rng.standard_normal(short_music.size)
+    ours = mel_distance(short_music, est, SR)
+    assert ours == pytest.approx(_mel_distance_librosa(short_music, est, SR), rel=1e-3)
+
+
+def test_mel_distance_grows_with_noise_and_is_symmetric(short_music):
+    rng = np.random.default_rng(7)
+    noise = rng.standard_normal(short_music.size)
+    values = [mel_distance(short_music, short_music + level * noise, SR) for level in (1e-4, 1e-3, 1e-2, 1e-1)]
+    assert all(a < b for a, b in zip(values, values[1:])), values
+    est = short_music + 1e-2 * noise
+    assert mel_distance(est, short_music, SR) == pytest.approx(mel_distance(short_music, est, SR), rel=1e-5)
+
+
+def test_mel_distance_stereo_is_mean_of_channels(short_music):
+    rng = np.random.default_rng(8)
+    ref = np.stack([short_music, np.roll(short_music, 1000)])
+    est = ref + np.array([[1e-3], [3e-2]]) * rng.standard_normal(ref.shape)
+    per_channel = [mel_distance(ref[c], est[c], SR) for c in range(2)]
+    assert mel_distance(ref, est, SR) == pytest.approx(np.mean(per_channel), rel=1e-5)
+    assert mel_distance(torch.from_numpy(ref), torch.from_numpy(est), SR) == pytest.approx(np.mean(per_channel), rel=1e-5)
+
+
+def test_mel_distance_rejects_bad_input(short_music):
+    with pytest.raises(MosappError):
+        mel_distance(short_music, short_music[:-1], SR)
+    with pytest.raises(MosappError):
+        mel_distance(short_music[:1000], short_music[:1000], SR)
+    with pytest.raises(ConfigError):
+        mel_distance(short_music, short_music, SR, device="tpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_mel_distance_cuda_matches_cpu(short_music):
+    rng = np.random.default_rng(9)
+    noise = rng.standard_normal(short_music.size)
+    assert mel_distance(short_music, short_music, SR, device="cuda") == 0.0
+    values = [mel_distance(short_music, short_music + level * noise, SR, device="cuda") for level in (1e-4, 1e-3, 1e-2, 1e-1)]
+    assert all(a < b for a, b in zip(values, values[1:])), values
+    est = short_music + 1e-2 * noise
+    cpu = mel_distance(short_music, est, SR, device="cpu")
+    assert mel_distance(short_music, est, SR, device="cuda") == pytest.approx(cpu, rel=1e-4)
+    stereo = np.stack([short_music, est])
+    assert mel_distance(stereo, stereo[::-1].copy(), SR, device="cuda") == pytest.approx(cpu, rel=1e-4)
+
+
+# --------------------------------------------------------------------------- consistency
+
+
+def test_consistency_equals_tifresi_on_random_arrays():
+    import tifresi.metrics
+
+    rng = np.random.default_rng(10)
+    for shape in [(257, 120), (513, 64), (5, 4)]:
+        log_spec = 10 * rng.standard_normal(shape) - 30
+        assert consistency(log_spec) == pytest.approx(tifresi.metrics.consistency(log_spec), rel=1e-9)
+
+
+def test_consistency_equals_tifresi_on_real_spectrograms(music):
+    import tifresi.metrics
+    import tifresi.transforms
+    from tifresi.stft import GaussTruncTF
+
+    for hop, channels in [(256, 1024), (64, 512)]:
+        mag = GaussTruncTF(hop_size=hop, stft_channels=channels).spectrogram(music)
+        log_spec = log_spectrogram_for_consistency(mag)
+        np.testing.assert_array_equal(log_spec, tifresi.transforms.log_spectrogram(mag, dynamic_range_dB=50))
+        ours = consistency(log_spec)
+        assert ours == pytest.approx(tifresi.metrics.consistency(log_spec), rel=1e-9)
+        # A real STFT magnitude is markedly more consistent than a randomly perturbed one.
+        perturbed = mag * np.exp(0.5 * np.random.default_rng(11).standard_normal(mag.shape))
+        assert ours > consistency(log_spectrogram_for_consistency(perturbed)) + 0.1
+
+
+def test_consistency_gain_invariant_and_rejects_small_input(music):
+    from tifresi.stft import GaussTruncTF
+
+    mag = GaussTruncTF(hop_size=256, stft_channels=1024).spectrogram(music)
+    assert consistency(log_spectrogram_for_consistency(7.0 * mag)) == pytest.approx(
+        consistency(log_spectrogram_for_consistency(mag)), rel=1e-9
+    )
+    with pytest.raises(MosappError):
+        consistency(np.zeros((2, 10)))
+    with pytest.raises(MosappError):
+        log_spectrogram_for_consistency(mag, floor=0.0)
+
+
+# --------------------------------------------------------------------------- ViSQOL
+
+
+def test_visqol_identical_is_near_ceiling_and_degraded_is_lower(music):
+    assert visqol(music, music, SR) > 4.5
+    sos = scipy.signal.butter(8, 2000, btype="low", fs=SR, output="sos")
+    low_passed = scipy.signal.sosfilt(sos, music)
+    noisy = low_passed + 0.02 * np.random.default_rng(12).standard_normal(music.size)
+    assert visqol(music, noisy, SR) < 3.5
+    stereo = np.stack([music, music])
+    assert visqol(stereo, stereo, SR) > 4.5
+
+
+def test_visqol_rejects_short_input(music):
+    with pytest.raises(MosappError):
+        visqol(music[: SR // 2], music[: SR // 2], SR)
+
+
+def test_visqol_missing_package_raises_mosapp_error(monkeypatch, music):
+    metrics._visqol_api.cache_clear()
+    monkeypatch.setitem(sys.modules, "visqol", None)  # makes `import visqol` raise ImportError
+    try:
+        with pytest.raises(MosappError, match="visqol-python"):
+            visqol(music, music, SR)
+    finally:
+        metrics._visqol_api.cache_clear()
+
+
+# --------------------------------------------------------------------------- Metrics
+
+
+def test_metrics_as_dict():
+    m = Metrics(spectral_convergence_db=np.float64(-25.0), si_sdr_db=3.5, mel_distance=1.25, consistency=0.7)
+    d = m.as_dict()
+    assert list(d) == ["spectral_convergence_db", "si_sdr_db", "mel_distance", "consistency", "visqol"]
+    assert d["visqol"] is None
+    assert type(d["spectral_convergence_db"]) is float and d["spectral_convergence_db"] == -25.0
