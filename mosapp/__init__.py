@@ -1,0 +1,29 @@
+"""mosapp: compress audio as spectrogram images and measure what listeners hear.
+
+The public names of the core (none of which imports Qt)::
+
+    from mosapp import read_audio, write_audio, PipelineConfig, roundtrip, run_to_end
+"""
+
+from mosapp.audio import read_audio, write_audio
+from mosapp.config import GEOMETRIES, PipelineConfig, StftGeometry, get_geometry
+from mosapp.errors import AudioError, ConfigError, MosappError
+from mosapp.pipeline import Progress, RoundTripResult, roundtrip, run_to_end
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GEOMETRIES",
+    "AudioError",
+    "ConfigError",
+    "MosappError",
+    "PipelineConfig",
+    "Progress",
+    "RoundTripResult",
+    "StftGeometry",
+    "get_geometry",
+    "read_audio",
+    "roundtrip",
+    "run_to_end",
+    "write_audio",
+]

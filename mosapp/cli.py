@@ -1,0 +1,187 @@
+"""The command line: argument parsing, progress bars and printing; the work happens in the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from mosapp.config import GEOMETRIES, PipelineConfig
+from mosapp.errors import MosappError
+
+#: Inputs at least this long get a progress bar.
+PROGRESS_MIN_SECONDS = 20.0
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_CLIP = REPO_ROOT / "assets" / "demo" / "pluck-demo.flac"
+
+
+def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
+    defaults = PipelineConfig()
+    p.add_argument("--geometry", default=defaults.geometry,
+                   help=f"STFT geometry: {' | '.join(GEOMETRIES)} (default {defaults.geometry})")
+    p.add_argument("--phase", default=defaults.phase,
+                   help=f"phase reconstruction: pghi | tifresi | fgla | pghi+fgla (default {defaults.phase})")
+    p.add_argument("--device", default=defaults.device, help="auto | cpu | cuda (default auto: CUDA when present)")
+    p.add_argument("--fgla-iterations", type=int, default=defaults.fgla_iterations,
+                   help=f"iterations for fgla and pghi+fgla (default {defaults.fgla_iterations})")
+    p.add_argument("--per-channel", action="store_true",
+                   help="process each channel of a stereo file instead of the mono mix-down")
+    p.add_argument("--no-metrics", action="store_true", help="skip the objective metrics")
+    p.add_argument("--visqol", choices=["auto", "on", "off"], default="auto",
+                   help="ViSQOL (slow: ~0.2 s per second of audio); auto = on up to 120 s of audio")
+    p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
+                   help=f"progress bar on stderr; auto = for inputs of {PROGRESS_MIN_SECONDS:.0f} s or more")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mosapp",
+        description="Compress audio as spectrogram images, rebuild it by phase reconstruction, and measure it.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    rt = sub.add_parser("roundtrip", help='write the "PGHI only" reconstruction of IN to OUT and print metrics',
+                        description='Keep the spectrogram magnitude of IN, rebuild its phase, write OUT (same '
+                                    'length, rate and channels as IN) and print metrics and timing.')
+    rt.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, MP3)")
+    rt.add_argument("output", metavar="OUT", help="output file (.wav, .flac, .ogg)")
+    _add_pipeline_options(rt)
+    demo = sub.add_parser("demo", help="round-trip the shipped demo clip into out/ (what `mosapp` alone does)")
+    demo.add_argument("--out-dir", default="out", help="folder for the reconstruction (default out/)")
+    _add_pipeline_options(demo)
+    return parser
+
+
+def _config_from(args: argparse.Namespace) -> PipelineConfig:
+    return replace(PipelineConfig(), geometry=args.geometry, phase=args.phase, device=args.device,
+                   fgla_iterations=args.fgla_iterations, mono=not args.per_channel)
+
+
+def _format_result(result, in_path: str, out_path: str) -> str:
+    m = result.metrics
+    rows = [
+        ("input", f"{in_path} ({result.info.channels} ch, {result.info.sample_rate} Hz, "
+                  f"{result.info.frames / result.info.sample_rate:.2f} s)"),
+        ("output", out_path),
+        ("pipeline", f"geometry {result.geometry.name} ({result.geometry.channels} channels, hop "
+                     f"{result.geometry.hop}), phase {result.backend}, device {result.device}"),
+    ]
+
+    def fmt(value, unit="", digits=3):
+        return "n/a" if value is None else f"{value:.{digits}f}{unit}"
+
+    rows += [
+        ("spectral convergence", fmt(m.spectral_convergence_db, " dB", 2) + "  (lower is better)"),
+        ("SI-SDR", fmt(m.si_sdr_db, " dB", 2) + "  (phase is rebuilt, so expect it low)"),
+        ("mel distance", fmt(m.mel_distance) + "  (DAC multi-scale; lower is better)"),
+        ("consistency", fmt(m.consistency) + "  (of the target spectrogram; higher is more consistent)"),
+        ("ViSQOL MOS-LQO", fmt(m.visqol, "", 2) + "  (audio mode, 48 kHz; 1-5)"),
+    ]
+    stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings_s.items())
+    rows += [
+        ("time", f"{result.processing_seconds:.2f} s for {result.audio_seconds:.2f} s of audio "
+                 f"({result.realtime_factor:.1f}x real time)"),
+        ("stages", stages + "  (stages overlap on two threads)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _result_json(result, in_path: str, out_path: str) -> str:
+    return json.dumps({
+        "input": in_path,
+        "output": out_path,
+        "geometry": result.geometry.name,
+        "phase": result.backend,
+        "device": result.device,
+        "audio_seconds": result.audio_seconds,
+        "processing_seconds": result.processing_seconds,
+        "realtime_factor": result.realtime_factor,
+        "timings_s": result.timings_s,
+        "metrics": result.metrics.as_dict(),
+    })
+
+
+def run_roundtrip(in_path: str, out_path: str, args: argparse.Namespace) -> int:
+    # Imported here so `mosapp --help` stays instant.
+    from mosapp.audio import read_audio, write_audio
+    from mosapp.config import PIPELINE_SAMPLE_RATE, get_geometry
+    from mosapp.dsp import resolve_device
+    from mosapp.phase import get_backend
+    from mosapp.pipeline import roundtrip, run_to_end
+
+    config = _config_from(args)
+    # Names first: a typo should not cost a file read.
+    get_geometry(config.geometry)
+    get_backend(config.phase)
+    resolve_device(config.device)
+    out_dir = Path(out_path).resolve().parent
+    if not out_dir.is_dir():
+        raise MosappError(f"Cannot write {out_path}: the folder {out_dir} does not exist.")
+    audio = read_audio(in_path, sample_rate=PIPELINE_SAMPLE_RATE, mono=config.mono)
+    show = args.progress == "on" or (args.progress == "auto" and audio.duration_s >= PROGRESS_MIN_SECONDS)
+    visqol = {"on": True, "off": False, "auto": None}[args.visqol]
+    gen = roundtrip(audio, config, compute_metrics=not args.no_metrics, visqol=visqol)
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=1, unit="frame", unit_scale=True, desc="reconstructing", file=sys.stderr,
+                   dynamic_ncols=True, leave=False)
+
+        def on_progress(p):
+            if p.stage == "frames":
+                bar.total = p.total
+                bar.n = p.done
+                bar.refresh()
+            elif p.stage == "metrics" and p.done == 0:
+                bar.set_description("measuring")
+
+        try:
+            result = run_to_end(gen, on_progress)
+        finally:
+            bar.close()
+    else:
+        result = run_to_end(gen)
+    write_audio(out_path, result.output, result.info.sample_rate, subtype=_output_subtype(out_path, result.info))
+    print(_result_json(result, in_path, out_path) if args.json else _format_result(result, in_path, out_path))
+    return 0
+
+
+def _output_subtype(out_path: str, info) -> str | None:
+    """Keep the input's sample format when the output container is the same kind."""
+    ext = os.path.splitext(out_path)[1].lower()
+    if ext == ".wav" and info.subtype in ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"):
+        return info.subtype
+    if ext == ".flac" and info.subtype in ("PCM_16", "PCM_24"):
+        return info.subtype
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``mosapp`` and ``python -m mosapp``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        # Today the main job is the round trip; `mosapp` alone runs it on the shipped demo.
+        args = parser.parse_args(["demo", *(argv or [])])
+    try:
+        if args.command == "roundtrip":
+            return run_roundtrip(args.input, args.output, args)
+        if args.command == "demo":
+            out_dir = Path(args.out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            out = out_dir / f"{DEMO_CLIP.stem}-{args.phase}-{args.geometry}.wav"
+            print(f"mosapp demo: PGHI-only round trip of the shipped clip {DEMO_CLIP.relative_to(REPO_ROOT)}")
+            return run_roundtrip(str(DEMO_CLIP), str(out), args)
+    except MosappError as exc:
+        print(f"mosapp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mosapp: interrupted", file=sys.stderr)
+        return 130
+    parser.print_help()
+    return 2

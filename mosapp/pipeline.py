@@ -1,0 +1,386 @@
+"""Composes the stages into a round trip: a generator that yields progress and returns the result.
+
+::
+
+    audio (c, n) ─► pad ─► per block of frames: STFT ─► |.| ─► image [0,1] ─► (codec) ─►
+        magnitude ─► phase backend (seeded by the previous block) ─► synthesis ─► overlap-add
+    ─► crop ─► original rate / length / channels;  metrics on the way out
+
+Long inputs run in blocks of ``block_frames`` frames with ``context_frames`` of overlap
+either side: each block's phase continues from the last committed frames of the one
+before (seed frames), its look-ahead frames are recomputed by the next block, and every
+frame is synthesised exactly once. Memory therefore grows with the block size, not with
+the input, apart from the waveforms themselves and (for metrics) the target image kept
+in float16.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Generator, Iterator
+
+import numpy as np
+import torch
+
+from mosapp import dsp, metrics
+from mosapp.audio import Audio, AudioInfo, is_silent, restore_format
+from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
+from mosapp.errors import AudioError
+from mosapp.phase import get_backend, supports_blocks
+
+#: ViSQOL costs ~0.2 s per second of audio on 2 cores; "auto" runs it up to this length.
+VISQOL_AUTO_MAX_S = 120.0
+#: Mel distance is computed in chunks of this length so memory stays bounded.
+METRIC_CHUNK_S = 30.0
+
+ImageTransform = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: ``done`` of ``total`` units of ``stage`` (e.g. frames)."""
+
+    stage: str
+    done: int
+    total: int
+
+
+@dataclass
+class RoundTripResult:
+    """What a round trip produced.
+
+    Attributes:
+        output: float32 (channels, frames) in the input file's rate, length and channels.
+        reconstruction: float32 (channels, n) at the pipeline rate (what metrics compare).
+        reference: float32 (channels, n) at the pipeline rate (what entered the pipeline).
+        info: the input's format.
+        geometry, backend, device: what ran.
+        metrics: objective measures of the reconstruction.
+        timings_s: seconds per stage.
+    """
+
+    output: np.ndarray
+    reconstruction: np.ndarray
+    reference: np.ndarray
+    info: AudioInfo
+    geometry: StftGeometry
+    backend: str
+    device: str
+    metrics: metrics.Metrics
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.reference.shape[-1] / PIPELINE_SAMPLE_RATE
+
+    @property
+    def processing_seconds(self) -> float:
+        return sum(self.timings_s.values())
+
+    @property
+    def realtime_factor(self) -> float:
+        """Seconds of audio per second of processing (> 1 is faster than real time)."""
+        return self.audio_seconds / max(self.processing_seconds, 1e-9)
+
+
+class _Timer:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.totals: dict[str, float] = {}
+
+    def stage(self, name: str) -> "_Stage":
+        return _Stage(self, name)
+
+
+class _Stage:
+    def __init__(self, timer: _Timer, name: str) -> None:
+        self.timer, self.name = timer, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timer.device.type == "cuda":
+            torch.cuda.synchronize(self.timer.device)
+        self.timer.totals[self.name] = self.timer.totals.get(self.name, 0.0) + time.perf_counter() - self.start
+
+
+def frame_blocks(n_frames: int, block_frames: int, context_frames: int) -> Iterator[tuple[int, int, int, int]]:
+    """(core_start, core_stop, start, stop) for each block; ``[start, stop)`` adds context."""
+    b0 = 0
+    while b0 < n_frames:
+        b1 = min(b0 + block_frames, n_frames)
+        yield b0, b1, max(0, b0 - context_frames), min(n_frames, b1 + context_frames)
+        b0 = b1
+
+
+def check_processable(audio: Audio, geometry: StftGeometry) -> None:
+    """Raise :class:`AudioError` for audio the round trip cannot process (one sentence)."""
+    name = audio.info.path or "the input"
+    n = audio.samples.shape[-1]
+    if n < geometry.window_length:
+        ms = 1000.0 * geometry.window_length / PIPELINE_SAMPLE_RATE
+        raise AudioError(
+            f"{name} is {1000.0 * n / PIPELINE_SAMPLE_RATE:.1f} ms long, shorter than one analysis window of the "
+            f'"{geometry.name}" geometry ({geometry.window_length} samples, {ms:.1f} ms at {PIPELINE_SAMPLE_RATE} Hz).'
+        )
+    if is_silent(audio.samples):
+        raise AudioError(f"{name} is silent (every sample is zero), so it has no spectrogram to reconstruct.")
+
+
+def invert_magnitude(
+    magnitude_frames: Callable[[int, int], torch.Tensor],
+    n_frames: int,
+    length: int,
+    geometry: StftGeometry,
+    config: PipelineConfig,
+    *,
+    device: torch.device,
+    timer: _Timer | None = None,
+) -> Generator[Progress, None, torch.Tensor]:
+    """Phase reconstruction and synthesis of a magnitude spectrogram, block by block.
+
+    Two blocks are in flight at once: while the phase backend works on block k (numba
+    releases the GIL), a second thread reads block k+1's magnitude and synthesises and
+    overlap-adds block k-1, so both cores of a small machine are busy.
+
+    Args:
+        magnitude_frames: ``f(start, stop)`` → magnitude (bins, stop - start) on ``device``.
+        n_frames: frames of the periodic lattice.
+        length: samples of the periodic buffer (``n_frames * hop``).
+        geometry, config: lattice, backend and block sizes.
+        device: working device.
+        timer: stage timer.
+
+    Yields:
+        Progress in frames.
+
+    Returns:
+        the periodic waveform (length,), float32 on ``device``.
+    """
+    timer = timer or _Timer(device)
+    backend = get_backend(config.phase)
+    options = {"iterations": config.fgla_iterations}
+    if supports_blocks(config.phase):
+        block, context = config.block_frames, config.context_frames
+    else:
+        block, context = n_frames, 0
+    blocks = list(frame_blocks(n_frames, block, context))
+    y = torch.zeros(length, dtype=torch.float32, device=device)
+
+    def read(i: int) -> torch.Tensor:
+        _, _, start, stop = blocks[i]
+        with timer.stage("analysis"):
+            return magnitude_frames(start, stop)
+
+    def synthesise(committed: torch.Tensor, b0: int) -> None:
+        with timer.stage("synthesis"):
+            dsp.overlap_add(dsp.frame_synthesis(committed, geometry), geometry, y, frame_start=b0)
+
+    seed: torch.Tensor | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosapp-io") as pool:
+        pending_magnitude = pool.submit(read, 0)
+        pending_synthesis = None
+        for i, (b0, b1, start, stop) in enumerate(blocks):
+            magnitude = pending_magnitude.result()
+            if i + 1 < len(blocks):
+                pending_magnitude = pool.submit(read, i + 1)
+            with timer.stage("phase"):
+                use_seed = seed[:, seed.shape[-1] - (b0 - start):] if seed is not None and b0 > start else None
+                coeffs = backend(magnitude, geometry, seed=use_seed, **options)
+                committed = coeffs[:, b0 - start: b1 - start].to(torch.complex64)
+            seed = committed[:, -context:] if context else None
+            if pending_synthesis is not None:
+                pending_synthesis.result()
+            pending_synthesis = pool.submit(synthesise, committed, b0)
+            yield Progress("frames", b1, n_frames)
+        if pending_synthesis is not None:
+            pending_synthesis.result()
+    return y
+
+
+def reconstruct_channel(
+    x: torch.Tensor,
+    geometry: StftGeometry,
+    config: PipelineConfig,
+    *,
+    transform: ImageTransform | None = None,
+    timer: _Timer | None = None,
+    keep_target: bool = True,
+) -> Generator[Progress, None, tuple[torch.Tensor, torch.Tensor | None, dsp.ImageScale]]:
+    """One channel through image → (transform) → phase → waveform, block by block.
+
+    Args:
+        x: float32 waveform (n,) at the pipeline rate on the working device.
+        geometry: STFT lattice.
+        config: backend, block sizes, image mapping.
+        transform: optional image → image function (a codec's encode+decode).
+        timer: stage timer.
+        keep_target: also return the target image (float16, CPU) for metrics.
+
+    Yields:
+        Progress in frames.
+
+    Returns:
+        (reconstruction (n,), target image (bins, frames) or None, image scale).
+    """
+    timer = timer or _Timer(x.device)
+    with timer.stage("analysis"):
+        xp, offset = dsp.pad_for_lattice(x, geometry)
+        n_frames = geometry.frames_for(xp.shape[-1])
+        # Pass 1: the clip's peak fixes the image scale (recorded for decoding).
+        peak = 0.0
+        for b0, b1, _, _ in frame_blocks(n_frames, config.block_frames, 0):
+            peak = max(peak, float(dsp.stft(xp, geometry, b0, b1).abs().max()))
+        scale = dsp.image_scale_for(peak, config.image)
+    target = torch.empty(geometry.bins, n_frames, dtype=torch.float16) if keep_target else None
+
+    def magnitude_frames(start: int, stop: int) -> torch.Tensor:
+        image = dsp.magnitude_to_image(dsp.stft(xp, geometry, start, stop).abs(), scale)
+        if transform is not None:
+            image = transform(image)
+        if target is not None:
+            # Blocks overlap; every write of a frame carries the same value.
+            target[:, start:stop] = image.to("cpu", torch.float16)
+        return dsp.image_to_magnitude(image, scale)
+
+    y = yield from invert_magnitude(magnitude_frames, n_frames, xp.shape[-1], geometry, config,
+                                    device=x.device, timer=timer)
+    return y[offset: offset + x.shape[-1]], target, scale
+
+
+def _measure(
+    reference: torch.Tensor,
+    reconstruction: torch.Tensor,
+    targets: list[torch.Tensor],
+    scales: list[dsp.ImageScale],
+    geometry: StftGeometry,
+    config: PipelineConfig,
+    visqol: bool,
+) -> metrics.Metrics:
+    """Metrics of a reconstruction (channels, n) against the pipeline's input and target spectrograms."""
+    err2 = ref2 = 0.0
+    weighted_consistency = cells = 0.0
+    for ch, (target, scale) in enumerate(zip(targets, scales)):
+        yp, _ = dsp.pad_for_lattice(reconstruction[ch], geometry)
+        for b0, b1, _, _ in frame_blocks(target.shape[-1], config.block_frames, 0):
+            want = dsp.image_to_magnitude(target[:, b0:b1].to(yp.device, torch.float32), scale)
+            got = dsp.stft(yp, geometry, b0, b1).abs()
+            err2 += float(((want - got) ** 2).sum())
+            ref2 += float((want**2).sum())
+            mag = want.cpu().numpy()
+            if mag.shape[-1] >= 3 and mag.max() > 0:
+                c = metrics.consistency(metrics.log_spectrogram_for_consistency(mag))
+                weighted_consistency += c * mag.size
+                cells += mag.size
+    sc = 10.0 * math.log10(err2 / ref2) if ref2 > 0 and err2 > 0 else float("nan")
+    ref_np = reference.cpu().numpy()
+    rec_np = reconstruction.cpu().numpy()
+    chunk = int(METRIC_CHUNK_S * PIPELINE_SAMPLE_RATE)
+    mel_sum = mel_weight = 0.0
+    for s in range(0, ref_np.shape[-1], chunk):
+        a, b = ref_np[:, s: s + chunk], rec_np[:, s: s + chunk]
+        if a.shape[-1] < 2048:  # the longest mel window; a shorter tail adds nothing measurable
+            continue
+        mel_sum += metrics.mel_distance(a, b, PIPELINE_SAMPLE_RATE, device=reference.device) * a.shape[-1]
+        mel_weight += a.shape[-1]
+    return metrics.Metrics(
+        spectral_convergence_db=sc,
+        si_sdr_db=metrics.si_sdr_db(ref_np, rec_np),
+        mel_distance=mel_sum / mel_weight if mel_weight else None,
+        consistency=weighted_consistency / cells if cells else None,
+        visqol=metrics.visqol(ref_np, rec_np, PIPELINE_SAMPLE_RATE) if visqol else None,
+    )
+
+
+def roundtrip(
+    audio: Audio,
+    config: PipelineConfig = PipelineConfig(),
+    *,
+    transform: ImageTransform | None = None,
+    compute_metrics: bool = True,
+    visqol: bool | None = None,
+) -> Generator[Progress, None, RoundTripResult]:
+    """Run ``audio`` (read at the pipeline rate) through spectrogram → image → phase → waveform.
+
+    Without ``transform`` this is the "PGHI only" condition: the magnitude is kept (to the
+    image mapping's dynamic range) and only the phase is rebuilt.
+
+    Args:
+        audio: from :func:`mosapp.audio.read_audio` at :data:`PIPELINE_SAMPLE_RATE`.
+        config: geometry, backend, device, block sizes.
+        transform: optional image → image function (a codec).
+        compute_metrics: measure the reconstruction.
+        visqol: run ViSQOL (None: only for inputs up to :data:`VISQOL_AUTO_MAX_S`).
+
+    Yields:
+        :class:`Progress` events (frames done over all channels).
+
+    Returns:
+        :class:`RoundTripResult`.
+
+    Raises:
+        AudioError: audio too short for one window, or silent.
+        ConfigError: unknown geometry, backend or device.
+    """
+    geometry = get_geometry(config.geometry)
+    get_backend(config.phase)
+    device = dsp.resolve_device(config.device)
+    if audio.sample_rate != PIPELINE_SAMPLE_RATE:
+        raise ValueError(f"audio must be at {PIPELINE_SAMPLE_RATE} Hz, got {audio.sample_rate}")
+    check_processable(audio, geometry)
+    timer = _Timer(device)
+    with timer.stage("analysis"):
+        reference = torch.from_numpy(np.ascontiguousarray(audio.samples, dtype=np.float32)).to(device)
+    channels = reference.shape[0]
+    n_frames = geometry.frames_for(dsp.padded_length(reference.shape[-1], geometry))
+    outputs, targets, scales = [], [], []
+    for ch in range(channels):
+        gen = reconstruct_channel(reference[ch], geometry, config, transform=transform, timer=timer,
+                                  keep_target=compute_metrics)
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                y, target, scale = stop.value
+                break
+            yield Progress("frames", ch * n_frames + p.done, channels * n_frames)
+        outputs.append(y)
+        targets.append(target)
+        scales.append(scale)
+    reconstruction = torch.stack(outputs)
+    result_metrics = metrics.Metrics()
+    if compute_metrics:
+        yield Progress("metrics", 0, 1)
+        with timer.stage("metrics"):
+            run_visqol = visqol if visqol is not None else audio.duration_s <= VISQOL_AUTO_MAX_S
+            result_metrics = _measure(reference, reconstruction, targets, scales, geometry, config, run_visqol)
+        yield Progress("metrics", 1, 1)
+    with timer.stage("output"):
+        rec_np = reconstruction.cpu().numpy()
+        output = restore_format(rec_np, PIPELINE_SAMPLE_RATE, audio.info)
+    return RoundTripResult(
+        output=output,
+        reconstruction=rec_np,
+        reference=audio.samples,
+        info=audio.info,
+        geometry=geometry,
+        backend=config.phase,
+        device=str(device),
+        metrics=result_metrics,
+        timings_s=dict(timer.totals),
+    )
+
+
+def run_to_end(gen: Generator[Progress, None, RoundTripResult], on_progress: Callable[[Progress], None] | None = None):
+    """Drive a pipeline generator to its result, passing progress to ``on_progress``."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(p)
