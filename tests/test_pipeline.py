@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mosapp.audio import read_audio
+from mosapp.config import PipelineConfig
+from mosapp.errors import AudioError
+from mosapp.pipeline import frame_blocks, roundtrip, run_to_end
+from tests.conftest import music_like
+
+
+def _file(tmp_path, signal: np.ndarray, rate: int, subtype="PCM_16", name="in.wav"):
+    path = tmp_path / name
+    sf.write(path, signal.T, rate, subtype=subtype)
+    return str(path)
+
+
+def test_frame_blocks_cover_every_frame_once():
+    blocks = list(frame_blocks(1000, 300, 20))
+    assert [(b0, b1) for b0, b1, _, _ in blocks] == [(0, 300), (300, 600), (600, 900), (900, 1000)]
+    assert blocks[1][2:] == (280, 620) and blocks[0][2] == 0 and blocks[-1][3] == 1000
+
+
+def test_output_has_the_inputs_length_rate_and_channels(tmp_path, device):
+    path = _file(tmp_path, music_like(1.3, 48_000, channels=2), 48_000, "PCM_24")
+    audio = read_audio(path)
+    result = run_to_end(roundtrip(audio, PipelineConfig(device=device), visqol=False))
+    assert result.output.shape == (2, int(1.3 * 48_000))
+    assert result.info.sample_rate == 48_000
+    assert result.output.dtype == np.float32
+    # Mono mix-down: both output channels carry the same reconstruction.
+    assert np.array_equal(result.output[0], result.output[1])
+    assert result.metrics.spectral_convergence_db < -12
+    assert result.metrics.mel_distance is not None and result.metrics.visqol is None
+    assert set(result.timings_s) >= {"analysis", "phase", "synthesis", "metrics"}
+
+
+def test_per_channel_processing_keeps_channels_apart(tmp_path):
+    left = music_like(1.0, 44_100, seed=1)[0]
+    right = music_like(1.0, 44_100, seed=2)[0]
+    path = _file(tmp_path, np.stack([left, right]), 44_100)
+    result = run_to_end(roundtrip(read_audio(path, mono=False), PipelineConfig(mono=False), visqol=False))
+    assert result.output.shape == (2, 44_100)
+    assert not np.allclose(result.output[0], result.output[1])
+
+
+def test_blocks_match_one_pass_quality_and_report_progress(tmp_path):
+    audio = read_audio(_file(tmp_path, music_like(3.0, 44_100, seed=3), 44_100))
+    one = run_to_end(roundtrip(audio, PipelineConfig(block_frames=100_000), visqol=False))
+    events = []
+    blocks = run_to_end(roundtrip(audio, PipelineConfig(block_frames=256, context_frames=32), visqol=False),
+                        events.append)
+    frames = [e.done for e in events if e.stage == "frames"]
+    assert len(frames) > 3 and frames == sorted(frames) and frames[-1] == events[0].total
+    assert blocks.metrics.spectral_convergence_db <= one.metrics.spectral_convergence_db + 0.5
+
+
+@pytest.mark.parametrize("phase", ["tifresi", "fgla", "pghi+fgla"])
+def test_every_backend_runs_through_the_pipeline(tmp_path, phase):
+    audio = read_audio(_file(tmp_path, music_like(1.0, 44_100), 44_100))
+    config = PipelineConfig(geometry="thesis", phase=phase, fgla_iterations=8, block_frames=300)
+    result = run_to_end(roundtrip(audio, config, visqol=False))
+    assert result.output.shape == (1, 44_100)
+    assert result.metrics.spectral_convergence_db < -5
+
+
+def test_silent_and_too_short_inputs_are_refused(tmp_path):
+    silent = read_audio(_file(tmp_path, np.zeros((1, 44_100), np.float32), 44_100, name="silent.wav"))
+    with pytest.raises(AudioError, match="silent.wav is silent"):
+        run_to_end(roundtrip(silent))
+    short = read_audio(_file(tmp_path, music_like(0.01, 44_100), 44_100, name="short.wav"))
+    with pytest.raises(AudioError, match="shorter than one analysis window"):
+        run_to_end(roundtrip(short))
+
+
+def test_visqol_runs_when_asked(tmp_path):
+    audio = read_audio(_file(tmp_path, music_like(2.0, 44_100), 44_100))
+    result = run_to_end(roundtrip(audio, visqol=True))
+    assert 3.0 < result.metrics.visqol <= 5.0
