@@ -216,6 +216,10 @@ def read_audio(
             pass
     except OSError as exc:
         raise AudioError(f"{name} cannot be opened ({exc.strerror or exc}).") from None
+    # libsndfile says only "Format not recognised" for a 0-byte file. Regular files
+    # only: a pipe (e.g. bash process substitution) also reports size 0.
+    if p.is_file() and p.stat().st_size == 0:
+        raise AudioError(f"{name} is empty (0 bytes); give a WAV, FLAC, OGG/Vorbis or MP3 file.")
 
     try:
         with sf.SoundFile(name) as f:
@@ -244,8 +248,12 @@ def read_audio(
     except (sf.SoundFileError, RuntimeError, ValueError, EOFError, OSError, TypeError) as exc:
         # LibsndfileError (a RuntimeError) covers bad headers and decode failures
         # mid-file; the others are what a misbehaving decoder may raise instead.
+        reason = _libsndfile_reason(exc)
+        if "does not exist" in reason:
+            # What libsndfile says when its MP3 probe of a corrupt file fails; the file exists (checked above).
+            reason = "Format not recognised"
         raise AudioError(
-            f"{name} cannot be read as audio ({_libsndfile_reason(exc)}); mosapp reads {_READABLE} files."
+            f"{name} cannot be read as audio ({reason}); mosapp reads {_READABLE} files."
         ) from None
 
     frames = int(data.shape[0])

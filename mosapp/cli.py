@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -54,6 +55,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out-dir", default="out", help="folder for the reconstruction (default out/)")
     _add_pipeline_options(demo)
     return parser
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Send what C libraries write to file descriptor 2 to /dev/null for a moment.
+
+    libmpg123 (inside libsndfile) prints warnings such as "Cannot read next header" straight
+    to fd 2 while it probes a corrupt file, before Python gets the error; the command line
+    promises one line per error, so the input is read with fd 2 silenced.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 to protect
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _config_from(args: argparse.Namespace) -> PipelineConfig:
@@ -122,7 +149,8 @@ def run_roundtrip(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     out_dir = Path(out_path).resolve().parent
     if not out_dir.is_dir():
         raise MosappError(f"Cannot write {out_path}: the folder {out_dir} does not exist.")
-    audio = read_audio(in_path, sample_rate=PIPELINE_SAMPLE_RATE, mono=config.mono)
+    with _native_stderr_silenced():
+        audio = read_audio(in_path, sample_rate=PIPELINE_SAMPLE_RATE, mono=config.mono)
     show = args.progress == "on" or (args.progress == "auto" and audio.duration_s >= PROGRESS_MIN_SECONDS)
     visqol = {"on": True, "off": False, "auto": None}[args.visqol]
     gen = roundtrip(audio, config, compute_metrics=not args.no_metrics, visqol=visqol)

@@ -119,7 +119,9 @@ class PipelineConfig:
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         mono: mix down to mono (default) or process each channel.
         fgla_iterations: FGLA iterations for ``fgla`` and ``pghi+fgla``.
-        block_frames: frames committed per block; bounds memory on long inputs.
+        block_seconds: audio committed per block; bounds memory on long inputs. A clip up
+            to this long runs in one block, exactly like tifresi's whole-signal PGHI; longer
+            inputs continue each block's phase from the previous one (seed frames).
         context_frames: frames of overlap either side of a block.
         image: log-magnitude image mapping.
     """
@@ -129,6 +131,10 @@ class PipelineConfig:
     device: str = "auto"
     mono: bool = True
     fgla_iterations: int = 32
-    block_frames: int = 4096
+    block_seconds: float = 32.0
     context_frames: int = 64
     image: ImageMapping = field(default_factory=ImageMapping)
+
+    def block_frames(self, geometry: StftGeometry) -> int:
+        """Frames per block for ``geometry``."""
+        return max(1, int(math.ceil(self.block_seconds * PIPELINE_SAMPLE_RATE / geometry.hop)))

@@ -6,7 +6,7 @@
         magnitude ─► phase backend (seeded by the previous block) ─► synthesis ─► overlap-add
     ─► crop ─► original rate / length / channels;  metrics on the way out
 
-Long inputs run in blocks of ``block_frames`` frames with ``context_frames`` of overlap
+Long inputs run in blocks of ``block_seconds`` with ``context_frames`` of overlap
 either side: each block's phase continues from the last committed frames of the one
 before (seed frames), its look-ahead frames are recomputed by the next block, and every
 frame is synthesised exactly once. Memory therefore grows with the block size, not with
@@ -165,7 +165,7 @@ def invert_magnitude(
     backend = get_backend(config.phase)
     options = {"iterations": config.fgla_iterations}
     if supports_blocks(config.phase):
-        block, context = config.block_frames, config.context_frames
+        block, context = config.block_frames(geometry), config.context_frames
     else:
         block, context = n_frames, 0
     blocks = list(frame_blocks(n_frames, block, context))
@@ -190,7 +190,7 @@ def invert_magnitude(
                 pending_magnitude = pool.submit(read, i + 1)
             with timer.stage("phase"):
                 use_seed = seed[:, seed.shape[-1] - (b0 - start):] if seed is not None and b0 > start else None
-                coeffs = backend(magnitude, geometry, seed=use_seed, **options)
+                coeffs = backend(magnitude, geometry, seed=use_seed, frame_offset=start, **options)
                 committed = coeffs[:, b0 - start: b1 - start].to(torch.complex64)
             seed = committed[:, -context:] if context else None
             if pending_synthesis is not None:
@@ -233,7 +233,7 @@ def reconstruct_channel(
         n_frames = geometry.frames_for(xp.shape[-1])
         # Pass 1: the clip's peak fixes the image scale (recorded for decoding).
         peak = 0.0
-        for b0, b1, _, _ in frame_blocks(n_frames, config.block_frames, 0):
+        for b0, b1, _, _ in frame_blocks(n_frames, config.block_frames(geometry), 0):
             peak = max(peak, float(dsp.stft(xp, geometry, b0, b1).abs().max()))
         scale = dsp.image_scale_for(peak, config.image)
     target = torch.empty(geometry.bins, n_frames, dtype=torch.float16) if keep_target else None
@@ -266,7 +266,7 @@ def _measure(
     weighted_consistency = cells = 0.0
     for ch, (target, scale) in enumerate(zip(targets, scales)):
         yp, _ = dsp.pad_for_lattice(reconstruction[ch], geometry)
-        for b0, b1, _, _ in frame_blocks(target.shape[-1], config.block_frames, 0):
+        for b0, b1, _, _ in frame_blocks(target.shape[-1], config.block_frames(geometry), 0):
             want = dsp.image_to_magnitude(target[:, b0:b1].to(yp.device, torch.float32), scale)
             got = dsp.stft(yp, geometry, b0, b1).abs()
             err2 += float(((want - got) ** 2).sum())

@@ -46,9 +46,9 @@ def test_per_channel_processing_keeps_channels_apart(tmp_path):
 
 def test_blocks_match_one_pass_quality_and_report_progress(tmp_path):
     audio = read_audio(_file(tmp_path, music_like(3.0, 44_100, seed=3), 44_100))
-    one = run_to_end(roundtrip(audio, PipelineConfig(block_frames=100_000), visqol=False))
+    one = run_to_end(roundtrip(audio, PipelineConfig(block_seconds=1000.0), visqol=False))
     events = []
-    blocks = run_to_end(roundtrip(audio, PipelineConfig(block_frames=256, context_frames=32), visqol=False),
+    blocks = run_to_end(roundtrip(audio, PipelineConfig(block_seconds=0.75, context_frames=32), visqol=False),
                         events.append)
     frames = [e.done for e in events if e.stage == "frames"]
     assert len(frames) > 3 and frames == sorted(frames) and frames[-1] == events[0].total
@@ -58,7 +58,7 @@ def test_blocks_match_one_pass_quality_and_report_progress(tmp_path):
 @pytest.mark.parametrize("phase", ["tifresi", "fgla", "pghi+fgla"])
 def test_every_backend_runs_through_the_pipeline(tmp_path, phase):
     audio = read_audio(_file(tmp_path, music_like(1.0, 44_100), 44_100))
-    config = PipelineConfig(geometry="thesis", phase=phase, fgla_iterations=8, block_frames=300)
+    config = PipelineConfig(geometry="thesis", phase=phase, fgla_iterations=8, block_seconds=0.45)
     result = run_to_end(roundtrip(audio, config, visqol=False))
     assert result.output.shape == (1, 44_100)
     assert result.metrics.spectral_convergence_db < -5

@@ -42,83 +42,97 @@ from mosapp.phase import register_backend
 DEFAULT_TOL = 1e-5
 
 
-def phase_gradients(magnitude: torch.Tensor, geometry: StftGeometry, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-step phase increments (time step, frequency step) from a magnitude (bins, frames).
+def phase_steps(magnitude: torch.Tensor, geometry: StftGeometry, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-step phase increments from a magnitude, on the magnitude's device.
 
-    Computed in float32 on the magnitude's device: the increments are below 2 pi + a few
-    nats, so float32 keeps them to 1e-6 rad; the integration accumulates in float64. ``floor`` (absolute) bounds the log so
-    silent cells do not produce huge gradients.
+    Args:
+        magnitude: (bins, frames) real tensor.
+        geometry: the lattice.
+        floor: absolute floor of the log, so silent cells do not produce huge gradients.
+
+    Returns:
+        (time_step, freq_step), each float32 (frames, bins), time-major as the heap
+        integration reads them. float32 keeps the increments (below 2 pi plus a few nats)
+        to 1e-6 rad; the integration wraps the phase after every step.
     """
-    s = torch.log(magnitude.to(torch.float32).clamp_min(floor))
-    bins = s.shape[0]
+    s = torch.log(magnitude.to(torch.float32).T.clamp_min(floor))  # (frames, bins)
     # Frequency derivative: a real signal's spectrum is even around bins 0 and M/2.
-    up = torch.cat([s[1:], s[-2:-1]], dim=0)
-    down = torch.cat([s[1:2], s[:-1]], dim=0)
-    m = torch.arange(bins, device=s.device, dtype=torch.float64)[:, None]
+    up = torch.cat([s[:, 1:], s[:, -2:-1]], dim=1)
+    down = torch.cat([s[:, 1:2], s[:, :-1]], dim=1)
+    m = torch.arange(s.shape[1], device=s.device, dtype=torch.float64)
     # 2 pi hop m / M reduced modulo 2 pi: time neighbours share m, so this stays exact.
     carrier = (2.0 * math.pi * torch.remainder(m * geometry.hop, geometry.channels) / geometry.channels).float()
-    tgrad = (up - down) / 2.0 + carrier
+    time_step = (up - down) * 0.5 + carrier
     # Time derivative: the lattice is periodic in time.
-    right = torch.roll(s, -1, dims=1)
-    left = torch.roll(s, 1, dims=1)
-    fgrad = -(right - left) / 2.0
-    return tgrad, fgrad
+    freq_step = (torch.roll(s, 1, dims=0) - torch.roll(s, -1, dims=0)) * 0.5
+    return time_step, freq_step
 
 
-#: Levels of the bucket queue between the tolerance and the peak (0.0015 dB apart for tol 1e-5).
-#: 4096 levels cost 0.3 dB of spectral convergence on music; 65536 match an exact heap.
-QUEUE_LEVELS = 1 << 16
+def phase_gradients(magnitude: torch.Tensor, geometry: StftGeometry, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`phase_steps` in the (bins, frames) layout of the spectrogram."""
+    time_step, freq_step = phase_steps(magnitude, geometry, floor)
+    return time_step.T, freq_step.T
+
+
+#: Buckets of the queue, 0.0015 dB apart: 196 dB above the tolerance, louder ones share the top
+#: bucket. Coarser buckets (0.025 dB) cost 0.3 dB of spectral convergence on music; these match an exact heap.
+QUEUE_LEVELS = 1 << 17
+#: Columns of the per-cell record the kernel reads: magnitude, time step, frequency step, phase.
+_MAG, _TSTEP, _FSTEP, _PHASE = 0, 1, 2, 3
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bucket(rec_bits, cell, floor_bits, levels):
+    # A positive float32's bit pattern grows with its value; >> 11 leaves 2^-12-octave
+    # steps (0.0015 dB) above the threshold's pattern.
+    return min(levels - 1, max(0, (rec_bits[cell, _MAG] - floor_bits) >> 11))
 
 
 @numba.njit(cache=True, nogil=True)
-def _heap_integrate(mag, tgrad, fgrad, phase, state, threshold, levels, hop, channels):
+def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_offset):
     """Integrate phase in place, loudest known coefficient first.
 
-    state: 0 = to integrate, 1 = known (seed or done), 2 = below tolerance (never touched).
+    Args:
+        rec: float32 (frames * bins, 4) records, time-major (cell = n * bins + m), columns
+            magnitude, time-step and frequency-step increments, phase (in/out, wrapped to
+            [-pi, pi)). One 16-byte record per cell keeps all a cell needs in one cache
+            line; once a cell is queued its magnitude is no longer needed and its slot
+            holds the queue's next-cell link (so the magnitudes are overwritten).
+        bins: frequency rows per frame.
+        state: uint8 (frames * bins): 0 = to integrate, 1 = known (seed or done),
+            2 = below tolerance (never touched).
+        threshold: the tolerance as an absolute magnitude.
+        levels: buckets of the queue.
+        hop, channels: the lattice (for island start phases).
+        frame_offset: lattice index of the first frame.
 
-    The max-heap is a bucket queue on the log-magnitude (``levels`` buckets between
-    ``threshold`` and the peak, last-in first-out within a bucket): push and pop are
-    O(1) instead of O(log n) cache-missing sift steps, and the order differs from an
-    exact heap only between coefficients less than 0.002 dB apart.
+    The max-heap is a bucket queue on the log-magnitude (buckets 0.0015 dB apart;
+    last-in first-out within a bucket; a count per 256 buckets to skip empty stretches):
+    push and pop are O(1) instead of O(log n) cache-missing sift steps, and the order
+    differs from an exact heap only between coefficients less than 0.002 dB apart.
     """
-    frames, bins = mag.shape  # time-major: frequency neighbours are adjacent in memory
-    total = bins * frames
-    mflat = mag.ravel()
-    sflat = state.ravel()
-    pflat = phase.ravel()
-    tflat = tgrad.ravel()
-    fflat = fgrad.ravel()
+    total = rec.shape[0]
+    frames = total // bins
+    rec_bits = rec.view(np.int32)
+    floor_bits = np.array([threshold], dtype=np.float32).view(np.int32)[0]
+    two_pi = 2.0 * np.pi
 
-    peak = threshold
-    for cell in range(total):
-        if mflat[cell] > peak:
-            peak = mflat[cell]
-    log_floor = np.log(threshold)
-    span = max(np.log(peak) - log_floor, 1e-12)
-    scale = (levels - 1) / span
-    level = np.empty(total, dtype=np.int32)
-    for cell in range(total):
-        v = mflat[cell]
-        if v <= threshold:
-            level[cell] = 0
-        else:
-            level[cell] = min(levels - 1, int((np.log(v) - log_floor) * scale))
-
-    head = np.full(levels, -1, dtype=np.int64)
-    nxt = np.empty(total, dtype=np.int64)
-    top = -1  # highest possibly non-empty bucket
+    head = np.full(levels, -1, dtype=np.int32)
+    group = np.zeros((levels >> 8) + 1, dtype=np.int32)
+    top = -1
     queued = 0
 
     # Seeds: known cells next to unknown ones start the integration.
     for cell in range(total):
-        if sflat[cell] == 1:
+        if state[cell] == 1:
             n = cell // bins
             m = cell - n * bins
-            if ((n + 1 < frames and sflat[cell + bins] == 0) or (n > 0 and sflat[cell - bins] == 0)
-                    or (m + 1 < bins and sflat[cell + 1] == 0) or (m > 0 and sflat[cell - 1] == 0)):
-                b = level[cell]
-                nxt[cell] = head[b]
+            if ((n + 1 < frames and state[cell + bins] == 0) or (n > 0 and state[cell - bins] == 0)
+                    or (m + 1 < bins and state[cell + 1] == 0) or (m > 0 and state[cell - 1] == 0)):
+                b = _bucket(rec_bits, cell, floor_bits, levels)
+                rec_bits[cell, _MAG] = head[b]
                 head[b] = cell
+                group[b >> 8] += 1
                 top = max(top, b)
                 queued += 1
 
@@ -127,48 +141,55 @@ def _heap_integrate(mag, tgrad, fgrad, phase, state, threshold, levels, hop, cha
     restarts = 0
     while True:
         if queued == 0:
-            # A new island: start at the loudest coefficient not yet reached. Music
-            # usually has one or two islands, so scan; sort once if there are many.
+            # A new island: start at the loudest coefficient not yet reached. The first
+            # is found by a scan; what is left after it is sorted once (small islands).
             start = -1
-            if restarts < 16:
+            if restarts < 1:
                 best = -1.0
                 for cell in range(total):
-                    if sflat[cell] == 0 and mflat[cell] > best:
-                        best = mflat[cell]
+                    if state[cell] == 0 and rec[cell, _MAG] > best:
+                        best = rec[cell, _MAG]
                         start = cell
             else:
-                if restarts == 16:
-                    candidates = np.nonzero(sflat == 0)[0]
-                    order = candidates[np.argsort(-mflat[candidates])]
-                while cursor < order.size and sflat[order[cursor]] != 0:
+                if restarts == 1:
+                    candidates = np.nonzero(state == 0)[0]
+                    order = candidates[np.argsort(-rec[candidates, _MAG])]
+                while cursor < order.size and state[order[cursor]] != 0:
                     cursor += 1
                 if cursor < order.size:
                     start = order[cursor]
             if start < 0:
                 break
             restarts += 1
-            sflat[start] = 1
+            state[start] = 1
             # Zero phase in the frequency-invariant convention (tifresi's choice): as if
             # the island's partial had started at time 0. Islands then line up with one
-            # another better than with zero time-invariant phase.
-            sn = start // bins
-            sm = start - sn * bins
-            pflat[start] = 2.0 * np.pi * ((sm * sn * hop) % channels) / channels
-            b = level[start]
-            nxt[start] = head[b]
+            # another better than with zero time-invariant phase (0.5 dB SC on music).
+            sn = start // bins + frame_offset
+            sm = start - (start // bins) * bins
+            p0 = two_pi * ((sm * sn * hop) % channels) / channels
+            rec[start, _PHASE] = p0 - two_pi if p0 >= np.pi else p0
+            b = _bucket(rec_bits, start, floor_bits, levels)
+            rec_bits[start, _MAG] = head[b]
             head[b] = start
+            group[b >> 8] += 1
             top = max(top, b)
             queued += 1
 
+        while group[top >> 8] == 0:
+            top = ((top >> 8) << 8) - 1
         while head[top] < 0:
             top -= 1
         cell = head[top]
-        head[top] = nxt[cell]
+        head[top] = rec_bits[cell, _MAG]
+        group[top >> 8] -= 1
         queued -= 1
 
         n = cell // bins
         m = cell - n * bins
-        p = pflat[cell]
+        p = rec[cell, _PHASE]
+        t_here = rec[cell, _TSTEP]
+        f_here = rec[cell, _FSTEP]
         for k in range(4):
             if k == 0:
                 if n + 1 >= frames:
@@ -186,24 +207,26 @@ def _heap_integrate(mag, tgrad, fgrad, phase, state, threshold, levels, hop, cha
                 if m == 0:
                     continue
                 nb = cell - 1
-            if sflat[nb] != 0:
+            if state[nb] != 0:
                 continue
             if k == 0:
-                pflat[nb] = p + 0.5 * (tflat[cell] + tflat[nb])
+                q = p + 0.5 * (t_here + rec[nb, _TSTEP])
             elif k == 1:
-                pflat[nb] = p - 0.5 * (tflat[cell] + tflat[nb])
+                q = p - 0.5 * (t_here + rec[nb, _TSTEP])
             elif k == 2:
-                pflat[nb] = p + 0.5 * (fflat[cell] + fflat[nb])
+                q = p + 0.5 * (f_here + rec[nb, _FSTEP])
             else:
-                pflat[nb] = p - 0.5 * (fflat[cell] + fflat[nb])
-            sflat[nb] = 1
-            b = level[nb]
-            nxt[nb] = head[b]
+                q = p - 0.5 * (f_here + rec[nb, _FSTEP])
+            # Wrapped, the phase fits float32 to 1e-7 rad however long the path.
+            rec[nb, _PHASE] = q - two_pi * np.floor((q + np.pi) / two_pi)
+            state[nb] = 1
+            b = _bucket(rec_bits, nb, floor_bits, levels)
+            rec_bits[nb, _MAG] = head[b]
             head[b] = nb
+            group[b >> 8] += 1
             if b > top:
                 top = b
             queued += 1
-    return phase
 
 
 def pghi_phase(
@@ -212,35 +235,44 @@ def pghi_phase(
     *,
     seed: torch.Tensor | None = None,
     tol: float = DEFAULT_TOL,
+    frame_offset: int = 0,
 ) -> torch.Tensor:
-    """Phase (float64, bins x frames, on CPU) by PGHI; see the module docstring."""
+    """Phase (float32 in [-pi, pi), bins x frames, on CPU) by PGHI; see the module docstring.
+
+    Args:
+        magnitude: (bins, frames) on any device.
+        geometry: the lattice.
+        seed: known coefficients of the first frames (the previous block's end).
+        tol: coefficients below ``tol`` x peak are not integrated.
+        frame_offset: lattice index of frame 0 (island start phases are absolute).
+    """
     peak = float(magnitude.max()) if magnitude.numel() else 0.0
     bins, frames = magnitude.shape
     if peak <= 0.0 or not math.isfinite(peak):
         # Silence: there is no phase to find; zero phase gives zero output.
-        return torch.zeros(bins, frames, dtype=torch.float64)
+        return torch.zeros(bins, frames, dtype=torch.float32)
     threshold = peak * tol
-    tgrad, fgrad = phase_gradients(magnitude, geometry, floor=threshold)
-    # The kernel works time-major (frames, bins): see _heap_integrate.
-    mag = magnitude.detach().to("cpu", torch.float32).T.contiguous().numpy()
-    state = np.where(mag < threshold, np.uint8(2), np.uint8(0))
-    phase = np.zeros((frames, bins), dtype=np.float64)
+    time_step, freq_step = phase_steps(magnitude, geometry, floor=threshold)
+    # Time-major records (see _heap_integrate): frequency neighbours are adjacent.
+    rec = torch.stack([magnitude.to(torch.float32).T, time_step, freq_step, torch.zeros_like(time_step)], dim=-1)
+    rec = rec.reshape(frames * bins, 4).to("cpu").numpy()
+    state = np.where(rec[:, _MAG] < threshold, np.uint8(2), np.uint8(0))
     if seed is not None and seed.shape[-1] > 0:
         k = seed.shape[-1]
-        phase[:k] = torch.angle(seed).detach().to("cpu", torch.float64).T.numpy()
-        state[:k] = 1
-    _heap_integrate(mag, tgrad.T.contiguous().cpu().numpy(), fgrad.T.contiguous().cpu().numpy(), phase, state,
-                    threshold, QUEUE_LEVELS, geometry.hop, geometry.channels)
-    return torch.from_numpy(phase.T)
+        rec[: k * bins, _PHASE] = torch.angle(seed).detach().to("cpu", torch.float32).T.reshape(-1).numpy()
+        state[: k * bins] = 1
+    _heap_integrate(rec, state, bins, np.float32(threshold), QUEUE_LEVELS, geometry.hop, geometry.channels, frame_offset)
+    return torch.from_numpy(rec[:, _PHASE].reshape(frames, bins)).T
 
 
 @register_backend("pghi")
 def pghi(magnitude: torch.Tensor, geometry: StftGeometry, *, seed: torch.Tensor | None = None,
-         tol: float = DEFAULT_TOL, **_: object) -> torch.Tensor:
+         tol: float = DEFAULT_TOL, frame_offset: int = 0, **_: object) -> torch.Tensor:
     """PGHI coefficients: ``magnitude * exp(i * phase)`` on the magnitude's device."""
-    phase = pghi_phase(magnitude, geometry, seed=seed, tol=tol).to(magnitude.device)
-    coeffs = torch.polar(magnitude.to(torch.float64), phase)
+    phase = pghi_phase(magnitude, geometry, seed=seed, tol=tol, frame_offset=frame_offset).to(magnitude.device)
+    real = torch.float64 if magnitude.dtype == torch.float64 else torch.float32
+    coeffs = torch.polar(magnitude.to(real), phase.to(real))
     if seed is not None and seed.shape[-1] > 0:
         # Seed frames are final: pass them through bit-exactly.
         coeffs[:, : seed.shape[-1]] = seed.to(coeffs.dtype)
-    return coeffs.to(torch.complex64 if magnitude.dtype == torch.float32 else torch.complex128)
+    return coeffs
