@@ -163,31 +163,32 @@ def stft(
     return coeffs.transpose(-1, -2)
 
 
-def frame_synthesis(coeffs: torch.Tensor, geometry: StftGeometry) -> torch.Tensor:
-    """Windowed synthesis segments (..., frames, Lg) from coefficients (..., bins, frames)."""
+def synthesize(coeffs: torch.Tensor, geometry: StftGeometry, out: torch.Tensor, frame_start: int = 0) -> torch.Tensor:
+    """Overlap-add the frames of ``coeffs`` (..., bins, frames) into periodic buffer ``out`` (..., L).
+
+    Frame ``i`` of ``coeffs`` is lattice frame ``frame_start + i``; ``out`` is changed in
+    place and returned. Each frame's inverse FFT (M samples) is periodic over the window
+    buffer (Lg = q M samples), and Lg is a whole number of hops, so the synthesis is
+    ``Lg / hop`` multiply-adds of (frames, hop) slabs: no (frames, Lg) intermediate and
+    no per-sample scatter.
+    """
     real_dtype = torch.float64 if coeffs.dtype == torch.complex128 else torch.float32
     _, gamma, sign = windows(geometry, coeffs.device, real_dtype)
-    q, m = geometry.window_length // geometry.channels, geometry.channels
-    seg = torch.fft.irfft((coeffs * sign[:, None]).transpose(-1, -2), n=m, dim=-1)
-    return seg.repeat(*([1] * (seg.dim() - 1)), q) * gamma
-
-
-def overlap_add(segments: torch.Tensor, geometry: StftGeometry, out: torch.Tensor, frame_start: int = 0) -> torch.Tensor:
-    """Add segments (..., frames, Lg) into periodic buffer ``out`` (..., L) in place; returns ``out``."""
-    a, lg, length = geometry.hop, geometry.window_length, out.shape[-1]
-    n = segments.shape[-2]
+    a, m, lg, length = geometry.hop, geometry.channels, geometry.window_length, out.shape[-1]
+    seg = torch.fft.irfft((coeffs * sign[:, None]).transpose(-1, -2), n=m, dim=-1)  # (..., frames, M)
+    n = seg.shape[-2]
+    k = lg // a
+    flat = torch.zeros(*seg.shape[:-2], n + k - 1, a, dtype=real_dtype, device=coeffs.device)
+    for j in range(k):
+        src = (j * a) % m
+        flat[..., j: j + n, :] += seg[..., src: src + a] * gamma[j * a: (j + 1) * a]
+    flat = flat.reshape(*seg.shape[:-2], (n + k - 1) * a)
     first = frame_start * a - lg // 2
-    span = (n - 1) * a + lg
-    flat = torch.nn.functional.fold(
-        segments.reshape(-1, n, lg).transpose(1, 2),
-        output_size=(1, span),
-        kernel_size=(1, lg),
-        stride=(1, a),
-    ).reshape(*segments.shape[:-2], span)
-    idx = (torch.arange(first, first + span, device=out.device) % length)
+    span = flat.shape[-1]
     if first >= 0 and first + span <= length:
         out[..., first:first + span] += flat
     else:
+        idx = torch.arange(first, first + span, device=out.device) % length
         out.index_add_(out.dim() - 1, idx, flat)
     return out
 
@@ -198,7 +199,7 @@ def istft(coeffs: torch.Tensor, geometry: StftGeometry, length: int | None = Non
     length = n * geometry.hop if length is None else length
     real_dtype = torch.float64 if coeffs.dtype == torch.complex128 else torch.float32
     out = torch.zeros(*coeffs.shape[:-2], length, dtype=real_dtype, device=coeffs.device)
-    return overlap_add(frame_synthesis(coeffs, geometry), geometry, out)
+    return synthesize(coeffs, geometry, out)
 
 
 # --------------------------------------------------------------------------- image mapping

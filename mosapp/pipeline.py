@@ -178,7 +178,7 @@ def invert_magnitude(
 
     def synthesise(committed: torch.Tensor, b0: int) -> None:
         with timer.stage("synthesis"):
-            dsp.overlap_add(dsp.frame_synthesis(committed, geometry), geometry, y, frame_start=b0)
+            dsp.synthesize(committed, geometry, y, frame_start=b0)
 
     seed: torch.Tensor | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosapp-io") as pool:

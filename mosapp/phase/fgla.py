@@ -31,7 +31,7 @@ def _project_consistent(c: torch.Tensor, geometry: StftGeometry) -> torch.Tensor
     length = ((span + geometry.channels - 1) // geometry.channels + 1) * geometry.channels
     real_dtype = torch.float64 if c.dtype == torch.complex128 else torch.float32
     buf = torch.zeros(length, dtype=real_dtype, device=c.device)
-    dsp.overlap_add(dsp.frame_synthesis(c, geometry), geometry, buf, frame_start=lg // (2 * a))
+    dsp.synthesize(c, geometry, buf, frame_start=lg // (2 * a))
     return dsp.stft(buf, geometry, lg // (2 * a), lg // (2 * a) + frames)
 
 

@@ -42,45 +42,56 @@ from mosapp.phase import register_backend
 DEFAULT_TOL = 1e-5
 
 
-def phase_steps(magnitude: torch.Tensor, geometry: StftGeometry, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-step phase increments from a magnitude, on the magnitude's device.
+#: Columns of the per-cell record the kernel reads: magnitude, time step, frequency step, phase.
+_MAG, _TSTEP, _FSTEP, _PHASE = 0, 1, 2, 3
+
+
+def phase_records(magnitude: torch.Tensor, geometry: StftGeometry, floor: float) -> torch.Tensor:
+    """The heap integration's input: float32 records (frames, bins, 4) on the magnitude's device.
+
+    Columns: magnitude; phase increment of a time step and of a frequency step (the
+    formulas of the module docstring); phase (zero). Time-major, so that frequency
+    neighbours are adjacent in memory. float32 keeps the increments (below 2 pi plus a
+    few nats) to 1e-6 rad; the integration wraps the phase after every step.
 
     Args:
         magnitude: (bins, frames) real tensor.
         geometry: the lattice.
         floor: absolute floor of the log, so silent cells do not produce huge gradients.
-
-    Returns:
-        (time_step, freq_step), each float32 (frames, bins), time-major as the heap
-        integration reads them. float32 keeps the increments (below 2 pi plus a few nats)
-        to 1e-6 rad; the integration wraps the phase after every step.
     """
-    s = torch.log(magnitude.to(torch.float32).T.clamp_min(floor))  # (frames, bins)
-    # Frequency derivative: a real signal's spectrum is even around bins 0 and M/2.
-    up = torch.cat([s[:, 1:], s[:, -2:-1]], dim=1)
-    down = torch.cat([s[:, 1:2], s[:, :-1]], dim=1)
-    m = torch.arange(s.shape[1], device=s.device, dtype=torch.float64)
+    mag_t = magnitude.to(torch.float32).T
+    frames, bins = mag_t.shape
+    rec = torch.empty(frames, bins, 4, dtype=torch.float32, device=magnitude.device)
+    rec[..., _MAG] = mag_t
+    s = mag_t.contiguous().clamp_min(floor).log_()  # a new tensor: the caller's magnitude stays intact
+    # Frequency derivative; a real signal's spectrum is even around bins 0 and M/2, so it is 0 there.
+    t_step = rec[..., _TSTEP]
+    t_step[:, 1:-1] = s[:, 2:] - s[:, :-2]
+    t_step[:, 0] = 0.0
+    t_step[:, -1] = 0.0
+    m = torch.arange(bins, device=s.device, dtype=torch.float64)
     # 2 pi hop m / M reduced modulo 2 pi: time neighbours share m, so this stays exact.
     carrier = (2.0 * math.pi * torch.remainder(m * geometry.hop, geometry.channels) / geometry.channels).float()
-    time_step = (up - down) * 0.5 + carrier
-    # Time derivative: the lattice is periodic in time.
-    freq_step = (torch.roll(s, 1, dims=0) - torch.roll(s, -1, dims=0)) * 0.5
-    return time_step, freq_step
+    t_step.mul_(0.5).add_(carrier)
+    # Time derivative, negated; the lattice is periodic in time.
+    f_step = rec[..., _FSTEP]
+    f_step[1:-1] = s[:-2] - s[2:]
+    f_step[0] = s[-1] - s[1]
+    f_step[-1] = s[-2] - s[0]
+    f_step.mul_(0.5)
+    rec[..., _PHASE] = 0.0
+    return rec
 
 
 def phase_gradients(magnitude: torch.Tensor, geometry: StftGeometry, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`phase_steps` in the (bins, frames) layout of the spectrogram."""
-    time_step, freq_step = phase_steps(magnitude, geometry, floor)
-    return time_step.T, freq_step.T
+    """(time step, frequency step) increments in the (bins, frames) layout of the spectrogram."""
+    rec = phase_records(magnitude, geometry, floor)
+    return rec[..., _TSTEP].T, rec[..., _FSTEP].T
 
 
 #: Buckets of the queue, 0.0015 dB apart: 196 dB above the tolerance, louder ones share the top
 #: bucket. Coarser buckets (0.025 dB) cost 0.3 dB of spectral convergence on music; these match an exact heap.
 QUEUE_LEVELS = 1 << 17
-#: Columns of the per-cell record the kernel reads: magnitude, time step, frequency step, phase.
-_MAG, _TSTEP, _FSTEP, _PHASE = 0, 1, 2, 3
-
-
 @numba.njit(cache=True, nogil=True, inline="always")
 def _bucket(rec_bits, cell, floor_bits, levels):
     # A positive float32's bit pattern grows with its value; >> 11 leaves 2^-12-octave
@@ -252,10 +263,7 @@ def pghi_phase(
         # Silence: there is no phase to find; zero phase gives zero output.
         return torch.zeros(bins, frames, dtype=torch.float32)
     threshold = peak * tol
-    time_step, freq_step = phase_steps(magnitude, geometry, floor=threshold)
-    # Time-major records (see _heap_integrate): frequency neighbours are adjacent.
-    rec = torch.stack([magnitude.to(torch.float32).T, time_step, freq_step, torch.zeros_like(time_step)], dim=-1)
-    rec = rec.reshape(frames * bins, 4).to("cpu").numpy()
+    rec = phase_records(magnitude, geometry, floor=threshold).reshape(frames * bins, 4).to("cpu").numpy()
     state = np.where(rec[:, _MAG] < threshold, np.uint8(2), np.uint8(0))
     if seed is not None and seed.shape[-1] > 0:
         k = seed.shape[-1]

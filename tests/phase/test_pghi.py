@@ -121,3 +121,11 @@ def test_unknown_backend_lists_known_ones():
         get_backend("rtisi")
     for name in ("fgla", "pghi", "pghi+fgla", "tifresi"):
         assert name in str(err.value)
+
+
+def test_pghi_leaves_its_input_untouched(music):
+    """The magnitude may be a transposed view of the STFT's storage; it must survive."""
+    g, mag = _magnitude(music[0], "thesis")
+    before = mag.clone()
+    get_backend("pghi")(mag, g)
+    assert torch.equal(mag, before)
