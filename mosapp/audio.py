@@ -20,6 +20,9 @@ MAX_SAMPLE_RATE = 96_000
 #: Mono or stereo; more channels must be mixed down by the user, who knows the layout.
 MAX_CHANNELS = 2
 
+#: Frames decoded at a time: bounds the memory a long file needs beyond its samples.
+_READ_BLOCK_FRAMES = 1 << 18
+
 #: soxr quality used for every rate change.
 _SOXR_QUALITY = "VHQ"
 
@@ -121,7 +124,7 @@ def mix_down(samples: np.ndarray) -> np.ndarray:
     arr = _as_2d_float32(samples)
     if arr.shape[0] == 1:
         return arr
-    return np.ascontiguousarray(arr.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32))
+    return np.ascontiguousarray(arr.mean(axis=0, keepdims=True, dtype=np.float32))
 
 
 def is_silent(samples: np.ndarray, threshold: float = 0.0) -> bool:
@@ -240,9 +243,29 @@ def read_audio(
                     f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz, so resample it first, e.g. "
                     f"`sox {p.name} -r 44100 out{p.suffix or '.wav'}`."
                 )
-            # frames=-1 reads to the actual end: a truncated file's header may promise
-            # more frames than it holds (MP3 does), and a few decoders report none.
-            data = f.read(frames=-1, dtype="float32", always_2d=True)
+            # Read to the actual end (a truncated file's header may promise more frames
+            # than it holds; MP3 does) in blocks, mixing down and checking values per
+            # block, so a long file never sits in memory twice or in float64.
+            parts: list[np.ndarray] = []
+            n_nan = n_inf = 0
+            first_bad = -1
+            frames = 0
+            while True:
+                # f.read stops at the decoder's real end (f.blocks would trust the header).
+                block = f.read(frames=_READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                finite = np.isfinite(block)
+                if not finite.all():
+                    nan = int(np.isnan(block).sum())
+                    n_nan += nan
+                    n_inf += int((~finite).sum()) - nan
+                    if first_bad < 0:
+                        first_bad = frames + int(np.argmax(~finite.all(axis=1)))
+                if first_bad < 0:
+                    parts.append(block.mean(axis=1, dtype=np.float32)[None, :] if mono and channels > 1
+                                 else np.ascontiguousarray(block.T))
+                frames += block.shape[0]
     except AudioError:
         raise
     except (sf.SoundFileError, RuntimeError, ValueError, EOFError, OSError, TypeError) as exc:
@@ -256,23 +279,16 @@ def read_audio(
             f"{name} cannot be read as audio ({reason}); mosapp reads {_READABLE} files."
         ) from None
 
-    frames = int(data.shape[0])
     if frames == 0:
         raise AudioError(f"{name} contains no audio samples; give a file at least one sample long.")
-
-    samples = np.ascontiguousarray(data.T)
-    finite = np.isfinite(samples)
-    if not finite.all():
-        bad = ~finite
-        n_nan = int(np.isnan(samples).sum())
-        n_inf = int(bad.sum()) - n_nan
+    if first_bad >= 0:
         kinds = [f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n]
-        first = int(np.argmax(bad.any(axis=0)))
         raise AudioError(
             f"{name} contains {' and '.join(kinds)} sample{'s' if n_nan + n_inf > 1 else ''}, the first at "
-            f"{first / file_rate:.3f} s; mosapp needs finite sample values, so repair or re-export the file."
+            f"{first_bad / file_rate:.3f} s; mosapp needs finite sample values, so repair or re-export the file."
         )
-    del finite
+    samples = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    del parts
 
     info = AudioInfo(
         path=name,
@@ -282,9 +298,6 @@ def read_audio(
         subtype=subtype,
         format=fmt,
     )
-    # Mixing first halves the resampling work for stereo input.
-    if mono:
-        samples = mix_down(samples)
     rate = file_rate
     if sample_rate is not None and sample_rate != file_rate:
         samples = resample(samples, file_rate, sample_rate)

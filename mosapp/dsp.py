@@ -30,6 +30,10 @@ from mosapp.config import ImageMapping, StftGeometry
 from mosapp.errors import ConfigError
 
 
+#: Frames transformed at a time inside stft/synthesize (bounds their intermediates).
+_CHUNK_FRAMES = 2048
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """Turn ``auto`` / ``cpu`` / ``cuda`` / ``cuda:1`` into a torch device.
 
@@ -156,11 +160,16 @@ def stft(
     n_frames = length // geometry.hop
     frame_stop = n_frames if frame_stop is None else frame_stop
     g, _, sign = windows(geometry, x.device, x.dtype)
-    seg = _frames(x, geometry, frame_start, frame_stop) * g
     q, m = geometry.window_length // geometry.channels, geometry.channels
-    folded = seg.reshape(*seg.shape[:-1], q, m).sum(-2)
-    coeffs = torch.fft.rfft(folded, dim=-1) * sign
-    return coeffs.transpose(-1, -2)
+    complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+    out = torch.empty(*x.shape[:-1], frame_stop - frame_start, geometry.bins, dtype=complex_dtype, device=x.device)
+    # In chunks of frames, so the (frames, window) intermediate stays small on long blocks.
+    for c0 in range(frame_start, frame_stop, _CHUNK_FRAMES):
+        c1 = min(c0 + _CHUNK_FRAMES, frame_stop)
+        seg = _frames(x, geometry, c0, c1) * g
+        folded = seg.reshape(*seg.shape[:-1], q, m).sum(-2)
+        out[..., c0 - frame_start: c1 - frame_start, :] = torch.fft.rfft(folded, dim=-1) * sign
+    return out.transpose(-1, -2)
 
 
 def synthesize(coeffs: torch.Tensor, geometry: StftGeometry, out: torch.Tensor, frame_start: int = 0) -> torch.Tensor:
@@ -175,21 +184,25 @@ def synthesize(coeffs: torch.Tensor, geometry: StftGeometry, out: torch.Tensor, 
     real_dtype = torch.float64 if coeffs.dtype == torch.complex128 else torch.float32
     _, gamma, sign = windows(geometry, coeffs.device, real_dtype)
     a, m, lg, length = geometry.hop, geometry.channels, geometry.window_length, out.shape[-1]
-    seg = torch.fft.irfft((coeffs * sign[:, None]).transpose(-1, -2), n=m, dim=-1)  # (..., frames, M)
-    n = seg.shape[-2]
     k = lg // a
-    flat = torch.zeros(*seg.shape[:-2], n + k - 1, a, dtype=real_dtype, device=coeffs.device)
-    for j in range(k):
-        src = (j * a) % m
-        flat[..., j: j + n, :] += seg[..., src: src + a] * gamma[j * a: (j + 1) * a]
-    flat = flat.reshape(*seg.shape[:-2], (n + k - 1) * a)
-    first = frame_start * a - lg // 2
-    span = flat.shape[-1]
-    if first >= 0 and first + span <= length:
-        out[..., first:first + span] += flat
-    else:
-        idx = torch.arange(first, first + span, device=out.device) % length
-        out.index_add_(out.dim() - 1, idx, flat)
+    total = coeffs.shape[-1]
+    # In chunks of frames: bounded intermediates on long blocks.
+    for c0 in range(0, total, _CHUNK_FRAMES):
+        c1 = min(c0 + _CHUNK_FRAMES, total)
+        seg = torch.fft.irfft((coeffs[..., c0:c1] * sign[:, None]).transpose(-1, -2), n=m, dim=-1)  # (..., n, M)
+        n = seg.shape[-2]
+        flat = torch.zeros(*seg.shape[:-2], n + k - 1, a, dtype=real_dtype, device=coeffs.device)
+        for j in range(k):
+            src = (j * a) % m
+            flat[..., j: j + n, :] += seg[..., src: src + a] * gamma[j * a: (j + 1) * a]
+        flat = flat.reshape(*seg.shape[:-2], (n + k - 1) * a)
+        first = (frame_start + c0) * a - lg // 2
+        span = flat.shape[-1]
+        if first >= 0 and first + span <= length:
+            out[..., first:first + span] += flat
+        else:
+            idx = torch.arange(first, first + span, device=out.device) % length
+            out.index_add_(out.dim() - 1, idx, flat)
     return out
 
 

@@ -102,19 +102,39 @@ def si_sdr_db(reference: Any, estimate: Any) -> float:
     Raises:
         MosappError: the two waveforms have different shapes.
     """
-    ref = _to_numpy(reference).real
-    est = _to_numpy(estimate).real
+    # Keep the inputs' dtype: chunks are promoted to float64 below, never whole tracks.
+    ref = np.asarray(reference.detach().cpu().numpy() if hasattr(reference, "detach") else reference).real
+    est = np.asarray(estimate.detach().cpu().numpy() if hasattr(estimate, "detach") else estimate).real
     if ref.shape != est.shape:
         raise MosappError(f"SI-SDR needs waveforms of equal shape, got {ref.shape} and {est.shape}.")
     if ref.size == 0:
         raise MosappError("SI-SDR needs non-empty waveforms.")
     eps = float(np.finfo(np.float64).eps)
-    ref = (ref - ref.mean(axis=-1, keepdims=True)).ravel()
-    est = (est - est.mean(axis=-1, keepdims=True)).ravel()
-    alpha = (float(np.dot(est, ref)) + eps) / (float(np.dot(ref, ref)) + eps)
-    target = alpha * ref
-    residual = est - target
-    return 10.0 * math.log10((float(np.dot(target, target)) + eps) / (float(np.dot(residual, residual)) + eps))
+    # Zero-mean inner products from plain sums, accumulated in float64 over chunks, so a
+    # 10-minute track needs no full-length temporaries:
+    # <e', r'> = sum(e r) - n mean(e) mean(r), and ||e' - a r'||^2 expands the same way.
+    ref2 = ref.reshape(-1, ref.shape[-1]) if ref.ndim > 1 else ref[None, :]
+    est2 = est.reshape(-1, est.shape[-1]) if est.ndim > 1 else est[None, :]
+    er = rr = ee = 0.0
+    chunk = 1 << 20
+    for r_row, e_row in zip(ref2, est2):
+        n = r_row.shape[-1]
+        mean_r = float(np.mean(r_row, dtype=np.float64))
+        mean_e = float(np.mean(e_row, dtype=np.float64))
+        s_er = s_rr = s_ee = 0.0
+        for start in range(0, n, chunk):
+            r = r_row[start: start + chunk].astype(np.float64)
+            e = e_row[start: start + chunk].astype(np.float64)
+            s_er += float(np.dot(e, r))
+            s_rr += float(np.dot(r, r))
+            s_ee += float(np.dot(e, e))
+        er += s_er - n * mean_e * mean_r
+        rr += s_rr - n * mean_r * mean_r
+        ee += s_ee - n * mean_e * mean_e
+    alpha = (er + eps) / (rr + eps)
+    target = alpha * alpha * rr
+    residual = max(ee - 2.0 * alpha * er + alpha * alpha * rr, 0.0)
+    return 10.0 * math.log10((target + eps) / (residual + eps))
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,9 +9,9 @@
 Long inputs run in blocks of ``block_seconds`` with ``context_frames`` of overlap
 either side: each block's phase continues from the last committed frames of the one
 before (seed frames), its look-ahead frames are recomputed by the next block, and every
-frame is synthesised exactly once. Memory therefore grows with the block size, not with
-the input, apart from the waveforms themselves and (for metrics) the target image kept
-in float16.
+frame is synthesised exactly once. Spectral metrics are tallied tile by tile as soon as
+the waveform is final there. Memory therefore grows with the block size, not with the
+input, apart from the waveforms themselves.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ from mosapp.phase import get_backend, supports_blocks
 #: ViSQOL costs ~0.2 s per second of audio on 2 cores; "auto" runs it up to this length.
 VISQOL_AUTO_MAX_S = 120.0
 #: Mel distance is computed in chunks of this length so memory stays bounded.
-METRIC_CHUNK_S = 30.0
+METRIC_CHUNK_S = 10.0
+#: Spectral convergence and consistency are computed over tiles of this many frames
+#: (SC is exact; consistency is the cell-weighted mean of the tiles' values).
+METRIC_TILE_FRAMES = 2048
 
 ImageTransform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -140,6 +143,7 @@ def invert_magnitude(
     *,
     device: torch.device,
     timer: _Timer | None = None,
+    on_final: Callable[[torch.Tensor, int], None] | None = None,
 ) -> Generator[Progress, None, torch.Tensor]:
     """Phase reconstruction and synthesis of a magnitude spectrogram, block by block.
 
@@ -154,6 +158,9 @@ def invert_magnitude(
         geometry, config: lattice, backend and block sizes.
         device: working device.
         timer: stage timer.
+        on_final: ``f(y, frames)`` called (on this thread) whenever the waveform ``y`` is
+            final for the analysis of every frame below ``frames``: for measuring as the
+            blocks go, without keeping the whole spectrogram.
 
     Yields:
         Progress in frames.
@@ -195,11 +202,64 @@ def invert_magnitude(
             seed = committed[:, -context:] if context else None
             if pending_synthesis is not None:
                 pending_synthesis.result()
+                if on_final is not None:
+                    # Frames up to b0 are synthesised; a frame's analysis window reaches
+                    # window_length / hop frames further, which the next block still adds to.
+                    on_final(y, max(0, b0 - geometry.window_length // geometry.hop + 1))
             pending_synthesis = pool.submit(synthesise, committed, b0)
             yield Progress("frames", b1, n_frames)
         if pending_synthesis is not None:
             pending_synthesis.result()
+    if on_final is not None:
+        on_final(y, n_frames)
     return y
+
+
+class SpectralTally:
+    """Spectral convergence and consistency of a reconstruction, accumulated tile by tile.
+
+    The pipeline hands over each block's target image as it is made and measures frames
+    as soon as the waveform is final for them, so memory does not grow with the input.
+    """
+
+    def __init__(self, geometry: StftGeometry, scale: dsp.ImageScale) -> None:
+        self.geometry, self.scale = geometry, scale
+        self.err2 = self.ref2 = 0.0
+        self.consistency_sum = self.cells = 0.0
+        self.done = 0
+        self._images: list[tuple[int, int, torch.Tensor]] = []  # (first frame, last + 1, image)
+
+    def add_target(self, start: int, stop: int, image: torch.Tensor) -> None:
+        """Target image (bins, stop - start) of frames [start, stop); overlaps are fine."""
+        self._images.append((start, stop, image))
+
+    def _target(self, f0: int, f1: int) -> torch.Tensor:
+        cols = []
+        f = f0
+        for start, stop, image in self._images:
+            if start <= f < stop:
+                take = min(stop, f1) - f
+                cols.append(image[:, f - start: f - start + take])
+                f += take
+                if f >= f1:
+                    break
+        return torch.cat(cols, dim=1)
+
+    def measure(self, y: torch.Tensor, final_frames: int) -> None:
+        """Measure frames [done, final_frames) of periodic waveform ``y`` against the target."""
+        while self.done < final_frames:
+            f0, f1 = self.done, min(final_frames, self.done + METRIC_TILE_FRAMES)
+            want = dsp.image_to_magnitude(self._target(f0, f1).to(torch.float32), self.scale)
+            got = dsp.stft(y, self.geometry, f0, f1).abs()
+            self.err2 += float(((want - got) ** 2).sum())
+            self.ref2 += float((want**2).sum())
+            mag = want.cpu().numpy()
+            if mag.shape[-1] >= 3 and mag.max() > 0:
+                c = metrics.consistency(metrics.log_spectrogram_for_consistency(mag))
+                self.consistency_sum += c * mag.size
+                self.cells += mag.size
+            self.done = f1
+        self._images = [item for item in self._images if item[1] > self.done]
 
 
 def reconstruct_channel(
@@ -209,8 +269,8 @@ def reconstruct_channel(
     *,
     transform: ImageTransform | None = None,
     timer: _Timer | None = None,
-    keep_target: bool = True,
-) -> Generator[Progress, None, tuple[torch.Tensor, torch.Tensor | None, dsp.ImageScale]]:
+    measure: bool = True,
+) -> Generator[Progress, None, tuple[torch.Tensor, SpectralTally | None]]:
     """One channel through image → (transform) → phase → waveform, block by block.
 
     Args:
@@ -219,13 +279,13 @@ def reconstruct_channel(
         config: backend, block sizes, image mapping.
         transform: optional image → image function (a codec's encode+decode).
         timer: stage timer.
-        keep_target: also return the target image (float16, CPU) for metrics.
+        measure: tally spectral convergence and consistency against the target image.
 
     Yields:
         Progress in frames.
 
     Returns:
-        (reconstruction (n,), target image (bins, frames) or None, image scale).
+        (reconstruction (n,), the tally or None).
     """
     timer = timer or _Timer(x.device)
     with timer.stage("analysis"):
@@ -236,63 +296,53 @@ def reconstruct_channel(
         for b0, b1, _, _ in frame_blocks(n_frames, config.block_frames(geometry), 0):
             peak = max(peak, float(dsp.stft(xp, geometry, b0, b1).abs().max()))
         scale = dsp.image_scale_for(peak, config.image)
-    target = torch.empty(geometry.bins, n_frames, dtype=torch.float16) if keep_target else None
+    tally = SpectralTally(geometry, scale) if measure else None
 
     def magnitude_frames(start: int, stop: int) -> torch.Tensor:
         image = dsp.magnitude_to_image(dsp.stft(xp, geometry, start, stop).abs(), scale)
         if transform is not None:
             image = transform(image)
-        if target is not None:
-            # Blocks overlap; every write of a frame carries the same value.
-            target[:, start:stop] = image.to("cpu", torch.float16)
+        if tally is not None:
+            tally.add_target(start, stop, image)
         return dsp.image_to_magnitude(image, scale)
 
+    def on_final(y: torch.Tensor, frames: int) -> None:
+        with timer.stage("metrics"):
+            tally.measure(y, frames)
+
     y = yield from invert_magnitude(magnitude_frames, n_frames, xp.shape[-1], geometry, config,
-                                    device=x.device, timer=timer)
-    return y[offset: offset + x.shape[-1]], target, scale
+                                    device=x.device, timer=timer, on_final=on_final if tally else None)
+    return y[offset: offset + x.shape[-1]], tally
 
 
 def _measure(
-    reference: torch.Tensor,
-    reconstruction: torch.Tensor,
-    targets: list[torch.Tensor],
-    scales: list[dsp.ImageScale],
-    geometry: StftGeometry,
-    config: PipelineConfig,
+    reference: np.ndarray,
+    reconstruction: np.ndarray,
+    tallies: list[SpectralTally],
+    device: torch.device,
     visqol: bool,
 ) -> metrics.Metrics:
-    """Metrics of a reconstruction (channels, n) against the pipeline's input and target spectrograms."""
-    err2 = ref2 = 0.0
-    weighted_consistency = cells = 0.0
-    for ch, (target, scale) in enumerate(zip(targets, scales)):
-        yp, _ = dsp.pad_for_lattice(reconstruction[ch], geometry)
-        for b0, b1, _, _ in frame_blocks(target.shape[-1], config.block_frames(geometry), 0):
-            want = dsp.image_to_magnitude(target[:, b0:b1].to(yp.device, torch.float32), scale)
-            got = dsp.stft(yp, geometry, b0, b1).abs()
-            err2 += float(((want - got) ** 2).sum())
-            ref2 += float((want**2).sum())
-            mag = want.cpu().numpy()
-            if mag.shape[-1] >= 3 and mag.max() > 0:
-                c = metrics.consistency(metrics.log_spectrogram_for_consistency(mag))
-                weighted_consistency += c * mag.size
-                cells += mag.size
+    """Metrics of a reconstruction (channels, n) against the pipeline's input and the tallies."""
+    err2 = sum(t.err2 for t in tallies)
+    ref2 = sum(t.ref2 for t in tallies)
+    cells = sum(t.cells for t in tallies)
     sc = 10.0 * math.log10(err2 / ref2) if ref2 > 0 and err2 > 0 else float("nan")
-    ref_np = reference.cpu().numpy()
-    rec_np = reconstruction.cpu().numpy()
     chunk = int(METRIC_CHUNK_S * PIPELINE_SAMPLE_RATE)
     mel_sum = mel_weight = 0.0
-    for s in range(0, ref_np.shape[-1], chunk):
-        a, b = ref_np[:, s: s + chunk], rec_np[:, s: s + chunk]
-        if a.shape[-1] < 2048:  # the longest mel window; a shorter tail adds nothing measurable
-            continue
-        mel_sum += metrics.mel_distance(a, b, PIPELINE_SAMPLE_RATE, device=reference.device) * a.shape[-1]
-        mel_weight += a.shape[-1]
+    # Channel by channel and chunk by chunk (mel_distance averages channels anyway).
+    for ch in range(reference.shape[0]):
+        for s in range(0, reference.shape[-1], chunk):
+            a, b = reference[ch, s: s + chunk], reconstruction[ch, s: s + chunk]
+            if a.shape[-1] < 2048:  # the longest mel window; a shorter tail adds nothing measurable
+                continue
+            mel_sum += metrics.mel_distance(a, b, PIPELINE_SAMPLE_RATE, device=device) * a.shape[-1]
+            mel_weight += a.shape[-1]
     return metrics.Metrics(
         spectral_convergence_db=sc,
-        si_sdr_db=metrics.si_sdr_db(ref_np, rec_np),
+        si_sdr_db=metrics.si_sdr_db(reference, reconstruction),
         mel_distance=mel_sum / mel_weight if mel_weight else None,
-        consistency=weighted_consistency / cells if cells else None,
-        visqol=metrics.visqol(ref_np, rec_np, PIPELINE_SAMPLE_RATE) if visqol else None,
+        consistency=sum(t.consistency_sum for t in tallies) / cells if cells else None,
+        visqol=metrics.visqol(reference, reconstruction, PIPELINE_SAMPLE_RATE) if visqol else None,
     )
 
 
@@ -335,36 +385,36 @@ def roundtrip(
     timer = _Timer(device)
     with timer.stage("analysis"):
         reference = torch.from_numpy(np.ascontiguousarray(audio.samples, dtype=np.float32)).to(device)
-    channels = reference.shape[0]
-    n_frames = geometry.frames_for(dsp.padded_length(reference.shape[-1], geometry))
-    outputs, targets, scales = [], [], []
+    channels, n = reference.shape
+    n_frames = geometry.frames_for(dsp.padded_length(n, geometry))
+    reconstruction = np.empty((channels, n), dtype=np.float32)
+    tallies: list[SpectralTally] = []
     for ch in range(channels):
         gen = reconstruct_channel(reference[ch], geometry, config, transform=transform, timer=timer,
-                                  keep_target=compute_metrics)
+                                  measure=compute_metrics)
         while True:
             try:
                 p = next(gen)
             except StopIteration as stop:
-                y, target, scale = stop.value
+                y, tally = stop.value
                 break
             yield Progress("frames", ch * n_frames + p.done, channels * n_frames)
-        outputs.append(y)
-        targets.append(target)
-        scales.append(scale)
-    reconstruction = torch.stack(outputs)
+        reconstruction[ch] = y.cpu().numpy()
+        del y
+        if tally is not None:
+            tallies.append(tally)
     result_metrics = metrics.Metrics()
     if compute_metrics:
         yield Progress("metrics", 0, 1)
         with timer.stage("metrics"):
             run_visqol = visqol if visqol is not None else audio.duration_s <= VISQOL_AUTO_MAX_S
-            result_metrics = _measure(reference, reconstruction, targets, scales, geometry, config, run_visqol)
+            result_metrics = _measure(audio.samples, reconstruction, tallies, device, run_visqol)
         yield Progress("metrics", 1, 1)
     with timer.stage("output"):
-        rec_np = reconstruction.cpu().numpy()
-        output = restore_format(rec_np, PIPELINE_SAMPLE_RATE, audio.info)
+        output = restore_format(reconstruction, PIPELINE_SAMPLE_RATE, audio.info)
     return RoundTripResult(
         output=output,
-        reconstruction=rec_np,
+        reconstruction=reconstruction,
         reference=audio.samples,
         info=audio.info,
         geometry=geometry,

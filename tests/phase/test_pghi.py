@@ -107,6 +107,13 @@ def test_fgla_converges_and_refines_pghi(music):
     assert refined < pghi_only - 1.0
 
 
+def test_fgla_runs_on_every_device(device, music):
+    g, mag = _magnitude(music[0][:22050], "thesis", device)
+    out = get_backend("pghi+fgla")(mag, g, iterations=4)
+    assert out.device.type == device and out.shape == mag.shape
+    assert _sc_of(out, mag, g) < -10.0
+
+
 def test_fgla_keeps_seed_frames(music):
     g, mag = _magnitude(music[0][:44100], "thesis")
     seed = get_backend("pghi")(mag[:, :40], g)[:, -20:]
