@@ -115,26 +115,43 @@ def section_pghi_vs_tifresi(x: np.ndarray, repeats: int) -> None:
               f"{sc_ours - sc_ref:>+7.2f}  {'OK (>= 3x, within 0.5 dB)' if ok else 'BELOW TARGET'}")
 
 
-def section_backends(x: np.ndarray, path: str) -> None:
-    print("\n## 2. phase backends through the whole round trip (mono, CPU); this table chose the default")
-    print(f"{'geometry':<8} {'backend':<10} {'SC dB':>7} {'mel dist':>9} {'ViSQOL':>7} {'time s':>7} {'x realtime':>10}")
-    audio = read_audio(path)
-    audio.samples = x[None, :]
-    for name in GEOMETRIES:
-        for backend in ["pghi", "tifresi", "fgla", "pghi+fgla"]:
-            config = PipelineConfig(geometry=name, phase=backend, device="cpu")
-            t0 = time.perf_counter()
-            result = run_to_end(roundtrip(audio, config, compute_metrics=False))
-            elapsed = time.perf_counter() - t0
-            rec = result.reconstruction
+#: Clips for the backend comparison: (file, start s); each is cut to --backend-seconds.
+BACKEND_CLIPS = [("/usr/share/hyperrogue/music/hr3-caves.ogg", 20.0),
+                 ("/usr/share/hyperrogue/music/hr3-jungle.ogg", 10.0),
+                 ("/usr/share/scummvm/drascula/audio/track5.ogg", 10.0)]
+
+
+def section_backends(seconds: float) -> None:
+    print(f"\n## 2. phase backends through the whole round trip (mono, CPU, {seconds:g} s per clip); "
+          "the means chose the default")
+    clips = [(path, start) for path, start in BACKEND_CLIPS if os.path.exists(path)]
+    rows: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
+    for path, start in clips:
+        x = load_excerpt(path, start, seconds)
+        audio = read_audio(path)
+        audio.samples = x[None, :]
+        for name in GEOMETRIES:
             g = GEOMETRIES[name]
             xp, _ = dsp.pad_for_lattice(torch.from_numpy(x), g)
-            yp, _ = dsp.pad_for_lattice(torch.from_numpy(rec[0]), g)
-            sc = metrics.spectral_convergence_db(dsp.stft(xp, g).abs().numpy(), dsp.stft(yp, g).abs().numpy())
-            mel = metrics.mel_distance(x, rec[0], PIPELINE_SAMPLE_RATE)
-            vq = metrics.visqol(x, rec[0], PIPELINE_SAMPLE_RATE)
-            print(f"{name:<8} {backend:<10} {sc:>7.2f} {mel:>9.3f} {vq:>7.2f} {elapsed:>7.2f} "
-                  f"{x.size / PIPELINE_SAMPLE_RATE / elapsed:>9.1f}x")
+            target = dsp.stft(xp, g).abs().numpy()
+            for backend in ["pghi", "tifresi", "fgla", "pghi+fgla"]:
+                config = PipelineConfig(geometry=name, phase=backend, device="cpu")
+                t0 = time.perf_counter()
+                result = run_to_end(roundtrip(audio, config, compute_metrics=False))
+                elapsed = time.perf_counter() - t0
+                rec = result.reconstruction[0]
+                yp, _ = dsp.pad_for_lattice(torch.from_numpy(rec), g)
+                sc = metrics.spectral_convergence_db(target, dsp.stft(yp, g).abs().numpy())
+                mel = metrics.mel_distance(x, rec, PIPELINE_SAMPLE_RATE)
+                vq = metrics.visqol(x, rec, PIPELINE_SAMPLE_RATE)
+                rows.setdefault((name, backend), []).append((sc, mel, vq, x.size / PIPELINE_SAMPLE_RATE / elapsed))
+                print(f"  {os.path.basename(path):<18} {name:<7} {backend:<10} SC {sc:7.2f} dB  mel {mel:6.3f}  "
+                      f"ViSQOL {vq:4.2f}  {x.size / PIPELINE_SAMPLE_RATE / elapsed:5.1f}x real time")
+    print(f"{'mean over ' + str(len(clips)) + ' clips':<20} {'geometry':<8} {'backend':<10} {'SC dB':>7} "
+          f"{'mel dist':>9} {'ViSQOL':>7} {'x realtime':>10}")
+    for (name, backend), values in rows.items():
+        v = np.mean(np.array(values), axis=0)
+        print(f"{'':<20} {name:<8} {backend:<10} {v[0]:>7.2f} {v[1]:>9.3f} {v[2]:>7.2f} {v[3]:>9.1f}x")
 
 
 def section_stages(path: str, x: np.ndarray) -> None:
@@ -203,6 +220,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="excerpt length in seconds")
     parser.add_argument("--repeats", type=int, default=2, help="timed repetitions (best taken) in section 1")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory test input")
+    parser.add_argument("--backend-seconds", type=float, default=20.0, help="clip length in section 2")
     parser.add_argument("--skip-backends", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
@@ -219,7 +237,7 @@ def main() -> None:
     warm_up()
     section_pghi_vs_tifresi(x, args.repeats)
     if not args.skip_backends:
-        section_backends(x, clip)
+        section_backends(args.backend_seconds)
     section_stages(clip, x)
     if not args.skip_memory:
         if not music_files():

@@ -68,5 +68,3 @@ def _load_all() -> None:
     from mosapp.phase import fgla, pghi, tifresi_backend  # noqa: F401
 
 
-#: The default, chosen by measurement (benchmarks/phase_backends.py; see README).
-DEFAULT_BACKEND = "pghi"
