@@ -15,3 +15,11 @@ class AudioError(MosappError):
 
 class ConfigError(MosappError):
     """An unknown name or an out-of-range setting (geometry, backend, device …)."""
+
+
+class BitstreamError(MosappError):
+    """A ``.sgc`` file or codec payload that is damaged, truncated or from a newer version."""
+
+
+class ModelError(MosappError):
+    """Model weights that are missing, unreadable or do not fit the model."""

@@ -1,0 +1,184 @@
+"""Spectrogram codecs: STFT → log-magnitude image → image codec → image → phase → waveform.
+
+:class:`SpectrogramCodec` does everything but the image coding: per channel it analyses the
+clip on the lattice (in tiles of frames, so memory stays bounded), maps magnitudes to a
+[0, 1] image with the clip's own scale (recorded in ``params`` so the level is restored),
+hands each tile to :meth:`SpectrogramCodec.compress_image`, and on decoding runs the
+decoded image through the configured phase backend (:func:`mosapp.pipeline.invert_magnitude`).
+
+Payload layout (all integers little-endian): for each channel, for each tile, a ``u32``
+byte count followed by that many bytes of the subclass's tile payload.
+
+``pghi-only`` lives here too: its "image codec" keeps the image (float16, zlib), so only
+the phase is rebuilt — the seed's upper bound for every spectrogram codec.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from abc import abstractmethod
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from mosapp import dsp
+from mosapp.codecs import register_family
+from mosapp.codecs.base import Codec, Encoded, check_input
+from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
+from mosapp.errors import BitstreamError
+
+#: Frames per tile handed to an image codec (about 3 s with the thesis geometry).
+DEFAULT_TILE_FRAMES = 2048
+
+
+def _tiles(n_frames: int, tile: int) -> Iterator[tuple[int, int]]:
+    for t0 in range(0, n_frames, tile):
+        yield t0, min(t0 + tile, n_frames)
+
+
+class SpectrogramCodec(Codec):
+    """Base of the codecs that code the log-magnitude image.
+
+    Subclasses implement :meth:`compress_image` / :meth:`decompress_image` for one tile,
+    and may set :attr:`tile_frames`.
+    """
+
+    tile_frames: int = DEFAULT_TILE_FRAMES
+
+    # -- the image codec -------------------------------------------------------------
+
+    @abstractmethod
+    def compress_image(self, image: torch.Tensor) -> bytes:
+        """Code one tile: ``image`` is float32 (bins, frames) in [0, 1] on the working device."""
+
+    @abstractmethod
+    def decompress_image(self, data: bytes, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        """Decode one tile to float32 (bins, frames) = ``shape`` in [0, 1] on ``device``.
+
+        Raises:
+            BitstreamError: ``data`` cannot be decoded.
+        """
+
+    def prepare(self, device: torch.device) -> None:
+        """Load weights etc. before the first tile (called by encode and decode)."""
+
+    # -- the pipeline around it -------------------------------------------------------
+
+    def encode(self, samples: np.ndarray, config: PipelineConfig) -> Encoded:
+        samples = check_input(samples)
+        availability = self.availability()
+        if not availability.ok:
+            from mosapp.errors import ModelError
+
+            raise ModelError(availability.reason)
+        geometry = get_geometry(config.geometry)
+        device = dsp.resolve_device(config.device)
+        self.prepare(device)
+        channels, n = samples.shape
+        parts: list[bytes] = []
+        scales: list[float] = []
+        for ch in range(channels):
+            x = torch.from_numpy(samples[ch]).to(device)
+            xp, _ = dsp.pad_for_lattice(x, geometry)
+            n_frames = geometry.frames_for(xp.shape[-1])
+            peak = 0.0
+            for t0, t1 in _tiles(n_frames, self.tile_frames):
+                peak = max(peak, float(dsp.stft(xp, geometry, t0, t1).abs().max()))
+            scale = dsp.image_scale_for(peak, config.image)
+            scales.append(scale.top_db)
+            for t0, t1 in _tiles(n_frames, self.tile_frames):
+                image = dsp.magnitude_to_image(dsp.stft(xp, geometry, t0, t1).abs(), scale)
+                with torch.inference_mode():
+                    blob = self.compress_image(image)
+                parts.append(struct.pack("<I", len(blob)))
+                parts.append(blob)
+        params = {
+            "geometry": geometry.name,
+            "tile_frames": self.tile_frames,
+            "top_db": scales,
+            "dynamic_range_db": config.image.dynamic_range_db,
+        }
+        return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, n, channels, params, b"".join(parts))
+
+    def decode_images(self, encoded: Encoded, device: torch.device) -> Iterator[tuple[int, torch.Tensor, dsp.ImageScale]]:
+        """Yield (channel, image (bins, frames) float32 on ``device``, scale) per channel."""
+        self._check_version(encoded)
+        try:
+            geometry = get_geometry(encoded.params["geometry"])
+            tile = int(encoded.params["tile_frames"])
+            tops = [float(v) for v in encoded.params["top_db"]]
+            drange = float(encoded.params["dynamic_range_db"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BitstreamError(f"The {self.name} stream's parameters are incomplete ({exc}).") from None
+        if len(tops) != encoded.channels or tile <= 0:
+            raise BitstreamError(f"The {self.name} stream's parameters do not match its {encoded.channels} channel(s).")
+        self.prepare(device)
+        n_frames = geometry.frames_for(dsp.padded_length(encoded.n_samples, geometry))
+        view = memoryview(encoded.payload)
+        pos = 0
+        for ch in range(encoded.channels):
+            image = torch.empty(geometry.bins, n_frames, dtype=torch.float32, device=device)
+            for t0, t1 in _tiles(n_frames, tile):
+                if pos + 4 > len(view):
+                    raise BitstreamError(f"The {self.name} payload ends early (channel {ch + 1}, frame {t0}).")
+                (size,) = struct.unpack_from("<I", view, pos)
+                pos += 4
+                if pos + size > len(view):
+                    raise BitstreamError(f"The {self.name} payload ends early (channel {ch + 1}, frame {t0}).")
+                with torch.inference_mode():
+                    image[:, t0:t1] = self.decompress_image(bytes(view[pos: pos + size]), (geometry.bins, t1 - t0), device)
+                pos += size
+            yield ch, image, dsp.ImageScale(top_db=tops[ch], dynamic_range_db=drange)
+        if pos != len(view):
+            raise BitstreamError(f"The {self.name} payload has {len(view) - pos} unexpected trailing bytes.")
+
+    def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
+        from mosapp.pipeline import invert_magnitude, run_to_end
+
+        geometry = get_geometry(encoded.params.get("geometry", config.geometry))
+        device = dsp.resolve_device(config.device)
+        out = np.empty((encoded.channels, encoded.n_samples), dtype=np.float32)
+        length = dsp.padded_length(encoded.n_samples, geometry)
+        offset = geometry.window_length // 2
+        for ch, image, scale in self.decode_images(encoded, device):
+            def magnitude_frames(start: int, stop: int, image=image, scale=scale) -> torch.Tensor:
+                return dsp.image_to_magnitude(image[:, start:stop], scale)
+
+            y = run_to_end(invert_magnitude(magnitude_frames, image.shape[1], length, geometry, config, device=device))
+            out[ch] = y[offset: offset + encoded.n_samples].cpu().numpy()
+        return out
+
+    def _check_version(self, encoded: Encoded) -> None:
+        if encoded.codec_version > self.version:
+            raise BitstreamError(
+                f"The stream was written by {encoded.codec} version {encoded.codec_version}; this mosapp reads "
+                f"up to version {self.version}: update mosapp."
+            )
+
+
+class PghiOnly(SpectrogramCodec):
+    """The magnitude image kept (float16, zlib-compressed): only the phase is rebuilt."""
+
+    name = "pghi-only"
+    family = "pghi-only"
+    version = 1
+    nominal_kbps = None
+    description = 'the seed\'s upper bound: spectrogram kept losslessly (float16), phase rebuilt by the phase backend'
+
+    def compress_image(self, image: torch.Tensor) -> bytes:
+        return zlib.compress(image.to(torch.float16).cpu().numpy().tobytes(), 6)
+
+    def decompress_image(self, data: bytes, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        try:
+            raw = zlib.decompress(data)
+        except zlib.error as exc:
+            raise BitstreamError(f"The pghi-only payload is damaged ({exc}).") from None
+        if len(raw) != 2 * shape[0] * shape[1]:
+            raise BitstreamError("The pghi-only payload has the wrong size for its spectrogram.")
+        arr = np.frombuffer(raw, dtype=np.float16).reshape(shape)
+        return torch.from_numpy(arr.astype(np.float32)).to(device)
+
+
+register_family("pghi-only", lambda name: PghiOnly() if name == "pghi-only" else None, lambda: ["pghi-only"])
