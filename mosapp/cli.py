@@ -54,7 +54,52 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="round-trip the shipped demo clip into out/ (what `mosapp` alone does)")
     demo.add_argument("--out-dir", default="out", help="folder for the reconstruction (default out/)")
     _add_pipeline_options(demo)
+
+    enc = sub.add_parser("encode", help="compress IN into an .sgc file with a codec",
+                         description="Code IN with a codec (see `mosapp codecs`) and write the .sgc file OUT, "
+                                     "which holds the payload and what decoding needs to restore IN's rate, "
+                                     "length and channels.")
+    enc.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, MP3)")
+    enc.add_argument("output", metavar="OUT", help="the .sgc file to write")
+    enc.add_argument("--codec", default=None,
+                     help=f"codec name from `mosapp codecs` (default {_default_codec()})")
+    _add_codec_options(enc, encoding=True)
+    dec = sub.add_parser("decode", help="decode an .sgc file to audio",
+                         description="Decode the .sgc file IN and write OUT with the rate, length and channels "
+                                     "of the file that was encoded.")
+    dec.add_argument("input", metavar="IN", help="an .sgc file written by `mosapp encode`")
+    dec.add_argument("output", metavar="OUT", help="output file (.wav, .flac, .ogg)")
+    _add_codec_options(dec, encoding=False)
+    cod = sub.add_parser("codecs", help="list the codecs, their bitrates and whether they run here",
+                         description="List every codec: name, family, nominal bitrate, whether it is available "
+                                     "on this machine (and why not), and what it is.")
+    cod.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     return parser
+
+
+def _default_codec() -> str:
+    import mosapp.codecs
+
+    return getattr(mosapp.codecs, "DEFAULT_CODEC", "pghi-only")
+
+
+def _add_codec_options(p: argparse.ArgumentParser, *, encoding: bool) -> None:
+    """The pipeline options that matter to a codec (encode and decode)."""
+    defaults = PipelineConfig()
+    if encoding:
+        p.add_argument("--geometry", default=defaults.geometry,
+                       help=f"STFT geometry of spectrogram codecs: {' | '.join(GEOMETRIES)} "
+                            f"(default {defaults.geometry}); the decoder reads it from the file")
+    p.add_argument("--phase", default=defaults.phase,
+                   help=f"phase reconstruction of spectrogram codecs: pghi | tifresi | fgla | pghi+fgla "
+                        f"(default {defaults.phase})")
+    p.add_argument("--device", default=defaults.device, help="auto | cpu | cuda (default auto: CUDA when present)")
+    p.add_argument("--fgla-iterations", type=int, default=defaults.fgla_iterations,
+                   help=f"iterations for fgla and pghi+fgla (default {defaults.fgla_iterations})")
+    if encoding:
+        p.add_argument("--per-channel", action="store_true",
+                       help="code each channel of a stereo file instead of the mono mix-down")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
 @contextmanager
@@ -84,8 +129,10 @@ def _native_stderr_silenced():
 
 
 def _config_from(args: argparse.Namespace) -> PipelineConfig:
-    return replace(PipelineConfig(), geometry=args.geometry, phase=args.phase, device=args.device,
-                   fgla_iterations=args.fgla_iterations, mono=not args.per_channel)
+    defaults = PipelineConfig()
+    return replace(defaults, geometry=getattr(args, "geometry", defaults.geometry), phase=args.phase,
+                   device=args.device, fgla_iterations=args.fgla_iterations,
+                   mono=not getattr(args, "per_channel", False))
 
 
 def _format_result(result, in_path: str, out_path: str) -> str:
@@ -179,6 +226,181 @@ def run_roundtrip(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out_folder(out_path: str) -> None:
+    out_dir = Path(out_path).resolve().parent
+    if not out_dir.is_dir():
+        raise MosappError(f"Cannot write {out_path}: the folder {out_dir} does not exist.")
+
+
+def _rows(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _size(n_bytes: int) -> str:
+    if n_bytes < 10_000:
+        return f"{n_bytes} bytes"
+    if n_bytes < 10_000_000:
+        return f"{n_bytes / 1000:.1f} kB ({n_bytes} bytes)"
+    return f"{n_bytes / 1e6:.1f} MB ({n_bytes} bytes)"
+
+
+def run_encode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
+    import time
+
+    from mosapp.audio import read_audio
+    from mosapp.bitstream import SUFFIX, file_kbps, write_sgc
+    from mosapp.codecs import get_codec
+    from mosapp.config import PIPELINE_SAMPLE_RATE, get_geometry
+    from mosapp.dsp import resolve_device
+    from mosapp.phase import get_backend
+    from mosapp.pipeline import check_processable
+
+    config = _config_from(args)
+    codec = get_codec(args.codec or _default_codec())
+    # Names first: a typo should not cost a file read.
+    geometry = get_geometry(config.geometry)
+    get_backend(config.phase)
+    device = resolve_device(config.device)
+    availability = codec.availability()
+    if not availability.ok:
+        raise MosappError(availability.reason)
+    if Path(out_path).suffix.lower() != SUFFIX:
+        raise MosappError(f"{out_path} does not end in {SUFFIX}; `mosapp encode` writes .sgc files "
+                          f"(decode them with `mosapp decode`).")
+    _check_out_folder(out_path)
+    with _native_stderr_silenced():
+        audio = read_audio(in_path, sample_rate=PIPELINE_SAMPLE_RATE, mono=config.mono)
+    check_processable(audio, geometry)
+    t0 = time.perf_counter()
+    encoded = codec.encode(audio.samples, config)
+    seconds = time.perf_counter() - t0
+    size = write_sgc(out_path, encoded, audio.info)
+    kbps = file_kbps(out_path, encoded)
+    info = audio.info
+    if args.json:
+        print(json.dumps({
+            "input": in_path, "output": out_path, "codec": encoded.codec, "codec_version": encoded.codec_version,
+            "device": str(device), "audio_seconds": encoded.seconds, "channels_coded": encoded.channels,
+            "file_bytes": size, "payload_bytes": len(encoded.payload), "file_kbps": kbps,
+            "payload_kbps": encoded.payload_kbps, "processing_seconds": seconds,
+            "realtime_factor": encoded.seconds / max(seconds, 1e-9),
+        }))
+        return 0
+    print(_rows([
+        ("input", f"{in_path} ({info.channels} ch, {info.sample_rate} Hz, {info.frames / info.sample_rate:.2f} s)"),
+        ("output", out_path),
+        ("codec", f"{encoded.codec} (version {encoded.codec_version}), {encoded.channels} channel"
+                  f"{'s' if encoded.channels > 1 else ''} coded, device {device}"),
+        ("size", f"{_size(size)}, of which {size - len(encoded.payload)} bytes header and checksum"),
+        ("bitrate", f"{kbps:.2f} kbit/s file, {encoded.payload_kbps:.2f} kbit/s payload"),
+        ("time", f"{seconds:.2f} s for {encoded.seconds:.2f} s of audio "
+                 f"({encoded.seconds / max(seconds, 1e-9):.1f}x real time)"),
+    ]))
+    return 0
+
+
+def run_decode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
+    import time
+
+    from mosapp.audio import _WRITE_FORMATS, restore_format, write_audio
+    from mosapp.bitstream import read_sgc
+    from mosapp.codecs import codec_names, get_codec
+    from mosapp.dsp import resolve_device
+    from mosapp.errors import BitstreamError, ConfigError
+    from mosapp.phase import get_backend
+
+    config = _config_from(args)
+    get_backend(config.phase)
+    device = resolve_device(config.device)
+    ext = Path(out_path).suffix.lower()
+    if ext not in _WRITE_FORMATS:
+        known = list(_WRITE_FORMATS)
+        raise MosappError(f"{out_path} has an unsupported extension; mosapp writes "
+                          f"{', '.join(known[:-1])} or {known[-1]} files.")
+    _check_out_folder(out_path)
+    encoded, source = read_sgc(in_path)
+    try:
+        codec = get_codec(encoded.codec)
+    except ConfigError:
+        raise MosappError(
+            f'{in_path} was coded with "{encoded.codec}", a codec this mosapp does not have (it has: '
+            f'{", ".join(codec_names())}); update mosapp.'
+        ) from None
+    availability = codec.availability()
+    if not availability.ok:
+        raise MosappError(availability.reason)
+    t0 = time.perf_counter()
+    try:
+        samples = codec.decode(encoded, config)
+    except BitstreamError as exc:
+        # The codec's sentence is about "the stream"; say which file it is.
+        msg = str(exc)
+        if len(msg) > 1 and msg[1].islower():
+            msg = msg[0].lower() + msg[1:]
+        raise BitstreamError(f"{in_path} cannot be decoded: {msg}") from None
+    seconds = time.perf_counter() - t0
+    output = restore_format(samples, encoded.sample_rate, source)
+    write_audio(out_path, output, source.sample_rate, subtype=_output_subtype(out_path, source))
+    rtf = encoded.seconds / max(seconds, 1e-9)
+    if args.json:
+        print(json.dumps({
+            "input": in_path, "output": out_path, "codec": encoded.codec, "codec_version": encoded.codec_version,
+            "phase": config.phase if _is_spectrogram(codec) else None, "device": str(device), "audio_seconds": encoded.seconds,
+            "sample_rate": source.sample_rate, "channels": source.channels, "frames": source.frames,
+            "processing_seconds": seconds, "realtime_factor": rtf,
+        }))
+        return 0
+    print(_rows([
+        ("input", f"{in_path} ({encoded.codec} version {encoded.codec_version}, {encoded.seconds:.2f} s, "
+                  f"{encoded.payload_kbps:.2f} kbit/s payload)"),
+        ("output", f"{out_path} ({source.channels} ch, {source.sample_rate} Hz, "
+                   f"{source.frames / source.sample_rate:.2f} s)"),
+        ("decoder", f"phase {config.phase}, device {device}" if _is_spectrogram(codec) else f"{codec.name}"),
+        ("time", f"{seconds:.2f} s for {encoded.seconds:.2f} s of audio ({rtf:.1f}x real time)"),
+    ]))
+    return 0
+
+
+def _is_spectrogram(codec) -> bool:
+    """Whether the phase options apply to ``codec``."""
+    from mosapp.codecs.spectrogram import SpectrogramCodec
+
+    return isinstance(codec, SpectrogramCodec)
+
+
+def run_codecs(args: argparse.Namespace) -> int:
+    from mosapp.codecs import all_codecs
+
+    rows = []
+    for codec in all_codecs():
+        availability = codec.availability()
+        rows.append({
+            "name": codec.name,
+            "family": codec.family,
+            "version": codec.version,
+            "nominal_kbps": codec.nominal_kbps,
+            "available": availability.ok,
+            "reason": "" if availability.ok else availability.reason,
+            "description": codec.description,
+        })
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    table = [("codec", "family", "kbit/s", "available", "description")]
+    for r in rows:
+        kbps = "-" if r["nominal_kbps"] is None else f"{r['nominal_kbps']:g}"
+        table.append((r["name"], r["family"], kbps, "yes" if r["available"] else "no", r["description"]))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    lines = []
+    for i, row in enumerate(table):
+        lines.append("  ".join(f"{cell:<{w}}" for cell, w in zip(row[:4], widths)) + "  " + row[4])
+        if i > 0 and not rows[i - 1]["available"]:
+            lines.append(" " * (sum(widths) + 8) + "  not available: " + rows[i - 1]["reason"])
+    print("\n".join(line.rstrip() for line in lines))
+    return 0
+
+
 def _output_subtype(out_path: str, info) -> str | None:
     """Keep the input's sample format when the output container is the same kind."""
     ext = os.path.splitext(out_path)[1].lower()
@@ -199,6 +421,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "roundtrip":
             return run_roundtrip(args.input, args.output, args)
+        if args.command == "encode":
+            return run_encode(args.input, args.output, args)
+        if args.command == "decode":
+            return run_decode(args.input, args.output, args)
+        if args.command == "codecs":
+            return run_codecs(args)
         if args.command == "demo":
             out_dir = Path(args.out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)

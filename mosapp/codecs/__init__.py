@@ -16,6 +16,9 @@ from typing import Callable
 from mosapp.codecs.base import Availability, Codec, Encoded
 from mosapp.errors import ConfigError
 
+#: What ``mosapp encode`` uses without ``--codec``: the shipped compact spectrogram codec.
+DEFAULT_CODEC = "sgc-12"
+
 Factory = Callable[[str], "Codec | None"]
 
 _FACTORIES: list[tuple[str, Factory, Callable[[], list[str]]]] = []
@@ -71,4 +74,4 @@ def all_codecs() -> list[Codec]:
     return [get_codec(n) for n in codec_names()]
 
 
-__all__ = ["Availability", "Codec", "Encoded", "all_codecs", "codec_names", "get_codec", "register_family"]
+__all__ = ["DEFAULT_CODEC", "Availability", "Codec", "Encoded", "all_codecs", "codec_names", "get_codec", "register_family"]

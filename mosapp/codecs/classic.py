@@ -1,0 +1,618 @@
+"""Waveform baselines (Opus, MP3, AAC through PyAV/FFmpeg) and the MUSHRA low-pass anchors.
+
+Families and names (``<kbps>`` is any integer or decimal in the family's range):
+
+* ``opus-<kbps>``: libopus, hard CBR (``vbr=off``), 20 ms frames, ``application=audio``, at
+  48 kHz (Opus's own rate; the input is resampled with soxr VHQ and back). 6-256 kbit/s:
+  Opus's documented lower end, and FFmpeg's upper limit for one channel. A CBR packet is
+  ``round(bit_rate * 20 ms / 8)`` bytes, so a rate that is not a multiple of 0.4 kbit/s
+  comes out up to 0.2 kbit/s off (``opus-11`` codes at 11.2).
+* ``mp3-<kbps>``: libmp3lame CBR, at the sample rate LAME itself picks for that bitrate
+  (:func:`lame_sample_rate`: 8 kHz at 8 kbit/s, 16 kHz at 16-24, 22.05 kHz at 32 for mono).
+  Only the bitrates of the MPEG audio tables are codable as CBR, so only those are names:
+  8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320.
+* ``aac-<kbps>``: FFmpeg's native AAC-LC encoder at 44.1 kHz, 8-256 kbit/s. It has no CBR
+  mode and overshoots its target by 1-3 % on music, so the encoder is run a second time with
+  its target scaled by nominal/measured (:data:`AAC_RATE_TOLERANCE`); ``params`` records the
+  target used.
+* ``lowpass-3.5k``, ``lowpass-7k``: the ITU-R BS.1534 (MUSHRA) anchors, see
+  :class:`LowpassAnchor`.
+
+The nominal bitrate is the whole stream's, all channels together (as every encoder's
+``bit_rate`` is). A stereo ``opus-12`` spends 12 kbit/s on both channels.
+
+Payload of the waveform codecs (integers little-endian)::
+
+    u32     CRC-32 of everything after it
+    varint  byte count T of the packet-length table
+    T bytes zlib (level 9) of the packets' byte lengths, each an unsigned LEB128 varint
+    ...     the encoder's packets back to back, as FFmpeg emitted them (raw Opus packets,
+            MP3 frames with their headers, raw AAC access units)
+
+The length table is what an Ogg page's lacing values, LATM's length bytes or an MP4
+sample-size table carry; zlib makes it almost free for CBR streams (every length equal, or
+MP3's alternating padding) and about one byte per packet for AAC. ``params``:
+``rate`` (the coded sample rate), ``delay`` (samples at ``rate`` to drop from the decoder's
+output: the encoder's priming, read from the first packet's pts), ``extradata`` (hex; the
+AAC AudioSpecificConfig, empty otherwise) and ``bit_rate`` (the encoder's target, bit/s).
+
+Delays found (they come from the encoders, not from this file): Opus pre-skip 312 samples
+at 48 kHz; LAME 576 encoder + 529 decoder = 1105 samples at the MP3 rate; AAC priming 1024
+samples at 44.1 kHz. Decoding drops them, resamples back to 44.1 kHz when the coded rate
+differs, and returns exactly ``n_samples`` samples aligned with the input.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from mosapp.audio import resample
+from mosapp.codecs import register_family
+from mosapp.codecs.base import Availability, Codec, Encoded, check_input
+from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
+from mosapp.errors import AudioError, BitstreamError, ConfigError, ModelError
+
+#: AAC: a second encoder run when the first one's payload is further than this from nominal.
+AAC_RATE_TOLERANCE = 0.01
+#: AAC: the second run's target is kept within these factors of nominal (tiny clips, whose
+#: priming and flush frames weigh a lot, are not starved).
+AAC_TARGET_LIMITS = (0.75, 1.05)
+
+#: Bitrates (kbit/s) of the MPEG-1 Layer III table (32, 44.1, 48 kHz).
+MPEG1_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+#: Bitrates (kbit/s) of the MPEG-2 / 2.5 Layer III table (8-24 kHz).
+MPEG2_KBPS = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
+#: LAME's ``optimum_bandwidth`` table: (bitrate kbit/s, low-pass Hz) for CBR.
+_LAME_LOWPASS = (
+    (8, 2000), (16, 3700), (24, 3900), (32, 5500), (40, 7000), (48, 7500), (56, 10000),
+    (64, 11000), (80, 13500), (96, 15100), (112, 15600), (128, 17000), (160, 17500),
+    (192, 18600), (224, 19400), (256, 19700), (320, 20500),
+)  # fmt: skip
+#: LAME's ``optimum_samplefreq``: the highest low-pass each output rate is chosen for.
+_LAME_RATE_FOR_LOWPASS = (
+    (3970, 8000), (4510, 11025), (5420, 12000), (7230, 16000), (9970, 22050),
+    (11220, 24000), (15250, 32000), (15960, 44100),
+)  # fmt: skip
+#: The MPEG audio sample rates, Hz.
+_MPEG_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def lame_sample_rate(kbps: int, channels: int, input_rate: int = PIPELINE_SAMPLE_RATE) -> int:
+    """The output rate LAME 3.100 picks for CBR at ``kbps`` when none is given.
+
+    As ``lame_init_params``: the low-pass is ``optimum_bandwidth`` of the bitrate (the entry
+    of :data:`_LAME_LOWPASS` nearest to it, ties upwards), times 1.5 for mono, capped at the
+    input's Nyquist; ``optimum_samplefreq`` then takes the lowest MPEG rate whose threshold
+    in :data:`_LAME_RATE_FOR_LOWPASS` the low-pass stays under, never above the input rate.
+    FFmpeg's wrapper always passes its own rate to LAME, so this module resamples first.
+    """
+    table = [b for b, _ in _LAME_LOWPASS]
+    idx = len(table) - 1
+    for i in range(len(table) - 1):
+        if table[i + 1] > kbps:
+            idx = i if (table[i + 1] - kbps) > (kbps - table[i]) else i + 1
+            break
+    lowpass = float(_LAME_LOWPASS[idx][1])
+    if channels == 1:
+        lowpass *= 1.5
+    lowpass = min(lowpass, input_rate / 2)
+    suggested = max([r for r in _MPEG_RATES if r <= max(input_rate, 8000)] or [8000])
+    suggested = min(suggested, 48000)
+    for threshold, candidate in reversed(_LAME_RATE_FOR_LOWPASS):
+        if int(lowpass) <= threshold:
+            suggested = candidate
+    if input_rate < suggested:  # never above the input: the MPEG rate just over it
+        return min([r for r in _MPEG_RATES if r >= input_rate] or [48000])
+    return suggested
+
+
+def _mp3_rate_ok(kbps: int, rate: int) -> bool:
+    """Whether ``kbps`` is in the Layer III bitrate table of the MPEG version that has ``rate``."""
+    return kbps in (MPEG1_KBPS if rate >= 32000 else MPEG2_KBPS)
+
+
+# -- packet framing ------------------------------------------------------------------------
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """(value, next position); raises ValueError past the end or beyond 5 bytes."""
+    value = 0
+    for shift in range(0, 35, 7):
+        if pos >= len(data):
+            raise ValueError("varint runs past the end")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+    raise ValueError("varint longer than 5 bytes")
+
+
+def pack_packets(packets: list[bytes]) -> bytes:
+    """The payload layout of the module docstring."""
+    table = zlib.compress(b"".join(_varint(len(p)) for p in packets), 9)
+    body = _varint(len(table)) + table + b"".join(packets)
+    return zlib.crc32(body).to_bytes(4, "little") + body
+
+
+def unpack_packets(payload: bytes, name: str) -> list[bytes]:
+    """Split a payload into packets.
+
+    Raises:
+        BitstreamError: wrong checksum, truncated or inconsistent payload.
+    """
+    if len(payload) < 5:
+        raise BitstreamError(f"The {name} payload is truncated ({len(payload)} bytes).")
+    body = memoryview(payload)[4:]
+    if zlib.crc32(body) != int.from_bytes(payload[:4], "little"):
+        raise BitstreamError(f"The {name} payload is damaged (its checksum does not match).")
+    try:
+        size, pos = _read_varint(body, 0)
+        if pos + size > len(body):
+            raise ValueError("length table runs past the end")
+        data_bytes = len(body) - pos - size
+        inflater = zlib.decompressobj()
+        # Every packet is at least one byte, so the table cannot be longer than this.
+        raw = inflater.decompress(bytes(body[pos: pos + size]), 5 * data_bytes + 5)
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise ValueError("length table does not inflate cleanly")
+        pos += size
+        packets: list[bytes] = []
+        at = 0
+        while at < len(raw):
+            length, at = _read_varint(raw, at)
+            if length == 0 or pos + length > len(body):
+                raise ValueError("a packet length does not fit the payload")
+            packets.append(bytes(body[pos: pos + length]))
+            pos += length
+        if pos != len(body):
+            raise ValueError(f"{len(body) - pos} bytes follow the last packet")
+    except (ValueError, zlib.error) as exc:
+        raise BitstreamError(f"The {name} payload is damaged ({exc}).") from None
+    if not packets:
+        raise BitstreamError(f"The {name} payload holds no packets.")
+    return packets
+
+
+# -- shared checks ---------------------------------------------------------------------------
+
+
+def _check_audio(samples: np.ndarray, name: str) -> np.ndarray:
+    """float32 (channels, n), 1 or 2 channels, at least one sample, all finite; else AudioError."""
+    x = check_input(samples)
+    if x.shape[0] not in (1, 2):
+        raise AudioError(f"{name} codes mono or stereo audio, not {x.shape[0]} channels; mix down first.")
+    if x.shape[1] == 0:
+        raise AudioError(f"{name} was given no samples to code.")
+    if not np.isfinite(x).all():
+        raise AudioError(f"{name} cannot code NaN or infinite samples.")
+    return x
+
+
+def _fit(y: np.ndarray, n: int) -> np.ndarray:
+    """Crop or zero-pad the end of (channels, m) to n samples, as float32 C-contiguous."""
+    out = np.zeros((y.shape[0], n), dtype=np.float32)
+    m = min(n, y.shape[1])
+    out[:, :m] = y[:, :m]
+    return out
+
+
+class _ClassicCodec(Codec):
+    """What the waveform codecs and anchors share: name parsing, version and header checks."""
+
+    def _check_encoded(self, encoded: Encoded) -> None:
+        if encoded.codec_version > self.version:
+            raise BitstreamError(
+                f"The stream was written by {encoded.codec} version {encoded.codec_version}; this mosapp reads "
+                f"up to version {self.version}: update mosapp."
+            )
+        if not encoded.codec.startswith(self.family + "-"):
+            raise BitstreamError(f"A {encoded.codec} stream cannot be decoded as {self.name}.")
+        if encoded.sample_rate != PIPELINE_SAMPLE_RATE or encoded.channels not in (1, 2) or encoded.n_samples <= 0:
+            raise BitstreamError(
+                f"The {self.name} stream header is invalid ({encoded.channels} channel(s), "
+                f"{encoded.n_samples} samples at {encoded.sample_rate} Hz)."
+            )
+
+
+# -- waveform codecs through PyAV --------------------------------------------------------------
+
+
+def _av():
+    """The ``av`` module, or None when PyAV is not installed."""
+    try:
+        import av
+    except ImportError:
+        return None
+    return av
+
+
+def _has_codec(av, name: str, mode: str) -> bool:
+    try:
+        av.codec.Codec(name, mode)
+    except Exception:  # UnknownCodecError, or whatever an old PyAV raises
+        return False
+    return True
+
+
+def _frame_to_array(frame) -> np.ndarray:
+    """A decoded frame as float32 (channels, samples), whatever its sample format."""
+    arr = frame.to_ndarray()
+    fmt = frame.format
+    if not fmt.is_planar:
+        arr = arr.reshape(-1, len(frame.layout.channels)).T
+    if arr.dtype == np.int16:
+        return arr.astype(np.float32) / 32768.0
+    if arr.dtype == np.int32:
+        return arr.astype(np.float32) / 2147483648.0
+    return arr.astype(np.float32, copy=False)
+
+
+class PyAvCodec(_ClassicCodec):
+    """A waveform codec run through FFmpeg's encoders and decoders (PyAV).
+
+    Subclasses set :attr:`encoder`, :attr:`decoders` (first available one is used),
+    :attr:`sample_format` (the encoder's input format) and implement :meth:`coded_rate`.
+    """
+
+    encoder: str = ""
+    decoders: tuple[str, ...] = ()
+    sample_format: str = "fltp"
+    #: Whether the decoder needs the encoder's extradata (AAC's AudioSpecificConfig). Opus's
+    #: (an OpusHead) is left out on purpose: given it, FFmpeg's decoders drop the pre-skip
+    #: themselves, and the delay is dropped here, once, for every codec alike.
+    needs_extradata: bool = False
+    version = 1
+
+    def __init__(self, kbps: float) -> None:
+        self.nominal_kbps = float(kbps)
+        self.name = f"{self.family}-{kbps:g}"
+
+    # -- what subclasses choose ------------------------------------------------------------
+
+    def coded_rate(self, channels: int) -> int:
+        """Sample rate the encoder runs at."""
+        return PIPELINE_SAMPLE_RATE
+
+    def encoder_options(self) -> dict[str, str]:
+        """Private FFmpeg options of the encoder."""
+        return {}
+
+    # -- availability ------------------------------------------------------------------------
+
+    def availability(self) -> Availability:
+        av = _av()
+        if av is None:
+            return Availability(False, f"{self.name} needs PyAV (pip install av), which is not installed.")
+        if not _has_codec(av, self.encoder, "w"):
+            return Availability(False, f"{self.name} needs FFmpeg's {self.encoder} encoder, which this PyAV build lacks.")
+        if self._decoder_name(av) is None:
+            return Availability(
+                False, f"{self.name} needs one of FFmpeg's {' or '.join(self.decoders)} decoders, which this PyAV build lacks."
+            )
+        return Availability(True)
+
+    def _decoder_name(self, av) -> str | None:
+        return next((d for d in self.decoders if _has_codec(av, d, "r")), None)
+
+    def _require(self):
+        availability = self.availability()
+        if not availability.ok:
+            raise ModelError(availability.reason)
+        return _av()
+
+    # -- encoding ----------------------------------------------------------------------------
+
+    def _run_encoder(self, av, y: np.ndarray, rate: int, bit_rate: int) -> tuple[list[bytes], int, bytes]:
+        """Encode (channels, m) float32 at ``rate``: (packets, delay in samples, extradata)."""
+        ctx = av.CodecContext.create(self.encoder, "w")
+        ctx.sample_rate = rate
+        layout = "mono" if y.shape[0] == 1 else "stereo"
+        ctx.layout = layout
+        ctx.format = self.sample_format
+        ctx.bit_rate = bit_rate
+        ctx.time_base = Fraction(1, rate)
+        ctx.options = self.encoder_options()
+        ctx.open()
+        planar = self.sample_format.endswith("p")
+        step = ctx.frame_size or 1024
+        packets = []
+        for start in range(0, y.shape[1], step):
+            chunk = y[:, start: start + step]
+            arr = chunk if planar else chunk.T.reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format=self.sample_format, layout=layout)
+            frame.sample_rate = rate
+            frame.pts = start
+            frame.time_base = Fraction(1, rate)
+            packets.extend(ctx.encode(frame))
+        packets.extend(ctx.encode(None))
+        if not packets:
+            raise RuntimeError(f"{self.encoder} returned no packets")
+        first = packets[0]
+        # The first packet's pts is minus the encoder's priming (initial_padding): FFmpeg's
+        # audio frame queue stamps packets with input time shifted by it.
+        delay = -int(first.pts * first.time_base * rate) if first.time_base else -int(first.pts)
+        if delay < 0:
+            raise RuntimeError(f"{self.encoder} reported a negative delay ({delay})")
+        extradata = bytes(ctx.extradata) if ctx.extradata and self.needs_extradata else b""
+        return [bytes(p) for p in packets], delay, extradata
+
+    def encode(self, samples: np.ndarray, config: PipelineConfig) -> Encoded:
+        x = _check_audio(samples, self.name)
+        av = self._require()
+        channels, n = x.shape
+        rate = self.coded_rate(channels)
+        y = resample(x, PIPELINE_SAMPLE_RATE, rate)
+        bit_rate = int(round(self.nominal_kbps * 1000))
+        try:
+            packets, delay, extradata = self._run_encoder(av, y, rate, bit_rate)
+            payload = pack_packets(packets)
+            bit_rate, packets, delay, extradata, payload = self._refine(av, y, rate, n, bit_rate, packets, delay, extradata, payload)
+        except av.error.FFmpegError as exc:
+            raise AudioError(f"FFmpeg's {self.encoder} encoder refused the audio for {self.name} ({exc}).") from None
+        params: dict[str, Any] = {"rate": rate, "delay": delay, "extradata": extradata.hex(), "bit_rate": bit_rate}
+        return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, n, channels, params, payload)
+
+    def _refine(self, av, y, rate, n, bit_rate, packets, delay, extradata, payload):
+        """Hook for encoders without CBR: return (bit_rate, packets, delay, extradata, payload)."""
+        return bit_rate, packets, delay, extradata, payload
+
+    # -- decoding ----------------------------------------------------------------------------
+
+    def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
+        self._check_encoded(encoded)
+        av = self._require()
+        try:
+            rate = int(encoded.params["rate"])
+            delay = int(encoded.params["delay"])
+            extradata = bytes.fromhex(str(encoded.params.get("extradata", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BitstreamError(f"The {self.name} stream's parameters are incomplete or invalid ({exc}).") from None
+        if not 8000 <= rate <= 48000 or not 0 <= delay <= rate:
+            raise BitstreamError(f"The {self.name} stream's parameters are out of range (rate {rate} Hz, delay {delay}).")
+        packets = unpack_packets(encoded.payload, self.name)
+        channels = encoded.channels
+        ctx = av.CodecContext.create(self._decoder_name(av), "r")
+        ctx.sample_rate = rate
+        ctx.layout = "mono" if channels == 1 else "stereo"
+        if extradata:
+            ctx.extradata = extradata
+        parts: list[np.ndarray] = []
+        try:
+            for data in packets:
+                for frame in ctx.decode(av.Packet(data)):
+                    parts.append(_frame_to_array(frame))
+            for frame in ctx.decode(None):
+                parts.append(_frame_to_array(frame))
+        except av.error.FFmpegError as exc:
+            raise BitstreamError(f"The {self.name} payload cannot be decoded ({exc}).") from None
+        if not parts or any(p.shape[0] != channels for p in parts):
+            raise BitstreamError(f"The {self.name} payload does not decode to {channels} channel(s).")
+        y = np.concatenate(parts, axis=1)[:, delay:]
+        needed = (2 * encoded.n_samples * rate + PIPELINE_SAMPLE_RATE) // (2 * PIPELINE_SAMPLE_RATE)
+        if y.shape[1] < needed:
+            raise BitstreamError(
+                f"The {self.name} payload decodes to {y.shape[1]} samples, fewer than the {needed} its header promises."
+            )
+        if not np.isfinite(y).all():
+            raise BitstreamError(f"The {self.name} payload decodes to non-finite samples.")
+        # Resample everything past the delay (the tail is the encoder's flush, coded silence),
+        # so the last input samples see their true neighbours; then crop to n.
+        return _fit(resample(y, rate, PIPELINE_SAMPLE_RATE), encoded.n_samples)
+
+
+class OpusCodec(PyAvCodec):
+    """libopus at 48 kHz, hard CBR, 20 ms frames, ``application=audio``."""
+
+    family = "opus"
+    encoder = "libopus"
+    decoders = ("libopus", "opus")
+    sample_format = "flt"
+    min_kbps, max_kbps = 6.0, 256.0
+
+    def __init__(self, kbps: float) -> None:
+        super().__init__(kbps)
+        self.description = f"Opus (libopus) CBR {kbps:g} kbit/s, 20 ms frames, coded at 48 kHz"
+
+    def coded_rate(self, channels: int) -> int:
+        return 48000
+
+    def encoder_options(self) -> dict[str, str]:
+        return {"vbr": "off", "application": "audio", "frame_duration": "20"}
+
+
+class Mp3Codec(PyAvCodec):
+    """LAME CBR at the sample rate LAME picks for the bitrate (:func:`lame_sample_rate`)."""
+
+    family = "mp3"
+    encoder = "libmp3lame"
+    decoders = ("mp3float", "mp3")
+    sample_format = "fltp"
+
+    def __init__(self, kbps: float) -> None:
+        super().__init__(kbps)
+        mono, stereo = lame_sample_rate(int(kbps), 1), lame_sample_rate(int(kbps), 2)
+        at = f"{mono / 1000:g} kHz" + ("" if mono == stereo else f" mono, {stereo / 1000:g} kHz stereo")
+        self.description = f"MP3 (LAME) CBR {kbps:g} kbit/s, coded at {at}"
+
+    def coded_rate(self, channels: int) -> int:
+        return lame_sample_rate(int(self.nominal_kbps), channels)
+
+
+class AacCodec(PyAvCodec):
+    """FFmpeg's AAC-LC encoder at 44.1 kHz, its rate calibrated to nominal (see the module docstring)."""
+
+    family = "aac"
+    encoder = "aac"
+    decoders = ("aac",)
+    sample_format = "fltp"
+    needs_extradata = True
+    min_kbps, max_kbps = 8.0, 256.0
+
+    def __init__(self, kbps: float) -> None:
+        super().__init__(kbps)
+        self.description = f"AAC-LC (FFmpeg's encoder) {kbps:g} kbit/s average, coded at 44.1 kHz"
+
+    def _refine(self, av, y, rate, n, bit_rate, packets, delay, extradata, payload):
+        nominal = self.nominal_kbps * 1000.0
+        seconds = n / PIPELINE_SAMPLE_RATE
+        measured = 8.0 * len(payload) / seconds
+        if abs(measured / nominal - 1.0) <= AAC_RATE_TOLERANCE:
+            return bit_rate, packets, delay, extradata, payload
+        lo, hi = AAC_TARGET_LIMITS
+        target = int(round(min(max(bit_rate * nominal / measured, lo * nominal), hi * nominal)))
+        packets2, delay2, extradata2 = self._run_encoder(av, y, rate, target)
+        payload2 = pack_packets(packets2)
+        if abs(8.0 * len(payload2) / seconds - nominal) < abs(measured - nominal):
+            return target, packets2, delay2, extradata2, payload2
+        return bit_rate, packets, delay, extradata, payload
+
+
+# -- MUSHRA anchors ------------------------------------------------------------------------------
+
+
+class LowpassAnchor(_ClassicCodec):
+    """ITU-R BS.1534 anchor: the input low-passed at ``cutoff_hz``, zero phase.
+
+    The filter is a linear-phase FIR (Kaiser window, 100 dB stopband) applied centred, so it
+    delays nothing: flat to ``cutoff_hz - TRANSITION_HZ``, at least 100 dB down from
+    ``cutoff_hz`` on (the stopband starts at the cut-off, so nothing above it is audible).
+    Payload: the filtered signal divided by its peak (``params["scale"]``), as 16-bit PCM,
+    channel after channel, zlib level 6. It is not bitrate-bound (``nominal_kbps`` None);
+    on music it costs a few hundred kbit/s.
+    """
+
+    family = "lowpass"
+    version = 1
+    nominal_kbps = None
+    #: Width of the transition band below the cut-off, Hz.
+    TRANSITION_HZ = 200.0
+    #: Stopband attenuation, dB.
+    STOPBAND_DB = 100.0
+
+    def __init__(self, cutoff_hz: float) -> None:
+        self.cutoff_hz = float(cutoff_hz)
+        self.name = f"lowpass-{cutoff_hz / 1000:g}k"
+        self.description = f"MUSHRA anchor: low-pass at {cutoff_hz / 1000:g} kHz (ITU-R BS.1534), zero phase"
+        self._taps: np.ndarray | None = None
+
+    def taps(self) -> np.ndarray:
+        """The filter: odd length, symmetric, float64, unit DC gain."""
+        if self._taps is None:
+            from scipy.signal import firwin, kaiserord
+
+            nyquist = PIPELINE_SAMPLE_RATE / 2
+            numtaps, beta = kaiserord(self.STOPBAND_DB, self.TRANSITION_HZ / nyquist)
+            numtaps |= 1
+            self._taps = firwin(numtaps, self.cutoff_hz - self.TRANSITION_HZ / 2, window=("kaiser", beta), fs=PIPELINE_SAMPLE_RATE)
+        return self._taps
+
+    def filter(self, x: np.ndarray) -> np.ndarray:
+        """Low-pass (channels, n) float32 without delay (the centred part of the convolution)."""
+        from scipy.signal import oaconvolve
+
+        h = self.taps()
+        return np.stack([oaconvolve(ch.astype(np.float64), h, mode="same") for ch in x]).astype(np.float32)
+
+    def encode(self, samples: np.ndarray, config: PipelineConfig) -> Encoded:
+        x = _check_audio(samples, self.name)
+        y = self.filter(x)
+        peak = float(np.abs(y).max())
+        scale = peak if peak > 0 else 1.0
+        pcm = np.round(y / scale * 32767.0).astype("<i2")
+        payload = zlib.compress(pcm.tobytes(), 6)
+        return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, x.shape[1], x.shape[0], {"scale": scale}, payload)
+
+    def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
+        self._check_encoded(encoded)
+        try:
+            scale = float(encoded.params["scale"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BitstreamError(f"The {self.name} stream's parameters are incomplete or invalid ({exc}).") from None
+        if not np.isfinite(scale) or scale <= 0:
+            raise BitstreamError(f"The {self.name} stream's scale {scale} is invalid.")
+        expected = 2 * encoded.channels * encoded.n_samples
+        try:
+            inflater = zlib.decompressobj()
+            raw = inflater.decompress(encoded.payload, expected + 1)
+            if not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
+                raise zlib.error("trailing or missing data")
+        except zlib.error as exc:
+            raise BitstreamError(f"The {self.name} payload is damaged ({exc}).") from None
+        if len(raw) != expected:
+            raise BitstreamError(f"The {self.name} payload has the wrong size for {encoded.channels} x {encoded.n_samples} samples.")
+        pcm = np.frombuffer(raw, dtype="<i2").reshape(encoded.channels, encoded.n_samples)
+        return (pcm.astype(np.float32) * np.float32(scale / 32767.0)).astype(np.float32)
+
+
+# -- the registry ----------------------------------------------------------------------------------
+
+#: Names ``mosapp codecs`` lists. Opus below 6 kbit/s is outside its documented range; MP3
+#: below 8 kbit/s does not exist; FFmpeg's AAC-LC sounds broken below 16 kbit/s at 44.1 kHz
+#: (it has no HE-AAC), so the AAC list starts there.
+ADVERTISED = {
+    "opus": [6, 8, 12, 16, 24],
+    "mp3": [8, 16, 24, 32],
+    "aac": [16, 24, 32],
+}
+#: The anchors, cut-off in Hz.
+ANCHORS = {"lowpass-3.5k": 3500.0, "lowpass-7k": 7000.0}
+
+_NAME = re.compile(r"^(opus|mp3|aac)-(\d+(?:\.\d+)?)$")
+
+
+def _waveform_factory(family: str):
+    """The factory of one waveform family: name -> codec, None when the name is not its own.
+
+    The returned factory raises ConfigError when the name is the family's but the bitrate
+    cannot be coded (the message says which can).
+    """
+
+    def factory(name: str) -> Codec | None:
+        match = _NAME.match(name)
+        if match is None or match.group(1) != family:
+            return None
+        kbps = float(match.group(2))
+        if family == "mp3":
+            allowed = [k for k in sorted(set(MPEG1_KBPS) | set(MPEG2_KBPS)) if _mp3_codable(k)]
+            if kbps not in allowed:
+                raise ConfigError(
+                    f'"{name}" is not a bitrate MP3 can code as CBR at the rate LAME picks for it; '
+                    f'use one of {", ".join(map(str, allowed))} kbit/s.'
+                )
+            return Mp3Codec(int(kbps))
+        cls = OpusCodec if family == "opus" else AacCodec
+        if not cls.min_kbps <= kbps <= cls.max_kbps:
+            raise ConfigError(f'"{name}" is out of range; {family} bitrates go from {cls.min_kbps:g} to {cls.max_kbps:g} kbit/s.')
+        return cls(kbps)
+
+    return factory
+
+
+def _mp3_codable(kbps: int) -> bool:
+    """Whether ``kbps`` is in the bitrate table at the rate LAME picks, for mono and stereo."""
+    return all(_mp3_rate_ok(kbps, lame_sample_rate(kbps, channels)) for channels in (1, 2))
+
+
+for _family in ADVERTISED:
+    register_family(
+        _family, _waveform_factory(_family), lambda family=_family: [f"{family}-{k}" for k in ADVERTISED[family]]
+    )
+register_family("lowpass", lambda name: LowpassAnchor(ANCHORS[name]) if name in ANCHORS else None, lambda: list(ANCHORS))

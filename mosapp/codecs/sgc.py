@@ -1,0 +1,150 @@
+"""``sgc-<rate>``: the compact spectrogram codec shipped in ``assets/models/``.
+
+Each operating point is a weights file ``assets/models/<name>.pt`` (written by ``mosapp
+train``) next to its model card ``<name>.json`` (geometry, training data, steps, loss
+weights, measured kbps and quality on held-out music). The registry advertises every card
+it finds there, so a newly trained operating point appears in ``mosapp codecs`` and can be
+named by a study without code changes. ``MOSAPP_MODELS_DIR`` adds a folder searched first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mosapp.codecs import register_family
+from mosapp.codecs.base import Availability
+from mosapp.codecs.spectrogram import SpectrogramCodec
+from mosapp.errors import BitstreamError, ModelError
+
+#: Shipped weights and cards.
+ASSETS_MODELS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
+
+
+def model_dirs() -> list[Path]:
+    extra = os.environ.get("MOSAPP_MODELS_DIR")
+    return ([Path(extra)] if extra else []) + [ASSETS_MODELS]
+
+
+def read_card(name: str) -> tuple[Path, dict[str, Any]] | None:
+    """(card path, card) for ``name`` from the first models folder that has it, or None."""
+    for d in model_dirs():
+        p = d / f"{name}.json"
+        if p.is_file():
+            try:
+                return p, json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ModelError(f"The model card {p} cannot be read ({exc}).") from None
+    return None
+
+
+def advertised() -> list[str]:
+    names: set[str] = set()
+    for d in model_dirs():
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("sgc-*.json"))
+
+    def rate(n: str) -> tuple[float, str]:
+        try:
+            return float(n.split("-", 1)[1]), n
+        except ValueError:
+            return float("inf"), n
+
+    return sorted(names, key=rate)
+
+
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=8)
+def _load_model(weights: str, device: str):
+    from mosapp.models.sgc_net import SgcArchitecture, SpectrogramHyperprior
+    from mosapp.train import load_weights
+
+    state = load_weights(weights)
+    arch = state.get("arch")
+    if not arch:
+        raise ModelError(f"{weights} is a training checkpoint, not exported weights; export it with mosapp train.")
+    model = SpectrogramHyperprior(SgcArchitecture(**arch))
+    try:
+        model.load_state_dict(state["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelError(f"The weights in {weights} do not fit the sgc network ({first}).") from None
+    model.update(force=False)
+    return model.eval().to(device)
+
+
+class SgcCodec(SpectrogramCodec):
+    """A trained operating point of the compact spectrogram codec."""
+
+    family = "sgc"
+    version = 1
+    tile_frames = 2048
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        found = read_card(name)
+        self.card_path, self.card = found if found else (None, {})
+        measured = (self.card.get("measured") or {}) if self.card else {}
+        self.nominal_kbps = measured.get("kbps")
+        self.geometry = self.card.get("geometry", "thesis")
+        self.description = (f"compact spectrogram codec ({self.geometry} geometry, "
+                            f"{(self.card.get('training') or {}).get('steps', '?')} training steps)")
+        self._model = None
+
+    @property
+    def weights_path(self) -> Path | None:
+        if self.card_path is None:
+            return None
+        return self.card_path.parent / self.card.get("weights", f"{self.name}.pt")
+
+    def availability(self) -> Availability:
+        w = self.weights_path
+        if w is None:
+            return Availability(False, f"There is no model card {self.name}.json in {', '.join(map(str, model_dirs()))}.")
+        if not w.is_file():
+            return Availability(False, f"The weights file {w} named by {self.card_path} is missing.")
+        return Availability(True)
+
+    def prepare(self, device: torch.device) -> None:
+        availability = self.availability()
+        if not availability.ok:
+            raise ModelError(availability.reason)
+        with _LOCK:
+            self._model = _load_model(str(self.weights_path), str(device))
+
+    def compress_image(self, image: torch.Tensor) -> bytes:
+        from mosapp.models.sgc_net import compress_tile
+
+        return compress_tile(self._model, image)
+
+    def decompress_image(self, data: bytes, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        from mosapp.models.sgc_net import decompress_tile
+
+        try:
+            return decompress_tile(self._model, data, shape[0], shape[1], device)
+        except (ValueError, RuntimeError, IndexError) as exc:
+            raise BitstreamError(f"The {self.name} payload is damaged ({exc}).") from None
+
+    def encode(self, samples, config):
+        if config.geometry != self.geometry:
+            from dataclasses import replace
+
+            config = replace(config, geometry=self.geometry)
+        return super().encode(samples, config)
+
+
+def _factory(name: str) -> SgcCodec | None:
+    if not name.startswith("sgc-"):
+        return None
+    return SgcCodec(name) if name in advertised() else None
+
+
+register_family("sgc", _factory, advertised)

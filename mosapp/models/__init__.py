@@ -1,0 +1,1 @@
+"""Learned networks (the compact spectrogram codec); importing this pulls in compressai."""

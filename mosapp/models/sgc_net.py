@@ -1,0 +1,137 @@
+"""The compact spectrogram codec's network: a mean-scale hyperprior autoencoder for grayscale images.
+
+The architecture is compressai's ``mbt2018-mean`` (Minnen, Ballé & Toderici 2018, the
+hyperprior that ILLM and HiFiC build on) with one input/output channel and fewer
+channels, sized for log-magnitude spectrograms rather than photographs::
+
+    x (1×256×W) ─g_a─► y (M×16×W/16) ─Q─► ŷ ─g_s─► x̂
+                        └─h_a─► z ─Q─► ẑ (entropy bottleneck) ─h_s─► (scales, means) of ŷ
+
+``g_a``/``g_s``: four 5×5 stride-2 convolutions with GDN; ``h_a``/``h_s``: two more
+stride-2 levels. Entropy coding is compressai's range (ANS) coder with its
+``EntropyBottleneck`` (factorised prior on z) and ``GaussianConditional`` (ŷ given ẑ).
+
+The image is 256 rows: the thesis lattice's 257 bins without the Nyquist bin (22.05
+kHz at 44.1 kHz, which the decoder restores as silence). Time is padded (edge-replicate)
+to a multiple of 64 frames, the network's total downsampling, and cropped after decoding.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mosapp._torchvision import ensure_importable
+
+ensure_importable()
+
+from compressai.layers import GDN  # noqa: E402
+from compressai.models import MeanScaleHyperprior  # noqa: E402
+from compressai.models.utils import conv, deconv  # noqa: E402
+
+#: Total downsampling of g_a then h_a: 2^4 * 2^2.
+MULTIPLE = 64
+#: Image rows the network sees (bins 0..255).
+ROWS = 256
+
+
+@dataclass(frozen=True)
+class SgcArchitecture:
+    """Channel widths: ``n`` in the transforms and hyperprior, ``m`` latent channels."""
+
+    n: int = 48
+    m: int = 64
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class SpectrogramHyperprior(MeanScaleHyperprior):
+    """``mbt2018-mean`` with a one-channel (grayscale) input and output."""
+
+    def __init__(self, arch: SgcArchitecture = SgcArchitecture()) -> None:
+        super().__init__(N=arch.n, M=arch.m)
+        self.arch = arch
+        n, m = arch.n, arch.m
+        self.g_a = torch.nn.Sequential(
+            conv(1, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m),
+        )
+        self.g_s = torch.nn.Sequential(
+            deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+            deconv(n, n), GDN(n, inverse=True), deconv(n, 1),
+        )
+
+
+def pad_image(image: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(bins, frames) image → (1, 1, 256, frames padded to a multiple of 64), and the frame count."""
+    frames = image.shape[-1]
+    x = image[:ROWS].reshape(1, ROWS, frames)
+    pad = (-frames) % MULTIPLE
+    if pad:
+        x = F.pad(x, (0, pad), mode="replicate")
+    return x.unsqueeze(0), frames
+
+
+def unpad_image(x_hat: torch.Tensor, bins: int, frames: int) -> torch.Tensor:
+    """Network output (1, 1, 256, W) → (bins, frames) with the Nyquist row(s) set to 0 (silence)."""
+    out = torch.zeros(bins, frames, dtype=torch.float32, device=x_hat.device)
+    out[:ROWS] = x_hat[0, 0, :, :frames].clamp(0.0, 1.0)
+    return out
+
+
+def compress_tile(model: SpectrogramHyperprior, image: torch.Tensor) -> bytes:
+    """One tile → bytes: ``u16`` z-height, ``u16`` z-width, ``u32`` len(y), y string, z string.
+
+    The analysis transform runs on the image's device; the hyper-decoder that derives the
+    entropy parameters runs on the CPU on both sides, so a stream written on CUDA decodes
+    on a CPU-only machine with identical entropy-model indexes.
+    """
+    x, _ = pad_image(image)
+    y = model.g_a(x)
+    y_cpu = y.cpu()
+    z = _cpu(model.h_a)(y_cpu)
+    z_strings = model.entropy_bottleneck.compress(z)
+    z_hat = model.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+    scales_hat, means_hat = _cpu(model.h_s)(z_hat).chunk(2, 1)
+    indexes = model.gaussian_conditional.build_indexes(scales_hat)
+    y_strings = model.gaussian_conditional.compress(y_cpu, indexes, means=means_hat)
+    ys, zs = y_strings[0], z_strings[0]
+    return struct.pack("<HHI", z.shape[-2], z.shape[-1], len(ys)) + ys + zs
+
+
+def decompress_tile(model: SpectrogramHyperprior, data: bytes, bins: int, frames: int, device: torch.device) -> torch.Tensor:
+    """Inverse of :func:`compress_tile`: (bins, frames) float32 in [0, 1] on ``device``.
+
+    Raises:
+        ValueError: the bytes do not hold a tile of this shape (the caller words the error).
+    """
+    if len(data) < 8:
+        raise ValueError("tile shorter than its header")
+    zh, zw, ylen = struct.unpack_from("<HHI", data, 0)
+    width = frames + (-frames) % MULTIPLE
+    if zh != ROWS // MULTIPLE or zw != width // MULTIPLE or 8 + ylen > len(data):
+        raise ValueError("tile header does not match the spectrogram's shape")
+    ys, zs = data[8: 8 + ylen], data[8 + ylen:]
+    z_hat = model.entropy_bottleneck.decompress([zs], (zh, zw))
+    scales_hat, means_hat = _cpu(model.h_s)(z_hat).chunk(2, 1)
+    indexes = model.gaussian_conditional.build_indexes(scales_hat)
+    y_hat = model.gaussian_conditional.decompress([ys], indexes, means=means_hat)
+    x_hat = model.g_s(y_hat.to(device))
+    return unpad_image(x_hat, bins, frames)
+
+
+def _cpu(module: torch.nn.Module) -> torch.nn.Module:
+    """The module itself when already on the CPU, else a CPU copy cached on it."""
+    first = next(module.parameters(), None)
+    if first is None or first.device.type == "cpu":
+        return module
+    cached = getattr(module, "_mosapp_cpu_copy", None)
+    if cached is None:
+        import copy
+
+        cached = copy.deepcopy(module).cpu()
+        object.__setattr__(module, "_mosapp_cpu_copy", cached)
+    return cached

@@ -1,0 +1,1 @@
+"""Listening studies: stimuli, sessions, ratings and their statistics."""

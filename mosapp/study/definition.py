@@ -1,0 +1,536 @@
+"""Study definitions: the TOML schema of ``studies/<name>.toml``, validated into frozen dataclasses.
+
+A study file is flat TOML; every path in it is relative to the file itself::
+
+    title = "Spectrogram codecs at low bitrates"
+    test_type = "dcr"                 # dcr (DMOS, P.800 Annex D) | acr (MOS, P.800 Annex B)
+    instructions = "Rate how much the second sample is degraded compared with the first."
+    labels = ["…1…", "…2…", "…3…", "…4…", "…5…"]   # optional; P.800 wording by default
+    conditions = ["reference", "pghi-only", "opus-12", "lowpass-3.5k"]
+    trials_per_listener = 12          # optional; default clips x conditions x repetitions
+    repetitions = 1
+    seed = 2024
+    loudness_lufs = -23.0             # ITU-R BS.1770 integrated loudness of every stimulus
+    fade_ms = 20.0
+    database = "data/demo/study.sqlite"   # optional; a path, or any SQLAlchemy URL
+    stimuli_dir = "data/demo/stimuli"     # optional
+
+    [training]
+    trials = 2
+    conditions = ["reference", "lowpass-3.5k"]   # optional; default: all, in turn
+
+    [pipeline]
+    geometry = "thesis"
+    phase = "pghi+fgla"
+    device = "auto"
+    metrics = ["mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol"]
+
+    [[clips]]
+    path = "../assets/demo/pluck-demo.flac"   # a file or a glob
+    start_s = [0.0, 4.0, 8.0]                 # one excerpt per start
+    length_s = 4.0
+    name = "pluck"                            # optional; default: the file's stem
+
+Every condition is a codec name (:func:`mosapp.codecs.get_codec`) or ``reference``, the
+original excerpt (loudness-normalised like every stimulus), which is the hidden reference.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import json
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mosapp.config import GEOMETRIES, PipelineConfig
+from mosapp.errors import MosappError
+from mosapp.study.errors import StudyError
+
+#: The condition name of the original excerpt: the hidden reference (and DCR's known reference).
+REFERENCE = "reference"
+#: Test types: ``dcr`` rates a blinded sample against the known reference on the degradation
+#: scale (DMOS); ``acr`` rates a sample alone on the absolute category scale (MOS).
+TEST_TYPES = ("dcr", "acr")
+#: ITU-T P.800 labels for the scores 1..5 (index 0 is score 1).
+DEFAULT_LABELS: dict[str, tuple[str, ...]] = {
+    "dcr": (
+        "Degradation is very annoying",
+        "Degradation is annoying",
+        "Degradation is slightly annoying",
+        "Degradation is audible but not annoying",
+        "Degradation is inaudible",
+    ),
+    "acr": ("Bad", "Poor", "Fair", "Good", "Excellent"),
+}
+DEFAULT_INSTRUCTIONS: dict[str, str] = {
+    "dcr": "You will hear the reference, then a sample. Rate how much the sample is degraded "
+           "compared with the reference.",
+    "acr": "Listen to each sample and rate its overall quality.",
+}
+#: Shortest excerpt: BS.1770 loudness is measured over 400 ms blocks.
+MIN_EXCERPT_S = 0.5
+#: Objective metrics a stimulus can carry (see :mod:`mosapp.metrics`).
+METRIC_NAMES = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol")
+#: The scale of a test's scores, as named in reports.
+SCALES = {"dcr": "DMOS", "acr": "MOS"}
+
+_TOP_FIELDS = {
+    "name", "title", "test_type", "instructions", "labels", "conditions", "trials_per_listener",
+    "repetitions", "seed", "loudness_lufs", "fade_ms", "database", "stimuli_dir",
+    "training", "pipeline", "clips",
+}
+_TRAINING_FIELDS = {"trials", "conditions"}
+_PIPELINE_FIELDS = {"geometry", "phase", "device", "fgla_iterations", "mono", "metrics"}
+_CLIP_FIELDS = {"path", "start_s", "length_s", "name"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One excerpt of one file.
+
+    Attributes:
+        name: unique within the study (default ``<stem>`` or ``<stem>@<start>s``).
+        path: the audio file, absolute.
+        start_s: excerpt start in seconds.
+        length_s: excerpt length in seconds.
+    """
+
+    name: str
+    path: Path
+    start_s: float
+    length_s: float
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Training trials shown first in every listener's plan; rated, stored, left out of statistics.
+
+    Attributes:
+        trials: how many (0 = none).
+        conditions: the conditions they cycle through (default: all conditions of the plan).
+    """
+
+    trials: int = 0
+    conditions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StudyDefinition:
+    """A validated study file.
+
+    Attributes:
+        name: the study's name (the file's stem unless ``name`` is set); its key in the database.
+        title: shown to listeners.
+        test_type: ``dcr`` or ``acr``.
+        instructions: shown to listeners before the first trial.
+        labels: the five labels of scores 1..5.
+        clips: the excerpts.
+        conditions: condition names in file order (codec names and ``reference``).
+        training: training trials.
+        trials_per_listener: rated (non-training) trials per listener.
+        repetitions: how often each (clip, condition) pair can recur in one listener's plan.
+        seed: randomisation seed of every plan.
+        loudness_lufs: integrated loudness (ITU-R BS.1770) every stimulus is normalised to.
+        fade_ms: raised-cosine fade in and out of every excerpt.
+        pipeline: codec settings for spectrogram codecs.
+        metrics: objective metrics stored per stimulus.
+        database_url: SQLAlchemy URL of the store.
+        stimuli_dir: folder of the rendered stimuli (content-addressed files).
+        source: the TOML file, or None.
+    """
+
+    name: str
+    title: str
+    test_type: str
+    instructions: str
+    labels: tuple[str, ...]
+    clips: tuple[ClipSpec, ...]
+    conditions: tuple[str, ...]
+    training: TrainingSpec
+    trials_per_listener: int
+    repetitions: int
+    seed: int
+    loudness_lufs: float
+    fade_ms: float
+    pipeline: PipelineConfig
+    metrics: tuple[str, ...]
+    database_url: str
+    stimuli_dir: Path
+    source: Path | None = None
+    text: str = field(default="", repr=False)
+
+    @property
+    def scale(self) -> str:
+        """``DMOS`` for DCR, ``MOS`` for ACR."""
+        return SCALES[self.test_type]
+
+    @property
+    def has_hidden_reference(self) -> bool:
+        return REFERENCE in self.conditions
+
+    def design(self) -> dict[str, Any]:
+        """Everything a listener's plan depends on, as plain JSON-able data."""
+        return {
+            "test_type": self.test_type,
+            "clips": [[c.name, c.path.name, c.start_s, c.length_s] for c in self.clips],
+            "conditions": list(self.conditions),
+            "training": [self.training.trials, list(self.training.conditions)],
+            "trials_per_listener": self.trials_per_listener,
+            "repetitions": self.repetitions,
+            "seed": self.seed,
+        }
+
+    def design_json(self) -> str:
+        return json.dumps(self.design(), sort_keys=True, separators=(",", ":"))
+
+    def design_hash(self) -> str:
+        return hashlib.sha256(self.design_json().encode()).hexdigest()
+
+
+class _Reader:
+    """Typed access to a TOML table with error messages that name the file and field."""
+
+    def __init__(self, where: str, table: dict[str, Any], prefix: str, known: set[str]) -> None:
+        self.where, self.table, self.prefix = where, table, prefix
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise StudyError(
+                f"{where}: unknown field {self.field(unknown[0])}; known fields here: {', '.join(sorted(known))}."
+            )
+
+    def field(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def fail(self, key: str, what: str) -> StudyError:
+        return StudyError(f"{self.where}: field {self.field(key)} {what}.")
+
+    def has(self, key: str) -> bool:
+        return key in self.table
+
+    def string(self, key: str, default: str | None = None, *, required: bool = False) -> str:
+        if key not in self.table:
+            if required:
+                raise self.fail(key, "is missing; give a string")
+            return default  # type: ignore[return-value]
+        value = self.table[key]
+        if not isinstance(value, str):
+            raise self.fail(key, f"is {value!r}; give a string")
+        return value
+
+    def number(self, key: str, default: float | None = None, *, required: bool = False,
+               minimum: float | None = None, exclusive_minimum: float | None = None) -> float:
+        if key not in self.table:
+            if required:
+                raise self.fail(key, "is missing; give a number")
+            return default  # type: ignore[return-value]
+        value = self.table[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(key, f"is {value!r}; give a finite number")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"is {value!r}; give a number of at least {minimum:g}")
+        if exclusive_minimum is not None and value <= exclusive_minimum:
+            raise self.fail(key, f"is {value!r}; give a number above {exclusive_minimum:g}")
+        return float(value)
+
+    def integer(self, key: str, default: int | None = None, *, minimum: int | None = None) -> int:
+        if key not in self.table:
+            return default  # type: ignore[return-value]
+        value = self.table[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"is {value!r}; give a whole number")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"is {value}; give a whole number of at least {minimum}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if not isinstance(value, bool):
+            raise self.fail(key, f"is {value!r}; give true or false")
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...] | None = None, *, required: bool = False) -> tuple[str, ...]:
+        if key not in self.table:
+            if required:
+                raise self.fail(key, "is missing; give a list of strings")
+            return default  # type: ignore[return-value]
+        value = self.table[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, f"is {value!r}; give a list of strings")
+        return tuple(value)
+
+    def subtable(self, key: str, known: set[str]) -> "_Reader":
+        value = self.table.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table, e.g. [" + key + "]")
+        return _Reader(self.where, value, f"{self.prefix}{key}.", known)
+
+
+def _database_url(value: str, base: Path) -> str:
+    if "://" in value:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise StudyError(f'The database URL "{value}" is not a valid SQLAlchemy URL.') from None
+        return value
+    return "sqlite:///" + str((base / value).resolve())
+
+
+def database_url_for(value: str | os.PathLike[str], base: Path | None = None) -> str:
+    """A SQLAlchemy URL for ``value``: a URL is kept, a path (relative to ``base``) becomes SQLite."""
+    return _database_url(os.fspath(value), base or Path.cwd())
+
+
+def _clip_specs(where: str, base: Path, clips: Any) -> tuple[ClipSpec, ...]:
+    if not isinstance(clips, list) or not clips:
+        raise StudyError(f"{where}: field clips is missing or empty; add at least one [[clips]] table with a path.")
+    specs: list[ClipSpec] = []
+    for i, table in enumerate(clips):
+        if not isinstance(table, dict):
+            raise StudyError(f"{where}: field clips[{i}] must be a table ([[clips]] with path, start_s, length_s).")
+        r = _Reader(where, table, f"clips[{i}].", _CLIP_FIELDS)
+        pattern = r.string("path", required=True)
+        length = r.number("length_s", required=True, minimum=MIN_EXCERPT_S)
+        starts_value = table.get("start_s", 0.0)
+        starts_list = starts_value if isinstance(starts_value, list) else [starts_value]
+        if not starts_list:
+            raise r.fail("start_s", "is an empty list; give a start in seconds or a list of starts")
+        starts: list[float] = []
+        for s in starts_list:
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
+                raise r.fail("start_s", f"has {s!r}; give starts in seconds, 0 or more")
+            starts.append(float(s))
+        if len(set(starts)) != len(starts):
+            raise r.fail("start_s", "lists the same start twice")
+        full = pattern if os.path.isabs(pattern) else str(base / pattern)
+        if _GLOB_CHARS & set(pattern):
+            paths = sorted(Path(p) for p in globlib.glob(full, recursive=True) if Path(p).is_file())
+            if not paths:
+                raise r.fail("path", f'"{pattern}" matches no file (relative to {base})')
+        else:
+            p = Path(full)
+            if not p.is_file():
+                state = "is a folder, not an audio file" if p.is_dir() else "does not exist"
+                raise r.fail("path", f'"{pattern}": {p} {state}')
+            paths = [p]
+        explicit = r.string("name")
+        if explicit is not None and len(paths) > 1:
+            raise r.fail("name", f'is set but the glob "{pattern}" matches {len(paths)} files; remove name')
+        for path in paths:
+            duration = _duration_s(path)
+            stem = explicit or path.stem
+            for start in starts:
+                if duration is not None and start + length > duration + 1e-6:
+                    raise r.fail(
+                        "start_s",
+                        f"puts the excerpt {start:g}-{start + length:g} s past the end of {path} ({duration:.3f} s long)",
+                    )
+                name = stem if len(starts) == 1 else f"{stem}@{start:g}s"
+                specs.append(ClipSpec(name=name, path=path.resolve(), start_s=start, length_s=length))
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise StudyError(
+                f'{where}: two clips are named "{spec.name}"; give them different name fields or files.'
+            )
+        if not _NAME_RE.match(spec.name.replace("@", "-")):
+            raise StudyError(f'{where}: the clip name "{spec.name}" must be letters, digits, ".", "_" or "-".')
+        seen.add(spec.name)
+    return tuple(specs)
+
+
+def _duration_s(path: Path) -> float | None:
+    """The file's duration from its header, or None where the header cannot tell (read later)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:  # noqa: BLE001 - an unreadable file is reported when it is read
+        return None
+    return info.frames / info.samplerate if info.samplerate > 0 and info.frames > 0 else None
+
+
+def _check_conditions(where: str, conditions: tuple[str, ...], field_name: str = "conditions") -> None:
+    from mosapp.codecs import get_codec
+
+    if not conditions:
+        raise StudyError(f'{where}: field {field_name} is empty; list codec names and "{REFERENCE}".')
+    seen: set[str] = set()
+    for i, name in enumerate(conditions):
+        if name in seen:
+            raise StudyError(f'{where}: field {field_name} lists "{name}" twice; every condition name must be unique.')
+        seen.add(name)
+        if name == REFERENCE:
+            continue
+        try:
+            get_codec(name)
+        except MosappError as exc:
+            raise StudyError(f"{where}: field {field_name}[{i}]: {exc}") from None
+
+
+def parse_study(text: str, *, source: Path | None = None, name: str | None = None,
+                check_codecs: bool = True) -> StudyDefinition:
+    """Validate the TOML text of a study.
+
+    Args:
+        text: the file's content.
+        source: the file (names it in messages; relative paths are relative to its folder).
+        name: the study's name when the file does not set one (default: the file's stem).
+        check_codecs: resolve every condition in the codec registry (unknown names fail).
+
+    Raises:
+        StudyError: malformed TOML, a field of the wrong type or value, a missing clip file,
+            an unknown codec, a duplicate condition or clip name.
+    """
+    where = str(source) if source is not None else "<study>"
+    base = source.resolve().parent if source is not None else Path.cwd()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{where} is not valid TOML ({exc}).") from None
+    top = _Reader(where, data, "", _TOP_FIELDS)
+
+    study_name = top.string("name", name or (source.stem if source is not None else "study"))
+    if not _NAME_RE.match(study_name):
+        raise top.fail("name", f'is "{study_name}"; use letters, digits, ".", "_" or "-" (at most 64)')
+    test_type = top.string("test_type", "dcr").lower()
+    if test_type not in TEST_TYPES:
+        raise top.fail("test_type", f'is "{test_type}"; use "dcr" or "acr"')
+    title = top.string("title", study_name)
+    instructions = top.string("instructions", DEFAULT_INSTRUCTIONS[test_type])
+    labels = top.strings("labels", DEFAULT_LABELS[test_type])
+    if len(labels) != 5:
+        raise top.fail("labels", f"has {len(labels)} labels; give exactly 5, for the scores 1 to 5")
+
+    conditions = top.strings("conditions", required=True)
+    if check_codecs:
+        _check_conditions(where, conditions)
+    else:
+        dup = [c for i, c in enumerate(conditions) if c in conditions[:i]]
+        if dup:
+            raise StudyError(f'{where}: field conditions lists "{dup[0]}" twice; every condition name must be unique.')
+        if not conditions:
+            raise StudyError(f'{where}: field conditions is empty; list codec names and "{REFERENCE}".')
+
+    clips = _clip_specs(where, base, data.get("clips"))
+    repetitions = top.integer("repetitions", 1, minimum=1)
+    full = len(clips) * len(conditions) * repetitions
+    trials = top.integer("trials_per_listener", full, minimum=1)
+    if trials % len(conditions):
+        raise top.fail(
+            "trials_per_listener",
+            f"is {trials}; give a multiple of the {len(conditions)} conditions so each appears equally often",
+        )
+    if trials > full:
+        raise top.fail(
+            "trials_per_listener",
+            f"is {trials}; at most {full} (clips x conditions x repetitions = {len(clips)} x {len(conditions)} x "
+            f"{repetitions}); raise repetitions for more",
+        )
+    seed = top.integer("seed", 0, minimum=0)
+    loudness = top.number("loudness_lufs", -23.0)
+    if not -70.0 <= loudness <= 0.0:
+        raise top.fail("loudness_lufs", f"is {loudness:g}; give an integrated loudness between -70 and 0 LUFS")
+    fade_ms = top.number("fade_ms", 20.0, minimum=0.0)
+    if any(2 * fade_ms / 1000.0 > c.length_s for c in clips):
+        raise top.fail("fade_ms", f"is {fade_ms:g}; the fades in and out must fit in the shortest excerpt")
+
+    tr = top.subtable("training", _TRAINING_FIELDS)
+    training_conditions = tr.strings("conditions", ())
+    for i, cond in enumerate(training_conditions):
+        if cond not in conditions:
+            raise tr.fail("conditions", f'has "{cond}", which is not one of the study\'s conditions')
+    training = TrainingSpec(trials=tr.integer("trials", 0, minimum=0), conditions=training_conditions)
+
+    pr = top.subtable("pipeline", _PIPELINE_FIELDS)
+    defaults = PipelineConfig()
+    geometry = pr.string("geometry", defaults.geometry)
+    if geometry not in GEOMETRIES:
+        raise pr.fail("geometry", f'is "{geometry}"; known geometries: {", ".join(GEOMETRIES)}')
+    phase = pr.string("phase", defaults.phase)
+    from mosapp.phase import backend_names
+
+    if phase not in backend_names():
+        raise pr.fail("phase", f'is "{phase}"; known backends: {", ".join(backend_names())}')
+    device = pr.string("device", defaults.device)
+    if device not in ("auto", "cpu", "cuda"):
+        raise pr.fail("device", f'is "{device}"; use auto, cpu or cuda')
+    pipeline = PipelineConfig(
+        geometry=geometry, phase=phase, device=device,
+        fgla_iterations=pr.integer("fgla_iterations", defaults.fgla_iterations, minimum=0),
+        mono=pr.boolean("mono", True),
+    )
+    metrics = pr.strings("metrics", METRIC_NAMES)
+    for m in metrics:
+        if m not in METRIC_NAMES:
+            raise pr.fail("metrics", f'has "{m}"; known metrics: {", ".join(METRIC_NAMES)}')
+    if "visqol" in metrics and min(c.length_s for c in clips) < 1.0:
+        raise pr.fail("metrics", "has visqol, which needs excerpts of at least 1 s; lengthen them or drop visqol")
+
+    database = _database_url(top.string("database", f"data/{study_name}/study.sqlite"), base)
+    stimuli_dir = (base / top.string("stimuli_dir", f"data/{study_name}/stimuli")).resolve()
+
+    return StudyDefinition(
+        name=study_name, title=title, test_type=test_type, instructions=instructions, labels=labels,
+        clips=clips, conditions=conditions, training=training, trials_per_listener=trials,
+        repetitions=repetitions, seed=seed, loudness_lufs=loudness, fade_ms=fade_ms, pipeline=pipeline,
+        metrics=tuple(dict.fromkeys(metrics)), database_url=database, stimuli_dir=stimuli_dir,
+        source=source, text=text,
+    )
+
+
+def load_study(path: str | os.PathLike[str], *, check_codecs: bool = True) -> StudyDefinition:
+    """Read and validate a study file.
+
+    ``path`` may also be a bare study name (``demo``), looked up as ``studies/<name>.toml``
+    in the current folder and then in the repository's ``studies/``.
+
+    Raises:
+        StudyError: the file is missing or unreadable, or see :func:`parse_study`.
+    """
+    p = resolve_study_path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise StudyError(f"{p} is not a UTF-8 text file; a study file is TOML text.") from None
+    except OSError as exc:
+        raise StudyError(f"{p} cannot be read ({exc.strerror or exc}).") from None
+    return parse_study(text, source=p, check_codecs=check_codecs)
+
+
+#: The repository's study folder (``studies/`` next to the package).
+STUDIES_DIR = Path(__file__).resolve().parent.parent.parent / "studies"
+
+
+def resolve_study_path(path: str | os.PathLike[str]) -> Path:
+    """The study file for ``path``: the file itself, or ``studies/<path>.toml`` for a bare name."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        raise StudyError(f"{p} is a folder; give a study file (.toml) or a study name.")
+    name = os.fspath(path)
+    if os.sep not in name and not name.endswith(".toml"):
+        for folder in (Path("studies"), STUDIES_DIR):
+            candidate = folder / f"{name}.toml"
+            if candidate.is_file():
+                return candidate
+    raise StudyError(f"The study file {p} does not exist; give a .toml file or the name of one in studies/.")
+
+
+__all__ = [
+    "ClipSpec", "DEFAULT_LABELS", "METRIC_NAMES", "REFERENCE", "SCALES", "STUDIES_DIR", "StudyDefinition",
+    "TEST_TYPES", "TrainingSpec", "database_url_for", "load_study", "parse_study", "resolve_study_path",
+]

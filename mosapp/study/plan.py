@@ -1,0 +1,238 @@
+"""Trial plans: per listener, seeded, balanced orders of (clip, condition) trials.
+
+How listener number ``i`` (enrolment order, from 0) gets its plan of ``T = k x C`` rated
+trials over ``C`` conditions and ``N`` clips:
+
+1. **Conditions by position** — a Williams design (a balanced Latin square: ``C`` rows
+   for even ``C``, ``2C`` for odd ``C``) over the conditions in a seeded order. Block ``b``
+   (``b = 0..k-1``) of listener ``i`` is row ``(i + b) mod R``. Every condition appears
+   ``k`` times per listener, and over any ``R`` consecutive listeners each condition sits
+   at every position equally often (and follows every other condition equally often).
+2. **Clips per condition** — a seeded cycle of the clips, repeated ``repetitions`` times.
+   Condition ``j`` of listener ``i`` takes the ``k`` clips of the cycle from
+   ``i*k + j``: with all trials (``k = N x repetitions``) each condition meets each clip
+   ``repetitions`` times; with fewer, consecutive listeners continue the cycle, so every
+   (clip, condition) pair is rated equally often across listeners.
+3. **Clips onto positions** — greedily in order, never the previous trial's clip where
+   another one is left for that condition, then repaired by swapping clips between trials
+   of the same condition: the same clip back to back only where unavoidable.
+4. **Training** — ``training.trials`` trials first, cycling through the training
+   conditions and the clips from an offset that depends on ``i``.
+
+The hidden reference is simply the condition ``reference`` among the others. Everything is
+a pure function of (study seed, listener number); nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One trial of a plan: which clip in which condition, and whether it is training."""
+
+    clip: str
+    condition: str
+    is_training: bool = False
+
+
+def williams_rows(n: int) -> list[list[int]]:
+    """The rows of a Williams design for ``n`` treatments (``n`` rows if even, ``2n`` if odd).
+
+    Each row is an order of ``0..n-1``; every treatment appears once per column of each
+    ``n`` rows, and (over all rows) every ordered pair of distinct treatments is adjacent
+    equally often.
+    """
+    if n < 1:
+        raise ValueError("need at least one treatment")
+    first = [0]
+    low, high, take_low = 1, n - 1, True
+    while len(first) < n:
+        if take_low:
+            first.append(low)
+            low += 1
+        else:
+            first.append(high)
+            high -= 1
+        take_low = not take_low
+    rows = [[(x + r) % n for x in first] for r in range(n)]
+    if n % 2:
+        rows += [list(reversed(row)) for row in rows]
+    return rows
+
+
+def _study_rng(seed: int, purpose: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), purpose])
+
+
+def listener_plan(
+    *,
+    clips: Sequence[str],
+    conditions: Sequence[str],
+    trials: int,
+    repetitions: int,
+    seed: int,
+    listener_index: int,
+    training_trials: int = 0,
+    training_conditions: Sequence[str] = (),
+) -> list[PlannedTrial]:
+    """The plan of listener ``listener_index``: training trials first, then ``trials`` rated ones.
+
+    Args:
+        clips: clip names.
+        conditions: condition names in the plan (the hidden reference among them).
+        trials: rated trials, a multiple of ``len(conditions)`` and at most
+            ``len(clips) * len(conditions) * repetitions``.
+        repetitions: how often one (clip, condition) pair may recur in a plan.
+        seed: the study's seed.
+        listener_index: the listener's enrolment number, from 0.
+        training_trials: training trials put first.
+        training_conditions: conditions the training trials cycle through (default: all).
+
+    Returns:
+        ``training_trials + trials`` planned trials in presentation order.
+
+    Raises:
+        ValueError: the counts do not fit (the study definition checks them first).
+    """
+    n_clips, n_cond = len(clips), len(conditions)
+    if n_clips < 1 or n_cond < 1:
+        raise ValueError("need at least one clip and one condition")
+    if trials % n_cond or trials > n_clips * n_cond * repetitions or trials < 1:
+        raise ValueError(f"{trials} trials do not fit {n_clips} clips x {n_cond} conditions x {repetitions}")
+    if listener_index < 0:
+        raise ValueError("listener_index must be 0 or more")
+    k = trials // n_cond
+
+    order = list(_study_rng(seed, 1).permutation(n_cond))          # conditions, seeded
+    clip_order = list(_study_rng(seed, 2).permutation(n_clips))    # clips, seeded
+    cycle = clip_order * repetitions
+    rows = williams_rows(n_cond)
+    rng = np.random.default_rng([int(seed), 3, int(listener_index)])
+
+    # 1. conditions by position
+    cond_seq: list[int] = []
+    for b in range(k):
+        row = rows[(listener_index + b) % len(rows)]
+        cond_seq += [order[x] for x in row]
+    # 2. the k clips of each condition
+    pool: dict[int, Counter[int]] = {}
+    for j, c in enumerate(order):
+        start = listener_index * k + j
+        pool[c] = Counter(cycle[(start + o) % len(cycle)] for o in range(k))
+
+    # 4. (built first: the rated trials must not start with training's last clip)
+    training: list[PlannedTrial] = []
+    if training_trials:
+        names = list(training_conditions) or [conditions[c] for c in order]
+        t_order = list(_study_rng(seed, 4).permutation(len(names)))
+        for t in range(training_trials):
+            cond = names[t_order[(listener_index + t) % len(names)]]
+            clip = clip_order[(listener_index + t) % n_clips]
+            training.append(PlannedTrial(clips[clip], cond, True))
+
+    # 3. clips onto positions
+    first_prev = clips.index(training[-1].clip) if training else -1
+    clip_seq = _search_clip_order(cond_seq, pool, first_prev, rng)
+    if clip_seq is None:  # a repeat cannot be avoided (or the search gave up): greedy, then repair
+        clip_seq = _greedy_clip_order(cond_seq, pool, first_prev, rng)
+        _repair_repeats(cond_seq, clip_seq, first_prev)
+
+    rated = [PlannedTrial(clips[x], conditions[c], False) for c, x in zip(cond_seq, clip_seq)]
+    return training + rated
+
+
+#: Steps the exact search may take before the greedy order is used instead.
+_SEARCH_BUDGET = 50_000
+
+
+def _candidates(left: Counter[int], previous: int, rng: np.random.Generator) -> list[int]:
+    """Clips still to place for a condition, most remaining first, ties in seeded order."""
+    have = [x for x, n in left.items() if n > 0 and x != previous]
+    keys = rng.random(len(have))
+    return [x for _, _, x in sorted(zip((-left[x] for x in have), keys, have))]
+
+
+def _search_clip_order(cond_seq: list[int], pool: dict[int, Counter[int]], first_prev: int,
+                       rng: np.random.Generator) -> list[int] | None:
+    """Clips for ``cond_seq`` with no clip twice in a row (depth-first), or None."""
+    if len({x for left in pool.values() for x, n in left.items() if n}) < 2:
+        return None
+    left = {c: Counter(v) for c, v in pool.items()}
+    out: list[int] = []
+    stack: list[list[int]] = [_candidates(left[cond_seq[0]], first_prev, rng)]
+    steps = 0
+    while stack:
+        steps += 1
+        if steps > _SEARCH_BUDGET:
+            return None
+        options = stack[-1]
+        if not options:
+            stack.pop()
+            if out:
+                x = out.pop()
+                left[cond_seq[len(out)]][x] += 1
+            continue
+        x = options.pop(0)
+        pos = len(out)
+        left[cond_seq[pos]][x] -= 1
+        out.append(x)
+        if len(out) == len(cond_seq):
+            return out
+        stack.append(_candidates(left[cond_seq[pos + 1]], x, rng))
+    return None
+
+
+def _greedy_clip_order(cond_seq: list[int], pool: dict[int, Counter[int]], first_prev: int,
+                       rng: np.random.Generator) -> list[int]:
+    left = {c: Counter(v) for c, v in pool.items()}
+    previous = first_prev
+    out: list[int] = []
+    for c in cond_seq:
+        options = _candidates(left[c], previous, rng) or _candidates(left[c], -1, rng)
+        pick = options[0]
+        left[c][pick] -= 1
+        out.append(pick)
+        previous = pick
+    return out
+
+
+def _repair_repeats(cond_seq: list[int], clip_seq: list[int], first_prev: int) -> None:
+    """Swap clips between trials of one condition until no clip follows itself, where possible."""
+    n = len(clip_seq)
+
+    def clash(i: int) -> bool:
+        before = clip_seq[i - 1] if i > 0 else first_prev
+        after = clip_seq[i + 1] if i + 1 < n else -2
+        return clip_seq[i] == before or clip_seq[i] == after
+
+    for _ in range(4):
+        changed = False
+        for i in range(n):
+            before = clip_seq[i - 1] if i > 0 else first_prev
+            if clip_seq[i] != before:
+                continue
+            for j in range(n):
+                if j == i or cond_seq[j] != cond_seq[i] or clip_seq[j] == clip_seq[i]:
+                    continue
+                clip_seq[i], clip_seq[j] = clip_seq[j], clip_seq[i]
+                if clash(i) or clash(j):
+                    clip_seq[i], clip_seq[j] = clip_seq[j], clip_seq[i]
+                    continue
+                changed = True
+                break
+        if not changed:
+            return
+
+
+def back_to_back(plan: Sequence[PlannedTrial]) -> int:
+    """How often a trial has the same clip as the one before it."""
+    return sum(1 for a, b in zip(plan, plan[1:]) if a.clip == b.clip)
+
+
+__all__ = ["PlannedTrial", "back_to_back", "listener_plan", "williams_rows"]

@@ -1,0 +1,462 @@
+"""Rendering a study's stimuli: every (clip, condition) through its codec, level-matched and measured.
+
+::
+
+    source file ─► excerpt (start, length, raised-cosine fades) ─┬─────────────► reference
+                                                                 └─► codec.process ─► align ─► trim
+    each stimulus ─► objective metrics vs the excerpt ─► BS.1770 loudness to the target ─► <key>.wav
+
+Stimuli are content-addressed: ``<key>.wav`` (float32, so normalising never clips the file)
+and ``<key>.json`` (bitrate, loudness, metrics) in the study's stimuli folder, where ``key``
+is the SHA-256 of the excerpt's samples and every setting that shapes the result (codec and
+its version, pipeline, loudness target, metrics). A second run finds every key and renders
+nothing; a changed setting renders only what it changes. The file names reveal nothing about
+the condition. :func:`prepare_study` is a generator: it yields :class:`PrepareProgress` and
+returns a :class:`PrepareResult`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generator
+
+import numpy as np
+
+from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
+from mosapp.errors import MosappError
+from mosapp.study.definition import REFERENCE, ClipSpec, StudyDefinition
+from mosapp.study.errors import StudyError
+from mosapp.study.store import (
+    ClipRow, ConditionRow, ListenerRow, StimulusRow, Store, StudyRow, utcnow,
+)
+
+#: Bumped when rendering changes in a way the key would not otherwise see.
+RENDER_VERSION = 1
+#: Largest codec delay the alignment looks for.
+MAX_DELAY_S = 0.1
+#: Peak above which a normalised stimulus would clip on a fixed-point output.
+CLIP_WARN_DBFS = -0.1
+
+
+@dataclass(frozen=True)
+class PrepareProgress:
+    """One stimulus done (or, with ``done == 0``, the start).
+
+    Attributes:
+        done: stimuli finished so far.
+        total: stimuli in the study.
+        clip: clip name of the stimulus just finished ("" at the start).
+        condition: its condition.
+        rendered: True when it was rendered now, False when it came from the cache.
+    """
+
+    done: int
+    total: int
+    clip: str = ""
+    condition: str = ""
+    rendered: bool = False
+
+
+@dataclass
+class PrepareResult:
+    """What a prepare run did."""
+
+    total: int = 0
+    rendered: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    device: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- signal helpers ------------------------------------------------------------------------
+
+
+def fade(samples: np.ndarray, fade_ms: float, rate: int = PIPELINE_SAMPLE_RATE) -> np.ndarray:
+    """Raised-cosine fade in and out of ``fade_ms`` on a copy of ``(channels, n)`` samples."""
+    out = np.array(samples, dtype=np.float32, copy=True)
+    n = int(round(fade_ms * rate / 1000.0))
+    if n <= 0:
+        return out
+    n = min(n, out.shape[1] // 2)
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+    out[:, :n] *= ramp
+    out[:, out.shape[1] - n:] *= ramp[::-1]
+    return out
+
+
+def estimate_delay(reference: np.ndarray, estimate: np.ndarray, max_lag: int) -> int:
+    """Samples by which ``estimate`` lags ``reference`` (negative: leads), 0 when unclear.
+
+    Cross-correlation of the mono mixes over ``±max_lag``; a lag is taken only where its
+    normalised correlation is at least 0.5 and clearly above the correlation at lag 0
+    (phase-reconstructing codecs correlate weakly everywhere and are aligned by design).
+    """
+    r = np.asarray(reference, dtype=np.float64).mean(axis=0)
+    e = np.asarray(estimate, dtype=np.float64).mean(axis=0)
+    n = min(r.size, e.size)
+    r, e = r[:n] - r[:n].mean(), e[:n] - e[:n].mean()
+    norm = math.sqrt(float(np.dot(r, r)) * float(np.dot(e, e)))
+    if n == 0 or norm == 0.0:
+        return 0
+    size = 1 << int(math.ceil(math.log2(2 * n)))
+    xc = np.fft.irfft(np.fft.rfft(e, size) * np.conj(np.fft.rfft(r, size)), size)
+    lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
+    values = np.concatenate([xc[: max_lag + 1], xc[size - max_lag:]]) / norm
+    best = int(np.argmax(values))
+    if values[best] >= 0.5 and values[best] > 1.2 * max(values[0], 0.0):
+        return int(lags[best])
+    return 0
+
+
+def align_and_trim(decoded: np.ndarray, delay: int, n: int) -> np.ndarray:
+    """Undo ``delay`` and crop or zero-pad to exactly ``n`` samples per channel."""
+    out = np.zeros((decoded.shape[0], n), dtype=np.float32)
+    src = decoded[:, delay:] if delay >= 0 else np.concatenate(
+        [np.zeros((decoded.shape[0], -delay), dtype=np.float32), decoded], axis=1)
+    m = min(n, src.shape[1])
+    out[:, :m] = src[:, :m]
+    return out
+
+
+def integrated_loudness(samples: np.ndarray, rate: int = PIPELINE_SAMPLE_RATE) -> float:
+    """ITU-R BS.1770-4 integrated loudness in LUFS (pyloudnorm; K-weighting, gating)."""
+    import pyloudnorm
+
+    data = np.asarray(samples, dtype=np.float64)
+    data = data[0] if data.shape[0] == 1 else data.T
+    return float(pyloudnorm.Meter(rate).integrated_loudness(data))
+
+
+def stimulus_metrics(reference: np.ndarray, estimate: np.ndarray, names: tuple[str, ...],
+                     pipeline: PipelineConfig) -> dict[str, float | None]:
+    """The requested :mod:`mosapp.metrics` of ``estimate`` against ``reference`` (mono mixes)."""
+    import torch
+
+    from mosapp import dsp, metrics
+    from mosapp.config import get_geometry
+
+    ref = np.asarray(reference, dtype=np.float32).mean(axis=0)
+    est = np.asarray(estimate, dtype=np.float32).mean(axis=0)
+    out: dict[str, float | None] = {}
+    for name in names:
+        if name == "mel_distance":
+            value = metrics.mel_distance(ref, est, PIPELINE_SAMPLE_RATE)
+        elif name == "si_sdr_db":
+            value = metrics.si_sdr_db(ref, est)
+        elif name == "spectral_convergence_db":
+            geometry = get_geometry(pipeline.geometry)
+            r, _ = dsp.pad_for_lattice(torch.from_numpy(ref), geometry)
+            e, _ = dsp.pad_for_lattice(torch.from_numpy(est), geometry)
+            value = metrics.spectral_convergence_db(dsp.stft(r, geometry).abs(), dsp.stft(e, geometry).abs())
+        elif name == "visqol":
+            value = metrics.visqol(ref, est, PIPELINE_SAMPLE_RATE)
+        else:  # pragma: no cover - the definition checks names
+            raise ValueError(name)
+        out[name] = float(value) if value is not None and math.isfinite(value) else None
+    return out
+
+
+# -- keys and the cache folder --------------------------------------------------------------
+
+
+def excerpt_of(audio: np.ndarray, clip: ClipSpec, fade_ms: float) -> np.ndarray:
+    start = int(round(clip.start_s * PIPELINE_SAMPLE_RATE))
+    n = int(round(clip.length_s * PIPELINE_SAMPLE_RATE))
+    if start + n > audio.shape[1]:
+        have = audio.shape[1] / PIPELINE_SAMPLE_RATE
+        raise StudyError(
+            f'The clip "{clip.name}" ({clip.start_s:g}-{clip.start_s + clip.length_s:g} s) runs past the end of '
+            f"{clip.path} ({have:.3f} s long); shorten length_s or move start_s."
+        )
+    return fade(audio[:, start: start + n], fade_ms)
+
+
+def render_key(excerpt: np.ndarray, condition: str, definition: StudyDefinition) -> str:
+    """The content hash that names a stimulus: same key, same audio and numbers."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(excerpt, dtype=np.float32).tobytes())
+    spec: dict = {
+        "render": RENDER_VERSION,
+        "shape": list(excerpt.shape),
+        "condition": condition,
+        "loudness_lufs": definition.loudness_lufs,
+        "metrics": sorted(definition.metrics) if condition != REFERENCE else [],
+    }
+    if condition != REFERENCE:
+        from mosapp.codecs import get_codec
+
+        p = definition.pipeline
+        spec["codec_version"] = get_codec(condition).version
+        spec["pipeline"] = [p.geometry, p.phase, p.fgla_iterations, p.mono, p.image.dynamic_range_db,
+                            p.image.floor_db, p.block_seconds, p.context_frames]
+    h.update(json.dumps(spec, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_sidecar(folder: Path, key: str) -> dict | None:
+    wav, meta = folder / f"{key}.wav", folder / f"{key}.json"
+    if not (wav.is_file() and meta.is_file()):
+        return None
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("key") == key else None
+
+
+def render_stimulus(excerpt: np.ndarray, condition: str, definition: StudyDefinition, device: str) -> tuple[np.ndarray, dict]:
+    """Render one stimulus: (samples float32 ``(channels, n)`` normalised, facts for the sidecar)."""
+    t0 = time.perf_counter()
+    n = excerpt.shape[1]
+    facts: dict = {"bitrate_kbps": None, "delay_samples": 0}
+    if condition == REFERENCE:
+        out = excerpt
+        facts["metrics"] = {m: None for m in definition.metrics}
+    else:
+        from dataclasses import replace
+
+        from mosapp.codecs import get_codec
+
+        config = replace(definition.pipeline, device=device)
+        decoded, encoded = get_codec(condition).process(excerpt, config)
+        decoded = np.asarray(decoded, dtype=np.float32)
+        if decoded.ndim == 1:
+            decoded = decoded[None, :]
+        delay = estimate_delay(excerpt, decoded, int(MAX_DELAY_S * PIPELINE_SAMPLE_RATE))
+        out = align_and_trim(decoded, delay, n)
+        facts["bitrate_kbps"] = float(encoded.payload_kbps)
+        facts["delay_samples"] = delay
+        facts["metrics"] = stimulus_metrics(excerpt, out, definition.metrics, config)
+    loudness = integrated_loudness(out)
+    if not math.isfinite(loudness):
+        raise StudyError(
+            f'The {condition} stimulus of a clip is silent (loudness {loudness} LUFS), so it cannot be '
+            f"loudness-normalised; choose an excerpt with sound in it."
+        )
+    gain_db = definition.loudness_lufs - loudness
+    out = (out * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    facts.update({
+        "loudness_lufs": loudness,
+        "gain_db": gain_db,
+        "peak_dbfs": 20.0 * math.log10(peak) if peak > 0 else None,
+        "channels": int(out.shape[0]),
+        "n_samples": int(out.shape[1]),
+        "sample_rate": PIPELINE_SAMPLE_RATE,
+        "render_seconds": time.perf_counter() - t0,
+    })
+    return out, facts
+
+
+# -- the study in the database ----------------------------------------------------------------
+
+
+def _sync_design(session, definition: StudyDefinition) -> StudyRow:
+    """Create or update the study's rows; refuse a design change once listeners exist."""
+    from mosapp.codecs import get_codec
+    from sqlalchemy import delete, func, select
+
+    study = session.scalars(select(StudyRow).where(StudyRow.name == definition.name)).one_or_none()
+    design = definition.design_json()
+    now = utcnow()
+    if study is None:
+        study = StudyRow(name=definition.name, title=definition.title, test_type=definition.test_type,
+                         definition_toml=definition.text, design_json=design, created_at=now)
+        session.add(study)
+        session.flush()
+    elif study.design_json != design:
+        listeners = session.scalar(select(func.count()).select_from(ListenerRow).where(ListenerRow.study_id == study.id))
+        if listeners:
+            raise StudyError(
+                f'The study "{definition.name}" in {definition.source or "its definition"} changed its design '
+                f"(clips, conditions, trials or seed) after {listeners} listener(s) started; restore it, or save "
+                f"it under a new name to start a new study."
+            )
+    study.prepared_at = None  # set again when every stimulus is in place
+    study.title = definition.title
+    study.test_type = definition.test_type
+    study.definition_toml = definition.text
+    study.design_json = design
+
+    clip_names = [c.name for c in definition.clips]
+    cond_names = list(definition.conditions) + ([] if REFERENCE in definition.conditions else [REFERENCE])
+    clips = {c.name: c for c in session.scalars(select(ClipRow).where(ClipRow.study_id == study.id))}
+    conds = {c.name: c for c in session.scalars(select(ConditionRow).where(ConditionRow.study_id == study.id))}
+    stale_clips = [c.id for n, c in clips.items() if n not in clip_names]
+    stale_conds = [c.id for n, c in conds.items() if n not in cond_names]
+    if stale_clips or stale_conds:
+        session.execute(delete(StimulusRow).where(StimulusRow.study_id == study.id,
+                                                  (StimulusRow.clip_id.in_(stale_clips))
+                                                  | (StimulusRow.condition_id.in_(stale_conds))))
+        session.execute(delete(ClipRow).where(ClipRow.id.in_(stale_clips)))
+        session.execute(delete(ConditionRow).where(ConditionRow.id.in_(stale_conds)))
+    for i, spec in enumerate(definition.clips):
+        row = clips.get(spec.name) or ClipRow(study_id=study.id, name=spec.name)
+        row.source_file, row.start_s, row.length_s, row.position = str(spec.path), spec.start_s, spec.length_s, i
+        session.add(row)
+    for i, name in enumerate(cond_names):
+        row = conds.get(name) or ConditionRow(study_id=study.id, name=name)
+        row.is_reference = name == REFERENCE
+        row.in_plan = name in definition.conditions
+        row.nominal_kbps = None if name == REFERENCE else get_codec(name).nominal_kbps
+        row.position = i if name in definition.conditions else len(cond_names)
+        session.add(row)
+    session.flush()
+    return study
+
+
+def prepare_study(definition: StudyDefinition, store: Store, *, device: str | None = None,
+                  force: bool = False) -> Generator[PrepareProgress, None, PrepareResult]:
+    """Render and record every stimulus of ``definition`` (a generator; see the module docstring).
+
+    Args:
+        definition: the study.
+        store: its open database.
+        device: ``auto`` | ``cpu`` | ``cuda``; default the study's pipeline setting (auto: CUDA
+            when present).
+        force: render again even what the cache holds.
+
+    Raises:
+        StudyError: a codec is unavailable, a clip is unreadable, too short or silent, the
+            stimuli folder cannot be written, or the design changed after listeners started.
+    """
+    from sqlalchemy import func, select
+
+    from mosapp import dsp
+    from mosapp.audio import read_audio
+    from mosapp.codecs import get_codec
+    from mosapp.study.store import TrialRow
+
+    t_start = time.perf_counter()
+    device = device or definition.pipeline.device
+    resolved = str(dsp.resolve_device(device))
+    result = PrepareResult(device=resolved)
+    cond_names = [REFERENCE] + [c for c in definition.conditions if c != REFERENCE]
+    for name in cond_names[1:]:
+        availability = get_codec(name).availability()
+        if not availability.ok:
+            raise StudyError(f'The condition "{name}" cannot run on this machine: {availability.reason}')
+    folder = definition.stimuli_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"The stimuli folder {folder} cannot be created ({exc.strerror or exc}).") from None
+    if not os.access(folder, os.W_OK):
+        raise StudyError(f"The stimuli folder {folder} is read-only; give mosapp write access to it.")
+
+    # Pass 1: excerpts and keys (cheap), so a change that would alter rated audio is refused up front.
+    sources: dict[Path, np.ndarray] = {}
+    excerpts: dict[str, np.ndarray] = {}
+    keys: dict[tuple[str, str], str] = {}
+    for clip in definition.clips:
+        if clip.path not in sources:
+            try:
+                sources[clip.path] = read_audio(clip.path, mono=definition.pipeline.mono).samples
+            except MosappError as exc:
+                raise StudyError(f'The clip "{clip.name}" cannot be used: {exc}') from None
+        excerpts[clip.name] = excerpt_of(sources[clip.path], clip, definition.fade_ms)
+        for name in cond_names:
+            keys[(clip.name, name)] = render_key(excerpts[clip.name], name, definition)
+    sources.clear()
+    result.total = len(keys)
+
+    with store.write() as s:
+        study = _sync_design(s, definition)
+        study_id = study.id
+        clip_ids = {c.name: c.id for c in s.scalars(select(ClipRow).where(ClipRow.study_id == study_id))}
+        cond_ids = {c.name: c.id for c in s.scalars(select(ConditionRow).where(ConditionRow.study_id == study_id))}
+        existing = {(r.clip_id, r.condition_id): (r.cache_key, r.audio_file)
+                    for r in s.scalars(select(StimulusRow).where(StimulusRow.study_id == study_id))}
+        changed = [(c, k) for (c, k), key in keys.items()
+                   if (clip_ids[c], cond_ids[k]) in existing and existing[(clip_ids[c], cond_ids[k])][0] != key]
+        if changed:
+            planned = s.scalar(select(func.count()).select_from(TrialRow).join(
+                StimulusRow, TrialRow.stimulus_id == StimulusRow.id).where(StimulusRow.study_id == study_id))
+            if planned:
+                clip, cond = changed[0]
+                raise StudyError(
+                    f'The study "{definition.name}" already has listeners, and its settings (pipeline, loudness '
+                    f'or metrics) now change the audio of {len(changed)} stimuli (e.g. clip "{clip}", condition '
+                    f'"{cond}"); restore the settings, or save the study under a new name.'
+                )
+
+    yield PrepareProgress(0, result.total)
+    done = 0
+    for clip in definition.clips:
+        for name in cond_names:
+            key = keys[(clip.name, name)]
+            ids = (clip_ids[clip.name], cond_ids[name])
+            wav = folder / f"{key}.wav"
+            facts = None if force else _read_sidecar(folder, key)
+            rendered = False
+            if facts is None:
+                try:
+                    samples, facts = render_stimulus(excerpts[clip.name], name, definition, device)
+                except StudyError as exc:
+                    raise StudyError(f'Clip "{clip.name}": {exc}') from None
+                except MosappError as exc:
+                    raise StudyError(f'Rendering clip "{clip.name}" in condition "{name}" failed: {exc}') from None
+                from mosapp.audio import write_audio
+
+                write_audio(wav, samples, PIPELINE_SAMPLE_RATE, subtype="FLOAT")
+                facts["key"] = key
+                _write_json_atomic(folder / f"{key}.json", facts)
+                rendered = True
+                if facts.get("peak_dbfs") is not None and facts["peak_dbfs"] > CLIP_WARN_DBFS:
+                    result.warnings.append(
+                        f'clip "{clip.name}" in condition "{name}" peaks at {facts["peak_dbfs"]:+.1f} dBFS after '
+                        f"normalising to {definition.loudness_lufs:g} LUFS; lower loudness_lufs to avoid clipping on playback."
+                    )
+            if existing.get(ids, ("", ""))[0] != key or rendered:
+                with store.write() as s:
+                    row = s.scalars(select(StimulusRow).where(StimulusRow.clip_id == ids[0],
+                                                              StimulusRow.condition_id == ids[1])).one_or_none()
+                    if row is None:
+                        row = StimulusRow(study_id=study_id, clip_id=ids[0], condition_id=ids[1])
+                        s.add(row)
+                    metrics = facts.get("metrics") or {}
+                    row.cache_key, row.audio_file = key, wav.name
+                    row.sample_rate, row.channels, row.n_samples = (
+                        int(facts["sample_rate"]), int(facts["channels"]), int(facts["n_samples"]))
+                    row.bitrate_kbps = facts.get("bitrate_kbps")
+                    row.loudness_lufs, row.gain_db = float(facts["loudness_lufs"]), float(facts["gain_db"])
+                    row.peak_dbfs, row.delay_samples = facts.get("peak_dbfs"), facts.get("delay_samples")
+                    for m in ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol"):
+                        setattr(row, m, metrics.get(m))
+                    row.created_at = utcnow()
+            done += 1
+            result.rendered += rendered
+            result.reused += not rendered
+            yield PrepareProgress(done, result.total, clip.name, name, rendered)
+
+    with store.write() as s:
+        study = s.get(StudyRow, study_id)
+        study.prepared_at = utcnow()
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+__all__ = [
+    "PrepareProgress", "PrepareResult", "align_and_trim", "estimate_delay", "excerpt_of", "fade",
+    "integrated_loudness", "prepare_study", "render_key", "render_stimulus", "stimulus_metrics",
+]

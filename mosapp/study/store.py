@@ -1,0 +1,444 @@
+"""The study store: SQLAlchemy 2.0 models, opening a database crash-safely, and schema migrations.
+
+::
+
+    studies ─┬─ clips ──────┐
+             ├─ conditions ─┴─ stimuli ─┐
+             └─ listeners ─┬─ trials ───┴─(stimulus, reference)
+                           └─ sessions ─── ratings ── (trial: one rating at most)
+
+SQLite is the default (one file per study, WAL journal, ``synchronous=FULL``, every write
+transaction ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout instead of
+failing); any SQLAlchemy URL works. The schema is versioned by Alembic
+(:mod:`mosapp.study.migrations`): :func:`open_store` upgrades an older database and refuses
+one written by a newer mosapp. Times are stored in UTC.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import (
+    Boolean, CheckConstraint, DateTime, Float, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint,
+    create_engine, event, inspect,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from mosapp.study.errors import StudyError
+
+#: Seconds a writer waits for another one's transaction before the database counts as locked.
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def utcnow() -> datetime:
+    """Now in UTC, naive (SQLite keeps no zone; every stored time is UTC)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+class StudyRow(Base):
+    """A study as last prepared: its design and the definition file's text."""
+
+    __tablename__ = "studies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    test_type: Mapped[str] = mapped_column(String(8))
+    definition_toml: Mapped[str] = mapped_column(Text)
+    design_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    prepared_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    clips: Mapped[list["ClipRow"]] = relationship(back_populates="study", order_by="ClipRow.position")
+    conditions: Mapped[list["ConditionRow"]] = relationship(back_populates="study", order_by="ConditionRow.position")
+
+
+class ClipRow(Base):
+    """One excerpt of one source file."""
+
+    __tablename__ = "clips"
+    __table_args__ = (UniqueConstraint("study_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    source_file: Mapped[str] = mapped_column(Text)
+    start_s: Mapped[float] = mapped_column(Float)
+    length_s: Mapped[float] = mapped_column(Float)
+    position: Mapped[int] = mapped_column(Integer)
+
+    study: Mapped[StudyRow] = relationship(back_populates="clips")
+
+
+class ConditionRow(Base):
+    """A codec name (or ``reference``); ``in_plan`` is false for a DCR reference only used as the known one."""
+
+    __tablename__ = "conditions"
+    __table_args__ = (UniqueConstraint("study_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    is_reference: Mapped[bool] = mapped_column(Boolean)
+    in_plan: Mapped[bool] = mapped_column(Boolean)
+    nominal_kbps: Mapped[float | None] = mapped_column(Float)
+    position: Mapped[int] = mapped_column(Integer)
+
+    study: Mapped[StudyRow] = relationship(back_populates="conditions")
+
+
+class StimulusRow(Base):
+    """One rendered (clip, condition): a content-addressed audio file, its bitrate and metrics.
+
+    ``audio_file`` is named by the render's content hash, so it reveals nothing of the condition.
+    """
+
+    __tablename__ = "stimuli"
+    __table_args__ = (UniqueConstraint("clip_id", "condition_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    condition_id: Mapped[int] = mapped_column(ForeignKey("conditions.id"), index=True)
+    cache_key: Mapped[str] = mapped_column(String(64))
+    audio_file: Mapped[str] = mapped_column(String(255))
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    bitrate_kbps: Mapped[float | None] = mapped_column(Float)
+    loudness_lufs: Mapped[float] = mapped_column(Float)  # before normalisation
+    gain_db: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Added by revision 0002.
+    peak_dbfs: Mapped[float | None] = mapped_column(Float)
+    delay_samples: Mapped[int | None] = mapped_column(Integer)
+    mel_distance: Mapped[float | None] = mapped_column(Float)
+    si_sdr_db: Mapped[float | None] = mapped_column(Float)
+    spectral_convergence_db: Mapped[float | None] = mapped_column(Float)
+    visqol: Mapped[float | None] = mapped_column(Float)
+
+    clip: Mapped[ClipRow] = relationship()
+    condition: Mapped[ConditionRow] = relationship()
+
+
+class ListenerRow(Base):
+    """A pseudonymous listener; ``position`` is the enrolment order that picks the plan's row."""
+
+    __tablename__ = "listeners"
+    __table_args__ = (
+        UniqueConstraint("study_id", "code"),
+        UniqueConstraint("study_id", "position"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SessionRow(Base):
+    """One sitting of a listener (a resumed study is a new sitting)."""
+
+    __tablename__ = "sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listener_id: Mapped[int] = mapped_column(ForeignKey("listeners.id"), index=True)
+    app_version: Mapped[str] = mapped_column(String(64))
+    audio_device: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class TrialRow(Base):
+    """One planned trial of a listener; ``sample_token``/``reference_token`` are what a listener sees."""
+
+    __tablename__ = "trials"
+    __table_args__ = (UniqueConstraint("listener_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listener_id: Mapped[int] = mapped_column(ForeignKey("listeners.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    is_training: Mapped[bool] = mapped_column(Boolean)
+    stimulus_id: Mapped[int] = mapped_column(ForeignKey("stimuli.id"))
+    reference_stimulus_id: Mapped[int | None] = mapped_column(ForeignKey("stimuli.id"))
+    trial_token: Mapped[str] = mapped_column(String(32), unique=True)
+    sample_token: Mapped[str] = mapped_column(String(32), unique=True)
+    reference_token: Mapped[str | None] = mapped_column(String(32), unique=True)
+
+    stimulus: Mapped[StimulusRow] = relationship(foreign_keys=[stimulus_id])
+    reference_stimulus: Mapped[StimulusRow | None] = relationship(foreign_keys=[reference_stimulus_id])
+
+
+class RatingRow(Base):
+    """The score given in one trial (at most one per trial), with how the listener got there."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (CheckConstraint("value >= 1 AND value <= 5", name="value_1_to_5"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), unique=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    value: Mapped[int] = mapped_column(Integer)
+    given_at: Mapped[datetime] = mapped_column(DateTime)
+    plays_sample: Mapped[int] = mapped_column(Integer)
+    plays_reference: Mapped[int] = mapped_column(Integer)
+    listening_time_s: Mapped[float] = mapped_column(Float)
+    response_time_s: Mapped[float] = mapped_column(Float)
+
+
+# -- opening a database -------------------------------------------------------------------
+
+
+def _alembic_config():
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest schema revision this mosapp knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {s.revision for s in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+
+
+@dataclass
+class Store:
+    """An open study database: an engine and a session factory.
+
+    Use :meth:`write` / :meth:`read` for transactions; each commits (or rolls back) on exit and
+    turns a locked, read-only or vanished database into a :class:`StudyError`.
+    """
+
+    engine: Engine
+    url: str
+    readonly: bool = False
+
+    def __post_init__(self) -> None:
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def label(self) -> str:
+        """The database as named in messages: its file for SQLite, the URL without password otherwise."""
+        return describe_url(self.url)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on exit."""
+        if self.readonly:
+            raise StudyError(f"The study database {self.label} is open read-only; it cannot be changed.")
+        with self._translate():
+            with self._sessions() as session, session.begin():
+                yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading (one transaction; nothing is written)."""
+        with self._translate():
+            with self._sessions() as session, session.begin():
+                yield session
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except StudyError:
+            raise
+        except OperationalError as exc:
+            raise database_error(exc, self.url) from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def describe_url(url: str) -> str:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        return u.database
+    return u.render_as_string(hide_password=True)
+
+
+def database_error(exc: BaseException, url: str) -> StudyError:
+    """The one sentence for a database error a user can meet."""
+    where = describe_url(url)
+    msg = str(getattr(exc, "orig", exc) or exc).lower()
+    if "locked" in msg or "busy" in msg:
+        return StudyError(
+            f"The study database {where} is locked by another program (it waited "
+            f"{DEFAULT_BUSY_TIMEOUT_S:g} s); close the other program or try again."
+        )
+    if "readonly" in msg or "read-only" in msg or "read only" in msg:
+        return StudyError(f"The study database {where} is read-only; give mosapp write access to it (and its folder).")
+    if "unable to open" in msg or "disk i/o" in msg:
+        return StudyError(f"The study database {where} cannot be opened ({msg.strip()}); check the file and its folder.")
+    if "not a database" in msg or "malformed" in msg:
+        return StudyError(f"{where} is not a usable SQLite database ({msg.strip()}).")
+    return StudyError(f"The study database {where} failed ({msg.strip()}).")
+
+
+def _sqlite_file(url: str) -> Path | None:
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" or u.database.startswith("file:"):
+        return None
+    return Path(u.database)
+
+
+def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    path = _sqlite_file(url)
+    if readonly and path is not None:
+        # A URI so SQLite opens the file without write access (and never creates it).
+        engine = create_engine(
+            "sqlite:///file:" + str(path.resolve()) + "?mode=ro&uri=true",
+            connect_args={"timeout": busy_timeout_s},
+        )
+    else:
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # pragma: no cover - exercised through every test
+        # pysqlite's own transaction handling is off; SQLAlchemy's "begin" event emits BEGIN below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            if not readonly:
+                # WAL: readers never block the writer; FULL: a commit survives power loss, not just a crash.
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # pragma: no cover - exercised through every test
+        # IMMEDIATE takes the write lock up front: two writers queue on busy_timeout instead of
+        # one failing at once with SQLITE_BUSY when it upgrades a read transaction.
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def open_store(url: str, *, create: bool = True, readonly: bool = False,
+               busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Store:
+    """Open (and create or upgrade) a study database.
+
+    Args:
+        url: a SQLAlchemy URL (``sqlite:///path/study.sqlite`` by default for studies).
+        create: make the file and its folder if missing; otherwise a missing database fails.
+        readonly: open without write access (status, export and report of a read-only file).
+        busy_timeout_s: how long to wait for another writer before reporting a locked database.
+
+    Raises:
+        StudyError: the URL is invalid or its driver missing; the file is missing (``create``
+            false), read-only, locked, not a database, or from a newer mosapp.
+    """
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise StudyError(f'The database URL "{url}" is not a valid SQLAlchemy URL.') from None
+    where = describe_url(url)
+    path = _sqlite_file(url)
+    if path is not None:
+        if path.is_dir():
+            raise StudyError(f"The study database {path} is a folder; give a file name.")
+        if not path.exists():
+            if not create or readonly:
+                raise StudyError(f"The study database {path} does not exist; run `mosapp study prepare` first.")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StudyError(f"The folder {path.parent} for the study database cannot be created "
+                                 f"({exc.strerror or exc}).") from None
+        if not readonly:
+            if path.exists() and not os.access(path, os.W_OK):
+                raise StudyError(f"The study database {path} is read-only; give mosapp write access to it.")
+            if not os.access(path.parent, os.W_OK):
+                raise StudyError(f"The folder {path.parent} of the study database is read-only; SQLite needs to "
+                                 f"write its journal there, so give mosapp write access to it.")
+    try:
+        engine = _make_engine(url, readonly=readonly, busy_timeout_s=busy_timeout_s)
+    except NoSuchModuleError as exc:
+        raise StudyError(f'The database URL "{where}" needs a driver that is not installed ({exc}).') from None
+    store = Store(engine=engine, url=url, readonly=readonly)
+    try:
+        _migrate(store)
+    except StudyError:
+        engine.dispose()
+        raise
+    except (OperationalError, DBAPIError) as exc:
+        engine.dispose()
+        raise database_error(exc, url) from None
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StudyError(f"The study database {where} cannot be opened ({exc}).") from None
+    return store
+
+
+def _migrate(store: Store) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    head = head_revision()
+    where = store.label
+    with store.engine.begin() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current == head:
+            return
+        tables = set(inspect(conn).get_table_names())
+        if current is None and tables - {"alembic_version"}:
+            raise StudyError(f"{where} is a database but not a mosapp study database (it has no schema version).")
+        if current is not None and current not in known_revisions():
+            raise StudyError(
+                f"The study database {where} has schema revision {current}, written by a newer mosapp; this "
+                f"mosapp reads up to revision {head}: update mosapp to open it."
+            )
+        if store.readonly:
+            raise StudyError(
+                f"The study database {where} has an older schema (revision {current}) and is open read-only; "
+                f"open it once with write access to upgrade it."
+            )
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def schema_revision(store: Store) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with store.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+__all__ = [
+    "Base", "ClipRow", "ConditionRow", "DEFAULT_BUSY_TIMEOUT_S", "ListenerRow", "RatingRow", "SessionRow", "Store",
+    "StimulusRow", "StudyRow", "TrialRow", "database_error", "describe_url", "head_revision", "open_store",
+    "schema_revision", "utcnow",
+]

@@ -1,0 +1,446 @@
+"""``mosapp train``: train or finetune the compact spectrogram codec on a folder of audio.
+
+Loss (per batch of image patches ``x`` in [0, 1], decoded ``x̂``)::
+
+    R   = bits of ŷ and ẑ under the model's entropy models / pixels        (bpp)
+    D   = 255² · mean((x̂ - x)²)                                            (image MSE)
+    Mel = mean | log10(mel(|x̂|)) - log10(mel(|x|)) |                      (audio side)
+    loss = R + λ · (D + w_mel · Mel)
+
+``|x|`` is the magnitude the image stands for (``10^(5 (x - 1))``, the 100 dB mapping
+relative to the patch's peak), ``mel`` the Slaney mel filterbank of the lattice (64
+bands, the DAC/librosa filters), applied to the magnitude — the mel spectrogram of the
+audio this spectrogram is the STFT of. The entropy bottleneck's quantiles are trained
+with compressai's auxiliary loss by a second optimiser, as compressai does.
+
+Logged every ``log_every`` steps to ``<out>/log.csv``: step, seconds, loss, bpp, kbps
+(bpp × 256 rows × frames per second of the lattice), PSNR of the image (dB), MS-SSIM,
+mel L1, and the consistency (tifresi's metric) of a decoded patch next to the original's;
+``<out>/training.png`` plots them (the seed's Figures 4.4/4.5). ``<out>/checkpoint.pt``
+is written every ``checkpoint_every`` steps and picked up again when the same command
+runs anew. At the end the weights (entropy tables updated) and a model card go to
+``export`` (``assets/models/<name>.pt`` / ``.json``); the card's measured kbps and quality
+on held-out music come from :func:`mosapp.evaluate.evaluate_codec`.
+
+The config is TOML (see ``configs/``)::
+
+    [model]  name, n, m, init (weights to finetune from, optional)
+    [data]   train (globs), heldout (globs, never trained on), geometry, cache
+    [train]  steps, batch, patch_frames, lr, lr_drop_at, lambda, mel_weight, seed, log_every,
+             checkpoint_every, threads, device
+    [output] dir, export
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+import math
+import os
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from mosapp import dsp, metrics
+from mosapp.audio import read_audio
+from mosapp.config import PIPELINE_SAMPLE_RATE, get_geometry
+from mosapp.errors import ConfigError, MosappError
+
+MEL_BANDS = 64
+
+
+@dataclass
+class TrainConfig:
+    """Parsed ``mosapp train`` config; see the module docstring for the fields."""
+
+    name: str
+    n: int = 48
+    m: int = 64
+    init: str = ""
+    train: list[str] = field(default_factory=list)
+    heldout: list[str] = field(default_factory=list)
+    geometry: str = "thesis"
+    cache: str = "~/.cache/mosapp/train-images"
+    steps: int = 2000
+    batch: int = 8
+    patch_frames: int = 256
+    lr: float = 2e-4
+    lr_drop_at: float = 0.8
+    lam: float = 0.002
+    mel_weight: float = 300.0
+    seed: int = 0
+    log_every: int = 25
+    checkpoint_every: int = 200
+    threads: int = 0
+    device: str = "auto"
+    out_dir: str = "runs/sgc"
+    export: str = ""
+    heldout_seconds: float = 20.0
+    source: str = ""
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> "TrainConfig":
+        """Read a TOML config; unknown or ill-typed fields → ConfigError naming the field."""
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"The training config {p} does not exist.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"The training config {p} is not valid TOML ({exc}).") from None
+        sections = {"model": {"name": "name", "n": "n", "m": "m", "init": "init"},
+                    "data": {"train": "train", "heldout": "heldout", "geometry": "geometry", "cache": "cache",
+                             "heldout_seconds": "heldout_seconds"},
+                    "train": {"steps": "steps", "batch": "batch", "patch_frames": "patch_frames", "lr": "lr", "lr_drop_at": "lr_drop_at",
+                              "lambda": "lam", "mel_weight": "mel_weight", "seed": "seed", "log_every": "log_every",
+                              "checkpoint_every": "checkpoint_every", "threads": "threads", "device": "device"},
+                    "output": {"dir": "out_dir", "export": "export"}}
+        values: dict[str, Any] = {}
+        defaults = TrainConfig(name="")
+        for section, body in raw.items():
+            if section not in sections or not isinstance(body, dict):
+                raise ConfigError(f"{p}: unknown section [{section}]; known: {', '.join(sections)}.")
+            for key, value in body.items():
+                if key not in sections[section]:
+                    raise ConfigError(f"{p}: unknown field {section}.{key}; known: {', '.join(sections[section])}.")
+                attr = sections[section][key]
+                want = type(getattr(defaults, attr))
+                if want is float and isinstance(value, int):
+                    value = float(value)
+                if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                    raise ConfigError(f"{p}: {section}.{key} must be a {want.__name__}, got {value!r}.")
+                values[attr] = value
+        if not values.get("name"):
+            raise ConfigError(f"{p}: model.name is required (e.g. \"sgc-12\").")
+        cfg = TrainConfig(**values)
+        cfg.source = str(p)
+        base = p.parent.parent if p.parent.name == "configs" else p.parent
+        for attr in ("out_dir", "export"):
+            v = getattr(cfg, attr)
+            if v and not os.path.isabs(v):
+                setattr(cfg, attr, str(base / v))
+        get_geometry(cfg.geometry)
+        return cfg
+
+
+def expand(globs: list[str]) -> list[str]:
+    files: list[str] = []
+    for g in globs:
+        files.extend(sorted(glob.glob(os.path.expanduser(g))))
+    return files
+
+
+def training_files(cfg: TrainConfig) -> tuple[list[str], list[str]]:
+    """(training files, held-out files); a held-out file is never trained on."""
+    heldout = expand(cfg.heldout)
+    held = {os.path.realpath(f) for f in heldout}
+    train = [f for f in expand(cfg.train) if os.path.realpath(f) not in held]
+    if not train:
+        raise ConfigError(f"No training audio matches {cfg.train} (after removing the held-out files).")
+    return train, heldout
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def track_image(path: str, geometry_name: str, cache: str) -> np.ndarray:
+    """The file's log-magnitude image (256 rows, float16) scaled to its own peak, cached on disk."""
+    geometry = get_geometry(geometry_name)
+    st = os.stat(path)
+    key = hashlib.sha256(f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}|{geometry}|v1".encode()).hexdigest()[:24]
+    cdir = Path(os.path.expanduser(cache))
+    cdir.mkdir(parents=True, exist_ok=True)
+    cfile = cdir / f"{key}.npy"
+    if cfile.exists():
+        return np.load(cfile, mmap_mode="r")
+    audio = read_audio(path)
+    x = torch.from_numpy(audio.samples[0])
+    xp, _ = dsp.pad_for_lattice(x, geometry)
+    n_frames = geometry.frames_for(xp.shape[-1])
+    mags = [dsp.stft(xp, geometry, s, min(s + 8192, n_frames)).abs() for s in range(0, n_frames, 8192)]
+    peak = max(float(m.max()) for m in mags)
+    scale = dsp.image_scale_for(peak)
+    image = torch.cat([dsp.magnitude_to_image(m, scale) for m in mags], dim=1)[:256].to(torch.float16).numpy()
+    tmp = cfile.with_suffix(".tmp.npy")
+    np.save(tmp, image)
+    os.replace(tmp, cfile)
+    return np.load(cfile, mmap_mode="r")
+
+
+class PatchSampler:
+    """Random (256 × patch_frames) patches, tracks drawn in proportion to their length.
+
+    Patches that are nearly empty (mean pixel below 0.15: silence between pieces) are
+    redrawn up to three times, so the batch is mostly music.
+    """
+
+    def __init__(self, images: list[np.ndarray], patch_frames: int, seed: int) -> None:
+        self.images = [im for im in images if im.shape[1] > patch_frames]
+        if not self.images:
+            raise ConfigError("Every training file is shorter than one patch.")
+        lengths = np.array([im.shape[1] for im in self.images], dtype=np.float64)
+        self.p = lengths / lengths.sum()
+        self.w = patch_frames
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> torch.Tensor:
+        out = np.empty((size, 1, 256, self.w), dtype=np.float32)
+        for i in range(size):
+            for _ in range(4):
+                im = self.images[self.rng.choice(len(self.images), p=self.p)]
+                t0 = int(self.rng.integers(0, im.shape[1] - self.w))
+                patch = np.asarray(im[:, t0: t0 + self.w], dtype=np.float32)
+                if patch.mean() >= 0.15:
+                    break
+            out[i, 0] = patch
+        return torch.from_numpy(out)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+class MelLoss(torch.nn.Module):
+    """Mean |log10 mel(|x̂|) - log10 mel(|x|)| with the lattice's 64-band Slaney filterbank."""
+
+    def __init__(self, geometry_name: str) -> None:
+        super().__init__()
+        g = get_geometry(geometry_name)
+        fb = metrics._mel_filters(PIPELINE_SAMPLE_RATE, g.channels, MEL_BANDS)[:, :256]
+        self.register_buffer("fb", torch.from_numpy(fb.copy()))
+
+    @staticmethod
+    def magnitude(image: torch.Tensor) -> torch.Tensor:
+        return torch.pow(10.0, 5.0 * (image.clamp(0.0, 1.0) - 1.0))
+
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        a = torch.einsum("mf,bcft->bcmt", self.fb, self.magnitude(x_hat))
+        b = torch.einsum("mf,bcft->bcmt", self.fb, self.magnitude(x))
+        return (torch.log10(a.clamp_min(1e-5)) - torch.log10(b.clamp_min(1e-5))).abs().mean()
+
+
+def bits_per_pixel(likelihoods: dict[str, torch.Tensor], pixels: int) -> torch.Tensor:
+    return sum(torch.log(lk).sum() for lk in likelihoods.values()) / (-math.log(2) * pixels)
+
+
+def kbps_from_bpp(bpp: float, geometry_name: str) -> float:
+    """Bitrate of a 256-row image at the lattice's frame rate."""
+    g = get_geometry(geometry_name)
+    return bpp * 256 * PIPELINE_SAMPLE_RATE / g.hop / 1000.0
+
+
+def patch_consistency(image: torch.Tensor) -> float:
+    mag = MelLoss.magnitude(image.detach().float()).cpu().numpy()
+    return metrics.consistency(metrics.log_spectrogram_for_consistency(mag))
+
+
+# ----------------------------------------------------------------------------- training
+
+LOG_COLUMNS = ["step", "seconds", "loss", "bpp", "kbps", "psnr_db", "ms_ssim", "mel_l1", "consistency",
+               "consistency_original", "aux_loss", "lr"]
+
+
+def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: int | None = None) -> Path:
+    """Run (or resume) training; returns the exported weights path (or the checkpoint when export is empty)."""
+    from pytorch_msssim import ms_ssim
+
+    from mosapp.models.sgc_net import SgcArchitecture, SpectrogramHyperprior
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = dsp.resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files, heldout = training_files(cfg)
+    say(f"train: {len(files)} training files, {len(heldout)} held out; building spectrogram images (cached)")
+    images = [track_image(f, cfg.geometry, cfg.cache) for f in files]
+    hours = sum(im.shape[1] for im in images) * get_geometry(cfg.geometry).seconds_per_frame() / 3600
+    sampler = PatchSampler(images, cfg.patch_frames, cfg.seed)
+
+    model = SpectrogramHyperprior(SgcArchitecture(cfg.n, cfg.m)).to(device)
+    aux_params = {n for n, p in model.named_parameters() if n.endswith(".quantiles")}
+    params = [p for n, p in model.named_parameters() if n not in aux_params]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    aux_opt = torch.optim.Adam([p for n, p in model.named_parameters() if n in aux_params], lr=1e-3)
+    mel_loss = MelLoss(cfg.geometry).to(device)
+    step = 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        aux_opt.load_state_dict(state["aux_opt"])
+        step = int(state["step"])
+        sampler.rng = np.random.default_rng([cfg.seed, step])
+        say(f"train: resumed from {ckpt} at step {step}")
+    elif cfg.init:
+        init = load_weights(cfg.init, map_location=device)
+        model.load_state_dict(init["state_dict"])
+        say(f"train: finetuning from {cfg.init}")
+    log_path = out / "log.csv"
+    new_log = not log_path.exists() or step == 0
+    log = open(log_path, "w" if new_log else "a", newline="")
+    writer = csv.writer(log)
+    if new_log:
+        writer.writerow(LOG_COLUMNS)
+    t_start = time.perf_counter()
+    stop = cfg.steps if max_steps is None else min(cfg.steps, step + max_steps)
+    model.train()
+    def lr_at(s: int) -> float:
+        """Constant, then a third of it for the last ``1 - lr_drop_at`` of the steps."""
+        return cfg.lr if s < cfg.lr_drop_at * cfg.steps else cfg.lr / 3.0
+
+    while step < stop:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        x = sampler.batch(cfg.batch).to(device)
+        opt.zero_grad(set_to_none=True)
+        aux_opt.zero_grad(set_to_none=True)
+        res = model(x)
+        x_hat = res["x_hat"]
+        bpp = bits_per_pixel(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
+        mse = torch.mean((x_hat - x) ** 2)
+        mel = mel_loss(x_hat, x)
+        loss = bpp + cfg.lam * (255.0 ** 2 * mse + cfg.mel_weight * mel)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        aux = model.aux_loss()
+        aux.backward()
+        aux_opt.step()
+        step += 1
+        loss, bpp, mel, aux = loss.detach(), bpp.detach(), mel.detach(), aux.detach()
+        if step % cfg.log_every == 0 or step == stop:
+            with torch.no_grad():
+                xc = x_hat.clamp(0, 1)
+                psnr = float(10 * torch.log10(1.0 / torch.mean((xc - x) ** 2).clamp_min(1e-12)))
+                ssim = float(ms_ssim(xc, x, data_range=1.0, size_average=True))
+            row = [step, round(time.perf_counter() - t_start, 2), float(loss), float(bpp),
+                   kbps_from_bpp(float(bpp), cfg.geometry), psnr, ssim, float(mel),
+                   patch_consistency(xc[0, 0]), patch_consistency(x[0, 0]), float(aux), lr_at(step - 1)]
+            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+            log.flush()
+            say(f"step {step}/{cfg.steps}  loss {float(loss):.4f}  bpp {float(bpp):.4f} "
+                f"({row[4]:.1f} kbps)  PSNR {psnr:.2f} dB  MS-SSIM {ssim:.4f}  mel {float(mel):.3f}")
+        if step % cfg.checkpoint_every == 0 or step == stop:
+            _save_checkpoint(ckpt, model, opt, aux_opt, step)
+    log.close()
+    plot_log(log_path, out / "training.png", cfg.name)
+    if step < cfg.steps or not cfg.export:
+        return ckpt
+    model.eval()
+    path = export(model, cfg, files, hours, step)
+    say(f"train: exported {path}")
+    return path
+
+
+def _save_checkpoint(path: Path, model, opt, aux_opt, step: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+                "step": step}, tmp)
+    os.replace(tmp, path)
+
+
+WEIGHTS_FORMAT = "mosapp-sgc"
+
+
+def export(model, cfg: TrainConfig, files: list[str], hours: float, step: int) -> Path:
+    """Write ``<export>.pt`` (architecture + weights with entropy tables) and ``<export>.json`` (card)."""
+    model = model.cpu()
+    model.update(force=True)
+    base = Path(cfg.export)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    weights = base.with_suffix(".pt")
+    tmp = weights.with_suffix(".tmp")
+    torch.save({"format": WEIGHTS_FORMAT, "version": 1, "name": cfg.name, "geometry": cfg.geometry,
+                "arch": model.arch.as_dict(), "state_dict": model.state_dict()}, tmp)
+    os.replace(tmp, weights)
+    card = {
+        "name": cfg.name,
+        "weights": weights.name,
+        "architecture": {"type": "mbt2018-mean (mean-scale hyperprior), grayscale", **model.arch.as_dict(),
+                         "parameters": sum(p.numel() for p in model.parameters())},
+        "geometry": cfg.geometry,
+        "image": {"rows": 256, "dynamic_range_db": 100.0, "note": "Nyquist bin dropped (decoded as silence)"},
+        "training": {
+            "config": os.path.relpath(cfg.source) if cfg.source else None,
+            "command": f"mosapp train --config {os.path.relpath(cfg.source) if cfg.source else '...'}",
+            "data": "Debian game-music packages hyperrogue-music and drascula-music (CC-BY-SA / freeware "
+                    "soundtracks, not redistributed), mono mix-down at 44.1 kHz; held-out files excluded",
+            "files": len(files),
+            "hours": round(hours, 3),
+            "steps": step,
+            "batch": cfg.batch,
+            "patch": [256, cfg.patch_frames],
+            "lr": cfg.lr,
+            "loss": "bpp + lambda * (255^2 * MSE(image) + mel_weight * L1(log10 mel))",
+            "lambda": cfg.lam,
+            "mel_weight": cfg.mel_weight,
+            "adversarial": False,
+            "init": cfg.init or None,
+            "log": "training log.csv and training.png next to this card",
+        },
+        "heldout": {"files": [os.path.basename(f) for f in expand(cfg.heldout)]},
+        "measured": None,
+    }
+    card_path = base.with_suffix(".json")
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    run = Path(cfg.out_dir)
+    for name in ("log.csv", "training.png"):
+        if (run / name).exists():
+            (base.parent / f"{base.name}.{name}").write_bytes((run / name).read_bytes())
+    return weights
+
+
+def load_weights(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """Read an sgc weights file (or a training checkpoint); ModelError naming the file when it is not one."""
+    from mosapp.errors import ModelError
+
+    p = Path(path)
+    try:
+        state = torch.load(p, map_location=map_location, weights_only=False)
+    except FileNotFoundError:
+        raise ModelError(f"The weights file {p} does not exist.") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise ModelError(f"The weights file {p} cannot be read ({type(exc).__name__}: {exc}).") from None
+    if isinstance(state, dict) and "model" in state and "step" in state:
+        return {"state_dict": state["model"], "arch": None}
+    if not isinstance(state, dict) or state.get("format") != WEIGHTS_FORMAT:
+        raise ModelError(f"{p} is not mosapp sgc weights (no \"{WEIGHTS_FORMAT}\" format tag).")
+    return state
+
+
+def plot_log(log_path: Path, png: Path, title: str) -> None:
+    """kbps, PSNR, MS-SSIM and consistency against step (the seed's Figures 4.4/4.5)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    step = [int(r["step"]) for r in rows]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
+    for ax, (key, label) in zip(axes.flat, [("kbps", "rate (kbps)"), ("psnr_db", "image PSNR (dB)"),
+                                            ("ms_ssim", "MS-SSIM"), ("consistency", "consistency")]):
+        ax.plot(step, [float(r[key]) for r in rows], lw=1, label="decoded")
+        if key == "consistency":
+            ax.plot(step, [float(r["consistency_original"]) for r in rows], lw=1, alpha=0.6, label="original")
+            ax.legend()
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("step")
+    fig.suptitle(f"{title}: training")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)

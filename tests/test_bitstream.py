@@ -1,0 +1,262 @@
+"""The .sgc container: pack/unpack, files on disk, and every kind of damage ending in one sentence."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from mosapp import bitstream
+from mosapp.audio import AudioInfo
+from mosapp.bitstream import CONTAINER_VERSION, MAGIC, file_kbps, pack, read_sgc, unpack, write_sgc
+from mosapp.codecs import get_codec
+from mosapp.codecs.base import Encoded
+from mosapp.config import PipelineConfig
+from mosapp.errors import BitstreamError, MosappError
+
+from tests.conftest import music_like
+
+SOURCE = AudioInfo(path="/somewhere/in.wav", sample_rate=48_000, channels=2, frames=96_000, subtype="PCM_24",
+                   format="WAV")
+
+
+def small_encoded(payload: bytes = bytes(range(200)) * 2, **kw) -> Encoded:
+    fields = dict(codec="pghi-only", codec_version=1, sample_rate=44_100, n_samples=88_200, channels=1,
+                  params={"geometry": "thesis", "tile_frames": 2048, "top_db": [-3.25], "dynamic_range_db": 100.0},
+                  payload=payload)
+    fields.update(kw)
+    return Encoded(**fields)
+
+
+def one_sentence(exc: BaseException, *needles: str) -> str:
+    msg = str(exc)
+    assert "\n" not in msg and msg.endswith("."), msg
+    for needle in needles:
+        assert needle in msg, (needle, msg)
+    return msg
+
+
+def reseal(body: bytes) -> bytes:
+    """``body`` (everything before the CRC) with a valid CRC-32 appended."""
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def with_header(header: bytes, payload: bytes = b"xyz", version: int = CONTAINER_VERSION) -> bytes:
+    """A well-framed file with an arbitrary header (valid CRC)."""
+    return reseal(MAGIC + struct.pack("<H", version) + bitstream._uleb128(len(header))
+                  + bitstream._uleb128(len(payload)) + header + payload)
+
+
+def header_of(data: bytes) -> dict:
+    hlen, pos = bitstream._read_uleb128(data, 6, "x")
+    _, start = bitstream._read_uleb128(data, pos, "x")
+    return json.loads(data[start:start + hlen])
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def test_pack_unpack_round_trip():
+    enc = small_encoded()
+    data = pack(enc, SOURCE)
+    assert data[:4] == MAGIC and data[4:6] == b"\x01\x00"
+    got, src = unpack(data)
+    assert got == enc
+    assert src == AudioInfo(path=None, sample_rate=48_000, channels=2, frames=96_000, subtype="PCM_24", format="WAV")
+
+
+def test_round_trip_keeps_odd_values():
+    enc = small_encoded(payload=b"", codec_version=0, n_samples=0, channels=2,
+                        params={"unicode": "ü€", "nested": {"a": [1, 2.5, None, True]}, "big": 2**40})
+    src = AudioInfo(path=None, sample_rate=22_050, channels=2, frames=0, subtype=None, format=None)
+    assert unpack(pack(enc, src)) == (enc, src)
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 16_383, 16_384, 2_100_000])
+def test_lengths_across_uleb128_boundaries(size):
+    payload = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    enc = small_encoded(payload=payload)
+    got, _ = unpack(pack(enc, SOURCE))
+    assert got.payload == payload
+
+
+def test_real_codec_round_trip_decodes_identically():
+    codec = get_codec("pghi-only")
+    config = PipelineConfig(phase="pghi", device="cpu")
+    enc = codec.encode(music_like(1.0), config)
+    enc2, src = unpack(pack(enc, SOURCE))
+    assert enc2 == enc and src.frames == SOURCE.frames
+    np.testing.assert_array_equal(codec.decode(enc2, config), codec.decode(enc, config))
+
+
+def test_overhead_is_small():
+    enc = small_encoded()
+    data = pack(enc, SOURCE)
+    overhead = len(data) - len(enc.payload)
+    params = len(json.dumps(enc.params, separators=(",", ":")))
+    # framing (magic 4 + version 2 + lengths 2..4 + CRC 4) and ~100 bytes of fixed header keys
+    assert overhead - params <= 120, overhead - params
+    assert bitstream.overhead_bytes(data) == overhead
+
+
+def test_unknown_header_keys_are_ignored():
+    enc = small_encoded()
+    header = header_of(pack(enc, SOURCE))
+    header["future"] = {"x": 1}
+    got, _ = unpack(with_header(json.dumps(header).encode(), payload=enc.payload))
+    assert got == enc
+
+
+def test_file_kbps_counts_the_whole_file(tmp_path):
+    enc = small_encoded()
+    path = tmp_path / "a.sgc"
+    size = write_sgc(path, enc, SOURCE)
+    assert size == path.stat().st_size == len(pack(enc, SOURCE))
+    expected = 8 * size / 2.0 / 1000
+    assert file_kbps(path, enc) == pytest.approx(expected)
+    assert file_kbps(str(path), enc) == pytest.approx(expected)
+    assert file_kbps(path.read_bytes(), enc) == pytest.approx(expected)
+    assert file_kbps(path, enc) > enc.payload_kbps
+
+
+def test_write_is_atomic_and_overwrites(tmp_path):
+    path = tmp_path / "a.sgc"
+    path.write_bytes(b"old")
+    write_sgc(path, small_encoded(), SOURCE)
+    assert read_sgc(path)[0] == small_encoded()
+    assert sorted(os.listdir(tmp_path)) == ["a.sgc"]  # no temporary file left
+
+
+def test_write_into_missing_folder(tmp_path):
+    with pytest.raises(MosappError) as info:
+        write_sgc(tmp_path / "no" / "a.sgc", small_encoded(), SOURCE)
+    one_sentence(info.value, "does not exist")
+
+
+def test_read_missing_file(tmp_path):
+    with pytest.raises(MosappError) as info:
+        read_sgc(tmp_path / "gone.sgc")
+    one_sentence(info.value, "gone.sgc", "does not exist")
+
+
+# --------------------------------------------------------------------------- damage
+
+
+GOOD = pack(small_encoded(), SOURCE)
+
+
+def test_empty():
+    with pytest.raises(BitstreamError) as info:
+        unpack(b"", "e.sgc")
+    one_sentence(info.value, "e.sgc", "empty")
+
+
+@pytest.mark.parametrize("data", [b"RIFF\x24\x00\x00\x00WAVEfmt ", b"x", b"SGC\x00rest", GOOD[::-1]],
+                         ids=["wav", "one-byte", "near-magic", "reversed"])
+def test_wrong_magic(data):
+    with pytest.raises(BitstreamError) as info:
+        unpack(data, "w.sgc")
+    one_sentence(info.value, "w.sgc", "not an .sgc file")
+
+
+def test_every_truncation_is_refused():
+    for n in range(1, len(GOOD)):
+        with pytest.raises(BitstreamError) as info:
+            unpack(GOOD[:n], "t.sgc")
+        msg = one_sentence(info.value, "t.sgc", "truncated")
+        assert f"found {n}." in msg or f"after {n} bytes" in msg, msg
+    with pytest.raises(BitstreamError) as info:
+        unpack(GOOD[:-1], "t.sgc")
+    one_sentence(info.value, f"expected {len(GOOD)} bytes, found {len(GOOD) - 1}")
+
+
+def test_trailing_bytes_are_damage():
+    with pytest.raises(BitstreamError) as info:
+        unpack(GOOD + b"\x00\x00", "x.sgc")
+    one_sentence(info.value, "x.sgc", "damaged", "2 bytes too many")
+
+
+def test_every_single_bit_flip_is_refused():
+    """Every bit of a whole file, one at a time: always a BitstreamError sentence, never a crash."""
+    _, pos = bitstream._read_uleb128(GOOD, 6, "x")
+    _, header_start = bitstream._read_uleb128(GOOD, pos, "x")
+    buf = bytearray(GOOD)
+    messages = []
+    for byte in range(len(GOOD)):
+        for bit in range(8):
+            buf[byte] ^= 1 << bit
+            with pytest.raises(BitstreamError) as info:
+                unpack(bytes(buf), "f.sgc")
+            buf[byte] ^= 1 << bit
+            msg = one_sentence(info.value, "f.sgc")
+            if byte < 4:
+                assert "not an .sgc file" in msg
+            elif 4 <= byte < 6 or byte >= header_start:
+                # version, header, payload and the CRC itself: the checksum catches it
+                assert "checksum does not match" in msg, (byte, bit, msg)
+            messages.append(msg)
+    for kind in ("not an .sgc file", "checksum does not match", "truncated"):
+        assert any(kind in m for m in messages), kind
+
+
+def test_newer_container_version():
+    body = bytearray(GOOD[:-4])
+    body[4:6] = struct.pack("<H", CONTAINER_VERSION + 1)
+    with pytest.raises(BitstreamError) as info:
+        unpack(reseal(bytes(body)), "new.sgc")
+    one_sentence(info.value, "new.sgc", f"container version {CONTAINER_VERSION + 1}", "update mosapp")
+
+
+def test_version_zero():
+    body = bytearray(GOOD[:-4])
+    body[4:6] = b"\x00\x00"
+    with pytest.raises(BitstreamError) as info:
+        unpack(reseal(bytes(body)), "z.sgc")
+    one_sentence(info.value, "z.sgc", "version 0")
+
+
+def _valid_header() -> dict:
+    return header_of(GOOD)
+
+
+MALFORMED = {
+    "not-utf8": b"\xff\xfe{}",
+    "not-json": b"{codec: 1}",
+    "array": b"[1, 2]",
+    "no-codec": json.dumps({k: v for k, v in _valid_header().items() if k != "c"}).encode(),
+    "bad-rate": json.dumps({**_valid_header(), "sr": "44100"}).encode(),
+    "negative-n": json.dumps({**_valid_header(), "n": -1}).encode(),
+    "bool-channels": json.dumps({**_valid_header(), "ch": True}).encode(),
+    "params-list": json.dumps({**_valid_header(), "p": [1]}).encode(),
+    "no-source": json.dumps({k: v for k, v in _valid_header().items() if k != "s"}).encode(),
+    "short-source": json.dumps({**_valid_header(), "s": [48000, 10]}).encode(),
+    "source-rate-zero": json.dumps({**_valid_header(), "s": [0, 10, 1, "PCM_16", "WAV"]}).encode(),
+    "subtype-number": json.dumps({**_valid_header(), "s": [48000, 10, 1, 16, "WAV"]}).encode(),
+    "channels-mismatch": json.dumps({**_valid_header(), "ch": 2, "s": [48000, 10, 1, "PCM_16", "WAV"]}).encode(),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_header(case):
+    with pytest.raises(BitstreamError) as info:
+        unpack(with_header(MALFORMED[case]), "m.sgc")
+    one_sentence(info.value, "m.sgc", "malformed header")
+
+
+def test_overlong_length_field():
+    data = reseal(MAGIC + b"\x01\x00" + b"\xff" * 12)
+    with pytest.raises(BitstreamError) as info:
+        unpack(data, "l.sgc")
+    one_sentence(info.value, "l.sgc", "damaged")
+
+
+def test_read_sgc_names_the_path(tmp_path):
+    path = tmp_path / "cut.sgc"
+    path.write_bytes(GOOD[:50])
+    with pytest.raises(BitstreamError) as info:
+        read_sgc(path)
+    one_sentence(info.value, str(path), "truncated", f"expected {len(GOOD)} bytes, found 50")

@@ -1,0 +1,306 @@
+"""`mosapp encode`, `mosapp decode` and `mosapp codecs` end to end: real files, real codecs, no mocks.
+
+Every damaged, foreign or too-new .sgc file must end in exit status 2, ONE line on stderr
+(``mosapp: error: <sentence>`` naming the file) and no output file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mosapp.bitstream import CONTAINER_VERSION, pack, unpack
+from mosapp.cli import main
+from mosapp.codecs import get_codec
+from mosapp.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+RATE = 48_000
+FAST = ["--phase", "pghi", "--device", "cpu"]
+
+
+def notes(seconds: float, rate: int, freqs: list[float], seed: int = 0) -> np.ndarray:
+    """A few harmonic notes with envelopes plus a little noise: (n,) float32 in [-0.5, 0.5]."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * rate))
+    t = np.arange(n) / rate
+    x = np.zeros(n)
+    for k, f0 in enumerate(freqs):
+        start = int(k * n / (len(freqs) + 1))
+        tt = t[: n - start]
+        env = np.exp(-tt / 0.4) * (1 - np.exp(-tt / 0.005))
+        x[start:] += env * sum(0.6**h * np.sin(2 * np.pi * f0 * (h + 1) * tt + rng.uniform(0, 6.28)) for h in range(5))
+    x += 0.003 * rng.standard_normal(n)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+def stereo_wav(path: Path, seconds: float = 1.5) -> Path:
+    """48 kHz stereo 24-bit WAV with different notes left and right."""
+    left = notes(seconds, RATE, [196.0, 261.6, 329.6], seed=1)
+    right = notes(seconds, RATE, [1200.0, 1800.0], seed=2)
+    sf.write(str(path), np.stack([left, right], axis=1), RATE, subtype="PCM_24")
+    return path
+
+
+def run_main(capsys, *argv) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_sentence(rc: int, out: str, err: str, *must_contain: str) -> str:
+    assert "Traceback" not in err and "Traceback" not in out, err
+    assert rc == 2, (rc, out, err)
+    assert out == "", out
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert line.startswith("mosapp: error: ") and line.endswith("."), line
+    for needle in must_contain:
+        assert needle in line, (needle, line)
+    return line
+
+
+@pytest.fixture(scope="module")
+def encoded_file(tmp_path_factory) -> tuple[Path, Path]:
+    """(the stereo 24-bit WAV, its pghi-only .sgc), encoded once for the module."""
+    folder = tmp_path_factory.mktemp("enc")
+    wav = stereo_wav(folder / "in.wav")
+    sgc = folder / "in.sgc"
+    assert main(["encode", str(wav), str(sgc), "--codec", "pghi-only", *FAST]) == 0
+    return wav, sgc
+
+
+# --------------------------------------------------------------------------- working runs
+
+
+def test_encode_decode_restores_rate_length_channels_and_format(tmp_path, capsys):
+    wav = stereo_wav(tmp_path / "in.wav")
+    sgc = tmp_path / "in.sgc"
+    rc, out, err = run_main(capsys, "encode", wav, sgc, "--codec", "pghi-only", *FAST)
+    assert rc == 0, err
+    assert "pghi-only" in out and "kbit/s file" in out and "kbit/s payload" in out and "1.50 s" in out
+    assert sorted(os.listdir(tmp_path)) == ["in.sgc", "in.wav"]
+    encoded, source = unpack(sgc.read_bytes())
+    assert (source.sample_rate, source.frames, source.channels, source.subtype, source.format) == (
+        RATE, int(1.5 * RATE), 2, "PCM_24", "WAV")
+    assert encoded.channels == 1 and encoded.sample_rate == 44_100
+
+    out_wav = tmp_path / "out.wav"
+    rc, out, err = run_main(capsys, "decode", sgc, out_wav, *FAST)
+    assert rc == 0, err
+    assert "x real time" in out and "1.50 s" in out
+    info_in, info_out = sf.info(str(wav)), sf.info(str(out_wav))
+    assert (info_out.samplerate, info_out.frames, info_out.channels, info_out.subtype) == (
+        info_in.samplerate, info_in.frames, info_in.channels, "PCM_24")
+    y, _ = sf.read(str(out_wav), always_2d=True)
+    assert np.isfinite(y).all() and np.abs(y).max() > 0.05
+    np.testing.assert_array_equal(y[:, 0], y[:, 1])  # mono mix-down, written to both channels
+
+
+def test_per_channel_and_json(tmp_path, capsys):
+    wav = stereo_wav(tmp_path / "in.wav", seconds=1.0)
+    sgc = tmp_path / "lr.sgc"
+    rc, out, err = run_main(capsys, "encode", wav, sgc, "--codec", "pghi-only", "--per-channel", "--json", *FAST)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["channels_coded"] == 2 and doc["file_bytes"] == sgc.stat().st_size
+    assert doc["file_kbps"] > doc["payload_kbps"] > 0
+    assert doc["file_kbps"] == pytest.approx(8 * doc["file_bytes"] / doc["audio_seconds"] / 1000)
+    out_wav = tmp_path / "lr.flac"
+    rc, out, err = run_main(capsys, "decode", sgc, out_wav, "--json", *FAST)
+    assert rc == 0, err
+    assert json.loads(out)["realtime_factor"] > 0
+    y, sr = sf.read(str(out_wav), always_2d=True)
+    assert sr == RATE and y.shape == (RATE, 2)
+    assert np.abs(y[:, 0] - y[:, 1]).max() > 0.05  # the channels stayed apart
+
+
+def test_default_codec_is_used(tmp_path, capsys):
+    import mosapp.codecs
+
+    default = getattr(mosapp.codecs, "DEFAULT_CODEC", "pghi-only")
+    try:
+        codec = get_codec(default)
+    except ConfigError:
+        pytest.skip(f"the default codec {default} is not built yet")
+    if not codec.availability().ok:
+        pytest.skip(codec.availability().reason)
+    wav = stereo_wav(tmp_path / "in.wav", seconds=1.0)
+    rc, out, err = run_main(capsys, "encode", wav, tmp_path / "d.sgc", *FAST)
+    assert rc == 0, err
+    assert unpack((tmp_path / "d.sgc").read_bytes())[0].codec == default
+
+
+def test_opus_12_round_trip(tmp_path, capsys):
+    try:
+        codec = get_codec("opus-12")
+    except ConfigError:
+        pytest.skip("opus-12 is not built yet (mosapp/codecs/classic.py)")
+    if not codec.availability().ok:
+        pytest.skip(codec.availability().reason)
+    wav = stereo_wav(tmp_path / "in.wav", seconds=2.0)
+    sgc = tmp_path / "o.sgc"
+    rc, out, err = run_main(capsys, "encode", wav, sgc, "--codec", "opus-12", "--json", *FAST)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["codec"] == "opus-12"
+    assert 6 < doc["payload_kbps"] < 20, doc
+    out_wav = tmp_path / "o.wav"
+    rc, out, err = run_main(capsys, "decode", sgc, out_wav)
+    assert rc == 0, err
+    info = sf.info(str(out_wav))
+    assert (info.samplerate, info.frames, info.channels, info.subtype) == (RATE, 2 * RATE, 2, "PCM_24")
+
+
+def test_codecs_lists_pghi_only(capsys):
+    rc, out, err = run_main(capsys, "codecs")
+    assert rc == 0, err
+    row = next(line for line in out.splitlines() if line.startswith("pghi-only "))
+    assert " yes " in row
+    rc, out, err = run_main(capsys, "codecs", "--json")
+    assert rc == 0, err
+    rows = json.loads(out)
+    pghi = next(r for r in rows if r["name"] == "pghi-only")
+    assert pghi["available"] is True and pghi["family"] == "pghi-only" and pghi["description"]
+    assert all({"name", "family", "nominal_kbps", "available", "reason", "description"} <= r.keys() for r in rows)
+    assert all(r["available"] or r["reason"] for r in rows)
+
+
+# --------------------------------------------------------------------------- bad .sgc files
+
+
+def _flip(data: bytes, where: int, bit: int = 0) -> bytes:
+    buf = bytearray(data)
+    buf[where] ^= 1 << bit
+    return bytes(buf)
+
+
+def _header_start(data: bytes) -> int:
+    pos = 6
+    for _ in range(2):
+        while data[pos] & 0x80:
+            pos += 1
+        pos += 1
+    return pos
+
+
+def _with_codec(data: bytes, **changes) -> bytes:
+    encoded, source = unpack(data)
+    for key, value in changes.items():
+        setattr(encoded, key, value)
+    return pack(encoded, source)
+
+
+def _newer_container(data: bytes) -> bytes:
+    body = bytearray(data[:-4])
+    body[4:6] = struct.pack("<H", CONTAINER_VERSION + 1)
+    return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+
+
+DAMAGE = {
+    # case: (make bad bytes from the good file, words the message must hold)
+    "truncated-half": (lambda d: d[: len(d) // 2], ["truncated", "expected", "found"]),
+    "truncated-last-byte": (lambda d: d[:-1], ["truncated"]),
+    "truncated-fixed-part": (lambda d: d[:5], ["truncated"]),
+    "flip-version": (lambda d: _flip(d, 4, 1), ["damaged", "checksum"]),
+    "flip-header": (lambda d: _flip(d, _header_start(d) + 3, 2), ["damaged", "checksum"]),
+    "flip-header-end": (lambda d: _flip(d, _header_start(d) + 60, 7), ["damaged", "checksum"]),
+    "flip-payload": (lambda d: _flip(d, len(d) // 2, 5), ["damaged", "checksum"]),
+    "flip-payload-end": (lambda d: _flip(d, len(d) - 5, 0), ["damaged", "checksum"]),
+    "flip-checksum": (lambda d: _flip(d, len(d) - 2, 3), ["damaged", "checksum"]),
+    "wrong-magic": (lambda d: b"RIFF" + d[4:], ["not an .sgc file"]),
+    "a-wav-file": (None, ["not an .sgc file"]),
+    "empty": (lambda d: b"", ["empty"]),
+    "newer-container": (_newer_container, [f"container version {CONTAINER_VERSION + 1}", "update mosapp"]),
+    "newer-codec-version": (lambda d: _with_codec(d, codec_version=99), ["pghi-only", "version 99", "update mosapp"]),
+    "unknown-codec": (lambda d: _with_codec(d, codec="sgc-9000"), ['"sgc-9000"', "pghi-only", "update mosapp"]),
+    "damaged-payload-valid-crc": (lambda d: _with_codec(d, payload=b"\x05\x00\x00\x00abcde"), ["pghi-only", "damaged"]),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_bad_sgc_gives_one_sentence_and_no_output(encoded_file, tmp_path, capsys, case):
+    wav, good = encoded_file
+    make, words = DAMAGE[case]
+    bad = tmp_path / "bad.sgc"
+    bad.write_bytes(wav.read_bytes() if make is None else make(good.read_bytes()))
+    out_wav = tmp_path / "out.wav"
+    rc, out, err = run_main(capsys, "decode", bad, out_wav, *FAST)
+    assert_one_sentence(rc, out, err, str(bad), *words)
+    assert sorted(os.listdir(tmp_path)) == ["bad.sgc"]  # no output, no temporary file
+
+
+def test_missing_sgc(tmp_path, capsys):
+    rc, out, err = run_main(capsys, "decode", tmp_path / "gone.sgc", tmp_path / "o.wav")
+    assert_one_sentence(rc, out, err, "gone.sgc", "does not exist")
+
+
+def test_decode_to_unsupported_extension_is_refused_before_decoding(encoded_file, tmp_path, capsys):
+    _, good = encoded_file
+    rc, out, err = run_main(capsys, "decode", good, tmp_path / "o.aiff", *FAST)
+    assert_one_sentence(rc, out, err, "o.aiff", ".wav")
+
+
+def test_decode_into_missing_folder(encoded_file, tmp_path, capsys):
+    _, good = encoded_file
+    rc, out, err = run_main(capsys, "decode", good, tmp_path / "no" / "o.wav", *FAST)
+    assert_one_sentence(rc, out, err, "does not exist")
+
+
+# --------------------------------------------------------------------------- bad encode requests
+
+
+def test_encode_unknown_codec_lists_the_known_ones(encoded_file, tmp_path, capsys):
+    wav, _ = encoded_file
+    rc, out, err = run_main(capsys, "encode", wav, tmp_path / "o.sgc", "--codec", "nope-3")
+    assert_one_sentence(rc, out, err, '"nope-3"', "pghi-only")
+    assert not (tmp_path / "o.sgc").exists()
+
+
+def test_encode_refuses_an_audio_extension(encoded_file, tmp_path, capsys):
+    wav, _ = encoded_file
+    rc, out, err = run_main(capsys, "encode", wav, tmp_path / "o.wav", "--codec", "pghi-only")
+    assert_one_sentence(rc, out, err, "o.wav", ".sgc")
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_encode_bad_input_file(tmp_path, capsys):
+    bad = tmp_path / "x.wav"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    rc, out, err = run_main(capsys, "encode", bad, tmp_path / "o.sgc", "--codec", "pghi-only", *FAST)
+    assert_one_sentence(rc, out, err, str(bad), "cannot be read as audio")
+    assert not (tmp_path / "o.sgc").exists()
+
+
+def test_encode_silent_input(tmp_path, capsys):
+    silent = tmp_path / "s.wav"
+    sf.write(str(silent), np.zeros(RATE, np.float32), RATE)
+    rc, out, err = run_main(capsys, "encode", silent, tmp_path / "o.sgc", "--codec", "pghi-only", *FAST)
+    assert_one_sentence(rc, out, err, str(silent), "silent")
+
+
+def test_encode_unknown_geometry(encoded_file, tmp_path, capsys):
+    wav, _ = encoded_file
+    rc, out, err = run_main(capsys, "encode", wav, tmp_path / "o.sgc", "--codec", "pghi-only", "--geometry", "huge")
+    assert_one_sentence(rc, out, err, '"huge"', "thesis")
+
+
+def test_damaged_file_through_the_real_command_line(encoded_file, tmp_path):
+    """The same contract through `python -m mosapp`: status 2, one line, no traceback, no output."""
+    _, good = encoded_file
+    bad = tmp_path / "bad.sgc"
+    bad.write_bytes(_flip(good.read_bytes(), 100, 4))
+    proc = subprocess.run([sys.executable, "-m", "mosapp", "decode", "bad.sgc", "o.wav"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert_one_sentence(proc.returncode, proc.stdout, proc.stderr, "bad.sgc", "checksum")
+    assert not (tmp_path / "o.wav").exists()
