@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                          description="List every codec: name, family, nominal bitrate, whether it is available "
                                      "on this machine (and why not), and what it is.")
     cod.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    tr = sub.add_parser("train", help="train or finetune the compact spectrogram codec (sgc) from a config",
+                        description="Train (or resume, or finetune) an sgc operating point from a TOML config "
+                                    "(see configs/): logs bpp/kbps, PSNR, MS-SSIM and consistency to CSV and a "
+                                    "PNG plot, checkpoints every few steps, and exports weights and a model card.")
+    tr.add_argument("--config", required=True, help="TOML training config, e.g. configs/sgc-12.toml")
+    tr.add_argument("--steps", type=int, default=None, help="stop after this many more steps (resume later)")
     return parser
 
 
@@ -411,6 +417,15 @@ def _output_subtype(out_path: str, info) -> str | None:
     return None
 
 
+def run_train(args: argparse.Namespace) -> int:
+    from mosapp.train import TrainConfig, train
+
+    cfg = TrainConfig.load(args.config)
+    path = train(cfg, max_steps=args.steps)
+    print(f"mosapp train: {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mosapp`` and ``python -m mosapp``; returns the exit status."""
     parser = build_parser()
@@ -427,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_decode(args.input, args.output, args)
         if args.command == "codecs":
             return run_codecs(args)
+        if args.command == "train":
+            return run_train(args)
         if args.command == "demo":
             out_dir = Path(args.out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)

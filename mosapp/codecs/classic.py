@@ -11,10 +11,13 @@ Families and names (``<kbps>`` is any integer or decimal in the family's range):
   (:func:`lame_sample_rate`: 8 kHz at 8 kbit/s, 16 kHz at 16-24, 22.05 kHz at 32 for mono).
   Only the bitrates of the MPEG audio tables are codable as CBR, so only those are names:
   8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320.
-* ``aac-<kbps>``: FFmpeg's native AAC-LC encoder at 44.1 kHz, 8-256 kbit/s. It has no CBR
-  mode and overshoots its target by 1-3 % on music, so the encoder is run a second time with
-  its target scaled by nominal/measured (:data:`AAC_RATE_TOLERANCE`); ``params`` records the
-  target used.
+* ``aac-<kbps>``: FFmpeg's native AAC-LC encoder (the only AAC encoder in stock FFmpeg; no
+  HE-AAC), 8-256 kbit/s. It has no CBR mode, so its target is calibrated: when the stream
+  is more than 1 % off nominal, a second run scales the target by nominal/measured. It also
+  has a floor: about 15 kbit/s mono and 23 kbit/s stereo at 44.1 kHz, whatever the target.
+  Where nominal is below the floor, the coded rate steps down (32, 24, 22.05, 16 … 8 kHz)
+  until the encoder meets it, as LAME lowers its rate for low bitrates (see
+  :meth:`AacCodec._encode_stream`; mono 16-32 kbit/s stays at 44.1 kHz).
 * ``lowpass-3.5k``, ``lowpass-7k``: the ITU-R BS.1534 (MUSHRA) anchors, see
   :class:`LowpassAnchor`.
 
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -57,8 +61,14 @@ from mosapp.codecs.base import Availability, Codec, Encoded, check_input
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.errors import AudioError, BitstreamError, ConfigError, ModelError
 
-#: AAC: a second encoder run when the first one's payload is further than this from nominal.
+#: AAC: the sample rates tried, in order (see :meth:`AacCodec._encode_stream`).
+AAC_RATES = (44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+#: AAC: a second encoder run when the first one's rate is further than this from nominal.
 AAC_RATE_TOLERANCE = 0.01
+#: AAC: a rate whose calibrated stream is still this much over nominal is given up for the next.
+AAC_FLOOR_TOLERANCE = 0.03
+#: AAC: a first run this much over nominal is at the encoder's floor: no second run there.
+AAC_FLOOR_SKIP = 0.10
 #: AAC: the second run's target is kept within these factors of nominal (tiny clips, whose
 #: priming and flush frames weigh a lot, are not starved).
 AAC_TARGET_LIMITS = (0.75, 1.05)
@@ -265,6 +275,33 @@ def _frame_to_array(frame) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
+@dataclass
+class _Stream:
+    """One encoder run.
+
+    Attributes:
+        rate: coded sample rate, Hz.
+        bit_rate: the encoder's target, bit/s.
+        delay: encoder priming, samples at ``rate``.
+        extradata: what the decoder needs besides the packets (AAC's AudioSpecificConfig).
+        payload: the packets framed as in the module docstring.
+        seconds: the time the packets cover (frames x frame size / rate): the clip plus
+            the priming and the last frame's padding.
+    """
+
+    rate: int
+    bit_rate: int
+    delay: int
+    extradata: bytes
+    payload: bytes
+    seconds: float
+
+    @property
+    def kbps(self) -> float:
+        """The stream's own rate: payload bits per second of coded frames, kbit/s."""
+        return 8.0 * len(self.payload) / self.seconds / 1000.0
+
+
 class PyAvCodec(_ClassicCodec):
     """A waveform codec run through FFmpeg's encoders and decoders (PyAV).
 
@@ -320,8 +357,8 @@ class PyAvCodec(_ClassicCodec):
 
     # -- encoding ----------------------------------------------------------------------------
 
-    def _run_encoder(self, av, y: np.ndarray, rate: int, bit_rate: int) -> tuple[list[bytes], int, bytes]:
-        """Encode (channels, m) float32 at ``rate``: (packets, delay in samples, extradata)."""
+    def _run_encoder(self, av, y: np.ndarray, rate: int, bit_rate: int) -> _Stream:
+        """Encode (channels, m) float32 at ``rate`` with the encoder's target ``bit_rate``."""
         ctx = av.CodecContext.create(self.encoder, "w")
         ctx.sample_rate = rate
         layout = "mono" if y.shape[0] == 1 else "stereo"
@@ -346,33 +383,36 @@ class PyAvCodec(_ClassicCodec):
         if not packets:
             raise RuntimeError(f"{self.encoder} returned no packets")
         first = packets[0]
-        # The first packet's pts is minus the encoder's priming (initial_padding): FFmpeg's
-        # audio frame queue stamps packets with input time shifted by it.
+        # FFmpeg's audio frame queue stamps each packet with the time of its input shifted
+        # by the encoder's priming (AVCodecContext.initial_padding), so the first packet's
+        # pts is minus the delay: Opus's pre-skip, LAME's 576 + 529, AAC's 1024.
         delay = -int(first.pts * first.time_base * rate) if first.time_base else -int(first.pts)
         if delay < 0:
             raise RuntimeError(f"{self.encoder} reported a negative delay ({delay})")
         extradata = bytes(ctx.extradata) if ctx.extradata and self.needs_extradata else b""
-        return [bytes(p) for p in packets], delay, extradata
+        data = [bytes(p) for p in packets]
+        seconds = len(data) * step / rate
+        return _Stream(rate, bit_rate, delay, extradata, pack_packets(data), seconds)
+
+    def _encode_stream(self, av, x: np.ndarray) -> _Stream:
+        """Code the clip (float32 (channels, n) at the pipeline rate); CBR codecs run once."""
+        rate = self.coded_rate(x.shape[0])
+        return self._run_encoder(av, resample(x, PIPELINE_SAMPLE_RATE, rate), rate, int(round(self.nominal_kbps * 1000)))
 
     def encode(self, samples: np.ndarray, config: PipelineConfig) -> Encoded:
         x = _check_audio(samples, self.name)
         av = self._require()
-        channels, n = x.shape
-        rate = self.coded_rate(channels)
-        y = resample(x, PIPELINE_SAMPLE_RATE, rate)
-        bit_rate = int(round(self.nominal_kbps * 1000))
         try:
-            packets, delay, extradata = self._run_encoder(av, y, rate, bit_rate)
-            payload = pack_packets(packets)
-            bit_rate, packets, delay, extradata, payload = self._refine(av, y, rate, n, bit_rate, packets, delay, extradata, payload)
+            stream = self._encode_stream(av, x)
         except av.error.FFmpegError as exc:
             raise AudioError(f"FFmpeg's {self.encoder} encoder refused the audio for {self.name} ({exc}).") from None
-        params: dict[str, Any] = {"rate": rate, "delay": delay, "extradata": extradata.hex(), "bit_rate": bit_rate}
-        return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, n, channels, params, payload)
-
-    def _refine(self, av, y, rate, n, bit_rate, packets, delay, extradata, payload):
-        """Hook for encoders without CBR: return (bit_rate, packets, delay, extradata, payload)."""
-        return bit_rate, packets, delay, extradata, payload
+        params: dict[str, Any] = {
+            "rate": stream.rate,
+            "delay": stream.delay,
+            "extradata": stream.extradata.hex(),
+            "bit_rate": stream.bit_rate,
+        }
+        return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, x.shape[1], x.shape[0], params, stream.payload)
 
     # -- decoding ----------------------------------------------------------------------------
 
@@ -457,7 +497,7 @@ class Mp3Codec(PyAvCodec):
 
 
 class AacCodec(PyAvCodec):
-    """FFmpeg's AAC-LC encoder at 44.1 kHz, its rate calibrated to nominal (see the module docstring)."""
+    """FFmpeg's AAC-LC encoder, its target calibrated to nominal, at the highest rate that meets it."""
 
     family = "aac"
     encoder = "aac"
@@ -468,21 +508,35 @@ class AacCodec(PyAvCodec):
 
     def __init__(self, kbps: float) -> None:
         super().__init__(kbps)
-        self.description = f"AAC-LC (FFmpeg's encoder) {kbps:g} kbit/s average, coded at 44.1 kHz"
+        self.description = f"AAC-LC (FFmpeg's encoder) {kbps:g} kbit/s, calibrated average, coded at 44.1 kHz or the highest rate that meets it"
 
-    def _refine(self, av, y, rate, n, bit_rate, packets, delay, extradata, payload):
-        nominal = self.nominal_kbps * 1000.0
-        seconds = n / PIPELINE_SAMPLE_RATE
-        measured = 8.0 * len(payload) / seconds
-        if abs(measured / nominal - 1.0) <= AAC_RATE_TOLERANCE:
-            return bit_rate, packets, delay, extradata, payload
-        lo, hi = AAC_TARGET_LIMITS
-        target = int(round(min(max(bit_rate * nominal / measured, lo * nominal), hi * nominal)))
-        packets2, delay2, extradata2 = self._run_encoder(av, y, rate, target)
-        payload2 = pack_packets(packets2)
-        if abs(8.0 * len(payload2) / seconds - nominal) < abs(measured - nominal):
-            return target, packets2, delay2, extradata2, payload2
-        return bit_rate, packets, delay, extradata, payload
+    def _encode_stream(self, av, x: np.ndarray) -> _Stream:
+        """The first rate of :data:`AAC_RATES` the encoder can meet nominal at, rate-calibrated.
+
+        At each rate: one run with the target at nominal; if the stream's own rate
+        (:attr:`_Stream.kbps`, priming excluded) is more than :data:`AAC_RATE_TOLERANCE` off,
+        a second run with the target scaled by nominal/measured (within
+        :data:`AAC_TARGET_LIMITS`), keeping the closer one. A stream still more than
+        :data:`AAC_FLOOR_TOLERANCE` over nominal means the encoder is at its floor at
+        this rate: the next lower rate is tried.
+        """
+        nominal = self.nominal_kbps
+        best: _Stream | None = None
+        for rate in AAC_RATES:
+            y = resample(x, PIPELINE_SAMPLE_RATE, rate)
+            stream = self._run_encoder(av, y, rate, int(round(nominal * 1000)))
+            off = stream.kbps / nominal - 1.0
+            if AAC_RATE_TOLERANCE < abs(off) and off < AAC_FLOOR_SKIP:
+                lo, hi = AAC_TARGET_LIMITS
+                target = min(max(stream.bit_rate * nominal / stream.kbps, lo * nominal * 1000), hi * nominal * 1000)
+                second = self._run_encoder(av, y, rate, int(round(target)))
+                if abs(second.kbps - nominal) < abs(stream.kbps - nominal):
+                    stream = second
+            if best is None or abs(stream.kbps - nominal) < abs(best.kbps - nominal):
+                best = stream
+            if stream.kbps <= nominal * (1.0 + AAC_FLOOR_TOLERANCE):
+                return stream
+        return best
 
 
 # -- MUSHRA anchors ------------------------------------------------------------------------------

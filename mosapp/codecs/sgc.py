@@ -61,6 +61,44 @@ def advertised() -> list[str]:
 
 _LOCK = threading.Lock()
 
+#: Latent quantisation steps rate control may use (1 = as trained).
+STEP_RANGE = (0.25, 4.0)
+#: Bytes a stream spends outside the tiles' entropy-coded data (container, header, tile
+#: lengths), budgeted when planning: measured on typical clips.
+OVERHEAD_BYTES = 230
+
+
+def plan_step(model, analysed: list, target_kbps: float, seconds: float) -> float:
+    """The latent quantisation step whose estimated bits meet ``target_kbps`` over ``seconds``.
+
+    Bits fall monotonically as the step grows; bisection in log-step over
+    :data:`STEP_RANGE` on the likelihood estimate (:func:`mosapp.models.sgc_net.estimated_bits`,
+    within a few per cent of the coder's output). Content that needs fewer bits than the
+    target even at the finest step gets the finest step, and content that needs more at
+    the coarsest gets the coarsest: the stream is then below or above the target.
+    """
+    import math
+
+    from mosapp.models.sgc_net import estimated_bits
+
+    budget = target_kbps * 1000.0 * seconds - 8 * (OVERHEAD_BYTES + 8 * len(analysed))
+
+    def bits(step: float) -> float:
+        return sum(estimated_bits(model, a, step) for a in analysed)
+
+    lo, hi = math.log(STEP_RANGE[0]), math.log(STEP_RANGE[1])
+    if bits(math.exp(lo)) <= budget:
+        return STEP_RANGE[0]
+    if bits(math.exp(hi)) >= budget:
+        return STEP_RANGE[1]
+    for _ in range(14):
+        mid = 0.5 * (lo + hi)
+        if bits(math.exp(mid)) > budget:
+            lo = mid
+        else:
+            hi = mid
+    return round(math.exp(hi), 5)
+
 
 @lru_cache(maxsize=8)
 def _load_model(weights: str, device: str):
@@ -93,7 +131,12 @@ class SgcCodec(SpectrogramCodec):
         found = read_card(name)
         self.card_path, self.card = found if found else (None, {})
         measured = (self.card.get("measured") or {}) if self.card else {}
-        self.nominal_kbps = measured.get("kbps")
+        #: The rate the encoder aims at: the number in the name (sgc-12 → 12 kbps).
+        try:
+            self.target_kbps: float | None = float(name.split("-", 1)[1])
+        except ValueError:
+            self.target_kbps = None
+        self.nominal_kbps = self.target_kbps or measured.get("kbps")
         self.geometry = self.card.get("geometry", "thesis")
         self.description = (f"compact spectrogram codec ({self.geometry} geometry, "
                             f"{(self.card.get('training') or {}).get('steps', '?')} training steps)")
@@ -125,11 +168,28 @@ class SgcCodec(SpectrogramCodec):
 
         return compress_tile(self._model, image)
 
+    def compress_tiles(self, tiles: list[torch.Tensor], seconds: float) -> tuple[list[bytes], dict]:
+        """Rate control: one latent quantisation step for the whole clip, chosen so the
+        stream lands on the operating point's bitrate (:func:`plan_step`)."""
+        from mosapp.models.sgc_net import analyse_tile, code_tile
+
+        analysed = [analyse_tile(self._model, t) for t in tiles]
+        step = plan_step(self._model, analysed, self.target_kbps, seconds) if self.target_kbps else 1.0
+        return [code_tile(self._model, a, step) for a in analysed], {"step": step}
+
+    def begin_decode(self, params: dict) -> None:
+        try:
+            self._step = float(params.get("step", 1.0))
+        except (TypeError, ValueError):
+            raise BitstreamError(f"The {self.name} stream's quantisation step is not a number.") from None
+        if not (STEP_RANGE[0] <= self._step <= STEP_RANGE[1]):
+            raise BitstreamError(f"The {self.name} stream's quantisation step {self._step} is out of range.")
+
     def decompress_image(self, data: bytes, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
         from mosapp.models.sgc_net import decompress_tile
 
         try:
-            return decompress_tile(self._model, data, shape[0], shape[1], device)
+            return decompress_tile(self._model, data, shape[0], shape[1], device, getattr(self, "_step", 1.0))
         except (ValueError, RuntimeError, IndexError) as exc:
             raise BitstreamError(f"The {self.name} payload is damaged ({exc}).") from None
 

@@ -64,6 +64,14 @@ class SpectrogramCodec(Codec):
     def prepare(self, device: torch.device) -> None:
         """Load weights etc. before the first tile (called by encode and decode)."""
 
+    def compress_tiles(self, tiles: list[torch.Tensor], seconds: float) -> tuple[list[bytes], dict]:
+        """Code every tile of the clip (all channels, in order); returns the blobs and extra
+        ``params`` for the header. Override for clip-level decisions such as rate control."""
+        return [self.compress_image(t) for t in tiles], {}
+
+    def begin_decode(self, params: dict) -> None:
+        """Called with the stream's ``params`` before its tiles are decoded."""
+
     # -- the pipeline around it -------------------------------------------------------
 
     def encode(self, samples: np.ndarray, config: PipelineConfig) -> Encoded:
@@ -77,7 +85,7 @@ class SpectrogramCodec(Codec):
         device = dsp.resolve_device(config.device)
         self.prepare(device)
         channels, n = samples.shape
-        parts: list[bytes] = []
+        tiles: list[torch.Tensor] = []
         scales: list[float] = []
         for ch in range(channels):
             x = torch.from_numpy(samples[ch]).to(device)
@@ -89,16 +97,19 @@ class SpectrogramCodec(Codec):
             scale = dsp.image_scale_for(peak, config.image)
             scales.append(scale.top_db)
             for t0, t1 in _tiles(n_frames, self.tile_frames):
-                image = dsp.magnitude_to_image(dsp.stft(xp, geometry, t0, t1).abs(), scale)
-                with torch.inference_mode():
-                    blob = self.compress_image(image)
-                parts.append(struct.pack("<I", len(blob)))
-                parts.append(blob)
+                tiles.append(dsp.magnitude_to_image(dsp.stft(xp, geometry, t0, t1).abs(), scale))
+        with torch.inference_mode():
+            blobs, extra = self.compress_tiles(tiles, n / PIPELINE_SAMPLE_RATE)
+        parts: list[bytes] = []
+        for blob in blobs:
+            parts.append(struct.pack("<I", len(blob)))
+            parts.append(blob)
         params = {
             "geometry": geometry.name,
             "tile_frames": self.tile_frames,
             "top_db": scales,
             "dynamic_range_db": config.image.dynamic_range_db,
+            **extra,
         }
         return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, n, channels, params, b"".join(parts))
 
@@ -115,6 +126,7 @@ class SpectrogramCodec(Codec):
         if len(tops) != encoded.channels or tile <= 0:
             raise BitstreamError(f"The {self.name} stream's parameters do not match its {encoded.channels} channel(s).")
         self.prepare(device)
+        self.begin_decode(encoded.params)
         n_frames = geometry.frames_for(dsp.padded_length(encoded.n_samples, geometry))
         view = memoryview(encoded.payload)
         pos = 0

@@ -82,28 +82,63 @@ def unpad_image(x_hat: torch.Tensor, bins: int, frames: int) -> torch.Tensor:
     return out
 
 
-def compress_tile(model: SpectrogramHyperprior, image: torch.Tensor) -> bytes:
-    """One tile → bytes: ``u16`` z-height, ``u16`` z-width, ``u32`` len(y), y string, z string.
+@dataclass
+class AnalysedTile:
+    """What encoding keeps of a tile between rate planning and coding (all on the CPU)."""
 
-    The analysis transform runs on the image's device; the hyper-decoder that derives the
-    entropy parameters runs on the CPU on both sides, so a stream written on CUDA decodes
-    on a CPU-only machine with identical entropy-model indexes.
+    y: torch.Tensor
+    z_string: bytes
+    z_shape: tuple[int, int]
+    scales: torch.Tensor
+    means: torch.Tensor
+
+
+def analyse_tile(model: SpectrogramHyperprior, image: torch.Tensor) -> AnalysedTile:
+    """g_a on the image's device; hyperprior (h_a, z coding, h_s) on the CPU.
+
+    The hyper-decoder that derives the entropy parameters runs on the CPU on both sides,
+    so a stream written on CUDA decodes on a CPU-only machine with the same indexes.
     """
     x, _ = pad_image(image)
-    y = model.g_a(x)
-    y_cpu = y.cpu()
-    z = _cpu(model.h_a)(y_cpu)
+    y = model.g_a(x).cpu()
+    z = _cpu(model.h_a)(y)
     z_strings = model.entropy_bottleneck.compress(z)
     z_hat = model.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
-    scales_hat, means_hat = _cpu(model.h_s)(z_hat).chunk(2, 1)
-    indexes = model.gaussian_conditional.build_indexes(scales_hat)
-    y_strings = model.gaussian_conditional.compress(y_cpu, indexes, means=means_hat)
-    ys, zs = y_strings[0], z_strings[0]
-    return struct.pack("<HHI", z.shape[-2], z.shape[-1], len(ys)) + ys + zs
+    scales, means = _cpu(model.h_s)(z_hat).chunk(2, 1)
+    return AnalysedTile(y, z_strings[0], (int(z.shape[-2]), int(z.shape[-1])), scales, means)
 
 
-def decompress_tile(model: SpectrogramHyperprior, data: bytes, bins: int, frames: int, device: torch.device) -> torch.Tensor:
-    """Inverse of :func:`compress_tile`: (bins, frames) float32 in [0, 1] on ``device``.
+def estimated_bits(model: SpectrogramHyperprior, tile: AnalysedTile, step: float) -> float:
+    """Bits the tile costs with quantisation step ``step``: -log2 of the Gaussian
+    likelihoods of the symbols ``round((y - mu) / step)`` under scale ``sigma / step``,
+    plus the z string's actual length."""
+    gc = model.gaussian_conditional
+    symbols = torch.round((tile.y - tile.means) / step)
+    lik = gc.likelihood_lower_bound(gc._likelihood(symbols, tile.scales / step))
+    return float(-torch.log2(lik).sum()) + 8 * len(tile.z_string)
+
+
+def code_tile(model: SpectrogramHyperprior, tile: AnalysedTile, step: float = 1.0) -> bytes:
+    """One analysed tile → bytes: ``u16`` z-height, ``u16`` z-width, ``u32`` len(y), y string, z string.
+
+    ``step`` is the latent quantisation step (1 = as trained): ``ŷ = step · round((y - μ) / step) + μ``,
+    coded with scales ``σ / step``. It is the codec's rate knob.
+    """
+    gc = model.gaussian_conditional
+    indexes = gc.build_indexes(tile.scales / step)
+    ys = gc.compress(tile.y / step, indexes, means=tile.means / step)[0]
+    zh, zw = tile.z_shape
+    return struct.pack("<HHI", zh, zw, len(ys)) + ys + tile.z_string
+
+
+def compress_tile(model: SpectrogramHyperprior, image: torch.Tensor, step: float = 1.0) -> bytes:
+    """:func:`analyse_tile` then :func:`code_tile`."""
+    return code_tile(model, analyse_tile(model, image), step)
+
+
+def decompress_tile(model: SpectrogramHyperprior, data: bytes, bins: int, frames: int, device: torch.device,
+                    step: float = 1.0) -> torch.Tensor:
+    """Inverse of :func:`code_tile`: (bins, frames) float32 in [0, 1] on ``device``.
 
     Raises:
         ValueError: the bytes do not hold a tile of this shape (the caller words the error).
@@ -117,8 +152,9 @@ def decompress_tile(model: SpectrogramHyperprior, data: bytes, bins: int, frames
     ys, zs = data[8: 8 + ylen], data[8 + ylen:]
     z_hat = model.entropy_bottleneck.decompress([zs], (zh, zw))
     scales_hat, means_hat = _cpu(model.h_s)(z_hat).chunk(2, 1)
-    indexes = model.gaussian_conditional.build_indexes(scales_hat)
-    y_hat = model.gaussian_conditional.decompress([ys], indexes, means=means_hat)
+    gc = model.gaussian_conditional
+    indexes = gc.build_indexes(scales_hat / step)
+    y_hat = gc.decompress([ys], indexes, means=means_hat / step) * step
     x_hat = model.g_s(y_hat.to(device))
     return unpad_image(x_hat, bins, frames)
 

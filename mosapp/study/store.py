@@ -28,7 +28,7 @@ from sqlalchemy import (
     create_engine, event, inspect,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from mosapp.study.errors import StudyError
@@ -232,9 +232,12 @@ class Store:
     engine: Engine
     url: str
     readonly: bool = False
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
 
     def __post_init__(self) -> None:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads begin DEFERRED (WAL readers never wait); writes begin IMMEDIATE (see _make_engine).
+        self._read_sessions = sessionmaker(self.engine.execution_options(mosapp_read=True), expire_on_commit=False)
 
     @property
     def label(self) -> str:
@@ -254,17 +257,17 @@ class Store:
     def read(self) -> Iterator[Session]:
         """A session for reading (one transaction; nothing is written)."""
         with self._translate():
-            with self._sessions() as session, session.begin():
+            with self._read_sessions() as session, session.begin():
                 yield session
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
         try:
             yield
-        except StudyError:
-            raise
-        except OperationalError as exc:
-            raise database_error(exc, self.url) from None
+        except (StudyError, IntegrityError):
+            raise  # IntegrityError: the caller knows what a duplicate means
+        except DBAPIError as exc:
+            raise database_error(exc, self.url, self.busy_timeout_s) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -283,14 +286,14 @@ def describe_url(url: str) -> str:
     return u.render_as_string(hide_password=True)
 
 
-def database_error(exc: BaseException, url: str) -> StudyError:
+def database_error(exc: BaseException, url: str, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> StudyError:
     """The one sentence for a database error a user can meet."""
     where = describe_url(url)
     msg = str(getattr(exc, "orig", exc) or exc).lower()
     if "locked" in msg or "busy" in msg:
         return StudyError(
             f"The study database {where} is locked by another program (it waited "
-            f"{DEFAULT_BUSY_TIMEOUT_S:g} s); close the other program or try again."
+            f"{busy_timeout_s:g} s); close the other program or try again."
         )
     if "readonly" in msg or "read-only" in msg or "read only" in msg:
         return StudyError(f"The study database {where} is read-only; give mosapp write access to it (and its folder).")
@@ -341,7 +344,8 @@ def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
     def _on_begin(conn) -> None:  # pragma: no cover - exercised through every test
         # IMMEDIATE takes the write lock up front: two writers queue on busy_timeout instead of
         # one failing at once with SQLITE_BUSY when it upgrades a read transaction.
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        deferred = readonly or conn.get_execution_options().get("mosapp_read", False)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -387,7 +391,7 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
         engine = _make_engine(url, readonly=readonly, busy_timeout_s=busy_timeout_s)
     except NoSuchModuleError as exc:
         raise StudyError(f'The database URL "{where}" needs a driver that is not installed ({exc}).') from None
-    store = Store(engine=engine, url=url, readonly=readonly)
+    store = Store(engine=engine, url=url, readonly=readonly, busy_timeout_s=busy_timeout_s)
     try:
         _migrate(store)
     except StudyError:
@@ -395,7 +399,7 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
         raise
     except (OperationalError, DBAPIError) as exc:
         engine.dispose()
-        raise database_error(exc, url) from None
+        raise database_error(exc, url, busy_timeout_s) from None
     except SQLAlchemyError as exc:
         engine.dispose()
         raise StudyError(f"The study database {where} cannot be opened ({exc}).") from None

@@ -49,8 +49,9 @@ def _isolated(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def small_checkpoint() -> dict:
     """A small HiFiC autoencoder's checkpoint in the architecture-override format."""
-    torch.manual_seed(0)
-    model = _hific()(**SMALL)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = _hific()(**SMALL)
     return {"state_dict": model.state_dict(), "hific_kwargs": dict(SMALL)}
 
 
@@ -283,8 +284,9 @@ def test_partial_gpu_stream_decodes_on_cpu(_isolated, small_checkpoint, device):
 
 def test_published_format_full_size(_isolated):
     """A bare state_dict of ``HiFiCAutoencoder()`` (what hubconf loads): 0.73 GB, 181 M parameters."""
-    torch.manual_seed(0)
-    model = _hific()()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = _hific()()
     assert sum(p.numel() for p in model.parameters()) == 181_481_103
     _write(model.state_dict(), _isolated, quality="q1")
     del model

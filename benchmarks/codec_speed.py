@@ -1,0 +1,97 @@
+"""Encode and decode speed (x real time) of the default sgc codec and of MS-ILLM, side by side.
+
+One run, same 30 s clip, same machine, CPU:
+
+* ``sgc-12`` (the default codec, shipped weights): encode = STFT + analysis transform +
+  rate control + entropy coding; decode = entropy decoding + synthesis transform + phase
+  reconstruction with the default backend (pghi+fgla) + iSTFT.
+* ``msillm-q2`` (about the same nominal rate): MS-ILLM's real 181M-parameter
+  ``HiFiCAutoencoder`` via neuralcompression. Its published weights cannot be downloaded on
+  this offline machine, so unless ``MOSAPP_MSILLM_CHECKPOINT_DIR`` holds them the script
+  writes a randomly initialised checkpoint of the same architecture: the network's cost is
+  the same, the bitrate and quality are meaningless (so they are not printed).
+* the decode of each is also shown without phase reconstruction (image codec alone).
+
+    .venv/bin/python benchmarks/codec_speed.py [--clip FILE] [--seconds 30] [--skip-msillm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from mosapp import dsp  # noqa: E402
+from mosapp.codecs import get_codec  # noqa: E402
+from mosapp.config import PipelineConfig  # noqa: E402
+from mosapp.evaluate import excerpt  # noqa: E402
+
+DEFAULT_CLIP = "/usr/share/games/asc/music/frontiers.mp3"
+
+
+def time_codec(name: str, clip, config: PipelineConfig) -> dict[str, float]:
+    codec = get_codec(name)
+    device = dsp.resolve_device(config.device)
+    codec.prepare(device)  # load weights outside the timing
+    t0 = time.perf_counter()
+    encoded = codec.encode(clip.samples, config)
+    t1 = time.perf_counter()
+    images = list(codec.decode_images(encoded, device))
+    t2 = time.perf_counter()
+    codec.decode(encoded, config)
+    t3 = time.perf_counter()
+    return {"encode": t1 - t0, "decode_image": t2 - t1, "decode": t3 - t2, "kbps": encoded.payload_kbps,
+            "images": len(images)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", default=DEFAULT_CLIP)
+    ap.add_argument("--start", type=float, default=30.0)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--sgc", default="sgc-12")
+    ap.add_argument("--msillm", default="msillm-q2")
+    ap.add_argument("--skip-msillm", action="store_true")
+    args = ap.parse_args()
+    clip = excerpt(args.clip, args.start, args.seconds)
+    config = PipelineConfig(device="cpu")
+    print(f"# codec speed: {torch.get_num_threads()} CPU threads, torch {torch.__version__}, CPU")
+    print(f"clip: {args.clip}, {clip.duration_s:.0f} s from {args.start:.0f} s, mono; phase backend {config.phase}\n")
+    rows = [(args.sgc, time_codec(args.sgc, clip, config), "")]
+    if not args.skip_msillm:
+        from mosapp.codecs import msillm
+
+        quality = args.msillm.split("-", 1)[1]
+        note = "published weights"
+        tmp = None
+        if msillm.find_checkpoint(quality) is None:
+            from neuralcompression.models import HiFiCAutoencoder
+
+            tmp = tempfile.TemporaryDirectory()
+            torch.save(HiFiCAutoencoder().state_dict(), Path(tmp.name) / msillm.checkpoint_file_name(quality))
+            os.environ[msillm.ENV_CHECKPOINT_DIR] = tmp.name
+            note = "random weights of the real architecture (published ones not on this machine)"
+        rows.append((args.msillm, time_codec(args.msillm, clip, config), note))
+        if tmp:
+            tmp.cleanup()
+    print(f"{'codec':<11} {'encode s':>9} {'x RT':>6} {'image decode s':>15} {'x RT':>6} "
+          f"{'decode+phase s':>15} {'x RT':>6}  note")
+    for name, r, note in rows:
+        sec = clip.duration_s
+        print(f"{name:<11} {r['encode']:9.2f} {sec / r['encode']:6.1f} {r['decode_image']:15.2f} "
+              f"{sec / r['decode_image']:6.1f} {r['decode']:15.2f} {sec / r['decode']:6.1f}  {note}")
+    if len(rows) == 2:
+        a, b = rows[0][1], rows[1][1]
+        print(f"\nsgc / MS-ILLM speed: encode {b['encode'] / a['encode']:.1f}x faster, "
+              f"image decode {b['decode_image'] / a['decode_image']:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()

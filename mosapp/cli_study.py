@@ -1,0 +1,207 @@
+"""``mosapp study …``: prepare, status, export and report of listening studies (the work is in mosapp.study).
+
+Hooked into :mod:`mosapp.cli` by :func:`add_study_parser` and :func:`run_study`. Nothing heavy
+is imported until a subcommand runs, so ``mosapp --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def add_study_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``study`` with its subcommands to the ``mosapp`` subparsers; returns its parser."""
+    study = subparsers.add_parser(
+        "study", help="listening studies: prepare stimuli, show progress, export CSV, report MOS",
+        description="Listening studies described by studies/<name>.toml. STUDY is the file or a name in studies/.",
+    )
+    sub = study.add_subparsers(dest="study_command", metavar="SUBCOMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("study", metavar="STUDY", help="study file (.toml) or the name of one in studies/")
+        p.add_argument("--db", metavar="URL", default=None,
+                       help="database: a SQLite file or any SQLAlchemy URL (default: the study's `database`)")
+
+    prep = sub.add_parser("prepare", help="render every (clip, condition) stimulus; cached, so a rerun is quick",
+                          description="Render every stimulus through its codec, loudness-normalise, align, measure, "
+                                      "and record it in the database. Stimuli are cached by content hash.")
+    common(prep)
+    prep.add_argument("--device", default=None, help="auto | cpu | cuda (default: the study's pipeline.device)")
+    prep.add_argument("--force", action="store_true", help="render again what the cache already holds")
+    prep.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
+                      help="progress bar on stderr (auto: when stderr is a terminal)")
+
+    status = sub.add_parser("status", help="progress per listener")
+    common(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+
+    export = sub.add_parser("export", help="write the ratings (one row per rating) and summary CSV files")
+    common(export)
+    export.add_argument("--out", metavar="DIR", default=None,
+                        help="output folder (default: results/ next to the study's stimuli folder)")
+    export.add_argument("--include-training", action="store_true", help="also export training trials")
+    export.add_argument("--no-screening", action="store_true", help="summarise every listener (no post-screening)")
+
+    report = sub.add_parser("report", help="MOS/DMOS per condition with 95%% CI, tests, metric correlations, plot")
+    common(report)
+    report.add_argument("--out", metavar="DIR", default=None,
+                        help="output folder (default: results/ next to the study's stimuli folder)")
+    report.add_argument("--no-screening", action="store_true", help="keep every listener")
+    report.add_argument("--min-score", type=int, default=4,
+                        help="screening: a hidden-reference score below this counts against a listener (default 4)")
+    report.add_argument("--max-fraction", type=float, default=0.15,
+                        help="screening: drop a listener above this fraction of low reference scores (default 0.15)")
+    report.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    study.set_defaults(study_parser=study)
+    return study
+
+
+def _definition(args, *, check_codecs: bool):
+    from mosapp.study.definition import database_url_for, load_study
+
+    definition = load_study(args.study, check_codecs=check_codecs)
+    url = database_url_for(args.db) if args.db else definition.database_url
+    return definition, url
+
+
+def _open_existing(url: str):
+    """Open for reading; read-only when the SQLite file (or its folder) cannot be written."""
+    from sqlalchemy.engine import make_url
+
+    from mosapp.study.store import open_store
+
+    u = make_url(url)
+    readonly = False
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        p = Path(u.database)
+        readonly = p.exists() and not (os.access(p, os.W_OK) and os.access(p.parent, os.W_OK))
+    return open_store(url, create=False, readonly=readonly)
+
+
+def _default_out(definition) -> Path:
+    return definition.stimuli_dir.parent / "results"
+
+
+def _prepare(args) -> int:
+    from mosapp.study.prepare import prepare_study
+    from mosapp.study.store import open_store
+
+    definition, url = _definition(args, check_codecs=True)
+    show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
+    with open_store(url) as store:
+        gen = prepare_study(definition, store, device=args.device, force=args.force)
+        bar = None
+        try:
+            while True:
+                try:
+                    p = next(gen)
+                except StopIteration as stop:
+                    result = stop.value
+                    break
+                if show and bar is None:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=p.total, unit="stimulus", desc="preparing", file=sys.stderr,
+                               dynamic_ncols=True, leave=False)
+                if bar is not None and p.done:
+                    bar.set_postfix_str(f"{p.clip} / {p.condition}{'' if p.rendered else ' (cached)'}")
+                    bar.update(p.done - bar.n)
+        finally:
+            if bar is not None:
+                bar.close()
+    print(f"study {definition.name}: {result.total} stimuli ({result.rendered} rendered, {result.reused} from the "
+          f"cache) in {result.seconds:.1f} s on {result.device}")
+    print(f"stimuli: {definition.stimuli_dir}")
+    from mosapp.study.store import describe_url
+
+    print(f"database: {describe_url(url)}")
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _fmt_time(t) -> str:
+    return "" if t is None else t.strftime("%Y-%m-%d %H:%M")
+
+
+def _status(args) -> int:
+    from mosapp.study.engine import StudyEngine
+
+    definition, url = _definition(args, check_codecs=False)
+    with StudyEngine(definition, _open_existing(url)) as engine:
+        rows = engine.listener_progress()
+    finished = sum(r.finished for r in rows)
+    if args.json:
+        print(json.dumps({
+            "study": definition.name, "listeners": len(rows), "finished": finished,
+            "progress": [{
+                "listener": r.code, "rated": r.rated, "total": r.total, "training_rated": r.training_rated,
+                "training_total": r.training_total, "sessions": r.sessions, "finished": r.finished,
+                "started_at": None if r.started_at is None else r.started_at.isoformat() + "Z",
+                "last_rating_at": None if r.last_rating_at is None else r.last_rating_at.isoformat() + "Z",
+            } for r in rows],
+        }))
+        return 0
+    print(f"{definition.title} ({definition.name}): {len(rows)} listener(s), {finished} finished")
+    if not rows:
+        print("no listener has started yet")
+        return 0
+    header = f"{'listener':<12} {'rated':>9} {'training':>9} {'sittings':>8}  {'started (UTC)':<16}  {'last rating':<16}  state"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        state = "finished" if r.finished else ("in progress" if r.rated or r.training_rated else "not started")
+        print(f"{r.code:<12} {f'{r.rated}/{r.total}':>9} {f'{r.training_rated}/{r.training_total}':>9} "
+              f"{r.sessions:>8}  {_fmt_time(r.started_at):<16}  {_fmt_time(r.last_rating_at):<16}  {state}")
+    return 0
+
+
+def _export(args) -> int:
+    from mosapp.study.export import export_study
+
+    definition, url = _definition(args, check_codecs=False)
+    out = Path(args.out) if args.out else _default_out(definition)
+    with _open_existing(url) as store:
+        ratings, summary = export_study(store, definition, out, include_training=args.include_training,
+                                        screening=not args.no_screening)
+    print(f"ratings: {ratings}")
+    print(f"summary: {summary}")
+    return 0
+
+
+def _report(args) -> int:
+    from mosapp.study.errors import StudyError
+    from mosapp.study.report import build_report, write_report
+
+    if not 0.0 <= args.max_fraction <= 1.0:
+        raise StudyError(f"--max-fraction {args.max_fraction:g} is not accepted; give a fraction from 0 to 1.")
+    if args.bootstrap < 0:
+        raise StudyError(f"--bootstrap {args.bootstrap} is not accepted; give 0 or more resamples.")
+    definition, url = _definition(args, check_codecs=False)
+    out = Path(args.out) if args.out else _default_out(definition)
+    with _open_existing(url) as store:
+        report = build_report(store, definition, screening=not args.no_screening, min_score=args.min_score,
+                              max_fraction=args.max_fraction, bootstrap=args.bootstrap)
+    files = write_report(report, out)
+    print(report.text())
+    print()
+    for kind, path in files.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def run_study(args: argparse.Namespace) -> int:
+    """Run ``mosapp study SUBCOMMAND``; returns the exit status. Raises MosappError for the caller to print."""
+    handlers = {"prepare": _prepare, "status": _status, "export": _export, "report": _report}
+    handler = handlers.get(getattr(args, "study_command", None))
+    if handler is None:
+        args.study_parser.print_help()
+        return 2
+    return handler(args)
+
+
+__all__ = ["add_study_parser", "run_study"]

@@ -1,0 +1,267 @@
+"""Results as tables: the tidy ratings table (one row per rating) and the per-condition summary.
+
+Both are written as CSV that pandas (``pd.read_csv``) and R (``read.csv``, ``readr::read_csv``)
+load without cleanup: a header row, comma separators, ``NA`` for missing values, ``TRUE`` /
+``FALSE`` for booleans, times in ISO 8601 UTC (``2026-05-10T09:15:02.123456Z``), plain
+decimal numbers. The columns are documented in ``studies/README.md`` and in
+:data:`RATINGS_COLUMNS` / :data:`SUMMARY_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mosapp.study.definition import REFERENCE, StudyDefinition
+from mosapp.study.errors import StudyError
+from mosapp.study.store import (
+    ClipRow, ConditionRow, ListenerRow, RatingRow, SessionRow, StimulusRow, Store, StudyRow, TrialRow,
+)
+
+METRIC_COLUMNS = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol")
+
+#: The tidy table, one row per rating (column → meaning).
+RATINGS_COLUMNS: dict[str, str] = {
+    "study": "study name",
+    "test_type": "dcr or acr",
+    "listener": "pseudonymous listener code",
+    "listener_position": "enrolment order from 0 (picks the listener's row of the balanced design)",
+    "session": "sitting number (unique in the database); a resumed listener starts a new one",
+    "session_started_at": "start of the sitting, ISO 8601 UTC",
+    "app_version": "mosapp version that recorded the sitting",
+    "audio_device": "audio output device the app reported",
+    "trial": "position in the listener's plan, from 0 (training trials first)",
+    "is_training": "TRUE for training trials (excluded unless asked for)",
+    "clip": "clip (excerpt) name",
+    "clip_file": "source audio file name",
+    "clip_start_s": "excerpt start in the source, seconds",
+    "clip_length_s": "excerpt length, seconds",
+    "condition": "condition (codec name, or reference for the hidden reference)",
+    "is_reference": "TRUE for the hidden reference",
+    "value": "the score, 1..5",
+    "rated_at": "when the score was given, ISO 8601 UTC",
+    "response_time_s": "seconds from the trial's start to the score",
+    "listening_time_s": "seconds of audio played in the trial",
+    "plays_sample": "times the sample was played",
+    "plays_reference": "times the reference was played (DCR)",
+    "nominal_kbps": "the codec's advertised bitrate, kbit/s (NA for reference and unconstrained codecs)",
+    "bitrate_kbps": "measured payload bitrate of this stimulus, kbit/s (NA for reference)",
+    "loudness_lufs": "BS.1770 loudness of the stimulus before normalisation, LUFS",
+    "gain_db": "gain applied to reach the study's loudness target, dB",
+    "mel_distance": "multi-scale mel distance to the excerpt (lower is better; NA for reference)",
+    "si_sdr_db": "SI-SDR against the excerpt, dB (higher is better; NA for reference)",
+    "spectral_convergence_db": "spectral convergence, dB (lower is better; NA for reference)",
+    "visqol": "ViSQOL v3 audio MOS-LQO, 1..5 (NA for reference or when not computed)",
+    "screened_out": "TRUE when post-screening dropped this listener (see the report)",
+}
+
+#: The per-condition summary (column → meaning).
+SUMMARY_COLUMNS: dict[str, str] = {
+    "condition": "condition, in the study file's order",
+    "is_reference": "TRUE for the hidden reference",
+    "scale": "DMOS (dcr) or MOS (acr)",
+    "nominal_kbps": "advertised bitrate, kbit/s",
+    "bitrate_kbps": "mean measured payload bitrate over the clips, kbit/s",
+    "n": "ratings",
+    "n_listeners": "listeners with ratings",
+    "mean": "mean score (MOS or DMOS)",
+    "sd": "sample standard deviation (ddof 1)",
+    "sem": "standard error of the mean",
+    "ci_low": "95 % t confidence interval, lower end",
+    "ci_high": "95 % t confidence interval, upper end",
+    "boot_low": "95 % listener-clustered bootstrap interval, lower end",
+    "boot_high": "95 % listener-clustered bootstrap interval, upper end",
+    "mel_distance": "mean over the clips",
+    "si_sdr_db": "mean over the clips",
+    "spectral_convergence_db": "mean over the clips",
+    "visqol": "mean over the clips",
+    "screening": "post-screening applied: none, or the rule and how many listeners it dropped",
+}
+
+
+def _iso(series: pd.Series) -> pd.Series:
+    return series.map(lambda t: None if t is None or pd.isna(t) else pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def _study_id(s, name: str, store: Store) -> int:
+    from sqlalchemy import select
+
+    study = s.scalars(select(StudyRow).where(StudyRow.name == name)).one_or_none()
+    if study is None:
+        raise StudyError(f'The study "{name}" is not in {store.label}; run `mosapp study prepare` first.')
+    return study.id
+
+
+def ratings_frame(store: Store, definition: StudyDefinition, *, include_training: bool = False) -> pd.DataFrame:
+    """Every rating of the study as a tidy frame with :data:`RATINGS_COLUMNS` (``screened_out`` all False).
+
+    Rows are ordered by listener (enrolment) and trial. Times are pandas Timestamps (UTC, naive).
+    """
+    from sqlalchemy import select
+    from sqlalchemy.orm import aliased
+
+    with store.read() as s:
+        study_id = _study_id(s, definition.name, store)
+        stim = aliased(StimulusRow)
+        q = (
+            select(
+                ListenerRow.code.label("listener"), ListenerRow.position.label("listener_position"),
+                SessionRow.id.label("session"), SessionRow.started_at.label("session_started_at"),
+                SessionRow.app_version, SessionRow.audio_device,
+                TrialRow.position.label("trial"), TrialRow.is_training,
+                ClipRow.name.label("clip"), ClipRow.source_file.label("clip_file"),
+                ClipRow.start_s.label("clip_start_s"), ClipRow.length_s.label("clip_length_s"),
+                ConditionRow.name.label("condition"), ConditionRow.is_reference,
+                RatingRow.value, RatingRow.given_at.label("rated_at"), RatingRow.response_time_s,
+                RatingRow.listening_time_s, RatingRow.plays_sample, RatingRow.plays_reference,
+                ConditionRow.nominal_kbps, stim.bitrate_kbps, stim.loudness_lufs, stim.gain_db,
+                stim.mel_distance, stim.si_sdr_db, stim.spectral_convergence_db, stim.visqol,
+            )
+            .select_from(RatingRow)
+            .join(TrialRow, RatingRow.trial_id == TrialRow.id)
+            .join(SessionRow, RatingRow.session_id == SessionRow.id)
+            .join(ListenerRow, TrialRow.listener_id == ListenerRow.id)
+            .join(stim, TrialRow.stimulus_id == stim.id)
+            .join(ClipRow, stim.clip_id == ClipRow.id)
+            .join(ConditionRow, stim.condition_id == ConditionRow.id)
+            .where(ListenerRow.study_id == study_id)
+            .order_by(ListenerRow.position, TrialRow.position)
+        )
+        if not include_training:
+            q = q.where(TrialRow.is_training.is_(False))
+        rows = s.execute(q).all()
+    columns = [c for c in RATINGS_COLUMNS if c not in ("study", "test_type", "screened_out")]
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    frame.insert(0, "study", definition.name)
+    frame.insert(1, "test_type", definition.test_type)
+    frame["clip_file"] = frame["clip_file"].map(lambda p: Path(p).name)
+    frame["screened_out"] = False
+    for col in ("is_training", "is_reference", "screened_out"):
+        frame[col] = frame[col].astype(bool)
+    for col in ("listener_position", "session", "trial", "value", "plays_sample", "plays_reference"):
+        frame[col] = frame[col].astype(np.int64)
+    for col in ("nominal_kbps", "bitrate_kbps", *METRIC_COLUMNS):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
+    return frame[list(RATINGS_COLUMNS)]
+
+
+def condition_table(store: Store, definition: StudyDefinition) -> pd.DataFrame:
+    """One row per condition in the plan (study order): is_reference, nominal_kbps, and the
+    means over clips of the measured bitrate and each metric."""
+    from sqlalchemy import select
+
+    with store.read() as s:
+        study_id = _study_id(s, definition.name, store)
+        rows = s.execute(
+            select(ConditionRow.name, ConditionRow.is_reference, ConditionRow.nominal_kbps, ConditionRow.position,
+                   StimulusRow.bitrate_kbps, *(getattr(StimulusRow, m) for m in METRIC_COLUMNS))
+            .outerjoin(StimulusRow, StimulusRow.condition_id == ConditionRow.id)
+            .where(ConditionRow.study_id == study_id, ConditionRow.in_plan.is_(True))
+        ).all()
+    raw = pd.DataFrame([tuple(r) for r in rows], columns=[
+        "condition", "is_reference", "nominal_kbps", "position", "bitrate_kbps", *METRIC_COLUMNS])
+    for col in ("nominal_kbps", "bitrate_kbps", *METRIC_COLUMNS):
+        raw[col] = pd.to_numeric(raw[col], errors="coerce").astype(np.float64)
+    table = (raw.groupby(["condition", "is_reference", "position"], dropna=False, sort=False)
+             [["nominal_kbps", "bitrate_kbps", *METRIC_COLUMNS]].mean().reset_index()
+             .sort_values("position").drop(columns="position").reset_index(drop=True))
+    table["is_reference"] = table["is_reference"].astype(bool)
+    return table
+
+
+@dataclass
+class Screening:
+    """The post-screening rule applied to a study's ratings and what it did."""
+
+    applied: bool
+    reference_condition: str | None
+    min_score: int
+    max_fraction: float
+    kept: list
+    dropped: list
+    table: pd.DataFrame
+
+    def describe(self) -> str:
+        if not self.applied:
+            return "none"
+        return (f"hidden reference below {self.min_score} in more than {self.max_fraction:.0%} of its trials: "
+                f"{len(self.dropped)} of {len(self.kept) + len(self.dropped)} listeners dropped")
+
+
+def screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool = True, min_score: int = 4,
+           max_fraction: float = 0.15) -> Screening:
+    """Post-screen listeners on the hidden reference (when the study has one and ``enabled``)."""
+    from mosapp.study import stats
+
+    listeners = sorted(ratings["listener"].unique().tolist()) if len(ratings) else []
+    if not enabled or not definition.has_hidden_reference or not len(ratings):
+        return Screening(False, None, min_score, max_fraction, listeners, [], pd.DataFrame())
+    result = stats.screen_listeners(ratings, REFERENCE, min_score=min_score, max_fraction=max_fraction)
+    return Screening(True, REFERENCE, min_score, max_fraction, list(result.kept), list(result.dropped), result.table)
+
+
+def summary_frame(ratings: pd.DataFrame, conditions: pd.DataFrame, definition: StudyDefinition,
+                  screening: Screening, *, bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """One row per condition with :data:`SUMMARY_COLUMNS`, from the kept listeners' non-training ratings."""
+    from mosapp.study import stats
+
+    data = ratings[~ratings["is_training"]] if "is_training" in ratings else ratings
+    if screening.dropped:
+        data = data[~data["listener"].isin(screening.dropped)]
+    summary = stats.condition_summary(data[["listener", "condition", "clip", "value"]],
+                                      bootstrap=bootstrap, seed=seed)
+    out = conditions.merge(summary, on="condition", how="left")
+    out["n"] = out["n"].fillna(0).astype(np.int64)
+    out["n_listeners"] = out["n_listeners"].fillna(0).astype(np.int64)
+    out["scale"] = definition.scale
+    out["screening"] = screening.describe()
+    return out[list(SUMMARY_COLUMNS)]
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``frame`` as analysis-ready CSV (see the module docstring), atomically."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == bool:
+            out[col] = out[col].map({True: "TRUE", False: "FALSE"})
+        elif col.endswith("_at"):
+            out[col] = _iso(out[col])
+    p = Path(path)
+    if not p.parent.is_dir():
+        raise StudyError(f"Cannot write {p}: the folder {p.parent} does not exist.")
+    tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        out.to_csv(tmp, index=False, na_rep="NA", float_format="%.10g", lineterminator="\n")
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise StudyError(f"Cannot write {p} ({exc.strerror or exc}).") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return p
+
+
+def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.PathLike[str], *,
+                 include_training: bool = False, screening: bool = True) -> tuple[Path, Path]:
+    """Write ``<study>-ratings.csv`` and ``<study>-summary.csv`` into ``out_dir``; returns both paths."""
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"The output folder {folder} cannot be created ({exc.strerror or exc}).") from None
+    ratings = ratings_frame(store, definition, include_training=include_training)
+    scr = screen(ratings[~ratings["is_training"]], definition, enabled=screening)
+    ratings["screened_out"] = ratings["listener"].isin(scr.dropped)
+    summary = summary_frame(ratings, condition_table(store, definition), definition, scr)
+    return (write_csv(ratings, folder / f"{definition.name}-ratings.csv"),
+            write_csv(summary, folder / f"{definition.name}-summary.csv"))
+
+
+__all__ = [
+    "METRIC_COLUMNS", "RATINGS_COLUMNS", "SUMMARY_COLUMNS", "Screening", "condition_table", "export_study",
+    "ratings_frame", "screen", "summary_frame", "write_csv",
+]
