@@ -5,19 +5,21 @@ Families and names (``<kbps>`` is any integer or decimal in the family's range):
 * ``opus-<kbps>``: libopus, hard CBR (``vbr=off``), 20 ms frames, ``application=audio``, at
   48 kHz (Opus's own rate; the input is resampled with soxr VHQ and back). 6-256 kbit/s:
   Opus's documented lower end, and FFmpeg's upper limit for one channel. A CBR packet is
-  ``round(bit_rate * 20 ms / 8)`` bytes, so a rate that is not a multiple of 0.4 kbit/s
-  comes out up to 0.2 kbit/s off (``opus-11`` codes at 11.2).
+  ``bit_rate * 20 ms / 8`` bytes rounded to the nearest (halves up), so a rate that is not
+  a multiple of 0.4 kbit/s comes out up to 0.2 kbit/s off (``opus-11`` codes at 11.2).
+  Below about 20 kbit/s libopus codes a stereo input as mono (its own choice, not ours).
 * ``mp3-<kbps>``: libmp3lame CBR, at the sample rate LAME itself picks for that bitrate
   (:func:`lame_sample_rate`: 8 kHz at 8 kbit/s, 16 kHz at 16-24, 22.05 kHz at 32 for mono).
   Only the bitrates of the MPEG audio tables are codable as CBR, so only those are names:
   8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320.
 * ``aac-<kbps>``: FFmpeg's native AAC-LC encoder (the only AAC encoder in stock FFmpeg; no
-  HE-AAC), 8-256 kbit/s. It has no CBR mode, so its target is calibrated: when the stream
-  is more than 1 % off nominal, a second run scales the target by nominal/measured. It also
-  has a floor: about 15 kbit/s mono and 23 kbit/s stereo at 44.1 kHz, whatever the target.
-  Where nominal is below the floor, the coded rate steps down (32, 24, 22.05, 16 … 8 kHz)
-  until the encoder meets it, as LAME lowers its rate for low bitrates (see
-  :meth:`AacCodec._encode_stream`; mono 16-32 kbit/s stays at 44.1 kHz).
+  HE-AAC), 8-256 kbit/s. It has no CBR mode and misses its target by a few %, so the target
+  is calibrated: while the stream is more than 1 % off nominal the encoder runs again with
+  a corrected target (3 runs at most; the closest is kept). It also has a floor, about
+  15 kbit/s mono and 23 kbit/s stereo at 44.1 kHz whatever the target; below it the coded
+  rate steps down (32, 24, 22.05, 16 … 8 kHz) until the encoder meets nominal, as LAME lowers
+  its rate for low bitrates (:meth:`AacCodec._encode_stream`). Mono 16-32 kbit/s stays at
+  44.1 kHz; stereo 16 kbit/s goes to 16 kHz.
 * ``lowpass-3.5k``, ``lowpass-7k``: the ITU-R BS.1534 (MUSHRA) anchors, see
   :class:`LowpassAnchor`.
 
@@ -34,15 +36,24 @@ Payload of the waveform codecs (integers little-endian)::
 
 The length table is what an Ogg page's lacing values, LATM's length bytes or an MP4
 sample-size table carry; zlib makes it almost free for CBR streams (every length equal, or
-MP3's alternating padding) and about one byte per packet for AAC. ``params``:
+MP3's alternating padding: 15-25 bytes per 30 s) and about 0.6 bytes per packet for AAC
+(0.2-0.25 kbit/s). ``params``:
 ``rate`` (the coded sample rate), ``delay`` (samples at ``rate`` to drop from the decoder's
 output: the encoder's priming, read from the first packet's pts), ``extradata`` (hex; the
 AAC AudioSpecificConfig, empty otherwise) and ``bit_rate`` (the encoder's target, bit/s).
 
 Delays found (they come from the encoders, not from this file): Opus pre-skip 312 samples
 at 48 kHz; LAME 576 encoder + 529 decoder = 1105 samples at the MP3 rate; AAC priming 1024
-samples at 44.1 kHz. Decoding drops them, resamples back to 44.1 kHz when the coded rate
-differs, and returns exactly ``n_samples`` samples aligned with the input.
+samples at the coded rate. Decoding drops them, resamples back to 44.1 kHz when the coded
+rate differs, and returns exactly ``n_samples`` samples aligned with the input. Measured
+by cross-correlation with the input (tests/codecs/test_classic.py): lag 0 for MP3 (through
+its 8-22.05 kHz resampling), AAC, and Opus at 48 kbit/s and up. Below that, Opus's output
+itself sits up to 3 samples at 44.1 kHz off, either way: in SILK mode (6-12 kbit/s mono)
+SILK codes at 8-16 kHz through its own IIR resamplers, whose delay libopus compensates in
+whole samples at those rates, which leaves up to half a sample at 8 kHz (2.8 at 44.1 kHz);
+at 16-32 kbit/s (CELT, hybrid for the first frames) the coarse coding of tonal music moves
+the peak by about one sample while click trains stay at lag 0. This is Opus's output as
+RFC 7845 defines it (decoded minus pre-skip) and is not corrected here.
 """
 
 from __future__ import annotations
@@ -63,14 +74,15 @@ from mosapp.errors import AudioError, BitstreamError, ConfigError, ModelError
 
 #: AAC: the sample rates tried, in order (see :meth:`AacCodec._encode_stream`).
 AAC_RATES = (44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
-#: AAC: a second encoder run when the first one's rate is further than this from nominal.
+#: AAC: another encoder run while the best one's rate is further than this from nominal.
 AAC_RATE_TOLERANCE = 0.01
+#: AAC: encoder runs per sample rate at most.
+AAC_MAX_RUNS = 3
 #: AAC: a rate whose calibrated stream is still this much over nominal is given up for the next.
 AAC_FLOOR_TOLERANCE = 0.03
 #: AAC: a first run this much over nominal is at the encoder's floor: no second run there.
 AAC_FLOOR_SKIP = 0.10
-#: AAC: the second run's target is kept within these factors of nominal (tiny clips, whose
-#: priming and flush frames weigh a lot, are not starved).
+#: AAC: a later run's target is kept within these factors of nominal.
 AAC_TARGET_LIMITS = (0.75, 1.05)
 
 #: Bitrates (kbit/s) of the MPEG-1 Layer III table (32, 44.1, 48 kHz).
@@ -98,8 +110,9 @@ def lame_sample_rate(kbps: int, channels: int, input_rate: int = PIPELINE_SAMPLE
     As ``lame_init_params``: the low-pass is ``optimum_bandwidth`` of the bitrate (the entry
     of :data:`_LAME_LOWPASS` nearest to it, ties upwards), times 1.5 for mono, capped at the
     input's Nyquist; ``optimum_samplefreq`` then takes the lowest MPEG rate whose threshold
-    in :data:`_LAME_RATE_FOR_LOWPASS` the low-pass stays under, never above the input rate.
-    FFmpeg's wrapper always passes its own rate to LAME, so this module resamples first.
+    in :data:`_LAME_RATE_FOR_LOWPASS` the low-pass stays under (or, when the input's rate is
+    lower than that, the MPEG rate at or just above the input's). FFmpeg's wrapper always
+    hands LAME the context's rate, so this module resamples to the chosen rate itself.
     """
     table = [b for b, _ in _LAME_LOWPASS]
     idx = len(table) - 1
@@ -225,7 +238,7 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
 
 
 class _ClassicCodec(Codec):
-    """What the waveform codecs and anchors share: name parsing, version and header checks."""
+    """What the waveform codecs and anchors share: the checks of an encoded stream's header."""
 
     def _check_encoded(self, encoded: Encoded) -> None:
         if encoded.codec_version > self.version:
@@ -359,6 +372,8 @@ class PyAvCodec(_ClassicCodec):
 
     def _run_encoder(self, av, y: np.ndarray, rate: int, bit_rate: int) -> _Stream:
         """Encode (channels, m) float32 at ``rate`` with the encoder's target ``bit_rate``."""
+        if y.shape[1] == 0:  # a clip of a few samples can round to none at a low rate
+            y = np.zeros((y.shape[0], 1), dtype=np.float32)
         ctx = av.CodecContext.create(self.encoder, "w")
         ctx.sample_rate = rate
         layout = "mono" if y.shape[0] == 1 else "stereo"
@@ -383,6 +398,8 @@ class PyAvCodec(_ClassicCodec):
         if not packets:
             raise RuntimeError(f"{self.encoder} returned no packets")
         first = packets[0]
+        if first.pts is None:
+            raise RuntimeError(f"{self.encoder} returned packets without timestamps")
         # FFmpeg's audio frame queue stamps each packet with the time of its input shifted
         # by the encoder's priming (AVCodecContext.initial_padding), so the first packet's
         # pts is minus the delay: Opus's pre-skip, LAME's 576 + 529, AAC's 1024.
@@ -508,30 +525,43 @@ class AacCodec(PyAvCodec):
 
     def __init__(self, kbps: float) -> None:
         super().__init__(kbps)
-        self.description = f"AAC-LC (FFmpeg's encoder) {kbps:g} kbit/s, calibrated average, coded at 44.1 kHz or the highest rate that meets it"
+        self.description = f"AAC-LC (FFmpeg's encoder) {kbps:g} kbit/s average, at 44.1 kHz or the highest rate meeting it"
 
     def _encode_stream(self, av, x: np.ndarray) -> _Stream:
         """The first rate of :data:`AAC_RATES` the encoder can meet nominal at, rate-calibrated.
 
-        At each rate: one run with the target at nominal; if the stream's own rate
-        (:attr:`_Stream.kbps`, priming excluded) is more than :data:`AAC_RATE_TOLERANCE` off,
-        a second run with the target scaled by nominal/measured (within
-        :data:`AAC_TARGET_LIMITS`), keeping the closer one. A stream still more than
-        :data:`AAC_FLOOR_TOLERANCE` over nominal means the encoder is at its floor at
-        this rate: the next lower rate is tried.
+        At each rate the encoder first runs with its target at nominal. While the stream's
+        own rate (:attr:`_Stream.kbps`: payload bits per second of coded frames, so short
+        clips are not judged by their priming) is more than :data:`AAC_RATE_TOLERANCE` off,
+        it runs again (at most :data:`AAC_MAX_RUNS` runs) with the target moved by the
+        secant through the runs so far (scaled by nominal/measured after the first), kept
+        within :data:`AAC_TARGET_LIMITS`; the closest run is kept. A first run more than
+        :data:`AAC_FLOOR_SKIP` over nominal, or a best run still more than
+        :data:`AAC_FLOOR_TOLERANCE` over, means the encoder is at its floor at this rate:
+        the next lower rate is tried.
         """
         nominal = self.nominal_kbps
+        lo, hi = (f * nominal * 1000 for f in AAC_TARGET_LIMITS)
         best: _Stream | None = None
         for rate in AAC_RATES:
             y = resample(x, PIPELINE_SAMPLE_RATE, rate)
-            stream = self._run_encoder(av, y, rate, int(round(nominal * 1000)))
-            off = stream.kbps / nominal - 1.0
-            if AAC_RATE_TOLERANCE < abs(off) and off < AAC_FLOOR_SKIP:
-                lo, hi = AAC_TARGET_LIMITS
-                target = min(max(stream.bit_rate * nominal / stream.kbps, lo * nominal * 1000), hi * nominal * 1000)
-                second = self._run_encoder(av, y, rate, int(round(target)))
-                if abs(second.kbps - nominal) < abs(stream.kbps - nominal):
-                    stream = second
+            runs = [self._run_encoder(av, y, rate, int(round(nominal * 1000)))]
+            while len(runs) < AAC_MAX_RUNS and runs[0].kbps < nominal * (1.0 + AAC_FLOOR_SKIP):
+                closest = min(runs, key=lambda r: abs(r.kbps - nominal))
+                if abs(closest.kbps / nominal - 1.0) <= AAC_RATE_TOLERANCE:
+                    break
+                last = runs[-1]
+                if len(runs) == 1 or runs[-2].kbps == last.kbps:
+                    target = last.bit_rate * nominal / last.kbps
+                else:
+                    prev = runs[-2]
+                    slope = (last.bit_rate - prev.bit_rate) / (last.kbps - prev.kbps)
+                    target = last.bit_rate + (nominal - last.kbps) * slope
+                target = int(round(min(max(target, lo), hi)))
+                if any(r.bit_rate == target for r in runs):
+                    break
+                runs.append(self._run_encoder(av, y, rate, target))
+            stream = min(runs, key=lambda r: abs(r.kbps - nominal))
             if best is None or abs(stream.kbps - nominal) < abs(best.kbps - nominal):
                 best = stream
             if stream.kbps <= nominal * (1.0 + AAC_FLOOR_TOLERANCE):
@@ -547,10 +577,10 @@ class LowpassAnchor(_ClassicCodec):
 
     The filter is a linear-phase FIR (Kaiser window, 100 dB stopband) applied centred, so it
     delays nothing: flat to ``cutoff_hz - TRANSITION_HZ``, at least 100 dB down from
-    ``cutoff_hz`` on (the stopband starts at the cut-off, so nothing above it is audible).
+    ``cutoff_hz`` on (the stopband starts at the cut-off itself, not half a transition above).
     Payload: the filtered signal divided by its peak (``params["scale"]``), as 16-bit PCM,
     channel after channel, zlib level 6. It is not bitrate-bound (``nominal_kbps`` None);
-    on music it costs a few hundred kbit/s.
+    on 30 s of mono music it costs 620-670 kbit/s.
     """
 
     family = "lowpass"

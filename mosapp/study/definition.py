@@ -282,7 +282,7 @@ def _database_url(value: str, base: Path) -> str:
 
         try:
             make_url(value)
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             raise StudyError(f'The database URL "{value}" is not a valid SQLAlchemy URL.') from None
         return value
     return "sqlite:///" + str((base / value).resolve())

@@ -366,7 +366,7 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
     """
     try:
         make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise StudyError(f'The database URL "{url}" is not a valid SQLAlchemy URL.') from None
     where = describe_url(url)
     path = _sqlite_file(url)
@@ -389,8 +389,9 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
                                  f"write its journal there, so give mosapp write access to it.")
     try:
         engine = _make_engine(url, readonly=readonly, busy_timeout_s=busy_timeout_s)
-    except NoSuchModuleError as exc:
-        raise StudyError(f'The database URL "{where}" needs a driver that is not installed ({exc}).') from None
+    except (NoSuchModuleError, ImportError) as exc:
+        raise StudyError(f'The database URL "{where}" needs a driver that is not installed ({exc}); install it '
+                         f"or use a SQLite file.") from None
     store = Store(engine=engine, url=url, readonly=readonly, busy_timeout_s=busy_timeout_s)
     try:
         _migrate(store)

@@ -15,8 +15,8 @@ from mosapp.study.store import Base
 
 def _under_alembic() -> bool:
     try:
-        context.config  # noqa: B018 - raises NameError outside an Alembic run
-    except NameError:
+        context.config  # noqa: B018 - outside an Alembic run: NameError, or AttributeError before any run
+    except (NameError, AttributeError):
         return False
     return True
 

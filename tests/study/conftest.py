@@ -1,0 +1,105 @@
+"""Fixtures of the study tests: small studies on the shipped demo clip, prepared once per run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CLIP = REPO / "assets" / "demo" / "pluck-demo.flac"
+
+
+def conditions_available() -> list[str]:
+    """reference, pghi-only and the low anchor where the classic codecs are built."""
+    from mosapp.codecs import codec_names
+
+    names = ["reference", "pghi-only"]
+    if "lowpass-3.5k" in codec_names():
+        names.append("lowpass-3.5k")
+    return names
+
+
+def study_toml(*, conditions: list[str] | None = None, test_type: str = "dcr", starts=(0.0, 3.0, 6.0),
+               length_s: float = 1.0, training: int = 1, extra: str = "", database: str | None = None,
+               stimuli_dir: str | None = None, trials: int | None = None, metrics=None) -> str:
+    """The text of a fast study: 1 s excerpts, the "pghi" phase backend, cheap metrics."""
+    conditions = conditions or conditions_available()
+    metrics = metrics if metrics is not None else ["mel_distance", "si_sdr_db", "spectral_convergence_db"]
+    lines = [
+        'title = "Test study"',
+        f'test_type = "{test_type}"',
+        f"conditions = {conditions!r}".replace("'", '"'),
+        "seed = 11",
+        "loudness_lufs = -23.0",
+        "fade_ms = 10.0",
+    ]
+    if trials is not None:
+        lines.append(f"trials_per_listener = {trials}")
+    if database:
+        lines.append(f'database = "{database}"')
+    if stimuli_dir:
+        lines.append(f'stimuli_dir = "{stimuli_dir}"')
+    lines.append(extra)
+    lines += [
+        "[training]", f"trials = {training}",
+        "[pipeline]", 'phase = "pghi"', 'device = "cpu"', f"metrics = {metrics!r}".replace("'", '"'),
+        "[[clips]]", f'path = "{DEMO_CLIP}"', 'name = "pluck"', f"start_s = {list(starts)!r}",
+        f"length_s = {length_s}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_study(folder: Path, name: str = "t", **kwargs) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(study_toml(**kwargs), encoding="utf-8")
+    return path
+
+
+def prepare(path: Path, **kwargs):
+    """Prepare the study at ``path``; returns the PrepareResult."""
+    from mosapp.pipeline import run_to_end  # noqa: F401 - same import cost as the CLI
+    from mosapp.study import load_study, open_store, prepare_study
+
+    definition = load_study(path)
+    with open_store(definition.database_url) as store:
+        gen = prepare_study(definition, store, **kwargs)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
+
+
+@pytest.fixture(scope="session")
+def prepared_template(tmp_path_factory) -> dict[str, Path]:
+    """A DCR study and an ACR study over the same stimuli, prepared once; tests copy the databases."""
+    root = tmp_path_factory.mktemp("study-template")
+    stimuli = root / "stimuli"
+    dcr = write_study(root, "dcr", database=str(root / "dcr.sqlite"), stimuli_dir=str(stimuli))
+    acr = write_study(root, "acr", test_type="acr", database=str(root / "acr.sqlite"), stimuli_dir=str(stimuli))
+    prepare(dcr)
+    prepare(acr)
+    return {"root": root, "dcr": dcr, "acr": acr, "stimuli": stimuli}
+
+
+@pytest.fixture
+def study(prepared_template, tmp_path) -> Path:
+    """A prepared DCR study of this test's own (its own database; stimuli shared, read-only use)."""
+    return _copy(prepared_template, "dcr", tmp_path)
+
+
+@pytest.fixture
+def acr_study(prepared_template, tmp_path) -> Path:
+    return _copy(prepared_template, "acr", tmp_path)
+
+
+def _copy(template: dict[str, Path], kind: str, tmp_path: Path) -> Path:
+    db = tmp_path / f"{kind}.sqlite"
+    shutil.copy(template["root"] / f"{kind}.sqlite", db)
+    text = template[kind].read_text(encoding="utf-8").replace(str(template["root"] / f"{kind}.sqlite"), str(db))
+    path = tmp_path / f"{kind}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,193 @@
+"""CSV export (tidy ratings, per-condition summary), the report with its plot, and the command line."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mosapp.errors import MosappError
+from mosapp.study import StudyEngine, load_study
+from mosapp.study.export import RATINGS_COLUMNS, SUMMARY_COLUMNS, export_study
+from mosapp.study.report import build_report, write_report
+
+
+def _listen(study, scores: dict[str, callable]) -> None:
+    with StudyEngine.open(study) as engine:
+        for code, score in scores.items():
+            with engine.start_or_resume(code, audio_device="test device") as session:
+                while (trial := session.next_trial()) is not None:
+                    session.rate(trial, score(trial), play_counts=(1, 1), listening_time_s=2.0, response_time_s=0.5)
+
+
+def _condition_of(study):
+    """trial token -> condition, looked up behind the listener's back (for scripted scores)."""
+    from sqlalchemy import select
+
+    from mosapp.study.store import ConditionRow, StimulusRow, TrialRow
+
+    def lookup(trial):
+        with StudyEngine.open(study) as engine, engine.store.read() as s:
+            return s.scalar(select(ConditionRow.name).join(StimulusRow, StimulusRow.condition_id == ConditionRow.id)
+                            .join(TrialRow, TrialRow.stimulus_id == StimulusRow.id)
+                            .where(TrialRow.trial_token == trial.trial_id))
+    return lookup
+
+
+def _scores(study):
+    condition = _condition_of(study)
+    good = {"reference": 5, "pghi-only": 4, "lowpass-3.5k": 2}
+
+    def unsure(t):  # a point lower on every other coded sample
+        c = condition(t)
+        return good.get(c, 3) - (t.index % 2 if c != "reference" else 0)
+
+    return {
+        "L1": lambda t: good.get(condition(t), 3),
+        "L2": unsure,
+        "L3": lambda t: good.get(condition(t), 3),
+        "BAD": lambda t: 1 if condition(t) == "reference" else 3,  # fails screening
+    }
+
+
+def test_export_loads_in_pandas_without_cleanup(study, tmp_path):
+    _listen(study, _scores(study))
+    d = load_study(study)
+    with StudyEngine.open(study) as engine:
+        ratings_csv, summary_csv = export_study(engine.store, d, tmp_path / "out")
+    ratings = pd.read_csv(ratings_csv)
+    assert list(ratings.columns) == list(RATINGS_COLUMNS)
+    assert len(ratings) == 4 * d.trials_per_listener  # training left out by default
+    assert ratings["value"].dtype == np.int64 and ratings["value"].between(1, 5).all()
+    for col in ("is_training", "is_reference", "screened_out"):
+        assert ratings[col].dtype == bool
+    assert not ratings["is_training"].any()
+    assert set(ratings.loc[ratings["screened_out"], "listener"]) == {"BAD"}
+    assert ratings["bitrate_kbps"].dtype == np.float64
+    assert ratings.loc[ratings["condition"] == "reference", "bitrate_kbps"].isna().all()
+    assert ratings.loc[ratings["condition"] != "reference", "mel_distance"].notna().all()
+    assert ratings["audio_device"].eq("test device").all()
+    times = pd.to_datetime(ratings["rated_at"], utc=True)
+    assert times.notna().all() and (times >= pd.to_datetime(ratings["session_started_at"], utc=True)).all()
+
+    summary = pd.read_csv(summary_csv)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert list(summary["condition"]) == list(d.conditions)
+    assert (summary["scale"] == "DMOS").all() and summary["is_reference"].dtype == bool
+    ref = summary.set_index("condition").loc["reference"]
+    assert ref["n_listeners"] == 3 and ref["mean"] == pytest.approx(5.0)  # BAD screened out
+    assert "1 of 4 listeners dropped" in ref["screening"]
+    assert (summary["ci_low"] <= summary["mean"]).all()
+
+    with StudyEngine.open(study) as engine:
+        ratings_csv, summary_csv = export_study(engine.store, d, tmp_path / "all", include_training=True,
+                                                screening=False)
+    everything = pd.read_csv(ratings_csv)
+    assert everything["is_training"].sum() == 4 * d.training.trials and not everything["screened_out"].any()
+    assert pd.read_csv(summary_csv).set_index("condition").loc["reference", "n_listeners"] == 4
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="R is not installed")
+def test_export_loads_in_r(study, tmp_path):
+    _listen(study, _scores(study))
+    with StudyEngine.open(study) as engine:
+        ratings_csv, summary_csv = export_study(engine.store, load_study(study), tmp_path)
+    code = (f'r <- read.csv("{ratings_csv}"); s <- read.csv("{summary_csv}"); '
+            'stopifnot(is.integer(r$value), is.logical(r$is_reference), is.numeric(s$mean), '
+            'is.na(s$nominal_kbps[1])); cat("ok")')
+    out = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_report_numbers_text_and_plot(study, tmp_path):
+    _listen(study, _scores(study))
+    d = load_study(study)
+    with StudyEngine.open(study) as engine:
+        report = build_report(engine.store, d, bootstrap=200)
+    assert report.screening.dropped == ["BAD"]
+    s = report.summary.set_index("condition")
+    assert s.loc["reference", "mean"] == pytest.approx(5.0)
+    assert s.loc["pghi-only", "n"] == 3 * len(d.clips)
+    text = report.text()
+    assert "DMOS" in text and "dropped: BAD" in text and "pghi-only" in text
+    assert "paired comparisons" in text
+    files = write_report(report, tmp_path / "report")
+    assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for kind in ("summary", "comparisons", "listeners", "correlations"):
+        pd.read_csv(files[kind])
+    assert files["text"].read_text().startswith("Test study")
+
+
+def test_report_of_a_study_without_ratings(study, tmp_path):
+    with StudyEngine.open(study) as engine:
+        report = build_report(engine.store, load_study(study), bootstrap=0)
+    assert (report.summary["n"] == 0).all()
+    write_report(report, tmp_path)
+    assert "ratings: 0" in report.text()
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def cli(argv: list[str]) -> int:
+    """``mosapp study …`` as mosapp.cli.main runs it (the same parser and error handling)."""
+    from mosapp.cli_study import add_study_parser, run_study
+
+    parser = argparse.ArgumentParser(prog="mosapp")
+    add_study_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    try:
+        return run_study(args)
+    except MosappError as exc:
+        print(f"mosapp: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def test_cli_prepare_status_export_report(study, tmp_path, capsys):
+    assert cli(["study", "prepare", str(study), "--progress", "off"]) == 0
+    out = capsys.readouterr().out
+    assert "0 rendered" in out and "from the cache" in out
+    assert cli(["study", "status", str(study)]) == 0
+    assert "no listener has started yet" in capsys.readouterr().out
+    _listen(study, _scores(study))
+    assert cli(["study", "status", str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "4 listener(s), 4 finished" in out and "BAD" in out
+    assert cli(["study", "status", str(study), "--json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["finished"] == 4
+    assert cli(["study", "export", str(study), "--out", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x" / "dcr-ratings.csv").is_file()
+    capsys.readouterr()
+    assert cli(["study", "report", str(study), "--out", str(tmp_path / "r"), "--bootstrap", "100"]) == 0
+    assert "reference" in capsys.readouterr().out
+    assert (tmp_path / "r" / "dcr-mos-vs-kbps.png").is_file()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["study", "status", "nowhere.toml"], "does not exist"),
+    (["study", "report", "{study}", "--max-fraction", "2"], "--max-fraction"),
+    (["study", "status", "{study}", "--db", "sqlite:///{tmp}/none.sqlite"], "does not exist"),
+])
+def test_cli_errors_are_one_line(study, tmp_path, capsys, argv, expected):
+    argv = [a.format(study=study, tmp=tmp_path) for a in argv]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mosapp: error: ") and expected in err and "\n" not in err
+
+
+def test_cli_is_hooked_into_mosapp():
+    from mosapp.cli import build_parser
+
+    choices = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    if "study" not in choices:
+        pytest.skip("mosapp.cli does not route `study` yet")
+    from mosapp.cli import main
+
+    assert main(["study", "status", "nowhere.toml"]) == 2

@@ -1,0 +1,118 @@
+"""Rendering stimuli: loudness-matched, equal length, measured, cached by content hash, blind file names."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import select
+
+from mosapp.study import load_study, open_store
+from mosapp.study.errors import StudyError
+from mosapp.study.prepare import align_and_trim, estimate_delay, fade, integrated_loudness
+from mosapp.study.store import ConditionRow, StimulusRow
+from tests.study.conftest import prepare, write_study
+
+
+def _stimuli(definition):
+    with open_store(definition.database_url, create=False) as store, store.read() as s:
+        rows = s.execute(select(StimulusRow, ConditionRow.name).join(
+            ConditionRow, StimulusRow.condition_id == ConditionRow.id)).all()
+        return [(r, name) for r, name in rows]
+
+
+def test_every_stimulus_is_rendered_level_matched_and_measured(prepared_template):
+    d = load_study(prepared_template["dcr"])
+    rows = _stimuli(d)
+    assert len(rows) == len(d.clips) * len(d.conditions)
+    n = int(round(d.clips[0].length_s * 44100))
+    for row, condition in rows:
+        assert re.fullmatch(r"[0-9a-f]{64}\.wav", row.audio_file)  # names reveal nothing
+        data, rate = sf.read(d.stimuli_dir / row.audio_file, dtype="float32", always_2d=True)
+        assert rate == 44100 and data.shape == (n, 1) and row.n_samples == n
+        assert integrated_loudness(data.T) == pytest.approx(d.loudness_lufs, abs=0.05)
+        assert row.gain_db == pytest.approx(d.loudness_lufs - row.loudness_lufs)
+        if condition == "reference":
+            assert row.bitrate_kbps is None and row.mel_distance is None
+        else:
+            assert row.bitrate_kbps > 0
+            assert row.mel_distance is not None and np.isfinite(row.mel_distance)
+            assert row.si_sdr_db is not None and row.spectral_convergence_db is not None
+            assert row.visqol is None  # not asked for in this study
+
+
+def test_a_second_run_renders_nothing(study):
+    result = prepare(study)
+    assert result.rendered == 0 and result.reused == result.total > 0
+
+
+def test_the_cache_survives_a_new_database(prepared_template, tmp_path):
+    path = write_study(tmp_path, "dcr", database=str(tmp_path / "fresh.sqlite"),
+                       stimuli_dir=str(prepared_template["stimuli"]))
+    result = prepare(path)
+    assert result.rendered == 0 and result.total == len(_stimuli(load_study(path)))
+
+
+def test_a_changed_setting_renders_again_only_before_listeners(tmp_path):
+    path = write_study(tmp_path, "s", conditions=["reference", "pghi-only"], starts=(0.0, 3.0))
+    first = prepare(path)
+    assert first.rendered == first.total == 4
+    path.write_text(path.read_text().replace("loudness_lufs = -23.0", "loudness_lufs = -26.0"))
+    again = prepare(path)
+    assert again.rendered == 4
+    d = load_study(path)
+    for row, _ in _stimuli(d):
+        data, _ = sf.read(d.stimuli_dir / row.audio_file, dtype="float32", always_2d=True)
+        assert integrated_loudness(data.T) == pytest.approx(-26.0, abs=0.05)
+
+    from mosapp.study import StudyEngine
+
+    with StudyEngine.open(path) as engine:
+        engine.start_or_resume("L1").close()
+    path.write_text(path.read_text().replace("loudness_lufs = -26.0", "loudness_lufs = -20.0"))
+    with pytest.raises(StudyError, match="already has listeners"):
+        prepare(path)
+    path.write_text(path.read_text().replace("start_s = [0.0, 3.0]", "start_s = [0.0, 4.0]"))
+    with pytest.raises(StudyError, match="changed its design"):
+        prepare(path)
+
+
+def test_a_silent_clip_is_refused(tmp_path):
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(44100 * 2, dtype=np.float32), 44100)
+    path = write_study(tmp_path, "s", conditions=["reference"], starts=(0.0,))
+    path.write_text(path.read_text().replace(path.read_text().split('path = "')[1].split('"')[0], str(silent)))
+    with pytest.raises(StudyError) as info:
+        prepare(path)
+    assert "silent" in str(info.value) and "pluck" in str(info.value)
+
+
+def test_a_clip_that_cannot_be_read(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF" + b"\0" * 100)
+    path = write_study(tmp_path, "s", conditions=["reference"], starts=(0.0,))
+    path.write_text(path.read_text().replace(path.read_text().split('path = "')[1].split('"')[0], str(bad)))
+    with pytest.raises(StudyError) as info:
+        prepare(path)
+    assert 'The clip "pluck" cannot be used' in str(info.value) and "bad.wav" in str(info.value)
+
+
+def test_delay_is_found_and_undone():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 44100)).astype(np.float32)
+    delayed = np.concatenate([np.zeros((1, 300), np.float32), x], axis=1)
+    assert estimate_delay(x, delayed, 2000) == 300
+    assert np.array_equal(align_and_trim(delayed, 300, x.shape[1]), x)
+    assert estimate_delay(x, rng.standard_normal((1, 44100)), 2000) == 0  # unrelated: leave it
+    early = align_and_trim(x[:, 50:], -50, x.shape[1])
+    assert early.shape == x.shape and np.array_equal(early[:, 50:], x[:, 50:])
+
+
+def test_fades_are_raised_cosine_and_leave_the_middle():
+    x = np.ones((2, 1000), np.float32)
+    y = fade(x, 1.0)  # 44 samples at 44.1 kHz
+    assert y[0, 0] < 0.01 and y[0, -1] < 0.01 and np.all(y[:, 100:900] == 1.0)
+    assert np.all(np.diff(y[0, :44]) > 0)

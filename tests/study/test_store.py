@@ -1,0 +1,170 @@
+"""The store: SQLite settings, schema migrations, and one sentence for every database problem."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from mosapp.study.errors import StudyError
+from mosapp.study.store import (
+    Base, ListenerRow, StudyRow, head_revision, open_store, schema_revision, utcnow,
+)
+
+
+def _url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def test_a_new_database_is_at_head_in_wal_with_full_sync(tmp_path):
+    with open_store(_url(tmp_path / "sub" / "s.sqlite")) as store:
+        assert schema_revision(store) == head_revision()
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_the_models_match_the_migrations(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with open_store(_url(tmp_path / "s.sqlite")) as store, store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+
+
+def _at_revision(path: Path, revision: str) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from mosapp.study.store import _alembic_config
+
+    engine = create_engine(_url(path))
+    with engine.begin() as conn:
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    engine.dispose()
+
+
+def test_an_older_database_is_upgraded_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite"
+    _at_revision(path, "0001")
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO studies (name, title, test_type, definition_toml, design_json, created_at) "
+                "VALUES ('old', 'Old', 'dcr', '', '{}', '2025-01-01 00:00:00')")
+    con.commit()
+    assert "visqol" not in {r[1] for r in con.execute("PRAGMA table_info(stimuli)")}
+    con.close()
+    with open_store(_url(path)) as store:
+        assert schema_revision(store) == head_revision()
+        with store.read() as s:
+            assert s.scalars(select(StudyRow.title)).all() == ["Old"]
+    con = sqlite3.connect(path)
+    assert "visqol" in {r[1] for r in con.execute("PRAGMA table_info(stimuli)")}
+    con.close()
+
+
+def test_a_newer_database_is_refused(tmp_path):
+    path = tmp_path / "new.sqlite"
+    open_store(_url(path)).close()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE alembic_version SET version_num = '9001'")
+    con.commit()
+    con.close()
+    with pytest.raises(StudyError) as info:
+        open_store(_url(path))
+    msg = str(info.value)
+    assert "newer mosapp" in msg and "9001" in msg and str(path) in msg and "update mosapp" in msg
+
+
+def test_a_foreign_database_is_refused(tmp_path):
+    path = tmp_path / "other.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE things (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(StudyError, match="not a mosapp study database"):
+        open_store(_url(path))
+
+
+def test_not_a_database_at_all(tmp_path):
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StudyError, match="not a usable SQLite database"):
+        open_store(_url(path))
+
+
+def test_missing_database_without_create(tmp_path):
+    with pytest.raises(StudyError, match="does not exist; run `mosapp study prepare` first"):
+        open_store(_url(tmp_path / "absent.sqlite"), create=False)
+
+
+def test_bad_urls(tmp_path):
+    with pytest.raises(StudyError, match="not a valid SQLAlchemy URL"):
+        open_store("nonsense://::")
+    with pytest.raises(StudyError, match="driver that is not installed"):
+        open_store("postgresql://user:secret@localhost/studies")
+
+
+def _add_study(store) -> None:
+    with store.write() as s:
+        s.add(StudyRow(name="x", title="x", test_type="dcr", definition_toml="", design_json="{}",
+                       created_at=utcnow()))
+
+
+def test_a_locked_database_is_reported(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with open_store(_url(path), busy_timeout_s=0.3) as store:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with store.read() as s:  # readers are never blocked (WAL)
+                assert s.scalars(select(StudyRow)).all() == []
+            with pytest.raises(StudyError) as info:
+                _add_study(store)
+            assert "is locked by another program" in str(info.value) and "0.3 s" in str(info.value)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        _add_study(store)  # and works once the other writer is gone
+
+
+def test_a_read_only_database_is_reported(tmp_path):
+    path = tmp_path / "s.sqlite"
+    open_store(_url(path)).close()
+    # SQLite's own read-only mode, whoever runs the test (root ignores file permissions).
+    with open_store(f"sqlite:///file:{path}?mode=ro&uri=true") as store:
+        with pytest.raises(StudyError) as info:
+            _add_study(store)
+    assert "is read-only" in str(info.value)
+    with open_store(_url(path), readonly=True) as store:
+        with store.read() as s:
+            assert s.scalars(select(StudyRow)).all() == []
+        with pytest.raises(StudyError, match="open read-only"):
+            _add_study(store)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
+def test_a_read_only_file_is_refused_for_writing(tmp_path):
+    path = tmp_path / "s.sqlite"
+    open_store(_url(path)).close()
+    path.chmod(0o444)
+    try:
+        with pytest.raises(StudyError, match="is read-only"):
+            open_store(_url(path))
+        with open_store(_url(path), readonly=True) as store, store.read() as s:
+            assert s.scalars(select(ListenerRow)).all() == []
+    finally:
+        path.chmod(0o644)
+
+
+def test_any_sqlalchemy_url_in_memory():
+    with open_store("sqlite://") as store:
+        _add_study(store)
+        with store.read() as s:
+            assert s.scalar(text("SELECT count(*) FROM studies")) == 1
