@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from mosapp.cli_study import add_study_parser, run_study
 from mosapp.config import GEOMETRIES, PipelineConfig
 from mosapp.errors import MosappError
 
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="List every codec: name, family, nominal bitrate, whether it is available "
                                      "on this machine (and why not), and what it is.")
     cod.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    add_study_parser(sub)
     tr = sub.add_parser("train", help="train or finetune the compact spectrogram codec (sgc) from a config",
                         description="Train (or resume, or finetune) an sgc operating point from a TOML config "
                                     "(see configs/): logs bpp/kbps, PSNR, MS-SSIM and consistency to CSV and a "
@@ -444,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_codecs(args)
         if args.command == "train":
             return run_train(args)
+        if args.command == "study":
+            return run_study(args)
         if args.command == "demo":
             out_dir = Path(args.out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -122,7 +122,7 @@ class TrainConfig:
         cfg = TrainConfig(**values)
         cfg.source = str(p)
         base = p.parent.parent if p.parent.name == "configs" else p.parent
-        for attr in ("out_dir", "export"):
+        for attr in ("out_dir", "export", "init"):
             v = getattr(cfg, attr)
             if v and not os.path.isabs(v):
                 setattr(cfg, attr, str(base / v))

@@ -43,7 +43,6 @@ import json
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,11 @@ from typing import Any
 from mosapp.config import GEOMETRIES, PipelineConfig
 from mosapp.errors import MosappError
 from mosapp.study.errors import StudyError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 #: The condition name of the original excerpt: the hidden reference (and DCR's known reference).
 REFERENCE = "reference"

@@ -292,7 +292,8 @@ def _sync_design(session, definition: StudyDefinition) -> StudyRow:
                 f"(clips, conditions, trials or seed) after {listeners} listener(s) started; restore it, or save "
                 f"it under a new name to start a new study."
             )
-    study.prepared_at = None  # set again when every stimulus is in place
+    if study.design_json != design:
+        study.prepared_at = None  # set again when every stimulus is in place
     study.title = definition.title
     study.test_type = definition.test_type
     study.definition_toml = definition.text
@@ -389,6 +390,9 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
                     for r in s.scalars(select(StimulusRow).where(StimulusRow.study_id == study_id))}
         changed = [(c, k) for (c, k), key in keys.items()
                    if (clip_ids[c], cond_ids[k]) in existing and existing[(clip_ids[c], cond_ids[k])][0] != key]
+        missing = [ck for ck in keys if (clip_ids[ck[0]], cond_ids[ck[1]]) not in existing]
+        if changed or missing:
+            study.prepared_at = None  # listeners wait until every stimulus is in place
         if changed:
             planned = s.scalar(select(func.count()).select_from(TrialRow).join(
                 StimulusRow, TrialRow.stimulus_id == StimulusRow.id).where(StimulusRow.study_id == study_id))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mosapp.study.definition import REFERENCE, StudyDefinition
+from mosapp.study.definition import StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.export import (
     METRIC_COLUMNS, Screening, condition_table, ratings_frame, screen, summary_frame, write_csv,
@@ -169,7 +169,7 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
     ax.set_title(definition.title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if len(data):
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     p = Path(path)
     try:
         fig.savefig(p, format="png")

@@ -60,7 +60,6 @@ def write_study(folder: Path, name: str = "t", **kwargs) -> Path:
 
 def prepare(path: Path, **kwargs):
     """Prepare the study at ``path``; returns the PrepareResult."""
-    from mosapp.pipeline import run_to_end  # noqa: F401 - same import cost as the CLI
     from mosapp.study import load_study, open_store, prepare_study
 
     definition = load_study(path)

@@ -8,7 +8,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import soundfile as sf
 from sqlalchemy import func, select
 
 from mosapp.study import PlayCounts, StudyEngine, Trial, load_study
@@ -206,3 +205,33 @@ def test_a_missing_stimulus_file_is_reported(study, tmp_path):
     with StudyEngine.open(moved) as engine, engine.start_or_resume("L1") as session:
         with pytest.raises(StudyError, match="missing or unreadable"):
             session.next_trial()
+
+
+def test_rating_into_a_locked_database_says_so_and_loses_nothing(study):
+    import sqlite3
+
+    d = load_study(study)
+    with StudyEngine.open(study, busy_timeout_s=0.3) as engine, engine.start_or_resume("L09") as session:
+        trial = session.next_trial()
+        holder = sqlite3.connect(d.database_url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StudyError) as info:
+                session.rate(trial, 4)
+            assert "is locked by another program" in str(info.value)
+            assert session.next_trial().trial_id == trial.trial_id  # reading still works
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        session.rate(trial, 4)
+        assert session.progress.next_index == 1
+
+
+def test_a_read_only_engine_plays_but_does_not_rate(study):
+    with StudyEngine.open(study) as engine:
+        with engine.start_or_resume("L10") as session:
+            session.rate(session.next_trial(), 5)
+    with StudyEngine.open(study, readonly=True) as engine:
+        with pytest.raises(StudyError, match="read-only"):
+            engine.start_or_resume("L10")
+        assert engine.listener_progress()[0].rated + engine.listener_progress()[0].training_rated == 1

@@ -1,0 +1,306 @@
+"""The Inspect view's work as a plain generator (no Qt): read → encode → .sgc bytes → decode →
+metrics → display images, yielding progress between steps so a worker can report and cancel.
+
+::
+
+    AudioSource ─► read_audio (44.1 kHz, mono) ─► codec.encode ─► bitstream.pack (kbps) ─► unpack
+        ─► decode (block by block for spectrogram codecs) ─► evaluate.score (+ ViSQOL)
+        ─► spectrogram_data.analyse_pair ─► InspectResult
+
+It mirrors :func:`mosapp.evaluate.evaluate_codec` (the results table's numbers) for one clip,
+so what the window shows is what the table would say.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generator
+
+import numpy as np
+
+from mosapp import bitstream, dsp, evaluate, metrics
+from mosapp.audio import Audio, AudioInfo, read_audio
+from mosapp.codecs import get_codec
+from mosapp.codecs.base import Codec, Encoded
+from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
+from mosapp.errors import AudioError, ModelError
+from mosapp.gui.spectrogram_data import SpectrogramPair, analyse_pair_steps
+from mosapp.phase import get_backend
+from mosapp.pipeline import VISQOL_AUTO_MAX_S, check_processable, invert_magnitude
+
+#: Stages in order, with their share of the progress bar (a rough share of the time they take).
+STAGE_WEIGHTS: dict[str, float] = {"read": 0.05, "encode": 0.2, "decode": 0.5, "metrics": 0.15, "display": 0.1}
+STAGE_LABELS: dict[str, str] = {
+    "read": "Reading audio", "encode": "Encoding", "decode": "Decoding", "metrics": "Measuring",
+    "display": "Drawing spectrograms",
+}
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    """Where the audio comes from: a file, or an excerpt of one (a study clip).
+
+    Attributes:
+        path: the audio file.
+        start_s: excerpt start in seconds, or None for the whole file.
+        length_s: excerpt length in seconds (with ``start_s``).
+        label: what the window calls it (default: the file name).
+    """
+
+    path: str
+    start_s: float | None = None
+    length_s: float | None = None
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        name = Path(self.path).name
+        if self.start_s is not None:
+            name += f" @ {self.start_s:g} s"
+        return name
+
+
+@dataclass(frozen=True)
+class InspectRequest:
+    """One run of the Inspect view.
+
+    Attributes:
+        source: the audio.
+        codec: registry name (``pghi-only``, ``opus-12`` …).
+        config: geometry, phase backend, device (mono is always used).
+        visqol: run ViSQOL; None: only up to :data:`mosapp.pipeline.VISQOL_AUTO_MAX_S` seconds.
+    """
+
+    source: AudioSource
+    codec: str
+    config: PipelineConfig = PipelineConfig()
+    visqol: bool | None = None
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """``done`` of ``total`` steps of ``stage``; :attr:`fraction` is the whole job's share done."""
+
+    stage: str
+    done: int
+    total: int
+    detail: str = ""
+
+    @property
+    def fraction(self) -> float:
+        before = 0.0
+        for name, weight in STAGE_WEIGHTS.items():
+            if name == self.stage:
+                return min(1.0, before + weight * (self.done / self.total if self.total else 1.0))
+            before += weight
+        return before
+
+    @property
+    def text(self) -> str:
+        label = STAGE_LABELS.get(self.stage, self.stage)
+        return f"{label} — {self.detail}" if self.detail else label
+
+
+@dataclass
+class InspectResult:
+    """What the Inspect view shows.
+
+    Attributes:
+        request: what ran.
+        reference: float32 (1, n) at :data:`PIPELINE_SAMPLE_RATE`: what was encoded.
+        decoded: float32 (1, n): the codec's output, sample-aligned with ``reference``.
+        file_bytes: size of the ``.sgc`` container.
+        kbps: 8 × ``file_bytes`` / seconds / 1000.
+        scores: ``mel_distance``, ``spectral_convergence_db``, ``si_sdr_db``, ``consistency``,
+            ``visqol`` (NaN when not run).
+        notes: why a score is missing, by metric name.
+        display: the spectrogram images.
+        device: the device that ran.
+        timings_s: seconds per stage.
+    """
+
+    request: InspectRequest
+    reference: np.ndarray
+    decoded: np.ndarray
+    file_bytes: int
+    kbps: float
+    scores: dict[str, float]
+    notes: dict[str, str]
+    display: SpectrogramPair
+    device: str
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sample_rate(self) -> int:
+        return PIPELINE_SAMPLE_RATE
+
+    @property
+    def seconds(self) -> float:
+        return self.reference.shape[-1] / PIPELINE_SAMPLE_RATE
+
+
+def read_source(source: AudioSource) -> Audio:
+    """The source's audio, mono at the pipeline rate (an excerpt when asked).
+
+    Raises:
+        AudioError: unreadable file, or an excerpt past the file's end.
+    """
+    audio = read_audio(source.path, sample_rate=PIPELINE_SAMPLE_RATE, mono=True)
+    if source.start_s is None:
+        return audio
+    start = int(round(source.start_s * PIPELINE_SAMPLE_RATE))
+    n = audio.samples.shape[1] - start if source.length_s is None else int(round(source.length_s * PIPELINE_SAMPLE_RATE))
+    if start < 0 or n <= 0 or start + n > audio.samples.shape[1]:
+        raise AudioError(
+            f"{source.path} is {audio.duration_s:.2f} s long; the excerpt {source.start_s:g} s + "
+            f"{source.length_s or 0:g} s does not fit in it."
+        )
+    samples = np.ascontiguousarray(audio.samples[:, start: start + n])
+    info = AudioInfo(path=source.path, sample_rate=PIPELINE_SAMPLE_RATE, channels=1, frames=n,
+                     subtype=audio.info.subtype, format=audio.info.format)
+    return Audio(samples=samples, sample_rate=PIPELINE_SAMPLE_RATE, info=info)
+
+
+def check_request(request: InspectRequest) -> Codec:
+    """Check every name before any file is read; returns the codec.
+
+    Raises:
+        ConfigError: unknown codec, geometry, backend or device.
+        ModelError: the codec cannot run here (its reason).
+    """
+    codec = get_codec(request.codec)
+    get_geometry(request.config.geometry)
+    get_backend(request.config.phase)
+    dsp.resolve_device(request.config.device)
+    availability = codec.availability()
+    if not availability.ok:
+        raise ModelError(availability.reason)
+    return codec
+
+
+def _blockwise_decode(codec: Codec, encoded: Encoded, config: PipelineConfig) -> Generator[JobProgress, None, np.ndarray] | None:
+    """Decoding of a spectrogram codec that reports and can stop between phase blocks.
+
+    This is :meth:`SpectrogramCodec.decode` written as a generator (the codec's own decode
+    runs a block loop to the end); used only for codecs that keep the base class's decode.
+    Returns None for every other codec.
+    """
+    from mosapp.codecs.spectrogram import SpectrogramCodec
+
+    if not isinstance(codec, SpectrogramCodec) or type(codec).decode is not SpectrogramCodec.decode:
+        return None
+
+    def run() -> Generator[JobProgress, None, np.ndarray]:
+        geometry = get_geometry(encoded.params.get("geometry", config.geometry))
+        device = dsp.resolve_device(config.device)
+        out = np.empty((encoded.channels, encoded.n_samples), dtype=np.float32)
+        length = dsp.padded_length(encoded.n_samples, geometry)
+        offset = geometry.window_length // 2
+        for ch, image, scale in codec.decode_images(encoded, device):
+            def magnitude_frames(start: int, stop: int, image=image, scale=scale):
+                return dsp.image_to_magnitude(image[:, start:stop], scale)
+
+            gen = invert_magnitude(magnitude_frames, image.shape[1], length, geometry, config, device=device)
+            while True:
+                try:
+                    p = next(gen)
+                except StopIteration as stop:
+                    y = stop.value
+                    break
+                yield JobProgress("decode", p.done, p.total, f"phase {config.phase}, frame {p.done} of {p.total}")
+            out[ch] = y[offset: offset + encoded.n_samples].cpu().numpy()
+        return out
+
+    return run()
+
+
+def inspect(request: InspectRequest) -> Generator[JobProgress, None, InspectResult]:
+    """Run ``request``; yields :class:`JobProgress`, returns the :class:`InspectResult`.
+
+    Closing the generator between steps stops the job (the worker's cancel).
+
+    Raises:
+        MosappError: a sentence for the window (bad file, unknown name, unavailable codec …).
+    """
+    config = request.config
+    timings: dict[str, float] = {}
+    codec = check_request(request)
+    device = dsp.resolve_device(config.device)
+
+    yield JobProgress("read", 0, 1, request.source.name)
+    t = time.perf_counter()
+    audio = read_source(request.source)
+    check_processable(audio, get_geometry(config.geometry))
+    reference = audio.samples
+    timings["read"] = time.perf_counter() - t
+    yield JobProgress("read", 1, 1, request.source.name)
+
+    yield JobProgress("encode", 0, 1, codec.name)
+    t = time.perf_counter()
+    encoded = codec.encode(reference, config)
+    data = bitstream.pack(encoded, audio.info)
+    timings["encode"] = time.perf_counter() - t
+    yield JobProgress("encode", 1, 1, codec.name)
+
+    yield JobProgress("decode", 0, 1, codec.name)
+    t = time.perf_counter()
+    unpacked, _ = bitstream.unpack(data, name=f"the {codec.name} stream")
+    blockwise = _blockwise_decode(codec, unpacked, config)
+    if blockwise is not None:
+        decoded = yield from blockwise
+    else:
+        decoded = codec.decode(unpacked, config)
+    decoded = np.ascontiguousarray(decoded, dtype=np.float32)
+    timings["decode"] = time.perf_counter() - t
+    yield JobProgress("decode", 1, 1, codec.name)
+
+    seconds = audio.duration_s
+    run_visqol = request.visqol if request.visqol is not None else seconds <= VISQOL_AUTO_MAX_S
+    yield JobProgress("metrics", 0, 2, "mel distance, spectral convergence, SI-SDR, consistency")
+    t = time.perf_counter()
+    scores = evaluate.score(reference, decoded, visqol=False)
+    notes: dict[str, str] = {}
+    yield JobProgress("metrics", 1, 2, "ViSQOL" if run_visqol else "")
+    scores["visqol"] = math.nan
+    if run_visqol:
+        try:
+            scores["visqol"] = metrics.visqol(reference, decoded, PIPELINE_SAMPLE_RATE)
+        except Exception as exc:  # noqa: BLE001 - a missing score must not lose the run
+            notes["visqol"] = str(exc)
+    else:
+        notes["visqol"] = f"not run: the clip is longer than {VISQOL_AUTO_MAX_S:.0f} s (ViSQOL: on runs it)"
+    timings["metrics"] = time.perf_counter() - t
+    yield JobProgress("metrics", 2, 2)
+
+    t = time.perf_counter()
+    analysis = analyse_pair_steps(reference, decoded)
+    while True:
+        try:
+            done, total = next(analysis)
+        except StopIteration as stop:
+            display = stop.value
+            break
+        yield JobProgress("display", done, total)
+    timings["display"] = time.perf_counter() - t
+
+    return InspectResult(
+        request=request,
+        reference=reference,
+        decoded=decoded,
+        file_bytes=len(data),
+        kbps=8.0 * len(data) / seconds / 1000.0,
+        scores=scores,
+        notes=notes,
+        display=display,
+        device=str(device),
+        timings_s=timings,
+    )
+
+
+__all__ = ["AudioSource", "InspectRequest", "InspectResult", "JobProgress", "STAGE_WEIGHTS", "check_request",
+           "inspect", "read_source"]

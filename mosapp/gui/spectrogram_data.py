@@ -1,0 +1,375 @@
+"""What the Inspect view draws, computed without Qt: an original/reconstruction pair of dB
+spectrograms on the thesis lattice, reduced to at most :data:`MAX_COLUMNS` columns.
+
+::
+
+    reference, reconstruction (n,) ─► pad_for_lattice ─► lattice frames (all, or a few per column)
+        ─► power ─► dB, floored at the original's peak − 100 dB (the image's black)
+        ├─► max over each column's frames ─────────────────► original / reconstructed images
+        └─► reconstructed − original, per frame ─┬─► signed extreme per column ─► difference image
+                                                 └─► mean |.| per bin ──────────► band error curve
+
+Max-pooling keeps short events visible in the overview of a long track; the difference
+keeps the per-frame value of largest magnitude for the same reason. Every lattice frame is
+analysed unless ``frames_per_column`` asks for a quick overview (a few evenly spaced frames
+per column), which is what the view uses when it is handed bare arrays of a long track.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Generator
+
+import numpy as np
+import torch
+
+from mosapp import dsp
+from mosapp.config import PIPELINE_SAMPLE_RATE, StftGeometry, get_geometry
+
+#: Columns drawn at most; longer inputs are pooled over blocks of frames.
+MAX_COLUMNS = 4000
+#: dB below the original's peak that is drawn as black (the image mapping's range).
+DISPLAY_RANGE_DB = 100.0
+#: Frames analysed per step (bounds memory; the unit of progress and cancellation).
+_CHUNK_FRAMES = 8192
+#: Power cells (frames x bins) of the original kept between the passes at most (64 MB).
+_KEEP_CELLS = 16_000_000
+
+
+@dataclass
+class SpectrogramPair:
+    """dB images of a reference and its reconstruction, their difference and the per-band error.
+
+    Attributes:
+        original_db: float32 (bins, columns), floored at ``floor_db``.
+        reconstructed_db: float32 (bins, columns), floored at ``floor_db``.
+        difference_db: float32 (bins, columns): reconstructed − original, the value of largest
+            magnitude among a column's frames.
+        band_error_db: float32 (bins,): mean |reconstructed − original| dB per frequency bin over
+            every analysed frame.
+        geometry: the lattice analysed.
+        sample_rate: Hz.
+        frames_per_column: lattice frames a column stands for (1: full resolution).
+        frames_analysed_per_column: how many of them were analysed (equal: exact).
+        first_frame: the lattice frame (of the padded buffer) of column 0's first frame.
+        n_frames: lattice frames whose centre lies in the audio.
+        duration_s: the reference's length in seconds.
+        top_db: the original's peak in dB (re 1.0 magnitude).
+        floor_db: ``top_db`` − :data:`DISPLAY_RANGE_DB`.
+    """
+
+    original_db: np.ndarray
+    reconstructed_db: np.ndarray
+    difference_db: np.ndarray
+    band_error_db: np.ndarray
+    geometry: StftGeometry
+    sample_rate: int
+    frames_per_column: int
+    frames_analysed_per_column: int
+    first_frame: int
+    n_frames: int
+    duration_s: float
+    top_db: float
+    floor_db: float
+
+    @property
+    def bins(self) -> int:
+        return self.original_db.shape[0]
+
+    @property
+    def columns(self) -> int:
+        return self.original_db.shape[1]
+
+    @property
+    def exact(self) -> bool:
+        """Whether every lattice frame was analysed (not a sampled overview)."""
+        return self.frames_analysed_per_column >= self.frames_per_column
+
+    @property
+    def hz_per_bin(self) -> float:
+        return self.sample_rate / self.geometry.channels
+
+    @property
+    def frequencies_hz(self) -> np.ndarray:
+        """Centre frequency of each bin (row)."""
+        return np.arange(self.bins) * self.hz_per_bin
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.geometry.hop / self.sample_rate
+
+    @property
+    def seconds_per_column(self) -> float:
+        return self.frames_per_column * self.seconds_per_frame
+
+    @property
+    def left_s(self) -> float:
+        """Time of column 0's left edge: its first frame's centre minus half a hop."""
+        return self.frame_time_s(self.first_frame) - 0.5 * self.seconds_per_frame
+
+    def frame_time_s(self, frame: int) -> float:
+        """Time in the audio of lattice frame ``frame``'s centre."""
+        offset = self.geometry.window_length // 2
+        return (frame * self.geometry.hop - offset) / self.sample_rate
+
+    def column_at(self, time_s: float) -> int | None:
+        """The column drawn at ``time_s``, or None outside the image."""
+        c = math.floor((time_s - self.left_s) / self.seconds_per_column)
+        return c if 0 <= c < self.columns else None
+
+    def bin_at(self, hz: float) -> int | None:
+        """The bin drawn at ``hz`` (rows are centred on their frequency), or None outside."""
+        b = math.floor(hz / self.hz_per_bin + 0.5)
+        return b if 0 <= b < self.bins else None
+
+    def values_at(self, time_s: float, hz: float) -> tuple[float, float, float] | None:
+        """(original, reconstructed, difference) dB drawn at (``time_s``, ``hz``), or None outside."""
+        c, b = self.column_at(time_s), self.bin_at(hz)
+        if c is None or b is None:
+            return None
+        return float(self.original_db[b, c]), float(self.reconstructed_db[b, c]), float(self.difference_db[b, c])
+
+
+def _audio_frames(n_samples: int, geometry: StftGeometry) -> tuple[int, int]:
+    """(first lattice frame, frame count) of the frames whose centre lies in the audio."""
+    offset, hop = geometry.window_length // 2, geometry.hop
+    first = -(-offset // hop)
+    last = (offset + n_samples - 1) // hop
+    return first, max(0, last - first + 1)
+
+
+@lru_cache(maxsize=8)
+def _analysis_window_np(geometry: StftGeometry) -> np.ndarray:
+    lg = geometry.window_length
+    j = np.arange(lg, dtype=np.float64) - lg // 2
+    g = np.exp(4.0 * math.log(geometry.min_height) * (j / geometry.true_window_length) ** 2)
+    return g / np.linalg.norm(g)
+
+
+def analysis_window(geometry: StftGeometry, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The lattice's analysis window (linear layout), equal to ``dsp.windows(geometry)[0]``.
+
+    Computed here because ``dsp.windows`` also solves for the synthesis window (a few hundred
+    ms the first time), which drawing does not need.
+    """
+    return torch.as_tensor(_analysis_window_np(geometry), dtype=torch.float32, device=device)
+
+
+class _LatticePower:
+    """Power |c|² of chosen lattice frames of one signal, (frames, bins), as :func:`dsp.stft` would give.
+
+    Frames are read from a strided view of the audio (no padded copy of a long track): frame
+    ``j`` starts at audio sample ``j * hop - window_length`` (the lattice's buffer has half a
+    window of zeros in front, and the frame is centred). Only the few frames that reach past
+    either end of the audio are assembled from small zero-padded pieces.
+    """
+
+    def __init__(self, x: np.ndarray, geometry: StftGeometry, device: torch.device) -> None:
+        self.geometry = geometry
+        self.window = analysis_window(geometry, device)
+        lg, hop = geometry.window_length, geometry.hop
+        audio = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+        self.n = audio.shape[-1]
+        if lg % hop or self.n < 2 * lg:
+            # Short (or an unusual lattice): one padded copy is cheap and simplest.
+            audio = torch.nn.functional.pad(audio, (lg, lg))
+            self.shift = lg
+        else:
+            self.shift = 0
+            self.head = torch.nn.functional.pad(audio[:lg], (lg, 0))
+            self.tail = torch.nn.functional.pad(audio[-lg:], (0, lg))
+        self.audio = audio
+        self.rows = audio.unfold(-1, lg, hop)  # row r: samples [r * hop, r * hop + lg) of `audio`
+
+    def _power(self, segments: torch.Tensor) -> torch.Tensor:
+        g = self.geometry
+        q = g.window_length // g.channels
+        folded = (segments * self.window).reshape(-1, q, g.channels).sum(1)
+        spec = torch.fft.rfft(folded, dim=-1)
+        return spec.real.square() + spec.imag.square()
+
+    def _segments(self, frames: list[int] | range) -> torch.Tensor:
+        """Samples (len(frames), window_length) of lattice frames ``frames`` (ascending)."""
+        lg, hop = self.geometry.window_length, self.geometry.hop
+        starts = [j * hop - lg + self.shift for j in frames]
+        if self.shift:  # padded: every frame is a row
+            return self.rows[torch.tensor([s // hop for s in starts], device=self.audio.device)]
+        pieces, interior = [], []
+
+        def flush() -> None:
+            if interior:
+                r0, r1 = interior[0], interior[-1] + 1
+                if r1 - r0 == len(interior):
+                    pieces.append(self.rows[r0:r1])
+                else:
+                    pieces.append(self.rows[torch.tensor(interior, device=self.audio.device)])
+                interior.clear()
+
+        for s in starts:
+            if s < 0:
+                flush()
+                pieces.append(self.head[s + lg: s + 2 * lg][None])
+            elif s + lg > self.n:
+                flush()
+                pieces.append(self.tail[s - (self.n - lg): s - (self.n - lg) + lg][None])
+            else:
+                interior.append(s // hop)
+        flush()
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+    def contiguous(self, start: int, stop: int) -> torch.Tensor:
+        """Frames [start, stop)."""
+        return self._power(self._segments(range(start, stop)))
+
+    def gather(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames at the ascending (1-D) indices ``frames``."""
+        return self._power(self._segments(frames.tolist()))
+
+
+def _db(power: torch.Tensor, floor_db: float) -> torch.Tensor:
+    return (10.0 * torch.log10(power.clamp_min(1e-30))).clamp_min(floor_db)
+
+
+def analyse_pair_steps(
+    reference: np.ndarray,
+    reconstruction: np.ndarray,
+    *,
+    geometry: str | StftGeometry = "thesis",
+    max_columns: int = MAX_COLUMNS,
+    frames_per_column: int | None = None,
+    sample_rate: int = PIPELINE_SAMPLE_RATE,
+    device: str | torch.device = "cpu",
+) -> Generator[tuple[int, int], None, SpectrogramPair]:
+    """Analyse a pair for display, as a generator of (steps done, steps in all).
+
+    Args:
+        reference, reconstruction: float32 (n,) or (channels, n) at ``sample_rate``; the first
+            channel is analysed. The reconstruction is cut or zero-padded to the reference's length.
+        geometry: lattice (the thesis one: what the metrics use).
+        max_columns: columns at most.
+        frames_per_column: lattice frames analysed per column; None: all (exact). Fewer give a
+            quick overview of a long track (every frame still counts toward nothing it skips).
+        sample_rate: Hz.
+        device: where the transforms run.
+
+    Returns:
+        The :class:`SpectrogramPair`.
+    """
+    geometry = get_geometry(geometry)
+    device = torch.device(device)
+    ref = np.asarray(reference, dtype=np.float32)
+    rec = np.asarray(reconstruction, dtype=np.float32)
+    ref = ref[0] if ref.ndim == 2 else ref
+    rec = rec[0] if rec.ndim == 2 else rec
+    n = ref.shape[-1]
+    if rec.shape[-1] != n:
+        rec = rec[:n] if rec.shape[-1] > n else np.pad(rec, (0, n - rec.shape[-1]))
+    first, n_frames = _audio_frames(n, geometry)
+    if n_frames == 0:
+        raise ValueError("the reference is empty")
+    pool = max(1, math.ceil(n_frames / max(1, max_columns)))
+    columns = math.ceil(n_frames / pool)
+    take = pool if frames_per_column is None else max(1, min(pool, int(frames_per_column)))
+    exact = take >= pool
+    bins = geometry.bins
+
+    # Column c's analysed frames (relative to `first`): all of [c*pool, min((c+1)*pool, n_frames)),
+    # or `take` evenly spaced ones.
+    chunk_columns = max(1, _CHUNK_FRAMES // take)
+
+    def chunk_frames(c0: int, c1: int) -> tuple[torch.Tensor | None, tuple[int, int] | None]:
+        """The analysed frames of columns [c0, c1), in column order: (gather indices, None)
+        or, when every frame is analysed, (None, contiguous span of lattice frames)."""
+        if exact:
+            return None, (first + c0 * pool, first + min(c1 * pool, n_frames))
+        starts = torch.arange(c0, c1, device=device) * pool
+        sizes = torch.clamp(starts + pool, max=n_frames) - starts
+        i = torch.arange(take, device=device)
+        return first + (starts[:, None] + ((2 * i[None, :] + 1) * sizes[:, None]) // (2 * take)).reshape(-1), None
+
+    chunks = [(c0, min(columns, c0 + chunk_columns)) for c0 in range(0, columns, chunk_columns)]
+    total = 3 * len(chunks)  # pass 1 and the two halves of pass 2
+    done = 0
+    ref_power = _LatticePower(ref, geometry, device)
+    rec_power = _LatticePower(rec, geometry, device)
+
+    def power_of(source: _LatticePower, idx, span) -> torch.Tensor:
+        return source.contiguous(*span) if span is not None else source.gather(idx)
+
+    def pool_max(values: torch.Tensor, c0: int, c1: int, fill: float) -> torch.Tensor:
+        """Max over each column's frames: ``values`` holds ``take`` rows per column in order
+        (the last column of the input may have fewer, padded with ``fill``)."""
+        k = c1 - c0
+        short = k * take - values.shape[0]
+        if short:
+            values = torch.cat([values, values.new_full((short, bins), fill)])
+        return values.reshape(k, take, bins).amax(1)
+
+    # Pass 1: the original's pooled power and its peak (which fixes the floor).
+    original_power = torch.empty(columns, bins, dtype=torch.float32, device=device)
+    # A sampled overview keeps the original's frames for pass 2 instead of analysing them again.
+    keep = not exact or n_frames * bins <= _KEEP_CELLS
+    kept: list[torch.Tensor] = []
+    for c0, c1 in chunks:
+        idx, span = chunk_frames(c0, c1)
+        p_ref = power_of(ref_power, idx, span)
+        if keep:
+            kept.append(p_ref)
+        original_power[c0:c1] = pool_max(p_ref, c0, c1, 0.0)
+        done += 1
+        yield done, total
+    top_db = float(10.0 * torch.log10(original_power.max().clamp_min(1e-30)))
+    floor_db = top_db - DISPLAY_RANGE_DB
+
+    # Pass 2: the reconstruction, and the per-frame difference against the original.
+    reconstructed_power = torch.empty(columns, bins, dtype=torch.float32, device=device)
+    diff_max = torch.empty(columns, bins, dtype=torch.float32, device=device)
+    diff_min = torch.empty(columns, bins, dtype=torch.float32, device=device)
+    abs_sum = torch.zeros(bins, dtype=torch.float64, device=device)
+    analysed = 0
+    for k, (c0, c1) in enumerate(chunks):
+        idx, span = chunk_frames(c0, c1)
+        p_rec = power_of(rec_power, idx, span)
+        reconstructed_power[c0:c1] = pool_max(p_rec, c0, c1, 0.0)
+        done += 1
+        yield done, total
+        diff = _db(p_rec, floor_db) - _db(kept[k] if keep else power_of(ref_power, idx, span), floor_db)
+        diff_max[c0:c1] = pool_max(diff, c0, c1, -math.inf)
+        diff_min[c0:c1] = -pool_max(-diff, c0, c1, -math.inf)
+        abs_sum += diff.abs().sum(0, dtype=torch.float64)
+        analysed += diff.shape[0]
+        done += 1
+        yield done, total
+
+    difference = torch.where(diff_min.abs() > diff_max.abs(), diff_min, diff_max)
+    as_image = lambda t: np.ascontiguousarray(t.T.cpu().numpy(), dtype=np.float32)  # noqa: E731
+    return SpectrogramPair(
+        original_db=as_image(_db(original_power, floor_db)),
+        reconstructed_db=as_image(_db(reconstructed_power, floor_db)),
+        difference_db=as_image(difference),
+        band_error_db=(abs_sum / max(analysed, 1)).to(torch.float32).cpu().numpy(),
+        geometry=geometry,
+        sample_rate=sample_rate,
+        frames_per_column=pool,
+        frames_analysed_per_column=take,
+        first_frame=first,
+        n_frames=n_frames,
+        duration_s=n / sample_rate,
+        top_db=top_db,
+        floor_db=floor_db,
+    )
+
+
+def analyse_pair(reference: np.ndarray, reconstruction: np.ndarray, **options) -> SpectrogramPair:
+    """:func:`analyse_pair_steps` run to the end (same arguments)."""
+    gen = analyse_pair_steps(reference, reconstruction, **options)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+__all__ = ["DISPLAY_RANGE_DB", "MAX_COLUMNS", "SpectrogramPair", "analyse_pair", "analyse_pair_steps"]

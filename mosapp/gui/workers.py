@@ -1,0 +1,116 @@
+"""Background work for the window: a generator run on a thread pool, reported through Qt signals.
+
+The same shape as superqt's ``GeneratorWorker``: the job is a plain generator (see
+:mod:`mosapp.gui.jobs`) that yields progress and returns its result. The worker drives it on
+a pool thread, emits every yielded value as :attr:`GeneratorWorker.progress`, and ends with
+exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled()``. Signals reach
+slots on the GUI thread as queued calls; the worker never touches a widget.
+
+Cancelling sets a flag that the worker checks after each yielded step; it then closes the
+generator (its ``finally`` blocks and context managers run) and emits ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from typing import Callable, Generator
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from mosapp.errors import MosappError
+
+
+def describe_error(exc: BaseException) -> str:
+    """One sentence for the window: a :class:`MosappError`'s own, or a bug's type and text."""
+    if isinstance(exc, MosappError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "The computer ran out of memory for this run; try a shorter clip or the cpu device."
+    return f"Unexpected error ({type(exc).__name__}: {exc}); this is a bug in mosapp, please report it."
+
+
+class GeneratorWorker(QObject):
+    """Runs ``make_generator()`` on a :class:`QThreadPool` thread.
+
+    Signals:
+        progress(object): each value the generator yields.
+        finished(object): the generator's return value.
+        failed(str): a readable message (:func:`describe_error`); bugs also print a traceback.
+        cancelled(): the generator was closed after :meth:`cancel`.
+        done(): after any of the three above (for bookkeeping).
+    """
+
+    progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    done = Signal()
+
+    def __init__(self, make_generator: Callable[[], Generator], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._make_generator = make_generator
+        self._cancel = threading.Event()
+        self._finished = threading.Event()
+        self._runnable: QRunnable | None = None
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def is_running(self) -> bool:
+        return self._runnable is not None and not self._finished.is_set()
+
+    def start(self, pool: QThreadPool | None = None) -> None:
+        """Queue the job on ``pool`` (the global pool by default)."""
+        self._runnable = QRunnable.create(self._run)
+        (pool or QThreadPool.globalInstance()).start(self._runnable)
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next step (returns at once)."""
+        self._cancel.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the job has ended; False on timeout."""
+        return self._finished.wait(timeout_s)
+
+    def _run(self) -> None:
+        gen = None
+        try:
+            gen = self._make_generator()
+            while True:
+                if self._cancel.is_set():
+                    gen.close()
+                    self.cancelled.emit()
+                    return
+                try:
+                    value = next(gen)
+                except StopIteration as stop:
+                    self.finished.emit(stop.value)
+                    return
+                self.progress.emit(value)
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the window
+            if not isinstance(exc, MosappError):
+                traceback.print_exc(file=sys.stderr)
+            self.failed.emit(describe_error(exc))
+        finally:
+            self._finished.set()
+            self.done.emit()
+
+
+def run_in_background(make_generator: Callable[[], Generator], *, on_progress=None, on_finished=None,
+                      on_failed=None, on_cancelled=None, parent: QObject | None = None,
+                      pool: QThreadPool | None = None) -> GeneratorWorker:
+    """Create, connect and start a :class:`GeneratorWorker`; keep the returned object alive."""
+    worker = GeneratorWorker(make_generator, parent)
+    for signal, slot in ((worker.progress, on_progress), (worker.finished, on_finished),
+                         (worker.failed, on_failed), (worker.cancelled, on_cancelled)):
+        if slot is not None:
+            signal.connect(slot)
+    worker.start(pool)
+    return worker
+
+
+__all__ = ["GeneratorWorker", "describe_error", "run_in_background"]

@@ -1,0 +1,86 @@
+"""The shipped compact spectrogram codec: weights and cards present, rate control, determinism, damaged streams."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mosapp import bitstream
+from mosapp.audio import AudioInfo
+from mosapp.codecs import DEFAULT_CODEC, codec_names, get_codec
+from mosapp.codecs.sgc import ASSETS_MODELS, STEP_RANGE
+from mosapp.config import PipelineConfig
+from mosapp.errors import BitstreamError
+from tests.conftest import music_like
+
+SHIPPED = sorted(p.stem for p in ASSETS_MODELS.glob("sgc-*.json"))
+FAST = PipelineConfig(phase="pghi", device="cpu")
+
+
+def test_at_least_three_operating_points_from_6_to_24_kbps_are_shipped():
+    rates = sorted(float(n.split("-")[1]) for n in SHIPPED)
+    assert len(rates) >= 3
+    assert rates[0] <= 13.1 and rates[0] <= 8 and rates[-1] >= 20
+    assert DEFAULT_CODEC in SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_describes_the_weights(name):
+    card = json.loads((ASSETS_MODELS / f"{name}.json").read_text())
+    weights = ASSETS_MODELS / card["weights"]
+    assert weights.is_file() and weights.stat().st_size < 16 * 2**20  # a few MB
+    for key in ("geometry", "training", "architecture", "measured"):
+        assert card[key], key
+    assert card["training"]["steps"] > 0 and card["training"]["lambda"] > 0
+    measured = card["measured"]
+    for key in ("kbps", "mel_distance", "spectral_convergence_db", "visqol", "consistency"):
+        assert measured[key] is not None, key
+    codec = get_codec(name)
+    assert codec.availability().ok
+    assert name in codec_names()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_file_bitrate_is_within_ten_percent_of_the_card(name, tmp_path, device):
+    """Rate control: the whole .sgc file lands on the card's kbps (music-like input, 6 s)."""
+    codec = get_codec(name)
+    x = music_like(6.0, seed=5)
+    config = PipelineConfig(phase="pghi", device=device)
+    encoded = codec.encode(x, config)
+    data = bitstream.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
+    kbps = 8 * len(data) / 6.0 / 1000
+    card = json.loads((ASSETS_MODELS / f"{name}.json").read_text())
+    assert abs(kbps - card["measured"]["kbps"]) <= 0.1 * card["measured"]["kbps"], (kbps, card["measured"]["kbps"])
+    assert STEP_RANGE[0] <= encoded.params["step"] <= STEP_RANGE[1]
+
+
+def test_decoding_is_deterministic_and_sounds_like_the_input():
+    from mosapp import metrics
+
+    codec = get_codec(DEFAULT_CODEC)
+    x = music_like(3.0, seed=2)
+    encoded = codec.encode(x, FAST)
+    a = codec.decode(encoded, FAST)
+    b = codec.decode(encoded, FAST)
+    assert a.shape == x.shape and np.array_equal(a, b)
+    # Much closer to the input than silence or noise of the same level.
+    d = metrics.mel_distance(x, a, 44100)
+    noise = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32) * x.std()
+    assert d < 0.6 * metrics.mel_distance(x, noise, 44100)
+
+
+def test_damaged_payloads_give_one_sentence():
+    codec = get_codec(DEFAULT_CODEC)
+    x = music_like(1.0, seed=1)
+    encoded = codec.encode(x, FAST)
+    short = type(encoded)(**{**encoded.__dict__, "payload": encoded.payload[:-7]})
+    with pytest.raises(BitstreamError, match="ends early|damaged|trailing"):
+        codec.decode(short, FAST)
+    bad_step = type(encoded)(**{**encoded.__dict__, "params": {**encoded.params, "step": 1e9}})
+    with pytest.raises(BitstreamError, match="out of range"):
+        codec.decode(bad_step, FAST)
+    newer = type(encoded)(**{**encoded.__dict__, "codec_version": codec.version + 1})
+    with pytest.raises(BitstreamError, match="update mosapp"):
+        codec.decode(newer, FAST)
