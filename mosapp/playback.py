@@ -657,6 +657,7 @@ class Player:
         except Exception as exc:  # a bug: go quiet and say so rather than kill the stream
             outdata.fill(0)
             self._failure = f"Playback stopped because of an internal error ({_clean(exc)})."
+            self._running = False  # from now on the control thread applies commands itself
             log.exception("playback callback failed")
 
     def _render_into(self, out: np.ndarray) -> int:

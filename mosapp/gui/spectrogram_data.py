@@ -190,42 +190,37 @@ class _LatticePower:
         spec = torch.fft.rfft(folded, dim=-1)
         return spec.real.square() + spec.imag.square()
 
-    def _segments(self, frames: list[int] | range) -> torch.Tensor:
-        """Samples (len(frames), window_length) of lattice frames ``frames`` (ascending)."""
-        lg, hop = self.geometry.window_length, self.geometry.hop
-        starts = [j * hop - lg + self.shift for j in frames]
-        if self.shift:  # padded: every frame is a row
-            return self.rows[torch.tensor([s // hop for s in starts], device=self.audio.device)]
-        pieces, interior = [], []
+    def _edge(self, start: int) -> torch.Tensor:
+        """The samples of a frame starting at audio sample ``start`` that reaches past an end."""
+        lg = self.geometry.window_length
+        if start < 0:
+            return self.head[start + lg: start + 2 * lg]
+        return self.tail[start - (self.n - lg): start - (self.n - lg) + lg]
 
-        def flush() -> None:
-            if interior:
-                r0, r1 = interior[0], interior[-1] + 1
-                if r1 - r0 == len(interior):
-                    pieces.append(self.rows[r0:r1])
-                else:
-                    pieces.append(self.rows[torch.tensor(interior, device=self.audio.device)])
-                interior.clear()
-
-        for s in starts:
-            if s < 0:
-                flush()
-                pieces.append(self.head[s + lg: s + 2 * lg][None])
-            elif s + lg > self.n:
-                flush()
-                pieces.append(self.tail[s - (self.n - lg): s - (self.n - lg) + lg][None])
-            else:
-                interior.append(s // hop)
-        flush()
-        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+    def _starts(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames * self.geometry.hop - self.geometry.window_length + self.shift
 
     def contiguous(self, start: int, stop: int) -> torch.Tensor:
         """Frames [start, stop)."""
-        return self._power(self._segments(range(start, stop)))
+        hop, lg = self.geometry.hop, self.geometry.window_length
+        first = start * hop - lg + self.shift
+        last = (stop - 1) * hop - lg + self.shift
+        if self.shift or (first >= 0 and last + lg <= self.n):
+            return self._power(self.rows[first // hop: last // hop + 1])
+        return self.gather(torch.arange(start, stop, device=self.audio.device))
 
     def gather(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames at the ascending (1-D) indices ``frames``."""
-        return self._power(self._segments(frames.tolist()))
+        """Frames at the (1-D) indices ``frames``."""
+        starts = self._starts(frames)
+        if self.shift:
+            return self._power(self.rows[starts // self.geometry.hop])
+        inside = (starts >= 0) & (starts + self.geometry.window_length <= self.n)
+        segments = torch.empty(frames.shape[0], self.geometry.window_length, dtype=torch.float32,
+                               device=self.audio.device)
+        segments[inside] = self.rows[starts[inside] // self.geometry.hop]
+        for i in torch.nonzero(~inside).flatten().tolist():
+            segments[i] = self._edge(int(starts[i]))
+        return self._power(segments)
 
 
 def _db(power: torch.Tensor, floor_db: float) -> torch.Tensor:

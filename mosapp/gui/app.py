@@ -1,0 +1,144 @@
+"""The main window (Inspect, Listen and Results as tabs) and :func:`run_app`, what ``mosapp`` opens.
+
+Views other than Inspect are found by name: the tab ``Listen`` shows
+``mosapp.gui.listen_view.ListenView`` and ``Results`` shows
+``mosapp.gui.results_view.ResultsView`` when those modules exist, and a "coming" note until
+then. A view class is constructed with one keyword, ``parent``; it may define
+``shutdown()`` (called when the window closes) and ``open_path(path)`` (called for a file
+dropped onto the window while its tab is current; Inspect gets every other drop).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTabWidget, QWidget
+
+from mosapp.gui.inspect_view import InspectView
+
+APP_NAME = "mosapp"
+WINDOW_TITLE = "mosapp — audio as spectrogram images"
+#: (tab title, module under mosapp.gui, class) of the views written separately.
+OPTIONAL_VIEWS = (("Listen", "listen_view", "ListenView"), ("Results", "results_view", "ResultsView"))
+#: Status bar messages stay this long (ms); errors stay until replaced.
+STATUS_MS = 8000
+
+
+def load_optional_view(title: str, module: str, cls: str, parent: QWidget | None = None) -> QWidget:
+    """The view ``mosapp.gui.<module>.<cls>``, or a placeholder saying it is coming (or why it failed)."""
+    try:
+        mod = importlib.import_module(f"mosapp.gui.{module}")
+        return getattr(mod, cls)(parent=parent)
+    except ModuleNotFoundError as exc:
+        if exc.name == f"mosapp.gui.{module}":
+            text = f"The {title} view is coming."
+        else:
+            traceback.print_exc(file=sys.stderr)
+            text = f"The {title} view could not be loaded: {exc}."
+    except Exception as exc:  # noqa: BLE001 - a broken view must not stop the window
+        traceback.print_exc(file=sys.stderr)
+        text = f"The {title} view could not be loaded ({type(exc).__name__}: {exc})."
+    label = QLabel(text, parent)
+    label.setObjectName(f"{module}_placeholder")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    return label
+
+
+class MainWindow(QMainWindow):
+    """Tabs Inspect / Listen / Results, a status bar, and files dropped anywhere on the window."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(WINDOW_TITLE)
+        self.setAcceptDrops(True)
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.inspect = InspectView(parent=self.tabs)
+        self.tabs.addTab(self.inspect, "Inspect")
+        self.views: dict[str, QWidget] = {"Inspect": self.inspect}
+        for title, module, cls in OPTIONAL_VIEWS:
+            view = load_optional_view(title, module, cls, parent=self.tabs)
+            self.views[title] = view
+            self.tabs.addTab(view, title)
+        self.setCentralWidget(self.tabs)
+        self.inspect.message.connect(self._show_status)
+        self.resize(1400, 860)
+
+    def _show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text, 0 if self.inspect.message_label.property("error") else STATUS_MS)
+
+    # ------------------------------------------------------------------ drag and drop
+
+    @staticmethod
+    def _dropped_files(event) -> list[str]:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return []
+        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        if self._dropped_files(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self._dropped_files(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+        files = self._dropped_files(event)
+        if not files:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_path(files[0])
+
+    def open_path(self, path: str | os.PathLike[str]) -> None:
+        """Open a file in the current tab when it takes files, otherwise in Inspect."""
+        view = self.tabs.currentWidget()
+        if view is not self.inspect and hasattr(view, "open_path"):
+            view.open_path(path)
+            return
+        self.tabs.setCurrentWidget(self.inspect)
+        self.inspect.open_path(path)
+
+    # ------------------------------------------------------------------ closing
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        for view in self.views.values():
+            shutdown = getattr(view, "shutdown", None)
+            if callable(shutdown):
+                try:
+                    shutdown()
+                except Exception:  # noqa: BLE001 - closing must finish
+                    traceback.print_exc(file=sys.stderr)
+        super().closeEvent(event)
+
+
+def run_app(argv: Sequence[str] | None = None) -> int:
+    """Open the main window; returns the exit status when it closes.
+
+    Args:
+        argv: command-line arguments after the program name; an audio file among them is
+            opened in Inspect. Qt's own options (``-platform offscreen`` …) are passed to Qt.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    app = QApplication.instance() or QApplication([APP_NAME, *args])
+    app.setApplicationName(APP_NAME)
+    window = MainWindow()
+    window.show()
+    files = [a for a in args if not a.startswith("-") and Path(a).is_file()]
+    if files:
+        window.open_path(files[0])
+    return int(app.exec())
+
+
+__all__ = ["MainWindow", "OPTIONAL_VIEWS", "load_optional_view", "run_app"]

@@ -1,0 +1,663 @@
+"""The Inspect view: one clip through one codec, seen, measured and heard.
+
+::
+
+    [Open…] [Study clip…] source   codec ▾ geometry ▾ phase ▾ device ▾ ViSQOL ▾  [Run] [Cancel] ▓▓▓░░ progress
+    message (errors in one sentence)
+    ┌ SpectrogramPanes ───────────────────────────────┐ ┌ Metrics ────────┐
+    │ original | reconstructed                        │ │ kbit/s, mel …   │
+    │ difference | per-band error                     │ ├ View ───────────┤
+    └─────────────────────────────────────────────────┘ │ log / 0–500 Hz  │
+    crosshair read-out                                  ├ Listen ─────────┤
+                                                        │ play, A/B, loop │
+
+The run itself is :func:`mosapp.gui.jobs.inspect` on a :class:`GeneratorWorker`; the view
+only starts it, follows its progress and shows what it returns. Playback uses
+:class:`mosapp.playback.Player` with the original and the reconstruction preloaded, so the
+switch between them keeps the position.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QInputDialog, QLabel, QProgressBar, QPushButton,
+                               QRadioButton, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
+
+from mosapp.config import PipelineConfig
+from mosapp.gui.jobs import AudioSource, InspectRequest, InspectResult, JobProgress, inspect
+from mosapp.gui.spectrogram_data import SpectrogramPair, analyse_pair
+from mosapp.gui.spectrogram_widgets import SpectrogramPanes
+from mosapp.gui.workers import GeneratorWorker, describe_error
+
+try:  # written alongside this view; the view works (silently) without it
+    from mosapp import playback
+except ImportError:  # pragma: no cover - only before mosapp.playback exists
+    playback = None
+
+#: What the Inspect view runs first: the seed's upper bound (no weights needed).
+DEFAULT_INSPECT_CODEC = "pghi-only"
+#: Audio files the open dialog offers.
+AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.oga *.mp3 *.aif *.aiff);;All files (*)"
+#: Playhead refresh interval.
+PLAYHEAD_INTERVAL_MS = 33
+#: The two stimuli the player holds.
+ORIGINAL, RECONSTRUCTION = 0, 1
+
+#: Metrics panel rows: (key, label, tooltip).
+METRIC_ROWS = (
+    ("kbps", "bitrate", "8 × .sgc file bytes / seconds / 1000 (header included)"),
+    ("mel_distance", "mel distance", "DAC multi-scale mel distance; lower is better"),
+    ("spectral_convergence_db", "spectral convergence", "thesis-lattice STFT magnitude; lower is better"),
+    ("si_sdr_db", "SI-SDR", "scale-invariant SDR; phase-sensitive, so low for every rebuilt phase"),
+    ("visqol", "ViSQOL MOS-LQO", "ViSQOL v3 audio mode at 48 kHz, 1–5; higher is better"),
+    ("consistency", "consistency", "of the decoded audio's log spectrogram; higher is more consistent"),
+)
+
+
+def _format_metric(key: str, value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if key == "kbps":
+        return f"{value:.2f} kbit/s"
+    if key.endswith("_db"):
+        return f"{value:.2f} dB"
+    return f"{value:.3f}"
+
+
+def _set_combo(combo: QComboBox, text: str) -> bool:
+    """Select the entry ``text``; False when it is missing or disabled."""
+    i = combo.findText(text)
+    if i < 0:
+        return False
+    item = combo.model().item(i) if hasattr(combo.model(), "item") else None
+    if item is not None and not item.isEnabled():
+        return False
+    combo.setCurrentIndex(i)
+    return True
+
+
+class InspectView(QWidget):
+    """Open a clip, run a codec on it in the background, and compare original and reconstruction.
+
+    Signals:
+        result_ready(object): an :class:`InspectResult` is shown.
+        run_failed(str): a run ended with this message.
+        message(str): a status line for the main window.
+        busy_changed(bool): a run started (True) or ended.
+    """
+
+    result_ready = Signal(object)
+    run_failed = Signal(str)
+    message = Signal(str)
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("inspect_view")
+        self.source: AudioSource | None = None
+        self.result: InspectResult | None = None
+        self.player = None
+        self._worker: GeneratorWorker | None = None
+        self._workers: set[GeneratorWorker] = set()
+        self._last_dir = os.getcwd()
+
+        self._build_controls()
+        self.panes = SpectrogramPanes(self)
+        self.panes.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.readout_label = QLabel("Move the pointer over a spectrogram to read time, frequency and level.")
+        self.readout_label.setObjectName("inspect_readout")
+        self.readout_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.panes.readout.connect(self.readout_label.setText)
+        self.panes.region_changed.connect(self._on_region_changed)
+        self.panes.seek_requested.connect(self.seek)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.panes, 1)
+        left_layout.addWidget(self.readout_label)
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(self._build_metrics())
+        side_layout.addWidget(self._build_view_controls())
+        side_layout.addWidget(self._build_playback())
+        side_layout.addStretch(1)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([1000, 280])
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._controls_row)
+        layout.addWidget(self.message_label)
+        layout.addWidget(splitter, 1)
+
+        self._playhead_timer = QTimer(self)
+        self._playhead_timer.setInterval(PLAYHEAD_INTERVAL_MS)
+        self._playhead_timer.timeout.connect(self._update_playhead)
+        for key, slot in (("Space", self.toggle_play), ("1", lambda: self.select_stimulus(ORIGINAL)),
+                          ("2", lambda: self.select_stimulus(RECONSTRUCTION))):
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+        self._set_busy(False)
+        self._update_playback_controls()
+
+    # ------------------------------------------------------------------ building
+
+    def _build_controls(self) -> None:
+        from mosapp.codecs import codec_names, get_codec
+        from mosapp.config import GEOMETRIES
+        from mosapp.phase import backend_names
+
+        defaults = PipelineConfig()
+        row = QHBoxLayout()
+        self.open_button = QPushButton("Open…")
+        self.open_button.setToolTip("Open an audio file (or drop one onto the window)")
+        self.open_button.clicked.connect(self.open_dialog)
+        self.study_button = QPushButton("Study clip…")
+        self.study_button.setToolTip("Inspect one clip of a listening study (studies/*.toml)")
+        self.study_button.clicked.connect(self.study_clip_dialog)
+        self.source_label = QLabel("no audio — open a file or drop one here")
+        self.source_label.setObjectName("inspect_source")
+        self.source_label.setMinimumWidth(160)
+
+        self.codec_combo = QComboBox()
+        self.codec_combo.setObjectName("codec_combo")
+        for name in codec_names():
+            self.codec_combo.addItem(name)
+            i = self.codec_combo.count() - 1
+            try:
+                codec = get_codec(name)
+                availability = codec.availability()
+                tooltip = codec.description
+            except Exception as exc:  # noqa: BLE001 - one broken codec must not stop the window
+                availability, tooltip = None, describe_error(exc)
+            if availability is None or not availability.ok:
+                self.codec_combo.model().item(i).setEnabled(False)
+                tooltip = f"not available: {availability.reason if availability else tooltip}"
+            self.codec_combo.setItemData(i, tooltip, Qt.ItemDataRole.ToolTipRole)
+        _set_combo(self.codec_combo, DEFAULT_INSPECT_CODEC)
+
+        self.geometry_combo = QComboBox()
+        self.geometry_combo.addItems(list(GEOMETRIES))
+        self.geometry_combo.setToolTip("STFT lattice of spectrogram codecs: thesis (512 channels, hop 64) "
+                                       "or wide (1024, hop 128)")
+        _set_combo(self.geometry_combo, defaults.geometry)
+        self.phase_combo = QComboBox()
+        self.phase_combo.addItems(backend_names())
+        self.phase_combo.setToolTip("phase reconstruction of spectrogram codecs")
+        _set_combo(self.phase_combo, defaults.phase)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        import torch
+
+        if not torch.cuda.is_available():
+            i = self.device_combo.findText("cuda")
+            self.device_combo.model().item(i).setEnabled(False)
+            self.device_combo.setItemData(i, "not available: torch sees no CUDA GPU on this machine",
+                                          Qt.ItemDataRole.ToolTipRole)
+        self.visqol_combo = QComboBox()
+        self.visqol_combo.addItems(["auto", "on", "off"])
+        self.visqol_combo.setToolTip("ViSQOL is slow (~0.2 s per second of audio); auto runs it up to 120 s")
+
+        self.run_button = QPushButton("Run")
+        self.run_button.setObjectName("run_button")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.setMinimumWidth(220)
+
+        row.addWidget(self.open_button)
+        row.addWidget(self.study_button)
+        row.addWidget(self.source_label, 1)
+        for label, combo in (("codec", self.codec_combo), ("geometry", self.geometry_combo),
+                             ("phase", self.phase_combo), ("device", self.device_combo),
+                             ("ViSQOL", self.visqol_combo)):
+            row.addWidget(QLabel(label))
+            row.addWidget(combo)
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.progress)
+        self._controls_row = row
+
+        self.message_label = QLabel("")
+        self.message_label.setObjectName("inspect_message")
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    def _build_metrics(self) -> QGroupBox:
+        box = QGroupBox("Metrics")
+        form = QFormLayout(box)
+        self.metric_labels: dict[str, QLabel] = {}
+        for key, label, tooltip in METRIC_ROWS:
+            value = QLabel("—")
+            value.setObjectName(f"metric_{key}")
+            value.setToolTip(tooltip)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            name = QLabel(label)
+            name.setToolTip(tooltip)
+            form.addRow(name, value)
+            self.metric_labels[key] = value
+        self.run_info_label = QLabel("")
+        self.run_info_label.setWordWrap(True)
+        self.run_info_label.setObjectName("inspect_run_info")
+        form.addRow(self.run_info_label)
+        return box
+
+    def _build_view_controls(self) -> QGroupBox:
+        box = QGroupBox("View")
+        layout = QVBoxLayout(box)
+        self.log_check = QCheckBox("Log frequency axis")
+        self.log_check.toggled.connect(self.panes.set_log_frequency)
+        self.low_button = QPushButton("0–500 Hz")
+        self.low_button.setToolTip("Zoom to the low frequencies, where the thesis lattice's 86 Hz bins are coarse")
+        self.low_button.clicked.connect(self.panes.show_low_frequencies)
+        self.low_mode_check = QCheckBox("Low-frequency mode")
+        self.low_mode_check.setToolTip("Log frequency axis and the 0–500 Hz preset together")
+        self.low_mode_check.toggled.connect(self.set_low_frequency_mode)
+        self.full_button = QPushButton("Whole clip")
+        self.full_button.clicked.connect(self.panes.reset_view)
+        self.save_button = QPushButton("Save image…")
+        self.save_button.setToolTip("Save this view as a PNG")
+        self.save_button.clicked.connect(self.save_dialog)
+        row = QHBoxLayout()
+        row.addWidget(self.low_button)
+        row.addWidget(self.full_button)
+        layout.addWidget(self.low_mode_check)
+        layout.addWidget(self.log_check)
+        layout.addLayout(row)
+        layout.addWidget(self.save_button)
+        return box
+
+    def _build_playback(self) -> QGroupBox:
+        box = QGroupBox("Listen")
+        layout = QVBoxLayout(box)
+        self.play_button = QPushButton("Play")
+        self.play_button.setToolTip("Play / pause (Space)")
+        self.play_button.clicked.connect(self.toggle_play)
+        self.original_radio = QRadioButton("Original (1)")
+        self.reconstruction_radio = QRadioButton("Reconstruction (2)")
+        self.original_radio.setChecked(True)
+        self.stimulus_group = QButtonGroup(self)
+        self.stimulus_group.addButton(self.original_radio, ORIGINAL)
+        self.stimulus_group.addButton(self.reconstruction_radio, RECONSTRUCTION)
+        self.stimulus_group.idClicked.connect(self.select_stimulus)
+        self.loop_check = QCheckBox("Loop a region")
+        self.loop_check.setToolTip("Drag the region's edges on the spectrogram to choose what loops")
+        self.loop_check.toggled.connect(self.set_looping)
+        self.level_spin = QDoubleSpinBox()
+        self.level_spin.setRange(-60.0, 12.0)
+        self.level_spin.setSingleStep(1.0)
+        self.level_spin.setSuffix(" dB")
+        self.level_spin.setValue(0.0)
+        self.level_spin.valueChanged.connect(self._on_level_changed)
+        self.output_combo = QComboBox()
+        self.output_combo.setToolTip("audio output device")
+        self.output_combo.activated.connect(self._on_output_chosen)
+        self.position_label = QLabel("0.00 s")
+        self.playback_status = QLabel("")
+        self.playback_status.setObjectName("playback_status")
+        self.playback_status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.play_button)
+        buttons.addWidget(self.position_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.original_radio)
+        layout.addWidget(self.reconstruction_radio)
+        layout.addWidget(self.loop_check)
+        level = QHBoxLayout()
+        level.addWidget(QLabel("level"))
+        level.addWidget(self.level_spin)
+        layout.addLayout(level)
+        layout.addWidget(self.output_combo)
+        layout.addWidget(self.playback_status)
+        return box
+
+    # ------------------------------------------------------------------ opening
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open audio", self._last_dir, AUDIO_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | os.PathLike[str], *, run: bool = True) -> None:
+        """Inspect the file at ``path`` (runs the current settings unless ``run`` is False)."""
+        path = os.fspath(path)
+        self._last_dir = str(Path(path).parent)
+        self.open_source(AudioSource(path), run=run)
+
+    def open_source(self, source: AudioSource, *, run: bool = True) -> None:
+        self.source = source
+        self.source_label.setText(source.name)
+        self.source_label.setToolTip(source.path)
+        if run:
+            self.run()
+
+    def study_clip_dialog(self) -> None:
+        """Choose one clip of a study in ``studies/``."""
+        clips = self._study_clips()
+        if not clips:
+            self.show_message("No study clips found: put a study file in studies/ (see studies/README.md).",
+                              error=True)
+            return
+        labels = list(clips)
+        label, ok = QInputDialog.getItem(self, "Study clip", "Clip:", labels, 0, False)
+        if ok and label:
+            self.open_source(clips[label])
+
+    def _study_clips(self) -> dict[str, AudioSource]:
+        try:
+            from mosapp.study.definition import STUDIES_DIR, load_study
+        except Exception as exc:  # noqa: BLE001
+            self.show_message(describe_error(exc), error=True)
+            return {}
+        clips: dict[str, AudioSource] = {}
+        folders = {Path("studies").resolve(), STUDIES_DIR.resolve()}
+        for folder in sorted(folders):
+            for path in sorted(folder.glob("*.toml")):
+                try:
+                    study = load_study(path, check_codecs=False)
+                except Exception as exc:  # noqa: BLE001 - one broken study must not hide the others
+                    self.show_message(describe_error(exc), error=True)
+                    continue
+                for clip in study.clips:
+                    end = clip.start_s + clip.length_s
+                    label = f"{study.name}: {clip.name} ({clip.start_s:g}–{end:g} s)"
+                    clips[label] = AudioSource(str(clip.path), clip.start_s, clip.length_s,
+                                               label=f"{study.name} / {clip.name}")
+        return clips
+
+    # ------------------------------------------------------------------ running
+
+    def request(self) -> InspectRequest | None:
+        """The request the controls describe, or None without a source."""
+        if self.source is None:
+            return None
+        config = PipelineConfig(geometry=self.geometry_combo.currentText(), phase=self.phase_combo.currentText(),
+                                device=self.device_combo.currentText())
+        visqol = {"auto": None, "on": True, "off": False}[self.visqol_combo.currentText()]
+        return InspectRequest(self.source, self.codec_combo.currentText(), config, visqol)
+
+    def run(self, request: InspectRequest | None = None) -> GeneratorWorker | None:
+        """Start a run in the background (cancelling one in progress); returns its worker."""
+        request = request or self.request()
+        if request is None:
+            self.show_message("Open an audio file first (Open…, or drop one onto the window).", error=True)
+            return None
+        if self._worker is not None:
+            self._worker.cancel()
+        worker = GeneratorWorker(lambda: inspect(request), self)
+        worker.progress.connect(lambda p, w=worker: self._on_progress(w, p))
+        worker.finished.connect(lambda r, w=worker: self._on_finished(w, r))
+        worker.failed.connect(lambda m, w=worker: self._on_failed(w, m))
+        worker.cancelled.connect(lambda w=worker: self._on_cancelled(w))
+        worker.done.connect(lambda w=worker: self._workers.discard(w))
+        self._worker = worker
+        self._workers.add(worker)
+        self.show_message(f"Running {request.codec} on {request.source.name}…")
+        self.progress.setValue(0)
+        self.progress.setFormat("starting")
+        self._set_busy(True)
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the run in progress at its next step."""
+        if self._worker is not None:
+            self._worker.cancel()
+            self.progress.setFormat("cancelling…")
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def _set_busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+        self.progress.setVisible(busy)
+        self.busy_changed.emit(busy)
+
+    def _on_progress(self, worker: GeneratorWorker, p: JobProgress) -> None:
+        if worker is not self._worker:
+            return
+        self.progress.setValue(int(1000 * p.fraction))
+        self.progress.setFormat(f"{p.text}  %p%")
+
+    def _on_finished(self, worker: GeneratorWorker, result: InspectResult) -> None:
+        if worker is not self._worker:
+            return
+        self._worker = None
+        self._set_busy(False)
+        self.show_result(result)
+        seconds = sum(result.timings_s.values())
+        self.show_message(f"{result.request.codec} on {result.request.source.name}: done in {seconds:.1f} s.")
+        self.result_ready.emit(result)
+
+    def _on_failed(self, worker: GeneratorWorker, message: str) -> None:
+        if worker is not self._worker:
+            return
+        self._worker = None
+        self._set_busy(False)
+        self.show_message(message, error=True)
+        self.run_failed.emit(message)
+
+    def _on_cancelled(self, worker: GeneratorWorker) -> None:
+        if worker is not self._worker:
+            return
+        self._worker = None
+        self._set_busy(False)
+        self.show_message("Cancelled.")
+
+    def show_message(self, text: str, *, error: bool = False) -> None:
+        """A status line above the spectrograms (errors in red) and on the main window."""
+        self.message_label.setText(text)
+        self.message_label.setStyleSheet("color: #c62828; font-weight: bold;" if error else "")
+        self.message_label.setProperty("error", error)
+        self.message.emit(text)
+
+    def message_text(self) -> str:
+        return self.message_label.text()
+
+    # ------------------------------------------------------------------ showing
+
+    def show_result(self, result: InspectResult) -> None:
+        """Show a finished run: spectrograms, metrics, and the pair loaded for listening."""
+        self.result = result
+        self.show_pair(result.display)
+        values = {"kbps": result.kbps, **result.scores}
+        for key, label in self.metric_labels.items():
+            label.setText(_format_metric(key, values.get(key, math.nan)))
+            note = result.notes.get(key)
+            tooltip = next(t for k, _, t in METRIC_ROWS if k == key)
+            label.setToolTip(f"{tooltip}\n{note}" if note else tooltip)
+        r = result.request
+        self.metric_labels["kbps"].setText(f"{result.kbps:.2f} kbit/s ({result.file_bytes:,} bytes)")
+        exact = "" if result.display.exact else " (overview)"
+        self.run_info_label.setText(
+            f"{r.codec} · {r.config.geometry} · phase {r.config.phase} · {result.device} · "
+            f"{result.seconds:.2f} s of audio in {sum(result.timings_s.values()):.1f} s{exact}")
+        self._load_player(result.reference, result.decoded)
+
+    def show_pair(self, pair: SpectrogramPair) -> None:
+        """Draw a spectrogram pair (keeps the loop region's state)."""
+        self.panes.set_pair(pair)
+        if self.loop_check.isChecked():
+            self.panes.show_loop_region(True)
+
+    def show_arrays(self, reference: np.ndarray, reconstruction: np.ndarray, *, frames_per_column: int = 1) -> SpectrogramPair:
+        """Draw the pair of two waveforms (float32 (n,) or (1, n) at 44.1 kHz) without a run.
+
+        Long tracks get a quick overview (``frames_per_column`` lattice frames analysed per
+        drawn column); short ones are drawn exactly.
+        """
+        pair = analyse_pair(reference, reconstruction, frames_per_column=frames_per_column)
+        self.show_pair(pair)
+        return pair
+
+    def metrics_text(self) -> str:
+        """The metrics panel as ``label: value`` lines."""
+        return "\n".join(f"{label}: {self.metric_labels[key].text()}" for key, label, _ in METRIC_ROWS)
+
+    def set_low_frequency_mode(self, on: bool) -> None:
+        """Log frequency axis and the 0–500 Hz preset (off: linear axis, every frequency)."""
+        with QSignalBlocker(self.low_mode_check):
+            self.low_mode_check.setChecked(on)
+        self.log_check.setChecked(on)
+        if on:
+            self.panes.show_low_frequencies()
+        elif self.panes.pair is not None:
+            pair = self.panes.pair
+            self.panes.show_frequency_range(0.0, pair.sample_rate / 2)
+
+    # ------------------------------------------------------------------ saving
+
+    def save_dialog(self) -> None:
+        default = str(Path(self._last_dir) / "inspect.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", default, "PNG image (*.png)")
+        if path:
+            self.save_png(path)
+
+    def save_png(self, path: str | os.PathLike[str]) -> Path | None:
+        """Save this view (spectrograms, read-out and panels) as a PNG; None (and a message) on failure."""
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            path = path.with_suffix(".png")
+        if not path.parent.is_dir():
+            self.show_message(f"Cannot save {path}: the folder {path.parent} does not exist.", error=True)
+            return None
+        if not self.grab().save(str(path), "PNG"):
+            self.show_message(f"Cannot save {path}: the image could not be written there.", error=True)
+            return None
+        self.show_message(f"Saved {path}.")
+        return path
+
+    # ------------------------------------------------------------------ listening
+
+    def _load_player(self, reference: np.ndarray, reconstruction: np.ndarray) -> None:
+        if playback is None:
+            self.playback_status.setText("Playback unavailable: mosapp.playback is not installed.")
+            return
+        buffers = [np.ascontiguousarray(reference, dtype=np.float32), np.ascontiguousarray(reconstruction, dtype=np.float32)]
+        names = ["original", "reconstruction"]
+        try:
+            if self.player is None:
+                self.player = playback.Player(buffers, rate=self.result.sample_rate if self.result else 44_100,
+                                              names=names)
+                self._fill_output_devices()
+                self.player.open(self._chosen_device())
+            else:
+                self.player.load(buffers, names)
+            self.player.set_level(self.level_spin.value())
+            self.player.select(self.stimulus_group.checkedId())
+            if self.loop_check.isChecked() and self.panes.loop_region() is not None:
+                self.player.set_loop(*self.panes.loop_region())
+        except Exception as exc:  # noqa: BLE001 - listening is optional; inspecting goes on
+            self.player = None
+            self.playback_status.setText(f"Playback unavailable: {describe_error(exc)}")
+        self._update_playback_controls()
+        self._playhead_timer.start()
+
+    def _fill_output_devices(self) -> None:
+        self.output_combo.clear()
+        self.output_combo.addItem("default output", None)
+        for device in playback.output_devices():
+            self.output_combo.addItem(f"{device.name} ({device.hostapi})", device.index)
+
+    def _chosen_device(self):
+        return self.output_combo.currentData()
+
+    def _on_output_chosen(self, _index: int) -> None:
+        if self.player is not None:
+            self.player.open(self._chosen_device())
+            self._update_playback_controls()
+
+    def _update_playback_controls(self) -> None:
+        has = self.player is not None
+        for w in (self.play_button, self.original_radio, self.reconstruction_radio, self.loop_check,
+                  self.level_spin, self.output_combo):
+            w.setEnabled(has)
+        if playback is None:
+            self.playback_status.setText("Playback unavailable: mosapp.playback is not installed.")
+        elif has:
+            reason = self.player.silent_reason
+            device = self.player.device
+            self.playback_status.setText(reason or (f"Output: {device.name}." if device else ""))
+            self.play_button.setText("Pause" if self.player.playing else "Play")
+        else:
+            self.playback_status.setText("Run a clip to listen to it.")
+
+    def toggle_play(self) -> None:
+        if self.player is not None:
+            self.player.toggle()
+            self._update_playback_controls()
+
+    def select_stimulus(self, index: int) -> None:
+        """Hear the original (0) or the reconstruction (1) from the same position."""
+        button = self.stimulus_group.button(index)
+        if button is not None and not button.isChecked():
+            button.setChecked(True)
+        if self.player is not None:
+            self.player.select(index)
+
+    def seek(self, seconds: float) -> None:
+        if self.player is not None:
+            self.player.seek(seconds)
+        self.panes.set_playhead(seconds)
+
+    def set_looping(self, on: bool) -> None:
+        """Show the loop region (and loop it) or hide it (and play on)."""
+        with QSignalBlocker(self.loop_check):
+            self.loop_check.setChecked(on)
+        if self.panes.pair is None:
+            return
+        self.panes.show_loop_region(on)
+        if not on and self.player is not None:
+            self.player.clear_loop()
+
+    def _on_region_changed(self, start_s: float, end_s: float) -> None:
+        if self.player is None or not self.loop_check.isChecked():
+            return
+        try:
+            self.player.set_loop(start_s, end_s)
+        except Exception as exc:  # noqa: BLE001 - a ConfigError's sentence
+            self.show_message(describe_error(exc), error=True)
+
+    def _on_level_changed(self, db: float) -> None:
+        if self.player is not None:
+            self.player.set_level(db)
+
+    def _update_playhead(self) -> None:
+        if self.player is None:
+            return
+        position = self.player.position_s
+        self.panes.set_playhead(position)
+        self.position_label.setText(f"{position:.2f} s")
+        self.play_button.setText("Pause" if self.player.playing else "Play")
+
+    # ------------------------------------------------------------------ closing
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Cancel runs, wait for their threads (up to ``timeout_s``) and close the audio output."""
+        self._playhead_timer.stop()
+        for worker in list(self._workers):
+            worker.cancel()
+        for worker in list(self._workers):
+            worker.wait(timeout_s)
+        if self.player is not None:
+            self.player.close()
+
+
+__all__ = ["DEFAULT_INSPECT_CODEC", "InspectView", "METRIC_ROWS"]

@@ -1,0 +1,616 @@
+"""The Results view: a study's scores for the researcher, and the command line's files.
+
+::
+
+    [Open study…] [Reload] [x] post-screening   title · ratings · listeners   [Export CSV…] [Write report…]
+    message (errors in one sentence)
+    ┌ Scores ────────────────────────────────────────────────────────────────────────────┐
+    │ condition | kbps | n | listeners | MOS | 95 % t CI | 95 % bootstrap | SD │ plot: MOS (95 % CI) │
+    │ …                                                                        │ against kbps (log)  │
+    └ Listeners (progress + screening) · Metrics vs score · Paired comparisons · Report text ┘
+
+Everything is computed by :func:`mosapp.study.report.build_report` (the ``mosapp study report``
+numbers) on a :class:`~mosapp.gui.workers.GeneratorWorker`, with its own database connection;
+the view only shows what comes back. "Export CSV…" writes exactly what ``mosapp study export``
+writes (:func:`mosapp.study.export.export_study`), "Write report…" what ``mosapp study report``
+writes (:func:`mosapp.study.report.write_report`). Both take a folder from a dialog, or from
+the ``folder`` argument (tests, scripts).
+
+A malformed study file, a missing or locked database: one sentence in the view; nothing is
+written to the database from here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QPushButton,
+    QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
+)
+
+from mosapp.study.definition import STUDIES_DIR, StudyDefinition, load_study
+from mosapp.study.errors import StudyError
+
+#: The study the view opens when given none.
+DEFAULT_STUDY = STUDIES_DIR / "demo.toml"
+#: Bootstrap resamples (as ``mosapp study report``).
+DEFAULT_BOOTSTRAP = 2000
+#: Line colours of the plot (matplotlib's tab10, as the report's PNG).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+#: Bitrates labelled on the plot's log axis.
+KBPS_TICKS = (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+
+_NA = "–"
+
+
+def _family(condition: str) -> str:
+    """``opus`` for ``opus-12``, ``msillm`` for ``msillm-q3``; other names stand alone (as the report's plot)."""
+    head, _, tail = condition.rpartition("-")
+    if head and (tail[:1].isdigit() or (tail[:1] == "q" and tail[1:].isdigit())):
+        return head
+    return condition
+
+
+def _num(value, fmt: str = "{:.2f}") -> str:
+    try:
+        if value is None or pd.isna(value):
+            return _NA
+    except (TypeError, ValueError):
+        return str(value)
+    return fmt.format(value)
+
+
+def _interval(low, high) -> str:
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return _NA
+    return f"[{low:.2f}, {high:.2f}]"
+
+
+def _open_existing(url: str):
+    """Open a study database for reading (read-only when the file or its folder cannot be written)."""
+    from sqlalchemy.engine import make_url
+
+    from mosapp.study.store import open_store
+
+    u = make_url(url)
+    readonly = False
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        p = Path(u.database)
+        if not p.exists():
+            raise StudyError(f"The study database {p} does not exist yet: prepare the study (Listen tab or "
+                             f"`mosapp study prepare`) and rate some trials first.")
+        readonly = not (os.access(p, os.W_OK) and os.access(p.parent, os.W_OK))
+    return open_store(url, create=False, readonly=readonly)
+
+
+def load_results(study, database: str | None, *, screening: bool, bootstrap: int):
+    """The job the worker runs: (definition, Report, listener progress). A generator (one step)."""
+    from mosapp.study.engine import StudyEngine
+    from mosapp.study.report import build_report
+
+    yield "reading"
+    definition = study if isinstance(study, StudyDefinition) else load_study(study, check_codecs=False)
+    store = _open_existing(database or definition.database_url)
+    try:
+        report = build_report(store, definition, screening=screening, bootstrap=bootstrap)
+        progress = StudyEngine(definition, store).listener_progress()
+    finally:
+        store.close()
+    return definition, report, progress
+
+
+class _Table(QTableWidget):
+    """A read-only table filled from rows of strings."""
+
+    def __init__(self, headers: list[str], tooltips: dict[int, str] | None = None) -> None:
+        super().__init__(0, len(headers))
+        self.setHorizontalHeaderLabels(headers)
+        for col, tip in (tooltips or {}).items():
+            self.horizontalHeaderItem(col).setToolTip(tip)
+        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.setAlternatingRowColors(True)
+        self.verticalHeader().setVisible(False)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.ElideRight)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.horizontalHeader().setStretchLastSection(True)
+
+    def fill(self, rows: list[list[str]], *, left: tuple[int, ...] = (0,), bold_col: int | None = None,
+             colors: list[QColor | None] | None = None) -> None:
+        """Fill with ``rows`` of strings; columns in ``left`` are left-aligned (text), the others
+        right-aligned (numbers). Long cells are elided; their tooltip holds the whole text."""
+        self.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment((Qt.AlignLeft if c in left else Qt.AlignRight) | Qt.AlignVCenter)
+                if len(text) > 24:
+                    item.setToolTip(text)
+                if bold_col is not None and c == bold_col:
+                    font = QFont(item.font())
+                    font.setBold(True)
+                    item.setFont(font)
+                if colors is not None and colors[r] is not None and c == 0:
+                    item.setForeground(colors[r])
+                self.setItem(r, c, item)
+        self.resizeRowsToContents()
+
+    def cell(self, row: int, col: int) -> str:
+        item = self.item(row, col)
+        return "" if item is None else item.text()
+
+
+class ResultsView(QWidget):
+    """MOS/DMOS per condition with 95 % CIs as a table and a plot, listeners, metric correlations, exports.
+
+    Args:
+        study: a study file, a name in ``studies/``, or a parsed definition (default: the demo).
+        parent: the parent widget.
+        database: a SQLAlchemy URL overriding the study's database.
+        bootstrap: bootstrap resamples for the listener-clustered intervals.
+        auto_load: compute the results as soon as the view is built.
+
+    Signals:
+        loaded(object): the :class:`mosapp.study.report.Report` now shown.
+        failed(str): loading failed; the sentence is also shown in the view.
+    """
+
+    loaded = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, study: str | os.PathLike[str] | StudyDefinition | None = None, parent: QWidget | None = None,
+                 *, database: str | None = None, bootstrap: int = DEFAULT_BOOTSTRAP, auto_load: bool = True) -> None:
+        if isinstance(study, QWidget) and parent is None:  # ResultsView(parent)
+            study, parent = None, study
+        super().__init__(parent)
+        self.setObjectName("resultsView")
+        self.database = database
+        self.bootstrap = int(bootstrap)
+        self.study = study if study is not None else DEFAULT_STUDY
+        self.definition: StudyDefinition | None = None
+        self.report = None
+        self.progress: list = []
+        self.plotted: dict[str, object] = {}
+        self._worker = None
+        self._generation = 0
+        self._build()
+        if auto_load:
+            self.reload()
+
+    # ------------------------------------------------------------------ building
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.open_button = QPushButton("Open study…")
+        self.open_button.clicked.connect(self._choose_study)
+        bar.addWidget(self.open_button)
+        self.reload_button = QPushButton("Reload")
+        self.reload_button.setToolTip("Read the ratings again (listeners may be rating right now).")
+        self.reload_button.clicked.connect(self.reload)
+        bar.addWidget(self.reload_button)
+        self.screening_box = QCheckBox("Post-screening")
+        self.screening_box.setChecked(True)
+        self.screening_box.setToolTip("Drop listeners who rate the hidden reference below 4 in more than 15 % of "
+                                      "its trials (as `mosapp study report`; off: --no-screening).")
+        self.screening_box.toggled.connect(self.reload)
+        bar.addWidget(self.screening_box)
+        self.title_label = QLabel("")
+        self.title_label.setTextFormat(Qt.PlainText)
+        font = QFont(self.title_label.font())
+        font.setBold(True)
+        self.title_label.setFont(font)
+        bar.addWidget(self.title_label, 1)
+        self.training_box = QCheckBox("Include training trials")
+        self.training_box.setToolTip("Add the training trials to the ratings CSV (--include-training).")
+        bar.addWidget(self.training_box)
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.setToolTip("<study>-ratings.csv and <study>-summary.csv, as `mosapp study export`.")
+        self.export_button.clicked.connect(lambda: self.export_csv())
+        bar.addWidget(self.export_button)
+        self.report_button = QPushButton("Write report…")
+        self.report_button.setToolTip("Summary, comparisons, correlations, listeners CSV, the plot (PNG) and the "
+                                      "report text, as `mosapp study report`.")
+        self.report_button.clicked.connect(lambda: self.write_report_files())
+        bar.addWidget(self.report_button)
+        layout.addLayout(bar)
+
+        self.message_label = QLabel("")
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextFormat(Qt.PlainText)
+        self.message_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        layout.addWidget(self.message_label)
+
+        self.tabs = QTabWidget()
+        self.summary_table = _Table(
+            ["condition", "kbps", "n", "listeners", "MOS", "95% t CI", "95% bootstrap", "SD"],
+            {1: "measured payload bitrate, mean over the clips", 2: "ratings", 3: "listeners with ratings",
+             5: "95 % t interval", 6: "95 % listener-clustered bootstrap interval", 7: "standard deviation"},
+        )
+        self.listeners_table = _Table(
+            ["listener", "rated", "training", "sittings", "ratings", "mean", "ref. trials", "below",
+             "fraction below", "screening"],
+            {1: "rated trials / planned (training excluded)", 4: "ratings in the statistics",
+             6: "ratings of the hidden reference", 7: "hidden-reference ratings below the threshold"},
+        )
+        self.correlations_table = _Table(
+            ["metric", "n", "Pearson r", "p", "Spearman ρ", "p", "note"],
+            {1: "conditions with both a score and the metric"},
+        )
+        # The columns fit their contents; a stretched last section would be at least 100 px wide.
+        self.summary_table.horizontalHeader().setStretchLastSection(False)
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        for title, table, stretch in (("Per condition", self.summary_table, 0),
+                                      ("Listeners and post-screening", self.listeners_table, 1),
+                                      ("Objective metrics against the score (per condition)",
+                                       self.correlations_table, 0)):
+            heading = QLabel(title)
+            font = QFont(heading.font())
+            font.setBold(True)
+            heading.setFont(font)
+            column.addWidget(heading)
+            if not stretch:
+                table.setSizeAdjustPolicy(QAbstractItemView.AdjustToContents)
+                table.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Maximum)
+            column.addWidget(table, stretch)
+
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumWidth(360)
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.legend = self.plot.addLegend(offset=(-10, -10), labelTextSize="8pt")
+        self.split = split = QSplitter(Qt.Horizontal)
+        split.addWidget(left)
+        split.addWidget(self.plot)
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.splitterMoved.connect(self._split_moved)
+        self._split_user = False
+        self.tabs.addTab(split, "Scores")
+
+        self.comparisons_table = _Table(
+            ["a", "b", "mean diff", "pairs", "p", "Holm p", "significant", "note"],
+            {0: "Wilcoxon signed-rank on per-listener means, Holm-corrected"},
+        )
+        self.tabs.addTab(self.comparisons_table, "Paired comparisons")
+        self.report_text = QPlainTextEdit()
+        self.report_text.setReadOnly(True)
+        mono = QFont("monospace")
+        mono.setStyleHint(QFont.Monospace)
+        self.report_text.setFont(mono)
+        self.tabs.addTab(self.report_text, "Report text")
+        layout.addWidget(self.tabs, 1)
+        self._set_actions(False)
+
+    def _split_moved(self, *_) -> None:
+        self._split_user = True
+
+    def _fit_split(self) -> None:
+        """Give the tables the width the summary's columns need (at most 60 %); the plot the rest."""
+        if self._split_user:
+            return
+        table = self.summary_table
+        table.resizeColumnsToContents()
+        header = table.horizontalHeader()
+        need = (sum(max(table.sizeHintForColumn(c), header.sectionSizeHint(c)) for c in range(table.columnCount()))
+                + 2 * table.frameWidth() + table.verticalScrollBar().sizeHint().width() + 24)
+        total = max(self.split.width(), self.width() - 24, 400)
+        width = min(need, int(0.6 * total))
+        self.split.setSizes([width, max(1, total - width)])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_split()
+
+    def _set_actions(self, ok: bool) -> None:
+        self.export_button.setEnabled(ok)
+        self.report_button.setEnabled(ok)
+
+    def _message(self, text: str, *, error: bool = False) -> None:
+        self.message_label.setStyleSheet("color: #b00020;" if error else "")
+        self.message_label.setText(text)
+        self.message_label.setProperty("error", error)
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def loading(self) -> bool:
+        return self._worker is not None and self._worker.is_running
+
+    def open_study(self, study: str | os.PathLike[str] | StudyDefinition) -> None:
+        """Show the results of ``study`` (computed in the background)."""
+        self.study = study
+        self.reload()
+
+    def open_path(self, path: str | os.PathLike[str]) -> None:
+        """A file dropped on the window while this view is current: a study file is opened."""
+        if Path(path).suffix.lower() == ".toml":
+            self.open_study(path)
+        else:
+            self._message(f"{Path(path).name} is not a study file; drop a .toml study file here.", error=True)
+
+    def _choose_study(self) -> None:
+        start = str(STUDIES_DIR if STUDIES_DIR.is_dir() else Path.cwd())
+        path, _ = QFileDialog.getOpenFileName(self, "Open a study", start, "Study files (*.toml)")
+        if path:
+            self.open_study(path)
+
+    def reload(self) -> None:
+        """Compute the results again (the previous run, if any, is dropped)."""
+        from mosapp.gui.workers import GeneratorWorker
+
+        if self._worker is not None and self._worker.is_running:
+            self._worker.cancel()
+        self._generation += 1
+        generation = self._generation
+        study, database = self.study, self.database
+        screening, bootstrap = self.screening_box.isChecked(), self.bootstrap
+        self._message("Reading the ratings…")
+        self.reload_button.setEnabled(True)
+        worker = GeneratorWorker(lambda: load_results(study, database, screening=screening, bootstrap=bootstrap),
+                                 self)
+        worker.generation = generation
+        # Bound methods of this view (not lambdas): the slots then run on the GUI thread.
+        worker.finished.connect(self._worker_finished)
+        worker.failed.connect(self._worker_failed)
+        self._worker = worker
+        worker.start()
+
+    def _worker_finished(self, result) -> None:
+        self._loaded(getattr(self.sender(), "generation", -1), result)
+
+    def _worker_failed(self, message: str) -> None:
+        self._failed(getattr(self.sender(), "generation", -1), message)
+
+    def _failed(self, generation: int, message: str) -> None:
+        if generation != self._generation:
+            return
+        self.report = None
+        self._set_actions(False)
+        self._clear()
+        self._message(message, error=True)
+        self.failed.emit(message)
+
+    def _clear(self) -> None:
+        for table in (self.summary_table, self.listeners_table, self.correlations_table, self.comparisons_table):
+            table.setRowCount(0)
+        self.report_text.setPlainText("")
+        self.plot.clear()
+        self.legend.clear()
+        self.plotted = {}
+
+    def _loaded(self, generation: int, result) -> None:
+        if generation != self._generation:
+            return
+        definition, report, progress = result
+        self.definition, self.report, self.progress = definition, report, progress
+        self._show(report, progress)
+        self._set_actions(True)
+        self.loaded.emit(report)
+
+    # ------------------------------------------------------------------ showing
+    def _show(self, report, progress) -> None:
+        d = report.definition
+        self._clear()
+        scale = d.scale
+        ratings = report.ratings
+        n_listeners = ratings["listener"].nunique() if len(ratings) else 0
+        finished = sum(p.finished for p in progress)
+        self.title_label.setText(f"{d.title}  ({d.name}, {d.test_type.upper()})")
+        self._message(f"{len(ratings)} rating(s) from {n_listeners} listener(s); {len(progress)} enrolled, "
+                      f"{finished} finished. Screening: {report.screening.describe()}."
+                      + ("" if len(ratings) else " No ratings yet: listeners rate in the Listen tab."))
+        self.summary_table.horizontalHeaderItem(4).setText(scale)
+        self._fill_summary(report.summary)
+        self._fit_split()
+        self._fill_listeners(report, progress)
+        self._fill_correlations(report.correlations)
+        self._fill_comparisons(report.comparisons)
+        self.report_text.setPlainText(report.text())
+        self._draw(report.summary, d)
+
+    def _colors(self, summary: pd.DataFrame) -> dict[str, str]:
+        """A colour per plotted family (conditions with a bitrate) or condition (without)."""
+        colors: dict[str, str] = {}
+        i = 0
+        data = summary.dropna(subset=["mean"])
+        for family in dict.fromkeys(data.dropna(subset=["bitrate_kbps"])["condition"].map(_family)):
+            colors[family] = PALETTE[i % len(PALETTE)]
+            i += 1
+        for cond in data[data["bitrate_kbps"].isna()]["condition"]:
+            colors[cond] = PALETTE[i % len(PALETTE)]
+            i += 1
+        return colors
+
+    def _fill_summary(self, summary: pd.DataFrame) -> None:
+        colors = self._colors(summary)
+        rows, row_colors = [], []
+        for r in summary.itertuples():
+            rows.append([
+                str(r.condition) + ("  (hidden reference)" if r.is_reference else ""),
+                _num(r.bitrate_kbps, "{:.1f}"), str(int(r.n)), str(int(r.n_listeners)), _num(r.mean),
+                _interval(r.ci_low, r.ci_high), _interval(r.boot_low, r.boot_high), _num(r.sd),
+            ])
+            key = r.condition if pd.isna(r.bitrate_kbps) else _family(r.condition)
+            row_colors.append(QColor(colors[key]) if key in colors else None)
+        self.summary_table.fill(rows, bold_col=4, colors=row_colors)
+
+    def _fill_listeners(self, report, progress) -> None:
+        screening = report.listeners.set_index("listener") if len(report.listeners) else pd.DataFrame()
+        by_code = {p.code: p for p in progress}
+        codes = list(by_code) + [c for c in screening.index if c not in by_code]
+        rows = []
+        for code in codes:
+            p = by_code.get(code)
+            s = screening.loc[code] if code in screening.index else None
+
+            def get(col, fmt="{:.0f}"):
+                return _NA if s is None or col not in s.index else _num(s[col], fmt)
+
+            if s is None:
+                outcome = "no ratings yet"
+            elif not report.screening.applied:
+                outcome = "kept (no screening)"
+            elif bool(s.get("dropped", False)):
+                outcome = f"dropped: {s.get('reason', '')}"
+            elif bool(s.get("flagged", False)):
+                outcome = f"kept, flagged: {s.get('reason', '')}"
+            else:
+                outcome = "kept"
+            rows.append([
+                str(code),
+                _NA if p is None else f"{p.rated}/{p.total}" + (" ✓" if p.finished else ""),
+                _NA if p is None else f"{p.training_rated}/{p.training_total}",
+                _NA if p is None else str(p.sessions),
+                get("ratings"), get("mean", "{:.2f}"), get("n_reference_trials"), get("n_below"),
+                get("fraction_below", "{:.0%}"), outcome,
+            ])
+        self.listeners_table.fill(rows, left=(0, 9))
+
+    def _fill_correlations(self, correlations: pd.DataFrame) -> None:
+        rows = [[str(r.metric), str(int(r.n)), _num(r.pearson_r, "{:+.2f}"), _num(r.pearson_p, "{:.3g}"),
+                 _num(r.spearman_rho, "{:+.2f}"), _num(r.spearman_p, "{:.3g}"), str(r.note or "")]
+                for r in correlations.itertuples()]
+        self.correlations_table.fill(rows, left=(0, 6))
+
+    def _fill_comparisons(self, comparisons: pd.DataFrame) -> None:
+        rows = []
+        for r in comparisons.itertuples():
+            sig = _NA if pd.isna(r.p) else ("yes" if r.significant else "no")
+            rows.append([str(r.a), str(r.b), _num(r.mean_diff, "{:+.2f}"), str(int(r.n_pairs)),
+                         _num(r.p, "{:.3g}"), _num(r.p_holm, "{:.3g}"), sig, str(getattr(r, "note", "") or "")])
+        self.comparisons_table.fill(rows, left=(0, 1, 6, 7))
+
+    def _draw(self, summary: pd.DataFrame, definition: StudyDefinition) -> None:
+        """Score with its 95 % t CI against the measured bitrate (log axis), one line per codec family;
+        conditions without a bitrate (the reference) as dashed horizontal lines with their CI band."""
+        plot = self.plot
+        item = plot.getPlotItem()
+        item.setTitle(definition.title, size="10pt")
+        item.setLabel("left", f"{definition.scale} (95% t CI)")
+        item.setLabel("bottom", "measured bitrate (kbit/s, log scale)")
+        colors = self._colors(summary)
+        data = summary.dropna(subset=["mean"])
+        with_rate = data.dropna(subset=["bitrate_kbps"])
+        with_rate = with_rate[with_rate["bitrate_kbps"] > 0]
+        self.plotted = {}
+        if len(with_rate):
+            lo = float(np.log10(with_rate["bitrate_kbps"].min() / 1.5))
+            hi = float(np.log10(with_rate["bitrate_kbps"].max() * 1.5))
+        else:
+            lo, hi = 0.0, 2.0
+        for family, group in with_rate.groupby(with_rate["condition"].map(_family), sort=False):
+            group = group.sort_values("bitrate_kbps")
+            color = pg.mkColor(colors[family])
+            x = np.log10(group["bitrate_kbps"].to_numpy(dtype=float))
+            y = group["mean"].to_numpy(dtype=float)
+            low = (group["mean"] - group["ci_low"]).to_numpy(dtype=float)
+            high = (group["ci_high"] - group["mean"]).to_numpy(dtype=float)
+            low, high = np.where(np.isfinite(low), low, 0.0), np.where(np.isfinite(high), high, 0.0)
+            bars = pg.ErrorBarItem(x=x, y=y, bottom=low, top=high, beam=0.03, pen=pg.mkPen(color, width=1.5))
+            plot.addItem(bars)
+            curve = plot.plot(x, y, pen=pg.mkPen(color, width=2) if len(group) > 1 else None, symbol="o",
+                              symbolSize=8, symbolBrush=color, symbolPen=pg.mkPen(color), name=family)
+            for xi, yi, cond in zip(x, y, group["condition"]):
+                label = pg.TextItem(str(cond), color=color, anchor=(0, 1))
+                label.setPos(xi, yi)
+                plot.addItem(label)
+                self.plotted[str(cond)] = (curve, bars)
+        for r in data[data["bitrate_kbps"].isna() | (data["bitrate_kbps"] <= 0)].itertuples():
+            color = pg.mkColor(colors.get(r.condition, PALETTE[0]))
+            if not (pd.isna(r.ci_low) or pd.isna(r.ci_high)):
+                band_color = QColor(color)
+                band_color.setAlpha(40)
+                band = pg.LinearRegionItem(values=(r.ci_low, r.ci_high), orientation="horizontal", movable=False,
+                                           brush=pg.mkBrush(band_color), pen=pg.mkPen(None))
+                plot.addItem(band)
+            line = pg.InfiniteLine(pos=r.mean, angle=0, movable=False,
+                                   pen=pg.mkPen(color, width=2, style=Qt.DashLine))
+            plot.addItem(line)
+            # A legend entry for the dashed line (an empty curve with the same pen).
+            self.legend.addItem(pg.PlotDataItem([], [], pen=pg.mkPen(color, width=1.5, style=Qt.DashLine)),
+                                f"{r.condition} (no bitrate)")
+            self.plotted[str(r.condition)] = (line,)
+        item.setXRange(lo, hi, padding=0)
+        lows = pd.concat([data["ci_low"], data["mean"]]).dropna()
+        highs = pd.concat([data["ci_high"], data["mean"]]).dropna()
+        bottom = min(1.0, float(lows.min()) if len(lows) else 1.0) - 0.1
+        top = max(5.0, float(highs.max()) if len(highs) else 5.0) + 0.15
+        item.setYRange(bottom, top, padding=0)
+        ticks = [(math.log10(v), f"{v:g}") for v in KBPS_TICKS if lo <= math.log10(v) <= hi]
+        if len(ticks) < 2:
+            ticks = [(v, f"{10 ** v:.3g}") for v in np.linspace(lo, hi, 4)]
+        item.getAxis("bottom").setTicks([ticks, []])
+        item.getAxis("left").setTicks([[(v, str(v)) for v in (1, 2, 3, 4, 5)], []])
+
+    # ------------------------------------------------------------------ exports
+    def _default_folder(self) -> str:
+        if self.definition is not None:
+            return str(self.definition.stimuli_dir.parent / "results")
+        return str(Path.cwd())
+
+    def _folder(self, folder, title: str) -> Path | None:
+        if folder is None:
+            chosen = QFileDialog.getExistingDirectory(self, title, self._default_folder())
+            return Path(chosen) if chosen else None
+        return Path(folder)
+
+    def export_csv(self, folder: str | os.PathLike[str] | None = None) -> tuple[Path, Path] | None:
+        """Write ``<study>-ratings.csv`` and ``<study>-summary.csv`` (as ``mosapp study export``) into
+        ``folder`` (asked for when None); returns both paths, or None (cancelled, or a message in the view)."""
+        from mosapp.study.export import export_study
+
+        if self.definition is None:
+            self._message("Open a study with ratings first.", error=True)
+            return None
+        out = self._folder(folder, "Export CSV into…")
+        if out is None:
+            return None
+        try:
+            with _open_existing(self.database or self.definition.database_url) as store:
+                paths = export_study(store, self.definition, out, include_training=self.training_box.isChecked(),
+                                     screening=self.screening_box.isChecked())
+        except StudyError as exc:
+            self._message(str(exc), error=True)
+            return None
+        self._message(f"Wrote {paths[0].name} and {paths[1].name} to {out}.")
+        return paths
+
+    def write_report_files(self, folder: str | os.PathLike[str] | None = None) -> dict[str, Path] | None:
+        """Write the report's files (as ``mosapp study report``) into ``folder`` (asked for when None);
+        returns them by kind, or None (cancelled, or a message in the view)."""
+        from mosapp.study.report import write_report
+
+        if self.report is None:
+            self._message("Open a study with ratings first.", error=True)
+            return None
+        out = self._folder(folder, "Write the report into…")
+        if out is None:
+            return None
+        try:
+            files = write_report(self.report, out)
+        except StudyError as exc:
+            self._message(str(exc), error=True)
+            return None
+        self._message(f"Wrote {len(files)} files ({', '.join(p.name for p in files.values())}) to {out}.")
+        return files
+
+    def shutdown(self) -> None:
+        """Stop a computation still running (the app calls this on exit)."""
+        if self._worker is not None and self._worker.is_running:
+            self._worker.cancel()
+            self._worker.wait(10.0)
+
+
+__all__ = ["DEFAULT_STUDY", "ResultsView", "load_results"]

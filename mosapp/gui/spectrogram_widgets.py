@@ -1,0 +1,455 @@
+"""The spectrogram pair on screen: original | reconstructed above difference | per-band error.
+
+::
+
+    ┌ Original ───────────┬ Reconstructed ──────┬ dB ┐    time (s) across, frequency (Hz) up;
+    │ ImageItem           │ ImageItem           │ ▓▓ │    the four panes share one frequency axis
+    ├ Difference ─────────┼ Error per band ─────┼ ±dB┤    and the three images one time axis
+    │ ImageItem (rec−orig)│ mean |dB diff| ◄ Hz │ ▓▓ │    (setXLink / setYLink), so zoom and pan
+    └─────────────────────┴─────────────────────┴────┘    move them together.
+
+Images are placed in physical units with ``ImageItem.setRect`` (row-major: rows are
+frequency bins). One :class:`pyqtgraph.ColorBarItem` sets the dB levels of both spectrograms;
+a second, diverging one is kept symmetric about 0 dB for the difference. In log-frequency
+mode the images are redrawn with rows spaced evenly in log10(Hz) (each row shows its nearest
+lattice bin, so the lattice's coarse low bins stay visible as such) and the frequency axis
+labels log10 coordinates in Hz.
+
+Everything the window wants to follow (the crosshair read-out, the loop region, a click to
+seek) leaves this widget as a signal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+
+from mosapp.gui.spectrogram_data import SpectrogramPair
+
+#: The low-frequency preset, where the thesis lattice's 86 Hz bins make the seed's codec fail.
+LOW_FREQUENCY_RANGE_HZ = (0.0, 500.0)
+#: Lowest frequency of the log-frequency axis.
+LOG_MIN_HZ = 20.0
+#: Rows of an image redrawn for the log-frequency axis.
+LOG_ROWS = 1024
+#: The dB colour map and the difference's diverging one (blue = reconstruction quieter).
+DB_COLORMAP = "inferno"
+DIFFERENCE_COLORMAP = "CET-D1"
+
+# Green reads on the dark inferno images and on the mostly white difference image alike.
+_CROSSHAIR_PEN = pg.mkPen((60, 220, 60, 200), width=1, style=Qt.PenStyle.DashLine)
+_PLAYHEAD_PEN = pg.mkPen((0, 229, 255), width=2)
+_REGION_BRUSH = pg.mkBrush(0, 229, 255, 40)
+
+
+def hz_text(hz: float) -> str:
+    """Frequency tick text: ``500``, ``2.5k``, ``20k``."""
+    if abs(hz) >= 1000:
+        return f"{hz / 1000:g}k"
+    return f"{hz:g}"
+
+
+class FrequencyAxis(pg.AxisItem):
+    """A frequency axis in Hz, linear or (:attr:`log_frequency`) over log10(Hz) coordinates.
+
+    The log mode is our own flag, not ``AxisItem.setLogMode``: the images themselves are
+    resampled onto log10(Hz) rows, and the ticks are the round frequencies researchers read
+    (20, 50, 100, 200, 500 Hz …) rather than powers of ten.
+    """
+
+    def __init__(self, orientation: str = "left", **kwargs) -> None:
+        super().__init__(orientation, **kwargs)
+        self.log_frequency = False
+
+    def set_log_frequency(self, on: bool) -> None:
+        self.log_frequency = bool(on)
+        self.picture = None
+        self.update()
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph's name
+        if not self.log_frequency:
+            return super().tickValues(minVal, maxVal, size)
+        lo, hi = 10.0 ** minVal, 10.0 ** maxVal
+        major, minor = [], []
+        for decade in range(int(math.floor(minVal)) - 1, int(math.ceil(maxVal)) + 1):
+            for m in range(1, 10):
+                hz = m * 10.0 ** decade
+                if lo <= hz <= hi:
+                    (major if m in (1, 2, 5) else minor).append(math.log10(hz))
+        if len(major) < 3:  # a narrow zoom: label every step
+            major, minor = sorted(major + minor), []
+        return [(1.0, major), (0.1, minor)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        if self.log_frequency:
+            if spacing < 1.0:  # unlabelled minor ticks (2, 3, 4 … × 10^k between the labelled ones)
+                return [""] * len(values)
+            return [hz_text(round(10.0 ** v, 6)) for v in values]
+        return [hz_text(v) for v in values]
+
+
+class _Image(pg.ImageItem):
+    """An ImageItem that counts its paints (the benchmark waits for the pair to be drawn)."""
+
+    def __init__(self) -> None:
+        super().__init__(axisOrder="row-major")
+        self.paint_count = 0
+
+    def paint(self, painter, *args):
+        super().paint(painter, *args)
+        self.paint_count += 1
+
+
+class SpectrogramPanes(pg.GraphicsLayoutWidget):
+    """Original, reconstructed and difference spectrograms with the per-band error curve.
+
+    Signals:
+        readout(str): the crosshair's time, frequency and dB values (both panes and their difference).
+        region_changed(float, float): the loop region's (start_s, end_s) after the user moved it.
+        seek_requested(float): a click on a spectrogram asked to move the playhead there (s).
+    """
+
+    readout = Signal(str)
+    region_changed = Signal(float, float)
+    seek_requested = Signal(float)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.pair: SpectrogramPair | None = None
+        self.log_frequency = False
+        self.last_readout = ""
+        self._log_rows: np.ndarray | None = None
+        self._syncing_region = False
+
+        self.original = self._spectrogram_plot(0, 0, "Original")
+        self.reconstructed = self._spectrogram_plot(0, 1, "Reconstructed")
+        self.difference = self._spectrogram_plot(1, 0, "Difference (reconstructed − original)")
+        self.band_error = self.addPlot(row=1, col=1, title="Mean |difference| per band",
+                                       axisItems={"left": FrequencyAxis("left")})
+        self.band_error.setLabel("bottom", "mean |difference| (dB)")
+        self.band_error.setLabel("left", "frequency (Hz)")
+        self.band_error.showGrid(x=True, y=True, alpha=0.25)
+        self.band_error.setMenuEnabled(False)
+        self.band_error.hideButtons()
+        self.band_curve = self.band_error.plot(pen=pg.mkPen((255, 170, 0), width=2))
+        self.spectrogram_plots = (self.original, self.reconstructed, self.difference)
+        self.plots = (*self.spectrogram_plots, self.band_error)
+
+        self.images = {name: _Image() for name in ("original", "reconstructed", "difference")}
+        for plot, name in zip(self.spectrogram_plots, self.images):
+            plot.addItem(self.images[name])
+            self.images[name].setZValue(-10)
+
+        for plot in self.spectrogram_plots[1:]:
+            plot.setXLink(self.original)
+        for plot in self.plots[1:]:
+            plot.setYLink(self.original)
+
+        self.db_bar = pg.ColorBarItem(values=(-100.0, 0.0), colorMap=DB_COLORMAP, label="level (dB)",
+                                      rounding=1, width=18)
+        self.db_bar.setImageItem([self.images["original"], self.images["reconstructed"]])
+        self.addItem(self.db_bar, row=0, col=2)
+        self.difference_bar = pg.ColorBarItem(values=(-20.0, 20.0), colorMap=DIFFERENCE_COLORMAP,
+                                              label="difference (dB)", rounding=1, width=18)
+        self.difference_bar.setImageItem(self.images["difference"])
+        self.difference_bar.sigLevelsChanged.connect(self._keep_difference_symmetric)
+        self.addItem(self.difference_bar, row=1, col=2)
+
+        self.crosshairs = []
+        self.playheads = []
+        self.regions = []
+        for plot in self.spectrogram_plots:
+            v = pg.InfiniteLine(angle=90, movable=False, pen=_CROSSHAIR_PEN)
+            h = pg.InfiniteLine(angle=0, movable=False, pen=_CROSSHAIR_PEN)
+            head = pg.InfiniteLine(angle=90, movable=False, pen=_PLAYHEAD_PEN)
+            region = pg.LinearRegionItem(values=(0.0, 1.0), orientation="vertical", brush=_REGION_BRUSH,
+                                         swapMode="sort")
+            for item in (v, h, head, region):
+                item.setVisible(False)
+                plot.addItem(item, ignoreBounds=True)
+            region.sigRegionChanged.connect(self._sync_regions)
+            region.sigRegionChangeFinished.connect(self._region_finished)
+            self.crosshairs.append((v, h))
+            self.playheads.append(head)
+            self.regions.append(region)
+        self.band_crosshair = pg.InfiniteLine(angle=0, movable=False, pen=_CROSSHAIR_PEN)
+        self.band_crosshair.setVisible(False)
+        self.band_error.addItem(self.band_crosshair, ignoreBounds=True)
+
+        self.scene().sigMouseMoved.connect(self.on_mouse_moved)
+        self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+
+    def _spectrogram_plot(self, row: int, col: int, title: str) -> pg.PlotItem:
+        plot = self.addPlot(row=row, col=col, title=title, axisItems={"left": FrequencyAxis("left")})
+        plot.setLabel("bottom", "time (s)")
+        plot.setLabel("left", "frequency (Hz)")
+        plot.setMenuEnabled(False)
+        plot.hideButtons()  # "Whole clip" does what the autoscale button would
+        return plot
+
+    # ------------------------------------------------------------------ data
+
+    def set_pair(self, pair: SpectrogramPair) -> None:
+        """Show ``pair``: images, colour levels (peak − 100 dB .. peak), band error, full view."""
+        self.pair = pair
+        self._log_rows = None
+        self.db_bar.setLevels((math.floor(pair.floor_db), math.ceil(pair.top_db)))
+        spread = float(np.percentile(np.abs(pair.difference_db), 99.5)) if pair.difference_db.size else 0.0
+        r = min(60.0, max(6.0, 5.0 * math.ceil(spread / 5.0)))
+        self.difference_bar.setLevels((-r, r))
+        self._draw_images()
+        for v, h in self.crosshairs:
+            v.setVisible(False)
+            h.setVisible(False)
+        self.reset_view()
+        self.set_playhead(0.0)
+
+    def clear(self) -> None:
+        """Remove the images (a new run is on its way)."""
+        self.pair = None
+        for image in self.images.values():
+            image.clear()
+        self.band_curve.setData([], [])
+        for item in (*self.playheads, *self.regions):
+            item.setVisible(False)
+
+    def _rows_for_log(self) -> np.ndarray:
+        """For each log-frequency row, the lattice bin drawn there (nearest bin)."""
+        if self._log_rows is None:
+            pair = self.pair
+            lo, hi = math.log10(LOG_MIN_HZ), math.log10(pair.sample_rate / 2)
+            centres = 10.0 ** (lo + (np.arange(LOG_ROWS) + 0.5) * (hi - lo) / LOG_ROWS)
+            self._log_rows = np.clip(np.rint(centres / pair.hz_per_bin), 0, pair.bins - 1).astype(np.intp)
+        return self._log_rows
+
+    def _frequency_span(self) -> tuple[float, float]:
+        """(bottom, top) of the images in the frequency axis' coordinates."""
+        pair = self.pair
+        if self.log_frequency:
+            return math.log10(LOG_MIN_HZ), math.log10(pair.sample_rate / 2)
+        return -0.5 * pair.hz_per_bin, (pair.bins - 0.5) * pair.hz_per_bin
+
+    def _draw_images(self) -> None:
+        pair = self.pair
+        bottom, top = self._frequency_span()
+        rows = self._rows_for_log() if self.log_frequency else slice(None)
+        width = pair.columns * pair.seconds_per_column
+        levels = {"original": self.db_bar.levels(), "reconstructed": self.db_bar.levels(),
+                  "difference": self.difference_bar.levels()}
+        for name, data in (("original", pair.original_db), ("reconstructed", pair.reconstructed_db),
+                           ("difference", pair.difference_db)):
+            image = self.images[name]
+            image.setImage(data[rows], autoLevels=False, levels=levels[name])
+            image.setRect(pair.left_s, bottom, width, top - bottom)
+        # Each bin is a band [f - df/2, f + df/2]: draw the curve as steps, so the coarse low
+        # bins read as the blocks they are (and not as a slope between two bin centres).
+        edges_lo = np.maximum(pair.frequencies_hz - 0.5 * pair.hz_per_bin, 0.0)
+        edges_hi = pair.frequencies_hz + 0.5 * pair.hz_per_bin
+        hz = np.stack([edges_lo, edges_hi], axis=1).reshape(-1)
+        error = np.repeat(pair.band_error_db, 2)
+        if self.log_frequency:
+            hz = np.log10(np.maximum(hz, LOG_MIN_HZ))
+        self.band_curve.setData(error, hz)
+
+    # ------------------------------------------------------------------ view
+
+    def frequency_to_axis(self, hz: float) -> float:
+        """A frequency in Hz as a coordinate of the frequency axis (log10 in log mode)."""
+        return math.log10(max(hz, LOG_MIN_HZ)) if self.log_frequency else hz
+
+    def axis_to_frequency(self, y: float) -> float:
+        return 10.0 ** y if self.log_frequency else y
+
+    def set_log_frequency(self, on: bool) -> None:
+        """Switch the frequency axis between linear and log (keeps the visible band)."""
+        on = bool(on)
+        if on == self.log_frequency:
+            return
+        lo_hz, hi_hz = (self.axis_to_frequency(v) for v in self.original.viewRange()[1])
+        self.log_frequency = on
+        for plot in self.plots:
+            plot.getAxis("left").set_log_frequency(on)
+        if self.pair is not None:
+            self._draw_images()
+            self._apply_limits()
+            self.show_frequency_range(max(lo_hz, 0.0), hi_hz)
+
+    def show_frequency_range(self, lo_hz: float, hi_hz: float) -> None:
+        """Zoom the frequency axis of every pane to [lo_hz, hi_hz]."""
+        if self.log_frequency:
+            lo_hz = max(lo_hz, LOG_MIN_HZ)
+        self.original.setYRange(self.frequency_to_axis(lo_hz), self.frequency_to_axis(hi_hz), padding=0)
+
+    def show_low_frequencies(self) -> None:
+        """The 0–500 Hz preset (from 20 Hz on the log axis)."""
+        self.show_frequency_range(*LOW_FREQUENCY_RANGE_HZ)
+
+    def show_time_range(self, start_s: float, end_s: float) -> None:
+        self.original.setXRange(start_s, end_s, padding=0)
+
+    def visible_frequency_range(self) -> tuple[float, float]:
+        """(low, high) Hz currently shown."""
+        lo, hi = self.original.viewRange()[1]
+        return self.axis_to_frequency(lo), self.axis_to_frequency(hi)
+
+    def visible_time_range(self) -> tuple[float, float]:
+        lo, hi = self.original.viewRange()[0]
+        return lo, hi
+
+    def _apply_limits(self) -> None:
+        pair = self.pair
+        bottom, top = self._frequency_span()
+        right = pair.left_s + pair.columns * pair.seconds_per_column
+        for plot in self.spectrogram_plots:
+            plot.getViewBox().setLimits(xMin=pair.left_s, xMax=right, yMin=bottom, yMax=top)
+        self.band_error.getViewBox().setLimits(yMin=bottom, yMax=top, xMin=0.0)
+
+    def reset_view(self) -> None:
+        """The whole clip and every frequency."""
+        if self.pair is None:
+            return
+        self._apply_limits()
+        pair = self.pair
+        bottom, top = self._frequency_span()
+        self.original.setXRange(pair.left_s, pair.left_s + pair.columns * pair.seconds_per_column, padding=0)
+        self.original.setYRange(bottom, top, padding=0)
+        peak = float(np.max(pair.band_error_db)) if pair.band_error_db.size else 1.0
+        self.band_error.setXRange(0.0, max(1.0, peak * 1.05), padding=0)
+
+    # ------------------------------------------------------------------ colour
+
+    def _keep_difference_symmetric(self, bar: pg.ColorBarItem) -> None:
+        lo, hi = bar.levels()
+        r = max(abs(lo), abs(hi), 1.0)
+        if (lo, hi) != (-r, r):
+            bar.setLevels((-r, r))
+
+    # ------------------------------------------------------------------ crosshair
+
+    def readout_at(self, time_s: float, hz: float) -> str:
+        """The read-out text at (``time_s``, ``hz``): both panes' dB and their difference."""
+        if self.pair is None:
+            return ""
+        pair = self.pair
+        text = f"{time_s:.3f} s   {hz:,.0f} Hz"
+        values = pair.values_at(time_s, hz)
+        if values is None:
+            return text
+        original, reconstructed, difference = values
+        b = pair.bin_at(hz)
+        band = f"   band {b * pair.hz_per_bin:,.0f} Hz: mean |difference| {pair.band_error_db[b]:.1f} dB"
+        return (f"{text}   original {original:.1f} dB   reconstructed {reconstructed:.1f} dB   "
+                f"difference {difference:+.1f} dB{band}")
+
+    def on_mouse_moved(self, scene_pos: QPointF) -> None:
+        """Move the crosshair to the pointer and publish the read-out (scene coordinates)."""
+        if self.pair is None:
+            return
+        for plot in self.plots:
+            vb = plot.getViewBox()
+            if vb.sceneBoundingRect().contains(scene_pos):
+                point = vb.mapSceneToView(scene_pos)
+                break
+        else:
+            return
+        y = point.y()
+        hz = self.axis_to_frequency(y)
+        in_image = plot is not self.band_error
+        for v, h in self.crosshairs:
+            v.setVisible(in_image)
+            if in_image:
+                v.setPos(point.x())
+            h.setVisible(True)
+            h.setPos(y)
+        self.band_crosshair.setVisible(True)
+        self.band_crosshair.setPos(y)
+        if in_image:
+            text = self.readout_at(point.x(), hz)
+        else:
+            b = self.pair.bin_at(hz)
+            text = "" if b is None else (f"{hz:,.0f} Hz   band {b * self.pair.hz_per_bin:,.0f} Hz: "
+                                         f"mean |difference| {self.pair.band_error_db[b]:.1f} dB")
+        self.last_readout = text
+        self.readout.emit(text)
+
+    def _on_mouse_clicked(self, event) -> None:
+        if self.pair is None or event.button() != Qt.MouseButton.LeftButton or event.double() is False:
+            return
+        for plot in self.spectrogram_plots:
+            vb = plot.getViewBox()
+            if vb.sceneBoundingRect().contains(event.scenePos()):
+                self.seek_requested.emit(max(0.0, vb.mapSceneToView(event.scenePos()).x()))
+                event.accept()
+                return
+
+    # ------------------------------------------------------------------ playhead and loop
+
+    def set_playhead(self, time_s: float | None) -> None:
+        """Put the playhead at ``time_s`` on every spectrogram (None hides it)."""
+        for head in self.playheads:
+            head.setVisible(time_s is not None and self.pair is not None)
+            if time_s is not None:
+                head.setPos(time_s)
+
+    def playhead_s(self) -> float | None:
+        head = self.playheads[0]
+        return head.value() if head.isVisible() else None
+
+    def show_loop_region(self, visible: bool, start_s: float | None = None, end_s: float | None = None) -> None:
+        """Show or hide the loop region; a new one covers the middle third of the visible time."""
+        if visible and start_s is None:
+            lo, hi = self.visible_time_range()
+            if self.pair is not None:
+                lo, hi = max(lo, 0.0), min(hi, self.pair.duration_s)
+            start_s, end_s = lo + (hi - lo) / 3.0, lo + 2.0 * (hi - lo) / 3.0
+        for region in self.regions:
+            region.setVisible(visible)
+        if visible:
+            self.set_loop_region(start_s, end_s)
+
+    def set_loop_region(self, start_s: float, end_s: float) -> None:
+        """Move the loop region (emits :attr:`region_changed`)."""
+        self.regions[0].setRegion((start_s, end_s))
+
+    def loop_region(self) -> tuple[float, float] | None:
+        """(start_s, end_s) of the visible loop region, or None."""
+        region = self.regions[0]
+        if not region.isVisible():
+            return None
+        lo, hi = region.getRegion()
+        return float(lo), float(hi)
+
+    def _sync_regions(self, source: pg.LinearRegionItem) -> None:
+        if self._syncing_region:
+            return
+        self._syncing_region = True
+        try:
+            values = source.getRegion()
+            for region in self.regions:
+                if region is not source:
+                    region.setRegion(values)
+        finally:
+            self._syncing_region = False
+
+    def _region_finished(self, source: pg.LinearRegionItem) -> None:
+        if self._syncing_region or not source.isVisible():
+            return
+        self._sync_regions(source)
+        lo, hi = source.getRegion()
+        if self.pair is not None:
+            lo, hi = max(0.0, lo), min(self.pair.duration_s, hi)
+        if hi > lo:
+            self.region_changed.emit(float(lo), float(hi))
+
+    # ------------------------------------------------------------------ benchmark support
+
+    def paint_counts(self) -> dict[str, int]:
+        """How often each image has been painted (the benchmark waits for all to grow)."""
+        return {name: image.paint_count for name, image in self.images.items()}
+
+
+__all__ = ["DB_COLORMAP", "DIFFERENCE_COLORMAP", "FrequencyAxis", "LOG_MIN_HZ", "LOW_FREQUENCY_RANGE_HZ",
+           "SpectrogramPanes", "hz_text"]

@@ -1,0 +1,19 @@
+"""GUI tests run headless: Qt's offscreen platform is chosen before anything imports Qt.
+
+Without PySide6, pyqtgraph or pytest-qt the Qt tests are not collected (the Qt-free ones,
+``test_spectrogram_data.py`` and ``test_jobs.py``, still run).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+_QT_FREE = {"test_spectrogram_data.py", "test_jobs.py"}
+_MISSING = [m for m in ("PySide6", "pyqtgraph", "pytestqt") if importlib.util.find_spec(m) is None]
+collect_ignore = []
+if _MISSING:
+    here = os.path.dirname(__file__)
+    collect_ignore = [f for f in os.listdir(here) if f.startswith("test_") and f.endswith(".py") and f not in _QT_FREE]

@@ -1,0 +1,301 @@
+"""The Inspect view driven like a researcher would (offscreen Qt): open, run, look, listen, save."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from mosapp.config import PipelineConfig
+from mosapp.gui.app import MainWindow
+from mosapp.gui.inspect_view import _set_combo
+from mosapp.gui.jobs import AudioSource, InspectRequest
+from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
+from tests.conftest import RATE, music_like
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "out" / "screenshots" / "inspect.png"
+#: Runs take a few seconds; the machine may be busy with other work.
+RUN_TIMEOUT_S = 180
+
+
+def wait_for(app: QApplication, predicate, timeout_s: float = RUN_TIMEOUT_S) -> None:
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise TimeoutError("the window did not get there in time")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def music_wav(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("audio") / "music.wav"
+    sf.write(path, music_like(2.0).T, RATE, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def window(qapp, music_wav):
+    """The main window with music.wav inspected through pghi-only / pghi (run once per module)."""
+    w = MainWindow()
+    w.resize(1400, 860)
+    w.show()
+    view = w.inspect
+    assert _set_combo(view.codec_combo, "pghi-only")
+    assert _set_combo(view.phase_combo, "pghi")
+    assert _set_combo(view.visqol_combo, "off")
+    results = []
+    view.result_ready.connect(results.append)
+    view.open_path(music_wav)
+    wait_for(qapp, lambda: results or not view.busy)
+    assert results, view.message_text()
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def view(window, qapp):
+    v = window.inspect
+    v.set_low_frequency_mode(False)
+    v.panes.reset_view()
+    qapp.processEvents()
+    return v
+
+
+def test_run_shows_both_spectrograms_and_the_metrics(view):
+    result = view.result
+    assert result is not None and result.request.codec == "pghi-only"
+    pair = result.display
+    for name in ("original", "reconstructed", "difference"):
+        image = view.panes.images[name].image
+        assert image is not None and image.shape == (257, pair.columns)
+    np.testing.assert_array_equal(view.panes.images["original"].image, pair.original_db)
+    np.testing.assert_array_equal(view.panes.images["reconstructed"].image, pair.reconstructed_db)
+    # Both spectrograms share the colour scale: the clip's peak down 100 dB.
+    assert view.panes.images["original"].levels[0] == pytest.approx(view.panes.images["reconstructed"].levels[0])
+    assert tuple(view.panes.db_bar.levels()) == (math.floor(pair.floor_db), math.ceil(pair.top_db))
+    text = view.metrics_text()
+    assert f"bitrate: {result.kbps:.2f} kbit/s" in text
+    assert f"mel distance: {result.scores['mel_distance']:.3f}" in text
+    assert f"spectral convergence: {result.scores['spectral_convergence_db']:.2f} dB" in text
+    assert f"SI-SDR: {result.scores['si_sdr_db']:.2f} dB" in text
+    assert "ViSQOL MOS-LQO: —" in text  # switched off for speed
+    assert f"consistency: {result.scores['consistency']:.3f}" in text
+    assert "done" in view.message_text()
+    assert not view.busy and not view.cancel_button.isEnabled()
+
+
+def test_zoom_and_pan_are_linked(view, qapp):
+    panes = view.panes
+    panes.reconstructed.setXRange(0.5, 1.0, padding=0)
+    panes.difference.setYRange(1000.0, 3000.0, padding=0)
+    qapp.processEvents()
+    for plot in panes.spectrogram_plots:
+        (x0, x1), (y0, y1) = plot.viewRange()
+        assert (x0, x1) == pytest.approx((0.5, 1.0)) and (y0, y1) == pytest.approx((1000.0, 3000.0))
+    assert panes.band_error.viewRange()[1] == pytest.approx([1000.0, 3000.0])
+
+
+def test_low_frequency_mode(view, qapp):
+    view.low_mode_check.setChecked(True)
+    qapp.processEvents()
+    panes = view.panes
+    assert panes.log_frequency and view.log_check.isChecked()
+    assert panes.visible_frequency_range() == pytest.approx((LOG_MIN_HZ, 500.0))
+    assert panes.images["original"].image.shape[0] == LOG_ROWS
+    # Rows are log-spaced and show their nearest lattice bin: 100 Hz is bin 1 (86 Hz wide bins).
+    pair = view.result.display
+    y = math.log10(100.0)
+    bottom, top = math.log10(LOG_MIN_HZ), math.log10(RATE / 2)
+    row = int((y - bottom) / (top - bottom) * LOG_ROWS)
+    np.testing.assert_array_equal(panes.images["original"].image[row], pair.original_db[1])
+    assert panes.plots[0].getAxis("left").tickStrings([math.log10(200.0)], 1, 1.0) == ["200"]
+    view.low_mode_check.setChecked(False)
+    qapp.processEvents()
+    assert not panes.log_frequency and panes.images["original"].image.shape[0] == 257
+    view.low_button.click()
+    assert panes.visible_frequency_range() == pytest.approx((0.0, 500.0))
+
+
+def test_difference_view_and_band_error(view):
+    pair = view.result.display
+    image = view.panes.images["difference"].image
+    np.testing.assert_allclose(image, pair.reconstructed_db - pair.original_db, atol=1e-3)
+    lo, hi = view.panes.difference_bar.levels()
+    assert lo == -hi and hi > 0  # diverging colours centred on 0 dB
+    view.panes.difference_bar.setLevels((-5.0, 12.0))
+    view.panes._keep_difference_symmetric(view.panes.difference_bar)
+    assert view.panes.difference_bar.levels() == (-12.0, 12.0)
+    error, hz = view.panes.band_curve.getData()
+    assert np.allclose(error[::2], pair.band_error_db) and hz[1] == pytest.approx(pair.hz_per_bin / 2)
+
+
+def _move_mouse(panes, plot, time_s: float, hz: float) -> None:
+    """A real mouse-move event on the view's viewport at the point (time_s, hz) of ``plot``."""
+    scene = plot.getViewBox().mapViewToScene(QPointF(time_s, panes.frequency_to_axis(hz)))
+    local = panes.mapFromScene(scene)
+    viewport = panes.viewport()
+    event = QMouseEvent(QEvent.Type.MouseMove, QPointF(local), QPointF(viewport.mapToGlobal(local)),
+                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, event)
+
+
+def test_crosshair_reads_time_frequency_and_both_levels(view, qapp):
+    panes = view.panes
+    pair = view.result.display
+    for plot in (panes.original, panes.reconstructed):
+        _move_mouse(panes, plot, 1.0, 440.0)
+        qapp.processEvents()
+        text = view.readout_label.text()
+        assert text == panes.last_readout
+        time_s = float(text.split(" s")[0])
+        hz = float(text.split("   ")[1].split(" Hz")[0].replace(",", ""))
+        assert time_s == pytest.approx(1.0, abs=0.01) and hz == pytest.approx(440.0, abs=30.0)
+        original, reconstructed, difference = pair.values_at(time_s, hz)
+        assert f"original {original:.1f} dB" in text
+        assert f"reconstructed {reconstructed:.1f} dB" in text
+        assert f"difference {difference:+.1f} dB" in text
+        for v, h in panes.crosshairs:  # the crosshair is drawn on every pane
+            assert v.isVisible() and v.value() == pytest.approx(time_s, abs=0.01)
+            assert h.value() == pytest.approx(hz, abs=30.0)
+
+
+def test_loop_region_sets_the_players_loop(view, qapp):
+    if view.player is None:
+        pytest.skip(view.playback_status.text())
+    view.loop_check.setChecked(True)
+    qapp.processEvents()
+    assert all(r.isVisible() for r in view.panes.regions)
+    view.panes.set_loop_region(0.5, 1.25)
+    qapp.processEvents()
+    assert view.panes.loop_region() == pytest.approx((0.5, 1.25))
+    assert all(r.getRegion() == pytest.approx((0.5, 1.25)) for r in view.panes.regions)
+    assert view.player.loop == pytest.approx((0.5, 1.25), abs=1e-4)
+    view.loop_check.setChecked(False)
+    qapp.processEvents()
+    assert view.player.loop is None and view.panes.loop_region() is None
+
+
+def test_switching_keeps_the_position_and_the_playhead_follows(view, qapp):
+    if view.player is None:
+        pytest.skip(view.playback_status.text())
+    view.seek(0.75)
+    view.select_stimulus(1)
+    assert view.player.selected == 1 and view.reconstruction_radio.isChecked()
+    assert view.player.position_s == pytest.approx(0.75, abs=1e-3)
+    view.stimulus_group.button(0).click()
+    assert view.player.selected == 0 and view.player.position_s == pytest.approx(0.75, abs=1e-3)
+    view.player.seek(1.5)
+    wait_for(qapp, lambda: view.panes.playhead_s() == pytest.approx(1.5, abs=1e-3), timeout_s=5)
+    for head in view.panes.playheads:
+        assert head.isVisible() and head.value() == pytest.approx(1.5, abs=1e-3)
+
+
+def test_save_view_as_png(view, qapp, tmp_path):
+    view.loop_check.setChecked(True)
+    view.panes.set_loop_region(0.6, 1.1)
+    view.seek(0.9)
+    _move_mouse(view.panes, view.panes.original, 1.3, 1500.0)
+    for _ in range(10):  # let the playhead timer run
+        qapp.processEvents()
+        time.sleep(0.01)
+    for path in (tmp_path / "inspect.png", SCREENSHOT):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        saved = view.save_png(path)
+        assert saved == path and path.stat().st_size > 10_000
+        image = QImage(str(path))
+        assert image.width() == view.width() * image.devicePixelRatio() or image.width() >= view.width()
+        # Not a blank grab: the spectrogram area has many colours.
+        colours = {image.pixel(x, y) for x in range(100, image.width() - 100, 37) for y in range(100, image.height() - 100, 29)}
+        assert len(colours) > 50
+    assert view.save_png(tmp_path / "missing" / "x.png") is None
+    assert "does not exist" in view.message_text()
+    view.loop_check.setChecked(False)
+
+
+def test_corrupt_file_dropped_on_the_window(window, view, qapp, tmp_path):
+    bad = tmp_path / "corrupt.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt this is not audio at all" * 4)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(bad))])
+    pos = QPointF(window.width() / 2, window.height() / 2)
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    wait_for(qapp, lambda: not view.busy)
+    message = view.message_text()
+    assert "corrupt.wav" in message and "Traceback" not in message
+    assert view.message_label.property("error") is True
+    assert window.statusBar().currentMessage() == message
+    assert window.isVisible() and view.result is not None  # the previous result stays on screen
+
+
+def test_unknown_codec_and_unavailable_model_are_messages(view, qapp, music_wav):
+    source = AudioSource(str(music_wav))
+    view.run(InspectRequest(source, "no-such-codec", PipelineConfig(phase="pghi")))
+    wait_for(qapp, lambda: not view.busy)
+    assert view.message_text().startswith('Unknown codec "no-such-codec"; known codecs:')
+    model = view.codec_combo.model()
+    disabled = [i for i in range(view.codec_combo.count()) if not model.item(i).isEnabled()]
+    if not disabled:
+        pytest.skip("every codec is available on this machine")
+    i = disabled[0]
+    tooltip = view.codec_combo.itemData(i, Qt.ItemDataRole.ToolTipRole)
+    assert tooltip.startswith("not available: ")
+    assert not _set_combo(view.codec_combo, view.codec_combo.itemText(i))  # cannot be chosen
+    view.run(InspectRequest(source, view.codec_combo.itemText(i), PipelineConfig(phase="pghi")))
+    wait_for(qapp, lambda: not view.busy)
+    assert view.message_text() == tooltip.removeprefix("not available: ")
+
+
+def test_cancel_stops_a_run(view, qapp, tmp_path):
+    long = tmp_path / "long.wav"
+    sf.write(long, music_like(20.0, seed=3).T, RATE)
+    worker = view.run(InspectRequest(AudioSource(str(long)), "pghi-only", PipelineConfig(phase="pghi+fgla")))
+    assert view.busy and view.cancel_button.isEnabled() and view.progress.isVisible()
+    view.cancel_button.click()
+    wait_for(qapp, lambda: not view.busy, timeout_s=60)
+    assert worker.wait(60)
+    assert view.message_text() == "Cancelled."
+    assert view.result.request.source.path != str(long)
+
+
+def test_progress_reaches_the_bar(view, qapp, qtbot, music_wav):
+    seen = []
+    view.progress.valueChanged.connect(lambda value: seen.append((value, view.progress.format())))
+    with qtbot.waitSignal(view.result_ready, timeout=RUN_TIMEOUT_S * 1000):
+        view.run(InspectRequest(AudioSource(str(music_wav)), "lowpass-3.5k", PipelineConfig(phase="pghi"),
+                                visqol=False))
+    values = [v for v, _ in seen]
+    assert values == sorted(values) and values[-1] == 1000
+    text = " ".join(f for _, f in seen)
+    for stage in ("Reading audio", "Encoding", "Decoding", "Measuring", "Drawing spectrograms"):
+        assert stage in text
+    assert view.result.request.codec == "lowpass-3.5k"
+    # A lowpass anchor removes the top of the spectrum: the band error is largest up there.
+    err = view.result.display.band_error_db
+    assert err[-50:].mean() > 5 * err[:20].mean()
+
+
+def test_show_arrays_draws_a_long_track_as_an_overview(view, qapp):
+    seconds = 120.0
+    t = np.arange(int(seconds * RATE), dtype=np.float32) / RATE
+    x = (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+    start = time.perf_counter()
+    pair = view.show_arrays(x, 0.5 * x)
+    assert pair.columns <= 4000 and not pair.exact
+    assert view.panes.images["original"].image.shape == (257, pair.columns)
+    assert view.panes.visible_time_range()[1] == pytest.approx(seconds, abs=0.1)
+    assert time.perf_counter() - start < 30  # generous: this machine is shared
+    view.show_result(view.result)  # back to the run for the tests that follow

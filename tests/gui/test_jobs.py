@@ -1,0 +1,108 @@
+"""The Inspect view's job without Qt: names checked first, the run's numbers, block-wise decoding, cancel."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mosapp import bitstream, evaluate
+from mosapp.codecs import get_codec
+from mosapp.config import PipelineConfig
+from mosapp.errors import AudioError, ConfigError, MosappError
+from mosapp.gui.jobs import AudioSource, InspectRequest, JobProgress, _blockwise_decode, inspect, read_source
+from mosapp.pipeline import run_to_end
+from tests.conftest import RATE, music_like
+
+FAST = PipelineConfig(phase="pghi")
+
+
+@pytest.fixture
+def wav(tmp_path):
+    path = tmp_path / "music.wav"
+    sf.write(path, music_like(2.0).T, RATE)
+    return path
+
+
+def test_a_run_measures_what_evaluate_measures(wav):
+    events: list[JobProgress] = []
+    result = run_to_end(inspect(InspectRequest(AudioSource(str(wav)), "pghi-only", FAST, visqol=False)), events.append)
+    stages = [e.stage for e in events]
+    assert stages[0] == "read" and stages[-1] == "display"
+    assert {"encode", "decode", "metrics"} <= set(stages)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert result.reference.shape == result.decoded.shape == (1, 2 * RATE)
+    assert result.kbps == pytest.approx(8 * result.file_bytes / 2.0 / 1000)
+    want = evaluate.score(result.reference, result.decoded, visqol=False)
+    for key, value in want.items():
+        if not math.isnan(value):
+            assert result.scores[key] == pytest.approx(value)
+    assert math.isnan(result.scores["visqol"]) and "visqol" in result.notes
+    assert result.display.original_db.shape[0] == 257
+
+
+def test_blockwise_decode_equals_the_codecs_decode():
+    samples = music_like(1.5)
+    codec = get_codec("pghi-only")
+    config = PipelineConfig(phase="pghi", block_seconds=0.5)  # several blocks
+    encoded = codec.encode(samples, config)
+    encoded, _ = bitstream.unpack(bitstream.pack(encoded, _info(samples)))
+    gen = _blockwise_decode(codec, encoded, config)
+    progress = []
+    ours = run_to_end(gen, progress.append)
+    np.testing.assert_array_equal(ours, codec.decode(encoded, config))
+    assert len([p for p in progress if p.stage == "decode"]) >= 3
+
+
+def test_waveform_codecs_decode_their_own_way():
+    codec = get_codec("lowpass-3.5k")
+    assert _blockwise_decode(codec, None, FAST) is None
+
+
+def test_names_are_checked_before_the_file_is_read(tmp_path):
+    missing = AudioSource(str(tmp_path / "nowhere.wav"))
+    with pytest.raises(ConfigError, match="Unknown codec"):
+        next(inspect(InspectRequest(missing, "no-such-codec")))
+    with pytest.raises(ConfigError, match="phase backend"):
+        next(inspect(InspectRequest(missing, "pghi-only", PipelineConfig(phase="nope"))))
+    with pytest.raises(AudioError, match="does not exist"):
+        run_to_end(inspect(InspectRequest(missing, "pghi-only", FAST)))
+
+
+def test_unavailable_codec_says_why(tmp_path, wav):
+    from mosapp.codecs import all_codecs
+
+    unavailable = [c for c in all_codecs() if not c.availability().ok]
+    if not unavailable:
+        pytest.skip("every codec is available on this machine")
+    codec = unavailable[0]
+    with pytest.raises(MosappError) as info:
+        next(inspect(InspectRequest(AudioSource(str(wav)), codec.name, FAST)))
+    assert str(info.value) == codec.availability().reason
+
+
+def test_excerpts(wav):
+    audio = read_source(AudioSource(str(wav), start_s=0.5, length_s=1.0))
+    assert audio.samples.shape == (1, RATE)
+    whole = read_source(AudioSource(str(wav)))
+    np.testing.assert_array_equal(audio.samples, whole.samples[:, RATE // 2: RATE // 2 + RATE])
+    with pytest.raises(AudioError, match="does not fit"):
+        read_source(AudioSource(str(wav), start_s=1.5, length_s=1.0))
+
+
+def test_closing_the_generator_stops_the_run(wav):
+    gen = inspect(InspectRequest(AudioSource(str(wav)), "pghi-only", FAST, visqol=False))
+    first = next(gen)
+    assert first.stage == "read"
+    gen.close()
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def _info(samples):
+    from mosapp.audio import AudioInfo
+
+    return AudioInfo(path=None, sample_rate=RATE, channels=1, frames=samples.shape[1], subtype="PCM_16", format="WAV")

@@ -1,0 +1,418 @@
+"""The Listen view driven by a scripted listener (offscreen Qt): prepare, keys only, ratings in the store.
+
+Playback runs without a sound card: the view is built with ``open_audio=False`` and the test
+plays the trial by rendering the player's output (``Player.render`` is exactly what the audio
+callback writes), so "heard to the end" is earned the same way a listener earns it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractButton, QComboBox, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QTextEdit, QWidget,
+)
+
+from mosapp.gui.listen_view import ListenView
+from tests.conftest import RATE, music_like
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "out" / "screenshots" / "listen.png"
+CONDITIONS = ["reference", "pghi-only", "lowpass-3.5k"]
+STARTS = (0.0, 1.5)
+LENGTH_S = 1.2
+PREPARE_TIMEOUT_MS = 180_000
+
+
+# ---------------------------------------------------------------------------------- helpers
+def write_study(folder: Path, *, name: str = "gui", test_type: str = "dcr", training: int = 1,
+                stimuli_dir: Path | None = None) -> Path:
+    """A small study: one 3 s music-like clip written here, two 1.2 s excerpts, three conditions."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = folder / "clip.wav"
+    if not clip.exists():
+        sf.write(clip, music_like(3.0, seed=3).T, RATE, subtype="FLOAT")
+    lines = [
+        'title = "Listening test"',
+        f'test_type = "{test_type}"',
+        'instructions = "Listen to the reference and the sample, then rate the sample."',
+        "conditions = [" + ", ".join(f'"{c}"' for c in CONDITIONS) + "]",
+        "seed = 5",
+        "fade_ms = 10.0",
+    ]
+    if stimuli_dir is not None:
+        lines.append(f'stimuli_dir = "{stimuli_dir}"')
+    lines += [
+        "[training]", f"trials = {training}",
+        "[pipeline]", 'phase = "pghi"', 'device = "cpu"',
+        'metrics = ["mel_distance", "si_sdr_db", "spectral_convergence_db"]',
+        "[[clips]]", 'path = "clip.wav"', 'name = "melody"', f"start_s = {list(STARTS)!r}", f"length_s = {LENGTH_S}",
+    ]
+    path = folder / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def prepare(path: Path) -> None:
+    from mosapp.study import load_study, open_store, prepare_study
+
+    definition = load_study(path)
+    with open_store(definition.database_url) as store:
+        for _ in prepare_study(definition, store):
+            pass
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """A prepared DCR study (prepared once; tests copy its folder)."""
+    folder = tmp_path_factory.mktemp("listen-template")
+    path = write_study(folder)
+    prepare(path)
+    return folder
+
+
+@pytest.fixture
+def study(template, tmp_path) -> Path:
+    """A prepared study of this test's own (a copy of the template's folder)."""
+    folder = tmp_path / "study"
+    shutil.copytree(template, folder)
+    return folder / "gui.toml"
+
+
+def make_view(qtbot, study_path, **kwargs) -> ListenView:
+    kwargs.setdefault("open_audio", False)
+    view = ListenView(study_path, **kwargs)
+    qtbot.addWidget(view)
+    view.resize(900, 760)
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
+def key(qtbot, view: ListenView, k) -> None:
+    qtbot.keyClick(view, k)
+
+
+def hear(view: ListenView, seconds: float | None = None) -> None:
+    """Let the playing stimulus sound for ``seconds`` (default: past the end of the trial)."""
+    player = view.player
+    s = player.duration_s + 0.1 if seconds is None else seconds
+    player.render(int(round(s * player.rate)))
+    view.tick()
+
+
+def start(qtbot, view: ListenView, code: str) -> None:
+    view.code_edit.setFocus()
+    qtbot.keyClicks(view.code_edit, code)
+    qtbot.keyClick(view.code_edit, Qt.Key_Return)
+    assert view.page == view.PAGE_INSTRUCTIONS, view.start_message.text()
+    key(qtbot, view, Qt.Key_Return)
+
+
+def listen_fully(qtbot, view: ListenView) -> None:
+    """R, Space, a little of the reference, A (switch at the same position), the sample to its end."""
+    if view.reference_button.isVisible():
+        key(qtbot, view, Qt.Key_R)
+        assert view.player.selected == 0
+    key(qtbot, view, Qt.Key_Space)
+    assert view.player.playing
+    hear(view, 0.3)
+    pos = view.player.position_s
+    key(qtbot, view, Qt.Key_A)
+    assert view.player.selected == view._sample_index
+    assert view.player.position_s == pytest.approx(pos)  # the switch keeps the position
+    hear(view)
+    assert view.player.heard_to_end[view._sample_index]
+
+
+def ratings_of(study_path: Path, code: str):
+    """The listener's ratings, read back through the store (tidy frame, training included)."""
+    from mosapp.study import load_study, open_store
+    from mosapp.study.export import ratings_frame
+
+    definition = load_study(study_path, check_codecs=False)
+    with open_store(definition.database_url, create=False) as store:
+        frame = ratings_frame(store, definition, include_training=True)
+    return frame[frame["listener"] == code].sort_values("trial").reset_index(drop=True)
+
+
+def widget_texts(root: QWidget) -> list[str]:
+    """Every text the widget tree can show: labels, buttons, fields, tooltips, titles, items."""
+    texts: list[str] = []
+    for w in [root, *root.findChildren(QWidget)]:
+        texts += [w.windowTitle(), w.toolTip(), w.statusTip(), w.whatsThis(), w.accessibleName(),
+                  w.accessibleDescription()]
+        if isinstance(w, (QLabel, QAbstractButton)):
+            texts.append(w.text())
+        if isinstance(w, QLineEdit):
+            texts += [w.text(), w.placeholderText()]
+        if isinstance(w, (QTextEdit, QPlainTextEdit)):
+            texts.append(w.toPlainText())
+        if isinstance(w, QComboBox):
+            texts += [w.itemText(i) for i in range(w.count())]
+        if isinstance(w, QProgressBar):
+            texts += [w.text(), w.format()]
+    return [t for t in texts if t]
+
+
+def forbidden_strings(study_path: Path) -> list[str]:
+    """What would unblind a listener: condition and codec names, stimulus and clip files, bitrates."""
+    from sqlalchemy import select
+
+    from mosapp.codecs import codec_names
+    from mosapp.study import load_study, open_store
+    from mosapp.study.store import StimulusRow
+
+    definition = load_study(study_path, check_codecs=False)
+    # "reference" is the known reference's own (honest) name in a DCR trial; the hidden
+    # reference is a condition and is never named, which the other checks cover.
+    names = {c for c in definition.conditions if c != "reference"} | set(codec_names())
+    with open_store(definition.database_url, create=False) as store, store.read() as s:
+        files = [f for f in s.scalars(select(StimulusRow.audio_file)) if f]
+    out = set(names) | set(files) | {Path(f).stem for f in files}
+    for clip in definition.clips:
+        out |= {clip.name, str(clip.path), clip.path.name}
+    out |= {str(definition.stimuli_dir), str(study_path), study_path.name, "kbps", "kbit", "bitrate", "codec",
+            "lowpass", "pghi", "opus", "sgc", "anchor", "hidden"}
+    return sorted(out)
+
+
+def assert_blind(view: ListenView, forbidden: list[str], where: str) -> None:
+    texts = widget_texts(view)
+    for text in texts:
+        low = text.lower()
+        for f in forbidden:
+            assert f.lower() not in low, f'{where}: "{f}" is visible in "{text}"'
+
+
+# ---------------------------------------------------------------------------------- tests
+def test_prepare_then_a_scripted_listener_completes_the_study(qtbot, tmp_path):
+    path = write_study(tmp_path / "fresh")
+    view = make_view(qtbot, path, break_every_trials=4, break_every_minutes=0)
+
+    # Not prepared: a clear message and a "Prepare now" action; starting is impossible.
+    assert view.prepare_box.isVisible()
+    assert "not been prepared" in view.prepare_label.text()
+    assert not view.start_button.isEnabled()
+    seen: list[tuple[int, int]] = []
+    qtbot.mouseClick(view.prepare_button, Qt.LeftButton)
+    assert view.preparing
+    view._prepare_worker.progress.connect(lambda p: seen.append((p.done, p.total)))
+    qtbot.waitUntil(lambda: not view.preparing and view.start_button.isEnabled(), timeout=PREPARE_TIMEOUT_MS)
+    assert "prepared (6 stimuli" in view.start_message.text()
+    assert not view.prepare_box.isVisible()
+    assert seen and seen[-1] == (6, 6)
+
+    start(qtbot, view, "L01")
+    assert view.page == view.PAGE_TRIAL
+    given: list[int] = []
+    breaks = 0
+    while view.page in (view.PAGE_TRIAL, view.PAGE_BREAK):
+        if view.page == view.PAGE_BREAK:
+            breaks += 1
+            assert "break" in view.break_label.text().lower() or "rest" in view.break_label.text().lower()
+            key(qtbot, view, Qt.Key_Return)
+            continue
+        index = view.trial.index
+        assert not view.can_rate
+        listen_fully(qtbot, view)
+        assert view.can_rate
+        score = 1 + (index * 2) % 5
+        key(qtbot, view, getattr(Qt, f"Key_{score}"))
+        assert view.score == score
+        key(qtbot, view, Qt.Key_Return)
+        given.append(score)
+    assert view.page == view.PAGE_DONE
+    assert len(given) == 7 and breaks == 1  # 1 training + 6 rated; a break after 4
+
+    ratings = ratings_of(path, "L01")
+    assert ratings["value"].tolist() == given
+    assert ratings["is_training"].tolist() == [True] + [False] * 6
+    assert (ratings["plays_sample"] >= 1).all() and (ratings["plays_reference"] >= 1).all()
+    # 0.3 s of the reference, then the sample from there to its end: one pass of the timeline.
+    assert ratings["listening_time_s"].tolist() == pytest.approx([LENGTH_S] * 7, abs=0.02)
+    assert (ratings["response_time_s"] > 0).all()
+    rated = ratings[~ratings["is_training"]]
+    assert sorted(rated["condition"].value_counts().tolist()) == [2, 2, 2]  # balanced
+    assert ratings["audio_device"].iloc[0] == "none (silent)"
+
+
+def test_rating_keys_wait_until_the_sample_was_heard_to_the_end(qtbot, study):
+    view = make_view(qtbot, study)
+    start(qtbot, view, "L02")
+    assert all(not b.isEnabled() for b in view.score_buttons.values())
+    key(qtbot, view, Qt.Key_4)
+    key(qtbot, view, Qt.Key_Return)
+    assert view.score is None and view.page == view.PAGE_TRIAL
+    # The reference to its end does not count: the sample is what is rated.
+    key(qtbot, view, Qt.Key_R)
+    key(qtbot, view, Qt.Key_Space)
+    hear(view)
+    assert not view.can_rate
+    # Half the sample: still not.
+    key(qtbot, view, Qt.Key_A)
+    key(qtbot, view, Qt.Key_Home)
+    key(qtbot, view, Qt.Key_Space)
+    hear(view, LENGTH_S / 2)
+    key(qtbot, view, Qt.Key_4)
+    assert view.score is None and not view.score_buttons[4].isEnabled()
+    assert "to its end" in view.listen_hint.text()
+    hear(view)
+    assert view.can_rate and all(b.isEnabled() for b in view.score_buttons.values())
+    assert not view.next_button.isEnabled()  # nothing chosen yet
+    key(qtbot, view, Qt.Key_4)
+    key(qtbot, view, Qt.Key_2)  # a change of mind before Enter
+    assert view.score == 2 and view.next_button.isEnabled()
+    assert len(ratings_of(study, "L02")) == 0  # nothing stored before Enter
+    key(qtbot, view, Qt.Key_Return)
+    ratings = ratings_of(study, "L02")
+    assert ratings["value"].tolist() == [2]
+    assert ratings["plays_sample"].tolist() == [1] and ratings["plays_reference"].tolist() == [1]
+    # The next trial starts locked again.
+    assert view.page == view.PAGE_TRIAL and not view.can_rate
+
+
+def test_the_rule_can_be_turned_off(qtbot, study):
+    view = make_view(qtbot, study, require_full_listen=False)
+    start(qtbot, view, "L03")
+    assert view.can_rate
+    key(qtbot, view, Qt.Key_5)
+    key(qtbot, view, Qt.Key_Return)
+    assert ratings_of(study, "L03")["value"].tolist() == [5]
+
+
+def test_nothing_in_the_view_unblinds_the_listener(qtbot, study):
+    forbidden = forbidden_strings(study)
+    assert "pghi-only" in forbidden and any(f.endswith(".wav") for f in forbidden)
+    view = make_view(qtbot, study, break_every_trials=3, break_every_minutes=0)
+    assert_blind(view, forbidden, "start page")
+    start(qtbot, view, "L04")
+    pages = set()
+    while view.page in (view.PAGE_TRIAL, view.PAGE_BREAK):
+        pages.add(view.page)
+        assert_blind(view, forbidden, f"page {view.page}")
+        if view.page == view.PAGE_BREAK:
+            key(qtbot, view, Qt.Key_Return)
+            continue
+        listen_fully(qtbot, view)
+        key(qtbot, view, Qt.Key_3)
+        assert_blind(view, forbidden, f"trial {view.trial.index} rated")
+        key(qtbot, view, Qt.Key_Return)
+    assert pages == {view.PAGE_TRIAL, view.PAGE_BREAK}
+    assert view.page == view.PAGE_DONE
+    assert_blind(view, forbidden, "done page")
+    assert view.windowTitle() == "Listen"
+
+
+def test_a_returning_listener_resumes_and_a_finished_one_is_told(qtbot, study):
+    view = make_view(qtbot, study)
+    start(qtbot, view, "L05")
+    listen_fully(qtbot, view)
+    key(qtbot, view, Qt.Key_5)
+    key(qtbot, view, Qt.Key_Return)
+    view.reset()
+    assert view.page == view.PAGE_START and view.session is None
+    view.code_edit.setFocus()
+    qtbot.keyClicks(view.code_edit, "L05")
+    qtbot.keyClick(view.code_edit, Qt.Key_Return)
+    assert "Welcome back, L05: 1 of 7" in view.welcome_label.text()
+    key(qtbot, view, Qt.Key_Return)
+    assert view.trial.index == 1
+    # A bad code: one sentence, nothing started.
+    view.reset()
+    view.start("Jane Doe <jane@example.org>")
+    assert view.page == view.PAGE_START and "not accepted" in view.start_message.text()
+
+
+def test_a_malformed_study_file_is_a_message_and_the_view_keeps_working(qtbot, study, tmp_path):
+    bad = tmp_path / "broken.toml"
+    bad.write_text('title = "x"\nconditions = ["reference", \n', encoding="utf-8")
+    view = make_view(qtbot, bad)
+    assert view.page == view.PAGE_START
+    assert "is not valid TOML" in view.start_message.text() and view.start_message.isVisible()
+    assert not view.start_button.isEnabled()
+    typo = tmp_path / "typo.toml"
+    typo.write_text(study.read_text(encoding="utf-8").replace("seed = 5", "sed = 5"), encoding="utf-8")
+    assert not view.open_study(typo)
+    assert 'unknown field sed' in view.start_message.text()
+    assert view.open_study(study)
+    start(qtbot, view, "L06")
+    assert view.page == view.PAGE_TRIAL
+
+
+def test_a_locked_database_loses_nothing_and_enter_tries_again(qtbot, study):
+    from mosapp.study import load_study
+
+    view = make_view(qtbot, study, busy_timeout_s=0.2)
+    start(qtbot, view, "L07")
+    listen_fully(qtbot, view)
+    key(qtbot, view, Qt.Key_4)
+    db = load_study(study, check_codecs=False).database_url.removeprefix("sqlite:///")
+    other = sqlite3.connect(db, isolation_level=None, timeout=0.1)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    try:
+        key(qtbot, view, Qt.Key_Return)
+        assert view.page == view.PAGE_TRIAL and view.score == 4
+        assert "not saved" in view.trial_message.text() and "locked" in view.trial_message.text()
+        assert view.trial_message.isVisible()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    key(qtbot, view, Qt.Key_Return)
+    assert ratings_of(study, "L07")["value"].tolist() == [4]
+    assert not view.trial_message.isVisible()
+    assert view.trial.index == 1
+
+
+def test_acr_shows_the_sample_alone(qtbot, template, tmp_path):
+    path = write_study(tmp_path / "acr", name="acr", test_type="acr", training=0,
+                       stimuli_dir=template / "data" / "gui" / "stimuli")
+    prepare(path)  # the stimuli are the template's (cached): nothing is rendered again
+    view = make_view(qtbot, path)
+    start(qtbot, view, "L08")
+    assert not view.reference_button.isVisible()
+    assert view.score_buttons[5].text().endswith("Excellent")
+    key(qtbot, view, Qt.Key_R)  # nothing to select
+    assert view.player.count == 1
+    key(qtbot, view, Qt.Key_Space)
+    hear(view)
+    key(qtbot, view, Qt.Key_3)
+    key(qtbot, view, Qt.Key_Return)
+    ratings = ratings_of(path, "L08")
+    assert ratings["value"].tolist() == [3] and ratings["plays_reference"].tolist() == [0]
+
+
+def test_the_main_window_hook_and_the_demo_default(qtbot):
+    from mosapp.gui.app import load_optional_view
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    view = load_optional_view("Listen", "listen_view", "ListenView", parent=parent)
+    assert isinstance(view, ListenView)
+    assert view.definition is not None and view.definition.name == "demo"
+    assert view.title_label.text() == "Spectrogram codecs against Opus (demo)"
+    # Prepared or not, the start page says what to do next.
+    assert view.start_button.isEnabled() or view.prepare_box.isVisibleTo(view)
+    assert callable(view.shutdown) and callable(view.open_path)
+    view.shutdown()
+
+
+def test_screenshot(qtbot, study, tmp_path):
+    view = make_view(qtbot, study)
+    start(qtbot, view, "L09")
+    listen_fully(qtbot, view)
+    key(qtbot, view, Qt.Key_4)
+    qtbot.wait(50)
+    image = view.grab()
+    assert image.width() >= 800 and image.height() >= 600
+    assert image.save(str(tmp_path / "listen.png"))
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    assert image.save(str(SCREENSHOT))
+    assert re.search(r"Practice trial 1 of 1", view.trial_label.text())

@@ -1,0 +1,248 @@
+"""The Results view on a study rated through the engine (offscreen Qt): table, plot, screening,
+correlations, and the command line's CSV files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyqtgraph as pg
+import pytest
+import soundfile as sf
+from PySide6.QtWidgets import QWidget
+
+from mosapp.gui.results_view import ResultsView
+from tests.conftest import RATE, music_like
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "out" / "screenshots" / "results.png"
+CONDITIONS = ["reference", "pghi-only", "lowpass-3.5k"]
+LOAD_TIMEOUT_MS = 120_000
+#: Scores the scripted listeners give per condition (listener index picks a small offset).
+SCORES = {"reference": 5, "pghi-only": 4, "lowpass-3.5k": 2}
+
+
+def write_study(folder: Path, name: str = "res") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / "clip.wav", music_like(4.0, seed=8).T, RATE, subtype="FLOAT")
+    text = "\n".join([
+        'title = "Results test"',
+        'conditions = ["reference", "pghi-only", "lowpass-3.5k"]',
+        "seed = 2",
+        "fade_ms = 10.0",
+        "[training]", "trials = 1",
+        "[pipeline]", 'phase = "pghi"', 'device = "cpu"',
+        'metrics = ["mel_distance", "si_sdr_db", "spectral_convergence_db"]',
+        "[[clips]]", 'path = "clip.wav"', 'name = "song"', "start_s = [0.0, 1.2, 2.4]", "length_s = 1.0",
+    ])
+    path = folder / f"{name}.toml"
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def rate_everything(path: Path) -> None:
+    """Four listeners rate every trial through the engine; L4 rates the hidden reference low."""
+    from sqlalchemy import select
+
+    from mosapp.study import StudyEngine
+    from mosapp.study.store import ConditionRow, StimulusRow, TrialRow
+
+    with StudyEngine.open(path) as engine:
+        for i, code in enumerate(["L1", "L2", "L3", "L4"]):
+            with engine.start_or_resume(code) as session:
+                while (trial := session.next_trial()) is not None:
+                    with engine.store.read() as s:  # the test may look behind the blind
+                        condition = s.scalar(
+                            select(ConditionRow.name).join(StimulusRow, StimulusRow.condition_id == ConditionRow.id)
+                            .join(TrialRow, TrialRow.stimulus_id == StimulusRow.id)
+                            .where(TrialRow.trial_token == trial.trial_id))
+                    score = SCORES[condition] - (trial.index + i) % 2 * (condition != "reference")
+                    if code == "L4" and condition == "reference":
+                        score = 2
+                    session.rate(trial, score, play_counts=(1, 1), listening_time_s=2.0, response_time_s=3.0)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    from mosapp.study import load_study, open_store, prepare_study
+
+    folder = tmp_path_factory.mktemp("results-template")
+    path = write_study(folder)
+    definition = load_study(path)
+    with open_store(definition.database_url) as store:
+        for _ in prepare_study(definition, store):
+            pass
+    rate_everything(path)
+    return folder
+
+
+@pytest.fixture
+def study(template, tmp_path) -> Path:
+    folder = tmp_path / "study"
+    shutil.copytree(template, folder)
+    return folder / "res.toml"
+
+
+def make_view(qtbot, study_path, **kwargs) -> ResultsView:
+    view = ResultsView(study_path, **kwargs)
+    qtbot.addWidget(view)
+    view.resize(1300, 720)
+    view.show()
+    return view
+
+
+def wait_loaded(qtbot, view: ResultsView) -> None:
+    qtbot.waitUntil(lambda: not view.loading and (view.report is not None or view.message_label.property("error")),
+                    timeout=LOAD_TIMEOUT_MS)
+    assert view.report is not None, view.message_label.text()
+
+
+def table_rows(table) -> list[list[str]]:
+    return [[table.cell(r, c) for c in range(table.columnCount())] for r in range(table.rowCount())]
+
+
+def test_scores_table_plot_listeners_and_correlations(qtbot, study):
+    view = make_view(qtbot, study)
+    wait_loaded(qtbot, view)
+    report = view.report
+    assert view.title_label.text().startswith("Results test")
+    assert "36 rating(s) from 4 listener(s)" in view.message_label.text()  # 4 x 9 rated (training excluded)
+    assert "4 enrolled, 4 finished" in view.message_label.text()
+
+    # The summary: one row per condition, in the study's order, with the score and its 95 % CIs.
+    assert view.summary_table.horizontalHeaderItem(4).text() == "DMOS"
+    rows = table_rows(view.summary_table)
+    assert [r[0].split()[0] for r in rows] == CONDITIONS
+    assert "(hidden reference)" in rows[0][0]
+    summary = report.summary.set_index("condition")
+    for r in rows:
+        cond = r[0].split()[0]
+        assert r[2] == str(summary.loc[cond, "n"]) == "9"  # L4 screened out: 3 listeners x 3 clips
+        assert r[3] == "3"
+        assert r[4] == f"{summary.loc[cond, 'mean']:.2f}"
+        assert re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]", r[5]), r
+        assert r[5] == f"[{summary.loc[cond, 'ci_low']:.2f}, {summary.loc[cond, 'ci_high']:.2f}]"
+        assert re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]", r[6]), r
+    assert float(rows[0][4]) == 5.0 and float(rows[2][4]) < float(rows[1][4]) < 5.0
+
+    # The plot: every condition drawn; those with a bitrate with error bars.
+    assert set(view.plotted) == set(CONDITIONS)
+    items = view.plot.getPlotItem().items
+    with_rate = summary["bitrate_kbps"].dropna().index.tolist()
+    assert with_rate, "pghi-only has a measured bitrate"
+    assert sum(isinstance(i, pg.ErrorBarItem) for i in items) == len({c.split("-")[0] for c in with_rate})
+    assert any(isinstance(i, pg.InfiniteLine) for i in items)  # the reference: no bitrate, a dashed line
+    bars = next(i for i in items if isinstance(i, pg.ErrorBarItem))
+    assert bars.opts["top"] is not None and (bars.opts["top"] > 0).all()
+
+    # Screening per listener: L4 rated the hidden reference low and is dropped.
+    listeners = {r[0]: r for r in table_rows(view.listeners_table)}
+    assert set(listeners) == {"L1", "L2", "L3", "L4"}
+    assert listeners["L4"][-1].startswith("dropped: rated the reference below 4")
+    assert listeners["L1"][-1] == "kept" and listeners["L1"][1] == "9/9 ✓" and listeners["L1"][2] == "1/1"
+    assert listeners["L4"][8] == "100%"
+
+    # Metric correlations, one row per measured metric.
+    corr = table_rows(view.correlations_table)
+    assert [r[0] for r in corr] == ["mel_distance", "si_sdr_db", "spectral_convergence_db"]
+    assert "Holm" in view.report_text.toPlainText() or "paired" in view.report_text.toPlainText()
+
+    # Screening off: L4 comes back.
+    view.screening_box.setChecked(False)
+    qtbot.waitUntil(lambda: view.report is not None and not view.report.screening.applied, timeout=LOAD_TIMEOUT_MS)
+    assert table_rows(view.summary_table)[0][2] == "12"
+    assert table_rows(view.listeners_table)[3][-1] == "kept (no screening)"
+
+
+def test_exports_are_the_command_lines_files(qtbot, study, tmp_path):
+    from mosapp.cli import main as cli_main
+    from mosapp.study.export import RATINGS_COLUMNS, SUMMARY_COLUMNS
+
+    view = make_view(qtbot, study)
+    wait_loaded(qtbot, view)
+    ratings_csv, summary_csv = view.export_csv(tmp_path / "gui-export")
+    assert "Wrote res-ratings.csv and res-summary.csv" in view.message_label.text()
+    ratings, summary = pd.read_csv(ratings_csv), pd.read_csv(summary_csv)
+    assert list(ratings.columns) == list(RATINGS_COLUMNS) and len(ratings) == 36
+    assert list(summary.columns) == list(SUMMARY_COLUMNS) and summary["condition"].tolist() == CONDITIONS
+    assert ratings.loc[ratings["listener"] == "L4", "screened_out"].all()
+
+    files = view.write_report_files(tmp_path / "gui-report")
+    assert set(files) == {"summary", "comparisons", "correlations", "listeners", "plot", "text"}
+    for kind in ("summary", "comparisons", "correlations", "listeners"):
+        assert len(pd.read_csv(files[kind])) > 0
+    assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The command line writes the same files from the same database.
+    assert cli_main(["study", "export", str(study), "--out", str(tmp_path / "cli-export")]) == 0
+    assert cli_main(["study", "report", str(study), "--out", str(tmp_path / "cli-report")]) == 0
+    for name in ("res-ratings.csv", "res-summary.csv"):
+        assert (tmp_path / "cli-export" / name).read_text() == (tmp_path / "gui-export" / name).read_text()
+    for name in ("res-summary.csv", "res-comparisons.csv", "res-correlations.csv", "res-listeners.csv",
+                 "res-report.txt"):
+        assert (tmp_path / "cli-report" / name).read_text() == (tmp_path / "gui-report" / name).read_text()
+
+    # Training rows on request, as --include-training.
+    view.training_box.setChecked(True)
+    ratings_csv, _ = view.export_csv(tmp_path / "with-training")
+    assert len(pd.read_csv(ratings_csv)) == 40
+
+    # A folder that cannot be made: one sentence, nothing raised.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert view.export_csv(blocker / "sub") is None
+    assert view.message_label.property("error") and "cannot be created" in view.message_label.text()
+
+
+def test_bad_input_is_a_message(qtbot, study, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("conditions = 3\n", encoding="utf-8")
+    view = make_view(qtbot, bad)
+    with qtbot.waitSignal(view.failed, timeout=LOAD_TIMEOUT_MS) as blocker:
+        pass
+    assert "conditions" in blocker.args[0] and view.message_label.text() == blocker.args[0]
+    assert not view.export_button.isEnabled() and view.summary_table.rowCount() == 0
+
+    # Not prepared yet: says so.
+    fresh = write_study(tmp_path / "fresh", name="fresh")
+    view.open_study(fresh)
+    qtbot.waitUntil(lambda: not view.loading and "does not exist yet" in view.message_label.text(),
+                    timeout=LOAD_TIMEOUT_MS)
+
+    # Not a database: says so; the good study still opens afterwards.
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"this is not a database" * 100)
+    view.database = f"sqlite:///{garbage}"
+    view.open_study(study)
+    qtbot.waitUntil(lambda: not view.loading and view.message_label.property("error"), timeout=LOAD_TIMEOUT_MS)
+    assert "not a usable SQLite database" in view.message_label.text() or "database" in view.message_label.text()
+    view.database = None
+    view.reload()
+    wait_loaded(qtbot, view)
+    assert view.summary_table.rowCount() == 3
+
+
+def test_the_main_window_hook(qtbot):
+    from mosapp.gui.app import load_optional_view
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    view = load_optional_view("Results", "results_view", "ResultsView", parent=parent)
+    assert isinstance(view, ResultsView)
+    qtbot.waitUntil(lambda: not view.loading, timeout=LOAD_TIMEOUT_MS)
+    # The demo: its results, or one sentence saying why there are none yet.
+    assert view.report is not None or view.message_label.text()
+    view.shutdown()
+
+
+def test_screenshot(qtbot, study, tmp_path):
+    view = make_view(qtbot, study)
+    wait_loaded(qtbot, view)
+    qtbot.wait(100)
+    image = view.grab()
+    assert image.width() >= 1200
+    assert image.save(str(tmp_path / "results.png"))
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    assert image.save(str(SCREENSHOT))

@@ -1,0 +1,107 @@
+"""What the Inspect view draws (no Qt): the lattice dB images, their pooling, difference and band error."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mosapp import dsp
+from mosapp.config import get_geometry
+from mosapp.gui.spectrogram_data import DISPLAY_RANGE_DB, analyse_pair, analysis_window
+from tests.conftest import RATE, music_like
+
+
+def lattice_db(x: np.ndarray, geometry_name: str = "thesis") -> tuple[np.ndarray, int]:
+    """Every lattice frame's dB (bins, frames) by dsp.stft, and the first frame inside the audio."""
+    geometry = get_geometry(geometry_name)
+    xp, offset = dsp.pad_for_lattice(torch.from_numpy(x), geometry)
+    db = 20.0 * torch.log10(dsp.stft(xp, geometry).abs().clamp_min(1e-15)).numpy()
+    first = -(-offset // geometry.hop)
+    count = (offset + x.shape[-1] - 1) // geometry.hop - first + 1
+    return db[:, first: first + count], first
+
+
+@pytest.fixture(scope="module")
+def pair_signals():
+    x = music_like(3.0)[0]
+    y = (0.8 * x + 0.01 * np.random.default_rng(1).standard_normal(x.shape)).astype(np.float32)
+    return x, y
+
+
+@pytest.mark.parametrize("geometry", ["thesis", "wide"])
+def test_analysis_window_is_the_lattice_window(geometry):
+    g = get_geometry(geometry)
+    assert torch.equal(analysis_window(g), dsp.windows(g)[0])
+
+
+@pytest.mark.parametrize("geometry", ["thesis", "wide"])
+def test_full_resolution_images_equal_the_lattice_stft(pair_signals, geometry):
+    x, y = pair_signals
+    pair = analyse_pair(x, y, geometry=geometry)
+    want_x, first = lattice_db(x, geometry)
+    want_y, _ = lattice_db(y, geometry)
+    assert pair.frames_per_column == 1 and pair.exact
+    assert pair.first_frame == first and pair.original_db.shape == want_x.shape
+    assert pair.top_db == pytest.approx(want_x.max(), abs=1e-3)
+    assert pair.floor_db == pytest.approx(pair.top_db - DISPLAY_RANGE_DB)
+    ox = np.maximum(want_x, pair.floor_db)
+    oy = np.maximum(want_y, pair.floor_db)
+    np.testing.assert_allclose(pair.original_db, ox, atol=2e-3)
+    np.testing.assert_allclose(pair.reconstructed_db, oy, atol=2e-3)
+    np.testing.assert_allclose(pair.difference_db, oy - ox, atol=4e-3)
+    np.testing.assert_allclose(pair.band_error_db, np.abs(oy - ox).mean(axis=1), atol=1e-3)
+
+
+def test_time_and_frequency_placement(pair_signals):
+    x, y = pair_signals
+    pair = analyse_pair(x, y)
+    # Column c is centred on audio sample c * hop (frame centres start at the audio's first sample).
+    assert pair.frame_time_s(pair.first_frame) == pytest.approx(0.0)
+    assert pair.left_s == pytest.approx(-0.5 * 64 / RATE)
+    assert pair.column_at(1.0) == round(1.0 * RATE / 64)
+    assert pair.bin_at(440.0) == round(440.0 / (RATE / 512))
+    assert pair.frequencies_hz[-1] == pytest.approx(RATE / 2)
+    assert pair.columns * pair.seconds_per_column == pytest.approx(x.shape[-1] / RATE, abs=64 / RATE)
+    assert pair.values_at(-1.0, 100.0) is None and pair.values_at(1.0, 30_000.0) is None
+    o, r, d = pair.values_at(1.0, 440.0)
+    assert d == pytest.approx(r - o, abs=1e-3)
+
+
+def test_long_inputs_are_max_pooled_to_at_most_max_columns(pair_signals):
+    x, y = pair_signals
+    full = analyse_pair(x, y)
+    pooled = analyse_pair(x, y, max_columns=100)
+    k = pooled.frames_per_column
+    assert pooled.columns <= 100 and k == math.ceil(full.columns / 100) and pooled.exact
+    want = np.stack([full.original_db[:, c * k:(c + 1) * k].max(axis=1) for c in range(pooled.columns)], axis=1)
+    np.testing.assert_allclose(pooled.original_db, want, atol=1e-4)
+    # The difference keeps the per-frame value of largest magnitude; the band error every frame.
+    c = 7
+    block = full.difference_db[:, c * k:(c + 1) * k]
+    extreme = block[np.arange(block.shape[0]), np.abs(block).argmax(axis=1)]
+    np.testing.assert_allclose(pooled.difference_db[:, c], extreme, atol=1e-4)
+    np.testing.assert_allclose(pooled.band_error_db, full.band_error_db, atol=1e-4)
+
+
+def test_sampled_overview_analyses_some_frames_of_each_column(pair_signals):
+    x, y = pair_signals
+    full = analyse_pair(x, y)
+    quick = analyse_pair(x, y, max_columns=100, frames_per_column=2)
+    k = quick.frames_per_column
+    assert not quick.exact and quick.frames_analysed_per_column == 2
+    # Each column's value is one of its frames' values, never above the block's maximum.
+    for c in (0, 10, quick.columns - 1):
+        block = full.original_db[:, c * k:(c + 1) * k]
+        assert np.all(quick.original_db[:, c] <= block.max(axis=1) + 1e-3)
+        assert np.all(quick.original_db[:, c] >= block.min(axis=1) - 1e-3)
+
+
+def test_reconstruction_of_another_length_is_aligned_to_the_reference(pair_signals):
+    x, _ = pair_signals
+    longer = np.concatenate([x, np.zeros(1000, np.float32)])
+    pair = analyse_pair(x[None], longer[None])
+    assert pair.original_db.shape == pair.reconstructed_db.shape
+    assert np.abs(pair.difference_db).max() < 1e-3
