@@ -428,12 +428,23 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _have_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mosapp`` and ``python -m mosapp``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        # Today the main job is the round trip; `mosapp` alone runs it on the shipped demo.
+        # `mosapp` alone opens the desktop app (Inspect / Listen / Results) on the shipped
+        # demo study; without a screen it says so and runs the command-line demo instead.
+        if _have_display():
+            from mosapp.gui.app import run_app
+
+            return run_app([])
+        print("mosapp: no display (DISPLAY/WAYLAND_DISPLAY unset), so the desktop app cannot open; "
+              "running the command-line demo instead (QT_QPA_PLATFORM=offscreen forces the app).", file=sys.stderr)
         args = parser.parse_args(["demo", *(argv or [])])
     try:
         if args.command == "roundtrip":

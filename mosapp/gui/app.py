@@ -142,3 +142,7 @@ def run_app(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["MainWindow", "OPTIONAL_VIEWS", "load_optional_view", "run_app"]
+
+
+if __name__ == "__main__":  # python -m mosapp.gui.app [FILE]
+    raise SystemExit(run_app())

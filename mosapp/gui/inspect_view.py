@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 
 from mosapp.config import PipelineConfig
 from mosapp.gui.jobs import AudioSource, InspectRequest, InspectResult, JobProgress, inspect
-from mosapp.gui.spectrogram_data import SpectrogramPair, analyse_pair
+from mosapp.gui.spectrogram_data import SpectrogramPair, analyse_excerpt_steps, analyse_pair
 from mosapp.gui.spectrogram_widgets import SpectrogramPanes
 from mosapp.gui.workers import GeneratorWorker, describe_error
 
@@ -105,7 +105,9 @@ class InspectView(QWidget):
         self.result: InspectResult | None = None
         self.player = None
         self._worker: GeneratorWorker | None = None
+        self._detail_worker: GeneratorWorker | None = None
         self._workers: set[GeneratorWorker] = set()
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None  # what the spectrograms show
         self._last_dir = os.getcwd()
 
         self._build_controls()
@@ -117,6 +119,7 @@ class InspectView(QWidget):
         self.panes.readout.connect(self.readout_label.setText)
         self.panes.region_changed.connect(self._on_region_changed)
         self.panes.seek_requested.connect(self.seek)
+        self.panes.detail_wanted.connect(self._compute_detail)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -213,7 +216,7 @@ class InspectView(QWidget):
 
         self.run_button = QPushButton("Run")
         self.run_button.setObjectName("run_button")
-        self.run_button.clicked.connect(self.run)
+        self.run_button.clicked.connect(lambda: self.run())
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
@@ -405,7 +408,7 @@ class InspectView(QWidget):
         worker.finished.connect(lambda r, w=worker: self._on_finished(w, r))
         worker.failed.connect(lambda m, w=worker: self._on_failed(w, m))
         worker.cancelled.connect(lambda w=worker: self._on_cancelled(w))
-        worker.done.connect(lambda w=worker: self._workers.discard(w))
+        worker.done.connect(lambda w=worker: self._forget(w))
         self._worker = worker
         self._workers.add(worker)
         self.show_message(f"Running {request.codec} on {request.source.name}…")
@@ -414,6 +417,10 @@ class InspectView(QWidget):
         self._set_busy(True)
         worker.start()
         return worker
+
+    def _forget(self, worker: GeneratorWorker) -> None:
+        self._workers.discard(worker)
+        worker.deleteLater()
 
     def cancel(self) -> None:
         """Stop the run in progress at its next step."""
@@ -476,7 +483,7 @@ class InspectView(QWidget):
     def show_result(self, result: InspectResult) -> None:
         """Show a finished run: spectrograms, metrics, and the pair loaded for listening."""
         self.result = result
-        self.show_pair(result.display)
+        self.show_pair(result.display, result.reference, result.decoded)
         values = {"kbps": result.kbps, **result.scores}
         for key, label in self.metric_labels.items():
             label.setText(_format_metric(key, values.get(key, math.nan)))
@@ -491,8 +498,14 @@ class InspectView(QWidget):
             f"{result.seconds:.2f} s of audio in {sum(result.timings_s.values()):.1f} s{exact}")
         self._load_player(result.reference, result.decoded)
 
-    def show_pair(self, pair: SpectrogramPair) -> None:
-        """Draw a spectrogram pair (keeps the loop region's state)."""
+    def show_pair(self, pair: SpectrogramPair, reference: np.ndarray | None = None,
+                  reconstruction: np.ndarray | None = None) -> None:
+        """Draw a spectrogram pair (keeps the loop region's state); with the waveforms it was
+        made from, a zoom into a pooled overview is redrawn at full resolution."""
+        if self._detail_worker is not None:
+            self._detail_worker.cancel()
+            self._detail_worker = None
+        self._arrays = (reference, reconstruction) if reference is not None else None
         self.panes.set_pair(pair)
         if self.loop_check.isChecked():
             self.panes.show_loop_region(True)
@@ -504,8 +517,31 @@ class InspectView(QWidget):
         drawn column); short ones are drawn exactly.
         """
         pair = analyse_pair(reference, reconstruction, frames_per_column=frames_per_column)
-        self.show_pair(pair)
+        self.show_pair(pair, reference, reconstruction)
         return pair
+
+    def _compute_detail(self, start_s: float, end_s: float) -> None:
+        """Analyse [start_s, end_s) at full resolution in the background, then draw it."""
+        pair = self.panes.pair
+        if self._arrays is None or pair is None:
+            return
+        if self._detail_worker is not None:
+            self._detail_worker.cancel()
+        reference, reconstruction = self._arrays
+        worker = GeneratorWorker(lambda: analyse_excerpt_steps(reference, reconstruction, start_s, end_s,
+                                                               top_db=pair.top_db), self)
+
+        def finished(detail: SpectrogramPair, w=worker) -> None:
+            if w is self._detail_worker and self.panes.pair is pair:
+                self._detail_worker = None
+                self.panes.set_detail(detail)
+
+        worker.finished.connect(finished)
+        worker.failed.connect(lambda message: self.show_message(message, error=True))
+        worker.done.connect(lambda w=worker: self._forget(w))
+        self._detail_worker = worker
+        self._workers.add(worker)
+        worker.start()
 
     def metrics_text(self) -> str:
         """The metrics panel as ``label: value`` lines."""

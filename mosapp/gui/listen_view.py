@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QKeyEvent
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QApplication, QButtonGroup, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-    QPushButton, QSizePolicy, QSlider, QStackedWidget, QVBoxLayout, QWidget,
+    QAbstractSpinBox, QApplication, QButtonGroup, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit,
+    QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QSlider, QStackedWidget, QTextEdit, QVBoxLayout, QWidget,
 )
 
 from mosapp.study.definition import STUDIES_DIR, StudyDefinition, load_study
@@ -177,6 +177,7 @@ class ListenView(QWidget):
         self._prepare_worker = None
         self._audio_device_name = ""
         self._audio_opened = False
+        self._app_filter = False
 
         self._build()
         self._timer = QTimer(self)
@@ -261,6 +262,7 @@ class ListenView(QWidget):
         self.prepare_progress.setTextVisible(True)
         self.prepare_progress.hide()
         prow.addWidget(self.prepare_progress, 1)
+        prow.addStretch(0)  # keeps the button at its size while the progress bar is hidden
         pbox.addLayout(prow)
         self.prepare_status = _label("", "listenHint")
         pbox.addWidget(self.prepare_status)
@@ -644,9 +646,9 @@ class ListenView(QWidget):
         self.instructions_label.setText(d.instructions)
         left_training = progress.training_total - progress.training_rated
         if left_training > 0:
-            self.training_label.setText(
-                f"The first {left_training} trial{'s are' if left_training != 1 else ' is'} practice, to get used to "
-                f"the sounds and the scale; then {progress.total - progress.rated} trials follow.")
+            first = "The first trial is" if left_training == 1 else f"The first {left_training} trials are"
+            self.training_label.setText(f"{first} practice, to get used to the sounds and the scale; then "
+                                        f"{progress.total - progress.rated} trials follow.")
         else:
             self.training_label.setText(f"{progress.total - progress.rated} trials to go.")
         self.keys_label.setText(self._keys_text() + " You can take a break at any time: every answer is saved "
@@ -871,54 +873,76 @@ class ListenView(QWidget):
         self._close_engine()
 
     # ------------------------------------------------------------------ Qt events
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
-        if (watched is self.code_edit and event.type() == QEvent.KeyPress
-                and event.key() in _ENTER_KEYS):
-            if not event.isAutoRepeat():
-                self._start_clicked()
-            return True
-        return super().eventFilter(watched, event)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+    def _handle_key(self, event: QKeyEvent) -> bool:
+        """The listening keys of the page shown; True when ``event`` was one of them."""
+        if event.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier):
+            return False  # the window's own shortcuts
         key = event.key()
         page = self.page
+        repeat = event.isAutoRepeat()
         if page == self.PAGE_TRIAL:
+            actions = {Qt.Key_R: self.select_reference, Qt.Key_A: self.select_sample, Qt.Key_Home: self.rewind}
             if key == Qt.Key_Space:
-                if not event.isAutoRepeat():
+                if not repeat:
                     self.toggle_play()
-                return
-            if key == Qt.Key_R:
-                self.select_reference()
-                return
-            if key == Qt.Key_A:
-                self.select_sample()
-                return
-            if key == Qt.Key_Home:
-                self.rewind()
-                return
-            if key in _SCORE_KEYS:
+            elif key in actions:
+                actions[key]()
+            elif key in _SCORE_KEYS:
                 self.choose_score(_SCORE_KEYS[key])
-                return
-            if key in _ENTER_KEYS:
-                if not event.isAutoRepeat():
+            elif key in _ENTER_KEYS:
+                if not repeat:
                     self.submit()
-                return
-        elif page == self.PAGE_INSTRUCTIONS and key in _ENTER_KEYS:
-            self.begin()
-            return
-        elif page == self.PAGE_BREAK and key in _ENTER_KEYS:
-            self.end_break()
-            return
-        super().keyPressEvent(event)
+            else:
+                return False
+            return True
+        if page == self.PAGE_INSTRUCTIONS and key in _ENTER_KEYS:
+            if not repeat:
+                self.begin()
+            return True
+        if page == self.PAGE_BREAK and key in _ENTER_KEYS:
+            if not repeat:
+                self.end_break()
+            return True
+        return False
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() != QEvent.KeyPress:
+            return super().eventFilter(watched, event)
+        if watched is self.code_edit:
+            if event.key() in _ENTER_KEYS:
+                # Enter starts; consumed here, so the same press cannot also pass the instructions.
+                if not event.isAutoRepeat():
+                    self._start_clicked()
+                return True
+            return False
+        # Installed on the application while this view is shown: the listening keys work
+        # wherever the focus is in this window (the tab bar, say), except in text fields.
+        if (self.page != self.PAGE_START and self.isVisible() and isinstance(watched, QWidget)
+                and watched.window() is self.window()
+                and not isinstance(watched, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit))):
+            return self._handle_key(event)
+        return False
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if not self._handle_key(event):
+            super().keyPressEvent(event)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
+        app = QApplication.instance()
+        if app is not None and not self._app_filter:
+            app.installEventFilter(self)
+            self._app_filter = True
         (self.code_edit if self.page == self.PAGE_START else self).setFocus()
 
     def hideEvent(self, event) -> None:  # noqa: N802 - Qt's name
         # Another tab came to the front: stop the sound (the trial stays where it is).
         if self.player is not None and self.player.playing:
             self.player.pause()
+        app = QApplication.instance()
+        if app is not None and self._app_filter:
+            app.removeEventFilter(self)
+            self._app_filter = False
         super().hideEvent(event)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ from mosapp.study.errors import StudyError
 DEFAULT_STUDY = STUDIES_DIR / "demo.toml"
 #: Bootstrap resamples (as ``mosapp study report``).
 DEFAULT_BOOTSTRAP = 2000
+#: Showing the view reads the ratings again when the last read is older than this.
+RELOAD_ON_SHOW_AFTER_S = 5.0
 #: Line colours of the plot (matplotlib's tab10, as the report's PNG).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
@@ -183,6 +186,7 @@ class ResultsView(QWidget):
         self.plotted: dict[str, object] = {}
         self._worker = None
         self._generation = 0
+        self._loaded_at: float | None = None
         self._build()
         if auto_load:
             self.reload()
@@ -310,6 +314,13 @@ class ResultsView(QWidget):
         width = min(need, int(0.6 * total))
         self.split.setSizes([width, max(1, total - width)])
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        # Brought to the front (its tab chosen): listeners may have rated since; read again.
+        super().showEvent(event)
+        if (not self.loading and self._loaded_at is not None
+                and time.monotonic() - self._loaded_at > RELOAD_ON_SHOW_AFTER_S):
+            self.reload()
+
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
         self._fit_split()
@@ -376,6 +387,7 @@ class ResultsView(QWidget):
     def _failed(self, generation: int, message: str) -> None:
         if generation != self._generation:
             return
+        self._loaded_at = time.monotonic()
         self.report = None
         self._set_actions(False)
         self._clear()
@@ -394,6 +406,7 @@ class ResultsView(QWidget):
         if generation != self._generation:
             return
         definition, report, progress = result
+        self._loaded_at = time.monotonic()
         self.definition, self.report, self.progress = definition, report, progress
         self._show(report, progress)
         self._set_actions(True)

@@ -18,14 +18,13 @@ per column), which is what the view uses when it is handed bare arrays of a long
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Generator
 
 import numpy as np
 import torch
 
-from mosapp import dsp
 from mosapp.config import PIPELINE_SAMPLE_RATE, StftGeometry, get_geometry
 
 #: Columns drawn at most; longer inputs are pooled over blocks of frames.
@@ -236,6 +235,7 @@ def analyse_pair_steps(
     frames_per_column: int | None = None,
     sample_rate: int = PIPELINE_SAMPLE_RATE,
     device: str | torch.device = "cpu",
+    top_db: float | None = None,
 ) -> Generator[tuple[int, int], None, SpectrogramPair]:
     """Analyse a pair for display, as a generator of (steps done, steps in all).
 
@@ -244,10 +244,13 @@ def analyse_pair_steps(
             channel is analysed. The reconstruction is cut or zero-padded to the reference's length.
         geometry: lattice (the thesis one: what the metrics use).
         max_columns: columns at most.
-        frames_per_column: lattice frames analysed per column; None: all (exact). Fewer give a
-            quick overview of a long track (every frame still counts toward nothing it skips).
+        frames_per_column: lattice frames analysed per column, evenly spaced; None: all of
+            them (exact). Fewer give a quick overview of a long track: what falls between the
+            analysed frames is not seen, in the images or in the band error.
         sample_rate: Hz.
         device: where the transforms run.
+        top_db: the level drawn as the peak (default: the original's peak); the floor is
+            :data:`DISPLAY_RANGE_DB` below it. An excerpt passes the whole track's.
 
     Returns:
         The :class:`SpectrogramPair`.
@@ -304,8 +307,8 @@ def analyse_pair_steps(
 
     # Pass 1: the original's pooled power and its peak (which fixes the floor).
     original_power = torch.empty(columns, bins, dtype=torch.float32, device=device)
-    # A sampled overview keeps the original's frames for pass 2 instead of analysing them again.
-    keep = not exact or n_frames * bins <= _KEEP_CELLS
+    # When they fit in memory, the original's frames are kept for pass 2 instead of analysed again.
+    keep = (n_frames if exact else columns * take) * bins <= _KEEP_CELLS
     kept: list[torch.Tensor] = []
     for c0, c1 in chunks:
         idx, span = chunk_frames(c0, c1)
@@ -315,7 +318,8 @@ def analyse_pair_steps(
         original_power[c0:c1] = pool_max(p_ref, c0, c1, 0.0)
         done += 1
         yield done, total
-    top_db = float(10.0 * torch.log10(original_power.max().clamp_min(1e-30)))
+    if top_db is None:
+        top_db = float(10.0 * torch.log10(original_power.max().clamp_min(1e-30)))
     floor_db = top_db - DISPLAY_RANGE_DB
 
     # Pass 2: the reconstruction, and the per-frame difference against the original.
@@ -357,9 +361,53 @@ def analyse_pair_steps(
     )
 
 
-def analyse_pair(reference: np.ndarray, reconstruction: np.ndarray, **options) -> SpectrogramPair:
-    """:func:`analyse_pair_steps` run to the end (same arguments)."""
-    gen = analyse_pair_steps(reference, reconstruction, **options)
+def analyse_excerpt_steps(
+    reference: np.ndarray,
+    reconstruction: np.ndarray,
+    start_s: float,
+    end_s: float,
+    *,
+    top_db: float,
+    geometry: str | StftGeometry = "thesis",
+    sample_rate: int = PIPELINE_SAMPLE_RATE,
+    device: str | torch.device = "cpu",
+) -> Generator[tuple[int, int], None, SpectrogramPair]:
+    """Every lattice frame centred in [start_s, end_s) of a track, at full resolution.
+
+    The detail the view draws over a max-pooled overview when zoomed in: the frames equal the
+    whole track's analysis (each is computed from a piece of the track that holds its whole
+    window), and the pair is placed in the track's time (its ``first_frame`` is the track's
+    lattice frame). Arguments as :func:`analyse_pair_steps`; ``top_db`` is the whole track's.
+    """
+    geometry = get_geometry(geometry)
+    hop, lg = geometry.hop, geometry.window_length
+    ref = np.asarray(reference, dtype=np.float32)
+    rec = np.asarray(reconstruction, dtype=np.float32)
+    ref = ref[0] if ref.ndim == 2 else ref
+    rec = rec[0] if rec.ndim == 2 else rec
+    n = ref.shape[-1]
+    first, n_frames = _audio_frames(n, geometry)
+    # Audio frame k (lattice frame first + k) is centred on audio sample k * hop.
+    k0 = max(0, math.floor(start_s * sample_rate / hop))
+    k1 = min(n_frames, max(k0 + 1, math.ceil(end_s * sample_rate / hop)))
+    s0 = max(0, (k0 * hop - lg) // hop * hop)  # a whole window before, on the hop grid
+    s1 = min(n, (k1 - 1) * hop + lg)
+    rec = rec[:n] if rec.shape[-1] >= n else np.pad(rec, (0, n - rec.shape[-1]))
+    part = yield from analyse_pair_steps(ref[s0:s1], rec[s0:s1], geometry=geometry, max_columns=s1 - s0,
+                                         sample_rate=sample_rate, device=device, top_db=top_db)
+    c0, c1 = k0 - s0 // hop, k1 - s0 // hop
+    return replace(
+        part,
+        original_db=np.ascontiguousarray(part.original_db[:, c0:c1]),
+        reconstructed_db=np.ascontiguousarray(part.reconstructed_db[:, c0:c1]),
+        difference_db=np.ascontiguousarray(part.difference_db[:, c0:c1]),
+        first_frame=first + k0,
+        n_frames=c1 - c0,
+        duration_s=n / sample_rate,
+    )
+
+
+def _run(gen: Generator) -> SpectrogramPair:
     while True:
         try:
             next(gen)
@@ -367,4 +415,16 @@ def analyse_pair(reference: np.ndarray, reconstruction: np.ndarray, **options) -
             return stop.value
 
 
-__all__ = ["DISPLAY_RANGE_DB", "MAX_COLUMNS", "SpectrogramPair", "analyse_pair", "analyse_pair_steps"]
+def analyse_pair(reference: np.ndarray, reconstruction: np.ndarray, **options) -> SpectrogramPair:
+    """:func:`analyse_pair_steps` run to the end (same arguments)."""
+    return _run(analyse_pair_steps(reference, reconstruction, **options))
+
+
+def analyse_excerpt(reference: np.ndarray, reconstruction: np.ndarray, start_s: float, end_s: float,
+                    **options) -> SpectrogramPair:
+    """:func:`analyse_excerpt_steps` run to the end (same arguments)."""
+    return _run(analyse_excerpt_steps(reference, reconstruction, start_s, end_s, **options))
+
+
+__all__ = ["DISPLAY_RANGE_DB", "MAX_COLUMNS", "SpectrogramPair", "analyse_excerpt", "analyse_excerpt_steps", "analyse_pair",
+           "analyse_pair_steps", "analysis_window"]

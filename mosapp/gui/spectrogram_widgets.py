@@ -15,8 +15,12 @@ mode the images are redrawn with rows spaced evenly in log10(Hz) (each row shows
 lattice bin, so the lattice's coarse low bins stay visible as such) and the frequency axis
 labels log10 coordinates in Hz.
 
+Long tracks arrive max-pooled to a few thousand columns. Zoomed in far enough, the view asks
+(:attr:`SpectrogramPanes.detail_wanted`) for the visible stretch at full resolution and draws
+it over the overview (:meth:`SpectrogramPanes.set_detail`) until the view zooms out again.
+
 Everything the window wants to follow (the crosshair read-out, the loop region, a click to
-seek) leaves this widget as a signal.
+seek, detail) leaves this widget as a signal.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 
 from mosapp.gui.spectrogram_data import SpectrogramPair
 
@@ -35,6 +39,10 @@ LOW_FREQUENCY_RANGE_HZ = (0.0, 500.0)
 LOG_MIN_HZ = 20.0
 #: Rows of an image redrawn for the log-frequency axis.
 LOG_ROWS = 1024
+#: Zoomed in to at most this many lattice frames, a pooled overview asks for full-resolution detail.
+DETAIL_MAX_FRAMES = 4000
+#: How long the view must rest before detail is asked for (ms).
+DETAIL_DELAY_MS = 200
 #: The dB colour map and the difference's diverging one (blue = reconstruction quieter).
 DB_COLORMAP = "inferno"
 DIFFERENCE_COLORMAP = "CET-D1"
@@ -73,14 +81,16 @@ class FrequencyAxis(pg.AxisItem):
         if not self.log_frequency:
             return super().tickValues(minVal, maxVal, size)
         lo, hi = 10.0 ** minVal, 10.0 ** maxVal
+        decades = maxVal - minVal
+        # Labelled: 1-2-5 per decade on a wide span, 1-2-3-5 on a narrower one, every step when
+        # zoomed in further; the rest are unlabelled minor ticks.
+        labelled = (1, 2, 5) if decades > 1.6 else (1, 2, 3, 5) if decades > 0.8 else tuple(range(1, 10))
         major, minor = [], []
         for decade in range(int(math.floor(minVal)) - 1, int(math.ceil(maxVal)) + 1):
             for m in range(1, 10):
                 hz = m * 10.0 ** decade
                 if lo <= hz <= hi:
-                    (major if m in (1, 2, 5) else minor).append(math.log10(hz))
-        if len(major) < 3:  # a narrow zoom: label every step
-            major, minor = sorted(major + minor), []
+                    (major if m in labelled else minor).append(math.log10(hz))
         return [(1.0, major), (0.1, minor)]
 
     def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
@@ -109,12 +119,15 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
     Signals:
         readout(str): the crosshair's time, frequency and dB values (both panes and their difference).
         region_changed(float, float): the loop region's (start_s, end_s) after the user moved it.
-        seek_requested(float): a click on a spectrogram asked to move the playhead there (s).
+        seek_requested(float): a double click on a spectrogram asked to move the playhead there (s).
+        detail_wanted(float, float): (start_s, end_s) should be drawn at full resolution
+            (answer with :meth:`set_detail`).
     """
 
     readout = Signal(str)
     region_changed = Signal(float, float)
     seek_requested = Signal(float)
+    detail_wanted = Signal(float, float)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -139,9 +152,19 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.plots = (*self.spectrogram_plots, self.band_error)
 
         self.images = {name: _Image() for name in ("original", "reconstructed", "difference")}
+        self.detail_images = {name: _Image() for name in self.images}
+        self.detail: SpectrogramPair | None = None
         for plot, name in zip(self.spectrogram_plots, self.images):
             plot.addItem(self.images[name])
             self.images[name].setZValue(-10)
+            plot.addItem(self.detail_images[name])
+            self.detail_images[name].setZValue(-5)
+            self.detail_images[name].setVisible(False)
+        self._detail_timer = QTimer(self)
+        self._detail_timer.setSingleShot(True)
+        self._detail_timer.setInterval(DETAIL_DELAY_MS)
+        self._detail_timer.timeout.connect(self._check_detail)
+        self.original.getViewBox().sigXRangeChanged.connect(lambda *_: self._detail_timer.start())
 
         for plot in self.spectrogram_plots[1:]:
             plot.setXLink(self.original)
@@ -150,11 +173,12 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
 
         self.db_bar = pg.ColorBarItem(values=(-100.0, 0.0), colorMap=DB_COLORMAP, label="level (dB)",
                                       rounding=1, width=18)
-        self.db_bar.setImageItem([self.images["original"], self.images["reconstructed"]])
+        self.db_bar.setImageItem([self.images["original"], self.images["reconstructed"],
+                                  self.detail_images["original"], self.detail_images["reconstructed"]])
         self.addItem(self.db_bar, row=0, col=2)
         self.difference_bar = pg.ColorBarItem(values=(-20.0, 20.0), colorMap=DIFFERENCE_COLORMAP,
                                               label="difference (dB)", rounding=1, width=18)
-        self.difference_bar.setImageItem(self.images["difference"])
+        self.difference_bar.setImageItem([self.images["difference"], self.detail_images["difference"]])
         self.difference_bar.sigLevelsChanged.connect(self._keep_difference_symmetric)
         self.addItem(self.difference_bar, row=1, col=2)
 
@@ -196,6 +220,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         """Show ``pair``: images, colour levels (peak − 100 dB .. peak), band error, full view."""
         self.pair = pair
         self._log_rows = None
+        self.clear_detail()
         self.db_bar.setLevels((math.floor(pair.floor_db), math.ceil(pair.top_db)))
         spread = float(np.percentile(np.abs(pair.difference_db), 99.5)) if pair.difference_db.size else 0.0
         r = min(60.0, max(6.0, 5.0 * math.ceil(spread / 5.0)))
@@ -210,6 +235,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
     def clear(self) -> None:
         """Remove the images (a new run is on its way)."""
         self.pair = None
+        self.clear_detail()
         for image in self.images.values():
             image.clear()
         self.band_curve.setData([], [])
@@ -232,8 +258,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
             return math.log10(LOG_MIN_HZ), math.log10(pair.sample_rate / 2)
         return -0.5 * pair.hz_per_bin, (pair.bins - 0.5) * pair.hz_per_bin
 
-    def _draw_images(self) -> None:
-        pair = self.pair
+    def _draw_into(self, images: dict[str, "_Image"], pair: SpectrogramPair) -> None:
         bottom, top = self._frequency_span()
         rows = self._rows_for_log() if self.log_frequency else slice(None)
         width = pair.columns * pair.seconds_per_column
@@ -241,9 +266,15 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
                   "difference": self.difference_bar.levels()}
         for name, data in (("original", pair.original_db), ("reconstructed", pair.reconstructed_db),
                            ("difference", pair.difference_db)):
-            image = self.images[name]
+            image = images[name]
             image.setImage(data[rows], autoLevels=False, levels=levels[name])
             image.setRect(pair.left_s, bottom, width, top - bottom)
+
+    def _draw_images(self) -> None:
+        pair = self.pair
+        self._draw_into(self.images, pair)
+        if self.detail is not None:
+            self._draw_into(self.detail_images, self.detail)
         # Each bin is a band [f - df/2, f + df/2]: draw the curve as steps, so the coarse low
         # bins read as the blocks they are (and not as a slope between two bin centres).
         edges_lo = np.maximum(pair.frequencies_hz - 0.5 * pair.hz_per_bin, 0.0)
@@ -319,6 +350,49 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         peak = float(np.max(pair.band_error_db)) if pair.band_error_db.size else 1.0
         self.band_error.setXRange(0.0, max(1.0, peak * 1.05), padding=0)
 
+    # ------------------------------------------------------------------ detail
+
+    def set_detail(self, detail: SpectrogramPair) -> None:
+        """Draw ``detail`` (a full-resolution stretch of the shown track) over the overview."""
+        if self.pair is None:
+            return
+        self.detail = detail
+        self._draw_into(self.detail_images, detail)
+        for image in self.detail_images.values():
+            image.setVisible(True)
+
+    def clear_detail(self) -> None:
+        self.detail = None
+        for image in self.detail_images.values():
+            image.setVisible(False)
+            image.clear()
+
+    def detail_span(self) -> tuple[float, float] | None:
+        """(start_s, end_s) drawn at full resolution, or None."""
+        if self.detail is None:
+            return None
+        d = self.detail
+        return d.left_s, d.left_s + d.columns * d.seconds_per_column
+
+    def _check_detail(self) -> None:
+        """After zooming or panning: ask for detail, keep it, or drop it (zoomed out)."""
+        pair = self.pair
+        if pair is None or pair.frames_per_column == 1:
+            return
+        lo, hi = self.visible_time_range()
+        lo, hi = max(lo, 0.0), min(hi, pair.duration_s)
+        if hi <= lo:
+            return
+        if (hi - lo) / pair.seconds_per_frame > DETAIL_MAX_FRAMES:
+            self.clear_detail()
+            return
+        span = self.detail_span()
+        if span is not None and span[0] <= lo and hi <= span[1]:
+            return
+        # A margin of one view width either side, so small pans need nothing new.
+        width = hi - lo
+        self.detail_wanted.emit(max(0.0, lo - width), min(pair.duration_s, hi + width))
+
     # ------------------------------------------------------------------ colour
 
     def _keep_difference_symmetric(self, bar: pg.ColorBarItem) -> None:
@@ -329,13 +403,23 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
 
     # ------------------------------------------------------------------ crosshair
 
+    def values_at(self, time_s: float, hz: float) -> tuple[float, float, float] | None:
+        """(original, reconstructed, difference) dB drawn at a point: the detail's where there is one."""
+        if self.pair is None:
+            return None
+        if self.detail is not None:
+            values = self.detail.values_at(time_s, hz)
+            if values is not None:
+                return values
+        return self.pair.values_at(time_s, hz)
+
     def readout_at(self, time_s: float, hz: float) -> str:
         """The read-out text at (``time_s``, ``hz``): both panes' dB and their difference."""
         if self.pair is None:
             return ""
         pair = self.pair
         text = f"{time_s:.3f} s   {hz:,.0f} Hz"
-        values = pair.values_at(time_s, hz)
+        values = self.values_at(time_s, hz)
         if values is None:
             return text
         original, reconstructed, difference = values
@@ -451,5 +535,5 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         return {name: image.paint_count for name, image in self.images.items()}
 
 
-__all__ = ["DB_COLORMAP", "DIFFERENCE_COLORMAP", "FrequencyAxis", "LOG_MIN_HZ", "LOW_FREQUENCY_RANGE_HZ",
+__all__ = ["DB_COLORMAP", "DETAIL_MAX_FRAMES", "DIFFERENCE_COLORMAP", "FrequencyAxis", "LOG_MIN_HZ", "LOW_FREQUENCY_RANGE_HZ",
            "SpectrogramPanes", "hz_text"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
@@ -219,6 +219,13 @@ def test_save_view_as_png(view, qapp, tmp_path):
     assert view.save_png(tmp_path / "missing" / "x.png") is None
     assert "does not exist" in view.message_text()
     view.loop_check.setChecked(False)
+    # The low-frequency mode, for the lead to look at too.
+    view.low_mode_check.setChecked(True)
+    _move_mouse(view.panes, view.panes.difference, 1.0, 130.0)
+    qapp.processEvents()
+    assert "Hz" in view.readout_label.text()
+    assert view.save_png(SCREENSHOT.with_name("inspect_low.png")) is not None
+    view.low_mode_check.setChecked(False)
 
 
 def test_corrupt_file_dropped_on_the_window(window, view, qapp, tmp_path):
@@ -299,3 +306,39 @@ def test_show_arrays_draws_a_long_track_as_an_overview(view, qapp):
     assert view.panes.visible_time_range()[1] == pytest.approx(seconds, abs=0.1)
     assert time.perf_counter() - start < 30  # generous: this machine is shared
     view.show_result(view.result)  # back to the run for the tests that follow
+
+
+def test_zooming_into_a_long_track_draws_it_at_full_resolution(view, qapp):
+    from mosapp.gui.spectrogram_data import analyse_excerpt
+
+    x = np.tile(music_like(3.0, seed=5)[0], 20)  # 60 s: a pooled overview
+    y = (0.5 * x + 0.01 * np.random.default_rng(2).standard_normal(x.shape)).astype(np.float32)
+    panes = view.panes
+    pair = view.show_arrays(x, y)
+    assert pair.frames_per_column > 1 and panes.detail is None
+    panes.show_time_range(10.0, 12.0)
+    wait_for(qapp, lambda: panes.detail is not None, timeout_s=60)
+    lo, hi = panes.detail_span()
+    assert lo <= 10.0 and hi >= 12.0 and panes.detail.frames_per_column == 1
+    assert all(image.isVisible() for image in panes.detail_images.values())
+    half_frame = 0.5 * pair.seconds_per_frame  # columns are one frame wide: centres are half a frame in
+    want = analyse_excerpt(x, y, lo + 1.5 * half_frame, hi, top_db=pair.top_db)
+    np.testing.assert_allclose(panes.detail_images["original"].image, want.original_db, atol=1e-3)
+    # The crosshair reads the detail where there is one.
+    assert panes.values_at(11.0, 440.0) == pytest.approx(want.values_at(11.0, 440.0), abs=1e-3)
+    panes.show_time_range(0.0, 60.0)
+    wait_for(qapp, lambda: panes.detail is None, timeout_s=10)
+    view.show_result(view.result)  # back to the run for the tests that follow
+
+
+def test_study_clips_are_offered(view):
+    clips = view._study_clips()
+    demo = [label for label in clips if label.startswith("demo: ")]
+    if not demo:
+        pytest.skip("no demo study in studies/")
+    source = clips[demo[0]]
+    assert Path(source.path).is_file() and source.length_s > 0 and source.label.startswith("demo / ")
+    from mosapp.gui.jobs import read_source
+
+    audio = read_source(source)
+    assert audio.samples.shape == (1, round(source.length_s * RATE))

@@ -12,7 +12,6 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 from PySide6.QtCore import Qt
@@ -416,3 +415,47 @@ def test_screenshot(qtbot, study, tmp_path):
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     assert image.save(str(SCREENSHOT))
     assert re.search(r"Practice trial 1 of 1", view.trial_label.text())
+
+
+def test_the_keys_work_wherever_the_focus_is_in_the_window(qtbot, study):
+    """In the app the focus may sit on the tab bar; the listening keys still reach the view."""
+    from PySide6.QtWidgets import QPushButton, QVBoxLayout
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    other = QPushButton("elsewhere", window)
+    view = ListenView(study, parent=window, open_audio=False)
+    box = QVBoxLayout(window)
+    box.addWidget(other)
+    box.addWidget(view)
+    window.resize(900, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    start(qtbot, view, "L10")
+    other.setFocus()
+    qtbot.keyClick(other, Qt.Key_A)
+    qtbot.keyClick(other, Qt.Key_Space)
+    assert view.player.playing and view.player.selected == 1
+    hear(view)
+    qtbot.keyClick(other, Qt.Key_3)
+    qtbot.keyClick(other, Qt.Key_Return)
+    assert ratings_of(study, "L10")["value"].tolist() == [3]
+    # Hidden (another tab in front): the keys are the window's again.
+    view.hide()
+    qtbot.keyClick(other, Qt.Key_Space)
+    assert not view.player.playing
+
+
+def test_a_break_is_suggested_after_some_minutes(qtbot, study):
+    view = make_view(qtbot, study, break_every_trials=0, break_every_minutes=1.0, require_full_listen=False)
+    start(qtbot, view, "L11")
+    view._break_clock -= 61  # a minute of listening later
+    key(qtbot, view, Qt.Key_4)
+    key(qtbot, view, Qt.Key_Return)
+    assert view.page == view.PAGE_BREAK
+    assert "1 of 7 trials" in view.break_label.text()
+    key(qtbot, view, Qt.Key_Return)
+    assert view.page == view.PAGE_TRIAL and view.trial.index == 1
+    key(qtbot, view, Qt.Key_4)
+    key(qtbot, view, Qt.Key_Return)
+    assert view.page == view.PAGE_TRIAL  # the clock started again after the break

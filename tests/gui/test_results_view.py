@@ -224,6 +224,22 @@ def test_bad_input_is_a_message(qtbot, study, tmp_path):
     assert view.summary_table.rowCount() == 3
 
 
+def test_coming_back_to_the_view_reads_new_ratings(qtbot, study):
+    from mosapp.study import StudyEngine
+
+    view = make_view(qtbot, study)
+    wait_loaded(qtbot, view)
+    assert view.listeners_table.rowCount() == 4
+    with StudyEngine.open(study) as engine, engine.start_or_resume("L5") as session:
+        session.rate(session.next_trial(), 4)  # the training trial: enrolled, nothing in the statistics yet
+    view.hide()
+    view._loaded_at -= 60  # a while later, the researcher comes back to the tab
+    view.show()
+    qtbot.waitUntil(lambda: not view.loading and view.listeners_table.rowCount() == 5, timeout=LOAD_TIMEOUT_MS)
+    row = table_rows(view.listeners_table)[4]
+    assert row[0] == "L5" and row[1] == "0/9" and row[2] == "1/1" and row[-1] == "no ratings yet"
+
+
 def test_the_main_window_hook(qtbot):
     from mosapp.gui.app import load_optional_view
 

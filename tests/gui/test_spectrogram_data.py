@@ -105,3 +105,23 @@ def test_reconstruction_of_another_length_is_aligned_to_the_reference(pair_signa
     pair = analyse_pair(x[None], longer[None])
     assert pair.original_db.shape == pair.reconstructed_db.shape
     assert np.abs(pair.difference_db).max() < 1e-3
+
+
+@pytest.mark.parametrize("span", [(1.0, 1.5), (0.0, 0.3), (2.8, 3.0)])
+def test_an_excerpt_is_the_tracks_own_frames_at_full_resolution(pair_signals, span):
+    from mosapp.gui.spectrogram_data import analyse_excerpt
+
+    x, y = pair_signals
+    full = analyse_pair(x, y)
+    pooled = analyse_pair(x, y, max_columns=100)
+    detail = analyse_excerpt(x, y, *span, top_db=pooled.top_db)
+    c0 = full.column_at(span[0] + 1e-9)
+    assert detail.frames_per_column == 1 and detail.floor_db == pooled.floor_db
+    assert detail.left_s == pytest.approx(full.left_s + c0 * full.seconds_per_column)
+    c1 = c0 + detail.columns
+    assert detail.columns == pytest.approx((span[1] - span[0]) * RATE / 64, abs=2)
+    np.testing.assert_allclose(detail.original_db, full.original_db[:, c0:c1], atol=2e-3)
+    np.testing.assert_allclose(detail.reconstructed_db, full.reconstructed_db[:, c0:c1], atol=2e-3)
+    np.testing.assert_allclose(detail.difference_db, full.difference_db[:, c0:c1], atol=4e-3)
+    t = 0.5 * (span[0] + span[1])
+    assert detail.values_at(t, 440.0) == pytest.approx(full.values_at(t, 440.0), abs=4e-3)
