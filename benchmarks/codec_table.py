@@ -17,12 +17,15 @@ the same held-out clips). Needs ``apt-get install hyperrogue-music drascula-musi
 from __future__ import annotations
 
 import argparse
+
 import json
 import math
 import re
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -63,6 +66,8 @@ def main() -> None:
     ap.add_argument("--update-readme", action="store_true")
     ap.add_argument("--update-cards", action="store_true")
     ap.add_argument("--json", default=None, help="also write per-clip results here")
+    ap.add_argument("--reuse", default=None,
+                    help="per-clip results (--json of an earlier run on the same clips) for codecs not measured now")
     args = ap.parse_args()
     heldout = expand(TrainConfig.load(args.config).heldout)
     clips = [excerpt(f, args.start, args.seconds) for f in heldout]
@@ -71,7 +76,15 @@ def main() -> None:
     print(f"# {len(clips)} held-out clips x {args.seconds:.0f} s, phase backend {config.phase}: "
           f"{', '.join(Path(f).name for f in heldout)}", file=sys.stderr)
     rows, per_clip = [], {}
+    reused = json.loads(Path(args.reuse).read_text()) if args.reuse else {}
     for name in codecs:
+        if name in reused:
+            per_clip[name] = reused[name]
+            rows.append((name, {k: float(np.nanmean([r[k] for r in reused[name]])) for k in METRIC_NAMES}))
+            print(f"{name:<12} reused from {args.reuse}", file=sys.stderr)
+            if args.update_cards and name.startswith("sgc-"):
+                update_card(name, [r["kbps"] for r in reused[name]], rows[-1][1], heldout, args)
+            continue
         t = time.perf_counter()
         res = evaluate_codec(name, clips, config, visqol=not args.no_visqol)
         m = mean_scores(res)
@@ -80,7 +93,7 @@ def main() -> None:
         print(f"{name:<12} " + "  ".join(f"{k} {fmt(m[k], k)}" for k in METRIC_NAMES)
               + f"   ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
         if args.update_cards and name.startswith("sgc-"):
-            update_card(name, res, m, heldout, args)
+            update_card(name, [r.scores["kbps"] for r in res], m, heldout, args)
     table = render(rows, clips, args)
     print(table)
     if args.json:
@@ -101,14 +114,13 @@ def render(rows, clips, args) -> str:
                           f"kbps counts the whole .sgc file.\n")
 
 
-def update_card(name: str, results, means: dict, heldout: list[str], args) -> None:
+def update_card(name: str, kbps: list[float], means: dict, heldout: list[str], args) -> None:
     from mosapp.codecs.sgc import read_card
 
     found = read_card(name)
     if not found:
         return
     path, card = found
-    kbps = [r.scores["kbps"] for r in results]
     card["measured"] = {
         "kbps": round(means["kbps"], 2),
         "kbps_range": [round(min(kbps), 2), round(max(kbps), 2)],
