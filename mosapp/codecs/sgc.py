@@ -138,8 +138,10 @@ class SgcCodec(SpectrogramCodec):
             self.target_kbps = None
         self.nominal_kbps = self.target_kbps or measured.get("kbps")
         self.geometry = self.card.get("geometry", "thesis")
-        self.description = (f"compact spectrogram codec ({self.geometry} geometry, "
-                            f"{(self.card.get('training') or {}).get('steps', '?')} training steps)")
+        training = self.card.get("training") or {}
+        how = (f"{training.get('steps', '?')} steps finetuned from {Path(training['init']).stem}"
+               if training.get("init") else f"{training.get('steps', '?')} training steps")
+        self.description = f"compact spectrogram codec ({self.geometry} geometry, {how}; rate-controlled)"
         self._model = None
 
     @property
