@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import soxr
 
 from mosapp.config import PIPELINE_SAMPLE_RATE
 from mosapp.errors import AudioError
+from mosapp.files import atomic_write
 
 #: Accepted input sample rates in Hz, inclusive.
 MIN_SAMPLE_RATE = 16_000
@@ -383,29 +383,11 @@ def write_audio(
         data = np.clip(data, -1.0, 1.0)
     frames_by_channels = np.ascontiguousarray(data.T)
 
-    folder = p.parent
-    if not folder.is_dir():
-        raise AudioError(f"{name} cannot be written because the folder {folder} does not exist.")
-    if p.is_dir():
-        raise AudioError(f"{name} is a folder; give a file name ending in {ext}.")
-    # Hidden name in the same folder: os.replace is only atomic within one file system.
-    tmp = folder / f".{p.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        # os.open with 0o666 lets the umask decide the permissions, as a plain write would.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, frames_by_channels, int(sample_rate), subtype=subtype, format=fmt)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except (OSError, sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _libsndfile_reason(exc)
-        raise AudioError(f"{name} cannot be written ({reason}).") from None
-    except BaseException:
-        # KeyboardInterrupt and the like: still leave no temporary file behind.
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(
+        p,
+        lambda fh: sf.write(fh, frames_by_channels, int(sample_rate), subtype=subtype, format=fmt),
+        suffix=ext,
+        error=AudioError,
+        catch=(OSError, sf.SoundFileError, RuntimeError, ValueError, TypeError),
+        reason=lambda exc: exc.strerror if isinstance(exc, OSError) and exc.strerror else _libsndfile_reason(exc),
+    )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import struct
 import zlib
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 from mosapp.audio import AudioInfo
 from mosapp.codecs.base import Encoded
 from mosapp.errors import BitstreamError, MosappError
+from mosapp.files import atomic_write
 
 #: The first four bytes of every ``.sgc`` file. 0x1A (Ctrl-Z) stops a terminal ``type``.
 MAGIC = b"SGC\x1a"
@@ -56,7 +56,8 @@ def _mosapp_version() -> str:
     return __version__
 
 
-def _uleb128(value: int) -> bytes:
+def uleb128(value: int) -> bytes:
+    """Unsigned LEB128: 7 bits per byte, low group first, high bit set on all but the last."""
     if value < 0:
         raise ValueError(f"lengths are non-negative, got {value}")
     out = bytearray()
@@ -116,7 +117,7 @@ def pack(encoded: Encoded, source: AudioInfo) -> bytes:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the {encoded.codec} header cannot be stored as JSON: {exc}") from None
     payload = bytes(encoded.payload)
-    body = b"".join([MAGIC, struct.pack("<H", CONTAINER_VERSION), _uleb128(len(header)), _uleb128(len(payload)),
+    body = b"".join([MAGIC, struct.pack("<H", CONTAINER_VERSION), uleb128(len(header)), uleb128(len(payload)),
                      header, payload])
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -238,28 +239,8 @@ def write_sgc(path: str | os.PathLike[str], encoded: Encoded, source: AudioInfo)
     Raises:
         MosappError: the folder does not exist or the file cannot be written.
     """
-    name = os.fspath(path)
-    p = Path(name)
     data = pack(encoded, source)
-    folder = p.parent
-    if not folder.is_dir():
-        raise MosappError(f"{name} cannot be written because the folder {folder} does not exist.")
-    if p.is_dir():
-        raise MosappError(f"{name} is a folder; give a file name ending in {SUFFIX}.")
-    tmp = folder / f".{p.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise MosappError(f"{name} cannot be written ({exc.strerror or exc}).") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: fh.write(data), suffix=SUFFIX)
     return len(data)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mosapp.errors import ConfigError, MosappError
+from mosapp.errors import MosappError
 
 #: Window lengths (= FFT sizes) of the multi-scale mel distance, as in DAC's evaluation.
 MEL_WINDOW_LENGTHS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
@@ -163,21 +163,6 @@ def _mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return filters
 
 
-def _resolve_torch_device(device: Any):
-    """Map ``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'auto'`` or a ``torch.device`` to a ``torch.device``."""
-    import torch
-
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f'Unknown device "{device}"; use auto, cpu or cuda.') from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f'Device "{device}" was asked for but no CUDA GPU is available; use cpu or auto.')
-    return dev
-
-
 def _as_tensor(x: Any):
     """``x`` as a torch tensor (detached if it already is one, float32 if it comes from numpy)."""
     import torch
@@ -223,7 +208,9 @@ def mel_distance(reference: Any, estimate: Any, sample_rate: int, *, device: Any
     """
     import torch
 
-    dev = _resolve_torch_device(device)
+    from mosapp.dsp import resolve_device
+
+    dev = resolve_device(device)
     ref = _as_tensor(reference)
     est = _as_tensor(estimate)
     if tuple(ref.shape) != tuple(est.shape):

@@ -47,8 +47,8 @@ def reseal(body: bytes) -> bytes:
 
 def with_header(header: bytes, payload: bytes = b"xyz", version: int = CONTAINER_VERSION) -> bytes:
     """A well-framed file with an arbitrary header (valid CRC)."""
-    return reseal(MAGIC + struct.pack("<H", version) + bitstream._uleb128(len(header))
-                  + bitstream._uleb128(len(payload)) + header + payload)
+    return reseal(MAGIC + struct.pack("<H", version) + bitstream.uleb128(len(header))
+                  + bitstream.uleb128(len(payload)) + header + payload)
 
 
 def header_of(data: bytes) -> dict:

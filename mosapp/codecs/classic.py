@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from mosapp.audio import resample
+from mosapp.bitstream import uleb128
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability, Codec, Encoded, check_input
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
@@ -142,18 +143,6 @@ def _mp3_rate_ok(kbps: int, rate: int) -> bool:
 # -- packet framing ------------------------------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     """(value, next position); raises ValueError past the end or beyond 5 bytes."""
     value = 0
@@ -170,8 +159,8 @@ def _read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
 
 def pack_packets(packets: list[bytes]) -> bytes:
     """The payload layout of the module docstring."""
-    table = zlib.compress(b"".join(_varint(len(p)) for p in packets), 9)
-    body = _varint(len(table)) + table + b"".join(packets)
+    table = zlib.compress(b"".join(uleb128(len(p)) for p in packets), 9)
+    body = uleb128(len(table)) + table + b"".join(packets)
     return zlib.crc32(body).to_bytes(4, "little") + body
 
 

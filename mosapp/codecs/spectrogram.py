@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 import zlib
 from abc import abstractmethod
-from typing import Iterator
+from typing import TYPE_CHECKING, Generator, Iterator
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from mosapp.codecs import register_family
 from mosapp.codecs.base import Codec, Encoded, check_input
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.errors import BitstreamError
+
+if TYPE_CHECKING:
+    from mosapp.pipeline import Progress
 
 #: Frames per tile handed to an image codec (about 3 s with the thesis geometry).
 DEFAULT_TILE_FRAMES = 2048
@@ -147,7 +150,14 @@ class SpectrogramCodec(Codec):
             raise BitstreamError(f"The {self.name} payload has {len(view) - pos} unexpected trailing bytes.")
 
     def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
-        from mosapp.pipeline import invert_magnitude, run_to_end
+        from mosapp.pipeline import run_to_end
+
+        return run_to_end(self.decode_steps(encoded, config))
+
+    def decode_steps(self, encoded: Encoded, config: PipelineConfig) -> Generator["Progress", None, np.ndarray]:
+        """:meth:`decode` as a generator: yields phase-reconstruction progress (frames of the
+        current channel) and returns the samples; closing it between blocks stops the work."""
+        from mosapp.pipeline import invert_magnitude
 
         geometry = get_geometry(encoded.params.get("geometry", config.geometry))
         device = dsp.resolve_device(config.device)
@@ -158,7 +168,7 @@ class SpectrogramCodec(Codec):
             def magnitude_frames(start: int, stop: int, image=image, scale=scale) -> torch.Tensor:
                 return dsp.image_to_magnitude(image[:, start:stop], scale)
 
-            y = run_to_end(invert_magnitude(magnitude_frames, image.shape[1], length, geometry, config, device=device))
+            y = yield from invert_magnitude(magnitude_frames, image.shape[1], length, geometry, config, device=device)
             out[ch] = y[offset: offset + encoded.n_samples].cpu().numpy()
         return out
 

@@ -29,7 +29,7 @@ from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.errors import AudioError, ModelError
 from mosapp.gui.spectrogram_data import SpectrogramPair, analyse_pair_steps
 from mosapp.phase import get_backend
-from mosapp.pipeline import VISQOL_AUTO_MAX_S, check_processable, invert_magnitude
+from mosapp.pipeline import VISQOL_AUTO_MAX_S, check_processable
 
 #: Stages in order, with their share of the progress bar (a rough share of the time they take).
 STAGE_WEIGHTS: dict[str, float] = {"read": 0.05, "encode": 0.2, "decode": 0.5, "metrics": 0.15, "display": 0.1}
@@ -184,37 +184,21 @@ def check_request(request: InspectRequest) -> Codec:
 
 
 def _blockwise_decode(codec: Codec, encoded: Encoded, config: PipelineConfig) -> Generator[JobProgress, None, np.ndarray] | None:
-    """Decoding of a spectrogram codec that reports and can stop between phase blocks.
-
-    This is :meth:`SpectrogramCodec.decode` written as a generator (the codec's own decode
-    runs a block loop to the end); used only for codecs that keep the base class's decode.
-    Returns None for every other codec.
-    """
+    """A spectrogram codec's decode that reports and can stop between phase blocks
+    (:meth:`SpectrogramCodec.decode_steps`); None for every other codec."""
     from mosapp.codecs.spectrogram import SpectrogramCodec
 
-    if not isinstance(codec, SpectrogramCodec) or type(codec).decode is not SpectrogramCodec.decode:
+    if not isinstance(codec, SpectrogramCodec):
         return None
 
     def run() -> Generator[JobProgress, None, np.ndarray]:
-        geometry = get_geometry(encoded.params.get("geometry", config.geometry))
-        device = dsp.resolve_device(config.device)
-        out = np.empty((encoded.channels, encoded.n_samples), dtype=np.float32)
-        length = dsp.padded_length(encoded.n_samples, geometry)
-        offset = geometry.window_length // 2
-        for ch, image, scale in codec.decode_images(encoded, device):
-            def magnitude_frames(start: int, stop: int, image=image, scale=scale):
-                return dsp.image_to_magnitude(image[:, start:stop], scale)
-
-            gen = invert_magnitude(magnitude_frames, image.shape[1], length, geometry, config, device=device)
-            while True:
-                try:
-                    p = next(gen)
-                except StopIteration as stop:
-                    y = stop.value
-                    break
-                yield JobProgress("decode", p.done, p.total, f"phase {config.phase}, frame {p.done} of {p.total}")
-            out[ch] = y[offset: offset + encoded.n_samples].cpu().numpy()
-        return out
+        gen = codec.decode_steps(encoded, config)
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield JobProgress("decode", p.done, p.total, f"phase {config.phase}, frame {p.done} of {p.total}")
 
     return run()
 
