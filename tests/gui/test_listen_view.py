@@ -396,7 +396,7 @@ def test_the_main_window_hook_and_the_demo_default(qtbot):
     view = load_optional_view("Listen", "listen_view", "ListenView", parent=parent)
     assert isinstance(view, ListenView)
     assert view.definition is not None and view.definition.name == "demo"
-    assert view.title_label.text() == "Spectrogram codecs against Opus (demo)"
+    assert view.title_label.text() == "Listening test: music excerpts (demo)"
     # Prepared or not, the start page says what to do next.
     assert view.start_button.isEnabled() or view.prepare_box.isVisibleTo(view)
     assert callable(view.shutdown) and callable(view.open_path)
