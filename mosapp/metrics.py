@@ -414,3 +414,126 @@ class Metrics:
     def as_dict(self) -> dict[str, float | None]:
         """The scores as a ``{name: value}`` dict of plain Python floats (or ``None``), in field order."""
         return {key: (None if value is None else float(value)) for key, value in asdict(self).items()}
+
+
+#: Analysis of the band metrics (:func:`band_spectral_distance_db`, :func:`band_spectral_correlation`):
+#: a 4096-sample periodic Hann window hopped by 1024 samples, at this rate.
+BAND_SAMPLE_RATE: int = 44_100
+BAND_WINDOW_LENGTH: int = 4096
+BAND_HOP: int = 1024
+#: Both dB spectrograms are floored at the reference's peak minus this many dB.
+BAND_FLOOR_DB: float = 80.0
+#: The low band is [20, 1000] Hz; the high band is (1000 Hz, Nyquist].
+LOW_BAND_HZ: tuple[float, float] = (20.0, 1000.0)
+HIGH_BAND_HZ: tuple[float, float] = (1000.0, BAND_SAMPLE_RATE / 2)
+_BAND_FRAMES_PER_CHUNK = 256
+
+
+def _band_db_spectrogram(x: np.ndarray) -> np.ndarray:
+    """``20 log10 |STFT|`` of a mono signal at :data:`BAND_SAMPLE_RATE`, shape ``(frames, 2049)``.
+
+    Frames start at sample 0 and advance by :data:`BAND_HOP`; only whole frames are taken
+    (a signal shorter than one window is zero-padded to one window), no centre padding.
+    """
+    n = x.shape[-1]
+    if n < BAND_WINDOW_LENGTH:
+        x = np.pad(x, (0, BAND_WINDOW_LENGTH - n))
+        n = BAND_WINDOW_LENGTH
+    n_frames = 1 + (n - BAND_WINDOW_LENGTH) // BAND_HOP
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(BAND_WINDOW_LENGTH) / BAND_WINDOW_LENGTH)).astype(np.float32)
+    out = np.empty((n_frames, BAND_WINDOW_LENGTH // 2 + 1), dtype=np.float32)
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    frames_view = np.lib.stride_tricks.sliding_window_view(x32, BAND_WINDOW_LENGTH)[::BAND_HOP]
+    for start in range(0, n_frames, _BAND_FRAMES_PER_CHUNK):
+        chunk = frames_view[start : start + _BAND_FRAMES_PER_CHUNK] * window
+        mag = np.abs(np.fft.rfft(chunk, axis=-1))
+        out[start : start + chunk.shape[0]] = 20.0 * np.log10(np.maximum(mag, 1e-30))
+    return out
+
+
+def _band_prepare(reference: Any, estimate: Any, sample_rate: int, band_hz: tuple[float, float]):
+    """The two floored dB spectrograms restricted to ``band_hz``: ``(ref_db, est_db)``, ``(frames, bins)``."""
+    ref = _to_numpy(reference).real
+    est = _to_numpy(estimate).real
+    if ref.shape != est.shape:
+        raise MosappError(f"Band metrics need waveforms of equal shape, got {ref.shape} and {est.shape}.")
+    if ref.ndim == 2:  # (channels, samples): the mono mix, as the listener's ear would sum it
+        ref, est = ref.mean(axis=0), est.mean(axis=0)
+    if ref.ndim != 1:
+        raise MosappError(f"Band metrics need waveforms shaped (samples,) or (channels, samples), got {ref.shape}.")
+    if int(sample_rate) != BAND_SAMPLE_RATE:
+        import soxr
+
+        ref = soxr.resample(ref, int(sample_rate), BAND_SAMPLE_RATE, quality="VHQ")
+        est = soxr.resample(est, int(sample_rate), BAND_SAMPLE_RATE, quality="VHQ")
+    ref_db = _band_db_spectrogram(ref)
+    est_db = _band_db_spectrogram(est)
+    floor = float(ref_db.max()) - BAND_FLOOR_DB
+    freqs = np.arange(ref_db.shape[1]) * (BAND_SAMPLE_RATE / BAND_WINDOW_LENGTH)
+    lo, hi = band_hz
+    keep = (freqs >= lo) & (freqs <= hi) if lo <= LOW_BAND_HZ[0] else (freqs > lo) & (freqs <= hi)
+    return np.maximum(ref_db[:, keep], floor), np.maximum(est_db[:, keep], floor)
+
+
+def band_spectral_distance_db(
+    reference: Any, estimate: Any, sample_rate: int, band_hz: tuple[float, float] = LOW_BAND_HZ
+) -> float:
+    """Log-spectral distance in one frequency band, in dB (the low band by default).
+
+    Definition (issue "seeing low frequencies"):
+
+    * both signals at 44.1 kHz (resampled with soxr VHQ otherwise; stereo is mixed to mono);
+    * STFT with a 4096-sample periodic Hann window, hop 1024, frames from sample 0, whole
+      frames only, no centre padding; ``D = 20 log10 |X|``;
+    * both ``D_ref`` and ``D_est`` floored at ``max(D_ref) - 80 dB`` (the reference's peak over
+      all bins and frames);
+    * bins with centre frequency in ``[20, 1000]`` Hz (low band: bins 2..92) or in
+      ``(1000 Hz, 22.05 kHz]`` (high band, ``band_hz=HIGH_BAND_HZ``);
+    * ``distance = mean |D_ref - D_est|`` over those bins and all frames.
+
+    Direction: lower is better; 0 for identical signals.
+
+    Args:
+        reference: reference waveform, ``(n,)`` or ``(channels, n)``.
+        estimate: estimate of the same shape (aligned: no delay compensation is done).
+        sample_rate: rate of both, Hz.
+        band_hz: ``(low, high)`` edges; :data:`LOW_BAND_HZ` or :data:`HIGH_BAND_HZ`.
+
+    Returns:
+        The mean absolute dB difference (float).
+    """
+    ref_db, est_db = _band_prepare(reference, estimate, sample_rate, band_hz)
+    return float(np.mean(np.abs(ref_db.astype(np.float64) - est_db)))
+
+
+def band_spectral_correlation(
+    reference: Any, estimate: Any, sample_rate: int, band_hz: tuple[float, float] = LOW_BAND_HZ
+) -> float:
+    """Spectral correlation in one band: does the harmonic pattern survive? (low band by default)
+
+    The same floored dB spectra over the same bins as :func:`band_spectral_distance_db`; per
+    frame, the Pearson correlation ``r_t`` between ``D_ref[t, bins]`` and ``D_est[t, bins]``;
+    ``correlation = mean_t r_t``. A frame where both spectra are constant (e.g. both at the
+    floor: silence in the band) carries no pattern and is left out; a frame where only one is
+    constant counts as ``r_t = 0``. If no frame is left, the result is ``nan``.
+
+    Direction: higher is better; 1 for identical signals.
+
+    Returns:
+        The mean per-frame correlation in ``[-1, 1]`` (float, or ``nan``).
+    """
+    ref_db, est_db = _band_prepare(reference, estimate, sample_rate, band_hz)
+    r = ref_db.astype(np.float64) - ref_db.mean(axis=1, keepdims=True)
+    e = est_db.astype(np.float64) - est_db.mean(axis=1, keepdims=True)
+    r_norm = np.sqrt((r * r).sum(axis=1))
+    e_norm = np.sqrt((e * e).sum(axis=1))
+    tiny = 1e-9
+    both_flat = (r_norm < tiny) & (e_norm < tiny)
+    one_flat = (r_norm < tiny) ^ (e_norm < tiny)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_frame = (r * e).sum(axis=1) / (r_norm * e_norm)
+    per_frame = np.where(one_flat, 0.0, per_frame)
+    per_frame = per_frame[~both_flat]
+    if per_frame.size == 0:
+        return math.nan
+    return float(np.mean(np.clip(per_frame, -1.0, 1.0)))
