@@ -87,11 +87,17 @@ SCALES = {"dcr": "DMOS", "acr": "MOS"}
 _TOP_FIELDS = {
     "name", "title", "test_type", "instructions", "labels", "conditions", "trials_per_listener",
     "repetitions", "seed", "loudness_lufs", "fade_ms", "database", "stimuli_dir",
-    "training", "pipeline", "clips",
+    "training", "pipeline", "clips", "screening", "reference_first", "gold",
 }
+_SCREENING_FIELDS = {"rule", "min_score", "max_fraction", "min_reference_trials", "anchor", "anchor_max_score",
+                     "gold_max_failures"}
+_GOLD_FIELDS = {"clip", "condition", "expected"}
+#: Post-screening rules: ``reference`` (hidden reference rated too low too often), ``bs1534``
+#: (that, or the low anchor rated too high too often, as ITU-R BS.1534-3 §4.1.2), ``off``.
+SCREENING_RULES = ("reference", "bs1534", "off")
 _TRAINING_FIELDS = {"trials", "conditions"}
 _PIPELINE_FIELDS = {"geometry", "phase", "device", "fgla_iterations", "mono", "metrics"}
-_CLIP_FIELDS = {"path", "start_s", "length_s", "name"}
+_CLIP_FIELDS = {"path", "start_s", "length_s", "name", "gold_only"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _GLOB_CHARS = set("*?[")
 
@@ -105,13 +111,66 @@ class ClipSpec:
         path: the audio file, absolute.
         start_s: excerpt start in seconds.
         length_s: excerpt length in seconds.
+        gold_only: used only by gold trials (e.g. a P.808 trapping stimulus), never in the plan.
     """
 
     name: str
     path: Path
     start_s: float
     length_s: float
+    gold_only: bool = False
 
+
+@dataclass(frozen=True)
+class GoldSpec:
+    """A gold (known-answer) trial, put once into every listener's plan and scored, not averaged.
+
+    Attributes:
+        clip: the clip (any of the study's, ``gold_only`` ones included).
+        condition: the condition it is played in (one of the study's, or ``reference``).
+        expected: the scores that count as right.
+    """
+
+    clip: str
+    condition: str
+    expected: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ScreeningSpec:
+    """How listeners are post-screened (``[screening]`` or ``screening = "off"``).
+
+    Attributes:
+        rule: ``reference``, ``bs1534`` or ``off``.
+        min_score: a hidden-reference score below this counts against a listener.
+        max_fraction: a listener is dropped above this fraction of counted trials (strictly).
+        min_reference_trials: fewer hidden-reference (or anchor) trials than this: that part of
+            the rule is not applied to the listener, who is kept and flagged.
+        anchor: the low anchor condition (``bs1534``).
+        anchor_max_score: an anchor score above this counts against a listener (``bs1534``).
+        gold_max_failures: a listener who misses more gold trials than this is dropped.
+        explicit: the study file set the rule.
+    """
+
+    rule: str = "reference"
+    min_score: int = 4
+    max_fraction: float = 0.15
+    min_reference_trials: int = 7
+    anchor: str | None = None
+    anchor_max_score: int = 4
+    gold_max_failures: int = 0
+    explicit: bool = False
+
+    def describe(self) -> str:
+        """The settings in one line (recorded in every summary file)."""
+        if self.rule == "off":
+            return "rule off"
+        parts = [f"rule {self.rule}", f"min_score {self.min_score}", f"max_fraction {self.max_fraction:g}",
+                 f"min_reference_trials {self.min_reference_trials}"]
+        if self.rule == "bs1534":
+            parts += [f"anchor {self.anchor}", f"anchor_max_score {self.anchor_max_score}"]
+        parts.append(f"gold_max_failures {self.gold_max_failures}")
+        return "; ".join(parts)
 
 @dataclass(frozen=True)
 class TrainingSpec:
@@ -148,6 +207,10 @@ class StudyDefinition:
         metrics: objective metrics stored per stimulus.
         database_url: SQLAlchemy URL of the store.
         stimuli_dir: folder of the rendered stimuli (content-addressed files).
+        screening: the post-screening rule.
+        reference_first: DCR only: the reference must be played (to its end) before the sample
+            on every trial, as ITU-T P.800 Annex D presents the pair.
+        gold: gold trials added to every listener's plan.
         source: the TOML file, or None.
     """
 
@@ -170,6 +233,9 @@ class StudyDefinition:
     stimuli_dir: Path
     source: Path | None = None
     text: str = field(default="", repr=False)
+    screening: ScreeningSpec = field(default_factory=ScreeningSpec)
+    reference_first: bool = False
+    gold: tuple[GoldSpec, ...] = ()
 
     @property
     def scale(self) -> str:
@@ -180,17 +246,27 @@ class StudyDefinition:
     def has_hidden_reference(self) -> bool:
         return REFERENCE in self.conditions
 
+    @property
+    def plan_clips(self) -> tuple[ClipSpec, ...]:
+        """The clips of the ordinary trials (every clip but the ``gold_only`` ones)."""
+        return tuple(c for c in self.clips if not c.gold_only)
+
     def design(self) -> dict[str, Any]:
         """Everything a listener's plan depends on, as plain JSON-able data."""
-        return {
+        out = {
             "test_type": self.test_type,
-            "clips": [[c.name, c.path.name, c.start_s, c.length_s] for c in self.clips],
+            "clips": [[c.name, c.path.name, c.start_s, c.length_s] for c in self.plan_clips],
             "conditions": list(self.conditions),
             "training": [self.training.trials, list(self.training.conditions)],
             "trials_per_listener": self.trials_per_listener,
             "repetitions": self.repetitions,
             "seed": self.seed,
         }
+        if self.gold:  # only then, so a study from before gold trials keeps its design hash
+            gold_clips = {c.name: c for c in self.clips if c.gold_only}
+            out["gold"] = [[g.clip, g.condition, list(g.expected)] for g in self.gold]
+            out["gold_clips"] = [[c.name, c.path.name, c.start_s, c.length_s] for c in gold_clips.values()]
+        return out
 
     def design_json(self) -> str:
         return json.dumps(self.design(), sort_keys=True, separators=(",", ":"))
@@ -330,6 +406,7 @@ def _clip_specs(where: str, base: Path, clips: Any) -> tuple[ClipSpec, ...]:
                 raise r.fail("path", f'"{pattern}": {p} {state}')
             paths = [p]
         explicit = r.string("name")
+        gold_only = r.boolean("gold_only", False)
         if explicit is not None and len(paths) > 1:
             raise r.fail("name", f'is set but the glob "{pattern}" matches {len(paths)} files; remove name')
         for path in paths:
@@ -342,7 +419,8 @@ def _clip_specs(where: str, base: Path, clips: Any) -> tuple[ClipSpec, ...]:
                         f"puts the excerpt {start:g}-{start + length:g} s past the end of {path} ({duration:.3f} s long)",
                     )
                 name = stem if len(starts) == 1 else f"{stem}@{start:g}s"
-                specs.append(ClipSpec(name=name, path=path.resolve(), start_s=start, length_s=length))
+                specs.append(ClipSpec(name=name, path=path.resolve(), start_s=start, length_s=length,
+                                      gold_only=gold_only))
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen:
@@ -429,8 +507,11 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
             raise StudyError(f'{where}: field conditions is empty; list codec names and "{REFERENCE}".')
 
     clips = _clip_specs(where, base, data.get("clips"))
+    if all(c.gold_only for c in clips):
+        raise StudyError(f"{where}: every clip is gold_only; at least one clip must be in the ordinary trials.")
+    plan_clips = [c for c in clips if not c.gold_only]
     repetitions = top.integer("repetitions", 1, minimum=1)
-    full = len(clips) * len(conditions) * repetitions
+    full = len(plan_clips) * len(conditions) * repetitions
     trials = top.integer("trials_per_listener", full, minimum=1)
     if trials % len(conditions):
         raise top.fail(
@@ -440,7 +521,7 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     if trials > full:
         raise top.fail(
             "trials_per_listener",
-            f"is {trials}; at most {full} (clips x conditions x repetitions = {len(clips)} x {len(conditions)} x "
+            f"is {trials}; at most {full} (clips x conditions x repetitions = {len(plan_clips)} x {len(conditions)} x "
             f"{repetitions}); raise repetitions for more",
         )
     seed = top.integer("seed", 0, minimum=0)
@@ -486,13 +567,94 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     database = _database_url(top.string("database", f"data/{study_name}/study.sqlite"), base)
     stimuli_dir = (base / top.string("stimuli_dir", f"data/{study_name}/stimuli")).resolve()
 
+    screening = _screening(top, test_type, conditions)
+    reference_first = top.boolean("reference_first", False)
+    if reference_first and test_type != "dcr":
+        raise top.fail("reference_first", "is true, but only a DCR study plays a reference; remove it")
+    gold = _gold(where, data.get("gold", []), clips, conditions)
+
     return StudyDefinition(
         name=study_name, title=title, test_type=test_type, instructions=instructions, labels=labels,
         clips=clips, conditions=conditions, training=training, trials_per_listener=trials,
         repetitions=repetitions, seed=seed, loudness_lufs=loudness, fade_ms=fade_ms, pipeline=pipeline,
         metrics=tuple(dict.fromkeys(metrics)), database_url=database, stimuli_dir=stimuli_dir,
-        source=source, text=text,
+        source=source, text=text, screening=screening, reference_first=reference_first, gold=gold,
     )
+
+
+def _screening(top: _Reader, test_type: str, conditions: tuple[str, ...]) -> ScreeningSpec:
+    has_reference = REFERENCE in conditions
+    value = top.table.get("screening")
+    if value is None:
+        if test_type == "dcr" and not has_reference:
+            raise StudyError(
+                f'{top.where}: this DCR study has no hidden reference ("{REFERENCE}" is not in conditions), so its '
+                f'listeners cannot be screened; add "{REFERENCE}" to conditions, or set screening = "off" to run '
+                f"without post-screening."
+            )
+        return ScreeningSpec(rule="reference" if has_reference else "off")
+    if isinstance(value, str):
+        value = {"rule": value}
+    if not isinstance(value, dict):
+        raise top.fail("screening", 'must be "reference", "bs1534", "off" or a [screening] table')
+    r = top.subtable("screening", _SCREENING_FIELDS) if isinstance(top.table["screening"], dict) else \
+        _Reader(top.where, value, "screening.", _SCREENING_FIELDS)
+    rule = r.string("rule", "reference" if has_reference else "off")
+    if rule not in SCREENING_RULES:
+        raise r.fail("rule", f'is "{rule}"; use "reference", "bs1534" or "off"')
+    if rule != "off" and not has_reference:
+        raise r.fail("rule", f'is "{rule}", which needs the hidden reference: add "{REFERENCE}" to conditions '
+                             f'or use "off"')
+    min_score = r.integer("min_score", 4, minimum=1)
+    if min_score > 5:
+        raise r.fail("min_score", f"is {min_score}; give a score from 1 to 5")
+    max_fraction = r.number("max_fraction", 0.15, minimum=0.0)
+    if max_fraction > 1.0:
+        raise r.fail("max_fraction", f"is {max_fraction:g}; give a fraction from 0 to 1")
+    anchor = r.string("anchor")
+    if rule == "bs1534":
+        if anchor is None:
+            raise r.fail("anchor", "is missing; the bs1534 rule needs the low anchor condition")
+        if anchor not in conditions or anchor == REFERENCE:
+            raise r.fail("anchor", f'is "{anchor}", which is not one of the study\'s conditions (other than '
+                                   f'"{REFERENCE}")')
+    anchor_max = r.integer("anchor_max_score", 4, minimum=1)
+    if anchor_max > 5:
+        raise r.fail("anchor_max_score", f"is {anchor_max}; give a score from 1 to 5")
+    return ScreeningSpec(
+        rule=rule, min_score=min_score, max_fraction=max_fraction,
+        min_reference_trials=r.integer("min_reference_trials", 7, minimum=1), anchor=anchor,
+        anchor_max_score=anchor_max, gold_max_failures=r.integer("gold_max_failures", 0, minimum=0), explicit=True,
+    )
+
+
+def _gold(where: str, value: Any, clips: tuple[ClipSpec, ...], conditions: tuple[str, ...]) -> tuple[GoldSpec, ...]:
+    if not isinstance(value, list):
+        raise StudyError(f"{where}: field gold must be a list of [[gold]] tables (clip, condition, expected).")
+    names = {c.name for c in clips}
+    out: list[GoldSpec] = []
+    for i, table in enumerate(value):
+        if not isinstance(table, dict):
+            raise StudyError(f"{where}: field gold[{i}] must be a table ([[gold]] with clip, condition, expected).")
+        r = _Reader(where, table, f"gold[{i}].", _GOLD_FIELDS)
+        clip = r.string("clip", required=True)
+        if clip not in names:
+            raise r.fail("clip", f'is "{clip}", which is not one of the study\'s clips ({", ".join(sorted(names))})')
+        condition = r.string("condition", REFERENCE)
+        if condition not in conditions and condition != REFERENCE:
+            raise r.fail("condition", f'is "{condition}", which is not one of the study\'s conditions')
+        expected = table.get("expected")
+        if isinstance(expected, int) and not isinstance(expected, bool):
+            expected = [expected]
+        if (not isinstance(expected, list) or not expected
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5 for v in expected)):
+            raise r.fail("expected", f"is {expected!r}; give the accepted scores, e.g. [4, 5] (whole numbers 1-5)")
+        out.append(GoldSpec(clip=clip, condition=condition, expected=tuple(sorted(set(expected)))))
+    used = {g.clip for g in out}
+    for c in clips:
+        if c.gold_only and c.name not in used:
+            raise StudyError(f'{where}: the clip "{c.name}" is gold_only but no [[gold]] trial uses it.')
+    return tuple(out)
 
 
 def load_study(path: str | os.PathLike[str], *, check_codecs: bool = True) -> StudyDefinition:
@@ -535,6 +697,6 @@ def resolve_study_path(path: str | os.PathLike[str]) -> Path:
 
 
 __all__ = [
-    "ClipSpec", "DEFAULT_LABELS", "METRIC_NAMES", "REFERENCE", "SCALES", "STUDIES_DIR", "StudyDefinition",
+    "ClipSpec", "DEFAULT_LABELS", "GoldSpec", "SCREENING_RULES", "ScreeningSpec", "METRIC_NAMES", "REFERENCE", "SCALES", "STUDIES_DIR", "StudyDefinition",
     "TEST_TYPES", "TrainingSpec", "database_url_for", "load_study", "parse_study", "resolve_study_path",
 ]

@@ -9,8 +9,9 @@
             session.rate(trial, 4, play_counts=(2, 1), listening_time_s=9.5, response_time_s=3.2)
 
 Blinding: a :class:`Trial` holds opaque tokens (fresh for every trial, so not even the
-hidden reference shares an id with the known one) and the audio as float32 arrays — never a
-condition name, codec, bitrate or file path. Every rating is committed in its own
+hidden reference shares an id with the known one) and the audio as float32 arrays, each a
+buffer of its own (``trial.sample is not trial.reference`` and no shared memory, even when the
+audio is the same) — never a condition name, codec, bitrate or file path. Every rating is committed in its own
 transaction before :meth:`ListeningSession.rate` returns; a listener who comes back resumes
 at the first unrated trial of the plan they were given, and no trial can be rated twice.
 """
@@ -30,7 +31,7 @@ import numpy as np
 from mosapp.config import PIPELINE_SAMPLE_RATE
 from mosapp.study.definition import REFERENCE, StudyDefinition, load_study
 from mosapp.study.errors import StudyError
-from mosapp.study.plan import listener_plan
+from mosapp.study.plan import insert_gold, listener_plan
 from mosapp.study.store import (
     ClipRow, ConditionRow, ListenerRow, RatingRow, SessionRow, StimulusRow, Store, StudyRow, TrialRow, open_store,
     utcnow,
@@ -291,10 +292,12 @@ class StudyEngine:
                 .where(StimulusRow.study_id == study_id))
         }
         plan = listener_plan(
-            clips=[c.name for c in d.clips], conditions=list(d.conditions), trials=d.trials_per_listener,
+            clips=[c.name for c in d.plan_clips], conditions=list(d.conditions), trials=d.trials_per_listener,
             repetitions=d.repetitions, seed=d.seed, listener_index=int(position),
             training_trials=d.training.trials, training_conditions=d.training.conditions,
         )
+        plan = insert_gold(plan, [(g.clip, g.condition, g.expected) for g in d.gold], seed=d.seed,
+                           listener_index=int(position))
         for i, planned in enumerate(plan):
             try:
                 sid = stimuli[(planned.clip, planned.condition)]
@@ -303,7 +306,9 @@ class StudyEngine:
                 raise StudyError(f'The study "{d.name}" lacks stimuli; run `mosapp study prepare` again.') from None
             s.add(TrialRow(listener_id=listener.id, position=i, is_training=planned.is_training, stimulus_id=sid,
                            reference_stimulus_id=ref, trial_token=_token(), sample_token=_token(),
-                           reference_token=_token() if ref is not None else None))
+                           reference_token=_token() if ref is not None else None,
+                           gold_expected=(",".join(map(str, planned.gold_expected))
+                                          if planned.gold_expected is not None else None)))
         s.flush()
         return listener
 
@@ -355,7 +360,11 @@ class StudyEngine:
                 self._audio.popitem(last=False)
         else:
             self._audio.move_to_end(audio_file)
-        return cached
+        # A fresh (read-only) copy every time: two buffers of one trial never are, or share,
+        # the same memory, so the hidden reference cannot be told from its known twin by identity.
+        out = cached.copy()
+        out.setflags(write=False)
+        return out
 
 
 def _play_counts(play_counts: int | Sequence[int] | Mapping[str, int] | PlayCounts | None) -> PlayCounts:

@@ -19,6 +19,10 @@ trials over ``C`` conditions and ``N`` clips:
 4. **Training** — ``training.trials`` trials first, cycling through the training
    conditions and the clips from an offset that depends on ``i``.
 
+5. **Gold trials** (optional) — each ``[[gold]]`` trial once per listener, in a seeded
+   order, spread evenly over the rated trials (gold ``j`` of ``G`` goes after rated trial
+   ``round((j + 1) · T / (G + 1))``, never first and never two in a row).
+
 The hidden reference is simply the condition ``reference`` among the others. Everything is
 a pure function of (study seed, listener number); nothing here touches the database.
 """
@@ -39,6 +43,7 @@ class PlannedTrial:
     clip: str
     condition: str
     is_training: bool = False
+    gold_expected: tuple[int, ...] | None = None
 
 
 def williams_rows(n: int) -> list[list[int]]:
@@ -230,9 +235,37 @@ def _repair_repeats(cond_seq: list[int], clip_seq: list[int], first_prev: int) -
             return
 
 
+def insert_gold(plan: Sequence[PlannedTrial], gold: Sequence[tuple[str, str, tuple[int, ...]]], *, seed: int,
+                listener_index: int) -> list[PlannedTrial]:
+    """``plan`` with one trial per gold item ``(clip, condition, expected scores)`` spread over its rated trials.
+
+    The gold items come in an order seeded by (seed, listener); gold ``j`` of ``G`` follows
+    rated trial ``round((j + 1) · T / (G + 1))`` of the ``T`` rated ones (training stays first).
+    """
+    if not gold:
+        return list(plan)
+    training = [t for t in plan if t.is_training]
+    rated = [t for t in plan if not t.is_training]
+    order = list(np.random.default_rng([int(seed), 5, int(listener_index)]).permutation(len(gold)))
+    n_rated, n_gold = len(rated), len(gold)
+    after = [max(1, int(round((j + 1) * n_rated / (n_gold + 1)))) for j in range(n_gold)]
+    out = list(training)
+    g = 0
+    for i, t in enumerate(rated, start=1):
+        out.append(t)
+        while g < n_gold and after[g] <= i:
+            clip, condition, expected = gold[order[g]]
+            out.append(PlannedTrial(clip, condition, False, tuple(expected)))
+            g += 1
+    for j in range(g, n_gold):
+        clip, condition, expected = gold[order[j]]
+        out.append(PlannedTrial(clip, condition, False, tuple(expected)))
+    return out
+
+
 def back_to_back(plan: Sequence[PlannedTrial]) -> int:
     """How often a trial has the same clip as the one before it."""
     return sum(1 for a, b in zip(plan, plan[1:]) if a.clip == b.clip)
 
 
-__all__ = ["PlannedTrial", "back_to_back", "listener_plan", "williams_rows"]
+__all__ = ["PlannedTrial", "back_to_back", "insert_gold", "listener_plan", "williams_rows"]

@@ -4,23 +4,41 @@
 
     source file ─► excerpt (start, length, raised-cosine fades) ─┬─────────────► reference
                                                                  └─► codec.process ─► align ─► trim
-    each stimulus ─► objective metrics vs the excerpt ─► BS.1770 loudness to the target ─► <key>.wav
+    each stimulus ─► objective metrics vs the excerpt ─► BS.1770 loudness to the target ─► <name>.wav
 
-Stimuli are content-addressed: ``<key>.wav`` (float32, so normalising never clips the file)
-and ``<key>.json`` (bitrate, loudness, metrics) in the study's stimuli folder, where ``key``
-is the SHA-256 of the excerpt's samples and every setting that shapes the result (codec and
-its version, pipeline, loudness target, metrics). A second run finds every key and renders
-nothing; a changed setting renders only what it changes. The file names reveal nothing about
-the condition. :func:`prepare_study` is a generator: it yields :class:`PrepareProgress` and
-returns a :class:`PrepareResult`.
+The cache: every stimulus has a ``cache_key``, the SHA-256 of the excerpt's samples and every
+setting that shapes the result (codec and its version, pipeline, loudness target, metrics). A
+second run finds every key in the database with its file in place and renders nothing; a
+changed setting renders only what it changes.
+
+Blinding on disk (nothing in the stimuli folder maps a file to its condition without the
+database):
+
+* the file is named ``HMAC-SHA256(study salt, cache_key)[:32].wav``; the salt is a random
+  secret per study kept in the database (``studies.stimulus_salt``), so the names cannot be
+  recomputed from the study file and the source audio;
+* bitrate, loudness, gain, peak, delay and metrics are written to the database only (no
+  sidecar file);
+* stimuli are rendered in a random order, every file's access and modification time is set
+  to :data:`NORMALISED_MTIME`, and the files (re-touched in a random order) are all the same
+  size, so neither times, inode order nor sizes follow the conditions;
+* the folder is made ``0700`` and every file ``0600`` (the researcher's account only), as is
+  a SQLite database file.
+
+A study prepared before this (files named by the bare cache key, ``<key>.json`` sidecars) is
+converted by its next ``prepare``: a salt is drawn, files are renamed, sidecars deleted,
+nothing rendered again. :func:`prepare_study` is a generator: it yields
+:class:`PrepareProgress` and returns a :class:`PrepareResult`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -37,12 +55,18 @@ from mosapp.study.store import (
     ClipRow, ConditionRow, ListenerRow, StimulusRow, Store, StudyRow, utcnow,
 )
 
+#: Stimulus columns of the database that hold metrics (filled from ``render_stimulus``'s facts).
+METRIC_COLUMNS = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol")
 #: Bumped when rendering changes in a way the key would not otherwise see.
 RENDER_VERSION = 1
 #: Largest codec delay the alignment looks for.
 MAX_DELAY_S = 0.1
 #: Peak above which a normalised stimulus would clip on a fixed-point output.
 CLIP_WARN_DBFS = -0.1
+#: Access and modification time of every stimulus file: 2000-01-01 00:00:00 UTC.
+NORMALISED_MTIME = 946684800
+#: Permissions of the stimuli folder and its files: the researcher's account only.
+DIR_MODE, FILE_MODE = 0o700, 0o600
 
 
 @dataclass(frozen=True)
@@ -201,31 +225,84 @@ def render_key(excerpt: np.ndarray, condition: str, definition: StudyDefinition)
     return h.hexdigest()
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def new_salt() -> str:
+    """A fresh per-study secret for :func:`stimulus_file_name` (256 random bits, hex)."""
+    return secrets.token_hex(32)
 
 
-def _read_sidecar(folder: Path, key: str) -> dict | None:
-    wav, meta = folder / f"{key}.wav", folder / f"{key}.json"
-    if not (wav.is_file() and meta.is_file()):
-        return None
+def stimulus_file_name(salt: str, key: str) -> str:
+    """The file name of the stimulus with ``cache_key`` ``key`` in a study salted with ``salt``."""
+    return hmac.new(bytes.fromhex(salt), key.encode("ascii"), hashlib.sha256).hexdigest()[:32] + ".wav"
+
+
+def _restrict(path: Path, mode: int) -> None:
     try:
-        data = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("key") == key else None
+        os.chmod(path, mode)
+    except OSError:  # pragma: no cover - a file system without permissions (FAT): nothing to restrict
+        pass
+
+
+def _normalise_times(path: Path) -> None:
+    try:
+        os.utime(path, (NORMALISED_MTIME, NORMALISED_MTIME))
+    except OSError:  # pragma: no cover
+        pass
+
+
+def write_plain_wav(path: Path, samples: np.ndarray, rate: int = PIPELINE_SAMPLE_RATE) -> None:
+    """``(channels, n)`` float32 samples as a WAV file holding nothing but the audio, atomically.
+
+    A 32-bit float WAV from libsndfile carries a ``PEAK`` chunk (each channel's peak and the
+    time of writing), which would tell conditions apart and date the file; this one has only
+    ``fmt`` (IEEE float), ``fact`` and ``data``, so every stimulus of one length has the same
+    header and size.
+    """
+    import struct
+
+    from mosapp.files import atomic_write
+
+    data = np.ascontiguousarray(np.asarray(samples, dtype="<f4").T)  # frames x channels, interleaved
+    channels = int(data.shape[1]) if data.ndim == 2 else 1
+    frames = int(data.shape[0])
+    payload = data.tobytes()
+    fmt = struct.pack("<HHIIHHH", 3, channels, rate, rate * channels * 4, channels * 4, 32, 0)
+    header = (b"RIFF" + struct.pack("<I", 4 + (8 + len(fmt)) + 12 + 8 + len(payload)) + b"WAVE"
+              + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+              + b"fact" + struct.pack("<II", 4, frames)
+              + b"data" + struct.pack("<I", len(payload)))
+
+    def write(fh) -> None:
+        fh.write(header)
+        fh.write(payload)
+
+    atomic_write(path, write, suffix=".wav", error=StudyError)
+
+
+def _seal_folder(folder: Path, files: list[Path]) -> None:
+    """Permissions and times of the stimuli: files 0600 with normalised times, touched in a random order."""
+    order = list(files)
+    secrets.SystemRandom().shuffle(order)
+    for f in order:
+        if f.is_file():
+            _restrict(f, FILE_MODE)
+            _normalise_times(f)
+    _restrict(folder, DIR_MODE)
+    _normalise_times(folder)
+
+
+def _restrict_database(store: Store) -> None:
+    from mosapp.study.store import _sqlite_file
+
+    path = _sqlite_file(store.url)
+    if path is None:
+        return
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.is_file():
+            _restrict(p, FILE_MODE)
 
 
 def render_stimulus(excerpt: np.ndarray, condition: str, definition: StudyDefinition, device: str) -> tuple[np.ndarray, dict]:
-    """Render one stimulus: (samples float32 ``(channels, n)`` normalised, facts for the sidecar)."""
+    """Render one stimulus: (samples float32 ``(channels, n)`` normalised, facts for the database)."""
     t0 = time.perf_counter()
     n = excerpt.shape[1]
     facts: dict = {"bitrate_kbps": None, "delay_samples": 0}
@@ -369,6 +446,9 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
     sources: dict[Path, np.ndarray] = {}
     excerpts: dict[str, np.ndarray] = {}
     keys: dict[tuple[str, str], str] = {}
+    gold_conditions: dict[str, set[str]] = {}
+    for g in definition.gold:
+        gold_conditions.setdefault(g.clip, set()).add(g.condition)
     for clip in definition.clips:
         if clip.path not in sources:
             try:
@@ -376,7 +456,8 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
             except MosappError as exc:
                 raise StudyError(f'The clip "{clip.name}" cannot be used: {exc}') from None
         excerpts[clip.name] = excerpt_of(sources[clip.path], clip, definition.fade_ms)
-        for name in cond_names:
+        names = cond_names if not clip.gold_only else [REFERENCE] + sorted(gold_conditions[clip.name] - {REFERENCE})
+        for name in names:
             keys[(clip.name, name)] = render_key(excerpts[clip.name], name, definition)
     sources.clear()
     result.total = len(keys)
@@ -384,6 +465,9 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
     with store.write() as s:
         study = _sync_design(s, definition)
         study_id = study.id
+        if study.stimulus_salt is None:
+            study.stimulus_salt = new_salt()
+        salt = study.stimulus_salt
         clip_ids = {c.name: c.id for c in s.scalars(select(ClipRow).where(ClipRow.study_id == study_id))}
         cond_ids = {c.name: c.id for c in s.scalars(select(ConditionRow).where(ConditionRow.study_id == study_id))}
         existing = {(r.clip_id, r.condition_id): (r.cache_key, r.audio_file)
@@ -404,55 +488,76 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
                     f'"{cond}"); restore the settings, or save the study under a new name.'
                 )
 
+    _restrict(folder, DIR_MODE)
     yield PrepareProgress(0, result.total)
     done = 0
-    for clip in definition.clips:
-        for name in cond_names:
-            key = keys[(clip.name, name)]
-            ids = (clip_ids[clip.name], cond_ids[name])
-            wav = folder / f"{key}.wav"
-            facts = None if force else _read_sidecar(folder, key)
-            rendered = False
-            if facts is None:
-                try:
-                    samples, facts = render_stimulus(excerpts[clip.name], name, definition, device)
-                except StudyError as exc:
-                    raise StudyError(f'Clip "{clip.name}": {exc}') from None
-                except MosappError as exc:
-                    raise StudyError(f'Rendering clip "{clip.name}" in condition "{name}" failed: {exc}') from None
-                from mosapp.audio import write_audio
-
-                write_audio(wav, samples, PIPELINE_SAMPLE_RATE, subtype="FLOAT")
-                facts["key"] = key
-                _write_json_atomic(folder / f"{key}.json", facts)
-                rendered = True
-                if facts.get("peak_dbfs") is not None and facts["peak_dbfs"] > CLIP_WARN_DBFS:
-                    result.warnings.append(
-                        f'clip "{clip.name}" in condition "{name}" peaks at {facts["peak_dbfs"]:+.1f} dBFS after '
-                        f"normalising to {definition.loudness_lufs:g} LUFS; lower loudness_lufs to avoid clipping on playback."
-                    )
-            if existing.get(ids, ("", ""))[0] != key or rendered:
-                with store.write() as s:
-                    row = s.scalars(select(StimulusRow).where(StimulusRow.clip_id == ids[0],
-                                                              StimulusRow.condition_id == ids[1])).one_or_none()
-                    if row is None:
-                        row = StimulusRow(study_id=study_id, clip_id=ids[0], condition_id=ids[1])
-                        s.add(row)
+    # A random order: the order files are created in (inode numbers, change times) carries nothing.
+    work = list(keys)
+    secrets.SystemRandom().shuffle(work)
+    written: list[Path] = []
+    for clip_name, name in work:
+        key = keys[(clip_name, name)]
+        ids = (clip_ids[clip_name], cond_ids[name])
+        wav = folder / stimulus_file_name(salt, key)
+        old_key, old_file = existing.get(ids, ("", ""))
+        rendered = False
+        facts = None
+        if not force and old_key == key:
+            if old_file != wav.name and (folder / old_file).is_file():
+                # Prepared before salted names: rename it (nothing is rendered again), drop the sidecar.
+                os.replace(folder / old_file, wav)
+                (folder / f"{Path(old_file).stem}.json").unlink(missing_ok=True)
+            if wav.is_file():
+                facts = "cached"
+        if facts is None:
+            clip = next(c for c in definition.clips if c.name == clip_name)
+            try:
+                samples, facts = render_stimulus(excerpts[clip_name], name, definition, device)
+            except StudyError as exc:
+                raise StudyError(f'Clip "{clip_name}": {exc}') from None
+            except MosappError as exc:
+                raise StudyError(f'Rendering clip "{clip_name}" in condition "{name}" failed: {exc}') from None
+            write_plain_wav(wav, samples)
+            _restrict(wav, FILE_MODE)
+            _normalise_times(wav)
+            rendered = True
+            if facts.get("peak_dbfs") is not None and facts["peak_dbfs"] > CLIP_WARN_DBFS:
+                result.warnings.append(
+                    f'clip "{clip.name}" in condition "{name}" peaks at {facts["peak_dbfs"]:+.1f} dBFS after '
+                    f"normalising to {definition.loudness_lufs:g} LUFS; lower loudness_lufs to avoid clipping on playback."
+                )
+        written.append(wav)
+        if rendered or old_file != wav.name:
+            with store.write() as s:
+                row = s.scalars(select(StimulusRow).where(StimulusRow.clip_id == ids[0],
+                                                          StimulusRow.condition_id == ids[1])).one_or_none()
+                if row is None:
+                    row = StimulusRow(study_id=study_id, clip_id=ids[0], condition_id=ids[1])
+                    s.add(row)
+                row.cache_key, row.audio_file = key, wav.name
+                if rendered:
                     metrics = facts.get("metrics") or {}
-                    row.cache_key, row.audio_file = key, wav.name
                     row.sample_rate, row.channels, row.n_samples = (
                         int(facts["sample_rate"]), int(facts["channels"]), int(facts["n_samples"]))
                     row.bitrate_kbps = facts.get("bitrate_kbps")
                     row.loudness_lufs, row.gain_db = float(facts["loudness_lufs"]), float(facts["gain_db"])
                     row.peak_dbfs, row.delay_samples = facts.get("peak_dbfs"), facts.get("delay_samples")
-                    for m in ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol"):
-                        setattr(row, m, metrics.get(m))
+                    for m in METRIC_COLUMNS:
+                        if hasattr(row, m):
+                            setattr(row, m, metrics.get(m))
                     row.created_at = utcnow()
-            done += 1
-            result.rendered += rendered
-            result.reused += not rendered
-            yield PrepareProgress(done, result.total, clip.name, name, rendered)
+        done += 1
+        result.rendered += rendered
+        result.reused += not rendered
+        yield PrepareProgress(done, result.total, clip_name, name, rendered)
 
+    # Sidecars of a study prepared before salted names that were not renamed above (a stale key).
+    for clip_name, name in keys:
+        old = existing.get((clip_ids[clip_name], cond_ids[name]), ("", ""))[1]
+        if old and re.fullmatch(r"[0-9a-f]{64}\.wav", old):
+            (folder / f"{Path(old).stem}.json").unlink(missing_ok=True)
+    _seal_folder(folder, written)
+    _restrict_database(store)
     with store.write() as s:
         study = s.get(StudyRow, study_id)
         study.prepared_at = utcnow()
@@ -461,6 +566,7 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
 
 
 __all__ = [
-    "PrepareProgress", "PrepareResult", "align_and_trim", "estimate_delay", "excerpt_of", "fade",
-    "integrated_loudness", "prepare_study", "render_key", "render_stimulus", "stimulus_metrics",
+    "NORMALISED_MTIME", "PrepareProgress", "PrepareResult", "align_and_trim", "estimate_delay", "excerpt_of", "fade",
+    "integrated_loudness", "new_salt", "prepare_study", "render_key", "render_stimulus", "stimulus_file_name",
+    "stimulus_metrics",
 ]

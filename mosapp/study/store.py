@@ -65,6 +65,8 @@ class StudyRow(Base):
     design_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     prepared_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Added by revision 0003: the secret that names the stimulus files (NULL: not renamed yet).
+    stimulus_salt: Mapped[str | None] = mapped_column(String(64))
 
     clips: Mapped[list["ClipRow"]] = relationship(back_populates="study", order_by="ClipRow.position")
     conditions: Mapped[list["ConditionRow"]] = relationship(back_populates="study", order_by="ConditionRow.position")
@@ -103,9 +105,12 @@ class ConditionRow(Base):
 
 
 class StimulusRow(Base):
-    """One rendered (clip, condition): a content-addressed audio file, its bitrate and metrics.
+    """One rendered (clip, condition): an audio file, its bitrate and metrics.
 
-    ``audio_file`` is named by the render's content hash, so it reveals nothing of the condition.
+    ``cache_key`` is the render's content hash (what decides whether it must be rendered again);
+    ``audio_file`` is an HMAC of that key under the study's secret ``stimulus_salt``, so the
+    file's name reveals nothing of the condition without the database. Everything else about
+    the stimulus (bitrate, loudness, gain, metrics) lives only here, never in a file beside it.
     """
 
     __tablename__ = "stimuli"
@@ -176,6 +181,8 @@ class TrialRow(Base):
     trial_token: Mapped[str] = mapped_column(String(32), unique=True)
     sample_token: Mapped[str] = mapped_column(String(32), unique=True)
     reference_token: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # Added by revision 0003: a gold (known-answer) trial's accepted scores, "4,5"; NULL otherwise.
+    gold_expected: Mapped[str | None] = mapped_column(String(32))
 
     stimulus: Mapped[StimulusRow] = relationship(foreign_keys=[stimulus_id])
     reference_stimulus: Mapped[StimulusRow | None] = relationship(foreign_keys=[reference_stimulus_id])

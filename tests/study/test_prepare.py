@@ -29,7 +29,7 @@ def test_every_stimulus_is_rendered_level_matched_and_measured(prepared_template
     assert len(rows) == len(d.clips) * len(d.conditions)
     n = int(round(d.clips[0].length_s * 44100))
     for row, condition in rows:
-        assert re.fullmatch(r"[0-9a-f]{64}\.wav", row.audio_file)  # names reveal nothing
+        assert re.fullmatch(r"[0-9a-f]{32}\.wav", row.audio_file)  # salted names reveal nothing
         data, rate = sf.read(d.stimuli_dir / row.audio_file, dtype="float32", always_2d=True)
         assert rate == 44100 and data.shape == (n, 1) and row.n_samples == n
         assert integrated_loudness(data.T) == pytest.approx(d.loudness_lufs, abs=0.05)
@@ -48,11 +48,17 @@ def test_a_second_run_renders_nothing(study):
     assert result.rendered == 0 and result.reused == result.total > 0
 
 
-def test_the_cache_survives_a_new_database(prepared_template, tmp_path):
-    path = write_study(tmp_path, "dcr", database=str(tmp_path / "fresh.sqlite"),
-                       stimuli_dir=str(prepared_template["stimuli"]))
+def test_the_cache_lives_in_the_database(prepared_template, tmp_path):
+    """Facts about a stimulus are in its database only: a new database renders again, under its
+    own salted names, and leaves the other study's files alone."""
+    folder = prepared_template["stimuli"]
+    before = {p.name: p.stat().st_size for p in folder.iterdir()}
+    path = write_study(tmp_path, "dcr", database=str(tmp_path / "fresh.sqlite"), stimuli_dir=str(folder))
     result = prepare(path)
-    assert result.rendered == 0 and result.total == len(_stimuli(load_study(path)))
+    assert result.rendered == result.total == len(_stimuli(load_study(path)))
+    after = {p.name: p.stat().st_size for p in folder.iterdir()}
+    assert before.items() <= after.items()
+    assert prepare(path).rendered == 0
 
 
 def test_a_changed_setting_renders_again_only_before_listeners(tmp_path):
