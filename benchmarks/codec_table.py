@@ -4,10 +4,20 @@ configs/sgc-12.toml ``[data] heldout``).
 
 For every (codec, clip) the excerpt is encoded, packed into a real .sgc container, decoded
 and scored (mosapp.evaluate): kbps of the file, mel distance, spectral convergence, SI-SDR,
-ViSQOL, consistency. The table gives the mean over clips.
+ViSQOL, consistency, and the band metrics (log-spectral distance and spectral correlation of a
+4096-point STFT over 20-1000 Hz and above 1 kHz). The table gives the mean over clips, and
+below it the pairs of conditions the low-band metrics rank the other way round from mel distance.
 
     .venv/bin/python benchmarks/codec_table.py                      # prints the Markdown table
-    .venv/bin/python benchmarks/codec_table.py --update-readme --update-cards
+    .venv/bin/python benchmarks/codec_table.py --update-readme --update-cards --json benchmarks/results/codec_table_clips.json
+    # a new codec only, the others taken from the saved per-clip results:
+    .venv/bin/python benchmarks/codec_table.py --codecs sgc-12 NEW-CODEC opus-12 --reuse benchmarks/results/codec_table_clips.json
+    # keep the decoded audio for benchmarks/lowband_panel.py (out/decoded/<codec>/<clip>.wav):
+    .venv/bin/python benchmarks/codec_table.py --save-decoded out/decoded
+
+``--codecs`` accepts any registry name (``mosapp codecs``); with ``--reuse``, codecs that are in
+the saved results and not named in ``--measure`` are reused, the rest measured; per-clip rows
+saved before a metric existed show ``–`` for it.
 
 ``--update-readme`` replaces the table between the RESULTS-TABLE markers in README.md;
 ``--update-cards`` writes each sgc model card's ``measured`` section (kbps and quality on
@@ -32,11 +42,17 @@ sys.path.insert(0, str(ROOT))
 
 from mosapp.codecs import codec_names  # noqa: E402
 from mosapp.config import PipelineConfig  # noqa: E402
-from mosapp.evaluate import METRIC_NAMES, evaluate_codec, excerpt, mean_scores  # noqa: E402
+from mosapp.evaluate import METRIC_NAMES, evaluate_codec, excerpt, mean_of, mean_scores  # noqa: E402
 from mosapp.train import TrainConfig, expand  # noqa: E402
 
 HEADERS = {"kbps": "kbps", "mel_distance": "mel dist. ↓", "spectral_convergence_db": "SC dB ↓",
-           "si_sdr_db": "SI-SDR dB ↑", "visqol": "ViSQOL ↑", "consistency": "consistency ↑"}
+           "si_sdr_db": "SI-SDR dB ↑", "visqol": "ViSQOL ↑", "consistency": "consistency ↑",
+           "low_band_distance_db": "low-band dist. dB ↓", "low_band_correlation": "low-band corr. ↑",
+           "high_band_distance_db": "high-band dist. dB ↓", "high_band_correlation": "high-band corr. ↑"}
+#: Direction of each metric: +1 higher is better, -1 lower is better (kbps has none).
+BETTER = {"mel_distance": -1, "spectral_convergence_db": -1, "si_sdr_db": 1, "visqol": 1, "consistency": 1,
+          "low_band_distance_db": -1, "low_band_correlation": 1, "high_band_distance_db": -1,
+          "high_band_correlation": 1}
 
 
 def default_codecs() -> list[str]:
@@ -52,13 +68,18 @@ def default_codecs() -> list[str]:
 def fmt(v: float, key: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    return {"kbps": f"{v:.1f}", "mel_distance": f"{v:.3f}", "spectral_convergence_db": f"{v:.2f}",
-            "si_sdr_db": f"{v:.1f}", "visqol": f"{v:.2f}", "consistency": f"{v:.3f}"}[key]
+    special = {"kbps": ".1f", "si_sdr_db": ".1f", "visqol": ".2f"}
+    return format(v, special.get(key, ".2f" if key.endswith("_db") else ".3f"))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--codecs", nargs="*", default=None)
+    ap.add_argument("--codecs", nargs="*", default=None, help="conditions, in table order (default: every sgc "
+                    "model, pghi-only, Opus and MP3 at matched rates)")
+    ap.add_argument("--measure", nargs="*", default=None,
+                    help="with --reuse: measure these again even if the saved results have them")
+    ap.add_argument("--save-decoded", default=None, metavar="DIR",
+                    help="write each decoded clip to DIR/<codec>/<clip>.wav (for benchmarks/lowband_panel.py)")
     ap.add_argument("--config", default=str(ROOT / "configs" / "sgc-12.toml"), help="where the held-out list is")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--start", type=float, default=30.0)
@@ -77,27 +98,32 @@ def main() -> None:
           f"{', '.join(Path(f).name for f in heldout)}", file=sys.stderr)
     rows, per_clip = [], {}
     reused = json.loads(Path(args.reuse).read_text()) if args.reuse else {}
+    measure = set(args.measure or [])
     for name in codecs:
-        if name in reused:
+        if name in reused and name not in measure:
             per_clip[name] = reused[name]
-            rows.append((name, {k: float(np.nanmean([r[k] for r in reused[name]])) for k in METRIC_NAMES}))
+            rows.append((name, mean_of(reused[name])))
             print(f"{name:<12} reused from {args.reuse}", file=sys.stderr)
             if args.update_cards and name.startswith("sgc-"):
                 update_card(name, [r["kbps"] for r in reused[name]], rows[-1][1], heldout, args)
             continue
         t = time.perf_counter()
-        res = evaluate_codec(name, clips, config, visqol=not args.no_visqol)
+        res = evaluate_codec(name, clips, config, visqol=not args.no_visqol, keep_decoded=bool(args.save_decoded))
+        if args.save_decoded:
+            save_decoded(Path(args.save_decoded), name, res)
         m = mean_scores(res)
         rows.append((name, m))
         per_clip[name] = [{"clip": Path(r.clip).name, **r.scores} for r in res]
         print(f"{name:<12} " + "  ".join(f"{k} {fmt(m[k], k)}" for k in METRIC_NAMES)
               + f"   ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+        if args.json:  # after every codec, so an interrupted run keeps what it measured
+            Path(args.json).write_text(json.dumps({**reused, **per_clip}, indent=1))
         if args.update_cards and name.startswith("sgc-"):
             update_card(name, [r.scores["kbps"] for r in res], m, heldout, args)
     table = render(rows, clips, args)
     print(table)
     if args.json:
-        Path(args.json).write_text(json.dumps(per_clip, indent=1))
+        Path(args.json).write_text(json.dumps({**reused, **per_clip}, indent=1))
     if args.update_readme:
         readme = ROOT / "README.md"
         text = readme.read_text()
@@ -107,11 +133,55 @@ def main() -> None:
 
 
 def render(rows, clips, args) -> str:
-    head = "| codec | " + " | ".join(HEADERS[k] for k in METRIC_NAMES) + " |\n"
+    head = "| codec | " + " | ".join(HEADERS.get(k, k) for k in METRIC_NAMES) + " |\n"
     head += "|---|" + "---:|" * len(METRIC_NAMES) + "\n"
-    body = "".join(f"| `{name}` | " + " | ".join(fmt(m[k], k) for k in METRIC_NAMES) + " |\n" for name, m in rows)
-    return head + body + (f"\nMean over {len(clips)} held-out clips of {args.seconds:.0f} s (mono, 44.1 kHz); "
-                          f"kbps counts the whole .sgc file.\n")
+    body = "".join(f"| `{name}` | " + " | ".join(fmt(m.get(k), k) for k in METRIC_NAMES) + " |\n" for name, m in rows)
+    text = head + body + (f"\nMean over {len(clips)} held-out clips of {args.seconds:.0f} s (mono, 44.1 kHz); "
+                          f"kbps counts the whole .sgc file. Low band: 20–1000 Hz, high band: above 1 kHz "
+                          f"(4096-point Hann STFT, floor at the original's peak − 80 dB; `mosapp/metrics.py`).\n")
+    flips = rank_flips(rows)
+    if flips:
+        text += "\n" + flips + "\n"
+    return text
+
+
+def better(a: float, b: float, key: str) -> bool | None:
+    """Whether ``a`` is better than ``b`` on ``key`` (None for a tie or a missing value)."""
+    if a is None or b is None or math.isnan(a) or math.isnan(b) or a == b:
+        return None
+    return (a - b) * BETTER[key] > 0
+
+
+def rank_flips(rows, reference: str = "mel_distance",
+               others: tuple[str, ...] = ("low_band_distance_db", "low_band_correlation")) -> str:
+    """The pairs of conditions that ``others`` order the other way round from ``reference``, as text."""
+    lines = []
+    for key in others:
+        flips = []
+        for i, (a, ma) in enumerate(rows):
+            for b, mb in rows[i + 1:]:
+                by_ref = better(ma.get(reference, math.nan), mb.get(reference, math.nan), reference)
+                by_key = better(ma.get(key, math.nan), mb.get(key, math.nan), key)
+                if by_ref is None or by_key is None or by_ref == by_key:
+                    continue
+                win, lose = (a, b) if by_key else (b, a)
+                flips.append(f"`{win}` over `{lose}`")
+        if flips:
+            lines.append(f"Ranked the other way round from mel distance by {HEADERS[key].rstrip(' ↑↓')}: "
+                         + ", ".join(flips) + ".")
+    return "\n".join(lines)
+
+
+def save_decoded(folder: Path, name: str, results) -> None:
+    """Each clip's decoded audio as ``folder/<codec>/<clip stem>.wav`` (32-bit float: exact, the pipeline rate)."""
+    from mosapp.audio import write_audio
+    from mosapp.config import PIPELINE_SAMPLE_RATE
+
+    out = folder / name
+    out.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        write_audio(out / f"{Path(r.clip).stem}.wav", r.decoded, PIPELINE_SAMPLE_RATE, subtype="FLOAT")
+        r.decoded = None
 
 
 def update_card(name: str, kbps: list[float], means: dict, heldout: list[str], args) -> None:

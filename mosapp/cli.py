@@ -162,6 +162,10 @@ def _format_result(result, in_path: str, out_path: str) -> str:
         ("mel distance", fmt(m.mel_distance) + "  (DAC multi-scale; lower is better)"),
         ("consistency", fmt(m.consistency) + "  (of the target spectrogram; higher is more consistent)"),
         ("ViSQOL MOS-LQO", fmt(m.visqol, "", 2) + "  (audio mode, 48 kHz; 1-5)"),
+        ("low band 20-1000 Hz", f"distance {fmt(m.low_band_distance_db, ' dB', 2)}, correlation "
+                                f"{fmt(m.low_band_correlation)}  (4096-point STFT; lower / higher is better)"),
+        ("high band > 1 kHz", f"distance {fmt(m.high_band_distance_db, ' dB', 2)}, correlation "
+                              f"{fmt(m.high_band_correlation)}"),
     ]
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings_s.items())
     rows += [

@@ -11,7 +11,10 @@ against the excerpt with the metrics of :mod:`mosapp.metrics`:
   waveform and spectrogram codecs compare;
 * ``si_sdr_db``: scale-invariant SDR (phase-sensitive: low for every phase-rebuilding codec);
 * ``visqol``: ViSQOL v3 audio mode at 48 kHz (1–5, higher is better);
-* ``consistency``: tifresi's consistency of the decoded audio's log spectrogram.
+* ``consistency``: tifresi's consistency of the decoded audio's log spectrogram;
+* ``low_band_distance_db``, ``low_band_correlation``, ``high_band_distance_db``,
+  ``high_band_correlation``: :func:`mosapp.metrics.band_metrics` (4096-point Hann STFT; the band
+  below and above 1 kHz), which see the low-frequency damage mel distance and ViSQOL miss.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from mosapp.codecs import get_codec
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.errors import MosappError
 
-METRIC_NAMES = ("kbps", "mel_distance", "spectral_convergence_db", "si_sdr_db", "visqol", "consistency")
+METRIC_NAMES = ("kbps", "mel_distance", "spectral_convergence_db", "si_sdr_db", "visqol", "consistency",
+                *metrics.BAND_METRIC_NAMES)
 
 
 @dataclass
@@ -40,6 +44,8 @@ class ClipScore:
     scores: dict[str, float] = field(default_factory=dict)
     encode_s: float = 0.0
     decode_s: float = 0.0
+    #: The decoded audio (channels, n), kept only when asked (``evaluate_codec(keep_decoded=True)``).
+    decoded: np.ndarray | None = None
 
 
 def excerpt(path: str, start_s: float, seconds: float) -> Audio:
@@ -70,14 +76,16 @@ def score(reference: np.ndarray, decoded: np.ndarray, *, visqol: bool = True) ->
         "spectral_convergence_db": metrics.spectral_convergence_db(ref_mag, dec_mag),
         "si_sdr_db": metrics.si_sdr_db(reference, decoded),
         "consistency": metrics.consistency(metrics.log_spectrogram_for_consistency(dec_mag)),
+        **metrics.band_metrics(reference, decoded, PIPELINE_SAMPLE_RATE),
     }
     out["visqol"] = metrics.visqol(reference, decoded, PIPELINE_SAMPLE_RATE) if visqol else float("nan")
     return out
 
 
 def evaluate_codec(name: str, clips: Iterable[Audio], config: PipelineConfig = PipelineConfig(), *,
-                   visqol: bool = True, on_clip: Callable[[ClipScore], None] | None = None) -> list[ClipScore]:
-    """Encode → .sgc bytes → decode → score for every clip."""
+                   visqol: bool = True, on_clip: Callable[[ClipScore], None] | None = None,
+                   keep_decoded: bool = False) -> list[ClipScore]:
+    """Encode → .sgc bytes → decode → score for every clip (``keep_decoded``: keep the audio too)."""
     codec = get_codec(name)
     availability = codec.availability()
     if not availability.ok:
@@ -93,6 +101,8 @@ def evaluate_codec(name: str, clips: Iterable[Audio], config: PipelineConfig = P
         t2 = time.perf_counter()
         r = ClipScore(name, str(clip.info.path), clip.duration_s, encode_s=t1 - t0, decode_s=t2 - t1)
         r.scores = {"kbps": 8.0 * len(data) / clip.duration_s / 1000.0, **score(clip.samples, decoded, visqol=visqol)}
+        if keep_decoded:
+            r.decoded = np.ascontiguousarray(decoded, dtype=np.float32)
         results.append(r)
         if on_clip:
             on_clip(r)
@@ -100,4 +110,15 @@ def evaluate_codec(name: str, clips: Iterable[Audio], config: PipelineConfig = P
 
 
 def mean_scores(results: list[ClipScore]) -> dict[str, float]:
-    return {k: float(np.nanmean([r.scores[k] for r in results])) for k in METRIC_NAMES}
+    """Mean over clips of every metric (NaN where no clip has it)."""
+    return mean_of([r.scores for r in results])
+
+
+def mean_of(rows: list[dict]) -> dict[str, float]:
+    """Mean over ``rows`` (per-clip score dicts) of every :data:`METRIC_NAMES` entry; NaNs and
+    missing keys (e.g. results saved before a metric existed) are skipped; NaN if none has it."""
+    out = {}
+    for k in METRIC_NAMES:
+        values = [float(r[k]) for r in rows if r.get(k) is not None and not np.isnan(float(r[k]))]
+        out[k] = float(np.mean(values)) if values else float("nan")
+    return out

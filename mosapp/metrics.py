@@ -1,4 +1,5 @@
-"""Objective quality metrics of a round trip: spectral convergence, SI-SDR, mel distance, consistency, ViSQOL."""
+"""Objective quality metrics of a round trip: spectral convergence, SI-SDR, mel distance, consistency, ViSQOL,
+and the low-/high-band log-spectral distance and spectral correlation."""
 
 from __future__ import annotations
 
@@ -403,6 +404,10 @@ class Metrics:
         mel_distance: :func:`mel_distance`, lower is better (0 = identical).
         consistency: :func:`consistency` of the reconstruction, higher is better.
         visqol: :func:`visqol` MOS-LQO, 1..5, higher is better.
+        low_band_distance_db: :func:`band_spectral_distance_db` over 20-1000 Hz, dB, lower is better.
+        low_band_correlation: :func:`band_spectral_correlation` over 20-1000 Hz, -1..1, higher is better.
+        high_band_distance_db: the same distance above 1 kHz, dB.
+        high_band_correlation: the same correlation above 1 kHz.
     """
 
     spectral_convergence_db: float | None = None
@@ -410,69 +415,155 @@ class Metrics:
     mel_distance: float | None = None
     consistency: float | None = None
     visqol: float | None = None
+    low_band_distance_db: float | None = None
+    low_band_correlation: float | None = None
+    high_band_distance_db: float | None = None
+    high_band_correlation: float | None = None
 
     def as_dict(self) -> dict[str, float | None]:
         """The scores as a ``{name: value}`` dict of plain Python floats (or ``None``), in field order."""
         return {key: (None if value is None else float(value)) for key, value in asdict(self).items()}
 
 
-#: Analysis of the band metrics (:func:`band_spectral_distance_db`, :func:`band_spectral_correlation`):
-#: a 4096-sample periodic Hann window hopped by 1024 samples, at this rate.
+#: Analysis of the band metrics (:func:`band_metrics`, :func:`band_spectral_distance_db`,
+#: :func:`band_spectral_correlation`): a 4096-sample periodic Hann window hopped by 1024 samples, at this rate.
 BAND_SAMPLE_RATE: int = 44_100
 BAND_WINDOW_LENGTH: int = 4096
 BAND_HOP: int = 1024
 #: Both dB spectrograms are floored at the reference's peak minus this many dB.
 BAND_FLOOR_DB: float = 80.0
-#: The low band is [20, 1000] Hz; the high band is (1000 Hz, Nyquist].
+#: The low band is [20, 1000] Hz (bins 2..92 of the 4096-point STFT); the high band is
+#: [1000 Hz, Nyquist] (bins 93..2048). No bin centre falls on 20 or 1000 Hz, so the bands are disjoint.
 LOW_BAND_HZ: tuple[float, float] = (20.0, 1000.0)
 HIGH_BAND_HZ: tuple[float, float] = (1000.0, BAND_SAMPLE_RATE / 2)
-_BAND_FRAMES_PER_CHUNK = 256
+#: The four figures :func:`band_metrics` returns, as named in :class:`Metrics` and every table.
+BAND_METRIC_NAMES: tuple[str, ...] = ("low_band_distance_db", "low_band_correlation",
+                                      "high_band_distance_db", "high_band_correlation")
+#: Frames transformed at once (bounds memory: about 40 MB per chunk for the pair).
+_BAND_FRAMES_PER_CHUNK = 512
+#: A frame whose floored band spectrum has a centred norm below this (dB) counts as constant.
+_FLAT_NORM_DB = 1e-6
 
 
-def _band_db_spectrogram(x: np.ndarray) -> np.ndarray:
-    """``20 log10 |STFT|`` of a mono signal at :data:`BAND_SAMPLE_RATE`, shape ``(frames, 2049)``.
-
-    Frames start at sample 0 and advance by :data:`BAND_HOP`; only whole frames are taken
-    (a signal shorter than one window is zero-padded to one window), no centre padding.
-    """
-    n = x.shape[-1]
-    if n < BAND_WINDOW_LENGTH:
-        x = np.pad(x, (0, BAND_WINDOW_LENGTH - n))
-        n = BAND_WINDOW_LENGTH
-    n_frames = 1 + (n - BAND_WINDOW_LENGTH) // BAND_HOP
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(BAND_WINDOW_LENGTH) / BAND_WINDOW_LENGTH)).astype(np.float32)
-    out = np.empty((n_frames, BAND_WINDOW_LENGTH // 2 + 1), dtype=np.float32)
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
-    frames_view = np.lib.stride_tricks.sliding_window_view(x32, BAND_WINDOW_LENGTH)[::BAND_HOP]
-    for start in range(0, n_frames, _BAND_FRAMES_PER_CHUNK):
-        chunk = frames_view[start : start + _BAND_FRAMES_PER_CHUNK] * window
-        mag = np.abs(np.fft.rfft(chunk, axis=-1))
-        out[start : start + chunk.shape[0]] = 20.0 * np.log10(np.maximum(mag, 1e-30))
-    return out
+def _band_window() -> np.ndarray:
+    n = np.arange(BAND_WINDOW_LENGTH)
+    return (0.5 - 0.5 * np.cos(2 * np.pi * n / BAND_WINDOW_LENGTH)).astype(np.float32)
 
 
-def _band_prepare(reference: Any, estimate: Any, sample_rate: int, band_hz: tuple[float, float]):
-    """The two floored dB spectrograms restricted to ``band_hz``: ``(ref_db, est_db)``, ``(frames, bins)``."""
-    ref = _to_numpy(reference).real
-    est = _to_numpy(estimate).real
-    if ref.shape != est.shape:
-        raise MosappError(f"Band metrics need waveforms of equal shape, got {ref.shape} and {est.shape}.")
-    if ref.ndim == 2:  # (channels, samples): the mono mix, as the listener's ear would sum it
-        ref, est = ref.mean(axis=0), est.mean(axis=0)
-    if ref.ndim != 1:
-        raise MosappError(f"Band metrics need waveforms shaped (samples,) or (channels, samples), got {ref.shape}.")
+def _band_signal(x: Any, sample_rate: int) -> np.ndarray:
+    """``x`` as a float32 ``(channels, n)`` array at :data:`BAND_SAMPLE_RATE` (no copy when it already is)."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if np.iscomplexobj(arr):
+        arr = arr.real
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise MosappError(f"Band metrics need waveforms shaped (samples,) or (channels, samples), got {arr.shape}.")
+    arr = arr.astype(np.float32, copy=False)
+    if int(sample_rate) <= 0:
+        raise MosappError(f"Band metrics need a positive sample rate, got {sample_rate}.")
     if int(sample_rate) != BAND_SAMPLE_RATE:
         import soxr
 
-        ref = soxr.resample(ref, int(sample_rate), BAND_SAMPLE_RATE, quality="VHQ")
-        est = soxr.resample(est, int(sample_rate), BAND_SAMPLE_RATE, quality="VHQ")
-    ref_db = _band_db_spectrogram(ref)
-    est_db = _band_db_spectrogram(est)
-    floor = float(ref_db.max()) - BAND_FLOOR_DB
-    freqs = np.arange(ref_db.shape[1]) * (BAND_SAMPLE_RATE / BAND_WINDOW_LENGTH)
-    lo, hi = band_hz
-    keep = (freqs >= lo) & (freqs <= hi) if lo <= LOW_BAND_HZ[0] else (freqs > lo) & (freqs <= hi)
-    return np.maximum(ref_db[:, keep], floor), np.maximum(est_db[:, keep], floor)
+        arr = np.ascontiguousarray(soxr.resample(arr.T, int(sample_rate), BAND_SAMPLE_RATE, quality="VHQ").T,
+                                   dtype=np.float32)
+    return arr
+
+
+def _band_frame_count(n: int) -> int:
+    """Whole frames of a signal of ``n`` samples (one, zero-padded, if it is shorter than a window)."""
+    return 1 if n < BAND_WINDOW_LENGTH else 1 + (n - BAND_WINDOW_LENGTH) // BAND_HOP
+
+
+def _band_db_frames(x: np.ndarray, f0: int, f1: int, window: np.ndarray) -> np.ndarray:
+    """``20 log10 |STFT|`` of frames [f0, f1) of the mono mix of ``x`` (channels, n): float32 (frames, 2049)."""
+    import scipy.fft
+
+    s0 = f0 * BAND_HOP
+    s1 = (f1 - 1) * BAND_HOP + BAND_WINDOW_LENGTH
+    seg = x[:, s0:s1]
+    seg = seg[0] if seg.shape[0] == 1 else seg.mean(axis=0, dtype=np.float32)  # the mono mix, chunk by chunk
+    if seg.shape[-1] < s1 - s0:
+        seg = np.pad(seg, (0, s1 - s0 - seg.shape[-1]))
+    frames = np.lib.stride_tricks.sliding_window_view(seg, BAND_WINDOW_LENGTH)[::BAND_HOP] * window
+    mag = np.abs(scipy.fft.rfft(frames, axis=-1))
+    return 20.0 * np.log10(np.maximum(mag, np.float32(1e-30)))
+
+
+def _band_bins(band_hz: tuple[float, float]) -> slice:
+    """The STFT bins whose centre frequency lies in ``band_hz`` (inclusive), as a slice."""
+    lo, hi = float(band_hz[0]), float(band_hz[1])
+    if not 0.0 <= lo < hi:
+        raise MosappError(f"A band needs 0 <= low < high Hz, got {band_hz}.")
+    df = BAND_SAMPLE_RATE / BAND_WINDOW_LENGTH
+    first = max(0, math.ceil(lo / df - 1e-9))
+    last = min(BAND_WINDOW_LENGTH // 2, math.floor(hi / df + 1e-9))
+    if last < first:
+        raise MosappError(f"The band {lo:g}-{hi:g} Hz holds no bin of the {BAND_WINDOW_LENGTH}-point STFT.")
+    return slice(first, last + 1)
+
+
+def band_scores(
+    reference: Any, estimate: Any, sample_rate: int, bands: tuple[tuple[float, float], ...] = (LOW_BAND_HZ, HIGH_BAND_HZ)
+) -> list[tuple[float, float]]:
+    """``(distance_dB, correlation)`` of each band in ``bands``: one chunked pass over both signals.
+
+    The definitions are :func:`band_spectral_distance_db` and :func:`band_spectral_correlation`.
+    Memory is bounded by :data:`_BAND_FRAMES_PER_CHUNK` frames, not by the signals' length: a first
+    pass finds the reference's peak (which sets the floor), a second one accumulates per band the
+    sum of |ΔdB| and the per-frame correlations.
+    """
+    ref = _band_signal(reference, sample_rate)
+    est = _band_signal(estimate, sample_rate)
+    if ref.shape != est.shape:
+        raise MosappError(f"Band metrics need waveforms of equal shape, got {ref.shape} and {est.shape}.")
+    if ref.shape[-1] == 0:
+        raise MosappError("Band metrics need non-empty waveforms.")
+    slices = [_band_bins(b) for b in bands]
+    window = _band_window()
+    n_frames = _band_frame_count(ref.shape[-1])
+    chunks = [(f, min(n_frames, f + _BAND_FRAMES_PER_CHUNK)) for f in range(0, n_frames, _BAND_FRAMES_PER_CHUNK)]
+    peak = max(float(_band_db_frames(ref, f0, f1, window).max()) for f0, f1 in chunks)
+    floor = np.float32(peak - BAND_FLOOR_DB)
+    abs_sum = [0.0] * len(bands)
+    corr_sum = [0.0] * len(bands)
+    corr_frames = [0] * len(bands)
+    for f0, f1 in chunks:
+        ref_db = np.maximum(_band_db_frames(ref, f0, f1, window), floor)
+        est_db = np.maximum(_band_db_frames(est, f0, f1, window), floor)
+        for i, sl in enumerate(slices):
+            r = ref_db[:, sl].astype(np.float64)
+            e = est_db[:, sl].astype(np.float64)
+            abs_sum[i] += float(np.abs(r - e).sum())
+            r -= r.mean(axis=1, keepdims=True)
+            e -= e.mean(axis=1, keepdims=True)
+            r_norm = np.sqrt((r * r).sum(axis=1))
+            e_norm = np.sqrt((e * e).sum(axis=1))
+            r_flat, e_flat = r_norm < _FLAT_NORM_DB, e_norm < _FLAT_NORM_DB
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_frame = (r * e).sum(axis=1) / (r_norm * e_norm)
+            per_frame = np.where(r_flat ^ e_flat, 0.0, np.clip(per_frame, -1.0, 1.0))[~(r_flat & e_flat)]
+            corr_sum[i] += float(per_frame.sum())
+            corr_frames[i] += int(per_frame.size)
+    out = []
+    for i, sl in enumerate(slices):
+        cells = n_frames * (sl.stop - sl.start)
+        out.append((abs_sum[i] / cells, corr_sum[i] / corr_frames[i] if corr_frames[i] else math.nan))
+    return out
+
+
+def band_metrics(reference: Any, estimate: Any, sample_rate: int) -> dict[str, float]:
+    """The four band figures of ``estimate`` against ``reference``, keyed by :data:`BAND_METRIC_NAMES`.
+
+    ``low_band_distance_db`` / ``low_band_correlation`` over [20, 1000] Hz and
+    ``high_band_distance_db`` / ``high_band_correlation`` over [1000 Hz, Nyquist]; definitions in
+    :func:`band_spectral_distance_db` and :func:`band_spectral_correlation`. One chunked pass
+    (memory bounded for a 10-minute track).
+    """
+    (low_d, low_c), (high_d, high_c) = band_scores(reference, estimate, sample_rate, (LOW_BAND_HZ, HIGH_BAND_HZ))
+    return dict(zip(BAND_METRIC_NAMES, (low_d, low_c, high_d, high_c)))
 
 
 def band_spectral_distance_db(
@@ -482,28 +573,34 @@ def band_spectral_distance_db(
 
     Definition (issue "seeing low frequencies"):
 
-    * both signals at 44.1 kHz (resampled with soxr VHQ otherwise; stereo is mixed to mono);
-    * STFT with a 4096-sample periodic Hann window, hop 1024, frames from sample 0, whole
-      frames only, no centre padding; ``D = 20 log10 |X|``;
+    * both signals at 44.1 kHz (resampled with soxr VHQ otherwise); ``(channels, n)`` input is
+      mixed to mono (the mean of the channels) first;
+    * STFT with a 4096-sample periodic Hann window ``w[n] = 0.5 - 0.5 cos(2 pi n / 4096)``, hop
+      1024, frames from sample 0, whole frames only (a signal shorter than one window is
+      zero-padded to one), no centre padding, no window normalisation; ``D = 20 log10 |X|``;
     * both ``D_ref`` and ``D_est`` floored at ``max(D_ref) - 80 dB`` (the reference's peak over
       all bins and frames);
-    * bins with centre frequency in ``[20, 1000]`` Hz (low band: bins 2..92) or in
-      ``(1000 Hz, 22.05 kHz]`` (high band, ``band_hz=HIGH_BAND_HZ``);
+    * bins whose centre frequency ``k * 44100 / 4096`` lies in ``band_hz``: ``[20, 1000]`` Hz is
+      bins 2..92 (:data:`LOW_BAND_HZ`), ``[1000, 22050]`` Hz bins 93..2048 (:data:`HIGH_BAND_HZ`);
     * ``distance = mean |D_ref - D_est|`` over those bins and all frames.
 
-    Direction: lower is better; 0 for identical signals.
+    Direction: lower is better; 0 for identical signals. It is not gain-invariant (a 6 dB
+    quieter estimate scores 6 dB where both are above the floor), and the estimate must be
+    sample-aligned with the reference (no delay compensation is done).
 
     Args:
-        reference: reference waveform, ``(n,)`` or ``(channels, n)``.
-        estimate: estimate of the same shape (aligned: no delay compensation is done).
+        reference: reference waveform, ``(n,)`` or ``(channels, n)``, numpy or torch.
+        estimate: estimate of the same shape.
         sample_rate: rate of both, Hz.
-        band_hz: ``(low, high)`` edges; :data:`LOW_BAND_HZ` or :data:`HIGH_BAND_HZ`.
+        band_hz: ``(low, high)`` edges in Hz; :data:`LOW_BAND_HZ` or :data:`HIGH_BAND_HZ`.
 
     Returns:
         The mean absolute dB difference (float).
+
+    Raises:
+        MosappError: shapes differ or are not 1-D/2-D, an empty signal, or a band with no bin.
     """
-    ref_db, est_db = _band_prepare(reference, estimate, sample_rate, band_hz)
-    return float(np.mean(np.abs(ref_db.astype(np.float64) - est_db)))
+    return band_scores(reference, estimate, sample_rate, (band_hz,))[0][0]
 
 
 def band_spectral_correlation(
@@ -512,28 +609,19 @@ def band_spectral_correlation(
     """Spectral correlation in one band: does the harmonic pattern survive? (low band by default)
 
     The same floored dB spectra over the same bins as :func:`band_spectral_distance_db`; per
-    frame, the Pearson correlation ``r_t`` between ``D_ref[t, bins]`` and ``D_est[t, bins]``;
-    ``correlation = mean_t r_t``. A frame where both spectra are constant (e.g. both at the
-    floor: silence in the band) carries no pattern and is left out; a frame where only one is
-    constant counts as ``r_t = 0``. If no frame is left, the result is ``nan``.
+    frame ``t``, the Pearson correlation ``r_t`` between ``D_ref[t, bins]`` and
+    ``D_est[t, bins]``; ``correlation = mean_t r_t``. A frame where both spectra are constant
+    (e.g. both at the floor: silence in the band) carries no pattern and is left out; a frame
+    where only one is constant (e.g. the estimate is silent in the band) counts as ``r_t = 0``.
+    If no frame is left, the result is ``nan``.
 
-    Direction: higher is better; 1 for identical signals.
+    Direction: higher is better; 1 for identical signals. It is invariant to the estimate's
+    gain (as long as the floor is not reached) and sees where the harmonics are, not how loud.
 
     Returns:
         The mean per-frame correlation in ``[-1, 1]`` (float, or ``nan``).
+
+    Raises:
+        MosappError: as :func:`band_spectral_distance_db`.
     """
-    ref_db, est_db = _band_prepare(reference, estimate, sample_rate, band_hz)
-    r = ref_db.astype(np.float64) - ref_db.mean(axis=1, keepdims=True)
-    e = est_db.astype(np.float64) - est_db.mean(axis=1, keepdims=True)
-    r_norm = np.sqrt((r * r).sum(axis=1))
-    e_norm = np.sqrt((e * e).sum(axis=1))
-    tiny = 1e-9
-    both_flat = (r_norm < tiny) & (e_norm < tiny)
-    one_flat = (r_norm < tiny) ^ (e_norm < tiny)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_frame = (r * e).sum(axis=1) / (r_norm * e_norm)
-    per_frame = np.where(one_flat, 0.0, per_frame)
-    per_frame = per_frame[~both_flat]
-    if per_frame.size == 0:
-        return math.nan
-    return float(np.mean(np.clip(per_frame, -1.0, 1.0)))
+    return band_scores(reference, estimate, sample_rate, (band_hz,))[0][1]

@@ -337,7 +337,10 @@ def _measure(
                 continue
             mel_sum += metrics.mel_distance(a, b, PIPELINE_SAMPLE_RATE, device=device) * a.shape[-1]
             mel_weight += a.shape[-1]
+    # The band metrics run over the kept waveforms, 512 frames of 4096 samples at a time.
+    band = metrics.band_metrics(reference, reconstruction, PIPELINE_SAMPLE_RATE)
     return metrics.Metrics(
+        **band,
         spectral_convergence_db=sc,
         si_sdr_db=metrics.si_sdr_db(reference, reconstruction),
         mel_distance=mel_sum / mel_weight if mel_weight else None,

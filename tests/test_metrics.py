@@ -272,6 +272,143 @@ def test_visqol_missing_package_raises_mosapp_error(monkeypatch, music):
 def test_metrics_as_dict():
     m = Metrics(spectral_convergence_db=np.float64(-25.0), si_sdr_db=3.5, mel_distance=1.25, consistency=0.7)
     d = m.as_dict()
-    assert list(d) == ["spectral_convergence_db", "si_sdr_db", "mel_distance", "consistency", "visqol"]
+    assert list(d) == ["spectral_convergence_db", "si_sdr_db", "mel_distance", "consistency", "visqol",
+                       *metrics.BAND_METRIC_NAMES]
     assert d["visqol"] is None
     assert type(d["spectral_convergence_db"]) is float and d["spectral_convergence_db"] == -25.0
+
+
+# --------------------------------------------------------------------------- band metrics
+#
+# Hand-computed cases. A sine with exactly k cycles per 4096-sample window ("bin-centred") has,
+# under the periodic Hann window, exactly three non-zero positive-frequency DFT bins whatever
+# the frame's start: |X[k]| = A N / 4 and |X[k +- 1]| = A N / 8 (6.0206 dB lower); every other
+# bin is 0, i.e. at the floor (peak - 80 dB). So every frame has the same floored dB spectrum,
+# and the distances and correlations follow from a few numbers.
+
+N = metrics.BAND_WINDOW_LENGTH
+DF = SR / N  # 10.77 Hz per bin
+HALF_DB = 20 * math.log10(2)  # 6.0206 dB: the neighbours of a bin-centred tone's peak
+LOW_BINS = 91  # bins 2..92 lie in [20, 1000] Hz
+HIGH_BINS = N // 2 - 92  # bins 93..2048
+
+
+def _tone(k: int, amplitude: float = 1.0, n: int = 12 * N, phase: float = 0.3) -> np.ndarray:
+    return amplitude * np.sin(2 * np.pi * k * np.arange(n) / N + phase)
+
+
+def _pearson_of_two_disjoint_peaks(values: np.ndarray, n_bins: int) -> float:
+    """Pearson r of two band spectra, each the floor plus ``values`` (dB above it) at disjoint bins."""
+    s, q = float(values.sum()), float((values**2).sum())
+    return (0.0 - s * s / n_bins) / (q - s * s / n_bins)
+
+
+def test_band_bins_match_the_definition():
+    assert metrics._band_bins(metrics.LOW_BAND_HZ) == slice(2, 93)
+    assert metrics._band_bins(metrics.HIGH_BAND_HZ) == slice(93, N // 2 + 1)
+    assert 92 * DF <= 1000 < 93 * DF and 1 * DF < 20 <= 2 * DF
+
+
+def test_band_metrics_identical_signals_give_0_and_1(music):
+    for x in (music, np.stack([music, 0.5 * music[::-1]])):  # mono and stereo
+        scores = metrics.band_metrics(x, x.copy(), SR)
+        assert scores["low_band_distance_db"] == 0.0 and scores["high_band_distance_db"] == 0.0
+        assert scores["low_band_correlation"] == pytest.approx(1.0, abs=1e-12)
+        assert scores["high_band_correlation"] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_band_metrics_known_low_pass():
+    """An ideal low-pass at 1 kHz removes the 5 kHz partial: the low band is untouched (0 dB,
+    correlation 1); the high band loses the partial: three bins 74, 68 and 68 dB above the floor."""
+    k_low, k_high = 23, 464  # 247.6 Hz and 4995.7 Hz
+    a_high = 0.5  # the high partial's peak is 6.02 dB under the reference's peak
+    x = _tone(k_low) + _tone(k_high, a_high)
+    spectrum = np.fft.rfft(x)
+    spectrum[np.fft.rfftfreq(x.size, 1 / SR) > 1000.0] = 0.0  # the brick-wall low-pass
+    y = np.fft.irfft(spectrum, n=x.size)
+    assert np.allclose(y, _tone(k_low), atol=1e-9)  # (it is a real filter, and it does that)
+
+    scores = metrics.band_metrics(x, y, SR)
+    assert scores["low_band_distance_db"] == pytest.approx(0.0, abs=1e-3)
+    assert scores["low_band_correlation"] == pytest.approx(1.0, abs=1e-6)
+    # High band: the reference has the partial's three bins at 80 - 6.02 and 80 - 12.04 dB above
+    # the floor; the estimate is at the floor everywhere (constant, so every frame's r_t = 0).
+    peak_above_floor = 80.0 - 20 * math.log10(1 / a_high)
+    expected = (peak_above_floor + 2 * (peak_above_floor - HALF_DB)) / HIGH_BINS
+    assert scores["high_band_distance_db"] == pytest.approx(expected, rel=1e-4)  # 0.1073 dB
+    assert expected == pytest.approx(0.10731, abs=1e-5)
+    assert scores["high_band_correlation"] == 0.0
+    # The single-band functions give the same numbers.
+    assert metrics.band_spectral_distance_db(x, y, SR, metrics.HIGH_BAND_HZ) == pytest.approx(expected, rel=1e-4)
+    assert metrics.band_spectral_correlation(x, y, SR) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_band_metrics_known_tone_shift():
+    """A 247.6 Hz tone moved up 5 bins (53.8 Hz): both peaks sit on the floor of the other."""
+    k, shift = 23, 5
+    x, y = _tone(k), _tone(k + shift, phase=1.1)
+    above = np.array([80.0 - HALF_DB, 80.0, 80.0 - HALF_DB])  # dB above the floor at k-1, k, k+1
+    expected_distance = 2 * above.sum() / LOW_BINS  # 455.9 dB over 91 bins
+    expected_r = _pearson_of_two_disjoint_peaks(above, LOW_BINS)
+    assert expected_distance == pytest.approx(5.0101, abs=1e-4)
+    assert expected_r == pytest.approx(-0.03404, abs=1e-5)
+    assert metrics.band_spectral_distance_db(x, y, SR) == pytest.approx(expected_distance, rel=1e-4)
+    assert metrics.band_spectral_correlation(x, y, SR) == pytest.approx(expected_r, abs=1e-4)
+    scores = metrics.band_metrics(x, y, SR)
+    # Nothing above 1 kHz in either (both at the floor): distance 0, and no frame to correlate.
+    assert scores["high_band_distance_db"] == pytest.approx(0.0, abs=1e-3)
+    assert math.isnan(scores["high_band_correlation"])
+
+
+def test_band_metrics_gain_moves_distance_not_correlation():
+    x = _tone(23) + _tone(60, 0.3) + _tone(300, 0.1)
+    scores = metrics.band_metrics(x, 0.5 * x, SR)
+    # Every peak bin is 6.02 dB lower; the floor (set by the reference) holds the rest.
+    assert scores["low_band_distance_db"] == pytest.approx(6 * HALF_DB / LOW_BINS, rel=1e-3)
+    # Pearson is gain-invariant in dB as long as the floor holds: each peak drops by the same
+    # 6.02 dB but the floor does not, so the pattern is kept up to that small flattening.
+    assert scores["low_band_correlation"] > 0.999
+
+
+def test_band_metrics_chunked_equals_one_pass(music, monkeypatch):
+    """The chunked accumulation equals a direct whole-array computation of the definition."""
+    x = music.astype(np.float32)
+    rng = np.random.default_rng(3)
+    y = (0.8 * x + 0.01 * rng.standard_normal(x.size)).astype(np.float32)
+    monkeypatch.setattr(metrics, "_BAND_FRAMES_PER_CHUNK", 7)
+    chunked = metrics.band_metrics(x, y, SR)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N) / N)
+    frames = 1 + (x.size - N) // 1024
+
+    def db(z):
+        f = np.stack([z[i * 1024: i * 1024 + N] * window for i in range(frames)])
+        return 20 * np.log10(np.maximum(np.abs(np.fft.rfft(f, axis=1)), 1e-30))
+
+    rd, ed = db(x.astype(np.float64)), db(y.astype(np.float64))
+    floor = rd.max() - 80
+    rd, ed = np.maximum(rd, floor), np.maximum(ed, floor)
+    for name, sl in (("low", slice(2, 93)), ("high", slice(93, None))):
+        r, e = rd[:, sl], ed[:, sl]
+        assert chunked[f"{name}_band_distance_db"] == pytest.approx(np.mean(np.abs(r - e)), rel=1e-3)
+        corr = np.mean([np.corrcoef(r[t], e[t])[0, 1] for t in range(frames)])
+        assert chunked[f"{name}_band_correlation"] == pytest.approx(corr, abs=1e-4)
+
+
+def test_band_metrics_resamples_and_checks_input(music):
+    x = music.astype(np.float32)
+    y = np.roll(x, 300)
+    at_44k = metrics.band_metrics(x, y, SR)
+    import soxr
+
+    x48, y48 = soxr.resample(x, SR, 48_000, quality="VHQ"), soxr.resample(y, SR, 48_000, quality="VHQ")
+    at_48k = metrics.band_metrics(x48, y48, 48_000)
+    assert at_48k["low_band_distance_db"] == pytest.approx(at_44k["low_band_distance_db"], rel=0.05)
+    assert at_48k["low_band_correlation"] == pytest.approx(at_44k["low_band_correlation"], abs=0.02)
+    with pytest.raises(MosappError, match="equal shape"):
+        metrics.band_metrics(x, x[:-1], SR)
+    with pytest.raises(MosappError, match="non-empty"):
+        metrics.band_metrics(x[:0], x[:0], SR)
+    with pytest.raises(MosappError, match="no bin"):
+        metrics.band_spectral_distance_db(x, x, SR, (1.0, 5.0))
+    # Shorter than one window: zero-padded to one frame, still defined.
+    assert metrics.band_spectral_distance_db(x[:1000], x[:1000], SR) == 0.0

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from mosapp import metrics
 from mosapp.audio import read_audio
 from mosapp.config import PipelineConfig
 from mosapp.errors import AudioError
@@ -32,6 +33,11 @@ def test_output_has_the_inputs_length_rate_and_channels(tmp_path, device):
     assert np.array_equal(result.output[0], result.output[1])
     assert result.metrics.spectral_convergence_db < -12
     assert result.metrics.mel_distance is not None and result.metrics.visqol is None
+    # The band metrics, over the kept waveforms (the mono mix of the reference).
+    band = metrics.band_metrics(result.reference, result.reconstruction, 44_100)
+    assert result.metrics.low_band_distance_db == pytest.approx(band["low_band_distance_db"])
+    assert 0 < result.metrics.low_band_distance_db < 10 and 0.5 < result.metrics.low_band_correlation <= 1
+    assert result.metrics.high_band_correlation is not None
     assert set(result.timings_s) >= {"analysis", "phase", "synthesis", "metrics"}
 
 

@@ -58,6 +58,14 @@ METRIC_ROWS = (
     ("si_sdr_db", "SI-SDR", "scale-invariant SDR; phase-sensitive, so low for every rebuilt phase"),
     ("visqol", "ViSQOL MOS-LQO", "ViSQOL v3 audio mode at 48 kHz, 1–5; higher is better"),
     ("consistency", "consistency", "of the decoded audio's log spectrogram; higher is more consistent"),
+    ("low_band_distance_db", "low band 20–1000 Hz: distance",
+     "mean |dB difference| over 20–1000 Hz of a 4096-point Hann STFT, floored at the original's peak − 80 dB; "
+     "lower is better"),
+    ("low_band_correlation", "low band: correlation",
+     "per-frame Pearson correlation of the two dB spectra over 20–1000 Hz (do the harmonics survive?); "
+     "1 is best"),
+    ("high_band_distance_db", "high band > 1 kHz: distance", "the same distance above 1 kHz; lower is better"),
+    ("high_band_correlation", "high band: correlation", "the same correlation above 1 kHz; 1 is best"),
 )
 
 

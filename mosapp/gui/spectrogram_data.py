@@ -1,9 +1,16 @@
 """What the Inspect view draws, computed without Qt: an original/reconstruction pair of dB
-spectrograms on the thesis lattice, reduced to at most :data:`MAX_COLUMNS` columns.
+spectrograms from one :class:`Analysis`, reduced to at most :data:`MAX_COLUMNS` columns.
+
+The analysis is chosen for the view, not for the codec: a Hann-window STFT with a window of
+1024 … 16384 samples and a selectable hop (the default of the low-frequency mode is 8192 samples,
+5.4 Hz bins, which resolves the harmonics below 500 Hz that the codec's 86 Hz lattice bins
+cannot), or the codec lattice itself (:meth:`Analysis.lattice`, what the codec saw). Both panes
+always use the same analysis. Rows above :data:`MAX_ROWS` bins are not computed (a 16384-point
+window shows 0–5.5 kHz), which bounds memory and time on a 10-minute track.
 
 ::
 
-    reference, reconstruction (n,) ─► pad_for_lattice ─► lattice frames (all, or a few per column)
+    reference, reconstruction (n,) ─► frames of the analysis (all, or a few per column), float32
         ─► power ─► dB, floored at the original's peak − 100 dB (the image's black)
         ├─► max over each column's frames ─────────────────► original / reconstructed images
         └─► reconstructed − original, per frame ─┬─► signed extreme per column ─► difference image
@@ -35,6 +42,95 @@ DISPLAY_RANGE_DB = 100.0
 _CHUNK_FRAMES = 8192
 #: Power cells (frames x bins) of the original kept between the passes at most (64 MB).
 _KEEP_CELLS = 16_000_000
+#: Frequency rows computed at most (bins from 0 Hz up): all of them up to a 4096-point window.
+MAX_ROWS = 2049
+#: Window lengths the view offers, samples.
+WINDOW_LENGTHS = (1024, 2048, 4096, 8192, 16384)
+#: Overlaps the view offers (hop = window × (1 − overlap)).
+OVERLAPS = (0.5, 0.75, 0.875, 0.9375)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The STFT a view draws: a Hann window of ``window_length`` samples hopped by ``hop``, or a
+    codec lattice (``geometry``: its Gaussian window, channels and hop).
+
+    It offers the attributes the frame reader needs (``window_length``, ``hop``, ``channels``,
+    ``bins``) under the names :class:`~mosapp.config.StftGeometry` uses.
+
+    Attributes:
+        window_length: window (and, for Hann, FFT) length in samples.
+        hop: hop in samples.
+        geometry: the lattice, for the "codec lattice" analysis; None for a Hann STFT.
+        max_rows: bins computed at most, from 0 Hz up.
+    """
+
+    window_length: int
+    hop: int
+    geometry: StftGeometry | None = None
+    max_rows: int = MAX_ROWS
+
+    @classmethod
+    def stft(cls, window_length: int = 2048, hop: int | None = None, *, overlap: float | None = None,
+             max_rows: int = MAX_ROWS) -> "Analysis":
+        """A Hann-window STFT; ``hop`` or ``overlap`` (default 75 %) sets the hop."""
+        window_length = int(window_length)
+        if window_length < 16 or window_length & (window_length - 1):
+            raise ValueError(f"the analysis window must be a power of two of at least 16 samples, got {window_length}")
+        if hop is None:
+            hop = round(window_length * (1.0 - (0.75 if overlap is None else float(overlap))))
+        hop = int(hop)
+        if not 1 <= hop <= window_length:
+            raise ValueError(f"the hop must be between 1 and the window length ({window_length}), got {hop}")
+        return cls(window_length, hop, None, int(max_rows))
+
+    @classmethod
+    def lattice(cls, geometry: str | StftGeometry = "thesis") -> "Analysis":
+        """The codec's own lattice (Gaussian window, e.g. thesis: 512 channels, hop 64)."""
+        g = get_geometry(geometry)
+        return cls(g.window_length, g.hop, g, g.bins)
+
+    @property
+    def is_lattice(self) -> bool:
+        return self.geometry is not None
+
+    @property
+    def channels(self) -> int:
+        """FFT size."""
+        return self.geometry.channels if self.geometry is not None else self.window_length
+
+    @property
+    def bins(self) -> int:
+        """Rows computed: the FFT's bins from 0 Hz, at most :attr:`max_rows`."""
+        return min(self.channels // 2 + 1, self.max_rows)
+
+    @property
+    def overlap(self) -> float:
+        return 1.0 - self.hop / self.window_length
+
+    @property
+    def name(self) -> str:
+        if self.geometry is not None:
+            g = self.geometry
+            return f"codec lattice ({g.name}: {g.channels} channels, hop {g.hop})"
+        return f"Hann {self.window_length}, hop {self.hop} ({100 * self.overlap:g} % overlap)"
+
+    def describe(self, sample_rate: int = PIPELINE_SAMPLE_RATE) -> str:
+        """The name with the resolutions it gives: bin width in Hz and hop in ms."""
+        return (f"{self.name}: {sample_rate / self.channels:.1f} Hz bins, {1000 * self.hop / sample_rate:.1f} ms hop, "
+                f"0–{(self.bins - 1) * sample_rate / self.channels / 1000:.3g} kHz")
+
+
+#: What the view draws by default, and by default in its low-frequency mode (>= 4096 samples).
+DEFAULT_ANALYSIS = Analysis.stft(2048, 512)
+LOW_FREQUENCY_ANALYSIS = Analysis.stft(8192, 1024)
+
+
+def as_analysis(analysis: "Analysis | StftGeometry | str | None", geometry: str | StftGeometry = "thesis") -> Analysis:
+    """An :class:`Analysis` from an analysis, a lattice (geometry or its name), or None (``geometry``'s lattice)."""
+    if isinstance(analysis, Analysis):
+        return analysis
+    return Analysis.lattice(geometry if analysis is None else analysis)
 
 
 @dataclass
@@ -47,8 +143,8 @@ class SpectrogramPair:
         difference_db: float32 (bins, columns): reconstructed − original, the value of largest
             magnitude among a column's frames.
         band_error_db: float32 (bins,): mean |reconstructed − original| dB per frequency bin over
-            every analysed frame.
-        geometry: the lattice analysed.
+            every analysed frame (bins of the analysis: 10.8 Hz wide at 4096 samples).
+        analysis: the STFT analysed (a Hann STFT, or a codec lattice).
         sample_rate: Hz.
         frames_per_column: lattice frames a column stands for (1: full resolution).
         frames_analysed_per_column: how many of them were analysed (equal: exact).
@@ -63,7 +159,7 @@ class SpectrogramPair:
     reconstructed_db: np.ndarray
     difference_db: np.ndarray
     band_error_db: np.ndarray
-    geometry: StftGeometry
+    analysis: Analysis
     sample_rate: int
     frames_per_column: int
     frames_analysed_per_column: int
@@ -74,8 +170,18 @@ class SpectrogramPair:
     floor_db: float
 
     @property
+    def geometry(self) -> Analysis:
+        """The analysis (it has the lattice attributes ``window_length``, ``hop``, ``channels``)."""
+        return self.analysis
+
+    @property
     def bins(self) -> int:
         return self.original_db.shape[0]
+
+    @property
+    def max_hz(self) -> float:
+        """Upper edge of the top row."""
+        return (self.bins - 0.5) * self.hz_per_bin
 
     @property
     def columns(self) -> int:
@@ -88,7 +194,7 @@ class SpectrogramPair:
 
     @property
     def hz_per_bin(self) -> float:
-        return self.sample_rate / self.geometry.channels
+        return self.sample_rate / self.analysis.channels
 
     @property
     def frequencies_hz(self) -> np.ndarray:
@@ -97,7 +203,7 @@ class SpectrogramPair:
 
     @property
     def seconds_per_frame(self) -> float:
-        return self.geometry.hop / self.sample_rate
+        return self.analysis.hop / self.sample_rate
 
     @property
     def seconds_per_column(self) -> float:
@@ -110,8 +216,8 @@ class SpectrogramPair:
 
     def frame_time_s(self, frame: int) -> float:
         """Time in the audio of lattice frame ``frame``'s centre."""
-        offset = self.geometry.window_length // 2
-        return (frame * self.geometry.hop - offset) / self.sample_rate
+        offset = self.analysis.window_length // 2
+        return (frame * self.analysis.hop - offset) / self.sample_rate
 
     def column_at(self, time_s: float) -> int | None:
         """The column drawn at ``time_s``, or None outside the image."""
@@ -131,7 +237,7 @@ class SpectrogramPair:
         return float(self.original_db[b, c]), float(self.reconstructed_db[b, c]), float(self.difference_db[b, c])
 
 
-def _audio_frames(n_samples: int, geometry: StftGeometry) -> tuple[int, int]:
+def _audio_frames(n_samples: int, geometry: Analysis) -> tuple[int, int]:
     """(first lattice frame, frame count) of the frames whose centre lies in the audio."""
     offset, hop = geometry.window_length // 2, geometry.hop
     first = -(-offset // hop)
@@ -140,15 +246,22 @@ def _audio_frames(n_samples: int, geometry: StftGeometry) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=8)
-def _analysis_window_np(geometry: StftGeometry) -> np.ndarray:
+def _analysis_window_np(geometry: StftGeometry | Analysis) -> np.ndarray:
+    if isinstance(geometry, Analysis):
+        if geometry.geometry is not None:
+            return _analysis_window_np(geometry.geometry)
+        n = geometry.window_length  # periodic Hann, centred on sample n // 2 like the lattice's window
+        g = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+        return g / np.linalg.norm(g)
     lg = geometry.window_length
     j = np.arange(lg, dtype=np.float64) - lg // 2
     g = np.exp(4.0 * math.log(geometry.min_height) * (j / geometry.true_window_length) ** 2)
     return g / np.linalg.norm(g)
 
 
-def analysis_window(geometry: StftGeometry, device: str | torch.device = "cpu") -> torch.Tensor:
-    """The lattice's analysis window (linear layout), equal to ``dsp.windows(geometry)[0]``.
+def analysis_window(geometry: StftGeometry | Analysis, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The analysis window (linear layout, unit l2 norm): for a lattice equal to ``dsp.windows(geometry)[0]``,
+    for a Hann analysis the periodic Hann window.
 
     Computed here because ``dsp.windows`` also solves for the synthesis window (a few hundred
     ms the first time), which drawing does not need.
@@ -157,7 +270,7 @@ def analysis_window(geometry: StftGeometry, device: str | torch.device = "cpu") 
 
 
 class _LatticePower:
-    """Power |c|² of chosen lattice frames of one signal, (frames, bins), as :func:`dsp.stft` would give.
+    """Power |c|² of chosen frames of one signal, (frames, bins), as :func:`dsp.stft` would give on a lattice.
 
     Frames are read from a strided view of the audio (no padded copy of a long track): frame
     ``j`` starts at audio sample ``j * hop - window_length`` (the lattice's buffer has half a
@@ -165,7 +278,7 @@ class _LatticePower:
     either end of the audio are assembled from small zero-padded pieces.
     """
 
-    def __init__(self, x: np.ndarray, geometry: StftGeometry, device: torch.device) -> None:
+    def __init__(self, x: np.ndarray, geometry: Analysis, device: torch.device) -> None:
         self.geometry = geometry
         self.window = analysis_window(geometry, device)
         lg, hop = geometry.window_length, geometry.hop
@@ -186,7 +299,7 @@ class _LatticePower:
         g = self.geometry
         q = g.window_length // g.channels
         folded = (segments * self.window).reshape(-1, q, g.channels).sum(1)
-        spec = torch.fft.rfft(folded, dim=-1)
+        spec = torch.fft.rfft(folded, dim=-1)[:, : g.bins]
         return spec.real.square() + spec.imag.square()
 
     def _edge(self, start: int) -> torch.Tensor:
@@ -231,6 +344,7 @@ def analyse_pair_steps(
     reconstruction: np.ndarray,
     *,
     geometry: str | StftGeometry = "thesis",
+    analysis: Analysis | None = None,
     max_columns: int = MAX_COLUMNS,
     frames_per_column: int | None = None,
     sample_rate: int = PIPELINE_SAMPLE_RATE,
@@ -242,9 +356,10 @@ def analyse_pair_steps(
     Args:
         reference, reconstruction: float32 (n,) or (channels, n) at ``sample_rate``; the first
             channel is analysed. The reconstruction is cut or zero-padded to the reference's length.
-        geometry: lattice (the thesis one: what the metrics use).
+        geometry: the lattice analysed when no ``analysis`` is given.
+        analysis: the STFT to draw (:class:`Analysis`: a Hann STFT or a lattice); overrides ``geometry``.
         max_columns: columns at most.
-        frames_per_column: lattice frames analysed per column, evenly spaced; None: all of
+        frames_per_column: frames analysed per column, evenly spaced; None: all of
             them (exact). Fewer give a quick overview of a long track: what falls between the
             analysed frames is not seen, in the images or in the band error.
         sample_rate: Hz.
@@ -255,7 +370,7 @@ def analyse_pair_steps(
     Returns:
         The :class:`SpectrogramPair`.
     """
-    geometry = get_geometry(geometry)
+    geometry = as_analysis(analysis, geometry)
     device = torch.device(device)
     ref = np.asarray(reference, dtype=np.float32)
     rec = np.asarray(reconstruction, dtype=np.float32)
@@ -349,7 +464,7 @@ def analyse_pair_steps(
         reconstructed_db=as_image(_db(reconstructed_power, floor_db)),
         difference_db=as_image(difference),
         band_error_db=(abs_sum / max(analysed, 1)).to(torch.float32).cpu().numpy(),
-        geometry=geometry,
+        analysis=geometry,
         sample_rate=sample_rate,
         frames_per_column=pool,
         frames_analysed_per_column=take,
@@ -369,17 +484,19 @@ def analyse_excerpt_steps(
     *,
     top_db: float,
     geometry: str | StftGeometry = "thesis",
+    analysis: Analysis | None = None,
     sample_rate: int = PIPELINE_SAMPLE_RATE,
     device: str | torch.device = "cpu",
 ) -> Generator[tuple[int, int], None, SpectrogramPair]:
-    """Every lattice frame centred in [start_s, end_s) of a track, at full resolution.
+    """Every frame (of ``analysis``, else of ``geometry``'s lattice) centred in [start_s, end_s) of a
+    track, at full resolution.
 
     The detail the view draws over a max-pooled overview when zoomed in: the frames equal the
     whole track's analysis (each is computed from a piece of the track that holds its whole
     window), and the pair is placed in the track's time (its ``first_frame`` is the track's
     lattice frame). Arguments as :func:`analyse_pair_steps`; ``top_db`` is the whole track's.
     """
-    geometry = get_geometry(geometry)
+    geometry = as_analysis(analysis, geometry)
     hop, lg = geometry.hop, geometry.window_length
     ref = np.asarray(reference, dtype=np.float32)
     rec = np.asarray(reconstruction, dtype=np.float32)
@@ -393,7 +510,7 @@ def analyse_excerpt_steps(
     s0 = max(0, (k0 * hop - lg) // hop * hop)  # a whole window before, on the hop grid
     s1 = min(n, (k1 - 1) * hop + lg)
     rec = rec[:n] if rec.shape[-1] >= n else np.pad(rec, (0, n - rec.shape[-1]))
-    part = yield from analyse_pair_steps(ref[s0:s1], rec[s0:s1], geometry=geometry, max_columns=s1 - s0,
+    part = yield from analyse_pair_steps(ref[s0:s1], rec[s0:s1], analysis=geometry, max_columns=s1 - s0,
                                          sample_rate=sample_rate, device=device, top_db=top_db)
     c0, c1 = k0 - s0 // hop, k1 - s0 // hop
     return replace(
@@ -426,5 +543,6 @@ def analyse_excerpt(reference: np.ndarray, reconstruction: np.ndarray, start_s: 
     return _run(analyse_excerpt_steps(reference, reconstruction, start_s, end_s, **options))
 
 
-__all__ = ["DISPLAY_RANGE_DB", "MAX_COLUMNS", "SpectrogramPair", "analyse_excerpt", "analyse_excerpt_steps", "analyse_pair",
-           "analyse_pair_steps", "analysis_window"]
+__all__ = ["Analysis", "DEFAULT_ANALYSIS", "DISPLAY_RANGE_DB", "LOW_FREQUENCY_ANALYSIS", "MAX_COLUMNS", "MAX_ROWS",
+           "OVERLAPS", "SpectrogramPair", "WINDOW_LENGTHS", "analyse_excerpt", "analyse_excerpt_steps", "analyse_pair",
+           "analyse_pair_steps", "analysis_window", "as_analysis"]

@@ -23,7 +23,7 @@ A study file is flat TOML; every path in it is relative to the file itself::
     geometry = "thesis"
     phase = "pghi+fgla"
     device = "auto"
-    metrics = ["mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol"]
+    metrics = ["mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol", "low_band_distance_db"]
 
     [[clips]]
     path = "../assets/demo/pluck-demo.flac"   # a file or a glob
@@ -80,7 +80,8 @@ DEFAULT_INSTRUCTIONS: dict[str, str] = {
 #: Shortest excerpt: BS.1770 loudness is measured over 400 ms blocks.
 MIN_EXCERPT_S = 0.5
 #: Objective metrics a stimulus can carry (see :mod:`mosapp.metrics`).
-METRIC_NAMES = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol")
+METRIC_NAMES = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol",
+                "low_band_distance_db", "low_band_correlation", "high_band_distance_db", "high_band_correlation")
 #: The scale of a test's scores, as named in reports.
 SCALES = {"dcr": "DMOS", "acr": "MOS"}
 

@@ -23,7 +23,8 @@ from mosapp.study.store import (
     ClipRow, ConditionRow, ListenerRow, RatingRow, SessionRow, StimulusRow, Store, StudyRow, TrialRow,
 )
 
-METRIC_COLUMNS = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol")
+METRIC_COLUMNS = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol",
+                  "low_band_distance_db", "low_band_correlation", "high_band_distance_db", "high_band_correlation")
 
 #: The tidy table, one row per rating (column → meaning).
 RATINGS_COLUMNS: dict[str, str] = {
@@ -57,6 +58,10 @@ RATINGS_COLUMNS: dict[str, str] = {
     "si_sdr_db": "SI-SDR against the excerpt, dB (higher is better; NA for reference)",
     "spectral_convergence_db": "spectral convergence, dB (lower is better; NA for reference)",
     "visqol": "ViSQOL v3 audio MOS-LQO, 1..5 (NA for reference or when not computed)",
+    "low_band_distance_db": "log-spectral distance 20-1000 Hz (4096-point Hann STFT), dB (lower is better; NA for reference)",
+    "low_band_correlation": "spectral correlation 20-1000 Hz, -1..1 (higher is better; NA for reference)",
+    "high_band_distance_db": "log-spectral distance above 1 kHz, dB (lower is better; NA for reference)",
+    "high_band_correlation": "spectral correlation above 1 kHz, -1..1 (higher is better; NA for reference)",
     "screened_out": "TRUE when post-screening dropped this listener (see the report)",
 }
 
@@ -80,6 +85,10 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "si_sdr_db": "mean over the clips",
     "spectral_convergence_db": "mean over the clips",
     "visqol": "mean over the clips",
+    "low_band_distance_db": "mean over the clips",
+    "low_band_correlation": "mean over the clips",
+    "high_band_distance_db": "mean over the clips",
+    "high_band_correlation": "mean over the clips",
     "screening": "post-screening applied: none, or the rule and how many listeners it dropped",
 }
 
@@ -120,7 +129,7 @@ def ratings_frame(store: Store, definition: StudyDefinition, *, include_training
                 RatingRow.value, RatingRow.given_at.label("rated_at"), RatingRow.response_time_s,
                 RatingRow.listening_time_s, RatingRow.plays_sample, RatingRow.plays_reference,
                 ConditionRow.nominal_kbps, stim.bitrate_kbps, stim.loudness_lufs, stim.gain_db,
-                stim.mel_distance, stim.si_sdr_db, stim.spectral_convergence_db, stim.visqol,
+                *(getattr(stim, m) for m in METRIC_COLUMNS),
             )
             .select_from(RatingRow)
             .join(TrialRow, RatingRow.trial_id == TrialRow.id)

@@ -49,14 +49,14 @@ import numpy as np
 
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.errors import MosappError
-from mosapp.study.definition import REFERENCE, ClipSpec, StudyDefinition
+from mosapp.study.definition import METRIC_NAMES, REFERENCE, ClipSpec, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.store import (
     ClipRow, ConditionRow, ListenerRow, StimulusRow, Store, StudyRow, utcnow,
 )
 
 #: Stimulus columns of the database that hold metrics (filled from ``render_stimulus``'s facts).
-METRIC_COLUMNS = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol")
+METRIC_COLUMNS = METRIC_NAMES
 #: Bumped when rendering changes in a way the key would not otherwise see.
 RENDER_VERSION = 1
 #: Largest codec delay the alignment looks for.
@@ -170,8 +170,11 @@ def stimulus_metrics(reference: np.ndarray, estimate: np.ndarray, names: tuple[s
     ref = np.asarray(reference, dtype=np.float32).mean(axis=0)
     est = np.asarray(estimate, dtype=np.float32).mean(axis=0)
     out: dict[str, float | None] = {}
+    band = metrics.band_metrics(ref, est, PIPELINE_SAMPLE_RATE) if set(names) & set(metrics.BAND_METRIC_NAMES) else {}
     for name in names:
-        if name == "mel_distance":
+        if name in band:
+            value = band[name]
+        elif name == "mel_distance":
             value = metrics.mel_distance(ref, est, PIPELINE_SAMPLE_RATE)
         elif name == "si_sdr_db":
             value = metrics.si_sdr_db(ref, est)

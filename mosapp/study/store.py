@@ -135,6 +135,11 @@ class StimulusRow(Base):
     si_sdr_db: Mapped[float | None] = mapped_column(Float)
     spectral_convergence_db: Mapped[float | None] = mapped_column(Float)
     visqol: Mapped[float | None] = mapped_column(Float)
+    # Added by revision 0004.
+    low_band_distance_db: Mapped[float | None] = mapped_column(Float)
+    low_band_correlation: Mapped[float | None] = mapped_column(Float)
+    high_band_distance_db: Mapped[float | None] = mapped_column(Float)
+    high_band_correlation: Mapped[float | None] = mapped_column(Float)
 
     clip: Mapped[ClipRow] = relationship()
     condition: Mapped[ConditionRow] = relationship()

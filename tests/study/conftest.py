@@ -26,7 +26,8 @@ def study_toml(*, conditions: list[str] | None = None, test_type: str = "dcr", s
                stimuli_dir: str | None = None, trials: int | None = None, metrics=None) -> str:
     """The text of a fast study: 1 s excerpts, the "pghi" phase backend, cheap metrics."""
     conditions = conditions or conditions_available()
-    metrics = metrics if metrics is not None else ["mel_distance", "si_sdr_db", "spectral_convergence_db"]
+    metrics = metrics if metrics is not None else ["mel_distance", "si_sdr_db", "spectral_convergence_db",
+                                                   "low_band_distance_db", "low_band_correlation"]
     lines = [
         'title = "Test study"',
         f'test_type = "{test_type}"',

@@ -71,6 +71,8 @@ def test_export_loads_in_pandas_without_cleanup(study, tmp_path):
     assert ratings["bitrate_kbps"].dtype == np.float64
     assert ratings.loc[ratings["condition"] == "reference", "bitrate_kbps"].isna().all()
     assert ratings.loc[ratings["condition"] != "reference", "mel_distance"].notna().all()
+    assert ratings.loc[ratings["condition"] != "reference", "low_band_correlation"].between(-1, 1).all()
+    assert ratings.loc[ratings["condition"] == "reference", "low_band_distance_db"].isna().all()
     assert ratings["audio_device"].eq("test device").all()
     times = pd.to_datetime(ratings["rated_at"], utc=True)
     assert times.notna().all() and (times >= pd.to_datetime(ratings["session_started_at"], utc=True)).all()

@@ -41,6 +41,8 @@ def test_every_stimulus_is_rendered_level_matched_and_measured(prepared_template
             assert row.mel_distance is not None and np.isfinite(row.mel_distance)
             assert row.si_sdr_db is not None and row.spectral_convergence_db is not None
             assert row.visqol is None  # not asked for in this study
+            assert row.low_band_distance_db >= 0 and -1 <= row.low_band_correlation <= 1
+            assert row.high_band_distance_db is None  # not asked for either
 
 
 def test_a_second_run_renders_nothing(study):
