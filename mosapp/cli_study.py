@@ -39,23 +39,32 @@ def add_study_parser(subparsers) -> argparse.ArgumentParser:
     common(status)
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
-    export = sub.add_parser("export", help="write the ratings (one row per rating) and summary CSV files")
+    def screening_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--no-screening", action="store_true", help="keep every listener (no post-screening)")
+        p.add_argument("--min-score", type=int, default=None,
+                       help="screening: a hidden-reference score below this counts against a listener "
+                            "(default: the study's [screening], else 4)")
+        p.add_argument("--max-fraction", type=float, default=None,
+                       help="screening: drop a listener above this fraction of counted trials (default: the "
+                            "study's, else 0.15)")
+        p.add_argument("--min-reference-trials", type=int, default=None,
+                       help="screening: judge a listener by the reference only with at least this many reference "
+                            "trials; fewer: kept and flagged (default: the study's, else 7)")
+        p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+
+    export = sub.add_parser("export", help="write <study>-ratings.csv, -export-summary.csv, -export-screening.csv")
     common(export)
     export.add_argument("--out", metavar="DIR", default=None,
                         help="output folder (default: results/ next to the study's stimuli folder)")
     export.add_argument("--include-training", action="store_true", help="also export training trials")
-    export.add_argument("--no-screening", action="store_true", help="summarise every listener (no post-screening)")
+    screening_options(export)
 
-    report = sub.add_parser("report", help="MOS/DMOS per condition with 95%% CI, tests, metric correlations, plot")
+    report = sub.add_parser("report", help="MOS/DMOS per condition with listener-level 95%% CIs, mixed model, "
+                                           "agreement, tests, metric correlations, plot (<study>-report-* files)")
     common(report)
     report.add_argument("--out", metavar="DIR", default=None,
                         help="output folder (default: results/ next to the study's stimuli folder)")
-    report.add_argument("--no-screening", action="store_true", help="keep every listener")
-    report.add_argument("--min-score", type=int, default=4,
-                        help="screening: a hidden-reference score below this counts against a listener (default 4)")
-    report.add_argument("--max-fraction", type=float, default=0.15,
-                        help="screening: drop a listener above this fraction of low reference scores (default 0.15)")
-    report.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    screening_options(report)
     study.set_defaults(study_parser=study)
     return study
 
@@ -160,32 +169,47 @@ def _status(args) -> int:
     return 0
 
 
+def _check_screening_args(args) -> None:
+    from mosapp.study.errors import StudyError
+
+    if args.max_fraction is not None and not 0.0 <= args.max_fraction <= 1.0:
+        raise StudyError(f"--max-fraction {args.max_fraction:g} is not accepted; give a fraction from 0 to 1.")
+    if args.min_score is not None and not 1 <= args.min_score <= 5:
+        raise StudyError(f"--min-score {args.min_score} is not accepted; give a score from 1 to 5.")
+    if args.min_reference_trials is not None and args.min_reference_trials < 1:
+        raise StudyError(f"--min-reference-trials {args.min_reference_trials} is not accepted; give 1 or more.")
+    if args.bootstrap < 0:
+        raise StudyError(f"--bootstrap {args.bootstrap} is not accepted; give 0 or more resamples.")
+
+
+def _screening_kwargs(args) -> dict:
+    return {"screening": not args.no_screening, "min_score": args.min_score, "max_fraction": args.max_fraction,
+            "min_reference_trials": args.min_reference_trials, "bootstrap": args.bootstrap}
+
+
 def _export(args) -> int:
     from mosapp.study.export import export_study
 
+    _check_screening_args(args)
     definition, url = _definition(args, check_codecs=False)
     out = Path(args.out) if args.out else _default_out(definition)
     with _open_existing(url) as store:
         ratings, summary = export_study(store, definition, out, include_training=args.include_training,
-                                        screening=not args.no_screening)
+                                        **_screening_kwargs(args))
     print(f"ratings: {ratings}")
     print(f"summary: {summary}")
+    print(f"screening: {summary.with_name(f'{definition.name}-export-screening.csv')}")
     return 0
 
 
 def _report(args) -> int:
-    from mosapp.study.errors import StudyError
     from mosapp.study.report import build_report, write_report
 
-    if not 0.0 <= args.max_fraction <= 1.0:
-        raise StudyError(f"--max-fraction {args.max_fraction:g} is not accepted; give a fraction from 0 to 1.")
-    if args.bootstrap < 0:
-        raise StudyError(f"--bootstrap {args.bootstrap} is not accepted; give 0 or more resamples.")
+    _check_screening_args(args)
     definition, url = _definition(args, check_codecs=False)
     out = Path(args.out) if args.out else _default_out(definition)
     with _open_existing(url) as store:
-        report = build_report(store, definition, screening=not args.no_screening, min_score=args.min_score,
-                              max_fraction=args.max_fraction, bootstrap=args.bootstrap)
+        report = build_report(store, definition, **_screening_kwargs(args))
     files = write_report(report, out)
     print(report.text())
     print()

@@ -204,8 +204,9 @@ class ResultsView(QWidget):
         bar.addWidget(self.reload_button)
         self.screening_box = QCheckBox("Post-screening")
         self.screening_box.setChecked(True)
-        self.screening_box.setToolTip("Drop listeners who rate the hidden reference below 4 in more than 15 % of "
-                                      "its trials (as `mosapp study report`; off: --no-screening).")
+        self.screening_box.setToolTip("The study's post-screening rule (default: drop listeners who rate the hidden "
+                                      "reference below 4 in more than 15 % of at least 7 trials), as `mosapp study "
+                                      "report`; off: --no-screening.")
         self.screening_box.toggled.connect(self.reload)
         bar.addWidget(self.screening_box)
         self.title_label = QLabel("")
@@ -218,7 +219,7 @@ class ResultsView(QWidget):
         self.training_box.setToolTip("Add the training trials to the ratings CSV (--include-training).")
         bar.addWidget(self.training_box)
         self.export_button = QPushButton("Export CSV…")
-        self.export_button.setToolTip("<study>-ratings.csv and <study>-summary.csv, as `mosapp study export`.")
+        self.export_button.setToolTip("<study>-ratings.csv, -export-summary.csv and -export-screening.csv, as `mosapp study export`.")
         self.export_button.clicked.connect(lambda: self.export_csv())
         bar.addWidget(self.export_button)
         self.report_button = QPushButton("Write report…")
@@ -236,9 +237,14 @@ class ResultsView(QWidget):
 
         self.tabs = QTabWidget()
         self.summary_table = _Table(
-            ["condition", "kbps", "n", "listeners", "MOS", "95% t CI", "95% bootstrap", "SD"],
+            ["condition", "kbps", "n", "listeners", "MOS", "95% CI (listeners, t)", "95% bootstrap",
+             "mixed model [95%]", "per-rating t", "SD"],
             {1: "measured payload bitrate, mean over the clips", 2: "ratings", 3: "listeners with ratings",
-             5: "95 % t interval", 6: "95 % listener-clustered bootstrap interval", 7: "standard deviation"},
+             5: "95 % t interval over the listeners' means (the listener is the unit)",
+             6: "95 % listener-clustered bootstrap interval",
+             7: "mixed model (random listener and clip intercepts): estimate [95 % Wald interval]",
+             8: "95 % t interval over single ratings, as if they were independent (too narrow)",
+             9: "standard deviation of the ratings"},
         )
         self.listeners_table = _Table(
             ["listener", "rated", "training", "sittings", "ratings", "mean", "ref. trials", "below",
@@ -289,6 +295,16 @@ class ResultsView(QWidget):
             {0: "Wilcoxon signed-rank on per-listener means, Holm-corrected"},
         )
         self.tabs.addTab(self.comparisons_table, "Paired comparisons")
+        self.clips_table = _Table(
+            ["clip", "condition", "n", "listeners", "mean", "95% CI (listeners, t)", "SD"],
+            {5: "95 % t interval over the listeners' means in this clip x condition cell"},
+        )
+        self.tabs.addTab(self.clips_table, "Per clip")
+        self.agreement_table = _Table(
+            ["listener", "conditions", "r with the rest", "note"],
+            {2: "Pearson r of the listener's condition means with the panel mean without them"},
+        )
+        self.tabs.addTab(self.agreement_table, "Agreement")
         self.report_text = QPlainTextEdit()
         self.report_text.setReadOnly(True)
         mono = QFont("monospace")
@@ -395,7 +411,8 @@ class ResultsView(QWidget):
         self.failed.emit(message)
 
     def _clear(self) -> None:
-        for table in (self.summary_table, self.listeners_table, self.correlations_table, self.comparisons_table):
+        for table in (self.summary_table, self.listeners_table, self.correlations_table, self.comparisons_table,
+                      self.clips_table, self.agreement_table):
             table.setRowCount(0)
         self.report_text.setPlainText("")
         self.plot.clear()
@@ -430,6 +447,8 @@ class ResultsView(QWidget):
         self._fill_listeners(report, progress)
         self._fill_correlations(report.correlations)
         self._fill_comparisons(report.comparisons)
+        self._fill_clips(report.clips)
+        self._fill_agreement(report)
         self.report_text.setPlainText(report.text())
         self._draw(report.summary, d)
 
@@ -453,7 +472,9 @@ class ResultsView(QWidget):
             rows.append([
                 str(r.condition) + ("  (hidden reference)" if r.is_reference else ""),
                 _num(r.bitrate_kbps, "{:.1f}"), str(int(r.n)), str(int(r.n_listeners)), _num(r.mean),
-                _interval(r.ci_low, r.ci_high), _interval(r.boot_low, r.boot_high), _num(r.sd),
+                _interval(r.ci_low, r.ci_high), _interval(r.boot_low, r.boot_high),
+                _NA if pd.isna(r.mixed_estimate) else f"{r.mixed_estimate:.2f} {_interval(r.mixed_low, r.mixed_high)}",
+                _interval(r.rating_ci_low, r.rating_ci_high), _num(r.sd),
             ])
             key = r.condition if pd.isna(r.bitrate_kbps) else _family(r.condition)
             row_colors.append(QColor(colors[key]) if key in colors else None)
@@ -491,6 +512,18 @@ class ResultsView(QWidget):
             ])
         self.listeners_table.fill(rows, left=(0, 9))
 
+    def _fill_clips(self, clips) -> None:
+        rows = [] if clips is None else [
+            [str(r.clip), str(r.condition), str(int(r.n)), str(int(r.n_listeners)), _num(r.mean),
+             _interval(r.ci_low, r.ci_high), _num(r.sd)] for r in clips.itertuples()]
+        self.clips_table.fill(rows, left=(0, 1))
+
+    def _fill_agreement(self, report) -> None:
+        frame = report.agreement_frame()
+        rows = [[str(r.listener), str(int(r.n_points)) if pd.notna(r.n_points) else _NA,
+                 _num(r.r_rest, "{:+.2f}"), str(r.note or "")] for r in frame.itertuples()]
+        self.agreement_table.fill(rows, left=(0, 3))
+
     def _fill_correlations(self, correlations: pd.DataFrame) -> None:
         rows = [[str(r.metric), str(int(r.n)), _num(r.pearson_r, "{:+.2f}"), _num(r.pearson_p, "{:.3g}"),
                  _num(r.spearman_rho, "{:+.2f}"), _num(r.spearman_p, "{:.3g}"), str(r.note or "")]
@@ -506,7 +539,7 @@ class ResultsView(QWidget):
         self.comparisons_table.fill(rows, left=(0, 1, 6, 7))
 
     def _draw(self, summary: pd.DataFrame, definition: StudyDefinition) -> None:
-        """Score with its 95 % t CI against the measured bitrate (log axis), one line per codec family;
+        """Score with its 95 % t CI over listener means against the measured bitrate (log axis), one line per codec family;
         conditions without a bitrate (the reference) as dashed horizontal lines with their CI band."""
         plot = self.plot
         item = plot.getPlotItem()
@@ -528,8 +561,8 @@ class ResultsView(QWidget):
             color = pg.mkColor(colors[family])
             x = np.log10(group["bitrate_kbps"].to_numpy(dtype=float))
             y = group["mean"].to_numpy(dtype=float)
-            low = (group["mean"] - group["ci_low"]).to_numpy(dtype=float)
-            high = (group["ci_high"] - group["mean"]).to_numpy(dtype=float)
+            low = np.clip((group["mean"] - group["ci_low"]).to_numpy(dtype=float), 0.0, None)
+            high = np.clip((group["ci_high"] - group["mean"]).to_numpy(dtype=float), 0.0, None)
             low, high = np.where(np.isfinite(low), low, 0.0), np.where(np.isfinite(high), high, 0.0)
             bars = pg.ErrorBarItem(x=x, y=y, bottom=low, top=high, beam=0.03, pen=pg.mkPen(color, width=1.5))
             plot.addItem(bars)
@@ -580,7 +613,7 @@ class ResultsView(QWidget):
         return Path(folder)
 
     def export_csv(self, folder: str | os.PathLike[str] | None = None) -> tuple[Path, Path] | None:
-        """Write ``<study>-ratings.csv`` and ``<study>-summary.csv`` (as ``mosapp study export``) into
+        """Write ``<study>-ratings.csv`` and ``<study>-export-summary.csv`` (as ``mosapp study export``) into
         ``folder`` (asked for when None); returns both paths, or None (cancelled, or a message in the view)."""
         from mosapp.study.export import export_study
 

@@ -1,5 +1,10 @@
 """Results as tables: the tidy ratings table (one row per rating) and the per-condition summary.
 
+``mosapp study export`` writes ``<study>-ratings.csv``, ``<study>-export-summary.csv`` and
+``<study>-export-screening.csv`` (per listener: what the screening found); ``mosapp study
+report`` writes its own ``<study>-report-…`` files, so neither overwrites the other. Every
+summary records the screening settings it was made with (column ``screening``).
+
 Both are written as CSV that pandas (``pd.read_csv``) and R (``read.csv``, ``readr::read_csv``)
 load without cleanup: a header row, comma separators, ``NA`` for missing values, ``TRUE`` /
 ``FALSE`` for booleans, times in ISO 8601 UTC (``2026-05-10T09:15:02.123456Z``), plain
@@ -11,13 +16,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mosapp.study.definition import REFERENCE, StudyDefinition
+from mosapp.study.definition import REFERENCE, ScreeningSpec, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.store import (
     ClipRow, ConditionRow, ListenerRow, RatingRow, SessionRow, StimulusRow, Store, StudyRow, TrialRow,
@@ -38,6 +43,8 @@ RATINGS_COLUMNS: dict[str, str] = {
     "audio_device": "audio output device the app reported",
     "trial": "position in the listener's plan, from 0 (training trials first)",
     "is_training": "TRUE for training trials (excluded unless asked for)",
+    "is_gold": "TRUE for gold (known-answer) trials: scored by the screening, left out of the statistics",
+    "gold_expected": "the accepted scores of a gold trial, e.g. 4;5 (NA otherwise)",
     "clip": "clip (excerpt) name",
     "clip_file": "source audio file name",
     "clip_start_s": "excerpt start in the source, seconds",
@@ -77,10 +84,17 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "mean": "mean score (MOS or DMOS)",
     "sd": "sample standard deviation (ddof 1)",
     "sem": "standard error of the mean",
-    "ci_low": "95 % t confidence interval, lower end",
-    "ci_high": "95 % t confidence interval, upper end",
+    "listener_mean": "mean of the listeners' means (equals mean in a balanced design)",
+    "listener_sd": "standard deviation of the listeners' means (ddof 1)",
+    "ci_low": "95 % t confidence interval over listener means (the default, listener level), lower end",
+    "ci_high": "95 % t confidence interval over listener means, upper end",
     "boot_low": "95 % listener-clustered bootstrap interval, lower end",
     "boot_high": "95 % listener-clustered bootstrap interval, upper end",
+    "mixed_estimate": "mixed-model estimate (random listener and clip intercepts, REML)",
+    "mixed_low": "95 % Wald interval of the mixed-model estimate, lower end",
+    "mixed_high": "95 % Wald interval of the mixed-model estimate, upper end",
+    "rating_ci_low": "95 % per-rating t interval (treats ratings as independent: too narrow), lower end",
+    "rating_ci_high": "95 % per-rating t interval, upper end",
     "mel_distance": "mean over the clips",
     "si_sdr_db": "mean over the clips",
     "spectral_convergence_db": "mean over the clips",
@@ -89,7 +103,8 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "low_band_correlation": "mean over the clips",
     "high_band_distance_db": "mean over the clips",
     "high_band_correlation": "mean over the clips",
-    "screening": "post-screening applied: none, or the rule and how many listeners it dropped",
+    "screening": "the post-screening settings and what they did (rule off, or the rule, its parameters and how "
+                 "many listeners it dropped)",
 }
 
 
@@ -122,7 +137,7 @@ def ratings_frame(store: Store, definition: StudyDefinition, *, include_training
                 ListenerRow.code.label("listener"), ListenerRow.position.label("listener_position"),
                 SessionRow.id.label("session"), SessionRow.started_at.label("session_started_at"),
                 SessionRow.app_version, SessionRow.audio_device,
-                TrialRow.position.label("trial"), TrialRow.is_training,
+                TrialRow.position.label("trial"), TrialRow.is_training, TrialRow.gold_expected,
                 ClipRow.name.label("clip"), ClipRow.source_file.label("clip_file"),
                 ClipRow.start_s.label("clip_start_s"), ClipRow.length_s.label("clip_length_s"),
                 ConditionRow.name.label("condition"), ConditionRow.is_reference,
@@ -144,13 +159,16 @@ def ratings_frame(store: Store, definition: StudyDefinition, *, include_training
         if not include_training:
             q = q.where(TrialRow.is_training.is_(False))
         rows = s.execute(q).all()
-    columns = [c for c in RATINGS_COLUMNS if c not in ("study", "test_type", "screened_out")]
+    columns = [c for c in RATINGS_COLUMNS if c not in ("study", "test_type", "screened_out", "is_gold")]
     frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    frame["is_gold"] = frame["gold_expected"].notna()
+    frame["gold_expected"] = frame["gold_expected"].map(lambda g: None if g is None or pd.isna(g)
+                                                        else g.replace(",", ";"))
     frame.insert(0, "study", definition.name)
     frame.insert(1, "test_type", definition.test_type)
     frame["clip_file"] = frame["clip_file"].map(lambda p: Path(p).name)
     frame["screened_out"] = False
-    for col in ("is_training", "is_reference", "screened_out"):
+    for col in ("is_training", "is_gold", "is_reference", "screened_out"):
         frame[col] = frame[col].astype(bool)
     for col in ("listener_position", "session", "trial", "value", "plays_sample", "plays_reference"):
         frame[col] = frame[col].astype(np.int64)
@@ -183,48 +201,126 @@ def condition_table(store: Store, definition: StudyDefinition) -> pd.DataFrame:
     return table
 
 
+class ScreeningError(StudyError):
+    """Post-screening dropped every listener: there is nothing left to summarise."""
+
+
 @dataclass
 class Screening:
-    """The post-screening rule applied to a study's ratings and what it did."""
+    """The post-screening rule applied to a study's ratings and what it did.
 
+    Attributes:
+        spec: the settings (the study file's ``screening``, with any command-line overrides).
+        applied: False when the rule is off (or there was nothing to screen).
+        kept, dropped, flagged: listener codes.
+        table: per listener (:data:`mosapp.study.stats.SCREENING_COLUMNS`).
+    """
+
+    spec: ScreeningSpec
     applied: bool
-    reference_condition: str | None
-    min_score: int
-    max_fraction: float
     kept: list
     dropped: list
     table: pd.DataFrame
+    flagged: list = field(default_factory=list)
+
+    @property
+    def min_score(self) -> int:
+        return self.spec.min_score
+
+    @property
+    def max_fraction(self) -> float:
+        return self.spec.max_fraction
+
+    @property
+    def reference_condition(self) -> str | None:
+        return REFERENCE if self.applied else None
 
     def describe(self) -> str:
+        """The settings and the outcome in one line (the summaries' ``screening`` column)."""
         if not self.applied:
-            return "none"
-        return (f"hidden reference below {self.min_score} in more than {self.max_fraction:.0%} of its trials: "
-                f"{len(self.dropped)} of {len(self.kept) + len(self.dropped)} listeners dropped")
+            return self.spec.describe() if self.spec.rule != "off" else "rule off: every listener kept"
+        n = len(self.kept) + len(self.dropped)
+        return (f"{self.spec.describe()}: {len(self.dropped)} of {n} listeners dropped, "
+                f"{len(self.flagged)} flagged")
 
 
-def screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool = True, min_score: int = 4,
-           max_fraction: float = 0.15) -> Screening:
-    """Post-screen listeners on the hidden reference (when the study has one and ``enabled``)."""
+def screening_spec(definition: StudyDefinition, *, enabled: bool = True, min_score: int | None = None,
+                   max_fraction: float | None = None, min_reference_trials: int | None = None) -> ScreeningSpec:
+    """The study's screening settings with the given overrides (``enabled=False``: rule off)."""
+    spec = definition.screening
+    if not enabled:
+        return replace(spec, rule="off")
+    changes = {k: v for k, v in (("min_score", min_score), ("max_fraction", max_fraction),
+                                 ("min_reference_trials", min_reference_trials)) if v is not None}
+    return replace(spec, **changes)
+
+
+def screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool = True, min_score: int | None = None,
+           max_fraction: float | None = None, min_reference_trials: int | None = None,
+           spec: ScreeningSpec | None = None) -> Screening:
+    """Post-screen listeners by the study's rule (see :func:`mosapp.study.stats.screen_listeners`).
+
+    ``ratings`` is :func:`ratings_frame`'s table; training rows are ignored, gold rows are
+    scored. Raises :class:`ScreeningError` when the rule drops every listener.
+    """
     from mosapp.study import stats
 
-    listeners = sorted(ratings["listener"].unique().tolist()) if len(ratings) else []
-    if not enabled or not definition.has_hidden_reference or not len(ratings):
-        return Screening(False, None, min_score, max_fraction, listeners, [], pd.DataFrame())
-    result = stats.screen_listeners(ratings, REFERENCE, min_score=min_score, max_fraction=max_fraction)
-    return Screening(True, REFERENCE, min_score, max_fraction, list(result.kept), list(result.dropped), result.table)
+    spec = spec or screening_spec(definition, enabled=enabled, min_score=min_score, max_fraction=max_fraction,
+                                  min_reference_trials=min_reference_trials)
+    data = ratings[~ratings["is_training"]] if "is_training" in ratings else ratings
+    gold_rows = data[data["is_gold"]] if "is_gold" in data else data.iloc[:0]
+    plain = data[~data["is_gold"]] if "is_gold" in data else data
+    listeners = sorted(data["listener"].unique().tolist()) if len(data) else []
+    if spec.rule == "off" or not definition.has_hidden_reference or not len(data):
+        return Screening(spec, False, listeners, [], pd.DataFrame(columns=list(stats.SCREENING_COLUMNS)))
+    gold = None
+    if len(gold_rows):
+        gold = pd.DataFrame({"listener": gold_rows["listener"], "value": gold_rows["value"],
+                             "expected": gold_rows["gold_expected"].map(lambda g: tuple(int(v) for v in g.split(";")))})
+    result = stats.screen_listeners(
+        plain[["listener", "condition", "clip", "value"]], REFERENCE, min_score=spec.min_score,
+        max_fraction=spec.max_fraction, min_reference_trials=spec.min_reference_trials,
+        anchor_condition=spec.anchor if spec.rule == "bs1534" else None, anchor_max_score=spec.anchor_max_score,
+        gold=gold, gold_max_failures=spec.gold_max_failures,
+    )
+    out = Screening(spec, True, list(result.kept), list(result.dropped), result.table, list(result.flagged))
+    if out.dropped and not out.kept:
+        raise ScreeningError(
+            f'Post-screening dropped all {len(out.dropped)} listeners of "{definition.name}" ({spec.describe()}), '
+            f"so there is nothing left to summarise; check the ratings and the rule, or run without post-screening "
+            f"(--no-screening)."
+        )
+    return out
+
+
+def statistics_input(ratings: pd.DataFrame, screening: Screening) -> pd.DataFrame:
+    """The ratings the statistics use: no training, no gold trials, no dropped listener."""
+    data = ratings
+    if "is_training" in data:
+        data = data[~data["is_training"]]
+    if "is_gold" in data:
+        data = data[~data["is_gold"]]
+    if screening.dropped:
+        data = data[~data["listener"].isin(screening.dropped)]
+    return data[["listener", "condition", "clip", "value"]]
 
 
 def summary_frame(ratings: pd.DataFrame, conditions: pd.DataFrame, definition: StudyDefinition,
-                  screening: Screening, *, bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per condition with :data:`SUMMARY_COLUMNS`, from the kept listeners' non-training ratings."""
+                  screening: Screening, *, bootstrap: int = 2000, seed: int = 0,
+                  mixed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per condition with :data:`SUMMARY_COLUMNS`, from the kept listeners' ordinary ratings.
+
+    ``mixed``: :func:`mosapp.study.stats.mixed_model` of the same ratings (computed when None).
+    """
     from mosapp.study import stats
 
-    data = ratings[~ratings["is_training"]] if "is_training" in ratings else ratings
-    if screening.dropped:
-        data = data[~data["listener"].isin(screening.dropped)]
-    summary = stats.condition_summary(data[["listener", "condition", "clip", "value"]],
-                                      bootstrap=bootstrap, seed=seed)
-    out = conditions.merge(summary, on="condition", how="left")
+    data = statistics_input(ratings, screening)
+    summary = stats.condition_summary(data, bootstrap=bootstrap, seed=seed)
+    if mixed is None:
+        mixed = stats.mixed_model(data)
+    mixed = mixed[["condition", "estimate", "ci_low", "ci_high"]].rename(
+        columns={"estimate": "mixed_estimate", "ci_low": "mixed_low", "ci_high": "mixed_high"})
+    out = conditions.merge(summary, on="condition", how="left").merge(mixed, on="condition", how="left")
     out["n"] = out["n"].fillna(0).astype(np.int64)
     out["n_listeners"] = out["n_listeners"].fillna(0).astype(np.int64)
     out["scale"] = definition.scale
@@ -255,22 +351,36 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 
 
 def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.PathLike[str], *,
-                 include_training: bool = False, screening: bool = True) -> tuple[Path, Path]:
-    """Write ``<study>-ratings.csv`` and ``<study>-summary.csv`` into ``out_dir``; returns both paths."""
+                 include_training: bool = False, screening: bool = True, min_score: int | None = None,
+                 max_fraction: float | None = None, min_reference_trials: int | None = None,
+                 bootstrap: int = 2000) -> tuple[Path, Path]:
+    """Write ``<study>-ratings.csv``, ``<study>-export-summary.csv`` and ``<study>-export-screening.csv``.
+
+    Returns the ratings and summary paths. Raises :class:`ScreeningError` when screening
+    drops every listener (nothing is written then).
+    """
+    from mosapp.study import stats
+
     folder = Path(out_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StudyError(f"The output folder {folder} cannot be created ({exc.strerror or exc}).") from None
     ratings = ratings_frame(store, definition, include_training=include_training)
-    scr = screen(ratings[~ratings["is_training"]], definition, enabled=screening)
+    scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction,
+                 min_reference_trials=min_reference_trials)
     ratings["screened_out"] = ratings["listener"].isin(scr.dropped)
-    summary = summary_frame(ratings, condition_table(store, definition), definition, scr)
-    return (write_csv(ratings, folder / f"{definition.name}-ratings.csv"),
-            write_csv(summary, folder / f"{definition.name}-summary.csv"))
+    summary = summary_frame(ratings, condition_table(store, definition), definition, scr, bootstrap=bootstrap)
+    table = scr.table.copy() if len(scr.table) else pd.DataFrame(columns=list(stats.SCREENING_COLUMNS))
+    table.insert(1, "screening", scr.describe())
+    name = definition.name
+    out = (write_csv(ratings, folder / f"{name}-ratings.csv"),
+           write_csv(summary, folder / f"{name}-export-summary.csv"))
+    write_csv(table, folder / f"{name}-export-screening.csv")
+    return out
 
 
 __all__ = [
-    "METRIC_COLUMNS", "RATINGS_COLUMNS", "SUMMARY_COLUMNS", "Screening", "condition_table", "export_study",
-    "ratings_frame", "screen", "summary_frame", "write_csv",
+    "METRIC_COLUMNS", "RATINGS_COLUMNS", "SUMMARY_COLUMNS", "Screening", "ScreeningError", "condition_table",
+    "export_study", "ratings_frame", "screen", "screening_spec", "statistics_input", "summary_frame", "write_csv",
 ]

@@ -1,10 +1,14 @@
-"""The study report: MOS/DMOS per condition with 95 % intervals, screening, paired tests,
-metric correlations, and a plot of the score against bitrate (PNG).
+"""The study report: MOS/DMOS per condition with listener-level 95 % intervals, the mixed
+model, per clip × condition, listener agreement, screening, paired tests, metric correlations,
+and a plot of the score against bitrate (PNG).
 
 :func:`build_report` computes everything (with :mod:`mosapp.study.stats`) from the store;
-:func:`write_report` writes ``<study>-report.txt``, ``<study>-summary.csv``,
-``<study>-comparisons.csv``, ``<study>-correlations.csv``, ``<study>-listeners.csv`` and
-``<study>-mos-vs-kbps.png``. The plot is drawn with matplotlib's Agg canvas directly, so no
+:func:`write_report` writes ``<study>-report.txt``, ``<study>-report-summary.csv``,
+``<study>-report-mixed-model.csv``, ``<study>-report-clips.csv``,
+``<study>-report-agreement.csv``, ``<study>-report-comparisons.csv``,
+``<study>-report-correlations.csv``, ``<study>-report-listeners.csv`` and
+``<study>-report-mos-vs-kbps.png`` — names of their own, so ``mosapp study export``'s files
+are never overwritten; every table that depends on screening records its settings. The plot is drawn with matplotlib's Agg canvas directly, so no
 GUI backend is ever loaded.
 """
 
@@ -21,7 +25,7 @@ import pandas as pd
 from mosapp.study.definition import StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.export import (
-    METRIC_COLUMNS, Screening, condition_table, ratings_frame, screen, summary_frame, write_csv,
+    METRIC_COLUMNS, Screening, condition_table, ratings_frame, screen, statistics_input, summary_frame, write_csv,
 )
 from mosapp.study.store import Store
 
@@ -38,6 +42,9 @@ class Report:
         listeners: per listener: ratings, mean score, screening outcome.
         comparisons: :func:`mosapp.study.stats.paired_comparisons` of the kept listeners.
         correlations: :func:`mosapp.study.stats.metric_correlations` of the metrics with the scores.
+        mixed: :func:`mosapp.study.stats.mixed_model` of the kept listeners.
+        clips: :func:`mosapp.study.stats.clip_condition_summary` of the kept listeners.
+        agreement: :func:`mosapp.study.stats.listener_agreement` of the kept listeners.
     """
 
     definition: StudyDefinition
@@ -47,6 +54,23 @@ class Report:
     listeners: pd.DataFrame
     comparisons: pd.DataFrame
     correlations: pd.DataFrame
+    mixed: pd.DataFrame = None
+    clips: pd.DataFrame = None
+    agreement: object = None
+
+    def agreement_frame(self) -> pd.DataFrame:
+        """Per listener r with the rest of the panel, and the ICC (as rows ``ICC(2,1)``/``ICC(2,k)``)."""
+        a = self.agreement
+        if a is None:
+            return pd.DataFrame(columns=["listener", "n_points", "r_rest", "note"])
+        icc = pd.DataFrame([
+            {"listener": "ICC(2,1)", "n_points": a.n_targets, "r_rest": a.icc_single, "note": f"{a.form}; "
+             f"{a.n_raters} listeners x {a.n_targets} conditions" + (f"; {a.note}" if a.note else "")},
+            {"listener": "ICC(2,k)", "n_points": a.n_targets, "r_rest": a.icc_average, "note": "average of the k listeners"},
+        ])
+        out = pd.concat([a.listeners, icc], ignore_index=True) if len(a.listeners) else icc
+        out["screening"] = self.screening.describe()
+        return out
 
     def text(self) -> str:
         """The report as plain text (what ``mosapp study report`` prints)."""
@@ -57,15 +81,43 @@ class Report:
         lines.append(f"ratings: {len(self.ratings)} from {n_list} listener(s); screening: {self.screening.describe()}")
         if self.screening.applied and self.screening.dropped:
             lines.append(f"dropped: {', '.join(map(str, self.screening.dropped))}")
+        if self.screening.applied and self.screening.flagged and len(self.screening.table):
+            t = self.screening.table.set_index("listener")
+            for code in self.screening.flagged:
+                lines.append(f"flagged: {code}: {t.loc[code, 'reason']}")
         lines.append("")
-        header = f"{'condition':<18} {'kbps':>8} {'n':>5} {scale:>6} {'95% t CI':>15} {'95% bootstrap':>15}"
+
+        def iv(low, high) -> str:
+            return "" if pd.isna(low) or pd.isna(high) else f"[{low:.2f}, {high:.2f}]"
+
+        lines.append(f"{scale} per condition; intervals at the listener level (95 %): t over listener means, "
+                     f"listener-clustered bootstrap, mixed model (random listener and clip intercepts); the "
+                     f"per-rating t interval, which treats ratings as independent, last:")
+        header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {scale:>5} {'t (listeners)':>14} "
+                  f"{'bootstrap':>14} {'mixed model':>14} {'t (ratings)':>14}")
         lines += [header, "-" * len(header)]
         for r in self.summary.itertuples():
             kbps = "" if pd.isna(r.bitrate_kbps) else f"{r.bitrate_kbps:.1f}"
             mean = "-" if pd.isna(r.mean) else f"{r.mean:.2f}"
-            ci = "" if pd.isna(r.ci_low) else f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
-            boot = "" if pd.isna(r.boot_low) else f"[{r.boot_low:.2f}, {r.boot_high:.2f}]"
-            lines.append(f"{r.condition:<18} {kbps:>8} {r.n:>5} {mean:>6} {ci:>15} {boot:>15}")
+            lines.append(f"{r.condition:<18} {kbps:>7} {r.n:>4} {r.n_listeners:>3} {mean:>5} "
+                         f"{iv(r.ci_low, r.ci_high):>14} {iv(r.boot_low, r.boot_high):>14} "
+                         f"{iv(r.mixed_low, r.mixed_high):>14} {iv(r.rating_ci_low, r.rating_ci_high):>14}")
+        if self.mixed is not None and len(self.mixed):
+            m = self.mixed.iloc[0]
+            if pd.notna(m["residual_var"]):
+                lines.append(f"mixed model variances: listener {m['listener_var']:.3g}, clip {m['clip_var']:.3g}, "
+                             f"residual {m['residual_var']:.3g}" + (f" ({m['note']})" if m["note"] else ""))
+        a = self.agreement
+        if a is not None and len(a.listeners):
+            lines += ["", "listener agreement (Pearson r of each listener's condition means with the panel mean "
+                          "without them):"]
+            for r in a.listeners.itertuples():
+                lines.append(f"  {r.listener}: " + (f"r {r.r_rest:+.2f} over {r.n_points} conditions"
+                                                    if pd.notna(r.r_rest) else r.note))
+            icc = ("not computed" if pd.isna(a.icc_single) else
+                   f"ICC(2,1) {a.icc_single:.2f}, ICC(2,k) {a.icc_average:.2f} ({a.n_raters} listeners x "
+                   f"{a.n_targets} conditions)")
+            lines.append(f"  {icc}; {a.form}" + (f"; {a.note}" if a.note else ""))
         if len(self.comparisons):
             lines += ["", "paired comparisons (Wilcoxon signed-rank on per-listener means, Holm-corrected):"]
             for r in self.comparisons.itertuples():
@@ -86,20 +138,35 @@ class Report:
         return "\n".join(lines)
 
 
-def build_report(store: Store, definition: StudyDefinition, *, screening: bool = True, min_score: int = 4,
-                 max_fraction: float = 0.15, bootstrap: int = 2000, seed: int = 0) -> Report:
-    """Compute the report of a study from its store."""
+def build_report(store: Store, definition: StudyDefinition, *, screening: bool = True, min_score: int | None = None,
+                 max_fraction: float | None = None, min_reference_trials: int | None = None, bootstrap: int = 2000,
+                 seed: int = 0) -> Report:
+    """Compute the report of a study from its store.
+
+    Screening follows the study file's ``screening``; ``min_score``, ``max_fraction`` and
+    ``min_reference_trials`` override it, ``screening=False`` turns it off. Raises
+    :class:`~mosapp.study.export.ScreeningError` when it drops every listener.
+    """
     from mosapp.study import stats
 
     ratings = ratings_frame(store, definition)
-    scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction)
+    scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction,
+                 min_reference_trials=min_reference_trials)
     ratings["screened_out"] = ratings["listener"].isin(scr.dropped)
     conditions = condition_table(store, definition)
-    summary = summary_frame(ratings, conditions, definition, scr, bootstrap=bootstrap, seed=seed)
-    kept = ratings[~ratings["screened_out"]][["listener", "condition", "clip", "value"]]
+    kept = statistics_input(ratings, scr)
+    mixed = stats.mixed_model(kept)
+    summary = summary_frame(ratings, conditions, definition, scr, bootstrap=bootstrap, seed=seed, mixed=mixed)
+    position = {c: i for i, c in enumerate(conditions["condition"])}
+    mixed = mixed.assign(_o=mixed["condition"].map(position)).sort_values("_o").drop(columns="_o").reset_index(drop=True)
+    mixed["screening"] = scr.describe()
+    clips = stats.clip_condition_summary(kept)
+    clips["screening"] = scr.describe()
+    agreement = stats.listener_agreement(kept)
 
-    if len(ratings):
-        listeners = (ratings.groupby("listener", sort=False)
+    plain = ratings[~ratings["is_gold"]] if "is_gold" in ratings else ratings
+    if len(plain):
+        listeners = (plain.groupby("listener", sort=False)
                      .agg(ratings=("value", "size"), mean=("value", "mean")).reset_index())
     else:
         listeners = pd.DataFrame({"listener": [], "ratings": [], "mean": []})
@@ -107,6 +174,7 @@ def build_report(store: Store, definition: StudyDefinition, *, screening: bool =
         listeners = listeners.merge(scr.table, on="listener", how="left")
     else:
         listeners["dropped"] = False
+    listeners["screening"] = scr.describe()
 
     order = [c for c in conditions["condition"] if c in set(kept["condition"])]
     comparisons = stats.paired_comparisons(kept, conditions=order) if len(order) >= 2 else pd.DataFrame(
@@ -115,7 +183,7 @@ def build_report(store: Store, definition: StudyDefinition, *, screening: bool =
     metric_cols = [m for m in METRIC_COLUMNS if m in definition.metrics]
     correlations = (stats.metric_correlations(scored[["condition", "mean"]], conditions[["condition", *metric_cols]])
                     if metric_cols and len(scored) else pd.DataFrame(columns=list(stats.CORRELATION_COLUMNS)))
-    return Report(definition, ratings, scr, summary, listeners, comparisons, correlations)
+    return Report(definition, ratings, scr, summary, listeners, comparisons, correlations, mixed, clips, agreement)
 
 
 def _family(condition: str) -> str:
@@ -127,7 +195,7 @@ def _family(condition: str) -> str:
 
 
 def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path: str | os.PathLike[str]) -> Path:
-    """Draw each condition's score (95 % t CI) against its measured bitrate (log axis) as a PNG.
+    """Draw each condition's score (95 % t CI over listener means) against its measured bitrate (log axis) as a PNG.
 
     Codecs of one family (``opus-6``, ``opus-12`` …) are joined by a line; conditions without
     a bitrate (the reference) are drawn as horizontal dashed lines.
@@ -146,7 +214,7 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
         group = group.sort_values("bitrate_kbps")
         color = next(colors)
         yerr = np.vstack([group["mean"] - group["ci_low"], group["ci_high"] - group["mean"]])
-        yerr = np.where(np.isfinite(yerr), yerr, 0.0)
+        yerr = np.clip(np.where(np.isfinite(yerr), yerr, 0.0), 0.0, None)
         ax.errorbar(group["bitrate_kbps"], group["mean"], yerr=yerr, marker="o", capsize=3, color=color,
                     label=family, linestyle="-" if len(group) > 1 else "none")
         for r in group.itertuples():
@@ -165,7 +233,7 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(1.0, 5.05)
     ax.set_xlabel("measured bitrate (kbit/s, log scale)")
-    ax.set_ylabel(f"{definition.scale} (95% t CI)")
+    ax.set_ylabel(f"{definition.scale} (95% t CI over listener means)")
     ax.set_title(definition.title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if len(data):
@@ -186,12 +254,19 @@ def write_report(report: Report, out_dir: str | os.PathLike[str]) -> dict[str, P
     except OSError as exc:
         raise StudyError(f"The output folder {folder} cannot be created ({exc.strerror or exc}).") from None
     name = report.definition.name
+    comparisons = report.comparisons.copy()
+    comparisons["screening"] = report.screening.describe()
     files = {
-        "summary": write_csv(report.summary, folder / f"{name}-summary.csv"),
-        "comparisons": write_csv(report.comparisons, folder / f"{name}-comparisons.csv"),
-        "correlations": write_csv(report.correlations, folder / f"{name}-correlations.csv"),
-        "listeners": write_csv(report.listeners, folder / f"{name}-listeners.csv"),
-        "plot": plot_score_vs_kbps(report.summary, report.definition, folder / f"{name}-mos-vs-kbps.png"),
+        "summary": write_csv(report.summary, folder / f"{name}-report-summary.csv"),
+        "mixed": write_csv(report.mixed if report.mixed is not None else pd.DataFrame(),
+                           folder / f"{name}-report-mixed-model.csv"),
+        "clips": write_csv(report.clips if report.clips is not None else pd.DataFrame(),
+                           folder / f"{name}-report-clips.csv"),
+        "agreement": write_csv(report.agreement_frame(), folder / f"{name}-report-agreement.csv"),
+        "comparisons": write_csv(comparisons, folder / f"{name}-report-comparisons.csv"),
+        "correlations": write_csv(report.correlations, folder / f"{name}-report-correlations.csv"),
+        "listeners": write_csv(report.listeners, folder / f"{name}-report-listeners.csv"),
+        "plot": plot_score_vs_kbps(report.summary, report.definition, folder / f"{name}-report-mos-vs-kbps.png"),
     }
     text = folder / f"{name}-report.txt"
     try:

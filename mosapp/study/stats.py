@@ -40,13 +40,25 @@ MAX_SCORE: int = 5
 
 #: Columns of :func:`condition_summary`.
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "condition", "n", "n_listeners", "mean", "sd", "sem", "ci_low", "ci_high", "boot_low", "boot_high",
+    "condition", "n", "n_listeners", "mean", "sd", "sem", "listener_mean", "listener_sd", "ci_low", "ci_high",
+    "boot_low", "boot_high", "rating_ci_low", "rating_ci_high",
 )
+#: Columns of :func:`mixed_model`.
+MIXED_COLUMNS: tuple[str, ...] = (
+    "condition", "estimate", "se", "ci_low", "ci_high", "listener_var", "clip_var", "residual_var", "n",
+    "n_listeners", "n_clips", "converged", "note",
+)
+#: Columns of :func:`clip_condition_summary`.
+CLIP_COLUMNS: tuple[str, ...] = ("clip", "condition", "n", "n_listeners", "mean", "sd", "ci_low", "ci_high")
+#: Columns of :attr:`AgreementResult.listeners`.
+AGREEMENT_COLUMNS: tuple[str, ...] = ("listener", "n_points", "r_rest", "note")
+
 #: Columns of :func:`listener_means`.
 LISTENER_MEANS_COLUMNS: tuple[str, ...] = ("listener", "condition", "n", "mean")
 #: Columns of :attr:`ScreeningResult.table`.
 SCREENING_COLUMNS: tuple[str, ...] = (
-    "listener", "n_reference_trials", "n_below", "fraction_below", "dropped", "flagged", "reason",
+    "listener", "n_reference_trials", "n_below", "fraction_below", "n_anchor_trials", "n_anchor_high",
+    "fraction_anchor_high", "n_gold", "n_gold_failed", "straight_lining", "dropped", "flagged", "reason",
 )
 #: Columns of :func:`paired_comparisons`.
 PAIRED_COLUMNS: tuple[str, ...] = (
@@ -202,21 +214,29 @@ def cluster_bootstrap_interval(
 def condition_summary(
     ratings: pd.DataFrame, *, confidence: float = 0.95, bootstrap: int = 2000, seed: int = 0,
 ) -> pd.DataFrame:
-    """Mean opinion score of each condition with its spread and two confidence intervals.
+    """Mean opinion score of each condition with its spread and three confidence intervals.
 
-    One row per condition (sorted), columns :data:`SUMMARY_COLUMNS`:
+    One row per condition (sorted), columns :data:`SUMMARY_COLUMNS`. Let condition ``c``
+    have ``n`` ratings ``x_1..x_n`` from ``L`` listeners, listener ``i`` giving ``n_i`` of
+    them with mean ``m_i``:
 
-    * ``n`` – number of ratings of the condition; ``n_listeners`` – distinct listeners;
-    * ``mean`` – arithmetic mean of the ratings (MOS for ACR, DMOS for DCR);
-    * ``sd`` – sample standard deviation, ``ddof = 1`` (NaN when ``n = 1``);
-    * ``sem`` – ``sd / sqrt(n)``;
-    * ``ci_low``, ``ci_high`` – ``mean ∓ t.ppf((1 + confidence)/2, n - 1) · sem``, the
-      usual ITU-T P.800 / BT.500 interval that treats every rating as independent
-      (NaN when ``n = 1``); see :func:`t_interval`;
-    * ``boot_low``, ``boot_high`` – listener-clustered bootstrap percentile interval with
-      ``bootstrap`` resamples (see :func:`cluster_bootstrap_interval`), seeded per
-      condition from ``seed`` and the condition's name (:func:`_condition_seed`), hence
-      deterministic; NaN with fewer than 2 listeners or ``bootstrap = 0``.
+    * ``n``, ``n_listeners`` (``L``);
+    * ``mean`` – ``Σ x / n``, the arithmetic mean of the ratings (MOS for ACR, DMOS for DCR);
+    * ``sd`` – sample standard deviation of the ratings, ``ddof = 1``; ``sem`` – ``sd / √n``;
+    * ``listener_mean`` – ``Σ m_i / L``; ``listener_sd`` – SD of the ``m_i`` (``ddof = 1``);
+    * ``ci_low``, ``ci_high`` – **the default interval, at the listener level**:
+      ``listener_mean ∓ t.ppf((1 + confidence)/2, L − 1) · listener_sd / √L``, the t
+      interval over listener means (the listener is the unit of replication; NaN when
+      ``L < 2``). In a balanced design (every listener rates the condition equally often)
+      ``listener_mean == mean``;
+    * ``boot_low``, ``boot_high`` – listener-clustered bootstrap percentile interval of
+      ``mean`` with ``bootstrap`` resamples (:func:`cluster_bootstrap_interval`), seeded per
+      condition (:func:`_condition_seed`), hence deterministic; NaN with ``L < 2`` or
+      ``bootstrap = 0``;
+    * ``rating_ci_low``, ``rating_ci_high`` – the per-rating t interval
+      ``mean ∓ t.ppf((1 + confidence)/2, n − 1) · sem``, which treats every rating as
+      independent (the classic P.800 / BT.500 interval; too narrow when one listener gives
+      several ratings). Kept for comparison under this name.
 
     Pass screened ratings (:meth:`ScreeningResult.apply`) to summarise only kept listeners.
     """
@@ -233,18 +253,48 @@ def condition_summary(
         mean = float(values.mean())
         sd = float(values.std(ddof=1)) if n > 1 else math.nan
         sem = sd / math.sqrt(n) if n > 1 else math.nan
-        ci_low, ci_high = t_interval(mean, sd, n, confidence)
-        per_listener = group.groupby("listener", sort=True)["value"].agg(["sum", "count"])
+        rating_low, rating_high = t_interval(mean, sd, n, confidence)
+        per_listener = group.groupby("listener", sort=True)["value"].agg(["sum", "count", "mean"])
+        m = per_listener["mean"].to_numpy(dtype=np.float64)
+        n_listeners = len(m)
+        l_mean = float(m.mean())
+        l_sd = float(m.std(ddof=1)) if n_listeners > 1 else math.nan
+        ci_low, ci_high = t_interval(l_mean, l_sd, n_listeners, confidence)
         boot_low, boot_high = cluster_bootstrap_interval(
             per_listener["sum"].to_numpy(), per_listener["count"].to_numpy(),
             confidence=confidence, resamples=int(bootstrap),
             rng=np.random.default_rng(_condition_seed(seed, condition)),
         )
         rows.append({
-            "condition": condition, "n": n, "n_listeners": len(per_listener), "mean": mean, "sd": sd,
-            "sem": sem, "ci_low": ci_low, "ci_high": ci_high, "boot_low": boot_low, "boot_high": boot_high,
+            "condition": condition, "n": n, "n_listeners": n_listeners, "mean": mean, "sd": sd, "sem": sem,
+            "listener_mean": l_mean, "listener_sd": l_sd, "ci_low": ci_low, "ci_high": ci_high,
+            "boot_low": boot_low, "boot_high": boot_high, "rating_ci_low": rating_low, "rating_ci_high": rating_high,
         })
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def clip_condition_summary(ratings: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Each (clip, condition) cell: ratings, listeners, and the t interval over listener means.
+
+    One row per cell with ratings (sorted by clip, then condition), columns
+    :data:`CLIP_COLUMNS`: ``mean`` is the mean of the cell's ratings; ``sd`` and the interval
+    are those of the cell's per-listener means ``m_i`` (``listener_mean`` of
+    :func:`condition_summary`, restricted to the cell): ``mean(m) ∓ t_{(1+c)/2, L−1} · sd(m)/√L``
+    (NaN when the cell has fewer than 2 listeners). With one rating per listener per cell, as
+    in a plan without repetitions, ``m_i`` are simply the ratings.
+    """
+    _check_confidence(confidence)
+    data = validate_ratings(ratings, ("listener", "condition", "clip", "value"))
+    if len(data) == 0:
+        return _empty(CLIP_COLUMNS)
+    rows = []
+    for (clip, condition), group in data.groupby(["clip", "condition"], sort=True):
+        m = group.groupby("listener", sort=True)["value"].mean().to_numpy(dtype=np.float64)
+        sd = float(m.std(ddof=1)) if len(m) > 1 else math.nan
+        low, high = t_interval(float(m.mean()), sd, len(m), confidence)
+        rows.append({"clip": clip, "condition": condition, "n": len(group), "n_listeners": len(m),
+                     "mean": float(group["value"].mean()), "sd": sd, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows, columns=list(CLIP_COLUMNS))
 
 
 def listener_means(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -275,7 +325,8 @@ def listener_means(ratings: pd.DataFrame) -> pd.DataFrame:
 class ScreeningResult:
     """Outcome of :func:`screen_listeners`.
 
-    ``kept`` and ``dropped`` list listener ids (sorted); ``table`` has one row per listener
+    ``kept`` and ``dropped`` list listener ids (sorted); ``flagged`` those kept with a
+    remark (too few trials to judge, straight-lining); ``table`` has one row per listener
     with the columns :data:`SCREENING_COLUMNS`.
     """
 
@@ -286,6 +337,10 @@ class ScreeningResult:
     min_score: int = 4
     max_fraction: float = 0.15
     flagged: list = field(default_factory=list)
+    min_reference_trials: int = 1
+    anchor_condition: Hashable = None
+    anchor_max_score: float = 4
+    gold_max_failures: int = 0
 
     def apply(self, ratings: pd.DataFrame) -> pd.DataFrame:
         """The rows of ``ratings`` whose listener was not dropped (a copy)."""
@@ -294,61 +349,331 @@ class ScreeningResult:
         return ratings[~ratings["listener"].isin(self.dropped)].copy()
 
 
+def _fraction_rule(values: np.ndarray, bad: np.ndarray, max_fraction: float, minimum: int) -> tuple[int, int, float, str]:
+    """(n, n bad, fraction or NaN, verdict) with verdict ``drop``, ``keep`` or ``few``."""
+    n, k = len(values), int(bad.sum())
+    if n == 0:
+        return 0, 0, math.nan, "none"
+    fraction = k / n
+    if n < minimum:
+        return n, k, fraction, "few"
+    return n, k, fraction, "drop" if fraction > float(max_fraction) + SCREENING_TOLERANCE else "keep"
+
+
 def screen_listeners(
-    ratings: pd.DataFrame, reference_condition: Hashable, *, min_score: int = 4, max_fraction: float = 0.15,
+    ratings: pd.DataFrame, reference_condition: Hashable, *, min_score: float = 4, max_fraction: float = 0.15,
+    min_reference_trials: int = 1, anchor_condition: Hashable = None, anchor_max_score: float = 4,
+    gold: pd.DataFrame | None = None, gold_max_failures: int = 0,
 ) -> ScreeningResult:
-    """Post-screen listeners by how they rate the hidden reference.
+    """Post-screen listeners by the hidden reference, optionally the low anchor, and gold trials.
 
-    For each listener: ``n_reference_trials`` – their ratings of ``reference_condition``;
-    ``n_below`` – how many of those are ``< min_score``; ``fraction_below`` –
-    ``n_below / n_reference_trials``. A listener is **dropped** when
-    ``fraction_below > max_fraction`` (strictly; a fraction exactly at the limit, such as
-    3 of 20 at 15 %, is kept; comparison with :data:`SCREENING_TOLERANCE` slack).
+    For each listener, over their ratings of ``reference_condition``: ``n_reference_trials``,
+    ``n_below`` – how many are ``< min_score``, ``fraction_below`` – their ratio. **Reference
+    rule**: dropped when ``fraction_below > max_fraction`` (strictly, with
+    :data:`SCREENING_TOLERANCE` slack: 3 of 20 at 15 % is kept) — *but only* when the listener
+    has at least ``min_reference_trials`` reference trials. **Below that minimum the rule is
+    not applied**: the listener is kept and flagged ("too few … to judge"), since with few
+    trials a single slip would exceed any fraction (with 3 trials, one is 33 %).
+    ``min_reference_trials = ceil(1 / max_fraction)`` (7 for 15 %) is the smallest number of
+    trials at which one slip alone does not drop anyone.
 
-    With the defaults (``min_score = 4``, ``max_fraction = 0.15``) this is the DCR rule of
-    this project, in the spirit of ITU-R BS.1534-3 §4.1.2: a listener who grades the
-    hidden reference below "perceptible but not annoying" in more than 15 % of its trials
-    is not discriminating reliably. Use ``min_score = 5`` for a stricter rule.
+    **Anchor rule** (when ``anchor_condition`` is given; ITU-R BS.1534-3 §4.1.2, whose
+    listeners are dropped for rating the hidden reference below 90 *or the mid anchor above
+    90* in more than 15 % of the items): ``n_anchor_high`` – ratings of the anchor
+    ``> anchor_max_score``; dropped when their fraction exceeds ``max_fraction``, with the
+    same minimum number of trials.
 
-    A listener with no reference trials is **kept** and **flagged** (``flagged`` True,
-    ``fraction_below`` NaN, a reason saying so), since there is nothing to judge them by.
-    ``reason`` is ``""`` for a plainly kept listener.
+    **Gold trials** (when ``gold`` is given: a frame with ``listener``, ``value`` and
+    ``expected``, an iterable of the accepted scores): ``n_gold``, ``n_gold_failed`` – gold
+    ratings not among their accepted scores; dropped when ``n_gold_failed >
+    gold_max_failures``.
+
+    **Straight-lining**: a listener whose per-condition means are all equal over 2 or more
+    conditions (no variance across conditions) is flagged (``straight_lining``), not dropped.
+
+    A listener without reference trials is kept and flagged. ``reason`` says every rule that
+    dropped or flagged the listener (``""`` for a plainly kept one).
     """
     if not isinstance(min_score, numbers.Real) or isinstance(min_score, bool):
         raise RatingError(f"The screening threshold min_score must be a number, not {min_score!r}.")
     if not (isinstance(max_fraction, numbers.Real) and 0.0 <= float(max_fraction) <= 1.0):
         raise RatingError(f"The screening limit max_fraction must be between 0 and 1, not {max_fraction!r}.")
+    if not isinstance(min_reference_trials, numbers.Integral) or min_reference_trials < 1:
+        raise RatingError(f"min_reference_trials must be a whole number of at least 1, not {min_reference_trials!r}.")
     data = validate_ratings(ratings)
-    if len(data) == 0:
-        return ScreeningResult([], [], _empty(SCREENING_COLUMNS), reference_condition, min_score, max_fraction, [])
+    params = dict(reference_condition=reference_condition, min_score=min_score, max_fraction=max_fraction,
+                  min_reference_trials=int(min_reference_trials), anchor_condition=anchor_condition,
+                  anchor_max_score=anchor_max_score, gold_max_failures=int(gold_max_failures))
+    gold_by: dict = {}
+    if gold is not None and len(gold):
+        for listener, group in gold.groupby("listener", sort=True):
+            failed = sum(1 for v, e in zip(group["value"], group["expected"]) if int(v) not in set(e))
+            gold_by[listener] = (len(group), failed)
+    listeners = sorted(set(data["listener"]) | set(gold_by)) if len(data) or gold_by else []
+    if not listeners:
+        return ScreeningResult([], [], _empty(SCREENING_COLUMNS), flagged=[], **params)
     rows = []
-    for listener, group in data.groupby("listener", sort=True):
-        ref = group.loc[group["condition"] == reference_condition, "value"].to_numpy()
-        n_ref = len(ref)
-        n_below = int((ref < min_score).sum())
-        if n_ref == 0:
-            rows.append({
-                "listener": listener, "n_reference_trials": 0, "n_below": 0, "fraction_below": math.nan,
-                "dropped": False, "flagged": True,
-                "reason": f"kept without screening: no trials of the reference condition {reference_condition!r}",
-            })
-            continue
-        fraction = n_below / n_ref
-        dropped = fraction > float(max_fraction) + SCREENING_TOLERANCE
-        reason = (
-            f"rated the reference below {min_score} in {n_below} of {n_ref} trials "
-            f"({100 * fraction:.3g}% > {100 * float(max_fraction):.3g}%)"
-            if dropped else ""
-        )
+    for listener in listeners:
+        group = data[data["listener"] == listener] if len(data) else data
+        drop, flag = [], []
+        ref = group.loc[group["condition"] == reference_condition, "value"].to_numpy() if len(group) else np.array([])
+        n_ref, n_below, fraction, verdict = _fraction_rule(ref, ref < min_score, max_fraction, min_reference_trials)
+        if verdict == "none":
+            flag.append(f"kept without reference screening: no trials of the reference condition "
+                        f"{reference_condition!r}")
+        elif verdict == "few":
+            flag.append(f"kept without reference screening: {n_ref} reference trial(s), fewer than the "
+                        f"{min_reference_trials} needed to judge")
+        elif verdict == "drop":
+            drop.append(f"rated the reference below {min_score:g} in {n_below} of {n_ref} trials "
+                        f"({100 * fraction:.3g}% > {100 * float(max_fraction):.3g}%)")
+        n_anchor, n_high, fraction_high = 0, 0, math.nan
+        if anchor_condition is not None:
+            anc = group.loc[group["condition"] == anchor_condition, "value"].to_numpy() if len(group) else np.array([])
+            n_anchor, n_high, fraction_high, verdict = _fraction_rule(anc, anc > anchor_max_score, max_fraction,
+                                                                      min_reference_trials)
+            if verdict in ("none", "few"):
+                flag.append(f"kept without anchor screening: {n_anchor} anchor trial(s), fewer than the "
+                            f"{min_reference_trials} needed to judge")
+            elif verdict == "drop":
+                drop.append(f"rated the anchor {anchor_condition!r} above {anchor_max_score:g} in {n_high} of "
+                            f"{n_anchor} trials ({100 * fraction_high:.3g}% > {100 * float(max_fraction):.3g}%)")
+        n_gold, n_failed = gold_by.get(listener, (0, 0))
+        if n_failed > gold_max_failures:
+            drop.append(f"missed {n_failed} of {n_gold} gold trials (more than {gold_max_failures} allowed)")
+        means = group.groupby("condition")["value"].mean() if len(group) else pd.Series(dtype=float)
+        straight = bool(len(means) >= 2 and float(np.ptp(means.to_numpy())) == 0.0)
+        if straight:
+            flag.append(f"straight-lining: the same mean score {means.iloc[0]:g} for all {len(means)} conditions")
         rows.append({
             "listener": listener, "n_reference_trials": n_ref, "n_below": n_below, "fraction_below": fraction,
-            "dropped": bool(dropped), "flagged": False, "reason": reason,
+            "n_anchor_trials": n_anchor, "n_anchor_high": n_high, "fraction_anchor_high": fraction_high,
+            "n_gold": n_gold, "n_gold_failed": n_failed, "straight_lining": straight,
+            "dropped": bool(drop), "flagged": bool(flag) and not drop, "reason": "; ".join(drop + flag),
         })
     table = pd.DataFrame(rows, columns=list(SCREENING_COLUMNS))
     kept = table.loc[~table["dropped"], "listener"].tolist()
     dropped = table.loc[table["dropped"], "listener"].tolist()
     flagged = table.loc[table["flagged"], "listener"].tolist()
-    return ScreeningResult(kept, dropped, table, reference_condition, min_score, max_fraction, flagged)
+    return ScreeningResult(kept, dropped, table, flagged=flagged, **params)
+
+
+# --------------------------------------------------------------------------------------
+# listener level: mixed model, agreement
+# --------------------------------------------------------------------------------------
+
+
+def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Per-condition estimates of a linear mixed model with crossed random listener and clip intercepts.
+
+    The model, fitted by REML with statsmodels ``MixedLM``::
+
+        value_lcr = μ_c + u_l + v_k + ε_lcr,   u_l ~ N(0, σ²_listener), v_k ~ N(0, σ²_clip), ε ~ N(0, σ²)
+
+    for listener ``l``, clip ``k``, condition ``c``. statsmodels nests random effects in
+    groups, so the crossed listener and clip effects are two *variance components* of one
+    group holding every rating (``groups`` all equal, ``re_formula="0"``,
+    ``vc_formula={"listener": "0 + C(listener)", "clip": "0 + C(clip)"}``); the fixed part is
+    ``0 + C(condition)``, so ``μ_c`` is condition ``c``'s estimate directly; the optimiser is
+    L-BFGS (then Powell, Nelder–Mead: :data:`MIXED_METHODS`). A factor with a
+    single level (one clip, or one listener) is left out of the model (``note`` says so).
+
+    One row per condition (sorted), columns :data:`MIXED_COLUMNS`: ``estimate`` (``μ_c``),
+    ``se`` (its standard error), ``ci_low``/``ci_high`` – the Wald interval
+    ``estimate ∓ z_{(1+c)/2} · se`` (statsmodels ``conf_int``; normal, not t); the fitted
+    ``listener_var``, ``clip_var``, ``residual_var`` (``σ²``); the counts; ``converged`` and
+    ``note`` (a convergence or boundary warning). In a balanced design the estimate is the
+    condition mean and ``se² = σ²_listener/L + σ²_clip/K + σ²/(L·K·R)`` (``R`` ratings per
+    listener and clip).
+
+    Returns NaN estimates with a ``note`` when there are too few ratings to fit.
+    """
+    _check_confidence(confidence)
+    data = validate_ratings(ratings, ("listener", "condition", "clip", "value"))
+    if len(data) == 0:
+        return _empty(MIXED_COLUMNS)
+    conditions = sorted(data["condition"].unique().tolist())
+    n_listeners, n_clips = data["listener"].nunique(), data["clip"].nunique()
+    frame = pd.DataFrame({
+        "value": data["value"].to_numpy(dtype=np.float64),
+        "cond": pd.Categorical([f"c{conditions.index(c)}" for c in data["condition"]],
+                               categories=[f"c{i}" for i in range(len(conditions))]),
+        "listener": pd.factorize(data["listener"])[0],
+        "clip": pd.factorize(data["clip"])[0],
+        "group": 0,
+    })
+    vc: dict[str, str] = {}
+    notes: list[str] = []
+    if n_listeners > 1:
+        vc["listener"] = "0 + C(listener)"
+    else:
+        notes.append("one listener: no listener variance in the model")
+    if n_clips > 1:
+        vc["clip"] = "0 + C(clip)"
+    else:
+        notes.append("one clip: no clip variance in the model")
+
+    def _rows(est, se, low, high, lv, cv, rv, converged, note):
+        return pd.DataFrame([{
+            "condition": c, "estimate": est[i], "se": se[i], "ci_low": low[i], "ci_high": high[i],
+            "listener_var": lv, "clip_var": cv, "residual_var": rv,
+            "n": int((data["condition"] == c).sum()), "n_listeners": int(data.loc[data["condition"] == c, "listener"].nunique()),
+            "n_clips": int(data.loc[data["condition"] == c, "clip"].nunique()), "converged": converged, "note": note,
+        } for i, c in enumerate(conditions)], columns=list(MIXED_COLUMNS))
+
+    nan = [math.nan] * len(conditions)
+    if len(data) <= len(conditions) + len(vc):
+        return _rows(nan, nan, nan, nan, math.nan, math.nan, math.nan, False,
+                     "not fitted: too few ratings for the model")
+    import statsmodels.formula.api as smf
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if vc:
+                model = smf.mixedlm("value ~ 0 + cond", frame, groups="group", re_formula="0", vc_formula=vc)
+                result = None
+                for method in MIXED_METHODS:  # L-BFGS first; derivative-free ones where it meets a singular step
+                    try:
+                        result = model.fit(reml=True, method=method)
+                        break
+                    except np.linalg.LinAlgError:
+                        continue
+                if result is None:
+                    raise np.linalg.LinAlgError("singular matrix with every optimiser")
+                names = list(model.exog_vc.names)
+                vcomp = dict(zip(names, np.asarray(result.vcomp, dtype=np.float64)))
+                converged = bool(result.converged)
+            else:
+                result = smf.ols("value ~ 0 + cond", frame).fit()
+                vcomp, converged = {}, True
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            return _rows(nan, nan, nan, nan, math.nan, math.nan, math.nan, False, f"not fitted: {exc}")
+    for w in caught:
+        text = str(w.message).split("\n")[0]
+        if text and text not in notes and "Random effects covariance is singular" not in text:
+            notes.append(text)
+    params = result.fe_params if vc else result.params
+    names = [f"cond[c{i}]" for i in range(len(conditions))]
+    ci = result.conf_int(alpha=1.0 - confidence)
+    est = [float(params[n]) for n in names]
+    se = [float(result.bse_fe[n]) if vc else float(result.bse[n]) for n in names]
+    low = [float(ci.loc[n, 0]) for n in names]
+    high = [float(ci.loc[n, 1]) for n in names]
+    return _rows(est, se, low, high, vcomp.get("listener", math.nan), vcomp.get("clip", math.nan),
+                 float(result.scale), converged, "; ".join(notes))
+
+
+#: Optimisers :func:`mixed_model` tries in turn (statsmodels ``MixedLM.fit(method=…)``).
+MIXED_METHODS: tuple[str, ...] = ("lbfgs", "powell", "nm")
+
+
+@dataclass(frozen=True)
+class AgreementResult:
+    """Outcome of :func:`listener_agreement`.
+
+    Attributes:
+        listeners: per listener, :data:`AGREEMENT_COLUMNS`.
+        icc_single: ICC(2,1) (see :func:`listener_agreement`), NaN when it cannot be computed.
+        icc_average: ICC(2,k), the reliability of the mean of the ``k`` listeners.
+        n_targets: cells (conditions, or clip × condition) in the ICC.
+        n_raters: listeners in the ICC (those who rated every one of those cells).
+        form: the ICC form in words.
+        note: why the ICC is missing, or what was left out.
+    """
+
+    listeners: pd.DataFrame
+    icc_single: float
+    icc_average: float
+    n_targets: int
+    n_raters: int
+    form: str
+    note: str = ""
+
+
+#: The ICC form :func:`listener_agreement` computes.
+ICC_FORM = ("ICC(2,1) and ICC(2,k): two-way random effects, absolute agreement (Shrout & Fleiss 1979; "
+            "McGraw & Wong's ICC(A,1), ICC(A,k)); targets = conditions, raters = listeners")
+
+
+def icc_two_way(matrix: np.ndarray) -> tuple[float, float]:
+    """ICC(2,1) and ICC(2,k) of an ``n targets × k raters`` matrix with no missing cell.
+
+    Two-way ANOVA without replication: with the grand mean ``x̄``, target means ``x̄_i.``,
+    rater means ``x̄_.j``,
+
+    * ``MSR = k · Σ_i (x̄_i. − x̄)² / (n − 1)`` (targets), ``MSC = n · Σ_j (x̄_.j − x̄)² / (k − 1)``
+      (raters), ``MSE = Σ_ij (x_ij − x̄_i. − x̄_.j + x̄)² / ((n − 1)(k − 1))``;
+    * ``ICC(2,1) = (MSR − MSE) / (MSR + (k − 1)·MSE + k·(MSC − MSE)/n)``;
+    * ``ICC(2,k) = (MSR − MSE) / (MSR + (MSC − MSE)/n)``.
+
+    NaN (both) with fewer than 2 targets or raters, or a zero denominator.
+    """
+    x = np.asarray(matrix, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2 or not np.isfinite(x).all():
+        return (math.nan, math.nan)
+    n, k = x.shape
+    grand = x.mean()
+    rows, cols = x.mean(axis=1), x.mean(axis=0)
+    msr = k * float(((rows - grand) ** 2).sum()) / (n - 1)
+    msc = n * float(((cols - grand) ** 2).sum()) / (k - 1)
+    resid = x - rows[:, None] - cols[None, :] + grand
+    mse = float((resid ** 2).sum()) / ((n - 1) * (k - 1))
+    d1 = msr + (k - 1) * mse + k * (msc - mse) / n
+    d2 = msr + (msc - mse) / n
+    return ((msr - mse) / d1 if d1 != 0 else math.nan, (msr - mse) / d2 if d2 != 0 else math.nan)
+
+
+def listener_agreement(ratings: pd.DataFrame, *, by: Sequence[str] = ("condition",)) -> AgreementResult:
+    """How well listeners agree: each one against the rest of the panel, and the ICC.
+
+    Cells are the values of ``by`` (default: conditions; ``("clip", "condition")`` for
+    finer cells); ``m_lc`` is listener ``l``'s mean rating of cell ``c``.
+
+    * ``r_rest`` of listener ``l``: the Pearson correlation, over the cells ``l`` rated that
+      at least one other listener rated too, of ``m_lc`` with the **panel mean without them**
+      ``p_c^(−l) = mean over listeners j ≠ l who rated c of m_jc``. ``n_points`` is the number
+      of such cells; NaN with a ``note`` when fewer than 3, or when either side is constant.
+    * The ICC (:data:`ICC_FORM`, :func:`icc_two_way`) over the cells × listeners matrix of
+      ``m_lc`` of the listeners who rated every cell (the ICC needs a complete matrix); when
+      fewer than 2 listeners did, over the cells that every listener rated instead. ``note``
+      says what was left out.
+    """
+    data = validate_ratings(ratings, ("listener", *by, "value"))
+    cols = list(by)
+    if len(data) == 0:
+        return AgreementResult(_empty(AGREEMENT_COLUMNS), math.nan, math.nan, 0, 0, ICC_FORM, "no ratings")
+    cell = data[cols].astype(str).agg(" | ".join, axis=1) if len(cols) > 1 else data[cols[0]]
+    means = (data.assign(_cell=cell).groupby(["listener", "_cell"], sort=True)["value"].mean()
+             .unstack("_cell"))
+    rows = []
+    for listener in means.index:
+        own = means.loc[listener]
+        rest = means.drop(index=listener).mean(axis=0, skipna=True)
+        ok = own.notna() & rest.notna()
+        x, y = own[ok].to_numpy(dtype=np.float64), rest[ok].to_numpy(dtype=np.float64)
+        r, note = math.nan, ""
+        if len(x) < 3:
+            note = f"not computed: {len(x)} cell(s) shared with the rest of the panel, need 3"
+        elif np.ptp(x) == 0 or np.ptp(y) == 0:
+            note = "not computed: " + ("this listener's" if np.ptp(x) == 0 else "the panel's") + \
+                " means are the same in every cell"
+        else:
+            r = float(stats.pearsonr(x, y)[0])
+        rows.append({"listener": listener, "n_points": int(len(x)), "r_rest": r, "note": note})
+    table = pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
+    complete = means.dropna(axis=0, how="any")  # listeners who rated every cell
+    note = ""
+    if complete.shape[0] < 2:  # too few: the cells every listener rated instead
+        complete = means.dropna(axis=1, how="any")
+        if complete.shape[1] < means.shape[1]:
+            note = f"{means.shape[1] - complete.shape[1]} cell(s) not rated by every listener left out of the ICC"
+    elif complete.shape[0] < means.shape[0]:
+        note = f"{means.shape[0] - complete.shape[0]} listener(s) without every cell left out of the ICC"
+    single, average = icc_two_way(complete.to_numpy().T)
+    if math.isnan(single):
+        note = "ICC not computed: it needs 2 or more listeners who rated the same 2 or more cells"
+    return AgreementResult(table, single, average, int(complete.shape[1]), int(complete.shape[0]), ICC_FORM, note)
 
 
 # --------------------------------------------------------------------------------------
@@ -535,8 +860,9 @@ def metric_correlations(condition_scores: pd.DataFrame, metrics: pd.DataFrame) -
 
 
 __all__ = [
-    "CORRELATION_COLUMNS", "LISTENER_MEANS_COLUMNS", "PAIRED_COLUMNS", "SCREENING_COLUMNS", "SUMMARY_COLUMNS",
-    "RatingError", "ScreeningResult", "cluster_bootstrap_interval", "condition_summary", "holm",
-    "listener_means", "metric_correlations", "paired_comparisons", "screen_listeners", "t_interval",
-    "validate_ratings", "wilcoxon_signed_rank",
+    "AGREEMENT_COLUMNS", "CLIP_COLUMNS", "CORRELATION_COLUMNS", "ICC_FORM", "LISTENER_MEANS_COLUMNS", "MIXED_COLUMNS",
+    "PAIRED_COLUMNS", "SCREENING_COLUMNS", "SUMMARY_COLUMNS", "AgreementResult", "RatingError", "ScreeningResult",
+    "clip_condition_summary", "cluster_bootstrap_interval", "condition_summary", "holm", "icc_two_way",
+    "listener_agreement", "listener_means", "metric_correlations", "mixed_model", "paired_comparisons",
+    "screen_listeners", "t_interval", "validate_ratings", "wilcoxon_signed_rank",
 ]

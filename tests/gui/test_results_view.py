@@ -32,6 +32,8 @@ def write_study(folder: Path, name: str = "res") -> Path:
         'conditions = ["reference", "pghi-only", "lowpass-3.5k"]',
         "seed = 2",
         "fade_ms = 10.0",
+        # 3 hidden-reference trials per listener: judge listeners on them (the default needs 7).
+        "[screening]", "min_reference_trials = 3",
         "[training]", "trials = 1",
         "[pipeline]", 'phase = "pghi"', 'device = "cpu"',
         'metrics = ["mel_distance", "si_sdr_db", "spectral_convergence_db"]',
@@ -125,6 +127,9 @@ def test_scores_table_plot_listeners_and_correlations(qtbot, study):
         assert re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]", r[5]), r
         assert r[5] == f"[{summary.loc[cond, 'ci_low']:.2f}, {summary.loc[cond, 'ci_high']:.2f}]"
         assert re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]", r[6]), r
+        assert r[7].startswith(f"{summary.loc[cond, 'mixed_estimate']:.2f} [")
+        assert r[8] == f"[{summary.loc[cond, 'rating_ci_low']:.2f}, {summary.loc[cond, 'rating_ci_high']:.2f}]"
+    assert view.clips_table.rowCount() == 9 and view.agreement_table.rowCount() == 3 + 2
     assert float(rows[0][4]) == 5.0 and float(rows[2][4]) < float(rows[1][4]) < 5.0
 
     # The plot: every condition drawn; those with a bitrate with error bars.
@@ -163,25 +168,27 @@ def test_exports_are_the_command_lines_files(qtbot, study, tmp_path):
     view = make_view(qtbot, study)
     wait_loaded(qtbot, view)
     ratings_csv, summary_csv = view.export_csv(tmp_path / "gui-export")
-    assert "Wrote res-ratings.csv and res-summary.csv" in view.message_label.text()
+    assert "Wrote res-ratings.csv and res-export-summary.csv" in view.message_label.text()
     ratings, summary = pd.read_csv(ratings_csv), pd.read_csv(summary_csv)
     assert list(ratings.columns) == list(RATINGS_COLUMNS) and len(ratings) == 36
     assert list(summary.columns) == list(SUMMARY_COLUMNS) and summary["condition"].tolist() == CONDITIONS
     assert ratings.loc[ratings["listener"] == "L4", "screened_out"].all()
 
     files = view.write_report_files(tmp_path / "gui-report")
-    assert set(files) == {"summary", "comparisons", "correlations", "listeners", "plot", "text"}
-    for kind in ("summary", "comparisons", "correlations", "listeners"):
+    assert set(files) == {"summary", "comparisons", "correlations", "listeners", "plot", "text", "mixed", "clips",
+                          "agreement"}
+    for kind in ("summary", "comparisons", "correlations", "listeners", "mixed", "clips", "agreement"):
         assert len(pd.read_csv(files[kind])) > 0
     assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # The command line writes the same files from the same database.
     assert cli_main(["study", "export", str(study), "--out", str(tmp_path / "cli-export")]) == 0
     assert cli_main(["study", "report", str(study), "--out", str(tmp_path / "cli-report")]) == 0
-    for name in ("res-ratings.csv", "res-summary.csv"):
+    for name in ("res-ratings.csv", "res-export-summary.csv", "res-export-screening.csv"):
         assert (tmp_path / "cli-export" / name).read_text() == (tmp_path / "gui-export" / name).read_text()
-    for name in ("res-summary.csv", "res-comparisons.csv", "res-correlations.csv", "res-listeners.csv",
-                 "res-report.txt"):
+    for name in ("res-report-summary.csv", "res-report-comparisons.csv", "res-report-correlations.csv",
+                 "res-report-listeners.csv", "res-report-mixed-model.csv", "res-report-clips.csv",
+                 "res-report-agreement.csv", "res-report.txt"):
         assert (tmp_path / "cli-report" / name).read_text() == (tmp_path / "gui-report" / name).read_text()
 
     # Training rows on request, as --include-training.

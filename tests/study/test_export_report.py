@@ -59,12 +59,13 @@ def test_export_loads_in_pandas_without_cleanup(study, tmp_path):
     _listen(study, _scores(study))
     d = load_study(study)
     with StudyEngine.open(study) as engine:
-        ratings_csv, summary_csv = export_study(engine.store, d, tmp_path / "out")
+        ratings_csv, summary_csv = export_study(engine.store, d, tmp_path / "out", min_reference_trials=3)
+    assert summary_csv.name == "dcr-export-summary.csv"
     ratings = pd.read_csv(ratings_csv)
     assert list(ratings.columns) == list(RATINGS_COLUMNS)
     assert len(ratings) == 4 * d.trials_per_listener  # training left out by default
     assert ratings["value"].dtype == np.int64 and ratings["value"].between(1, 5).all()
-    for col in ("is_training", "is_reference", "screened_out"):
+    for col in ("is_training", "is_gold", "is_reference", "screened_out"):
         assert ratings[col].dtype == bool
     assert not ratings["is_training"].any()
     assert set(ratings.loc[ratings["screened_out"], "listener"]) == {"BAD"}
@@ -83,8 +84,12 @@ def test_export_loads_in_pandas_without_cleanup(study, tmp_path):
     assert (summary["scale"] == "DMOS").all() and summary["is_reference"].dtype == bool
     ref = summary.set_index("condition").loc["reference"]
     assert ref["n_listeners"] == 3 and ref["mean"] == pytest.approx(5.0)  # BAD screened out
-    assert "1 of 4 listeners dropped" in ref["screening"]
+    assert "1 of 4 listeners dropped" in ref["screening"] and "min_reference_trials 3" in ref["screening"]
     assert (summary["ci_low"] <= summary["mean"]).all()
+    assert (summary["rating_ci_low"] <= summary["mean"]).all() and summary["mixed_estimate"].notna().all()
+    screening = pd.read_csv(tmp_path / "out" / "dcr-export-screening.csv").set_index("listener")
+    assert bool(screening.loc["BAD", "dropped"]) and "3 of 3 trials" in screening.loc["BAD", "reason"]
+    assert screening["screening"].str.contains("rule reference").all()
 
     with StudyEngine.open(study) as engine:
         ratings_csv, summary_csv = export_study(engine.store, d, tmp_path / "all", include_training=True,
@@ -110,7 +115,7 @@ def test_report_numbers_text_and_plot(study, tmp_path):
     _listen(study, _scores(study))
     d = load_study(study)
     with StudyEngine.open(study) as engine:
-        report = build_report(engine.store, d, bootstrap=200)
+        report = build_report(engine.store, d, bootstrap=200, min_reference_trials=3)
     assert report.screening.dropped == ["BAD"]
     s = report.summary.set_index("condition")
     assert s.loc["reference", "mean"] == pytest.approx(5.0)
@@ -120,9 +125,48 @@ def test_report_numbers_text_and_plot(study, tmp_path):
     assert "paired comparisons" in text
     files = write_report(report, tmp_path / "report")
     assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for kind in ("summary", "comparisons", "listeners", "correlations"):
-        pd.read_csv(files[kind])
+    for kind in ("summary", "comparisons", "listeners", "correlations", "mixed", "clips", "agreement"):
+        table = pd.read_csv(files[kind])
+        assert files[kind].name.startswith("dcr-report-")
+        if kind != "correlations":
+            assert table["screening"].str.contains("min_reference_trials 3").all(), kind
     assert files["text"].read_text().startswith("Test study")
+    assert "t (listeners)" in text and "mixed model" in text and "ICC(2,1)" in text
+
+
+def test_report_and_export_never_overwrite_each_other(study, tmp_path):
+    _listen(study, _scores(study))
+    d = load_study(study)
+    out = tmp_path / "results"
+    with StudyEngine.open(study) as engine:
+        export_study(engine.store, d, out, screening=False, bootstrap=0)
+        exported = {p.name: p.read_bytes() for p in out.iterdir()}
+        write_report(build_report(engine.store, d, bootstrap=0), out)
+    assert len(exported) == 3
+    for name, data in exported.items():
+        assert (out / name).read_bytes() == data, name
+    assert "rule off" in pd.read_csv(out / "dcr-export-summary.csv")["screening"].iloc[0]
+    assert "rule reference" in pd.read_csv(out / "dcr-report-summary.csv")["screening"].iloc[0]
+
+
+def test_too_few_reference_trials_flag_instead_of_drop(study):
+    _listen(study, _scores(study))
+    with StudyEngine.open(study) as engine:
+        report = build_report(engine.store, load_study(study), bootstrap=0)
+    assert report.screening.dropped == [] and "BAD" in report.screening.flagged
+    assert "fewer than the 7 needed to judge" in report.text()
+
+
+def test_screening_everyone_out_is_an_error(study, tmp_path, capsys):
+    _listen(study, {"B1": lambda t: 1, "B2": lambda t: 2})
+    out = tmp_path / "results"
+    argv = ["study", "report", str(study), "--out", str(out), "--min-reference-trials", "1", "--bootstrap", "0"]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "Post-screening dropped all 2 listeners" in err and "--no-screening" in err and err.count("\n") == 1
+    assert cli(["study", "export", str(study), "--out", str(out), "--min-reference-trials", "1"]) == 2
+    assert not out.exists() or not list(out.iterdir())  # nothing written
+    assert cli(argv[:5] + ["--no-screening", "--bootstrap", "0"]) == 0
 
 
 def test_report_of_a_study_without_ratings(study, tmp_path):
@@ -167,9 +211,11 @@ def test_cli_prepare_status_export_report(study, tmp_path, capsys):
     assert cli(["study", "export", str(study), "--out", str(tmp_path / "x")]) == 0
     assert (tmp_path / "x" / "dcr-ratings.csv").is_file()
     capsys.readouterr()
-    assert cli(["study", "report", str(study), "--out", str(tmp_path / "r"), "--bootstrap", "100"]) == 0
-    assert "reference" in capsys.readouterr().out
-    assert (tmp_path / "r" / "dcr-mos-vs-kbps.png").is_file()
+    assert cli(["study", "report", str(study), "--out", str(tmp_path / "r"), "--bootstrap", "100",
+                "--min-reference-trials", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "reference" in out and "dropped: BAD" in out
+    assert (tmp_path / "r" / "dcr-report-mos-vs-kbps.png").is_file()
 
 
 @pytest.mark.parametrize("argv, expected", [

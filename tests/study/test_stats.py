@@ -68,8 +68,14 @@ def test_summary_numbers_match_hand_t_interval(small):
     assert a["mean"] == pytest.approx(4.5, abs=1e-12)
     assert a["sd"] == pytest.approx(sd, rel=1e-12)
     assert a["sem"] == pytest.approx(sem, rel=1e-12)
-    assert a["ci_low"] == pytest.approx(mean - half, rel=1e-12)
-    assert a["ci_high"] == pytest.approx(mean + half, rel=1e-12)
+    assert a["rating_ci_low"] == pytest.approx(mean - half, rel=1e-12)
+    assert a["rating_ci_high"] == pytest.approx(mean + half, rel=1e-12)
+    # The default interval is over the 3 listener means (4.5, 4, 5), t with 2 df.
+    m = np.array([4.5, 4.0, 5.0])
+    lhalf = sps.t.ppf(0.975, 2) * m.std(ddof=1) / math.sqrt(3)
+    assert a["listener_mean"] == pytest.approx(4.5) and a["listener_sd"] == pytest.approx(0.5)
+    assert a["ci_low"] == pytest.approx(4.5 - lhalf, rel=1e-12)
+    assert a["ci_high"] == pytest.approx(4.5 + lhalf, rel=1e-12)
     # t quantile by hand for df=5 (tables: 2.570582)
     assert sps.t.ppf(0.975, 5) == pytest.approx(2.570582, abs=1e-6)
 
@@ -79,15 +85,15 @@ def test_summary_other_confidence(small):
     b = out.loc["B"]
     vals = np.array([3, 2, 2, 2, 4, 1], dtype=float)
     half = sps.t.ppf(0.95, 5) * vals.std(ddof=1) / math.sqrt(6)
-    assert b["ci_low"] == pytest.approx(vals.mean() - half, rel=1e-12)
-    assert b["ci_high"] == pytest.approx(vals.mean() + half, rel=1e-12)
+    assert b["rating_ci_low"] == pytest.approx(vals.mean() - half, rel=1e-12)
+    assert b["rating_ci_high"] == pytest.approx(vals.mean() + half, rel=1e-12)
     assert np.isnan(b["boot_low"]) and np.isnan(b["boot_high"])  # bootstrap=0 disables it
 
 
 def test_single_rating_gives_nan_interval_not_a_crash(small):
     c = condition_summary(small).set_index("condition").loc["C"]
     assert c["n"] == 1 and c["n_listeners"] == 1 and c["mean"] == 3.0
-    for col in ("sd", "sem", "ci_low", "ci_high", "boot_low", "boot_high"):
+    for col in ("sd", "sem", "ci_low", "ci_high", "boot_low", "boot_high", "rating_ci_low", "rating_ci_high"):
         assert np.isnan(c[col]), col
 
 
@@ -136,9 +142,13 @@ def _agree_vs_disagree():
 def test_bootstrap_brackets_mean_and_widens_when_listeners_disagree():
     out = condition_summary(_agree_vs_disagree(), bootstrap=2000).set_index("condition")
     x, y = out.loc["X"], out.loc["Y"]
-    # identical ratings multiset → identical mean, sd and t interval
+    # identical ratings multiset → identical mean, sd and per-rating t interval
     assert x["mean"] == y["mean"] == 3.0
-    assert x["ci_low"] == pytest.approx(y["ci_low"]) and x["ci_high"] == pytest.approx(y["ci_high"])
+    assert x["rating_ci_low"] == pytest.approx(y["rating_ci_low"])
+    assert x["rating_ci_high"] == pytest.approx(y["rating_ci_high"])
+    # ... but the listener-level interval sees that listeners disagree in Y only
+    assert x["ci_low"] == x["ci_high"] == 3.0
+    assert y["ci_high"] - y["ci_low"] > y["rating_ci_high"] - y["rating_ci_low"]
     for row in (x, y):
         assert row["boot_low"] <= row["mean"] <= row["boot_high"]
     # listeners agree in X: every resample has mean 3 exactly
