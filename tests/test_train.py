@@ -115,3 +115,50 @@ def test_load_weights_rejects_other_files(tmp_path):
         load_weights(junk)
     with pytest.raises(ModelError, match="does not exist"):
         load_weights(tmp_path / "none.pt")
+
+
+def test_two_band_training_exports_weights_and_operating_points(tmp_path, monkeypatch):
+    """representation = "two-band": one network per band image, trained together; the export
+    writes one weights file and a card per operating point, each a working codec."""
+    cfg_path = write_config(tmp_path, steps=2)
+    text = cfg_path.read_text().replace('name = "sgc-8"', 'name = "sgc2-test"\nrepresentation = "two-band"')
+    text = text.replace('export = "' + f"{tmp_path}/models/sgc-8" + '"',
+                        f'export = "{tmp_path}/models/sgc2-test"\noperating_points = ["sgc-7:7:1.5", "sgc-20:20:0.8"]')
+    text = text.replace("[train]\n", "[train]\nlow_lambda = 0.004\n")
+    cfg_path.write_text(text)
+    assert main(["train", "--config", str(cfg_path)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    for key in ("kbps", "kbps_low", "psnr_low_db", "sc_low", "psnr_db"):
+        assert np.isfinite(float(rows[-1][key])), key
+    assert float(rows[-1]["kbps"]) > float(rows[-1]["kbps_low"]) > 0
+    models = tmp_path / "models"
+    assert load_weights(models / "sgc2-test.pt")["arch"] == {"n": 16, "m": 24, "representation": "two-band"}
+    card = json.loads((models / "sgc-7.json").read_text())
+    assert card["weights"] == "sgc2-test.pt" and card["image"]["representation"] == "two-band"
+    assert card["rate_control"] == {**card["rate_control"], "target_kbps": 7.0, "low_step_ratio": 1.5}
+    assert card["training"]["low_lambda"] == 0.004
+
+    monkeypatch.setenv("MOSAPP_MODELS_DIR", str(models))
+    from mosapp.codecs import codec_names, get_codec
+    from mosapp.codecs.sgc import SgcTwoBandCodec
+    from mosapp.config import PipelineConfig
+
+    assert {"sgc-7", "sgc-20"} <= set(codec_names()) and "sgc2-test" not in codec_names()
+    codec = get_codec("sgc-20")
+    assert isinstance(codec, SgcTwoBandCodec)
+    x = music_like(2.0, seed=3)
+    y, enc = codec.process(x, PipelineConfig(phase="pghi", device="cpu"))
+    assert y.shape == x.shape and np.isfinite(y).all()
+    s_low, s_high = enc.params["step"]
+    assert s_low > 0 and s_high > 0
+
+
+def test_operating_points_are_checked(tmp_path):
+    cfg_path = write_config(tmp_path)
+    cfg_path.write_text(cfg_path.read_text().replace("[output]", '[output]\noperating_points = ["sgc-7:fast:1"]'))
+    with pytest.raises(ConfigError, match="operating_points"):
+        TrainConfig.load(cfg_path)
+    cfg_path.write_text(cfg_path.read_text().replace('name = "sgc-8"', 'name = "sgc-8"\nrepresentation = "tri-band"'))
+    with pytest.raises(ConfigError, match="representation"):
+        TrainConfig.load(cfg_path)

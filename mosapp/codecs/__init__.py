@@ -38,7 +38,7 @@ def _load_all() -> None:
     # Each module registers its family on import.
     import importlib
 
-    for module in ("spectrogram", "sgc", "msillm", "classic"):
+    for module in ("spectrogram", "twoband", "sgc", "msillm", "classic", "image"):
         try:
             importlib.import_module(f"mosapp.codecs.{module}")
         except ModuleNotFoundError as exc:  # a family not built yet

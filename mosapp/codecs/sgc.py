@@ -1,5 +1,16 @@
 """``sgc-<rate>``: the compact spectrogram codec shipped in ``assets/models/``.
 
+Two generations share the family, told apart by the model card:
+
+* ``sgc-6``, ``sgc-12``, ``sgc-24`` (the shipped codec, codec version 2): the **two-band**
+  representation (:mod:`mosapp.codecs.twoband`): a low image (0–1378 Hz on a 10.8 Hz ×
+  11.6 ms lattice at 5512.5 Hz) and a high image (the thesis lattice), one network each
+  (:class:`mosapp.models.sgc_net.TwoBandHyperprior`); the three operating points share
+  one set of weights and differ in target rate and in how the bits are split between the
+  bands (``rate_control`` in the card);
+* ``sgc-thesis-6``, ``sgc-thesis-12``, ``sgc-thesis-24`` (codec version 1, the "seed-like"
+  baseline): one network on the seed's thesis image.
+
 Each operating point is a weights file ``assets/models/<name>.pt`` (written by ``mosapp
 train``) next to its model card ``<name>.json`` (geometry, training data, steps, loss
 weights, measured kbps and quality on held-out music). The registry advertises every card
@@ -21,6 +32,7 @@ import torch
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability
 from mosapp.codecs.spectrogram import SpectrogramCodec
+from mosapp.codecs.twoband import TwoBandCodec
 from mosapp.errors import BitstreamError, ModelError
 
 #: Shipped weights and cards.
@@ -50,19 +62,25 @@ def advertised() -> list[str]:
         if d.is_dir():
             names.update(p.stem for p in d.glob("sgc-*.json"))
 
-    def rate(n: str) -> tuple[float, str]:
-        try:
-            return float(n.split("-", 1)[1]), n
-        except ValueError:
-            return float("inf"), n
+    def rate(n: str) -> tuple[int, float, str]:
+        kbps = name_kbps(n)
+        return n.count("-"), float("inf") if kbps is None else kbps, n
 
     return sorted(names, key=rate)
+
+
+def name_kbps(name: str) -> float | None:
+    """The rate in a codec name (``sgc-12`` and ``sgc-thesis-12`` → 12.0), or None."""
+    try:
+        return float(name.rsplit("-", 1)[1])
+    except (ValueError, IndexError):
+        return None
 
 
 _LOCK = threading.Lock()
 
 #: Latent quantisation steps rate control may use (1 = as trained).
-STEP_RANGE = (0.25, 4.0)
+STEP_RANGE = (0.1, 8.0)
 #: Bytes a stream spends outside the tiles' entropy-coded data (container, header, tile
 #: lengths), budgeted when planning: measured on typical clips.
 OVERHEAD_BYTES = 230
@@ -109,7 +127,13 @@ def _load_model(weights: str, device: str):
     arch = state.get("arch")
     if not arch:
         raise ModelError(f"{weights} is a training checkpoint, not exported weights; export it with mosapp train.")
-    model = SpectrogramHyperprior(SgcArchitecture(**arch))
+    arch = dict(arch)
+    if arch.pop("representation", "thesis") == "two-band":
+        from mosapp.models.sgc_net import TwoBandHyperprior
+
+        model = TwoBandHyperprior(SgcArchitecture(**arch))
+    else:
+        model = SpectrogramHyperprior(SgcArchitecture(**arch))
     try:
         model.load_state_dict(state["state_dict"])
     except (RuntimeError, KeyError) as exc:
@@ -132,10 +156,7 @@ class SgcCodec(SpectrogramCodec):
         self.card_path, self.card = found if found else (None, {})
         measured = (self.card.get("measured") or {}) if self.card else {}
         #: The rate the encoder aims at: the number in the name (sgc-12 → 12 kbps).
-        try:
-            self.target_kbps: float | None = float(name.split("-", 1)[1])
-        except ValueError:
-            self.target_kbps = None
+        self.target_kbps: float | None = name_kbps(name)
         self.nominal_kbps = self.target_kbps or measured.get("kbps")
         self.geometry = self.card.get("geometry", "thesis")
         training = self.card.get("training") or {}
@@ -203,10 +224,117 @@ class SgcCodec(SpectrogramCodec):
         return super().encode(samples, config)
 
 
-def _factory(name: str) -> SgcCodec | None:
-    if not name.startswith("sgc-"):
+def plan_steps(model, low: list, high: list, target_kbps: float, seconds: float, ratio: float,
+               overhead_bytes: int) -> tuple[float, float]:
+    """(low step, high step) of a two-band clip: the high band's step ``s`` and the low band's
+    ``ratio · s`` (each clamped to :data:`STEP_RANGE`), ``s`` bisected (in log) so the
+    estimated bits of both bands meet ``target_kbps`` over ``seconds``."""
+    import math
+
+    from mosapp.models.sgc_net import estimated_bits
+
+    budget = target_kbps * 1000.0 * seconds - 8 * (overhead_bytes + 8 * (len(low) + len(high)))
+
+    def clamp(v: float) -> float:
+        return min(max(v, STEP_RANGE[0]), STEP_RANGE[1])
+
+    def bits(s: float) -> float:
+        return (sum(estimated_bits(model.low, a, clamp(ratio * s)) for a in low)
+                + sum(estimated_bits(model.high, a, clamp(s)) for a in high))
+
+    lo = math.log(STEP_RANGE[0] / max(ratio, 1.0))
+    hi = math.log(STEP_RANGE[1] / min(ratio, 1.0))
+    if bits(math.exp(lo)) <= budget:
+        s = math.exp(lo)
+    elif bits(math.exp(hi)) >= budget:
+        s = math.exp(hi)
+    else:
+        for _ in range(16):
+            mid = 0.5 * (lo + hi)
+            if bits(math.exp(mid)) > budget:
+                lo = mid
+            else:
+                hi = mid
+        s = math.exp(hi)
+    return round(clamp(ratio * s), 5), round(clamp(s), 5)
+
+
+class SgcTwoBandCodec(TwoBandCodec):
+    """A trained operating point of the two-band compact spectrogram codec (codec version 2)."""
+
+    family = "sgc"
+    version = 2
+    #: Bytes outside the tiles' entropy-coded data (container, header, tile lengths), budgeted when planning.
+    overhead_bytes = 330
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        found = read_card(name)
+        self.card_path, self.card = found if found else (None, {})
+        rc = self.card.get("rate_control") or {}
+        self.target_kbps: float | None = float(rc.get("target_kbps") or name_kbps(name) or 0) or None
+        self.low_step_ratio = float(rc.get("low_step_ratio", 1.0))
+        self.nominal_kbps = self.target_kbps
+        training = self.card.get("training") or {}
+        self.description = (f"compact spectrogram codec, two-band (low band 0-1.4 kHz at 10.8 Hz x 11.6 ms, high band "
+                            f"on the thesis lattice; {training.get('steps', '?')} training steps; rate-controlled)")
+        self._model = None
+        self._steps = (1.0, 1.0)
+
+    weights_path = SgcCodec.weights_path
+    availability = SgcCodec.availability
+    prepare = SgcCodec.prepare
+
+    def compress_bands(self, low, high, seconds):
+        from mosapp.models.sgc_net import BAND_ROWS, analyse_tile, code_tile
+
+        model = self._model
+        a_low = [analyse_tile(model.low, t, BAND_ROWS["low"]) for t in low]
+        a_high = [analyse_tile(model.high, t, BAND_ROWS["high"]) for t in high]
+        if self.target_kbps:
+            s_low, s_high = plan_steps(model, a_low, a_high, self.target_kbps, seconds, self.low_step_ratio,
+                                       self.overhead_bytes)
+        else:
+            s_low = s_high = 1.0
+        return ([code_tile(model.low, a, s_low) for a in a_low], [code_tile(model.high, a, s_high) for a in a_high],
+                {"step": [s_low, s_high]})
+
+    def _stream_params(self, encoded):
+        if encoded.codec_version < 2:
+            raise BitstreamError(
+                f"The stream was written by the first-generation {encoded.codec} (one thesis image, codec version "
+                f"{encoded.codec_version}); this mosapp's {self.name} is the two-band codec, and the first generation's "
+                f"weights are {self.name.replace('sgc-', 'sgc-thesis-', 1)}.")
+        return super()._stream_params(encoded)
+
+    def begin_decode(self, params: dict) -> None:
+        try:
+            steps = tuple(float(v) for v in params["step"])
+        except (KeyError, TypeError, ValueError):
+            raise BitstreamError(f"The {self.name} stream's quantisation steps are missing or not numbers.") from None
+        if len(steps) != 2 or not all(STEP_RANGE[0] <= v <= STEP_RANGE[1] for v in steps):
+            raise BitstreamError(f"The {self.name} stream's quantisation steps {list(steps)} are out of range.")
+        self._steps = steps
+
+    def decompress_band(self, data, band, shape, device):
+        from mosapp.models.sgc_net import BAND_ROWS, decompress_tile
+
+        step = self._steps[0 if band == "low" else 1]
+        try:
+            return decompress_tile(self._model.band(band), data, shape[0], shape[1], device, step, rows=BAND_ROWS[band])
+        except (ValueError, RuntimeError, IndexError) as exc:
+            raise BitstreamError(f"The {self.name} payload is damaged ({exc}).") from None
+
+
+def is_two_band(card: dict[str, Any]) -> bool:
+    return (card.get("image") or {}).get("representation") == "two-band"
+
+
+def _factory(name: str) -> SgcCodec | SgcTwoBandCodec | None:
+    if not name.startswith("sgc-") or name not in advertised():
         return None
-    return SgcCodec(name) if name in advertised() else None
+    found = read_card(name)
+    return SgcTwoBandCodec(name) if found and is_two_band(found[1]) else SgcCodec(name)
 
 
 register_family("sgc", _factory, advertised)

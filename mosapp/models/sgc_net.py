@@ -65,10 +65,12 @@ class SpectrogramHyperprior(MeanScaleHyperprior):
         )
 
 
-def pad_image(image: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(bins, frames) image → (1, 1, 256, frames padded to a multiple of 64), and the frame count."""
+def pad_image(image: torch.Tensor, rows: int = ROWS) -> tuple[torch.Tensor, int]:
+    """(bins, frames) image → (1, 1, rows, frames padded to a multiple of 64), and the frame count.
+
+    ``rows`` (a multiple of 64) is 256 for the thesis image, 128 for the two-band low image."""
     frames = image.shape[-1]
-    x = image[:ROWS].reshape(1, ROWS, frames)
+    x = image[:rows].reshape(1, rows, frames)
     pad = (-frames) % MULTIPLE
     if pad:
         x = F.pad(x, (0, pad), mode="replicate")
@@ -76,9 +78,10 @@ def pad_image(image: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def unpad_image(x_hat: torch.Tensor, bins: int, frames: int) -> torch.Tensor:
-    """Network output (1, 1, 256, W) → (bins, frames) with the Nyquist row(s) set to 0 (silence)."""
+    """Network output (1, 1, rows, W) → (bins, frames) with the row(s) above ``rows`` (the Nyquist bin) set to 0 (silence)."""
     out = torch.zeros(bins, frames, dtype=torch.float32, device=x_hat.device)
-    out[:ROWS] = x_hat[0, 0, :, :frames].clamp(0.0, 1.0)
+    rows = min(bins, x_hat.shape[2])
+    out[:rows] = x_hat[0, 0, :rows, :frames].clamp(0.0, 1.0)
     return out
 
 
@@ -93,13 +96,13 @@ class AnalysedTile:
     means: torch.Tensor
 
 
-def analyse_tile(model: SpectrogramHyperprior, image: torch.Tensor) -> AnalysedTile:
+def analyse_tile(model: SpectrogramHyperprior, image: torch.Tensor, rows: int = ROWS) -> AnalysedTile:
     """g_a on the image's device; hyperprior (h_a, z coding, h_s) on the CPU.
 
     The hyper-decoder that derives the entropy parameters runs on the CPU on both sides,
     so a stream written on CUDA decodes on a CPU-only machine with the same indexes.
     """
-    x, _ = pad_image(image)
+    x, _ = pad_image(image, rows)
     y = model.g_a(x).cpu()
     z = _cpu(model.h_a)(y)
     z_strings = model.entropy_bottleneck.compress(z)
@@ -131,13 +134,13 @@ def code_tile(model: SpectrogramHyperprior, tile: AnalysedTile, step: float = 1.
     return struct.pack("<HHI", zh, zw, len(ys)) + ys + tile.z_string
 
 
-def compress_tile(model: SpectrogramHyperprior, image: torch.Tensor, step: float = 1.0) -> bytes:
+def compress_tile(model: SpectrogramHyperprior, image: torch.Tensor, step: float = 1.0, rows: int = ROWS) -> bytes:
     """:func:`analyse_tile` then :func:`code_tile`."""
-    return code_tile(model, analyse_tile(model, image), step)
+    return code_tile(model, analyse_tile(model, image, rows), step)
 
 
 def decompress_tile(model: SpectrogramHyperprior, data: bytes, bins: int, frames: int, device: torch.device,
-                    step: float = 1.0) -> torch.Tensor:
+                    step: float = 1.0, rows: int = ROWS) -> torch.Tensor:
     """Inverse of :func:`code_tile`: (bins, frames) float32 in [0, 1] on ``device``.
 
     Raises:
@@ -147,7 +150,7 @@ def decompress_tile(model: SpectrogramHyperprior, data: bytes, bins: int, frames
         raise ValueError("tile shorter than its header")
     zh, zw, ylen = struct.unpack_from("<HHI", data, 0)
     width = frames + (-frames) % MULTIPLE
-    if zh != ROWS // MULTIPLE or zw != width // MULTIPLE or 8 + ylen > len(data):
+    if zh != rows // MULTIPLE or zw != width // MULTIPLE or 8 + ylen > len(data):
         raise ValueError("tile header does not match the spectrogram's shape")
     ys, zs = data[8: 8 + ylen], data[8 + ylen:]
     z_hat = model.entropy_bottleneck.decompress([zs], (zh, zw))
@@ -171,3 +174,43 @@ def _cpu(module: torch.nn.Module) -> torch.nn.Module:
         cached = copy.deepcopy(module).cpu()
         object.__setattr__(module, "_mosapp_cpu_copy", cached)
     return cached
+
+
+#: Image rows each band's network sees in the two-band representation (:mod:`mosapp.bands`).
+BAND_ROWS = {"low": 128, "high": ROWS}
+
+
+class TwoBandHyperprior(torch.nn.Module):
+    """The two-band codec's network: one :class:`SpectrogramHyperprior` per band image.
+
+    ``low`` codes the 128-row low image (10.8 Hz bins, 11.6 ms hop), ``high`` the 256-row
+    high image of the thesis lattice. Both have the same architecture; they are trained
+    together (one loss, one optimiser) and stored in one weights file.
+    """
+
+    def __init__(self, arch: SgcArchitecture = SgcArchitecture()) -> None:
+        super().__init__()
+        self.arch = arch
+        self.low = SpectrogramHyperprior(arch)
+        self.high = SpectrogramHyperprior(arch)
+
+    def band(self, name: str) -> SpectrogramHyperprior:
+        return self.low if name == "low" else self.high
+
+    def aux_loss(self) -> torch.Tensor:
+        return self.low.aux_loss() + self.high.aux_loss()
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Per band, through compressai's loader (which resizes the entropy coders' CDF buffers)."""
+        for name in ("low", "high"):
+            prefix = f"{name}."
+            part = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+            self.band(name).load_state_dict(part, strict=strict)
+        extra = [k for k in state_dict if not k.startswith(("low.", "high."))]
+        if strict and extra:
+            raise RuntimeError(f"Error(s) in loading state_dict for TwoBandHyperprior: unexpected keys {extra[:3]}")
+
+    def update(self, scale_table=None, force: bool = False) -> bool:
+        a = self.low.update(scale_table, force=force)
+        b = self.high.update(scale_table, force=force)
+        return a or b

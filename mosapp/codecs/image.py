@@ -1,0 +1,150 @@
+"""Classic image codecs on the same spectrogram images as sgc: ``avif-N``, ``webp-N``, ``jpeg-N``.
+
+They answer the seed's question — does a learned image codec beat a classic one on
+spectrograms? — on equal terms: the images are sgc's two-band images
+(:mod:`mosapp.codecs.twoband`, the same analysis, scaling and phase reconstruction), and
+the rate is controlled per file to the name's kbps, as sgc's is.
+
+* Each band image is quantised to 8-bit grayscale (``round(255 · pixel)``; 0.39 dB steps
+  over the 100 dB range) and coded by Pillow: AVIF (libavif, AV1 intra, ``speed`` 6, 4:0:0
+  grayscale), WebP (libwebp lossy) or JPEG (libjpeg, baseline, optimised Huffman tables,
+  grayscale). WebP has no grayscale mode: it codes the gray image as RGB and the decoder
+  takes the luma back.
+* Rate control: the budget (``N`` kbit/s times the clip's seconds, minus the container's
+  bytes) is split between the bands, :data:`LOW_SHARE` of it to the low image, the same
+  share sgc's rate control gives the low band at about that rate; for each band the
+  encoder bisects the codec's quality (integers 1–100) for the largest quality whose file
+  fits that band's share; what the low band leaves unused goes to the high band.
+* Tiles are long (:data:`IMAGE_TILE_FRAMES`: 23.8 s of the high image, 47.6 s of the low),
+  because every tile is a complete image file with its own header (about 300 bytes for
+  AVIF and JPEG, 40 for WebP); a clip up to 23 s is one image per band.
+
+Payload and ``params`` are :class:`~mosapp.codecs.twoband.TwoBandCodec`'s, plus
+``quality`` ``[low, high]`` (informational). Names: any rate from 2 to 256 kbit/s;
+``mosapp codecs`` lists 6, 12 and 24.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import torch
+
+from mosapp.codecs import register_family
+from mosapp.codecs.base import Availability
+from mosapp.codecs.twoband import TwoBandCodec
+from mosapp.errors import BitstreamError
+
+#: Pillow format name and save options per family.
+FORMATS = {
+    "avif": ("AVIF", {"speed": 6}),
+    "webp": ("WEBP", {"method": 4}),
+    "jpeg": ("JPEG", {"optimize": True}),
+}
+#: Advertised rates.
+ADVERTISED_KBPS = (6, 12, 24)
+RATE_RANGE = (2.0, 256.0)
+#: Share of the payload budget given to the low image (sgc's rate control at 6-24 kbit/s
+#: spends about this much of the stream on the low band; see the README's codec table).
+LOW_SHARE = 0.4
+#: Frames per tile: (low, high).
+IMAGE_TILE_FRAMES = (4096, 16384)
+#: Bytes outside the image files (container, header, tile lengths), budgeted when planning.
+OVERHEAD_BYTES = 330
+
+
+def to_gray8(image: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray((image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy())
+
+
+class ImageFamilyCodec(TwoBandCodec):
+    """``<format>-<kbps>``: a classic image codec on the two-band spectrogram images."""
+
+    version = 1
+    low_tile_frames, tile_frames = IMAGE_TILE_FRAMES
+
+    def __init__(self, family: str, kbps: float) -> None:
+        self.family = family
+        self.format, self.options = FORMATS[family]
+        self.target_kbps = self.nominal_kbps = float(kbps)
+        self.name = f"{family}-{kbps:g}"
+        self.description = (f"{self.format} (Pillow) on sgc's two-band spectrogram images, quality searched per file "
+                            f"for {kbps:g} kbit/s; phase rebuilt")
+
+    def availability(self) -> Availability:
+        from PIL import features
+
+        feature = {"AVIF": "avif", "WEBP": "webp", "JPEG": "jpg"}[self.format]
+        if not features.check(feature):
+            return Availability(False, f"This Pillow ({features.version('PIL') or '?'}) was built without {self.format}; "
+                                       f"install a Pillow with {feature} support (Pillow 11.3 or newer has AVIF).")
+        return Availability(True)
+
+    # -- coding one image ----------------------------------------------------------------------
+
+    def code(self, gray: np.ndarray, quality: int) -> bytes:
+        from PIL import Image
+
+        image = Image.fromarray(gray, "L")
+        buf = io.BytesIO()
+        image.save(buf, format=self.format, quality=int(quality), **self.options)
+        return buf.getvalue()
+
+    def _fit(self, grays: list[np.ndarray], budget_bytes: float) -> tuple[list[bytes], int]:
+        """The largest quality whose files together fit ``budget_bytes`` (quality 1 if none does)."""
+        lo, hi = 1, 100
+        best = [self.code(g, lo) for g in grays]
+        if sum(map(len, best)) > budget_bytes:
+            return best, lo
+        top = [self.code(g, hi) for g in grays]
+        if sum(map(len, top)) <= budget_bytes:
+            return top, hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            blobs = [self.code(g, mid) for g in grays]
+            if sum(map(len, blobs)) <= budget_bytes:
+                lo, best = mid, blobs
+            else:
+                hi = mid
+        return best, lo
+
+    def compress_bands(self, low, high, seconds):
+        budget = self.target_kbps * 1000.0 * seconds / 8.0 - OVERHEAD_BYTES - 4 * (len(low) + len(high))
+        low_blobs, q_low = self._fit([to_gray8(t) for t in low], LOW_SHARE * budget)
+        high_blobs, q_high = self._fit([to_gray8(t) for t in high], budget - sum(map(len, low_blobs)))
+        return low_blobs, high_blobs, {"quality": [q_low, q_high]}
+
+    def decompress_band(self, data, band, shape, device):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            image = Image.open(io.BytesIO(data))
+            if image.format != self.format:
+                raise BitstreamError(f"The {self.name} payload holds a {image.format} image, not {self.format}.")
+            image.load()
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise BitstreamError(f"The {self.name} payload is damaged ({exc}).") from None
+        arr = np.asarray(image.convert("L"), dtype=np.float32)
+        if arr.shape != tuple(shape):
+            raise BitstreamError(f"The {self.name} {band}-band image is {arr.shape[0]}x{arr.shape[1]}, "
+                                 f"the stream needs {shape[0]}x{shape[1]}.")
+        return torch.from_numpy(arr / 255.0).to(device)
+
+
+_NAME = re.compile(r"^(avif|webp|jpeg)-(\d+(?:\.\d+)?)$")
+
+
+def _factory(name: str) -> ImageFamilyCodec | None:
+    m = _NAME.match(name)
+    if not m:
+        return None
+    kbps = float(m.group(2))
+    if not (RATE_RANGE[0] <= kbps <= RATE_RANGE[1]):
+        return None
+    return ImageFamilyCodec(m.group(1), kbps)
+
+
+for _family in FORMATS:
+    register_family(_family, _factory, lambda f=_family: [f"{f}-{r}" for r in ADVERTISED_KBPS])

@@ -1,0 +1,63 @@
+"""avif-N, webp-N, jpeg-N: classic image codecs on sgc's two-band images, rate-controlled per file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mosapp import bitstream, metrics
+from mosapp.audio import AudioInfo
+from mosapp.codecs import codec_names, get_codec
+from mosapp.config import PipelineConfig
+from mosapp.errors import BitstreamError
+from tests.conftest import music_like
+
+FAST = PipelineConfig(phase="pghi", device="cpu")
+
+
+def test_the_family_is_registered():
+    names = codec_names()
+    for name in ("avif-6", "avif-12", "avif-24", "webp-12", "jpeg-12"):
+        assert name in names
+    assert get_codec("avif-9.5").target_kbps == 9.5
+    for bad in ("avif-0.5", "avif-1000", "png-12"):
+        with pytest.raises(Exception, match="Unknown codec"):
+            get_codec(bad)
+
+
+@pytest.mark.parametrize("name", ["avif-24", "jpeg-48"])
+def test_rate_control_lands_near_the_target_and_decodes(name):
+    codec = get_codec(name)
+    if not codec.availability().ok:
+        pytest.skip(codec.availability().reason)
+    x = music_like(4.0, seed=3)
+    encoded = codec.encode(x, FAST)
+    data = bitstream.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
+    kbps = 8 * len(data) / 4.0 / 1000
+    assert kbps <= 1.02 * codec.target_kbps and kbps >= 0.7 * codec.target_kbps, kbps
+    q_low, q_high = encoded.params["quality"]
+    assert 1 <= q_low <= 100 and 1 <= q_high <= 100
+    y = codec.decode(bitstream.unpack(data)[0], FAST)
+    assert y.shape == x.shape
+    noise = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32) * x.std()
+    assert metrics.mel_distance(x, y, 44100) < 0.6 * metrics.mel_distance(x, noise, 44100)
+
+
+def test_more_bits_give_a_better_image():
+    x = music_like(3.0, seed=8)
+    d = []
+    for name in ("avif-8", "avif-32"):
+        codec = get_codec(name)
+        y = codec.decode(codec.encode(x, FAST), FAST)
+        d.append(metrics.band_spectral_distance_db(x, y, 44100))
+    assert d[1] < d[0]
+
+
+def test_a_damaged_image_is_one_sentence():
+    codec = get_codec("jpeg-24")
+    x = music_like(1.0, seed=1)
+    encoded = codec.encode(x, FAST)
+    broken = bytearray(encoded.payload)
+    broken[4:40] = b"\x00" * 36  # the first tile's image header
+    with pytest.raises(BitstreamError, match="jpeg-24"):
+        codec.decode(type(encoded)(**{**encoded.__dict__, "payload": bytes(broken)}), FAST)
