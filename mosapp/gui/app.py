@@ -6,6 +6,11 @@ Views other than Inspect are found by name: the tab ``Listen`` shows
 then. A view class is constructed with one keyword, ``parent``; it may define
 ``shutdown()`` (called when the window closes) and ``open_path(path)`` (called for a file
 dropped onto the window while its tab is current; Inspect gets every other drop).
+
+Listener mode (:mod:`mosapp.gui.listener_mode`): a view with a ``session_started`` signal
+locks the window to itself when a session starts (Listen does); Ctrl+Alt+Shift+Q (with the
+``MOSAPP_LISTENER_PIN`` when set) gives it back. While locked, status messages are dropped,
+files dropped on the window are ignored and the window cannot be closed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTabWidget, QWidget
 
 from mosapp.gui.inspect_view import InspectView
+from mosapp.gui.listener_mode import ListenerLock
 
 APP_NAME = "mosapp"
 WINDOW_TITLE = "mosapp — audio as spectrogram images"
@@ -68,10 +74,15 @@ class MainWindow(QMainWindow):
             self.views[title] = view
             self.tabs.addTab(view, title)
         self.setCentralWidget(self.tabs)
+        self.listener_lock = ListenerLock(self, self.tabs)
+        for view in self.views.values():
+            self.listener_lock.watch(view)
         self.inspect.message.connect(self._show_status)
         self.resize(1400, 860)
 
     def _show_status(self, text: str) -> None:
+        if self.listener_lock.engaged:
+            return  # nothing from the other views reaches a listener
         self.statusBar().showMessage(text, 0 if self.inspect.message_label.property("error") else STATUS_MS)
 
     # ------------------------------------------------------------------ drag and drop
@@ -95,7 +106,7 @@ class MainWindow(QMainWindow):
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
         files = self._dropped_files(event)
-        if not files:
+        if not files or self.listener_lock.engaged:
             event.ignore()
             return
         event.acceptProposedAction()
@@ -113,6 +124,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ closing
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.listener_lock.engaged:
+            event.ignore()  # a listener cannot close the window; the researcher unlocks first
+            return
         for view in self.views.values():
             shutdown = getattr(view, "shutdown", None)
             if callable(shutdown):

@@ -32,7 +32,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QApplication, QButtonGroup, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit,
+    QAbstractSpinBox, QApplication, QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit,
     QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QSlider, QStackedWidget, QTextEdit, QVBoxLayout, QWidget,
 )
 
@@ -142,7 +142,7 @@ class ListenView(QWidget):
     rating_saved = Signal(int, int)
     session_finished = Signal()
 
-    PAGE_START, PAGE_INSTRUCTIONS, PAGE_TRIAL, PAGE_BREAK, PAGE_DONE = range(5)
+    PAGE_START, PAGE_INSTRUCTIONS, PAGE_TRIAL, PAGE_BREAK, PAGE_DONE, PAGE_PRACTICE_OVER = range(6)
 
     def __init__(self, study: str | os.PathLike[str] | StudyDefinition | None = None, parent: QWidget | None = None,
                  *, database: str | None = None, open_audio: bool = True, require_full_listen: bool = True,
@@ -178,6 +178,8 @@ class ListenView(QWidget):
         self._audio_device_name = ""
         self._audio_opened = False
         self._app_filter = False
+        self.listener_mode = False
+        self._auto_sample = False
 
         self._build()
         self._timer = QTimer(self)
@@ -196,6 +198,7 @@ class ListenView(QWidget):
         self.pages.addWidget(self._build_trial())
         self.pages.addWidget(self._build_break())
         self.pages.addWidget(self._build_done())
+        self.pages.addWidget(self._build_practice_over())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 18, 24, 18)
         layout.addWidget(self.pages)
@@ -268,6 +271,15 @@ class ListenView(QWidget):
         pbox.addWidget(self.prepare_status)
         self.prepare_box.hide()
         box.addWidget(self.prepare_box)
+
+        row = QHBoxLayout()
+        self.full_screen_box = QCheckBox("Full screen while a listener takes part")
+        self.full_screen_box.setFocusPolicy(Qt.NoFocus)
+        self.full_screen_box.setToolTip("Starting a session locks the window to this view; the researcher leaves "
+                                        "with Ctrl+Alt+Shift+Q (and the PIN, when one is set).")
+        row.addWidget(self.full_screen_box)
+        row.addStretch(1)
+        box.addLayout(row)
 
         row = QHBoxLayout()
         self.open_button = _button("Open another study…")
@@ -398,6 +410,21 @@ class ListenView(QWidget):
         box.addStretch(1)
         return page
 
+    def _build_practice_over(self) -> QWidget:
+        page, box = self._page()
+        box.addWidget(_label("Practice is over", "listenTitle"))
+        self.practice_over_label = _label("")
+        self.practice_over_label.setStyleSheet("font-size: 15px;")
+        box.addWidget(self.practice_over_label)
+        row = QHBoxLayout()
+        self.practice_over_button = _button("Start (Enter)", "primaryButton")
+        self.practice_over_button.clicked.connect(self.end_practice)
+        row.addWidget(self.practice_over_button)
+        row.addStretch(1)
+        box.addLayout(row)
+        box.addStretch(1)
+        return page
+
     def _build_done(self) -> QWidget:
         page, box = self._page()
         box.addWidget(_label("Thank you!", "listenTitle"))
@@ -423,6 +450,20 @@ class ListenView(QWidget):
             self.device_combo.addItem(f"{dev.name} ({dev.hostapi})", dev.index)
         i = self.device_combo.findData(current)
         self.device_combo.setCurrentIndex(max(0, i))
+
+    # ------------------------------------------------------------------ listener mode
+    @property
+    def full_screen_requested(self) -> bool:
+        """The researcher asked for full screen during sessions (the main window reads this)."""
+        return self.full_screen_box.isChecked()
+
+    def set_listener_mode(self, on: bool) -> None:
+        """In listener mode the researcher's controls (other studies, preparing, full screen) are hidden."""
+        self.listener_mode = bool(on)
+        for w in (self.open_button, self.full_screen_box):
+            w.setVisible(not on)
+        if on:
+            self.prepare_box.hide()
 
     # ------------------------------------------------------------------ pages and messages
     @property
@@ -641,8 +682,8 @@ class ListenView(QWidget):
         self.instructions_title.setText(d.title)
         done = progress.next_index
         total = progress.total + progress.training_total
-        self.welcome_label.setText(f"Welcome back, {code}: {done} of {total} trials are done." if done
-                                   else f"Welcome, {code}.")
+        self.welcome_label.setText(f"Welcome back, {code}. Resuming at trial {done + 1} of {total}: the {done} "
+                                   f"trial(s) you rated before are saved." if done else f"Welcome, {code}.")
         self.instructions_label.setText(d.instructions)
         left_training = progress.training_total - progress.training_rated
         if left_training > 0:
@@ -661,6 +702,8 @@ class ListenView(QWidget):
         parts = ["Space: play / pause"]
         if dcr:
             parts.append("R: reference")
+        if dcr and self.definition.reference_first:
+            parts.append("(the reference plays first, then the sample)")
         parts += ["A: sample", "1–5: your rating", "Enter: save and go on"]
         return "Keys — " + " · ".join(parts) + "."
 
@@ -691,6 +734,7 @@ class ListenView(QWidget):
             self._reference_index, self._sample_index = None, 0
         self.player.load(buffers, names=names)
         self.player.select(self._reference_index if dcr else self._sample_index)
+        self._auto_sample = False
         self._trial_started = time.monotonic()
         # Header and progress.
         if trial.is_training:
@@ -724,13 +768,28 @@ class ListenView(QWidget):
         """The rating keys work: a trial is shown and (when required) the sample was heard to its end."""
         if self.trial is None or self.player is None or self.page != self.PAGE_TRIAL:
             return False
+        if self._reference_first and not self.player.heard_to_end[self._reference_index]:
+            return False
         return not self.require_full_listen or self.player.heard_to_end[self._sample_index]
+
+    @property
+    def _reference_first(self) -> bool:
+        """P.800 order: this DCR trial's reference must be heard to its end before the sample."""
+        return (self.definition is not None and self.definition.reference_first and self.trial is not None
+                and self._reference_index is not None)
 
     def tick(self) -> None:
         """Bring the trial page up to date with the player (called by a timer while a trial is shown)."""
         player = self.player
         if player is None or self.trial is None:
             return
+        if (self._reference_first and not self._auto_sample and not player.playing
+                and player.heard_to_end[self._reference_index]):
+            # The reference has played to its end: the sample follows, as P.800 presents the pair.
+            self._auto_sample = True
+            player.select(self._sample_index)
+            player.seek(0.0)
+            player.play()
         pos, total = player.position_s, player.duration_s
         if not self.position_slider.isSliderDown():
             self.position_slider.setValue(int(round(1000 * pos / total)) if total > 0 else 0)
@@ -747,6 +806,8 @@ class ListenView(QWidget):
             self.listen_hint.setText("Choose your rating (1–5), then press Enter." if self.score is None
                                      else f"Your rating: {self.score}. Press Enter to save it and go on, or "
                                           f"choose another.")
+        elif self._reference_first and not player.heard_to_end[self._reference_index]:
+            self.listen_hint.setText("Listen to the reference first (press Space); the sample follows it.")
         else:
             self.listen_hint.setText("Listen to the sample to its end (press A, then Space) before you rate it."
                                      if self._reference_index is not None else
@@ -769,6 +830,9 @@ class ListenView(QWidget):
 
     def select_sample(self) -> None:
         if self.player is not None and self.trial is not None:
+            if self._reference_first and not self.player.heard_to_end[self._reference_index]:
+                self.tick()
+                return  # P.800 order: the reference first
             self.player.select(self._sample_index)
         self.tick()
 
@@ -818,6 +882,14 @@ class ListenView(QWidget):
         if trial.index + 1 >= trial.total:
             self._next_trial()  # shows the end
             return True
+        if trial.is_training:
+            p = self.session.progress
+            if p.training_rated >= p.training_total:
+                self.practice_over_label.setText(
+                    f"The practice trials are over. The {p.total - p.rated} trials that count start now; they "
+                    f"work the same way. Press Enter or Start when you are ready.")
+                self._show_page(self.PAGE_PRACTICE_OVER)
+                return True
         minutes = (time.monotonic() - self._break_clock) / 60.0
         if ((self.break_every_trials > 0 and self._since_break >= self.break_every_trials)
                 or (self.break_every_minutes > 0 and minutes >= self.break_every_minutes)):
@@ -829,6 +901,11 @@ class ListenView(QWidget):
             return True
         self._next_trial()
         return True
+
+    def end_practice(self) -> None:
+        """Leave the "practice is over" page: the first trial that counts."""
+        if self.session is not None:
+            self._next_trial()
 
     def end_break(self) -> None:
         self._since_break = 0
@@ -902,6 +979,10 @@ class ListenView(QWidget):
         if page == self.PAGE_BREAK and key in _ENTER_KEYS:
             if not repeat:
                 self.end_break()
+            return True
+        if page == self.PAGE_PRACTICE_OVER and key in _ENTER_KEYS:
+            if not repeat:
+                self.end_practice()
             return True
         return False
 

@@ -39,8 +39,8 @@ def test_a_scripted_listener_completes_the_demo_study(qtbot, tmp_path):
     forbidden = forbidden_strings(path)
     start(qtbot, view, "DEMO1")
     rated = 0
-    while view.page in (view.PAGE_TRIAL, view.PAGE_BREAK):
-        if view.page == view.PAGE_BREAK:
+    while view.page in (view.PAGE_TRIAL, view.PAGE_BREAK, view.PAGE_PRACTICE_OVER):
+        if view.page in (view.PAGE_BREAK, view.PAGE_PRACTICE_OVER):
             key(qtbot, view, Qt.Key_Return)
             continue
         assert_blind(view, forbidden, f"trial {view.trial.index}")

@@ -213,7 +213,11 @@ def test_prepare_then_a_scripted_listener_completes_the_study(qtbot, tmp_path):
     assert view.page == view.PAGE_TRIAL
     given: list[int] = []
     breaks = 0
-    while view.page in (view.PAGE_TRIAL, view.PAGE_BREAK):
+    while view.page in (view.PAGE_TRIAL, view.PAGE_BREAK, view.PAGE_PRACTICE_OVER):
+        if view.page == view.PAGE_PRACTICE_OVER:
+            assert "practice trials are over" in view.practice_over_label.text()
+            key(qtbot, view, Qt.Key_Return)
+            continue
         if view.page == view.PAGE_BREAK:
             breaks += 1
             assert "break" in view.break_label.text().lower() or "rest" in view.break_label.text().lower()
@@ -274,7 +278,9 @@ def test_rating_keys_wait_until_the_sample_was_heard_to_the_end(qtbot, study):
     ratings = ratings_of(study, "L02")
     assert ratings["value"].tolist() == [2]
     assert ratings["plays_sample"].tolist() == [1] and ratings["plays_reference"].tolist() == [1]
-    # The next trial starts locked again.
+    # The next trial starts locked again (after the "practice is over" screen: L02's first was practice).
+    assert view.page == view.PAGE_PRACTICE_OVER
+    key(qtbot, view, Qt.Key_Return)
     assert view.page == view.PAGE_TRIAL and not view.can_rate
 
 
@@ -294,17 +300,17 @@ def test_nothing_in_the_view_unblinds_the_listener(qtbot, study):
     assert_blind(view, forbidden, "start page")
     start(qtbot, view, "L04")
     pages = set()
-    while view.page in (view.PAGE_TRIAL, view.PAGE_BREAK):
+    while view.page in (view.PAGE_TRIAL, view.PAGE_BREAK, view.PAGE_PRACTICE_OVER):
         pages.add(view.page)
         assert_blind(view, forbidden, f"page {view.page}")
-        if view.page == view.PAGE_BREAK:
+        if view.page in (view.PAGE_BREAK, view.PAGE_PRACTICE_OVER):
             key(qtbot, view, Qt.Key_Return)
             continue
         listen_fully(qtbot, view)
         key(qtbot, view, Qt.Key_3)
         assert_blind(view, forbidden, f"trial {view.trial.index} rated")
         key(qtbot, view, Qt.Key_Return)
-    assert pages == {view.PAGE_TRIAL, view.PAGE_BREAK}
+    assert pages == {view.PAGE_TRIAL, view.PAGE_BREAK, view.PAGE_PRACTICE_OVER}
     assert view.page == view.PAGE_DONE
     assert_blind(view, forbidden, "done page")
     assert view.windowTitle() == "Listen"
@@ -321,7 +327,7 @@ def test_a_returning_listener_resumes_and_a_finished_one_is_told(qtbot, study):
     view.code_edit.setFocus()
     qtbot.keyClicks(view.code_edit, "L05")
     qtbot.keyClick(view.code_edit, Qt.Key_Return)
-    assert "Welcome back, L05: 1 of 7" in view.welcome_label.text()
+    assert "Welcome back, L05. Resuming at trial 2 of 7" in view.welcome_label.text()
     key(qtbot, view, Qt.Key_Return)
     assert view.trial.index == 1
     # A bad code: one sentence, nothing started.
@@ -367,6 +373,8 @@ def test_a_locked_database_loses_nothing_and_enter_tries_again(qtbot, study):
     key(qtbot, view, Qt.Key_Return)
     assert ratings_of(study, "L07")["value"].tolist() == [4]
     assert not view.trial_message.isVisible()
+    assert view.page == view.PAGE_PRACTICE_OVER  # that was the practice trial
+    key(qtbot, view, Qt.Key_Return)
     assert view.trial.index == 1
 
 
@@ -449,13 +457,17 @@ def test_the_keys_work_wherever_the_focus_is_in_the_window(qtbot, study):
 def test_a_break_is_suggested_after_some_minutes(qtbot, study):
     view = make_view(qtbot, study, break_every_trials=0, break_every_minutes=1.0, require_full_listen=False)
     start(qtbot, view, "L11")
+    key(qtbot, view, Qt.Key_4)
+    key(qtbot, view, Qt.Key_Return)
+    assert view.page == view.PAGE_PRACTICE_OVER  # the practice trial: its own screen first
+    key(qtbot, view, Qt.Key_Return)
     view._break_clock -= 61  # a minute of listening later
     key(qtbot, view, Qt.Key_4)
     key(qtbot, view, Qt.Key_Return)
     assert view.page == view.PAGE_BREAK
-    assert "1 of 7 trials" in view.break_label.text()
+    assert "2 of 7 trials" in view.break_label.text()
     key(qtbot, view, Qt.Key_Return)
-    assert view.page == view.PAGE_TRIAL and view.trial.index == 1
+    assert view.page == view.PAGE_TRIAL and view.trial.index == 2
     key(qtbot, view, Qt.Key_4)
     key(qtbot, view, Qt.Key_Return)
     assert view.page == view.PAGE_TRIAL  # the clock started again after the break
