@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from mosapp import job
 from mosapp.config import PIPELINE_SAMPLE_RATE
 from mosapp.errors import AudioError
 from mosapp.files import atomic_write
@@ -251,6 +252,7 @@ def read_audio(
             first_bad = -1
             frames = 0
             while True:
+                job.report(frames, max(frames, int(f.frames)), "frames read")
                 # f.read stops at the decoder's real end (f.blocks would trust the header).
                 block = f.read(frames=_READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:

@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
                          description="List every codec: name, family, nominal bitrate, whether it is available "
                                      "on this machine (and why not), and what it is.")
     cod.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    gui = sub.add_parser("gui", help="open the desktop app, on an audio file (Inspect) or a study (Listen)",
+                         description="Open the desktop app (Inspect / Listen / Results). An audio FILE opens in "
+                                     "Inspect and runs the default codec on it; a STUDY (a .toml file, or a name "
+                                     "in studies/) opens in Listen, and Results follows it. `mosapp FILE` is the "
+                                     "same as `mosapp gui FILE`.")
+    gui.add_argument("target", nargs="?", metavar="FILE|STUDY", help="an audio file or a study")
     add_study_parser(sub)
     tr = sub.add_parser("train", help="train or finetune the compact spectrogram codec (sgc) from a config",
                         description="Train (or resume, or finetune) an sgc operating point from a TOML config "
@@ -433,24 +439,91 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _have_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM"))
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def gui_target(target: str | None) -> tuple[str, str] | None:
+    """``("audio", path)`` or ``("study", path)`` for what ``mosapp gui`` was given, None for nothing.
+
+    Raises:
+        MosappError: ``target`` is neither an audio file nor a study.
+    """
+    if target is None:
+        return None
+    p = Path(target)
+    if p.is_file():
+        return ("study" if p.suffix.lower() == ".toml" else "audio"), str(p)
+    if p.is_dir():
+        raise MosappError(f"{target} is a folder; give an audio file (Inspect) or a study file (Listen).")
+    from mosapp.study.definition import resolve_study_path
+    from mosapp.study.errors import StudyError
+
+    try:
+        return "study", str(resolve_study_path(target))
+    except StudyError:
+        raise MosappError(f"{target} is neither an audio file nor a study (a .toml file or a name in "
+                          f"studies/); check the path.") from None
+
+
+def why_no_window(environ=os.environ) -> str | None:
+    """Why the desktop app cannot show its window here (one sentence), or None when it can.
+
+    Checked before Qt starts, because Qt aborts the process (exit 134) when its platform
+    plugin cannot load or reach the display, or draws an invisible window that nobody can close.
+    """
+    platform = environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
+    if platform in ("offscreen", "minimal", "vnc"):
+        return (f"QT_QPA_PLATFORM={platform} draws the window where nobody can see or close it, so the app does "
+                f"not open; unset QT_QPA_PLATFORM on a desktop, or give it an X server (e.g. `Xvfb :99 &` and "
+                f"DISPLAY=:99).")
+    if platform in ("", "xcb") and not environ.get("WAYLAND_DISPLAY"):
+        if not environ.get("DISPLAY"):
+            return ("there is no display (DISPLAY and WAYLAND_DISPLAY are unset), so the desktop app cannot open; "
+                    "run it on a desktop, or start an X server (e.g. `Xvfb :99 &`) and set DISPLAY=:99.")
+        from mosapp.gui.platform import missing_xcb_libraries, x_display_reachable
+
+        missing = missing_xcb_libraries()
+        if missing:
+            return (f"Qt's X11 platform cannot load: {', '.join(missing)} missing; run scripts/setup (as root it "
+                    f"installs them) or install the Debian packages that provide them.")
+        if not x_display_reachable(environ["DISPLAY"]):
+            return f"the X display {environ['DISPLAY']} does not answer; start its X server or fix DISPLAY."
+    return None
+
+
+def run_gui(target: str | None) -> int:
+    what = gui_target(target)
+    why = why_no_window()
+    if why is not None:
+        print(f"mosapp: {why}", file=sys.stderr)
+        return 2
+    from mosapp.gui.app import run_app
+
+    return run_app([], open_audio=what[1] if what and what[0] == "audio" else None,
+                   open_study=what[1] if what and what[0] == "study" else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mosapp`` and ``python -m mosapp``; returns the exit status."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = next(a.choices for a in parser._subparsers._group_actions if a.dest == "command")
+    if argv and not argv[0].startswith("-") and argv[0] not in commands:
+        argv = ["gui", *argv]  # `mosapp FILE` / `mosapp STUDY`
     args = parser.parse_args(argv)
     if args.command is None:
         # `mosapp` alone opens the desktop app (Inspect / Listen / Results) on the shipped
         # demo study; without a screen it says so and runs the command-line demo instead.
-        if _have_display():
+        why = why_no_window()
+        if why is None:
             from mosapp.gui.app import run_app
 
             return run_app([])
-        print("mosapp: no display (DISPLAY/WAYLAND_DISPLAY unset), so the desktop app cannot open; "
-              "running the command-line demo instead (QT_QPA_PLATFORM=offscreen forces the app).", file=sys.stderr)
-        args = parser.parse_args(["demo", *(argv or [])])
+        print(f"mosapp: {why} Running the command-line demo instead.", file=sys.stderr)
+        args = parser.parse_args(["demo", *argv])
     try:
+        if args.command == "gui":
+            return run_gui(args.target)
         if args.command == "roundtrip":
             return run_roundtrip(args.input, args.output, args)
         if args.command == "encode":

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from mosapp import job
 from mosapp.errors import MosappError
 
 #: Window lengths (= FFT sizes) of the multi-scale mel distance, as in DAC's evaluation.
@@ -525,12 +526,16 @@ def band_scores(
     window = _band_window()
     n_frames = _band_frame_count(ref.shape[-1])
     chunks = [(f, min(n_frames, f + _BAND_FRAMES_PER_CHUNK)) for f in range(0, n_frames, _BAND_FRAMES_PER_CHUNK)]
-    peak = max(float(_band_db_frames(ref, f0, f1, window).max()) for f0, f1 in chunks)
+    peak = -math.inf
+    for k, (f0, f1) in enumerate(chunks):
+        job.report(k, 2 * len(chunks), "band chunks")  # a cancelled run stops here (mosapp.job)
+        peak = max(peak, float(_band_db_frames(ref, f0, f1, window).max()))
     floor = np.float32(peak - BAND_FLOOR_DB)
     abs_sum = [0.0] * len(bands)
     corr_sum = [0.0] * len(bands)
     corr_frames = [0] * len(bands)
-    for f0, f1 in chunks:
+    for k, (f0, f1) in enumerate(chunks):
+        job.report(len(chunks) + k, 2 * len(chunks), "band chunks")
         ref_db = np.maximum(_band_db_frames(ref, f0, f1, window), floor)
         est_db = np.maximum(_band_db_frames(est, f0, f1, window), floor)
         for i, sl in enumerate(slices):

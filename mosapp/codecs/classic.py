@@ -66,6 +66,7 @@ from typing import Any
 
 import numpy as np
 
+from mosapp import job
 from mosapp.audio import resample
 from mosapp.bitstream import uleb128
 from mosapp.codecs import register_family
@@ -376,6 +377,8 @@ class PyAvCodec(_ClassicCodec):
         step = ctx.frame_size or 1024
         packets = []
         for start in range(0, y.shape[1], step):
+            if start % (256 * step) == 0:
+                job.report(start, y.shape[1], "samples encoded")
             chunk = y[:, start: start + step]
             arr = chunk if planar else chunk.T.reshape(1, -1)
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format=self.sample_format, layout=layout)
@@ -442,7 +445,9 @@ class PyAvCodec(_ClassicCodec):
             ctx.extradata = extradata
         parts: list[np.ndarray] = []
         try:
-            for data in packets:
+            for i, data in enumerate(packets):
+                if i % 256 == 0:
+                    job.report(i, len(packets), "packets decoded")
                 for frame in ctx.decode(av.Packet(data)):
                     parts.append(_frame_to_array(frame))
             for frame in ctx.decode(None):

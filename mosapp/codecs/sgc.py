@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from mosapp import job
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability
 from mosapp.codecs.spectrogram import SpectrogramCodec
@@ -101,8 +102,17 @@ def plan_step(model, analysed: list, target_kbps: float, seconds: float) -> floa
 
     budget = target_kbps * 1000.0 * seconds - 8 * (OVERHEAD_BYTES + 8 * len(analysed))
 
+    tried = 0
+
     def bits(step: float) -> float:
-        return sum(estimated_bits(model, a, step) for a in analysed)
+        nonlocal tried
+        job.report(tried, 16, "rate-control steps")
+        tried += 1
+        total = 0.0
+        for a in analysed:
+            job.check()
+            total += estimated_bits(model, a, step)
+        return total
 
     lo, hi = math.log(STEP_RANGE[0]), math.log(STEP_RANGE[1])
     if bits(math.exp(lo)) <= budget:
@@ -196,9 +206,16 @@ class SgcCodec(SpectrogramCodec):
         stream lands on the operating point's bitrate (:func:`plan_step`)."""
         from mosapp.models.sgc_net import analyse_tile, code_tile
 
-        analysed = [analyse_tile(self._model, t) for t in tiles]
+        analysed = []
+        for i, tile in enumerate(tiles):
+            job.report(i, len(tiles), "tiles analysed")
+            analysed.append(analyse_tile(self._model, tile))
         step = plan_step(self._model, analysed, self.target_kbps, seconds) if self.target_kbps else 1.0
-        return [code_tile(self._model, a, step) for a in analysed], {"step": step}
+        blobs = []
+        for i, a in enumerate(analysed):
+            job.report(i, len(analysed), "tiles coded")
+            blobs.append(code_tile(self._model, a, step))
+        return blobs, {"step": step}
 
     def begin_decode(self, params: dict) -> None:
         try:

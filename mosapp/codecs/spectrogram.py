@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Generator, Iterator
 import numpy as np
 import torch
 
-from mosapp import dsp
+from mosapp import dsp, job
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Codec, Encoded, check_input
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
@@ -70,7 +70,11 @@ class SpectrogramCodec(Codec):
     def compress_tiles(self, tiles: list[torch.Tensor], seconds: float) -> tuple[list[bytes], dict]:
         """Code every tile of the clip (all channels, in order); returns the blobs and extra
         ``params`` for the header. Override for clip-level decisions such as rate control."""
-        return [self.compress_image(t) for t in tiles], {}
+        blobs = []
+        for i, tile in enumerate(tiles):
+            job.report(i, len(tiles), "tiles coded")
+            blobs.append(self.compress_image(tile))
+        return blobs, {}
 
     def begin_decode(self, params: dict) -> None:
         """Called with the stream's ``params`` before its tiles are decoded."""
@@ -96,10 +100,12 @@ class SpectrogramCodec(Codec):
             n_frames = geometry.frames_for(xp.shape[-1])
             peak = 0.0
             for t0, t1 in _tiles(n_frames, self.tile_frames):
+                job.report(t0, n_frames, "frames measured")
                 peak = max(peak, float(dsp.stft(xp, geometry, t0, t1).abs().max()))
             scale = dsp.image_scale_for(peak, config.image)
             scales.append(scale.top_db)
             for t0, t1 in _tiles(n_frames, self.tile_frames):
+                job.report(t0, n_frames, "frames analysed")
                 tiles.append(dsp.magnitude_to_image(dsp.stft(xp, geometry, t0, t1).abs(), scale))
         with torch.inference_mode():
             blobs, extra = self.compress_tiles(tiles, n / PIPELINE_SAMPLE_RATE)
@@ -136,6 +142,7 @@ class SpectrogramCodec(Codec):
         for ch in range(encoded.channels):
             image = torch.empty(geometry.bins, n_frames, dtype=torch.float32, device=device)
             for t0, t1 in _tiles(n_frames, tile):
+                job.report(t0, n_frames, "frames decoded")
                 if pos + 4 > len(view):
                     raise BitstreamError(f"The {self.name} payload ends early (channel {ch + 1}, frame {t0}).")
                 (size,) = struct.unpack_from("<I", view, pos)

@@ -77,13 +77,41 @@ class MainWindow(QMainWindow):
         self.listener_lock = ListenerLock(self, self.tabs)
         for view in self.views.values():
             self.listener_lock.watch(view)
-        self.inspect.message.connect(self._show_status)
+        #: Each tab's last status line (text, error): the status bar shows the current tab's only.
+        self._messages: dict[QWidget, tuple[str, bool]] = {}
+        self.inspect.message.connect(
+            lambda text: self.set_tab_message(self.inspect, text, bool(self.inspect.message_label.property("error"))))
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        listen, results = self.views.get("Listen"), self.views.get("Results")
+        if hasattr(listen, "study_opened") and hasattr(results, "open_study"):
+            listen.study_opened.connect(lambda definition: self._results_follow(listen, results, definition))
         self.resize(1400, 860)
 
-    def _show_status(self, text: str) -> None:
+    def set_tab_message(self, view: QWidget, text: str, error: bool = False) -> None:
+        """Remember ``view``'s status line; show it while its tab is the current one."""
+        self._messages[view] = (text, error)
+        if self.tabs.currentWidget() is view:
+            self._show_status(text, error)
+
+    def _show_status(self, text: str, error: bool = False) -> None:
         if self.listener_lock.engaged:
             return  # nothing from the other views reaches a listener
-        self.statusBar().showMessage(text, 0 if self.inspect.message_label.property("error") else STATUS_MS)
+        if text:
+            self.statusBar().showMessage(text, 0 if error else STATUS_MS)
+        else:
+            self.statusBar().clearMessage()
+
+    def _on_tab_changed(self, _index: int) -> None:
+        self._show_status(*self._messages.get(self.tabs.currentWidget(), ("", False)))
+
+    @staticmethod
+    def _results_follow(listen: QWidget, results: QWidget, definition) -> None:
+        """Results shows the study that Listen opened (with Listen's database, if it has its own)."""
+        if getattr(results, "definition", None) is definition:
+            return
+        if getattr(listen, "database", None) and hasattr(results, "database"):
+            results.database = listen.database
+        results.open_study(definition)
 
     # ------------------------------------------------------------------ drag and drop
 
@@ -137,12 +165,15 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def run_app(argv: Sequence[str] | None = None) -> int:
+def run_app(argv: Sequence[str] | None = None, *, open_audio: str | os.PathLike[str] | None = None,
+            open_study: str | os.PathLike[str] | None = None) -> int:
     """Open the main window; returns the exit status when it closes.
 
     Args:
         argv: command-line arguments after the program name; an audio file among them is
             opened in Inspect. Qt's own options (``-platform offscreen`` …) are passed to Qt.
+        open_audio: an audio file to open in Inspect (and run) once the window is up.
+        open_study: a study (file or name) to open in Listen, which becomes the current tab.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     app = QApplication.instance() or QApplication([APP_NAME, *args])
@@ -150,8 +181,16 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     window = MainWindow()
     window.show()
     files = [a for a in args if not a.startswith("-") and Path(a).is_file()]
-    if files:
-        window.open_path(files[0])
+    if open_audio is None and files:
+        open_audio = files[0]
+    if open_study is not None:
+        listen = window.views.get("Listen")
+        if hasattr(listen, "open_study"):
+            window.tabs.setCurrentWidget(listen)
+            listen.open_study(open_study)
+    elif open_audio is not None:
+        window.tabs.setCurrentWidget(window.inspect)
+        window.inspect.open_path(open_audio)
     return int(app.exec())
 
 

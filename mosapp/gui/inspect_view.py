@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +32,23 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
                                QRadioButton, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
 from mosapp.config import PipelineConfig
-from mosapp.gui.jobs import AudioSource, InspectRequest, InspectResult, JobProgress, inspect
+from mosapp.gui.jobs import AudioSource, InspectRequest, InspectResult, JobProgress, OriginalPreview, inspect, preview
 from mosapp.gui.spectrogram_data import SpectrogramPair, analyse_excerpt_steps, analyse_pair
 from mosapp.gui.spectrogram_widgets import SpectrogramPanes
 from mosapp.gui.workers import GeneratorWorker, describe_error
+from mosapp.job import StepProgress
 
 try:  # written alongside this view; the view works (silently) without it
     from mosapp import playback
 except ImportError:  # pragma: no cover - only before mosapp.playback exists
     playback = None
 
-#: What the Inspect view runs first: the seed's upper bound (no weights needed).
-DEFAULT_INSPECT_CODEC = "pghi-only"
+#: What the Inspect view runs first: the README's default codec, or the seed's upper bound
+#: (no weights needed) where that one cannot run.
+DEFAULT_INSPECT_CODEC = "sgc-12"
+FALLBACK_INSPECT_CODEC = "pghi-only"
+#: An ETA is shown once a step has run this long (its rate is known by then).
+ETA_AFTER_S = 1.0
 #: Audio files the open dialog offers.
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.oga *.mp3 *.aif *.aiff);;All files (*)"
 #: Playhead refresh interval.
@@ -77,6 +83,25 @@ def _format_metric(key: str, value: float) -> str:
     if key.endswith("_db"):
         return f"{value:.2f} dB"
     return f"{value:.3f}"
+
+
+def _eta_text(seconds: float) -> str:
+    """``about 40 s left`` / ``about 3 min 10 s left``."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"about {seconds} s left"
+    return f"about {seconds // 60} min {seconds % 60:02d} s left"
+
+
+def is_spectrogram_codec(name: str) -> bool:
+    """Whether the codec codes the spectrogram image (so geometry and phase apply to it)."""
+    from mosapp.codecs import get_codec
+    from mosapp.codecs.spectrogram import SpectrogramCodec
+
+    try:
+        return isinstance(get_codec(name), SpectrogramCodec)
+    except Exception:  # noqa: BLE001 - an unknown name is refused when the run starts
+        return True
 
 
 def _set_combo(combo: QComboBox, text: str) -> bool:
@@ -116,6 +141,14 @@ class InspectView(QWidget):
         self._detail_worker: GeneratorWorker | None = None
         self._workers: set[GeneratorWorker] = set()
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None  # what the spectrograms show
+        self._shown_source: AudioSource | None = None  # whose spectrograms are on screen
+        self._preview_worker: GeneratorWorker | None = None
+        self._stage: JobProgress | None = None
+        self._step: StepProgress | None = None
+        self._rate_key: tuple | None = None  # (stage, unit) whose rate the ETA uses
+        self._rate_start: tuple[float, int] = (0.0, 0)
+        self._bar = 0
+        self.cancel_requested_at: float | None = None
         self._last_dir = os.getcwd()
 
         self._build_controls()
@@ -150,7 +183,11 @@ class InspectView(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(self._controls_row)
-        layout.addWidget(self.message_label)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.message_label, 1)
+        status_row.addWidget(self.progress_label)
+        status_row.addWidget(self.progress)
+        layout.addLayout(status_row)
         layout.addWidget(splitter, 1)
 
         self._playhead_timer = QTimer(self)
@@ -198,7 +235,9 @@ class InspectView(QWidget):
                 self.codec_combo.model().item(i).setEnabled(False)
                 tooltip = f"not available: {availability.reason if availability else tooltip}"
             self.codec_combo.setItemData(i, tooltip, Qt.ItemDataRole.ToolTipRole)
-        _set_combo(self.codec_combo, DEFAULT_INSPECT_CODEC)
+        if not _set_combo(self.codec_combo, DEFAULT_INSPECT_CODEC):
+            _set_combo(self.codec_combo, FALLBACK_INSPECT_CODEC)
+        self.codec_combo.currentTextChanged.connect(self._update_codec_controls)
 
         self.geometry_combo = QComboBox()
         self.geometry_combo.addItems(list(GEOMETRIES))
@@ -242,8 +281,10 @@ class InspectView(QWidget):
             row.addWidget(combo)
         row.addWidget(self.run_button)
         row.addWidget(self.cancel_button)
-        row.addWidget(self.progress)
         self._controls_row = row
+        self.progress_label = QLabel("")
+        self.progress_label.setObjectName("inspect_progress")
+        self._update_codec_controls(self.codec_combo.currentText())
 
         self.message_label = QLabel("")
         self.message_label.setObjectName("inspect_message")
@@ -352,11 +393,77 @@ class InspectView(QWidget):
         self.open_source(AudioSource(path), run=run)
 
     def open_source(self, source: AudioSource, *, run: bool = True) -> None:
+        """Make ``source`` the clip: the previous clip's result goes at once, the original is
+        drawn as soon as it is read (in the background), then the run follows (``run``)."""
+        self._stop_preview()
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+            self._set_busy(False)
         self.source = source
         self.source_label.setText(source.name)
         self.source_label.setToolTip(source.path)
+        self.clear_result()
         if run:
             self.run()
+        else:
+            self._start_preview(source)
+
+    def clear_result(self) -> None:
+        """Forget what is shown (spectrograms, read-out, metrics, the pair in the player)."""
+        self.result = None
+        self._shown_source = None
+        if self._detail_worker is not None:
+            self._detail_worker.cancel()
+            self._detail_worker = None
+        self._arrays = None
+        self.panes.clear_images()
+        self.readout_label.setText("Move the pointer over a spectrogram to read time, frequency and level.")
+        for label in self.metric_labels.values():
+            label.setText("—")
+        self.run_info_label.setText("")
+        if self.player is not None:
+            self.player.pause()
+            self.player.close()
+            self.player = None
+        self._update_playback_controls()
+
+    def _start_preview(self, source: AudioSource) -> None:
+        worker = GeneratorWorker(lambda: preview(source), self)
+        worker.finished.connect(lambda p, w=worker: self._on_preview(w, p))
+        worker.failed.connect(lambda m, w=worker: self._on_preview_failed(w, m))
+        worker.done.connect(lambda w=worker: self._forget(w))
+        self._preview_worker = worker
+        self._workers.add(worker)
+        self.show_message(f"Reading {source.name}…")
+        worker.start()
+
+    def _stop_preview(self) -> None:
+        if self._preview_worker is not None:
+            self._preview_worker.cancel()
+            self._preview_worker = None
+
+    def _on_preview(self, worker: GeneratorWorker, p: OriginalPreview) -> None:
+        if worker is not self._preview_worker:
+            return
+        self._preview_worker = None
+        self.show_original(p)
+        self.show_message(f"{p.source.name}: {p.reference.shape[-1] / p.display.sample_rate:.1f} s. Press Run.")
+
+    def _on_preview_failed(self, worker: GeneratorWorker, message: str) -> None:
+        if worker is not self._preview_worker:
+            return
+        self._preview_worker = None
+        self.show_message(message, error=True)
+
+    def show_original(self, p: OriginalPreview) -> None:
+        """Draw the original alone (its run has not finished): the other panes stay empty."""
+        if p.source != self.source:
+            return
+        self.panes.set_original(p.display)
+        self._shown_source = None  # no result of this clip on screen yet
+        if self.low_mode_check.isChecked():
+            self.panes.show_low_frequencies()
 
     def study_clip_dialog(self) -> None:
         """Choose one clip of a study in ``studies/``."""
@@ -404,13 +511,21 @@ class InspectView(QWidget):
         return InspectRequest(self.source, self.codec_combo.currentText(), config, visqol)
 
     def run(self, request: InspectRequest | None = None) -> GeneratorWorker | None:
-        """Start a run in the background (cancelling one in progress); returns its worker."""
+        """Start a run in the background (cancelling one in progress); returns its worker.
+
+        A request for another clip than the current one makes that clip current (as opening it does)."""
         request = request or self.request()
         if request is None:
             self.show_message("Open an audio file first (Open…, or drop one onto the window).", error=True)
             return None
+        if request.source != self.source:
+            self.open_source(request.source, run=False)
+            self._stop_preview()
         if self._worker is not None:
             self._worker.cancel()
+        self._stop_preview()
+        if self.result is not None:
+            self.run_info_label.setText(f"Previous run: {self._run_info(self.result)}")
         worker = GeneratorWorker(lambda: inspect(request), self)
         worker.progress.connect(lambda p, w=worker: self._on_progress(w, p))
         worker.finished.connect(lambda r, w=worker: self._on_finished(w, r))
@@ -420,8 +535,13 @@ class InspectView(QWidget):
         self._worker = worker
         self._workers.add(worker)
         self.show_message(f"Running {request.codec} on {request.source.name}…")
+        self._stage = self._step = None
+        self._rate_key = None
+        self._bar = 0
+        self.cancel_requested_at = None
         self.progress.setValue(0)
-        self.progress.setFormat("starting")
+        self.progress.setFormat("%p%")
+        self.progress_label.setText("starting")
         self._set_busy(True)
         worker.start()
         return worker
@@ -434,7 +554,8 @@ class InspectView(QWidget):
         """Stop the run in progress at its next step."""
         if self._worker is not None:
             self._worker.cancel()
-            self.progress.setFormat("cancelling…")
+            self.cancel_requested_at = time.perf_counter()
+            self.progress_label.setText("cancelling…")
 
     @property
     def busy(self) -> bool:
@@ -443,13 +564,63 @@ class InspectView(QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)
         self.progress.setVisible(busy)
+        self.progress_label.setVisible(busy)
         self.busy_changed.emit(busy)
 
-    def _on_progress(self, worker: GeneratorWorker, p: JobProgress) -> None:
+    def _on_progress(self, worker: GeneratorWorker, p) -> None:
         if worker is not self._worker:
             return
-        self.progress.setValue(int(1000 * p.fraction))
-        self.progress.setFormat(f"{p.text}  %p%")
+        if isinstance(p, OriginalPreview):
+            if self.result is None or self.result.request.source != p.source:
+                self.show_original(p)
+            return
+        if isinstance(p, StepProgress):
+            self._step = p
+        else:
+            if self._stage is None or p.stage != self._stage.stage:
+                self._step = None
+            self._stage = p
+        if self._stage is None:
+            return
+        self.progress_label.setText(self.progress_text())
+        self._bar = max(self._bar, int(1000 * self._fraction()))
+        self.progress.setValue(self._bar)
+
+    def _fraction(self) -> float:
+        stage, step = self._stage, self._step
+        fraction = stage.fraction
+        if step is not None and step.total > 0 and stage.done < stage.total and stage.total <= 1:
+            # A stage that reports no units of its own (encode): its library call's units.
+            from mosapp.gui.jobs import STAGE_WEIGHTS
+
+            fraction += STAGE_WEIGHTS.get(stage.stage, 0.0) * min(1.0, step.done / step.total)
+        return min(1.0, fraction)
+
+    def progress_text(self) -> str:
+        """What the run is doing, in its own units, and an ETA for that step once it is known:
+        ``Encoding — sgc-12 · tiles analysed 120 of 290 · about 40 s left``."""
+        stage, step = self._stage, self._step
+        if stage is None:
+            return ""
+        text = stage.text
+        if stage.total > 1:
+            key, done, total = (stage.stage, stage.unit), stage.done, stage.total
+        elif step is not None:
+            key, done, total = (stage.stage, step.unit), step.done, step.total
+        else:
+            key = None
+        if step is not None:
+            text += f" · {step.unit} {step.done:,} of {step.total:,}"
+        if key is None:
+            return text
+        now = time.perf_counter()
+        if key != self._rate_key:
+            self._rate_key, self._rate_start = key, (now, done)
+            return text
+        t0, done0 = self._rate_start
+        if done > done0 and now - t0 >= ETA_AFTER_S and total > done:
+            text += f" · {_eta_text((now - t0) / (done - done0) * (total - done))}"
+        return text
 
     def _on_finished(self, worker: GeneratorWorker, result: InspectResult) -> None:
         if worker is not self._worker:
@@ -474,7 +645,10 @@ class InspectView(QWidget):
             return
         self._worker = None
         self._set_busy(False)
-        self.show_message("Cancelled.")
+        if self.result is not None and self.result.request.source == self.source:
+            self.show_message("Cancelled; the spectrograms and metrics are still those of the previous run.")
+        else:
+            self.show_message("Cancelled; no result for this clip (the original is shown).")
 
     def show_message(self, text: str, *, error: bool = False) -> None:
         """A status line above the spectrograms (errors in red) and on the main window."""
@@ -491,30 +665,65 @@ class InspectView(QWidget):
     def show_result(self, result: InspectResult) -> None:
         """Show a finished run: spectrograms, metrics, and the pair loaded for listening."""
         self.result = result
-        self.show_pair(result.display, result.reference, result.decoded)
+        self.show_pair(result.display, result.reference, result.decoded, source=result.request.source)
         values = {"kbps": result.kbps, **result.scores}
         for key, label in self.metric_labels.items():
             label.setText(_format_metric(key, values.get(key, math.nan)))
             note = result.notes.get(key)
             tooltip = next(t for k, _, t in METRIC_ROWS if k == key)
             label.setToolTip(f"{tooltip}\n{note}" if note else tooltip)
-        r = result.request
         self.metric_labels["kbps"].setText(f"{result.kbps:.2f} kbit/s ({result.file_bytes:,} bytes)")
-        exact = "" if result.display.exact else " (overview)"
-        self.run_info_label.setText(
-            f"{r.codec} · {r.config.geometry} · phase {r.config.phase} · {result.device} · "
-            f"{result.seconds:.2f} s of audio in {sum(result.timings_s.values()):.1f} s{exact}")
+        self.run_info_label.setText(self._run_info(result))
         self._load_player(result.reference, result.decoded)
 
+    @staticmethod
+    def _run_info(result: InspectResult) -> str:
+        """``sgc-12 · thesis · phase pghi+fgla · cpu · …``; a waveform codec (Opus, MP3, AAC, a
+        low-pass anchor) has no spectrogram geometry or phase backend, so none is named."""
+        r = result.request
+        exact = "" if result.display.exact else " (overview)"
+        if is_spectrogram_codec(r.codec):
+            from mosapp.codecs import get_codec
+
+            geometry = getattr(get_codec(r.codec), "geometry", None) or r.config.geometry
+            what = f"{r.codec} · {geometry} · phase {r.config.phase} · {result.device}"
+        else:
+            what = r.codec
+        return f"{what} · {result.seconds:.2f} s of audio in {sum(result.timings_s.values()):.1f} s{exact}"
+
+    def _update_codec_controls(self, name: str) -> None:
+        """Geometry and phase apply to spectrogram codecs only."""
+        spectrogram = is_spectrogram_codec(name)
+        for combo in (self.geometry_combo, self.phase_combo):
+            combo.setEnabled(spectrogram)
+        if not spectrogram:
+            self.phase_combo.setToolTip(f"{name} codes the waveform: no phase to reconstruct")
+        else:
+            self.phase_combo.setToolTip("phase reconstruction of spectrogram codecs")
+
     def show_pair(self, pair: SpectrogramPair, reference: np.ndarray | None = None,
-                  reconstruction: np.ndarray | None = None) -> None:
+                  reconstruction: np.ndarray | None = None, *, source: AudioSource | None = None) -> None:
         """Draw a spectrogram pair (keeps the loop region's state); with the waveforms it was
-        made from, a zoom into a pooled overview is redrawn at full resolution."""
+        made from, a zoom into a pooled overview is redrawn at full resolution. A rerun on the
+        clip already on screen (``source``) keeps the zoom, the frequency range and the dB levels."""
         if self._detail_worker is not None:
             self._detail_worker.cancel()
             self._detail_worker = None
         self._arrays = (reference, reconstruction) if reference is not None else None
+        rerun = source is not None and source == self._shown_source and self.panes.pair is not None
+        if rerun:
+            # A rerun of the clip on screen: keep where the researcher was looking.
+            time_range = self.panes.visible_time_range()
+            frequency_range = self.panes.visible_frequency_range()
+            levels = self.panes.db_bar.levels()
         self.panes.set_pair(pair)
+        self._shown_source = source
+        if rerun:
+            self.panes.db_bar.setLevels(levels)
+            self.panes.show_time_range(*time_range)
+            self.panes.show_frequency_range(*frequency_range)
+        elif self.low_mode_check.isChecked():
+            self.panes.show_low_frequencies()
         if self.loop_check.isChecked():
             self.panes.show_loop_region(True)
 

@@ -21,13 +21,13 @@ from typing import Generator
 
 import numpy as np
 
-from mosapp import bitstream, dsp, evaluate, metrics
+from mosapp import bitstream, dsp, evaluate, job, metrics
 from mosapp.audio import Audio, AudioInfo, read_audio
 from mosapp.codecs import get_codec
 from mosapp.codecs.base import Codec, Encoded
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.errors import AudioError, ModelError
-from mosapp.gui.spectrogram_data import SpectrogramPair, analyse_pair_steps
+from mosapp.gui.spectrogram_data import SpectrogramPair, analyse_pair, analyse_pair_steps
 from mosapp.phase import get_backend
 from mosapp.pipeline import VISQOL_AUTO_MAX_S, check_processable
 
@@ -90,6 +90,7 @@ class JobProgress:
     done: int
     total: int
     detail: str = ""
+    unit: str = ""
 
     @property
     def fraction(self) -> float:
@@ -104,6 +105,35 @@ class JobProgress:
     def text(self) -> str:
         label = STAGE_LABELS.get(self.stage, self.stage)
         return f"{label} — {self.detail}" if self.detail else label
+
+
+@dataclass(frozen=True)
+class OriginalPreview:
+    """Yielded once the audio is read: what the window shows while the codec runs.
+
+    Attributes:
+        source: the audio it is.
+        reference: float32 (1, n) at the pipeline rate.
+        display: an overview of the original (``original_db``; the other images are the same
+            and are not to be shown).
+    """
+
+    source: AudioSource
+    reference: np.ndarray
+    display: SpectrogramPair
+
+
+def preview(source: AudioSource) -> Generator[JobProgress, None, OriginalPreview]:
+    """Read ``source`` and analyse an overview of it (one lattice frame per drawn column),
+    for showing a file the moment it is opened; yields like :func:`inspect`.
+
+    Raises:
+        AudioError: unreadable file (one sentence).
+    """
+    yield JobProgress("read", 0, 1, source.name)
+    audio = read_source(source)
+    yield JobProgress("read", 1, 1, source.name)
+    return OriginalPreview(source, audio.samples, analyse_pair(audio.samples, audio.samples, frames_per_column=1))
 
 
 @dataclass
@@ -198,13 +228,15 @@ def _blockwise_decode(codec: Codec, encoded: Encoded, config: PipelineConfig) ->
                 p = next(gen)
             except StopIteration as stop:
                 return stop.value
-            yield JobProgress("decode", p.done, p.total, f"phase {config.phase}, frame {p.done} of {p.total}")
+            yield JobProgress("decode", p.done, p.total, f"phase {config.phase}: frame {p.done:,} of {p.total:,}",
+                              unit="frames")
 
     return run()
 
 
-def inspect(request: InspectRequest) -> Generator[JobProgress, None, InspectResult]:
-    """Run ``request``; yields :class:`JobProgress`, returns the :class:`InspectResult`.
+def inspect(request: InspectRequest) -> Generator[JobProgress | OriginalPreview, None, InspectResult]:
+    """Run ``request``; yields :class:`JobProgress` (and one :class:`OriginalPreview` once the
+    audio is read), returns the :class:`InspectResult`.
 
     Closing the generator between steps stops the job (the worker's cancel).
 
@@ -223,6 +255,7 @@ def inspect(request: InspectRequest) -> Generator[JobProgress, None, InspectResu
     reference = audio.samples
     timings["read"] = time.perf_counter() - t
     yield JobProgress("read", 1, 1, request.source.name)
+    yield OriginalPreview(request.source, reference, analyse_pair(reference, reference, frames_per_column=1))
 
     yield JobProgress("encode", 0, 1, codec.name)
     t = time.perf_counter()
@@ -245,21 +278,29 @@ def inspect(request: InspectRequest) -> Generator[JobProgress, None, InspectResu
 
     seconds = audio.duration_s
     run_visqol = request.visqol if request.visqol is not None else seconds <= VISQOL_AUTO_MAX_S
-    yield JobProgress("metrics", 0, 2, "mel distance, spectral convergence, SI-SDR, consistency")
     t = time.perf_counter()
-    scores = evaluate.score(reference, decoded, visqol=False)
+    steps = evaluate.score_steps(reference, decoded, visqol=False)
+    while True:
+        try:
+            p = next(steps)
+        except StopIteration as stop:
+            scores = stop.value
+            break
+        yield JobProgress("metrics", p.done, p.total, f"{p.metric}: chunk {p.done + 1:,} of {p.total:,}",
+                          unit="chunks")
     notes: dict[str, str] = {}
-    yield JobProgress("metrics", 1, 2, "ViSQOL" if run_visqol else "")
     scores["visqol"] = math.nan
     if run_visqol:
+        yield JobProgress("metrics", 1, 1, "ViSQOL")
         try:
-            scores["visqol"] = metrics.visqol(reference, decoded, PIPELINE_SAMPLE_RATE)
+            # One long library call: waited for in slices, so a cancel does not wait for it.
+            scores["visqol"] = job.call(metrics.visqol, reference, decoded, PIPELINE_SAMPLE_RATE)
         except Exception as exc:  # noqa: BLE001 - a missing score must not lose the run
             notes["visqol"] = str(exc)
     else:
         notes["visqol"] = f"not run: the clip is longer than {VISQOL_AUTO_MAX_S:.0f} s (ViSQOL: on runs it)"
     timings["metrics"] = time.perf_counter() - t
-    yield JobProgress("metrics", 2, 2)
+    yield JobProgress("metrics", 1, 1)
 
     t = time.perf_counter()
     analysis = analyse_pair_steps(reference, decoded)
@@ -269,7 +310,7 @@ def inspect(request: InspectRequest) -> Generator[JobProgress, None, InspectResu
         except StopIteration as stop:
             display = stop.value
             break
-        yield JobProgress("display", done, total)
+        yield JobProgress("display", done, total, f"chunk {done:,} of {total:,}", unit="chunks")
     timings["display"] = time.perf_counter() - t
 
     return InspectResult(
@@ -286,5 +327,5 @@ def inspect(request: InspectRequest) -> Generator[JobProgress, None, InspectResu
     )
 
 
-__all__ = ["AudioSource", "InspectRequest", "InspectResult", "JobProgress", "STAGE_WEIGHTS", "check_request",
-           "inspect", "read_source"]
+__all__ = ["AudioSource", "InspectRequest", "InspectResult", "JobProgress", "OriginalPreview", "STAGE_WEIGHTS",
+           "check_request", "inspect", "preview", "read_source"]

@@ -139,6 +139,8 @@ class ListenView(QWidget):
     """
 
     session_started = Signal(str)
+    #: A study file was opened and read (its definition); the Results tab follows it.
+    study_opened = Signal(object)
     rating_saved = Signal(int, int)
     session_finished = Signal()
 
@@ -509,6 +511,7 @@ class ListenView(QWidget):
             return False
         d = self.definition
         self.title_label.setText(d.title)
+        self.study_opened.emit(d)
         url = self.database or d.database_url
         if _sqlite_missing(url):
             self._need_prepare("The stimuli of this study have not been prepared yet.")

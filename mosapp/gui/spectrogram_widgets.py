@@ -132,6 +132,8 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.pair: SpectrogramPair | None = None
+        #: True while only the original is shown (a file just opened, its run not finished).
+        self.original_only = False
         self.log_frequency = False
         self.last_readout = ""
         self._log_rows: np.ndarray | None = None
@@ -150,6 +152,11 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.band_curve = self.band_error.plot(pen=pg.mkPen((255, 170, 0), width=2))
         self.spectrogram_plots = (self.original, self.reconstructed, self.difference)
         self.plots = (*self.spectrogram_plots, self.band_error)
+        for plot in self.plots:
+            for side in ("left", "bottom"):
+                # Seconds and Hz as they are: an empty or very short plot would otherwise read
+                # "time (s) (x0.001)".
+                plot.getAxis(side).enableAutoSIPrefix(False)
 
         self.images = {name: _Image() for name in ("original", "reconstructed", "difference")}
         self.detail_images = {name: _Image() for name in self.images}
@@ -219,6 +226,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
     def set_pair(self, pair: SpectrogramPair) -> None:
         """Show ``pair``: images, colour levels (peak − 100 dB .. peak), band error, full view."""
         self.pair = pair
+        self.original_only = False
         self._log_rows = None
         self.clear_detail()
         self.db_bar.setLevels((math.floor(pair.floor_db), math.ceil(pair.top_db)))
@@ -232,15 +240,33 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.reset_view()
         self.set_playhead(0.0)
 
-    def clear(self) -> None:
-        """Remove the images (a new run is on its way)."""
+    def set_original(self, pair: SpectrogramPair) -> None:
+        """Show only ``pair``'s original (its run is still going): the reconstructed and
+        difference panes and the band error stay empty, the read-out names the original only."""
+        self.set_pair(pair)
+        self.original_only = True
+        for name in ("reconstructed", "difference"):
+            self.images[name].clear()
+        self.band_curve.setData([], [])
+
+    def clear_images(self) -> None:
+        """Remove the images and the crosshair read-out (a new file is on its way).
+
+        Not ``clear``: pyqtgraph's GraphicsLayoutWidget puts its layout's ``clear`` (which removes
+        every plot) on each instance, so a method of that name here would never be called."""
         self.pair = None
+        self.original_only = False
         self.clear_detail()
         for image in self.images.values():
             image.clear()
         self.band_curve.setData([], [])
-        for item in (*self.playheads, *self.regions):
+        for item in (*self.playheads, *self.regions, self.band_crosshair):
             item.setVisible(False)
+        for v, h in self.crosshairs:
+            v.setVisible(False)
+            h.setVisible(False)
+        self.last_readout = ""
+        self.readout.emit("")
 
     def _rows_for_log(self) -> np.ndarray:
         """For each log-frequency row, the lattice bin drawn there (nearest bin)."""
@@ -423,6 +449,8 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         if values is None:
             return text
         original, reconstructed, difference = values
+        if self.original_only:
+            return f"{text}   original {original:.1f} dB"
         b = pair.bin_at(hz)
         band = f"   band {b * pair.hz_per_bin:,.0f} Hz: mean |difference| {pair.band_error_db[b]:.1f} dB"
         return (f"{text}   original {original:.1f} dB   reconstructed {reconstructed:.1f} dB   "
@@ -452,6 +480,8 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.band_crosshair.setPos(y)
         if in_image:
             text = self.readout_at(point.x(), hz)
+        elif self.original_only:
+            text = ""
         else:
             b = self.pair.bin_at(hz)
             text = "" if b is None else (f"{hz:,.0f} Hz   band {b * self.pair.hz_per_bin:,.0f} Hz: "

@@ -6,8 +6,12 @@ a pool thread, emits every yielded value as :attr:`GeneratorWorker.progress`, an
 exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled()``. Signals reach
 slots on the GUI thread as queued calls; the worker never touches a widget.
 
-Cancelling sets a flag that the worker checks after each yielded step; it then closes the
-generator (its ``finally`` blocks and context managers run) and emits ``cancelled``.
+Cancelling sets a flag that the worker checks after each yielded step, and the job's
+:class:`mosapp.job.JobControl`, which the library's long loops check inside a step (reading,
+encoding, decoding tiles, the phase backends, the metrics): the worker then closes the
+generator (its ``finally`` blocks and context managers run) and emits ``cancelled``, within a
+fraction of a second at any stage. Those loops also report their own units
+(:class:`mosapp.job.StepProgress`), which the worker emits as ``progress`` too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Callable, Generator
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from mosapp.errors import MosappError
+from mosapp.job import Cancelled, JobControl
 
 
 def describe_error(exc: BaseException) -> str:
@@ -35,7 +40,8 @@ class GeneratorWorker(QObject):
     """Runs ``make_generator()`` on a :class:`QThreadPool` thread.
 
     Signals:
-        progress(object): each value the generator yields.
+        progress(object): each value the generator yields, and the
+            :class:`mosapp.job.StepProgress` that library calls report inside a step.
         finished(object): the generator's return value.
         failed(str): a readable message (:func:`describe_error`); bugs also print a traceback.
         cancelled(): the generator was closed after :meth:`cancel`.
@@ -52,6 +58,7 @@ class GeneratorWorker(QObject):
         super().__init__(parent)
         self._make_generator = make_generator
         self._cancel = threading.Event()
+        self.control = JobControl(on_progress=self.progress.emit)
         self._finished = threading.Event()
         self._runnable: QRunnable | None = None
 
@@ -69,8 +76,9 @@ class GeneratorWorker(QObject):
         (pool or QThreadPool.globalInstance()).start(self._runnable)
 
     def cancel(self) -> None:
-        """Ask the job to stop at its next step (returns at once)."""
+        """Ask the job to stop at its next step or check (returns at once)."""
         self._cancel.set()
+        self.control.cancel()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the job has ended; False on timeout."""
@@ -79,18 +87,23 @@ class GeneratorWorker(QObject):
     def _run(self) -> None:
         gen = None
         try:
-            gen = self._make_generator()
-            while True:
-                if self._cancel.is_set():
-                    gen.close()
-                    self.cancelled.emit()
-                    return
-                try:
-                    value = next(gen)
-                except StopIteration as stop:
-                    self.finished.emit(stop.value)
-                    return
-                self.progress.emit(value)
+            with self.control.active():
+                gen = self._make_generator()
+                while True:
+                    if self._cancel.is_set():
+                        gen.close()
+                        self.cancelled.emit()
+                        return
+                    try:
+                        value = next(gen)
+                    except StopIteration as stop:
+                        self.finished.emit(stop.value)
+                        return
+                    self.progress.emit(value)
+        except Cancelled:
+            if gen is not None:
+                gen.close()
+            self.cancelled.emit()
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the window
             if not isinstance(exc, MosappError):
                 traceback.print_exc(file=sys.stderr)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from mosapp import dsp
+from mosapp import dsp, job
 from mosapp.config import StftGeometry
 from mosapp.phase import register_backend
 from mosapp.phase.pghi import pghi
@@ -50,6 +50,7 @@ def fgla_refine(magnitude: torch.Tensor, init: torch.Tensor, geometry: StftGeome
     c_prev = init
     t = init
     for _ in range(iterations):
+        job.check()  # one step is a fraction of a second even on a 32 s block
         c = _project_consistent(p_mag(t), geometry)
         t = c + alpha * (c - c_prev)
         c_prev = c

@@ -34,6 +34,7 @@ import numba
 import numpy as np
 import torch
 
+from mosapp import job
 from mosapp.config import StftGeometry
 from mosapp.phase import register_backend
 
@@ -89,6 +90,9 @@ def phase_gradients(magnitude: torch.Tensor, geometry: StftGeometry, floor: floa
     return rec[..., _TSTEP].T, rec[..., _FSTEP].T
 
 
+#: The kernel looks at the job's cancel flag once per this many coefficients (a few ms of work).
+CANCEL_CHECK_CELLS = 1 << 16
+
 #: Buckets of the queue, 0.0015 dB apart: 196 dB above the tolerance, louder ones share the top
 #: bucket. Coarser buckets (0.025 dB) cost 0.3 dB of spectral convergence on music; these match an exact heap.
 QUEUE_LEVELS = 1 << 17
@@ -100,8 +104,9 @@ def _bucket(rec_bits, cell, floor_bits, levels):
 
 
 @numba.njit(cache=True, nogil=True)
-def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_offset):
-    """Integrate phase in place, loudest known coefficient first.
+def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_offset, stop):
+    """Integrate phase in place, loudest known coefficient first; False when ``stop[0]`` was
+    set before the end (the job was cancelled; the phase is then incomplete).
 
     Args:
         rec: float32 (frames * bins, 4) records, time-major (cell = n * bins + m), columns
@@ -116,6 +121,8 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
         levels: buckets of the queue.
         hop, channels: the lattice (for island start phases).
         frame_offset: lattice index of the first frame.
+        stop: uint8 (1,): the job's cancel flag (:func:`mosapp.job.cancel_flag`), read every
+            :data:`CANCEL_CHECK_CELLS` coefficients.
 
     The max-heap is a bucket queue on the log-magnitude (buckets 0.0015 dB apart;
     last-in first-out within a bucket; a count per 256 buckets to skip empty stretches):
@@ -150,7 +157,11 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
     order = np.empty(0, dtype=np.int64)
     cursor = 0
     restarts = 0
+    popped = 0
     while True:
+        popped += 1
+        if (popped & (CANCEL_CHECK_CELLS - 1)) == 0 and stop[0] != 0:
+            return False
         if queued == 0:
             # A new island: start at the loudest coefficient not yet reached. The first
             # is found by a scan; what is left after it is sorted once (small islands).
@@ -170,7 +181,7 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
                 if cursor < order.size:
                     start = order[cursor]
             if start < 0:
-                break
+                return True
             restarts += 1
             state[start] = 1
             # Zero phase in the frequency-invariant convention (tifresi's choice): as if
@@ -269,7 +280,11 @@ def pghi_phase(
         k = seed.shape[-1]
         rec[: k * bins, _PHASE] = torch.angle(seed).detach().to("cpu", torch.float32).T.reshape(-1).numpy()
         state[: k * bins] = 1
-    _heap_integrate(rec, state, bins, np.float32(threshold), QUEUE_LEVELS, geometry.hop, geometry.channels, frame_offset)
+    job.check()
+    finished = _heap_integrate(rec, state, bins, np.float32(threshold), QUEUE_LEVELS, geometry.hop, geometry.channels,
+                               frame_offset, job.cancel_flag())
+    if not finished:
+        job.check()  # cancelled: raises
     return torch.from_numpy(rec[:, _PHASE].reshape(frames, bins)).T
 
 

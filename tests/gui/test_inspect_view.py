@@ -234,7 +234,7 @@ def test_corrupt_file_dropped_on_the_window(window, view, qapp, tmp_path):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(bad))])
     pos = QPointF(window.width() / 2, window.height() / 2)
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
@@ -245,7 +245,12 @@ def test_corrupt_file_dropped_on_the_window(window, view, qapp, tmp_path):
     assert "corrupt.wav" in message and "Traceback" not in message
     assert view.message_label.property("error") is True
     assert window.statusBar().currentMessage() == message
-    assert window.isVisible() and view.result is not None  # the previous result stays on screen
+    assert window.isVisible()
+    # The previous clip's spectrograms and metrics are gone: nothing on screen claims to be corrupt.wav's.
+    assert view.result is None and view.panes.pair is None
+    assert view.source_label.text() == "corrupt.wav"
+    assert all(label.text() == "—" for label in view.metric_labels.values())
+    assert all(image.image is None for image in view.panes.images.values())
 
 
 def test_unknown_codec_and_unavailable_model_are_messages(view, qapp, music_wav):
@@ -274,13 +279,15 @@ def test_cancel_stops_a_run(view, qapp, tmp_path):
     view.cancel_button.click()
     wait_for(qapp, lambda: not view.busy, timeout_s=60)
     assert worker.wait(60)
-    assert view.message_text() == "Cancelled."
-    assert view.result.request.source.path != str(long)
+    # The cancelled run was long.wav's: the previous clip's result is not left on screen under its name.
+    assert view.message_text().startswith("Cancelled")
+    assert view.source_label.text() == "long.wav"
+    assert view.result is None and view.panes.images["reconstructed"].image is None
 
 
 def test_progress_reaches_the_bar(view, qapp, qtbot, music_wav):
     seen = []
-    view.progress.valueChanged.connect(lambda value: seen.append((value, view.progress.format())))
+    view.progress.valueChanged.connect(lambda value: seen.append((value, view.progress_label.text())))
     with qtbot.waitSignal(view.result_ready, timeout=RUN_TIMEOUT_S * 1000):
         view.run(InspectRequest(AudioSource(str(music_wav)), "lowpass-3.5k", PipelineConfig(phase="pghi"),
                                 visqol=False))

@@ -12,7 +12,8 @@ from mosapp import bitstream, evaluate
 from mosapp.codecs import get_codec
 from mosapp.config import PipelineConfig
 from mosapp.errors import AudioError, ConfigError, MosappError
-from mosapp.gui.jobs import AudioSource, InspectRequest, JobProgress, _blockwise_decode, inspect, read_source
+from mosapp.gui.jobs import (AudioSource, InspectRequest, JobProgress, OriginalPreview, _blockwise_decode, inspect,
+                             read_source)
 from mosapp.pipeline import run_to_end
 from tests.conftest import RATE, music_like
 
@@ -27,8 +28,14 @@ def wav(tmp_path):
 
 
 def test_a_run_measures_what_evaluate_measures(wav):
-    events: list[JobProgress] = []
-    result = run_to_end(inspect(InspectRequest(AudioSource(str(wav)), "pghi-only", FAST, visqol=False)), events.append)
+    values: list = []
+    result = run_to_end(inspect(InspectRequest(AudioSource(str(wav)), "pghi-only", FAST, visqol=False)), values.append)
+    previews = [v for v in values if isinstance(v, OriginalPreview)]
+    events: list[JobProgress] = [v for v in values if isinstance(v, JobProgress)]
+    # The original is handed over right after reading, before the codec runs.
+    first_encode = next(i for i, v in enumerate(values) if isinstance(v, JobProgress) and v.stage == "encode")
+    assert len(previews) == 1 and values.index(previews[0]) < first_encode
+    assert previews[0].display.original_db.shape[0] == 257
     stages = [e.stage for e in events]
     assert stages[0] == "read" and stages[-1] == "display"
     assert {"encode", "decode", "metrics"} <= set(stages)

@@ -1,0 +1,157 @@
+"""Cooperative cancellation and fine-grained progress for long library calls (no Qt).
+
+The desktop app runs a job (a generator, see :mod:`mosapp.gui.jobs`) on a worker thread and
+can only stop it between two of its steps. Some steps are single library calls that take
+minutes on a long input: reading and resampling, a codec's encode, decoding tiles, a phase
+backend on a 32-second block, the metrics. Those calls check this module's flag and report
+their own units as they go::
+
+    control = JobControl(on_progress=lambda p: ...)     # the worker's
+    with control.active():                              # on the thread that runs the job
+        codec.encode(samples, config)                   # calls job.check() and job.report(...)
+    control.cancel()                                    # from any thread: the next check raises
+
+:func:`check` raises :class:`Cancelled` once :meth:`JobControl.cancel` was called;
+:func:`report` passes ``(done, total, unit)`` of the innermost loop to the worker. Outside a
+job (the command line, the tests) both do nothing and cost one thread-local lookup.
+
+Compiled kernels cannot call Python; they read :func:`cancel_flag`, a one-byte array that
+:meth:`JobControl.cancel` sets to 1, and return early (the caller then calls :func:`check`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+#: A flag that is never set, for kernels run outside a job.
+_NEVER = np.zeros(1, dtype=np.uint8)
+#: At most one report per this many seconds reaches the worker (a loop may report per tile).
+REPORT_INTERVAL_S = 0.05
+
+
+class Cancelled(BaseException):
+    """The job was cancelled: not an error, nothing to report but "Cancelled".
+
+    A BaseException (like KeyboardInterrupt), so that ``except Exception`` blocks that keep a
+    run going past a failed optional step (a metric, a note) let it through."""
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """``done`` of ``total`` ``unit`` (e.g. "frames", "tiles") of the call in progress."""
+
+    done: int
+    total: int
+    unit: str
+
+
+class JobControl:
+    """A job's cancel flag and progress sink, shared between the GUI and the worker thread."""
+
+    def __init__(self, on_progress: Callable[[StepProgress], None] | None = None) -> None:
+        self._event = threading.Event()
+        self.flag = np.zeros(1, dtype=np.uint8)
+        self.on_progress = on_progress
+        self._last_report = 0.0
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        """Ask the job to stop; its next :func:`check` raises :class:`Cancelled`."""
+        self._event.set()
+        self.flag[0] = 1
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+    def report(self, done: int, total: int, unit: str, *, force: bool = False) -> None:
+        if self.on_progress is None:
+            return
+        now = time.monotonic()
+        if not force and done < total and now - self._last_report < REPORT_INTERVAL_S:
+            return
+        self._last_report = now
+        self.on_progress(StepProgress(int(done), int(total), unit))
+
+    @contextmanager
+    def active(self) -> Iterator["JobControl"]:
+        """Make this the control of the current thread's library calls (nests; restores the outer one)."""
+        outer = getattr(_local, "control", None)
+        _local.control = self
+        try:
+            yield self
+        finally:
+            _local.control = outer
+
+
+_local = threading.local()
+
+
+def current() -> JobControl | None:
+    """The control of the job running on this thread, or None."""
+    return getattr(_local, "control", None)
+
+
+def check() -> None:
+    """Raise :class:`Cancelled` if the job running on this thread was cancelled."""
+    control = getattr(_local, "control", None)
+    if control is not None:
+        control.check()
+
+
+def report(done: int, total: int, unit: str) -> None:
+    """Tell the job running on this thread that ``done`` of ``total`` ``unit`` are done
+    (also checks for cancellation, so every reporting loop is a cancellable one)."""
+    control = getattr(_local, "control", None)
+    if control is not None:
+        control.check()
+        control.report(done, total, unit)
+
+
+def call(fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)`` for a library call that cannot check the flag itself.
+
+    In a job it runs on a thread of its own while this one waits in slices of 50 ms, so a
+    cancel raises :class:`Cancelled` at once; the abandoned call finishes in the background
+    and its result is dropped. Outside a job it is a plain call.
+    """
+    control = getattr(_local, "control", None)
+    if control is None:
+        return fn(*args, **kwargs)
+    box: dict[str, object] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the waiting thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="mosapp-call", daemon=True).start()
+    while not done.wait(0.05):
+        control.check()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def cancel_flag() -> np.ndarray:
+    """uint8 array of one element that becomes 1 when this thread's job is cancelled
+    (for compiled loops; a flag that stays 0 outside a job)."""
+    control = getattr(_local, "control", None)
+    return control.flag if control is not None else _NEVER
+
+
+__all__ = ["Cancelled", "JobControl", "REPORT_INTERVAL_S", "StepProgress", "call", "cancel_flag", "check", "current",
+           "report"]

@@ -1,0 +1,156 @@
+"""Cancellation inside long library calls (mosapp.job), the way the desktop app cancels a run.
+
+Before this, Cancel on a 10-minute file waited for the step in progress to end: 110-125 s
+(the whole encode, a 32 s phase block, the whole-track metrics). Every long call now checks
+the job's flag inside its loops; here each one is cancelled at its first report (or before it
+starts) and must raise :class:`mosapp.job.Cancelled` instead of running to its end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from mosapp import evaluate, job, metrics
+from mosapp.audio import read_audio
+from mosapp.codecs import get_codec
+from mosapp.config import PipelineConfig, get_geometry
+from mosapp.phase.fgla import fgla
+from mosapp.phase.pghi import pghi_phase
+from tests.conftest import RATE, music_like
+
+
+def cancelled_at_first_report(fn, *args, **kwargs) -> list[job.StepProgress]:
+    """Run ``fn`` under a control that cancels at the first report; returns the reports seen."""
+    seen: list[job.StepProgress] = []
+    control = job.JobControl()
+
+    def on_progress(p: job.StepProgress) -> None:
+        seen.append(p)
+        control.cancel()
+
+    control.on_progress = on_progress
+    with control.active(), pytest.raises(job.Cancelled):
+        fn(*args, **kwargs)
+    return seen
+
+
+def test_outside_a_job_checks_and_reports_do_nothing():
+    job.check()
+    job.report(1, 2, "frames")
+    assert job.current() is None and job.cancel_flag()[0] == 0
+    assert job.call(lambda x: x + 1, 1) == 2
+
+
+def test_reading_a_file_stops_between_blocks(tmp_path):
+    path = tmp_path / "long.wav"
+    sf.write(path, music_like(20.0).T, RATE)
+    seen = cancelled_at_first_report(read_audio, path)
+    assert seen and seen[0].unit == "frames read" and seen[0].total == 20 * RATE
+
+
+@pytest.mark.parametrize("name", ["pghi-only", "opus-12", "sgc-12"])
+def test_encoding_stops_inside_the_codec(name):
+    codec = get_codec(name)
+    if not codec.availability().ok:
+        pytest.skip(codec.availability().reason)
+    x = music_like(12.0)
+    seen = cancelled_at_first_report(codec.encode, x, PipelineConfig())
+    assert seen and seen[0].total > 1 and seen[0].unit
+
+
+def test_decoding_tiles_stops_inside_the_codec():
+    codec = get_codec("pghi-only")
+    config = PipelineConfig(phase="pghi")
+    encoded = codec.encode(music_like(12.0), config)
+    device = torch.device("cpu")
+    seen = cancelled_at_first_report(lambda: list(codec.decode_images(encoded, device)))
+    assert seen[0].unit == "frames decoded"
+
+
+def test_the_pghi_kernel_returns_when_the_flag_is_set():
+    geometry = get_geometry("thesis")
+    magnitude = torch.from_numpy(np.random.default_rng(0).random((geometry.bins, 4000)).astype(np.float32))
+    pghi_phase(magnitude[:, :100], geometry)  # compiled before the clock starts
+    control = job.JobControl()
+    control.cancel()
+    with control.active(), pytest.raises(job.Cancelled):
+        pghi_phase(magnitude, geometry)
+    # The same call outside a cancelled job runs to its end.
+    assert pghi_phase(magnitude, geometry).shape == magnitude.shape
+
+
+def test_the_pghi_kernel_stops_mid_block_from_another_thread():
+    """The GUI thread sets the flag while the compiled loop runs (it holds no GIL)."""
+    geometry = get_geometry("thesis")
+    magnitude = torch.from_numpy(np.random.default_rng(1).random((geometry.bins, 30_000)).astype(np.float32))
+    pghi_phase(magnitude[:, :100], geometry)
+    control = job.JobControl()
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        with control.active():
+            try:
+                pghi_phase(magnitude, geometry)
+                outcome["result"] = "finished"
+            except job.Cancelled:
+                outcome["result"] = "cancelled"
+        outcome["end"] = time.perf_counter()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(0.05)
+    cancelled_at = time.perf_counter()
+    control.cancel()
+    thread.join(60)
+    assert outcome["result"] == "cancelled"
+    assert outcome["end"] - cancelled_at < 1.0
+
+
+def test_fgla_stops_between_iterations():
+    geometry = get_geometry("thesis")
+    magnitude = torch.rand(geometry.bins, 500)
+    control = job.JobControl()
+    control.cancel()
+    with control.active(), pytest.raises(job.Cancelled):
+        fgla(magnitude, geometry, iterations=32)
+
+
+def test_a_call_that_cannot_check_is_abandoned_at_once():
+    control = job.JobControl()
+    threading.Timer(0.1, control.cancel).start()
+    start = time.perf_counter()
+    with control.active(), pytest.raises(job.Cancelled):
+        job.call(time.sleep, 10)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_metrics_come_in_small_steps_and_equal_the_whole_track_ones():
+    """score_steps (what a run's Measuring stage yields between) gives the numbers of the
+    whole-array metric functions, in many steps instead of four long calls."""
+    x = music_like(25.0, seed=2)
+    y = (0.7 * x + 0.01 * np.random.default_rng(3).standard_normal(x.shape)).astype(np.float32)
+    steps = evaluate.score_steps(x, y, visqol=False)
+    events = []
+    while True:
+        try:
+            events.append(next(steps))
+        except StopIteration as stop:
+            scores = stop.value
+            break
+    assert len(events) >= 20 and [e.done for e in events] == list(range(len(events)))
+    assert events[-1].total == len(events)
+    geometry = get_geometry("thesis")
+    from mosapp import dsp
+
+    mag = lambda a: dsp.stft(dsp.pad_for_lattice(torch.from_numpy(a[0]), geometry)[0], geometry).abs()  # noqa: E731
+    assert scores["mel_distance"] == pytest.approx(metrics.mel_distance(x, y, RATE), rel=1e-5)
+    assert scores["spectral_convergence_db"] == pytest.approx(metrics.spectral_convergence_db(mag(x), mag(y)), rel=1e-9)
+    assert scores["consistency"] == pytest.approx(
+        metrics.consistency(metrics.log_spectrogram_for_consistency(mag(y))), rel=1e-7)
+    assert scores["si_sdr_db"] == pytest.approx(metrics.si_sdr_db(x, y))
