@@ -21,29 +21,49 @@ codec's ``params``).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
 from typing import Any
 
-from mosapp.audio import AudioInfo
-from mosapp.codecs.base import Encoded
-from mosapp.errors import BitstreamError, MosappError
+from mosapp.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo
+from mosapp.codecs.base import MODEL_ID_HEX, Encoded
+from mosapp.config import PIPELINE_SAMPLE_RATE
+from mosapp.errors import BitstreamError, InvalidStreamError, MosappError
 from mosapp.files import atomic_write
 
 #: The first four bytes of every ``.sgc`` file. 0x1A (Ctrl-Z) stops a terminal ``type``.
 MAGIC = b"SGC\x1a"
-#: The container format version this mosapp writes and the newest it reads.
-CONTAINER_VERSION = 1
+#: The container format version this mosapp writes and the newest it reads. Version 2 added
+#: the binding digest (``b``) and the model identifier (``mi``); version 1 files are still read.
+CONTAINER_VERSION = 2
 #: The file extension.
 SUFFIX = ".sgc"
 
 #: Header keys (JSON object), short because every byte is paid for:
 #: codec name, codec payload version, coded sample rate, coded samples per channel,
 #: coded channels, codec params, source file facts, mosapp version.
-HEADER_KEYS = ("c", "cv", "sr", "n", "ch", "p", "s", "m")
+#: Version 2 adds ``mi`` (model identifier, codecs with trained weights) and ``b`` (binding digest).
+HEADER_KEYS = ("c", "cv", "sr", "n", "ch", "p", "s", "m", "mi", "b")
+MODEL_KEY = "mi"
+BINDING_KEY = "b"
+
+#: Coded sample rates a header may give: every codec codes at the pipeline rate.
+ACCEPTED_CODED_RATES = (PIPELINE_SAMPLE_RATE,)
+#: The longest stream (seconds) mosapp writes or decodes: decoding keeps a clip's image in
+#: memory (about 0.7 MB a second a channel), so this bounds what a header can make it allocate.
+MAX_STREAM_SECONDS = 3600
+#: Header bytes at most, and JSON nesting at most (the codecs' params nest 2 levels).
+MAX_HEADER_BYTES = 65_536
+MAX_JSON_DEPTH = 8
+_CODEC_NAME = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}$")
+_FORMAT_NAME = re.compile(r"^[A-Za-z0-9_ -]{1,32}$")
+_MODEL_ID = re.compile(rf"^[0-9a-f]{{{MODEL_ID_HEX}}}$")
 
 _CRC_BYTES = 4
 #: A ULEB128 longer than this (63 bits) is damage, not a length.
@@ -92,7 +112,7 @@ def _read_uleb128(data: bytes, pos: int, name: str) -> tuple[int, int]:
 
 
 def _header_dict(encoded: Encoded, source: AudioInfo) -> dict[str, Any]:
-    return {
+    header = {
         "c": encoded.codec,
         "cv": int(encoded.codec_version),
         "sr": int(encoded.sample_rate),
@@ -102,35 +122,163 @@ def _header_dict(encoded: Encoded, source: AudioInfo) -> dict[str, Any]:
         "s": [int(source.sample_rate), int(source.frames), int(source.channels), source.subtype, source.format],
         "m": _mosapp_version(),
     }
+    if encoded.model is not None:
+        header[MODEL_KEY] = encoded.model
+    header[BINDING_KEY] = binding_digest(header, bytes(encoded.payload))
+    return header
 
 
 def pack(encoded: Encoded, source: AudioInfo) -> bytes:
     """The ``.sgc`` bytes of ``encoded``, with the facts of the ``source`` file it was read from.
 
     Raises:
-        ValueError: ``encoded.params`` is not JSON-serialisable or a field is out of range
-            (a programming error in the codec).
+        ValueError: ``encoded.params`` is not JSON-serialisable or a field is out of range,
+            so :func:`unpack` would refuse the file (a programming error in the codec).
     """
     try:
-        header = json.dumps(_header_dict(encoded, source), separators=(",", ":"), ensure_ascii=False,
-                            allow_nan=False).encode("utf-8")
+        fields = _header_dict(encoded, source)
+        header = json.dumps(fields, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the {encoded.codec} header cannot be stored as JSON: {exc}") from None
     payload = bytes(encoded.payload)
+    # Never write what the reader refuses.
+    try:
+        if len(header) > MAX_HEADER_BYTES or _depth(header) > MAX_JSON_DEPTH:
+            raise ValueError(f"the header is {len(header)} bytes or nests too deep")
+        check_header(json.loads(header), payload, f"the {encoded.codec} stream", bound=True)
+    except (ValueError, BitstreamError) as exc:
+        raise ValueError(f"the {encoded.codec} stream cannot be written: {exc}") from None
     body = b"".join([MAGIC, struct.pack("<H", CONTAINER_VERSION), uleb128(len(header)), uleb128(len(payload)),
                      header, payload])
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def _fail_header(name: str, what: str) -> BitstreamError:
-    return BitstreamError(f"{name} has a malformed header ({what}); it was not written by a working mosapp.")
+def _invalid(name: str, what: str) -> BitstreamError:
+    return InvalidStreamError(f"{name} is not a valid mosapp file: {what}.")
 
 
-def _int_field(header: dict, key: str, what: str, name: str, minimum: int) -> int:
-    value = header.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail_header(name, f"{what} must be an integer of at least {minimum}, found {value!r}")
+def _depth(text: bytes) -> int:
+    """Deepest nesting of JSON arrays/objects in ``text`` (brackets inside strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _no_constant(token: str):
+    raise ValueError(f"{token} is not a number JSON allows")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"{token} is too large a number")
     return value
+
+
+def binding_digest(header: dict[str, Any], payload: bytes) -> str:
+    """The digest that binds a header to its payload: BLAKE2b-64 over the canonical JSON of
+    every header key but ``b`` (sorted keys, ASCII), a zero byte, and the payload."""
+    canonical = json.dumps({k: v for k, v in header.items() if k != BINDING_KEY}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(canonical)
+    digest.update(b"\0")
+    digest.update(payload)
+    return digest.hexdigest()
+
+
+def _int(value: Any, name: str, what: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(name, f"{what} in its header is {_shown(value)}, not a whole number")
+    if not lo <= value <= hi:
+        raise _invalid(name, f"{what} in its header is {value}, outside {lo} to {hi}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True) if not isinstance(value, float) or math.isfinite(value) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def target_frames(n: int, from_rate: int, to_rate: int) -> int:
+    """round(n * to_rate / from_rate), halves up: the length :func:`mosapp.audio.resample` gives."""
+    return (2 * n * to_rate + from_rate) // (2 * from_rate)
+
+
+def check_header(header: Any, payload: bytes, name: str, *, bound: bool) -> tuple[Encoded, AudioInfo]:
+    """Validate a parsed header against the container's declared ranges (see docs/bitstream.md).
+
+    Args:
+        header: the parsed JSON.
+        payload: the payload bytes (for the binding digest).
+        name: how messages call the data.
+        bound: require and check the binding digest ``b`` (container version 2 and later).
+
+    Raises:
+        InvalidStreamError: one sentence, "<name> is not a valid mosapp file: …".
+    """
+    if not isinstance(header, dict):
+        raise _invalid(name, "its header is not a JSON object")
+    codec = header.get("c")
+    if not isinstance(codec, str) or not _CODEC_NAME.match(codec):
+        raise _invalid(name, f"its header names no codec (c is {_shown(codec)})")
+    codec_version = _int(header.get("cv"), name, "the codec version", 0, 65535)
+    sample_rate = header.get("sr")
+    if sample_rate not in ACCEPTED_CODED_RATES or isinstance(sample_rate, bool):
+        raise _invalid(name, f"the coded sample rate in its header is {_shown(sample_rate)} Hz; mosapp codes at "
+                             f"{' or '.join(map(str, ACCEPTED_CODED_RATES))} Hz")
+    n_samples = _int(header.get("n"), name, "the coded sample count", 0, MAX_STREAM_SECONDS * sample_rate)
+    channels = _int(header.get("ch"), name, "the coded channel count", 1, MAX_CHANNELS)
+    params = header.get("p", {})
+    if not isinstance(params, dict):
+        raise _invalid(name, "the codec parameters in its header are not a JSON object")
+    src = header.get("s")
+    if not isinstance(src, list) or len(src) != 5:
+        raise _invalid(name, "the source file facts in its header are missing or incomplete")
+    src_rate = _int(src[0], name, "the source sample rate", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+    src_frames = _int(src[1], name, "the source length", 0, MAX_STREAM_SECONDS * MAX_SAMPLE_RATE)
+    src_channels = _int(src[2], name, "the source channel count", 1, MAX_CHANNELS)
+    subtype, fmt = src[3], src[4]
+    for value, what in ((subtype, "the source subtype"), (fmt, "the source format")):
+        if value is not None and (not isinstance(value, str) or not _FORMAT_NAME.match(value)):
+            raise _invalid(name, f"{what} in its header is {_shown(value)}, not a sound file format name")
+    if channels != 1 and channels != src_channels:
+        raise _invalid(name, f"its {channels} coded channels cannot be restored to {src_channels}")
+    expected = target_frames(src_frames, src_rate, sample_rate)
+    if n_samples != expected:
+        raise _invalid(name, f"its header announces {n_samples} coded samples, but a {src_rate} Hz source of "
+                             f"{src_frames} frames gives {expected}")
+    model = header.get(MODEL_KEY)
+    if model is not None and (not isinstance(model, str) or not _MODEL_ID.match(model)):
+        raise _invalid(name, f"the model identifier in its header is {_shown(model)}, not {MODEL_ID_HEX} hex digits")
+    written_by = header.get("m")
+    if written_by is not None and (not isinstance(written_by, str) or len(written_by) > 64):
+        raise _invalid(name, "the mosapp version in its header is not a short string")
+    if bound:
+        stored = header.get(BINDING_KEY)
+        if not isinstance(stored, str) or stored != binding_digest(header, payload):
+            raise _invalid(name, "its header does not match its payload (the binding digest differs), so the header "
+                                 "was edited after the file was written")
+    encoded = Encoded(codec=codec, codec_version=codec_version, sample_rate=sample_rate, n_samples=n_samples,
+                      channels=channels, params=params, payload=payload, model=model)
+    source = AudioInfo(path=None, sample_rate=src_rate, channels=src_channels, frames=src_frames, subtype=subtype,
+                       format=fmt)
+    return encoded, source
 
 
 def unpack(data: bytes, name: str = "the .sgc data") -> tuple[Encoded, AudioInfo]:
@@ -145,7 +293,9 @@ def unpack(data: bytes, name: str = "the .sgc data") -> tuple[Encoded, AudioInfo
 
     Raises:
         BitstreamError: not an ``.sgc`` file, truncated, damaged (checksum), written by a
-            newer mosapp, or a malformed header; one sentence naming ``name``.
+            newer mosapp; one sentence naming ``name``.
+        InvalidStreamError: (a BitstreamError) a header value out of its declared range,
+            inconsistent with the others, or edited after writing (binding digest).
     """
     data = bytes(data)
     found = len(data)
@@ -189,41 +339,22 @@ def unpack(data: bytes, name: str = "the .sgc data") -> tuple[Encoded, AudioInfo
         )
     if version < 1:
         raise BitstreamError(f"{name} has container version {version}, which no mosapp writes.")
-
+    if header_len > MAX_HEADER_BYTES:
+        raise _invalid(name, f"its header is {header_len} bytes, more than the {MAX_HEADER_BYTES} a header may have")
+    text = data[header_start:payload_start]
+    depth = _depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise _invalid(name, f"its header nests {depth} levels deep, more than the {MAX_JSON_DEPTH} allowed")
     try:
-        header = json.loads(data[header_start:payload_start].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _fail_header(name, f"not UTF-8 JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise _fail_header(name, "not a JSON object")
-    codec = header.get("c")
-    if not isinstance(codec, str) or not codec:
-        raise _fail_header(name, "no codec name")
-    codec_version = _int_field(header, "cv", "the codec version", name, 0)
-    sample_rate = _int_field(header, "sr", "the sample rate", name, 1)
-    n_samples = _int_field(header, "n", "the sample count", name, 0)
-    channels = _int_field(header, "ch", "the channel count", name, 1)
-    params = header.get("p", {})
-    if not isinstance(params, dict):
-        raise _fail_header(name, "the codec parameters are not a JSON object")
-    src = header.get("s")
-    if not isinstance(src, list) or len(src) < 5:
-        raise _fail_header(name, "the source file facts are missing")
-    src_rate, src_frames, src_channels, subtype, fmt = src[:5]
-    for value, what, minimum in ((src_rate, "the source sample rate", 1), (src_frames, "the source length", 0),
-                                 (src_channels, "the source channel count", 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _fail_header(name, f"{what} must be an integer of at least {minimum}, found {value!r}")
-    for value, what in ((subtype, "the source subtype"), (fmt, "the source format")):
-        if value is not None and not isinstance(value, str):
-            raise _fail_header(name, f"{what} must be a string, found {value!r}")
-    if channels != 1 and channels != src_channels:
-        raise _fail_header(name, f"{channels} coded channels cannot be restored to {src_channels}")
-    encoded = Encoded(codec=codec, codec_version=codec_version, sample_rate=sample_rate, n_samples=n_samples,
-                      channels=channels, params=params, payload=data[payload_start:crc_start])
-    source = AudioInfo(path=None, sample_rate=src_rate, channels=src_channels, frames=src_frames, subtype=subtype,
-                       format=fmt)
-    return encoded, source
+        header = json.loads(text.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _invalid(name, f"its header is not UTF-8 JSON ({_first_line(exc)})") from None
+    return check_header(header, data[payload_start:crc_start], name, bound=version >= 2)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.rstrip(".")[:120]
 
 
 def overhead_bytes(data: bytes) -> int:
@@ -273,5 +404,5 @@ def file_kbps(path_or_bytes: str | os.PathLike[str] | bytes, encoded: Encoded) -
     return 8.0 * size / max(encoded.seconds, 1e-9) / 1000.0
 
 
-__all__ = ["CONTAINER_VERSION", "MAGIC", "SUFFIX", "file_kbps", "overhead_bytes", "pack", "read_sgc", "unpack",
+__all__ = ["CONTAINER_VERSION", "MAGIC", "MAX_STREAM_SECONDS", "SUFFIX", "binding_digest", "check_header", "file_kbps", "overhead_bytes", "pack", "read_sgc", "unpack",
            "write_sgc"]

@@ -4,21 +4,66 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from mosapp.cli_study import add_study_parser, run_study
-from mosapp.config import GEOMETRIES, PipelineConfig
+from mosapp.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
 from mosapp.errors import MosappError
 
 #: Inputs at least this long get a progress bar.
 PROGRESS_MIN_SECONDS = 20.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CLIP = REPO_ROOT / "assets" / "demo" / "pluck-demo.flac"
+
+
+#: ``mosapp train --steps``: more than this is a typo, not a training run.
+MAX_TRAIN_STEPS = 10_000_000
+
+
+def bounded_int(lo: int, hi: int):
+    """An argparse ``type``: a whole number from ``lo`` to ``hi``, else a one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give one from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text} is out of range; give a whole number from {lo} to {hi}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def bounded_float(lo: float, hi: float):
+    """An argparse ``type``: a finite number from ``lo`` to ``hi``, else a one-line usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number; give one from {lo:g} to {hi:g}") from None
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text} is out of range; give a number from {lo:g} to {hi:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _fgla_option(p: argparse.ArgumentParser, default: int) -> None:
+    lo, hi = FGLA_ITERATIONS_RANGE
+    p.add_argument("--fgla-iterations", type=bounded_int(lo, hi), default=default, metavar="N",
+                   help=f"iterations for fgla and pghi+fgla, {lo} to {hi} (default {default})")
 
 
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -28,8 +73,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phase", default=defaults.phase,
                    help=f"phase reconstruction: pghi | tifresi | fgla | pghi+fgla (default {defaults.phase})")
     p.add_argument("--device", default=defaults.device, help="auto | cpu | cuda (default auto: CUDA when present)")
-    p.add_argument("--fgla-iterations", type=int, default=defaults.fgla_iterations,
-                   help=f"iterations for fgla and pghi+fgla (default {defaults.fgla_iterations})")
+    _fgla_option(p, defaults.fgla_iterations)
     p.add_argument("--per-channel", action="store_true",
                    help="process each channel of a stereo file instead of the mono mix-down")
     p.add_argument("--no-metrics", action="store_true", help="skip the objective metrics")
@@ -87,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(see configs/): logs bpp/kbps, PSNR, MS-SSIM and consistency to CSV and a "
                                     "PNG plot, checkpoints every few steps, and exports weights and a model card.")
     tr.add_argument("--config", required=True, help="TOML training config, e.g. configs/sgc-12.toml")
-    tr.add_argument("--steps", type=int, default=None, help="stop after this many more steps (resume later)")
+    tr.add_argument("--steps", type=bounded_int(1, MAX_TRAIN_STEPS), default=None, metavar="N",
+                    help=f"stop after this many more steps, 1 to {MAX_TRAIN_STEPS} (resume later)")
     return parser
 
 
@@ -108,8 +153,7 @@ def _add_codec_options(p: argparse.ArgumentParser, *, encoding: bool) -> None:
                    help=f"phase reconstruction of spectrogram codecs: pghi | tifresi | fgla | pghi+fgla "
                         f"(default {defaults.phase})")
     p.add_argument("--device", default=defaults.device, help="auto | cpu | cuda (default auto: CUDA when present)")
-    p.add_argument("--fgla-iterations", type=int, default=defaults.fgla_iterations,
-                   help=f"iterations for fgla and pghi+fgla (default {defaults.fgla_iterations})")
+    _fgla_option(p, defaults.fgla_iterations)
     if encoding:
         p.add_argument("--per-channel", action="store_true",
                        help="code each channel of a stereo file instead of the mono mix-down")
@@ -267,7 +311,7 @@ def run_encode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     import time
 
     from mosapp.audio import read_audio
-    from mosapp.bitstream import SUFFIX, file_kbps, write_sgc
+    from mosapp.bitstream import MAX_STREAM_SECONDS, SUFFIX, file_kbps, write_sgc
     from mosapp.codecs import get_codec
     from mosapp.config import PIPELINE_SAMPLE_RATE, get_geometry
     from mosapp.dsp import resolve_device
@@ -290,6 +334,9 @@ def run_encode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     with _native_stderr_silenced():
         audio = read_audio(in_path, sample_rate=PIPELINE_SAMPLE_RATE, mono=config.mono)
     check_processable(audio, geometry)
+    if audio.duration_s > MAX_STREAM_SECONDS:
+        raise MosappError(f"{in_path} is {audio.duration_s / 60:.1f} minutes long; an .sgc file holds at most "
+                          f"{MAX_STREAM_SECONDS // 60} minutes, so split it first.")
     t0 = time.perf_counter()
     encoded = codec.encode(audio.samples, config)
     seconds = time.perf_counter() - t0
@@ -325,7 +372,7 @@ def run_decode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     from mosapp.bitstream import read_sgc
     from mosapp.codecs import codec_names, get_codec
     from mosapp.dsp import resolve_device
-    from mosapp.errors import BitstreamError, ConfigError
+    from mosapp.errors import BitstreamError, ConfigError, InvalidStreamError
     from mosapp.phase import get_backend
 
     config = _config_from(args)
@@ -353,10 +400,12 @@ def run_decode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
         samples = codec.decode(encoded, config)
     except BitstreamError as exc:
         # The codec's sentence is about "the stream"; say which file it is.
-        msg = str(exc)
+        msg = str(exc).rstrip(".")
         if len(msg) > 1 and msg[1].islower():
             msg = msg[0].lower() + msg[1:]
-        raise BitstreamError(f"{in_path} cannot be decoded: {msg}") from None
+        if isinstance(exc, InvalidStreamError):
+            raise InvalidStreamError(f"{in_path} is not a valid mosapp file: {msg}.") from None
+        raise BitstreamError(f"{in_path} cannot be decoded: {msg}.") from None
     seconds = time.perf_counter() - t0
     output = restore_format(samples, encoded.sample_rate, source)
     write_audio(out_path, output, source.sample_rate, subtype=_output_subtype(out_path, source))
@@ -503,8 +552,41 @@ def run_gui(target: str | None) -> int:
                    open_study=what[1] if what and what[0] == "study" else None)
 
 
+def _on_sigterm(signum, _frame) -> None:
+    # An exception, so every `finally` runs: atomic writes remove their temporary file,
+    # database transactions roll back.
+    raise SystemExit(128 + signum)
+
+
+def install_signal_handlers() -> None:
+    """Turn SIGTERM into ``SystemExit(143)`` (main thread only; SIGINT is KeyboardInterrupt already)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _stdout_gone() -> int:
+    """stdout's reader went away (``mosapp … | head -1``): no traceback, no flush error at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 128 + signal.SIGPIPE if hasattr(signal, "SIGPIPE") else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mosapp`` and ``python -m mosapp``; returns the exit status."""
+    install_signal_handlers()
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+        return status
+    except BrokenPipeError:
+        return _stdout_gone()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = next(a.choices for a in parser._subparsers._group_actions if a.dest == "command")

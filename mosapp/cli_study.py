@@ -13,6 +13,12 @@ import sys
 from pathlib import Path
 
 
+#: ``--bootstrap`` resamples at most: 100 000 already give CI ends to the third decimal.
+MAX_BOOTSTRAP = 100_000
+#: ``--min-reference-trials`` at most: a plan has at most 1000 rated trials.
+MAX_SCREENING_TRIALS = 1000
+
+
 def add_study_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``study`` with its subcommands to the ``mosapp`` subparsers; returns its parser."""
     study = subparsers.add_parser(
@@ -40,17 +46,21 @@ def add_study_parser(subparsers) -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
     def screening_options(p: argparse.ArgumentParser) -> None:
+        from mosapp.cli import bounded_float, bounded_int
+
         p.add_argument("--no-screening", action="store_true", help="keep every listener (no post-screening)")
-        p.add_argument("--min-score", type=int, default=None,
-                       help="screening: a hidden-reference score below this counts against a listener "
+        p.add_argument("--min-score", type=bounded_int(1, 5), default=None, metavar="SCORE",
+                       help="screening: a hidden-reference score below this (1 to 5) counts against a listener "
                             "(default: the study's [screening], else 4)")
-        p.add_argument("--max-fraction", type=float, default=None,
-                       help="screening: drop a listener above this fraction of counted trials (default: the "
-                            "study's, else 0.15)")
-        p.add_argument("--min-reference-trials", type=int, default=None,
-                       help="screening: judge a listener by the reference only with at least this many reference "
-                            "trials; fewer: kept and flagged (default: the study's, else 7)")
-        p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+        p.add_argument("--max-fraction", type=bounded_float(0.0, 1.0), default=None, metavar="FRACTION",
+                       help="screening: drop a listener above this fraction (0 to 1) of counted trials (default: "
+                            "the study's, else 0.15)")
+        p.add_argument("--min-reference-trials", type=bounded_int(1, MAX_SCREENING_TRIALS), default=None, metavar="N",
+                       help=f"screening: judge a listener by the reference only with at least this many (1 to "
+                            f"{MAX_SCREENING_TRIALS}) reference trials; fewer: kept and flagged (default: the "
+                            f"study's, else 7)")
+        p.add_argument("--bootstrap", type=bounded_int(0, MAX_BOOTSTRAP), default=2000, metavar="N",
+                       help=f"bootstrap resamples, 0 to {MAX_BOOTSTRAP} (default 2000)")
 
     export = sub.add_parser("export", help="write <study>-ratings.csv, -export-summary.csv, -export-screening.csv")
     common(export)

@@ -9,6 +9,9 @@ from mosapp.errors import ConfigError
 
 #: The rate every stage runs at; audio is resampled to it on the way in and back on the way out.
 PIPELINE_SAMPLE_RATE = 44_100
+#: FGLA iterations accepted (``--fgla-iterations``, a study's ``pipeline.fgla_iterations``):
+#: 1000 already cost about 30x the default 32 and buy nothing audible.
+FGLA_ITERATIONS_RANGE = (0, 1000)
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,19 @@ class PipelineConfig:
     block_seconds: float = 32.0
     context_frames: int = 64
     image: ImageMapping = field(default_factory=ImageMapping)
+
+    def __post_init__(self) -> None:
+        lo, hi = FGLA_ITERATIONS_RANGE
+        n = self.fgla_iterations
+        if isinstance(n, bool) or not isinstance(n, int) or not lo <= n <= hi:
+            raise ConfigError(f"fgla_iterations {n!r} is out of range; give a whole number from {lo} to {hi}.")
+        if not (isinstance(self.block_seconds, (int, float)) and math.isfinite(self.block_seconds)
+                and 0.0 < self.block_seconds <= 3600.0):
+            raise ConfigError(f"block_seconds {self.block_seconds!r} is out of range; give more than 0 and at most "
+                              f"3600 seconds.")
+        if isinstance(self.context_frames, bool) or not isinstance(self.context_frames, int) \
+                or not 0 <= self.context_frames <= 4096:
+            raise ConfigError(f"context_frames {self.context_frames!r} is out of range; give 0 to 4096 frames.")
 
     def block_frames(self, geometry: StftGeometry) -> int:
         """Frames per block for ``geometry``."""

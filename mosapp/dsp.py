@@ -234,6 +234,11 @@ class ImageScale:
         return {"top_db": self.top_db, "dynamic_range_db": self.dynamic_range_db}
 
 
+#: ``top_db`` values an image scale may have: from the mapping's absolute floor (-160 dB, an
+#: all-silent clip) to 120 dB (samples a million times full scale; louder is refused on encoding).
+TOP_DB_RANGE = (ImageMapping().floor_db, 120.0)
+
+
 def image_scale_for(peak_magnitude: float, mapping: ImageMapping = ImageMapping()) -> ImageScale:
     """The scale that maps a clip whose largest magnitude is ``peak_magnitude`` to [0, 1]."""
     floor = 10.0 ** (mapping.floor_db / 20.0)

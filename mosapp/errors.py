@@ -21,5 +21,10 @@ class BitstreamError(MosappError):
     """A ``.sgc`` file or codec payload that is damaged, truncated or from a newer version."""
 
 
+class InvalidStreamError(BitstreamError):
+    """A stream whose header values are out of their declared ranges, or do not fit its payload
+    or the model loaded to decode it (a forged or buggy file, not a damaged one)."""
+
+
 class ModelError(MosappError):
     """Model weights that are missing, unreadable or do not fit the model."""

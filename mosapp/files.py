@@ -1,13 +1,87 @@
-"""Atomic file writes shared by every writer (audio files, .sgc streams)."""
+"""Atomic file writes shared by every writer (audio files, .sgc streams, CSV and PNG reports).
+
+A write goes to a hidden temporary file in the destination's folder, is fsynced, then
+:func:`os.replace` d over the destination, so an interrupted run never leaves a half-written
+file. Temporary names are ``.<name prefix>.mosapp-<pid>-<8 hex>.tmp``, shortened so they
+fit the file system's name limit (``NAME_MAX``, 255 bytes) whatever the destination's
+name. The temporary is removed on any exception (``KeyboardInterrupt``, and SIGTERM where
+the command line turns it into one, included). A run killed with SIGKILL cannot clean up;
+the next write into the same folder removes temporaries whose process no longer exists
+(and the ``.<name>.<8 hex>.tmp`` files mosapp 0.1.0 left for the same destination).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from mosapp.errors import MosappError
+
+#: The file-name limit where the file system does not say (Linux, macOS, Windows: 255).
+DEFAULT_NAME_MAX = 255
+_TMP_RE = re.compile(r"^\..*\.mosapp-(\d+)-[0-9a-f]{8}\.tmp$")
+_OLD_TMP_RE = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.tmp$")
+
+
+def name_max(folder: str | os.PathLike[str]) -> int:
+    """Longest file name (bytes) ``folder``'s file system accepts."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_NAME_MAX
+
+
+def temporary_name(path: str | os.PathLike[str], limit: int = DEFAULT_NAME_MAX) -> Path:
+    """A fresh hidden temporary name next to ``path`` that fits in ``limit`` bytes."""
+    p = Path(path)
+    tail = f".mosapp-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    room = max(0, limit - 1 - len(tail))
+    prefix = os.fsencode(p.name)[:room].decode("utf-8", "ignore")  # never half a character
+    return p.parent / f".{prefix}{tail}"
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str], name: str | None = None) -> list[Path]:
+    """Remove the temporaries of killed mosapp runs in ``folder``; returns what was removed.
+
+    A temporary counts as stale when the process named in it no longer exists. With
+    ``name``, the 0.1.0-style temporary of that destination (``.<name>.<8 hex>.tmp``) goes too.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith("."):
+            continue
+        match = _TMP_RE.match(entry.name)
+        stale = bool(match) and not _process_exists(int(match.group(1)))
+        if not stale and name is not None:
+            old = _OLD_TMP_RE.match(entry.name)
+            stale = bool(old) and old.group(1) == name
+        if stale:
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_write(
@@ -23,18 +97,25 @@ def atomic_write(
     :func:`os.replace` it over ``path``: an interrupted run never leaves a half-written file.
 
     Raises:
-        ``error``: the folder does not exist, ``path`` is a folder, or ``write``/the file
-            system raised one of ``catch`` (the sentence gives ``reason(exc)``).
+        ``error``: the folder does not exist, ``path`` is a folder, its name is longer than
+            the file system allows, or ``write``/the file system raised one of ``catch``
+            (the sentence gives ``reason(exc)``).
     """
     name = os.fspath(path)
     p = Path(name)
     folder = p.parent
     if not folder.is_dir():
         raise error(f"{name} cannot be written because the folder {folder} does not exist.")
+    limit = name_max(folder)
+    size = len(os.fsencode(p.name))
+    if size > limit:
+        raise error(f"{name} cannot be written: its file name is {size} bytes long and this file system allows "
+                    f"at most {limit}; choose a shorter name.")
     if p.is_dir():
         raise error(f"{name} is a folder; give a file name ending in {suffix}.")
+    remove_stale_temporaries(folder, p.name)
     # Hidden name in the same folder: os.replace is only atomic within one file system.
-    tmp = folder / f".{p.name}.{secrets.token_hex(4)}.tmp"
+    tmp = temporary_name(p, limit)
     try:
         # os.open with 0o666 lets the umask decide the permissions, as a plain write would.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -51,6 +132,9 @@ def atomic_write(
         why = reason(exc) if reason else (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
         raise error(f"{name} cannot be written ({why}).") from None
     except BaseException:
-        # KeyboardInterrupt and the like: still leave no temporary file behind.
-        tmp.unlink(missing_ok=True)
+        # KeyboardInterrupt, SystemExit from SIGTERM and the like: still leave no temporary file behind.
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         raise

@@ -63,7 +63,7 @@ def header_of(data: bytes) -> dict:
 def test_pack_unpack_round_trip():
     enc = small_encoded()
     data = pack(enc, SOURCE)
-    assert data[:4] == MAGIC and data[4:6] == b"\x01\x00"
+    assert data[:4] == MAGIC and data[4:6] == b"\x02\x00"
     got, src = unpack(data)
     assert got == enc
     assert src == AudioInfo(path=None, sample_rate=48_000, channels=2, frames=96_000, subtype="PCM_24", format="WAV")
@@ -71,7 +71,8 @@ def test_pack_unpack_round_trip():
 
 def test_round_trip_keeps_odd_values():
     enc = small_encoded(payload=b"", codec_version=0, n_samples=0, channels=2,
-                        params={"unicode": "ü€", "nested": {"a": [1, 2.5, None, True]}, "big": 2**40})
+                        params={"unicode": "ü€", "nested": {"a": [1, 2.5, None, True]}, "big": 2**40},
+                        model="0123456789abcdef")
     src = AudioInfo(path=None, sample_rate=22_050, channels=2, frames=0, subtype=None, format=None)
     assert unpack(pack(enc, src)) == (enc, src)
 
@@ -88,8 +89,9 @@ def test_real_codec_round_trip_decodes_identically():
     codec = get_codec("pghi-only")
     config = PipelineConfig(phase="pghi", device="cpu")
     enc = codec.encode(music_like(1.0), config)
-    enc2, src = unpack(pack(enc, SOURCE))
-    assert enc2 == enc and src.frames == SOURCE.frames
+    one_second = AudioInfo(path=None, sample_rate=48_000, channels=2, frames=48_000, subtype="PCM_24", format="WAV")
+    enc2, src = unpack(pack(enc, one_second))
+    assert enc2 == enc and src.frames == one_second.frames
     np.testing.assert_array_equal(codec.decode(enc2, config), codec.decode(enc, config))
 
 
@@ -98,8 +100,9 @@ def test_overhead_is_small():
     data = pack(enc, SOURCE)
     overhead = len(data) - len(enc.payload)
     params = len(json.dumps(enc.params, separators=(",", ":")))
-    # framing (magic 4 + version 2 + lengths 2..4 + CRC 4) and ~100 bytes of fixed header keys
-    assert overhead - params <= 120, overhead - params
+    # framing (magic 4 + version 2 + lengths 2..4 + CRC 4), ~100 bytes of fixed header keys and
+    # the 23-byte binding digest
+    assert overhead - params <= 145, overhead - params
     assert bitstream.overhead_bytes(data) == overhead
 
 
@@ -107,6 +110,7 @@ def test_unknown_header_keys_are_ignored():
     enc = small_encoded()
     header = header_of(pack(enc, SOURCE))
     header["future"] = {"x": 1}
+    header["b"] = bitstream.binding_digest(header, enc.payload)  # a later mosapp's writer binds its keys too
     got, _ = unpack(with_header(json.dumps(header).encode(), payload=enc.payload))
     assert got == enc
 
@@ -244,7 +248,7 @@ MALFORMED = {
 def test_malformed_header(case):
     with pytest.raises(BitstreamError) as info:
         unpack(with_header(MALFORMED[case]), "m.sgc")
-    one_sentence(info.value, "m.sgc", "malformed header")
+    one_sentence(info.value, "m.sgc", "is not a valid mosapp file")
 
 
 def test_overlong_length_field():
@@ -260,3 +264,114 @@ def test_read_sgc_names_the_path(tmp_path):
     with pytest.raises(BitstreamError) as info:
         read_sgc(path)
     one_sentence(info.value, str(path), "truncated", f"expected {len(GOOD)} bytes, found 50")
+
+
+# --------------------------------------------------------------------------- forged headers (CRC recomputed)
+#
+# A header rewritten by a tool that knows the framing and recomputes the CRC-32: every value
+# is checked against its declared range before use, and the binding digest catches an edit
+# that stays in range.
+
+
+def forge(data: bytes, edit) -> bytes:
+    """``data`` with its header JSON changed by ``edit(header)`` (in place) and a valid CRC-32;
+    the binding digest ``b`` is left as it was, as a forger who only knows the framing would."""
+    header = header_of(data)
+    _, pos = bitstream._read_uleb128(data, 6, "x")
+    payload_len, start = bitstream._read_uleb128(data, pos, "x")
+    payload = data[len(data) - 4 - payload_len: len(data) - 4]
+    edit(header)
+    (version,) = struct.unpack_from("<H", data, 4)
+    return with_header(json.dumps(header, allow_nan=True).encode(), payload=payload, version=version)
+
+
+def _set(path, value):
+    def edit(header):
+        target = header
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return edit
+
+
+FORGED = {
+    # case: (edit, words the sentence holds)
+    "sample-rate-1": (_set(["sr"], 1), ["sample rate", "1 Hz", "44100"]),
+    "sample-rate-huge": (_set(["sr"], 10**9), ["sample rate"]),
+    "samples-huge": (_set(["n"], 2**44), ["coded sample count", "17592186044416"]),
+    "samples-off-by-one": (_set(["n"], 88_201), ["88201 coded samples", "gives 88200"]),
+    "source-frames-huge": (_set(["s", 1], 50 * 2**30), ["source length"]),
+    "source-rate-1e9": (_set(["s", 0], 10**9), ["source sample rate", "1000000000"]),
+    "source-rate-1": (_set(["s", 0], 1), ["source sample rate"]),
+    "source-channels-9": (_set(["s", 2], 9), ["source channel count"]),
+    "channels-3": (_set(["ch"], 3), ["coded channel count"]),
+    "deep-json": (_set(["p", "deep"], json.loads("[" * 500 + "]" * 500)), ["nests", "levels"]),
+    "codec-name-garbage": (_set(["c"], "../../etc"), ["no codec"]),
+    "subtype-huge": (_set(["s", 3], "X" * 5000), ["source subtype"]),
+    "codec-renamed": (_set(["c"], "sgc-6"), ["binding digest", "edited"]),
+    "top-db-in-range": (_set(["p", "top_db"], [-10.0]), ["binding digest"]),
+    "version-string": (_set(["m"], "9.9.9"), ["binding digest"]),
+    "model-added": (_set(["mi"], "0123456789abcdef"), ["binding digest"]),
+    "binding-removed": (lambda h: h.pop("b"), ["binding digest"]),
+}
+
+
+@pytest.mark.parametrize("case", list(FORGED))
+def test_forged_header_values_are_refused(case):
+    edit, words = FORGED[case]
+    with pytest.raises(BitstreamError) as info:
+        unpack(forge(GOOD, edit), "f.sgc")
+    one_sentence(info.value, "f.sgc is not a valid mosapp file: ", *words)
+
+
+def test_infinity_and_nan_tokens_are_refused():
+    for token in ("Infinity", "-Infinity", "NaN", "1e999"):
+        text = json.dumps(header_of(GOOD)).replace("-3.25", token)
+        with pytest.raises(BitstreamError) as info:
+            unpack(with_header(text.encode(), payload=small_encoded().payload), "i.sgc")
+        one_sentence(info.value, "i.sgc is not a valid mosapp file", "not UTF-8 JSON")
+
+
+def test_nesting_deeper_than_the_interpreter_allows_is_one_sentence():
+    # json.loads would raise RecursionError here; the depth is counted before parsing.
+    deep = b'{"p":' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    with pytest.raises(BitstreamError) as info:
+        unpack(with_header(deep), "d.sgc")
+    one_sentence(info.value, "d.sgc is not a valid mosapp file", "30001 levels")
+
+
+def test_an_oversized_header_is_refused():
+    header = header_of(GOOD)
+    header["p"]["pad"] = "x" * 70_000
+    with pytest.raises(BitstreamError) as info:
+        unpack(with_header(json.dumps(header).encode()), "h.sgc")
+    one_sentence(info.value, "h.sgc is not a valid mosapp file", "65536")
+
+
+def test_pack_refuses_what_unpack_would_refuse():
+    with pytest.raises(ValueError, match="coded samples"):
+        pack(small_encoded(n_samples=1234), SOURCE)
+    with pytest.raises(ValueError, match="sample rate"):
+        pack(small_encoded(sample_rate=8000), SOURCE)
+
+
+def version_1(data: bytes) -> bytes:
+    """The same stream as mosapp 0.1.0 wrote it: container version 1, no ``b`` or ``mi`` key."""
+    header = header_of(data)
+    header.pop("b", None)
+    header.pop("mi", None)
+    _, pos = bitstream._read_uleb128(data, 6, "x")
+    payload_len, _ = bitstream._read_uleb128(data, pos, "x")
+    payload = data[len(data) - 4 - payload_len: len(data) - 4]
+    return with_header(json.dumps(header, separators=(",", ":")).encode(), payload=payload, version=1)
+
+
+def test_container_version_1_is_still_read():
+    enc, src = unpack(version_1(GOOD), "old.sgc")
+    assert enc == small_encoded() and enc.model is None and src.frames == SOURCE.frames
+
+
+def test_container_version_1_values_are_still_range_checked():
+    with pytest.raises(BitstreamError) as info:
+        unpack(forge(version_1(GOOD), _set(["sr"], 1)), "old.sgc")
+    one_sentence(info.value, "old.sgc is not a valid mosapp file", "sample rate")

@@ -13,13 +13,43 @@ Two families share the interface:
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 from abc import ABC, abstractmethod
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
+from mosapp.errors import InvalidStreamError
+
+#: Characters of the hex digest :func:`file_model_id` keeps (64 bits).
+MODEL_ID_HEX = 16
+_MODEL_IDS: dict[tuple[str, int, int], str] = {}
+_MODEL_IDS_LOCK = threading.Lock()
+
+
+def file_model_id(path: str | os.PathLike[str]) -> str:
+    """The identifier of the model whose weights are the file ``path``: the first
+    :data:`MODEL_ID_HEX` hex digits of the SHA-256 of its bytes (cached per path, size and
+    modification time, so a retrained file gets a new identifier)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    with _MODEL_IDS_LOCK:
+        found = _MODEL_IDS.get(key)
+    if found is None:
+        digest = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        found = digest.hexdigest()[:MODEL_ID_HEX]
+        with _MODEL_IDS_LOCK:
+            _MODEL_IDS[key] = found
+    return found
 
 
 @dataclass(frozen=True)
@@ -43,6 +73,9 @@ class Encoded:
         params: small JSON-serialisable dict of codec-specific decoding parameters
             (geometry, image scales, tile sizes …). It is stored in the file header.
         payload: the entropy-coded bytes.
+        model: identifier of the trained model the stream was coded with
+            (:meth:`Codec.model_id`), or None for codecs without one and for streams read
+            from container version 1 files, which did not record it.
     """
 
     codec: str
@@ -52,6 +85,7 @@ class Encoded:
     channels: int
     params: dict[str, Any] = field(default_factory=dict)
     payload: bytes = b""
+    model: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -88,6 +122,28 @@ class Codec(ABC):
         """Whether this machine can run the codec (files present, encoder compiled in …)."""
         return Availability(True)
 
+    def model_id(self) -> str | None:
+        """Identifier of the trained model this codec codes with (:func:`file_model_id` of its
+        weights file), or None when it has none. Written into every stream it encodes and
+        checked on decoding, so a stream is never decoded with another model's weights."""
+        return None
+
+    def check_model(self, encoded: Encoded) -> None:
+        """Refuse a stream coded with another model than the one this codec loads.
+
+        Raises:
+            InvalidStreamError: ``encoded.model`` is set and is not :meth:`model_id`.
+        """
+        if encoded.model is None:
+            return  # container version 1 (no model recorded) or a codec without a model
+        mine = self.model_id()
+        if encoded.model != mine:
+            have = f"the {self.name} model here is {mine}" if mine else f"{self.name} has no trained model"
+            raise InvalidStreamError(
+                f"the stream was coded with model {encoded.model}, but {have}; decode it with the weights "
+                f"it was coded with"
+            )
+
     @abstractmethod
     def encode(self, samples: np.ndarray, config: PipelineConfig) -> Encoded:
         """Code ``samples`` (float32 ``(channels, n)`` at :data:`PIPELINE_SAMPLE_RATE`).
@@ -122,4 +178,4 @@ def check_input(samples: np.ndarray) -> np.ndarray:
     return arr
 
 
-__all__ = ["Availability", "Codec", "Encoded", "PIPELINE_SAMPLE_RATE", "check_input"]
+__all__ = ["Availability", "Codec", "Encoded", "MODEL_ID_HEX", "PIPELINE_SAMPLE_RATE", "check_input", "file_model_id"]

@@ -72,7 +72,11 @@ from mosapp.bitstream import uleb128
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability, Codec, Encoded, check_input
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
-from mosapp.errors import AudioError, BitstreamError, ConfigError, ModelError
+from mosapp.codecs import params as header_params
+from mosapp.errors import AudioError, BitstreamError, ConfigError, InvalidStreamError, ModelError
+
+#: Longest stream a header may announce, seconds (the container's limit, docs/bitstream.md).
+MAX_SECONDS = 3600
 
 #: AAC: the sample rates tried, in order (see :meth:`AacCodec._encode_stream`).
 AAC_RATES = (44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
@@ -236,12 +240,14 @@ class _ClassicCodec(Codec):
                 f"The stream was written by {encoded.codec} version {encoded.codec_version}; this mosapp reads "
                 f"up to version {self.version}: update mosapp."
             )
-        if not encoded.codec.startswith(self.family + "-"):
-            raise BitstreamError(f"A {encoded.codec} stream cannot be decoded as {self.name}.")
-        if encoded.sample_rate != PIPELINE_SAMPLE_RATE or encoded.channels not in (1, 2) or encoded.n_samples <= 0:
-            raise BitstreamError(
-                f"The {self.name} stream header is invalid ({encoded.channels} channel(s), "
-                f"{encoded.n_samples} samples at {encoded.sample_rate} Hz)."
+        if encoded.codec != self.name:
+            raise InvalidStreamError(f"a {encoded.codec} stream cannot be decoded as {self.name}")
+        self.check_model(encoded)
+        if encoded.sample_rate != PIPELINE_SAMPLE_RATE or encoded.channels not in (1, 2) or encoded.n_samples <= 0 \
+                or encoded.n_samples > MAX_SECONDS * PIPELINE_SAMPLE_RATE:
+            raise InvalidStreamError(
+                f"the {self.name} stream header is invalid ({encoded.channels} channel(s), "
+                f"{encoded.n_samples} samples at {encoded.sample_rate} Hz)"
             )
 
 
@@ -425,18 +431,54 @@ class PyAvCodec(_ClassicCodec):
 
     # -- decoding ----------------------------------------------------------------------------
 
-    def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
+    #: Packets an encoder may emit beyond the clip's frames (flush, priming).
+    FLUSH_PACKETS = 4
+    #: The largest encoder priming (samples at the coded rate) a stream may declare.
+    max_delay: int = 4096
+
+    def frame_samples(self, rate: int) -> int:
+        """Samples at ``rate`` one packet of this codec holds."""
+        return 1024
+
+    def coded_rates(self, channels: int) -> tuple[int, ...]:
+        """The coded rates a stream of this codec may declare."""
+        return (self.coded_rate(channels),)
+
+    def bit_rates(self) -> tuple[int, int]:
+        """The encoder targets (bit/s) a stream of this codec may declare."""
+        nominal = int(round(self.nominal_kbps * 1000))
+        return nominal, nominal
+
+    def check_stream(self, encoded: Encoded) -> tuple[int, int, bytes]:
+        """Validate the header against this codec's declared ranges before decoding.
+
+        Returns:
+            (coded rate, delay, extradata).
+
+        Raises:
+            BitstreamError: a newer codec version.
+            InvalidStreamError: a value out of range (rate, delay, bit rate, extradata, length).
+        """
         self._check_encoded(encoded)
+        rate = header_params.choice(encoded, "rate", self.coded_rates(encoded.channels))
+        delay = int(header_params.number(encoded, "delay", 0, self.max_delay, integer=True, unit=" samples"))
+        lo, hi = self.bit_rates()
+        header_params.number(encoded, "bit_rate", lo, hi, integer=True, unit=" bit/s")
+        extradata = header_params.hex_bytes(encoded, "extradata", 64 if self.needs_extradata else 0, default="")
+        return rate, delay, extradata
+
+    def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
+        rate, delay, extradata = self.check_stream(encoded)
         av = self._require()
-        try:
-            rate = int(encoded.params["rate"])
-            delay = int(encoded.params["delay"])
-            extradata = bytes.fromhex(str(encoded.params.get("extradata", "")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BitstreamError(f"The {self.name} stream's parameters are incomplete or invalid ({exc}).") from None
-        if not 8000 <= rate <= 48000 or not 0 <= delay <= rate:
-            raise BitstreamError(f"The {self.name} stream's parameters are out of range (rate {rate} Hz, delay {delay}).")
         packets = unpack_packets(encoded.payload, self.name)
+        at_rate = (2 * encoded.n_samples * rate + PIPELINE_SAMPLE_RATE) // (2 * PIPELINE_SAMPLE_RATE)
+        most = -(-(at_rate + delay) // self.frame_samples(rate)) + self.FLUSH_PACKETS
+        if len(packets) > most:
+            # Checked before decoding: every packet decodes to a frame, so this bounds the memory.
+            raise InvalidStreamError(
+                f"the {self.name} payload holds {len(packets)} packets, more than the {most} that "
+                f"{encoded.n_samples} samples need"
+            )
         channels = encoded.channels
         ctx = av.CodecContext.create(self._decoder_name(av), "r")
         ctx.sample_rate = rate
@@ -482,8 +524,14 @@ class OpusCodec(PyAvCodec):
         super().__init__(kbps)
         self.description = f"Opus (libopus) CBR {kbps:g} kbit/s, 20 ms frames, coded at 48 kHz"
 
+    #: libopus's pre-skip is 312 samples at 48 kHz; RFC 7845 allows more, 80 ms is ample.
+    max_delay = 3840
+
     def coded_rate(self, channels: int) -> int:
         return 48000
+
+    def frame_samples(self, rate: int) -> int:
+        return rate // 50  # 20 ms frames
 
     def encoder_options(self) -> dict[str, str]:
         return {"vbr": "off", "application": "audio", "frame_duration": "20"}
@@ -503,8 +551,14 @@ class Mp3Codec(PyAvCodec):
         at = f"{mono / 1000:g} kHz" + ("" if mono == stereo else f" mono, {stereo / 1000:g} kHz stereo")
         self.description = f"MP3 (LAME) CBR {kbps:g} kbit/s, coded at {at}"
 
+    #: LAME's 576 + 529 samples, with room for other builds.
+    max_delay = 4608
+
     def coded_rate(self, channels: int) -> int:
         return lame_sample_rate(int(self.nominal_kbps), channels)
+
+    def frame_samples(self, rate: int) -> int:
+        return 1152 if rate >= 32000 else 576  # MPEG-1 / MPEG-2 Layer III
 
 
 class AacCodec(PyAvCodec):
@@ -520,6 +574,14 @@ class AacCodec(PyAvCodec):
     def __init__(self, kbps: float) -> None:
         super().__init__(kbps)
         self.description = f"AAC-LC (FFmpeg's encoder) {kbps:g} kbit/s average, at 44.1 kHz or the highest rate meeting it"
+
+    def coded_rates(self, channels: int) -> tuple[int, ...]:
+        return AAC_RATES
+
+    def bit_rates(self) -> tuple[int, int]:
+        lo, hi = AAC_TARGET_LIMITS
+        nominal = self.nominal_kbps * 1000
+        return int(lo * nominal) - 1, int(hi * nominal) + 1
 
     def _encode_stream(self, av, x: np.ndarray) -> _Stream:
         """The first rate of :data:`AAC_RATES` the encoder can meet nominal at, rate-calibrated.
@@ -620,13 +682,15 @@ class LowpassAnchor(_ClassicCodec):
 
     def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
         self._check_encoded(encoded)
-        try:
-            scale = float(encoded.params["scale"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BitstreamError(f"The {self.name} stream's parameters are incomplete or invalid ({exc}).") from None
-        if not np.isfinite(scale) or scale <= 0:
-            raise BitstreamError(f"The {self.name} stream's scale {scale} is invalid.")
+        # The peak of the filtered signal: positive, and no input mosapp reads is louder than this.
+        scale = header_params.number(encoded, "scale", 1e-12, 1e6)
         expected = 2 * encoded.channels * encoded.n_samples
+        if len(encoded.payload) * 1100 < expected:
+            # zlib expands at most about 1032-fold: the header promises more than the payload can hold.
+            raise InvalidStreamError(
+                f"the {self.name} payload of {len(encoded.payload)} bytes cannot hold the {encoded.n_samples} samples "
+                f"its header announces"
+            )
         try:
             inflater = zlib.decompressobj()
             raw = inflater.decompress(encoded.payload, expected + 1)

@@ -69,7 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from mosapp.codecs import register_family
-from mosapp.codecs.base import Availability
+from mosapp.codecs.base import Availability, file_model_id
 from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.config import PIPELINE_SAMPLE_RATE, get_geometry
 from mosapp.errors import BitstreamError, ModelError
@@ -385,6 +385,11 @@ class MsillmCodec(SpectrogramCodec):
         if find_checkpoint(self.quality) is not None or downloads_allowed(self.allow_download):
             return Availability(True)
         return Availability(False, missing_weights_message(self.quality))
+
+    def model_id(self) -> str | None:
+        """:func:`~mosapp.codecs.base.file_model_id` of the checkpoint found (None before it is there)."""
+        path = find_checkpoint(self.quality)
+        return file_model_id(path) if path is not None else None
 
     def model(self, device: torch.device | str):
         """The loaded model for ``device`` (cached process-wide)."""

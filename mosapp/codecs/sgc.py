@@ -31,7 +31,7 @@ import torch
 
 from mosapp import job
 from mosapp.codecs import register_family
-from mosapp.codecs.base import Availability
+from mosapp.codecs.base import Availability, file_model_id
 from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.codecs.twoband import TwoBandCodec
 from mosapp.errors import BitstreamError, ModelError
@@ -83,8 +83,9 @@ _LOCK = threading.Lock()
 #: Latent quantisation steps rate control may use (1 = as trained).
 STEP_RANGE = (0.1, 8.0)
 #: Bytes a stream spends outside the tiles' entropy-coded data (container, header, tile
-#: lengths), budgeted when planning: measured on typical clips.
-OVERHEAD_BYTES = 230
+#: lengths), budgeted when planning: measured on typical clips (container version 2 adds
+#: the model identifier and the binding digest, 46 bytes).
+OVERHEAD_BYTES = 276
 
 
 def plan_step(model, analysed: list, target_kbps: float, seconds: float) -> float:
@@ -180,6 +181,14 @@ class SgcCodec(SpectrogramCodec):
         if self.card_path is None:
             return None
         return self.card_path.parent / self.card.get("weights", f"{self.name}.pt")
+
+    def model_id(self) -> str | None:
+        """:func:`~mosapp.codecs.base.file_model_id` of the weights file (None while it is missing)."""
+        w = self.weights_path
+        return file_model_id(w) if w is not None and w.is_file() else None
+
+    def geometries(self) -> tuple[str, ...]:
+        return (self.geometry,)
 
     def availability(self) -> Availability:
         w = self.weights_path

@@ -24,16 +24,19 @@ import numpy as np
 import torch
 
 from mosapp import dsp, job
+from mosapp.codecs import params as header_params
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Codec, Encoded, check_input
-from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
-from mosapp.errors import BitstreamError
+from mosapp.config import GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
+from mosapp.errors import BitstreamError, InvalidStreamError
 
 if TYPE_CHECKING:
     from mosapp.pipeline import Progress
 
 #: Frames per tile handed to an image codec (about 3 s with the thesis geometry).
 DEFAULT_TILE_FRAMES = 2048
+#: Image dynamic ranges (dB) a spectrogram stream may declare.
+DYNAMIC_RANGE_DB_RANGE = (20.0, 160.0)
 
 
 def _tiles(n_frames: int, tile: int) -> Iterator[tuple[int, int]]:
@@ -49,6 +52,12 @@ class SpectrogramCodec(Codec):
     """
 
     tile_frames: int = DEFAULT_TILE_FRAMES
+    #: Image dynamic ranges (dB) a stream may declare: what :class:`mosapp.config.ImageMapping` can be set to.
+    dynamic_range_db_range: tuple[float, float] = DYNAMIC_RANGE_DB_RANGE
+
+    def geometries(self) -> tuple[str, ...]:
+        """Geometry names this codec's streams may use (sgc: the one its model was trained on)."""
+        return tuple(GEOMETRIES)
 
     # -- the image codec -------------------------------------------------------------
 
@@ -103,6 +112,13 @@ class SpectrogramCodec(Codec):
                 job.report(t0, n_frames, "frames measured")
                 peak = max(peak, float(dsp.stft(xp, geometry, t0, t1).abs().max()))
             scale = dsp.image_scale_for(peak, config.image)
+            if scale.top_db > dsp.TOP_DB_RANGE[1]:
+                from mosapp.errors import AudioError
+
+                raise AudioError(
+                    f"The audio peaks at {scale.top_db:.0f} dB in the spectrogram, above the {dsp.TOP_DB_RANGE[1]:g} dB "
+                    f"an image can record (samples far beyond full scale); scale it down first."
+                )
             scales.append(scale.top_db)
             for t0, t1 in _tiles(n_frames, self.tile_frames):
                 job.report(t0, n_frames, "frames analysed")
@@ -120,41 +136,73 @@ class SpectrogramCodec(Codec):
             "dynamic_range_db": config.image.dynamic_range_db,
             **extra,
         }
-        return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, n, channels, params, b"".join(parts))
+        return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, n, channels, params, b"".join(parts),
+                       model=self.model_id())
+
+    def check_stream(self, encoded: Encoded) -> tuple[StftGeometry, int, list[float], float, list[tuple[int, int]]]:
+        """Validate the header against this codec's declared ranges and the payload's tile
+        table, before anything is allocated: the version, the model, the geometry, the tile
+        size, one finite ``top_db`` per channel within the image mapping's range, the
+        dynamic range, and exactly one tile per ``tile_frames`` frames of ``n_samples``.
+
+        Returns:
+            (geometry, tile frames, top_db per channel, dynamic range, (offset, size) of every tile).
+
+        Raises:
+            BitstreamError: a newer codec version.
+            InvalidStreamError: any other value out of range or not fitting the payload or model.
+        """
+        self._check_version(encoded)
+        if encoded.codec != self.name:
+            raise InvalidStreamError(f"a {encoded.codec} stream cannot be decoded as {self.name}")
+        self.check_model(encoded)
+        if encoded.sample_rate != PIPELINE_SAMPLE_RATE or not 1 <= encoded.channels <= 2 or encoded.n_samples < 1:
+            raise InvalidStreamError(
+                f"the {self.name} stream holds {encoded.channels} channel(s) of {encoded.n_samples} samples at "
+                f"{encoded.sample_rate} Hz; it needs 1 or 2 channels of at least one sample at {PIPELINE_SAMPLE_RATE} Hz"
+            )
+        geometry = get_geometry(header_params.choice(encoded, "geometry", self.geometries()))
+        tile = header_params.choice(encoded, "tile_frames", [self.tile_frames])
+        tops = header_params.numbers(encoded, "top_db", encoded.channels, *dsp.TOP_DB_RANGE, unit=" dB")
+        drange = header_params.number(encoded, "dynamic_range_db", *self.dynamic_range_db_range, unit=" dB")
+        n_frames = geometry.frames_for(dsp.padded_length(encoded.n_samples, geometry))
+        per_channel = -(-n_frames // tile)
+        view = memoryview(encoded.payload)
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        for _ in range(encoded.channels * per_channel):
+            if pos + 4 > len(view):
+                break
+            (size,) = struct.unpack_from("<I", view, pos)
+            if pos + 4 + size > len(view):
+                break
+            spans.append((pos + 4, size))
+            pos += 4 + size
+        expected = encoded.channels * per_channel
+        if len(spans) != expected or pos != len(view):
+            raise InvalidStreamError(
+                f"the {self.name} payload does not fit its header: {encoded.n_samples} samples in "
+                f"{encoded.channels} channel(s) need {expected} tile(s) of {tile} frames, and the payload "
+                + (f"holds {len(spans)}" if len(spans) != expected else f"has {len(view) - pos} bytes after them")
+            )
+        return geometry, tile, tops, drange, spans
 
     def decode_images(self, encoded: Encoded, device: torch.device) -> Iterator[tuple[int, torch.Tensor, dsp.ImageScale]]:
         """Yield (channel, image (bins, frames) float32 on ``device``, scale) per channel."""
-        self._check_version(encoded)
-        try:
-            geometry = get_geometry(encoded.params["geometry"])
-            tile = int(encoded.params["tile_frames"])
-            tops = [float(v) for v in encoded.params["top_db"]]
-            drange = float(encoded.params["dynamic_range_db"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BitstreamError(f"The {self.name} stream's parameters are incomplete ({exc}).") from None
-        if len(tops) != encoded.channels or tile <= 0:
-            raise BitstreamError(f"The {self.name} stream's parameters do not match its {encoded.channels} channel(s).")
+        geometry, tile, tops, drange, spans = self.check_stream(encoded)
         self.prepare(device)
         self.begin_decode(encoded.params)
         n_frames = geometry.frames_for(dsp.padded_length(encoded.n_samples, geometry))
         view = memoryview(encoded.payload)
-        pos = 0
+        blobs = iter(spans)
         for ch in range(encoded.channels):
             image = torch.empty(geometry.bins, n_frames, dtype=torch.float32, device=device)
             for t0, t1 in _tiles(n_frames, tile):
                 job.report(t0, n_frames, "frames decoded")
-                if pos + 4 > len(view):
-                    raise BitstreamError(f"The {self.name} payload ends early (channel {ch + 1}, frame {t0}).")
-                (size,) = struct.unpack_from("<I", view, pos)
-                pos += 4
-                if pos + size > len(view):
-                    raise BitstreamError(f"The {self.name} payload ends early (channel {ch + 1}, frame {t0}).")
+                at, size = next(blobs)
                 with torch.inference_mode():
-                    image[:, t0:t1] = self.decompress_image(bytes(view[pos: pos + size]), (geometry.bins, t1 - t0), device)
-                pos += size
+                    image[:, t0:t1] = self.decompress_image(bytes(view[at: at + size]), (geometry.bins, t1 - t0), device)
             yield ch, image, dsp.ImageScale(top_db=tops[ch], dynamic_range_db=drange)
-        if pos != len(view):
-            raise BitstreamError(f"The {self.name} payload has {len(view) - pos} unexpected trailing bytes.")
 
     def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
         from mosapp.pipeline import run_to_end
@@ -166,7 +214,7 @@ class SpectrogramCodec(Codec):
         current channel) and returns the samples; closing it between blocks stops the work."""
         from mosapp.pipeline import invert_magnitude
 
-        geometry = get_geometry(encoded.params.get("geometry", config.geometry))
+        geometry = self.check_stream(encoded)[0]  # before the output is allocated
         device = dsp.resolve_device(config.device)
         out = np.empty((encoded.channels, encoded.n_samples), dtype=np.float32)
         length = dsp.padded_length(encoded.n_samples, geometry)
