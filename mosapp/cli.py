@@ -84,8 +84,16 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line (``mosapp roundtrip: error: argument …; see --help.``)."""
+
+    def error(self, message: str):
+        message = message.rstrip(".")
+        self.exit(2, f"mosapp: error: {message} (see `{self.prog} --help`).\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mosapp",
         description="Compress audio as spectrogram images, rebuild it by phase reconstruction, and measure it.",
     )

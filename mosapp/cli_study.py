@@ -88,17 +88,10 @@ def _definition(args, *, check_codecs: bool):
 
 
 def _open_existing(url: str):
-    """Open for reading; read-only when the SQLite file (or its folder) cannot be written."""
-    from sqlalchemy.engine import make_url
-
+    """Open for reading only (status, export, report): read-only, never created, never upgraded."""
     from mosapp.study.store import open_store
 
-    u = make_url(url)
-    readonly = False
-    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
-        p = Path(u.database)
-        readonly = p.exists() and not (os.access(p, os.W_OK) and os.access(p.parent, os.W_OK))
-    return open_store(url, create=False, readonly=readonly)
+    return open_store(url, create=False, readonly=True)
 
 
 def _default_out(definition) -> Path:

@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from mosapp.bitstream import CONTAINER_VERSION, pack, unpack
-from mosapp.cli import main
+from mosapp.cli import build_parser, main
 from mosapp.codecs import get_codec
 from mosapp.errors import ConfigError
 
@@ -304,3 +304,205 @@ def test_damaged_file_through_the_real_command_line(encoded_file, tmp_path):
                           capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert_one_sentence(proc.returncode, proc.stdout, proc.stderr, "bad.sgc", "checksum")
     assert not (tmp_path / "o.wav").exists()
+
+
+# --------------------------------------------------------------------------- forged headers (CRC recomputed)
+#
+# What a hostile or buggy writer can do to a header. "Forged" cases edit the JSON and
+# recompute only the CRC-32 (the binding digest catches them, after the range checks);
+# "re-packed" cases go through `pack`, i.e. a writer that knows the whole format: then the
+# codec's declared ranges and the model identifier are what refuse them.
+
+from mosapp.audio import AudioInfo  # noqa: E402
+from mosapp.bitstream import pack as _pack  # noqa: E402
+
+from tests.test_bitstream import forge  # noqa: E402
+
+
+def _set(path, value):
+    def edit(header):
+        target = header
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return edit
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory) -> dict[str, Path]:
+    """One 1 s mono 48 kHz clip coded with pghi-only, opus-12 and sgc-12 (where they run)."""
+    folder = tmp_path_factory.mktemp("coded")
+    wav = folder / "in.wav"
+    sf.write(str(wav), notes(1.0, RATE, [220.0, 330.0]), RATE, subtype="PCM_16")
+    files = {"wav": wav}
+    for name in ("pghi-only", "opus-12", "sgc-12"):
+        try:
+            codec = get_codec(name)
+        except ConfigError:
+            continue
+        if not codec.availability().ok:
+            continue
+        out = folder / f"{name}.sgc"
+        assert main(["encode", str(wav), str(out), "--codec", name, *FAST]) == 0
+        files[name] = out
+    return files
+
+
+def _decode_refused(coded, tmp_path, capsys, data: bytes, *words: str) -> str:
+    bad = tmp_path / "bad.sgc"
+    bad.write_bytes(data)
+    rc, out, err = run_main(capsys, "decode", bad, tmp_path / "out.wav", *FAST)
+    line = assert_one_sentence(rc, out, err, f"{bad} is not a valid mosapp file: ", *words)
+    assert sorted(os.listdir(tmp_path)) == ["bad.sgc"]  # no output, no temporary file
+    return line
+
+
+FORGED_CLI = {
+    # case: (codec file, header edit, words)
+    "sample-rate-1": ("pghi-only", _set(["sr"], 1), ["sample rate"]),
+    "samples-huge": ("pghi-only", _set(["n"], 2**44), ["coded sample count"]),
+    "source-frames-huge": ("pghi-only", _set(["s", 1], 2**38), ["source length"]),
+    "source-rate-1e9": ("pghi-only", _set(["s", 0], 10**9), ["source sample rate"]),
+    "deep-json": ("pghi-only", _set(["p", "x"], json.loads("[" * 500 + "]" * 500)), ["nests"]),
+    "top-db-1e300": ("pghi-only", _set(["p", "top_db"], [1e300]), ["binding digest"]),
+    "dynamic-range-0": ("pghi-only", _set(["p", "dynamic_range_db"], 0), ["binding digest"]),
+    "opus-source-rate-1e9": ("opus-12", _set(["s", 0], 10**9), ["source sample rate"]),
+    "opus-rate": ("opus-12", _set(["p", "rate"], 8000), ["binding digest"]),
+    "opus-delay": ("opus-12", _set(["p", "delay"], 0), ["binding digest"]),
+    "sgc-12-renamed-sgc-6": ("sgc-12", _set(["c"], "sgc-6"), ["binding digest"]),
+}
+
+
+@pytest.mark.parametrize("case", list(FORGED_CLI))
+def test_forged_header_is_refused_by_decode(coded, tmp_path, capsys, case):
+    name, edit, words = FORGED_CLI[case]
+    if name not in coded:
+        pytest.skip(f"{name} does not run here")
+    _decode_refused(coded, tmp_path, capsys, forge(coded[name].read_bytes(), edit), *words)
+
+
+def _repack(data: bytes, *, codec=None, params=None, n=None) -> bytes:
+    encoded, source = unpack(data)
+    if codec is not None:
+        encoded.codec = codec
+    if params is not None:
+        encoded.params = {**encoded.params, **params}
+    if n is not None:
+        encoded.n_samples = n
+        source = AudioInfo(None, 44_100, source.channels, n, source.subtype, source.format)
+    return _pack(encoded, source)
+
+
+REPACKED = {
+    # case: (codec file, re-pack changes, words)
+    "top-db-1e300": ("pghi-only", dict(params={"top_db": [1e300]}), ["top_db", "-160 to 120 dB"]),
+    "top-db-nan-like": ("pghi-only", dict(params={"top_db": ["nan"]}), ["top_db", "not a finite number"]),
+    "top-db-one-per-channel": ("pghi-only", dict(params={"top_db": [0.0, 0.0]}), ["top_db", "one number per"]),
+    "dynamic-range-0": ("pghi-only", dict(params={"dynamic_range_db": 0}), ["dynamic_range_db", "20 to 160 dB"]),
+    "dynamic-range-negative": ("pghi-only", dict(params={"dynamic_range_db": -100.0}), ["dynamic_range_db"]),
+    "tile-frames-1": ("pghi-only", dict(params={"tile_frames": 1}), ["tile_frames", "2048"]),
+    "geometry-unknown": ("pghi-only", dict(params={"geometry": "huge"}), ["geometry", "thesis"]),
+    "samples-past-the-payload": ("pghi-only", dict(n=44_100 * 3000), ["does not fit its header", "tile"]),
+    "opus-rate-44100": ("opus-12", dict(params={"rate": 44_100}), ["rate", "48000"]),
+    "opus-rate-1": ("opus-12", dict(params={"rate": 1}), ["rate"]),
+    "opus-delay-huge": ("opus-12", dict(params={"delay": 10**9}), ["delay", "0 to 3840"]),
+    "opus-delay-negative": ("opus-12", dict(params={"delay": -3}), ["delay"]),
+    "opus-bit-rate": ("opus-12", dict(params={"bit_rate": 6000}), ["bit_rate", "12000"]),
+    "opus-length-short": ("opus-12", dict(n=100), ["packets", "100 samples"]),
+    "opus-as-mp3": ("opus-12", dict(codec="mp3-32"), []),
+    "sgc-12-as-sgc-6": ("sgc-12", dict(codec="sgc-6"), ["model", "sgc-6"]),
+    "sgc-geometry-wide": ("sgc-12", dict(params={"geometry": "wide"}), ["geometry", "thesis"]),
+    "sgc-step": ("sgc-12", dict(params={"step": 1e9}), ["step"]),
+}
+
+
+@pytest.mark.parametrize("case", list(REPACKED))
+def test_repacked_header_out_of_the_codecs_ranges_is_refused(coded, tmp_path, capsys, case):
+    name, changes, words = REPACKED[case]
+    if name not in coded or (changes.get("codec") and changes["codec"] != "sgc-6"
+                             and not get_codec(changes["codec"]).availability().ok):
+        pytest.skip(f"{name} does not run here")
+    if changes.get("codec") == "sgc-6" and not get_codec("sgc-6").availability().ok:
+        pytest.skip("sgc-6 does not run here")
+    bad = tmp_path / "bad.sgc"
+    bad.write_bytes(_repack(coded[name].read_bytes(), **changes))
+    rc, out, err = run_main(capsys, "decode", bad, tmp_path / "out.wav", *FAST)
+    assert_one_sentence(rc, out, err, str(bad), *words)
+    assert sorted(os.listdir(tmp_path)) == ["bad.sgc"]
+
+
+def test_a_stream_of_other_weights_names_both_models(coded, tmp_path, capsys):
+    if "sgc-12" not in coded or not get_codec("sgc-6").availability().ok:
+        pytest.skip("sgc does not run here")
+    line = _decode_refused(coded, tmp_path, capsys, _repack(coded["sgc-12"].read_bytes(), codec="sgc-6"), "model")
+    assert get_codec("sgc-12").model_id() in line and get_codec("sgc-6").model_id() in line
+
+
+def test_container_version_1_files_still_decode_to_the_same_audio(coded, tmp_path, capsys):
+    from tests.test_bitstream import version_1
+
+    for name in ("pghi-only", "opus-12"):
+        if name not in coded:
+            continue
+        old = tmp_path / f"{name}-v1.sgc"
+        old.write_bytes(version_1(coded[name].read_bytes()))
+        assert old.read_bytes()[4:6] == b"\x01\x00"
+        rc, _, err = run_main(capsys, "decode", old, tmp_path / f"{name}-v1.wav", *FAST)
+        assert rc == 0, err
+        rc, _, err = run_main(capsys, "decode", coded[name], tmp_path / f"{name}-v2.wav", *FAST)
+        assert rc == 0, err
+        a, _ = sf.read(str(tmp_path / f"{name}-v1.wav"))
+        b, _ = sf.read(str(tmp_path / f"{name}-v2.wav"))
+        np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- option bounds
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "-3", "1001", "ten", "1e3"])
+def test_fgla_iterations_out_of_range_is_refused_at_parse_time(coded, tmp_path, capsys, value):
+    for command in (["roundtrip", coded["wav"], tmp_path / "o.wav"], ["decode", coded["pghi-only"], tmp_path / "o.wav"],
+                    ["encode", coded["wav"], tmp_path / "o.sgc"]):
+        with pytest.raises(SystemExit) as info:
+            main([str(a) for a in command] + ["--fgla-iterations", value])
+        assert info.value.code == 2
+        _, err = capsys.readouterr()
+        assert "argument --fgla-iterations" in err and "0 to 1000" in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_fgla_iterations_bounds_are_accepted(coded, tmp_path, capsys):
+    for value in ("0", "1000"):
+        args = build_parser().parse_args(["decode", "a.sgc", "b.wav", "--fgla-iterations", value])
+        assert args.fgla_iterations == int(value)
+
+
+def test_train_steps_out_of_range(capsys):
+    for value in ("0", "-1", "99999999999999999999"):
+        with pytest.raises(SystemExit):
+            main(["train", "--config", "configs/sgc-12.toml", "--steps", value])
+        assert "argument --steps" in capsys.readouterr()[1]
+
+
+def test_encode_refuses_a_stream_longer_than_the_container_holds(tmp_path, capsys, monkeypatch):
+    import mosapp.bitstream
+
+    monkeypatch.setattr(mosapp.bitstream, "MAX_STREAM_SECONDS", 1)
+    wav = stereo_wav(tmp_path / "in.wav", seconds=1.5)
+    rc, out, err = run_main(capsys, "encode", wav, tmp_path / "o.sgc", "--codec", "pghi-only", *FAST)
+    assert_one_sentence(rc, out, err, str(wav), "at most 0 minutes", "split it")
+    assert not (tmp_path / "o.sgc").exists()
+
+
+# --------------------------------------------------------------------------- pipes and signals
+
+
+def test_a_closed_stdout_pipe_is_not_a_traceback(tmp_path):
+    """`mosapp codecs | head -0`: the reader is gone before mosapp writes."""
+    proc = subprocess.Popen([sys.executable, "-m", "mosapp", "codecs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc.stdout.close()  # what `head` does once it has its line
+    err = proc.stderr.read().decode()
+    rc = proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+    assert rc == 141, (rc, err)

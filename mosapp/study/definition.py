@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mosapp.config import GEOMETRIES, PipelineConfig
+from mosapp.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
 from mosapp.errors import MosappError
 from mosapp.study.errors import StudyError
 
@@ -79,6 +79,19 @@ DEFAULT_INSTRUCTIONS: dict[str, str] = {
 }
 #: Shortest excerpt: BS.1770 loudness is measured over 400 ms blocks.
 MIN_EXCERPT_S = 0.5
+#: Ceilings of a study file (studies/README.md lists them with every field): each is far
+#: beyond a real listening test and keeps plans, renders and the database small enough.
+MAX_EXCERPT_S = 60.0             # clips[].length_s (BS.1534 asks for 10-12 s)
+MAX_START_S = 24 * 3600.0        # clips[].start_s
+MAX_CLIPS = 500                  # excerpts after globs and start lists are expanded
+MAX_CONDITIONS = 50              # conditions
+MAX_REPETITIONS = 20             # repetitions
+MAX_TRIALS_PER_LISTENER = 1000   # trials_per_listener (and its default), training.trials + gold
+MAX_TRAINING_TRIALS = 100        # training.trials
+MAX_SEED = 2**63 - 1             # seed
+MAX_FADE_MS = 1000.0             # fade_ms
+#: Audio ``mosapp study prepare`` may render: excerpts x conditions x length, seconds (10 h).
+MAX_RENDERED_S = 36_000.0
 #: Objective metrics a stimulus can carry (see :mod:`mosapp.metrics`).
 METRIC_NAMES = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol",
                 "low_band_distance_db", "low_band_correlation", "high_band_distance_db", "high_band_correlation")
@@ -307,7 +320,8 @@ class _Reader:
         return value
 
     def number(self, key: str, default: float | None = None, *, required: bool = False,
-               minimum: float | None = None, exclusive_minimum: float | None = None) -> float:
+               minimum: float | None = None, exclusive_minimum: float | None = None,
+               maximum: float | None = None) -> float:
         if key not in self.table:
             if required:
                 raise self.fail(key, "is missing; give a number")
@@ -319,9 +333,12 @@ class _Reader:
             raise self.fail(key, f"is {value!r}; give a number of at least {minimum:g}")
         if exclusive_minimum is not None and value <= exclusive_minimum:
             raise self.fail(key, f"is {value!r}; give a number above {exclusive_minimum:g}")
+        if maximum is not None and value > maximum:
+            raise self.fail(key, f"is {value!r}; give a number of at most {maximum:g}")
         return float(value)
 
-    def integer(self, key: str, default: int | None = None, *, minimum: int | None = None) -> int:
+    def integer(self, key: str, default: int | None = None, *, minimum: int | None = None,
+                maximum: int | None = None) -> int:
         if key not in self.table:
             return default  # type: ignore[return-value]
         value = self.table[key]
@@ -329,6 +346,8 @@ class _Reader:
             raise self.fail(key, f"is {value!r}; give a whole number")
         if minimum is not None and value < minimum:
             raise self.fail(key, f"is {value}; give a whole number of at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise self.fail(key, f"is {value}; give a whole number of at most {maximum}")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -383,15 +402,15 @@ def _clip_specs(where: str, base: Path, clips: Any) -> tuple[ClipSpec, ...]:
             raise StudyError(f"{where}: field clips[{i}] must be a table ([[clips]] with path, start_s, length_s).")
         r = _Reader(where, table, f"clips[{i}].", _CLIP_FIELDS)
         pattern = r.string("path", required=True)
-        length = r.number("length_s", required=True, minimum=MIN_EXCERPT_S)
+        length = r.number("length_s", required=True, minimum=MIN_EXCERPT_S, maximum=MAX_EXCERPT_S)
         starts_value = table.get("start_s", 0.0)
         starts_list = starts_value if isinstance(starts_value, list) else [starts_value]
         if not starts_list:
             raise r.fail("start_s", "is an empty list; give a start in seconds or a list of starts")
         starts: list[float] = []
         for s in starts_list:
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
-                raise r.fail("start_s", f"has {s!r}; give starts in seconds, 0 or more")
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0 <= s <= MAX_START_S:
+                raise r.fail("start_s", f"has {s!r}; give starts in seconds, from 0 to {MAX_START_S:g}")
             starts.append(float(s))
         if len(set(starts)) != len(starts):
             raise r.fail("start_s", "lists the same start twice")
@@ -511,9 +530,27 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     if all(c.gold_only for c in clips):
         raise StudyError(f"{where}: every clip is gold_only; at least one clip must be in the ordinary trials.")
     plan_clips = [c for c in clips if not c.gold_only]
-    repetitions = top.integer("repetitions", 1, minimum=1)
+    if len(clips) > MAX_CLIPS:
+        raise StudyError(f"{where}: field clips gives {len(clips)} excerpts (after globs and start lists); a study "
+                         f"has at most {MAX_CLIPS}.")
+    if len(conditions) > MAX_CONDITIONS:
+        raise top.fail("conditions", f"lists {len(conditions)} conditions; a study has at most {MAX_CONDITIONS}")
+    rendered = sum(c.length_s for c in clips) * len(conditions)
+    if rendered > MAX_RENDERED_S:
+        raise StudyError(
+            f"{where}: fields clips and conditions ask for {rendered / 3600:.1f} h of rendered audio "
+            f"({len(clips)} excerpts x {len(conditions)} conditions); a study renders at most "
+            f"{MAX_RENDERED_S / 3600:g} h, so use fewer or shorter excerpts."
+        )
+    repetitions = top.integer("repetitions", 1, minimum=1, maximum=MAX_REPETITIONS)
     full = len(plan_clips) * len(conditions) * repetitions
-    trials = top.integer("trials_per_listener", full, minimum=1)
+    if full > MAX_TRIALS_PER_LISTENER and not top.has("trials_per_listener"):
+        raise top.fail(
+            "repetitions",
+            f"is {repetitions}, which with {len(plan_clips)} clips x {len(conditions)} conditions makes {full} trials "
+            f"per listener, more than {MAX_TRIALS_PER_LISTENER}; lower it or set trials_per_listener",
+        )
+    trials = top.integer("trials_per_listener", full, minimum=1, maximum=MAX_TRIALS_PER_LISTENER)
     if trials % len(conditions):
         raise top.fail(
             "trials_per_listener",
@@ -525,11 +562,11 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
             f"is {trials}; at most {full} (clips x conditions x repetitions = {len(plan_clips)} x {len(conditions)} x "
             f"{repetitions}); raise repetitions for more",
         )
-    seed = top.integer("seed", 0, minimum=0)
+    seed = top.integer("seed", 0, minimum=0, maximum=MAX_SEED)
     loudness = top.number("loudness_lufs", -23.0)
     if not -70.0 <= loudness <= 0.0:
         raise top.fail("loudness_lufs", f"is {loudness:g}; give an integrated loudness between -70 and 0 LUFS")
-    fade_ms = top.number("fade_ms", 20.0, minimum=0.0)
+    fade_ms = top.number("fade_ms", 20.0, minimum=0.0, maximum=MAX_FADE_MS)
     if any(2 * fade_ms / 1000.0 > c.length_s for c in clips):
         raise top.fail("fade_ms", f"is {fade_ms:g}; the fades in and out must fit in the shortest excerpt")
 
@@ -538,7 +575,8 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     for i, cond in enumerate(training_conditions):
         if cond not in conditions:
             raise tr.fail("conditions", f'has "{cond}", which is not one of the study\'s conditions')
-    training = TrainingSpec(trials=tr.integer("trials", 0, minimum=0), conditions=training_conditions)
+    training = TrainingSpec(trials=tr.integer("trials", 0, minimum=0, maximum=MAX_TRAINING_TRIALS),
+                            conditions=training_conditions)
 
     pr = top.subtable("pipeline", _PIPELINE_FIELDS)
     defaults = PipelineConfig()
@@ -555,7 +593,8 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
         raise pr.fail("device", f'is "{device}"; use auto, cpu or cuda')
     pipeline = PipelineConfig(
         geometry=geometry, phase=phase, device=device,
-        fgla_iterations=pr.integer("fgla_iterations", defaults.fgla_iterations, minimum=0),
+        fgla_iterations=pr.integer("fgla_iterations", defaults.fgla_iterations, minimum=FGLA_ITERATIONS_RANGE[0],
+                                   maximum=FGLA_ITERATIONS_RANGE[1]),
         mono=pr.boolean("mono", True),
     )
     metrics = pr.strings("metrics", METRIC_NAMES)
@@ -573,6 +612,8 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     if reference_first and test_type != "dcr":
         raise top.fail("reference_first", "is true, but only a DCR study plays a reference; remove it")
     gold = _gold(where, data.get("gold", []), clips, conditions)
+    if len(gold) > MAX_TRAINING_TRIALS:
+        raise StudyError(f"{where}: field gold lists {len(gold)} gold trials; a study has at most {MAX_TRAINING_TRIALS}.")
 
     return StudyDefinition(
         name=study_name, title=title, test_type=test_type, instructions=instructions, labels=labels,
@@ -624,8 +665,10 @@ def _screening(top: _Reader, test_type: str, conditions: tuple[str, ...]) -> Scr
         raise r.fail("anchor_max_score", f"is {anchor_max}; give a score from 1 to 5")
     return ScreeningSpec(
         rule=rule, min_score=min_score, max_fraction=max_fraction,
-        min_reference_trials=r.integer("min_reference_trials", 7, minimum=1), anchor=anchor,
-        anchor_max_score=anchor_max, gold_max_failures=r.integer("gold_max_failures", 0, minimum=0), explicit=True,
+        min_reference_trials=r.integer("min_reference_trials", 7, minimum=1, maximum=MAX_TRIALS_PER_LISTENER),
+        anchor=anchor,
+        anchor_max_score=anchor_max, gold_max_failures=r.integer("gold_max_failures", 0, minimum=0,
+                                                                maximum=MAX_TRIALS_PER_LISTENER), explicit=True,
     )
 
 

@@ -329,9 +329,14 @@ def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     path = _sqlite_file(url)
     if readonly and path is not None:
-        # A URI so SQLite opens the file without write access (and never creates it).
+        # A URI so SQLite opens the file without write access (and never creates it). In WAL
+        # mode a reader needs the -shm file; where the folder is read-only and no -wal file
+        # exists, no writer can be active (it could not create one), so the file is opened
+        # immutable, which needs neither.
+        resolved = path.resolve()
+        immutable = not os.access(resolved.parent, os.W_OK) and not Path(str(resolved) + "-wal").exists()
         engine = create_engine(
-            "sqlite:///file:" + str(path.resolve()) + "?mode=ro&uri=true",
+            "sqlite:///file:" + str(resolved) + ("?immutable=1" if immutable else "?mode=ro") + "&uri=true",
             connect_args={"timeout": busy_timeout_s},
         )
     else:
@@ -388,6 +393,9 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
         if not path.exists():
             if not create or readonly:
                 raise StudyError(f"The study database {path} does not exist; run `mosapp study prepare` first.")
+        elif readonly and path.stat().st_size == 0:
+            raise StudyError(f"The study database {path} is an empty file, not a prepared study; run "
+                             f"`mosapp study prepare` first.")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -437,6 +445,8 @@ def _migrate(store: Store) -> None:
                 f"The study database {where} has schema revision {current}, written by a newer mosapp; this "
                 f"mosapp reads up to revision {head}: update mosapp to open it."
             )
+        if store.readonly and current is None:
+            raise StudyError(f"The study database {where} holds no study yet; run `mosapp study prepare` first.")
         if store.readonly:
             raise StudyError(
                 f"The study database {where} has an older schema (revision {current}) and is open read-only; "

@@ -145,3 +145,55 @@ def test_the_demo_study_runs_on_the_shipped_clip():
 def test_parse_without_file():
     d = parse_study(study_toml(), name="inline")
     assert d.name == "inline" and d.source is None
+
+
+# -- bounds: every numeric field has a documented ceiling (studies/README.md) -----------------
+
+
+@pytest.mark.parametrize("replace, field", [
+    (('seed = 11', 'seed = 11\nrepetitions = 1000000000'), "field repetitions"),
+    (('seed = 11', 'seed = 11\nrepetitions = 21'), "field repetitions"),
+    (('seed = 11', 'seed = 11\nrepetitions = 20'), "more than 1000"),  # 3 clips x 3 conditions x 20 is fine...
+    (('seed = 11', 'seed = 11\ntrials_per_listener = 3000000'), "field trials_per_listener"),
+    (('seed = 11', 'seed = 18446744073709551615'), "field seed"),
+    (('fade_ms = 10.0', 'fade_ms = 1e300'), "field fade_ms"),
+    (('trials = 1', 'trials = 1000000'), "field training.trials"),
+    (('length_s = 1.0', 'length_s = 1e12'), "field clips[0].length_s"),
+    (('start_s = [0.0, 3.0, 6.0]', 'start_s = [0.0, 3.0, 1e300]'), "field clips[0].start_s"),
+    (('phase = "pghi"', 'phase = "pghi"\nfgla_iterations = 99999999999999'), "field pipeline.fgla_iterations"),
+    (('phase = "pghi"', 'phase = "pghi"\nfgla_iterations = -3'), "field pipeline.fgla_iterations"),
+])
+def test_numeric_fields_have_ceilings(tmp_path, replace, field):
+    text = study_toml()
+    assert replace[0] in text
+    if field == "more than 1000":
+        # ...but with 40 starts it is 40 x 3 x 20 = 2400 trials per listener.
+        starts = "[" + ", ".join(f"{0.1 * i:.1f}" for i in range(40)) + "]"
+        text = text.replace("start_s = [0.0, 3.0, 6.0]", f"start_s = {starts}").replace("length_s = 1.0", "length_s = 0.5")
+        text = text.replace("fade_ms = 10.0", "fade_ms = 5.0")
+    msg = _error(text.replace(replace[0], replace[1], 1), tmp_path)
+    assert field in msg, msg
+
+
+def test_rendered_audio_ceiling_names_the_fields(tmp_path):
+    from mosapp.study.definition import MAX_RENDERED_S
+
+    # 400 excerpts of 60 s x 3 conditions = 20 h: more than the 10 h ceiling. The clip's
+    # length is not known from a header-less path, so use a long WAV written here.
+    import numpy as np
+    import soundfile as sf
+
+    long_wav = tmp_path / "long.wav"
+    sf.write(str(long_wav), np.zeros((8000 * 460,), dtype=np.int16), 8000, subtype="PCM_16")
+    starts = "[" + ", ".join(str(i) for i in range(400)) + "]"
+    text = study_toml().replace(f'path = "{DEMO_CLIP}"', f'path = "{long_wav}"').replace(
+        "start_s = [0.0, 3.0, 6.0]", f"start_s = {starts}").replace("length_s = 1.0", "length_s = 60.0")
+    msg = _error(text, tmp_path, check_codecs=False)
+    assert "fields clips and conditions" in msg and f"{MAX_RENDERED_S / 3600:g} h" in msg, msg
+
+
+def test_the_ceilings_themselves_are_accepted(tmp_path):
+    text = study_toml().replace("seed = 11", "seed = 9223372036854775807\nrepetitions = 20").replace(
+        'phase = "pghi"', 'phase = "pghi"\nfgla_iterations = 1000')
+    d = parse_study(text, source=tmp_path / "ok.toml")
+    assert d.repetitions == 20 and d.seed == 2**63 - 1 and d.pipeline.fgla_iterations == 1000

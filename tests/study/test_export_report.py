@@ -181,17 +181,13 @@ def test_report_of_a_study_without_ratings(study, tmp_path):
 
 
 def cli(argv: list[str]) -> int:
-    """``mosapp study …`` as mosapp.cli.main runs it (the same parser and error handling)."""
-    from mosapp.cli_study import add_study_parser, run_study
+    """``mosapp study …`` through mosapp.cli.main (its parser, option bounds and error handling)."""
+    from mosapp.cli import main
 
-    parser = argparse.ArgumentParser(prog="mosapp")
-    add_study_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
     try:
-        return run_study(args)
-    except MosappError as exc:
-        print(f"mosapp: error: {exc}", file=sys.stderr)
-        return 2
+        return main(argv)
+    except SystemExit as exc:  # argparse's usage errors: one line, status 2
+        return exc.code
 
 
 def test_cli_prepare_status_export_report(study, tmp_path, capsys):
