@@ -180,6 +180,39 @@ def _libsndfile_reason(exc: BaseException) -> str:
     return " ".join(str(reason).split()).rstrip(".")
 
 
+def _wav_announced_frames(path: Path) -> int | None:
+    """Frames a RIFF/WAVE file's ``data`` chunk announces, or None where its header cannot tell
+    (not RIFF, a streaming writer's 0 or 0xFFFFFFFF size, no ``fmt`` chunk before ``data``)."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = 0
+            for _ in range(64):  # chunks before "data": fmt, fact, LIST, bext … never this many
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = fh.read(min(size, 16))
+                    if len(fmt) < 14:
+                        return None
+                    block_align = struct.unpack_from("<H", fmt, 12)[0]
+                    fh.seek(size - len(fmt) + (size & 1), os.SEEK_CUR)
+                elif cid == b"data":
+                    if size in (0, 0xFFFFFFFF) or block_align == 0:
+                        return None
+                    return size // block_align
+                else:
+                    fh.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
+
+
 def read_audio(
     path: str | os.PathLike[str],
     *,
@@ -200,7 +233,8 @@ def read_audio(
         The samples as float32 ``(channels, n)`` at ``sample_rate`` and the file's format.
 
     Raises:
-        AudioError: the file is missing, unreadable, not audio, empty, has more than
+        AudioError: the file is missing, unreadable, not audio, empty, truncated (a WAV
+            whose header announces more frames than it holds), has more than
             :data:`MAX_CHANNELS` channels, a rate outside
             [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`], or NaN/Inf samples.
         ValueError: ``sample_rate`` is not positive (a programming error).
@@ -283,6 +317,14 @@ def read_audio(
 
     if frames == 0:
         raise AudioError(f"{name} contains no audio samples; give a file at least one sample long.")
+    announced = _wav_announced_frames(p) if fmt == "WAV" else None
+    if announced is not None and frames < announced:
+        # libsndfile quietly reads what is there; a cut-off file is refused, not shortened.
+        raise AudioError(
+            f"{name} is truncated: its header announces {announced} frames ({announced / file_rate:.3f} s) but the "
+            f"file holds {frames} ({frames / file_rate:.3f} s); re-export it, or rewrite its header to what is there "
+            f"(e.g. `sox {p.name} fixed.wav`)."
+        )
     if first_bad >= 0:
         kinds = [f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n]
         raise AudioError(

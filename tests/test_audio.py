@@ -216,18 +216,34 @@ def test_random_bytes_with_wav_extension(tmp_path):
     assert isinstance(exc.value, MosappError)
 
 
-def test_truncated_wav_reads_what_is_there(tmp_path):
-    # libsndfile silently reads the frames that are present in a cut-off WAV.
+@pytest.mark.parametrize("keep", [0.5, 0.999])
+def test_truncated_wav_is_refused_with_the_frames_found(tmp_path, keep):
+    # libsndfile silently reads the frames that are present in a cut-off WAV; mosapp refuses it.
     x = chord(SR, SR)
     full = tmp_path / "full.wav"
     sf.write(full, x, SR)
     data = full.read_bytes()
     cut = tmp_path / "cut.wav"
-    cut.write_bytes(data[: len(data) // 2])
-    audio = read_audio(cut)
-    assert 0 < audio.samples.shape[1] < x.size
-    assert audio.info.frames == audio.samples.shape[1]
-    np.testing.assert_allclose(audio.samples[0], x[: audio.samples.shape[1]], atol=1e-4)
+    cut.write_bytes(data[: int(len(data) * keep)])
+    found = (int(len(data) * keep) - 44) // 2
+    with pytest.raises(AudioError) as exc:
+        read_audio(cut)
+    assert_one_line_naming(exc, cut)
+    msg = str(exc.value)
+    assert "truncated" in msg and f"announces {SR} frames" in msg and f"holds {found} " in msg, msg
+
+
+def test_a_complete_wav_with_extra_chunks_is_read(tmp_path):
+    # A LIST chunk after the data (as many editors write) is no truncation.
+    x = chord(SR // 4, SR)
+    path = tmp_path / "tagged.wav"
+    sf.write(path, x, SR)
+    data = bytearray(path.read_bytes())
+    info = b"INFOISFT" + (6).to_bytes(4, "little") + b"mosap\x00"
+    data += b"LIST" + len(info).to_bytes(4, "little") + info
+    data[4:8] = (len(data) - 8).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    assert read_audio(path).samples.shape[1] == SR // 4
 
 
 @pytest.mark.parametrize("damage", ["short_header", "bad_magic"])
