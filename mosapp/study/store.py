@@ -390,12 +390,12 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
     if path is not None:
         if path.is_dir():
             raise StudyError(f"The study database {path} is a folder; give a file name.")
+        if path.exists() and readonly and path.stat().st_size == 0:
+            raise StudyError(f"The study database {path} is an empty file, not a prepared study; run "
+                             f"`mosapp study prepare` first.")
         if not path.exists():
             if not create or readonly:
                 raise StudyError(f"The study database {path} does not exist; run `mosapp study prepare` first.")
-        elif readonly and path.stat().st_size == 0:
-            raise StudyError(f"The study database {path} is an empty file, not a prepared study; run "
-                             f"`mosapp study prepare` first.")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
