@@ -123,6 +123,10 @@ class ImageFamilyCodec(TwoBandCodec):
             image = Image.open(io.BytesIO(data))
             if image.format != self.format:
                 raise BitstreamError(f"The {self.name} payload holds a {image.format} image, not {self.format}.")
+            if image.size != (shape[1], shape[0]):
+                # Checked before load(): a tile's header must not make the decoder allocate more than the stream needs.
+                raise BitstreamError(f"The {self.name} {band}-band image is {image.size[1]}x{image.size[0]}, "
+                                     f"the stream needs {shape[0]}x{shape[1]}.")
             image.load()
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise BitstreamError(f"The {self.name} payload is damaged ({exc}).") from None

@@ -310,6 +310,7 @@ class SgcTwoBandCodec(TwoBandCodec):
     weights_path = SgcCodec.weights_path
     availability = SgcCodec.availability
     prepare = SgcCodec.prepare
+    model_id = SgcCodec.model_id
 
     def compress_bands(self, low, high, seconds):
         from mosapp.models.sgc_net import BAND_ROWS, analyse_tile, code_tile

@@ -35,11 +35,12 @@ import numpy as np
 import torch
 
 from mosapp import bands, dsp
+from mosapp.codecs import params as header_params
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Encoded, check_input
 from mosapp.codecs.spectrogram import SpectrogramCodec, _tiles
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
-from mosapp.errors import BitstreamError
+from mosapp.errors import BitstreamError, InvalidStreamError
 
 if TYPE_CHECKING:
     from mosapp.pipeline import Progress
@@ -146,7 +147,8 @@ class TwoBandCodec(SpectrogramCodec):
             "dynamic_range_db": config.image.dynamic_range_db,
             **extra,
         }
-        return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, n, channels, params, b"".join(parts))
+        return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, n, channels, params, b"".join(parts),
+                       model=self.model_id())
 
     # -- decoding ------------------------------------------------------------------------
 
@@ -158,56 +160,85 @@ class TwoBandCodec(SpectrogramCodec):
                 g.frames_for(dsp.padded_length(n_samples, g)))
 
     def _stream_params(self, encoded: Encoded) -> tuple[list[int], list[list[float]], float]:
+        """The stream's tile sizes, ``top_db`` pairs and dynamic range, each checked against
+        this codec's declared values and ranges (version, name, model, geometry, band layout,
+        tile sizes, finite scales within the image mapping's range)."""
         self._check_version(encoded)
-        p = encoded.params
         name = self.name
+        if encoded.codec != name:
+            raise InvalidStreamError(f"a {encoded.codec} stream cannot be decoded as {name}")
+        self.check_model(encoded)
+        if encoded.sample_rate != PIPELINE_SAMPLE_RATE or not 1 <= encoded.channels <= 2 or encoded.n_samples < 1:
+            raise InvalidStreamError(
+                f"the {name} stream holds {encoded.channels} channel(s) of {encoded.n_samples} samples at "
+                f"{encoded.sample_rate} Hz; it needs 1 or 2 channels of at least one sample at {PIPELINE_SAMPLE_RATE} Hz"
+            )
+        p = encoded.params
         if p.get("bands") != BANDS_TAG:
             raise BitstreamError(f"The {name} stream uses the band layout {p.get('bands')!r}; this mosapp reads "
                                  f"{BANDS_TAG!r} (a stream of another mosapp version).")
-        try:
-            tiles = [int(v) for v in p["tile_frames"]]
-            tops = [[float(v) for v in pair] for pair in p["top_db"]]
-            drange = float(p["dynamic_range_db"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BitstreamError(f"The {name} stream's parameters are incomplete ({exc}).") from None
-        if (len(tiles) != 2 or min(tiles) < 64 or max(tiles) > 1 << 16 or len(tops) != encoded.channels
-                or any(len(t) != 2 or not all(math.isfinite(v) and -400.0 < v < 400.0 for v in t) for t in tops)
-                or not (1.0 <= drange <= 400.0)):
-            raise BitstreamError(f"The {name} stream's parameters do not describe {encoded.channels} channel(s) "
-                                 f"of two-band images.")
-        return tiles, tops, drange
+        header_params.choice(encoded, "geometry", [GEOMETRY])
+        tiles = header_params.choice(encoded, "tile_frames", [[self.low_tile_frames, self.tile_frames]])
+        pairs = p.get("top_db")
+        if not isinstance(pairs, list) or len(pairs) != encoded.channels or not all(isinstance(t, list) for t in pairs):
+            raise InvalidStreamError(f"the {name} stream's parameter top_db does not hold a [low, high] pair per "
+                                     f"coded channel ({encoded.channels})")
+        tops = [header_params.numbers(Encoded(encoded.codec, 0, 0, 0, 0, {"top_db": t}), "top_db", 2,
+                                      *dsp.TOP_DB_RANGE, unit=" dB") for t in pairs]
+        drange = header_params.number(encoded, "dynamic_range_db", *self.dynamic_range_db_range, unit=" dB")
+        return list(tiles), tops, drange
+
+    def check_stream(self, encoded: Encoded) -> tuple[list[int], list[list[float]], float, list[tuple[int, int]]]:
+        """:meth:`_stream_params` plus the payload's tile table, before anything is allocated:
+        exactly the tiles ``n_samples`` needs (per channel, low then high), nothing after them.
+
+        Returns:
+            (tile sizes, top_db pairs, dynamic range, (offset, size) of every tile in order).
+        """
+        tiles, tops, drange = self._stream_params(encoded)
+        low_frames, high_frames = self.lattice_frames(encoded.n_samples)
+        expected = encoded.channels * (-(-low_frames // tiles[0]) + -(-high_frames // tiles[1]))
+        view = memoryview(encoded.payload)
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        for _ in range(expected):
+            if pos + 4 > len(view):
+                break
+            (size,) = struct.unpack_from("<I", view, pos)
+            if pos + 4 + size > len(view):
+                break
+            spans.append((pos + 4, size))
+            pos += 4 + size
+        if len(spans) != expected or pos != len(view):
+            raise InvalidStreamError(
+                f"the {self.name} payload does not fit its header: {encoded.n_samples} samples in "
+                f"{encoded.channels} channel(s) need {expected} tile(s), and the payload "
+                + (f"holds {len(spans)}" if len(spans) != expected else f"has {len(view) - pos} bytes after them")
+            )
+        return tiles, tops, drange, spans
 
     def decode_band_images(self, encoded: Encoded, device: torch.device) -> Iterator[tuple[int, BandImages]]:
         """Yield (channel, its decoded :class:`BandImages`) per channel."""
-        tiles, tops, drange = self._stream_params(encoded)
+        tiles, tops, drange, spans = self.check_stream(encoded)
         self.prepare(device)
         self.begin_decode(encoded.params)
         low_frames, high_frames = self.lattice_frames(encoded.n_samples)
         bins = get_geometry(GEOMETRY).bins
         view = memoryview(encoded.payload)
-        pos = 0
+        blobs = iter(spans)
 
-        def read(band: str, rows: int, frames: int, tile: int, ch: int) -> torch.Tensor:
-            nonlocal pos
+        def read(band: str, rows: int, frames: int, tile: int) -> torch.Tensor:
             image = torch.empty(rows, frames, dtype=torch.float32, device=device)
             for t0, t1 in _tiles(frames, tile):
-                if pos + 4 > len(view):
-                    raise BitstreamError(f"The {self.name} payload ends early (channel {ch + 1}, {band} band, frame {t0}).")
-                (size,) = struct.unpack_from("<I", view, pos)
-                pos += 4
-                if pos + size > len(view):
-                    raise BitstreamError(f"The {self.name} payload ends early (channel {ch + 1}, {band} band, frame {t0}).")
+                at, size = next(blobs)
                 with torch.inference_mode():
-                    image[:, t0:t1] = self.decompress_band(bytes(view[pos: pos + size]), band, (rows, t1 - t0), device)
-                pos += size
+                    image[:, t0:t1] = self.decompress_band(bytes(view[at: at + size]), band, (rows, t1 - t0), device)
             return image
 
         for ch in range(encoded.channels):
-            low = read("low", bands.LOW_ROWS, low_frames, tiles[0], ch)
-            high = read("high", bins, high_frames, tiles[1], ch)
+            low = read("low", bands.LOW_ROWS, low_frames, tiles[0])
+            high = read("high", bins, high_frames, tiles[1])
             yield ch, BandImages(low, dsp.ImageScale(tops[ch][0], drange), high, dsp.ImageScale(tops[ch][1], drange))
-        if pos != len(view):
-            raise BitstreamError(f"The {self.name} payload has {len(view) - pos} unexpected trailing bytes.")
 
     def decode_images(self, encoded: Encoded, device: torch.device) -> Iterator[tuple[int, torch.Tensor, dsp.ImageScale]]:
         """Yield (channel, high-band image on the thesis lattice, its scale): the image this
@@ -219,6 +250,7 @@ class TwoBandCodec(SpectrogramCodec):
     def decode_steps(self, encoded: Encoded, config: PipelineConfig) -> Generator["Progress", None, np.ndarray]:
         from mosapp.pipeline import invert_magnitude
 
+        self.check_stream(encoded)  # before the output is allocated
         geometry = get_geometry(GEOMETRY)
         device = dsp.resolve_device(config.device)
         n = encoded.n_samples

@@ -41,11 +41,11 @@ def test_stream_layout_and_damage():
     assert low.shape[0] == bands.LOW_ROWS
     assert images[0][1].high[: bands.HIGH_FIRST_ROW].abs().max() == 0
     short = type(encoded)(**{**encoded.__dict__, "payload": encoded.payload[:-5]})
-    with pytest.raises(BitstreamError, match="ends early|damaged|wrong size"):
+    with pytest.raises(BitstreamError, match="ends early|damaged|wrong size|does not fit"):
         codec.decode(short, FAST)
     other = type(encoded)(**{**encoded.__dict__, "params": {**encoded.params, "bands": "low4-500-700"}})
     with pytest.raises(BitstreamError, match="band layout"):
         codec.decode(other, FAST)
     bad = type(encoded)(**{**encoded.__dict__, "params": {**encoded.params, "top_db": [[0.0, float("nan")]] * 2}})
-    with pytest.raises(BitstreamError, match="parameters"):
+    with pytest.raises(BitstreamError, match="parameter"):
         codec.decode(bad, FAST)
