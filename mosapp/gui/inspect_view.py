@@ -8,6 +8,7 @@
     │ original | reconstructed                        │ │ kbit/s, mel …   │
     │ difference | per-band error                     │ ├ View ───────────┤
     └─────────────────────────────────────────────────┘ │ log / 0–500 Hz  │
+                                                        │ analysis, levels│
     crosshair read-out                                  ├ Listen ─────────┤
                                                         │ play, A/B, loop │
 
@@ -15,6 +16,12 @@ The run itself is :func:`mosapp.gui.jobs.inspect` on a :class:`GeneratorWorker`;
 only starts it, follows its progress and shows what it returns. Playback uses
 :class:`mosapp.playback.Player` with the original and the reconstruction preloaded, so the
 switch between them keeps the position.
+
+The spectrograms come from an analysis chosen in the View panel, independent of the codec:
+a Hann STFT (window 1024 … 16384, overlap 50 … 93.75 %) or the codec lattice. Changing it
+re-analyses the shown pair in the background and keeps the zoom; the low-frequency mode
+switches to :data:`LOW_FREQUENCY_ANALYSIS` (8192 samples) when the analysis is coarser than
+4096 samples, and back when it is turned off.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 
 from mosapp.config import PipelineConfig
 from mosapp.gui.jobs import AudioSource, InspectRequest, InspectResult, JobProgress, OriginalPreview, inspect, preview
-from mosapp.gui.spectrogram_data import SpectrogramPair, analyse_excerpt_steps, analyse_pair
+from mosapp.gui.spectrogram_data import (DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS, MAX_COLUMNS, OVERLAPS, WINDOW_LENGTHS,
+                                         Analysis, SpectrogramPair, analyse_excerpt_steps, analyse_pair,
+                                         analyse_pair_steps, overview_columns)
 from mosapp.gui.spectrogram_widgets import SpectrogramPanes
 from mosapp.gui.workers import GeneratorWorker, describe_error
 from mosapp.job import StepProgress
@@ -55,6 +64,10 @@ AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.oga *.mp3 *.aif *.aiff);;All f
 PLAYHEAD_INTERVAL_MS = 33
 #: The two stimuli the player holds.
 ORIGINAL, RECONSTRUCTION = 0, 1
+#: The analysis menu's entry for the codec's own lattice.
+CODEC_LATTICE = "codec lattice"
+#: Shortest window the low-frequency mode keeps (a shorter one is switched to LOW_FREQUENCY_ANALYSIS).
+LOW_FREQUENCY_MIN_WINDOW = 4096
 
 #: Metrics panel rows: (key, label, tooltip).
 METRIC_ROWS = (
@@ -149,6 +162,8 @@ class InspectView(QWidget):
         self._rate_start: tuple[float, int] = (0.0, 0)
         self._bar = 0
         self.cancel_requested_at: float | None = None
+        self._analysis_worker: GeneratorWorker | None = None
+        self._analysis_before_low: Analysis | None = None  # restored when the low-frequency mode ends
         self._last_dir = os.getcwd()
 
         self._build_controls()
@@ -332,8 +347,72 @@ class InspectView(QWidget):
         layout.addWidget(self.low_mode_check)
         layout.addWidget(self.log_check)
         layout.addLayout(row)
+        layout.addLayout(self._build_analysis_controls())
         layout.addWidget(self.save_button)
         return box
+
+    def _build_analysis_controls(self) -> QFormLayout:
+        """Analysis (window, overlap), level range and the difference's scale."""
+        form = QFormLayout()
+        self.window_combo = QComboBox()
+        self.window_combo.setObjectName("analysis_window")
+        self.window_combo.setToolTip("The STFT the spectrograms are drawn from (both panes alike): a Hann window of "
+                                     "this many samples, or the codec's own lattice (what the codec saw)")
+        self.window_combo.addItem(CODEC_LATTICE, 0)
+        for n in WINDOW_LENGTHS:
+            self.window_combo.addItem(f"Hann {n}", n)
+        self.overlap_combo = QComboBox()
+        self.overlap_combo.setObjectName("analysis_overlap")
+        self.overlap_combo.setToolTip("Overlap of successive windows (hop = window × (1 − overlap))")
+        for o in OVERLAPS:
+            self.overlap_combo.addItem(f"{100 * o:g} %", o)
+        self.analysis_label = QLabel("")
+        self.analysis_label.setObjectName("analysis_info")
+        self.analysis_label.setWordWrap(True)
+        self._show_analysis_in_controls(DEFAULT_ANALYSIS)
+        self.window_combo.currentIndexChanged.connect(lambda _i: self._on_analysis_controls())
+        self.overlap_combo.currentIndexChanged.connect(lambda _i: self._on_analysis_controls())
+
+        def spin(lo: float, hi: float, value: float, tip: str) -> QDoubleSpinBox:
+            box = QDoubleSpinBox()
+            box.setRange(lo, hi)
+            box.setDecimals(0)
+            box.setSingleStep(5.0)
+            box.setSuffix(" dB")
+            box.setValue(value)
+            box.setToolTip(tip)
+            return box
+
+        self.floor_spin = spin(-300.0, 200.0, -100.0, "level drawn black (both spectrograms)")
+        self.top_spin = spin(-300.0, 200.0, 0.0, "level drawn white (both spectrograms)")
+        self.auto_levels_check = QCheckBox("auto")
+        self.auto_levels_check.setToolTip("the original's peak − 100 dB .. its peak, for every pair")
+        self.auto_levels_check.setChecked(True)
+        levels = QHBoxLayout()
+        levels.addWidget(self.floor_spin)
+        levels.addWidget(self.top_spin)
+        levels.addWidget(self.auto_levels_check)
+        self.floor_spin.valueChanged.connect(lambda _v: self._on_level_spins())
+        self.top_spin.valueChanged.connect(lambda _v: self._on_level_spins())
+        self.auto_levels_check.toggled.connect(self._on_auto_levels)
+
+        self.difference_spin = spin(1.0, 120.0, 20.0, "the difference's colour scale: ± this many dB")
+        self.hold_difference_check = QCheckBox("hold")
+        self.hold_difference_check.setToolTip("keep this ± scale for every later run, so two codecs compare on one scale")
+        difference = QHBoxLayout()
+        difference.addWidget(self.difference_spin)
+        difference.addWidget(self.hold_difference_check)
+        self.difference_spin.valueChanged.connect(self._on_difference_spin)
+        self.hold_difference_check.toggled.connect(self._on_hold_difference)
+        self.panes.difference_bar.sigLevelsChanged.connect(lambda _bar: self._sync_level_controls())
+        self.panes.db_bar.sigLevelsChanged.connect(lambda _bar: self._sync_level_controls())
+
+        form.addRow("analysis", self.window_combo)
+        form.addRow("overlap", self.overlap_combo)
+        form.addRow(self.analysis_label)
+        form.addRow("floor / top", levels)
+        form.addRow("difference ±", difference)
+        return form
 
     def _build_playback(self) -> QGroupBox:
         box = QGroupBox("Listen")
@@ -429,7 +508,8 @@ class InspectView(QWidget):
         self._update_playback_controls()
 
     def _start_preview(self, source: AudioSource) -> None:
-        worker = GeneratorWorker(lambda: preview(source), self)
+        analysis = self.analysis()
+        worker = GeneratorWorker(lambda: preview(source, analysis), self)
         worker.finished.connect(lambda p, w=worker: self._on_preview(w, p))
         worker.failed.connect(lambda m, w=worker: self._on_preview_failed(w, m))
         worker.done.connect(lambda w=worker: self._forget(w))
@@ -508,7 +588,7 @@ class InspectView(QWidget):
         config = PipelineConfig(geometry=self.geometry_combo.currentText(), phase=self.phase_combo.currentText(),
                                 device=self.device_combo.currentText())
         visqol = {"auto": None, "on": True, "off": False}[self.visqol_combo.currentText()]
-        return InspectRequest(self.source, self.codec_combo.currentText(), config, visqol)
+        return InspectRequest(self.source, self.codec_combo.currentText(), config, visqol, self.analysis())
 
     def run(self, request: InspectRequest | None = None) -> GeneratorWorker | None:
         """Start a run in the background (cancelling one in progress); returns its worker.
@@ -709,6 +789,9 @@ class InspectView(QWidget):
         if self._detail_worker is not None:
             self._detail_worker.cancel()
             self._detail_worker = None
+        if self._analysis_worker is not None:
+            self._analysis_worker.cancel()
+            self._analysis_worker = None
         self._arrays = (reference, reconstruction) if reference is not None else None
         rerun = source is not None and source == self._shown_source and self.panes.pair is not None
         if rerun:
@@ -724,8 +807,18 @@ class InspectView(QWidget):
             self.panes.show_frequency_range(*frequency_range)
         elif self.low_mode_check.isChecked():
             self.panes.show_low_frequencies()
+        self._after_pair()
         if self.loop_check.isChecked():
             self.panes.show_loop_region(True)
+        if reference is not None and pair.analysis != self.analysis():
+            self._reanalyse()  # made with another analysis (e.g. chosen while the run went on)
+
+    def _after_pair(self) -> None:
+        pair = self.panes.pair
+        if pair is not None:
+            self.analysis_label.setText(pair.analysis.resolution(pair.sample_rate))
+            self.analysis_label.setToolTip(pair.analysis.describe(pair.sample_rate))
+        self._sync_level_controls()
 
     def show_arrays(self, reference: np.ndarray, reconstruction: np.ndarray, *, frames_per_column: int = 1) -> SpectrogramPair:
         """Draw the pair of two waveforms (float32 (n,) or (1, n) at 44.1 kHz) without a run.
@@ -733,9 +826,136 @@ class InspectView(QWidget):
         Long tracks get a quick overview (``frames_per_column`` lattice frames analysed per
         drawn column); short ones are drawn exactly.
         """
-        pair = analyse_pair(reference, reconstruction, frames_per_column=frames_per_column)
+        analysis = self.analysis()
+        columns = overview_columns(analysis) if frames_per_column is not None else MAX_COLUMNS
+        pair = analyse_pair(reference, reconstruction, frames_per_column=frames_per_column, analysis=analysis,
+                            max_columns=columns)
         self.show_pair(pair, reference, reconstruction)
         return pair
+
+    # ------------------------------------------------------------------ analysis and levels
+
+    def analysis(self) -> Analysis:
+        """The analysis the View panel describes (what the next pair is drawn from)."""
+        n = self.window_combo.currentData()
+        if not n:
+            return Analysis.lattice(self.geometry_combo.currentText())
+        return Analysis.stft(int(n), overlap=float(self.overlap_combo.currentData()))
+
+    def _show_analysis_in_controls(self, analysis: Analysis) -> None:
+        with QSignalBlocker(self.window_combo), QSignalBlocker(self.overlap_combo):
+            if analysis.is_lattice:
+                self.window_combo.setCurrentIndex(0)
+            else:
+                i = self.window_combo.findData(analysis.window_length)
+                if i < 0:
+                    raise ValueError(f"the view offers windows of {', '.join(map(str, WINDOW_LENGTHS))} samples")
+                self.window_combo.setCurrentIndex(i)
+                j = min(range(len(OVERLAPS)), key=lambda k: abs(OVERLAPS[k] - analysis.overlap))
+                self.overlap_combo.setCurrentIndex(j)
+            self.overlap_combo.setEnabled(not analysis.is_lattice)
+
+    def set_analysis(self, analysis: Analysis) -> None:
+        """Draw from ``analysis`` (a Hann STFT the menu offers, or a lattice): the shown pair is
+        re-analysed in the background, keeping the zoom."""
+        self._show_analysis_in_controls(analysis)
+        self._on_analysis_controls()
+
+    def _on_analysis_controls(self) -> None:
+        self.overlap_combo.setEnabled(bool(self.window_combo.currentData()))
+        pair = self.panes.pair
+        if pair is not None and pair.analysis != self.analysis():
+            self._reanalyse()
+
+    @property
+    def analysing(self) -> bool:
+        """Whether a re-analysis for a new analysis is in progress."""
+        return self._analysis_worker is not None
+
+    def _reanalyse(self) -> None:
+        """Analyse the shown waveforms with :meth:`analysis` in the background, then draw (keeping the view)."""
+        if self._arrays is None or self._arrays[0] is None:
+            # Only the original's preview is on screen (or a pair without its waveforms): a run
+            # in progress draws with the new analysis when it ends; a preview is read again.
+            if getattr(self.panes, "original_only", False) and self.source is not None and not self.busy:
+                self._start_preview(self.source)
+            return
+        if self._analysis_worker is not None:
+            self._analysis_worker.cancel()
+        reference, reconstruction = self._arrays
+        analysis = self.analysis()
+        worker = GeneratorWorker(lambda: analyse_pair_steps(reference, reconstruction, analysis=analysis), self)
+
+        def finished(pair: SpectrogramPair, w=worker) -> None:
+            if w is not self._analysis_worker:
+                return
+            self._analysis_worker = None
+            if self._detail_worker is not None:
+                self._detail_worker.cancel()
+                self._detail_worker = None
+            self.panes.set_pair(pair, keep_view=True)
+            if self.result is not None and self.result.reference is reference:
+                self.result.display = pair
+            self._after_pair()
+            if self.loop_check.isChecked():
+                self.panes.show_loop_region(True)
+
+        def failed(message: str, w=worker) -> None:
+            if w is self._analysis_worker:
+                self._analysis_worker = None
+            self.show_message(message, error=True)
+
+        worker.finished.connect(finished)
+        worker.failed.connect(failed)
+        worker.cancelled.connect(lambda w=worker: setattr(self, "_analysis_worker", None)
+                                 if w is self._analysis_worker else None)
+        worker.done.connect(lambda w=worker: self._forget(w))
+        self._analysis_worker = worker
+        self._workers.add(worker)
+        self.analysis_label.setText(f"analysing… {analysis.resolution()}")
+        worker.start()
+
+    def _sync_level_controls(self) -> None:
+        """Show the colour bars' levels in the spin boxes (without feeding them back)."""
+        floor, top = self.panes.db_bar.levels()
+        with QSignalBlocker(self.floor_spin), QSignalBlocker(self.top_spin), QSignalBlocker(self.difference_spin):
+            self.floor_spin.setValue(floor)
+            self.top_spin.setValue(top)
+            self.difference_spin.setValue(self.panes.difference_range_db())
+
+    def set_level_range(self, floor_db: float | None, top_db: float | None = None) -> None:
+        """Draw both spectrograms from ``floor_db`` to ``top_db`` dB for every pair; None: auto (peak − 100 .. peak)."""
+        auto = floor_db is None or top_db is None
+        with QSignalBlocker(self.auto_levels_check):
+            self.auto_levels_check.setChecked(auto)
+        self.panes.set_level_range(None if auto else floor_db, None if auto else top_db)
+        self._sync_level_controls()
+
+    def _on_level_spins(self) -> None:
+        floor, top = self.floor_spin.value(), self.top_spin.value()
+        if top <= floor:
+            self.show_message(f"The top level ({top:g} dB) must be above the floor ({floor:g} dB).", error=True)
+            return
+        self.set_level_range(floor, top)
+
+    def _on_auto_levels(self, on: bool) -> None:
+        self.set_level_range(None) if on else self._on_level_spins()
+
+    def hold_difference_range(self, range_db: float | None) -> None:
+        """Hold the difference's scale at ±``range_db`` dB across runs (None: per pair)."""
+        with QSignalBlocker(self.hold_difference_check):
+            self.hold_difference_check.setChecked(range_db is not None)
+        self.panes.hold_difference_range(range_db)
+        self._sync_level_controls()
+
+    def _on_difference_spin(self, value: float) -> None:
+        bar = self.panes.difference_bar
+        bar.setLevels((-value, value))
+        if self.hold_difference_check.isChecked():
+            self.panes.hold_difference_range(value)
+
+    def _on_hold_difference(self, on: bool) -> None:
+        self.hold_difference_range(self.panes.difference_range_db() if on else None)
 
     def _compute_detail(self, start_s: float, end_s: float) -> None:
         """Analyse [start_s, end_s) at full resolution in the background, then draw it."""
@@ -746,7 +966,7 @@ class InspectView(QWidget):
             self._detail_worker.cancel()
         reference, reconstruction = self._arrays
         worker = GeneratorWorker(lambda: analyse_excerpt_steps(reference, reconstruction, start_s, end_s,
-                                                               top_db=pair.top_db), self)
+                                                               top_db=pair.top_db, analysis=pair.analysis), self)
 
         def finished(detail: SpectrogramPair, w=worker) -> None:
             if w is self._detail_worker and self.panes.pair is pair:
@@ -765,15 +985,24 @@ class InspectView(QWidget):
         return "\n".join(f"{label}: {self.metric_labels[key].text()}" for key, label, _ in METRIC_ROWS)
 
     def set_low_frequency_mode(self, on: bool) -> None:
-        """Log frequency axis and the 0–500 Hz preset (off: linear axis, every frequency)."""
+        """Log frequency axis, the 0–500 Hz preset and an analysis of at least 4096 samples
+        (:data:`LOW_FREQUENCY_ANALYSIS` replaces a shorter one or the lattice); off: linear axis,
+        every frequency, and the analysis from before."""
         with QSignalBlocker(self.low_mode_check):
             self.low_mode_check.setChecked(on)
+        current = self.analysis()
+        if on and (current.is_lattice or current.window_length < LOW_FREQUENCY_MIN_WINDOW):
+            self._analysis_before_low = current
+            self.set_analysis(LOW_FREQUENCY_ANALYSIS)
+        elif not on and self._analysis_before_low is not None:
+            before, self._analysis_before_low = self._analysis_before_low, None
+            self.set_analysis(before)
         self.log_check.setChecked(on)
         if on:
             self.panes.show_low_frequencies()
         elif self.panes.pair is not None:
             pair = self.panes.pair
-            self.panes.show_frequency_range(0.0, pair.sample_rate / 2)
+            self.panes.show_frequency_range(0.0, pair.max_hz)
 
     # ------------------------------------------------------------------ saving
 
@@ -913,4 +1142,4 @@ class InspectView(QWidget):
             self.player.close()
 
 
-__all__ = ["DEFAULT_INSPECT_CODEC", "InspectView", "METRIC_ROWS"]
+__all__ = ["CODEC_LATTICE", "DEFAULT_INSPECT_CODEC", "InspectView", "LOW_FREQUENCY_MIN_WINDOW", "METRIC_ROWS"]

@@ -27,7 +27,8 @@ from mosapp.codecs import get_codec
 from mosapp.codecs.base import Codec, Encoded
 from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.errors import AudioError, ModelError
-from mosapp.gui.spectrogram_data import SpectrogramPair, analyse_pair, analyse_pair_steps
+from mosapp.gui.spectrogram_data import (DEFAULT_ANALYSIS, Analysis, SpectrogramPair, analyse_pair, analyse_pair_steps,
+                                         overview_columns)
 from mosapp.phase import get_backend
 from mosapp.pipeline import VISQOL_AUTO_MAX_S, check_processable
 
@@ -74,12 +75,14 @@ class InspectRequest:
         codec: registry name (``pghi-only``, ``opus-12`` …).
         config: geometry, phase backend, device (mono is always used).
         visqol: run ViSQOL; None: only up to :data:`mosapp.pipeline.VISQOL_AUTO_MAX_S` seconds.
+        analysis: the STFT the spectrograms are drawn from (None: :data:`DEFAULT_ANALYSIS`).
     """
 
     source: AudioSource
     codec: str
     config: PipelineConfig = PipelineConfig()
     visqol: bool | None = None
+    analysis: Analysis | None = None
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,14 @@ class OriginalPreview:
     display: SpectrogramPair
 
 
-def preview(source: AudioSource) -> Generator[JobProgress, None, OriginalPreview]:
-    """Read ``source`` and analyse an overview of it (one lattice frame per drawn column),
+def _overview(samples: np.ndarray, analysis: Analysis | None) -> SpectrogramPair:
+    """A quick overview of the original (one frame per drawn column) with ``analysis`` (default: the view's)."""
+    analysis = analysis or DEFAULT_ANALYSIS
+    return analyse_pair(samples, samples, frames_per_column=1, analysis=analysis, max_columns=overview_columns(analysis))
+
+
+def preview(source: AudioSource, analysis: Analysis | None = None) -> Generator[JobProgress, None, OriginalPreview]:
+    """Read ``source`` and analyse an overview of it (one frame per drawn column, with ``analysis``),
     for showing a file the moment it is opened; yields like :func:`inspect`.
 
     Raises:
@@ -133,7 +142,7 @@ def preview(source: AudioSource) -> Generator[JobProgress, None, OriginalPreview
     yield JobProgress("read", 0, 1, source.name)
     audio = read_source(source)
     yield JobProgress("read", 1, 1, source.name)
-    return OriginalPreview(source, audio.samples, analyse_pair(audio.samples, audio.samples, frames_per_column=1))
+    return OriginalPreview(source, audio.samples, _overview(audio.samples, analysis))
 
 
 @dataclass
@@ -255,7 +264,7 @@ def inspect(request: InspectRequest) -> Generator[JobProgress | OriginalPreview,
     reference = audio.samples
     timings["read"] = time.perf_counter() - t
     yield JobProgress("read", 1, 1, request.source.name)
-    yield OriginalPreview(request.source, reference, analyse_pair(reference, reference, frames_per_column=1))
+    yield OriginalPreview(request.source, reference, _overview(reference, request.analysis))
 
     yield JobProgress("encode", 0, 1, codec.name)
     t = time.perf_counter()
@@ -303,7 +312,7 @@ def inspect(request: InspectRequest) -> Generator[JobProgress | OriginalPreview,
     yield JobProgress("metrics", 1, 1)
 
     t = time.perf_counter()
-    analysis = analyse_pair_steps(reference, decoded)
+    analysis = analyse_pair_steps(reference, decoded, analysis=request.analysis or DEFAULT_ANALYSIS)
     while True:
         try:
             done, total = next(analysis)

@@ -48,6 +48,15 @@ MAX_ROWS = 2049
 WINDOW_LENGTHS = (1024, 2048, 4096, 8192, 16384)
 #: Overlaps the view offers (hop = window × (1 − overlap)).
 OVERLAPS = (0.5, 0.75, 0.875, 0.9375)
+#: Samples a quick overview transforms per column at most (:func:`overview_columns`).
+_OVERVIEW_SAMPLES = MAX_COLUMNS * 1024
+
+
+def overview_columns(analysis: "Analysis", max_columns: int = MAX_COLUMNS) -> int:
+    """Columns of a quick overview (one frame per column) with ``analysis``: :data:`MAX_COLUMNS` up
+    to a 1024-sample window (the lattice's buffer), fewer for longer ones (2048: 2000, 8192: 500),
+    so its cost does not grow with the window (a pane is about 500 pixels wide anyway)."""
+    return max(500, min(max_columns, _OVERVIEW_SAMPLES // max(1, analysis.window_length)))
 
 
 @dataclass(frozen=True)
@@ -115,10 +124,14 @@ class Analysis:
             return f"codec lattice ({g.name}: {g.channels} channels, hop {g.hop})"
         return f"Hann {self.window_length}, hop {self.hop} ({100 * self.overlap:g} % overlap)"
 
-    def describe(self, sample_rate: int = PIPELINE_SAMPLE_RATE) -> str:
-        """The name with the resolutions it gives: bin width in Hz and hop in ms."""
-        return (f"{self.name}: {sample_rate / self.channels:.1f} Hz bins, {1000 * self.hop / sample_rate:.1f} ms hop, "
+    def resolution(self, sample_rate: int = PIPELINE_SAMPLE_RATE) -> str:
+        """The resolutions it gives: bin width in Hz, hop in ms, and the band drawn."""
+        return (f"{sample_rate / self.channels:.1f} Hz bins · {1000 * self.hop / sample_rate:.1f} ms hop · "
                 f"0–{(self.bins - 1) * sample_rate / self.channels / 1000:.3g} kHz")
+
+    def describe(self, sample_rate: int = PIPELINE_SAMPLE_RATE) -> str:
+        """The name with the resolutions it gives."""
+        return f"{self.name}: {self.resolution(sample_rate)}"
 
 
 #: What the view draws by default, and by default in its low-frequency mode (>= 4096 samples).
@@ -298,7 +311,9 @@ class _LatticePower:
     def _power(self, segments: torch.Tensor) -> torch.Tensor:
         g = self.geometry
         q = g.window_length // g.channels
-        folded = (segments * self.window).reshape(-1, q, g.channels).sum(1)
+        folded = segments * self.window
+        if q > 1:  # a lattice window longer than its FFT: fold it (a Hann STFT's is not)
+            folded = folded.reshape(-1, q, g.channels).sum(1)
         spec = torch.fft.rfft(folded, dim=-1)[:, : g.bins]
         return spec.real.square() + spec.imag.square()
 
@@ -544,5 +559,5 @@ def analyse_excerpt(reference: np.ndarray, reconstruction: np.ndarray, start_s: 
 
 
 __all__ = ["Analysis", "DEFAULT_ANALYSIS", "DISPLAY_RANGE_DB", "LOW_FREQUENCY_ANALYSIS", "MAX_COLUMNS", "MAX_ROWS",
-           "OVERLAPS", "SpectrogramPair", "WINDOW_LENGTHS", "analyse_excerpt", "analyse_excerpt_steps", "analyse_pair",
+           "OVERLAPS", "SpectrogramPair", "overview_columns", "WINDOW_LENGTHS", "analyse_excerpt", "analyse_excerpt_steps", "analyse_pair",
            "analyse_pair_steps", "analysis_window", "as_analysis"]

@@ -9,11 +9,14 @@
     └─────────────────────┴─────────────────────┴────┘    move them together.
 
 Images are placed in physical units with ``ImageItem.setRect`` (row-major: rows are
-frequency bins). One :class:`pyqtgraph.ColorBarItem` sets the dB levels of both spectrograms;
-a second, diverging one is kept symmetric about 0 dB for the difference. In log-frequency
-mode the images are redrawn with rows spaced evenly in log10(Hz) (each row shows its nearest
-lattice bin, so the lattice's coarse low bins stay visible as such) and the frequency axis
-labels log10 coordinates in Hz.
+frequency bins of the pair's :class:`~mosapp.gui.spectrogram_data.Analysis`, named in the
+titles). One :class:`pyqtgraph.ColorBarItem` sets the dB levels of both spectrograms (the
+original's peak − 100 dB .. peak, or a floor/top the user sets with :meth:`set_level_range`);
+a second, diverging one is kept symmetric about 0 dB for the difference, and can be held at
+one ± range across runs (:meth:`hold_difference_range`) so two codecs compare on one scale.
+In log-frequency mode the images are redrawn with rows spaced evenly in log10(Hz) (each row
+shows its nearest analysis bin, so a coarse lattice's low bins stay visible as such) and the
+frequency axis labels log10 coordinates in Hz.
 
 Long tracks arrive max-pooled to a few thousand columns. Zoomed in far enough, the view asks
 (:attr:`SpectrogramPanes.detail_wanted`) for the visible stretch at full resolution and draws
@@ -135,6 +138,10 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         #: True while only the original is shown (a file just opened, its run not finished).
         self.original_only = False
         self.log_frequency = False
+        #: (floor, top) dB the user set for both spectrograms; None: the pair's own range.
+        self.level_range: tuple[float, float] | None = None
+        #: The difference's ± dB held across pairs; None: chosen per pair from its spread.
+        self.held_difference_db: float | None = None
         self.last_readout = ""
         self._log_rows: np.ndarray | None = None
         self._syncing_region = False
@@ -223,22 +230,70 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
 
     # ------------------------------------------------------------------ data
 
-    def set_pair(self, pair: SpectrogramPair) -> None:
-        """Show ``pair``: images, colour levels (peak − 100 dB .. peak), band error, full view."""
+    def set_pair(self, pair: SpectrogramPair, *, keep_view: bool = False) -> None:
+        """Show ``pair``: images, colour levels (peak − 100 dB .. peak unless :attr:`level_range`
+        is set), the difference's scale (unless held), band error, and the full view (or, with
+        ``keep_view``, the visible time and frequency range of the pair shown before)."""
+        previous = self.pair
+        view = (self.visible_time_range(), self.visible_frequency_range()) if keep_view and previous else None
+        playhead = self.playhead_s()
         self.pair = pair
         self.original_only = False
         self._log_rows = None
         self.clear_detail()
-        self.db_bar.setLevels((math.floor(pair.floor_db), math.ceil(pair.top_db)))
-        spread = float(np.percentile(np.abs(pair.difference_db), 99.5)) if pair.difference_db.size else 0.0
-        r = min(60.0, max(6.0, 5.0 * math.ceil(spread / 5.0)))
+        self.db_bar.setLevels(self.level_range or self.auto_level_range())
+        if self.held_difference_db is not None:
+            r = self.held_difference_db
+        else:
+            spread = float(np.percentile(np.abs(pair.difference_db), 99.5)) if pair.difference_db.size else 0.0
+            r = min(60.0, max(6.0, 5.0 * math.ceil(spread / 5.0)))
         self.difference_bar.setLevels((-r, r))
+        name = pair.analysis.name
+        self.original.setTitle(f"Original — {name}")
+        self.reconstructed.setTitle(f"Reconstructed — {name}")
+        self.band_error.setTitle(f"Mean |difference| per band ({pair.hz_per_bin:.1f} Hz bands)")
         self._draw_images()
         for v, h in self.crosshairs:
             v.setVisible(False)
             h.setVisible(False)
         self.reset_view()
-        self.set_playhead(0.0)
+        if view is not None:
+            self._apply_limits()
+            (t0, t1), (f0, f1) = view
+            self.show_time_range(t0, t1)
+            self.show_frequency_range(max(f0, 0.0), min(f1, pair.max_hz))
+        self.set_playhead(playhead if keep_view and playhead is not None else 0.0)
+
+    # ------------------------------------------------------------------ levels
+
+    def auto_level_range(self) -> tuple[float, float]:
+        """(floor, top) dB the pair is drawn with by default: the original's peak − 100 dB .. peak."""
+        pair = self.pair
+        if pair is None:
+            return self.db_bar.levels()
+        return float(math.floor(pair.floor_db)), float(math.ceil(pair.top_db))
+
+    def set_level_range(self, floor_db: float | None, top_db: float | None = None) -> None:
+        """Draw both spectrograms from ``floor_db`` (black) to ``top_db`` (white); None: the pair's own."""
+        if floor_db is None or top_db is None:
+            self.level_range = None
+            levels = self.auto_level_range()
+        else:
+            if not top_db > floor_db:
+                raise ValueError(f"the top level ({top_db:g} dB) must be above the floor ({floor_db:g} dB)")
+            self.level_range = (float(floor_db), float(top_db))
+            levels = self.level_range
+        self.db_bar.setLevels(levels)
+
+    def hold_difference_range(self, range_db: float | None) -> None:
+        """Hold the difference's colour scale at ±``range_db`` for this and every later pair (None: free)."""
+        self.held_difference_db = None if range_db is None else max(1.0, float(range_db))
+        if self.held_difference_db is not None:
+            self.difference_bar.setLevels((-self.held_difference_db, self.held_difference_db))
+
+    def difference_range_db(self) -> float:
+        """The ± dB the difference is drawn with now."""
+        return float(max(abs(v) for v in self.difference_bar.levels()))
 
     def set_original(self, pair: SpectrogramPair) -> None:
         """Show only ``pair``'s original (its run is still going): the reconstructed and
@@ -272,7 +327,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         """For each log-frequency row, the lattice bin drawn there (nearest bin)."""
         if self._log_rows is None:
             pair = self.pair
-            lo, hi = math.log10(LOG_MIN_HZ), math.log10(pair.sample_rate / 2)
+            lo, hi = math.log10(LOG_MIN_HZ), math.log10(pair.max_hz)
             centres = 10.0 ** (lo + (np.arange(LOG_ROWS) + 0.5) * (hi - lo) / LOG_ROWS)
             self._log_rows = np.clip(np.rint(centres / pair.hz_per_bin), 0, pair.bins - 1).astype(np.intp)
         return self._log_rows
@@ -281,8 +336,8 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         """(bottom, top) of the images in the frequency axis' coordinates."""
         pair = self.pair
         if self.log_frequency:
-            return math.log10(LOG_MIN_HZ), math.log10(pair.sample_rate / 2)
-        return -0.5 * pair.hz_per_bin, (pair.bins - 0.5) * pair.hz_per_bin
+            return math.log10(LOG_MIN_HZ), math.log10(pair.max_hz)
+        return -0.5 * pair.hz_per_bin, pair.max_hz
 
     def _draw_into(self, images: dict[str, "_Image"], pair: SpectrogramPair) -> None:
         bottom, top = self._frequency_span()
@@ -426,6 +481,8 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         r = max(abs(lo), abs(hi), 1.0)
         if (lo, hi) != (-r, r):
             bar.setLevels((-r, r))
+        if self.held_difference_db is not None:  # dragged while held: hold the new scale
+            self.held_difference_db = r
 
     # ------------------------------------------------------------------ crosshair
 

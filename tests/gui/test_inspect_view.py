@@ -17,6 +17,7 @@ from mosapp.config import PipelineConfig
 from mosapp.gui.app import MainWindow
 from mosapp.gui.inspect_view import _set_combo
 from mosapp.gui.jobs import AudioSource, InspectRequest
+from mosapp.gui.spectrogram_data import DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
 from tests.conftest import RATE, music_like
 
@@ -65,6 +66,9 @@ def window(qapp, music_wav):
 def view(window, qapp):
     v = window.inspect
     v.set_low_frequency_mode(False)
+    if v.analysis() != DEFAULT_ANALYSIS:
+        v.set_analysis(DEFAULT_ANALYSIS)
+    wait_for(qapp, lambda: not v.analysing, timeout_s=60)
     v.panes.reset_view()
     qapp.processEvents()
     return v
@@ -76,7 +80,9 @@ def test_run_shows_both_spectrograms_and_the_metrics(view):
     pair = result.display
     for name in ("original", "reconstructed", "difference"):
         image = view.panes.images[name].image
-        assert image is not None and image.shape == (257, pair.columns)
+        assert image is not None and image.shape == (pair.bins, pair.columns)
+    # Drawn from the view's own analysis (a Hann STFT, 21.5 Hz bins), not from the codec's lattice.
+    assert pair.analysis == DEFAULT_ANALYSIS and pair.bins == 1025
     np.testing.assert_array_equal(view.panes.images["original"].image, pair.original_db)
     np.testing.assert_array_equal(view.panes.images["reconstructed"].image, pair.reconstructed_db)
     # Both spectrograms share the colour scale: the clip's peak down 100 dB.
@@ -106,21 +112,29 @@ def test_zoom_and_pan_are_linked(view, qapp):
 
 def test_low_frequency_mode(view, qapp):
     view.low_mode_check.setChecked(True)
+    wait_for(qapp, lambda: not view.analysing, timeout_s=60)
     qapp.processEvents()
     panes = view.panes
     assert panes.log_frequency and view.log_check.isChecked()
     assert panes.visible_frequency_range() == pytest.approx((LOG_MIN_HZ, 500.0))
     assert panes.images["original"].image.shape[0] == LOG_ROWS
-    # Rows are log-spaced and show their nearest lattice bin: 100 Hz is bin 1 (86 Hz wide bins).
-    pair = view.result.display
-    y = math.log10(100.0)
-    bottom, top = math.log10(LOG_MIN_HZ), math.log10(RATE / 2)
-    row = int((y - bottom) / (top - bottom) * LOG_ROWS)
-    np.testing.assert_array_equal(panes.images["original"].image[row], pair.original_db[1])
+    # The mode's own analysis: 8192 samples (5.4 Hz bins, up to 11 kHz), for both panes.
+    pair = panes.pair
+    assert pair.analysis == LOW_FREQUENCY_ANALYSIS and view.analysis() == LOW_FREQUENCY_ANALYSIS
+    assert pair is view.result.display and pair.hz_per_bin == pytest.approx(RATE / 8192)
+    assert "Hann 8192" in panes.original.titleLabel.text and "Hann 8192" in panes.reconstructed.titleLabel.text
+    # Rows are log-spaced and show their nearest analysis bin: 100 Hz is bin 19 (5.38 Hz bins).
+    bottom, top = math.log10(LOG_MIN_HZ), math.log10(pair.max_hz)
+    row = int((math.log10(100.0) - bottom) / (top - bottom) * LOG_ROWS)
+    centre = 10 ** (bottom + (row + 0.5) * (top - bottom) / LOG_ROWS)
+    np.testing.assert_array_equal(panes.images["original"].image[row], pair.original_db[round(centre / pair.hz_per_bin)])
+    assert round(centre / pair.hz_per_bin) == 19
     assert panes.plots[0].getAxis("left").tickStrings([math.log10(200.0)], 1, 1.0) == ["200"]
     view.low_mode_check.setChecked(False)
+    wait_for(qapp, lambda: not view.analysing, timeout_s=60)
     qapp.processEvents()
-    assert not panes.log_frequency and panes.images["original"].image.shape[0] == 257
+    assert view.analysis() == DEFAULT_ANALYSIS  # the analysis from before comes back
+    assert not panes.log_frequency and panes.images["original"].image.shape[0] == 1025
     view.low_button.click()
     assert panes.visible_frequency_range() == pytest.approx((0.0, 500.0))
 
@@ -309,7 +323,7 @@ def test_show_arrays_draws_a_long_track_as_an_overview(view, qapp):
     start = time.perf_counter()
     pair = view.show_arrays(x, 0.5 * x)
     assert pair.columns <= 4000 and not pair.exact
-    assert view.panes.images["original"].image.shape == (257, pair.columns)
+    assert view.panes.images["original"].image.shape == (pair.bins, pair.columns)
     assert view.panes.visible_time_range()[1] == pytest.approx(seconds, abs=0.1)
     assert time.perf_counter() - start < 30  # generous: this machine is shared
     view.show_result(view.result)  # back to the run for the tests that follow
@@ -329,7 +343,7 @@ def test_zooming_into_a_long_track_draws_it_at_full_resolution(view, qapp):
     assert lo <= 10.0 and hi >= 12.0 and panes.detail.frames_per_column == 1
     assert all(image.isVisible() for image in panes.detail_images.values())
     half_frame = 0.5 * pair.seconds_per_frame  # columns are one frame wide: centres are half a frame in
-    want = analyse_excerpt(x, y, lo + 1.5 * half_frame, hi, top_db=pair.top_db)
+    want = analyse_excerpt(x, y, lo + 1.5 * half_frame, hi, top_db=pair.top_db, analysis=pair.analysis)
     np.testing.assert_allclose(panes.detail_images["original"].image, want.original_db, atol=1e-3)
     # The crosshair reads the detail where there is one.
     assert panes.values_at(11.0, 440.0) == pytest.approx(want.values_at(11.0, 440.0), abs=1e-3)

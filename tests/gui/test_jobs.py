@@ -35,7 +35,7 @@ def test_a_run_measures_what_evaluate_measures(wav):
     # The original is handed over right after reading, before the codec runs.
     first_encode = next(i for i, v in enumerate(values) if isinstance(v, JobProgress) and v.stage == "encode")
     assert len(previews) == 1 and values.index(previews[0]) < first_encode
-    assert previews[0].display.original_db.shape[0] == 257
+    assert previews[0].display.original_db.shape[0] == 1025  # the default analysis: Hann 2048
     stages = [e.stage for e in events]
     assert stages[0] == "read" and stages[-1] == "display"
     assert {"encode", "decode", "metrics"} <= set(stages)
@@ -48,7 +48,13 @@ def test_a_run_measures_what_evaluate_measures(wav):
         if not math.isnan(value):
             assert result.scores[key] == pytest.approx(value)
     assert math.isnan(result.scores["visqol"]) and "visqol" in result.notes
-    assert result.display.original_db.shape[0] == 257
+    # Drawn from the view's default analysis (Hann 2048: 1025 bins), unless the request names another.
+    assert result.display.original_db.shape[0] == 1025 and result.display.analysis.window_length == 2048
+    from mosapp.gui.spectrogram_data import Analysis
+
+    lattice = run_to_end(inspect(InspectRequest(AudioSource(str(wav)), "pghi-only", FAST, visqol=False,
+                                                analysis=Analysis.lattice("thesis"))))
+    assert lattice.display.original_db.shape[0] == 257
 
 
 def test_blockwise_decode_equals_the_codecs_decode():

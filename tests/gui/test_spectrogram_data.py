@@ -125,3 +125,66 @@ def test_an_excerpt_is_the_tracks_own_frames_at_full_resolution(pair_signals, sp
     np.testing.assert_allclose(detail.difference_db, full.difference_db[:, c0:c1], atol=4e-3)
     t = 0.5 * (span[0] + span[1])
     assert detail.values_at(t, 440.0) == pytest.approx(full.values_at(t, 440.0), abs=4e-3)
+
+
+# --------------------------------------------------------------------------- the view's own analysis
+
+
+def hann_db(x: np.ndarray, n: int, hop: int) -> np.ndarray:
+    """dB (bins, frames) of a centred periodic-Hann STFT (unit-norm window), frames centred on k * hop."""
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+    w /= np.linalg.norm(w)
+    xp = np.pad(x.astype(np.float64), (n // 2, n // 2))
+    frames = (x.shape[-1] - 1) // hop + 1
+    spec = np.stack([np.fft.rfft(xp[k * hop: k * hop + n] * w) for k in range(frames)], axis=1)
+    return 10 * np.log10(np.maximum(np.abs(spec) ** 2, 1e-30))
+
+
+@pytest.mark.parametrize("n, hop", [(2048, 512), (4096, 1024)])
+def test_hann_analysis_equals_a_direct_stft(pair_signals, n, hop):
+    from mosapp.gui.spectrogram_data import Analysis
+
+    x, y = pair_signals
+    analysis = Analysis.stft(n, hop)
+    pair = analyse_pair(x, y, analysis=analysis)
+    want_x, want_y = hann_db(x, n, hop), hann_db(y, n, hop)
+    assert pair.analysis is analysis and pair.exact and pair.original_db.shape == want_x.shape
+    assert pair.hz_per_bin == pytest.approx(RATE / n) and pair.seconds_per_frame == pytest.approx(hop / RATE)
+    assert pair.frame_time_s(pair.first_frame) == pytest.approx(0.0)  # column 0 is centred on sample 0
+    assert pair.top_db == pytest.approx(want_x.max(), abs=1e-3)
+    ox, oy = np.maximum(want_x, pair.floor_db), np.maximum(want_y, pair.floor_db)
+    np.testing.assert_allclose(pair.original_db, ox, atol=2e-2)
+    np.testing.assert_allclose(pair.reconstructed_db, oy, atol=2e-2)
+    np.testing.assert_allclose(pair.band_error_db, np.abs(oy - ox).mean(axis=1), atol=1e-2)
+
+
+def test_band_error_of_a_long_window_resolves_bands_below_100_hz():
+    """A 60 Hz partial lost and an 80 Hz one kept: 4096-point bands (10.8 Hz) tell them apart,
+    the thesis lattice's 86 Hz bins cannot (both fall into bins 0 and 1)."""
+    from mosapp.gui.spectrogram_data import Analysis
+
+    t = np.arange(3 * RATE) / RATE
+    keep = 0.3 * np.sin(2 * np.pi * 80.0 * t)
+    x = (keep + 0.3 * np.sin(2 * np.pi * 40.0 * t)).astype(np.float32)
+    y = keep.astype(np.float32)
+    pair = analyse_pair(x, y, analysis=Analysis.stft(4096, 1024))
+    at = lambda p, hz: p.band_error_db[p.bin_at(hz)]  # noqa: E731
+    assert at(pair, 40.0) > 30.0 and at(pair, 80.0) < 3.0
+    lattice = analyse_pair(x, y, analysis=Analysis.lattice("thesis"))
+    assert lattice.bin_at(40.0) == 0 and lattice.bin_at(80.0) == 1
+    assert abs(at(lattice, 40.0) - at(lattice, 80.0)) < 0.5 * at(pair, 40.0)
+
+
+def test_long_windows_compute_the_low_rows_only_and_reject_bad_settings(pair_signals):
+    from mosapp.gui.spectrogram_data import MAX_ROWS, Analysis
+
+    x, y = pair_signals
+    pair = analyse_pair(x, y, analysis=Analysis.stft(16384, 2048))
+    assert pair.bins == MAX_ROWS and pair.max_hz == pytest.approx((MAX_ROWS - 0.5) * RATE / 16384)
+    np.testing.assert_allclose(pair.original_db, np.maximum(hann_db(x, 16384, 2048)[:MAX_ROWS], pair.floor_db),
+                               atol=2e-2)
+    assert Analysis.stft(4096, overlap=0.875).hop == 512 and Analysis.stft(8192).hop == 2048
+    with pytest.raises(ValueError, match="power of two"):
+        Analysis.stft(3000)
+    with pytest.raises(ValueError, match="hop"):
+        Analysis.stft(1024, 2048)
