@@ -21,7 +21,7 @@ trials over ``C`` conditions and ``N`` clips:
 
 5. **Gold trials** (optional) — each ``[[gold]]`` trial once per listener, in a seeded
    order, spread evenly over the rated trials (gold ``j`` of ``G`` goes after rated trial
-   ``round((j + 1) · T / (G + 1))``, never first and never two in a row).
+   ``⌊(j + 1) · T / (G + 1) + ½⌋``, never first and, while ``G ≤ T``, never two in a row).
 
 The hidden reference is simply the condition ``reference`` among the others. Everything is
 a pure function of (study seed, listener number); nothing here touches the database.
@@ -29,6 +29,7 @@ a pure function of (study seed, listener number); nothing here touches the datab
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
@@ -240,7 +241,9 @@ def insert_gold(plan: Sequence[PlannedTrial], gold: Sequence[tuple[str, str, tup
     """``plan`` with one trial per gold item ``(clip, condition, expected scores)`` spread over its rated trials.
 
     The gold items come in an order seeded by (seed, listener); gold ``j`` of ``G`` follows
-    rated trial ``round((j + 1) · T / (G + 1))`` of the ``T`` rated ones (training stays first).
+    rated trial ``a_j = max(1, ⌊(j + 1) · T / (G + 1) + ½⌋)`` of the ``T`` rated ones, moved to
+    ``a_{j-1} + 1`` where it would not come later than the previous gold (so no two golds are
+    adjacent while ``G ≤ T``); training stays first.
     """
     if not gold:
         return list(plan)
@@ -248,7 +251,12 @@ def insert_gold(plan: Sequence[PlannedTrial], gold: Sequence[tuple[str, str, tup
     rated = [t for t in plan if not t.is_training]
     order = list(np.random.default_rng([int(seed), 5, int(listener_index)]).permutation(len(gold)))
     n_rated, n_gold = len(rated), len(gold)
-    after = [max(1, int(round((j + 1) * n_rated / (n_gold + 1)))) for j in range(n_gold)]
+    after: list[int] = []
+    for j in range(n_gold):  # round half up; never before the first rated trial, never two golds together
+        a = max(1, int(math.floor((j + 1) * n_rated / (n_gold + 1) + 0.5)))
+        if after and a <= after[-1]:
+            a = after[-1] + 1
+        after.append(min(a, n_rated))
     out = list(training)
     g = 0
     for i, t in enumerate(rated, start=1):
