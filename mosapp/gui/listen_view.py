@@ -11,6 +11,13 @@ score, **Enter** save and go on, **Home** back to the start. The rating buttons 
 until the sample has been heard to its end once (``require_full_listen``; the study file has no
 such field, so it is a setting of the view and on by default).
 
+Screens besides the trials: a returning listener's instructions say "Resuming at trial N of M";
+after the last practice trial "Practice is over" comes before the trials that count. With the
+study's ``reference_first`` (P.800's order) the sample is offered only once the reference has
+played to its end, and then plays by itself. Starting a session emits ``session_started``, on
+which the main window locks itself to this view (:mod:`mosapp.gui.listener_mode`); the view
+then hides its researcher controls (:meth:`ListenView.set_listener_mode`).
+
 Blinding: the view never shows a condition, codec, bitrate, clip or file name. A trial carries
 opaque tokens and audio only (:class:`mosapp.study.Trial`); the player's stimuli are named
 "reference" and "sample" and those names are not displayed either. Preparing a study (a

@@ -30,6 +30,16 @@ A study file is flat TOML; every path in it is relative to the file itself::
     start_s = [0.0, 4.0, 8.0]                 # one excerpt per start
     length_s = 4.0
     name = "pluck"                            # optional; default: the file's stem
+    # gold_only = true                        # used only by gold trials
+
+    reference_first = false           # optional, DCR: the reference is heard before the sample (P.800)
+    [screening]                       # or screening = "off" | "reference" | "bs1534"
+    rule = "reference"                # default with a hidden reference; DCR without one must say "off"
+    min_reference_trials = 7          # fewer: the listener is kept and flagged, not judged
+    [[gold]]                          # known-answer trials (P.808), scored by the screening
+    clip = "pluck@0s"
+    condition = "reference"
+    expected = [4, 5]
 
 Every condition is a codec name (:func:`mosapp.codecs.get_codec`) or ``reference``, the
 original excerpt (loudness-normalised like every stimulus), which is the hidden reference.
