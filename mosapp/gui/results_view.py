@@ -5,9 +5,9 @@
     [Open study…] [Reload] [x] post-screening   title · ratings · listeners   [Export CSV…] [Write report…]
     message (errors in one sentence)
     ┌ Scores ────────────────────────────────────────────────────────────────────────────┐
-    │ condition | kbps | n | listeners | MOS | 95 % t CI | 95 % bootstrap | SD │ plot: MOS (95 % CI) │
+    │ condition | kbps | n | listeners | MOS | 95 % CI (listeners) | bootstrap | mixed | per-rating | SD │ plot │
     │ …                                                                        │ against kbps (log)  │
-    └ Listeners (progress + screening) · Metrics vs score · Paired comparisons · Report text ┘
+    └ Listeners (progress + screening) · Metrics vs score · Paired comparisons · Per clip · Agreement · Report ┘
 
 Everything is computed by :func:`mosapp.study.report.build_report` (the ``mosapp study report``
 numbers) on a :class:`~mosapp.gui.workers.GeneratorWorker`, with its own database connection;
@@ -544,7 +544,7 @@ class ResultsView(QWidget):
         plot = self.plot
         item = plot.getPlotItem()
         item.setTitle(definition.title, size="10pt")
-        item.setLabel("left", f"{definition.scale} (95% t CI)")
+        item.setLabel("left", f"{definition.scale} (95% t CI over listener means)")
         item.setLabel("bottom", "measured bitrate (kbit/s, log scale)")
         colors = self._colors(summary)
         data = summary.dropna(subset=["mean"])

@@ -78,7 +78,9 @@ class Report:
         scale = d.scale
         lines = [f"{d.title}  ({d.name}: {d.test_type.upper()}, {scale})", ""]
         n_list = self.ratings["listener"].nunique() if len(self.ratings) else 0
-        lines.append(f"ratings: {len(self.ratings)} from {n_list} listener(s); screening: {self.screening.describe()}")
+        n_gold = int(self.ratings["is_gold"].sum()) if "is_gold" in self.ratings and len(self.ratings) else 0
+        lines.append(f"ratings: {len(self.ratings) - n_gold} from {n_list} listener(s)"
+                     + (f" (and {n_gold} gold)" if n_gold else "") + f"; screening: {self.screening.describe()}")
         if self.screening.applied and self.screening.dropped:
             lines.append(f"dropped: {', '.join(map(str, self.screening.dropped))}")
         if self.screening.applied and self.screening.flagged and len(self.screening.table):

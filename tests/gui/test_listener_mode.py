@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, 
 
 from mosapp.gui.listener_mode import LOCKED_TITLE, PIN_ENV
 from tests.gui.test_listen_view import (  # noqa: F401 - fixtures
-    forbidden_strings, hear, key, listen_fully, make_view, ratings_of, start, study, template,
+    assert_blind, forbidden_strings, hear, key, listen_fully, make_view, ratings_of, start, study, template,
 )
 
 CHORD = Qt.ControlModifier | Qt.AltModifier | Qt.ShiftModifier
@@ -102,6 +102,7 @@ def test_a_listener_goes_through_the_study_in_listener_mode(qtbot, window, study
     while listen.page != listen.PAGE_DONE:
         pages.add(listen.page)
         assert_window_blind(window, forbidden, f"page {listen.page}, {rated} rated")
+        assert_blind(listen, forbidden, f"every widget of Listen, page {listen.page}")
         if listen.page in (listen.PAGE_BREAK, listen.PAGE_PRACTICE_OVER):
             key(qtbot, listen, Qt.Key_Return)
             continue
