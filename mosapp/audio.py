@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -218,6 +219,7 @@ def read_audio(
     *,
     sample_rate: int | None = PIPELINE_SAMPLE_RATE,
     mono: bool = True,
+    on_block: Callable[[np.ndarray, int, int, int], None] | None = None,
 ) -> Audio:
     """Reads and validates an audio file.
 
@@ -228,6 +230,9 @@ def read_audio(
             OGG/Vorbis, MP3).
         sample_rate: rate to resample to in Hz, or None to keep the file's rate.
         mono: average the channels into one (shape ``(1, n)``); otherwise keep them.
+        on_block: called after each block is read with (the block as (channels, m) float32 at
+            the file's rate, its first frame, the file's rate, the frame count its header
+            promises): for showing a long file while it is read.
 
     Returns:
         The samples as float32 ``(channels, n)`` at ``sample_rate`` and the file's format.
@@ -301,6 +306,8 @@ def read_audio(
                 if first_bad < 0:
                     parts.append(block.mean(axis=1, dtype=np.float32)[None, :] if mono and channels > 1
                                  else np.ascontiguousarray(block.T))
+                    if on_block is not None:
+                        on_block(parts[-1], frames, file_rate, int(f.frames))
                 frames += block.shape[0]
     except AudioError:
         raise

@@ -146,6 +146,16 @@ def call(fn: Callable, *args, **kwargs):
     return box["value"]
 
 
+def publish(value: object) -> None:
+    """Hand ``value`` to the job running on this thread as progress, unthrottled (e.g. a first
+    picture of a file still being read); nothing outside a job."""
+    control = getattr(_local, "control", None)
+    if control is not None:
+        control.check()
+        if control.on_progress is not None:
+            control.on_progress(value)
+
+
 def cancel_flag() -> np.ndarray:
     """uint8 array of one element that becomes 1 when this thread's job is cancelled
     (for compiled loops; a flag that stays 0 outside a job)."""
@@ -154,4 +164,4 @@ def cancel_flag() -> np.ndarray:
 
 
 __all__ = ["Cancelled", "JobControl", "REPORT_INTERVAL_S", "StepProgress", "call", "cancel_flag", "check", "current",
-           "report"]
+           "publish", "report"]

@@ -86,10 +86,14 @@ def test_the_pghi_kernel_returns_when_the_flag_is_set():
 
 
 def test_the_pghi_kernel_stops_mid_block_from_another_thread():
-    """The GUI thread sets the flag while the compiled loop runs (it holds no GIL)."""
+    """The GUI thread sets the flag while the compiled loop runs (it holds no GIL): the call
+    ends well before the uncancelled one would (a ratio, so a busy machine does not matter)."""
     geometry = get_geometry("thesis")
-    magnitude = torch.from_numpy(np.random.default_rng(1).random((geometry.bins, 30_000)).astype(np.float32))
+    magnitude = torch.from_numpy(np.random.default_rng(1).random((geometry.bins, 20_000)).astype(np.float32))
     pghi_phase(magnitude[:, :100], geometry)
+    start = time.perf_counter()
+    pghi_phase(magnitude, geometry)
+    whole = time.perf_counter() - start
     control = job.JobControl()
     outcome: dict[str, object] = {}
 
@@ -103,13 +107,15 @@ def test_the_pghi_kernel_stops_mid_block_from_another_thread():
         outcome["end"] = time.perf_counter()
 
     thread = threading.Thread(target=run)
+    started = time.perf_counter()
     thread.start()
-    time.sleep(0.05)
+    time.sleep(0.5 * whole)  # past the records, inside the heap integration
     cancelled_at = time.perf_counter()
     control.cancel()
-    thread.join(60)
+    thread.join(120)
     assert outcome["result"] == "cancelled"
-    assert outcome["end"] - cancelled_at < 1.0
+    assert outcome["end"] - cancelled_at < 0.25 * whole, (outcome["end"] - cancelled_at, whole)
+    assert outcome["end"] - started < 0.8 * whole
 
 
 def test_fgla_stops_between_iterations():
@@ -133,7 +139,7 @@ def test_a_call_that_cannot_check_is_abandoned_at_once():
 def test_metrics_come_in_small_steps_and_equal_the_whole_track_ones():
     """score_steps (what a run's Measuring stage yields between) gives the numbers of the
     whole-array metric functions, in many steps instead of four long calls."""
-    x = music_like(25.0, seed=2)
+    x = music_like(12.0, seed=2)
     y = (0.7 * x + 0.01 * np.random.default_rng(3).standard_normal(x.shape)).astype(np.float32)
     steps = evaluate.score_steps(x, y, visqol=False)
     events = []

@@ -155,6 +155,8 @@ class InspectView(QWidget):
         self._workers: set[GeneratorWorker] = set()
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None  # what the spectrograms show
         self._shown_source: AudioSource | None = None  # whose spectrograms are on screen
+        self._original_source: AudioSource | None = None  # whose original alone is on screen
+        self.original_complete = False
         self._preview_worker: GeneratorWorker | None = None
         self._stage: JobProgress | None = None
         self._step: StepProgress | None = None
@@ -492,6 +494,7 @@ class InspectView(QWidget):
         """Forget what is shown (spectrograms, read-out, metrics, the pair in the player)."""
         self.result = None
         self._shown_source = None
+        self._original_source = None
         if self._detail_worker is not None:
             self._detail_worker.cancel()
             self._detail_worker = None
@@ -510,6 +513,9 @@ class InspectView(QWidget):
     def _start_preview(self, source: AudioSource) -> None:
         analysis = self.analysis()
         worker = GeneratorWorker(lambda: preview(source, analysis), self)
+        worker.progress.connect(
+            lambda p, w=worker: self.show_original(p) if w is self._preview_worker and isinstance(p, OriginalPreview)
+            else None)
         worker.finished.connect(lambda p, w=worker: self._on_preview(w, p))
         worker.failed.connect(lambda m, w=worker: self._on_preview_failed(w, m))
         worker.done.connect(lambda w=worker: self._forget(w))
@@ -540,9 +546,13 @@ class InspectView(QWidget):
         """Draw the original alone (its run has not finished): the other panes stay empty."""
         if p.source != self.source:
             return
-        self.panes.set_original(p.display)
+        again = self.panes.original_only and self._original_source == p.source
+        self.panes.set_original(p.display, keep_view=again)
+        self._original_source = p.source
+        #: False while the original shown is still growing (a long file being read).
+        self.original_complete = p.complete
         self._shown_source = None  # no result of this clip on screen yet
-        if self.low_mode_check.isChecked():
+        if self.low_mode_check.isChecked() and not again:
             self.panes.show_low_frequencies()
 
     def study_clip_dialog(self) -> None:

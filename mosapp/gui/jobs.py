@@ -124,6 +124,13 @@ class OriginalPreview:
     source: AudioSource
     reference: np.ndarray
     display: SpectrogramPair
+    complete: bool = True
+
+
+#: A file at least this long is shown while it is read (:class:`_GrowingPreview`).
+PREVIEW_MIN_SECONDS = 30.0
+#: How often the growing original is redrawn while a long file is read.
+PREVIEW_INTERVAL_S = 1.0
 
 
 def _overview(samples: np.ndarray, analysis: Analysis | None) -> SpectrogramPair:
@@ -140,7 +147,7 @@ def preview(source: AudioSource, analysis: Analysis | None = None) -> Generator[
         AudioError: unreadable file (one sentence).
     """
     yield JobProgress("read", 0, 1, source.name)
-    audio = read_source(source)
+    audio = read_source(source, on_block=_GrowingPreview(source, analysis))
     yield JobProgress("read", 1, 1, source.name)
     return OriginalPreview(source, audio.samples, _overview(audio.samples, analysis))
 
@@ -183,13 +190,43 @@ class InspectResult:
         return self.reference.shape[-1] / PIPELINE_SAMPLE_RATE
 
 
-def read_source(source: AudioSource) -> Audio:
+class _GrowingPreview:
+    """Shows a long file while it is read: every :data:`PREVIEW_INTERVAL_S` (and after the
+    first block) the original read so far, zero-padded to the length the header promises, is
+    analysed as an overview and handed to the worker (:func:`mosapp.job.publish`), so its
+    columns fill in from the left on the final time axis. Only for a whole file at the
+    pipeline rate (no resampling to wait for); otherwise the preview comes after reading."""
+
+    def __init__(self, source: AudioSource, analysis: Analysis | None = None) -> None:
+        self.source = source
+        self.analysis = analysis
+        self.buffer: np.ndarray | None = None
+        self.last = 0.0
+        self.active = source.start_s is None and job.current() is not None
+
+    def __call__(self, block: np.ndarray, first: int, rate: int, promised: int) -> None:
+        if not self.active or rate != PIPELINE_SAMPLE_RATE or promised <= 0:
+            return
+        if self.buffer is None:
+            if promised < PREVIEW_MIN_SECONDS * rate:
+                self.active = False
+                return
+            self.buffer = np.zeros(promised, dtype=np.float32)
+        end = min(promised, first + block.shape[-1])
+        self.buffer[first:end] = block[0, : end - first]
+        if first == 0 or time.perf_counter() - self.last >= PREVIEW_INTERVAL_S:
+            x = self.buffer[None, :]
+            job.publish(OriginalPreview(self.source, x, _overview(x, self.analysis), complete=False))
+            self.last = time.perf_counter()  # the interval counts from here: reading goes first
+
+
+def read_source(source: AudioSource, *, on_block: Callable | None = None) -> Audio:
     """The source's audio, mono at the pipeline rate (an excerpt when asked).
 
     Raises:
         AudioError: unreadable file, or an excerpt past the file's end.
     """
-    audio = read_audio(source.path, sample_rate=PIPELINE_SAMPLE_RATE, mono=True)
+    audio = read_audio(source.path, sample_rate=PIPELINE_SAMPLE_RATE, mono=True, on_block=on_block)
     if source.start_s is None:
         return audio
     start = int(round(source.start_s * PIPELINE_SAMPLE_RATE))
@@ -259,7 +296,7 @@ def inspect(request: InspectRequest) -> Generator[JobProgress | OriginalPreview,
 
     yield JobProgress("read", 0, 1, request.source.name)
     t = time.perf_counter()
-    audio = read_source(request.source)
+    audio = read_source(request.source, on_block=_GrowingPreview(request.source, request.analysis))
     check_processable(audio, get_geometry(config.geometry))
     reference = audio.samples
     timings["read"] = time.perf_counter() - t

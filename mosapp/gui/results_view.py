@@ -608,7 +608,14 @@ class ResultsView(QWidget):
 
     def _folder(self, folder, title: str) -> Path | None:
         if folder is None:
-            chosen = QFileDialog.getExistingDirectory(self, title, self._default_folder())
+            # The dialog proposes the study's results/ folder: it is made first, so that
+            # accepting the proposal works (a folder dialog cannot pick a folder that is not there).
+            default = Path(self._default_folder())
+            try:
+                default.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                default = next((p for p in default.parents if p.is_dir()), Path.cwd())
+            chosen = QFileDialog.getExistingDirectory(self, title, str(default))
             return Path(chosen) if chosen else None
         return Path(folder)
 

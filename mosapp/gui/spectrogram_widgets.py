@@ -295,9 +295,21 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         """The ± dB the difference is drawn with now."""
         return float(max(abs(v) for v in self.difference_bar.levels()))
 
-    def set_original(self, pair: SpectrogramPair) -> None:
+    def set_original(self, pair: SpectrogramPair, *, keep_view: bool = False) -> None:
         """Show only ``pair``'s original (its run is still going): the reconstructed and
-        difference panes and the band error stay empty, the read-out names the original only."""
+        difference panes and the band error stay empty, the read-out names the original only.
+        ``keep_view``: a newer picture of the same original (a file still being read) keeps the zoom."""
+        if keep_view and self.original_only and self.pair is not None:
+            self.pair = pair
+            self._log_rows = None
+            self.db_bar.setLevels((math.floor(pair.floor_db), math.ceil(pair.top_db)))
+            bottom, top = self._frequency_span()
+            rows = self._rows_for_log() if self.log_frequency else slice(None)
+            image = self.images["original"]
+            image.setImage(pair.original_db[rows], autoLevels=False, levels=self.db_bar.levels())
+            image.setRect(pair.left_s, bottom, pair.columns * pair.seconds_per_column, top - bottom)
+            self._apply_limits()
+            return
         self.set_pair(pair)
         self.original_only = True
         for name in ("reconstructed", "difference"):

@@ -1,0 +1,235 @@
+"""The window tells the truth about its state (offscreen Qt), one test per thing that went stale or wrong:
+
+* a new file cleared nothing: the old spectrograms, metrics and crosshair read-out stayed
+  under the new file's name (and after a cancel, and after a failed open);
+* Inspect's status messages showed on the Listen tab;
+* progress was stage-level ("Encoding 5%" for minutes, no ETA);
+* a rerun lost the zoom, the dB levels and the 0–500 Hz range;
+* Results did not follow the study opened in Listen; its export dialog proposed a folder
+  that did not exist;
+* Opus runs were labelled with a phase backend, empty or short plots read "(x0.001)";
+* Inspect started on pghi-only although the README's default codec is sgc-12.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
+import pytest
+import soundfile as sf
+
+from mosapp.codecs import DEFAULT_CODEC
+from mosapp.gui.app import MainWindow
+from mosapp.gui.inspect_view import _set_combo
+from mosapp.gui.jobs import JobProgress
+from mosapp.job import StepProgress
+from tests.conftest import RATE, music_like
+from tests.gui.test_inspect_view import _move_mouse, wait_for
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("honest")
+    out = {}
+    for name, seconds, seed in (("first.wav", 2.0, 1), ("second.wav", 20.0, 2), ("short.wav", 0.1, 3)):
+        out[name] = folder / name
+        sf.write(out[name], music_like(seconds, seed=seed).T, RATE, subtype="PCM_16")
+    return out
+
+
+@pytest.fixture
+def window(qapp):
+    w = MainWindow()
+    w.resize(1400, 860)
+    w.show()
+    view = w.inspect
+    assert _set_combo(view.codec_combo, "pghi-only") and _set_combo(view.phase_combo, "pghi")
+    assert _set_combo(view.visqol_combo, "off")
+    yield w
+    w.close()
+
+
+def run_to_result(qapp, view, path=None):
+    results = []
+    view.result_ready.connect(results.append)
+    if path is None:
+        view.run()
+    else:
+        view.open_path(path)
+    wait_for(qapp, lambda: results or not view.busy)
+    view.result_ready.disconnect()
+    assert results, view.message_text()
+    return results[0]
+
+
+def test_inspect_starts_on_the_readmes_default_codec(window):
+    assert DEFAULT_CODEC == "sgc-12"
+    fresh = MainWindow()
+    try:
+        assert fresh.inspect.codec_combo.currentText() == DEFAULT_CODEC
+    finally:
+        fresh.close()
+
+
+def test_a_new_file_clears_the_old_result_and_shows_its_original_at_once(window, qapp, clips):
+    view = window.inspect
+    run_to_result(qapp, view, clips["first.wav"])
+    _move_mouse(view.panes, view.panes.original, 1.0, 1000.0)
+    assert "reconstructed" in view.readout_label.text()
+
+    view.open_path(clips["second.wav"])
+    # At once: nothing of first.wav's is left under second.wav's name.
+    assert view.source_label.text() == "second.wav" and view.result is None and view.panes.pair is None
+    assert all(label.text() == "—" for label in view.metric_labels.values())
+    assert view.run_info_label.text() == "" and "reconstructed" not in view.readout_label.text()
+    assert view.panes.last_readout == "" and view.player is None
+    # Then the original, long before the run ends; the other panes stay empty.
+    wait_for(qapp, lambda: view.panes.original_only, timeout_s=60)
+    assert view.busy
+    assert view.panes.images["original"].image is not None
+    assert view.panes.images["reconstructed"].image is None and view.panes.images["difference"].image is None
+    assert view.panes.visible_time_range()[1] == pytest.approx(20.0, abs=0.1)
+    _move_mouse(view.panes, view.panes.original, 10.0, 1000.0)
+    text = view.readout_label.text()
+    assert "original" in text and "reconstructed" not in text and "difference" not in text
+
+    # Cancelled: still second.wav's original only, and the message says there is no result.
+    view.cancel_button.click()
+    wait_for(qapp, lambda: not view.busy, timeout_s=60)
+    assert view.message_text().startswith("Cancelled; no result for this clip")
+    assert view.result is None and view.panes.original_only
+
+
+def test_messages_belong_to_their_tab(window, qapp):
+    view, bar = window.inspect, window.statusBar()
+    view.show_message("Inspect says this.")
+    assert bar.currentMessage() == "Inspect says this."
+    window.tabs.setCurrentWidget(window.views["Listen"])
+    assert bar.currentMessage() == ""
+    view.show_message("A run ended while you were listening.", error=True)
+    assert bar.currentMessage() == ""
+    window.tabs.setCurrentWidget(view)
+    assert bar.currentMessage() == "A run ended while you were listening."
+
+
+def test_progress_counts_units_and_shows_an_eta(window, monkeypatch):
+    import mosapp.gui.inspect_view as inspect_view
+
+    view = window.inspect
+    now = [100.0]
+    monkeypatch.setattr(inspect_view.time, "perf_counter", lambda: now[0])
+    worker = object()
+    view._worker = worker
+    try:
+        # A stage without units of its own shows its library call's: the encoder's tiles.
+        view._on_progress(worker, JobProgress("encode", 0, 1, "sgc-12"))
+        view._on_progress(worker, StepProgress(10, 290, "tiles analysed"))
+        now[0] += 1.5
+        view._on_progress(worker, StepProgress(20, 290, "tiles analysed"))
+        text = view.progress_label.text()
+        assert "Encoding" in text and "tiles analysed 20 of 290" in text and "about 40 s left" in text
+        assert 60 <= view.progress.value() <= 66  # read 5 % + encode 20 % x 20/290
+        view._on_progress(worker, JobProgress("decode", 20_000, 400_000, "phase pghi: frame 20,000 of 400,000",
+                                              unit="frames"))
+        now[0] += 2.0
+        view._on_progress(worker, JobProgress("decode", 40_000, 400_000, "phase pghi: frame 40,000 of 400,000",
+                                              unit="frames"))
+        text = view.progress_label.text()
+        assert "frame 40,000 of 400,000" in text and "about 36 s left" in text  # 20 000 frames per 2 s
+        assert view.progress.value() == 300  # read + encode + decode 50 % x 1/10
+    finally:
+        view._worker = None
+
+
+def test_a_real_run_reports_its_units(window, qapp, clips):
+    view = window.inspect
+    seen = set()
+    view.progress.valueChanged.connect(lambda _: seen.add(view.progress_label.text()))
+    _set_combo(view.phase_combo, "pghi+fgla")
+    run_to_result(qapp, view, clips["second.wav"])
+    text = " | ".join(seen)
+    assert "frames analysed" in text or "tiles coded" in text  # inside Encoding
+    assert "frame " in text and " of " in text  # Decoding, in lattice frames
+    assert "chunk" in text  # Measuring and Drawing, in chunks
+
+
+def test_a_rerun_keeps_zoom_levels_and_the_low_frequency_range(window, qapp, clips):
+    view = window.inspect
+    run_to_result(qapp, view, clips["first.wav"])
+    view.set_low_frequency_mode(True)
+    view.panes.show_time_range(0.5, 1.25)
+    view.panes.db_bar.setLevels((-70.0, -5.0))
+    _set_combo(view.codec_combo, "lowpass-3.5k")
+    result = run_to_result(qapp, view)
+    assert result.request.codec == "lowpass-3.5k" and view.result is result
+    lo, hi = view.panes.visible_time_range()
+    assert lo == pytest.approx(0.5, abs=0.02) and hi == pytest.approx(1.25, abs=0.02)
+    f_lo, f_hi = view.panes.visible_frequency_range()
+    assert f_lo == pytest.approx(20.0, rel=0.05) and f_hi == pytest.approx(500.0, rel=0.05)
+    assert tuple(view.panes.db_bar.levels()) == pytest.approx((-70.0, -5.0))
+    assert view.low_mode_check.isChecked() and view.panes.log_frequency
+    view.set_low_frequency_mode(False)
+
+
+def test_opus_runs_name_no_phase_backend(window, qapp, clips):
+    view = window.inspect
+    assert _set_combo(view.codec_combo, "opus-12")
+    assert not view.phase_combo.isEnabled() and not view.geometry_combo.isEnabled()
+    run_to_result(qapp, view, clips["first.wav"])
+    info = view.run_info_label.text()
+    assert info.startswith("opus-12 · ") and "phase" not in info and "thesis" not in info
+    assert _set_combo(view.codec_combo, "pghi-only")
+    assert view.phase_combo.isEnabled()
+
+
+def test_no_axis_reads_x0001_on_empty_or_short_plots(window, qapp, clips):
+    def labels() -> list[str]:
+        out = []
+        for widget in window.findChildren(pg.GraphicsView):
+            out += [item.labelString() for item in widget.scene().items() if isinstance(item, pg.AxisItem)]
+        return out
+
+    for i in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(i)
+        qapp.processEvents()
+    window.tabs.setCurrentWidget(window.inspect)
+    assert labels() and not [s for s in labels() if "(x" in s]
+    run_to_result(qapp, window.inspect, clips["short.wav"])
+    qapp.processEvents()
+    assert not [s for s in labels() if "(x" in s]
+
+
+def test_results_follow_the_study_opened_in_listen(window, qapp, tmp_path):
+    from tests.gui.test_listen_view import write_study
+
+    listen, results = window.views["Listen"], window.views["Results"]
+    path = write_study(tmp_path / "follow", name="follow")
+    listen.open_study(path)
+    assert listen.definition is not None and listen.definition.name == "follow"
+    assert results.study is listen.definition
+    wait_for(qapp, lambda: not results.loading, timeout_s=60)
+
+
+def test_the_export_dialog_proposes_a_folder_that_exists(qapp, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from mosapp.gui.results_view import ResultsView
+    from tests.gui.test_listen_view import write_study
+
+    view = ResultsView(write_study(tmp_path / "exp", name="exp"), auto_load=False)
+    from mosapp.study.definition import load_study
+
+    view.definition = load_study(view.study, check_codecs=False)
+    proposed = []
+
+    def dialog(parent, title, folder):
+        proposed.append((folder, Path(folder).is_dir()))
+        return folder  # the researcher accepts what is proposed
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(dialog))
+    chosen = view._folder(None, "Export CSV into…")
+    assert proposed and proposed[0][1], f"the dialog proposed {proposed[0][0]}, which does not exist"
+    assert chosen == Path(proposed[0][0]) and chosen.is_dir() and chosen.name == "results"
+    view.close()
