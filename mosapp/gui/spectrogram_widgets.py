@@ -302,7 +302,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         if keep_view and self.original_only and self.pair is not None:
             self.pair = pair
             self._log_rows = None
-            self.db_bar.setLevels((math.floor(pair.floor_db), math.ceil(pair.top_db)))
+            self.db_bar.setLevels(self.level_range or self.auto_level_range())
             bottom, top = self._frequency_span()
             rows = self._rows_for_log() if self.log_frequency else slice(None)
             image = self.images["original"]

@@ -160,7 +160,7 @@ def test_a_rerun_keeps_zoom_levels_and_the_low_frequency_range(window, qapp, cli
     run_to_result(qapp, view, clips["first.wav"])
     view.set_low_frequency_mode(True)
     view.panes.show_time_range(0.5, 1.25)
-    view.panes.db_bar.setLevels((-70.0, -5.0))
+    view.set_level_range(-70.0, -5.0)
     _set_combo(view.codec_combo, "lowpass-3.5k")
     result = run_to_result(qapp, view)
     assert result.request.codec == "lowpass-3.5k" and view.result is result
