@@ -478,8 +478,9 @@ def _band_frame_count(n: int) -> int:
     return 1 if n < BAND_WINDOW_LENGTH else 1 + (n - BAND_WINDOW_LENGTH) // BAND_HOP
 
 
-def _band_db_frames(x: np.ndarray, f0: int, f1: int, window: np.ndarray) -> np.ndarray:
-    """``20 log10 |STFT|`` of frames [f0, f1) of the mono mix of ``x`` (channels, n): float32 (frames, 2049)."""
+def _band_db_frames(x: np.ndarray, f0: int, f1: int, window: np.ndarray, *, power: bool = False) -> np.ndarray:
+    """``20 log10 |STFT|`` of frames [f0, f1) of the mono mix of ``x`` (channels, n): float32 (frames, 2049)
+    (``power``: ``|STFT|^2`` instead, without the logarithm)."""
     import scipy.fft
 
     s0 = f0 * BAND_HOP
@@ -489,8 +490,15 @@ def _band_db_frames(x: np.ndarray, f0: int, f1: int, window: np.ndarray) -> np.n
     if seg.shape[-1] < s1 - s0:
         seg = np.pad(seg, (0, s1 - s0 - seg.shape[-1]))
     frames = np.lib.stride_tricks.sliding_window_view(seg, BAND_WINDOW_LENGTH)[::BAND_HOP] * window
-    mag = np.abs(scipy.fft.rfft(frames, axis=-1))
-    return 20.0 * np.log10(np.maximum(mag, np.float32(1e-30)))
+    spec = scipy.fft.rfft(frames, axis=-1)
+    out = np.square(spec.real)
+    out += np.square(spec.imag)
+    if power:
+        return out
+    np.maximum(out, np.float32(1e-30), out=out)  # (far below any reference's peak - 80 dB)
+    np.log10(out, out=out)
+    out *= np.float32(10.0)
+    return out
 
 
 def _band_bins(band_hz: tuple[float, float]) -> slice:
@@ -526,11 +534,11 @@ def band_scores(
     window = _band_window()
     n_frames = _band_frame_count(ref.shape[-1])
     chunks = [(f, min(n_frames, f + _BAND_FRAMES_PER_CHUNK)) for f in range(0, n_frames, _BAND_FRAMES_PER_CHUNK)]
-    peak = -math.inf
+    peak_power = 0.0
     for k, (f0, f1) in enumerate(chunks):
         job.report(k, 2 * len(chunks), "band chunks")  # a cancelled run stops here (mosapp.job)
-        peak = max(peak, float(_band_db_frames(ref, f0, f1, window).max()))
-    floor = np.float32(peak - BAND_FLOOR_DB)
+        peak_power = max(peak_power, float(_band_db_frames(ref, f0, f1, window, power=True).max()))
+    floor = np.float32(10.0 * math.log10(max(peak_power, 1e-30)) - BAND_FLOOR_DB)
     abs_sum = [0.0] * len(bands)
     corr_sum = [0.0] * len(bands)
     corr_frames = [0] * len(bands)
