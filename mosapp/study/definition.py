@@ -70,7 +70,16 @@ except ModuleNotFoundError:  # Python 3.10
 REFERENCE = "reference"
 #: Test types: ``dcr`` rates a blinded sample against the known reference on the degradation
 #: scale (DMOS); ``acr`` rates a sample alone on the absolute category scale (MOS).
-TEST_TYPES = ("dcr", "acr")
+#: ``mushra`` (ITU-R BS.1534) rates every condition of a clip on one screen, 0..100, against the
+#: open reference; ``ccr`` (ITU-T P.800 Annex E) rates the second of a (reference, processed)
+#: pair against the first, -3..+3, giving CMOS.
+TEST_TYPES = ("dcr", "acr", "mushra", "ccr")
+#: The scores each test type accepts, (lowest, highest), whole numbers.
+SCORE_RANGES: dict[str, tuple[int, int]] = {"dcr": (1, 5), "acr": (1, 5), "mushra": (0, 100), "ccr": (-3, 3)}
+#: The BS.1534 mid anchor (3.5 kHz is the low anchor): the default anchor of MUSHRA's screening.
+MUSHRA_MID_ANCHOR = "lowpass-7k"
+#: BS.1534-3 recommends no more than 12 signals on one screen (reference and anchors included).
+MUSHRA_MAX_CONDITIONS = 12
 #: ITU-T P.800 labels for the scores 1..5 (index 0 is score 1).
 DEFAULT_LABELS: dict[str, tuple[str, ...]] = {
     "dcr": (
@@ -81,11 +90,18 @@ DEFAULT_LABELS: dict[str, tuple[str, ...]] = {
         "Degradation is inaudible",
     ),
     "acr": ("Bad", "Poor", "Fair", "Good", "Excellent"),
+    # BS.1534's continuous quality scale: five bands of 20 points, 0-20 Bad … 80-100 Excellent.
+    "mushra": ("Bad", "Poor", "Fair", "Good", "Excellent"),
+    # P.800 Annex E (CCR), the scores -3..+3: the quality of the second compared with the first.
+    "ccr": ("Much worse", "Worse", "Slightly worse", "About the same", "Slightly better", "Better", "Much better"),
 }
 DEFAULT_INSTRUCTIONS: dict[str, str] = {
     "dcr": "You will hear the reference, then a sample. Rate how much the sample is degraded "
            "compared with the reference.",
     "acr": "Listen to each sample and rate its overall quality.",
+    "mushra": "Each screen has the reference and several samples, one of which may be the reference itself. "
+              "Listen to every sample, compare it with the reference, and rate its quality from 0 to 100.",
+    "ccr": "You will hear two samples, A then B. Rate the quality of the second (B) compared with the first (A).",
 }
 #: Shortest excerpt: BS.1770 loudness is measured over 400 ms blocks.
 MIN_EXCERPT_S = 0.5
@@ -106,7 +122,7 @@ MAX_RENDERED_S = 36_000.0
 METRIC_NAMES = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol",
                 "low_band_distance_db", "low_band_correlation", "high_band_distance_db", "high_band_correlation")
 #: The scale of a test's scores, as named in reports.
-SCALES = {"dcr": "DMOS", "acr": "MOS"}
+SCALES = {"dcr": "DMOS", "acr": "MOS", "mushra": "MUSHRA", "ccr": "CMOS"}
 
 _TOP_FIELDS = {
     "name", "title", "test_type", "instructions", "labels", "conditions", "trials_per_listener",
@@ -265,6 +281,11 @@ class StudyDefinition:
     def scale(self) -> str:
         """``DMOS`` for DCR, ``MOS`` for ACR."""
         return SCALES[self.test_type]
+
+    @property
+    def score_range(self) -> tuple[int, int]:
+        """The lowest and highest score of this test type: (1, 5), MUSHRA (0, 100), CCR (-3, 3)."""
+        return SCORE_RANGES[self.test_type]
 
     @property
     def has_hidden_reference(self) -> bool:
@@ -519,12 +540,15 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
         raise top.fail("name", f'is "{study_name}"; use letters, digits, ".", "_" or "-" (at most 64)')
     test_type = top.string("test_type", "dcr").lower()
     if test_type not in TEST_TYPES:
-        raise top.fail("test_type", f'is "{test_type}"; use "dcr" or "acr"')
+        raise top.fail("test_type", f'is "{test_type}"; use "dcr", "acr", "mushra" or "ccr"')
     title = top.string("title", study_name)
     instructions = top.string("instructions", DEFAULT_INSTRUCTIONS[test_type])
     labels = top.strings("labels", DEFAULT_LABELS[test_type])
-    if len(labels) != 5:
-        raise top.fail("labels", f"has {len(labels)} labels; give exactly 5, for the scores 1 to 5")
+    n_labels = len(DEFAULT_LABELS[test_type])
+    if len(labels) != n_labels:
+        what = {"mushra": "for the bands 0-20 … 80-100", "ccr": "for the scores -3 to +3"}.get(
+            test_type, "for the scores 1 to 5")
+        raise top.fail("labels", f"has {len(labels)} labels; give exactly {n_labels}, {what}")
 
     conditions = top.strings("conditions", required=True)
     if check_codecs:
@@ -553,7 +577,17 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
             f"{MAX_RENDERED_S / 3600:g} h, so use fewer or shorter excerpts."
         )
     repetitions = top.integer("repetitions", 1, minimum=1, maximum=MAX_REPETITIONS)
-    full = len(plan_clips) * len(conditions) * repetitions
+    if test_type == "mushra":
+        if REFERENCE not in conditions:
+            raise top.fail("conditions", f'has no "{REFERENCE}"; a MUSHRA screen always has the hidden reference')
+        if len(conditions) > MUSHRA_MAX_CONDITIONS:
+            raise top.fail("conditions", f"has {len(conditions)} conditions; a MUSHRA screen has at most "
+                                         f"{MUSHRA_MAX_CONDITIONS} (ITU-R BS.1534), split the study")
+        if len(conditions) < 2:
+            raise top.fail("conditions", "has only the reference; a MUSHRA screen compares at least one condition")
+    # MUSHRA: a trial is one screen (a clip with every condition); DCR/ACR/CCR: one (clip, condition).
+    per_trial = 1 if test_type == "mushra" else len(conditions)
+    full = len(plan_clips) * per_trial * repetitions
     if full > MAX_TRIALS_PER_LISTENER and not top.has("trials_per_listener"):
         raise top.fail(
             "repetitions",
@@ -561,7 +595,10 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
             f"per listener, more than {MAX_TRIALS_PER_LISTENER}; lower it or set trials_per_listener",
         )
     trials = top.integer("trials_per_listener", full, minimum=1, maximum=MAX_TRIALS_PER_LISTENER)
-    if trials % len(conditions):
+    if test_type == "mushra" and trials > full:
+        raise top.fail("trials_per_listener", f"is {trials}; at most {full} screens (clips x repetitions = "
+                                              f"{len(plan_clips)} x {repetitions}); raise repetitions for more")
+    if test_type != "mushra" and trials % len(conditions):
         raise top.fail(
             "trials_per_listener",
             f"is {trials}; give a multiple of the {len(conditions)} conditions so each appears equally often",
@@ -585,6 +622,9 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     for i, cond in enumerate(training_conditions):
         if cond not in conditions:
             raise tr.fail("conditions", f'has "{cond}", which is not one of the study\'s conditions')
+    if training_conditions and test_type == "mushra":
+        raise tr.fail("conditions", "is set, but every MUSHRA screen (training ones too) has all the conditions; "
+                                    "remove it")
     training = TrainingSpec(trials=tr.integer("trials", 0, minimum=0, maximum=MAX_TRAINING_TRIALS),
                             conditions=training_conditions)
 
@@ -624,6 +664,9 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     gold = _gold(where, data.get("gold", []), clips, conditions)
     if len(gold) > MAX_TRAINING_TRIALS:
         raise StudyError(f"{where}: field gold lists {len(gold)} gold trials; a study has at most {MAX_TRAINING_TRIALS}.")
+    if gold and test_type in ("mushra", "ccr"):
+        raise StudyError(f"{where}: [[gold]] trials are for DCR and ACR studies (scores 1-5); a {test_type.upper()} "
+                         f"study screens by its hidden reference and anchors instead, so remove them.")
 
     return StudyDefinition(
         name=study_name, title=title, test_type=test_type, instructions=instructions, labels=labels,
@@ -637,6 +680,14 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
 def _screening(top: _Reader, test_type: str, conditions: tuple[str, ...]) -> ScreeningSpec:
     has_reference = REFERENCE in conditions
     value = top.table.get("screening")
+    if test_type == "mushra":
+        return _mushra_screening(top, conditions, value)
+    if test_type == "ccr":
+        rule = value if isinstance(value, str) else (value or {}).get("rule", "off") if isinstance(value, dict) else value
+        if value is not None and (rule != "off" or (isinstance(value, dict) and set(value) - {"rule"})):
+            raise top.fail("screening", 'is set, but a CCR study has no post-screening rule here; use screening = "off" '
+                                        "or leave it out")
+        return ScreeningSpec(rule="off", explicit=value is not None)
     if value is None:
         if test_type == "dcr" and not has_reference:
             raise StudyError(
@@ -679,6 +730,48 @@ def _screening(top: _Reader, test_type: str, conditions: tuple[str, ...]) -> Scr
         anchor=anchor,
         anchor_max_score=anchor_max, gold_max_failures=r.integer("gold_max_failures", 0, minimum=0,
                                                                 maximum=MAX_TRIALS_PER_LISTENER), explicit=True,
+    )
+
+
+def _mushra_screening(top: _Reader, conditions: tuple[str, ...], value: Any) -> ScreeningSpec:
+    """MUSHRA's post-screening (ITU-R BS.1534-3 §4.1.2) on the 0..100 scale.
+
+    Default: ``bs1534`` with the hidden reference below 90 or the mid anchor (``lowpass-7k``)
+    above 90 in more than 15 % of a listener's items; ``reference`` alone when the study has no
+    mid anchor. ``min_reference_trials`` defaults to 3 screens.
+    """
+    anchor_default = MUSHRA_MID_ANCHOR if MUSHRA_MID_ANCHOR in conditions else None
+    if value is None:
+        value = {}
+    if isinstance(value, str):
+        value = {"rule": value}
+    if not isinstance(value, dict):
+        raise top.fail("screening", 'must be "reference", "bs1534", "off" or a [screening] table')
+    r = _Reader(top.where, value, "screening.", _SCREENING_FIELDS)
+    rule = r.string("rule", "bs1534" if anchor_default else "reference")
+    if rule not in SCREENING_RULES:
+        raise r.fail("rule", f'is "{rule}"; use "reference", "bs1534" or "off"')
+    min_score = r.integer("min_score", 90, minimum=0)
+    if min_score > 100:
+        raise r.fail("min_score", f"is {min_score}; give a MUSHRA score from 0 to 100")
+    anchor_max = r.integer("anchor_max_score", 90, minimum=0)
+    if anchor_max > 100:
+        raise r.fail("anchor_max_score", f"is {anchor_max}; give a MUSHRA score from 0 to 100")
+    max_fraction = r.number("max_fraction", 0.15, minimum=0.0)
+    if max_fraction > 1.0:
+        raise r.fail("max_fraction", f"is {max_fraction:g}; give a fraction from 0 to 1")
+    anchor = r.string("anchor", anchor_default)
+    if rule == "bs1534":
+        if anchor is None:
+            raise r.fail("anchor", f'is missing; the bs1534 rule needs the mid anchor (add "{MUSHRA_MID_ANCHOR}" to '
+                                   f"conditions, or name the anchor)")
+        if anchor not in conditions or anchor == REFERENCE:
+            raise r.fail("anchor", f'is "{anchor}", which is not one of the study\'s conditions (other than '
+                                   f'"{REFERENCE}")')
+    return ScreeningSpec(
+        rule=rule, min_score=min_score, max_fraction=max_fraction,
+        min_reference_trials=r.integer("min_reference_trials", 3, minimum=1), anchor=anchor,
+        anchor_max_score=anchor_max, gold_max_failures=0, explicit=bool(value),
     )
 
 

@@ -265,6 +265,14 @@ class StudyEngine:
                 if attempt == 4:
                     raise StudyError(f'The listener "{listener_code}" could not be enrolled (the database kept '
                                      f"changing under it); try again.") from None
+        if self.definition.test_type == "mushra":
+            from mosapp.study.mushra import MushraSession
+
+            return MushraSession(self, listener_code, *ids)
+        if self.definition.test_type == "ccr":
+            from mosapp.study.ccr import CcrSession
+
+            return CcrSession(self, listener_code, *ids)
         return ListeningSession(self, listener_code, *ids)
 
     @staticmethod
@@ -291,6 +299,11 @@ class StudyEngine:
                 .join(ConditionRow, StimulusRow.condition_id == ConditionRow.id)
                 .where(StimulusRow.study_id == study_id))
         }
+        if d.test_type in ("mushra", "ccr"):
+            from mosapp.study import ccr, mushra
+
+            (mushra if d.test_type == "mushra" else ccr).enrol(s, d, listener.id, int(position), stimuli, _token)
+            return listener
         plan = listener_plan(
             clips=[c.name for c in d.plan_clips], conditions=list(d.conditions), trials=d.trials_per_listener,
             repetitions=d.repetitions, seed=d.seed, listener_index=int(position),
@@ -327,12 +340,24 @@ class StudyEngine:
                 func.sum(case((TrialRow.is_training, 0), else_=1)).label("total"),
                 func.sum(case((TrialRow.is_training, 1), else_=0)).label("training_total"),
             ).group_by(TrialRow.listener_id).subquery()
+            from sqlalchemy import union_all
+
+            from mosapp.study.store import ItemRatingRow, TrialItemRow
+
+            # A trial is rated when it has its rating (DCR/ACR) or its item ratings (MUSHRA/CCR).
+            given = union_all(
+                select(RatingRow.trial_id.label("trial_id"), RatingRow.given_at.label("given_at")),
+                select(TrialItemRow.trial_id.label("trial_id"), ItemRatingRow.given_at.label("given_at"))
+                .join(ItemRatingRow, ItemRatingRow.item_id == TrialItemRow.id),
+            ).subquery()
+            done = select(given.c.trial_id, func.max(given.c.given_at).label("given_at")
+                          ).group_by(given.c.trial_id).subquery()
             rated = select(
                 TrialRow.listener_id,
                 func.sum(case((TrialRow.is_training, 0), else_=1)).label("rated"),
                 func.sum(case((TrialRow.is_training, 1), else_=0)).label("training_rated"),
-                func.max(RatingRow.given_at).label("last"),
-            ).join(RatingRow, RatingRow.trial_id == TrialRow.id).group_by(TrialRow.listener_id).subquery()
+                func.max(done.c.given_at).label("last"),
+            ).join(done, done.c.trial_id == TrialRow.id).group_by(TrialRow.listener_id).subquery()
             sittings = select(
                 SessionRow.listener_id, func.count().label("n"), func.min(SessionRow.started_at).label("first"),
             ).group_by(SessionRow.listener_id).subquery()
@@ -356,7 +381,7 @@ class StudyEngine:
             cached = _read_stimulus(self.definition.stimuli_dir / audio_file)
             cached.setflags(write=False)
             self._audio[audio_file] = cached
-            while len(self._audio) > 8:
+            while len(self._audio) > 16:  # a MUSHRA screen: up to 12 conditions and the open reference
                 self._audio.popitem(last=False)
         else:
             self._audio.move_to_end(audio_file)

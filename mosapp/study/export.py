@@ -125,8 +125,15 @@ def ratings_frame(store: Store, definition: StudyDefinition, *, include_training
     """Every rating of the study as a tidy frame with :data:`RATINGS_COLUMNS` (``screened_out`` all False).
 
     Rows are ordered by listener (enrolment) and trial. Times are pandas Timestamps (UTC, naive).
+    MUSHRA and CCR studies: :func:`mosapp.study.items.item_ratings_frame` (one row per stimulus
+    rating, with its extra columns).
     """
     from sqlalchemy import select
+
+    if definition.test_type in ("mushra", "ccr"):
+        from mosapp.study.items import item_ratings_frame
+
+        return item_ratings_frame(store, definition, include_training=include_training)
     from sqlalchemy.orm import aliased
 
     with store.read() as s:
@@ -265,6 +272,14 @@ def screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool 
     """
     from mosapp.study import stats
 
+    with stats.score_range(*definition.score_range):
+        return _screen(ratings, definition, enabled=enabled, min_score=min_score, max_fraction=max_fraction,
+                       min_reference_trials=min_reference_trials, spec=spec)
+
+
+def _screen(ratings, definition, *, enabled, min_score, max_fraction, min_reference_trials, spec) -> Screening:
+    from mosapp.study import stats
+
     spec = spec or screening_spec(definition, enabled=enabled, min_score=min_score, max_fraction=max_fraction,
                                   min_reference_trials=min_reference_trials)
     data = ratings[~ratings["is_training"]] if "is_training" in ratings else ratings
@@ -315,9 +330,10 @@ def summary_frame(ratings: pd.DataFrame, conditions: pd.DataFrame, definition: S
     from mosapp.study import stats
 
     data = statistics_input(ratings, screening)
-    summary = stats.condition_summary(data, bootstrap=bootstrap, seed=seed)
-    if mixed is None:
-        mixed = stats.mixed_model(data)
+    with stats.score_range(*definition.score_range):
+        summary = stats.condition_summary(data, bootstrap=bootstrap, seed=seed)
+        if mixed is None:
+            mixed = stats.mixed_model(data)
     mixed = mixed[["condition", "estimate", "ci_low", "ci_high"]].rename(
         columns={"estimate": "mixed_estimate", "ci_low": "mixed_low", "ci_high": "mixed_high"})
     out = conditions.merge(summary, on="condition", how="left").merge(mixed, on="condition", how="left")
@@ -367,6 +383,14 @@ def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.Pa
     except OSError as exc:
         raise StudyError(f"The output folder {folder} cannot be created ({exc.strerror or exc}).") from None
     ratings = ratings_frame(store, definition, include_training=include_training)
+    if definition.test_type == "ccr":
+        from mosapp.study.ccr import cmos_summary
+
+        plain = ratings[~ratings["is_training"]]
+        name = definition.name
+        return (write_csv(ratings, folder / f"{name}-ratings.csv"),
+                write_csv(cmos_summary(plain, condition_table(store, definition)),
+                          folder / f"{name}-export-summary.csv"))
     scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction,
                  min_reference_trials=min_reference_trials)
     ratings["screened_out"] = ratings["listener"].isin(scr.dropped)

@@ -151,6 +151,19 @@ def build_report(store: Store, definition: StudyDefinition, *, screening: bool =
     """
     from mosapp.study import stats
 
+    if definition.test_type == "ccr":
+        from mosapp.study.ccr import build_ccr_report
+
+        return build_ccr_report(store, definition)
+    with stats.score_range(*definition.score_range):
+        return _build_report(store, definition, screening=screening, min_score=min_score, max_fraction=max_fraction,
+                             min_reference_trials=min_reference_trials, bootstrap=bootstrap, seed=seed)
+
+
+def _build_report(store, definition, *, screening, min_score, max_fraction, min_reference_trials, bootstrap,
+                  seed) -> Report:
+    from mosapp.study import stats
+
     ratings = ratings_frame(store, definition)
     scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction,
                  min_reference_trials=min_reference_trials)
@@ -233,7 +246,16 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
         ax.set_xlim(lo / 1.5, hi * 1.5)
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_ylim(1.0, 5.05)
+    low, high = definition.score_range
+    pad = (high - low) * 0.0125
+    ax.set_ylim(low - (pad if low < 0 else 0), high + pad)
+    if definition.test_type == "mushra":  # BS.1534's labelled bands
+        for k, label in enumerate(definition.labels):
+            ax.axhline(20 * (k + 1), color="0.8", linewidth=0.6)
+            ax.text(1.005, 20 * k + 10, label, transform=ax.get_yaxis_transform(), fontsize=7, va="center",
+                    color="0.4")
+    if definition.test_type == "ccr":
+        ax.axhline(0.0, color="0.5", linewidth=0.8)
     ax.set_xlabel("measured bitrate (kbit/s, log scale)")
     ax.set_ylabel(f"{definition.scale} (95% t CI over listener means)")
     ax.set_title(definition.title, fontsize=10)
@@ -250,6 +272,8 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
 
 def write_report(report: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write the report's files into ``out_dir`` (created); returns them by kind."""
+    if hasattr(report, "write"):  # a CCR report writes its own files
+        return report.write(out_dir)
     folder = Path(out_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -268,7 +292,9 @@ def write_report(report: Report, out_dir: str | os.PathLike[str]) -> dict[str, P
         "comparisons": write_csv(comparisons, folder / f"{name}-report-comparisons.csv"),
         "correlations": write_csv(report.correlations, folder / f"{name}-report-correlations.csv"),
         "listeners": write_csv(report.listeners, folder / f"{name}-report-listeners.csv"),
-        "plot": plot_score_vs_kbps(report.summary, report.definition, folder / f"{name}-report-mos-vs-kbps.png"),
+        "plot": plot_score_vs_kbps(report.summary, report.definition, folder / (
+            f"{name}-report-mushra-vs-kbps.png" if report.definition.test_type == "mushra"
+            else f"{name}-report-mos-vs-kbps.png")),
     }
     text = folder / f"{name}-report.txt"
     try:

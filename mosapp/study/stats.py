@@ -25,6 +25,8 @@ import math
 import numbers
 import warnings
 import zlib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Sequence
 
@@ -37,6 +39,26 @@ from mosapp.errors import MosappError
 #: Scores allowed on the five-grade ACR/DCR scales.
 MIN_SCORE: int = 1
 MAX_SCORE: int = 5
+
+#: The score range that :func:`validate_ratings` accepts, (low, high) whole numbers; the
+#: five-grade scales by default, changed for a block with :func:`score_range` (MUSHRA 0..100,
+#: CCR -3..+3).
+_SCORE_RANGE: ContextVar[tuple[int, int]] = ContextVar("score_range", default=(MIN_SCORE, MAX_SCORE))
+
+
+@contextmanager
+def score_range(low: int, high: int):
+    """Within the block, every function here accepts whole-number scores from ``low`` to ``high``.
+
+    ``with score_range(0, 100): condition_summary(mushra_ratings)`` — the statistics are the
+    same on any scale; only the validation of ``value`` changes (per thread/task: a ContextVar).
+    """
+    token = _SCORE_RANGE.set((int(low), int(high)))
+    try:
+        yield
+    finally:
+        _SCORE_RANGE.reset(token)
+
 
 #: Columns of :func:`condition_summary`.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -97,14 +119,15 @@ def _describe_row(ratings: pd.DataFrame, position: int) -> str:
 
 
 def _is_valid_score(v: Any) -> bool:
-    """True for an integer 1..5, given as an int or as an integral finite float (4.0)."""
+    """True for an integer 1..5 (or the :func:`score_range`), as an int or an integral finite float (4.0)."""
+    low, high = _SCORE_RANGE.get()
     if isinstance(v, (bool, np.bool_)):
         return False
     if isinstance(v, numbers.Integral):
-        return MIN_SCORE <= int(v) <= MAX_SCORE
+        return low <= int(v) <= high
     if isinstance(v, numbers.Real):
         f = float(v)
-        return math.isfinite(f) and f.is_integer() and MIN_SCORE <= f <= MAX_SCORE
+        return math.isfinite(f) and f.is_integer() and low <= f <= high
     return False
 
 
@@ -138,7 +161,7 @@ def validate_ratings(ratings: pd.DataFrame, columns: Sequence[str] = ("listener"
             if not _is_valid_score(v):
                 raise RatingError(
                     f"The rating at {_describe_row(ratings, pos)} is {v!r}, "
-                    f"but ratings must be integers from {MIN_SCORE} to {MAX_SCORE}."
+                    f"but ratings must be integers from {_SCORE_RANGE.get()[0]} to {_SCORE_RANGE.get()[1]}."
                 )
     out = ratings.copy()
     if "value" in columns:
@@ -864,5 +887,5 @@ __all__ = [
     "PAIRED_COLUMNS", "SCREENING_COLUMNS", "SUMMARY_COLUMNS", "AgreementResult", "RatingError", "ScreeningResult",
     "clip_condition_summary", "cluster_bootstrap_interval", "condition_summary", "holm", "icc_two_way",
     "listener_agreement", "listener_means", "metric_correlations", "mixed_model", "paired_comparisons",
-    "screen_listeners", "t_interval", "validate_ratings", "wilcoxon_signed_rank",
+    "score_range", "screen_listeners", "t_interval", "validate_ratings", "wilcoxon_signed_rank",
 ]

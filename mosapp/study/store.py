@@ -189,6 +189,9 @@ class TrialRow(Base):
     # Added by revision 0003: a gold (known-answer) trial's accepted scores, "4,5"; NULL otherwise.
     gold_expected: Mapped[str | None] = mapped_column(String(32))
 
+    # Added by revision 0005: CCR only, whether the processed sample plays first (as A).
+    processed_first: Mapped[bool | None] = mapped_column(Boolean)
+
     stimulus: Mapped[StimulusRow] = relationship(foreign_keys=[stimulus_id])
     reference_stimulus: Mapped[StimulusRow | None] = relationship(foreign_keys=[reference_stimulus_id])
 
@@ -200,6 +203,47 @@ class RatingRow(Base):
     __table_args__ = (CheckConstraint("value >= 1 AND value <= 5", name="value_1_to_5"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), unique=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    value: Mapped[int] = mapped_column(Integer)
+    given_at: Mapped[datetime] = mapped_column(DateTime)
+    plays_sample: Mapped[int] = mapped_column(Integer)
+    plays_reference: Mapped[int] = mapped_column(Integer)
+    listening_time_s: Mapped[float] = mapped_column(Float)
+    response_time_s: Mapped[float] = mapped_column(Float)
+
+
+class TrialItemRow(Base):
+    """A rated stimulus of a MUSHRA screen or a CCR pair (added by revision 0005).
+
+    A MUSHRA trial has one item per condition, ``slot`` being its place on the screen (a random
+    order per trial and listener); its :class:`TrialRow` holds the open reference as both
+    ``stimulus_id`` and ``reference_stimulus_id``. A CCR trial has one item: the processed sample
+    (its TrialRow: ``stimulus_id`` the processed one, ``reference_stimulus_id`` the reference).
+    ``token`` is what a listener's program sees, fresh per item.
+    """
+
+    __tablename__ = "trial_items"
+    __table_args__ = (UniqueConstraint("trial_id", "slot"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
+    slot: Mapped[int] = mapped_column(Integer)
+    stimulus_id: Mapped[int] = mapped_column(ForeignKey("stimuli.id"))
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+
+
+class ItemRatingRow(Base):
+    """The score of one item (added by revision 0005): MUSHRA 0..100, CCR -3..+3.
+
+    All items of one trial are written in one transaction (a MUSHRA screen is saved whole or
+    not at all). ``plays_reference`` and ``response_time_s`` are the trial's; ``plays_sample``
+    and ``listening_time_s`` the item's own (CCR: the processed sample's plays; listening time
+    of both samples).
+    """
+
+    __tablename__ = "item_ratings"
+    __table_args__ = (CheckConstraint("value >= -3 AND value <= 100", name="value_range"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("trial_items.id"), unique=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
     value: Mapped[int] = mapped_column(Integer)
     given_at: Mapped[datetime] = mapped_column(DateTime)
@@ -465,7 +509,7 @@ def schema_revision(store: Store) -> str | None:
 
 
 __all__ = [
-    "Base", "ClipRow", "ConditionRow", "DEFAULT_BUSY_TIMEOUT_S", "ListenerRow", "RatingRow", "SessionRow", "Store",
-    "StimulusRow", "StudyRow", "TrialRow", "database_error", "describe_url", "head_revision", "open_store",
+    "Base", "ClipRow", "ConditionRow", "DEFAULT_BUSY_TIMEOUT_S", "ItemRatingRow", "ListenerRow", "RatingRow", "SessionRow", "Store",
+    "StimulusRow", "StudyRow", "TrialItemRow", "TrialRow", "database_error", "describe_url", "head_revision", "open_store",
     "schema_revision", "utcnow",
 ]
