@@ -151,7 +151,7 @@ class ListenView(QWidget):
     rating_saved = Signal(int, int)
     session_finished = Signal()
 
-    PAGE_START, PAGE_INSTRUCTIONS, PAGE_TRIAL, PAGE_BREAK, PAGE_DONE, PAGE_PRACTICE_OVER = range(6)
+    PAGE_START, PAGE_INSTRUCTIONS, PAGE_TRIAL, PAGE_BREAK, PAGE_DONE, PAGE_PRACTICE_OVER, PAGE_MUSHRA, PAGE_CCR = range(8)
 
     def __init__(self, study: str | os.PathLike[str] | StudyDefinition | None = None, parent: QWidget | None = None,
                  *, database: str | None = None, open_audio: bool = True, require_full_listen: bool = True,
@@ -208,6 +208,14 @@ class ListenView(QWidget):
         self.pages.addWidget(self._build_break())
         self.pages.addWidget(self._build_done())
         self.pages.addWidget(self._build_practice_over())
+        # MUSHRA screens and CCR pairs: their own panels (mosapp/gui/mushra_view.py, ccr_view.py).
+        from mosapp.gui.ccr_view import CcrPanel
+        from mosapp.gui.mushra_view import MushraPanel
+
+        self.mushra_panel = MushraPanel(self)
+        self.pages.addWidget(self.mushra_panel)
+        self.ccr_panel = CcrPanel(self)
+        self.pages.addWidget(self.ccr_panel)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 18, 24, 18)
         layout.addWidget(self.pages)
@@ -481,7 +489,7 @@ class ListenView(QWidget):
 
     def _show_page(self, index: int) -> None:
         self.pages.setCurrentIndex(index)
-        if index == self.PAGE_TRIAL:
+        if index in (self.PAGE_TRIAL, self.PAGE_MUSHRA, self.PAGE_CCR):
             self._timer.start()
         else:
             self._timer.stop()
@@ -707,7 +715,15 @@ class ListenView(QWidget):
         self._show_page(self.PAGE_INSTRUCTIONS)
         return True
 
+    @property
+    def _panel(self):
+        """The MUSHRA or CCR panel of the open study, or None (DCR/ACR use the trial page)."""
+        t = self.definition.test_type if self.definition is not None else None
+        return {"mushra": self.mushra_panel, "ccr": self.ccr_panel}.get(t)
+
     def _keys_text(self) -> str:
+        if self._panel is not None:
+            return self._panel.keys_text()
         dcr = self.definition is not None and self.definition.test_type == "dcr"
         parts = ["Space: play / pause"]
         if dcr:
@@ -735,6 +751,12 @@ class ListenView(QWidget):
             return
         self.trial = trial
         self.score = None
+        if self._panel is not None:
+            self._panel.show_trial(trial)
+            self._trial_started = time.monotonic()
+            self._show_page(self.PAGE_MUSHRA if self._panel is self.mushra_panel else self.PAGE_CCR)
+            self._panel.tick()
+            return
         dcr = trial.reference is not None
         if dcr:
             buffers, names = [trial.reference, trial.sample], ["reference", "sample"]
@@ -792,6 +814,9 @@ class ListenView(QWidget):
         """Bring the trial page up to date with the player (called by a timer while a trial is shown)."""
         player = self.player
         if player is None or self.trial is None:
+            return
+        if self.page in (self.PAGE_MUSHRA, self.PAGE_CCR):
+            self.pages.currentWidget().tick()
             return
         if (self._reference_first and not self._auto_sample and not player.playing
                 and player.heard_to_end[self._reference_index]):
@@ -884,6 +909,12 @@ class ListenView(QWidget):
         except StudyError as exc:
             self._trial_error(f"Your rating was not saved: {exc} Press Enter to try again.")
             return False
+        self._saved(trial, score)
+        return True
+
+    def _saved(self, trial, score: int) -> None:
+        """After a trial's rating(s) were committed: the signal, a break when due, the next trial."""
+        player = self.player
         if player.playing:
             player.pause()
         self.trial = None
@@ -891,7 +922,7 @@ class ListenView(QWidget):
         self._since_break += 1
         if trial.index + 1 >= trial.total:
             self._next_trial()  # shows the end
-            return True
+            return
         if trial.is_training:
             p = self.session.progress
             if p.training_rated >= p.training_total:
@@ -899,7 +930,7 @@ class ListenView(QWidget):
                     f"The practice trials are over. The {p.total - p.rated} trials that count start now; they "
                     f"work the same way. Press Enter or Start when you are ready.")
                 self._show_page(self.PAGE_PRACTICE_OVER)
-                return True
+                return
         minutes = (time.monotonic() - self._break_clock) / 60.0
         if ((self.break_every_trials > 0 and self._since_break >= self.break_every_trials)
                 or (self.break_every_minutes > 0 and minutes >= self.break_every_minutes)):
@@ -908,9 +939,8 @@ class ListenView(QWidget):
                 f"You have done {p.next_index} of {p.total + p.training_total} trials. Rest your ears for a few "
                 f"minutes; your answers are saved. Press Enter or Continue when you are ready.")
             self._show_page(self.PAGE_BREAK)
-            return True
+            return
         self._next_trial()
-        return True
 
     def end_practice(self) -> None:
         """Leave the "practice is over" page: the first trial that counts."""
@@ -967,6 +997,8 @@ class ListenView(QWidget):
         key = event.key()
         page = self.page
         repeat = event.isAutoRepeat()
+        if page in (self.PAGE_MUSHRA, self.PAGE_CCR):
+            return self.pages.currentWidget().handle_key(event)
         if page == self.PAGE_TRIAL:
             actions = {Qt.Key_R: self.select_reference, Qt.Key_A: self.select_sample, Qt.Key_Home: self.rewind}
             if key == Qt.Key_Space:

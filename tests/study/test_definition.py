@@ -63,7 +63,7 @@ def test_malformed_toml_names_the_file_and_place(tmp_path):
 
 @pytest.mark.parametrize("replace, field", [
     (('seed = 11', 'seed = "eleven"'), "field seed"),
-    (('test_type = "dcr"', 'test_type = "mushra"'), "field test_type"),
+    (('test_type = "dcr"', 'test_type = "abx"'), "field test_type"),
     (('loudness_lufs = -23.0', 'loudness_lufs = 5.0'), "field loudness_lufs"),
     (('length_s = 1.0', 'length_s = 0.1'), "field clips[0].length_s"),
     (('length_s = 1.0', 'length_s = 20.0'), "field clips[0].start_s"),
