@@ -591,8 +591,10 @@ class ResultsView(QWidget):
         item.setXRange(lo, hi, padding=0)
         lows = pd.concat([data["ci_low"], data["mean"]]).dropna()
         highs = pd.concat([data["ci_high"], data["mean"]]).dropna()
-        bottom = min(1.0, float(lows.min()) if len(lows) else 1.0) - 0.1
-        top = max(5.0, float(highs.max()) if len(highs) else 5.0) + 0.15
+        low, high = definition.score_range  # 1..5; MUSHRA 0..100; CCR -3..+3
+        span = (high - low) / 4.0
+        bottom = min(float(low), float(lows.min()) if len(lows) else float(low)) - 0.025 * span
+        top = max(float(high), float(highs.max()) if len(highs) else float(high)) + 0.0375 * span
         item.setYRange(bottom, top, padding=0)
         ticks = [(math.log10(v), f"{v:g}") for v in KBPS_TICKS if lo <= math.log10(v) <= hi]
         if len(ticks) < 2:

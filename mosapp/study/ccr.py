@@ -307,15 +307,47 @@ def cmos_comparisons(ratings: pd.DataFrame, order: list[str], *, alpha: float = 
     return out
 
 
+def _standard_summary(cmos: pd.DataFrame) -> pd.DataFrame:
+    """The CMOS table in the columns of :data:`mosapp.study.export.SUMMARY_COLUMNS` (what the app's Results
+    view and the plot read): ``mean`` is the order-corrected CMOS, ``ci_*`` its interval over listeners;
+    the bootstrap, mixed-model and per-rating columns are NA."""
+    from mosapp.study.export import SUMMARY_COLUMNS
+
+    out = pd.DataFrame({c: pd.Series([np.nan] * len(cmos), dtype=float) for c in SUMMARY_COLUMNS})
+    for c in ("condition", "is_reference", "scale", "nominal_kbps", "bitrate_kbps", "n", "n_listeners", "ci_low",
+              "ci_high", "listener_sd", "screening"):
+        out[c] = cmos[c].to_numpy()
+    out["mean"] = out["listener_mean"] = cmos["cmos"].to_numpy()
+    out["sd"] = cmos["listener_sd"].to_numpy()
+    return out
+
+
 @dataclass
 class CcrReport:
-    """A CCR study's report: ratings, CMOS per condition, comparisons (see :func:`build_ccr_report`)."""
+    """A CCR study's report (see :func:`build_ccr_report`).
+
+    ``cmos`` is the CMOS table (:data:`CMOS_COLUMNS`); ``summary`` the same numbers in the columns
+    the DCR/ACR report uses, so the app's Results view shows a CCR study like any other;
+    ``screening`` is the (off) rule; ``clips``, ``mixed`` and ``agreement`` are not computed.
+    """
 
     definition: StudyDefinition
     ratings: pd.DataFrame
-    summary: pd.DataFrame
+    cmos: pd.DataFrame
     comparisons: pd.DataFrame
     listeners: pd.DataFrame
+    screening: object = None
+    correlations: pd.DataFrame = None
+    clips: pd.DataFrame = None
+    mixed: pd.DataFrame = None
+    agreement: object = None
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return _standard_summary(self.cmos)
+
+    def agreement_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(columns=["listener", "n_points", "r_rest", "note"])
 
     def text(self) -> str:
         d = self.definition
@@ -328,7 +360,7 @@ class CcrReport:
         header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {'CMOS':>6} {'95% CI':>16} {'uncorr.':>7} "
                   f"{'order':>6} {'p (Holm)':>9}")
         lines += [header, "-" * len(header)]
-        for r in self.summary.itertuples():
+        for r in self.cmos.itertuples():
             kbps = "" if pd.isna(r.bitrate_kbps) else f"{r.bitrate_kbps:.1f}"
             ci = "" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
             cm = "-" if pd.isna(r.cmos) else f"{r.cmos:+.2f}"
@@ -357,12 +389,13 @@ class CcrReport:
         except OSError as exc:
             raise StudyError(f"The output folder {folder} cannot be created ({exc.strerror or exc}).") from None
         name = self.definition.name
-        plot = self.summary.rename(columns={"cmos": "mean"})
         files = {
-            "summary": write_csv(self.summary, folder / f"{name}-report-summary.csv"),
+            "summary": write_csv(self.cmos, folder / f"{name}-report-summary.csv"),
             "comparisons": write_csv(self.comparisons, folder / f"{name}-report-comparisons.csv"),
             "listeners": write_csv(self.listeners, folder / f"{name}-report-listeners.csv"),
-            "plot": plot_score_vs_kbps(plot, self.definition, folder / f"{name}-report-cmos-vs-kbps.png"),
+            "listener_cmos": write_csv(listener_cmos(self.ratings) if len(self.ratings) else pd.DataFrame(),
+                                       folder / f"{name}-report-listener-cmos.csv"),
+            "plot": plot_score_vs_kbps(self.summary, self.definition, folder / f"{name}-report-cmos-vs-kbps.png"),
         }
         text = folder / f"{name}-report.txt"
         try:
@@ -377,12 +410,25 @@ def build_ccr_report(store, definition: StudyDefinition) -> CcrReport:
     from mosapp.study.export import condition_table
     from mosapp.study.items import item_ratings_frame
 
+    from mosapp.study import stats
+    from mosapp.study.export import METRIC_COLUMNS, Screening
+
     ratings = item_ratings_frame(store, definition)
     conditions = condition_table(store, definition)
     summary = cmos_summary(ratings, conditions)
     order = [c for c in conditions["condition"] if len(ratings) and c in set(ratings["condition"])]
-    per = listener_cmos(ratings) if len(ratings) else pd.DataFrame(columns=["listener", "condition", "cmos"])
-    return CcrReport(definition, ratings, summary, cmos_comparisons(ratings, order), per)
+    listeners = (ratings.groupby("listener", sort=False).agg(ratings=("value", "size"), mean=("cmos_value", "mean"))
+                 .reset_index() if len(ratings) else pd.DataFrame({"listener": [], "ratings": [], "mean": []}))
+    listeners["dropped"] = False
+    listeners["screening"] = "rule off: every listener kept"
+    codes = sorted(set(ratings["listener"])) if len(ratings) else []
+    screening = Screening(definition.screening, False, codes, [], pd.DataFrame(columns=list(stats.SCREENING_COLUMNS)))
+    metric_cols = [m for m in METRIC_COLUMNS if m in definition.metrics]
+    scored = summary.dropna(subset=["cmos"]).rename(columns={"cmos": "mean"})
+    correlations = (stats.metric_correlations(scored[["condition", "mean"]], conditions[["condition", *metric_cols]])
+                    if metric_cols and len(scored) else pd.DataFrame(columns=list(stats.CORRELATION_COLUMNS)))
+    return CcrReport(definition, ratings, summary, cmos_comparisons(ratings, order), listeners, screening=screening,
+                     correlations=correlations)
 
 
 __all__ = ["CMOS_COLUMNS", "CcrReport", "CcrSession", "CcrTrial", "build_ccr_report", "cmos_comparisons",

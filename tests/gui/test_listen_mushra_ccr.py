@@ -1,4 +1,6 @@
-"""The shipped MUSHRA and CCR demo studies completed through the Listen view by a scripted listener, keys only.
+"""The shipped MUSHRA and CCR demo studies completed by a scripted listener, keys only, in the main window's
+listener mode (locked to Listen; nothing visible names a condition, codec or bitrate); then the Results
+view shows each study.
 
 Each study file is copied with its database and stimulus folder redirected into a temporary folder
 (and the phase backend set to ``pghi`` to keep preparation short); everything else is the shipped
@@ -17,7 +19,9 @@ import pandas as pd
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.gui.test_listen_view import assert_blind, forbidden_strings, hear, key, make_view, prepare, start
+from mosapp.gui.listener_mode import PIN_ENV
+from tests.gui.test_listen_view import assert_blind, forbidden_strings, hear, key, prepare, start
+from tests.gui.test_listener_mode import assert_window_blind
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "out" / "screenshots"
@@ -76,6 +80,39 @@ def db_count(path: Path, table: str) -> int:
         con.close()
 
 
+def main_window(qtbot, monkeypatch, path: Path):
+    """The app's main window with ``path`` open in Listen (no audio device, no breaks)."""
+    from mosapp.gui.app import MainWindow
+
+    monkeypatch.setenv(PIN_ENV, "4711")
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1150, 950)
+    w.show()
+    qtbot.waitExposed(w)
+    listen = w.views["Listen"]
+    listen.open_audio = False
+    listen.break_every_trials = 0
+    listen.break_every_minutes = 0
+    assert listen.open_study(path)
+    w.tabs.setCurrentWidget(listen)
+    return w, listen
+
+
+def results_show(qtbot, window, path: Path):
+    """The Results view on the finished study (what the researcher sees after leaving listener mode)."""
+    from mosapp.gui.results_view import ResultsView
+
+    view = ResultsView(path)
+    qtbot.addWidget(view)
+    view.resize(1300, 720)
+    view.show()
+    qtbot.waitUntil(lambda: not view.loading and (view.report is not None or view.message_label.property("error")),
+                    timeout=120_000)
+    assert view.report is not None, view.message_label.text()
+    return view
+
+
 @pytest.fixture(scope="module")
 def mushra_demo(tmp_path_factory) -> Path:
     path = demo_copy(tmp_path_factory.mktemp("mushra-demo"), "demo-mushra")
@@ -104,24 +141,30 @@ def type_score(qtbot, view, target: int) -> None:
         key(qtbot, view, Qt.Key_Up if d > 0 else Qt.Key_Down)
 
 
-def test_a_scripted_listener_completes_the_mushra_demo(qtbot, mushra_demo, tmp_path):
+def test_a_scripted_listener_completes_the_mushra_demo(qtbot, monkeypatch, mushra_demo, tmp_path):
     path = mushra_demo
     shipped = tomllib.loads((REPO / "studies" / "demo-mushra.toml").read_text())
-    view = make_view(qtbot, path, break_every_trials=0, break_every_minutes=0)
-    view.resize(1100, 900)
+    window, view = main_window(qtbot, monkeypatch, path)
     forbidden = forbidden_strings(path)
     start(qtbot, view, "MU1")
+    assert window.listener_lock.engaged and not window.tabs.tabBar().isVisible()
     assert view.page == view.PAGE_MUSHRA
     panel = view.mushra_panel
     assert "1–9" in view.keys_label.text() and "PgUp" in panel.keys_label.text()
     truth = item_conditions(path)
     screens = 0
     shot_taken = False
-    while view.page == view.PAGE_MUSHRA:
+    while view.page != view.PAGE_DONE:
+        if view.page == view.PAGE_PRACTICE_OVER:
+            assert_window_blind(window, forbidden, "practice over")
+            key(qtbot, view, Qt.Key_Return)
+            continue
+        assert view.page == view.PAGE_MUSHRA
         trial = panel.trial
         n = len(trial.items)
         assert n == len(shipped["conditions"])
         assert_blind(view, forbidden, f"screen {trial.index}")
+        assert_window_blind(window, forbidden, f"screen {trial.index}")
         # Nothing can be saved before every sample was played and rated.
         key(qtbot, view, Qt.Key_Return)
         assert view.page == view.PAGE_MUSHRA and panel.trial is trial
@@ -154,7 +197,7 @@ def test_a_scripted_listener_completes_the_mushra_demo(qtbot, mushra_demo, tmp_p
         if not trial.is_training and not shot_taken:
             SHOTS.mkdir(parents=True, exist_ok=True)
             qtbot.wait(50)  # let the screen's layout settle
-            assert view.grab().save(str(SHOTS / "listen-mushra.png"))
+            assert window.grab().save(str(SHOTS / "listen-mushra.png"))
             shot_taken = True
         key(qtbot, view, Qt.Key_Return)
         screens += 1
@@ -169,6 +212,11 @@ def test_a_scripted_listener_completes_the_mushra_demo(qtbot, mushra_demo, tmp_p
     assert (ratings["plays_sample"] >= 1).all()
     s = summary.set_index("condition")
     assert s.loc["opus-24", "mean"] == 78 and s["scale"].eq("MUSHRA").all()
+    assert window.listener_lock.engaged  # still locked for the next listener
+    window.listener_lock.release()
+    results = results_show(qtbot, window, path)
+    assert results.summary_table.rowCount() == len(shipped["conditions"])
+    assert "MUSHRA" in results.report_text.toPlainText()
 
 
 # ---------------------------------------------------------------------------------- CCR
@@ -177,21 +225,27 @@ def ccr_score(condition: str) -> int:
     return {"reference": 0, "sgc-12": -1, "opus-12": -2, "lowpass-3.5k": -3}[condition]
 
 
-def test_a_scripted_listener_completes_the_ccr_demo(qtbot, ccr_demo, tmp_path):
-    from mosapp.study import load_study, open_store
+def test_a_scripted_listener_completes_the_ccr_demo(qtbot, monkeypatch, ccr_demo, tmp_path):
+    from mosapp.study import load_study
 
     path = ccr_demo
-    view = make_view(qtbot, path, break_every_trials=0, break_every_minutes=0)
+    window, view = main_window(qtbot, monkeypatch, path)
     forbidden = forbidden_strings(path)
     start(qtbot, view, "CC1")
+    assert window.listener_lock.engaged
     assert view.page == view.PAGE_CCR
     panel = view.ccr_panel
     d = load_study(path, check_codecs=False)
     pairs = 0
     shot_taken = False
-    while view.page == view.PAGE_CCR:
+    while view.page != view.PAGE_DONE:
+        if view.page == view.PAGE_PRACTICE_OVER:
+            key(qtbot, view, Qt.Key_Return)
+            continue
+        assert view.page == view.PAGE_CCR
         trial = panel.trial
         assert_blind(view, forbidden, f"pair {trial.index}")
+        assert_window_blind(window, forbidden, f"pair {trial.index}")
         truth = item_conditions(path)
         processed_first = truth[trial.trial_id]
         # The processed sample's token is the first's or the second's; the view knows neither.
@@ -219,7 +273,7 @@ def test_a_scripted_listener_completes_the_ccr_demo(qtbot, ccr_demo, tmp_path):
         if not trial.is_training and not shot_taken:
             SHOTS.mkdir(parents=True, exist_ok=True)
             qtbot.wait(50)
-            assert view.grab().save(str(SHOTS / "listen-ccr.png"))
+            assert window.grab().save(str(SHOTS / "listen-ccr.png"))
             shot_taken = True
         key(qtbot, view, Qt.Key_Return)
         pairs += 1
@@ -235,3 +289,7 @@ def test_a_scripted_listener_completes_the_ccr_demo(qtbot, ccr_demo, tmp_path):
     s = summary.set_index("condition")
     for c in d.conditions:
         assert s.loc[c, "cmos"] == pytest.approx(ccr_score(c)) and s.loc[c, "order_effect"] == pytest.approx(0)
+    window.listener_lock.release()
+    results = results_show(qtbot, window, path)
+    assert results.summary_table.rowCount() == len(d.conditions)
+    assert "CMOS" in results.report_text.toPlainText()
