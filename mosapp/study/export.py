@@ -388,9 +388,13 @@ def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.Pa
 
         plain = ratings[~ratings["is_training"]]
         name = definition.name
-        return (write_csv(ratings, folder / f"{name}-ratings.csv"),
-                write_csv(cmos_summary(plain, condition_table(store, definition)),
-                          folder / f"{name}-export-summary.csv"))
+        out = (write_csv(ratings, folder / f"{name}-ratings.csv"),
+               write_csv(cmos_summary(plain, condition_table(store, definition)),
+                         folder / f"{name}-export-summary.csv"))
+        table = pd.DataFrame(columns=list(stats.SCREENING_COLUMNS))
+        table.insert(1, "screening", [])
+        write_csv(table, folder / f"{name}-export-screening.csv")  # CCR has no screening rule: no rows
+        return out
     scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction,
                  min_reference_trials=min_reference_trials)
     ratings["screened_out"] = ratings["listener"].isin(scr.dropped)

@@ -175,3 +175,24 @@ def test_an_order_bias_does_not_move_cmos():
 def test_shipped_ccr_demo_parses():
     d = load_study(REPO / "studies" / "demo-ccr.toml")
     assert d.test_type == "ccr" and d.trials_per_listener == 12 and "reference" in d.conditions
+
+
+def test_status_export_and_report_from_the_command_line(ccr, tmp_path, capsys):
+    from mosapp.cli import main
+
+    engine = StudyEngine.open(ccr)
+    with engine.start_or_resume("C02") as session:
+        while (trial := session.next_trial()) is not None:
+            session.rate(trial, 1, play_counts=(1, 1))  # "B slightly better" every time: a pure order bias
+    engine.close()
+    assert main(["study", "status", str(ccr)]) == 0
+    assert "C02" in capsys.readouterr().out
+    assert main(["study", "report", str(ccr), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "CMOS" in out and "order effect removed" in out
+    summary = pd.read_csv(tmp_path / "r" / "c-report-summary.csv")
+    # Balanced order (2 of 4 first per condition): the bias cancels, CMOS 0, order effect +1.
+    assert summary["cmos"].abs().max() == pytest.approx(0) and summary["order_effect"].eq(1).all()
+    assert (tmp_path / "r" / "c-report-cmos-vs-kbps.png").stat().st_size > 10_000
+    assert main(["study", "export", str(ccr), "--out", str(tmp_path / "e")]) == 0
+    assert len(pd.read_csv(tmp_path / "e" / "c-ratings.csv")) == 12
