@@ -667,8 +667,7 @@ class InspectView(QWidget):
         if isinstance(p, StepProgress):
             self._step = p
         else:
-            if self._stage is None or p.stage != self._stage.stage:
-                self._step = None
+            self._step = None  # a library call's units belong to the step they came from
             self._stage = p
         if self._stage is None:
             return
@@ -679,8 +678,10 @@ class InspectView(QWidget):
     def _fraction(self) -> float:
         stage, step = self._stage, self._step
         fraction = stage.fraction
-        if step is not None and step.total > 0 and stage.done < stage.total and stage.total <= 1:
-            # A stage that reports no units of its own (encode): its library call's units.
+        if (step is not None and step.total > 0 and stage.done < stage.total and stage.total <= 1
+                and stage.stage in ("read", "encode")):
+            # A stage that is one library call (reading, encoding): that call's units. (Decoding
+            # reports lattice frames itself; its tile decoding before them is shown, not counted.)
             from mosapp.gui.jobs import STAGE_WEIGHTS
 
             fraction += STAGE_WEIGHTS.get(stage.stage, 0.0) * min(1.0, step.done / step.total)

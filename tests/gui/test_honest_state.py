@@ -139,6 +139,17 @@ def test_progress_counts_units_and_shows_an_eta(window, monkeypatch):
         text = view.progress_label.text()
         assert "frame 40,000 of 400,000" in text and "about 36 s left" in text  # 20 000 frames per 2 s
         assert view.progress.value() == 300  # read + encode + decode 50 % x 1/10
+        # Tile decoding before the phase reconstruction: shown while it runs, neither left in the
+        # text afterwards nor counted as the decoding's progress (the bar once read 74 % there).
+        view._bar = 0
+        view._on_progress(worker, JobProgress("decode", 0, 1, "sgc-12"))
+        view._on_progress(worker, StepProgress(411_648, 413_456, "frames decoded"))
+        assert "frames decoded 411,648 of 413,456" in view.progress_label.text()
+        assert view.progress.value() == 250
+        view._on_progress(worker, JobProgress("decode", 110_250, 413_456, "phase pghi+fgla: frame 110,250 of 413,456",
+                                              unit="frames"))
+        assert "frames decoded" not in view.progress_label.text()
+        assert view.progress.value() == int(1000 * (0.25 + 0.5 * 110_250 / 413_456))
     finally:
         view._worker = None
 
