@@ -19,6 +19,7 @@ at the first unrated trial of the plan they were given, and no trial can be rate
 from __future__ import annotations
 
 import math
+import os
 import re
 import secrets
 from collections import OrderedDict
@@ -128,11 +129,23 @@ def _token() -> str:
     return secrets.token_hex(16)
 
 
+def _open_noatime(path: Path) -> int:
+    """Open for reading without updating the access time where the system allows it (Linux,
+    the file's owner), so playing a trial leaves no trace of which files were played when."""
+    flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
+    try:
+        return os.open(path, flags)
+    except PermissionError:  # O_NOATIME is for the file's owner only
+        return os.open(path, os.O_RDONLY)
+
+
 def _read_stimulus(path: Path) -> np.ndarray:
     import soundfile as sf
 
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        fd = _open_noatime(path)
+        with os.fdopen(fd, "rb") as fh:
+            data, rate = sf.read(fh, dtype="float32", always_2d=True)
     except (OSError, RuntimeError, sf.SoundFileError):
         raise StudyError(
             f"A stimulus file of this study is missing or unreadable ({path.name} in {path.parent}); run "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -95,6 +96,9 @@ def test_the_names_differ_between_studies(blind_study, tmp_path):
 def test_every_buffer_is_distinct_even_the_hidden_reference(blind_study):
     seen: list[np.ndarray] = []
     hidden = 0
+    folder = load_study(blind_study).stimuli_dir
+    for f in folder.iterdir():  # (the test before read them all)
+        os.utime(f, (NORMALISED_MTIME, NORMALISED_MTIME))
     with StudyEngine.open(blind_study) as engine, engine.start_or_resume("B1") as session:
         while (trial := session.next_trial()) is not None:
             assert trial.sample is not trial.reference
@@ -111,7 +115,10 @@ def test_every_buffer_is_distinct_even_the_hidden_reference(blind_study):
             assert again.sample is not trial.sample and not np.shares_memory(again.sample, trial.sample)
             seen += [trial.sample, trial.reference]
             session.rate(trial, 4)
-    assert hidden == len(load_study(blind_study).clips)
+    d = load_study(blind_study)
+    assert hidden == len(d.clips)
+    # Playing left no access times behind (O_NOATIME): they still carry nothing.
+    assert {f.stat().st_atime for f in d.stimuli_dir.iterdir()} == {float(NORMALISED_MTIME)}
 
 
 def test_a_study_prepared_before_salted_names_still_opens_and_is_converted(tmp_path):
