@@ -58,7 +58,7 @@ class GeneratorWorker(QObject):
         super().__init__(parent)
         self._make_generator = make_generator
         self._cancel = threading.Event()
-        self.control = JobControl(on_progress=self.progress.emit)
+        self.control = JobControl(on_progress=lambda value: self._emit("progress", value))
         self._finished = threading.Event()
         self._runnable: QRunnable | None = None
 
@@ -84,6 +84,15 @@ class GeneratorWorker(QObject):
         """Block until the job has ended; False on timeout."""
         return self._finished.wait(timeout_s)
 
+    def _emit(self, name: str, *args) -> None:
+        """Emit a signal unless the window that owned this worker is gone (then the job stops:
+        nobody is left to see it). Qt deletes a worker with its parent view, while the thread runs on."""
+        try:
+            getattr(self, name).emit(*args)
+        except RuntimeError:  # "Signal source has been deleted" / "Internal C++ object already deleted"
+            self._cancel.set()
+            self.control.cancel()
+
     def _run(self) -> None:
         gen = None
         try:
@@ -92,25 +101,25 @@ class GeneratorWorker(QObject):
                 while True:
                     if self._cancel.is_set():
                         gen.close()
-                        self.cancelled.emit()
+                        self._emit("cancelled")
                         return
                     try:
                         value = next(gen)
                     except StopIteration as stop:
-                        self.finished.emit(stop.value)
+                        self._emit("finished", stop.value)
                         return
-                    self.progress.emit(value)
+                    self._emit("progress", value)
         except Cancelled:
             if gen is not None:
                 gen.close()
-            self.cancelled.emit()
+            self._emit("cancelled")
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the window
             if not isinstance(exc, MosappError):
                 traceback.print_exc(file=sys.stderr)
-            self.failed.emit(describe_error(exc))
+            self._emit("failed", describe_error(exc))
         finally:
             self._finished.set()
-            self.done.emit()
+            self._emit("done")
 
 
 def run_in_background(make_generator: Callable[[], Generator], *, on_progress=None, on_finished=None,

@@ -210,3 +210,56 @@ def test_without_a_usable_display_mosapp_gui_says_why_and_exits(clip, environmen
                          text=True, timeout=60)
     assert out.returncode == 2
     assert says in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_mosapp_file_is_taken_as_gui_file_and_a_wrong_name_is_one_sentence(clip, tmp_path):
+    """`mosapp FILE` used to be refused by the argument parser ("invalid choice")."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    env["PYTHONPATH"] = str(REPO)
+    out = subprocess.run([sys.executable, "-m", "mosapp", str(clip)], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2 and "there is no display" in out.stderr and "invalid choice" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "mosapp", str(tmp_path / "missing.wav")], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"mosapp: error: {tmp_path / 'missing.wav'} is neither an audio file nor a study "
+                                  f"(a .toml file or a name in studies/); check the path.")
+
+
+OPEN_INTO = """
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from mosapp.gui.app import MainWindow, run_app
+
+def report():
+    w = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+    listen, results = w.views["Listen"], w.views["Results"]
+    print("tab", w.tabs.tabText(w.tabs.currentIndex()))
+    print("inspect", w.inspect.source_label.text())
+    print("listen", listen.definition.name if listen.definition else None)
+    print("results", getattr(results.study, "name", results.study))
+    w.inspect.shutdown()
+    w.close()
+    QApplication.instance().exit(0)
+
+app = QApplication(["mosapp"])
+QTimer.singleShot(1500, report)
+kind, target = sys.argv[1], sys.argv[2]
+sys.exit(run_app([], open_audio=target if kind == "audio" else None, open_study=target if kind == "study" else None))
+"""
+
+
+@pytest.mark.parametrize("kind", ["audio", "study"])
+def test_gui_file_opens_in_inspect_and_gui_study_in_listen(kind, clip, tmp_path):
+    from tests.gui.test_listen_view import write_study
+
+    target = str(clip) if kind == "audio" else str(write_study(tmp_path / "s", name="opened"))
+    out = subprocess.run([sys.executable, "-c", OPEN_INTO, kind, target], capture_output=True, text=True,
+                         timeout=TIMEOUT_S, env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    if kind == "audio":
+        assert "tab Inspect" in lines and "inspect music.wav" in lines
+    else:
+        assert "tab Listen" in lines and "listen opened" in lines and "results opened" in lines
