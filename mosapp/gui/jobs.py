@@ -116,7 +116,8 @@ class OriginalPreview:
 
     Attributes:
         source: the audio it is.
-        reference: float32 (1, n) at the pipeline rate.
+        reference: float32 (1, n) at the pipeline rate (while ``complete`` is False, the buffer
+            the file is still being read into).
         display: an overview of the original (``original_db``; the other images are the same
             and are not to be shown).
     """
@@ -129,14 +130,19 @@ class OriginalPreview:
 
 #: A file at least this long is shown while it is read (:class:`_GrowingPreview`).
 PREVIEW_MIN_SECONDS = 30.0
+#: Columns of the first picture of a long file (the view's overview has a few thousand).
+FIRST_PREVIEW_COLUMNS = 400
 #: How often the growing original is redrawn while a long file is read.
 PREVIEW_INTERVAL_S = 1.0
 
 
-def _overview(samples: np.ndarray, analysis: Analysis | None) -> SpectrogramPair:
-    """A quick overview of the original (one frame per drawn column) with ``analysis`` (default: the view's)."""
+def _overview(samples: np.ndarray, analysis: Analysis | None, columns: int | None = None) -> SpectrogramPair:
+    """A quick overview of the original (one frame per drawn column) with ``analysis`` (default: the view's),
+    in at most ``columns`` columns (default: as many as the view draws)."""
     analysis = analysis or DEFAULT_ANALYSIS
-    return analyse_pair(samples, samples, frames_per_column=1, analysis=analysis, max_columns=overview_columns(analysis))
+    most = overview_columns(analysis)
+    return analyse_pair(samples, samples, frames_per_column=1, analysis=analysis,
+                        max_columns=min(most, columns) if columns else most)
 
 
 def preview(source: AudioSource, analysis: Analysis | None = None) -> Generator[JobProgress, None, OriginalPreview]:
@@ -216,7 +222,10 @@ class _GrowingPreview:
         self.buffer[first:end] = block[0, : end - first]
         if first == 0 or time.perf_counter() - self.last >= PREVIEW_INTERVAL_S:
             x = self.buffer[None, :]
-            job.publish(OriginalPreview(self.source, x, _overview(x, self.analysis), complete=False))
+            # The first picture in few columns (a fifth of the work: it is what the researcher
+            # waits for); the next ones, with more of the file read, in the view's columns.
+            columns = FIRST_PREVIEW_COLUMNS if first == 0 else None
+            job.publish(OriginalPreview(self.source, x, _overview(x, self.analysis, columns), complete=False))
             self.last = time.perf_counter()  # the interval counts from here: reading goes first
 
 

@@ -119,3 +119,27 @@ def _info(samples):
     from mosapp.audio import AudioInfo
 
     return AudioInfo(path=None, sample_rate=RATE, channels=1, frames=samples.shape[1], subtype="PCM_16", format="WAV")
+
+
+def test_a_long_file_is_shown_while_it_is_read(tmp_path):
+    """Opening a long file draws its original from the first block on (the whole track's time
+    axis, filled from the left), not only after the last block is read."""
+    from mosapp import job
+    from mosapp.gui.jobs import FIRST_PREVIEW_COLUMNS, preview
+
+    path = tmp_path / "long.wav"
+    sf.write(path, music_like(40.0, seed=6).T, RATE, subtype="PCM_16")
+    published = []
+    control = job.JobControl(on_progress=published.append)
+    with control.active():
+        final = run_to_end(preview(AudioSource(str(path))))
+    growing = [p for p in published if isinstance(p, OriginalPreview)]
+    assert growing and not growing[0].complete and final.complete
+    first = growing[0]
+    assert first.display.columns <= FIRST_PREVIEW_COLUMNS
+    assert first.display.duration_s == pytest.approx(40.0, abs=0.1)  # the whole track's axis already
+    assert first.reference.shape == final.reference.shape
+    # Drawn so far: the start has sound, the rest is still at the floor (silence, not yet read).
+    image = first.display.original_db
+    k = image.shape[1] // 10
+    assert image[:, :k].max() > image.min() + 30 and image[:, -k:].max() == image.min()
