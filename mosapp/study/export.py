@@ -15,7 +15,6 @@ decimal numbers. The columns are documented in ``studies/README.md`` and in
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -355,14 +354,10 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if not p.parent.is_dir():
         raise StudyError(f"Cannot write {p}: the folder {p.parent} does not exist.")
-    tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        out.to_csv(tmp, index=False, na_rep="NA", float_format="%.10g", lineterminator="\n")
-        os.replace(tmp, p)
-    except OSError as exc:
-        raise StudyError(f"Cannot write {p} ({exc.strerror or exc}).") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    from mosapp.files import atomic_write
+
+    text = out.to_csv(index=False, na_rep="NA", float_format="%.10g", lineterminator="\n").encode("utf-8")
+    atomic_write(p, lambda fh: fh.write(text), suffix=".csv", error=StudyError)
     return p
 
 

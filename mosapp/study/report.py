@@ -262,11 +262,10 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
     ax.grid(True, which="both", alpha=0.3)
     if len(data):
         ax.legend(fontsize=7, loc="best")
+    from mosapp.files import atomic_write
+
     p = Path(path)
-    try:
-        fig.savefig(p, format="png")
-    except OSError as exc:
-        raise StudyError(f"Cannot write {p} ({exc.strerror or exc}).") from None
+    atomic_write(p, lambda fh: fig.savefig(fh, format="png"), suffix=".png", error=StudyError)
     return p
 
 
@@ -297,10 +296,10 @@ def write_report(report: Report, out_dir: str | os.PathLike[str]) -> dict[str, P
             else f"{name}-report-mos-vs-kbps.png")),
     }
     text = folder / f"{name}-report.txt"
-    try:
-        text.write_text(report.text() + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise StudyError(f"Cannot write {text} ({exc.strerror or exc}).") from None
+    from mosapp.files import atomic_write
+
+    body = (report.text() + "\n").encode("utf-8")
+    atomic_write(text, lambda fh: fh.write(body), suffix=".txt", error=StudyError)
     files["text"] = text
     return files
 
