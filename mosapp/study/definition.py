@@ -770,7 +770,8 @@ def _mushra_screening(top: _Reader, conditions: tuple[str, ...], value: Any) -> 
                                    f'"{REFERENCE}")')
     return ScreeningSpec(
         rule=rule, min_score=min_score, max_fraction=max_fraction,
-        min_reference_trials=r.integer("min_reference_trials", 3, minimum=1), anchor=anchor,
+        min_reference_trials=r.integer("min_reference_trials", 3, minimum=1, maximum=MAX_TRIALS_PER_LISTENER),
+        anchor=anchor,
         anchor_max_score=anchor_max, gold_max_failures=0, explicit=bool(value),
     )
 
