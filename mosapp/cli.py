@@ -585,7 +585,6 @@ def _stdout_gone() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mosapp`` and ``python -m mosapp``; returns the exit status."""
-    install_signal_handlers()
     try:
         status = _main(argv)
         sys.stdout.flush()  # here, where a closed pipe can still be handled
@@ -611,6 +610,9 @@ def _main(argv: Sequence[str] | None) -> int:
             return run_app([])
         print(f"mosapp: {why} Running the command-line demo instead.", file=sys.stderr)
         args = parser.parse_args(["demo", *argv])
+    if args.command != "gui":
+        # Not in the desktop app: Qt owns its signals there (SIGTERM still ends it at once).
+        install_signal_handlers()
     try:
         if args.command == "gui":
             return run_gui(args.target)

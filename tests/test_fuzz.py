@@ -33,11 +33,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, event, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
-from mosapp import bitstream  # noqa: E402
+from mosapp import bitstream
 
 REPO = Path(__file__).resolve().parent.parent
 #: Address space a decode may add to the warmed-up decoder's, MiB. A 0.4 s clip needs a few
