@@ -17,7 +17,8 @@ below it the pairs of conditions the low-band metrics rank the other way round f
 
 ``--codecs`` accepts any registry name (``mosapp codecs``); with ``--reuse``, codecs that are in
 the saved results and not named in ``--measure`` are reused, the rest measured; per-clip rows
-saved before a metric existed show ``–`` for it.
+saved before a metric existed show ``–`` for it, or, with ``--fill-missing``, are decoded again
+and get the missing metrics added (the saved ones are kept).
 
 ``--update-readme`` replaces the table between the RESULTS-TABLE markers in README.md;
 ``--update-cards`` writes each sgc model card's ``measured`` section (kbps and quality on
@@ -78,6 +79,10 @@ def main() -> None:
                     "model, pghi-only, Opus and MP3 at matched rates)")
     ap.add_argument("--measure", nargs="*", default=None,
                     help="with --reuse: measure these again even if the saved results have them")
+    ap.add_argument("--fill-missing", action="store_true",
+                    help="with --reuse: for a reused codec whose saved rows lack some metric (e.g. rows saved before "
+                         "the band metrics existed), decode its clips again and add the missing metrics only "
+                         "(ViSQOL is not rerun where it is saved)")
     ap.add_argument("--save-decoded", default=None, metavar="DIR",
                     help="write each decoded clip to DIR/<codec>/<clip>.wav (for benchmarks/lowband_panel.py)")
     ap.add_argument("--config", default=str(ROOT / "configs" / "sgc-12.toml"), help="where the held-out list is")
@@ -101,9 +106,24 @@ def main() -> None:
     measure = set(args.measure or [])
     for name in codecs:
         if name in reused and name not in measure:
+            missing = {k for k in METRIC_NAMES for r in reused[name] if k not in r}
+            if args.fill_missing and missing:
+                t = time.perf_counter()
+                res = evaluate_codec(name, clips, config, visqol="visqol" in missing and not args.no_visqol,
+                                     keep_decoded=bool(args.save_decoded))
+                if args.save_decoded:
+                    save_decoded(Path(args.save_decoded), name, res)
+                fresh = {Path(r.clip).name: r.scores for r in res}
+                reused[name] = [{**{k: fresh[row["clip"]][k] for k in missing if k in fresh[row["clip"]]}, **row}
+                                for row in reused[name]]
+                print(f"{name:<12} reused from {args.reuse}, measured {', '.join(sorted(missing))} "
+                      f"({time.perf_counter() - t:.0f} s)", file=sys.stderr)
             per_clip[name] = reused[name]
+            if args.json:
+                Path(args.json).write_text(json.dumps({**reused, **per_clip}, indent=1))
             rows.append((name, mean_of(reused[name])))
-            print(f"{name:<12} reused from {args.reuse}", file=sys.stderr)
+            if not (args.fill_missing and missing):
+                print(f"{name:<12} reused from {args.reuse}", file=sys.stderr)
             if args.update_cards and name.startswith("sgc-"):
                 update_card(name, [r["kbps"] for r in reused[name]], rows[-1][1], heldout, args)
             continue
