@@ -31,7 +31,7 @@ from tests.conftest import RATE, music_like
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "out" / "screenshots"
 SCREEN = (1600, 1000)
-TIMEOUT_S = 240
+TIMEOUT_S = 600
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ _set_combo(view.visqol_combo, "off")
 results = []
 view.result_ready.connect(results.append)
 view.open_path(clip)
-pump(200, lambda: results or (not view.busy and view.result is None and view.message_label.property("error")))
+pump(540, lambda: results or (not view.busy and view.result is None and view.message_label.property("error")))
 if not results:
     print("no result:", view.message_text(), flush=True)
     sys.exit(3)
@@ -174,7 +174,7 @@ def test_mosapp_gui_file_opens_the_window_and_stays_up(display, clip, argv):
     app = subprocess.Popen([sys.executable, "-m", "mosapp", *argv, str(clip)], env=env_for(display),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a busy 2-core machine starts Python and Qt slowly
         found = ""
         while time.monotonic() < deadline and app.poll() is None:
             tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env_for(display), capture_output=True,
