@@ -259,9 +259,9 @@ def cmos_summary(ratings: pd.DataFrame, conditions: pd.DataFrame | None = None, 
     rows = []
     for c in conditions.itertuples():
         g = ratings[ratings["condition"] == c.condition] if len(ratings) else ratings
-        first = g.loc[g["processed_first"].astype(bool), "cmos_value"].astype(float) if len(g) else pd.Series([], float)
-        second = g.loc[~g["processed_first"].astype(bool), "cmos_value"].astype(float) if len(g) else pd.Series([],
-                                                                                                                 float)
+        empty = pd.Series([], dtype=float)
+        first = g.loc[g["processed_first"].astype(bool), "cmos_value"].astype(float) if len(g) else empty
+        second = g.loc[~g["processed_first"].astype(bool), "cmos_value"].astype(float) if len(g) else empty
         mf = float(first.mean()) if len(first) else math.nan
         ms = float(second.mean()) if len(second) else math.nan
         lv = per.loc[per["condition"] == c.condition]

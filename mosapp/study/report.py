@@ -95,13 +95,13 @@ class Report:
         lines.append(f"{scale} per condition; intervals at the listener level (95 %): t over listener means, "
                      f"listener-clustered bootstrap, mixed model (random listener and clip intercepts); the "
                      f"per-rating t interval, which treats ratings as independent, last:")
-        header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {scale:>5} {'t (listeners)':>14} "
+        header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {scale:>6} {'t (listeners)':>14} "
                   f"{'bootstrap':>14} {'mixed model':>14} {'t (ratings)':>14}")
         lines += [header, "-" * len(header)]
         for r in self.summary.itertuples():
             kbps = "" if pd.isna(r.bitrate_kbps) else f"{r.bitrate_kbps:.1f}"
             mean = "-" if pd.isna(r.mean) else f"{r.mean:.2f}"
-            lines.append(f"{r.condition:<18} {kbps:>7} {r.n:>4} {r.n_listeners:>3} {mean:>5} "
+            lines.append(f"{r.condition:<18} {kbps:>7} {r.n:>4} {r.n_listeners:>3} {mean:>6} "
                          f"{iv(r.ci_low, r.ci_high):>14} {iv(r.boot_low, r.boot_high):>14} "
                          f"{iv(r.mixed_low, r.mixed_high):>14} {iv(r.rating_ci_low, r.rating_ci_high):>14}")
         if self.mixed is not None and len(self.mixed):
@@ -223,6 +223,9 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     data = summary.dropna(subset=["mean"])
+    # The BS.1534 anchors (lowpass-*) are not bitrate-bound (their payload is compressed PCM, about
+    # 650 kbit/s): drawn like the reference, as dashed lines, not at a bitrate they do not aim for.
+    data = data.assign(bitrate_kbps=data["bitrate_kbps"].where(~data["condition"].astype(str).str.startswith("lowpass-")))
     with_rate = data.dropna(subset=["bitrate_kbps"])
     colors = itertools.cycle([f"C{i}" for i in range(10)])
     for family, group in with_rate.groupby(with_rate["condition"].map(_family), sort=False):
@@ -237,7 +240,7 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
                         fontsize=7, color=color)
     for r in data[data["bitrate_kbps"].isna()].itertuples():
         color = next(colors)
-        ax.axhline(r.mean, linestyle="--", color=color, linewidth=1, label=f"{r.condition} (no bitrate)")
+        ax.axhline(r.mean, linestyle="--", color=color, linewidth=1, label=f"{r.condition} " + ("(anchor)" if str(r.condition).startswith("lowpass-") else "(no bitrate)"))
         if not (pd.isna(r.ci_low) or pd.isna(r.ci_high)):
             ax.axhspan(r.ci_low, r.ci_high, color=color, alpha=0.12)
     if len(with_rate):

@@ -196,3 +196,14 @@ def test_status_export_and_report_from_the_command_line(ccr, tmp_path, capsys):
     assert (tmp_path / "r" / "c-report-cmos-vs-kbps.png").stat().st_size > 10_000
     assert main(["study", "export", str(ccr), "--out", str(tmp_path / "e")]) == 0
     assert len(pd.read_csv(tmp_path / "e" / "c-ratings.csv")) == 12
+
+
+def test_a_report_before_any_listener_is_empty_not_an_error(ccr, tmp_path):
+    from mosapp.study.report import build_report, write_report
+
+    engine = StudyEngine.open(ccr)
+    report = build_report(engine.store, engine.definition)
+    assert report.cmos["n"].eq(0).all() and report.cmos["cmos"].isna().all()
+    files = write_report(report, tmp_path / "r")
+    assert files["summary"].exists() and "ratings: 0" in report.text()
+    engine.close()
