@@ -2,7 +2,8 @@
 to the first audio block that carries the switch, side by side with the block duration.
 
 Each trial waits a random fraction of a few blocks (so the key press falls anywhere in the
-callback's cycle), switches between two stimuli (440 Hz / 1 kHz sines) and waits until the
+callback's cycle), switches between two stimuli (440 Hz / 1 kHz sines; ``--stimuli N`` preloads N,
+as a MUSHRA screen does with its reference and samples, and switches to a random other one) and waits until the
 callback reports that it applied the switch; the latency is the time from the call to the end
 of that callback (the block is then handed to PortAudio). The sound reaches the DAC about the
 stream's output latency later, which is printed next to it.
@@ -12,7 +13,7 @@ subprocess whose HOME holds the paced ALSA null device of
 ``mosapp.playback.write_virtual_alsa_config``: the ALSA ``null`` device behind a pipe read at
 44.1 kHz, which paces the callback like a sound card.
 
-    .venv/bin/python benchmarks/playback_latency.py [--trials 300] [--blocksize 256] [--device N]
+    .venv/bin/python benchmarks/playback_latency.py [--trials 300] [--blocksize 256] [--device N] [--stimuli 2]
                                                      [--virtual auto|on|off] [--json]
 """
 
@@ -39,11 +40,12 @@ RATE = 44_100
 TARGET_MS = 20.0
 
 
-def measure(trials: int, blocksize: int, device) -> dict:
+def measure(trials: int, blocksize: int, device, stimuli: int = 2) -> dict:
     t = np.arange(RATE) / RATE
-    a = np.tile((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 10)
-    b = np.tile((0.5 * np.sin(2 * np.pi * 1000 * t + 1.3)).astype(np.float32), 10)
-    player = Player([a, b], RATE)
+    freqs = [440.0, 1000.0] + [440.0 * 1.3 ** k for k in range(2, stimuli)]
+    buffers = [np.tile((0.5 * np.sin(2 * np.pi * f * t + 1.3 * k)).astype(np.float32), 10)
+               for k, f in enumerate(freqs[:stimuli])]
+    player = Player(buffers, RATE)
     if not player.open(device, blocksize=blocksize, latency="low"):
         return {"error": player.silent_reason}
     block_s = blocksize / RATE
@@ -55,7 +57,7 @@ def measure(trials: int, blocksize: int, device) -> dict:
     for _ in range(trials):
         time.sleep(0.01 + rng.uniform(0, 3 * block_s))
         t0 = time.perf_counter()
-        player.select(1 - player.selected)
+        player.select(rng.choice([i for i in range(stimuli) if i != player.selected]))
         seq = player.command_seq
         while player.applied[0] < seq:
             if time.perf_counter() - t0 > 2.0:
@@ -67,7 +69,7 @@ def measure(trials: int, blocksize: int, device) -> dict:
     result = {
         "device": player.device.name, "hostapi": player.device.hostapi,
         "virtual": os.environ.get("MOSAPP_BENCH_VIRTUAL") == "1",
-        "blocksize": blocksize, "block_ms": 1000 * block_s, "output_latency_ms": 1000 * player.output_latency_s,
+        "stimuli": stimuli, "blocksize": blocksize, "block_ms": 1000 * block_s, "output_latency_ms": 1000 * player.output_latency_s,
         "crossfade_ms": player.crossfade_ms, "trials": trials, "xruns": player.xruns,
         "switches_counted": sum(player.play_counts),
         "select_to_block_ms": _summary(to_block),
@@ -90,7 +92,7 @@ def report(r: dict) -> None:
     print(f"device: {where}")
     print(f"block: {r['blocksize']} frames at {RATE} Hz = {r['block_ms']:.2f} ms; "
           f"stream output latency (PortAudio) {r['output_latency_ms']:.2f} ms; crossfade {r['crossfade_ms']:.2f} ms")
-    print(f"{r['trials']} switches, {r['xruns']} underflows\n")
+    print(f"{r['trials']} switches among {r['stimuli']} preloaded stimuli, {r['xruns']} underflows\n")
     print(f"{'':34}{'median':>9}{'p95':>9}{'max':>9}")
     for label, key in (("select() -> block with the switch", "select_to_block_ms"),
                        ("  + that block's delay to the DAC", "select_to_dac_ms")):
@@ -110,6 +112,7 @@ def main() -> None:
     ap.add_argument("--virtual", choices=["auto", "on", "off"], default="auto",
                     help="use the paced ALSA null device (auto: when there is no output device)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--stimuli", type=int, default=2, help="preloaded stimuli (a MUSHRA screen: 1 + conditions)")
     args = ap.parse_args()
     device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
 
@@ -119,10 +122,12 @@ def main() -> None:
             write_virtual_alsa_config(home, rate=RATE, paced=True)
             env = dict(os.environ, HOME=home, MOSAPP_BENCH_VIRTUAL="1")
             cmd = [sys.executable, __file__, "--virtual", "off", "--trials", str(args.trials),
-                   "--blocksize", str(args.blocksize)] + (["--json"] if args.json else [])
+                   "--blocksize", str(args.blocksize), "--stimuli", str(args.stimuli)] + (["--json"] if args.json else [])
             sys.exit(subprocess.run(cmd, env=env).returncode)
 
-    result = measure(args.trials, args.blocksize, device)
+    if args.stimuli < 2:
+        ap.error(f"--stimuli {args.stimuli}: give at least 2 (switching needs two)")
+    result = measure(args.trials, args.blocksize, device, args.stimuli)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
