@@ -1,6 +1,8 @@
-"""The codec results table: every sgc operating point, pghi-only and Opus/MP3 at matched bitrates,
-measured on held-out music (files the sgc models never trained on, listed in
-configs/sgc-12.toml ``[data] heldout``).
+"""The codec results table: every sgc operating point, the first generation's sgc-thesis-12
+(the "seed-like" baseline), the two pghi-only upper bounds, Opus/MP3 and the classic image codecs
+(AVIF at every sgc rate, WebP and JPEG at 12 kbit/s, on the same two-band images) at matched
+bitrates, measured on held-out music (files the sgc models never trained on, listed in
+configs/sgc2.toml ``[data] heldout``).
 
 For every (codec, clip) the excerpt is encoded, packed into a real .sgc container, decoded
 and scored (mosapp.evaluate): kbps of the file, mel distance, spectral convergence, SI-SDR,
@@ -57,12 +59,16 @@ BETTER = {"mel_distance": -1, "spectral_convergence_db": -1, "si_sdr_db": 1, "vi
 
 
 def default_codecs() -> list[str]:
+    from mosapp.codecs.sgc import name_kbps
+
     names = codec_names()
-    sgc = [n for n in names if n.startswith("sgc-")]
-    rates = sorted({round(float(n.split("-")[1])) for n in sgc} | {6, 12, 16, 24})
-    out = sgc + ["pghi-only"]
+    sgc = [n for n in names if n.startswith("sgc-") and not n.startswith("sgc-thesis-")]
+    sgc_rates = sorted({round(name_kbps(n)) for n in sgc if name_kbps(n)})
+    rates = sorted(set(sgc_rates) | {6, 12, 16, 24})
+    out = sgc + [n for n in ("sgc-thesis-12",) if n in names] + ["pghi-only", "pghi-only-two-band"]
     for fam, ok in (("opus", lambda r: r >= 6), ("mp3", lambda r: r >= 8)):
         out += [f"{fam}-{r}" for r in rates if ok(r)]
+    out += [f"avif-{r}" for r in sgc_rates] + ["webp-12", "jpeg-12"]
     return out
 
 
@@ -85,7 +91,7 @@ def main() -> None:
                          "(ViSQOL is not rerun where it is saved)")
     ap.add_argument("--save-decoded", default=None, metavar="DIR",
                     help="write each decoded clip to DIR/<codec>/<clip>.wav (for benchmarks/lowband_panel.py)")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "sgc-12.toml"), help="where the held-out list is")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "sgc2.toml"), help="where the held-out list is")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--start", type=float, default=30.0)
     ap.add_argument("--no-visqol", action="store_true")

@@ -33,8 +33,8 @@ it gets a larger share of the bits) and the mel filterbank of each band's own la
 ``init`` may name thesis weights (both networks start from them) or two-band weights.
 The log adds kbps, PSNR and spectral convergence of the low band; ``kbps`` is the total.
 Exported weights serve the ``[output] operating_points`` (one card each, e.g. ``sgc-6``,
-``sgc-12``, ``sgc-24``), which differ in their target rate and ``low_step_ratio`` (rate
-control's latent step of the low band relative to the high band's).
+``sgc-12``, ``sgc-24``), which differ in their target rate and ``low_share`` (the share of
+the stream's bits rate control gives the low band).
 
 The config is TOML (see ``configs/``)::
 
@@ -42,7 +42,7 @@ The config is TOML (see ``configs/``)::
     [data]   train (globs), heldout (globs, never trained on), geometry, cache
     [train]  steps, batch, patch_frames, lr, lr_drop_at, lambda, low_lambda, mel_weight, sc_weight, seed,
              log_every, checkpoint_every, threads, device
-    [output] dir, export, operating_points (two-band: list of "name:kbps:low_step_ratio")
+    [output] dir, export, operating_points (two-band: list of "name:kbps:low_share")
 """
 
 from __future__ import annotations
@@ -159,16 +159,16 @@ REPRESENTATIONS = ("thesis", "two-band")
 
 
 def parse_operating_point(text: str, source: Any = "config") -> tuple[str, float, float]:
-    """``"sgc-12:12:1.0"`` → (name, target kbps, low-band step ratio); ConfigError otherwise."""
+    """``"sgc-12:12:0.4"`` → (name, target kbps, low band's share of the bits); ConfigError otherwise."""
     parts = str(text).split(":")
     try:
-        name, kbps, ratio = parts[0], float(parts[1]), float(parts[2])
-        if len(parts) != 3 or not name.startswith("sgc-") or not (0 < kbps < 1000) or not (0.05 <= ratio <= 20):
+        name, kbps, share = parts[0], float(parts[1]), float(parts[2])
+        if len(parts) != 3 or not name.startswith("sgc-") or not (0 < kbps < 1000) or not (0.05 <= share <= 0.95):
             raise ValueError
     except (ValueError, IndexError):
-        raise ConfigError(f"{source}: output.operating_points entry {text!r} is not \"sgc-<name>:<kbps>:<low step "
-                          f"ratio>\" (e.g. \"sgc-12:12:1.0\").") from None
-    return name, kbps, ratio
+        raise ConfigError(f"{source}: output.operating_points entry {text!r} is not \"sgc-<name>:<kbps>:<low band's "
+                          f"share of the bits, 0.05-0.95>\" (e.g. \"sgc-12:12:0.4\").") from None
+    return name, kbps, share
 
 
 def expand(globs: list[str]) -> list[str]:
@@ -404,6 +404,7 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
         step = int(state["step"])
         for i, band in enumerate(band_list):
             band.sampler.rng = np.random.default_rng([cfg.seed + i, step])
+        _trim_log(out / "log.csv", step)
         say(f"train: resumed from {ckpt} at step {step}")
     elif cfg.init:
         _load_init(model, cfg, device)
@@ -481,6 +482,21 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
     path = export(model, cfg, files, hours, step)
     say(f"train: exported {path}")
     return path
+
+
+def _trim_log(log_path: Path, step: int) -> None:
+    """Drop the log rows after ``step`` (logged after the last checkpoint by a run that was
+    stopped): the resumed run logs those steps again."""
+    if not log_path.exists():
+        return
+    with open(log_path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(keep) != len(rows):
+        tmp = log_path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(keep)
+        os.replace(tmp, log_path)
 
 
 def _logged_seconds(log_path: Path) -> float:
@@ -570,16 +586,16 @@ def export(model, cfg: TrainConfig, files: list[str], hours: float, step: int) -
     return weights
 
 
-def write_operating_point(card: dict[str, Any], base: Path, name: str, kbps: float, ratio: float) -> Path:
+def write_operating_point(card: dict[str, Any], base: Path, name: str, kbps: float, share: float) -> Path:
     """The card of one operating point of exported two-band weights (same folder, same weights file).
 
     An existing card's ``measured`` section is kept when its weights are the same file."""
     path = base.parent / f"{name}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     op = {**card, "name": name,
-          "rate_control": {"target_kbps": kbps, "low_step_ratio": ratio,
-                           "note": "one latent step per band for the whole clip; the low band's is "
-                                   "low_step_ratio times the high band's, the pair searched to meet target_kbps"},
+          "rate_control": {"target_kbps": kbps, "low_share": share,
+                           "note": "one latent step per band for the whole clip: low_share of the bits to the low "
+                                   "band (finest step that fits), the rest to the high band"},
           "measured": previous.get("measured") if previous.get("weights") == card["weights"] else None}
     path.write_text(json.dumps(op, indent=2) + "\n")
     return path

@@ -123,7 +123,7 @@ def test_two_band_training_exports_weights_and_operating_points(tmp_path, monkey
     cfg_path = write_config(tmp_path, steps=2)
     text = cfg_path.read_text().replace('name = "sgc-8"', 'name = "sgc2-test"\nrepresentation = "two-band"')
     text = text.replace('export = "' + f"{tmp_path}/models/sgc-8" + '"',
-                        f'export = "{tmp_path}/models/sgc2-test"\noperating_points = ["sgc-7:7:1.5", "sgc-20:20:0.8"]')
+                        f'export = "{tmp_path}/models/sgc2-test"\noperating_points = ["sgc-7:7:0.3", "sgc-20:20:0.5"]')
     text = text.replace("[train]\n", "[train]\nlow_lambda = 0.004\n")
     cfg_path.write_text(text)
     assert main(["train", "--config", str(cfg_path)]) == 0
@@ -136,7 +136,7 @@ def test_two_band_training_exports_weights_and_operating_points(tmp_path, monkey
     assert load_weights(models / "sgc2-test.pt")["arch"] == {"n": 16, "m": 24, "representation": "two-band"}
     card = json.loads((models / "sgc-7.json").read_text())
     assert card["weights"] == "sgc2-test.pt" and card["image"]["representation"] == "two-band"
-    assert card["rate_control"] == {**card["rate_control"], "target_kbps": 7.0, "low_step_ratio": 1.5}
+    assert card["rate_control"] == {**card["rate_control"], "target_kbps": 7.0, "low_share": 0.3}
     assert card["training"]["low_lambda"] == 0.004
 
     monkeypatch.setenv("MOSAPP_MODELS_DIR", str(models))

@@ -34,7 +34,7 @@ import torch
 
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability
-from mosapp.codecs.twoband import TwoBandCodec
+from mosapp.codecs.twoband import DEFAULT_LOW_SHARE, TwoBandCodec
 from mosapp.errors import BitstreamError
 
 #: Pillow format name and save options per family.
@@ -46,9 +46,8 @@ FORMATS = {
 #: Advertised rates.
 ADVERTISED_KBPS = (6, 12, 24)
 RATE_RANGE = (2.0, 256.0)
-#: Share of the payload budget given to the low image (sgc's rate control at 6-24 kbit/s
-#: spends about this much of the stream on the low band; see the README's codec table).
-LOW_SHARE = 0.4
+#: Share of the payload budget given to the low image: the same as sgc's rate control.
+LOW_SHARE = DEFAULT_LOW_SHARE
 #: Frames per tile: (low, high).
 IMAGE_TILE_FRAMES = (4096, 16384)
 #: Bytes outside the image files (container, header, tile lengths), budgeted when planning.

@@ -6,8 +6,8 @@ Two generations share the family, told apart by the model card:
   representation (:mod:`mosapp.codecs.twoband`): a low image (0–1378 Hz on a 10.8 Hz ×
   11.6 ms lattice at 5512.5 Hz) and a high image (the thesis lattice), one network each
   (:class:`mosapp.models.sgc_net.TwoBandHyperprior`); the three operating points share
-  one set of weights and differ in target rate and in how the bits are split between the
-  bands (``rate_control`` in the card);
+  one set of weights and differ in target rate and in the share of the bits the low band
+  gets (``rate_control`` in the card; the avif/webp/jpeg family splits its bits the same way);
 * ``sgc-thesis-6``, ``sgc-thesis-12``, ``sgc-thesis-24`` (codec version 1, the "seed-like"
   baseline): one network on the seed's thesis image.
 
@@ -33,7 +33,7 @@ from mosapp import job
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability, file_model_id
 from mosapp.codecs.spectrogram import SpectrogramCodec
-from mosapp.codecs.twoband import TwoBandCodec
+from mosapp.codecs.twoband import DEFAULT_LOW_SHARE, TwoBandCodec
 from mosapp.errors import BitstreamError, ModelError
 
 #: Shipped weights and cards.
@@ -250,39 +250,40 @@ class SgcCodec(SpectrogramCodec):
         return super().encode(samples, config)
 
 
-def plan_steps(model, low: list, high: list, target_kbps: float, seconds: float, ratio: float,
+def plan_steps(model, low: list, high: list, target_kbps: float, seconds: float, low_share: float,
                overhead_bytes: int) -> tuple[float, float]:
-    """(low step, high step) of a two-band clip: the high band's step ``s`` and the low band's
-    ``ratio · s`` (each clamped to :data:`STEP_RANGE`), ``s`` bisected (in log) so the
-    estimated bits of both bands meet ``target_kbps`` over ``seconds``."""
+    """(low step, high step) of a two-band clip, as the image codecs share their budget
+    (:mod:`mosapp.codecs.image`): ``low_share`` of the bits to the low band, its step
+    bisected (in log) for the finest step that fits; the rest, including what the low band
+    leaves unused, to the high band, bisected the same way. Estimates are
+    :func:`mosapp.models.sgc_net.estimated_bits` (within a few per cent of the coder's)."""
     import math
 
     from mosapp.models.sgc_net import estimated_bits
 
     budget = target_kbps * 1000.0 * seconds - 8 * (overhead_bytes + 8 * (len(low) + len(high)))
 
-    def clamp(v: float) -> float:
-        return min(max(v, STEP_RANGE[0]), STEP_RANGE[1])
+    def fit(net, tiles: list, bits_budget: float) -> tuple[float, float]:
+        def bits(step: float) -> float:
+            return sum(estimated_bits(net, a, step) for a in tiles)
 
-    def bits(s: float) -> float:
-        return (sum(estimated_bits(model.low, a, clamp(ratio * s)) for a in low)
-                + sum(estimated_bits(model.high, a, clamp(s)) for a in high))
-
-    lo = math.log(STEP_RANGE[0] / max(ratio, 1.0))
-    hi = math.log(STEP_RANGE[1] / min(ratio, 1.0))
-    if bits(math.exp(lo)) <= budget:
-        s = math.exp(lo)
-    elif bits(math.exp(hi)) >= budget:
-        s = math.exp(hi)
-    else:
-        for _ in range(16):
+        lo, hi = math.log(STEP_RANGE[0]), math.log(STEP_RANGE[1])
+        if bits(STEP_RANGE[0]) <= bits_budget:
+            return STEP_RANGE[0], bits(STEP_RANGE[0])
+        if bits(STEP_RANGE[1]) >= bits_budget:
+            return STEP_RANGE[1], bits(STEP_RANGE[1])
+        for _ in range(14):
             mid = 0.5 * (lo + hi)
-            if bits(math.exp(mid)) > budget:
+            if bits(math.exp(mid)) > bits_budget:
                 lo = mid
             else:
                 hi = mid
-        s = math.exp(hi)
-    return round(clamp(ratio * s), 5), round(clamp(s), 5)
+        step = round(math.exp(hi), 5)
+        return step, bits(step)
+
+    s_low, used = fit(model.low, low, low_share * budget)
+    s_high, _ = fit(model.high, high, budget - used)
+    return s_low, s_high
 
 
 class SgcTwoBandCodec(TwoBandCodec):
@@ -299,7 +300,7 @@ class SgcTwoBandCodec(TwoBandCodec):
         self.card_path, self.card = found if found else (None, {})
         rc = self.card.get("rate_control") or {}
         self.target_kbps: float | None = float(rc.get("target_kbps") or name_kbps(name) or 0) or None
-        self.low_step_ratio = float(rc.get("low_step_ratio", 1.0))
+        self.low_share = float(rc.get("low_share", DEFAULT_LOW_SHARE))
         self.nominal_kbps = self.target_kbps
         training = self.card.get("training") or {}
         self.description = (f"compact spectrogram codec, two-band (low band 0-1.4 kHz at 10.8 Hz x 11.6 ms, high band "
@@ -319,7 +320,7 @@ class SgcTwoBandCodec(TwoBandCodec):
         a_low = [analyse_tile(model.low, t, BAND_ROWS["low"]) for t in low]
         a_high = [analyse_tile(model.high, t, BAND_ROWS["high"]) for t in high]
         if self.target_kbps:
-            s_low, s_high = plan_steps(model, a_low, a_high, self.target_kbps, seconds, self.low_step_ratio,
+            s_low, s_high = plan_steps(model, a_low, a_high, self.target_kbps, seconds, self.low_share,
                                        self.overhead_bytes)
         else:
             s_low = s_high = 1.0

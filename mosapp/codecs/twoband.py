@@ -50,6 +50,9 @@ BANDS_TAG = "low8-1000-1350"
 #: Both bands use the thesis lattice (the low one at the decimated rate).
 GEOMETRY = "thesis"
 LOW_TILE_FRAMES = 1024
+#: Share of a rate-controlled stream's bits given to the low image, by sgc and by the
+#: classic image codecs alike (the low image is 6 % of the pixels and holds the pitch).
+DEFAULT_LOW_SHARE = 0.4
 HIGH_TILE_FRAMES = 2048
 
 
