@@ -2,15 +2,21 @@
 
 One run, same 30 s clip, same machine, CPU:
 
-* ``sgc-12`` (the default codec, shipped weights): encode = STFT + analysis transform +
-  rate control + entropy coding; decode = entropy decoding + synthesis transform + phase
-  reconstruction with the default backend (pghi+fgla) + iSTFT.
+* ``sgc-12`` (the default codec, shipped weights, two-band): encode = crossover + both
+  bands' STFTs + analysis transforms + rate control + entropy coding; decode = entropy
+  decoding + synthesis transforms + phase reconstruction of both bands with the default
+  backend (pghi+fgla) + iSTFTs + the crossover's merge.
 * ``msillm-q2`` (about the same nominal rate): MS-ILLM's real 181M-parameter
   ``HiFiCAutoencoder`` via neuralcompression. Its published weights cannot be downloaded on
   this offline machine, so unless ``MOSAPP_MSILLM_CHECKPOINT_DIR`` holds them the script
   writes a randomly initialised checkpoint of the same architecture: the network's cost is
   the same, the bitrate and quality are meaningless (so they are not printed).
 * the decode of each is also shown without phase reconstruction (image codec alone).
+
+Besides wall-clock ratios the script prints the same ratios by the process's CPU time
+(all its threads): on a machine shared with other work the wall clock measures the
+other work too, while CPU time is what the codec itself costs (on an idle machine the
+wall-clock ratios are at least as high, since the decoder runs two threads).
 
     .venv/bin/python benchmarks/codec_speed.py [--clip FILE] [--seconds 30] [--skip-msillm]
 """
@@ -40,15 +46,15 @@ def time_codec(name: str, clip, config: PipelineConfig) -> dict[str, float]:
     codec = get_codec(name)
     device = dsp.resolve_device(config.device)
     codec.prepare(device)  # load weights outside the timing
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     encoded = codec.encode(clip.samples, config)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     images = list(codec.decode_images(encoded, device))
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     codec.decode(encoded, config)
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     return {"encode": t1 - t0, "decode_image": t2 - t1, "decode": t3 - t2, "kbps": encoded.payload_kbps,
-            "images": len(images)}
+            "images": len(images), "cpu_encode": c1 - c0, "cpu_decode_image": c2 - c1, "cpu_decode": c3 - c2}
 
 
 def main() -> None:
@@ -87,6 +93,16 @@ def main() -> None:
         sec = clip.duration_s
         print(f"{name:<11} {r['encode']:9.2f} {sec / r['encode']:6.1f} {r['decode_image']:15.2f} "
               f"{sec / r['decode_image']:6.1f} {r['decode']:15.2f} {sec / r['decode']:6.1f}  {note}")
+    print(f"\nby CPU time of the process (all threads):\n{'codec':<11} {'encode s':>9} {'x RT':>6} "
+          f"{'image decode s':>15} {'x RT':>6} {'decode+phase s':>15} {'x RT':>6}")
+    for name, r, _ in rows:
+        sec = clip.duration_s
+        print(f"{name:<11} {r['cpu_encode']:9.2f} {sec / r['cpu_encode']:6.1f} {r['cpu_decode_image']:15.2f} "
+              f"{sec / r['cpu_decode_image']:6.1f} {r['cpu_decode']:15.2f} {sec / r['cpu_decode']:6.1f}")
+    import os as _os
+
+    print(f"\nload average while measuring: {' '.join(f'{v:.1f}' for v in _os.getloadavg())} "
+          f"({_os.cpu_count()} CPUs)")
     if len(rows) == 2:
         a, b = rows[0][1], rows[1][1]
         print(f"\nsgc / MS-ILLM speed: encode {b['encode'] / a['encode']:.1f}x faster, "

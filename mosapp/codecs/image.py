@@ -14,7 +14,8 @@ the rate is controlled per file to the name's kbps, as sgc's is.
   bytes) is split between the bands, :data:`LOW_SHARE` of it to the low image, the same
   share sgc's rate control gives the low band at about that rate; for each band the
   encoder bisects the codec's quality (integers 1–100) for the largest quality whose file
-  fits that band's share; what the low band leaves unused goes to the high band.
+  fits that band's share (bisection on a centre crop, then full-size encodes around the
+  crop's answer); what the low band leaves unused goes to the high band.
 * Tiles are long (:data:`IMAGE_TILE_FRAMES`: 23.8 s of the high image, 47.6 s of the low),
   because every tile is a complete image file with its own header (about 300 bytes for
   AVIF and JPEG, 40 for WebP); a clip up to 23 s is one image per band.
@@ -92,22 +93,43 @@ class ImageFamilyCodec(TwoBandCodec):
         return buf.getvalue()
 
     def _fit(self, grays: list[np.ndarray], budget_bytes: float) -> tuple[list[bytes], int]:
-        """The largest quality whose files together fit ``budget_bytes`` (quality 1 if none does)."""
-        lo, hi = 1, 100
-        best = [self.code(g, lo) for g in grays]
-        if sum(map(len, best)) > budget_bytes:
-            return best, lo
-        top = [self.code(g, hi) for g in grays]
-        if sum(map(len, top)) <= budget_bytes:
-            return top, hi
+        """The largest quality whose files together fit ``budget_bytes`` (quality 1 if none does).
+
+        Bisection over qualities 1-100 on a centre crop of each image (a quarter of its
+        frames, at least 512), with the budget scaled to the crop's share of the pixels;
+        then full-size encodes from that quality, up while the files still fit, down until
+        they do. Coded size grows monotonically with quality, so the result is the same as
+        a full-size bisection, for a few full-size encodes instead of seven.
+        """
+        def crop(g: np.ndarray) -> np.ndarray:
+            w = g.shape[1]
+            c = max(512, w // 4)
+            return g if c >= w else np.ascontiguousarray(g[:, (w - c) // 2:(w - c) // 2 + c])
+
+        crops = [crop(g) for g in grays]
+        share = sum(c.size for c in crops) / max(1, sum(g.size for g in grays))
+        lo, hi = 1, 101  # largest fitting crop quality in [lo, hi)
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            blobs = [self.code(g, mid) for g in grays]
-            if sum(map(len, blobs)) <= budget_bytes:
-                lo, best = mid, blobs
+            if sum(len(self.code(c, mid)) for c in crops) <= budget_bytes * share:
+                lo = mid
             else:
                 hi = mid
-        return best, lo
+        q = lo
+        blobs = [self.code(g, q) for g in grays]
+        if sum(map(len, blobs)) <= budget_bytes:
+            while q < 100:
+                more = [self.code(g, q + 1) for g in grays]
+                if sum(map(len, more)) > budget_bytes:
+                    break
+                q, blobs = q + 1, more
+        else:
+            while q > 1:
+                q -= 1
+                blobs = [self.code(g, q) for g in grays]
+                if sum(map(len, blobs)) <= budget_bytes:
+                    break
+        return blobs, q
 
     def compress_bands(self, low, high, seconds):
         budget = self.target_kbps * 1000.0 * seconds / 8.0 - OVERHEAD_BYTES - 4 * (len(low) + len(high))
