@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train (or resume, or finetune) an sgc operating point from a TOML config "
                                     "(see configs/): logs bpp/kbps, PSNR, MS-SSIM and consistency to CSV and a "
                                     "PNG plot, checkpoints every few steps, and exports weights and a model card.")
-    tr.add_argument("--config", required=True, help="TOML training config, e.g. configs/sgc-12.toml")
+    tr.add_argument("--config", required=True, help="TOML training config, e.g. configs/sgc2.toml")
     tr.add_argument("--steps", type=bounded_int(1, MAX_TRAIN_STEPS), default=None, metavar="N",
                     help=f"stop after this many more steps, 1 to {MAX_TRAIN_STEPS} (resume later)")
     return parser

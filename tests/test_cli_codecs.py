@@ -492,7 +492,7 @@ def test_fgla_iterations_bounds_are_accepted(coded, tmp_path, capsys):
 def test_train_steps_out_of_range(capsys):
     for value in ("0", "-1", "99999999999999999999"):
         with pytest.raises(SystemExit):
-            main(["train", "--config", "configs/sgc-12.toml", "--steps", value])
+            main(["train", "--config", "configs/sgc2.toml", "--steps", value])
         assert "argument --steps" in capsys.readouterr()[1]
 
 
