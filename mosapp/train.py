@@ -634,7 +634,13 @@ def plot_log(log_path: Path, png: Path, title: str) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
     for ax, (key, label) in zip(axes.flat, [("kbps", "rate (kbps)"), ("psnr_db", "image PSNR (dB)"),
                                             ("ms_ssim", "MS-SSIM"), ("consistency", "consistency")]):
-        ax.plot(step, [float(r[key]) for r in rows], lw=1, label="decoded")
+        two_band = "kbps_low" in rows[0]
+        ax.plot(step, [float(r[key]) for r in rows], lw=1,
+                label={"kbps": "total", "psnr_db": "high image"}.get(key, "decoded") if two_band else "decoded")
+        low_key = {"kbps": "kbps_low", "psnr_db": "psnr_low_db"}.get(key)
+        if two_band and low_key:
+            ax.plot(step, [float(r[low_key]) for r in rows], lw=1, label="low image")
+            ax.legend()
         if key == "consistency":
             ax.plot(step, [float(r["consistency_original"]) for r in rows], lw=1, alpha=0.6, label="original")
             ax.legend()
