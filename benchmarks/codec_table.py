@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--save-decoded", default=None, metavar="DIR",
                     help="write each decoded clip to DIR/<codec>/<clip>.wav (for benchmarks/lowband_panel.py)")
     ap.add_argument("--config", default=str(ROOT / "configs" / "sgc2.toml"), help="where the held-out list is")
+    ap.add_argument("--max-clips", type=int, default=0, help="only the first N held-out files (0: all)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--start", type=float, default=30.0)
     ap.add_argument("--no-visqol", action="store_true")
@@ -101,7 +102,7 @@ def main() -> None:
     ap.add_argument("--reuse", default=None,
                     help="per-clip results (--json of an earlier run on the same clips) for codecs not measured now")
     args = ap.parse_args()
-    heldout = expand(TrainConfig.load(args.config).heldout)
+    heldout = expand(TrainConfig.load(args.config).heldout)[: args.max_clips or None]
     clips = [excerpt(f, args.start, args.seconds) for f in heldout]
     codecs = args.codecs or default_codecs()
     config = PipelineConfig(device="auto")

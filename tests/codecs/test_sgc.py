@@ -41,8 +41,9 @@ def test_card_describes_the_weights(name):
         assert card[key], key
     assert card["training"]["steps"] > 0 and card["training"]["lambda"] > 0
     measured = card["measured"]
-    for key in ("kbps", "mel_distance", "spectral_convergence_db", "visqol", "consistency"):
+    for key in ("kbps", "mel_distance", "spectral_convergence_db", "consistency"):
         assert measured[key] is not None, key
+    assert "visqol" in measured  # None when the table ran with --no-visqol
     codec = get_codec(name)
     assert codec.availability().ok
     assert name in codec_names()
