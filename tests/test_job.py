@@ -54,7 +54,7 @@ def test_reading_a_file_stops_between_blocks(tmp_path):
     assert seen and seen[0].unit == "frames read" and seen[0].total == 20 * RATE
 
 
-@pytest.mark.parametrize("name", ["pghi-only", "opus-12", "sgc-12"])
+@pytest.mark.parametrize("name", ["pghi-only", "opus-12", "sgc-12", "sgc-thesis-12", "avif-12"])
 def test_encoding_stops_inside_the_codec(name):
     codec = get_codec(name)
     if not codec.availability().ok:

@@ -33,6 +33,7 @@ import re
 import numpy as np
 import torch
 
+from mosapp import job
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability
 from mosapp.codecs.twoband import DEFAULT_LOW_SHARE, TwoBandCodec
@@ -110,6 +111,7 @@ class ImageFamilyCodec(TwoBandCodec):
         share = sum(c.size for c in crops) / max(1, sum(g.size for g in grays))
         lo, hi = 1, 101  # largest fitting crop quality in [lo, hi)
         while hi - lo > 1:
+            job.report(7 - (hi - lo).bit_length(), 7, "quality steps")
             mid = (lo + hi) // 2
             if sum(len(self.code(c, mid)) for c in crops) <= budget_bytes * share:
                 lo = mid
@@ -119,12 +121,14 @@ class ImageFamilyCodec(TwoBandCodec):
         blobs = [self.code(g, q) for g in grays]
         if sum(map(len, blobs)) <= budget_bytes:
             while q < 100:
+                job.check()
                 more = [self.code(g, q + 1) for g in grays]
                 if sum(map(len, more)) > budget_bytes:
                     break
                 q, blobs = q + 1, more
         else:
             while q > 1:
+                job.check()
                 q -= 1
                 blobs = [self.code(g, q) for g in grays]
                 if sum(map(len, blobs)) <= budget_bytes:

@@ -265,6 +265,7 @@ def plan_steps(model, low: list, high: list, target_kbps: float, seconds: float,
 
     def fit(net, tiles: list, bits_budget: float) -> tuple[float, float]:
         def bits(step: float) -> float:
+            job.check()
             return sum(estimated_bits(net, a, step) for a in tiles)
 
         lo, hi = math.log(STEP_RANGE[0]), math.log(STEP_RANGE[1])
@@ -317,15 +318,23 @@ class SgcTwoBandCodec(TwoBandCodec):
         from mosapp.models.sgc_net import BAND_ROWS, analyse_tile, code_tile
 
         model = self._model
-        a_low = [analyse_tile(model.low, t, BAND_ROWS["low"]) for t in low]
-        a_high = [analyse_tile(model.high, t, BAND_ROWS["high"]) for t in high]
+        tiles = [(model.low, t, "low") for t in low] + [(model.high, t, "high") for t in high]
+        analysed = []
+        for i, (net, tile, band) in enumerate(tiles):
+            job.report(i, len(tiles), "tiles analysed")
+            analysed.append(analyse_tile(net, tile, BAND_ROWS[band]))
+        a_low, a_high = analysed[:len(low)], analysed[len(low):]
         if self.target_kbps:
             s_low, s_high = plan_steps(model, a_low, a_high, self.target_kbps, seconds, self.low_share,
                                        self.overhead_bytes)
         else:
             s_low = s_high = 1.0
-        return ([code_tile(model.low, a, s_low) for a in a_low], [code_tile(model.high, a, s_high) for a in a_high],
-                {"step": [s_low, s_high]})
+        coded = []
+        for i, a in enumerate(analysed):
+            job.report(i, len(analysed), "tiles coded")
+            low_tile = i < len(low)
+            coded.append(code_tile(model.low if low_tile else model.high, a, s_low if low_tile else s_high))
+        return coded[:len(low)], coded[len(low):], {"step": [s_low, s_high]}
 
     def _stream_params(self, encoded):
         if encoded.codec_version < 2:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Generator, Iterator
 import numpy as np
 import torch
 
-from mosapp import bands, dsp
+from mosapp import bands, dsp, job
 from mosapp.codecs import params as header_params
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Encoded, check_input
@@ -131,6 +131,7 @@ class TwoBandCodec(SpectrogramCodec):
         high_tiles: list[torch.Tensor] = []
         tops: list[list[float]] = []
         for ch in range(channels):
+            job.report(2 * ch, 2 * channels, "band images")  # low and high of each channel
             low, low_top, high, high_top = band_images(samples[ch], device, config.image.dynamic_range_db)
             tops.append([low_top, high_top])
             low_tiles += [low[:, t0:t1] for t0, t1 in _tiles(low.shape[1], self.low_tile_frames)]
