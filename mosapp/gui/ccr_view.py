@@ -15,24 +15,15 @@ import time
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QProgressBar, QSizePolicy, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 
+from mosapp.gui.trial_widgets import add_position_row, add_trial_header
+from mosapp.gui.trial_widgets import button as _button
+from mosapp.gui.trial_widgets import label as _label
 from mosapp.study.errors import StudyError
 
 _SCORE_KEYS = {getattr(Qt, f"Key_{k}"): k - 4 for k in range(1, 8)}  # 1..7 -> -3..+3
 _ENTER_KEYS = (Qt.Key_Return, Qt.Key_Enter)
-
-
-def _label(text: str = "", name: str | None = None, *, wrap: bool = True):
-    from mosapp.gui.listen_view import _label as make
-
-    return make(text, name, wrap=wrap)
-
-
-def _button(text: str, name: str | None = None):
-    from mosapp.gui.listen_view import _button as make
-
-    return make(text, name)
 
 
 class CcrPanel(QWidget):
@@ -50,20 +41,7 @@ class CcrPanel(QWidget):
     def _build(self) -> None:
         box = QVBoxLayout(self)
         box.setSpacing(12)
-        head = QHBoxLayout()
-        self.trial_label = _label("", "listenHeading", wrap=False)
-        head.addWidget(self.trial_label)
-        head.addStretch(1)
-        self.progress_label = _label("", "listenHint", wrap=False)
-        head.addWidget(self.progress_label)
-        box.addLayout(head)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setTextVisible(False)
-        self.progress_bar.setMaximumHeight(10)
-        box.addWidget(self.progress_bar)
-        self.practice_label = _label("Practice pair: get used to the sounds and the scale. It counts for nothing.",
-                                     "listenHint")
-        box.addWidget(self.practice_label)
+        add_trial_header(self, box, "Practice pair: get used to the sounds and the scale. It counts for nothing.")
 
         row = QHBoxLayout()
         row.addStretch(1)
@@ -81,16 +59,7 @@ class CcrPanel(QWidget):
         row.addStretch(1)
         box.addLayout(row)
 
-        row = QHBoxLayout()
-        self.position_slider = QSlider(Qt.Horizontal)
-        self.position_slider.setFocusPolicy(Qt.NoFocus)
-        self.position_slider.setRange(0, 1000)
-        self.position_slider.sliderReleased.connect(self._seek_released)
-        row.addWidget(self.position_slider, 1)
-        self.time_label = _label("0.0 / 0.0 s", "listenHint", wrap=False)
-        self.time_label.setMinimumWidth(90)
-        row.addWidget(self.time_label)
-        box.addLayout(row)
+        add_position_row(self, box, self._seek_released)
         self.hint = _label("")
         box.addWidget(self.hint)
 

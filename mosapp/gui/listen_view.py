@@ -39,10 +39,13 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QApplication, QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit,
-    QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QSlider, QStackedWidget, QTextEdit, QVBoxLayout, QWidget,
+    QAbstractSpinBox, QApplication, QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLineEdit,
+    QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QStackedWidget, QTextEdit, QVBoxLayout, QWidget,
 )
 
+from mosapp.gui.trial_widgets import add_position_row, add_trial_header
+from mosapp.gui.trial_widgets import button as _button
+from mosapp.gui.trial_widgets import label as _label
 from mosapp.study.definition import STUDIES_DIR, StudyDefinition, load_study
 from mosapp.study.errors import StudyError
 
@@ -76,22 +79,6 @@ QPushButton#primaryButton { font-size: 15px; padding: 8px 22px; }
 """
 
 
-def _label(text: str = "", name: str | None = None, *, wrap: bool = True) -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(wrap)
-    label.setTextFormat(Qt.PlainText)
-    if name:
-        label.setObjectName(name)
-    return label
-
-
-def _button(text: str, name: str | None = None) -> QPushButton:
-    button = QPushButton(text)
-    # Buttons never take the focus: Space and Enter belong to the view's keyboard control.
-    button.setFocusPolicy(Qt.NoFocus)
-    if name:
-        button.setObjectName(name)
-    return button
 
 
 def _sqlite_missing(url: str) -> bool:
@@ -333,20 +320,7 @@ class ListenView(QWidget):
 
     def _build_trial(self) -> QWidget:
         page, box = self._page()
-        head = QHBoxLayout()
-        self.trial_label = _label("", "listenHeading", wrap=False)
-        head.addWidget(self.trial_label)
-        head.addStretch(1)
-        self.progress_label = _label("", "listenHint", wrap=False)
-        head.addWidget(self.progress_label)
-        box.addLayout(head)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setTextVisible(False)
-        self.progress_bar.setMaximumHeight(10)
-        box.addWidget(self.progress_bar)
-        self.practice_label = _label("Practice trial: get used to the sounds and the scale. It counts for nothing.",
-                                     "listenHint")
-        box.addWidget(self.practice_label)
+        add_trial_header(self, box, "Practice trial: get used to the sounds and the scale. It counts for nothing.")
 
         row = QHBoxLayout()
         row.addStretch(1)
@@ -364,16 +338,7 @@ class ListenView(QWidget):
         row.addStretch(1)
         box.addLayout(row)
 
-        row = QHBoxLayout()
-        self.position_slider = QSlider(Qt.Horizontal)
-        self.position_slider.setFocusPolicy(Qt.NoFocus)
-        self.position_slider.setRange(0, 1000)
-        self.position_slider.sliderReleased.connect(self._slider_released)
-        row.addWidget(self.position_slider, 1)
-        self.time_label = _label("0.0 / 0.0 s", "listenHint", wrap=False)
-        self.time_label.setMinimumWidth(90)
-        row.addWidget(self.time_label)
-        box.addLayout(row)
+        add_position_row(self, box, self._slider_released)
 
         self.listen_hint = _label("")
         box.addWidget(self.listen_hint)

@@ -28,8 +28,11 @@ import time
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from mosapp.gui.trial_widgets import add_position_row, add_trial_header
+from mosapp.gui.trial_widgets import button as _button
+from mosapp.gui.trial_widgets import label as _label
 from mosapp.study.errors import StudyError
 
 #: A sample counts as played after this many seconds of it (or all of a shorter one).
@@ -38,18 +41,6 @@ MIN_PLAYED_S = 1.0
 START_SCORE = 50
 _DIGITS = {getattr(Qt, f"Key_{d}"): (d - 1 if d else 9) for d in range(10)}
 _ENTER_KEYS = (Qt.Key_Return, Qt.Key_Enter)
-
-
-def _label(text: str = "", name: str | None = None, *, wrap: bool = True) -> QLabel:
-    from mosapp.gui.listen_view import _label as make
-
-    return make(text, name, wrap=wrap)
-
-
-def _button(text: str, name: str | None = None):
-    from mosapp.gui.listen_view import _button as make
-
-    return make(text, name)
 
 
 class MushraPanel(QWidget):
@@ -72,20 +63,7 @@ class MushraPanel(QWidget):
     def _build(self) -> None:
         box = QVBoxLayout(self)
         box.setSpacing(10)
-        head = QHBoxLayout()
-        self.trial_label = _label("", "listenHeading", wrap=False)
-        head.addWidget(self.trial_label)
-        head.addStretch(1)
-        self.progress_label = _label("", "listenHint", wrap=False)
-        head.addWidget(self.progress_label)
-        box.addLayout(head)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setTextVisible(False)
-        self.progress_bar.setMaximumHeight(10)
-        box.addWidget(self.progress_bar)
-        self.practice_label = _label("Practice screen: get used to the sounds and the scale. It counts for nothing.",
-                                     "listenHint")
-        box.addWidget(self.practice_label)
+        add_trial_header(self, box, "Practice screen: get used to the sounds and the scale. It counts for nothing.")
 
         row = QHBoxLayout()
         self.reference_button = _button("Reference  (R)", "stimulusButton")
@@ -101,16 +79,7 @@ class MushraPanel(QWidget):
         row.addStretch(1)
         box.addLayout(row)
 
-        row = QHBoxLayout()
-        self.position_slider = QSlider(Qt.Horizontal)
-        self.position_slider.setFocusPolicy(Qt.NoFocus)
-        self.position_slider.setRange(0, 1000)
-        self.position_slider.sliderReleased.connect(self._seek_released)
-        row.addWidget(self.position_slider, 1)
-        self.time_label = _label("0.0 / 0.0 s", "listenHint", wrap=False)
-        self.time_label.setMinimumWidth(90)
-        row.addWidget(self.time_label)
-        box.addLayout(row)
+        add_position_row(self, box, self._seek_released)
         self.loop_label = _label("", "listenHint")
         box.addWidget(self.loop_label)
 
