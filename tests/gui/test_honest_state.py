@@ -161,7 +161,8 @@ def test_a_real_run_reports_its_units(window, qapp, clips):
     _set_combo(view.phase_combo, "pghi+fgla")
     run_to_result(qapp, view, clips["second.wav"])
     text = " | ".join(seen)
-    assert "frames analysed" in text or "tiles coded" in text  # inside Encoding
+    # Inside Encoding, in the codec's own units (which of them a throttled report shows depends on timing).
+    assert any(unit in text for unit in ("frames analysed", "band images", "tiles analysed", "tiles coded"))
     assert "frame " in text and " of " in text  # Decoding, in lattice frames
     assert "chunk" in text  # Measuring and Drawing, in chunks
 
