@@ -59,6 +59,7 @@ class JobControl:
         self.flag = np.zeros(1, dtype=np.uint8)
         self.on_progress = on_progress
         self._last_report = 0.0
+        self._last_unit = ""
 
     @property
     def cancelled(self) -> bool:
@@ -77,9 +78,12 @@ class JobControl:
         if self.on_progress is None:
             return
         now = time.monotonic()
-        if not force and done < total and now - self._last_report < REPORT_INTERVAL_S:
+        # Throttled, except the first report of a new unit: a step that starts says so at once,
+        # however soon after the previous step's last report.
+        if not force and done < total and unit == self._last_unit and now - self._last_report < REPORT_INTERVAL_S:
             return
         self._last_report = now
+        self._last_unit = unit
         self.on_progress(StepProgress(int(done), int(total), unit))
 
     @contextmanager

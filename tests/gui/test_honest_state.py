@@ -157,12 +157,17 @@ def test_progress_counts_units_and_shows_an_eta(window, monkeypatch):
 def test_a_real_run_reports_its_units(window, qapp, clips):
     view = window.inspect
     seen = set()
-    view.progress.valueChanged.connect(lambda _: seen.add(view.progress_label.text()))
+    show = view.progress_label.setText
+
+    def record(text: str) -> None:  # every text the progress line shows, not only those the bar moved with
+        seen.add(text)
+        show(text)
+
+    view.progress_label.setText = record
     _set_combo(view.phase_combo, "pghi+fgla")
     run_to_result(qapp, view, clips["second.wav"])
     text = " | ".join(seen)
-    # Inside Encoding, in the codec's own units (which of them a throttled report shows depends on timing).
-    assert any(unit in text for unit in ("frames analysed", "band images", "tiles analysed", "tiles coded"))
+    assert "frames analysed" in text or "tiles coded" in text  # inside Encoding (a new unit is never throttled)
     assert "frame " in text and " of " in text  # Decoding, in lattice frames
     assert "chunk" in text  # Measuring and Drawing, in chunks
 
