@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from mosapp import dsp  # noqa: E402
 from mosapp.codecs import get_codec  # noqa: E402
-from mosapp.config import PipelineConfig  # noqa: E402
-from mosapp.evaluate import excerpt  # noqa: E402
+from mosapp.core import dsp  # noqa: E402
+from mosapp.core.config import PipelineConfig  # noqa: E402
+from mosapp.evaluation.evaluate import excerpt  # noqa: E402
 
 DEFAULT_CLIP = "/usr/share/games/asc/music/frontiers.mp3"
 

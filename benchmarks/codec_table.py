@@ -5,7 +5,7 @@ bitrates, measured on held-out music (files the sgc models never trained on, lis
 configs/sgc2.toml ``[data] heldout``).
 
 For every (codec, clip) the excerpt is encoded, packed into a real .sgc container, decoded
-and scored (mosapp.evaluate): kbps of the file, mel distance, spectral convergence, SI-SDR,
+and scored (mosapp.evaluation.evaluate): kbps of the file, mel distance, spectral convergence, SI-SDR,
 ViSQOL, consistency, and the band metrics (log-spectral distance and spectral correlation of a
 4096-point STFT over 20-1000 Hz and above 1 kHz). The table gives the mean over clips, and
 below it the pairs of conditions the low-band metrics rank the other way round from mel distance.
@@ -30,7 +30,6 @@ the same held-out clips). Needs ``apt-get install hyperrogue-music drascula-musi
 from __future__ import annotations
 
 import argparse
-
 import json
 import math
 import re
@@ -38,15 +37,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mosapp.codecs import codec_names  # noqa: E402
-from mosapp.config import PipelineConfig  # noqa: E402
-from mosapp.evaluate import METRIC_NAMES, evaluate_codec, excerpt, mean_of, mean_scores  # noqa: E402
-from mosapp.train import TrainConfig, expand  # noqa: E402
+from mosapp.core.config import PipelineConfig  # noqa: E402
+from mosapp.evaluation.evaluate import METRIC_NAMES, evaluate_codec, excerpt, mean_of, mean_scores  # noqa: E402
+from mosapp.training.train import TrainConfig, expand  # noqa: E402
 
 HEADERS = {"kbps": "kbps", "mel_distance": "mel dist. ↓", "spectral_convergence_db": "SC dB ↓",
            "si_sdr_db": "SI-SDR dB ↑", "visqol": "ViSQOL ↑", "consistency": "consistency ↑",
@@ -165,7 +162,7 @@ def render(rows, clips, args) -> str:
     body = "".join(f"| `{name}` | " + " | ".join(fmt(m.get(k), k) for k in METRIC_NAMES) + " |\n" for name, m in rows)
     text = head + body + (f"\nMean over {len(clips)} held-out clips of {args.seconds:.0f} s (mono, 44.1 kHz); "
                           f"kbps counts the whole .sgc file. Low band: 20–1000 Hz, high band: above 1 kHz "
-                          f"(4096-point Hann STFT, floor at the original's peak − 80 dB; `mosapp/metrics.py`).\n")
+                          f"(4096-point Hann STFT, floor at the original's peak − 80 dB; `mosapp/core/metrics.py`).\n")
     flips = rank_flips(rows)
     if flips:
         text += "\n" + flips + "\n"
@@ -201,8 +198,8 @@ def rank_flips(rows, reference: str = "mel_distance",
 
 def save_decoded(folder: Path, name: str, results) -> None:
     """Each clip's decoded audio as ``folder/<codec>/<clip stem>.wav`` (32-bit float: exact, the pipeline rate)."""
-    from mosapp.audio import write_audio
-    from mosapp.config import PIPELINE_SAMPLE_RATE
+    from mosapp.core.audio import write_audio
+    from mosapp.core.config import PIPELINE_SAMPLE_RATE
 
     out = folder / name
     out.mkdir(parents=True, exist_ok=True)

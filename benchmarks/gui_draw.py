@@ -34,7 +34,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 
-from mosapp.config import PIPELINE_SAMPLE_RATE as RATE  # noqa: E402
+from mosapp.core.config import PIPELINE_SAMPLE_RATE as RATE  # noqa: E402
 
 TARGET_S = 1.0
 
@@ -68,8 +68,8 @@ def perturbed(x: np.ndarray, seed: int = 1) -> np.ndarray:
 
 
 def pipeline_reconstruction(x: np.ndarray) -> np.ndarray:
-    from mosapp.audio import Audio, AudioInfo
-    from mosapp.config import PipelineConfig
+    from mosapp.core.audio import Audio, AudioInfo
+    from mosapp.core.config import PipelineConfig
     from mosapp.pipeline import roundtrip, run_to_end
 
     info = AudioInfo(path=None, sample_rate=RATE, channels=1, frames=x.shape[-1], subtype="PCM_16", format="WAV")
@@ -98,8 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from mosapp.gui.inspect_view import InspectView
-    from mosapp.gui.spectrogram_data import (DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS, Analysis, analyse_pair,
-                                             overview_columns)
+    from mosapp.gui.spectrogram_data import (
+        DEFAULT_ANALYSIS,
+        LOW_FREQUENCY_ANALYSIS,
+        Analysis,
+        analyse_pair,
+        overview_columns,
+    )
 
     t = time.perf_counter()
     x = synthesise(args.minutes)

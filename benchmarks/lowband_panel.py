@@ -6,7 +6,7 @@ on), one row pair per clip: the full band (Hann 2048, hop 512) and 0–1 kHz (Ha
 Opus at a similar rate. Every panel is drawn from the view's analysis STFT
 (:mod:`mosapp.gui.spectrogram_data`, the same images the Inspect view draws), on one dB scale per
 clip (the original's peak down 80 dB), and titled with the excerpt's low-band distance and
-correlation (:func:`mosapp.metrics.band_metrics`).
+correlation (:func:`mosapp.core.metrics.band_metrics`).
 
     .venv/bin/python benchmarks/lowband_panel.py                        # docs/lowband_panel.png
     .venv/bin/python benchmarks/lowband_panel.py --codecs pghi-only sgc-12 NEW-CODEC opus-12 --out docs/x.png
@@ -30,12 +30,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mosapp import metrics  # noqa: E402
-from mosapp.config import PIPELINE_SAMPLE_RATE as RATE  # noqa: E402
-from mosapp.config import PipelineConfig  # noqa: E402
-from mosapp.evaluate import excerpt  # noqa: E402
+from mosapp.core import metrics  # noqa: E402
+from mosapp.core.config import PIPELINE_SAMPLE_RATE as RATE  # noqa: E402
+from mosapp.core.config import PipelineConfig  # noqa: E402
+from mosapp.evaluation.evaluate import excerpt  # noqa: E402
 from mosapp.gui.spectrogram_data import Analysis, analyse_pair  # noqa: E402 - Qt-free
-from mosapp.train import TrainConfig, expand  # noqa: E402
+from mosapp.training.train import TrainConfig, expand  # noqa: E402
 
 #: The two analyses of the panel: the full band, and the band below 1 kHz.
 FULL_BAND = Analysis.stft(2048, 512)
@@ -61,9 +61,9 @@ def default_clips(config: str) -> list[str]:
 
 def decode_with(name: str, samples: np.ndarray, config: PipelineConfig) -> np.ndarray:
     """Encode → .sgc bytes → decode (as the results table does), aligned to ``samples``."""
-    from mosapp import bitstream
-    from mosapp.audio import AudioInfo
+    from mosapp.codecs import container as bitstream
     from mosapp.codecs import get_codec
+    from mosapp.core.audio import AudioInfo
 
     codec = get_codec(name)
     availability = codec.availability()

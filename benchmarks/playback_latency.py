@@ -10,7 +10,7 @@ stream's output latency later, which is printed next to it.
 
 On a machine without an output device (or with ``--virtual on``) the measurement runs in a
 subprocess whose HOME holds the paced ALSA null device of
-``mosapp.playback.write_virtual_alsa_config``: the ALSA ``null`` device behind a pipe read at
+``mosapp.playback.player.write_virtual_alsa_config``: the ALSA ``null`` device behind a pipe read at
 44.1 kHz, which paces the callback like a sound card.
 
     .venv/bin/python benchmarks/playback_latency.py [--trials 300] [--blocksize 256] [--device N] [--stimuli 2]
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from mosapp.playback import Player, output_devices, write_virtual_alsa_config  # noqa: E402
+from mosapp.playback.player import Player, output_devices, write_virtual_alsa_config  # noqa: E402
 
 RATE = 44_100
 TARGET_MS = 20.0

@@ -35,10 +35,9 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mosapp import dsp, metrics  # noqa: E402
-from mosapp.audio import read_audio, resample  # noqa: E402
-from mosapp.config import GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig  # noqa: E402
-from mosapp.phase import get_backend  # noqa: E402
+from mosapp.core import dsp, metrics  # noqa: E402
+from mosapp.core.audio import read_audio, resample  # noqa: E402
+from mosapp.core.config import GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig  # noqa: E402
 from mosapp.pipeline import invert_magnitude, roundtrip, run_to_end  # noqa: E402
 
 MUSIC_GLOBS = ["/usr/share/hyperrogue/music/*.ogg", "/usr/share/scummvm/drascula/audio/*.ogg",

@@ -5,12 +5,11 @@ The public names of the core (none of which imports Qt)::
     from mosapp import read_audio, write_audio, PipelineConfig, roundtrip, run_to_end
 """
 
-from mosapp.audio import read_audio, write_audio
-from mosapp.config import GEOMETRIES, PipelineConfig, StftGeometry, get_geometry
-from mosapp.errors import AudioError, ConfigError, MosappError
+from mosapp.core.audio import read_audio, write_audio
+from mosapp.core.config import GEOMETRIES, PipelineConfig, StftGeometry, get_geometry
+from mosapp.core.errors import AudioError, ConfigError, MosappError
+from mosapp.core.version import __version__
 from mosapp.pipeline import Progress, RoundTripResult, roundtrip, run_to_end
-
-__version__ = "0.1.0"
 
 __all__ = [
     "GEOMETRIES",

@@ -1,7 +1,7 @@
-"""``python -m mosapp`` → :func:`mosapp.cli.main`."""
+"""``python -m mosapp`` → :func:`mosapp.cli.main.main`."""
 
 import sys
 
-from mosapp.cli import main
+from mosapp.cli.main import main
 
 sys.exit(main())

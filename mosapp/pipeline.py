@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Generator, Iterator
 
 import numpy as np
 import torch
 
-from mosapp import dsp, metrics
-from mosapp.audio import Audio, AudioInfo, is_silent, restore_format
-from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
-from mosapp.errors import AudioError
+from mosapp.core import dsp, metrics
+from mosapp.core.audio import Audio, AudioInfo, is_silent, restore_format
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
+from mosapp.core.errors import AudioError
 from mosapp.phase import get_backend, supports_blocks
 
 #: ViSQOL costs ~0.2 s per second of audio on 2 cores; "auto" runs it up to this length.
@@ -94,7 +94,7 @@ class _Timer:
         self.device = device
         self.totals: dict[str, float] = {}
 
-    def stage(self, name: str) -> "_Stage":
+    def stage(self, name: str) -> _Stage:
         return _Stage(self, name)
 
 
@@ -363,7 +363,7 @@ def roundtrip(
     image mapping's dynamic range) and only the phase is rebuilt.
 
     Args:
-        audio: from :func:`mosapp.audio.read_audio` at :data:`PIPELINE_SAMPLE_RATE`.
+        audio: from :func:`mosapp.core.audio.read_audio` at :data:`PIPELINE_SAMPLE_RATE`.
         config: geometry, backend, device, block sizes.
         transform: optional image → image function (a codec).
         compute_metrics: measure the reconstruction.

@@ -5,7 +5,7 @@ command line once), then caps its address space at what it has mapped plus
 ``--ceiling-mib`` (RLIMIT_AS), so any allocation a forged header provokes beyond the stated
 ceiling fails (MemoryError: a traceback, which the test reports) instead of swapping the
 machine. It then reads one JSON request a line on stdin — ``{"argv": [...]}`` — runs
-``mosapp.cli.main(argv)`` and answers one JSON line on stdout: ``rc``, ``stderr`` (what
+``mosapp.cli.main.main(argv)`` and answers one JSON line on stdout: ``rc``, ``stderr`` (what
 main printed) and ``traceback`` (None unless something escaped main, SystemExit aside).
 """
 
@@ -29,7 +29,7 @@ def _mapped_bytes() -> int:
 
 
 def _run(argv: list[str]) -> dict:
-    from mosapp.cli import main
+    from mosapp.cli.main import main
 
     err = io.StringIO()
     tb = None

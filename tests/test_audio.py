@@ -1,4 +1,4 @@
-"""Tests for mosapp.audio: reading, validation, resampling, format restoration and writing."""
+"""Tests for mosapp.core.audio: reading, validation, resampling, format restoration and writing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mosapp.audio import (
+from mosapp.core.audio import (
     MAX_CHANNELS,
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
@@ -21,7 +21,7 @@ from mosapp.audio import (
     restore_format,
     write_audio,
 )
-from mosapp.errors import AudioError, MosappError
+from mosapp.core.errors import AudioError, MosappError
 
 SR = 44_100
 HAS_MP3 = "MP3" in sf.available_formats()

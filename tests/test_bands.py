@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mosapp import bands
+from mosapp.core import bands
 from tests.conftest import music_like
 
 

@@ -10,14 +10,13 @@ import zlib
 import numpy as np
 import pytest
 
-from mosapp import bitstream
-from mosapp.audio import AudioInfo
-from mosapp.bitstream import CONTAINER_VERSION, MAGIC, file_kbps, pack, read_sgc, unpack, write_sgc
+from mosapp.codecs import container as bitstream
 from mosapp.codecs import get_codec
 from mosapp.codecs.base import Encoded
-from mosapp.config import PipelineConfig
-from mosapp.errors import BitstreamError, MosappError
-
+from mosapp.codecs.container import CONTAINER_VERSION, MAGIC, file_kbps, pack, read_sgc, unpack, write_sgc
+from mosapp.core.audio import AudioInfo
+from mosapp.core.config import PipelineConfig
+from mosapp.core.errors import BitstreamError, MosappError
 from tests.conftest import music_like
 
 SOURCE = AudioInfo(path="/somewhere/in.wav", sample_rate=48_000, channels=2, frames=96_000, subtype="PCM_24",

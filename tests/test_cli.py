@@ -2,7 +2,7 @@
 
 Bad inputs must end in exit status 2 and ONE line on stderr, ``mosapp: error: <sentence>``,
 naming the file (or the bad name and what is accepted), never a traceback. Most cases run
-``mosapp.cli.main`` in-process (fast); a few go through a subprocess to pin the real entry
+``mosapp.cli.main.main`` in-process (fast); a few go through a subprocess to pin the real entry
 point, exit status and stream handling.
 """
 
@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from mosapp.cli import main
+from mosapp.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mosapp.bitstream import CONTAINER_VERSION, pack, unpack
-from mosapp.cli import build_parser, main
+from mosapp.cli.main import build_parser, main
 from mosapp.codecs import get_codec
-from mosapp.errors import ConfigError
+from mosapp.codecs.container import CONTAINER_VERSION, pack, unpack
+from mosapp.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 RATE = 48_000
@@ -313,9 +313,8 @@ def test_damaged_file_through_the_real_command_line(encoded_file, tmp_path):
 # "re-packed" cases go through `pack`, i.e. a writer that knows the whole format: then the
 # codec's declared ranges and the model identifier are what refuse them.
 
-from mosapp.audio import AudioInfo  # noqa: E402
-from mosapp.bitstream import pack as _pack  # noqa: E402
-
+from mosapp.codecs.container import pack as _pack  # noqa: E402
+from mosapp.core.audio import AudioInfo  # noqa: E402
 from tests.test_bitstream import forge  # noqa: E402
 
 
@@ -497,9 +496,9 @@ def test_train_steps_out_of_range(capsys):
 
 
 def test_encode_refuses_a_stream_longer_than_the_container_holds(tmp_path, capsys, monkeypatch):
-    import mosapp.bitstream
+    import mosapp.codecs.container
 
-    monkeypatch.setattr(mosapp.bitstream, "MAX_STREAM_SECONDS", 1)
+    monkeypatch.setattr(mosapp.codecs.container, "MAX_STREAM_SECONDS", 1)
     wav = stereo_wav(tmp_path / "in.wav", seconds=1.5)
     rc, out, err = run_main(capsys, "encode", wav, tmp_path / "o.sgc", "--codec", "pghi-only", *FAST)
     assert_one_sentence(rc, out, err, str(wav), "at most 0 minutes", "split it")

@@ -1,7 +1,7 @@
 import pytest
 
-from mosapp.config import GEOMETRIES, get_geometry
-from mosapp.errors import ConfigError
+from mosapp.core.config import GEOMETRIES, get_geometry
+from mosapp.core.errors import ConfigError
 
 
 def test_geometries_have_the_documented_lattices():

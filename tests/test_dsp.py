@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from mosapp import dsp
-from mosapp.config import GEOMETRIES, ImageMapping
-from mosapp.errors import ConfigError
+from mosapp.core import dsp
+from mosapp.core.config import GEOMETRIES, ImageMapping
+from mosapp.core.errors import ConfigError
 
 tifresi_stft = pytest.importorskip("tifresi.stft")
 

@@ -1,4 +1,4 @@
-"""mosapp.evaluate: what the codec results table and the model cards are computed with."""
+"""mosapp.evaluation.evaluate: what the codec results table and the model cards are computed with."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mosapp import evaluate, metrics
+from mosapp.core import metrics
+from mosapp.evaluation import evaluate
 from tests.conftest import RATE, music_like
 
 

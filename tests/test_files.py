@@ -1,4 +1,4 @@
-"""Atomic writes (mosapp/files.py): names at the file-system limit, no temporary left behind, stale ones removed."""
+"""Atomic writes (mosapp/core/files.py): names at the file-system limit, no temporary left behind, stale ones removed."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from mosapp.errors import MosappError
-from mosapp.files import atomic_write, temporary_name
+from mosapp.core.errors import MosappError
+from mosapp.core.files import atomic_write, temporary_name
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +69,7 @@ def test_an_exception_in_the_writer_leaves_nothing(tmp_path):
 
 _WRITER = textwrap.dedent("""
     import os, sys, time
-    from mosapp.files import atomic_write
+    from mosapp.core.files import atomic_write
 
     def slow(fh):
         fh.write(b"x" * 5_000_000)
@@ -85,7 +84,7 @@ _WRITER = textwrap.dedent("""
 def _start_writer(out: Path, *, handle_sigterm: bool = False) -> subprocess.Popen:
     code = _WRITER
     if handle_sigterm:
-        code = "from mosapp.cli import install_signal_handlers\ninstall_signal_handlers()\n" + code
+        code = "from mosapp.cli.main import install_signal_handlers\ninstall_signal_handlers()\n" + code
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, env=env, text=True)
     assert proc.stdout.readline().strip() == "writing"

@@ -32,11 +32,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mosapp import bitstream
+from mosapp.codecs import container as bitstream
 
 REPO = Path(__file__).resolve().parent.parent
 #: Address space a decode may add to the warmed-up decoder's, MiB. A 0.4 s clip needs a few
@@ -83,7 +82,7 @@ class Decoder:
 def clips(tmp_path_factory) -> dict:
     """A 0.4 s stereo 48 kHz clip coded with each codec that runs here, plus each file's
     decoded samples (the reference a forged header must either reproduce or be refused)."""
-    from mosapp.cli import main
+    from mosapp.cli.main import main
     from mosapp.codecs import get_codec
 
     folder = tmp_path_factory.mktemp("fuzz")
@@ -271,7 +270,7 @@ def test_hostile_decode_options(clips, tmp_path_factory, iterations, phase, devi
                                ("roundtrip a b", "--fgla-iterations", 0, 1000), ("train --config c", "--steps", 1, 10**7)]),
        value=option_text)
 def test_numeric_options_are_bounded_at_parse_time(capsys, option, value):
-    from mosapp.cli import build_parser
+    from mosapp.cli.main import build_parser
 
     command, flag, lo, hi = option
     try:

@@ -1,9 +1,9 @@
-"""Cancellation inside long library calls (mosapp.job), the way the desktop app cancels a run.
+"""Cancellation inside long library calls (mosapp.core.job), the way the desktop app cancels a run.
 
 Before this, Cancel on a 10-minute file waited for the step in progress to end: 110-125 s
 (the whole encode, a 32 s phase block, the whole-track metrics). Every long call now checks
 the job's flag inside its loops; here each one is cancelled at its first report (or before it
-starts) and must raise :class:`mosapp.job.Cancelled` instead of running to its end.
+starts) and must raise :class:`mosapp.core.job.Cancelled` instead of running to its end.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from mosapp import evaluate, job, metrics
-from mosapp.audio import read_audio
 from mosapp.codecs import get_codec
-from mosapp.config import PipelineConfig, get_geometry
+from mosapp.core import job, metrics
+from mosapp.core.audio import read_audio
+from mosapp.core.config import PipelineConfig, get_geometry
+from mosapp.evaluation import evaluate
 from mosapp.phase.fgla import fgla
 from mosapp.phase.pghi import pghi_phase
 from tests.conftest import RATE, music_like
@@ -152,7 +153,7 @@ def test_metrics_come_in_small_steps_and_equal_the_whole_track_ones():
     assert len(events) >= 20 and [e.done for e in events] == list(range(len(events)))
     assert events[-1].total == len(events)
     geometry = get_geometry("thesis")
-    from mosapp import dsp
+    from mosapp.core import dsp
 
     mag = lambda a: dsp.stft(dsp.pad_for_lattice(torch.from_numpy(a[0]), geometry)[0], geometry).abs()  # noqa: E731
     assert scores["mel_distance"] == pytest.approx(metrics.mel_distance(x, y, RATE), rel=1e-5)

@@ -1,4 +1,4 @@
-"""Tests of mosapp.metrics against hand-computed values and the reference implementations (tifresi, librosa)."""
+"""Tests of mosapp.core.metrics against hand-computed values and the reference implementations (tifresi, librosa)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import scipy.signal
 import torch
 
-from mosapp import metrics
-from mosapp.errors import ConfigError, MosappError
-from mosapp.metrics import (
+from mosapp.core import metrics
+from mosapp.core.errors import ConfigError, MosappError
+from mosapp.core.metrics import (
     Metrics,
     consistency,
     log_spectrogram_for_consistency,

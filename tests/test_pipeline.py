@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mosapp import metrics
-from mosapp.audio import read_audio
-from mosapp.config import PipelineConfig
-from mosapp.errors import AudioError
+from mosapp.core import metrics
+from mosapp.core.audio import read_audio
+from mosapp.core.config import PipelineConfig
+from mosapp.core.errors import AudioError
 from mosapp.pipeline import frame_blocks, roundtrip, run_to_end
 from tests.conftest import music_like
 

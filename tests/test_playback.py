@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mosapp.errors import ConfigError
-from mosapp.playback import Player, output_devices, write_virtual_alsa_config
+from mosapp.core.errors import ConfigError
+from mosapp.playback.player import Player, output_devices, write_virtual_alsa_config
 
 RATE = 44_100
 PEAK = 0.5
@@ -364,7 +364,7 @@ needs_alsa = pytest.mark.skipif(not (sys.platform.startswith("linux") and _HAS_S
 _HEADER = """
 import json, time
 import numpy as np
-from mosapp.playback import Player, output_devices
+from mosapp.playback.player import Player, output_devices
 rate = 44100
 t = np.arange(rate) / rate
 a = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
@@ -415,7 +415,7 @@ p.close()
 import sys, json
 sys.modules["sounddevice"] = None
 import numpy as np
-from mosapp.playback import Player, output_devices
+from mosapp.playback.player import Player, output_devices
 p = Player([np.zeros(1000, np.float32)])
 ok = p.open()
 p.play()

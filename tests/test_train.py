@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mosapp.cli import main
-from mosapp.errors import ConfigError
-from mosapp.train import TrainConfig, load_weights, train
+from mosapp.cli.main import main
+from mosapp.core.errors import ConfigError
+from mosapp.training.train import TrainConfig, load_weights
 from tests.conftest import music_like
 
 
@@ -63,7 +63,7 @@ def test_config_errors_name_the_field(tmp_path):
 
 
 def test_heldout_files_are_never_trained_on(tmp_path):
-    from mosapp.train import training_files
+    from mosapp.training.train import training_files
 
     cfg = TrainConfig.load(write_config(tmp_path))
     train_files, held = training_files(cfg)
@@ -96,7 +96,7 @@ def test_train_logs_checkpoints_resumes_and_exports(tmp_path, monkeypatch, capsy
     # The exported weights are a working codec, found through MOSAPP_MODELS_DIR.
     monkeypatch.setenv("MOSAPP_MODELS_DIR", str(tmp_path / "models"))
     from mosapp.codecs import codec_names, get_codec
-    from mosapp.config import PipelineConfig
+    from mosapp.core.config import PipelineConfig
 
     assert "sgc-8" in codec_names()
     codec = get_codec("sgc-8")
@@ -107,7 +107,7 @@ def test_train_logs_checkpoints_resumes_and_exports(tmp_path, monkeypatch, capsy
 
 
 def test_load_weights_rejects_other_files(tmp_path):
-    from mosapp.errors import ModelError
+    from mosapp.core.errors import ModelError
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
@@ -142,7 +142,7 @@ def test_two_band_training_exports_weights_and_operating_points(tmp_path, monkey
     monkeypatch.setenv("MOSAPP_MODELS_DIR", str(models))
     from mosapp.codecs import codec_names, get_codec
     from mosapp.codecs.sgc import SgcTwoBandCodec
-    from mosapp.config import PipelineConfig
+    from mosapp.core.config import PipelineConfig
 
     assert {"sgc-7", "sgc-20"} <= set(codec_names()) and "sgc2-test" not in codec_names()
     codec = get_codec("sgc-20")

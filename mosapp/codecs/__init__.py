@@ -11,10 +11,11 @@ is not theirs), plus the list of names to advertise. ``opus-11`` works even thou
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+from collections.abc import Callable
 
 from mosapp.codecs.base import Availability, Codec, Encoded
-from mosapp.errors import ConfigError
+from mosapp.core.errors import ConfigError
 
 #: What ``mosapp encode`` uses without ``--codec``: the shipped compact spectrogram codec.
 DEFAULT_CODEC = "sgc-12"
@@ -30,20 +31,22 @@ def register_family(family: str, factory: Factory, advertised: Callable[[], list
     _FACTORIES.append((family, factory, advertised))
 
 
+#: The modules that register a codec family when imported, in listing order.
+FAMILY_MODULES = ("spectrogram", "twoband", "sgc", "msillm", "classic", "image")
+
+
 def _load_all() -> None:
+    """Import every family module once; the registry counts as loaded only when all did.
+
+    A module that fails to import raises here (a bug, not bad input), and the next call
+    tries again instead of serving a registry that lacks that family.
+    """
     global _LOADED
     if _LOADED:
         return
+    for module in FAMILY_MODULES:
+        importlib.import_module(f"mosapp.codecs.{module}")  # each registers its family on import
     _LOADED = True
-    # Each module registers its family on import.
-    import importlib
-
-    for module in ("spectrogram", "twoband", "sgc", "msillm", "classic", "image"):
-        try:
-            importlib.import_module(f"mosapp.codecs.{module}")
-        except ModuleNotFoundError as exc:  # a family not built yet
-            if exc.name != f"mosapp.codecs.{module}":
-                raise
 
 
 def codec_names() -> list[str]:

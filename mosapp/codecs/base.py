@@ -1,7 +1,7 @@
 """What every codec is: one interface for the command line, listening studies and the app.
 
 A codec turns audio at the pipeline rate into a payload of bytes and back. The payload is
-what a listener's bitrate pays for; :mod:`mosapp.bitstream` wraps it in a ``.sgc`` file
+what a listener's bitrate pays for; :mod:`mosapp.codecs.container` wraps it in a ``.sgc`` file
 with everything decoding needs.
 
 Two families share the interface:
@@ -17,14 +17,14 @@ import hashlib
 import os
 import threading
 from abc import ABC, abstractmethod
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
-from mosapp.errors import InvalidStreamError
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
+from mosapp.core.errors import InvalidStreamError
 
 #: Characters of the hex digest :func:`file_model_id` keeps (64 bits).
 MODEL_ID_HEX = 16

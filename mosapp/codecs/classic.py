@@ -66,14 +66,14 @@ from typing import Any
 
 import numpy as np
 
-from mosapp import job
-from mosapp.audio import resample
-from mosapp.bitstream import uleb128
+from mosapp.codecs import params as header_params
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability, Codec, Encoded, check_input
-from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
-from mosapp.codecs import params as header_params
-from mosapp.errors import AudioError, BitstreamError, ConfigError, InvalidStreamError, ModelError
+from mosapp.codecs.container import uleb128
+from mosapp.core import job
+from mosapp.core.audio import resample
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
+from mosapp.core.errors import AudioError, BitstreamError, ConfigError, InvalidStreamError, ModelError
 
 #: Longest stream a header may announce, seconds (the container's limit, docs/bitstream.md).
 MAX_SECONDS = 3600

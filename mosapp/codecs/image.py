@@ -33,11 +33,11 @@ import re
 import numpy as np
 import torch
 
-from mosapp import job
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability
 from mosapp.codecs.twoband import DEFAULT_LOW_SHARE, TwoBandCodec
-from mosapp.errors import BitstreamError
+from mosapp.core import job
+from mosapp.core.errors import BitstreamError
 
 #: Pillow format name and save options per family.
 FORMATS = {

@@ -38,7 +38,7 @@ reports it (:attr:`~mosapp.codecs.base.Encoded.payload_kbps`).
    the user allows it (``MOSAPP_ALLOW_DOWNLOAD=1`` or ``MsillmCodec(..., allow_download=True)``).
 
 Otherwise :meth:`MsillmCodec.availability` is False with one sentence naming the file, its
-URL and the two places to put it, and encoding/decoding raise :class:`~mosapp.errors.ModelError`
+URL and the two places to put it, and encoding/decoding raise :class:`~mosapp.core.errors.ModelError`
 with it. A checkpoint is either the published bare ``state_dict`` or
 ``{"state_dict": ..., "hific_kwargs": {...}}`` whose ``hific_kwargs`` (``latent_features``,
 ``hyper_features``, ``num_residual_blocks``) override the architecture (small models for
@@ -71,8 +71,8 @@ import torch.nn.functional as F
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability, file_model_id
 from mosapp.codecs.spectrogram import SpectrogramCodec
-from mosapp.config import PIPELINE_SAMPLE_RATE, get_geometry
-from mosapp.errors import BitstreamError, ModelError
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
+from mosapp.core.errors import BitstreamError, ModelError
 
 #: Target bits per pixel (on natural images) of each published MS-ILLM model, by quality.
 QUALITIES: dict[str, str] = {
@@ -251,7 +251,7 @@ def build_model(state: Mapping[str, torch.Tensor], kwargs: dict[str, int], sourc
     Raises:
         ModelError: the checkpoint does not fit the architecture.
     """
-    from mosapp._torchvision import ensure_importable
+    from mosapp.models._torchvision import ensure_importable
 
     ensure_importable()
     from compressai.models.utils import remap_old_keys

@@ -10,10 +10,11 @@ file: "IN.sgc is not a valid mosapp file: …").
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from mosapp.codecs.base import Encoded
-from mosapp.errors import InvalidStreamError
+from mosapp.core.errors import InvalidStreamError
 
 _MISSING = object()
 

@@ -29,12 +29,12 @@ from typing import Any
 
 import torch
 
-from mosapp import job
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability, file_model_id
 from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.codecs.twoband import DEFAULT_LOW_SHARE, TwoBandCodec
-from mosapp.errors import BitstreamError, ModelError
+from mosapp.core import job
+from mosapp.core.errors import BitstreamError, ModelError
 
 #: Shipped weights and cards.
 ASSETS_MODELS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
@@ -132,7 +132,7 @@ def plan_step(model, analysed: list, target_kbps: float, seconds: float) -> floa
 @lru_cache(maxsize=8)
 def _load_model(weights: str, device: str):
     from mosapp.models.sgc_net import SgcArchitecture, SpectrogramHyperprior
-    from mosapp.train import load_weights
+    from mosapp.training.train import load_weights
 
     state = load_weights(weights)
     arch = state.get("arch")

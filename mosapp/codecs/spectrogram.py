@@ -18,17 +18,18 @@ from __future__ import annotations
 import struct
 import zlib
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Generator, Iterator
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from mosapp import dsp, job
 from mosapp.codecs import params as header_params
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Codec, Encoded, check_input
-from mosapp.config import GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
-from mosapp.errors import BitstreamError, InvalidStreamError
+from mosapp.core import dsp, job
+from mosapp.core.config import GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
+from mosapp.core.errors import BitstreamError, InvalidStreamError
 
 if TYPE_CHECKING:
     from mosapp.pipeline import Progress
@@ -52,7 +53,7 @@ class SpectrogramCodec(Codec):
     """
 
     tile_frames: int = DEFAULT_TILE_FRAMES
-    #: Image dynamic ranges (dB) a stream may declare: what :class:`mosapp.config.ImageMapping` can be set to.
+    #: Image dynamic ranges (dB) a stream may declare: what :class:`mosapp.core.config.ImageMapping` can be set to.
     dynamic_range_db_range: tuple[float, float] = DYNAMIC_RANGE_DB_RANGE
 
     def geometries(self) -> tuple[str, ...]:
@@ -94,7 +95,7 @@ class SpectrogramCodec(Codec):
         samples = check_input(samples)
         availability = self.availability()
         if not availability.ok:
-            from mosapp.errors import ModelError
+            from mosapp.core.errors import ModelError
 
             raise ModelError(availability.reason)
         geometry = get_geometry(config.geometry)
@@ -113,7 +114,7 @@ class SpectrogramCodec(Codec):
                 peak = max(peak, float(dsp.stft(xp, geometry, t0, t1).abs().max()))
             scale = dsp.image_scale_for(peak, config.image)
             if scale.top_db > dsp.TOP_DB_RANGE[1]:
-                from mosapp.errors import AudioError
+                from mosapp.core.errors import AudioError
 
                 raise AudioError(
                     f"The audio peaks at {scale.top_db:.0f} dB in the spectrogram, above the {dsp.TOP_DB_RANGE[1]:g} dB "
@@ -209,7 +210,7 @@ class SpectrogramCodec(Codec):
 
         return run_to_end(self.decode_steps(encoded, config))
 
-    def decode_steps(self, encoded: Encoded, config: PipelineConfig) -> Generator["Progress", None, np.ndarray]:
+    def decode_steps(self, encoded: Encoded, config: PipelineConfig) -> Generator[Progress, None, np.ndarray]:
         """:meth:`decode` as a generator: yields phase-reconstruction progress (frames of the
         current channel) and returns the samples; closing it between blocks stops the work."""
         from mosapp.pipeline import invert_magnitude

@@ -1,4 +1,4 @@
-"""Spectrogram codecs on the two-band representation (:mod:`mosapp.bands`).
+"""Spectrogram codecs on the two-band representation (:mod:`mosapp.core.bands`).
 
 Per channel the clip is split by the crossover into a low band (decimated by 8) and a
 high band. Each becomes a log-magnitude image with its own peak (``top_db``):
@@ -11,7 +11,7 @@ high band. Each becomes a log-magnitude image with its own peak (``top_db``):
 A subclass codes the two lists of tiles (:meth:`TwoBandCodec.compress_bands`, where rate
 control can share the budget between the bands) and decodes one tile
 (:meth:`TwoBandCodec.decompress_band`). Decoding rebuilds the phase of each band on its
-own lattice with the configured backend and recombines them (:func:`mosapp.bands.merge`).
+own lattice with the configured backend and recombines them (:func:`mosapp.core.bands.merge`).
 
 Payload (integers little-endian): for each channel, the low tiles then the high tiles,
 each a ``u32`` byte count followed by that many bytes. ``params``: ``geometry``
@@ -24,23 +24,23 @@ representation, as ``pghi-only`` is of the thesis image.
 
 from __future__ import annotations
 
-import math
 import struct
 import zlib
 from abc import abstractmethod
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generator, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from mosapp import bands, dsp, job
 from mosapp.codecs import params as header_params
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Encoded, check_input
 from mosapp.codecs.spectrogram import SpectrogramCodec, _tiles
-from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
-from mosapp.errors import BitstreamError, InvalidStreamError
+from mosapp.core import bands, dsp, job
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
+from mosapp.core.errors import BitstreamError, InvalidStreamError
 
 if TYPE_CHECKING:
     from mosapp.pipeline import Progress
@@ -72,7 +72,7 @@ def band_images(x: np.ndarray, device: torch.device, dynamic_range_db: float = 1
     Each band's image is scaled to that band's own peak; the STFT runs in chunks of
     ``chunk`` frames so long inputs stay in bounded memory.
     """
-    from mosapp.config import ImageMapping
+    from mosapp.core.config import ImageMapping
 
     geometry = get_geometry(GEOMETRY)
     mapping = ImageMapping(dynamic_range_db=dynamic_range_db)
@@ -121,7 +121,7 @@ class TwoBandCodec(SpectrogramCodec):
         samples = check_input(samples)
         availability = self.availability()
         if not availability.ok:
-            from mosapp.errors import ModelError
+            from mosapp.core.errors import ModelError
 
             raise ModelError(availability.reason)
         device = dsp.resolve_device(config.device)
@@ -251,7 +251,7 @@ class TwoBandCodec(SpectrogramCodec):
         for ch, images in self.decode_band_images(encoded, device):
             yield ch, images.high, images.high_scale
 
-    def decode_steps(self, encoded: Encoded, config: PipelineConfig) -> Generator["Progress", None, np.ndarray]:
+    def decode_steps(self, encoded: Encoded, config: PipelineConfig) -> Generator[Progress, None, np.ndarray]:
         from mosapp.pipeline import invert_magnitude
 
         self.check_stream(encoded)  # before the output is allocated

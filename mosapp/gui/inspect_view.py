@@ -14,7 +14,7 @@
 
 The run itself is :func:`mosapp.gui.jobs.inspect` on a :class:`GeneratorWorker`; the view
 only starts it, follows its progress and shows what it returns. Playback uses
-:class:`mosapp.playback.Player` with the original and the reconstruction preloaded, so the
+:class:`mosapp.playback.player.Player` with the original and the reconstruction preloaded, so the
 switch between them keeps the position.
 
 The spectrograms come from an analysis chosen in the View panel, independent of the codec:
@@ -34,22 +34,48 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QInputDialog, QLabel, QProgressBar, QPushButton,
-                               QRadioButton, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSizePolicy,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
-from mosapp.config import PipelineConfig
+from mosapp.core.config import PipelineConfig
+from mosapp.core.job import StepProgress
 from mosapp.gui.jobs import AudioSource, InspectRequest, InspectResult, JobProgress, OriginalPreview, inspect, preview
-from mosapp.gui.spectrogram_data import (DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS, MAX_COLUMNS, OVERLAPS, WINDOW_LENGTHS,
-                                         Analysis, SpectrogramPair, analyse_excerpt_steps, analyse_pair,
-                                         analyse_pair_steps, overview_columns)
+from mosapp.gui.spectrogram_data import (
+    DEFAULT_ANALYSIS,
+    LOW_FREQUENCY_ANALYSIS,
+    MAX_COLUMNS,
+    OVERLAPS,
+    WINDOW_LENGTHS,
+    Analysis,
+    SpectrogramPair,
+    analyse_excerpt_steps,
+    analyse_pair,
+    analyse_pair_steps,
+    overview_columns,
+)
 from mosapp.gui.spectrogram_widgets import SpectrogramPanes
 from mosapp.gui.workers import GeneratorWorker, describe_error
-from mosapp.job import StepProgress
 
 try:  # written alongside this view; the view works (silently) without it
-    from mosapp import playback
-except ImportError:  # pragma: no cover - only before mosapp.playback exists
+    from mosapp.playback.player import playback
+except ImportError:  # pragma: no cover - only before mosapp.playback.player exists
     playback = None
 
 #: What the Inspect view runs first: the README's default codec, or the seed's upper bound
@@ -222,7 +248,7 @@ class InspectView(QWidget):
 
     def _build_controls(self) -> None:
         from mosapp.codecs import codec_names, get_codec
-        from mosapp.config import GEOMETRIES
+        from mosapp.core.config import GEOMETRIES
         from mosapp.phase import backend_names
 
         defaults = PipelineConfig()
@@ -1041,7 +1067,7 @@ class InspectView(QWidget):
 
     def _load_player(self, reference: np.ndarray, reconstruction: np.ndarray) -> None:
         if playback is None:
-            self.playback_status.setText("Playback unavailable: mosapp.playback is not installed.")
+            self.playback_status.setText("Playback unavailable: mosapp.playback.player is not installed.")
             return
         buffers = [np.ascontiguousarray(reference, dtype=np.float32), np.ascontiguousarray(reconstruction, dtype=np.float32)]
         names = ["original", "reconstruction"]
@@ -1083,7 +1109,7 @@ class InspectView(QWidget):
                   self.level_spin, self.output_combo):
             w.setEnabled(has)
         if playback is None:
-            self.playback_status.setText("Playback unavailable: mosapp.playback is not installed.")
+            self.playback_status.setText("Playback unavailable: mosapp.playback.player is not installed.")
         elif has:
             reason = self.player.silent_reason
             device = self.player.device

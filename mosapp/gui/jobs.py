@@ -7,7 +7,7 @@ metrics → display images, yielding progress between steps so a worker can repo
         ─► decode (block by block for spectrogram codecs) ─► evaluate.score (+ ViSQOL)
         ─► spectrogram_data.analyse_pair ─► InspectResult
 
-It mirrors :func:`mosapp.evaluate.evaluate_codec` (the results table's numbers) for one clip,
+It mirrors :func:`mosapp.evaluation.evaluate.evaluate_codec` (the results table's numbers) for one clip,
 so what the window shows is what the table would say.
 """
 
@@ -15,20 +15,27 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generator
 
 import numpy as np
 
-from mosapp import bitstream, dsp, evaluate, job, metrics
-from mosapp.audio import Audio, AudioInfo, read_audio
-from mosapp.codecs import get_codec
+from mosapp.codecs import container, get_codec
 from mosapp.codecs.base import Codec, Encoded
-from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
-from mosapp.errors import AudioError, ModelError
-from mosapp.gui.spectrogram_data import (DEFAULT_ANALYSIS, Analysis, SpectrogramPair, analyse_pair, analyse_pair_steps,
-                                         overview_columns)
+from mosapp.core import dsp, job, metrics
+from mosapp.core.audio import Audio, AudioInfo, read_audio
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
+from mosapp.core.errors import AudioError, ModelError
+from mosapp.evaluation import evaluate
+from mosapp.gui.spectrogram_data import (
+    DEFAULT_ANALYSIS,
+    Analysis,
+    SpectrogramPair,
+    analyse_pair,
+    analyse_pair_steps,
+    overview_columns,
+)
 from mosapp.phase import get_backend
 from mosapp.pipeline import VISQOL_AUTO_MAX_S, check_processable
 
@@ -199,7 +206,7 @@ class InspectResult:
 class _GrowingPreview:
     """Shows a long file while it is read: every :data:`PREVIEW_INTERVAL_S` (and after the
     first block) the original read so far, zero-padded to the length the header promises, is
-    analysed as an overview and handed to the worker (:func:`mosapp.job.publish`), so its
+    analysed as an overview and handed to the worker (:func:`mosapp.core.job.publish`), so its
     columns fill in from the left on the final time axis. Only for a whole file at the
     pipeline rate (no resampling to wait for); otherwise the preview comes after reading."""
 
@@ -315,13 +322,13 @@ def inspect(request: InspectRequest) -> Generator[JobProgress | OriginalPreview,
     yield JobProgress("encode", 0, 1, codec.name)
     t = time.perf_counter()
     encoded = codec.encode(reference, config)
-    data = bitstream.pack(encoded, audio.info)
+    data = container.pack(encoded, audio.info)
     timings["encode"] = time.perf_counter() - t
     yield JobProgress("encode", 1, 1, codec.name)
 
     yield JobProgress("decode", 0, 1, codec.name)
     t = time.perf_counter()
-    unpacked, _ = bitstream.unpack(data, name=f"the {codec.name} stream")
+    unpacked, _ = container.unpack(data, name=f"the {codec.name} stream")
     blockwise = _blockwise_decode(codec, unpacked, config)
     if blockwise is not None:
         decoded = yield from blockwise

@@ -39,8 +39,23 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QApplication, QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLineEdit,
-    QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QStackedWidget, QTextEdit, QVBoxLayout, QWidget,
+    QAbstractSpinBox,
+    QApplication,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QStackedWidget,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
 )
 
 from mosapp.gui.trial_widgets import add_position_row, add_trial_header
@@ -423,7 +438,7 @@ class ListenView(QWidget):
         return page
 
     def _fill_devices(self) -> None:
-        from mosapp.playback import output_devices
+        from mosapp.playback.player import output_devices
 
         current = self.device_combo.currentData()
         self.device_combo.clear()
@@ -626,8 +641,8 @@ class ListenView(QWidget):
     def _ensure_player(self) -> None:
         import numpy as np
 
-        from mosapp.config import PIPELINE_SAMPLE_RATE
-        from mosapp.playback import Player
+        from mosapp.core.config import PIPELINE_SAMPLE_RATE
+        from mosapp.playback.player import Player
 
         if self.player is None:
             self.player = Player([np.zeros((1, PIPELINE_SAMPLE_RATE // 10), np.float32)], rate=PIPELINE_SAMPLE_RATE,

@@ -10,7 +10,6 @@ answer. :func:`missing_xcb_libraries` asks ``ldd`` which libraries the plugin ca
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import socket

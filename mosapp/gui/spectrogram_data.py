@@ -25,14 +25,14 @@ per column), which is what the view uses when it is handed bare arrays of a long
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Generator
 
 import numpy as np
 import torch
 
-from mosapp.config import PIPELINE_SAMPLE_RATE, StftGeometry, get_geometry
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, StftGeometry, get_geometry
 
 #: Columns drawn at most; longer inputs are pooled over blocks of frames.
 MAX_COLUMNS = 4000
@@ -52,7 +52,7 @@ OVERLAPS = (0.5, 0.75, 0.875, 0.9375)
 _OVERVIEW_SAMPLES = MAX_COLUMNS * 1024
 
 
-def overview_columns(analysis: "Analysis", max_columns: int = MAX_COLUMNS) -> int:
+def overview_columns(analysis: Analysis, max_columns: int = MAX_COLUMNS) -> int:
     """Columns of a quick overview (one frame per column) with ``analysis``: :data:`MAX_COLUMNS` up
     to a 1024-sample window (the lattice's buffer), fewer for longer ones (2048: 2000, 8192: 500),
     so its cost does not grow with the window (a pane is about 500 pixels wide anyway)."""
@@ -65,7 +65,7 @@ class Analysis:
     codec lattice (``geometry``: its Gaussian window, channels and hop).
 
     It offers the attributes the frame reader needs (``window_length``, ``hop``, ``channels``,
-    ``bins``) under the names :class:`~mosapp.config.StftGeometry` uses.
+    ``bins``) under the names :class:`~mosapp.core.config.StftGeometry` uses.
 
     Attributes:
         window_length: window (and, for Hann, FFT) length in samples.
@@ -81,7 +81,7 @@ class Analysis:
 
     @classmethod
     def stft(cls, window_length: int = 2048, hop: int | None = None, *, overlap: float | None = None,
-             max_rows: int = MAX_ROWS) -> "Analysis":
+             max_rows: int = MAX_ROWS) -> Analysis:
         """A Hann-window STFT; ``hop`` or ``overlap`` (default 75 %) sets the hop."""
         window_length = int(window_length)
         if window_length < 16 or window_length & (window_length - 1):
@@ -94,7 +94,7 @@ class Analysis:
         return cls(window_length, hop, None, int(max_rows))
 
     @classmethod
-    def lattice(cls, geometry: str | StftGeometry = "thesis") -> "Analysis":
+    def lattice(cls, geometry: str | StftGeometry = "thesis") -> Analysis:
         """The codec's own lattice (Gaussian window, e.g. thesis: 512 channels, hop 64)."""
         g = get_geometry(geometry)
         return cls(g.window_length, g.hop, g, g.bins)
@@ -139,7 +139,7 @@ DEFAULT_ANALYSIS = Analysis.stft(2048, 512)
 LOW_FREQUENCY_ANALYSIS = Analysis.stft(8192, 1024)
 
 
-def as_analysis(analysis: "Analysis | StftGeometry | str | None", geometry: str | StftGeometry = "thesis") -> Analysis:
+def as_analysis(analysis: Analysis | StftGeometry | str | None, geometry: str | StftGeometry = "thesis") -> Analysis:
     """An :class:`Analysis` from an analysis, a lattice (geometry or its name), or None (``geometry``'s lattice)."""
     if isinstance(analysis, Analysis):
         return analysis

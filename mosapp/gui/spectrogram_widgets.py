@@ -351,7 +351,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
             return math.log10(LOG_MIN_HZ), math.log10(pair.max_hz)
         return -0.5 * pair.hz_per_bin, pair.max_hz
 
-    def _draw_into(self, images: dict[str, "_Image"], pair: SpectrogramPair) -> None:
+    def _draw_into(self, images: dict[str, _Image], pair: SpectrogramPair) -> None:
         bottom, top = self._frequency_span()
         rows = self._rows_for_log() if self.log_frequency else slice(None)
         width = pair.columns * pair.seconds_per_column

@@ -7,11 +7,11 @@ exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled()``. Sig
 slots on the GUI thread as queued calls; the worker never touches a widget.
 
 Cancelling sets a flag that the worker checks after each yielded step, and the job's
-:class:`mosapp.job.JobControl`, which the library's long loops check inside a step (reading,
+:class:`mosapp.core.job.JobControl`, which the library's long loops check inside a step (reading,
 encoding, decoding tiles, the phase backends, the metrics): the worker then closes the
 generator (its ``finally`` blocks and context managers run) and emits ``cancelled``, within a
 fraction of a second at any stage. Those loops also report their own units
-(:class:`mosapp.job.StepProgress`), which the worker emits as ``progress`` too.
+(:class:`mosapp.core.job.StepProgress`), which the worker emits as ``progress`` too.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
-from typing import Callable, Generator
+from collections.abc import Callable, Generator
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from mosapp.errors import MosappError
-from mosapp.job import Cancelled, JobControl
+from mosapp.core.errors import MosappError
+from mosapp.core.job import Cancelled, JobControl
 
 
 def describe_error(exc: BaseException) -> str:
@@ -41,7 +41,7 @@ class GeneratorWorker(QObject):
 
     Signals:
         progress(object): each value the generator yields, and the
-            :class:`mosapp.job.StepProgress` that library calls report inside a step.
+            :class:`mosapp.core.job.StepProgress` that library calls report inside a step.
         finished(object): the generator's return value.
         failed(str): a readable message (:func:`describe_error`); bugs also print a traceback.
         cancelled(): the generator was closed after :meth:`cancel`.

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from mosapp._torchvision import ensure_importable
+from mosapp.models._torchvision import ensure_importable
 
 ensure_importable()
 
@@ -176,7 +176,7 @@ def _cpu(module: torch.nn.Module) -> torch.nn.Module:
     return cached
 
 
-#: Image rows each band's network sees in the two-band representation (:mod:`mosapp.bands`).
+#: Image rows each band's network sees in the two-band representation (:mod:`mosapp.core.bands`).
 BAND_ROWS = {"low": 128, "high": ROWS}
 
 

@@ -11,12 +11,13 @@ Every backend is ``fn(magnitude, geometry, *, seed=None, **options) -> coefficie
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
-from mosapp.config import StftGeometry
-from mosapp.errors import ConfigError
+from mosapp.core.config import StftGeometry
+from mosapp.core.errors import ConfigError
 
 
 class PhaseBackend(Protocol):

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from mosapp import dsp, job
-from mosapp.config import StftGeometry
+from mosapp.core import dsp, job
+from mosapp.core.config import StftGeometry
 from mosapp.phase import register_backend
 from mosapp.phase.pghi import pghi
 

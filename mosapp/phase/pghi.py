@@ -2,7 +2,7 @@
 
 Phase Gradient Heap Integration (Průša, Balazs, Søndergaard, IEEE/ACM TASLP 25(5), 2017).
 For the Gaussian window ``exp(-pi t^2 / lambda)`` with ``lambda = hop * channels`` (both
-geometries) and the time-invariant phase convention of :mod:`mosapp.dsp`, the STFT
+geometries) and the time-invariant phase convention of :mod:`mosapp.core.dsp`, the STFT
 phase ``phi`` and log-magnitude ``s`` obey (continuous time x, frequency w)::
 
     d phi / dx = (1 / lambda) d s / dw + 2 pi w        d phi / dw = -lambda d s / dx
@@ -34,8 +34,8 @@ import numba
 import numpy as np
 import torch
 
-from mosapp import job
-from mosapp.config import StftGeometry
+from mosapp.core import job
+from mosapp.core.config import StftGeometry
 from mosapp.phase import register_backend
 
 #: Coefficients below this fraction of the block's peak are left out of the integration.
@@ -121,7 +121,7 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
         levels: buckets of the queue.
         hop, channels: the lattice (for island start phases).
         frame_offset: lattice index of the first frame.
-        stop: uint8 (1,): the job's cancel flag (:func:`mosapp.job.cancel_flag`), read every
+        stop: uint8 (1,): the job's cancel flag (:func:`mosapp.core.job.cancel_flag`), read every
             :data:`CANCEL_CHECK_CELLS` coefficients.
 
     The max-heap is a bucket queue on the log-magnitude (buckets 0.0015 dB apart;

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import torch
 
-from mosapp.config import StftGeometry
-from mosapp.errors import MosappError
+from mosapp.core.config import StftGeometry
+from mosapp.core.errors import MosappError
 from mosapp.phase import register_backend
 
 

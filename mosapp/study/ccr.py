@@ -48,14 +48,14 @@ import itertools
 import math
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from mosapp.config import PIPELINE_SAMPLE_RATE
+from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.study.definition import REFERENCE, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.items import ItemScore, ItemSession, check_count, check_seconds, check_whole
@@ -407,11 +407,9 @@ class CcrReport:
 
 
 def build_ccr_report(store, definition: StudyDefinition) -> CcrReport:
-    from mosapp.study.export import condition_table
-    from mosapp.study.items import item_ratings_frame
-
     from mosapp.study import stats
-    from mosapp.study.export import METRIC_COLUMNS, Screening
+    from mosapp.study.export import METRIC_COLUMNS, Screening, condition_table
+    from mosapp.study.items import item_ratings_frame
 
     ratings = item_ratings_frame(store, definition)
     conditions = condition_table(store, definition)

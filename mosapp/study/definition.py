@@ -57,8 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mosapp.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
-from mosapp.errors import MosappError
+from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
+from mosapp.core.errors import MosappError
 from mosapp.study.errors import StudyError
 
 try:
@@ -118,7 +118,7 @@ MAX_SEED = 2**63 - 1             # seed
 MAX_FADE_MS = 1000.0             # fade_ms
 #: Audio ``mosapp study prepare`` may render: excerpts x conditions x length, seconds (10 h).
 MAX_RENDERED_S = 36_000.0
-#: Objective metrics a stimulus can carry (see :mod:`mosapp.metrics`).
+#: Objective metrics a stimulus can carry (see :mod:`mosapp.core.metrics`).
 METRIC_NAMES = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol",
                 "low_band_distance_db", "low_band_correlation", "high_band_distance_db", "high_band_correlation")
 #: The scale of a test's scores, as named in reports.
@@ -399,7 +399,7 @@ class _Reader:
             raise self.fail(key, f"is {value!r}; give a list of strings")
         return tuple(value)
 
-    def subtable(self, key: str, known: set[str]) -> "_Reader":
+    def subtable(self, key: str, known: set[str]) -> _Reader:
         value = self.table.get(key, {})
         if not isinstance(value, dict):
             raise self.fail(key, "must be a table, e.g. [" + key + "]")

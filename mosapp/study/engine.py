@@ -23,18 +23,27 @@ import os
 import re
 import secrets
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from mosapp.config import PIPELINE_SAMPLE_RATE
+from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.study.definition import REFERENCE, StudyDefinition, load_study
 from mosapp.study.errors import StudyError
 from mosapp.study.plan import insert_gold, listener_plan
 from mosapp.study.store import (
-    ClipRow, ConditionRow, ListenerRow, RatingRow, SessionRow, StimulusRow, Store, StudyRow, TrialRow, open_store,
+    ClipRow,
+    ConditionRow,
+    ListenerRow,
+    RatingRow,
+    SessionRow,
+    StimulusRow,
+    Store,
+    StudyRow,
+    TrialRow,
+    open_store,
     utcnow,
 )
 
@@ -177,7 +186,7 @@ class StudyEngine:
 
     @classmethod
     def open(cls, study: str | Path | StudyDefinition, *, database: str | None = None,
-             readonly: bool = False, busy_timeout_s: float | None = None) -> "StudyEngine":
+             readonly: bool = False, busy_timeout_s: float | None = None) -> StudyEngine:
         """Open a study: its definition (a file, a name in studies/, or a parsed one) and its database.
 
         Args:
@@ -202,7 +211,7 @@ class StudyEngine:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "StudyEngine":
+    def __enter__(self) -> StudyEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -245,7 +254,7 @@ class StudyEngine:
         return row
 
     def start_or_resume(self, listener_code: str, *, app_version: str | None = None,
-                        audio_device: str = "") -> "ListeningSession":
+                        audio_device: str = "") -> ListeningSession:
         """Begin a sitting for ``listener_code``: enrol a new listener (with a fresh plan) or resume one.
 
         Args:
@@ -260,7 +269,7 @@ class StudyEngine:
 
         _check_code(listener_code)
         if app_version is None:
-            from mosapp import __version__ as app_version
+            from mosapp.core.version import __version__ as app_version
         for attempt in range(5):
             try:
                 with self.store.write() as s:
@@ -549,7 +558,7 @@ class ListeningSession:
             if sitting is not None and sitting.ended_at is None:
                 sitting.ended_at = utcnow()
 
-    def __enter__(self) -> "ListeningSession":
+    def __enter__(self) -> ListeningSession:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mosapp.errors import MosappError
+from mosapp.core.errors import MosappError
 
 
 class StudyError(MosappError):

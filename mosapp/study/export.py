@@ -24,7 +24,15 @@ import pandas as pd
 from mosapp.study.definition import REFERENCE, ScreeningSpec, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.store import (
-    ClipRow, ConditionRow, ListenerRow, RatingRow, SessionRow, StimulusRow, Store, StudyRow, TrialRow,
+    ClipRow,
+    ConditionRow,
+    ListenerRow,
+    RatingRow,
+    SessionRow,
+    StimulusRow,
+    Store,
+    StudyRow,
+    TrialRow,
 )
 
 METRIC_COLUMNS = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol",
@@ -354,7 +362,7 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if not p.parent.is_dir():
         raise StudyError(f"Cannot write {p}: the folder {p.parent} does not exist.")
-    from mosapp.files import atomic_write
+    from mosapp.core.files import atomic_write
 
     text = out.to_csv(index=False, na_rep="NA", float_format="%.10g", lineterminator="\n").encode("utf-8")
     atomic_write(p, lambda fh: fh.write(text), suffix=".csv", error=StudyError)

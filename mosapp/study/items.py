@@ -16,16 +16,26 @@ screen is saved whole or not at all, and a trial is never rated twice.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from mosapp.study.errors import StudyError
 from mosapp.study.store import (
-    ClipRow, ConditionRow, ItemRatingRow, ListenerRow, SessionRow, StimulusRow, Store, TrialItemRow, TrialRow, utcnow,
+    ClipRow,
+    ConditionRow,
+    ItemRatingRow,
+    ListenerRow,
+    SessionRow,
+    StimulusRow,
+    Store,
+    TrialItemRow,
+    TrialRow,
+    utcnow,
 )
 
 if TYPE_CHECKING:
@@ -95,7 +105,7 @@ class ItemSession:
     Subclasses build the trial (:meth:`_trial`) and check the scores (:meth:`rate`).
     """
 
-    def __init__(self, engine: "StudyEngine", code: str, listener_id: int, session_id: int) -> None:
+    def __init__(self, engine: StudyEngine, code: str, listener_id: int, session_id: int) -> None:
         self._engine = engine
         self.listener_code = code
         self._listener_id = listener_id
@@ -134,7 +144,7 @@ class ItemSession:
         raise NotImplementedError
 
     @property
-    def progress(self) -> "Progress":
+    def progress(self) -> Progress:
         """Rated and planned trials (screens or pairs) of this listener, over all sittings."""
         from sqlalchemy import case, func, select
 
@@ -210,7 +220,7 @@ class ItemSession:
         self.close()
 
 
-def item_ratings_frame(store: Store, definition: "StudyDefinition", *, include_training: bool = False) -> pd.DataFrame:
+def item_ratings_frame(store: Store, definition: StudyDefinition, *, include_training: bool = False) -> pd.DataFrame:
     """Every item rating of a MUSHRA or CCR study: one row per stimulus rating.
 
     Columns: :data:`mosapp.study.export.RATINGS_COLUMNS` then :data:`ITEM_COLUMNS`; rows by

@@ -32,12 +32,12 @@ the CSV (``screened_out``) and out of the statistics.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from mosapp.config import PIPELINE_SAMPLE_RATE
+from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.study.definition import REFERENCE, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.items import ItemScore, ItemSession, check_count, check_seconds, check_whole

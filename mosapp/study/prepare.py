@@ -41,18 +41,24 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generator
 
 import numpy as np
 
-from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
-from mosapp.errors import MosappError
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
+from mosapp.core.errors import MosappError
 from mosapp.study.definition import METRIC_NAMES, REFERENCE, ClipSpec, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.store import (
-    ClipRow, ConditionRow, ListenerRow, StimulusRow, Store, StudyRow, utcnow,
+    ClipRow,
+    ConditionRow,
+    ListenerRow,
+    StimulusRow,
+    Store,
+    StudyRow,
+    utcnow,
 )
 
 #: Stimulus columns of the database that hold metrics (filled from ``render_stimulus``'s facts).
@@ -161,11 +167,11 @@ def integrated_loudness(samples: np.ndarray, rate: int = PIPELINE_SAMPLE_RATE) -
 
 def stimulus_metrics(reference: np.ndarray, estimate: np.ndarray, names: tuple[str, ...],
                      pipeline: PipelineConfig) -> dict[str, float | None]:
-    """The requested :mod:`mosapp.metrics` of ``estimate`` against ``reference`` (mono mixes)."""
+    """The requested :mod:`mosapp.core.metrics` of ``estimate`` against ``reference`` (mono mixes)."""
     import torch
 
-    from mosapp import dsp, metrics
-    from mosapp.config import get_geometry
+    from mosapp.core import dsp, metrics
+    from mosapp.core.config import get_geometry
 
     ref = np.asarray(reference, dtype=np.float32).mean(axis=0)
     est = np.asarray(estimate, dtype=np.float32).mean(axis=0)
@@ -262,7 +268,7 @@ def write_plain_wav(path: Path, samples: np.ndarray, rate: int = PIPELINE_SAMPLE
     """
     import struct
 
-    from mosapp.files import atomic_write
+    from mosapp.core.files import atomic_write
 
     data = np.ascontiguousarray(np.asarray(samples, dtype="<f4").T)  # frames x channels, interleaved
     channels = int(data.shape[1]) if data.ndim == 2 else 1
@@ -353,8 +359,9 @@ def render_stimulus(excerpt: np.ndarray, condition: str, definition: StudyDefini
 
 def _sync_design(session, definition: StudyDefinition) -> StudyRow:
     """Create or update the study's rows; refuse a design change once listeners exist."""
-    from mosapp.codecs import get_codec
     from sqlalchemy import delete, func, select
+
+    from mosapp.codecs import get_codec
 
     study = session.scalars(select(StudyRow).where(StudyRow.name == definition.name)).one_or_none()
     design = definition.design_json()
@@ -423,9 +430,9 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
     """
     from sqlalchemy import func, select
 
-    from mosapp import dsp
-    from mosapp.audio import read_audio
     from mosapp.codecs import get_codec
+    from mosapp.core import dsp
+    from mosapp.core.audio import read_audio
     from mosapp.study.store import TrialRow
 
     t_start = time.perf_counter()

@@ -25,7 +25,14 @@ import pandas as pd
 from mosapp.study.definition import StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.export import (
-    METRIC_COLUMNS, Screening, condition_table, ratings_frame, screen, statistics_input, summary_frame, write_csv,
+    METRIC_COLUMNS,
+    Screening,
+    condition_table,
+    ratings_frame,
+    screen,
+    statistics_input,
+    summary_frame,
+    write_csv,
 )
 from mosapp.study.store import Store
 
@@ -265,7 +272,7 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
     ax.grid(True, which="both", alpha=0.3)
     if len(data):
         ax.legend(fontsize=7, loc="best")
-    from mosapp.files import atomic_write
+    from mosapp.core.files import atomic_write
 
     p = Path(path)
     atomic_write(p, lambda fh: fig.savefig(fh, format="png"), suffix=".png", error=StudyError)
@@ -299,7 +306,7 @@ def write_report(report: Report, out_dir: str | os.PathLike[str]) -> dict[str, P
             else f"{name}-report-mos-vs-kbps.png")),
     }
     text = folder / f"{name}-report.txt"
-    from mosapp.files import atomic_write
+    from mosapp.core.files import atomic_write
 
     body = (report.text() + "\n").encode("utf-8")
     atomic_write(text, lambda fh: fh.write(body), suffix=".txt", error=StudyError)

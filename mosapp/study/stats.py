@@ -25,16 +25,17 @@ import math
 import numbers
 import warnings
 import zlib
+from collections.abc import Hashable, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mosapp.errors import MosappError
+from mosapp.core.errors import MosappError
 
 #: Scores allowed on the five-grade ACR/DCR scales.
 MIN_SCORE: int = 1

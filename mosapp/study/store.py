@@ -17,18 +17,36 @@ one written by a newer mosapp. Times are stored in UTC.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import (
-    Boolean, CheckConstraint, DateTime, Float, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint,
-    create_engine, event, inspect,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from mosapp.study.errors import StudyError
@@ -68,8 +86,8 @@ class StudyRow(Base):
     # Added by revision 0003: the secret that names the stimulus files (NULL: not renamed yet).
     stimulus_salt: Mapped[str | None] = mapped_column(String(64))
 
-    clips: Mapped[list["ClipRow"]] = relationship(back_populates="study", order_by="ClipRow.position")
-    conditions: Mapped[list["ConditionRow"]] = relationship(back_populates="study", order_by="ConditionRow.position")
+    clips: Mapped[list[ClipRow]] = relationship(back_populates="study", order_by="ClipRow.position")
+    conditions: Mapped[list[ConditionRow]] = relationship(back_populates="study", order_by="ConditionRow.position")
 
 
 class ClipRow(Base):
@@ -328,7 +346,7 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

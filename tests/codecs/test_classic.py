@@ -20,8 +20,8 @@ from mosapp.codecs.classic import (
     pack_packets,
     unpack_packets,
 )
-from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig
-from mosapp.errors import AudioError, BitstreamError, ConfigError, ModelError
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
+from mosapp.core.errors import AudioError, BitstreamError, ConfigError, ModelError
 from tests.conftest import music_like
 
 RATE = PIPELINE_SAMPLE_RATE

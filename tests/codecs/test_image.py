@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mosapp import bitstream, metrics
-from mosapp.audio import AudioInfo
 from mosapp.codecs import codec_names, get_codec
-from mosapp.config import PipelineConfig
-from mosapp.errors import BitstreamError
+from mosapp.codecs import container as bitstream
+from mosapp.core import metrics
+from mosapp.core.audio import AudioInfo
+from mosapp.core.config import PipelineConfig
+from mosapp.core.errors import BitstreamError
 from tests.conftest import music_like
 
 FAST = PipelineConfig(phase="pghi", device="cpu")

@@ -17,15 +17,15 @@ import torch
 
 from mosapp.codecs import codec_names, get_codec
 from mosapp.codecs import msillm as M
-from mosapp.config import PipelineConfig
-from mosapp.errors import BitstreamError, ConfigError, ModelError
+from mosapp.core.config import PipelineConfig
+from mosapp.core.errors import BitstreamError, ConfigError, ModelError
 from tests.conftest import music_like
 
 SMALL = {"latent_features": 8, "hyper_features": 8, "num_residual_blocks": 0}
 
 
 def _hific():
-    from mosapp._torchvision import ensure_importable
+    from mosapp.models._torchvision import ensure_importable
 
     ensure_importable()
     from neuralcompression.models import HiFiCAutoencoder

@@ -10,12 +10,12 @@ import json
 import numpy as np
 import pytest
 
-from mosapp import bitstream
-from mosapp.audio import AudioInfo
 from mosapp.codecs import DEFAULT_CODEC, codec_names, get_codec
+from mosapp.codecs import container as bitstream
 from mosapp.codecs.sgc import ASSETS_MODELS, STEP_RANGE, SgcTwoBandCodec, name_kbps
-from mosapp.config import PipelineConfig
-from mosapp.errors import BitstreamError
+from mosapp.core.audio import AudioInfo
+from mosapp.core.config import PipelineConfig
+from mosapp.core.errors import BitstreamError
 from tests.conftest import music_like
 
 SHIPPED = sorted(p.stem for p in ASSETS_MODELS.glob("sgc-*.json"))
@@ -66,7 +66,7 @@ def test_file_bitrate_is_within_ten_percent_of_the_card(name, tmp_path, device):
 
 
 def test_decoding_is_deterministic_and_sounds_like_the_input():
-    from mosapp import metrics
+    from mosapp.core import metrics
 
     codec = get_codec(DEFAULT_CODEC)
     x = music_like(3.0, seed=2)
@@ -102,7 +102,7 @@ def test_damaged_payloads_give_one_sentence():
 
 def test_more_bits_give_a_better_low_band():
     """The operating points are real ones: sgc-24 keeps the low band better than sgc-6."""
-    from mosapp import metrics
+    from mosapp.core import metrics
 
     x = music_like(4.0, seed=7)
     low, high = CURRENT[0], CURRENT[-1]

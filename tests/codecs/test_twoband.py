@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from mosapp import bands, bitstream, metrics
-from mosapp.audio import AudioInfo
+from mosapp.codecs import container as bitstream
 from mosapp.codecs import get_codec
-from mosapp.config import PipelineConfig
-from mosapp.errors import BitstreamError
+from mosapp.core import bands, metrics
+from mosapp.core.audio import AudioInfo
+from mosapp.core.config import PipelineConfig
+from mosapp.core.errors import BitstreamError
 from tests.conftest import music_like
 
 FAST = PipelineConfig(phase="pghi", device="cpu")

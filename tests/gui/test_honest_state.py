@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -21,10 +20,10 @@ import pytest
 import soundfile as sf
 
 from mosapp.codecs import DEFAULT_CODEC
+from mosapp.core.job import StepProgress
 from mosapp.gui.app import MainWindow
 from mosapp.gui.inspect_view import _set_combo
 from mosapp.gui.jobs import JobProgress
-from mosapp.job import StepProgress
 from tests.conftest import RATE, music_like
 from tests.gui.test_inspect_view import _move_mouse, wait_for
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from mosapp.config import PipelineConfig
+from mosapp.core.config import PipelineConfig
 from mosapp.gui.app import MainWindow
 from mosapp.gui.inspect_view import _set_combo
 from mosapp.gui.jobs import AudioSource, InspectRequest

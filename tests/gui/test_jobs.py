@@ -8,12 +8,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mosapp import bitstream, evaluate
+from mosapp.codecs import container as bitstream
 from mosapp.codecs import get_codec
-from mosapp.config import PipelineConfig
-from mosapp.errors import AudioError, ConfigError, MosappError
-from mosapp.gui.jobs import (AudioSource, InspectRequest, JobProgress, OriginalPreview, _blockwise_decode, inspect,
-                             read_source)
+from mosapp.core.config import PipelineConfig
+from mosapp.core.errors import AudioError, ConfigError, MosappError
+from mosapp.evaluation import evaluate
+from mosapp.gui.jobs import (
+    AudioSource,
+    InspectRequest,
+    JobProgress,
+    OriginalPreview,
+    _blockwise_decode,
+    inspect,
+    read_source,
+)
 from mosapp.pipeline import run_to_end
 from tests.conftest import RATE, music_like
 
@@ -116,7 +124,7 @@ def test_closing_the_generator_stops_the_run(wav):
 
 
 def _info(samples):
-    from mosapp.audio import AudioInfo
+    from mosapp.core.audio import AudioInfo
 
     return AudioInfo(path=None, sample_rate=RATE, channels=1, frames=samples.shape[1], subtype="PCM_16", format="WAV")
 
@@ -124,7 +132,7 @@ def _info(samples):
 def test_a_long_file_is_shown_while_it_is_read(tmp_path):
     """Opening a long file draws its original from the first block on (the whole track's time
     axis, filled from the left), not only after the last block is read."""
-    from mosapp import job
+    from mosapp.core import job
     from mosapp.gui.jobs import FIRST_PREVIEW_COLUMNS, preview
 
     path = tmp_path / "long.wav"

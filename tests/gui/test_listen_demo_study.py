@@ -8,13 +8,20 @@ the phase backend set to ``pghi`` to keep preparation short); everything else is
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 from PySide6.QtCore import Qt
 
 from tests.gui.test_listen_view import (
-    assert_blind, forbidden_strings, key, listen_fully, make_view, prepare, ratings_of, start,
+    assert_blind,
+    forbidden_strings,
+    key,
+    listen_fully,
+    make_view,
+    prepare,
+    ratings_of,
+    start,
 )
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,11 +12,11 @@ screens go to ``out/screenshots/``.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomllib
 from PySide6.QtCore import Qt
 
 from mosapp.gui.listener_mode import PIN_ENV
@@ -250,7 +250,7 @@ def test_a_scripted_listener_completes_the_ccr_demo(qtbot, monkeypatch, ccr_demo
         processed_first = truth[trial.trial_id]
         # The processed sample's token is the first's or the second's; the view knows neither.
         condition = truth[trial.first_id if processed_first else trial.second_id]
-        key(qtbot, view, getattr(Qt, "Key_4"))  # too early: both must be heard to the end first
+        key(qtbot, view, Qt.Key_4)  # too early: both must be heard to the end first
         assert panel.score is None
         key(qtbot, view, Qt.Key_A)
         key(qtbot, view, Qt.Key_Space)

@@ -16,7 +16,14 @@ import pytest
 import soundfile as sf
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractButton, QComboBox, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QTextEdit, QWidget,
+    QAbstractButton,
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QTextEdit,
+    QWidget,
 )
 
 from mosapp.gui.listen_view import ListenView

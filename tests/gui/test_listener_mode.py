@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, QLineEdit, QProgressBar, QWidget
+from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QLineEdit, QProgressBar, QWidget
 
 from mosapp.gui.listener_mode import LOCKED_TITLE, PIN_ENV
 from tests.gui.test_listen_view import (  # noqa: F401 - fixtures
-    assert_blind, forbidden_strings, hear, key, listen_fully, make_view, ratings_of, start, study, template,
+    assert_blind,
+    forbidden_strings,
+    hear,
+    key,
+    listen_fully,
+    make_view,
+    ratings_of,
+    start,
+    study,
+    template,
 )
 
 CHORD = Qt.ControlModifier | Qt.AltModifier | Qt.ShiftModifier

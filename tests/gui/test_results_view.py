@@ -162,7 +162,7 @@ def test_scores_table_plot_listeners_and_correlations(qtbot, study):
 
 
 def test_exports_are_the_command_lines_files(qtbot, study, tmp_path):
-    from mosapp.cli import main as cli_main
+    from mosapp.cli.main import main as cli_main
     from mosapp.study.export import RATINGS_COLUMNS, SUMMARY_COLUMNS
 
     view = make_view(qtbot, study)

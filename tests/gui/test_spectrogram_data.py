@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mosapp import dsp
-from mosapp.config import get_geometry
+from mosapp.core import dsp
+from mosapp.core.config import get_geometry
 from mosapp.gui.spectrogram_data import DISPLAY_RANGE_DB, analyse_pair, analysis_window
 from tests.conftest import RATE, music_like
 

@@ -1,12 +1,11 @@
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from mosapp import dsp
-from mosapp.config import GEOMETRIES
-from mosapp.metrics import spectral_convergence_db
+from mosapp.core import dsp
+from mosapp.core.config import GEOMETRIES
+from mosapp.core.metrics import spectral_convergence_db
 from mosapp.phase import get_backend
 from mosapp.phase.pghi import pghi_phase, phase_gradients
 
@@ -122,7 +121,7 @@ def test_fgla_keeps_seed_frames(music):
 
 
 def test_unknown_backend_lists_known_ones():
-    from mosapp.errors import ConfigError
+    from mosapp.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         get_backend("rtisi")

@@ -21,7 +21,12 @@ from sqlalchemy import select
 
 from mosapp.study import StudyEngine, load_study, open_store
 from mosapp.study.prepare import (
-    DIR_MODE, FILE_MODE, NORMALISED_MTIME, excerpt_of, render_key, stimulus_file_name,
+    DIR_MODE,
+    FILE_MODE,
+    NORMALISED_MTIME,
+    excerpt_of,
+    render_key,
+    stimulus_file_name,
 )
 from mosapp.study.store import ConditionRow, StimulusRow, StudyRow
 from tests.study.conftest import prepare, write_study
@@ -45,7 +50,7 @@ def _mapping(definition) -> tuple[dict[str, str], str]:
 
 
 def test_nothing_in_the_stimuli_folder_maps_a_file_to_its_condition(blind_study):
-    from mosapp.audio import read_audio
+    from mosapp.core.audio import read_audio
 
     d = load_study(blind_study)
     mapping, salt = _mapping(d)

@@ -178,7 +178,7 @@ def test_shipped_ccr_demo_parses():
 
 
 def test_status_export_and_report_from_the_command_line(ccr, tmp_path, capsys):
-    from mosapp.cli import main
+    from mosapp.cli.main import main
 
     engine = StudyEngine.open(ccr)
     with engine.start_or_resume("C02") as session:

@@ -176,12 +176,12 @@ def test_numeric_fields_have_ceilings(tmp_path, replace, field):
 
 
 def test_rendered_audio_ceiling_names_the_fields(tmp_path):
-    from mosapp.study.definition import MAX_RENDERED_S
-
     # 400 excerpts of 60 s x 3 conditions = 20 h: more than the 10 h ceiling. The clip's
     # length is not known from a header-less path, so use a long WAV written here.
     import numpy as np
     import soundfile as sf
+
+    from mosapp.study.definition import MAX_RENDERED_S
 
     long_wav = tmp_path / "long.wav"
     sf.write(str(long_wav), np.zeros((8000 * 460,), dtype=np.int16), 8000, subtype="PCM_16")

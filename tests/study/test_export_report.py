@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mosapp.errors import MosappError
 from mosapp.study import StudyEngine, load_study
 from mosapp.study.export import RATINGS_COLUMNS, SUMMARY_COLUMNS, export_study
 from mosapp.study.report import build_report, write_report
@@ -181,8 +179,8 @@ def test_report_of_a_study_without_ratings(study, tmp_path):
 
 
 def cli(argv: list[str]) -> int:
-    """``mosapp study …`` through mosapp.cli.main (its parser, option bounds and error handling)."""
-    from mosapp.cli import main
+    """``mosapp study …`` through mosapp.cli.main.main (its parser, option bounds and error handling)."""
+    from mosapp.cli.main import main
 
     try:
         return main(argv)
@@ -227,11 +225,11 @@ def test_cli_errors_are_one_line(study, tmp_path, capsys, argv, expected):
 
 
 def test_cli_is_hooked_into_mosapp():
-    from mosapp.cli import build_parser
+    from mosapp.cli.main import build_parser
 
     choices = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     if "study" not in choices:
-        pytest.skip("mosapp.cli does not route `study` yet")
-    from mosapp.cli import main
+        pytest.skip("mosapp.cli.main does not route `study` yet")
+    from mosapp.cli.main import main
 
     assert main(["study", "status", "nowhere.toml"]) == 2

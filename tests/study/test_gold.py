@@ -14,7 +14,7 @@ from mosapp.study.report import build_report
 from mosapp.study.store import ConditionRow, StimulusRow, TrialRow
 from tests.study.conftest import DEMO_CLIP, prepare, study_toml, write_study
 
-GOLD = f'''
+GOLD = '''
 [screening]
 min_reference_trials = 3
 

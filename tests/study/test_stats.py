@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from mosapp.errors import MosappError
+from mosapp.core.errors import MosappError
 from mosapp.study import stats
 from mosapp.study.stats import (
     CORRELATION_COLUMNS,

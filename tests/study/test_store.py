@@ -11,7 +11,13 @@ from sqlalchemy import select, text
 
 from mosapp.study.errors import StudyError
 from mosapp.study.store import (
-    Base, ListenerRow, StudyRow, head_revision, open_store, schema_revision, utcnow,
+    Base,
+    ListenerRow,
+    StudyRow,
+    head_revision,
+    open_store,
+    schema_revision,
+    utcnow,
 )
 
 

@@ -1,4 +1,4 @@
-"""Low- and high-band spectral distance and correlation per stimulus (mosapp.metrics.band_metrics).
+"""Low- and high-band spectral distance and correlation per stimulus (mosapp.core.metrics.band_metrics).
 
 Revision ID: 0004
 Revises: 0003

@@ -1,6 +1,6 @@
 """``mosapp study …``: prepare, status, export and report of listening studies (the work is in mosapp.study).
 
-Hooked into :mod:`mosapp.cli` by :func:`add_study_parser` and :func:`run_study`. Nothing heavy
+Hooked into :mod:`mosapp.cli.main` by :func:`add_study_parser` and :func:`run_study`. Nothing heavy
 is imported until a subcommand runs, so ``mosapp --help`` stays instant.
 """
 
@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-
 
 #: ``--bootstrap`` resamples at most: 100 000 already give CI ends to the third decimal.
 MAX_BOOTSTRAP = 100_000
@@ -46,7 +44,7 @@ def add_study_parser(subparsers) -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
     def screening_options(p: argparse.ArgumentParser) -> None:
-        from mosapp.cli import bounded_float, bounded_int
+        from mosapp.cli.main import bounded_float, bounded_int
 
         p.add_argument("--no-screening", action="store_true", help="keep every listener (no post-screening)")
         p.add_argument("--min-score", type=bounded_int(1, 5), default=None, metavar="SCORE",

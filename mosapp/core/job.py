@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -87,7 +87,7 @@ class JobControl:
         self.on_progress(StepProgress(int(done), int(total), unit))
 
     @contextmanager
-    def active(self) -> Iterator["JobControl"]:
+    def active(self) -> Iterator[JobControl]:
         """Make this the control of the current thread's library calls (nests; restores the outer one)."""
         outer = getattr(_local, "control", None)
         _local.control = self

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from mosapp import job
-from mosapp.config import PIPELINE_SAMPLE_RATE
-from mosapp.errors import AudioError
-from mosapp.files import atomic_write
+from mosapp.core import job
+from mosapp.core.config import PIPELINE_SAMPLE_RATE
+from mosapp.core.errors import AudioError
+from mosapp.core.files import atomic_write
 
 #: Accepted input sample rates in Hz, inclusive.
 MIN_SAMPLE_RATE = 16_000

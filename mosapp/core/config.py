@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from mosapp.errors import ConfigError
+from mosapp.core.errors import ConfigError
 
 #: The rate every stage runs at; audio is resampled to it on the way in and back on the way out.
 PIPELINE_SAMPLE_RATE = 44_100

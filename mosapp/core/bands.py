@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mosapp.config import PIPELINE_SAMPLE_RATE
+from mosapp.core.config import PIPELINE_SAMPLE_RATE
 
 #: Decimation factor of the low band.
 DECIMATION = 8

@@ -31,11 +31,12 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from mosapp.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo
 from mosapp.codecs.base import MODEL_ID_HEX, Encoded
-from mosapp.config import PIPELINE_SAMPLE_RATE
-from mosapp.errors import BitstreamError, InvalidStreamError, MosappError
-from mosapp.files import atomic_write
+from mosapp.core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo
+from mosapp.core.config import PIPELINE_SAMPLE_RATE
+from mosapp.core.errors import BitstreamError, InvalidStreamError, MosappError
+from mosapp.core.files import atomic_write
+from mosapp.core.version import __version__
 
 #: The first four bytes of every ``.sgc`` file. 0x1A (Ctrl-Z) stops a terminal ``type``.
 MAGIC = b"SGC\x1a"
@@ -71,8 +72,6 @@ _MAX_VARINT_BYTES = 9
 
 
 def _mosapp_version() -> str:
-    from mosapp import __version__
-
     return __version__
 
 
@@ -216,7 +215,7 @@ def _shown(value: Any) -> str:
 
 
 def target_frames(n: int, from_rate: int, to_rate: int) -> int:
-    """round(n * to_rate / from_rate), halves up: the length :func:`mosapp.audio.resample` gives."""
+    """round(n * to_rate / from_rate), halves up: the length :func:`mosapp.core.audio.resample` gives."""
     return (2 * n * to_rate + from_rate) // (2 * from_rate)
 
 

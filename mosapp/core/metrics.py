@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from mosapp import job
-from mosapp.errors import MosappError
+from mosapp.core import job
+from mosapp.core.errors import MosappError
 
 #: Window lengths (= FFT sizes) of the multi-scale mel distance, as in DAC's evaluation.
 MEL_WINDOW_LENGTHS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
@@ -139,7 +139,7 @@ def si_sdr_db(reference: Any, estimate: Any) -> float:
     return 10.0 * math.log10((target + eps) / (residual + eps))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     """Slaney-style mel filterbank ``(n_mels, n_fft // 2 + 1)`` from librosa, cached.
 
@@ -210,7 +210,7 @@ def mel_distance(reference: Any, estimate: Any, sample_rate: int, *, device: Any
     """
     import torch
 
-    from mosapp.dsp import resolve_device
+    from mosapp.core.dsp import resolve_device
 
     dev = resolve_device(device)
     ref = _as_tensor(reference)
@@ -536,7 +536,7 @@ def band_scores(
     chunks = [(f, min(n_frames, f + _BAND_FRAMES_PER_CHUNK)) for f in range(0, n_frames, _BAND_FRAMES_PER_CHUNK)]
     peak_power = 0.0
     for k, (f0, f1) in enumerate(chunks):
-        job.report(k, 2 * len(chunks), "band chunks")  # a cancelled run stops here (mosapp.job)
+        job.report(k, 2 * len(chunks), "band chunks")  # a cancelled run stops here (mosapp.core.job)
         peak_power = max(peak_power, float(_band_db_frames(ref, f0, f1, window, power=True).max()))
     floor = np.float32(10.0 * math.log10(max(peak_power, 1e-30)) - BAND_FLOOR_DB)
     abs_sum = [0.0] * len(bands)

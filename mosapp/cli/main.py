@@ -9,14 +9,14 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
-from mosapp.cli_study import add_study_parser, run_study
-from mosapp.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
-from mosapp.errors import MosappError
+from mosapp.cli.study import add_study_parser, run_study
+from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
+from mosapp.core.errors import MosappError
 
 #: Inputs at least this long get a progress bar.
 PROGRESS_MIN_SECONDS = 20.0
@@ -252,9 +252,9 @@ def _result_json(result, in_path: str, out_path: str) -> str:
 
 def run_roundtrip(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     # Imported here so `mosapp --help` stays instant.
-    from mosapp.audio import read_audio, write_audio
-    from mosapp.config import PIPELINE_SAMPLE_RATE, get_geometry
-    from mosapp.dsp import resolve_device
+    from mosapp.core.audio import read_audio, write_audio
+    from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
+    from mosapp.core.dsp import resolve_device
     from mosapp.phase import get_backend
     from mosapp.pipeline import roundtrip, run_to_end
 
@@ -318,11 +318,11 @@ def _size(n_bytes: int) -> str:
 def run_encode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     import time
 
-    from mosapp.audio import read_audio
-    from mosapp.bitstream import MAX_STREAM_SECONDS, SUFFIX, file_kbps, write_sgc
     from mosapp.codecs import get_codec
-    from mosapp.config import PIPELINE_SAMPLE_RATE, get_geometry
-    from mosapp.dsp import resolve_device
+    from mosapp.codecs.container import MAX_STREAM_SECONDS, SUFFIX, file_kbps, write_sgc
+    from mosapp.core.audio import read_audio
+    from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
+    from mosapp.core.dsp import resolve_device
     from mosapp.phase import get_backend
     from mosapp.pipeline import check_processable
 
@@ -376,11 +376,11 @@ def run_encode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
 def run_decode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     import time
 
-    from mosapp.audio import _WRITE_FORMATS, restore_format, write_audio
-    from mosapp.bitstream import read_sgc
     from mosapp.codecs import codec_names, get_codec
-    from mosapp.dsp import resolve_device
-    from mosapp.errors import BitstreamError, ConfigError, InvalidStreamError
+    from mosapp.codecs.container import read_sgc
+    from mosapp.core.audio import _WRITE_FORMATS, restore_format, write_audio
+    from mosapp.core.dsp import resolve_device
+    from mosapp.core.errors import BitstreamError, ConfigError, InvalidStreamError
     from mosapp.phase import get_backend
 
     config = _config_from(args)
@@ -487,7 +487,7 @@ def _output_subtype(out_path: str, info) -> str | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mosapp.train import TrainConfig, train
+    from mosapp.training.train import TrainConfig, train
 
     cfg = TrainConfig.load(args.config)
     path = train(cfg, max_steps=args.steps)

@@ -2,7 +2,7 @@
 
 For each (codec, clip): encode the excerpt, pack it into a real ``.sgc`` container (so
 the bitrate is what a file costs, header included), decode, and score the decoded audio
-against the excerpt with the metrics of :mod:`mosapp.metrics`:
+against the excerpt with the metrics of :mod:`mosapp.core.metrics`:
 
 * ``kbps``: 8 × container bytes / excerpt seconds / 1000;
 * ``mel_distance``: DAC-style multi-scale mel distance (lower is better);
@@ -13,7 +13,7 @@ against the excerpt with the metrics of :mod:`mosapp.metrics`:
 * ``visqol``: ViSQOL v3 audio mode at 48 kHz (1–5, higher is better);
 * ``consistency``: tifresi's consistency of the decoded audio's log spectrogram;
 * ``low_band_distance_db``, ``low_band_correlation``, ``high_band_distance_db``,
-  ``high_band_correlation``: :func:`mosapp.metrics.band_metrics` (4096-point Hann STFT; the band
+  ``high_band_correlation``: :func:`mosapp.core.metrics.band_metrics` (4096-point Hann STFT; the band
   below and above 1 kHz), which see the low-frequency damage mel distance and ViSQOL miss.
 """
 
@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Generator, Iterable
 
 import numpy as np
 import torch
 
-from mosapp import bitstream, dsp, job, metrics
-from mosapp.audio import Audio, AudioInfo, read_audio
-from mosapp.codecs import get_codec
-from mosapp.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
-from mosapp.errors import MosappError
+from mosapp.codecs import container, get_codec
+from mosapp.core import dsp, job, metrics
+from mosapp.core.audio import Audio, AudioInfo, read_audio
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
+from mosapp.core.errors import MosappError
 
 METRIC_NAMES = ("kbps", "mel_distance", "spectral_convergence_db", "si_sdr_db", "visqol", "consistency",
                 *metrics.BAND_METRIC_NAMES)
@@ -95,7 +95,7 @@ def _mel_chunks(n: int, sample_rate: int) -> list[tuple[int, int, int]]:
 
 def _mel_distance_steps(reference: np.ndarray, decoded: np.ndarray, sample_rate: int
                         ) -> Generator[str, None, float]:
-    """:func:`mosapp.metrics.mel_distance` (same frames, same filters), a chunk of audio at a time.
+    """:func:`mosapp.core.metrics.mel_distance` (same frames, same filters), a chunk of audio at a time.
 
     ``torch.stft(center=True)`` frames a reflect-padded signal; padding once and framing
     slices of it with ``center=False`` gives exactly those frames. The mean over bands and
@@ -136,8 +136,8 @@ def _spectral_tiles(n: int) -> int:
 def _spectral_steps(reference: np.ndarray, decoded: np.ndarray) -> Generator[str, None, tuple[float, float]]:
     """(spectral convergence dB, consistency) on the thesis lattice, tile by tile.
 
-    The same values as :func:`mosapp.metrics.spectral_convergence_db` of the two STFT
-    magnitudes and :func:`mosapp.metrics.consistency` of the decoded one's log spectrogram
+    The same values as :func:`mosapp.core.metrics.spectral_convergence_db` of the two STFT
+    magnitudes and :func:`mosapp.core.metrics.consistency` of the decoded one's log spectrogram
     (tifresi's floor at peak × 1e-5), from sums accumulated in float64: the norms' squares,
     and the sums and cross sums of the two derivatives that Pearson's correlation needs.
     """
@@ -258,9 +258,9 @@ def evaluate_codec(name: str, clips: Iterable[Audio], config: PipelineConfig = P
     for clip in clips:
         t0 = time.perf_counter()
         encoded = codec.encode(clip.samples, config)
-        data = bitstream.pack(encoded, clip.info)
+        data = container.pack(encoded, clip.info)
         t1 = time.perf_counter()
-        decoded_enc, _ = bitstream.unpack(data)
+        decoded_enc, _ = container.unpack(data)
         decoded = codec.decode(decoded_enc, config)
         t2 = time.perf_counter()
         r = ClipScore(name, str(clip.info.path), clip.duration_s, encode_s=t1 - t0, decode_s=t2 - t1)

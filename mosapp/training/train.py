@@ -21,9 +21,9 @@ mel L1, and the consistency (tifresi's metric) of a decoded patch next to the or
 is written every ``checkpoint_every`` steps and picked up again when the same command
 runs anew. At the end the weights (entropy tables updated) and a model card go to
 ``export`` (``assets/models/<name>.pt`` / ``.json``); the card's measured kbps and quality
-on held-out music come from :func:`mosapp.evaluate.evaluate_codec`.
+on held-out music come from :func:`mosapp.evaluation.evaluate.evaluate_codec`.
 
-**Two-band representation** (``[model] representation = "two-band"``, :mod:`mosapp.bands`):
+**Two-band representation** (``[model] representation = "two-band"``, :mod:`mosapp.core.bands`):
 one network per band image (:class:`mosapp.models.sgc_net.TwoBandHyperprior`), trained
 together. Every step draws a batch of low-image patches (128 rows: 0–1378 Hz at 10.8 Hz
 per bin, ``patch_frames`` frames of 11.6 ms) and one of high-image patches (256 rows of
@@ -54,18 +54,19 @@ import json
 import math
 import os
 import time
-import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+import tomllib
 import torch
 
-from mosapp import dsp, metrics
-from mosapp.audio import read_audio
-from mosapp.config import PIPELINE_SAMPLE_RATE, get_geometry
-from mosapp.errors import ConfigError, MosappError
+from mosapp.core import dsp, metrics
+from mosapp.core.audio import read_audio
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
+from mosapp.core.errors import ConfigError
 
 MEL_BANDS = 64
 
@@ -104,7 +105,7 @@ class TrainConfig:
     source: str = ""
 
     @staticmethod
-    def load(path: str | os.PathLike[str]) -> "TrainConfig":
+    def load(path: str | os.PathLike[str]) -> TrainConfig:
         """Read a TOML config; unknown or ill-typed fields → ConfigError naming the field."""
         p = Path(path)
         try:
@@ -342,7 +343,7 @@ def _make_bands(cfg: TrainConfig, model, files: list[str], device) -> list[_Band
         images = [track_image(f, cfg.geometry, cfg.cache) for f in files]
         return [_Band("image", model, PatchSampler(images, cfg.patch_frames, cfg.seed), MelLoss(cfg.geometry).to(device),
                       cfg.lam, kbps_from_bpp(1.0, cfg.geometry))]
-    from mosapp import bands
+    from mosapp.core import bands
     from mosapp.models.sgc_net import BAND_ROWS
 
     out = []
@@ -533,8 +534,8 @@ def export(model, cfg: TrainConfig, files: list[str], hours: float, step: int) -
                 "arch": arch, "state_dict": model.state_dict()}, tmp)
     os.replace(tmp, weights)
     if two_band:
-        from mosapp import bands
         from mosapp.codecs.twoband import BANDS_TAG
+        from mosapp.core import bands
 
         kind = "two mbt2018-mean (mean-scale hyperprior) networks, grayscale, one per band image"
         image = {"representation": "two-band", "bands": BANDS_TAG,
@@ -603,7 +604,7 @@ def write_operating_point(card: dict[str, Any], base: Path, name: str, kbps: flo
 
 def load_weights(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
     """Read an sgc weights file (or a training checkpoint); ModelError naming the file when it is not one."""
-    from mosapp.errors import ModelError
+    from mosapp.core.errors import ModelError
 
     p = Path(path)
     try:

@@ -1,6 +1,6 @@
 """Gaussian-window STFT / inverse STFT in torch and the log-magnitude ⇄ grayscale image mapping.
 
-The lattice is tifresi's ``GaussTruncTF`` (see :class:`mosapp.config.StftGeometry`): a
+The lattice is tifresi's ``GaussTruncTF`` (see :class:`mosapp.core.config.StftGeometry`): a
 signal of ``L`` samples (``L`` a multiple of ``channels``) is treated as periodic and
 analysed at ``L // hop`` frames, frame ``n`` centred on sample ``n * hop``. Coefficients
 use the *time-invariant* phase convention (the DFT's time origin is the frame centre),
@@ -26,9 +26,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from mosapp.config import ImageMapping, StftGeometry
-from mosapp.errors import ConfigError
-
+from mosapp.core.config import ImageMapping, StftGeometry
+from mosapp.core.errors import ConfigError
 
 #: Frames transformed at a time inside stft/synthesize (bounds their intermediates).
 _CHUNK_FRAMES = 2048

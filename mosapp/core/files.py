@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
-from mosapp.errors import MosappError
+from mosapp.core.errors import MosappError
 
 #: The file-name limit where the file system does not say (Linux, macOS, Windows: 255).
 DEFAULT_NAME_MAX = 255

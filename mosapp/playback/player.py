@@ -48,13 +48,14 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from mosapp.errors import ConfigError
+from mosapp.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class _Program:
         self.gain_scratch = np.zeros((self.count, _CHUNK), dtype=np.float32)
         self.frame_scratch = np.zeros((_CHUNK, channels), dtype=np.float32)
 
-    def with_channels(self, channels: int, rate: int) -> "_Program":
+    def with_channels(self, channels: int, rate: int) -> _Program:
         """The same stimuli laid out for another channel count (keeps the statistics)."""
         other = _Program(self.data, channels, rate, self.names, frames_first=True)
         other.coverage, other.listened, other.counts = self.coverage, self.listened, self.counts
@@ -612,7 +613,7 @@ class Player:
         self._publish()
         self._dispatch()
 
-    def __enter__(self) -> "Player":
+    def __enter__(self) -> Player:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -1052,7 +1053,7 @@ def write_virtual_alsa_config(directory: str | Path, *, rate: int = DEFAULT_RATE
     command = f"|{shlex.quote(sys.executable)} {shlex.quote(str(pacer))} {int(rate)} 64"
     command = command.replace("\\", "\\\\").replace('"', '\\"')
     asoundrc.write_text(
-        "# A paced null output for tests and benchmarks (mosapp.playback.write_virtual_alsa_config).\n"
+        "# A paced null output for tests and benchmarks (mosapp.playback.player.write_virtual_alsa_config).\n"
         "pcm.mosapp_paced {\n"
         "    type file\n"
         '    slave.pcm "null"\n'

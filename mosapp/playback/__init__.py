@@ -1,0 +1,1 @@
+"""Audio playback through PortAudio (``sounddevice``): devices, mixing, transport."""

@@ -1,0 +1,1 @@
+"""Training the compact spectrogram codec (``mosapp train``)."""
