@@ -27,7 +27,7 @@ def music_like(seconds: float = 2.0, rate: int = RATE, seed: int = 0, channels: 
     out = np.zeros((channels, n))
     for ch in range(channels):
         x = np.zeros(n)
-        for k, f0 in enumerate(rng.choice([110.0, 146.8, 196.0, 220.0, 261.6, 329.6, 392.0], 6)):
+        for f0 in rng.choice([110.0, 146.8, 196.0, 220.0, 261.6, 329.6, 392.0], 6):
             start = int(rng.uniform(0, 0.6) * n)
             tt = t[: n - start]
             env = np.exp(-tt / rng.uniform(0.2, 0.8)) * (1 - np.exp(-tt / 0.004))

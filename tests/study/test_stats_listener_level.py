@@ -21,13 +21,13 @@ def _panel(seed: int = 3, listeners: int = 7, clips: int = 3, conditions=("A", "
     rng = np.random.default_rng(seed)
     rows = []
     clip_fx = rng.normal(0, 0.4, clips)
-    for l in range(listeners):
+    for who in range(listeners):
         u = rng.normal(0, 0.6)
         for k in range(clips):
             for j, c in enumerate(conditions):
                 for _ in range(reps):
                     v = int(np.clip(round(1.5 + j + u + clip_fx[k] + rng.normal(0, 0.7)), 1, 5))
-                    rows.append({"listener": f"L{l}", "clip": f"k{k}", "condition": c, "value": v})
+                    rows.append({"listener": f"L{who}", "clip": f"k{k}", "condition": c, "value": v})
     return pd.DataFrame(rows)
 
 
@@ -164,13 +164,13 @@ def test_listener_agreement_by_hand_on_unbalanced_data():
     assert "ICC(2,1)" in res.form and "absolute agreement" in res.form
     means = df.groupby(["listener", "condition"])["value"].mean().unstack()
     table = res.listeners.set_index("listener")
-    for l in means.index:
-        own = means.loc[l]
-        rest = means.drop(index=l).mean(axis=0)
+    for who in means.index:
+        own = means.loc[who]
+        rest = means.drop(index=who).mean(axis=0)
         ok = own.notna() & rest.notna()
         r = np.corrcoef(own[ok].to_numpy(float), rest[ok].to_numpy(float))[0, 1]
-        assert table.loc[l, "n_points"] == int(ok.sum())
-        assert table.loc[l, "r_rest"] == pytest.approx(r, rel=1e-12)
+        assert table.loc[who, "n_points"] == int(ok.sum())
+        assert table.loc[who, "r_rest"] == pytest.approx(r, rel=1e-12)
     # L0 has no D (nor do some others): the ICC keeps the listeners with every condition.
     complete = means.dropna(axis=0)
     assert "L0" not in complete.index
