@@ -29,7 +29,7 @@ from mosapp.codecs import register_family
 from mosapp.codecs.base import Codec, Encoded, check_input
 from mosapp.core import dsp, job
 from mosapp.core.config import GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
-from mosapp.core.errors import BitstreamError, InvalidStreamError
+from mosapp.core.errors import AudioError, BitstreamError, InvalidStreamError, ModelError
 
 if TYPE_CHECKING:
     from mosapp.pipeline import Progress
@@ -95,8 +95,6 @@ class SpectrogramCodec(Codec):
         samples = check_input(samples)
         availability = self.availability()
         if not availability.ok:
-            from mosapp.core.errors import ModelError
-
             raise ModelError(availability.reason)
         geometry = get_geometry(config.geometry)
         device = dsp.resolve_device(config.device)
@@ -105,25 +103,16 @@ class SpectrogramCodec(Codec):
         tiles: list[torch.Tensor] = []
         scales: list[float] = []
         for ch in range(channels):
-            x = torch.from_numpy(samples[ch]).to(device)
-            xp, _ = dsp.pad_for_lattice(x, geometry)
-            n_frames = geometry.frames_for(xp.shape[-1])
-            peak = 0.0
-            for t0, t1 in _tiles(n_frames, self.tile_frames):
-                job.report(t0, n_frames, "frames measured")
-                peak = max(peak, float(dsp.stft(xp, geometry, t0, t1).abs().max()))
-            scale = dsp.image_scale_for(peak, config.image)
+            images, scale = dsp.spectrogram_image(torch.from_numpy(samples[ch]).to(device), geometry, config.image,
+                                                  chunk_frames=self.tile_frames,
+                                                  progress=("frames measured", "frames analysed"))
             if scale.top_db > dsp.TOP_DB_RANGE[1]:
-                from mosapp.core.errors import AudioError
-
                 raise AudioError(
                     f"The audio peaks at {scale.top_db:.0f} dB in the spectrogram, above the {dsp.TOP_DB_RANGE[1]:g} dB "
                     f"an image can record (samples far beyond full scale); scale it down first."
                 )
             scales.append(scale.top_db)
-            for t0, t1 in _tiles(n_frames, self.tile_frames):
-                job.report(t0, n_frames, "frames analysed")
-                tiles.append(dsp.magnitude_to_image(dsp.stft(xp, geometry, t0, t1).abs(), scale))
+            tiles += images
         with torch.inference_mode():
             blobs, extra = self.compress_tiles(tiles, n / PIPELINE_SAMPLE_RATE)
         parts: list[bytes] = []

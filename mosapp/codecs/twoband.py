@@ -39,8 +39,8 @@ from mosapp.codecs import register_family
 from mosapp.codecs.base import Encoded, check_input
 from mosapp.codecs.spectrogram import SpectrogramCodec, _tiles
 from mosapp.core import bands, dsp, job
-from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
-from mosapp.core.errors import BitstreamError, InvalidStreamError
+from mosapp.core.config import PIPELINE_SAMPLE_RATE, ImageMapping, PipelineConfig, get_geometry
+from mosapp.core.errors import BitstreamError, InvalidStreamError, ModelError
 
 if TYPE_CHECKING:
     from mosapp.pipeline import Progress
@@ -66,27 +66,21 @@ class BandImages:
     high_scale: dsp.ImageScale
 
 
-def band_images(x: np.ndarray, device: torch.device, dynamic_range_db: float = 100.0, chunk: int = 8192):
+def band_images(x: np.ndarray, device: torch.device, dynamic_range_db: float = 100.0,
+                chunk: int = 8192) -> tuple[torch.Tensor, float, torch.Tensor, float]:
     """One channel (n,) → (low image (128, F_low), low top_db, high image (257, F_high), high top_db).
 
-    Each band's image is scaled to that band's own peak; the STFT runs in chunks of
-    ``chunk`` frames so long inputs stay in bounded memory.
+    Each band's image is scaled to that band's own peak (:func:`mosapp.core.dsp.spectrogram_image`);
+    the STFT runs in chunks of ``chunk`` frames so long inputs stay in bounded memory.
     """
-    from mosapp.core.config import ImageMapping
-
     geometry = get_geometry(GEOMETRY)
     mapping = ImageMapping(dynamic_range_db=dynamic_range_db)
     low, high = bands.split(x)
-    out: list = []
-    for signal, first, last in ((low, 0, bands.LOW_ROWS), (high, bands.HIGH_FIRST_ROW, geometry.bins)):
-        xp, _ = dsp.pad_for_lattice(torch.from_numpy(signal).to(device), geometry)
-        n_frames = geometry.frames_for(xp.shape[-1])
-        mags = [dsp.stft(xp, geometry, t0, t1).abs()[:last] for t0, t1 in _tiles(n_frames, chunk)]
-        scale = dsp.image_scale_for(max(float(m[first:].max()) for m in mags), mapping)
-        image = torch.cat([dsp.magnitude_to_image(m, scale) for m in mags], dim=1)
-        image[:first] = 0.0
-        out += [image, scale.top_db]
-    return tuple(out)
+    (low_chunks, low_scale), (high_chunks, high_scale) = (
+        dsp.spectrogram_image(torch.from_numpy(signal).to(device), geometry, mapping, chunk_frames=chunk, rows=rows)
+        for signal, rows in ((low, (0, bands.LOW_ROWS)), (high, (bands.HIGH_FIRST_ROW, geometry.bins)))
+    )
+    return torch.cat(low_chunks, dim=1), low_scale.top_db, torch.cat(high_chunks, dim=1), high_scale.top_db
 
 
 class TwoBandCodec(SpectrogramCodec):
@@ -121,8 +115,6 @@ class TwoBandCodec(SpectrogramCodec):
         samples = check_input(samples)
         availability = self.availability()
         if not availability.ok:
-            from mosapp.core.errors import ModelError
-
             raise ModelError(availability.reason)
         device = dsp.resolve_device(config.device)
         self.prepare(device)

@@ -26,6 +26,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from mosapp.core import job
 from mosapp.core.config import ImageMapping, StftGeometry
 from mosapp.core.errors import ConfigError
 
@@ -233,12 +234,15 @@ class ImageScale:
         return {"top_db": self.top_db, "dynamic_range_db": self.dynamic_range_db}
 
 
+#: The image mapping used where none is given (100 dB of dynamic range).
+DEFAULT_MAPPING = ImageMapping()
+
 #: ``top_db`` values an image scale may have: from the mapping's absolute floor (-160 dB, an
 #: all-silent clip) to 120 dB (samples a million times full scale; louder is refused on encoding).
-TOP_DB_RANGE = (ImageMapping().floor_db, 120.0)
+TOP_DB_RANGE = (DEFAULT_MAPPING.floor_db, 120.0)
 
 
-def image_scale_for(peak_magnitude: float, mapping: ImageMapping = ImageMapping()) -> ImageScale:
+def image_scale_for(peak_magnitude: float, mapping: ImageMapping = DEFAULT_MAPPING) -> ImageScale:
     """The scale that maps a clip whose largest magnitude is ``peak_magnitude`` to [0, 1]."""
     floor = 10.0 ** (mapping.floor_db / 20.0)
     top_db = 20.0 * math.log10(max(float(peak_magnitude), floor))
@@ -257,3 +261,57 @@ def image_to_magnitude(image: torch.Tensor, scale: ImageScale) -> torch.Tensor:
     db = (image - 1.0) * scale.dynamic_range_db + scale.top_db
     mag = torch.pow(10.0, db / 20.0)
     return torch.where(image > 0, mag, torch.zeros_like(mag))
+
+
+def spectrogram_image(
+    x: torch.Tensor,
+    geometry: StftGeometry,
+    mapping: ImageMapping = DEFAULT_MAPPING,
+    *,
+    chunk_frames: int = 8192,
+    rows: tuple[int, int] | None = None,
+    progress: tuple[str, str] | None = None,
+) -> tuple[list[torch.Tensor], ImageScale]:
+    """The spectrogram-to-image step: pad → STFT magnitude → peak → scale → image.
+
+    ``x`` (n,) is padded to the lattice (:func:`pad_for_lattice`) and analysed in chunks of
+    ``chunk_frames`` frames; the largest magnitude gives the clip's own :class:`ImageScale`
+    (:func:`image_scale_for` with ``mapping``), and each chunk becomes its part of the
+    [0, 1] image (:func:`magnitude_to_image`). Every codec, and training, makes its images
+    here, so an image means the same thing wherever it is made.
+
+    Args:
+        x: one channel of audio at the geometry's rate, on the working device.
+        geometry: the lattice.
+        mapping: the image's dynamic range.
+        chunk_frames: frames per STFT call and per returned chunk (a codec's tile size).
+        rows: ``(first, stop)``: keep rows ``[0, stop)``, take the peak over rows
+            ``[first, stop)`` and make the rows below ``first`` black (a band that has
+            nothing there); default all rows.
+        progress: the units :func:`mosapp.core.job.report` counts frames in while the
+            magnitudes are measured and while the image is made; default no reports.
+
+    Returns:
+        (the image's chunks, float32 (rows, frames of the chunk) each, in order; its scale).
+    """
+    first, stop = (0, geometry.bins) if rows is None else rows
+    xp, _ = pad_for_lattice(x, geometry)
+    n_frames = geometry.frames_for(xp.shape[-1])
+    spans = [(t0, min(t0 + chunk_frames, n_frames)) for t0 in range(0, n_frames, chunk_frames)]
+    chunks: list[torch.Tensor] = []
+    peak = 0.0
+    for t0, t1 in spans:
+        if progress is not None:
+            job.report(t0, n_frames, progress[0])
+        magnitude = stft(xp, geometry, t0, t1).abs()[:stop]
+        peak = max(peak, float(magnitude[first:].max()))
+        chunks.append(magnitude)
+    scale = image_scale_for(peak, mapping)
+    for i, (t0, _) in enumerate(spans):
+        if progress is not None:
+            job.report(t0, n_frames, progress[1])
+        image = magnitude_to_image(chunks[i], scale)
+        if first:
+            image[:first] = 0.0
+        chunks[i] = image
+    return chunks, scale

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mosapp.core import dsp
+from mosapp.core import dsp, job
 from mosapp.core.config import GEOMETRIES, ImageMapping
 from mosapp.core.errors import ConfigError
 
@@ -82,3 +82,55 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA"):
             dsp.resolve_device("cuda")
+
+
+def _image_by_hand(x: torch.Tensor, g, mapping: ImageMapping, chunk: int, first: int, stop: int):
+    """The pad → peak → scale → image step as the codecs and training wrote it before it was one function."""
+    xp, _ = dsp.pad_for_lattice(x, g)
+    n_frames = g.frames_for(xp.shape[-1])
+    mags = [dsp.stft(xp, g, t0, min(t0 + chunk, n_frames)).abs()[:stop] for t0 in range(0, n_frames, chunk)]
+    scale = dsp.image_scale_for(max(float(m[first:].max()) for m in mags), mapping)
+    image = torch.cat([dsp.magnitude_to_image(m, scale) for m in mags], dim=1)
+    image[:first] = 0.0
+    return image, scale
+
+
+@pytest.mark.parametrize("chunk, rows", [(8192, None), (100, None), (37, (11, 257)), (64, (0, 128))])
+def test_spectrogram_image_is_the_step_by_hand(chunk, rows, music):
+    """One function makes every image: bit-identical to the step written out, in chunks of the
+    requested size (the last one shorter), the peak taken over the kept rows only."""
+    g = GEOMETRIES["thesis"]
+    x = torch.from_numpy(music[0][:30_000])
+    mapping = ImageMapping(dynamic_range_db=90.0)
+    chunks, scale = dsp.spectrogram_image(x, g, mapping, chunk_frames=chunk, rows=rows)
+    first, stop = rows or (0, g.bins)
+    want, want_scale = _image_by_hand(x, g, mapping, chunk, first, stop)
+    n_frames = g.frames_for(dsp.padded_length(x.shape[-1], g))
+    assert [c.shape[1] for c in chunks] == [min(chunk, n_frames - t0) for t0 in range(0, n_frames, chunk)]
+    assert scale == want_scale and scale.dynamic_range_db == 90.0
+    assert torch.equal(torch.cat(chunks, dim=1), want)
+    assert want.shape[0] == stop and (first == 0 or not want[:first].any())
+
+
+def test_spectrogram_image_scales_to_the_peak_of_the_kept_rows():
+    """A loud tone below the band's first row does not set the band's scale: the band's own peak does."""
+    g = GEOMETRIES["thesis"]
+    t = torch.arange(20_000, dtype=torch.float32) / 44_100
+    x = 0.9 * torch.sin(2 * torch.pi * 200 * t) + 0.01 * torch.sin(2 * torch.pi * 5000 * t)
+    (_, whole), (chunks, band) = (dsp.spectrogram_image(x, g), dsp.spectrogram_image(x, g, rows=(11, g.bins)))
+    mag = dsp.stft(dsp.pad_for_lattice(x, g)[0], g).abs()
+    assert whole.top_db == dsp.image_scale_for(float(mag.max())).top_db
+    assert band.top_db == dsp.image_scale_for(float(mag[11:].max())).top_db < whole.top_db - 15
+    assert torch.cat(chunks, dim=1)[11:].max() == 1.0
+
+
+def test_spectrogram_image_reports_its_two_units(music):
+    """With ``progress`` the measuring and the imaging are reported in frames, each unit starting at 0."""
+    g = GEOMETRIES["thesis"]
+    seen = []
+    with job.JobControl(on_progress=seen.append).active():
+        dsp.spectrogram_image(torch.from_numpy(music[0]), g, chunk_frames=500, progress=("measured", "imaged"))
+        dsp.spectrogram_image(torch.from_numpy(music[0]), g, chunk_frames=500)  # no progress: no reports
+    units = [p.unit for p in seen]
+    assert units[0] == "measured" and "imaged" in units and set(units) == {"measured", "imaged"}
+    assert seen[units.index("imaged")].done == 0
