@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from mosapp.codecs import container as bitstream
+from mosapp.core import varint
 
 REPO = Path(__file__).resolve().parent.parent
 #: Address space a decode may add to the warmed-up decoder's, MiB. A 0.4 s clip needs a few
@@ -122,14 +123,14 @@ def assert_clean_exit(result: dict, what) -> None:
 
 def _split(data: bytes) -> tuple[int, dict, bytes]:
     (version,) = struct.unpack_from("<H", data, 4)
-    header_len, pos = bitstream._read_uleb128(data, 6, "x")
-    payload_len, start = bitstream._read_uleb128(data, pos, "x")
+    header_len, pos = varint.decode(data, 6, max_bytes=9)
+    payload_len, start = varint.decode(data, pos, max_bytes=9)
     return version, json.loads(data[start:start + header_len]), data[start + header_len: start + header_len + payload_len]
 
 
 def _frame(version: int, header_text: bytes, payload: bytes) -> bytes:
-    body = (bitstream.MAGIC + struct.pack("<H", version) + bitstream.uleb128(len(header_text))
-            + bitstream.uleb128(len(payload)) + header_text + payload)
+    body = (bitstream.MAGIC + struct.pack("<H", version) + varint.encode(len(header_text))
+            + varint.encode(len(payload)) + header_text + payload)
     return body + struct.pack("<I", zlib.crc32(body))
 
 

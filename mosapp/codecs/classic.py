@@ -69,8 +69,7 @@ import numpy as np
 from mosapp.codecs import params as header_params
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability, Codec, Encoded, check_input
-from mosapp.codecs.container import uleb128
-from mosapp.core import job
+from mosapp.core import job, varint
 from mosapp.core.audio import resample
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.errors import AudioError, BitstreamError, ConfigError, InvalidStreamError, ModelError
@@ -147,25 +146,14 @@ def _mp3_rate_ok(kbps: int, rate: int) -> bool:
 
 # -- packet framing ------------------------------------------------------------------------
 
-
-def _read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """(value, next position); raises ValueError past the end or beyond 5 bytes."""
-    value = 0
-    for shift in range(0, 35, 7):
-        if pos >= len(data):
-            raise ValueError("varint runs past the end")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-    raise ValueError("varint longer than 5 bytes")
+#: A packet length or table size longer than this (35 bits) is damage.
+_MAX_VARINT_BYTES = 5
 
 
 def pack_packets(packets: list[bytes]) -> bytes:
     """The payload layout of the module docstring."""
-    table = zlib.compress(b"".join(uleb128(len(p)) for p in packets), 9)
-    body = uleb128(len(table)) + table + b"".join(packets)
+    table = zlib.compress(b"".join(varint.encode(len(p)) for p in packets), 9)
+    body = varint.encode(len(table)) + table + b"".join(packets)
     return zlib.crc32(body).to_bytes(4, "little") + body
 
 
@@ -181,7 +169,7 @@ def unpack_packets(payload: bytes, name: str) -> list[bytes]:
     if zlib.crc32(body) != int.from_bytes(payload[:4], "little"):
         raise BitstreamError(f"The {name} payload is damaged (its checksum does not match).")
     try:
-        size, pos = _read_varint(body, 0)
+        size, pos = varint.decode(body, 0, max_bytes=_MAX_VARINT_BYTES)
         if pos + size > len(body):
             raise ValueError("length table runs past the end")
         data_bytes = len(body) - pos - size
@@ -194,7 +182,7 @@ def unpack_packets(payload: bytes, name: str) -> list[bytes]:
         packets: list[bytes] = []
         at = 0
         while at < len(raw):
-            length, at = _read_varint(raw, at)
+            length, at = varint.decode(raw, at, max_bytes=_MAX_VARINT_BYTES)
             if length == 0 or pos + length > len(body):
                 raise ValueError("a packet length does not fit the payload")
             packets.append(bytes(body[pos: pos + length]))

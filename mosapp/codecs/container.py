@@ -29,9 +29,10 @@ import re
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mosapp.codecs.base import MODEL_ID_HEX, Encoded
+from mosapp.core import varint
 from mosapp.core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.core.errors import BitstreamError, InvalidStreamError, MosappError
@@ -75,41 +76,6 @@ def _mosapp_version() -> str:
     return __version__
 
 
-def uleb128(value: int) -> bytes:
-    """Unsigned LEB128: 7 bits per byte, low group first, high bit set on all but the last."""
-    if value < 0:
-        raise ValueError(f"lengths are non-negative, got {value}")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-class _Truncated(Exception):
-    """Raised inside the framing parser when the data ends before a field does."""
-
-    def __init__(self, need: int):
-        self.need = need
-
-
-def _read_uleb128(data: bytes, pos: int, name: str) -> tuple[int, int]:
-    value = shift = 0
-    for i in range(_MAX_VARINT_BYTES):
-        if pos + i >= len(data):
-            raise _Truncated(pos + i + 1)
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos + i + 1
-    raise BitstreamError(f"{name} is damaged: its length fields are not valid.")
-
-
 def _header_dict(encoded: Encoded, source: AudioInfo) -> dict[str, Any]:
     header = {
         "c": encoded.codec,
@@ -147,7 +113,7 @@ def pack(encoded: Encoded, source: AudioInfo) -> bytes:
         check_header(json.loads(header), payload, f"the {encoded.codec} stream", bound=True)
     except (ValueError, BitstreamError) as exc:
         raise ValueError(f"the {encoded.codec} stream cannot be written: {exc}") from None
-    body = b"".join([MAGIC, struct.pack("<H", CONTAINER_VERSION), uleb128(len(header)), uleb128(len(payload)),
+    body = b"".join([MAGIC, struct.pack("<H", CONTAINER_VERSION), varint.encode(len(header)), varint.encode(len(payload)),
                      header, payload])
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -304,15 +270,17 @@ def unpack(data: bytes, name: str = "the .sgc data") -> tuple[Encoded, AudioInfo
         raise BitstreamError(f"{name} is not an .sgc file (it does not start with the .sgc magic bytes).")
     try:
         if found < len(MAGIC) + 2:
-            raise _Truncated(len(MAGIC) + 2)
+            raise varint.VarintTruncated(len(MAGIC) + 2)
         (version,) = struct.unpack_from("<H", data, len(MAGIC))
-        header_len, pos = _read_uleb128(data, len(MAGIC) + 2, name)
-        payload_len, pos = _read_uleb128(data, pos, name)
-    except _Truncated as exc:
+        header_len, pos = varint.decode(data, len(MAGIC) + 2, max_bytes=_MAX_VARINT_BYTES)
+        payload_len, pos = varint.decode(data, pos, max_bytes=_MAX_VARINT_BYTES)
+    except varint.VarintTruncated as exc:
         raise BitstreamError(
             f"{name} is truncated: it ends after {found} bytes, inside the fixed part of the file "
             f"(at least {exc.need} bytes expected)."
         ) from None
+    except varint.VarintTooLong:
+        raise BitstreamError(f"{name} is damaged: its length fields are not valid.") from None
     header_start = pos
     payload_start = header_start + header_len
     crc_start = payload_start + payload_len
@@ -370,7 +338,11 @@ def write_sgc(path: str | os.PathLike[str], encoded: Encoded, source: AudioInfo)
         MosappError: the folder does not exist or the file cannot be written.
     """
     data = pack(encoded, source)
-    atomic_write(path, lambda fh: fh.write(data), suffix=SUFFIX)
+
+    def write(fh: BinaryIO) -> None:
+        fh.write(data)
+
+    atomic_write(path, write, suffix=SUFFIX)
     return len(data)
 
 

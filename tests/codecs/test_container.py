@@ -14,6 +14,7 @@ from mosapp.codecs import container as bitstream
 from mosapp.codecs import get_codec
 from mosapp.codecs.base import Encoded
 from mosapp.codecs.container import CONTAINER_VERSION, MAGIC, file_kbps, pack, read_sgc, unpack, write_sgc
+from mosapp.core import varint
 from mosapp.core.audio import AudioInfo
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import BitstreamError, MosappError
@@ -46,13 +47,13 @@ def reseal(body: bytes) -> bytes:
 
 def with_header(header: bytes, payload: bytes = b"xyz", version: int = CONTAINER_VERSION) -> bytes:
     """A well-framed file with an arbitrary header (valid CRC)."""
-    return reseal(MAGIC + struct.pack("<H", version) + bitstream.uleb128(len(header))
-                  + bitstream.uleb128(len(payload)) + header + payload)
+    return reseal(MAGIC + struct.pack("<H", version) + varint.encode(len(header))
+                  + varint.encode(len(payload)) + header + payload)
 
 
 def header_of(data: bytes) -> dict:
-    hlen, pos = bitstream._read_uleb128(data, 6, "x")
-    _, start = bitstream._read_uleb128(data, pos, "x")
+    hlen, pos = varint.decode(data, 6, max_bytes=9)
+    _, start = varint.decode(data, pos, max_bytes=9)
     return json.loads(data[start:start + hlen])
 
 
@@ -185,8 +186,8 @@ def test_trailing_bytes_are_damage():
 
 def test_every_single_bit_flip_is_refused():
     """Every bit of a whole file, one at a time: always a BitstreamError sentence, never a crash."""
-    _, pos = bitstream._read_uleb128(GOOD, 6, "x")
-    _, header_start = bitstream._read_uleb128(GOOD, pos, "x")
+    _, pos = varint.decode(GOOD, 6, max_bytes=9)
+    _, header_start = varint.decode(GOOD, pos, max_bytes=9)
     buf = bytearray(GOOD)
     messages = []
     for byte in range(len(GOOD)):
@@ -276,8 +277,8 @@ def forge(data: bytes, edit) -> bytes:
     """``data`` with its header JSON changed by ``edit(header)`` (in place) and a valid CRC-32;
     the binding digest ``b`` is left as it was, as a forger who only knows the framing would."""
     header = header_of(data)
-    _, pos = bitstream._read_uleb128(data, 6, "x")
-    payload_len, start = bitstream._read_uleb128(data, pos, "x")
+    _, pos = varint.decode(data, 6, max_bytes=9)
+    payload_len, start = varint.decode(data, pos, max_bytes=9)
     payload = data[len(data) - 4 - payload_len: len(data) - 4]
     edit(header)
     (version,) = struct.unpack_from("<H", data, 4)
@@ -359,8 +360,8 @@ def version_1(data: bytes) -> bytes:
     header = header_of(data)
     header.pop("b", None)
     header.pop("mi", None)
-    _, pos = bitstream._read_uleb128(data, 6, "x")
-    payload_len, _ = bitstream._read_uleb128(data, pos, "x")
+    _, pos = varint.decode(data, 6, max_bytes=9)
+    payload_len, _ = varint.decode(data, pos, max_bytes=9)
     payload = data[len(data) - 4 - payload_len: len(data) - 4]
     return with_header(json.dumps(header, separators=(",", ":")).encode(), payload=payload, version=1)
 
