@@ -13,6 +13,8 @@ import pytest
 import soundfile as sf
 from PySide6.QtWidgets import QWidget
 
+from mosapp.gui import results_view
+from mosapp.gui.app import load_optional_view
 from mosapp.gui.results_view import ResultsView
 from tests.conftest import RATE, music_like
 
@@ -247,16 +249,47 @@ def test_coming_back_to_the_view_reads_new_ratings(qtbot, study):
     assert row[0] == "L5" and row[1] == "0/9" and row[2] == "1/1" and row[-1] == "no ratings yet"
 
 
-def test_the_main_window_hook(qtbot):
-    from mosapp.gui.app import load_optional_view
+def demo_copy(root: Path) -> Path:
+    """The shipped demo study file in ``root/studies`` (its clip linked at ``root/assets``), never prepared."""
+    (root / "studies").mkdir(parents=True)
+    (root / "assets").symlink_to(REPO / "assets", target_is_directory=True)
+    path = root / "studies" / "demo.toml"
+    shutil.copyfile(REPO / "studies" / "demo.toml", path)
+    return path
 
+
+def hooked_view(qtbot) -> tuple[QWidget, ResultsView]:
+    """The Results tab as the main window loads it (and its parent, which keeps it alive), loaded."""
     parent = QWidget()
     qtbot.addWidget(parent)
     view = load_optional_view("Results", "results_view", "ResultsView", parent=parent)
     assert isinstance(view, ResultsView)
-    qtbot.waitUntil(lambda: not view.loading, timeout=LOAD_TIMEOUT_MS)
-    # The demo: its results, or one sentence saying why there are none yet.
-    assert view.report is not None or view.message_label.text()
+    # Done: its results shown, or the sentence saying why there are none (the worker's signal has arrived).
+    qtbot.waitUntil(lambda: not view.loading and (view.report is not None or view.message_label.property("error")),
+                    timeout=LOAD_TIMEOUT_MS)
+    return parent, view
+
+
+def test_the_main_window_hook_shows_the_default_study(qtbot, study, monkeypatch):
+    monkeypatch.setattr(results_view, "DEFAULT_STUDY", study)
+    _parent, view = hooked_view(qtbot)
+    assert view.report is not None, view.message_label.text()
+    assert list(view.report.summary["condition"]) == CONDITIONS
+    assert "36 rating(s) from 4 listener(s)" in view.message_label.text()
+    view.shutdown()
+
+
+def test_the_main_window_hook_says_why_an_unprepared_demo_has_no_results(qtbot, tmp_path, monkeypatch):
+    demo = demo_copy(tmp_path)
+    monkeypatch.setattr(results_view, "DEFAULT_STUDY", demo)
+    _parent, view = hooked_view(qtbot)
+    assert view.report is None
+    assert view.message_label.property("error")
+    database = demo.parent / "data" / "demo" / "study.sqlite"
+    assert view.message_label.text() == (
+        f"The study database {database} does not exist yet: prepare the study (Listen tab or `mosapp study "
+        f"prepare`) and rate some trials first.")
+    assert not database.exists()
     view.shutdown()
 
 

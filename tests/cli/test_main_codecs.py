@@ -22,25 +22,10 @@ from mosapp.cli.main import build_parser, main
 from mosapp.codecs import get_codec
 from mosapp.codecs.container import CONTAINER_VERSION, pack, unpack
 from mosapp.core.errors import ConfigError
+from tests.cli.common import REPO, assert_one_sentence, notes, run_main
 
-REPO = Path(__file__).resolve().parent.parent
 RATE = 48_000
 FAST = ["--phase", "pghi", "--device", "cpu"]
-
-
-def notes(seconds: float, rate: int, freqs: list[float], seed: int = 0) -> np.ndarray:
-    """A few harmonic notes with envelopes plus a little noise: (n,) float32 in [-0.5, 0.5]."""
-    rng = np.random.default_rng(seed)
-    n = int(round(seconds * rate))
-    t = np.arange(n) / rate
-    x = np.zeros(n)
-    for k, f0 in enumerate(freqs):
-        start = int(k * n / (len(freqs) + 1))
-        tt = t[: n - start]
-        env = np.exp(-tt / 0.4) * (1 - np.exp(-tt / 0.005))
-        x[start:] += env * sum(0.6**h * np.sin(2 * np.pi * f0 * (h + 1) * tt + rng.uniform(0, 6.28)) for h in range(5))
-    x += 0.003 * rng.standard_normal(n)
-    return (0.5 * x / np.abs(x).max()).astype(np.float32)
 
 
 def stereo_wav(path: Path, seconds: float = 1.5) -> Path:
@@ -49,25 +34,6 @@ def stereo_wav(path: Path, seconds: float = 1.5) -> Path:
     right = notes(seconds, RATE, [1200.0, 1800.0], seed=2)
     sf.write(str(path), np.stack([left, right], axis=1), RATE, subtype="PCM_24")
     return path
-
-
-def run_main(capsys, *argv) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_one_sentence(rc: int, out: str, err: str, *must_contain: str) -> str:
-    assert "Traceback" not in err and "Traceback" not in out, err
-    assert rc == 2, (rc, out, err)
-    assert out == "", out
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    line = lines[0]
-    assert line.startswith("mosapp: error: ") and line.endswith("."), line
-    for needle in must_contain:
-        assert needle in line, (needle, line)
-    return line
 
 
 @pytest.fixture(scope="module")

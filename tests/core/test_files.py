@@ -14,7 +14,7 @@ import pytest
 from mosapp.core.errors import MosappError
 from mosapp.core.files import atomic_write, temporary_name
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _write(path: Path, data: bytes = b"data") -> None:
