@@ -29,6 +29,7 @@ from mosapp.core import dsp, metrics
 from mosapp.core.audio import Audio, AudioInfo, is_silent, restore_format
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
 from mosapp.core.errors import AudioError
+from mosapp.core.job import Progress, drive, relay
 from mosapp.phase import get_backend, supports_blocks
 
 #: ViSQOL costs ~0.2 s per second of audio on 2 cores; "auto" runs it up to this length.
@@ -40,15 +41,6 @@ METRIC_CHUNK_S = 10.0
 METRIC_TILE_FRAMES = 2048
 
 ImageTransform = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress event: ``done`` of ``total`` units of ``stage`` (e.g. frames)."""
-
-    stage: str
-    done: int
-    total: int
 
 
 @dataclass
@@ -191,7 +183,7 @@ def invert_magnitude(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosapp-io") as pool:
         pending_magnitude = pool.submit(read, 0)
         pending_synthesis = None
-        for i, (b0, b1, start, stop) in enumerate(blocks):
+        for i, (b0, b1, start, _stop) in enumerate(blocks):
             magnitude = pending_magnitude.result()
             if i + 1 < len(blocks):
                 pending_magnitude = pool.submit(read, i + 1)
@@ -207,7 +199,7 @@ def invert_magnitude(
                     # window_length / hop frames further, which the next block still adds to.
                     on_final(y, max(0, b0 - geometry.window_length // geometry.hop + 1))
             pending_synthesis = pool.submit(synthesise, committed, b0)
-            yield Progress("frames", b1, n_frames)
+            yield Progress("frames", b1, n_frames, "frames")
         if pending_synthesis is not None:
             pending_synthesis.result()
     if on_final is not None:
@@ -306,12 +298,14 @@ def reconstruct_channel(
             tally.add_target(start, stop, image)
         return dsp.image_to_magnitude(image, scale)
 
-    def on_final(y: torch.Tensor, frames: int) -> None:
-        with timer.stage("metrics"):
-            tally.measure(y, frames)
+    on_final = None
+    if tally is not None:
+        def on_final(y: torch.Tensor, frames: int, tally: SpectralTally = tally) -> None:
+            with timer.stage("metrics"):
+                tally.measure(y, frames)
 
     y = yield from invert_magnitude(magnitude_frames, n_frames, xp.shape[-1], geometry, config,
-                                    device=x.device, timer=timer, on_final=on_final if tally else None)
+                                    device=x.device, timer=timer, on_final=on_final)
     return y[offset: offset + x.shape[-1]], tally
 
 
@@ -395,13 +389,12 @@ def roundtrip(
     for ch in range(channels):
         gen = reconstruct_channel(reference[ch], geometry, config, transform=transform, timer=timer,
                                   measure=compute_metrics)
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                y, tally = stop.value
-                break
-            yield Progress("frames", ch * n_frames + p.done, channels * n_frames)
+        first = ch * n_frames
+
+        def over_channels(p: Progress, first: int = first) -> Progress:
+            return Progress("frames", first + p.done, channels * n_frames, "frames")
+
+        y, tally = yield from relay(gen, over_channels)
         reconstruction[ch] = y.cpu().numpy()
         del y
         if tally is not None:
@@ -428,12 +421,6 @@ def roundtrip(
     )
 
 
-def run_to_end(gen: Generator[Progress, None, RoundTripResult], on_progress: Callable[[Progress], None] | None = None):
-    """Drive a pipeline generator to its result, passing progress to ``on_progress``."""
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if on_progress is not None:
-            on_progress(p)
+#: :func:`mosapp.core.job.drive` under the name the library has always exported:
+#: ``run_to_end(roundtrip(audio), on_progress)`` → the :class:`RoundTripResult`.
+run_to_end = drive

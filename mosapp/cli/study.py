@@ -97,6 +97,7 @@ def _default_out(definition) -> Path:
 
 
 def _prepare(args) -> int:
+    from mosapp.core.job import drive
     from mosapp.study.prepare import prepare_study
     from mosapp.study.store import open_store
 
@@ -105,21 +106,20 @@ def _prepare(args) -> int:
     with open_store(url) as store:
         gen = prepare_study(definition, store, device=args.device, force=args.force)
         bar = None
-        try:
-            while True:
-                try:
-                    p = next(gen)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
-                if show and bar is None:
-                    from tqdm import tqdm
 
-                    bar = tqdm(total=p.total, unit="stimulus", desc="preparing", file=sys.stderr,
-                               dynamic_ncols=True, leave=False)
-                if bar is not None and p.done:
-                    bar.set_postfix_str(f"{p.clip} / {p.condition}{'' if p.rendered else ' (cached)'}")
-                    bar.update(p.done - bar.n)
+        def on_progress(p) -> None:
+            nonlocal bar
+            if show and bar is None:
+                from tqdm import tqdm
+
+                bar = tqdm(total=p.total, unit="stimulus", desc="preparing", file=sys.stderr,
+                           dynamic_ncols=True, leave=False)
+            if bar is not None and p.done:
+                bar.set_postfix_str(p.detail)
+                bar.update(p.done - bar.n)
+
+        try:
+            result = drive(gen, on_progress)
         finally:
             if bar is not None:
                 bar.close()

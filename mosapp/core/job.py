@@ -17,17 +17,31 @@ job (the command line, the tests) both do nothing and cost one thread-local look
 
 Compiled kernels cannot call Python; they read :func:`cancel_flag`, a one-byte array that
 :meth:`JobControl.cancel` sets to 1, and return early (the caller then calls :func:`check`).
+
+A job itself is a generator that yields :class:`Progress` (one type for every layer: the
+pipeline's frames, the metrics' chunks, a study's stimuli, the app's stages, and the units a
+library call reports inside a step, whose ``stage`` is :data:`STEP`) and returns its result.
+:func:`drive` runs one to the end; :func:`relay` re-yields another's events, changed, from
+inside a generator (``result = yield from relay(inner, convert)``)::
+
+    result = drive(roundtrip(audio), on_progress=print)      # the command line, the tests
+    result = drive(make_job(), on_progress=emit, control=c)  # the app's worker thread
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
+
+P = TypeVar("P")
+Q = TypeVar("Q")
+R = TypeVar("R")
 
 #: A flag that is never set, for kernels run outside a job.
 _NEVER = np.zeros(1, dtype=np.uint8)
@@ -42,19 +56,39 @@ class Cancelled(BaseException):
     run going past a failed optional step (a metric, a note) let it through."""
 
 
-@dataclass(frozen=True)
-class StepProgress:
-    """``done`` of ``total`` ``unit`` (e.g. "frames", "tiles") of the call in progress."""
+#: The ``stage`` of the progress a library call reports inside a step (:func:`report`): its
+#: own units ("tiles analysed", "frames decoded"), which belong to whatever step is running.
+STEP = "step"
 
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: ``done`` of ``total`` ``unit`` of ``stage``.
+
+    Attributes:
+        stage: what is being done: ``"frames"`` and ``"metrics"`` (a round trip), ``"metrics"``
+            (scoring), ``"prepare"`` (a study's stimuli), the app's stages (``"read"``,
+            ``"encode"``, ``"decode"`` …), or :data:`STEP` (a library call's own units).
+        done, total: how far.
+        unit: what ``done`` counts ("frames", "chunks", "stimuli", "tiles analysed" …; "" when
+            a stage is counted as one thing that starts and ends).
+        detail: words for a person (a codec's name, "mel distance", "clip / condition" …).
+    """
+
+    stage: str
     done: int
     total: int
-    unit: str
+    unit: str = ""
+    detail: str = ""
 
 
 class JobControl:
-    """A job's cancel flag and progress sink, shared between the GUI and the worker thread."""
+    """A job's cancel flag and progress sink, shared between the GUI and the worker thread.
 
-    def __init__(self, on_progress: Callable[[StepProgress], None] | None = None) -> None:
+    ``on_progress`` receives the :class:`Progress` of :func:`report` (``stage`` :data:`STEP`)
+    and whatever :func:`publish` hands over."""
+
+    def __init__(self, on_progress: Callable[[Any], None] | None = None) -> None:
         self._event = threading.Event()
         self.flag = np.zeros(1, dtype=np.uint8)
         self.on_progress = on_progress
@@ -84,7 +118,7 @@ class JobControl:
             return
         self._last_report = now
         self._last_unit = unit
-        self.on_progress(StepProgress(int(done), int(total), unit))
+        self.on_progress(Progress(STEP, int(done), int(total), unit))
 
     @contextmanager
     def active(self) -> Iterator[JobControl]:
@@ -121,7 +155,7 @@ def report(done: int, total: int, unit: str) -> None:
         control.report(done, total, unit)
 
 
-def call(fn: Callable, *args, **kwargs):
+def call(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     """``fn(*args, **kwargs)`` for a library call that cannot check the flag itself.
 
     In a job it runs on a thread of its own while this one waits in slices of 50 ms, so a
@@ -131,7 +165,7 @@ def call(fn: Callable, *args, **kwargs):
     control = getattr(_local, "control", None)
     if control is None:
         return fn(*args, **kwargs)
-    box: dict[str, object] = {}
+    box: dict[str, Any] = {}
     done = threading.Event()
 
     def run() -> None:
@@ -167,5 +201,47 @@ def cancel_flag() -> np.ndarray:
     return control.flag if control is not None else _NEVER
 
 
-__all__ = ["Cancelled", "JobControl", "REPORT_INTERVAL_S", "StepProgress", "call", "cancel_flag", "check", "current",
-           "publish", "report"]
+def drive(gen: Generator[P, Any, R], on_progress: Callable[[P], None] | None = None,
+          control: JobControl | None = None) -> R:
+    """Run the generator ``gen`` to its end and return what it returns, passing each value it
+    yields to ``on_progress``.
+
+    With ``control``, the generator runs as that control's job (:meth:`JobControl.active`: the
+    library calls inside it check and report to it) and stops between two steps once
+    :meth:`JobControl.cancel` was called: :class:`Cancelled` is raised. Whenever ``gen`` does not
+    finish (cancelled, failed, or ``on_progress`` raised) it is closed, so its ``finally`` blocks
+    and context managers run at once.
+    """
+    with control.active() if control is not None else nullcontext():
+        try:
+            while True:
+                if control is not None:
+                    control.check()
+                try:
+                    value = next(gen)
+                except StopIteration as stop:
+                    return stop.value
+                if on_progress is not None:
+                    on_progress(value)
+        except BaseException:
+            gen.close()
+            raise
+
+
+def relay(gen: Generator[P, Any, R], convert: Callable[[P], Q]) -> Generator[Q, None, R]:
+    """``yield from gen`` with every yielded value passed through ``convert`` (e.g. a codec's
+    frames as the app's "decode" stage); returns what ``gen`` returns. Closing this generator
+    closes ``gen``."""
+    try:
+        while True:
+            try:
+                value = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield convert(value)
+    finally:
+        gen.close()
+
+
+__all__ = ["Cancelled", "JobControl", "Progress", "REPORT_INTERVAL_S", "STEP", "call", "cancel_flag", "check",
+           "current", "drive", "publish", "relay", "report"]

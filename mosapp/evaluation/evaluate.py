@@ -23,6 +23,7 @@ import math
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from mosapp.core import dsp, job, metrics
 from mosapp.core.audio import Audio, AudioInfo, read_audio
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.core.errors import MosappError
+from mosapp.core.job import Progress, drive, relay
+
+T = TypeVar("T")
 
 METRIC_NAMES = ("kbps", "mel_distance", "spectral_convergence_db", "si_sdr_db", "visqol", "consistency",
                 *metrics.BAND_METRIC_NAMES)
@@ -69,16 +73,6 @@ def excerpt(path: str, start_s: float, seconds: float) -> Audio:
 SCORE_TILE_FRAMES = 4096
 #: Audio per chunk of the mel distance's STFTs.
 SCORE_MEL_CHUNK_S = 10.0
-
-
-@dataclass(frozen=True)
-class ScoreProgress:
-    """``done`` of ``total`` chunks of the whole measurement; ``metric`` is the one in progress."""
-
-    metric: str
-    done: int
-    total: int
-    unit: str = "chunks"
 
 
 def _mel_chunks(n: int, sample_rate: int) -> list[tuple[int, int, int]]:
@@ -148,7 +142,7 @@ def _spectral_steps(reference: np.ndarray, decoded: np.ndarray) -> Generator[str
     tiles = list(range(0, n_frames, SCORE_TILE_FRAMES))
     dec_mag = torch.empty(geometry.bins, n_frames, dtype=torch.float32)
     ref_sq = err_sq = 0.0
-    for i, t0 in enumerate(tiles):
+    for t0 in tiles:
         yield "spectral convergence"
         t1 = min(n_frames, t0 + SCORE_TILE_FRAMES)
         r = dsp.stft(ref, geometry, t0, t1).abs()
@@ -171,10 +165,10 @@ def _spectral_steps(reference: np.ndarray, decoded: np.ndarray) -> Generator[str
     peak = float(dec_mag.max())
     minimum = peak * metrics.CONSISTENCY_RELATIVE_FLOOR
     if minimum <= 0.0:
-        minimum = np.finfo(np.float64).tiny
+        minimum = float(np.finfo(np.float64).tiny)
     sums = np.zeros(5)  # a, b, a², b², ab
     count = 0
-    for i, t0 in enumerate(tiles):
+    for t0 in tiles:
         yield "consistency"
         lo, hi = max(1, t0), min(n_frames - 1, t0 + SCORE_TILE_FRAMES)
         if hi <= lo:
@@ -196,34 +190,33 @@ def _spectral_steps(reference: np.ndarray, decoded: np.ndarray) -> Generator[str
 
 
 def score_steps(reference: np.ndarray, decoded: np.ndarray, *, visqol: bool = True
-                ) -> Generator[ScoreProgress, None, dict[str, float]]:
-    """:func:`score` as a generator: yields :class:`ScoreProgress` between chunks of work (so
-    a 10-minute track can be stopped within a fraction of a second) and returns the scores."""
+                ) -> Generator[Progress, None, dict[str, float]]:
+    """:func:`score` as a generator: yields :class:`~mosapp.core.job.Progress` (stage
+    ``"metrics"``, unit ``"chunks"`` of the whole measurement, ``detail`` the metric in
+    progress) between chunks of work, so a 10-minute track can be stopped within a fraction of
+    a second, and returns the scores."""
     n = reference.shape[-1]
     total = len(_mel_chunks(n, PIPELINE_SAMPLE_RATE)) + 2 * _spectral_tiles(n) + 2 + int(visqol)
     done = 0
 
-    def counted(gen):
+    def step(metric: str) -> Progress:
         nonlocal done
-        while True:
-            try:
-                metric = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            yield ScoreProgress(metric, min(done, total - 1), total)
-            done += 1
+        p = Progress("metrics", min(done, total - 1), total, "chunks", metric)
+        done += 1
+        return p
+
+    def counted(gen: Generator[str, None, T]) -> Generator[Progress, None, T]:
+        return relay(gen, step)
 
     out: dict[str, float] = {}
     out["mel_distance"] = yield from counted(_mel_distance_steps(reference, decoded, PIPELINE_SAMPLE_RATE))
     out["spectral_convergence_db"], out["consistency"] = yield from counted(_spectral_steps(reference, decoded))
-    yield ScoreProgress("SI-SDR", min(done, total - 1), total)
-    done += 1
+    yield step("SI-SDR")
     out["si_sdr_db"] = metrics.si_sdr_db(reference, decoded)
-    yield ScoreProgress("band metrics", min(done, total - 1), total)
-    done += 1
+    yield step("band metrics")
     band = metrics.band_metrics(reference, decoded, PIPELINE_SAMPLE_RATE)  # checks the job's flag per chunk
     if visqol:
-        yield ScoreProgress("ViSQOL", min(done, total - 1), total)
+        yield step("ViSQOL")
         # One library call of up to ~25 s (120 s of audio): waited for in slices, so a
         # cancel is not held up by it.
         out["visqol"] = job.call(metrics.visqol, reference, decoded, PIPELINE_SAMPLE_RATE)
@@ -238,12 +231,7 @@ def score(reference: np.ndarray, decoded: np.ndarray, *, visqol: bool = True) ->
 
     Spectral convergence and consistency are of the first channel on the thesis lattice;
     mel distance and SI-SDR of every channel. Computed a tile at a time (:func:`score_steps`)."""
-    gen = score_steps(reference, decoded, visqol=visqol)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drive(score_steps(reference, decoded, visqol=visqol))
 
 
 def evaluate_codec(name: str, clips: Iterable[Audio], config: PipelineConfig = PipelineConfig(), *,

@@ -55,8 +55,18 @@ from PySide6.QtWidgets import (
 )
 
 from mosapp.core.config import PipelineConfig
-from mosapp.core.job import StepProgress
-from mosapp.gui.jobs import AudioSource, InspectRequest, InspectResult, JobProgress, OriginalPreview, inspect, preview
+from mosapp.core.job import STEP, Progress
+from mosapp.gui.jobs import (
+    STAGE_WEIGHTS,
+    AudioSource,
+    InspectRequest,
+    InspectResult,
+    OriginalPreview,
+    inspect,
+    job_fraction,
+    preview,
+    stage_text,
+)
 from mosapp.gui.spectrogram_data import (
     DEFAULT_ANALYSIS,
     LOW_FREQUENCY_ANALYSIS,
@@ -184,8 +194,8 @@ class InspectView(QWidget):
         self._original_source: AudioSource | None = None  # whose original alone is on screen
         self.original_complete = False
         self._preview_worker: GeneratorWorker | None = None
-        self._stage: JobProgress | None = None
-        self._step: StepProgress | None = None
+        self._stage: Progress | None = None  # the job's stage
+        self._step: Progress | None = None  # a library call's units inside it (stage STEP)
         self._rate_key: tuple | None = None  # (stage, unit) whose rate the ETA uses
         self._rate_start: tuple[float, int] = (0.0, 0)
         self._bar = 0
@@ -690,7 +700,7 @@ class InspectView(QWidget):
             if self.result is None or self.result.request.source != p.source:
                 self.show_original(p)
             return
-        if isinstance(p, StepProgress):
+        if p.stage == STEP:
             self._step = p
         else:
             self._step = None  # a library call's units belong to the step they came from
@@ -703,15 +713,13 @@ class InspectView(QWidget):
 
     def _fraction(self) -> float:
         stage, step = self._stage, self._step
-        fraction = stage.fraction
+        done = job_fraction(stage)
         if (step is not None and step.total > 0 and stage.done < stage.total and stage.total <= 1
                 and stage.stage in ("read", "encode")):
             # A stage that is one library call (reading, encoding): that call's units. (Decoding
             # reports lattice frames itself; its tile decoding before them is shown, not counted.)
-            from mosapp.gui.jobs import STAGE_WEIGHTS
-
-            fraction += STAGE_WEIGHTS.get(stage.stage, 0.0) * min(1.0, step.done / step.total)
-        return min(1.0, fraction)
+            done += STAGE_WEIGHTS.get(stage.stage, 0.0) * min(1.0, step.done / step.total)
+        return min(1.0, done)
 
     def progress_text(self) -> str:
         """What the run is doing, in its own units, and an ETA for that step once it is known:
@@ -719,7 +727,7 @@ class InspectView(QWidget):
         stage, step = self._stage, self._step
         if stage is None:
             return ""
-        text = stage.text
+        text = stage_text(stage)
         if stage.total > 1:
             key, done, total = (stage.stage, stage.unit), stage.done, stage.total
         elif step is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +23,12 @@ import numpy as np
 
 from mosapp.codecs import container, get_codec
 from mosapp.codecs.base import Codec, Encoded
+from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.core import dsp, job, metrics
 from mosapp.core.audio import Audio, AudioInfo, read_audio
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.core.errors import AudioError, ModelError
+from mosapp.core.job import Progress, relay
 from mosapp.evaluation import evaluate
 from mosapp.gui.spectrogram_data import (
     DEFAULT_ANALYSIS,
@@ -92,29 +94,21 @@ class InspectRequest:
     analysis: Analysis | None = None
 
 
-@dataclass(frozen=True)
-class JobProgress:
-    """``done`` of ``total`` steps of ``stage``; :attr:`fraction` is the whole job's share done."""
+def job_fraction(p: Progress) -> float:
+    """The whole job's share done when stage ``p.stage`` is ``p.done`` of ``p.total`` done
+    (the stages' :data:`STAGE_WEIGHTS` in order)."""
+    before = 0.0
+    for name, weight in STAGE_WEIGHTS.items():
+        if name == p.stage:
+            return min(1.0, before + weight * (p.done / p.total if p.total else 1.0))
+        before += weight
+    return before
 
-    stage: str
-    done: int
-    total: int
-    detail: str = ""
-    unit: str = ""
 
-    @property
-    def fraction(self) -> float:
-        before = 0.0
-        for name, weight in STAGE_WEIGHTS.items():
-            if name == self.stage:
-                return min(1.0, before + weight * (self.done / self.total if self.total else 1.0))
-            before += weight
-        return before
-
-    @property
-    def text(self) -> str:
-        label = STAGE_LABELS.get(self.stage, self.stage)
-        return f"{label} — {self.detail}" if self.detail else label
+def stage_text(p: Progress) -> str:
+    """The stage's words for the window: ``Encoding — sgc-12``."""
+    label = STAGE_LABELS.get(p.stage, p.stage)
+    return f"{label} — {p.detail}" if p.detail else label
 
 
 @dataclass(frozen=True)
@@ -152,16 +146,16 @@ def _overview(samples: np.ndarray, analysis: Analysis | None, columns: int | Non
                         max_columns=min(most, columns) if columns else most)
 
 
-def preview(source: AudioSource, analysis: Analysis | None = None) -> Generator[JobProgress, None, OriginalPreview]:
+def preview(source: AudioSource, analysis: Analysis | None = None) -> Generator[Progress, None, OriginalPreview]:
     """Read ``source`` and analyse an overview of it (one frame per drawn column, with ``analysis``),
     for showing a file the moment it is opened; yields like :func:`inspect`.
 
     Raises:
         AudioError: unreadable file (one sentence).
     """
-    yield JobProgress("read", 0, 1, source.name)
+    yield Progress("read", 0, 1, detail=source.name)
     audio = read_source(source, on_block=_GrowingPreview(source, analysis))
-    yield JobProgress("read", 1, 1, source.name)
+    yield Progress("read", 1, 1, detail=source.name)
     return OriginalPreview(source, audio.samples, _overview(audio.samples, analysis))
 
 
@@ -275,29 +269,30 @@ def check_request(request: InspectRequest) -> Codec:
     return codec
 
 
-def _blockwise_decode(codec: Codec, encoded: Encoded, config: PipelineConfig) -> Generator[JobProgress, None, np.ndarray] | None:
+def _blockwise_decode(codec: Codec, encoded: Encoded, config: PipelineConfig) -> Generator[Progress, None, np.ndarray] | None:
     """A spectrogram codec's decode that reports and can stop between phase blocks
     (:meth:`SpectrogramCodec.decode_steps`); None for every other codec."""
-    from mosapp.codecs.spectrogram import SpectrogramCodec
-
     if not isinstance(codec, SpectrogramCodec):
         return None
 
-    def run() -> Generator[JobProgress, None, np.ndarray]:
-        gen = codec.decode_steps(encoded, config)
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            yield JobProgress("decode", p.done, p.total, f"phase {config.phase}: frame {p.done:,} of {p.total:,}",
-                              unit="frames")
+    def as_decode(p: Progress) -> Progress:
+        return Progress("decode", p.done, p.total, unit="frames",
+                        detail=f"phase {config.phase}: frame {p.done:,} of {p.total:,}")
 
-    return run()
+    return relay(codec.decode_steps(encoded, config), as_decode)
 
 
-def inspect(request: InspectRequest) -> Generator[JobProgress | OriginalPreview, None, InspectResult]:
-    """Run ``request``; yields :class:`JobProgress` (and one :class:`OriginalPreview` once the
+def _as_measuring(p: Progress) -> Progress:
+    return Progress("metrics", p.done, p.total, unit="chunks", detail=f"{p.detail}: chunk {p.done + 1:,} of {p.total:,}")
+
+
+def _as_drawing(chunks: tuple[int, int]) -> Progress:
+    done, total = chunks
+    return Progress("display", done, total, unit="chunks", detail=f"chunk {done:,} of {total:,}")
+
+
+def inspect(request: InspectRequest) -> Generator[Progress | OriginalPreview, None, InspectResult]:
+    """Run ``request``; yields :class:`~mosapp.core.job.Progress` of the stages (and one :class:`OriginalPreview` once the
     audio is read), returns the :class:`InspectResult`.
 
     Closing the generator between steps stops the job (the worker's cancel).
@@ -310,23 +305,23 @@ def inspect(request: InspectRequest) -> Generator[JobProgress | OriginalPreview,
     codec = check_request(request)
     device = dsp.resolve_device(config.device)
 
-    yield JobProgress("read", 0, 1, request.source.name)
+    yield Progress("read", 0, 1, detail=request.source.name)
     t = time.perf_counter()
     audio = read_source(request.source, on_block=_GrowingPreview(request.source, request.analysis))
     check_processable(audio, get_geometry(config.geometry))
     reference = audio.samples
     timings["read"] = time.perf_counter() - t
-    yield JobProgress("read", 1, 1, request.source.name)
+    yield Progress("read", 1, 1, detail=request.source.name)
     yield OriginalPreview(request.source, reference, _overview(reference, request.analysis))
 
-    yield JobProgress("encode", 0, 1, codec.name)
+    yield Progress("encode", 0, 1, detail=codec.name)
     t = time.perf_counter()
     encoded = codec.encode(reference, config)
     data = container.pack(encoded, audio.info)
     timings["encode"] = time.perf_counter() - t
-    yield JobProgress("encode", 1, 1, codec.name)
+    yield Progress("encode", 1, 1, detail=codec.name)
 
-    yield JobProgress("decode", 0, 1, codec.name)
+    yield Progress("decode", 0, 1, detail=codec.name)
     t = time.perf_counter()
     unpacked, _ = container.unpack(data, name=f"the {codec.name} stream")
     blockwise = _blockwise_decode(codec, unpacked, config)
@@ -336,24 +331,16 @@ def inspect(request: InspectRequest) -> Generator[JobProgress | OriginalPreview,
         decoded = codec.decode(unpacked, config)
     decoded = np.ascontiguousarray(decoded, dtype=np.float32)
     timings["decode"] = time.perf_counter() - t
-    yield JobProgress("decode", 1, 1, codec.name)
+    yield Progress("decode", 1, 1, detail=codec.name)
 
     seconds = audio.duration_s
     run_visqol = request.visqol if request.visqol is not None else seconds <= VISQOL_AUTO_MAX_S
     t = time.perf_counter()
-    steps = evaluate.score_steps(reference, decoded, visqol=False)
-    while True:
-        try:
-            p = next(steps)
-        except StopIteration as stop:
-            scores = stop.value
-            break
-        yield JobProgress("metrics", p.done, p.total, f"{p.metric}: chunk {p.done + 1:,} of {p.total:,}",
-                          unit="chunks")
+    scores = yield from relay(evaluate.score_steps(reference, decoded, visqol=False), _as_measuring)
     notes: dict[str, str] = {}
     scores["visqol"] = math.nan
     if run_visqol:
-        yield JobProgress("metrics", 1, 1, "ViSQOL")
+        yield Progress("metrics", 1, 1, detail="ViSQOL")
         try:
             # One long library call: waited for in slices, so a cancel does not wait for it.
             scores["visqol"] = job.call(metrics.visqol, reference, decoded, PIPELINE_SAMPLE_RATE)
@@ -362,17 +349,11 @@ def inspect(request: InspectRequest) -> Generator[JobProgress | OriginalPreview,
     else:
         notes["visqol"] = f"not run: the clip is longer than {VISQOL_AUTO_MAX_S:.0f} s (ViSQOL: on runs it)"
     timings["metrics"] = time.perf_counter() - t
-    yield JobProgress("metrics", 1, 1)
+    yield Progress("metrics", 1, 1)
 
     t = time.perf_counter()
-    analysis = analyse_pair_steps(reference, decoded, analysis=request.analysis or DEFAULT_ANALYSIS)
-    while True:
-        try:
-            done, total = next(analysis)
-        except StopIteration as stop:
-            display = stop.value
-            break
-        yield JobProgress("display", done, total, f"chunk {done:,} of {total:,}", unit="chunks")
+    display = yield from relay(analyse_pair_steps(reference, decoded, analysis=request.analysis or DEFAULT_ANALYSIS),
+                               _as_drawing)
     timings["display"] = time.perf_counter() - t
 
     return InspectResult(
@@ -389,5 +370,5 @@ def inspect(request: InspectRequest) -> Generator[JobProgress | OriginalPreview,
     )
 
 
-__all__ = ["AudioSource", "InspectRequest", "InspectResult", "JobProgress", "OriginalPreview", "STAGE_WEIGHTS",
-           "check_request", "inspect", "preview", "read_source"]
+__all__ = ["AudioSource", "InspectRequest", "InspectResult", "OriginalPreview", "STAGE_WEIGHTS", "check_request",
+           "inspect", "job_fraction", "stage_text", "preview", "read_source"]

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, StftGeometry, get_geometry
+from mosapp.core.job import drive
 
 #: Columns drawn at most; longer inputs are pooled over blocks of frames.
 MAX_COLUMNS = 4000
@@ -575,23 +576,15 @@ def analyse_excerpt_steps(
     )
 
 
-def _run(gen: Generator) -> SpectrogramPair:
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
-
-
 def analyse_pair(reference: np.ndarray, reconstruction: np.ndarray, **options) -> SpectrogramPair:
     """:func:`analyse_pair_steps` run to the end (same arguments)."""
-    return _run(analyse_pair_steps(reference, reconstruction, **options))
+    return drive(analyse_pair_steps(reference, reconstruction, **options))
 
 
 def analyse_excerpt(reference: np.ndarray, reconstruction: np.ndarray, start_s: float, end_s: float,
                     **options) -> SpectrogramPair:
     """:func:`analyse_excerpt_steps` run to the end (same arguments)."""
-    return _run(analyse_excerpt_steps(reference, reconstruction, start_s, end_s, **options))
+    return drive(analyse_excerpt_steps(reference, reconstruction, start_s, end_s, **options))
 
 
 __all__ = ["Analysis", "DEFAULT_ANALYSIS", "DISPLAY_RANGE_DB", "LOW_FREQUENCY_ANALYSIS", "MAX_COLUMNS", "MAX_ROWS",

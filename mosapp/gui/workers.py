@@ -11,7 +11,8 @@ Cancelling sets a flag that the worker checks after each yielded step, and the j
 encoding, decoding tiles, the phase backends, the metrics): the worker then closes the
 generator (its ``finally`` blocks and context managers run) and emits ``cancelled``, within a
 fraction of a second at any stage. Those loops also report their own units
-(:class:`mosapp.core.job.StepProgress`), which the worker emits as ``progress`` too.
+(:class:`mosapp.core.job.Progress` of stage :data:`mosapp.core.job.STEP`), which the worker emits
+as ``progress`` too. The driving is :func:`mosapp.core.job.drive`'s.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Generator
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from mosapp.core.errors import MosappError
-from mosapp.core.job import Cancelled, JobControl
+from mosapp.core.job import Cancelled, JobControl, drive
 
 
 def describe_error(exc: BaseException) -> str:
@@ -41,7 +42,8 @@ class GeneratorWorker(QObject):
 
     Signals:
         progress(object): each value the generator yields, and the
-            :class:`mosapp.core.job.StepProgress` that library calls report inside a step.
+            :class:`mosapp.core.job.Progress` (stage :data:`~mosapp.core.job.STEP`) that library
+            calls report inside a step.
         finished(object): the generator's return value.
         failed(str): a readable message (:func:`describe_error`); bugs also print a traceback.
         cancelled(): the generator was closed after :meth:`cancel`.
@@ -94,29 +96,20 @@ class GeneratorWorker(QObject):
             self.control.cancel()
 
     def _run(self) -> None:
-        gen = None
         try:
             with self.control.active():
                 gen = self._make_generator()
-                while True:
-                    if self._cancel.is_set():
-                        gen.close()
-                        self._emit("cancelled")
-                        return
-                    try:
-                        value = next(gen)
-                    except StopIteration as stop:
-                        self._emit("finished", stop.value)
-                        return
-                    self._emit("progress", value)
+            # Checks the control (which cancel() sets) between steps; closes the generator on any end
+            # but its own.
+            result = drive(gen, lambda value: self._emit("progress", value), self.control)
         except Cancelled:
-            if gen is not None:
-                gen.close()
             self._emit("cancelled")
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the window
             if not isinstance(exc, MosappError):
                 traceback.print_exc(file=sys.stderr)
             self._emit("failed", describe_error(exc))
+        else:
+            self._emit("finished", result)
         finally:
             self._finished.set()
             self._emit("done")

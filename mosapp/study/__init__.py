@@ -18,11 +18,11 @@ listener drives), :mod:`~mosapp.study.stats` (statistics), :mod:`~mosapp.study.e
 from mosapp.study.definition import REFERENCE, StudyDefinition, load_study, parse_study
 from mosapp.study.engine import ListeningSession, PlayCounts, Progress, StudyEngine, Trial
 from mosapp.study.errors import StudyError
-from mosapp.study.prepare import PrepareProgress, PrepareResult, prepare_study
+from mosapp.study.prepare import PrepareResult, prepare_study
 from mosapp.study.store import Store, open_store
 
 __all__ = [
-    "REFERENCE", "ListeningSession", "PlayCounts", "PrepareProgress", "PrepareResult", "Progress", "Store",
+    "REFERENCE", "ListeningSession", "PlayCounts", "PrepareResult", "Progress", "Store",
     "StudyDefinition", "StudyEngine", "StudyError", "Trial", "load_study", "open_store", "parse_study",
     "prepare_study",
 ]

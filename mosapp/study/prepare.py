@@ -28,7 +28,9 @@ database):
 A study prepared before this (files named by the bare cache key, ``<key>.json`` sidecars) is
 converted by its next ``prepare``: a salt is drawn, files are renamed, sidecars deleted,
 nothing rendered again. :func:`prepare_study` is a generator: it yields
-:class:`PrepareProgress` and returns a :class:`PrepareResult`.
+:class:`~mosapp.core.job.Progress` (stage ``"prepare"``, ``done`` of ``total`` stimuli; ``detail``
+is ``"clip / condition"`` of the one just finished, with `` (cached)`` when it was not rendered
+now) and returns a :class:`PrepareResult`.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import numpy as np
 
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.errors import MosappError
+from mosapp.core.job import Progress
 from mosapp.study.definition import METRIC_NAMES, REFERENCE, ClipSpec, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.store import (
@@ -73,25 +76,6 @@ CLIP_WARN_DBFS = -0.1
 NORMALISED_MTIME = 946684800
 #: Permissions of the stimuli folder and its files: the researcher's account only.
 DIR_MODE, FILE_MODE = 0o700, 0o600
-
-
-@dataclass(frozen=True)
-class PrepareProgress:
-    """One stimulus done (or, with ``done == 0``, the start).
-
-    Attributes:
-        done: stimuli finished so far.
-        total: stimuli in the study.
-        clip: clip name of the stimulus just finished ("" at the start).
-        condition: its condition.
-        rendered: True when it was rendered now, False when it came from the cache.
-    """
-
-    done: int
-    total: int
-    clip: str = ""
-    condition: str = ""
-    rendered: bool = False
 
 
 @dataclass
@@ -414,7 +398,7 @@ def _sync_design(session, definition: StudyDefinition) -> StudyRow:
 
 
 def prepare_study(definition: StudyDefinition, store: Store, *, device: str | None = None,
-                  force: bool = False) -> Generator[PrepareProgress, None, PrepareResult]:
+                  force: bool = False) -> Generator[Progress, None, PrepareResult]:
     """Render and record every stimulus of ``definition`` (a generator; see the module docstring).
 
     Args:
@@ -499,7 +483,7 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
                 )
 
     _restrict(folder, DIR_MODE)
-    yield PrepareProgress(0, result.total)
+    yield Progress("prepare", 0, result.total, unit="stimuli")
     done = 0
     # A random order: the order files are created in (inode numbers, change times) carries nothing.
     work = list(keys)
@@ -559,7 +543,8 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
         done += 1
         result.rendered += rendered
         result.reused += not rendered
-        yield PrepareProgress(done, result.total, clip_name, name, rendered)
+        yield Progress("prepare", done, result.total, unit="stimuli",
+                       detail=f"{clip_name} / {name}{'' if rendered else ' (cached)'}")
 
     # Sidecars of a study prepared before salted names that were not renamed above (a stale key).
     for clip_name, name in keys:
@@ -576,7 +561,7 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
 
 
 __all__ = [
-    "NORMALISED_MTIME", "PrepareProgress", "PrepareResult", "align_and_trim", "estimate_delay", "excerpt_of", "fade",
+    "NORMALISED_MTIME", "PrepareResult", "align_and_trim", "estimate_delay", "excerpt_of", "fade",
     "integrated_loudness", "new_salt", "prepare_study", "render_key", "render_stimulus", "stimulus_file_name",
     "stimulus_metrics",
 ]

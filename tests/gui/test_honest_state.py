@@ -20,10 +20,9 @@ import pytest
 import soundfile as sf
 
 from mosapp.codecs import DEFAULT_CODEC
-from mosapp.core.job import StepProgress
+from mosapp.core.job import STEP, Progress
 from mosapp.gui.app import MainWindow
 from mosapp.gui.inspect_view import _set_combo
-from mosapp.gui.jobs import JobProgress
 from tests.conftest import RATE, music_like
 from tests.gui.test_inspect_view import _move_mouse, wait_for
 
@@ -123,30 +122,30 @@ def test_progress_counts_units_and_shows_an_eta(window, monkeypatch):
     view._worker = worker
     try:
         # A stage without units of its own shows its library call's: the encoder's tiles.
-        view._on_progress(worker, JobProgress("encode", 0, 1, "sgc-12"))
-        view._on_progress(worker, StepProgress(10, 290, "tiles analysed"))
+        view._on_progress(worker, Progress("encode", 0, 1, detail="sgc-12"))
+        view._on_progress(worker, Progress(STEP, 10, 290, "tiles analysed"))
         now[0] += 1.5
-        view._on_progress(worker, StepProgress(20, 290, "tiles analysed"))
+        view._on_progress(worker, Progress(STEP, 20, 290, "tiles analysed"))
         text = view.progress_label.text()
         assert "Encoding" in text and "tiles analysed 20 of 290" in text and "about 40 s left" in text
         assert 60 <= view.progress.value() <= 66  # read 5 % + encode 20 % x 20/290
-        view._on_progress(worker, JobProgress("decode", 20_000, 400_000, "phase pghi: frame 20,000 of 400,000",
-                                              unit="frames"))
+        view._on_progress(worker, Progress("decode", 20_000, 400_000, detail="phase pghi: frame 20,000 of 400,000",
+                                           unit="frames"))
         now[0] += 2.0
-        view._on_progress(worker, JobProgress("decode", 40_000, 400_000, "phase pghi: frame 40,000 of 400,000",
-                                              unit="frames"))
+        view._on_progress(worker, Progress("decode", 40_000, 400_000, detail="phase pghi: frame 40,000 of 400,000",
+                                           unit="frames"))
         text = view.progress_label.text()
         assert "frame 40,000 of 400,000" in text and "about 36 s left" in text  # 20 000 frames per 2 s
         assert view.progress.value() == 300  # read + encode + decode 50 % x 1/10
         # Tile decoding before the phase reconstruction: shown while it runs, neither left in the
         # text afterwards nor counted as the decoding's progress (the bar once read 74 % there).
         view._bar = 0
-        view._on_progress(worker, JobProgress("decode", 0, 1, "sgc-12"))
-        view._on_progress(worker, StepProgress(411_648, 413_456, "frames decoded"))
+        view._on_progress(worker, Progress("decode", 0, 1, detail="sgc-12"))
+        view._on_progress(worker, Progress(STEP, 411_648, 413_456, "frames decoded"))
         assert "frames decoded 411,648 of 413,456" in view.progress_label.text()
         assert view.progress.value() == 250
-        view._on_progress(worker, JobProgress("decode", 110_250, 413_456, "phase pghi+fgla: frame 110,250 of 413,456",
-                                              unit="frames"))
+        view._on_progress(worker, Progress("decode", 110_250, 413_456, detail="phase pghi+fgla: frame 110,250 of 413,456",
+                                           unit="frames"))
         assert "frames decoded" not in view.progress_label.text()
         assert view.progress.value() == int(1000 * (0.25 + 0.5 * 110_250 / 413_456))
     finally:

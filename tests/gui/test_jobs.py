@@ -12,14 +12,15 @@ from mosapp.codecs import container as bitstream
 from mosapp.codecs import get_codec
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import AudioError, ConfigError, MosappError
+from mosapp.core.job import Progress
 from mosapp.evaluation import evaluate
 from mosapp.gui.jobs import (
     AudioSource,
     InspectRequest,
-    JobProgress,
     OriginalPreview,
     _blockwise_decode,
     inspect,
+    job_fraction,
     read_source,
 )
 from mosapp.pipeline import run_to_end
@@ -39,15 +40,15 @@ def test_a_run_measures_what_evaluate_measures(wav):
     values: list = []
     result = run_to_end(inspect(InspectRequest(AudioSource(str(wav)), "pghi-only", FAST, visqol=False)), values.append)
     previews = [v for v in values if isinstance(v, OriginalPreview)]
-    events: list[JobProgress] = [v for v in values if isinstance(v, JobProgress)]
+    events: list[Progress] = [v for v in values if isinstance(v, Progress)]
     # The original is handed over right after reading, before the codec runs.
-    first_encode = next(i for i, v in enumerate(values) if isinstance(v, JobProgress) and v.stage == "encode")
+    first_encode = next(i for i, v in enumerate(values) if isinstance(v, Progress) and v.stage == "encode")
     assert len(previews) == 1 and values.index(previews[0]) < first_encode
     assert previews[0].display.original_db.shape[0] == 1025  # the default analysis: Hann 2048
     stages = [e.stage for e in events]
     assert stages[0] == "read" and stages[-1] == "display"
     assert {"encode", "decode", "metrics"} <= set(stages)
-    fractions = [e.fraction for e in events]
+    fractions = [job_fraction(e) for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert result.reference.shape == result.decoded.shape == (1, 2 * RATE)
     assert result.kbps == pytest.approx(8 * result.file_bytes / 2.0 / 1000)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mosapp.core.job import drive
+
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CLIP = REPO / "assets" / "demo" / "pluck-demo.flac"
 
@@ -65,12 +67,7 @@ def prepare(path: Path, **kwargs):
 
     definition = load_study(path)
     with open_store(definition.database_url) as store:
-        gen = prepare_study(definition, store, **kwargs)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
+        return drive(prepare_study(definition, store, **kwargs))
 
 
 @pytest.fixture(scope="session")

@@ -26,12 +26,12 @@ from mosapp.phase.pghi import pghi_phase
 from tests.conftest import RATE, music_like
 
 
-def cancelled_at_first_report(fn, *args, **kwargs) -> list[job.StepProgress]:
+def cancelled_at_first_report(fn, *args, **kwargs) -> list[job.Progress]:
     """Run ``fn`` under a control that cancels at the first report; returns the reports seen."""
-    seen: list[job.StepProgress] = []
+    seen: list[job.Progress] = []
     control = job.JobControl()
 
-    def on_progress(p: job.StepProgress) -> None:
+    def on_progress(p: job.Progress) -> None:
         seen.append(p)
         control.cancel()
 
@@ -143,13 +143,8 @@ def test_metrics_come_in_small_steps_and_equal_the_whole_track_ones():
     x = music_like(12.0, seed=2)
     y = (0.7 * x + 0.01 * np.random.default_rng(3).standard_normal(x.shape)).astype(np.float32)
     steps = evaluate.score_steps(x, y, visqol=False)
-    events = []
-    while True:
-        try:
-            events.append(next(steps))
-        except StopIteration as stop:
-            scores = stop.value
-            break
+    events: list[job.Progress] = []
+    scores = job.drive(steps, events.append)
     assert len(events) >= 20 and [e.done for e in events] == list(range(len(events)))
     assert events[-1].total == len(events)
     geometry = get_geometry("thesis")
@@ -161,3 +156,66 @@ def test_metrics_come_in_small_steps_and_equal_the_whole_track_ones():
     assert scores["consistency"] == pytest.approx(
         metrics.consistency(metrics.log_spectrogram_for_consistency(mag(y))), rel=1e-7)
     assert scores["si_sdr_db"] == pytest.approx(metrics.si_sdr_db(x, y))
+
+
+def _counting(n: int, closed: list[str], name: str = "inner"):
+    try:
+        for i in range(n):
+            yield job.Progress("count", i, n, unit="things")
+        return f"{name} done"
+    finally:
+        closed.append(name)
+
+
+def test_drive_passes_every_event_and_returns_the_result():
+    closed: list[str] = []
+    seen: list[job.Progress] = []
+    assert job.drive(_counting(3, closed), seen.append) == "inner done"
+    assert [p.done for p in seen] == [0, 1, 2] and closed == ["inner"]
+    assert job.drive(_counting(2, closed)) == "inner done"
+
+
+def test_drive_with_a_control_stops_between_steps_and_closes_the_generator():
+    closed: list[str] = []
+    control = job.JobControl()
+    seen: list[job.Progress] = []
+
+    def on_progress(p: job.Progress) -> None:
+        seen.append(p)
+        if p.done == 1:
+            control.cancel()
+
+    with pytest.raises(job.Cancelled):
+        job.drive(_counting(10, closed), on_progress, control)
+    assert [p.done for p in seen] == [0, 1] and closed == ["inner"]  # closed at once, not at garbage collection
+    assert job.current() is None  # the control was the job's only while it ran
+
+
+def test_drive_makes_the_control_the_jobs_for_library_calls():
+    control = job.JobControl()
+    reports: list[job.Progress] = []
+    control.on_progress = reports.append
+
+    def gen():
+        job.report(5, 10, "tiles")  # what a library call inside a step does
+        yield job.Progress("encode", 0, 1)
+        return job.current()
+
+    assert job.drive(gen(), control=control) is control
+    assert reports == [job.Progress(job.STEP, 5, 10, "tiles")]
+
+
+def test_relay_converts_events_returns_the_result_and_closes_the_inner_generator():
+    closed: list[str] = []
+
+    def outer():
+        result = yield from job.relay(_counting(4, closed), lambda p: job.Progress("outer", p.done * 10, 40))
+        return result.upper()
+
+    seen: list[job.Progress] = []
+    assert job.drive(outer(), seen.append) == "INNER DONE"
+    assert [(p.stage, p.done) for p in seen] == [("outer", 0), ("outer", 10), ("outer", 20), ("outer", 30)]
+    gen = outer()
+    next(gen)
+    gen.close()
+    assert closed == ["inner", "inner"]
