@@ -111,7 +111,7 @@ def test_opus_12_round_trip(tmp_path, capsys):
     try:
         codec = get_codec("opus-12")
     except ConfigError:
-        pytest.skip("opus-12 is not built yet (mosapp/codecs/classic.py)")
+        pytest.skip("opus-12 is not built yet (mosapp/codecs/classic/)")
     if not codec.availability().ok:
         pytest.skip(codec.availability().reason)
     wav = stereo_wav(tmp_path / "in.wav", seconds=2.0)
@@ -281,7 +281,7 @@ def test_damaged_file_through_the_real_command_line(encoded_file, tmp_path):
 
 from mosapp.codecs.container import pack as _pack  # noqa: E402
 from mosapp.core.audio import AudioInfo  # noqa: E402
-from tests.test_bitstream import forge  # noqa: E402
+from tests.codecs.test_container import forge  # noqa: E402
 
 
 def _set(path, value):
@@ -416,7 +416,7 @@ def test_a_stream_of_other_weights_names_both_models(coded, tmp_path, capsys):
 
 
 def test_container_version_1_files_still_decode_to_the_same_audio(coded, tmp_path, capsys):
-    from tests.test_bitstream import version_1
+    from tests.codecs.test_container import version_1
 
     for name in ("pghi-only", "opus-12"):
         if name not in coded:
