@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from mosapp.codecs import codec_names  # noqa: E402
 from mosapp.core.config import PipelineConfig  # noqa: E402
 from mosapp.evaluation.evaluate import METRIC_NAMES, evaluate_codec, excerpt, mean_of, mean_scores  # noqa: E402
-from mosapp.training.train import TrainConfig, expand  # noqa: E402
+from mosapp.training.config import TrainConfig, expand  # noqa: E402
 
 HEADERS = {"kbps": "kbps", "mel_distance": "mel dist. ↓", "spectral_convergence_db": "SC dB ↓",
            "si_sdr_db": "SI-SDR dB ↑", "visqol": "ViSQOL ↑", "consistency": "consistency ↑",

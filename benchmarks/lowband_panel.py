@@ -35,7 +35,7 @@ from mosapp.core.config import PIPELINE_SAMPLE_RATE as RATE  # noqa: E402
 from mosapp.core.config import PipelineConfig  # noqa: E402
 from mosapp.evaluation.evaluate import excerpt  # noqa: E402
 from mosapp.gui.spectrogram_data import Analysis, analyse_pair  # noqa: E402 - Qt-free
-from mosapp.training.train import TrainConfig, expand  # noqa: E402
+from mosapp.training.config import TrainConfig, expand  # noqa: E402
 
 #: The two analyses of the panel: the full band, and the band below 1 kHz.
 FULL_BAND = Analysis.stft(2048, 512)

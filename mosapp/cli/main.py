@@ -487,7 +487,8 @@ def _output_subtype(out_path: str, info) -> str | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mosapp.training.train import TrainConfig, train
+    from mosapp.training.config import TrainConfig
+    from mosapp.training.loop import train
 
     cfg = TrainConfig.load(args.config)
     path = train(cfg, max_steps=args.steps)

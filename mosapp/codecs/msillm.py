@@ -73,6 +73,7 @@ from mosapp.codecs.base import Availability, file_model_id
 from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
 from mosapp.core.errors import BitstreamError, ModelError
+from mosapp.models._torchvision import ensure_importable
 
 #: Target bits per pixel (on natural images) of each published MS-ILLM model, by quality.
 QUALITIES: dict[str, str] = {
@@ -251,11 +252,11 @@ def build_model(state: Mapping[str, torch.Tensor], kwargs: dict[str, int], sourc
     Raises:
         ModelError: the checkpoint does not fit the architecture.
     """
-    from mosapp.models._torchvision import ensure_importable
-
     ensure_importable()
-    from compressai.models.utils import remap_old_keys
-    from neuralcompression.models import HiFiCAutoencoder
+    # Imported here, after ensure_importable(), and only when MS-ILLM is used: neuralcompression
+    # (and compressai under it) take seconds to import and need the torchvision fix-up first.
+    from compressai.models.utils import remap_old_keys  # noqa: PLC0415 — heavy, needs ensure_importable() first
+    from neuralcompression.models import HiFiCAutoencoder  # noqa: PLC0415 — heavy, needs ensure_importable() first
 
     model = HiFiCAutoencoder(**kwargs)
     # compressai renamed the EntropyBottleneck's _matrix0 … to matrices.0 …: accept both.
@@ -419,7 +420,7 @@ class MsillmCodec(SpectrogramCodec):
     def decompress_image(self, data: bytes, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
         device = torch.device(device)
         model = self.model(device)  # also makes neuralcompression importable
-        from neuralcompression import HyperpriorCompressedOutput
+        from neuralcompression import HyperpriorCompressedOutput  # noqa: PLC0415 — heavy; loaded with the model
 
         h, w = int(shape[0]), int(shape[1])
         if len(data) < 4:

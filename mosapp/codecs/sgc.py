@@ -21,20 +21,29 @@ named by a study without code changes. ``MOSAPP_MODELS_DIR`` adds a folder searc
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import torch
 
 from mosapp.codecs import register_family
-from mosapp.codecs.base import Availability, file_model_id
+from mosapp.codecs.base import Availability, Encoded, file_model_id
 from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.codecs.twoband import DEFAULT_LOW_SHARE, TwoBandCodec
 from mosapp.core import job
+from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import BitstreamError, ModelError
+from mosapp.models.weights import load_weights
+
+if TYPE_CHECKING:
+    from mosapp.models.sgc_net import AnalysedTile, SpectrogramHyperprior, TwoBandHyperprior
 
 #: Shipped weights and cards.
 ASSETS_MODELS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
@@ -78,6 +87,14 @@ def name_kbps(name: str) -> float | None:
         return None
 
 
+def _net() -> ModuleType:
+    """:mod:`mosapp.models.sgc_net`, imported on first use of a network: it loads compressai
+    (about 1.5 s), which listing the codecs (the registry imports this module) does not need."""
+    from mosapp.models import sgc_net  # noqa: PLC0415 — compressai loads only when an sgc network is used
+
+    return sgc_net
+
+
 _LOCK = threading.Lock()
 
 #: Latent quantisation steps rate control may use (1 = as trained).
@@ -88,7 +105,7 @@ STEP_RANGE = (0.1, 8.0)
 OVERHEAD_BYTES = 276
 
 
-def plan_step(model, analysed: list, target_kbps: float, seconds: float) -> float:
+def plan_step(model: SpectrogramHyperprior, analysed: list[AnalysedTile], target_kbps: float, seconds: float) -> float:
     """The latent quantisation step whose estimated bits meet ``target_kbps`` over ``seconds``.
 
     Bits fall monotonically as the step grows; bisection in log-step over
@@ -97,10 +114,7 @@ def plan_step(model, analysed: list, target_kbps: float, seconds: float) -> floa
     target even at the finest step gets the finest step, and content that needs more at
     the coarsest gets the coarsest: the stream is then below or above the target.
     """
-    import math
-
-    from mosapp.models.sgc_net import estimated_bits
-
+    estimated_bits = _net().estimated_bits
     budget = target_kbps * 1000.0 * seconds - 8 * (OVERHEAD_BYTES + 8 * len(analysed))
 
     tried = 0
@@ -130,21 +144,12 @@ def plan_step(model, analysed: list, target_kbps: float, seconds: float) -> floa
 
 
 @lru_cache(maxsize=8)
-def _load_model(weights: str, device: str):
-    from mosapp.models.sgc_net import SgcArchitecture, SpectrogramHyperprior
-    from mosapp.training.train import load_weights
-
+def _load_model(weights: str, device: str) -> SpectrogramHyperprior | TwoBandHyperprior:
     state = load_weights(weights)
     arch = state.get("arch")
     if not arch:
         raise ModelError(f"{weights} is a training checkpoint, not exported weights; export it with mosapp train.")
-    arch = dict(arch)
-    if arch.pop("representation", "thesis") == "two-band":
-        from mosapp.models.sgc_net import TwoBandHyperprior
-
-        model = TwoBandHyperprior(SgcArchitecture(**arch))
-    else:
-        model = SpectrogramHyperprior(SgcArchitecture(**arch))
+    model = _net().build_network(arch)
     try:
         model.load_state_dict(state["state_dict"])
     except (RuntimeError, KeyError) as exc:
@@ -154,27 +159,22 @@ def _load_model(weights: str, device: str):
     return model.eval().to(device)
 
 
-class SgcCodec(SpectrogramCodec):
-    """A trained operating point of the compact spectrogram codec."""
+class _OperatingPoint:
+    """What both generations share: the model card read by name, the weights file it names,
+    and the network loaded from it (once per weights file and device)."""
 
-    family = "sgc"
-    version = 1
-    tile_frames = 2048
+    name: str
+    card_path: Path | None
+    card: dict[str, Any]
+    _model: SpectrogramHyperprior | TwoBandHyperprior | None
 
-    def __init__(self, name: str) -> None:
+    def _read_card(self, name: str) -> dict[str, Any]:
+        """Set ``name``, ``card_path`` and ``card`` (empty when there is none); returns the card's ``training``."""
         self.name = name
         found = read_card(name)
         self.card_path, self.card = found if found else (None, {})
-        measured = (self.card.get("measured") or {}) if self.card else {}
-        #: The rate the encoder aims at: the number in the name (sgc-12 → 12 kbps).
-        self.target_kbps: float | None = name_kbps(name)
-        self.nominal_kbps = self.target_kbps or measured.get("kbps")
-        self.geometry = self.card.get("geometry", "thesis")
-        training = self.card.get("training") or {}
-        how = (f"{training.get('steps', '?')} steps finetuned from {Path(training['init']).stem}"
-               if training.get("init") else f"{training.get('steps', '?')} training steps")
-        self.description = f"compact spectrogram codec ({self.geometry} geometry, {how}; rate-controlled)"
         self._model = None
+        return self.card.get("training") or {}
 
     @property
     def weights_path(self) -> Path | None:
@@ -186,9 +186,6 @@ class SgcCodec(SpectrogramCodec):
         """:func:`~mosapp.codecs.base.file_model_id` of the weights file (None while it is missing)."""
         w = self.weights_path
         return file_model_id(w) if w is not None and w.is_file() else None
-
-    def geometries(self) -> tuple[str, ...]:
-        return (self.geometry,)
 
     def availability(self) -> Availability:
         w = self.weights_path
@@ -205,25 +202,54 @@ class SgcCodec(SpectrogramCodec):
         with _LOCK:
             self._model = _load_model(str(self.weights_path), str(device))
 
-    def compress_image(self, image: torch.Tensor) -> bytes:
-        from mosapp.models.sgc_net import compress_tile
+    def _loaded(self) -> SpectrogramHyperprior | TwoBandHyperprior:
+        if self._model is None:
+            raise ModelError(f"{self.name} codes nothing before prepare() has loaded its weights.")
+        return self._model
 
-        return compress_tile(self._model, image)
+
+class SgcCodec(_OperatingPoint, SpectrogramCodec):
+    """A trained operating point of the compact spectrogram codec."""
+
+    family = "sgc"
+    version = 1
+    tile_frames = 2048
+
+    def __init__(self, name: str) -> None:
+        training = self._read_card(name)
+        measured = (self.card.get("measured") or {}) if self.card else {}
+        #: The rate the encoder aims at: the number in the name (sgc-12 → 12 kbps).
+        self.target_kbps: float | None = name_kbps(name)
+        self.nominal_kbps = self.target_kbps or measured.get("kbps")
+        self.geometry = self.card.get("geometry", "thesis")
+        how = (f"{training.get('steps', '?')} steps finetuned from {Path(training['init']).stem}"
+               if training.get("init") else f"{training.get('steps', '?')} training steps")
+        self.description = f"compact spectrogram codec ({self.geometry} geometry, {how}; rate-controlled)"
+
+    @property
+    def network(self) -> SpectrogramHyperprior:
+        """The thesis-image network (weights of codec version 1)."""
+        return cast("SpectrogramHyperprior", self._loaded())
+
+    def geometries(self) -> tuple[str, ...]:
+        return (self.geometry,)
+
+    def compress_image(self, image: torch.Tensor) -> bytes:
+        return cast(bytes, _net().compress_tile(self.network, image))
 
     def compress_tiles(self, tiles: list[torch.Tensor], seconds: float) -> tuple[list[bytes], dict]:
         """Rate control: one latent quantisation step for the whole clip, chosen so the
         stream lands on the operating point's bitrate (:func:`plan_step`)."""
-        from mosapp.models.sgc_net import analyse_tile, code_tile
-
+        net, model = _net(), self.network
         analysed = []
         for i, tile in enumerate(tiles):
             job.report(i, len(tiles), "tiles analysed")
-            analysed.append(analyse_tile(self._model, tile))
-        step = plan_step(self._model, analysed, self.target_kbps, seconds) if self.target_kbps else 1.0
+            analysed.append(net.analyse_tile(model, tile))
+        step = plan_step(model, analysed, self.target_kbps, seconds) if self.target_kbps else 1.0
         blobs = []
         for i, a in enumerate(analysed):
             job.report(i, len(analysed), "tiles coded")
-            blobs.append(code_tile(self._model, a, step))
+            blobs.append(net.code_tile(model, a, step))
         return blobs, {"step": step}
 
     def begin_decode(self, params: dict) -> None:
@@ -235,38 +261,32 @@ class SgcCodec(SpectrogramCodec):
             raise BitstreamError(f"The {self.name} stream's quantisation step {self._step} is out of range.")
 
     def decompress_image(self, data: bytes, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
-        from mosapp.models.sgc_net import decompress_tile
-
         try:
-            return decompress_tile(self._model, data, shape[0], shape[1], device, getattr(self, "_step", 1.0))
+            return cast(torch.Tensor, _net().decompress_tile(self.network, data, shape[0], shape[1], device,
+                                                             getattr(self, "_step", 1.0)))
         except (ValueError, RuntimeError, IndexError) as exc:
             raise BitstreamError(f"The {self.name} payload is damaged ({exc}).") from None
 
-    def encode(self, samples, config):
+    def encode(self, samples: np.ndarray, config: PipelineConfig) -> Encoded:
         if config.geometry != self.geometry:
-            from dataclasses import replace
-
             config = replace(config, geometry=self.geometry)
         return super().encode(samples, config)
 
 
-def plan_steps(model, low: list, high: list, target_kbps: float, seconds: float, low_share: float,
-               overhead_bytes: int) -> tuple[float, float]:
+def plan_steps(model: TwoBandHyperprior, low: list[AnalysedTile], high: list[AnalysedTile], target_kbps: float,
+               seconds: float, low_share: float, overhead_bytes: int) -> tuple[float, float]:
     """(low step, high step) of a two-band clip, as the image codecs share their budget
     (:mod:`mosapp.codecs.image`): ``low_share`` of the bits to the low band, its step
     bisected (in log) for the finest step that fits; the rest, including what the low band
     leaves unused, to the high band, bisected the same way. Estimates are
     :func:`mosapp.models.sgc_net.estimated_bits` (within a few per cent of the coder's)."""
-    import math
-
-    from mosapp.models.sgc_net import estimated_bits
-
+    estimated_bits = _net().estimated_bits
     budget = target_kbps * 1000.0 * seconds - 8 * (overhead_bytes + 8 * (len(low) + len(high)))
 
-    def fit(net, tiles: list, bits_budget: float) -> tuple[float, float]:
+    def fit(net: SpectrogramHyperprior, tiles: list[AnalysedTile], bits_budget: float) -> tuple[float, float]:
         def bits(step: float) -> float:
             job.check()
-            return sum(estimated_bits(net, a, step) for a in tiles)
+            return float(sum(estimated_bits(net, a, step) for a in tiles))
 
         lo, hi = math.log(STEP_RANGE[0]), math.log(STEP_RANGE[1])
         if bits(STEP_RANGE[0]) <= bits_budget:
@@ -287,7 +307,7 @@ def plan_steps(model, low: list, high: list, target_kbps: float, seconds: float,
     return s_low, s_high
 
 
-class SgcTwoBandCodec(TwoBandCodec):
+class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
     """A trained operating point of the two-band compact spectrogram codec (codec version 2)."""
 
     family = "sgc"
@@ -296,33 +316,28 @@ class SgcTwoBandCodec(TwoBandCodec):
     overhead_bytes = 330
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        found = read_card(name)
-        self.card_path, self.card = found if found else (None, {})
+        training = self._read_card(name)
         rc = self.card.get("rate_control") or {}
         self.target_kbps: float | None = float(rc.get("target_kbps") or name_kbps(name) or 0) or None
         self.low_share = float(rc.get("low_share", DEFAULT_LOW_SHARE))
         self.nominal_kbps = self.target_kbps
-        training = self.card.get("training") or {}
         self.description = (f"compact spectrogram codec, two-band (low band 0-1.4 kHz at 10.8 Hz x 11.6 ms, high band "
                             f"on the thesis lattice; {training.get('steps', '?')} training steps; rate-controlled)")
-        self._model = None
         self._steps = (1.0, 1.0)
 
-    weights_path = SgcCodec.weights_path
-    availability = SgcCodec.availability
-    prepare = SgcCodec.prepare
-    model_id = SgcCodec.model_id
+    @property
+    def network(self) -> TwoBandHyperprior:
+        """The two networks, one per band image (weights of codec version 2)."""
+        return cast("TwoBandHyperprior", self._loaded())
 
-    def compress_bands(self, low, high, seconds):
-        from mosapp.models.sgc_net import BAND_ROWS, analyse_tile, code_tile
-
-        model = self._model
+    def compress_bands(self, low: list[torch.Tensor], high: list[torch.Tensor], seconds: float
+                       ) -> tuple[list[bytes], list[bytes], dict]:
+        sgc_net, model = _net(), self.network
         tiles = [(model.low, t, "low") for t in low] + [(model.high, t, "high") for t in high]
         analysed = []
         for i, (net, tile, band) in enumerate(tiles):
             job.report(i, len(tiles), "tiles analysed")
-            analysed.append(analyse_tile(net, tile, BAND_ROWS[band]))
+            analysed.append(sgc_net.analyse_tile(net, tile, sgc_net.BAND_ROWS[band]))
         a_low, a_high = analysed[:len(low)], analysed[len(low):]
         if self.target_kbps:
             s_low, s_high = plan_steps(model, a_low, a_high, self.target_kbps, seconds, self.low_share,
@@ -333,10 +348,10 @@ class SgcTwoBandCodec(TwoBandCodec):
         for i, a in enumerate(analysed):
             job.report(i, len(analysed), "tiles coded")
             low_tile = i < len(low)
-            coded.append(code_tile(model.low if low_tile else model.high, a, s_low if low_tile else s_high))
+            coded.append(sgc_net.code_tile(model.low if low_tile else model.high, a, s_low if low_tile else s_high))
         return coded[:len(low)], coded[len(low):], {"step": [s_low, s_high]}
 
-    def _stream_params(self, encoded):
+    def _stream_params(self, encoded: Encoded) -> tuple[list[int], list[list[float]], float]:
         if encoded.codec_version < 2:
             raise BitstreamError(
                 f"The stream was written by the first-generation {encoded.codec} (one thesis image, codec version "
@@ -353,12 +368,12 @@ class SgcTwoBandCodec(TwoBandCodec):
             raise BitstreamError(f"The {self.name} stream's quantisation steps {list(steps)} are out of range.")
         self._steps = steps
 
-    def decompress_band(self, data, band, shape, device):
-        from mosapp.models.sgc_net import BAND_ROWS, decompress_tile
-
+    def decompress_band(self, data: bytes, band: str, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        sgc_net = _net()
         step = self._steps[0 if band == "low" else 1]
         try:
-            return decompress_tile(self._model.band(band), data, shape[0], shape[1], device, step, rows=BAND_ROWS[band])
+            return cast(torch.Tensor, sgc_net.decompress_tile(self.network.band(band), data, shape[0], shape[1], device,
+                                                              step, rows=sgc_net.BAND_ROWS[band]))
         except (ValueError, RuntimeError, IndexError) as exc:
             raise BitstreamError(f"The {self.name} payload is damaged ({exc}).") from None
 

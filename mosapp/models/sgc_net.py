@@ -18,8 +18,11 @@ to a multiple of 64 frames, the network's total downsampling, and cropped after 
 
 from __future__ import annotations
 
+import copy
 import struct
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -169,8 +172,6 @@ def _cpu(module: torch.nn.Module) -> torch.nn.Module:
         return module
     cached = getattr(module, "_mosapp_cpu_copy", None)
     if cached is None:
-        import copy
-
         cached = copy.deepcopy(module).cpu()
         object.__setattr__(module, "_mosapp_cpu_copy", cached)
     return cached
@@ -214,3 +215,13 @@ class TwoBandHyperprior(torch.nn.Module):
         a = self.low.update(scale_table, force=force)
         b = self.high.update(scale_table, force=force)
         return a or b
+
+
+def build_network(arch: Mapping[str, Any]) -> SpectrogramHyperprior | TwoBandHyperprior:
+    """The untrained network a weights file's ``arch`` describes: ``{"n", "m"}``, and
+    ``"representation": "two-band"`` for :class:`TwoBandHyperprior` (else one
+    :class:`SpectrogramHyperprior` on the thesis image)."""
+    widths = dict(arch)
+    two_band = widths.pop("representation", "thesis") == "two-band"
+    architecture = SgcArchitecture(**widths)
+    return TwoBandHyperprior(architecture) if two_band else SpectrogramHyperprior(architecture)

@@ -57,14 +57,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mosapp.core import toml
 from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
 from mosapp.core.errors import MosappError
 from mosapp.study.errors import StudyError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 #: The condition name of the original excerpt: the hidden reference (and DCR's known reference).
 REFERENCE = "reference"
@@ -530,8 +526,8 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     where = str(source) if source is not None else "<study>"
     base = source.resolve().parent if source is not None else Path.cwd()
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = toml.loads(text)
+    except toml.TOMLDecodeError as exc:
         raise StudyError(f"{where} is not valid TOML ({exc}).") from None
     top = _Reader(where, data, "", _TOP_FIELDS)
 

@@ -1,4 +1,4 @@
-"""mosapp train: config parsing, a few real optimisation steps, resume, export, and the exported weights coding audio."""
+"""mosapp train end to end: a few real optimisation steps, resume, export, and the exported weights coding audio."""
 
 from __future__ import annotations
 
@@ -6,69 +6,18 @@ import csv
 import json
 
 import numpy as np
-import pytest
-import soundfile as sf
+import torch
 
 from mosapp.cli.main import main
-from mosapp.core.errors import ConfigError
-from mosapp.training.train import TrainConfig, load_weights
+from mosapp.codecs import codec_names, get_codec
+from mosapp.codecs.sgc import SgcTwoBandCodec
+from mosapp.core.config import PipelineConfig
+from mosapp.models.sgc_net import SpectrogramHyperprior, TwoBandHyperprior
+from mosapp.models.weights import load_weights
+from mosapp.training.config import TrainConfig
+from mosapp.training.loop import LOG_COLUMNS, LOW_LOG_COLUMNS, build_model
 from tests.conftest import music_like
-
-
-def write_config(tmp_path, steps=2, extra=""):
-    audio_dir = tmp_path / "music"
-    audio_dir.mkdir(exist_ok=True)
-    for i in range(2):
-        sf.write(audio_dir / f"t{i}.wav", music_like(3.0, seed=i)[0], 44100)
-    sf.write(audio_dir / "held.wav", music_like(3.0, seed=9)[0], 44100)
-    cfg = tmp_path / "sgc-test.toml"
-    cfg.write_text(f"""
-[model]
-name = "sgc-8"
-n = 16
-m = 24
-[data]
-train = ["{audio_dir}/*.wav"]
-heldout = ["{audio_dir}/held.wav"]
-cache = "{tmp_path}/cache"
-[train]
-steps = {steps}
-batch = 2
-patch_frames = 192
-log_every = 1
-checkpoint_every = 1
-threads = 2
-device = "cpu"
-{extra}
-[output]
-dir = "{tmp_path}/run"
-export = "{tmp_path}/models/sgc-8"
-""")
-    return cfg
-
-
-def test_config_errors_name_the_field(tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text('[model]\nname = "sgc-1"\n[train]\nsteps = "many"\n')
-    with pytest.raises(ConfigError, match=r"train\.steps must be a int"):
-        TrainConfig.load(bad)
-    bad.write_text('[model]\nname = "sgc-1"\n[train]\nstepz = 3\n')
-    with pytest.raises(ConfigError, match=r"unknown field train\.stepz"):
-        TrainConfig.load(bad)
-    bad.write_text('[model\n')
-    with pytest.raises(ConfigError, match="not valid TOML"):
-        TrainConfig.load(bad)
-    with pytest.raises(ConfigError, match="does not exist"):
-        TrainConfig.load(tmp_path / "missing.toml")
-
-
-def test_heldout_files_are_never_trained_on(tmp_path):
-    from mosapp.training.train import training_files
-
-    cfg = TrainConfig.load(write_config(tmp_path))
-    train_files, held = training_files(cfg)
-    assert len(train_files) == 2 and len(held) == 1
-    assert not set(train_files) & set(held)
+from tests.training.conftest import write_config
 
 
 def test_train_logs_checkpoints_resumes_and_exports(tmp_path, monkeypatch, capsys):
@@ -76,45 +25,38 @@ def test_train_logs_checkpoints_resumes_and_exports(tmp_path, monkeypatch, capsy
     assert main(["train", "--config", str(cfg_path)]) == 0
     run = tmp_path / "run"
     rows = list(csv.DictReader(open(run / "log.csv")))
+    assert list(rows[0]) == LOG_COLUMNS
     assert [int(r["step"]) for r in rows] == [1, 2]
     for key in ("bpp", "kbps", "psnr_db", "ms_ssim", "consistency"):
         assert np.isfinite(float(rows[-1][key])), key
     assert (run / "training.png").stat().st_size > 1000
+    # The checkpoint holds tensors and plain values only.
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 2
     # Export: weights + card next to the log copies.
     weights = tmp_path / "models" / "sgc-8.pt"
     card = json.loads((tmp_path / "models" / "sgc-8.json").read_text())
     assert card["training"]["steps"] == 2 and card["geometry"] == "thesis"
     assert card["architecture"]["n"] == 16
     assert load_weights(weights)["arch"] == {"n": 16, "m": 24}
+    assert (tmp_path / "models" / "sgc-8.log.csv").read_bytes() == (run / "log.csv").read_bytes()
+    assert (tmp_path / "models" / "sgc-8.training.png").read_bytes() == (run / "training.png").read_bytes()
     # Resume: raising the step count continues from the checkpoint, not from zero.
     cfg_path.write_text(cfg_path.read_text().replace("steps = 2", "steps = 3"))
     assert main(["train", "--config", str(cfg_path)]) == 0
-    assert "resumed" in capsys.readouterr().out
+    assert "resumed from" in capsys.readouterr().out
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert float(rows[2]["seconds"]) >= float(rows[1]["seconds"])  # training time carries over
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # no temporaries left
 
     # The exported weights are a working codec, found through MOSAPP_MODELS_DIR.
     monkeypatch.setenv("MOSAPP_MODELS_DIR", str(tmp_path / "models"))
-    from mosapp.codecs import codec_names, get_codec
-    from mosapp.core.config import PipelineConfig
-
     assert "sgc-8" in codec_names()
     codec = get_codec("sgc-8")
     x = music_like(2.0, seed=3)
     y, enc = codec.process(x, PipelineConfig(phase="pghi", device="cpu"))
     assert y.shape == x.shape and np.isfinite(y).all()
     assert enc.params["step"] > 0
-
-
-def test_load_weights_rejects_other_files(tmp_path):
-    from mosapp.core.errors import ModelError
-
-    junk = tmp_path / "junk.pt"
-    junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match="cannot be read"):
-        load_weights(junk)
-    with pytest.raises(ModelError, match="does not exist"):
-        load_weights(tmp_path / "none.pt")
 
 
 def test_two_band_training_exports_weights_and_operating_points(tmp_path, monkeypatch):
@@ -128,22 +70,20 @@ def test_two_band_training_exports_weights_and_operating_points(tmp_path, monkey
     cfg_path.write_text(text)
     assert main(["train", "--config", str(cfg_path)]) == 0
     rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert list(rows[0]) == LOG_COLUMNS + LOW_LOG_COLUMNS
     assert [int(r["step"]) for r in rows] == [1, 2]
     for key in ("kbps", "kbps_low", "psnr_low_db", "sc_low", "psnr_db"):
         assert np.isfinite(float(rows[-1][key])), key
     assert float(rows[-1]["kbps"]) > float(rows[-1]["kbps_low"]) > 0
     models = tmp_path / "models"
-    assert load_weights(models / "sgc2-test.pt")["arch"] == {"n": 16, "m": 24, "representation": "two-band"}
+    state = load_weights(models / "sgc2-test.pt")
+    assert state["arch"] == {"n": 16, "m": 24, "representation": "two-band"} and state["version"] == 2
     card = json.loads((models / "sgc-7.json").read_text())
     assert card["weights"] == "sgc2-test.pt" and card["image"]["representation"] == "two-band"
     assert card["rate_control"] == {**card["rate_control"], "target_kbps": 7.0, "low_share": 0.3}
     assert card["training"]["low_lambda"] == 0.004
 
     monkeypatch.setenv("MOSAPP_MODELS_DIR", str(models))
-    from mosapp.codecs import codec_names, get_codec
-    from mosapp.codecs.sgc import SgcTwoBandCodec
-    from mosapp.core.config import PipelineConfig
-
     assert {"sgc-7", "sgc-20"} <= set(codec_names()) and "sgc2-test" not in codec_names()
     codec = get_codec("sgc-20")
     assert isinstance(codec, SgcTwoBandCodec)
@@ -154,11 +94,9 @@ def test_two_band_training_exports_weights_and_operating_points(tmp_path, monkey
     assert s_low > 0 and s_high > 0
 
 
-def test_operating_points_are_checked(tmp_path):
-    cfg_path = write_config(tmp_path)
-    cfg_path.write_text(cfg_path.read_text().replace("[output]", '[output]\noperating_points = ["sgc-7:fast:1"]'))
-    with pytest.raises(ConfigError, match="operating_points"):
-        TrainConfig.load(cfg_path)
-    cfg_path.write_text(cfg_path.read_text().replace('name = "sgc-8"', 'name = "sgc-8"\nrepresentation = "tri-band"'))
-    with pytest.raises(ConfigError, match="representation"):
-        TrainConfig.load(cfg_path)
+def test_build_model_follows_the_representation(tmp_path):
+    cfg = TrainConfig.load(write_config(tmp_path))
+    model = build_model(cfg)
+    assert isinstance(model, SpectrogramHyperprior) and model.arch.as_dict() == {"n": 16, "m": 24}
+    cfg.representation = "two-band"
+    assert isinstance(build_model(cfg), TwoBandHyperprior)

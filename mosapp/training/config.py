@@ -1,0 +1,149 @@
+"""The ``mosapp train`` config: TOML (see ``configs/``) validated into :class:`TrainConfig`.
+
+::
+
+    [model]  name, n, m, init (weights to finetune from, optional), representation (thesis | two-band)
+    [data]   train (globs), heldout (globs, never trained on), geometry, cache, heldout_seconds
+    [train]  steps, batch, patch_frames, lr, lr_drop_at, lambda, low_lambda, mel_weight, sc_weight, seed,
+             log_every, checkpoint_every, threads, device
+    [output] dir, export, operating_points (two-band: list of "name:kbps:low_share")
+
+Relative ``init``, ``dir`` and ``export`` paths are relative to the repository when the
+config lies in ``configs/``, else to the config's folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mosapp.core import toml
+from mosapp.core.config import get_geometry
+from mosapp.core.errors import ConfigError
+
+#: ``[model] representation``: one network on the thesis image, or one per band image (:mod:`mosapp.core.bands`).
+REPRESENTATIONS = ("thesis", "two-band")
+
+#: TOML section → {TOML key: TrainConfig attribute}.
+SECTIONS: dict[str, dict[str, str]] = {
+    "model": {"name": "name", "n": "n", "m": "m", "init": "init", "representation": "representation"},
+    "data": {"train": "train", "heldout": "heldout", "geometry": "geometry", "cache": "cache",
+             "heldout_seconds": "heldout_seconds"},
+    "train": {"steps": "steps", "batch": "batch", "patch_frames": "patch_frames", "lr": "lr", "lr_drop_at": "lr_drop_at",
+              "lambda": "lam", "low_lambda": "low_lam", "mel_weight": "mel_weight", "sc_weight": "sc_weight",
+              "seed": "seed", "log_every": "log_every", "checkpoint_every": "checkpoint_every", "threads": "threads",
+              "device": "device"},
+    "output": {"dir": "out_dir", "export": "export", "operating_points": "operating_points"},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Parsed ``mosapp train`` config; see the module docstring for the fields."""
+
+    name: str
+    representation: str = "thesis"
+    n: int = 48
+    m: int = 64
+    init: str = ""
+    train: list[str] = field(default_factory=list)
+    heldout: list[str] = field(default_factory=list)
+    geometry: str = "thesis"
+    cache: str = "~/.cache/mosapp/train-images"
+    steps: int = 2000
+    batch: int = 8
+    patch_frames: int = 256
+    lr: float = 2e-4
+    lr_drop_at: float = 0.8
+    lam: float = 0.002
+    low_lam: float = 0.0
+    mel_weight: float = 300.0
+    sc_weight: float = 0.0
+    seed: int = 0
+    log_every: int = 25
+    checkpoint_every: int = 200
+    threads: int = 0
+    device: str = "auto"
+    out_dir: str = "runs/sgc"
+    export: str = ""
+    operating_points: list[str] = field(default_factory=list)
+    heldout_seconds: float = 20.0
+    source: str = ""
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> TrainConfig:
+        """Read a TOML config; unknown or ill-typed fields → ConfigError naming the field."""
+        p = Path(path)
+        try:
+            raw = toml.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"The training config {p} does not exist.") from None
+        except toml.TOMLDecodeError as exc:
+            raise ConfigError(f"The training config {p} is not valid TOML ({exc}).") from None
+        values: dict[str, Any] = {}
+        defaults = TrainConfig(name="")
+        for section, body in raw.items():
+            if section not in SECTIONS or not isinstance(body, dict):
+                raise ConfigError(f"{p}: unknown section [{section}]; known: {', '.join(SECTIONS)}.")
+            for key, value in body.items():
+                if key not in SECTIONS[section]:
+                    raise ConfigError(f"{p}: unknown field {section}.{key}; known: {', '.join(SECTIONS[section])}.")
+                attr = SECTIONS[section][key]
+                want = type(getattr(defaults, attr))
+                if want is float and isinstance(value, int):
+                    value = float(value)
+                if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                    raise ConfigError(f"{p}: {section}.{key} must be a {want.__name__}, got {value!r}.")
+                values[attr] = value
+        if not values.get("name"):
+            raise ConfigError(f"{p}: model.name is required (e.g. \"sgc-12\").")
+        cfg = TrainConfig(**values)
+        cfg.source = str(p)
+        base = p.parent.parent if p.parent.name == "configs" else p.parent
+        for attr in ("out_dir", "export", "init"):
+            v = getattr(cfg, attr)
+            if v and not os.path.isabs(v):
+                setattr(cfg, attr, str(base / v))
+        get_geometry(cfg.geometry)
+        if cfg.representation not in REPRESENTATIONS:
+            raise ConfigError(f"{p}: model.representation must be one of {', '.join(REPRESENTATIONS)}, "
+                              f"got {cfg.representation!r}.")
+        if cfg.representation == "two-band" and cfg.geometry != "thesis":
+            raise ConfigError(f"{p}: the two-band representation uses the thesis geometry (data.geometry = \"thesis\").")
+        for op in cfg.operating_points:
+            parse_operating_point(op, p)
+        return cfg
+
+
+def parse_operating_point(text: str, source: Any = "config") -> tuple[str, float, float]:
+    """``"sgc-12:12:0.4"`` → (name, target kbps, low band's share of the bits); ConfigError otherwise."""
+    parts = str(text).split(":")
+    try:
+        name, kbps, share = parts[0], float(parts[1]), float(parts[2])
+        if len(parts) != 3 or not name.startswith("sgc-") or not (0 < kbps < 1000) or not (0.05 <= share <= 0.95):
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ConfigError(f"{source}: output.operating_points entry {text!r} is not \"sgc-<name>:<kbps>:<low band's "
+                          f"share of the bits, 0.05-0.95>\" (e.g. \"sgc-12:12:0.4\").") from None
+    return name, kbps, share
+
+
+def expand(globs: list[str]) -> list[str]:
+    """Every file the globs match (``~`` expanded), each glob's matches sorted, in glob order."""
+    files: list[str] = []
+    for g in globs:
+        files.extend(sorted(glob.glob(os.path.expanduser(g))))
+    return files
+
+
+def training_files(cfg: TrainConfig) -> tuple[list[str], list[str]]:
+    """(training files, held-out files); a held-out file is never trained on."""
+    heldout = expand(cfg.heldout)
+    held = {os.path.realpath(f) for f in heldout}
+    train = [f for f in expand(cfg.train) if os.path.realpath(f) not in held]
+    if not train:
+        raise ConfigError(f"No training audio matches {cfg.train} (after removing the held-out files).")
+    return train, heldout

@@ -1,0 +1,74 @@
+"""The training config: field checks worded with the field's name, held-out files, operating points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mosapp.core.errors import ConfigError
+from mosapp.training.config import TrainConfig, expand, parse_operating_point, training_files
+from tests.training.conftest import write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_config_errors_name_the_field(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\nname = "sgc-1"\n[train]\nsteps = "many"\n')
+    with pytest.raises(ConfigError, match=r"train\.steps must be a int"):
+        TrainConfig.load(bad)
+    bad.write_text('[model]\nname = "sgc-1"\n[train]\nstepz = 3\n')
+    with pytest.raises(ConfigError, match=r"unknown field train\.stepz"):
+        TrainConfig.load(bad)
+    bad.write_text('[model\n')
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        TrainConfig.load(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        TrainConfig.load(tmp_path / "missing.toml")
+    bad.write_text('[model]\nn = 8\n')
+    with pytest.raises(ConfigError, match=r"model\.name is required"):
+        TrainConfig.load(bad)
+
+
+def test_fields_map_to_attributes_and_paths_resolve(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    path = configs / "x.toml"
+    path.write_text('[model]\nname = "sgc-9"\ninit = "assets/models/base/sgc-base.pt"\n'
+                    '[train]\nlambda = 1\nlow_lambda = 0.5\n[output]\ndir = "runs/x"\n')
+    cfg = TrainConfig.load(path)
+    assert cfg.lam == 1.0 and isinstance(cfg.lam, float) and cfg.low_lam == 0.5
+    # A config in configs/ names paths relative to the repository (the folder above).
+    assert cfg.out_dir == str(tmp_path / "runs" / "x")
+    assert cfg.init == str(tmp_path / "assets/models/base/sgc-base.pt")
+    assert cfg.source == str(path)
+
+
+def test_shipped_configs_load():
+    paths = sorted((ROOT / "configs").glob("*.toml"))
+    assert len(paths) >= 6
+    for path in paths:
+        cfg = TrainConfig.load(path)
+        assert cfg.name == path.stem and cfg.train
+        assert Path(cfg.export).with_suffix(".pt").is_file(), cfg.export  # the weights it made are shipped
+        assert not cfg.init or Path(cfg.init).is_file(), cfg.init
+
+
+def test_heldout_files_are_never_trained_on(tmp_path):
+    cfg = TrainConfig.load(write_config(tmp_path))
+    train_files, held = training_files(cfg)
+    assert len(train_files) == 2 and len(held) == 1
+    assert not set(train_files) & set(held)
+    assert expand([str(tmp_path / "music" / "t*.wav")]) == sorted(train_files)
+
+
+def test_operating_points_are_checked(tmp_path):
+    assert parse_operating_point("sgc-12:12:0.4") == ("sgc-12", 12.0, 0.4)
+    cfg_path = write_config(tmp_path)
+    cfg_path.write_text(cfg_path.read_text().replace("[output]", '[output]\noperating_points = ["sgc-7:fast:1"]'))
+    with pytest.raises(ConfigError, match="operating_points"):
+        TrainConfig.load(cfg_path)
+    cfg_path.write_text(cfg_path.read_text().replace('name = "sgc-8"', 'name = "sgc-8"\nrepresentation = "tri-band"'))
+    with pytest.raises(ConfigError, match="representation"):
+        TrainConfig.load(cfg_path)
