@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 from mosapp.core import dsp, metrics  # noqa: E402
 from mosapp.core.audio import read_audio, resample  # noqa: E402
 from mosapp.core.config import GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig  # noqa: E402
-from mosapp.pipeline import invert_magnitude, roundtrip, run_to_end  # noqa: E402
+from mosapp.phase.invert import invert_magnitude  # noqa: E402
+from mosapp.pipeline import roundtrip, run_to_end  # noqa: E402
 
 MUSIC_GLOBS = ["/usr/share/hyperrogue/music/*.ogg", "/usr/share/scummvm/drascula/audio/*.ogg",
                "/usr/share/games/asc/music/*.ogg", "/usr/share/asc/music/*.ogg"]

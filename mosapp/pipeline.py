@@ -17,9 +17,7 @@ input, apart from the waveforms themselves.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,7 +28,8 @@ from mosapp.core.audio import Audio, AudioInfo, is_silent, restore_format
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
 from mosapp.core.errors import AudioError
 from mosapp.core.job import Progress, drive, relay
-from mosapp.phase import get_backend, supports_blocks
+from mosapp.phase import get_backend
+from mosapp.phase.invert import StageTimer, frame_blocks, invert_magnitude
 
 #: ViSQOL costs ~0.2 s per second of audio on 2 cores; "auto" runs it up to this length.
 VISQOL_AUTO_MAX_S = 120.0
@@ -81,37 +80,6 @@ class RoundTripResult:
         return self.audio_seconds / max(self.processing_seconds, 1e-9)
 
 
-class _Timer:
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.totals: dict[str, float] = {}
-
-    def stage(self, name: str) -> _Stage:
-        return _Stage(self, name)
-
-
-class _Stage:
-    def __init__(self, timer: _Timer, name: str) -> None:
-        self.timer, self.name = timer, name
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.timer.device.type == "cuda":
-            torch.cuda.synchronize(self.timer.device)
-        self.timer.totals[self.name] = self.timer.totals.get(self.name, 0.0) + time.perf_counter() - self.start
-
-
-def frame_blocks(n_frames: int, block_frames: int, context_frames: int) -> Iterator[tuple[int, int, int, int]]:
-    """(core_start, core_stop, start, stop) for each block; ``[start, stop)`` adds context."""
-    b0 = 0
-    while b0 < n_frames:
-        b1 = min(b0 + block_frames, n_frames)
-        yield b0, b1, max(0, b0 - context_frames), min(n_frames, b1 + context_frames)
-        b0 = b1
-
-
 def check_processable(audio: Audio, geometry: StftGeometry) -> None:
     """Raise :class:`AudioError` for audio the round trip cannot process (one sentence)."""
     name = audio.info.path or "the input"
@@ -124,87 +92,6 @@ def check_processable(audio: Audio, geometry: StftGeometry) -> None:
         )
     if is_silent(audio.samples):
         raise AudioError(f"{name} is silent (every sample is zero), so it has no spectrogram to reconstruct.")
-
-
-def invert_magnitude(
-    magnitude_frames: Callable[[int, int], torch.Tensor],
-    n_frames: int,
-    length: int,
-    geometry: StftGeometry,
-    config: PipelineConfig,
-    *,
-    device: torch.device,
-    timer: _Timer | None = None,
-    on_final: Callable[[torch.Tensor, int], None] | None = None,
-) -> Generator[Progress, None, torch.Tensor]:
-    """Phase reconstruction and synthesis of a magnitude spectrogram, block by block.
-
-    Two blocks are in flight at once: while the phase backend works on block k (numba
-    releases the GIL), a second thread reads block k+1's magnitude and synthesises and
-    overlap-adds block k-1, so both cores of a small machine are busy.
-
-    Args:
-        magnitude_frames: ``f(start, stop)`` → magnitude (bins, stop - start) on ``device``.
-        n_frames: frames of the periodic lattice.
-        length: samples of the periodic buffer (``n_frames * hop``).
-        geometry, config: lattice, backend and block sizes.
-        device: working device.
-        timer: stage timer.
-        on_final: ``f(y, frames)`` called (on this thread) whenever the waveform ``y`` is
-            final for the analysis of every frame below ``frames``: for measuring as the
-            blocks go, without keeping the whole spectrogram.
-
-    Yields:
-        Progress in frames.
-
-    Returns:
-        the periodic waveform (length,), float32 on ``device``.
-    """
-    timer = timer or _Timer(device)
-    backend = get_backend(config.phase)
-    options = {"iterations": config.fgla_iterations}
-    if supports_blocks(config.phase):
-        block, context = config.block_frames(geometry), config.context_frames
-    else:
-        block, context = n_frames, 0
-    blocks = list(frame_blocks(n_frames, block, context))
-    y = torch.zeros(length, dtype=torch.float32, device=device)
-
-    def read(i: int) -> torch.Tensor:
-        _, _, start, stop = blocks[i]
-        with timer.stage("analysis"):
-            return magnitude_frames(start, stop)
-
-    def synthesise(committed: torch.Tensor, b0: int) -> None:
-        with timer.stage("synthesis"):
-            dsp.synthesize(committed, geometry, y, frame_start=b0)
-
-    seed: torch.Tensor | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosapp-io") as pool:
-        pending_magnitude = pool.submit(read, 0)
-        pending_synthesis = None
-        for i, (b0, b1, start, _stop) in enumerate(blocks):
-            magnitude = pending_magnitude.result()
-            if i + 1 < len(blocks):
-                pending_magnitude = pool.submit(read, i + 1)
-            with timer.stage("phase"):
-                use_seed = seed[:, seed.shape[-1] - (b0 - start):] if seed is not None and b0 > start else None
-                coeffs = backend(magnitude, geometry, seed=use_seed, frame_offset=start, **options)
-                committed = coeffs[:, b0 - start: b1 - start].to(torch.complex64)
-            seed = committed[:, -context:] if context else None
-            if pending_synthesis is not None:
-                pending_synthesis.result()
-                if on_final is not None:
-                    # Frames up to b0 are synthesised; a frame's analysis window reaches
-                    # window_length / hop frames further, which the next block still adds to.
-                    on_final(y, max(0, b0 - geometry.window_length // geometry.hop + 1))
-            pending_synthesis = pool.submit(synthesise, committed, b0)
-            yield Progress("frames", b1, n_frames, "frames")
-        if pending_synthesis is not None:
-            pending_synthesis.result()
-    if on_final is not None:
-        on_final(y, n_frames)
-    return y
 
 
 class SpectralTally:
@@ -260,7 +147,7 @@ def reconstruct_channel(
     config: PipelineConfig,
     *,
     transform: ImageTransform | None = None,
-    timer: _Timer | None = None,
+    timer: StageTimer | None = None,
     measure: bool = True,
 ) -> Generator[Progress, None, tuple[torch.Tensor, SpectralTally | None]]:
     """One channel through image → (transform) → phase → waveform, block by block.
@@ -279,7 +166,7 @@ def reconstruct_channel(
     Returns:
         (reconstruction (n,), the tally or None).
     """
-    timer = timer or _Timer(x.device)
+    timer = timer or StageTimer(x.device)
     with timer.stage("analysis"):
         xp, offset = dsp.pad_for_lattice(x, geometry)
         n_frames = geometry.frames_for(xp.shape[-1])
@@ -379,7 +266,7 @@ def roundtrip(
     if audio.sample_rate != PIPELINE_SAMPLE_RATE:
         raise ValueError(f"audio must be at {PIPELINE_SAMPLE_RATE} Hz, got {audio.sample_rate}")
     check_processable(audio, geometry)
-    timer = _Timer(device)
+    timer = StageTimer(device)
     with timer.stage("analysis"):
         reference = torch.from_numpy(np.ascontiguousarray(audio.samples, dtype=np.float32)).to(device)
     channels, n = reference.shape

@@ -6,7 +6,7 @@ from mosapp.core import metrics
 from mosapp.core.audio import read_audio
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import AudioError
-from mosapp.pipeline import frame_blocks, roundtrip, run_to_end
+from mosapp.pipeline import roundtrip, run_to_end
 from tests.conftest import music_like
 
 
@@ -14,12 +14,6 @@ def _file(tmp_path, signal: np.ndarray, rate: int, subtype="PCM_16", name="in.wa
     path = tmp_path / name
     sf.write(path, signal.T, rate, subtype=subtype)
     return str(path)
-
-
-def test_frame_blocks_cover_every_frame_once():
-    blocks = list(frame_blocks(1000, 300, 20))
-    assert [(b0, b1) for b0, b1, _, _ in blocks] == [(0, 300), (300, 600), (600, 900), (900, 1000)]
-    assert blocks[1][2:] == (280, 620) and blocks[0][2] == 0 and blocks[-1][3] == 1000
 
 
 def test_output_has_the_inputs_length_rate_and_channels(tmp_path, device):

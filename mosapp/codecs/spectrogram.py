@@ -4,7 +4,7 @@
 clip on the lattice (in tiles of frames, so memory stays bounded), maps magnitudes to a
 [0, 1] image with the clip's own scale (recorded in ``params`` so the level is restored),
 hands each tile to :meth:`SpectrogramCodec.compress_image`, and on decoding runs the
-decoded image through the configured phase backend (:func:`mosapp.pipeline.invert_magnitude`).
+decoded image through the configured phase backend (:func:`mosapp.phase.invert.invert_magnitude`).
 
 Payload layout (all integers little-endian): for each channel, for each tile, a ``u32``
 byte count followed by that many bytes of the subclass's tile payload.
@@ -19,7 +19,6 @@ import struct
 import zlib
 from abc import abstractmethod
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,9 +29,8 @@ from mosapp.codecs.base import Codec, Encoded, check_input
 from mosapp.core import dsp, job
 from mosapp.core.config import GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
 from mosapp.core.errors import AudioError, BitstreamError, InvalidStreamError, ModelError
-
-if TYPE_CHECKING:
-    from mosapp.pipeline import Progress
+from mosapp.core.job import Progress
+from mosapp.phase.invert import invert_magnitude
 
 #: Frames per tile handed to an image codec (about 3 s with the thesis geometry).
 DEFAULT_TILE_FRAMES = 2048
@@ -195,15 +193,11 @@ class SpectrogramCodec(Codec):
             yield ch, image, dsp.ImageScale(top_db=tops[ch], dynamic_range_db=drange)
 
     def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
-        from mosapp.pipeline import run_to_end
-
-        return run_to_end(self.decode_steps(encoded, config))
+        return job.drive(self.decode_steps(encoded, config))
 
     def decode_steps(self, encoded: Encoded, config: PipelineConfig) -> Generator[Progress, None, np.ndarray]:
         """:meth:`decode` as a generator: yields phase-reconstruction progress (frames of the
         current channel) and returns the samples; closing it between blocks stops the work."""
-        from mosapp.pipeline import invert_magnitude
-
         geometry = self.check_stream(encoded)[0]  # before the output is allocated
         device = dsp.resolve_device(config.device)
         out = np.empty((encoded.channels, encoded.n_samples), dtype=np.float32)

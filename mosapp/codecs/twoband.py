@@ -29,7 +29,6 @@ import zlib
 from abc import abstractmethod
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -41,9 +40,8 @@ from mosapp.codecs.spectrogram import SpectrogramCodec, _tiles
 from mosapp.core import bands, dsp, job
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, ImageMapping, PipelineConfig, get_geometry
 from mosapp.core.errors import BitstreamError, InvalidStreamError, ModelError
-
-if TYPE_CHECKING:
-    from mosapp.pipeline import Progress
+from mosapp.core.job import Progress
+from mosapp.phase.invert import invert_magnitude
 
 #: Names the representation in a stream's params (bump when bands.py's filters change).
 BANDS_TAG = "low8-1000-1350"
@@ -244,8 +242,6 @@ class TwoBandCodec(SpectrogramCodec):
             yield ch, images.high, images.high_scale
 
     def decode_steps(self, encoded: Encoded, config: PipelineConfig) -> Generator[Progress, None, np.ndarray]:
-        from mosapp.pipeline import invert_magnitude
-
         self.check_stream(encoded)  # before the output is allocated
         geometry = get_geometry(GEOMETRY)
         device = dsp.resolve_device(config.device)

@@ -1,0 +1,140 @@
+"""Phase reconstruction and synthesis of a whole magnitude spectrogram, block by block.
+
+:func:`invert_magnitude` is what every decoder of a magnitude image and the round trip
+(:mod:`mosapp.pipeline`) run after their own analysis: the configured phase backend
+(:func:`mosapp.phase.get_backend`) on blocks of frames with context either side, each
+block seeded by the last committed frames of the one before, and the overlap-add of the
+committed frames into the periodic waveform.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from mosapp.core import dsp
+from mosapp.core.config import PipelineConfig, StftGeometry
+from mosapp.core.job import Progress
+from mosapp.phase import get_backend, supports_blocks
+
+
+class StageTimer:
+    """Seconds spent per named stage (``analysis``, ``phase``, ``synthesis`` …), summed over
+    every time a stage runs; waits for the GPU before a stage ends, so its time is its own."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.totals: dict[str, float] = {}
+
+    def stage(self, name: str) -> _Stage:
+        """``with timer.stage(name):`` adds the block's time to ``totals[name]``."""
+        return _Stage(self, name)
+
+
+class _Stage:
+    def __init__(self, timer: StageTimer, name: str) -> None:
+        self.timer, self.name = timer, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timer.device.type == "cuda":
+            torch.cuda.synchronize(self.timer.device)
+        self.timer.totals[self.name] = self.timer.totals.get(self.name, 0.0) + time.perf_counter() - self.start
+
+
+def frame_blocks(n_frames: int, block_frames: int, context_frames: int) -> Iterator[tuple[int, int, int, int]]:
+    """(core_start, core_stop, start, stop) for each block; ``[start, stop)`` adds context."""
+    b0 = 0
+    while b0 < n_frames:
+        b1 = min(b0 + block_frames, n_frames)
+        yield b0, b1, max(0, b0 - context_frames), min(n_frames, b1 + context_frames)
+        b0 = b1
+
+
+def invert_magnitude(
+    magnitude_frames: Callable[[int, int], torch.Tensor],
+    n_frames: int,
+    length: int,
+    geometry: StftGeometry,
+    config: PipelineConfig,
+    *,
+    device: torch.device,
+    timer: StageTimer | None = None,
+    on_final: Callable[[torch.Tensor, int], None] | None = None,
+) -> Generator[Progress, None, torch.Tensor]:
+    """Phase reconstruction and synthesis of a magnitude spectrogram, block by block.
+
+    Two blocks are in flight at once: while the phase backend works on block k (numba
+    releases the GIL), a second thread reads block k+1's magnitude and synthesises and
+    overlap-adds block k-1, so both cores of a small machine are busy.
+
+    Args:
+        magnitude_frames: ``f(start, stop)`` → magnitude (bins, stop - start) on ``device``.
+        n_frames: frames of the periodic lattice.
+        length: samples of the periodic buffer (``n_frames * hop``).
+        geometry, config: lattice, backend and block sizes.
+        device: working device.
+        timer: stage timer.
+        on_final: ``f(y, frames)`` called (on this thread) whenever the waveform ``y`` is
+            final for the analysis of every frame below ``frames``: for measuring as the
+            blocks go, without keeping the whole spectrogram.
+
+    Yields:
+        Progress in frames.
+
+    Returns:
+        the periodic waveform (length,), float32 on ``device``.
+    """
+    timer = timer or StageTimer(device)
+    backend = get_backend(config.phase)
+    options = {"iterations": config.fgla_iterations}
+    if supports_blocks(config.phase):
+        block, context = config.block_frames(geometry), config.context_frames
+    else:
+        block, context = n_frames, 0
+    blocks = list(frame_blocks(n_frames, block, context))
+    y = torch.zeros(length, dtype=torch.float32, device=device)
+
+    def read(i: int) -> torch.Tensor:
+        _, _, start, stop = blocks[i]
+        with timer.stage("analysis"):
+            return magnitude_frames(start, stop)
+
+    def synthesise(committed: torch.Tensor, b0: int) -> None:
+        with timer.stage("synthesis"):
+            dsp.synthesize(committed, geometry, y, frame_start=b0)
+
+    seed: torch.Tensor | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosapp-io") as pool:
+        pending_magnitude = pool.submit(read, 0)
+        pending_synthesis = None
+        for i, (b0, b1, start, _stop) in enumerate(blocks):
+            magnitude = pending_magnitude.result()
+            if i + 1 < len(blocks):
+                pending_magnitude = pool.submit(read, i + 1)
+            with timer.stage("phase"):
+                use_seed = seed[:, seed.shape[-1] - (b0 - start):] if seed is not None and b0 > start else None
+                coeffs = backend(magnitude, geometry, seed=use_seed, frame_offset=start, **options)
+                committed = coeffs[:, b0 - start: b1 - start].to(torch.complex64)
+            seed = committed[:, -context:] if context else None
+            if pending_synthesis is not None:
+                pending_synthesis.result()
+                if on_final is not None:
+                    # Frames up to b0 are synthesised; a frame's analysis window reaches
+                    # window_length / hop frames further, which the next block still adds to.
+                    on_final(y, max(0, b0 - geometry.window_length // geometry.hop + 1))
+            pending_synthesis = pool.submit(synthesise, committed, b0)
+            yield Progress("frames", b1, n_frames, "frames")
+        if pending_synthesis is not None:
+            pending_synthesis.result()
+    if on_final is not None:
+        on_final(y, n_frames)
+    return y
+
+
+__all__ = ["StageTimer", "frame_blocks", "invert_magnitude"]
