@@ -1,0 +1,88 @@
+"""``.sgc`` files written before the package refactor still read and decode to the same audio.
+
+tests/fixtures/sgc/ holds, per codec, a bitstream made by the code before the refactor
+(``<codec>.sgc``), what it decoded to then (``<codec>.decoded.flac``) and ``manifest.json``
+with the commands that made them and their JSON output (see its README.md). Each file is
+decoded here as ``mosapp decode <codec>.sgc out.flac --phase pghi --device cpu --json`` does
+(the CLI's own entry point, in this process), and compared with what was recorded: the
+samples bit for bit where the manifest found decoding deterministic (within the recorded
+difference otherwise), the decode's JSON facts, and the container's header and bitrates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mosapp.cli.main import main
+from mosapp.codecs.container import file_kbps, read_sgc
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sgc"
+MANIFEST: dict[str, Any] = json.loads((FIXTURES / "manifest.json").read_text())
+CODECS = sorted(MANIFEST["codecs"])
+#: The decode's JSON keys that describe the audio (the rest are paths and timings).
+DECODE_FACTS = ("codec", "codec_version", "phase", "device", "audio_seconds", "sample_rate", "channels", "frames")
+#: Samples are compared as int32 (what soundfile gives for 16-bit audio): one 16-bit LSB is this much.
+LSB = 1 << 16
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _allowed_difference(entry: dict[str, Any]) -> int:
+    """Largest sample difference (int32 units) the manifest allows: 0 where two decodes then were identical."""
+    determinism = entry["determinism"]
+    if determinism.get("second_decode_bit_identical_samples"):
+        return 0
+    return int(determinism.get("max_abs_sample_diff_int16_units", 1)) * LSB
+
+
+def test_the_manifest_lists_every_fixture_and_nothing_failed():
+    on_disk = {p.name.removesuffix(".sgc") for p in FIXTURES.glob("*.sgc")}
+    assert set(CODECS) == on_disk and len(CODECS) >= 10
+    assert not [c for c, entry in MANIFEST["codecs"].items() if "error" in entry]
+    assert _sha256(FIXTURES / MANIFEST["source"]["file"]) == MANIFEST["source"]["sha256"]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_container_header_and_bitrates_are_as_recorded(codec):
+    entry = MANIFEST["codecs"][codec]
+    path = FIXTURES / f"{codec}.sgc"
+    assert _sha256(path) == entry["sgc_sha256"] and path.stat().st_size == entry["sgc_bytes"]
+    encoded, source = read_sgc(path)
+    made = entry["encode_json"]
+    assert (encoded.codec, encoded.codec_version, encoded.channels) == (made["codec"], made["codec_version"],
+                                                                       made["channels_coded"])
+    assert encoded.seconds == pytest.approx(made["audio_seconds"], rel=1e-12)
+    assert len(encoded.payload) == made["payload_bytes"] and path.stat().st_size == made["file_bytes"]
+    assert encoded.payload_kbps == pytest.approx(made["payload_kbps"], rel=1e-12)
+    assert file_kbps(path, encoded) == pytest.approx(made["file_kbps"], rel=1e-12)
+    decoded = entry["decode_json"]
+    assert (source.sample_rate, source.channels, source.frames) == (decoded["sample_rate"], decoded["channels"],
+                                                                    decoded["frames"])
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_decodes_to_the_recorded_audio(codec, tmp_path, capsys):
+    entry = MANIFEST["codecs"][codec]
+    out = tmp_path / entry["decoded_file"]
+    status = main(["decode", str(FIXTURES / f"{codec}.sgc"), str(out), "--phase", "pghi", "--device", "cpu", "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    report = json.loads(captured.out)
+    assert {k: report[k] for k in DECODE_FACTS} == {k: entry["decode_json"][k] for k in DECODE_FACTS}
+
+    want, want_rate = sf.read(FIXTURES / entry["decoded_file"], dtype="int32", always_2d=True)
+    got, rate = sf.read(out, dtype="int32", always_2d=True)
+    info = entry["decoded_info"]
+    assert (rate, got.shape, sf.info(out).subtype) == (want_rate, want.shape, info["subtype"])
+    assert (info["samplerate"], info["frames"], info["channels"]) == (want_rate, *want.shape)
+    difference = int(np.abs(got.astype(np.int64) - want).max())
+    assert difference <= _allowed_difference(entry), f"{codec}: {difference / LSB:g} LSB off the recorded decode"
