@@ -10,7 +10,7 @@ stream's output latency later, which is printed next to it.
 
 On a machine without an output device (or with ``--virtual on``) the measurement runs in a
 subprocess whose HOME holds the paced ALSA null device of
-``mosapp.playback.player.write_virtual_alsa_config``: the ALSA ``null`` device behind a pipe read at
+``benchmarks/virtual_alsa.py``: the ALSA ``null`` device behind a pipe read at
 44.1 kHz, which paces the callback like a sound card.
 
     .venv/bin/python benchmarks/playback_latency.py [--trials 300] [--blocksize 256] [--device N] [--stimuli 2]
@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from mosapp.playback.player import Player, output_devices, write_virtual_alsa_config  # noqa: E402
+from benchmarks.virtual_alsa import write_virtual_alsa_config  # noqa: E402
+from mosapp.playback import Player, output_devices  # noqa: E402
 
 RATE = 44_100
 TARGET_MS = 20.0
@@ -66,8 +67,10 @@ def measure(trials: int, blocksize: int, device, stimuli: int = 2) -> dict:
         _, ready, dac = player.applied
         to_block.append(ready - t0)
         to_dac.append(ready - t0 + max(dac, 0.0))
+    device = player.device
+    assert device is not None, "open() returned True"
     result = {
-        "device": player.device.name, "hostapi": player.device.hostapi,
+        "device": device.name, "hostapi": device.hostapi,
         "virtual": os.environ.get("MOSAPP_BENCH_VIRTUAL") == "1",
         "stimuli": stimuli, "blocksize": blocksize, "block_ms": 1000 * block_s, "output_latency_ms": 1000 * player.output_latency_s,
         "crossfade_ms": player.crossfade_ms, "trials": trials, "xruns": player.xruns,

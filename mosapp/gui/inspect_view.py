@@ -14,7 +14,7 @@
 
 The run itself is :func:`mosapp.gui.jobs.inspect` on a :class:`GeneratorWorker`; the view
 only starts it, follows its progress and shows what it returns. Playback uses
-:class:`mosapp.playback.player.Player` with the original and the reconstruction preloaded, so the
+:class:`mosapp.playback.Player` with the original and the reconstruction preloaded, so the
 switch between them keeps the position.
 
 The spectrograms come from an analysis chosen in the View panel, independent of the codec:
@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mosapp import playback
 from mosapp.core.config import PipelineConfig
 from mosapp.core.job import STEP, Progress
 from mosapp.gui.jobs import (
@@ -82,11 +83,6 @@ from mosapp.gui.spectrogram_data import (
 )
 from mosapp.gui.spectrogram_widgets import SpectrogramPanes
 from mosapp.gui.workers import GeneratorWorker, describe_error
-
-try:  # written alongside this view; the view works (silently) without it
-    from mosapp.playback.player import playback
-except ImportError:  # pragma: no cover - only before mosapp.playback.player exists
-    playback = None
 
 #: What the Inspect view runs first: the README's default codec, or the seed's upper bound
 #: (no weights needed) where that one cannot run.
@@ -185,7 +181,7 @@ class InspectView(QWidget):
         self.setObjectName("inspect_view")
         self.source: AudioSource | None = None
         self.result: InspectResult | None = None
-        self.player = None
+        self.player: playback.Player | None = None
         self._worker: GeneratorWorker | None = None
         self._detail_worker: GeneratorWorker | None = None
         self._workers: set[GeneratorWorker] = set()
@@ -1074,9 +1070,6 @@ class InspectView(QWidget):
     # ------------------------------------------------------------------ listening
 
     def _load_player(self, reference: np.ndarray, reconstruction: np.ndarray) -> None:
-        if playback is None:
-            self.playback_status.setText("Playback unavailable: mosapp.playback.player is not installed.")
-            return
         buffers = [np.ascontiguousarray(reference, dtype=np.float32), np.ascontiguousarray(reconstruction, dtype=np.float32)]
         names = ["original", "reconstruction"]
         try:
@@ -1089,8 +1082,9 @@ class InspectView(QWidget):
                 self.player.load(buffers, names)
             self.player.set_level(self.level_spin.value())
             self.player.select(self.stimulus_group.checkedId())
-            if self.loop_check.isChecked() and self.panes.loop_region() is not None:
-                self.player.set_loop(*self.panes.loop_region())
+            region = self.panes.loop_region() if self.loop_check.isChecked() else None
+            if region is not None:
+                self.player.set_loop(*region)
         except Exception as exc:  # noqa: BLE001 - listening is optional; inspecting goes on
             self.player = None
             self.playback_status.setText(f"Playback unavailable: {describe_error(exc)}")
@@ -1116,9 +1110,7 @@ class InspectView(QWidget):
         for w in (self.play_button, self.original_radio, self.reconstruction_radio, self.loop_check,
                   self.level_spin, self.output_combo):
             w.setEnabled(has)
-        if playback is None:
-            self.playback_status.setText("Playback unavailable: mosapp.playback.player is not installed.")
-        elif has:
+        if self.player is not None:
             reason = self.player.silent_reason
             device = self.player.device
             self.playback_status.setText(reason or (f"Output: {device.name}." if device else ""))

@@ -438,7 +438,7 @@ class ListenView(QWidget):
         return page
 
     def _fill_devices(self) -> None:
-        from mosapp.playback.player import output_devices
+        from mosapp.playback import output_devices
 
         current = self.device_combo.currentData()
         self.device_combo.clear()
@@ -642,7 +642,7 @@ class ListenView(QWidget):
         import numpy as np
 
         from mosapp.core.config import PIPELINE_SAMPLE_RATE
-        from mosapp.playback.player import Player
+        from mosapp.playback import Player
 
         if self.player is None:
             self.player = Player([np.zeros((1, PIPELINE_SAMPLE_RATE // 10), np.float32)], rate=PIPELINE_SAMPLE_RATE,
