@@ -95,6 +95,8 @@ class Ramp:
 
     def advanced(self, frames: int) -> Ramp:
         """The ramp ``frames`` frames later (held at 0 or ``length``)."""
+        if self.at_unity or self.silent:  # held: most ramps most of the time
+            return self
         k = self.step + self.direction * frames
         return Ramp(self.length, 0 if k < 0 else (self.length if k > self.length else k), self.direction, self.curve)
 
