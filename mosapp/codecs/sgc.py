@@ -24,6 +24,7 @@ import json
 import math
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -105,15 +106,32 @@ STEP_RANGE = (0.1, 8.0)
 OVERHEAD_BYTES = 276
 
 
-def plan_step(model: SpectrogramHyperprior, analysed: list[AnalysedTile], target_kbps: float, seconds: float) -> float:
-    """The latent quantisation step whose estimated bits meet ``target_kbps`` over ``seconds``.
+def finest_step(bits: Callable[[float], float], budget: float) -> float:
+    """The finest latent quantisation step in :data:`STEP_RANGE` whose ``bits(step)`` fit ``budget``.
 
-    Bits fall monotonically as the step grows; bisection in log-step over
-    :data:`STEP_RANGE` on the likelihood estimate (:func:`mosapp.models.sgc_net.estimated_bits`,
-    within a few per cent of the coder's output). Content that needs fewer bits than the
-    target even at the finest step gets the finest step, and content that needs more at
-    the coarsest gets the coarsest: the stream is then below or above the target.
+    Bits fall monotonically as the step grows: 14 bisections in log-step, the result
+    rounded to 5 decimals. Content that fits even at the finest step gets the finest, and
+    content that does not fit at the coarsest gets the coarsest (the stream is then below
+    or above the budget). ``bits`` is called 16 times at most.
     """
+    if bits(STEP_RANGE[0]) <= budget:
+        return STEP_RANGE[0]
+    if bits(STEP_RANGE[1]) >= budget:
+        return STEP_RANGE[1]
+    lo, hi = math.log(STEP_RANGE[0]), math.log(STEP_RANGE[1])
+    for _ in range(14):
+        mid = 0.5 * (lo + hi)
+        if bits(math.exp(mid)) > budget:
+            lo = mid
+        else:
+            hi = mid
+    return round(math.exp(hi), 5)
+
+
+def plan_step(model: SpectrogramHyperprior, analysed: list[AnalysedTile], target_kbps: float, seconds: float) -> float:
+    """The latent quantisation step whose estimated bits meet ``target_kbps`` over ``seconds``
+    (:func:`finest_step` on the likelihood estimate :func:`mosapp.models.sgc_net.estimated_bits`,
+    within a few per cent of the coder's output)."""
     estimated_bits = _net().estimated_bits
     budget = target_kbps * 1000.0 * seconds - 8 * (OVERHEAD_BYTES + 8 * len(analysed))
 
@@ -129,18 +147,7 @@ def plan_step(model: SpectrogramHyperprior, analysed: list[AnalysedTile], target
             total += estimated_bits(model, a, step)
         return total
 
-    lo, hi = math.log(STEP_RANGE[0]), math.log(STEP_RANGE[1])
-    if bits(math.exp(lo)) <= budget:
-        return STEP_RANGE[0]
-    if bits(math.exp(hi)) >= budget:
-        return STEP_RANGE[1]
-    for _ in range(14):
-        mid = 0.5 * (lo + hi)
-        if bits(math.exp(mid)) > budget:
-            lo = mid
-        else:
-            hi = mid
-    return round(math.exp(hi), 5)
+    return finest_step(bits, budget)
 
 
 @lru_cache(maxsize=8)
@@ -276,9 +283,9 @@ class SgcCodec(_OperatingPoint, SpectrogramCodec):
 def plan_steps(model: TwoBandHyperprior, low: list[AnalysedTile], high: list[AnalysedTile], target_kbps: float,
                seconds: float, low_share: float, overhead_bytes: int) -> tuple[float, float]:
     """(low step, high step) of a two-band clip, as the image codecs share their budget
-    (:mod:`mosapp.codecs.image`): ``low_share`` of the bits to the low band, its step
-    bisected (in log) for the finest step that fits; the rest, including what the low band
-    leaves unused, to the high band, bisected the same way. Estimates are
+    (:mod:`mosapp.codecs.image`): ``low_share`` of the bits to the low band, at the
+    :func:`finest_step` that fits; the rest, including what the low band leaves unused,
+    to the high band, the same way. Estimates are
     :func:`mosapp.models.sgc_net.estimated_bits` (within a few per cent of the coder's)."""
     estimated_bits = _net().estimated_bits
     budget = target_kbps * 1000.0 * seconds - 8 * (overhead_bytes + 8 * (len(low) + len(high)))
@@ -288,18 +295,7 @@ def plan_steps(model: TwoBandHyperprior, low: list[AnalysedTile], high: list[Ana
             job.check()
             return float(sum(estimated_bits(net, a, step) for a in tiles))
 
-        lo, hi = math.log(STEP_RANGE[0]), math.log(STEP_RANGE[1])
-        if bits(STEP_RANGE[0]) <= bits_budget:
-            return STEP_RANGE[0], bits(STEP_RANGE[0])
-        if bits(STEP_RANGE[1]) >= bits_budget:
-            return STEP_RANGE[1], bits(STEP_RANGE[1])
-        for _ in range(14):
-            mid = 0.5 * (lo + hi)
-            if bits(math.exp(mid)) > bits_budget:
-                lo = mid
-            else:
-                hi = mid
-        step = round(math.exp(hi), 5)
+        step = finest_step(bits, bits_budget)
         return step, bits(step)
 
     s_low, used = fit(model.low, low, low_share * budget)
