@@ -1,7 +1,7 @@
 """Training data: each track's spectrogram image, cached on disk, and random patches of them.
 
-An image is float16, scaled to the track's own peak (the 100 dB mapping of
-:class:`mosapp.core.config.ImageMapping`), kept in ``[data] cache`` as ``<key>.npy`` where
+An image is float16, made by the codecs' own step (:func:`mosapp.core.dsp.spectrogram_image`:
+scaled to the track's own peak with the 100 dB mapping), kept in ``[data] cache`` as ``<key>.npy`` where
 the key hashes the file's real path, size, modification time, the geometry and the band.
 """
 
@@ -43,13 +43,8 @@ def track_image(path: str, geometry_name: str, cache: str, band: str = "thesis")
         low, _, high, _ = band_images(audio.samples[0], torch.device("cpu"))
         image = (low if band == "low" else high[:256]).to(torch.float16).numpy()
     else:
-        x = torch.from_numpy(audio.samples[0])
-        xp, _ = dsp.pad_for_lattice(x, geometry)
-        n_frames = geometry.frames_for(xp.shape[-1])
-        mags = [dsp.stft(xp, geometry, s, min(s + 8192, n_frames)).abs() for s in range(0, n_frames, 8192)]
-        peak = max(float(m.max()) for m in mags)
-        scale = dsp.image_scale_for(peak)
-        image = torch.cat([dsp.magnitude_to_image(m, scale) for m in mags], dim=1)[:256].to(torch.float16).numpy()
+        chunks, _ = dsp.spectrogram_image(torch.from_numpy(audio.samples[0]), geometry)
+        image = torch.cat(chunks, dim=1)[:256].to(torch.float16).numpy()
 
     def save(fh: BinaryIO) -> None:
         np.save(fh, image)
