@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError, features
 
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability
@@ -40,7 +43,8 @@ from mosapp.core import job
 from mosapp.core.errors import BitstreamError
 
 #: Pillow format name and save options per family.
-FORMATS = {
+#: Pillow format name and save options per family.
+FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
     "avif": ("AVIF", {"speed": 6}),
     "webp": ("WEBP", {"method": 4}),
     "jpeg": ("JPEG", {"optimize": True}),
@@ -75,8 +79,6 @@ class ImageFamilyCodec(TwoBandCodec):
                             f"for {kbps:g} kbit/s; phase rebuilt")
 
     def availability(self) -> Availability:
-        from PIL import features
-
         feature = {"AVIF": "avif", "WEBP": "webp", "JPEG": "jpg"}[self.format]
         if not features.check(feature):
             return Availability(False, f"This Pillow ({features.version('PIL') or '?'}) was built without {self.format}; "
@@ -86,8 +88,6 @@ class ImageFamilyCodec(TwoBandCodec):
     # -- coding one image ----------------------------------------------------------------------
 
     def code(self, gray: np.ndarray, quality: int) -> bytes:
-        from PIL import Image
-
         image = Image.fromarray(gray, "L")
         buf = io.BytesIO()
         image.save(buf, format=self.format, quality=int(quality), **self.options)
@@ -142,8 +142,6 @@ class ImageFamilyCodec(TwoBandCodec):
         return low_blobs, high_blobs, {"quality": [q_low, q_high]}
 
     def decompress_band(self, data, band, shape, device):
-        from PIL import Image, UnidentifiedImageError
-
         try:
             image = Image.open(io.BytesIO(data))
             if image.format != self.format:
@@ -175,5 +173,10 @@ def _factory(name: str) -> ImageFamilyCodec | None:
     return ImageFamilyCodec(m.group(1), kbps)
 
 
+def _advertised(family: str) -> Callable[[], list[str]]:
+    """The names ``mosapp codecs`` lists for one image family."""
+    return lambda: [f"{family}-{r}" for r in ADVERTISED_KBPS]
+
+
 for _family in FORMATS:
-    register_family(_family, _factory, lambda f=_family: [f"{f}-{r}" for r in ADVERTISED_KBPS])
+    register_family(_family, _factory, _advertised(_family))

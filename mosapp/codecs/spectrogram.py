@@ -19,6 +19,7 @@ import struct
 import zlib
 from abc import abstractmethod
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,6 +42,54 @@ DYNAMIC_RANGE_DB_RANGE = (20.0, 160.0)
 def _tiles(n_frames: int, tile: int) -> Iterator[tuple[int, int]]:
     for t0 in range(0, n_frames, tile):
         yield t0, min(t0 + tile, n_frames)
+
+
+@dataclass(frozen=True)
+class StreamLayout:
+    """A spectrogram stream's header values and tile table, checked (``check_stream``).
+
+    Attributes:
+        geometry: the lattice of the images.
+        tile_frames: frames per tile of each image of a channel (one image, or the low and
+            high bands of :mod:`mosapp.codecs.twoband`).
+        top_db: per channel, the ``top_db`` of each of its images.
+        dynamic_range_db: the images' dynamic range.
+        spans: (offset, size) in the payload of every tile, in payload order.
+    """
+
+    geometry: StftGeometry
+    tile_frames: list[int]
+    top_db: list[list[float]]
+    dynamic_range_db: float
+    spans: list[tuple[int, int]]
+
+
+def tile_spans(encoded: Encoded, expected: int, name: str, need: str) -> list[tuple[int, int]]:
+    """(offset, size) of each of the ``expected`` tiles (a ``u32`` byte count, then the bytes)
+    the payload must consist of, read before anything is allocated.
+
+    Raises:
+        InvalidStreamError: fewer tiles, or bytes after the last; ``need`` says what the header
+            asks for (e.g. "4 tile(s) of 2048 frames").
+    """
+    view = memoryview(encoded.payload)
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for _ in range(expected):
+        if pos + 4 > len(view):
+            break
+        (size,) = struct.unpack_from("<I", view, pos)
+        if pos + 4 + size > len(view):
+            break
+        spans.append((pos + 4, size))
+        pos += 4 + size
+    if len(spans) != expected or pos != len(view):
+        raise InvalidStreamError(
+            f"the {name} payload does not fit its header: {encoded.n_samples} samples in "
+            f"{encoded.channels} channel(s) need {need}, and the payload "
+            + (f"holds {len(spans)}" if len(spans) != expected else f"has {len(view) - pos} bytes after them")
+        )
+    return spans
 
 
 class SpectrogramCodec(Codec):
@@ -127,18 +176,13 @@ class SpectrogramCodec(Codec):
         return Encoded(self.name, self.version, PIPELINE_SAMPLE_RATE, n, channels, params, b"".join(parts),
                        model=self.model_id())
 
-    def check_stream(self, encoded: Encoded) -> tuple[StftGeometry, int, list[float], float, list[tuple[int, int]]]:
-        """Validate the header against this codec's declared ranges and the payload's tile
-        table, before anything is allocated: the version, the model, the geometry, the tile
-        size, one finite ``top_db`` per channel within the image mapping's range, the
-        dynamic range, and exactly one tile per ``tile_frames`` frames of ``n_samples``.
-
-        Returns:
-            (geometry, tile frames, top_db per channel, dynamic range, (offset, size) of every tile).
+    def check_header(self, encoded: Encoded) -> None:
+        """The checks every spectrogram stream's header passes first: the codec version, the
+        codec's name, the model, and 1 or 2 channels of at least one sample at the pipeline rate.
 
         Raises:
             BitstreamError: a newer codec version.
-            InvalidStreamError: any other value out of range or not fitting the payload or model.
+            InvalidStreamError: another codec's stream, another model's, or an impossible shape.
         """
         self._check_version(encoded)
         if encoded.codec != self.name:
@@ -149,40 +193,36 @@ class SpectrogramCodec(Codec):
                 f"the {self.name} stream holds {encoded.channels} channel(s) of {encoded.n_samples} samples at "
                 f"{encoded.sample_rate} Hz; it needs 1 or 2 channels of at least one sample at {PIPELINE_SAMPLE_RATE} Hz"
             )
+
+    def check_stream(self, encoded: Encoded) -> StreamLayout:
+        """Validate the header against this codec's declared ranges and the payload's tile
+        table, before anything is allocated: :meth:`check_header`, the geometry, the tile
+        size, one finite ``top_db`` per channel within the image mapping's range, the
+        dynamic range, and exactly one tile per ``tile_frames`` frames of ``n_samples``.
+
+        Raises:
+            BitstreamError: a newer codec version.
+            InvalidStreamError: any other value out of range or not fitting the payload or model.
+        """
+        self.check_header(encoded)
         geometry = get_geometry(header_params.choice(encoded, "geometry", self.geometries()))
         tile = header_params.choice(encoded, "tile_frames", [self.tile_frames])
         tops = header_params.numbers(encoded, "top_db", encoded.channels, *dsp.TOP_DB_RANGE, unit=" dB")
         drange = header_params.number(encoded, "dynamic_range_db", *self.dynamic_range_db_range, unit=" dB")
         n_frames = geometry.frames_for(dsp.padded_length(encoded.n_samples, geometry))
-        per_channel = -(-n_frames // tile)
-        view = memoryview(encoded.payload)
-        spans: list[tuple[int, int]] = []
-        pos = 0
-        for _ in range(encoded.channels * per_channel):
-            if pos + 4 > len(view):
-                break
-            (size,) = struct.unpack_from("<I", view, pos)
-            if pos + 4 + size > len(view):
-                break
-            spans.append((pos + 4, size))
-            pos += 4 + size
-        expected = encoded.channels * per_channel
-        if len(spans) != expected or pos != len(view):
-            raise InvalidStreamError(
-                f"the {self.name} payload does not fit its header: {encoded.n_samples} samples in "
-                f"{encoded.channels} channel(s) need {expected} tile(s) of {tile} frames, and the payload "
-                + (f"holds {len(spans)}" if len(spans) != expected else f"has {len(view) - pos} bytes after them")
-            )
-        return geometry, tile, tops, drange, spans
+        expected = encoded.channels * -(-n_frames // tile)
+        spans = tile_spans(encoded, expected, self.name, f"{expected} tile(s) of {tile} frames")
+        return StreamLayout(geometry, [tile], [[top] for top in tops], drange, spans)
 
     def decode_images(self, encoded: Encoded, device: torch.device) -> Iterator[tuple[int, torch.Tensor, dsp.ImageScale]]:
         """Yield (channel, image (bins, frames) float32 on ``device``, scale) per channel."""
-        geometry, tile, tops, drange, spans = self.check_stream(encoded)
+        layout = self.check_stream(encoded)
+        geometry, (tile,) = layout.geometry, layout.tile_frames
         self.prepare(device)
         self.begin_decode(encoded.params)
         n_frames = geometry.frames_for(dsp.padded_length(encoded.n_samples, geometry))
         view = memoryview(encoded.payload)
-        blobs = iter(spans)
+        blobs = iter(layout.spans)
         for ch in range(encoded.channels):
             image = torch.empty(geometry.bins, n_frames, dtype=torch.float32, device=device)
             for t0, t1 in _tiles(n_frames, tile):
@@ -190,7 +230,7 @@ class SpectrogramCodec(Codec):
                 at, size = next(blobs)
                 with torch.inference_mode():
                     image[:, t0:t1] = self.decompress_image(bytes(view[at: at + size]), (geometry.bins, t1 - t0), device)
-            yield ch, image, dsp.ImageScale(top_db=tops[ch], dynamic_range_db=drange)
+            yield ch, image, dsp.ImageScale(top_db=layout.top_db[ch][0], dynamic_range_db=layout.dynamic_range_db)
 
     def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
         return job.drive(self.decode_steps(encoded, config))
@@ -198,7 +238,7 @@ class SpectrogramCodec(Codec):
     def decode_steps(self, encoded: Encoded, config: PipelineConfig) -> Generator[Progress, None, np.ndarray]:
         """:meth:`decode` as a generator: yields phase-reconstruction progress (frames of the
         current channel) and returns the samples; closing it between blocks stops the work."""
-        geometry = self.check_stream(encoded)[0]  # before the output is allocated
+        geometry = self.check_stream(encoded).geometry  # before the output is allocated
         device = dsp.resolve_device(config.device)
         out = np.empty((encoded.channels, encoded.n_samples), dtype=np.float32)
         length = dsp.padded_length(encoded.n_samples, geometry)

@@ -36,7 +36,7 @@ import torch
 from mosapp.codecs import params as header_params
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Encoded, check_input
-from mosapp.codecs.spectrogram import SpectrogramCodec, _tiles
+from mosapp.codecs.spectrogram import SpectrogramCodec, StreamLayout, _tiles, tile_spans
 from mosapp.core import bands, dsp, job
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, ImageMapping, PipelineConfig, get_geometry
 from mosapp.core.errors import BitstreamError, InvalidStreamError, ModelError
@@ -157,16 +157,8 @@ class TwoBandCodec(SpectrogramCodec):
         """The stream's tile sizes, ``top_db`` pairs and dynamic range, each checked against
         this codec's declared values and ranges (version, name, model, geometry, band layout,
         tile sizes, finite scales within the image mapping's range)."""
-        self._check_version(encoded)
+        self.check_header(encoded)
         name = self.name
-        if encoded.codec != name:
-            raise InvalidStreamError(f"a {encoded.codec} stream cannot be decoded as {name}")
-        self.check_model(encoded)
-        if encoded.sample_rate != PIPELINE_SAMPLE_RATE or not 1 <= encoded.channels <= 2 or encoded.n_samples < 1:
-            raise InvalidStreamError(
-                f"the {name} stream holds {encoded.channels} channel(s) of {encoded.n_samples} samples at "
-                f"{encoded.sample_rate} Hz; it needs 1 or 2 channels of at least one sample at {PIPELINE_SAMPLE_RATE} Hz"
-            )
         p = encoded.params
         if p.get("bands") != BANDS_TAG:
             raise BitstreamError(f"The {name} stream uses the band layout {p.get('bands')!r}; this mosapp reads "
@@ -182,44 +174,25 @@ class TwoBandCodec(SpectrogramCodec):
         drange = header_params.number(encoded, "dynamic_range_db", *self.dynamic_range_db_range, unit=" dB")
         return list(tiles), tops, drange
 
-    def check_stream(self, encoded: Encoded) -> tuple[list[int], list[list[float]], float, list[tuple[int, int]]]:
+    def check_stream(self, encoded: Encoded) -> StreamLayout:
         """:meth:`_stream_params` plus the payload's tile table, before anything is allocated:
-        exactly the tiles ``n_samples`` needs (per channel, low then high), nothing after them.
-
-        Returns:
-            (tile sizes, top_db pairs, dynamic range, (offset, size) of every tile in order).
-        """
+        exactly the tiles ``n_samples`` needs (per channel, low then high), nothing after them."""
         tiles, tops, drange = self._stream_params(encoded)
         low_frames, high_frames = self.lattice_frames(encoded.n_samples)
         expected = encoded.channels * (-(-low_frames // tiles[0]) + -(-high_frames // tiles[1]))
-        view = memoryview(encoded.payload)
-        spans: list[tuple[int, int]] = []
-        pos = 0
-        for _ in range(expected):
-            if pos + 4 > len(view):
-                break
-            (size,) = struct.unpack_from("<I", view, pos)
-            if pos + 4 + size > len(view):
-                break
-            spans.append((pos + 4, size))
-            pos += 4 + size
-        if len(spans) != expected or pos != len(view):
-            raise InvalidStreamError(
-                f"the {self.name} payload does not fit its header: {encoded.n_samples} samples in "
-                f"{encoded.channels} channel(s) need {expected} tile(s), and the payload "
-                + (f"holds {len(spans)}" if len(spans) != expected else f"has {len(view) - pos} bytes after them")
-            )
-        return tiles, tops, drange, spans
+        spans = tile_spans(encoded, expected, self.name, f"{expected} tile(s)")
+        return StreamLayout(get_geometry(GEOMETRY), tiles, tops, drange, spans)
 
     def decode_band_images(self, encoded: Encoded, device: torch.device) -> Iterator[tuple[int, BandImages]]:
         """Yield (channel, its decoded :class:`BandImages`) per channel."""
-        tiles, tops, drange, spans = self.check_stream(encoded)
+        layout = self.check_stream(encoded)
+        tiles, tops, drange = layout.tile_frames, layout.top_db, layout.dynamic_range_db
         self.prepare(device)
         self.begin_decode(encoded.params)
         low_frames, high_frames = self.lattice_frames(encoded.n_samples)
         bins = get_geometry(GEOMETRY).bins
         view = memoryview(encoded.payload)
-        blobs = iter(spans)
+        blobs = iter(layout.spans)
 
         def read(band: str, rows: int, frames: int, tile: int) -> torch.Tensor:
             image = torch.empty(rows, frames, dtype=torch.float32, device=device)

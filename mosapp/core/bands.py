@@ -60,7 +60,7 @@ def lowpass_taps(pass_hz: float = PASS_HZ, stop_hz: float = STOP_HZ) -> np.ndarr
 
     Applied centred (:func:`_filter`), so it is zero-phase. The default is the crossover.
     """
-    from scipy.signal import firwin, kaiserord
+    from scipy.signal import firwin, kaiserord  # noqa: PLC0415 — scipy.signal takes ~0.7 s to import; only the band split needs it
 
     nyq = PIPELINE_SAMPLE_RATE / 2.0
     numtaps, beta = kaiserord(STOP_DB, (stop_hz - pass_hz) / nyq)
@@ -72,7 +72,7 @@ def lowpass_taps(pass_hz: float = PASS_HZ, stop_hz: float = STOP_HZ) -> np.ndarr
 
 def _filter(x: np.ndarray, gain: float = 1.0, band: tuple[float, float] = (PASS_HZ, STOP_HZ)) -> np.ndarray:
     """Zero-phase low-pass of ``x`` (..., n) → same shape, float32 (zeros outside the signal)."""
-    from scipy.signal import oaconvolve
+    from scipy.signal import oaconvolve  # noqa: PLC0415 — scipy.signal takes ~0.7 s to import; only the band split needs it
 
     taps = lowpass_taps(*band) * gain
     y = oaconvolve(np.asarray(x, dtype=np.float64), taps[(None,) * (np.ndim(x) - 1)], mode="same", axes=-1)

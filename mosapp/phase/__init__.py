@@ -65,7 +65,7 @@ def supports_blocks(name: str) -> bool:
 
 
 def _load_all() -> None:
-    # Imported lazily so `import mosapp` does not pay for numba compilation or tifresi.
-    from mosapp.phase import fgla, pghi, tifresi_backend  # noqa: F401
+    # Each backend module registers itself when imported.
+    from mosapp.phase import fgla, pghi, tifresi_backend  # noqa: F401, PLC0415 — lazy: `import mosapp` must not pay for numba compilation or tifresi
 
 

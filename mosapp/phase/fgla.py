@@ -43,7 +43,7 @@ def fgla_refine(magnitude: torch.Tensor, init: torch.Tensor, geometry: StftGeome
 
     def p_mag(c: torch.Tensor) -> torch.Tensor:
         out = mag * torch.exp(1j * torch.angle(c))
-        if k:
+        if k and seed is not None:
             out[:, :k] = seed
         return out
 

@@ -19,8 +19,8 @@ from mosapp.phase import register_backend
 def tifresi_phase_freqinv(magnitude: np.ndarray, geometry: StftGeometry) -> np.ndarray:
     """tifresi's phase for a (bins, frames) magnitude, in ltfat's frequency-invariant convention."""
     try:
-        from tifresi.phase.modGabPhaseGrad import modgabphasegrad
-        from tifresi.phase.pghi import pghi
+        from tifresi.phase.modGabPhaseGrad import modgabphasegrad  # noqa: PLC0415 — tifresi/ltfatpy: heavy, and may fail to build
+        from tifresi.phase.pghi import pghi  # noqa: PLC0415 — tifresi/ltfatpy: heavy, and may fail to build
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise MosappError(f"The tifresi backend needs the tifresi and ltfatpy packages, which failed to import ({exc}); run the README's set-up command.") from None
     a, m = geometry.hop, geometry.channels
