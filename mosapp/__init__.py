@@ -20,6 +20,7 @@ __all__ = [
     "Progress",
     "RoundTripResult",
     "StftGeometry",
+    "__version__",
     "get_geometry",
     "read_audio",
     "roundtrip",
