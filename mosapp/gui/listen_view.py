@@ -2,9 +2,10 @@
 
 ::
 
-    study file ─► StudyEngine (its database) ─► start_or_resume(code) ─► instructions
-        ─► trial: Player([reference, sample]) ─► heard to the end? ─► score 1..5 ─► Enter
-        ─► session.rate(...) (committed before the next trial appears) ─► … ─► break ─► … ─► done
+    study file ─► ListenController (mosapp.study.listening; its database, on a worker thread)
+        ─► start(code) ─► instructions ─► trial: Player(streams(trial)) ─► heard to the end?
+        ─► score 1..5 ─► Enter ─► controller.rate(...) (committed before the next trial appears)
+        ─► … ─► break ─► … ─► done
 
 Keys on a trial: **Space** play/pause, **R** the reference (DCR), **A** the sample, **1–5** the
 score, **Enter** save and go on, **Home** back to the start. The rating buttons stay disabled
@@ -18,30 +19,39 @@ played to its end, and then plays by itself. Starting a session emits ``session_
 which the main window locks itself to this view (:mod:`mosapp.gui.listener_mode`); the view
 then hides its researcher controls (:meth:`ListenView.set_listener_mode`).
 
+The view only draws and forwards what the listener does: the session, the trial state machine,
+breaks and ratings are :class:`~mosapp.study.listening.ListenController`'s, and every call that
+touches the database runs on the view's own worker thread, one at a time, its result coming back
+as a signal. While one runs (:attr:`ListenView.busy`) the window keeps drawing and playing; the
+keys that would need the database wait for it.
+
 Blinding: the view never shows a condition, codec, bitrate, clip or file name. A trial carries
 opaque tokens and audio only (:class:`mosapp.study.Trial`); the player's stimuli are named
 "reference" and "sample" and those names are not displayed either. Preparing a study (a
 researcher's job) reports only counts.
 
-A score is stored the moment the listener confirms it with Enter (or Next): ``session.rate``
-commits its own transaction before the view moves on, with the play counts and listening time
-the player measured and the time from the trial's start. A failed save (a locked database)
-leaves the trial on screen with its score selected, so Enter tries again; nothing is lost.
+A score is stored the moment the listener confirms it with Enter (or Next): the rating commits
+its own transaction before the view moves on, with the play counts and listening time the player
+measured and the time from the trial's start. A failed save (a database locked for longer than
+``busy_timeout_s``) leaves the trial on screen with its score selected and says so in one
+sentence, so Enter tries again; nothing is lost.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import time
+from collections import deque
+from collections.abc import Callable, Generator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
-    QButtonGroup,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -51,32 +61,68 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
     QStackedWidget,
     QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
-from mosapp.gui.trial_widgets import add_position_row, add_trial_header
+from mosapp.core.config import PIPELINE_SAMPLE_RATE
+from mosapp.gui.ccr_view import CcrPanel
+from mosapp.gui.mushra_view import MushraPanel
+from mosapp.gui.trial_widgets import (
+    ENTER_KEYS,
+    add_save_row,
+    add_score_buttons,
+    add_transport,
+    add_trial_header,
+    choose_score,
+    clear_choice,
+    dispatch_key,
+    not_saved_text,
+    seek_to_slider,
+    show_message,
+    show_transport,
+    show_trial_header,
+    silent_text,
+    submit_score,
+)
 from mosapp.gui.trial_widgets import button as _button
 from mosapp.gui.trial_widgets import label as _label
+from mosapp.gui.workers import GeneratorWorker
+from mosapp.playback import Player, output_devices
+from mosapp.study.ccr import CcrTrial
 from mosapp.study.definition import STUDIES_DIR, StudyDefinition, load_study
+from mosapp.study.engine import Progress
 from mosapp.study.errors import StudyError
+from mosapp.study.listening import (
+    DEFAULT_BREAK_MINUTES,
+    DEFAULT_BREAK_TRIALS,
+    DEFAULT_BUSY_TIMEOUT_S,
+    AnyTrial,
+    ListenController,
+    Playback,
+    Screen,
+    Step,
+    break_text,
+    plan_text,
+    practice_over_text,
+    prepared_state,
+    streams,
+    welcome_text,
+)
+from mosapp.study.mushra import MushraTrial
+from mosapp.study.prepare import PrepareResult, prepare_study
+from mosapp.study.store import open_store
 
 #: The study the view opens when given none.
 DEFAULT_STUDY = STUDIES_DIR / "demo.toml"
-#: A break is suggested after this many trials …
-DEFAULT_BREAK_TRIALS = 12
-#: … or after this many minutes, whichever comes first.
-DEFAULT_BREAK_MINUTES = 15.0
-#: How long a save waits for another program holding the database.
-DEFAULT_BUSY_TIMEOUT_S = 5.0
 #: Playback display refresh.
 POLL_MS = 40
+#: How long closing the view waits for the database work in flight (beyond the busy timeout).
+SHUTDOWN_GRACE_S = 2.0
 
-_SCORE_KEYS = {Qt.Key_1: 1, Qt.Key_2: 2, Qt.Key_3: 3, Qt.Key_4: 4, Qt.Key_5: 5}
-_ENTER_KEYS = (Qt.Key_Return, Qt.Key_Enter)
+_SCORE_KEYS = {Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4, Qt.Key.Key_5: 5}
 
 _STYLE = """
 QLabel#listenTitle { font-size: 20px; font-weight: 600; }
@@ -94,37 +140,12 @@ QPushButton#primaryButton { font-size: 15px; padding: 8px 22px; }
 """
 
 
-
-
-def _sqlite_missing(url: str) -> bool:
-    """True when ``url`` is a SQLite file that does not exist yet (a study never prepared)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        u = make_url(url)
-    except Exception:  # noqa: BLE001 - the engine reports a bad URL itself
-        return False
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
-        return False
-    return not Path(u.database).exists()
-
-
-def prepared_state(engine) -> str | None:
-    """None when ``engine``'s study is prepared and matches its file, else a sentence saying why not."""
-    from sqlalchemy import select
-
-    from mosapp.study.store import StudyRow
-
-    d = engine.definition
-    with engine.store.read() as s:
-        row = s.scalars(select(StudyRow).where(StudyRow.name == d.name)).one_or_none()
-        if row is None:
-            return "The stimuli of this study have not been prepared yet."
-        if row.prepared_at is None:
-            return "The stimuli of this study are only partly prepared (an earlier run stopped)."
-        if row.design_json != d.design_json():
-            return "The study file changed since its stimuli were prepared."
-    return None
+def _call(fn: Callable[[], Any]) -> Callable[[], Generator[None, None, Any]]:
+    """``fn`` as the generator job a :class:`GeneratorWorker` runs (it yields nothing)."""
+    def job() -> Generator[None, None, Any]:
+        yield from ()
+        return fn()
+    return job
 
 
 class ListenView(QWidget):
@@ -155,42 +176,46 @@ class ListenView(QWidget):
 
     PAGE_START, PAGE_INSTRUCTIONS, PAGE_TRIAL, PAGE_BREAK, PAGE_DONE, PAGE_PRACTICE_OVER, PAGE_MUSHRA, PAGE_CCR = range(8)
 
-    def __init__(self, study: str | os.PathLike[str] | StudyDefinition | None = None, parent: QWidget | None = None,
-                 *, database: str | None = None, open_audio: bool = True, require_full_listen: bool = True,
-                 break_every_trials: int = DEFAULT_BREAK_TRIALS, break_every_minutes: float = DEFAULT_BREAK_MINUTES,
+    def __init__(self, study: str | os.PathLike[str] | StudyDefinition | QWidget | None = None,
+                 parent: QWidget | None = None, *, database: str | None = None, open_audio: bool = True,
+                 require_full_listen: bool = True, break_every_trials: int = DEFAULT_BREAK_TRIALS,
+                 break_every_minutes: float = DEFAULT_BREAK_MINUTES,
                  busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         if isinstance(study, QWidget) and parent is None:  # ListenView(parent)
             study, parent = None, study
         super().__init__(parent)
         self.setObjectName("listenView")
         self.setWindowTitle("Listen")
-        self.setFocusPolicy(Qt.StrongFocus)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setStyleSheet(_STYLE)
         self.database = database
         self.open_audio = open_audio
-        self.require_full_listen = require_full_listen
-        self.break_every_trials = int(break_every_trials)
-        self.break_every_minutes = float(break_every_minutes)
-        self.busy_timeout_s = float(busy_timeout_s)
+        self.controller = ListenController(database=database, busy_timeout_s=busy_timeout_s,
+                                           require_full_listen=require_full_listen,
+                                           break_every_trials=break_every_trials,
+                                           break_every_minutes=break_every_minutes)
 
         self.definition: StudyDefinition | None = None
-        self.engine = None
-        self.session = None
-        self.player = None
-        self.trial = None
+        self.player: Player | None = None
+        self.trial: AnyTrial | None = None
         self.score: int | None = None
         self._source: str | os.PathLike[str] | StudyDefinition | None = None
         self._sample_index = 0
         self._reference_index: int | None = None
-        self._trial_started = 0.0
-        self._since_break = 0
-        self._break_clock = time.monotonic()
-        self._prepare_worker = None
+        self._prepare_worker: GeneratorWorker | None = None
         self._audio_device_name = ""
         self._audio_opened = False
         self._app_filter = False
         self.listener_mode = False
         self._auto_sample = False
+        # The database work: one job at a time on a thread of its own, the rest queued.
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._jobs: deque[tuple[Callable[[], Any], Callable[[Any], None], Callable[[str], None]]] = deque()
+        self._job: GeneratorWorker | None = None
+        self._opening = 0
+        self._starting = False
+        self._closed = False
 
         self._build()
         self._timer = QTimer(self)
@@ -199,7 +224,73 @@ class ListenView(QWidget):
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
-        self.open_study(study if study is not None else DEFAULT_STUDY)
+        self.open_study(study if study is not None and not isinstance(study, QWidget) else DEFAULT_STUDY)
+
+    # ------------------------------------------------------------------ the controller's settings
+    @property
+    def require_full_listen(self) -> bool:
+        return self.controller.require_full_listen
+
+    @require_full_listen.setter
+    def require_full_listen(self, on: bool) -> None:
+        self.controller.require_full_listen = bool(on)
+
+    @property
+    def break_every_trials(self) -> int:
+        return self.controller.break_every_trials
+
+    @break_every_trials.setter
+    def break_every_trials(self, n: int) -> None:
+        self.controller.break_every_trials = int(n)
+
+    @property
+    def break_every_minutes(self) -> float:
+        return self.controller.break_every_minutes
+
+    @break_every_minutes.setter
+    def break_every_minutes(self, minutes: float) -> None:
+        self.controller.break_every_minutes = float(minutes)
+
+    @property
+    def busy_timeout_s(self) -> float:
+        return self.controller.busy_timeout_s
+
+    @property
+    def session(self) -> object | None:
+        """The listener's open session (the controller's), or None."""
+        return self.controller.session
+
+    # ------------------------------------------------------------------ database work off the GUI thread
+    @property
+    def busy(self) -> bool:
+        """Database work is running or queued (the window stays responsive meanwhile)."""
+        return self._job is not None or bool(self._jobs)
+
+    def _submit(self, call: Callable[[], Any], on_done: Callable[[Any], None],
+                on_failed: Callable[[str], None] | None = None) -> None:
+        """Run ``call`` (a controller method) on the worker thread after the jobs before it;
+        ``on_done(result)`` or ``on_failed(message)`` then runs here, on the GUI thread."""
+        self._jobs.append((call, on_done, on_failed or self._start_error))
+        if self._job is None:
+            self._run_next()
+
+    def _run_next(self) -> None:
+        if not self._jobs or self._closed:
+            return
+        call, on_done, on_failed = self._jobs.popleft()
+        worker = GeneratorWorker(_call(call), self)
+        worker.finished.connect(lambda result: self._closed or on_done(result))
+        worker.failed.connect(lambda message: self._closed or on_failed(message))
+        worker.done.connect(self._job_done)
+        worker.done.connect(worker.deleteLater)
+        self._job = worker
+        worker.start(self._pool)
+
+    def _job_done(self) -> None:
+        self._job = None
+        self._run_next()
+        if not self._closed:
+            self.tick()
 
     # ------------------------------------------------------------------ building
     def _build(self) -> None:
@@ -207,13 +298,13 @@ class ListenView(QWidget):
         self.pages.addWidget(self._build_start())
         self.pages.addWidget(self._build_instructions())
         self.pages.addWidget(self._build_trial())
-        self.pages.addWidget(self._build_break())
-        self.pages.addWidget(self._build_done())
-        self.pages.addWidget(self._build_practice_over())
+        self.break_label, self.continue_button = self._build_message_page(
+            "Time for a short break", "Continue (Enter)", self.end_break)
+        self.done_label, self.next_listener_button = self._build_message_page(
+            "Thank you!", "Next listener", self.reset)
+        self.practice_over_label, self.practice_over_button = self._build_message_page(
+            "Practice is over", "Start (Enter)", self.end_practice)
         # MUSHRA screens and CCR pairs: their own panels (mosapp/gui/mushra_view.py, ccr_view.py).
-        from mosapp.gui.ccr_view import CcrPanel
-        from mosapp.gui.mushra_view import MushraPanel
-
         self.mushra_panel = MushraPanel(self)
         self.pages.addWidget(self.mushra_panel)
         self.ccr_panel = CcrPanel(self)
@@ -224,10 +315,27 @@ class ListenView(QWidget):
 
     def _page(self) -> tuple[QWidget, QVBoxLayout]:
         page = QWidget()
-        page.setFocusPolicy(Qt.NoFocus)
+        page.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         box = QVBoxLayout(page)
         box.setSpacing(12)
         return page, box
+
+    def _build_message_page(self, title: str, button_text: str, on_click: Callable[[], object]):
+        """A page of a title, a sentence and one button (break, done, practice over); added to the pages."""
+        page, box = self._page()
+        box.addWidget(_label(title, "listenTitle"))
+        text = _label("")
+        text.setStyleSheet("font-size: 15px;")
+        box.addWidget(text)
+        row = QHBoxLayout()
+        b = _button(button_text, "primaryButton")
+        b.clicked.connect(lambda: on_click())
+        row.addWidget(b)
+        row.addStretch(1)
+        box.addLayout(row)
+        box.addStretch(1)
+        self.pages.addWidget(page)
+        return text, b
 
     def _build_start(self) -> QWidget:
         page, box = self._page()
@@ -254,7 +362,7 @@ class ListenView(QWidget):
         row = QHBoxLayout()
         row.addWidget(_label("Audio output:", wrap=False))
         self.device_combo = QComboBox()
-        self.device_combo.setFocusPolicy(Qt.NoFocus)
+        self.device_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.device_combo.setMinimumWidth(260)
         row.addWidget(self.device_combo)
         self.refresh_devices_button = _button("Refresh")
@@ -268,7 +376,7 @@ class ListenView(QWidget):
         box.addWidget(self.start_message)
 
         self.prepare_box = QFrame()
-        self.prepare_box.setFrameShape(QFrame.StyledPanel)
+        self.prepare_box.setFrameShape(QFrame.Shape.StyledPanel)
         pbox = QVBoxLayout(self.prepare_box)
         self.prepare_label = _label("")
         pbox.addWidget(self.prepare_label)
@@ -293,7 +401,7 @@ class ListenView(QWidget):
 
         row = QHBoxLayout()
         self.full_screen_box = QCheckBox("Full screen while a listener takes part")
-        self.full_screen_box.setFocusPolicy(Qt.NoFocus)
+        self.full_screen_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.full_screen_box.setToolTip("Starting a session locks the window to this view; the researcher leaves "
                                         "with Ctrl+Alt+Shift+Q (and the PIN, when one is set).")
         row.addWidget(self.full_screen_box)
@@ -337,23 +445,8 @@ class ListenView(QWidget):
         page, box = self._page()
         add_trial_header(self, box, "Practice trial: get used to the sounds and the scale. It counts for nothing.")
 
-        row = QHBoxLayout()
-        row.addStretch(1)
-        self.reference_button = _button("Reference  (R)", "stimulusButton")
-        self.reference_button.setCheckable(True)
-        self.reference_button.clicked.connect(lambda: self.select_reference())
-        row.addWidget(self.reference_button)
-        self.sample_button = _button("Sample  (A)", "stimulusButton")
-        self.sample_button.setCheckable(True)
-        self.sample_button.clicked.connect(lambda: self.select_sample())
-        row.addWidget(self.sample_button)
-        self.play_button = _button("▶  Play  (Space)", "playButton")
-        self.play_button.clicked.connect(self.toggle_play)
-        row.addWidget(self.play_button)
-        row.addStretch(1)
-        box.addLayout(row)
-
-        add_position_row(self, box, self._slider_released)
+        self.reference_button, self.sample_button = add_transport(
+            self, box, [("Reference  (R)", self.select_reference), ("Sample  (A)", self.select_sample)])
 
         self.listen_hint = _label("")
         box.addWidget(self.listen_hint)
@@ -363,83 +456,11 @@ class ListenView(QWidget):
 
         self.question_label = _label("", "listenHeading")
         box.addWidget(self.question_label)
-        self.score_group = QButtonGroup(self)
-        self.score_group.setExclusive(True)
-        self.score_buttons: dict[int, QPushButton] = {}
-        scores = QVBoxLayout()
-        scores.setSpacing(4)
-        for score in (5, 4, 3, 2, 1):
-            b = _button(str(score), "scoreButton")
-            b.setCheckable(True)
-            b.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-            b.clicked.connect(lambda _=False, s=score: self.choose_score(s))
-            self.score_group.addButton(b, score)
-            self.score_buttons[score] = b
-            scores.addWidget(b)
-        box.addLayout(scores)
-
-        self.trial_message = _label("", "listenError")
-        self.trial_message.hide()
-        box.addWidget(self.trial_message)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        self.next_button = _button("Save and next  (Enter)", "primaryButton")
-        self.next_button.clicked.connect(self.submit)
-        row.addWidget(self.next_button)
-        box.addLayout(row)
-        self.trial_keys_label = _label("", "listenHint")
-        box.addWidget(self.trial_keys_label)
-        box.addStretch(1)
-        return page
-
-    def _build_break(self) -> QWidget:
-        page, box = self._page()
-        box.addWidget(_label("Time for a short break", "listenTitle"))
-        self.break_label = _label("")
-        self.break_label.setStyleSheet("font-size: 15px;")
-        box.addWidget(self.break_label)
-        row = QHBoxLayout()
-        self.continue_button = _button("Continue (Enter)", "primaryButton")
-        self.continue_button.clicked.connect(self.end_break)
-        row.addWidget(self.continue_button)
-        row.addStretch(1)
-        box.addLayout(row)
-        box.addStretch(1)
-        return page
-
-    def _build_practice_over(self) -> QWidget:
-        page, box = self._page()
-        box.addWidget(_label("Practice is over", "listenTitle"))
-        self.practice_over_label = _label("")
-        self.practice_over_label.setStyleSheet("font-size: 15px;")
-        box.addWidget(self.practice_over_label)
-        row = QHBoxLayout()
-        self.practice_over_button = _button("Start (Enter)", "primaryButton")
-        self.practice_over_button.clicked.connect(self.end_practice)
-        row.addWidget(self.practice_over_button)
-        row.addStretch(1)
-        box.addLayout(row)
-        box.addStretch(1)
-        return page
-
-    def _build_done(self) -> QWidget:
-        page, box = self._page()
-        box.addWidget(_label("Thank you!", "listenTitle"))
-        self.done_label = _label("")
-        self.done_label.setStyleSheet("font-size: 15px;")
-        box.addWidget(self.done_label)
-        row = QHBoxLayout()
-        self.next_listener_button = _button("Next listener", "primaryButton")
-        self.next_listener_button.clicked.connect(self.reset)
-        row.addWidget(self.next_listener_button)
-        row.addStretch(1)
-        box.addLayout(row)
-        box.addStretch(1)
+        self.score_group, self.score_buttons = add_score_buttons(self, box, (5, 4, 3, 2, 1), self.choose_score)
+        self.trial_message, self.next_button, self.trial_keys_label = add_save_row(box, self.submit)
         return page
 
     def _fill_devices(self) -> None:
-        from mosapp.playback import output_devices
-
         current = self.device_combo.currentData()
         self.device_combo.clear()
         self.device_combo.addItem("System default", None)
@@ -480,52 +501,56 @@ class ListenView(QWidget):
 
     def _start_error(self, text: str, *, error: bool = True) -> None:
         self.start_message.setStyleSheet("" if error else "color: #1b6e20;")
-        self.start_message.setText(text)
-        self.start_message.setVisible(bool(text))
+        show_message(self.start_message, text)
 
     def _trial_error(self, text: str) -> None:
-        self.trial_message.setText(text)
-        self.trial_message.setVisible(bool(text))
+        show_message(self.trial_message, text)
 
     # ------------------------------------------------------------------ study
-    def open_study(self, study: str | os.PathLike[str] | StudyDefinition) -> bool:
-        """Open ``study`` (ending any running session); False with a message in the view when it cannot be."""
-        self._end_session()
-        self._close_engine()
+    def open_study(self, study: str | os.PathLike[str] | StudyDefinition, *, note: str = "") -> bool:
+        """Open ``study`` (ending any running session); False with a message in the view when its file
+        cannot be read. Its database is then checked in the background (:attr:`busy`): the start
+        page offers a listener code once it is prepared, or says why not (with ``note`` when it is)."""
+        self._pause()
+        self.trial = None
+        self._submit(self.controller.close, lambda _: None)
+        self._opening += 1
+        ticket = self._opening
         self._source = study
         self.definition = None
         self.prepare_box.hide()
         self._start_error("")
         self._show_page(self.PAGE_START)
+        self._set_startable(False)
         try:
-            self.definition = study if isinstance(study, StudyDefinition) else load_study(study, check_codecs=False)
+            definition = study if isinstance(study, StudyDefinition) else load_study(study, check_codecs=False)
         except StudyError as exc:
             self.title_label.setText("No study open")
-            self._set_startable(False)
             self._start_error(f"{exc} Fix the file or open another study.")
             return False
-        d = self.definition
-        self.title_label.setText(d.title)
-        self.study_opened.emit(d)
-        url = self.database or d.database_url
-        if _sqlite_missing(url):
-            self._need_prepare("The stimuli of this study have not been prepared yet.")
-            return False
-        from mosapp.study.engine import StudyEngine
+        self.definition = definition
+        self.title_label.setText(definition.title)
+        self.study_opened.emit(definition)
+        self._submit(lambda: self.controller.open(definition),
+                     lambda why: self._opened(ticket, why, note), lambda message: self._open_failed(ticket, message))
+        return True
 
-        try:
-            self.engine = StudyEngine.open(d, database=self.database, busy_timeout_s=self.busy_timeout_s)
-            why = prepared_state(self.engine)
-        except StudyError as exc:
-            self._close_engine()
-            self._set_startable(False)
-            self._start_error(str(exc))
-            return False
+    def _opened(self, ticket: int, why: str | None, note: str) -> None:
+        if ticket != self._opening:
+            return  # another study was opened meanwhile
         if why is not None:
             self._need_prepare(why)
-            return False
+            return
         self._set_startable(True)
-        return True
+        if note:
+            self._start_error(note, error=False)
+        if self.page == self.PAGE_START:
+            self.code_edit.setFocus()
+
+    def _open_failed(self, ticket: int, message: str) -> None:
+        if ticket == self._opening:
+            self._set_startable(False)
+            self._start_error(message)
 
     def _set_startable(self, ok: bool) -> None:
         self.start_button.setEnabled(ok)
@@ -555,14 +580,6 @@ class ListenView(QWidget):
         if path:
             self.open_study(path)
 
-    def _close_engine(self) -> None:
-        if self.engine is not None:
-            try:
-                self.engine.close()
-            except Exception:  # noqa: BLE001 - closing must never fail the view
-                pass
-            self.engine = None
-
     # ------------------------------------------------------------------ preparing
     @property
     def preparing(self) -> bool:
@@ -570,17 +587,12 @@ class ListenView(QWidget):
 
     def prepare(self) -> None:
         """Render the study's stimuli in a background worker ("Prepare now")."""
-        from mosapp.gui.workers import GeneratorWorker
-
         if self.preparing or self._source is None:
             return
         source, database = self._source, self.database
-        self._close_engine()
+        self._submit(self.controller.close_engine, lambda _: None)
 
-        def job():
-            from mosapp.study.prepare import prepare_study
-            from mosapp.study.store import open_store
-
+        def job() -> Generator[Any, None, Any]:
             definition = source if isinstance(source, StudyDefinition) else load_study(source, check_codecs=True)
             with open_store(database or definition.database_url) as store:
                 result = yield from prepare_study(definition, store)
@@ -600,7 +612,7 @@ class ListenView(QWidget):
         self._prepare_worker = worker
         worker.start()
 
-    def _prepare_progress(self, p) -> None:
+    def _prepare_progress(self, p: Any) -> None:
         self.prepare_progress.setRange(0, max(1, p.total))
         self.prepare_progress.setValue(p.done)
         self.prepare_progress.setFormat(f"{p.done} of {p.total}")
@@ -610,14 +622,14 @@ class ListenView(QWidget):
         self.prepare_cancel_button.hide()
         self.prepare_button.setEnabled(True)
 
-    def _prepare_finished(self, result) -> None:
+    def _prepare_finished(self, result: PrepareResult) -> None:
         self._prepare_done()
         self.prepare_progress.hide()
-        ok = self.open_study(self._source)
-        if ok:
-            extra = f" ({len(result.warnings)} warning(s): see the command line's prepare)" if result.warnings else ""
-            self._start_error(f"The study is prepared ({result.total} stimuli in {result.seconds:.0f} s){extra}. "
-                              f"Enter a listener code to begin.", error=False)
+        if self._source is None:
+            return
+        extra = f" ({len(result.warnings)} warning(s): see the command line's prepare)" if result.warnings else ""
+        self.open_study(self._source, note=f"The study is prepared ({result.total} stimuli in {result.seconds:.0f} s)"
+                                           f"{extra}. Enter a listener code to begin.")
 
     def _prepare_failed(self, message: str) -> None:
         self._prepare_done()
@@ -638,12 +650,7 @@ class ListenView(QWidget):
     def _start_clicked(self) -> None:
         self.start(self.code_edit.text().strip())
 
-    def _ensure_player(self) -> None:
-        import numpy as np
-
-        from mosapp.core.config import PIPELINE_SAMPLE_RATE
-        from mosapp.playback import Player
-
+    def _ensure_player(self) -> Player:
         if self.player is None:
             self.player = Player([np.zeros((1, PIPELINE_SAMPLE_RATE // 10), np.float32)], rate=PIPELINE_SAMPLE_RATE,
                                  names=["silence"])
@@ -652,54 +659,53 @@ class ListenView(QWidget):
             self.player.open(self.device_combo.currentData())
         device = self.player.device
         self._audio_device_name = device.name if device is not None else "none (silent)"
+        return self.player
 
     def start(self, code: str) -> bool:
-        """Start or resume the session of listener ``code``; False with a message when it cannot."""
-        if self.engine is None:
-            self._start_error(self.start_message.text() or "No prepared study is open.")
+        """Start or resume the session of listener ``code`` (in the background); False with a message
+        when it cannot start at all (or while a start is already under way)."""
+        if self._starting:
             return False
-        if not code:
-            self._start_error("Enter your listener code first.")
+        problem = self.controller.start_problem(code)
+        if problem is not None:
+            self._start_error((self.start_message.text() if not self.controller.is_open else "") or problem)
             return False
         self._ensure_player()
-        try:
-            session = self.engine.start_or_resume(code, audio_device=self._audio_device_name)
-            progress = session.progress
-        except StudyError as exc:
-            self._start_error(str(exc))
-            return False
+        device = self._audio_device_name
+        self._starting = True
+        self._submit(lambda: self.controller.start(code, audio_device=device), lambda step: self._started(code, step),
+                     self._start_failed)
+        return True
+
+    def _start_failed(self, message: str) -> None:
+        self._starting = False
+        self._start_error(message)
+
+    def _started(self, code: str, step: Step) -> None:
+        self._starting = False
         self._start_error("")
-        self.session = session
-        self._since_break = 0
-        self._break_clock = time.monotonic()
         self.session_started.emit(code)
-        if progress.finished:
-            self._finish("You have already rated every trial of this study. Your answers are saved.")
-            return True
+        if step.screen is Screen.DONE:
+            self._finish(step.message)
+            return
+        progress = step.progress
+        assert progress is not None and self.definition is not None
         d = self.definition
         self.instructions_title.setText(d.title)
-        done = progress.next_index
-        total = progress.total + progress.training_total
-        self.welcome_label.setText(f"Welcome back, {code}. Resuming at trial {done + 1} of {total}: the {done} "
-                                   f"trial(s) you rated before are saved." if done else f"Welcome, {code}.")
+        self.welcome_label.setText(welcome_text(code, progress))
         self.instructions_label.setText(d.instructions)
-        left_training = progress.training_total - progress.training_rated
-        if left_training > 0:
-            first = "The first trial is" if left_training == 1 else f"The first {left_training} trials are"
-            self.training_label.setText(f"{first} practice, to get used to the sounds and the scale; then "
-                                        f"{progress.total - progress.rated} trials follow.")
-        else:
-            self.training_label.setText(f"{progress.total - progress.rated} trials to go.")
+        self.training_label.setText(plan_text(progress))
         self.keys_label.setText(self._keys_text() + " You can take a break at any time: every answer is saved "
                                                     "the moment you give it.")
         self._show_page(self.PAGE_INSTRUCTIONS)
-        return True
 
     @property
-    def _panel(self):
+    def _panel(self) -> MushraPanel | CcrPanel | None:
         """The MUSHRA or CCR panel of the open study, or None (DCR/ACR use the trial page)."""
         t = self.definition.test_type if self.definition is not None else None
-        return {"mushra": self.mushra_panel, "ccr": self.ccr_panel}.get(t)
+        if t == "mushra":
+            return self.mushra_panel
+        return self.ccr_panel if t == "ccr" else None
 
     def _keys_text(self) -> str:
         if self._panel is not None:
@@ -708,87 +714,93 @@ class ListenView(QWidget):
         parts = ["Space: play / pause"]
         if dcr:
             parts.append("R: reference")
-        if dcr and self.definition.reference_first:
+        if dcr and self.definition is not None and self.definition.reference_first:
             parts.append("(the reference plays first, then the sample)")
         parts += ["A: sample", "1–5: your rating", "Enter: save and go on"]
         return "Keys — " + " · ".join(parts) + "."
 
+    def _step(self, action: Callable[[], Step | None]) -> None:
+        """Run a controller action that leads to the next screen (nothing while the database is busy)."""
+        if not self.busy and self.session is not None:
+            self._submit(action, self._show_step)
+
     def begin(self) -> None:
         """Leave the instructions: show the next trial."""
-        if self.session is not None:
-            self._next_trial()
+        self._step(self.controller.begin)
 
-    # ------------------------------------------------------------------ trials
-    def _next_trial(self) -> None:
-        try:
-            trial = self.session.next_trial()
-        except StudyError as exc:
+    def end_practice(self) -> None:
+        """Leave the "practice is over" page: the first trial that counts."""
+        self._step(self.controller.end_practice)
+
+    def end_break(self) -> None:
+        self._step(self.controller.end_break)
+
+    # ------------------------------------------------------------------ the screens a step leads to
+    def _show_step(self, step: Step | None) -> None:
+        if step is None:
+            return
+        if step.saved is not None:
+            self.rating_saved.emit(*step.saved)
+        if step.screen is Screen.TRIAL and step.trial is not None and step.progress is not None:
+            self._show_trial(step.trial, step.progress)
+        elif step.screen is Screen.DONE:
+            self._finish(step.message)
+        elif step.screen is Screen.PRACTICE_OVER and step.progress is not None:
+            self.practice_over_label.setText(practice_over_text(step.progress))
+            self._show_page(self.PAGE_PRACTICE_OVER)
+        elif step.screen is Screen.BREAK and step.progress is not None:
+            self.break_label.setText(break_text(step.progress))
+            self._show_page(self.PAGE_BREAK)
+        else:  # START: the session cannot go on
             self._show_page(self.PAGE_START)
-            self._start_error(str(exc))
-            return
-        if trial is None:
-            self._finish("All trials are rated and your answers are saved. You can tell the researcher you are done.")
-            return
+            self._start_error(step.message)
+
+    def _show_trial(self, trial: AnyTrial, progress: Progress) -> None:
         self.trial = trial
         self.score = None
-        if self._panel is not None:
-            self._panel.show_trial(trial)
-            self._trial_started = time.monotonic()
-            self._show_page(self.PAGE_MUSHRA if self._panel is self.mushra_panel else self.PAGE_CCR)
-            self._panel.tick()
+        player = self._ensure_player()
+        s = streams(trial)
+        player.load(list(s.buffers), names=list(s.names))
+        player.select(0)
+        if isinstance(trial, MushraTrial):
+            self.mushra_panel.show_trial(trial, progress)
+            self._show_page(self.PAGE_MUSHRA)
+            self.mushra_panel.tick()
             return
-        dcr = trial.reference is not None
-        if dcr:
-            buffers, names = [trial.reference, trial.sample], ["reference", "sample"]
-            self._reference_index, self._sample_index = 0, 1
-        else:
-            buffers, names = [trial.sample], ["sample"]
-            self._reference_index, self._sample_index = None, 0
-        self.player.load(buffers, names=names)
-        self.player.select(self._reference_index if dcr else self._sample_index)
+        if isinstance(trial, CcrTrial):
+            self.ccr_panel.show_trial(trial, progress)
+            self._show_page(self.PAGE_CCR)
+            self.ccr_panel.tick()
+            return
+        dcr = s.reference is not None
+        self._reference_index, self._sample_index = s.reference, s.samples[0]
         self._auto_sample = False
-        self._trial_started = time.monotonic()
-        # Header and progress.
-        if trial.is_training:
-            training_total = self.session.progress.training_total
-            self.trial_label.setText(f"Practice trial {trial.index + 1} of {training_total}")
-        else:
-            p = self.session.progress
-            self.trial_label.setText(f"Trial {p.rated + 1} of {p.total}")
-        self.progress_label.setText(f"{trial.index} of {trial.total} done")
-        self.progress_bar.setRange(0, trial.total)
-        self.progress_bar.setValue(trial.index)
-        self.practice_label.setVisible(trial.is_training)
+        show_trial_header(self, trial, progress, "trial")
         self.reference_button.setVisible(dcr)
         self.question_label.setText(
             "How much is the sample degraded compared with the reference?" if dcr
             else "How good is the quality of the sample?")
+        assert self.definition is not None
         labels = self.definition.labels
         for score, b in self.score_buttons.items():
             b.setText(f"{score}    {labels[score - 1]}")
-        self.score_group.setExclusive(False)
-        for b in self.score_buttons.values():
-            b.setChecked(False)
-        self.score_group.setExclusive(True)
+        clear_choice(self.score_group, self.score_buttons)
         self.trial_keys_label.setText(self._keys_text())
         self._trial_error("")
         self._show_page(self.PAGE_TRIAL)
         self.tick()
 
+    # ------------------------------------------------------------------ a DCR/ACR trial
     @property
     def can_rate(self) -> bool:
-        """The rating keys work: a trial is shown and (when required) the sample was heard to its end."""
-        if self.trial is None or self.player is None or self.page != self.PAGE_TRIAL:
+        """The rating keys work: a trial is shown, nothing is being saved, and (when required) the
+        sample was heard to its end."""
+        if self.trial is None or self.player is None or self.page != self.PAGE_TRIAL or self.busy:
             return False
-        if self._reference_first and not self.player.heard_to_end[self._reference_index]:
-            return False
-        return not self.require_full_listen or self.player.heard_to_end[self._sample_index]
+        return self.controller.ready(Playback.of(self.player))
 
-    @property
-    def _reference_first(self) -> bool:
-        """P.800 order: this DCR trial's reference must be heard to its end before the sample."""
-        return (self.definition is not None and self.definition.reference_first and self.trial is not None
-                and self._reference_index is not None)
+    def _needs_reference(self) -> bool:
+        return self.player is not None and self.controller.needs_reference(Playback.of(self.player))
 
     def tick(self) -> None:
         """Bring the trial page up to date with the player (called by a timer while a trial is shown)."""
@@ -796,20 +808,21 @@ class ListenView(QWidget):
         if player is None or self.trial is None:
             return
         if self.page in (self.PAGE_MUSHRA, self.PAGE_CCR):
-            self.pages.currentWidget().tick()
+            panel = self._panel
+            if panel is not None:
+                panel.tick()
             return
-        if (self._reference_first and not self._auto_sample and not player.playing
+        if self.page != self.PAGE_TRIAL:
+            return
+        reference_first = self.controller.reference_first(self.trial)
+        if (reference_first and not self._auto_sample and not player.playing and self._reference_index is not None
                 and player.heard_to_end[self._reference_index]):
             # The reference has played to its end: the sample follows, as P.800 presents the pair.
             self._auto_sample = True
             player.select(self._sample_index)
             player.seek(0.0)
             player.play()
-        pos, total = player.position_s, player.duration_s
-        if not self.position_slider.isSliderDown():
-            self.position_slider.setValue(int(round(1000 * pos / total)) if total > 0 else 0)
-        self.time_label.setText(f"{pos:.1f} / {total:.1f} s")
-        self.play_button.setText("❚❚  Pause  (Space)" if player.playing else "▶  Play  (Space)")
+        show_transport(self, player)
         sel = player.selected
         self.reference_button.setChecked(sel == self._reference_index)
         self.sample_button.setChecked(sel == self._sample_index)
@@ -817,11 +830,13 @@ class ListenView(QWidget):
         for b in self.score_buttons.values():
             b.setEnabled(ready)
         self.next_button.setEnabled(ready and self.score is not None)
-        if ready:
+        if self.busy:
+            self.listen_hint.setText("Saving your rating…")
+        elif ready:
             self.listen_hint.setText("Choose your rating (1–5), then press Enter." if self.score is None
                                      else f"Your rating: {self.score}. Press Enter to save it and go on, or "
                                           f"choose another.")
-        elif self._reference_first and not player.heard_to_end[self._reference_index]:
+        elif self._needs_reference():
             self.listen_hint.setText("Listen to the reference first (press Space); the sample follows it.")
         else:
             self.listen_hint.setText("Listen to the sample to its end (press A, then Space) before you rate it."
@@ -831,7 +846,7 @@ class ListenView(QWidget):
         reason = player.silent_reason if self.open_audio else None
         self.silent_label.setVisible(bool(reason))
         if reason:
-            self.silent_label.setText(f"{reason} Tell the researcher: the sounds cannot be heard on this computer.")
+            self.silent_label.setText(silent_text(reason))
 
     def toggle_play(self) -> None:
         if self.player is not None and self.trial is not None:
@@ -845,7 +860,7 @@ class ListenView(QWidget):
 
     def select_sample(self) -> None:
         if self.player is not None and self.trial is not None:
-            if self._reference_first and not self.player.heard_to_end[self._reference_index]:
+            if self._needs_reference():
                 self.tick()
                 return  # P.800 order: the reference first
             self.player.select(self._sample_index)
@@ -856,163 +871,116 @@ class ListenView(QWidget):
             self.player.seek(0.0)
             self.tick()
 
-    def _slider_released(self) -> None:
+    def _seek_released(self) -> None:
         if self.player is not None and self.trial is not None:
-            self.player.seek(self.position_slider.value() / 1000 * self.player.duration_s)
+            seek_to_slider(self, self.player)
             self.tick()
 
     def choose_score(self, score: int) -> bool:
         """Select ``score`` (1..5) for the shown trial; False (nothing changes) before the sample was heard."""
-        if not self.can_rate or score not in self.score_buttons:
-            self.tick()
+        return choose_score(self, score)
+
+    def submit(self) -> bool:
+        """Save the chosen score (committed before the next trial appears); False when nothing is being saved."""
+        return submit_score(self, self.rate)
+
+    def rate(self, score: int | list[int]) -> bool:
+        """Save ``score`` for the shown trial (any test type) in the background and go on when it is
+        committed; False when there is nothing to save or a save is already under way."""
+        if self.busy or self.trial is None or self.player is None:
             return False
-        self.score = score
-        self.score_buttons[score].setChecked(True)
+        playback = Playback.of(self.player)
+        self._submit(lambda: self.controller.rate(score, playback), self._rated, self._not_saved)
         self.tick()
         return True
 
-    def submit(self) -> bool:
-        """Store the chosen score (committed before this returns) and go on; False when nothing was stored."""
-        if self.trial is None or self.score is None or not self.can_rate:
-            return False
-        player = self.player
-        counts, listened = player.play_counts, player.listened_s
-        plays_sample = counts[self._sample_index]
-        plays_reference = counts[self._reference_index] if self._reference_index is not None else 0
-        listening = float(sum(listened))
-        response = max(0.0, time.monotonic() - self._trial_started)
-        trial, score = self.trial, self.score
-        try:
-            self.session.rate(trial, score, play_counts=(plays_sample, plays_reference),
-                              listening_time_s=listening if math.isfinite(listening) else 0.0,
-                              response_time_s=response)
-        except StudyError as exc:
-            self._trial_error(f"Your rating was not saved: {exc} Press Enter to try again.")
-            return False
-        self._saved(trial, score)
-        return True
-
-    def _saved(self, trial, score: int) -> None:
+    def _rated(self, step: Step) -> None:
         """After a trial's rating(s) were committed: the signal, a break when due, the next trial."""
-        player = self.player
-        if player.playing:
-            player.pause()
+        self._pause()
         self.trial = None
-        self.rating_saved.emit(trial.index, score)
-        self._since_break += 1
-        if trial.index + 1 >= trial.total:
-            self._next_trial()  # shows the end
-            return
-        if trial.is_training:
-            p = self.session.progress
-            if p.training_rated >= p.training_total:
-                self.practice_over_label.setText(
-                    f"The practice trials are over. The {p.total - p.rated} trials that count start now; they "
-                    f"work the same way. Press Enter or Start when you are ready.")
-                self._show_page(self.PAGE_PRACTICE_OVER)
-                return
-        minutes = (time.monotonic() - self._break_clock) / 60.0
-        if ((self.break_every_trials > 0 and self._since_break >= self.break_every_trials)
-                or (self.break_every_minutes > 0 and minutes >= self.break_every_minutes)):
-            p = self.session.progress
-            self.break_label.setText(
-                f"You have done {p.next_index} of {p.total + p.training_total} trials. Rest your ears for a few "
-                f"minutes; your answers are saved. Press Enter or Continue when you are ready.")
-            self._show_page(self.PAGE_BREAK)
-            return
-        self._next_trial()
+        for panel in (self.mushra_panel, self.ccr_panel):
+            panel.trial = None
+        self._show_step(step)
 
-    def end_practice(self) -> None:
-        """Leave the "practice is over" page: the first trial that counts."""
-        if self.session is not None:
-            self._next_trial()
+    def _not_saved(self, message: str) -> None:
+        panel = self._panel
+        if panel is not None:
+            panel.not_saved(message)
+        else:
+            self._trial_error(not_saved_text("Your rating", message))
+        self.tick()
 
-    def end_break(self) -> None:
-        self._since_break = 0
-        self._break_clock = time.monotonic()
-        if self.session is not None:
-            self._next_trial()
+    def _pause(self) -> None:
+        if self.player is not None and self.player.playing:
+            self.player.pause()
 
     def _finish(self, text: str) -> None:
+        self._pause()
         self.trial = None
         self.done_label.setText(text)
-        self._end_session()
         self._show_page(self.PAGE_DONE)
         self.session_finished.emit()
 
-    def _end_session(self) -> None:
-        if self.player is not None and self.player.playing:
-            self.player.pause()
-        self.trial = None
-        if self.session is not None:
-            try:
-                self.session.close()
-            except StudyError:
-                pass  # the end time of the sitting is bookkeeping; every rating is already committed
-            self.session = None
-
     def reset(self) -> None:
-        """Back to the start page for the next listener."""
-        self._end_session()
+        """Back to the start page for the next listener (the sitting ends in the background)."""
+        self._pause()
+        self.trial = None
+        self._submit(self.controller.end_session, lambda _: None)
         self.code_edit.clear()
         self._start_error("")
         self._show_page(self.PAGE_START)
 
     def shutdown(self) -> None:
-        """End the session, close the audio output and the database (the app calls this on exit)."""
+        """End the session, close the audio output and the database (the app calls this on exit).
+
+        The database work in flight is waited for (at most the busy timeout and a little more),
+        then the sitting's end is recorded on the worker thread; what is still queued is dropped."""
         self._timer.stop()
         if self._prepare_worker is not None and self._prepare_worker.is_running:
             self._prepare_worker.cancel()
             self._prepare_worker.wait(10.0)
-        self._end_session()
+        self._pause()
+        self.trial = None
+        self._jobs.clear()
+        wait_s = self.controller.busy_timeout_s + SHUTDOWN_GRACE_S
+        if self._job is not None:
+            self._job.wait(wait_s)
+        self._closed = True
+        last = GeneratorWorker(_call(self.controller.close))
+        last.start(self._pool)
+        last.wait(wait_s)
+        self._job = None
         if self.player is not None:
             self.player.close()
-        self._close_engine()
 
     # ------------------------------------------------------------------ Qt events
     def _handle_key(self, event: QKeyEvent) -> bool:
         """The listening keys of the page shown; True when ``event`` was one of them."""
-        if event.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier):
+        if event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                                | Qt.KeyboardModifier.MetaModifier):
             return False  # the window's own shortcuts
-        key = event.key()
         page = self.page
-        repeat = event.isAutoRepeat()
         if page in (self.PAGE_MUSHRA, self.PAGE_CCR):
-            return self.pages.currentWidget().handle_key(event)
+            panel = self._panel
+            return panel.handle_key(event) if panel is not None else False
+        actions: dict[Qt.Key, Callable[[], object]] = {}
         if page == self.PAGE_TRIAL:
-            actions = {Qt.Key_R: self.select_reference, Qt.Key_A: self.select_sample, Qt.Key_Home: self.rewind}
-            if key == Qt.Key_Space:
-                if not repeat:
-                    self.toggle_play()
-            elif key in actions:
-                actions[key]()
-            elif key in _SCORE_KEYS:
-                self.choose_score(_SCORE_KEYS[key])
-            elif key in _ENTER_KEYS:
-                if not repeat:
-                    self.submit()
-            else:
-                return False
-            return True
-        if page == self.PAGE_INSTRUCTIONS and key in _ENTER_KEYS:
-            if not repeat:
-                self.begin()
-            return True
-        if page == self.PAGE_BREAK and key in _ENTER_KEYS:
-            if not repeat:
-                self.end_break()
-            return True
-        if page == self.PAGE_PRACTICE_OVER and key in _ENTER_KEYS:
-            if not repeat:
-                self.end_practice()
-            return True
-        return False
+            actions = {Qt.Key.Key_Space: self.toggle_play, Qt.Key.Key_R: self.select_reference,
+                       Qt.Key.Key_A: self.select_sample, Qt.Key.Key_Home: self.rewind}
+            actions.update({k: partial(self.choose_score, s) for k, s in _SCORE_KEYS.items()})
+            actions.update(dict.fromkeys(ENTER_KEYS, self.submit))
+        else:
+            enter = {self.PAGE_INSTRUCTIONS: self.begin, self.PAGE_BREAK: self.end_break,
+                     self.PAGE_PRACTICE_OVER: self.end_practice}.get(page)
+            if enter is not None:
+                actions = dict.fromkeys(ENTER_KEYS, enter)
+        return dispatch_key(event, actions)
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
-        if event.type() != QEvent.KeyPress:
-            return super().eventFilter(watched, event)
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
+            return super().eventFilter(watched, event) if isinstance(watched, QObject) else False
         if watched is self.code_edit:
-            if event.key() in _ENTER_KEYS:
+            if event.key() in ENTER_KEYS:
                 # Enter starts; consumed here, so the same press cannot also pass the instructions.
                 if not event.isAutoRepeat():
                     self._start_clicked()
@@ -1030,7 +998,7 @@ class ListenView(QWidget):
         if not self._handle_key(event):
             super().keyPressEvent(event)
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         app = QApplication.instance()
         if app is not None and not self._app_filter:
@@ -1038,10 +1006,9 @@ class ListenView(QWidget):
             self._app_filter = True
         (self.code_edit if self.page == self.PAGE_START else self).setFocus()
 
-    def hideEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def hideEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
         # Another tab came to the front: stop the sound (the trial stays where it is).
-        if self.player is not None and self.player.playing:
-            self.player.pause()
+        self._pause()
         app = QApplication.instance()
         if app is not None and self._app_filter:
             app.removeEventFilter(self)

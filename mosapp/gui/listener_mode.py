@@ -50,9 +50,9 @@ class PinDialog(QDialog):
         self.prompt = QLabel("Enter the researcher's PIN to leave listener mode.")
         box.addWidget(self.prompt)
         self.edit = QLineEdit()
-        self.edit.setEchoMode(QLineEdit.Password)
+        self.edit.setEchoMode(QLineEdit.EchoMode.Password)
         box.addWidget(self.edit)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         box.addWidget(buttons)
@@ -75,7 +75,7 @@ class ListenerLock(QObject):
         self._saved: dict = {}
         self.pin_dialog: PinDialog | None = None
         self.shortcut = QShortcut(QKeySequence(EXIT_CHORD), window)
-        self.shortcut.setContext(Qt.ApplicationShortcut)
+        self.shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
         self.shortcut.setEnabled(False)
         self.shortcut.activated.connect(self.request_release)
 
@@ -130,7 +130,7 @@ class ListenerLock(QObject):
             self.pin_dialog = PinDialog(self.window)
         dialog = self.pin_dialog
         dialog.edit.clear()
-        ok = dialog.exec() == QDialog.Accepted
+        ok = dialog.exec() == QDialog.DialogCode.Accepted
         entered = dialog.edit.text()
         dialog.edit.clear()
         if ok and entered == self.pin:
@@ -160,7 +160,7 @@ class ListenerLock(QObject):
         w.statusBar().show()
         w.setWindowTitle(saved.get("title", w.windowTitle()))
         w.setAcceptDrops(saved.get("drops", True))
-        if w.isFullScreen() and not (saved.get("state", Qt.WindowNoState) & Qt.WindowFullScreen):
+        if w.isFullScreen() and not (saved.get("state", Qt.WindowState.WindowNoState) & Qt.WindowState.WindowFullScreen):
             w.showNormal()
         self.shortcut.setEnabled(False)
         self.changed.emit(False)

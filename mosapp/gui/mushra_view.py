@@ -23,37 +23,44 @@ random order.
 
 from __future__ import annotations
 
-import math
-import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from mosapp.gui.trial_widgets import add_position_row, add_trial_header
+from mosapp.core.errors import ConfigError
+from mosapp.gui.trial_widgets import (
+    TrialPanel,
+    add_transport,
+    dispatch_key,
+    show_transport,
+    silent_text,
+)
 from mosapp.gui.trial_widgets import button as _button
 from mosapp.gui.trial_widgets import label as _label
-from mosapp.study.errors import StudyError
+from mosapp.study.engine import Progress
+from mosapp.study.listening import MIN_PLAYED_S, Playback, mushra_played
+from mosapp.study.mushra import MushraTrial, band_label
 
-#: A sample counts as played after this many seconds of it (or all of a shorter one).
-MIN_PLAYED_S = 1.0
 #: Where the first arrow key puts an unrated slider.
 START_SCORE = 50
-_DIGITS = {getattr(Qt, f"Key_{d}"): (d - 1 if d else 9) for d in range(10)}
-_ENTER_KEYS = (Qt.Key_Return, Qt.Key_Enter)
+_DIGITS = {Qt.Key(Qt.Key.Key_0 + d): (d - 1 if d else 9) for d in range(10)}
 
 
-class MushraPanel(QWidget):
+class MushraPanel(TrialPanel):
     """One MUSHRA screen; the :class:`~mosapp.gui.listen_view.ListenView` shows it and drives the session."""
 
     SLIDER_HEIGHT = 300
+    NOUN = "screen"
+    WHAT = "This screen"
+    PRACTICE_TEXT = "Practice screen: get used to the sounds and the scale. It counts for nothing."
 
-    def __init__(self, view) -> None:
-        super().__init__()
-        self.view = view
-        self.setObjectName("mushraPanel")
-        self.setFocusPolicy(Qt.NoFocus)
-        self.trial = None
+    def __init__(self, view: Any) -> None:
+        super().__init__(view, "mushraPanel", spacing=10)
+        self.trial: MushraTrial | None = None
         self.scores: list[int | None] = []
         self.current = 0  # the selected sample (0-based), what the arrows change
         self._loop_start: float | None = None
@@ -61,25 +68,12 @@ class MushraPanel(QWidget):
 
     # ------------------------------------------------------------------ building
     def _build(self) -> None:
-        box = QVBoxLayout(self)
-        box.setSpacing(10)
-        add_trial_header(self, box, "Practice screen: get used to the sounds and the scale. It counts for nothing.")
+        box = self.box
 
-        row = QHBoxLayout()
-        self.reference_button = _button("Reference  (R)", "stimulusButton")
-        self.reference_button.setCheckable(True)
-        self.reference_button.clicked.connect(self.select_reference)
-        row.addWidget(self.reference_button)
-        self.play_button = _button("▶  Play  (Space)", "playButton")
-        self.play_button.clicked.connect(self.toggle_play)
-        row.addWidget(self.play_button)
         self.loop_button = _button("Loop  (L)")
         self.loop_button.clicked.connect(self.loop_key)
-        row.addWidget(self.loop_button)
-        row.addStretch(1)
-        box.addLayout(row)
-
-        add_position_row(self, box, self._seek_released)
+        self.reference_button, = add_transport(self, box, [("Reference  (R)", self.select_reference)], centred=False,
+                                               extra=[self.loop_button])
         self.loop_label = _label("", "listenHint")
         box.addWidget(self.loop_label)
 
@@ -91,34 +85,22 @@ class MushraPanel(QWidget):
         box.addWidget(self.grid_frame)
         self.sliders: list[QSlider] = []
         self.value_labels: list[QLabel] = []
-        self.sample_buttons = []
+        self.sample_buttons: list[QPushButton] = []
         self.played_labels: list[QLabel] = []
         self.band_labels: list[QLabel] = []
 
-        self.hint = _label("")
-        box.addWidget(self.hint)
-        self.message = _label("", "listenError")
-        self.message.hide()
-        box.addWidget(self.message)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        self.next_button = _button("Save and next  (Enter)", "primaryButton")
-        self.next_button.clicked.connect(self.submit)
-        row.addWidget(self.next_button)
-        box.addLayout(row)
-        self.keys_label = _label(self.keys_text(), "listenHint")
-        box.addWidget(self.keys_label)
-        box.addStretch(1)
+        self._add_hint()
+        self._add_save_row()
 
-    @staticmethod
-    def keys_text() -> str:
+    def keys_text(self) -> str:
         return ("Keys — Space: play / pause · R: reference · 1–9, 0: sample 1–10 · ←/→: previous / next sample · "
                 "↑/↓: score ±1 · PgUp/PgDn: ±10 · L: loop start / end / off · Home: to the start · "
                 "Enter: save and go on.")
 
-    def _rebuild_grid(self, n: int, labels) -> None:
+    def _rebuild_grid(self, n: int, labels: tuple[str, ...]) -> None:
         while self.grid.count():
-            w = self.grid.takeAt(0).widget()
+            item = self.grid.takeAt(0)
+            w = item.widget() if item is not None else None
             if w is not None:
                 w.deleteLater()
         self.sliders, self.value_labels, self.sample_buttons, self.played_labels = [], [], [], []
@@ -131,8 +113,8 @@ class MushraPanel(QWidget):
         self.band_labels = []
         for k in range(4, -1, -1):
             lab = _label(f"{labels[k]}\n{20 * k}–{20 * (k + 1)}", wrap=False)
-            lab.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            lab.setFrameShape(QFrame.StyledPanel if k % 2 == 0 else QFrame.NoFrame)
+            lab.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            lab.setFrameShape(QFrame.Shape.StyledPanel if k % 2 == 0 else QFrame.Shape.NoFrame)
             lab.setMinimumHeight(self.SLIDER_HEIGHT // 5)
             scale.addWidget(lab, 1)
             self.band_labels.append(lab)
@@ -140,17 +122,17 @@ class MushraPanel(QWidget):
         self.grid.addWidget(scale_widget, 1, 0)
         for i in range(n):
             value = _label("—", wrap=False)
-            value.setAlignment(Qt.AlignCenter)
+            value.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self.grid.addWidget(value, 0, i + 1)
-            slider = QSlider(Qt.Vertical)
+            slider = QSlider(Qt.Orientation.Vertical)
             slider.setRange(0, 100)
             slider.setValue(START_SCORE)
-            slider.setFocusPolicy(Qt.NoFocus)
+            slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             slider.setFixedHeight(self.SLIDER_HEIGHT)
-            slider.setTickPosition(QSlider.TicksBothSides)
+            slider.setTickPosition(QSlider.TickPosition.TicksBothSides)
             slider.setTickInterval(20)
             slider.valueChanged.connect(lambda v, i=i: self._slider_moved(i, v))
-            self.grid.addWidget(slider, 1, i + 1, alignment=Qt.AlignHCenter)
+            self.grid.addWidget(slider, 1, i + 1, alignment=Qt.AlignmentFlag.AlignHCenter)
             button = _button(f"{i + 1 if i < 9 else 0}", "stimulusButton")
             button.setCheckable(True)
             button.setMinimumWidth(64)
@@ -158,7 +140,7 @@ class MushraPanel(QWidget):
             button.clicked.connect(lambda _=False, i=i: self.select(i))
             self.grid.addWidget(button, 2, i + 1)
             played = _label("not played", "listenHint", wrap=False)
-            played.setAlignment(Qt.AlignCenter)
+            played.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self.grid.addWidget(played, 3, i + 1)
             self.sliders.append(slider)
             self.value_labels.append(value)
@@ -166,35 +148,19 @@ class MushraPanel(QWidget):
             self.played_labels.append(played)
 
     # ------------------------------------------------------------------ a screen
-    def show_trial(self, trial) -> None:
-        """Load ``trial`` (a MushraTrial) into the player and the screen."""
-        view = self.view
+    def show_trial(self, trial: MushraTrial, progress: Progress) -> None:
+        """Show ``trial`` (the view has loaded its streams into the player)."""
         self.trial = trial
         n = len(trial.items)
         self.scores = [None] * n
         self.current = 0
         self._loop_start = None
-        self._rebuild_grid(n, view.definition.labels)
-        buffers = [trial.reference] + [item.audio for item in trial.items]
-        view.player.load(buffers, names=["reference"] + [str(i + 1) for i in range(n)])
-        view.player.select(0)
-        self._started = time.monotonic()
-        if trial.is_training:
-            self.trial_label.setText(f"Practice screen {trial.index + 1} of {view.session.progress.training_total}")
-        else:
-            p = view.session.progress
-            self.trial_label.setText(f"Screen {p.rated + 1} of {p.total}")
-        self.progress_label.setText(f"{trial.index} of {trial.total} done")
-        self.progress_bar.setRange(0, trial.total)
-        self.progress_bar.setValue(trial.index)
-        self.practice_label.setVisible(trial.is_training)
-        self._message("")
+        self._rebuild_grid(n, self.view.definition.labels)
+        self.show_header(trial, progress)
         self.grid.activate()
-        self.layout().activate()
-
-    def _message(self, text: str) -> None:
-        self.message.setText(text)
-        self.message.setVisible(bool(text))
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
 
     @property
     def played(self) -> list[bool]:
@@ -202,23 +168,18 @@ class MushraPanel(QWidget):
         player = self.view.player
         if self.trial is None or player is None:
             return []
-        listened, ends, durations = player.listened_s, player.heard_to_end, player.durations_s
-        return [listened[i + 1] >= min(MIN_PLAYED_S, durations[i + 1] - 0.05) or ends[i + 1]
-                for i in range(len(self.trial.items))]
+        return mushra_played(self.trial, Playback.of(player))
 
     @property
     def can_save(self) -> bool:
-        return self.trial is not None and all(self.played) and all(s is not None for s in self.scores)
+        return (self.trial is not None and not self.view.busy and all(self.played)
+                and all(s is not None for s in self.scores))
 
     def tick(self) -> None:
         player = self.view.player
         if player is None or self.trial is None:
             return
-        pos, total = player.position_s, player.duration_s
-        if not self.position_slider.isSliderDown():
-            self.position_slider.setValue(int(round(1000 * pos / total)) if total > 0 else 0)
-        self.time_label.setText(f"{pos:.1f} / {total:.1f} s")
-        self.play_button.setText("❚❚  Pause  (Space)" if player.playing else "▶  Play  (Space)")
+        show_transport(self, player)
         sel = player.selected
         self.reference_button.setChecked(sel == 0)
         played = self.played
@@ -234,7 +195,9 @@ class MushraPanel(QWidget):
                                 if self._loop_start is not None else "")
         left_play = played.count(False)
         left_rate = sum(s is None for s in self.scores)
-        if self.can_save:
+        if self.view.busy:
+            self.hint.setText("Saving this screen…")
+        elif self.can_save:
             self.hint.setText("Every sample is played and rated. Press Enter to save this screen and go on.")
         else:
             parts = []
@@ -245,10 +208,9 @@ class MushraPanel(QWidget):
             self.hint.setText("Before saving: " + " and ".join(parts) + ".")
         self.hint.setStyleSheet("color: #1b6e20;" if self.can_save else "color: #555;")
         self.next_button.setEnabled(self.can_save)
-        view = self.view
-        reason = player.silent_reason if view.open_audio else None
+        reason = player.silent_reason if self.view.open_audio else None
         if reason:
-            self._message(f"{reason} Tell the researcher: the sounds cannot be heard on this computer.")
+            self._message(silent_text(reason))
 
     # ------------------------------------------------------------------ actions
     def select(self, i: int) -> None:
@@ -264,11 +226,6 @@ class MushraPanel(QWidget):
             self.view.player.select(0)
         self.tick()
 
-    def toggle_play(self) -> None:
-        if self.trial is not None:
-            self.view.player.toggle()
-        self.tick()
-
     def set_score(self, i: int, value: int) -> None:
         """Give sample ``i`` the score ``value`` (clipped to 0..100)."""
         value = max(0, min(100, int(value)))
@@ -281,8 +238,6 @@ class MushraPanel(QWidget):
         self.tick()
 
     def _show_value(self, i: int) -> None:
-        from mosapp.study.mushra import band_label
-
         v = self.scores[i]
         self.value_labels[i].setText("—" if v is None else f"{v}\n{band_label(v, self.view.definition.labels)}")
 
@@ -315,7 +270,7 @@ class MushraPanel(QWidget):
             else:
                 try:
                     player.set_loop(a, b)
-                except Exception:  # noqa: BLE001 - a ConfigError: keep the mark, say nothing alarming
+                except ConfigError:  # keep the mark, say nothing alarming
                     pass
                 self._loop_start = None
         self.tick()
@@ -326,64 +281,28 @@ class MushraPanel(QWidget):
             player.seek(player.loop[0] if player.loop else 0.0)
         self.tick()
 
-    def _seek_released(self) -> None:
-        player = self.view.player
-        if self.trial is not None:
-            player.seek(self.position_slider.value() / 1000 * player.duration_s)
-        self.tick()
-
     def submit(self) -> bool:
-        """Save the whole screen (one transaction) and go on; False when it cannot be saved yet."""
-        view = self.view
+        """Save the whole screen (one transaction, in the background) and go on; False when it cannot be saved yet."""
         if not self.can_save:
             self.tick()
             return False
-        player = view.player
-        counts, listened = player.play_counts, player.listened_s
-        n = len(self.trial.items)
-        trial = self.trial
-        try:
-            view.session.rate(trial, list(self.scores), plays=[counts[i + 1] for i in range(n)],
-                              reference_plays=counts[0],
-                              listening_time_s=[x if math.isfinite(x) else 0.0 for x in listened[1:]],
-                              response_time_s=max(0.0, time.monotonic() - self._started))
-        except StudyError as exc:
-            self._message(f"This screen was not saved: {exc} Press Enter to try again.")
-            return False
-        self.trial = None
-        view._saved(trial, n)
-        return True
+        return bool(self.view.rate([int(s) for s in self.scores if s is not None]))
 
     # ------------------------------------------------------------------ keys
     def handle_key(self, event: QKeyEvent) -> bool:
-        key = event.key()
-        repeat = event.isAutoRepeat()
         n = len(self.trial.items) if self.trial is not None else 0
-        if key == Qt.Key_Space:
-            if not repeat:
-                self.toggle_play()
-        elif key == Qt.Key_R:
-            self.select_reference()
-        elif key in _DIGITS:
-            if _DIGITS[key] < n:
-                self.select(_DIGITS[key])
-        elif key == Qt.Key_Left and n:
-            self.select((self.current - 1) % n)
-        elif key == Qt.Key_Right and n:
-            self.select((self.current + 1) % n)
-        elif key in (Qt.Key_Up, Qt.Key_Down, Qt.Key_PageUp, Qt.Key_PageDown):
-            self.step({Qt.Key_Up: 1, Qt.Key_Down: -1, Qt.Key_PageUp: 10, Qt.Key_PageDown: -10}[key])
-        elif key == Qt.Key_L:
-            if not repeat:
-                self.loop_key()
-        elif key == Qt.Key_Home:
-            self.rewind()
-        elif key in _ENTER_KEYS:
-            if not repeat:
-                self.submit()
-        else:
-            return False
-        return True
+        actions: dict[Qt.Key, Callable[[], object]] = {
+            Qt.Key.Key_Space: self.toggle_play, Qt.Key.Key_R: self.select_reference, Qt.Key.Key_L: self.loop_key,
+            Qt.Key.Key_Home: self.rewind, Qt.Key.Key_Return: self.submit, Qt.Key.Key_Enter: self.submit,
+            Qt.Key.Key_Up: lambda: self.step(1), Qt.Key.Key_Down: lambda: self.step(-1),
+            Qt.Key.Key_PageUp: lambda: self.step(10), Qt.Key.Key_PageDown: lambda: self.step(-10),
+        }
+        # 1-9, 0: samples 1-10 (select ignores a digit beyond this screen's samples).
+        actions.update({k: partial(self.select, i) for k, i in _DIGITS.items()})
+        if n:
+            actions[Qt.Key.Key_Left] = lambda: self.select((self.current - 1) % n)
+            actions[Qt.Key.Key_Right] = lambda: self.select((self.current + 1) % n)
+        return dispatch_key(event, actions)
 
 
 __all__ = ["MIN_PLAYED_S", "MushraPanel", "START_SCORE"]

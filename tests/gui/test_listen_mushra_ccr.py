@@ -19,9 +19,9 @@ import pytest
 import tomllib
 from PySide6.QtCore import Qt
 
-from mosapp.gui.listener_mode import PIN_ENV
 from tests.gui.test_listen_view import assert_blind, forbidden_strings, hear, key, prepare, start
 from tests.gui.test_listener_mode import assert_window_blind
+from tests.gui.test_listener_mode import main_window as listener_mode_window
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "out" / "screenshots"
@@ -81,20 +81,8 @@ def db_count(path: Path, table: str) -> int:
 
 
 def main_window(qtbot, monkeypatch, path: Path):
-    """The app's main window with ``path`` open in Listen (no audio device, no breaks)."""
-    from mosapp.gui.app import MainWindow
-
-    monkeypatch.setenv(PIN_ENV, "4711")
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1150, 950)
-    w.show()
-    qtbot.waitExposed(w)
-    listen = w.views["Listen"]
-    listen.open_audio = False
-    listen.break_every_trials = 0
-    listen.break_every_minutes = 0
-    assert listen.open_study(path)
+    """The app's main window with ``path`` open in Listen (no audio device, no breaks), Listen in front."""
+    w, listen = listener_mode_window(qtbot, monkeypatch, path, size=(1150, 950))
     w.tabs.setCurrentWidget(listen)
     return w, listen
 

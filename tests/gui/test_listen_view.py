@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 import soundfile as sf
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractButton,
     QComboBox,
@@ -92,6 +93,11 @@ def study(template, tmp_path) -> Path:
     return folder / "gui.toml"
 
 
+def settle(qtbot, view: ListenView, timeout_ms: int = 20_000) -> None:
+    """Wait until the view's database work (on its worker thread) is done and its result shown."""
+    qtbot.waitUntil(lambda: not view.busy, timeout=timeout_ms)
+
+
 def make_view(qtbot, study_path, **kwargs) -> ListenView:
     kwargs.setdefault("open_audio", False)
     view = ListenView(study_path, **kwargs)
@@ -99,11 +105,21 @@ def make_view(qtbot, study_path, **kwargs) -> ListenView:
     view.resize(900, 760)
     view.show()
     qtbot.waitExposed(view)
+    settle(qtbot, view)
     return view
 
 
-def key(qtbot, view: ListenView, k) -> None:
-    qtbot.keyClick(view, k)
+def key(qtbot, view: ListenView, k, widget: QWidget | None = None) -> None:
+    """Press ``k`` (on ``widget``, default the view) and wait for what it set off in the database."""
+    qtbot.keyClick(widget or view, k)
+    settle(qtbot, view)
+
+
+def type_code(qtbot, view: ListenView, code: str) -> None:
+    """Type a listener code on the start page and press Enter (the session starts in the background)."""
+    view.code_edit.setFocus()
+    qtbot.keyClicks(view.code_edit, code)
+    key(qtbot, view, Qt.Key_Return, view.code_edit)
 
 
 def hear(view: ListenView, seconds: float | None = None) -> None:
@@ -115,9 +131,7 @@ def hear(view: ListenView, seconds: float | None = None) -> None:
 
 
 def start(qtbot, view: ListenView, code: str) -> None:
-    view.code_edit.setFocus()
-    qtbot.keyClicks(view.code_edit, code)
-    qtbot.keyClick(view.code_edit, Qt.Key_Return)
+    type_code(qtbot, view, code)
     assert view.page == view.PAGE_INSTRUCTIONS, view.start_message.text()
     key(qtbot, view, Qt.Key_Return)
 
@@ -330,16 +344,17 @@ def test_a_returning_listener_resumes_and_a_finished_one_is_told(qtbot, study):
     key(qtbot, view, Qt.Key_5)
     key(qtbot, view, Qt.Key_Return)
     view.reset()
-    assert view.page == view.PAGE_START and view.session is None
-    view.code_edit.setFocus()
-    qtbot.keyClicks(view.code_edit, "L05")
-    qtbot.keyClick(view.code_edit, Qt.Key_Return)
+    assert view.page == view.PAGE_START
+    settle(qtbot, view)
+    assert view.session is None
+    type_code(qtbot, view, "L05")
     assert "Welcome back, L05. Resuming at trial 2 of 7" in view.welcome_label.text()
     key(qtbot, view, Qt.Key_Return)
     assert view.trial.index == 1
     # A bad code: one sentence, nothing started.
     view.reset()
     view.start("Jane Doe <jane@example.org>")
+    settle(qtbot, view)
     assert view.page == view.PAGE_START and "not accepted" in view.start_message.text()
 
 
@@ -355,34 +370,75 @@ def test_a_malformed_study_file_is_a_message_and_the_view_keeps_working(qtbot, s
     assert not view.open_study(typo)
     assert 'unknown field sed' in view.start_message.text()
     assert view.open_study(study)
+    settle(qtbot, view)
     start(qtbot, view, "L06")
     assert view.page == view.PAGE_TRIAL
 
 
-def test_a_locked_database_loses_nothing_and_enter_tries_again(qtbot, study):
+def lock_database(study_path: Path) -> sqlite3.Connection:
+    """Another program takes the study database's write lock (a real second connection)."""
     from mosapp.study import load_study
 
-    view = make_view(qtbot, study, busy_timeout_s=0.2)
+    db = load_study(study_path, check_codecs=False).database_url.removeprefix("sqlite:///")
+    other = sqlite3.connect(db, isolation_level=None, timeout=0.1)
+    other.execute("BEGIN EXCLUSIVE")
+    return other
+
+
+def release(other: sqlite3.Connection) -> None:
+    other.execute("ROLLBACK")
+    other.close()
+
+
+def test_a_locked_database_keeps_the_window_responsive_and_loses_nothing(qtbot, study):
+    view = make_view(qtbot, study, busy_timeout_s=1.5)
+    ticks: list[float] = []
+    timer = QTimer(view)
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
     start(qtbot, view, "L07")
     listen_fully(qtbot, view)
     key(qtbot, view, Qt.Key_4)
-    db = load_study(study, check_codecs=False).database_url.removeprefix("sqlite:///")
-    other = sqlite3.connect(db, isolation_level=None, timeout=0.1)
-    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+
+    # Released while the save waits: the window kept drawing, and the rating is saved once.
+    other = lock_database(study)
     try:
-        key(qtbot, view, Qt.Key_Return)
-        assert view.page == view.PAGE_TRIAL and view.score == 4
-        assert "not saved" in view.trial_message.text() and "locked" in view.trial_message.text()
-        assert view.trial_message.isVisible()
+        qtbot.keyClick(view, Qt.Key_Return)
+        assert view.busy
+        before = len(ticks)
+        qtbot.wait(600)
+        assert view.busy and view.page == view.PAGE_TRIAL and view.score == 4
+        assert len(ticks) - before >= 10  # the event loop ran all along (a 10 ms timer)
+        assert view.listen_hint.text() == "Saving your rating…" and not view.next_button.isEnabled()
+        qtbot.keyClick(view, Qt.Key_Return)  # impatient: a second Enter saves nothing twice
+        assert other.execute("select count(*) from ratings").fetchone() == (0,)
     finally:
-        other.execute("ROLLBACK")
-        other.close()
-    key(qtbot, view, Qt.Key_Return)
+        release(other)
+    settle(qtbot, view)
     assert ratings_of(study, "L07")["value"].tolist() == [4]
-    assert not view.trial_message.isVisible()
     assert view.page == view.PAGE_PRACTICE_OVER  # that was the practice trial
     key(qtbot, view, Qt.Key_Return)
     assert view.trial.index == 1
+
+    # Held past the busy timeout: one sentence, the score kept; Enter again saves it.
+    listen_fully(qtbot, view)
+    key(qtbot, view, Qt.Key_2)
+    other = lock_database(study)
+    try:
+        before = len(ticks)
+        key(qtbot, view, Qt.Key_Return)  # waits out the busy timeout (1.5 s)
+        assert len(ticks) - before >= 10
+        assert view.page == view.PAGE_TRIAL and view.score == 2 and view.trial.index == 1
+        text = view.trial_message.text()
+        assert view.trial_message.isVisible() and "not saved" in text and "locked" in text
+        assert text.count(". ") <= 2 and "Press Enter to try again." in text
+    finally:
+        release(other)
+    key(qtbot, view, Qt.Key_Return)
+    assert ratings_of(study, "L07")["value"].tolist() == [4, 2]
+    assert not view.trial_message.isVisible() and view.trial.index == 2
+    timer.stop()
 
 
 def test_acr_shows_the_sample_alone(qtbot, template, tmp_path):
@@ -412,10 +468,44 @@ def test_the_main_window_hook_and_the_demo_default(qtbot):
     assert isinstance(view, ListenView)
     assert view.definition is not None and view.definition.name == "demo"
     assert view.title_label.text() == "Listening test: music excerpts (demo)"
+    settle(qtbot, view)
     # Prepared or not, the start page says what to do next.
     assert view.start_button.isEnabled() or view.prepare_box.isVisibleTo(view)
-    assert callable(view.shutdown) and callable(view.open_path)
     view.shutdown()
+    assert view.controller.engine is None and not view.busy
+
+
+def test_a_dropped_file_opens_a_study_and_shutdown_ends_the_sitting(qtbot, study, tmp_path):
+    other_study = write_study(tmp_path / "other", name="other")
+    view = make_view(qtbot, other_study)
+    assert view.definition.name == "other" and view.prepare_box.isVisible()  # never prepared
+    view.open_path(study)
+    assert view.definition.name == "gui"
+    settle(qtbot, view)
+    assert view.start_button.isEnabled() and not view.prepare_box.isVisible()
+    view.open_path(tmp_path / "other" / "clip.wav")
+    assert view.start_message.text() == "clip.wav is not a study file; drop a .toml study file here."
+    assert view.definition.name == "gui"
+
+    start(qtbot, view, "L12")
+    view.open_path(other_study)  # never under a listener
+    assert view.definition.name == "gui" and view.page == view.PAGE_TRIAL and not view.busy
+    key(qtbot, view, Qt.Key_Space)
+    assert view.player.playing
+
+    view.shutdown()
+    assert not view.player.playing and not view._timer.isActive() and not view.busy
+    assert view.controller.session is None and view.controller.engine is None
+    from mosapp.study import load_study
+
+    db = load_study(study, check_codecs=False).database_url.removeprefix("sqlite:///")
+    con = sqlite3.connect(db)
+    try:
+        ended = con.execute("select s.ended_at from sessions s join listeners l on l.id = s.listener_id "
+                            "where l.code = 'L12'").fetchall()
+    finally:
+        con.close()
+    assert len(ended) == 1 and ended[0][0] is not None  # the sitting's end is recorded
 
 
 def test_screenshot(qtbot, study, tmp_path):
@@ -440,6 +530,7 @@ def test_the_keys_work_wherever_the_focus_is_in_the_window(qtbot, study):
     qtbot.addWidget(window)
     other = QPushButton("elsewhere", window)
     view = ListenView(study, parent=window, open_audio=False)
+    settle(qtbot, view)
     box = QVBoxLayout(window)
     box.addWidget(other)
     box.addWidget(view)
@@ -453,7 +544,7 @@ def test_the_keys_work_wherever_the_focus_is_in_the_window(qtbot, study):
     assert view.player.playing and view.player.selected == 1
     hear(view)
     qtbot.keyClick(other, Qt.Key_3)
-    qtbot.keyClick(other, Qt.Key_Return)
+    key(qtbot, view, Qt.Key_Return, other)
     assert ratings_of(study, "L10")["value"].tolist() == [3]
     # Hidden (another tab in front): the keys are the window's again.
     view.hide()
@@ -468,7 +559,7 @@ def test_a_break_is_suggested_after_some_minutes(qtbot, study):
     key(qtbot, view, Qt.Key_Return)
     assert view.page == view.PAGE_PRACTICE_OVER  # the practice trial: its own screen first
     key(qtbot, view, Qt.Key_Return)
-    view._break_clock -= 61  # a minute of listening later
+    view.controller.break_clock -= 61  # a minute of listening later
     key(qtbot, view, Qt.Key_4)
     key(qtbot, view, Qt.Key_Return)
     assert view.page == view.PAGE_BREAK

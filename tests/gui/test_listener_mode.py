@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QLineEdit, QProgressBar, QWidget
+from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, QLineEdit, QProgressBar, QWidget
 
 from mosapp.gui.listener_mode import LOCKED_TITLE, PIN_ENV
-from tests.gui.test_listen_view import (  # noqa: F401 - fixtures
+from tests.gui import test_listen_view as _listen_tests
+from tests.gui.test_listen_view import (
     assert_blind,
     forbidden_strings,
     hear,
@@ -18,11 +19,14 @@ from tests.gui.test_listen_view import (  # noqa: F401 - fixtures
     listen_fully,
     make_view,
     ratings_of,
+    settle,
     start,
-    study,
-    template,
+    type_code,
 )
 
+# The fixtures of the Listen view's tests (a prepared study of each test's own).
+template = _listen_tests.template
+study = _listen_tests.study
 CHORD = Qt.ControlModifier | Qt.AltModifier | Qt.ShiftModifier
 
 
@@ -64,20 +68,29 @@ def _answer_pin(qtbot, window, pin: str) -> None:
     QTimer.singleShot(20, answer)
 
 
-@pytest.fixture
-def window(qtbot, study, monkeypatch):
+def main_window(qtbot, monkeypatch, path, *, break_every_trials: int = 0, size=None):
+    """The app's main window with the study ``path`` open in Listen (no audio device, no breaks by time)."""
     from mosapp.gui.app import MainWindow
 
     monkeypatch.setenv(PIN_ENV, "4711")
     w = MainWindow()
     qtbot.addWidget(w)
+    if size is not None:
+        w.resize(*size)
     w.show()
     qtbot.waitExposed(w)
     listen = w.views["Listen"]
     listen.open_audio = False
-    listen.break_every_trials = 2
+    listen.break_every_trials = break_every_trials
     listen.break_every_minutes = 0
-    assert listen.open_study(study)
+    assert listen.open_study(path)
+    settle(qtbot, listen)
+    return w, listen
+
+
+@pytest.fixture
+def window(qtbot, study, monkeypatch):
+    w, _ = main_window(qtbot, monkeypatch, study, break_every_trials=2)
     yield w
     w.listener_lock.release()
 
@@ -134,6 +147,9 @@ def test_a_listener_goes_through_the_study_in_listener_mode(qtbot, window, study
     qtbot.keyClick(listen, Qt.Key_Q, CHORD)
     assert lock.pin_dialog is not None and lock.engaged
     assert "not right" in lock.pin_dialog.prompt.text()
+    # The dialog closed: a window manager gives the window back its activation (offscreen has none).
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
     _answer_pin(qtbot, window, "4711")
     qtbot.keyClick(listen, Qt.Key_Q, CHORD)
     assert not lock.engaged
@@ -168,9 +184,7 @@ def test_resuming_and_practice_over_screens(qtbot, study):
     key(qtbot, view, Qt.Key_3)
     key(qtbot, view, Qt.Key_Return)
     view.reset()
-    view.code_edit.setFocus()
-    qtbot.keyClicks(view.code_edit, "RS1")
-    qtbot.keyClick(view.code_edit, Qt.Key_Return)
+    type_code(qtbot, view, "RS1")
     assert view.page == view.PAGE_INSTRUCTIONS
     total = view.session.progress.total + view.session.progress.training_total
     assert f"Resuming at trial 3 of {total}" in view.welcome_label.text()
