@@ -28,7 +28,6 @@ import os
 import re
 import struct
 import zlib
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from mosapp.codecs.base import MODEL_ID_HEX, Encoded
@@ -36,7 +35,7 @@ from mosapp.core import varint
 from mosapp.core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.core.errors import BitstreamError, InvalidStreamError, MosappError
-from mosapp.core.files import atomic_write
+from mosapp.core.files import atomic_write, existing_file
 from mosapp.core.version import __version__
 
 #: The first four bytes of every ``.sgc`` file. 0x1A (Ctrl-Z) stops a terminal ``type``.
@@ -354,11 +353,7 @@ def read_sgc(path: str | os.PathLike[str]) -> tuple[Encoded, AudioInfo]:
         BitstreamError: its content is not a valid ``.sgc`` file (see :func:`unpack`).
     """
     name = os.fspath(path)
-    p = Path(name)
-    if not p.exists():
-        raise MosappError(f"{name} does not exist.")
-    if p.is_dir():
-        raise MosappError(f"{name} is a folder, not an .sgc file.")
+    p = existing_file(name, "an .sgc file")
     try:
         data = p.read_bytes()
     except OSError as exc:

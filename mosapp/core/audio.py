@@ -14,7 +14,7 @@ import soxr
 from mosapp.core import job
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.core.errors import AudioError
-from mosapp.core.files import atomic_write
+from mosapp.core.files import atomic_write, existing_file
 
 #: Accepted input sample rates in Hz, inclusive.
 MIN_SAMPLE_RATE = 16_000
@@ -247,11 +247,7 @@ def read_audio(
     if sample_rate is not None and sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive or None, got {sample_rate}")
     name = os.fspath(path)
-    p = Path(name)
-    if not p.exists():
-        raise AudioError(f"{name} does not exist.")
-    if p.is_dir():
-        raise AudioError(f"{name} is a folder, not an audio file; give a WAV, FLAC, OGG/Vorbis or MP3 file.")
+    p = existing_file(name, "an audio file; give a WAV, FLAC, OGG/Vorbis or MP3 file", AudioError)
     try:
         # libsndfile reports a permission problem only as "System error"; open it
         # ourselves first so the message says what is wrong.

@@ -85,6 +85,22 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], name: str | None = 
     return removed
 
 
+def existing_file(path: str | os.PathLike[str], not_a: str, error: type[MosappError] = MosappError) -> Path:
+    """``path`` as a :class:`~pathlib.Path`, once it names something that exists and is not a
+    folder: the first check of every reader of a file a person named.
+
+    Raises:
+        error: "<path> does not exist." or "<path> is a folder, not <not_a>."
+    """
+    name = os.fspath(path)
+    p = Path(name)
+    if not p.exists():
+        raise error(f"{name} does not exist.")
+    if p.is_dir():
+        raise error(f"{name} is a folder, not {not_a}.")
+    return p
+
+
 def atomic_write(
     path: str | os.PathLike[str],
     write: Callable[[BinaryIO], None],

@@ -103,6 +103,17 @@ def _bucket(rec_bits, cell, floor_bits, levels):
     return min(levels - 1, max(0, (rec_bits[cell, _MAG] - floor_bits) >> 11))
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _push(rec_bits, head, group, cell, floor_bits, levels, top):
+    # Queue ``cell`` last-in first-out in its magnitude's bucket: its magnitude slot becomes
+    # the link to the bucket's previous head. Returns the new top bucket.
+    b = _bucket(rec_bits, cell, floor_bits, levels)
+    rec_bits[cell, _MAG] = head[b]
+    head[b] = cell
+    group[b >> 8] += 1
+    return max(top, b)
+
+
 @numba.njit(cache=True, nogil=True)
 def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_offset, stop):
     """Integrate phase in place, loudest known coefficient first; False when ``stop[0]`` was
@@ -147,11 +158,7 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
             m = cell - n * bins
             if ((n + 1 < frames and state[cell + bins] == 0) or (n > 0 and state[cell - bins] == 0)
                     or (m + 1 < bins and state[cell + 1] == 0) or (m > 0 and state[cell - 1] == 0)):
-                b = _bucket(rec_bits, cell, floor_bits, levels)
-                rec_bits[cell, _MAG] = head[b]
-                head[b] = cell
-                group[b >> 8] += 1
-                top = max(top, b)
+                top = _push(rec_bits, head, group, cell, floor_bits, levels, top)
                 queued += 1
 
     order = np.empty(0, dtype=np.int64)
@@ -191,11 +198,7 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
             sm = start - (start // bins) * bins
             p0 = two_pi * ((sm * sn * hop) % channels) / channels
             rec[start, _PHASE] = p0 - two_pi if p0 >= np.pi else p0
-            b = _bucket(rec_bits, start, floor_bits, levels)
-            rec_bits[start, _MAG] = head[b]
-            head[b] = start
-            group[b >> 8] += 1
-            top = max(top, b)
+            top = _push(rec_bits, head, group, start, floor_bits, levels, top)
             queued += 1
 
         while group[top >> 8] == 0:
@@ -242,12 +245,7 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
             # Wrapped, the phase fits float32 to 1e-7 rad however long the path.
             rec[nb, _PHASE] = q - two_pi * np.floor((q + np.pi) / two_pi)
             state[nb] = 1
-            b = _bucket(rec_bits, nb, floor_bits, levels)
-            rec_bits[nb, _MAG] = head[b]
-            head[b] = nb
-            group[b >> 8] += 1
-            if b > top:
-                top = b
+            top = _push(rec_bits, head, group, nb, floor_bits, levels, top)
             queued += 1
 
 

@@ -281,16 +281,7 @@ def test_damaged_file_through_the_real_command_line(encoded_file, tmp_path):
 
 from mosapp.codecs.container import pack as _pack  # noqa: E402
 from mosapp.core.audio import AudioInfo  # noqa: E402
-from tests.codecs.test_container import forge  # noqa: E402
-
-
-def _set(path, value):
-    def edit(header):
-        target = header
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-    return edit
+from tests.codecs.test_container import forge, set_at  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -324,17 +315,17 @@ def _decode_refused(coded, tmp_path, capsys, data: bytes, *words: str) -> str:
 
 FORGED_CLI = {
     # case: (codec file, header edit, words)
-    "sample-rate-1": ("pghi-only", _set(["sr"], 1), ["sample rate"]),
-    "samples-huge": ("pghi-only", _set(["n"], 2**44), ["coded sample count"]),
-    "source-frames-huge": ("pghi-only", _set(["s", 1], 2**38), ["source length"]),
-    "source-rate-1e9": ("pghi-only", _set(["s", 0], 10**9), ["source sample rate"]),
-    "deep-json": ("pghi-only", _set(["p", "x"], json.loads("[" * 500 + "]" * 500)), ["nests"]),
-    "top-db-1e300": ("pghi-only", _set(["p", "top_db"], [1e300]), ["binding digest"]),
-    "dynamic-range-0": ("pghi-only", _set(["p", "dynamic_range_db"], 0), ["binding digest"]),
-    "opus-source-rate-1e9": ("opus-12", _set(["s", 0], 10**9), ["source sample rate"]),
-    "opus-rate": ("opus-12", _set(["p", "rate"], 8000), ["binding digest"]),
-    "opus-delay": ("opus-12", _set(["p", "delay"], 0), ["binding digest"]),
-    "sgc-12-renamed-sgc-6": ("sgc-12", _set(["c"], "sgc-6"), ["binding digest"]),
+    "sample-rate-1": ("pghi-only", set_at(["sr"], 1), ["sample rate"]),
+    "samples-huge": ("pghi-only", set_at(["n"], 2**44), ["coded sample count"]),
+    "source-frames-huge": ("pghi-only", set_at(["s", 1], 2**38), ["source length"]),
+    "source-rate-1e9": ("pghi-only", set_at(["s", 0], 10**9), ["source sample rate"]),
+    "deep-json": ("pghi-only", set_at(["p", "x"], json.loads("[" * 500 + "]" * 500)), ["nests"]),
+    "top-db-1e300": ("pghi-only", set_at(["p", "top_db"], [1e300]), ["binding digest"]),
+    "dynamic-range-0": ("pghi-only", set_at(["p", "dynamic_range_db"], 0), ["binding digest"]),
+    "opus-source-rate-1e9": ("opus-12", set_at(["s", 0], 10**9), ["source sample rate"]),
+    "opus-rate": ("opus-12", set_at(["p", "rate"], 8000), ["binding digest"]),
+    "opus-delay": ("opus-12", set_at(["p", "delay"], 0), ["binding digest"]),
+    "sgc-12-renamed-sgc-6": ("sgc-12", set_at(["c"], "sgc-6"), ["binding digest"]),
 }
 
 

@@ -285,7 +285,8 @@ def forge(data: bytes, edit) -> bytes:
     return with_header(json.dumps(header, allow_nan=True).encode(), payload=payload, version=version)
 
 
-def _set(path, value):
+def set_at(path, value):
+    """A header edit that sets the value at ``path`` (keys and indices), for :func:`forge`."""
     def edit(header):
         target = header
         for key in path[:-1]:
@@ -296,22 +297,22 @@ def _set(path, value):
 
 FORGED = {
     # case: (edit, words the sentence holds)
-    "sample-rate-1": (_set(["sr"], 1), ["sample rate", "1 Hz", "44100"]),
-    "sample-rate-huge": (_set(["sr"], 10**9), ["sample rate"]),
-    "samples-huge": (_set(["n"], 2**44), ["coded sample count", "17592186044416"]),
-    "samples-off-by-one": (_set(["n"], 88_201), ["88201 coded samples", "gives 88200"]),
-    "source-frames-huge": (_set(["s", 1], 50 * 2**30), ["source length"]),
-    "source-rate-1e9": (_set(["s", 0], 10**9), ["source sample rate", "1000000000"]),
-    "source-rate-1": (_set(["s", 0], 1), ["source sample rate"]),
-    "source-channels-9": (_set(["s", 2], 9), ["source channel count"]),
-    "channels-3": (_set(["ch"], 3), ["coded channel count"]),
-    "deep-json": (_set(["p", "deep"], json.loads("[" * 500 + "]" * 500)), ["nests", "levels"]),
-    "codec-name-garbage": (_set(["c"], "../../etc"), ["no codec"]),
-    "subtype-huge": (_set(["s", 3], "X" * 5000), ["source subtype"]),
-    "codec-renamed": (_set(["c"], "sgc-6"), ["binding digest", "edited"]),
-    "top-db-in-range": (_set(["p", "top_db"], [-10.0]), ["binding digest"]),
-    "version-string": (_set(["m"], "9.9.9"), ["binding digest"]),
-    "model-added": (_set(["mi"], "0123456789abcdef"), ["binding digest"]),
+    "sample-rate-1": (set_at(["sr"], 1), ["sample rate", "1 Hz", "44100"]),
+    "sample-rate-huge": (set_at(["sr"], 10**9), ["sample rate"]),
+    "samples-huge": (set_at(["n"], 2**44), ["coded sample count", "17592186044416"]),
+    "samples-off-by-one": (set_at(["n"], 88_201), ["88201 coded samples", "gives 88200"]),
+    "source-frames-huge": (set_at(["s", 1], 50 * 2**30), ["source length"]),
+    "source-rate-1e9": (set_at(["s", 0], 10**9), ["source sample rate", "1000000000"]),
+    "source-rate-1": (set_at(["s", 0], 1), ["source sample rate"]),
+    "source-channels-9": (set_at(["s", 2], 9), ["source channel count"]),
+    "channels-3": (set_at(["ch"], 3), ["coded channel count"]),
+    "deep-json": (set_at(["p", "deep"], json.loads("[" * 500 + "]" * 500)), ["nests", "levels"]),
+    "codec-name-garbage": (set_at(["c"], "../../etc"), ["no codec"]),
+    "subtype-huge": (set_at(["s", 3], "X" * 5000), ["source subtype"]),
+    "codec-renamed": (set_at(["c"], "sgc-6"), ["binding digest", "edited"]),
+    "top-db-in-range": (set_at(["p", "top_db"], [-10.0]), ["binding digest"]),
+    "version-string": (set_at(["m"], "9.9.9"), ["binding digest"]),
+    "model-added": (set_at(["mi"], "0123456789abcdef"), ["binding digest"]),
     "binding-removed": (lambda h: h.pop("b"), ["binding digest"]),
 }
 
@@ -373,5 +374,15 @@ def test_container_version_1_is_still_read():
 
 def test_container_version_1_values_are_still_range_checked():
     with pytest.raises(BitstreamError) as info:
-        unpack(forge(version_1(GOOD), _set(["sr"], 1)), "old.sgc")
+        unpack(forge(version_1(GOOD), set_at(["sr"], 1)), "old.sgc")
     one_sentence(info.value, "old.sgc is not a valid mosapp file", "sample rate")
+
+
+def test_reading_a_missing_file_or_a_folder_says_so(tmp_path):
+    with pytest.raises(MosappError) as info:
+        read_sgc(tmp_path / "gone.sgc")
+    assert not isinstance(info.value, BitstreamError)
+    one_sentence(info.value, "gone.sgc does not exist")
+    with pytest.raises(MosappError) as info:
+        read_sgc(tmp_path)
+    assert str(info.value) == f"{tmp_path} is a folder, not an .sgc file."

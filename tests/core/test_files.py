@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mosapp.core.errors import MosappError
-from mosapp.core.files import atomic_write, temporary_name
+from mosapp.core.errors import AudioError, MosappError
+from mosapp.core.files import atomic_write, existing_file, temporary_name
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,3 +126,12 @@ def test_a_temporary_of_the_old_naming_for_the_same_file_is_removed(tmp_path):
     (tmp_path / ".unrelated.tmp").write_bytes(b"keep")
     _write(tmp_path / "out.wav")
     assert sorted(os.listdir(tmp_path)) == [".unrelated.tmp", "out.wav"]
+
+
+def test_existing_file_names_what_is_wrong_in_one_sentence(tmp_path):
+    (tmp_path / "a.sgc").write_bytes(b"x")
+    assert existing_file(tmp_path / "a.sgc", "an .sgc file") == tmp_path / "a.sgc"
+    with pytest.raises(MosappError, match=r"gone\.sgc does not exist\.$"):
+        existing_file(tmp_path / "gone.sgc", "an .sgc file")
+    with pytest.raises(AudioError, match=r"is a folder, not an audio file\.$"):
+        existing_file(tmp_path, "an audio file", AudioError)
