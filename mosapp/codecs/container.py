@@ -28,7 +28,7 @@ import os
 import re
 import struct
 import zlib
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 from mosapp.codecs.base import MODEL_ID_HEX, Encoded
 from mosapp.core import varint
@@ -143,7 +143,7 @@ def _depth(text: bytes) -> int:
     return deepest
 
 
-def _no_constant(token: str):
+def _no_constant(token: str) -> NoReturn:
     raise ValueError(f"{token} is not a number JSON allows")
 
 

@@ -135,13 +135,14 @@ class ImageFamilyCodec(TwoBandCodec):
                     break
         return blobs, q
 
-    def compress_bands(self, low, high, seconds):
+    def compress_bands(self, low: list[torch.Tensor], high: list[torch.Tensor], seconds: float
+                       ) -> tuple[list[bytes], list[bytes], dict]:
         budget = self.target_kbps * 1000.0 * seconds / 8.0 - OVERHEAD_BYTES - 4 * (len(low) + len(high))
         low_blobs, q_low = self._fit([to_gray8(t) for t in low], LOW_SHARE * budget)
         high_blobs, q_high = self._fit([to_gray8(t) for t in high], budget - sum(map(len, low_blobs)))
         return low_blobs, high_blobs, {"quality": [q_low, q_high]}
 
-    def decompress_band(self, data, band, shape, device):
+    def decompress_band(self, data: bytes, band: str, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
         try:
             image = Image.open(io.BytesIO(data))
             if image.format != self.format:

@@ -244,7 +244,8 @@ class SpectrogramCodec(Codec):
         length = dsp.padded_length(encoded.n_samples, geometry)
         offset = geometry.window_length // 2
         for ch, image, scale in self.decode_images(encoded, device):
-            def magnitude_frames(start: int, stop: int, image=image, scale=scale) -> torch.Tensor:
+            def magnitude_frames(start: int, stop: int, image: torch.Tensor = image,
+                                 scale: dsp.ImageScale = scale) -> torch.Tensor:
                 return dsp.image_to_magnitude(image[:, start:stop], scale)
 
             y = yield from invert_magnitude(magnitude_frames, image.shape[1], length, geometry, config, device=device)

@@ -223,12 +223,12 @@ class TwoBandCodec(SpectrogramCodec):
         offset = geometry.window_length // 2
         n_low = bands.low_length(n)
         for ch, im in self.decode_band_images(encoded, device):
-            def low_magnitude(start: int, stop: int, im=im) -> torch.Tensor:
+            def low_magnitude(start: int, stop: int, im: BandImages = im) -> torch.Tensor:
                 mag = torch.zeros(geometry.bins, stop - start, dtype=torch.float32, device=device)
                 mag[: bands.LOW_ROWS] = dsp.image_to_magnitude(im.low[:, start:stop], im.low_scale)
                 return mag
 
-            def high_magnitude(start: int, stop: int, im=im) -> torch.Tensor:
+            def high_magnitude(start: int, stop: int, im: BandImages = im) -> torch.Tensor:
                 return dsp.image_to_magnitude(im.high[:, start:stop], im.high_scale)
 
             low = yield from invert_magnitude(low_magnitude, im.low.shape[1], dsp.padded_length(n_low, geometry),
@@ -249,11 +249,12 @@ class PghiOnlyTwoBand(TwoBandCodec):
     description = ("upper bound of the two-band representation (sgc's): both band images kept losslessly "
                    "(float16), phase rebuilt per band")
 
-    def compress_bands(self, low, high, seconds):
+    def compress_bands(self, low: list[torch.Tensor], high: list[torch.Tensor], seconds: float
+                       ) -> tuple[list[bytes], list[bytes], dict]:
         pack = lambda t: zlib.compress(t.to(torch.float16).cpu().numpy().tobytes(), 6)  # noqa: E731
         return [pack(t) for t in low], [pack(t) for t in high], {}
 
-    def decompress_band(self, data, band, shape, device):
+    def decompress_band(self, data: bytes, band: str, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
         try:
             raw = zlib.decompress(data)
         except zlib.error as exc:

@@ -102,7 +102,8 @@ def _cached_windows(geometry: StftGeometry, device: str, dtype: torch.dtype) -> 
     return g, gamma, sign
 
 
-def windows(geometry: StftGeometry, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+def windows(geometry: StftGeometry, device: torch.device | str = "cpu",
+            dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Analysis window, synthesis (dual) window and the per-bin centre-origin sign, on ``device``."""
     return _cached_windows(geometry, str(device), dtype)
 

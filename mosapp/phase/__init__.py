@@ -12,7 +12,7 @@ Every backend is ``fn(magnitude, geometry, *, seed=None, **options) -> coefficie
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -22,7 +22,7 @@ from mosapp.core.errors import ConfigError
 
 class PhaseBackend(Protocol):
     def __call__(self, magnitude: torch.Tensor, geometry: StftGeometry, *, seed: torch.Tensor | None = None,
-                 **options) -> torch.Tensor: ...
+                 **options: Any) -> torch.Tensor: ...
 
 
 _BACKENDS: dict[str, PhaseBackend] = {}

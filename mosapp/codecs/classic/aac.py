@@ -3,6 +3,8 @@ highest sample rate that meets it (:meth:`AacCodec._encode_stream`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mosapp.codecs.classic.av_io import EncoderRun, PyAvCodec
@@ -45,7 +47,7 @@ class AacCodec(PyAvCodec):
         nominal = self.nominal_kbps * 1000
         return int(lo * nominal) - 1, int(hi * nominal) + 1
 
-    def _encode_stream(self, av, x: np.ndarray) -> EncoderRun:
+    def _encode_stream(self, av: Any, x: np.ndarray) -> EncoderRun:
         """The first rate of :data:`AAC_RATES` the encoder can meet nominal at, rate-calibrated.
 
         At each rate the encoder first runs with its target at nominal. While the stream's

@@ -37,7 +37,7 @@ from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.errors import AudioError, BitstreamError, InvalidStreamError, ModelError
 
 
-def _av():
+def _av() -> Any:
     """The ``av`` module, or None when PyAV is not installed."""
     try:
         import av  # noqa: PLC0415 — optional at run time: without PyAV the other codecs still list and run
@@ -46,7 +46,7 @@ def _av():
     return av
 
 
-def _has_codec(av, name: str, mode: str) -> bool:
+def _has_codec(av: Any, name: str, mode: str) -> bool:
     try:
         av.codec.Codec(name, mode)
     except Exception:  # UnknownCodecError, or whatever an old PyAV raises
@@ -54,7 +54,7 @@ def _has_codec(av, name: str, mode: str) -> bool:
     return True
 
 
-def _frame_to_array(frame) -> np.ndarray:
+def _frame_to_array(frame: Any) -> np.ndarray:
     """A decoded frame as float32 (channels, samples), whatever its sample format."""
     arr = frame.to_ndarray()
     fmt = frame.format
@@ -140,10 +140,10 @@ class PyAvCodec(ClassicCodec):
             )
         return Availability(True)
 
-    def _decoder_name(self, av) -> str | None:
+    def _decoder_name(self, av: Any) -> str | None:
         return next((d for d in self.decoders if _has_codec(av, d, "r")), None)
 
-    def _require(self):
+    def _require(self) -> Any:
         availability = self.availability()
         if not availability.ok:
             raise ModelError(availability.reason)
@@ -151,7 +151,7 @@ class PyAvCodec(ClassicCodec):
 
     # -- encoding ----------------------------------------------------------------------------
 
-    def _run_encoder(self, av, y: np.ndarray, rate: int, bit_rate: int) -> EncoderRun:
+    def _run_encoder(self, av: Any, y: np.ndarray, rate: int, bit_rate: int) -> EncoderRun:
         """Encode (channels, m) float32 at ``rate`` with the encoder's target ``bit_rate``."""
         if y.shape[1] == 0:  # a clip of a few samples can round to none at a low rate
             y = np.zeros((y.shape[0], 1), dtype=np.float32)
@@ -194,7 +194,7 @@ class PyAvCodec(ClassicCodec):
         seconds = len(data) * step / rate
         return EncoderRun(rate, bit_rate, delay, extradata, pack_packets(data), seconds)
 
-    def _encode_stream(self, av, x: np.ndarray) -> EncoderRun:
+    def _encode_stream(self, av: Any, x: np.ndarray) -> EncoderRun:
         """Code the clip (float32 (channels, n) at the pipeline rate); CBR codecs run once."""
         rate = self.coded_rate(x.shape[0])
         return self._run_encoder(av, resample(x, PIPELINE_SAMPLE_RATE, rate), rate, int(round(self.nominal_kbps * 1000)))
