@@ -4,60 +4,48 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
 
+import soundfile as sf
+from tqdm import tqdm
+
+import mosapp.codecs
+from mosapp.cli.arguments import bounded_int
 from mosapp.cli.study import add_study_parser, run_study
-from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
-from mosapp.core.errors import MosappError
+from mosapp.codecs import all_codecs, codec_names, get_codec
+from mosapp.codecs.base import Codec
+from mosapp.codecs.container import MAX_STREAM_SECONDS, SUFFIX, file_kbps, read_sgc, write_sgc
+from mosapp.codecs.spectrogram import SpectrogramCodec
+from mosapp.core.audio import _WRITE_FORMATS, read_audio, restore_format, write_audio
+from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
+from mosapp.core.dsp import resolve_device
+from mosapp.core.errors import BitstreamError, ConfigError, InvalidStreamError, MosappError
+from mosapp.gui.platform import missing_xcb_libraries, x_display_reachable
+from mosapp.phase import get_backend
+from mosapp.pipeline import Progress, RoundTripResult, check_processable, roundtrip, run_to_end
+from mosapp.study.definition import resolve_study_path
+from mosapp.study.errors import StudyError
+from mosapp.training.config import TrainConfig
+from mosapp.training.loop import train
 
 #: Inputs at least this long get a progress bar.
 PROGRESS_MIN_SECONDS = 20.0
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CLIP = REPO_ROOT / "assets" / "demo" / "pluck-demo.flac"
 
 
 #: ``mosapp train --steps``: more than this is a typo, not a training run.
 MAX_TRAIN_STEPS = 10_000_000
-
-
-def bounded_int(lo: int, hi: int):
-    """An argparse ``type``: a whole number from ``lo`` to ``hi``, else a one-line usage error."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give one from {lo} to {hi}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{text} is out of range; give a whole number from {lo} to {hi}")
-        return value
-
-    parse.__name__ = "whole number"
-    return parse
-
-
-def bounded_float(lo: float, hi: float):
-    """An argparse ``type``: a finite number from ``lo`` to ``hi``, else a one-line usage error."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number; give one from {lo:g} to {hi:g}") from None
-        if not math.isfinite(value) or not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{text} is out of range; give a number from {lo:g} to {hi:g}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
 
 
 def _fgla_option(p: argparse.ArgumentParser, default: int) -> None:
@@ -87,12 +75,15 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
 class _Parser(argparse.ArgumentParser):
     """argparse with its usage errors as one line (``mosapp roundtrip: error: argument …; see --help.``)."""
 
-    def error(self, message: str):
+    #: The top-level parser's commands (name → its parser), set by :func:`build_parser`.
+    commands: Mapping[str, argparse.ArgumentParser] = {}
+
+    def error(self, message: str) -> NoReturn:
         message = message.rstrip(".")
         self.exit(2, f"mosapp: error: {message} (see `{self.prog} --help`).\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(
         prog="mosapp",
         description="Compress audio as spectrogram images, rebuild it by phase reconstruction, and measure it.",
@@ -141,12 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", required=True, help="TOML training config, e.g. configs/sgc2.toml")
     tr.add_argument("--steps", type=bounded_int(1, MAX_TRAIN_STEPS), default=None, metavar="N",
                     help=f"stop after this many more steps, 1 to {MAX_TRAIN_STEPS} (resume later)")
+    parser.commands = sub.choices
     return parser
 
 
 def _default_codec() -> str:
-    import mosapp.codecs
-
     return getattr(mosapp.codecs, "DEFAULT_CODEC", "pghi-only")
 
 
@@ -169,7 +159,7 @@ def _add_codec_options(p: argparse.ArgumentParser, *, encoding: bool) -> None:
 
 
 @contextmanager
-def _native_stderr_silenced():
+def _native_stderr_silenced() -> Iterator[None]:
     """Send what C libraries write to file descriptor 2 to /dev/null for a moment.
 
     libmpg123 (inside libsndfile) prints warnings such as "Cannot read next header" straight
@@ -201,7 +191,7 @@ def _config_from(args: argparse.Namespace) -> PipelineConfig:
                    mono=not getattr(args, "per_channel", False))
 
 
-def _format_result(result, in_path: str, out_path: str) -> str:
+def _format_result(result: RoundTripResult, in_path: str, out_path: str) -> str:
     m = result.metrics
     rows = [
         ("input", f"{in_path} ({result.info.channels} ch, {result.info.sample_rate} Hz, "
@@ -211,7 +201,7 @@ def _format_result(result, in_path: str, out_path: str) -> str:
                      f"{result.geometry.hop}), phase {result.backend}, device {result.device}"),
     ]
 
-    def fmt(value, unit="", digits=3):
+    def fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
         return "n/a" if value is None else f"{value:.{digits}f}{unit}"
 
     rows += [
@@ -235,7 +225,7 @@ def _format_result(result, in_path: str, out_path: str) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def _result_json(result, in_path: str, out_path: str) -> str:
+def _result_json(result: RoundTripResult, in_path: str, out_path: str) -> str:
     return json.dumps({
         "input": in_path,
         "output": out_path,
@@ -251,13 +241,6 @@ def _result_json(result, in_path: str, out_path: str) -> str:
 
 
 def run_roundtrip(in_path: str, out_path: str, args: argparse.Namespace) -> int:
-    # Imported here so `mosapp --help` stays instant.
-    from mosapp.core.audio import read_audio, write_audio
-    from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
-    from mosapp.core.dsp import resolve_device
-    from mosapp.phase import get_backend
-    from mosapp.pipeline import roundtrip, run_to_end
-
     config = _config_from(args)
     # Names first: a typo should not cost a file read.
     get_geometry(config.geometry)
@@ -272,12 +255,10 @@ def run_roundtrip(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     visqol = {"on": True, "off": False, "auto": None}[args.visqol]
     gen = roundtrip(audio, config, compute_metrics=not args.no_metrics, visqol=visqol)
     if show:
-        from tqdm import tqdm
-
         bar = tqdm(total=1, unit="frame", unit_scale=True, desc="reconstructing", file=sys.stderr,
                    dynamic_ncols=True, leave=False)
 
-        def on_progress(p):
+        def on_progress(p: Progress) -> None:
             if p.stage == "frames":
                 bar.total = p.total
                 bar.n = p.done
@@ -316,16 +297,6 @@ def _size(n_bytes: int) -> str:
 
 
 def run_encode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
-    import time
-
-    from mosapp.codecs import get_codec
-    from mosapp.codecs.container import MAX_STREAM_SECONDS, SUFFIX, file_kbps, write_sgc
-    from mosapp.core.audio import read_audio
-    from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
-    from mosapp.core.dsp import resolve_device
-    from mosapp.phase import get_backend
-    from mosapp.pipeline import check_processable
-
     config = _config_from(args)
     codec = get_codec(args.codec or _default_codec())
     # Names first: a typo should not cost a file read.
@@ -374,15 +345,6 @@ def run_encode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
 
 
 def run_decode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
-    import time
-
-    from mosapp.codecs import codec_names, get_codec
-    from mosapp.codecs.container import read_sgc
-    from mosapp.core.audio import _WRITE_FORMATS, restore_format, write_audio
-    from mosapp.core.dsp import resolve_device
-    from mosapp.core.errors import BitstreamError, ConfigError, InvalidStreamError
-    from mosapp.phase import get_backend
-
     config = _config_from(args)
     get_backend(config.phase)
     device = resolve_device(config.device)
@@ -437,17 +399,13 @@ def run_decode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_spectrogram(codec) -> bool:
+def _is_spectrogram(codec: Codec) -> bool:
     """Whether the phase options apply to ``codec``."""
-    from mosapp.codecs.spectrogram import SpectrogramCodec
-
     return isinstance(codec, SpectrogramCodec)
 
 
 def run_codecs(args: argparse.Namespace) -> int:
-    from mosapp.codecs import all_codecs
-
-    rows = []
+    rows: list[dict[str, Any]] = []
     for codec in all_codecs():
         availability = codec.availability()
         rows.append({
@@ -476,7 +434,7 @@ def run_codecs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _output_subtype(out_path: str, info) -> str | None:
+def _output_subtype(out_path: str, info: sf._SoundFileInfo) -> str | None:
     """Keep the input's sample format when the output container is the same kind."""
     ext = os.path.splitext(out_path)[1].lower()
     if ext == ".wav" and info.subtype in ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"):
@@ -487,9 +445,6 @@ def _output_subtype(out_path: str, info) -> str | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mosapp.training.config import TrainConfig
-    from mosapp.training.loop import train
-
     cfg = TrainConfig.load(args.config)
     path = train(cfg, max_steps=args.steps)
     print(f"mosapp train: {path}")
@@ -513,9 +468,6 @@ def gui_target(target: str | None) -> tuple[str, str] | None:
         return ("study" if p.suffix.lower() == ".toml" else "audio"), str(p)
     if p.is_dir():
         raise MosappError(f"{target} is a folder; give an audio file (Inspect) or a study file (Listen).")
-    from mosapp.study.definition import resolve_study_path
-    from mosapp.study.errors import StudyError
-
     try:
         return "study", str(resolve_study_path(target))
     except StudyError:
@@ -523,7 +475,7 @@ def gui_target(target: str | None) -> tuple[str, str] | None:
                           f"studies/); check the path.") from None
 
 
-def why_no_window(environ=os.environ) -> str | None:
+def why_no_window(environ: Mapping[str, str] = os.environ) -> str | None:
     """Why the desktop app cannot show its window here (one sentence), or None when it can.
 
     Checked before Qt starts, because Qt aborts the process (exit 134) when its platform
@@ -538,8 +490,6 @@ def why_no_window(environ=os.environ) -> str | None:
         if not environ.get("DISPLAY"):
             return ("there is no display (DISPLAY and WAYLAND_DISPLAY are unset), so the desktop app cannot open; "
                     "run it on a desktop, or start an X server (e.g. `Xvfb :99 &`) and set DISPLAY=:99.")
-        from mosapp.gui.platform import missing_xcb_libraries, x_display_reachable
-
         missing = missing_xcb_libraries()
         if missing:
             return (f"Qt's X11 platform cannot load: {', '.join(missing)} missing; run scripts/setup (as root it "
@@ -555,13 +505,13 @@ def run_gui(target: str | None) -> int:
     if why is not None:
         print(f"mosapp: {why}", file=sys.stderr)
         return 2
-    from mosapp.gui.app import run_app
+    from mosapp.gui.app import run_app  # noqa: PLC0415 — the CLI must not load Qt
 
     return run_app([], open_audio=what[1] if what and what[0] == "audio" else None,
                    open_study=what[1] if what and what[0] == "study" else None)
 
 
-def _on_sigterm(signum, _frame) -> None:
+def _on_sigterm(signum: int, _frame: FrameType | None) -> NoReturn:
     # An exception, so every `finally` runs: atomic writes remove their temporary file,
     # database transactions roll back.
     raise SystemExit(128 + signum)
@@ -597,8 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = next(a.choices for a in parser._subparsers._group_actions if a.dest == "command")
-    if argv and not argv[0].startswith("-") and argv[0] not in commands:
+    if argv and not argv[0].startswith("-") and argv[0] not in parser.commands:
         argv = ["gui", *argv]  # `mosapp FILE` / `mosapp STUDY`
     args = parser.parse_args(argv)
     if args.command is None:
@@ -606,7 +555,7 @@ def _main(argv: Sequence[str] | None) -> int:
         # demo study; without a screen it says so and runs the command-line demo instead.
         why = why_no_window()
         if why is None:
-            from mosapp.gui.app import run_app
+            from mosapp.gui.app import run_app  # noqa: PLC0415 — the CLI must not load Qt
 
             return run_app([])
         print(f"mosapp: {why} Running the command-line demo instead.", file=sys.stderr)

@@ -1,7 +1,6 @@
 """``mosapp study …``: prepare, status, export and report of listening studies (the work is in mosapp.study).
 
-Hooked into :mod:`mosapp.cli.main` by :func:`add_study_parser` and :func:`run_study`. Nothing heavy
-is imported until a subcommand runs, so ``mosapp --help`` stays instant.
+Hooked into :mod:`mosapp.cli.main` by :func:`add_study_parser` and :func:`run_study`.
 """
 
 from __future__ import annotations
@@ -9,7 +8,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mosapp.cli.arguments import bounded_float, bounded_int
+from mosapp.core.job import Progress, drive
+from mosapp.study.definition import StudyDefinition, database_url_for, load_study
+from mosapp.study.engine import StudyEngine
+from mosapp.study.errors import StudyError
+from mosapp.study.export import export_study
+from mosapp.study.prepare import prepare_study
+from mosapp.study.report import build_report, write_report
+from mosapp.study.store import Store, describe_url, open_store
 
 #: ``--bootstrap`` resamples at most: 100 000 already give CI ends to the third decimal.
 MAX_BOOTSTRAP = 100_000
@@ -17,7 +31,7 @@ MAX_BOOTSTRAP = 100_000
 MAX_SCREENING_TRIALS = 1000
 
 
-def add_study_parser(subparsers) -> argparse.ArgumentParser:
+def add_study_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
     """Add ``study`` with its subcommands to the ``mosapp`` subparsers; returns its parser."""
     study = subparsers.add_parser(
         "study", help="listening studies: prepare stimuli, show progress, export CSV, report MOS",
@@ -44,8 +58,6 @@ def add_study_parser(subparsers) -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
     def screening_options(p: argparse.ArgumentParser) -> None:
-        from mosapp.cli.main import bounded_float, bounded_int
-
         p.add_argument("--no-screening", action="store_true", help="keep every listener (no post-screening)")
         p.add_argument("--min-score", type=bounded_int(1, 5), default=None, metavar="SCORE",
                        help="screening: a hidden-reference score below this (1 to 5) counts against a listener "
@@ -77,41 +89,31 @@ def add_study_parser(subparsers) -> argparse.ArgumentParser:
     return study
 
 
-def _definition(args, *, check_codecs: bool):
-    from mosapp.study.definition import database_url_for, load_study
-
+def _definition(args: argparse.Namespace, *, check_codecs: bool) -> tuple[StudyDefinition, str]:
     definition = load_study(args.study, check_codecs=check_codecs)
     url = database_url_for(args.db) if args.db else definition.database_url
     return definition, url
 
 
-def _open_existing(url: str):
+def _open_existing(url: str) -> Store:
     """Open for reading only (status, export, report): read-only, never created, never upgraded."""
-    from mosapp.study.store import open_store
-
     return open_store(url, create=False, readonly=True)
 
 
-def _default_out(definition) -> Path:
+def _default_out(definition: StudyDefinition) -> Path:
     return definition.stimuli_dir.parent / "results"
 
 
-def _prepare(args) -> int:
-    from mosapp.core.job import drive
-    from mosapp.study.prepare import prepare_study
-    from mosapp.study.store import open_store
-
+def _prepare(args: argparse.Namespace) -> int:
     definition, url = _definition(args, check_codecs=True)
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
     with open_store(url) as store:
         gen = prepare_study(definition, store, device=args.device, force=args.force)
-        bar = None
+        bar: tqdm | None = None
 
-        def on_progress(p) -> None:
+        def on_progress(p: Progress) -> None:
             nonlocal bar
             if show and bar is None:
-                from tqdm import tqdm
-
                 bar = tqdm(total=p.total, unit="stimulus", desc="preparing", file=sys.stderr,
                            dynamic_ncols=True, leave=False)
             if bar is not None and p.done:
@@ -126,21 +128,17 @@ def _prepare(args) -> int:
     print(f"study {definition.name}: {result.total} stimuli ({result.rendered} rendered, {result.reused} from the "
           f"cache) in {result.seconds:.1f} s on {result.device}")
     print(f"stimuli: {definition.stimuli_dir}")
-    from mosapp.study.store import describe_url
-
     print(f"database: {describe_url(url)}")
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0
 
 
-def _fmt_time(t) -> str:
+def _fmt_time(t: datetime | None) -> str:
     return "" if t is None else t.strftime("%Y-%m-%d %H:%M")
 
 
-def _status(args) -> int:
-    from mosapp.study.engine import StudyEngine
-
+def _status(args: argparse.Namespace) -> int:
     definition, url = _definition(args, check_codecs=False)
     with StudyEngine(definition, _open_existing(url)) as engine:
         rows = engine.listener_progress()
@@ -170,9 +168,7 @@ def _status(args) -> int:
     return 0
 
 
-def _check_screening_args(args) -> None:
-    from mosapp.study.errors import StudyError
-
+def _check_screening_args(args: argparse.Namespace) -> None:
     if args.max_fraction is not None and not 0.0 <= args.max_fraction <= 1.0:
         raise StudyError(f"--max-fraction {args.max_fraction:g} is not accepted; give a fraction from 0 to 1.")
     if args.min_score is not None and not 1 <= args.min_score <= 5:
@@ -183,14 +179,12 @@ def _check_screening_args(args) -> None:
         raise StudyError(f"--bootstrap {args.bootstrap} is not accepted; give 0 or more resamples.")
 
 
-def _screening_kwargs(args) -> dict:
+def _screening_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"screening": not args.no_screening, "min_score": args.min_score, "max_fraction": args.max_fraction,
             "min_reference_trials": args.min_reference_trials, "bootstrap": args.bootstrap}
 
 
-def _export(args) -> int:
-    from mosapp.study.export import export_study
-
+def _export(args: argparse.Namespace) -> int:
     _check_screening_args(args)
     definition, url = _definition(args, check_codecs=False)
     out = Path(args.out) if args.out else _default_out(definition)
@@ -203,9 +197,7 @@ def _export(args) -> int:
     return 0
 
 
-def _report(args) -> int:
-    from mosapp.study.report import build_report, write_report
-
+def _report(args: argparse.Namespace) -> int:
     _check_screening_args(args)
     definition, url = _definition(args, check_codecs=False)
     out = Path(args.out) if args.out else _default_out(definition)
@@ -221,8 +213,9 @@ def _report(args) -> int:
 
 def run_study(args: argparse.Namespace) -> int:
     """Run ``mosapp study SUBCOMMAND``; returns the exit status. Raises MosappError for the caller to print."""
-    handlers = {"prepare": _prepare, "status": _status, "export": _export, "report": _report}
-    handler = handlers.get(getattr(args, "study_command", None))
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "prepare": _prepare, "status": _status, "export": _export, "report": _report}
+    handler = handlers.get(getattr(args, "study_command", None) or "")
     if handler is None:
         args.study_parser.print_help()
         return 2

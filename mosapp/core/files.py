@@ -71,10 +71,10 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], name: str | None = 
         if not entry.name.startswith("."):
             continue
         match = _TMP_RE.match(entry.name)
-        stale = bool(match) and not _process_exists(int(match.group(1)))
+        stale = match is not None and not _process_exists(int(match.group(1)))
         if not stale and name is not None:
             old = _OLD_TMP_RE.match(entry.name)
-            stale = bool(old) and old.group(1) == name
+            stale = old is not None and old.group(1) == name
         if stale:
             try:
                 if entry.is_file(follow_symlinks=False):
@@ -103,14 +103,14 @@ def existing_file(path: str | os.PathLike[str], not_a: str, error: type[MosappEr
 
 def atomic_write(
     path: str | os.PathLike[str],
-    write: Callable[[BinaryIO], None],
+    write: Callable[[BinaryIO], object],
     *,
     suffix: str,
     error: type[MosappError] = MosappError,
     catch: tuple[type[BaseException], ...] = (OSError,),
     reason: Callable[[BaseException], str] | None = None,
 ) -> None:
-    """Call ``write(fh)`` on a hidden temporary file in ``path``'s folder, fsync it, then
+    """Call ``write(fh)`` (what it returns is ignored) on a hidden temporary file in ``path``'s folder, fsync it, then
     :func:`os.replace` it over ``path``: an interrupted run never leaves a half-written file.
 
     Raises:

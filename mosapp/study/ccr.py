@@ -46,19 +46,24 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
+from mosapp.study import stats
 from mosapp.study.definition import REFERENCE, StudyDefinition
 from mosapp.study.errors import StudyError
-from mosapp.study.items import ItemScore, ItemSession, check_count, check_seconds, check_whole
+from mosapp.study.items import ItemScore, ItemSession
+from mosapp.study.plan import PlannedTrial, listener_plan
+from mosapp.study.sitting import check_count, check_seconds, check_whole
+from mosapp.study.store import TrialItemRow, TrialRow
 
 MIN_SCORE, MAX_SCORE = -3, 3
 
@@ -104,7 +109,7 @@ class CcrTrial:
     is_training: bool = False
 
 
-def order_plan(definition: StudyDefinition, plan, listener_index: int) -> list[bool]:
+def order_plan(definition: StudyDefinition, plan: Sequence[PlannedTrial], listener_index: int) -> list[bool]:
     """``processed_first`` for each trial of ``plan`` (a list of PlannedTrial), balanced as the module says."""
     d = definition
     clip_pos = {c.name: i for i, c in enumerate(d.clips)}
@@ -131,17 +136,15 @@ def order_plan(definition: StudyDefinition, plan, listener_index: int) -> list[b
         for (_, _, i), v in zip(entries, values):
             out[i] = (not v) if flip else v
     rng = np.random.default_rng([int(d.seed), 801, int(listener_index)])
-    for i, t in enumerate(plan):
+    for i in range(len(plan)):
         if out[i] is None:
             out[i] = bool(rng.random() < 0.5)
     return [bool(v) for v in out]
 
 
-def enrol(s, definition: StudyDefinition, listener_id: int, listener_index: int, stimuli: Mapping, token) -> None:
+def enrol(s: Session, definition: StudyDefinition, listener_id: int, listener_index: int,
+          stimuli: Mapping[tuple[str, str], int], token: Callable[[], str]) -> None:
     """Write a new listener's CCR pairs (the balanced plan of DCR/ACR, plus the presentation order)."""
-    from mosapp.study.plan import listener_plan
-    from mosapp.study.store import TrialItemRow, TrialRow
-
     d = definition
     plan = listener_plan(
         clips=[c.name for c in d.plan_clips], conditions=list(d.conditions), trials=d.trials_per_listener,
@@ -167,7 +170,7 @@ def enrol(s, definition: StudyDefinition, listener_id: int, listener_index: int,
 class CcrSession(ItemSession):
     """A listener's sitting in a CCR study."""
 
-    def _trial(self, info: dict, items: list[tuple[str, str]], reference_file: str, total: int) -> CcrTrial:
+    def _trial(self, info: dict[str, Any], items: list[tuple[str, str]], reference_file: str, total: int) -> CcrTrial:
         audio = self._engine._audio_for
         (processed_token, processed_file), = items
         processed, reference = audio(processed_file), audio(reference_file)
@@ -179,7 +182,7 @@ class CcrSession(ItemSession):
                         second=pair[1][1], sample_rate=PIPELINE_SAMPLE_RATE, index=info["position"], total=total,
                         is_training=info["is_training"])
 
-    def rate(self, trial: CcrTrial, value: int, *, play_counts=(0, 0), listening_time_s: float = 0.0,
+    def rate(self, trial: CcrTrial, value: int, *, play_counts: Sequence[int] = (0, 0), listening_time_s: float = 0.0,
              response_time_s: float = 0.0) -> None:
         """Record the score of B against A (-3..+3), committed before this returns.
 
@@ -201,10 +204,6 @@ class CcrSession(ItemSession):
             plays_first, plays_second = (check_count(v, "play count") for v in play_counts)
         except (TypeError, ValueError):
             raise StudyError(f"play_counts {play_counts!r} is not accepted; give (plays of A, plays of B).") from None
-        from sqlalchemy import select
-
-        from mosapp.study.store import TrialRow
-
         with self._engine.store.read() as s:
             pf = s.scalar(select(TrialRow.processed_first).where(TrialRow.trial_token == trial.trial_id,
                                                                  TrialRow.listener_id == self._listener_id))
@@ -243,12 +242,10 @@ def cmos_summary(ratings: pd.DataFrame, conditions: pd.DataFrame | None = None, 
                  confidence: float = 0.95) -> pd.DataFrame:
     """CMOS per condition with the order effect removed (formulas: the module docstring).
 
-    ``ratings``: :func:`mosapp.study.items.item_ratings_frame` rows (training excluded).
+    ``ratings``: :func:`mosapp.study.export.ratings_frame` rows of a CCR study (training excluded).
     ``conditions``: :func:`mosapp.study.export.condition_table` (study order, bitrates); None:
     the conditions of ``ratings``, sorted.
     """
-    from mosapp.study import stats
-
     per = listener_cmos(ratings) if len(ratings) else listener_cmos(
         pd.DataFrame(columns=["listener", "condition", "processed_first", "cmos_value"]))
     if conditions is None:
@@ -289,8 +286,6 @@ def cmos_summary(ratings: pd.DataFrame, conditions: pd.DataFrame | None = None, 
 
 def cmos_comparisons(ratings: pd.DataFrame, order: list[str], *, alpha: float = 0.05) -> pd.DataFrame:
     """Every pair of conditions on the listeners' CMOS differences (Wilcoxon signed-rank, Holm)."""
-    from mosapp.study import stats
-
     per = listener_cmos(ratings).pivot(index="listener", columns="condition", values="cmos") if len(ratings) else None
     rows = []
     for a, b in itertools.combinations(order, 2):
@@ -307,127 +302,5 @@ def cmos_comparisons(ratings: pd.DataFrame, order: list[str], *, alpha: float = 
     return out
 
 
-def _standard_summary(cmos: pd.DataFrame) -> pd.DataFrame:
-    """The CMOS table in the columns of :data:`mosapp.study.export.SUMMARY_COLUMNS` (what the app's Results
-    view and the plot read): ``mean`` is the order-corrected CMOS, ``ci_*`` its interval over listeners;
-    the bootstrap, mixed-model and per-rating columns are NA."""
-    from mosapp.study.export import SUMMARY_COLUMNS
-
-    out = pd.DataFrame({c: pd.Series([np.nan] * len(cmos), dtype=float) for c in SUMMARY_COLUMNS})
-    for c in ("condition", "is_reference", "scale", "nominal_kbps", "bitrate_kbps", "n", "n_listeners", "ci_low",
-              "ci_high", "listener_sd", "screening"):
-        out[c] = cmos[c].to_numpy()
-    out["mean"] = out["listener_mean"] = cmos["cmos"].to_numpy()
-    out["sd"] = cmos["listener_sd"].to_numpy()
-    return out
-
-
-@dataclass
-class CcrReport:
-    """A CCR study's report (see :func:`build_ccr_report`).
-
-    ``cmos`` is the CMOS table (:data:`CMOS_COLUMNS`); ``summary`` the same numbers in the columns
-    the DCR/ACR report uses, so the app's Results view shows a CCR study like any other;
-    ``screening`` is the (off) rule; ``clips``, ``mixed`` and ``agreement`` are not computed.
-    """
-
-    definition: StudyDefinition
-    ratings: pd.DataFrame
-    cmos: pd.DataFrame
-    comparisons: pd.DataFrame
-    listeners: pd.DataFrame
-    screening: object = None
-    correlations: pd.DataFrame = None
-    clips: pd.DataFrame = None
-    mixed: pd.DataFrame = None
-    agreement: object = None
-
-    @property
-    def summary(self) -> pd.DataFrame:
-        return _standard_summary(self.cmos)
-
-    def agreement_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(columns=["listener", "n_points", "r_rest", "note"])
-
-    def text(self) -> str:
-        d = self.definition
-        lines = [f"{d.title}  ({d.name}: CCR, CMOS)", ""]
-        n_list = self.ratings["listener"].nunique() if len(self.ratings) else 0
-        lines.append(f"ratings: {len(self.ratings)} from {n_list} listener(s); screening: rule off")
-        lines += ["", "CMOS per condition (processed against reference, -3..+3), order effect removed: the mean over "
-                      "listeners of (F + S) / 2, F / S the mean with the processed sample first / second; 95 % t "
-                      "interval over listeners; Wilcoxon against 0, Holm:"]
-        header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {'CMOS':>6} {'95% CI':>16} {'uncorr.':>7} "
-                  f"{'order':>6} {'p (Holm)':>9}")
-        lines += [header, "-" * len(header)]
-        for r in self.cmos.itertuples():
-            kbps = "" if pd.isna(r.bitrate_kbps) else f"{r.bitrate_kbps:.1f}"
-            ci = "" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
-            cm = "-" if pd.isna(r.cmos) else f"{r.cmos:+.2f}"
-            un = "" if pd.isna(r.uncorrected) else f"{r.uncorrected:+.2f}"
-            oe = "" if pd.isna(r.order_effect) else f"{r.order_effect:+.2f}"
-            p = "" if pd.isna(r.p_vs_0_holm) else f"{r.p_vs_0_holm:.3g}"
-            lines.append(f"{r.condition:<18} {kbps:>7} {r.n:>4} {r.n_listeners:>3} {cm:>6} {ci:>16} {un:>7} "
-                         f"{oe:>6} {p:>9}")
-        if len(self.comparisons):
-            lines += ["", "paired comparisons (Wilcoxon signed-rank on the listeners' CMOS, Holm-corrected):"]
-            for r in self.comparisons.itertuples():
-                if pd.isna(r.p):
-                    lines.append(f"  {r.a} vs {r.b}: not tested ({r.note or 'too few listeners'})")
-                else:
-                    lines.append(f"  {r.a} vs {r.b}: diff {r.mean_diff:+.2f}, n {r.n_pairs}, p {r.p:.3g}, Holm p "
-                                 f"{r.p_holm:.3g} ({'significant' if r.significant else 'n.s.'})")
-        return "\n".join(lines)
-
-    def write(self, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-        from mosapp.study.export import write_csv
-        from mosapp.study.report import plot_score_vs_kbps
-
-        folder = Path(out_dir)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StudyError(f"The output folder {folder} cannot be created ({exc.strerror or exc}).") from None
-        name = self.definition.name
-        files = {
-            "summary": write_csv(self.cmos, folder / f"{name}-report-summary.csv"),
-            "comparisons": write_csv(self.comparisons, folder / f"{name}-report-comparisons.csv"),
-            "listeners": write_csv(self.listeners, folder / f"{name}-report-listeners.csv"),
-            "listener_cmos": write_csv(listener_cmos(self.ratings) if len(self.ratings) else pd.DataFrame(),
-                                       folder / f"{name}-report-listener-cmos.csv"),
-            "plot": plot_score_vs_kbps(self.summary, self.definition, folder / f"{name}-report-cmos-vs-kbps.png"),
-        }
-        text = folder / f"{name}-report.txt"
-        try:
-            text.write_text(self.text() + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise StudyError(f"Cannot write {text} ({exc.strerror or exc}).") from None
-        files["text"] = text
-        return files
-
-
-def build_ccr_report(store, definition: StudyDefinition) -> CcrReport:
-    from mosapp.study import stats
-    from mosapp.study.export import METRIC_COLUMNS, Screening, condition_table
-    from mosapp.study.items import item_ratings_frame
-
-    ratings = item_ratings_frame(store, definition)
-    conditions = condition_table(store, definition)
-    summary = cmos_summary(ratings, conditions)
-    order = [c for c in conditions["condition"] if len(ratings) and c in set(ratings["condition"])]
-    listeners = (ratings.groupby("listener", sort=False).agg(ratings=("value", "size"), mean=("cmos_value", "mean"))
-                 .reset_index() if len(ratings) else pd.DataFrame({"listener": [], "ratings": [], "mean": []}))
-    listeners["dropped"] = False
-    listeners["screening"] = "rule off: every listener kept"
-    codes = sorted(set(ratings["listener"])) if len(ratings) else []
-    screening = Screening(definition.screening, False, codes, [], pd.DataFrame(columns=list(stats.SCREENING_COLUMNS)))
-    metric_cols = [m for m in METRIC_COLUMNS if m in definition.metrics]
-    scored = summary.dropna(subset=["cmos"]).rename(columns={"cmos": "mean"})
-    correlations = (stats.metric_correlations(scored[["condition", "mean"]], conditions[["condition", *metric_cols]])
-                    if metric_cols and len(scored) else pd.DataFrame(columns=list(stats.CORRELATION_COLUMNS)))
-    return CcrReport(definition, ratings, summary, cmos_comparisons(ratings, order), listeners, screening=screening,
-                     correlations=correlations)
-
-
-__all__ = ["CMOS_COLUMNS", "CcrReport", "CcrSession", "CcrTrial", "build_ccr_report", "cmos_comparisons",
-           "cmos_summary", "enrol", "listener_cmos", "order_plan"]
+__all__ = ["CMOS_COLUMNS", "CcrSession", "CcrTrial", "cmos_comparisons", "cmos_summary", "enrol", "listener_cmos",
+           "order_plan"]

@@ -57,9 +57,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from mosapp.codecs import get_codec
 from mosapp.core import toml
 from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
 from mosapp.core.errors import MosappError
+from mosapp.phase import backend_names
 from mosapp.study.errors import StudyError
 
 #: The condition name of the original excerpt: the hidden reference (and DCR's known reference).
@@ -404,9 +410,6 @@ class _Reader:
 
 def _database_url(value: str, base: Path) -> str:
     if "://" in value:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
-
         try:
             make_url(value)
         except (ArgumentError, ValueError):
@@ -482,8 +485,6 @@ def _clip_specs(where: str, base: Path, clips: Any) -> tuple[ClipSpec, ...]:
 
 def _duration_s(path: Path) -> float | None:
     """The file's duration from its header, or None where the header cannot tell (read later)."""
-    import soundfile as sf
-
     try:
         info = sf.info(str(path))
     except Exception:  # noqa: BLE001 - an unreadable file is reported when it is read
@@ -492,8 +493,6 @@ def _duration_s(path: Path) -> float | None:
 
 
 def _check_conditions(where: str, conditions: tuple[str, ...], field_name: str = "conditions") -> None:
-    from mosapp.codecs import get_codec
-
     if not conditions:
         raise StudyError(f'{where}: field {field_name} is empty; list codec names and "{REFERENCE}".')
     seen: set[str] = set()
@@ -615,7 +614,7 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
 
     tr = top.subtable("training", _TRAINING_FIELDS)
     training_conditions = tr.strings("conditions", ())
-    for i, cond in enumerate(training_conditions):
+    for cond in training_conditions:
         if cond not in conditions:
             raise tr.fail("conditions", f'has "{cond}", which is not one of the study\'s conditions')
     if training_conditions and test_type == "mushra":
@@ -630,8 +629,6 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     if geometry not in GEOMETRIES:
         raise pr.fail("geometry", f'is "{geometry}"; known geometries: {", ".join(GEOMETRIES)}')
     phase = pr.string("phase", defaults.phase)
-    from mosapp.phase import backend_names
-
     if phase not in backend_names():
         raise pr.fail("phase", f'is "{phase}"; known backends: {", ".join(backend_names())}')
     device = pr.string("device", defaults.device)

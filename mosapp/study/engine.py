@@ -18,30 +18,41 @@ at the first unrated trial of the plan they were given, and no trial can be rate
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import numpy as np
+import soundfile as sf
+from sqlalchemy import case, func, select, union_all
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
+from mosapp.core.version import __version__
+from mosapp.study import ccr, mushra
 from mosapp.study.definition import REFERENCE, StudyDefinition, load_study
 from mosapp.study.errors import StudyError
+from mosapp.study.items import ItemSession
 from mosapp.study.plan import insert_gold, listener_plan
+from mosapp.study.sitting import Progress, Sitting, check_seconds, check_whole
 from mosapp.study.store import (
     ClipRow,
     ConditionRow,
+    ItemRatingRow,
     ListenerRow,
     RatingRow,
     SessionRow,
     StimulusRow,
     Store,
     StudyRow,
+    TrialItemRow,
     TrialRow,
     open_store,
     utcnow,
@@ -88,25 +99,6 @@ class PlayCounts:
 
 
 @dataclass(frozen=True)
-class Progress:
-    """A listener's progress through their plan."""
-
-    rated: int
-    total: int
-    training_rated: int
-    training_total: int
-
-    @property
-    def finished(self) -> bool:
-        return self.rated + self.training_rated >= self.total + self.training_total
-
-    @property
-    def next_index(self) -> int:
-        """Index of the next trial (== total trials when finished)."""
-        return self.rated + self.training_rated
-
-
-@dataclass(frozen=True)
 class ListenerProgress:
     """One row of ``mosapp study status``."""
 
@@ -117,8 +109,8 @@ class ListenerProgress:
     training_rated: int
     training_total: int
     sessions: int
-    started_at: object
-    last_rating_at: object
+    started_at: datetime | None
+    last_rating_at: datetime | None
 
     @property
     def finished(self) -> bool:
@@ -149,8 +141,6 @@ def _open_noatime(path: Path) -> int:
 
 
 def _read_stimulus(path: Path) -> np.ndarray:
-    import soundfile as sf
-
     try:
         fd = _open_noatime(path)
         with os.fdopen(fd, "rb") as fh:
@@ -177,8 +167,6 @@ class StudyEngine:
         self.store = store
         self._audio: OrderedDict[str, np.ndarray] = OrderedDict()
         with store.read() as s:
-            from sqlalchemy import select
-
             row = s.scalars(select(StudyRow).where(StudyRow.name == definition.name)).one_or_none()
             self._study_id = None if row is None else row.id
 
@@ -238,9 +226,7 @@ class StudyEngine:
 
     # -- enrolment and sessions ---------------------------------------------------------------
 
-    def _require_prepared(self, s) -> StudyRow:
-        from sqlalchemy import select
-
+    def _require_prepared(self, s: Session) -> StudyRow:
         name = self.definition.name
         row = s.scalars(select(StudyRow).where(StudyRow.name == name)).one_or_none()
         hint = f"run `mosapp study prepare {self.definition.source or name}`"
@@ -254,7 +240,7 @@ class StudyEngine:
         return row
 
     def start_or_resume(self, listener_code: str, *, app_version: str | None = None,
-                        audio_device: str = "") -> ListeningSession:
+                        audio_device: str = "") -> ListeningSession | ItemSession:
         """Begin a sitting for ``listener_code``: enrol a new listener (with a fresh plan) or resume one.
 
         Args:
@@ -265,11 +251,9 @@ class StudyEngine:
         Raises:
             StudyError: a bad code, an unprepared study, a read-only or locked database.
         """
-        from sqlalchemy.exc import IntegrityError
-
         _check_code(listener_code)
         if app_version is None:
-            from mosapp.core.version import __version__ as app_version
+            app_version = __version__
         for attempt in range(5):
             try:
                 with self.store.write() as s:
@@ -288,28 +272,20 @@ class StudyEngine:
                     raise StudyError(f'The listener "{listener_code}" could not be enrolled (the database kept '
                                      f"changing under it); try again.") from None
         if self.definition.test_type == "mushra":
-            from mosapp.study.mushra import MushraSession
-
-            return MushraSession(self, listener_code, *ids)
+            return mushra.MushraSession(self, listener_code, *ids)
         if self.definition.test_type == "ccr":
-            from mosapp.study.ccr import CcrSession
-
-            return CcrSession(self, listener_code, *ids)
+            return ccr.CcrSession(self, listener_code, *ids)
         return ListeningSession(self, listener_code, *ids)
 
     @staticmethod
-    def _listener(s, study_id: int, code: str) -> ListenerRow | None:
-        from sqlalchemy import select
-
+    def _listener(s: Session, study_id: int, code: str) -> ListenerRow | None:
         return s.scalars(select(ListenerRow).where(ListenerRow.study_id == study_id,
                                                    ListenerRow.code == code)).one_or_none()
 
-    def _enrol(self, s, study_id: int, code: str) -> ListenerRow:
-        from sqlalchemy import func, select
-
+    def _enrol(self, s: Session, study_id: int, code: str) -> ListenerRow:
         d = self.definition
-        position = s.scalar(select(func.coalesce(func.max(ListenerRow.position) + 1, 0))
-                            .where(ListenerRow.study_id == study_id))
+        position = s.execute(select(func.coalesce(func.max(ListenerRow.position) + 1, 0))
+                             .where(ListenerRow.study_id == study_id)).scalar_one()
         listener = ListenerRow(study_id=study_id, code=code, position=int(position), created_at=utcnow())
         s.add(listener)
         s.flush()
@@ -322,8 +298,6 @@ class StudyEngine:
                 .where(StimulusRow.study_id == study_id))
         }
         if d.test_type in ("mushra", "ccr"):
-            from mosapp.study import ccr, mushra
-
             (mushra if d.test_type == "mushra" else ccr).enrol(s, d, listener.id, int(position), stimuli, _token)
             return listener
         plan = listener_plan(
@@ -351,8 +325,6 @@ class StudyEngine:
 
     def listener_progress(self) -> list[ListenerProgress]:
         """Every listener's progress, in enrolment order."""
-        from sqlalchemy import case, func, select
-
         with self.store.read() as s:
             study = s.scalars(select(StudyRow).where(StudyRow.name == self.definition.name)).one_or_none()
             if study is None:
@@ -362,10 +334,6 @@ class StudyEngine:
                 func.sum(case((TrialRow.is_training, 0), else_=1)).label("total"),
                 func.sum(case((TrialRow.is_training, 1), else_=0)).label("training_total"),
             ).group_by(TrialRow.listener_id).subquery()
-            from sqlalchemy import union_all
-
-            from mosapp.study.store import ItemRatingRow, TrialItemRow
-
             # A trial is rated when it has its rating (DCR/ACR) or its item ratings (MUSHRA/CCR).
             given = union_all(
                 select(RatingRow.trial_id.label("trial_id"), RatingRow.given_at.label("given_at")),
@@ -424,7 +392,7 @@ def _play_counts(play_counts: int | Sequence[int] | Mapping[str, int] | PlayCoun
     elif isinstance(play_counts, (int, np.integer)) and not isinstance(play_counts, bool):
         counts = PlayCounts(int(play_counts), 0)
     else:
-        values = list(play_counts)
+        values = list(cast("Sequence[int]", play_counts))  # a bool ends here too: list() refuses it
         if len(values) != 2:
             raise StudyError(f"play_counts {play_counts!r} is not accepted; give (sample plays, reference plays).")
         counts = PlayCounts(int(values[0]), int(values[1]))
@@ -433,46 +401,20 @@ def _play_counts(play_counts: int | Sequence[int] | Mapping[str, int] | PlayCoun
     return counts
 
 
-def _seconds(name: str, value: float) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise StudyError(f"{name} {value!r} is not accepted; give seconds as a number, 0 or more.") from None
-    if not math.isfinite(v) or v < 0:
-        raise StudyError(f"{name} {value!r} is not accepted; give seconds as a number, 0 or more.")
-    return v
-
-
 def check_score(value: object) -> int:
     """``value`` as an integer score 1..5, or a :class:`StudyError`."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise StudyError(f"The rating {value!r} is not accepted; give a whole number from 1 to 5.")
-    if not math.isfinite(float(value)) or float(value) != int(value) or int(value) not in SCORES:
-        raise StudyError(f"The rating {value!r} is not accepted; give a whole number from 1 to 5.")
-    return int(value)
+    return check_whole(value, SCORES[0], SCORES[-1], "rating")
 
 
-class ListeningSession:
-    """One sitting of one listener. Obtain from :meth:`StudyEngine.start_or_resume`."""
-
-    def __init__(self, engine: StudyEngine, code: str, listener_id: int, session_id: int) -> None:
-        self._engine = engine
-        self.listener_code = code
-        self._listener_id = listener_id
-        self._session_id = session_id
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
+class ListeningSession(Sitting):
+    """One sitting of one listener in a DCR or ACR study. Obtain from :meth:`StudyEngine.start_or_resume`."""
 
     def next_trial(self) -> Trial | None:
         """The first unrated trial of the plan (the same one until it is rated), or None when done."""
-        from sqlalchemy import func, select
-
         store = self._engine.store
         with store.read() as s:
-            total = s.scalar(select(func.count()).select_from(TrialRow).where(TrialRow.listener_id == self._listener_id))
+            total = s.execute(select(func.count()).select_from(TrialRow)
+                              .where(TrialRow.listener_id == self._listener_id)).scalar_one()
             row = s.execute(
                 select(TrialRow.position, TrialRow.is_training, TrialRow.trial_token, TrialRow.sample_token,
                        TrialRow.reference_token, TrialRow.stimulus_id, TrialRow.reference_stimulus_id)
@@ -490,7 +432,9 @@ class ListeningSession:
                      sample=sample, reference=reference, sample_rate=PIPELINE_SAMPLE_RATE, index=int(row.position),
                      total=int(total), is_training=bool(row.is_training))
 
-    def rate(self, trial: Trial | str, value: int, *, play_counts=None, listening_time_s: float = 0.0,
+    def rate(self, trial: Trial | str, value: int, *,
+             play_counts: int | Sequence[int] | Mapping[str, int] | PlayCounts | None = None,
+             listening_time_s: float = 0.0,
              response_time_s: float = 0.0) -> None:
         """Record a rating and commit it before returning.
 
@@ -506,13 +450,10 @@ class ListeningSession:
             StudyError: the score is outside 1..5, the trial is not this listener's or was
                 already rated, the session is closed, the database is read-only or locked.
         """
-        from sqlalchemy import select
-        from sqlalchemy.exc import IntegrityError
-
         score = check_score(value)
         counts = _play_counts(play_counts)
-        listening = _seconds("listening_time_s", listening_time_s)
-        response = _seconds("response_time_s", response_time_s)
+        listening = check_seconds(listening_time_s, "listening_time_s")
+        response = check_seconds(response_time_s, "response_time_s")
         if self._closed:
             raise StudyError("This listening session is closed; start or resume a new one to rate.")
         token = trial.trial_id if isinstance(trial, Trial) else str(trial)
@@ -533,8 +474,6 @@ class ListeningSession:
     @property
     def progress(self) -> Progress:
         """Rated and planned trials of this listener (over all sittings)."""
-        from sqlalchemy import case, func, select
-
         with self._engine.store.read() as s:
             r = s.execute(
                 select(
@@ -547,22 +486,6 @@ class ListeningSession:
             ).one()
         return Progress(rated=int(r[2] or 0), total=int(r[0] or 0), training_rated=int(r[3] or 0),
                         training_total=int(r[1] or 0))
-
-    def close(self) -> None:
-        """End the sitting (records its end time). Ratings are already committed."""
-        if self._closed:
-            return
-        self._closed = True
-        with self._engine.store.write() as s:
-            sitting = s.get(SessionRow, self._session_id)
-            if sitting is not None and sitting.ended_at is None:
-                sitting.ended_at = utcnow()
-
-    def __enter__(self) -> ListeningSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 __all__ = ["ListenerProgress", "ListeningSession", "PlayCounts", "Progress", "SCORES", "StudyEngine", "Trial",

@@ -20,18 +20,26 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from mosapp.core.files import atomic_write
+from mosapp.study import stats
+from mosapp.study.ccr import cmos_summary
 from mosapp.study.definition import REFERENCE, ScreeningSpec, StudyDefinition
 from mosapp.study.errors import StudyError
+from mosapp.study.items import ITEM_COLUMNS
 from mosapp.study.store import (
     ClipRow,
     ConditionRow,
+    ItemRatingRow,
     ListenerRow,
     RatingRow,
     SessionRow,
     StimulusRow,
     Store,
     StudyRow,
+    TrialItemRow,
     TrialRow,
 )
 
@@ -119,9 +127,7 @@ def _iso(series: pd.Series) -> pd.Series:
     return series.map(lambda t: None if t is None or pd.isna(t) else pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
-def _study_id(s, name: str, store: Store) -> int:
-    from sqlalchemy import select
-
+def _study_id(s: Session, name: str, store: Store) -> int:
     study = s.scalars(select(StudyRow).where(StudyRow.name == name)).one_or_none()
     if study is None:
         raise StudyError(f'The study "{name}" is not in {store.label}; run `mosapp study prepare` first.')
@@ -132,70 +138,83 @@ def ratings_frame(store: Store, definition: StudyDefinition, *, include_training
     """Every rating of the study as a tidy frame with :data:`RATINGS_COLUMNS` (``screened_out`` all False).
 
     Rows are ordered by listener (enrolment) and trial. Times are pandas Timestamps (UTC, naive).
-    MUSHRA and CCR studies: :func:`mosapp.study.items.item_ratings_frame` (one row per stimulus
-    rating, with its extra columns).
+    MUSHRA and CCR studies: one row per stimulus rating, ordered by slot within a trial, then
+    :data:`mosapp.study.items.ITEM_COLUMNS`; ``value`` is the score as given (MUSHRA 0..100,
+    CCR -3..+3: the second sample against the first) and ``plays_reference`` counts the open
+    reference (MUSHRA) or the reference of the pair (CCR).
     """
-    from sqlalchemy import select
-
-    if definition.test_type in ("mushra", "ccr"):
-        from mosapp.study.items import item_ratings_frame
-
-        return item_ratings_frame(store, definition, include_training=include_training)
-    from sqlalchemy.orm import aliased
-
+    items = definition.test_type in ("mushra", "ccr")
+    score = ItemRatingRow if items else RatingRow
     with store.read() as s:
         study_id = _study_id(s, definition.name, store)
-        stim = aliased(StimulusRow)
+        q = select(
+            ListenerRow.code.label("listener"), ListenerRow.position.label("listener_position"),
+            SessionRow.id.label("session"), SessionRow.started_at.label("session_started_at"),
+            SessionRow.app_version, SessionRow.audio_device,
+            TrialRow.position.label("trial"), TrialRow.is_training, TrialRow.gold_expected,
+            ClipRow.name.label("clip"), ClipRow.source_file.label("clip_file"),
+            ClipRow.start_s.label("clip_start_s"), ClipRow.length_s.label("clip_length_s"),
+            ConditionRow.name.label("condition"), ConditionRow.is_reference,
+            score.value, score.given_at.label("rated_at"), score.response_time_s,
+            score.listening_time_s, score.plays_sample, score.plays_reference,
+            ConditionRow.nominal_kbps, StimulusRow.bitrate_kbps, StimulusRow.loudness_lufs, StimulusRow.gain_db,
+            *(getattr(StimulusRow, m) for m in METRIC_COLUMNS),
+            *((TrialItemRow.slot, TrialRow.processed_first) if items else ()),
+        ).select_from(score)
+        if items:  # a trial's items are what was rated, each its own stimulus
+            q = (q.join(TrialItemRow, ItemRatingRow.item_id == TrialItemRow.id)
+                 .join(TrialRow, TrialItemRow.trial_id == TrialRow.id))
+            stimulus_id = TrialItemRow.stimulus_id
+        else:
+            q = q.join(TrialRow, RatingRow.trial_id == TrialRow.id)
+            stimulus_id = TrialRow.stimulus_id
         q = (
-            select(
-                ListenerRow.code.label("listener"), ListenerRow.position.label("listener_position"),
-                SessionRow.id.label("session"), SessionRow.started_at.label("session_started_at"),
-                SessionRow.app_version, SessionRow.audio_device,
-                TrialRow.position.label("trial"), TrialRow.is_training, TrialRow.gold_expected,
-                ClipRow.name.label("clip"), ClipRow.source_file.label("clip_file"),
-                ClipRow.start_s.label("clip_start_s"), ClipRow.length_s.label("clip_length_s"),
-                ConditionRow.name.label("condition"), ConditionRow.is_reference,
-                RatingRow.value, RatingRow.given_at.label("rated_at"), RatingRow.response_time_s,
-                RatingRow.listening_time_s, RatingRow.plays_sample, RatingRow.plays_reference,
-                ConditionRow.nominal_kbps, stim.bitrate_kbps, stim.loudness_lufs, stim.gain_db,
-                *(getattr(stim, m) for m in METRIC_COLUMNS),
-            )
-            .select_from(RatingRow)
-            .join(TrialRow, RatingRow.trial_id == TrialRow.id)
-            .join(SessionRow, RatingRow.session_id == SessionRow.id)
+            q.join(SessionRow, score.session_id == SessionRow.id)
             .join(ListenerRow, TrialRow.listener_id == ListenerRow.id)
-            .join(stim, TrialRow.stimulus_id == stim.id)
-            .join(ClipRow, stim.clip_id == ClipRow.id)
-            .join(ConditionRow, stim.condition_id == ConditionRow.id)
+            .join(StimulusRow, stimulus_id == StimulusRow.id)
+            .join(ClipRow, StimulusRow.clip_id == ClipRow.id)
+            .join(ConditionRow, StimulusRow.condition_id == ConditionRow.id)
             .where(ListenerRow.study_id == study_id)
-            .order_by(ListenerRow.position, TrialRow.position)
+            .order_by(ListenerRow.position, TrialRow.position, *((TrialItemRow.slot,) if items else ()))
         )
         if not include_training:
             q = q.where(TrialRow.is_training.is_(False))
         rows = s.execute(q).all()
     columns = [c for c in RATINGS_COLUMNS if c not in ("study", "test_type", "screened_out", "is_gold")]
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
-    frame["is_gold"] = frame["gold_expected"].notna()
-    frame["gold_expected"] = frame["gold_expected"].map(lambda g: None if g is None or pd.isna(g)
-                                                        else g.replace(",", ";"))
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=[*columns, *(("slot", "processed_first") if items else ())])
+    if items:  # no gold trials in MUSHRA and CCR
+        frame["is_gold"] = False
+        frame["gold_expected"] = None
+    else:
+        frame["is_gold"] = frame["gold_expected"].notna()
+        frame["gold_expected"] = frame["gold_expected"].map(lambda g: None if g is None or pd.isna(g)
+                                                            else g.replace(",", ";"))
     frame.insert(0, "study", definition.name)
     frame.insert(1, "test_type", definition.test_type)
     frame["clip_file"] = frame["clip_file"].map(lambda p: Path(p).name)
     frame["screened_out"] = False
     for col in ("is_training", "is_gold", "is_reference", "screened_out"):
         frame[col] = frame[col].astype(bool)
-    for col in ("listener_position", "session", "trial", "value", "plays_sample", "plays_reference"):
+    for col in ("listener_position", "session", "trial", "value", "plays_sample", "plays_reference",
+                *(("slot",) if items else ())):
         frame[col] = frame[col].astype(np.int64)
     for col in ("nominal_kbps", "bitrate_kbps", *METRIC_COLUMNS):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
-    return frame[list(RATINGS_COLUMNS)]
+    if not items:
+        return frame[list(RATINGS_COLUMNS)]
+    if definition.test_type == "ccr":
+        first = frame["processed_first"].astype(bool)
+        frame["processed_first"] = first
+        frame["cmos_value"] = np.where(first, -frame["value"], frame["value"]).astype(np.int64)
+    else:
+        frame["processed_first"] = pd.Series([pd.NA] * len(frame), dtype="boolean")
+        frame["cmos_value"] = pd.Series([pd.NA] * len(frame), dtype="Int64")
+    return frame[[*RATINGS_COLUMNS, *ITEM_COLUMNS]]
 
 
 def condition_table(store: Store, definition: StudyDefinition) -> pd.DataFrame:
     """One row per condition in the plan (study order): is_reference, nominal_kbps, and the
     means over clips of the measured bitrate and each metric."""
-    from sqlalchemy import select
-
     with store.read() as s:
         study_id = _study_id(s, definition.name, store)
         rows = s.execute(
@@ -232,10 +251,10 @@ class Screening:
 
     spec: ScreeningSpec
     applied: bool
-    kept: list
-    dropped: list
+    kept: list[str]
+    dropped: list[str]
     table: pd.DataFrame
-    flagged: list = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
 
     @property
     def min_score(self) -> int:
@@ -264,9 +283,10 @@ def screening_spec(definition: StudyDefinition, *, enabled: bool = True, min_sco
     spec = definition.screening
     if not enabled:
         return replace(spec, rule="off")
-    changes = {k: v for k, v in (("min_score", min_score), ("max_fraction", max_fraction),
-                                 ("min_reference_trials", min_reference_trials)) if v is not None}
-    return replace(spec, **changes)
+    return replace(spec, min_score=spec.min_score if min_score is None else min_score,
+                   max_fraction=spec.max_fraction if max_fraction is None else max_fraction,
+                   min_reference_trials=(spec.min_reference_trials if min_reference_trials is None
+                                         else min_reference_trials))
 
 
 def screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool = True, min_score: int | None = None,
@@ -277,16 +297,13 @@ def screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool 
     ``ratings`` is :func:`ratings_frame`'s table; training rows are ignored, gold rows are
     scored. Raises :class:`ScreeningError` when the rule drops every listener.
     """
-    from mosapp.study import stats
-
     with stats.score_range(*definition.score_range):
         return _screen(ratings, definition, enabled=enabled, min_score=min_score, max_fraction=max_fraction,
                        min_reference_trials=min_reference_trials, spec=spec)
 
 
-def _screen(ratings, definition, *, enabled, min_score, max_fraction, min_reference_trials, spec) -> Screening:
-    from mosapp.study import stats
-
+def _screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool, min_score: int | None,
+            max_fraction: float | None, min_reference_trials: int | None, spec: ScreeningSpec | None) -> Screening:
     spec = spec or screening_spec(definition, enabled=enabled, min_score=min_score, max_fraction=max_fraction,
                                   min_reference_trials=min_reference_trials)
     data = ratings[~ratings["is_training"]] if "is_training" in ratings else ratings
@@ -334,8 +351,6 @@ def summary_frame(ratings: pd.DataFrame, conditions: pd.DataFrame, definition: S
 
     ``mixed``: :func:`mosapp.study.stats.mixed_model` of the same ratings (computed when None).
     """
-    from mosapp.study import stats
-
     data = statistics_input(ratings, screening)
     with stats.score_range(*definition.score_range):
         summary = stats.condition_summary(data, bootstrap=bootstrap, seed=seed)
@@ -362,11 +377,19 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if not p.parent.is_dir():
         raise StudyError(f"Cannot write {p}: the folder {p.parent} does not exist.")
-    from mosapp.core.files import atomic_write
-
     text = out.to_csv(index=False, na_rep="NA", float_format="%.10g", lineterminator="\n").encode("utf-8")
     atomic_write(p, lambda fh: fh.write(text), suffix=".csv", error=StudyError)
     return p
+
+
+def output_folder(out_dir: str | os.PathLike[str]) -> Path:
+    """``out_dir`` as a folder that exists (created with its parents), or a one-sentence :class:`StudyError`."""
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"The output folder {folder} cannot be created ({exc.strerror or exc}).") from None
+    return folder
 
 
 def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.PathLike[str], *,
@@ -378,17 +401,9 @@ def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.Pa
     Returns the ratings and summary paths. Raises :class:`ScreeningError` when screening
     drops every listener (nothing is written then).
     """
-    from mosapp.study import stats
-
-    folder = Path(out_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StudyError(f"The output folder {folder} cannot be created ({exc.strerror or exc}).") from None
+    folder = output_folder(out_dir)
     ratings = ratings_frame(store, definition, include_training=include_training)
     if definition.test_type == "ccr":
-        from mosapp.study.ccr import cmos_summary
-
         plain = ratings[~ratings["is_training"]]
         name = definition.name
         out = (write_csv(ratings, folder / f"{name}-ratings.csv"),
@@ -413,5 +428,5 @@ def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.Pa
 
 __all__ = [
     "METRIC_COLUMNS", "RATINGS_COLUMNS", "SUMMARY_COLUMNS", "Screening", "ScreeningError", "condition_table",
-    "export_study", "ratings_frame", "screen", "screening_spec", "statistics_input", "summary_frame", "write_csv",
+    "export_study", "output_folder", "ratings_frame", "screen", "screening_spec", "statistics_input", "summary_frame", "write_csv",
 ]

@@ -32,15 +32,19 @@ the CSV (``screened_out``) and out of the statistics.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.study.definition import REFERENCE, StudyDefinition
 from mosapp.study.errors import StudyError
-from mosapp.study.items import ItemScore, ItemSession, check_count, check_seconds, check_whole
+from mosapp.study.items import ItemScore, ItemSession
+from mosapp.study.sitting import check_count, check_seconds, check_whole
+from mosapp.study.store import TrialItemRow, TrialRow
 
 #: The scale.
 MIN_SCORE, MAX_SCORE = 0, 100
@@ -110,10 +114,9 @@ def screen_plan(definition: StudyDefinition, listener_index: int) -> list[tuple[
     return out
 
 
-def enrol(s, definition: StudyDefinition, listener_id: int, listener_index: int, stimuli: Mapping, token) -> None:
+def enrol(s: Session, definition: StudyDefinition, listener_id: int, listener_index: int,
+          stimuli: Mapping[tuple[str, str], int], token: Callable[[], str]) -> None:
     """Write a new listener's MUSHRA screens and their items."""
-    from mosapp.study.store import TrialItemRow, TrialRow
-
     for i, (clip, is_training, conditions) in enumerate(screen_plan(definition, listener_index)):
         try:
             ref = stimuli[(clip, REFERENCE)]
@@ -133,7 +136,8 @@ def enrol(s, definition: StudyDefinition, listener_id: int, listener_index: int,
 class MushraSession(ItemSession):
     """A listener's sitting in a MUSHRA study: one screen per trial, all of it saved at once."""
 
-    def _trial(self, info: dict, items: list[tuple[str, str]], reference_file: str, total: int) -> MushraTrial:
+    def _trial(self, info: dict[str, Any], items: list[tuple[str, str]], reference_file: str,
+               total: int) -> MushraTrial:
         audio = self._engine._audio_for
         return MushraTrial(
             trial_id=info["trial_token"], reference_id=info["reference_token"], reference=audio(reference_file),
@@ -161,19 +165,17 @@ class MushraSession(ItemSession):
         if not isinstance(trial, MushraTrial):
             raise StudyError("MushraSession.rate takes the MushraTrial that next_trial returned.")
         tokens = [it.item_id for it in trial.items]
-        if isinstance(scores, Mapping):
-            values = [scores.get(t) for t in tokens]
-        else:
-            values = list(scores)
-        if len(values) != len(tokens) or any(v is None for v in values):
+        given: list[int | None] = ([scores.get(t) for t in tokens] if isinstance(scores, Mapping)
+                                   else list(scores))
+        if len(given) != len(tokens) or any(v is None for v in given):
             raise StudyError(f"This screen has {len(tokens)} stimuli; give one score (0-100) for each of them.")
-        values = [check_whole(v, MIN_SCORE, MAX_SCORE, "MUSHRA score") for v in values]
-        plays = [0] * len(tokens) if plays is None else [check_count(p, "play count") for p in plays]
+        values = [check_whole(v, MIN_SCORE, MAX_SCORE, "MUSHRA score") for v in given]
+        counts = [0] * len(tokens) if plays is None else [check_count(p, "play count") for p in plays]
         listened = ([0.0] * len(tokens) if listening_time_s is None
                     else [check_seconds(x, "listening_time_s") for x in listening_time_s])
-        if len(plays) != len(tokens) or len(listened) != len(tokens):
+        if len(counts) != len(tokens) or len(listened) != len(tokens):
             raise StudyError(f"This screen has {len(tokens)} stimuli; give plays and listening times for each.")
-        self._commit(trial.trial_id, [ItemScore(t, v, p, x) for t, v, p, x in zip(tokens, values, plays, listened)],
+        self._commit(trial.trial_id, [ItemScore(t, v, p, x) for t, v, p, x in zip(tokens, values, counts, listened)],
                      plays_reference=check_count(reference_plays, "reference play count"),
                      response_time_s=check_seconds(response_time_s, "response_time_s"))
 

@@ -9,7 +9,8 @@ and a plot of the score against bitrate (PNG).
 ``<study>-report-correlations.csv``, ``<study>-report-listeners.csv`` and
 ``<study>-report-mos-vs-kbps.png`` — names of their own, so ``mosapp study export``'s files
 are never overwritten; every table that depends on screening records its settings. The plot is drawn with matplotlib's Agg canvas directly, so no
-GUI backend is ever loaded.
+GUI backend is ever loaded. A CCR study's report (:class:`CcrReport`, from
+:func:`build_ccr_report`) has CMOS tables of its own (:mod:`mosapp.study.ccr`).
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from mosapp.core.files import atomic_write
+from mosapp.study import stats
+from mosapp.study.ccr import cmos_comparisons, cmos_summary, listener_cmos
 from mosapp.study.definition import StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.export import (
     METRIC_COLUMNS,
+    SUMMARY_COLUMNS,
     Screening,
     condition_table,
+    output_folder,
     ratings_frame,
     screen,
     statistics_input,
@@ -61,9 +70,9 @@ class Report:
     listeners: pd.DataFrame
     comparisons: pd.DataFrame
     correlations: pd.DataFrame
-    mixed: pd.DataFrame = None
-    clips: pd.DataFrame = None
-    agreement: object = None
+    mixed: pd.DataFrame | None = None
+    clips: pd.DataFrame | None = None
+    agreement: stats.AgreementResult | None = None
 
     def agreement_frame(self) -> pd.DataFrame:
         """Per listener r with the rest of the panel, and the ICC (as rows ``ICC(2,1)``/``ICC(2,k)``)."""
@@ -127,15 +136,7 @@ class Report:
                    f"ICC(2,1) {a.icc_single:.2f}, ICC(2,k) {a.icc_average:.2f} ({a.n_raters} listeners x "
                    f"{a.n_targets} conditions)")
             lines.append(f"  {icc}; {a.form}" + (f"; {a.note}" if a.note else ""))
-        if len(self.comparisons):
-            lines += ["", "paired comparisons (Wilcoxon signed-rank on per-listener means, Holm-corrected):"]
-            for r in self.comparisons.itertuples():
-                if pd.isna(r.p):
-                    lines.append(f"  {r.a} vs {r.b}: not tested ({r.note or 'too few listeners'})")
-                    continue
-                mark = "significant" if r.significant else "n.s."
-                lines.append(f"  {r.a} vs {r.b}: diff {r.mean_diff:+.2f}, n {r.n_pairs}, p {r.p:.3g}, "
-                             f"Holm p {r.p_holm:.3g} ({mark})")
+        lines += _comparison_lines(self.comparisons, "per-listener means")
         if len(self.correlations):
             lines += ["", f"objective metrics vs {scale} per condition:"]
             for r in self.correlations.itertuples():
@@ -149,28 +150,23 @@ class Report:
 
 def build_report(store: Store, definition: StudyDefinition, *, screening: bool = True, min_score: int | None = None,
                  max_fraction: float | None = None, min_reference_trials: int | None = None, bootstrap: int = 2000,
-                 seed: int = 0) -> Report:
+                 seed: int = 0) -> Report | CcrReport:
     """Compute the report of a study from its store.
 
     Screening follows the study file's ``screening``; ``min_score``, ``max_fraction`` and
     ``min_reference_trials`` override it, ``screening=False`` turns it off. Raises
-    :class:`~mosapp.study.export.ScreeningError` when it drops every listener.
+    :class:`~mosapp.study.export.ScreeningError` when it drops every listener. A CCR study
+    (no screening rule) gets its :class:`CcrReport`.
     """
-    from mosapp.study import stats
-
     if definition.test_type == "ccr":
-        from mosapp.study.ccr import build_ccr_report
-
         return build_ccr_report(store, definition)
     with stats.score_range(*definition.score_range):
         return _build_report(store, definition, screening=screening, min_score=min_score, max_fraction=max_fraction,
                              min_reference_trials=min_reference_trials, bootstrap=bootstrap, seed=seed)
 
 
-def _build_report(store, definition, *, screening, min_score, max_fraction, min_reference_trials, bootstrap,
-                  seed) -> Report:
-    from mosapp.study import stats
-
+def _build_report(store: Store, definition: StudyDefinition, *, screening: bool, min_score: int | None,
+                  max_fraction: float | None, min_reference_trials: int | None, bootstrap: int, seed: int) -> Report:
     ratings = ratings_frame(store, definition)
     scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction,
                  min_reference_trials=min_reference_trials)
@@ -201,11 +197,31 @@ def _build_report(store, definition, *, screening, min_score, max_fraction, min_
     order = [c for c in conditions["condition"] if c in set(kept["condition"])]
     comparisons = stats.paired_comparisons(kept, conditions=order) if len(order) >= 2 else pd.DataFrame(
         columns=list(stats.PAIRED_COLUMNS))
-    scored = summary.dropna(subset=["mean"])
-    metric_cols = [m for m in METRIC_COLUMNS if m in definition.metrics]
-    correlations = (stats.metric_correlations(scored[["condition", "mean"]], conditions[["condition", *metric_cols]])
-                    if metric_cols and len(scored) else pd.DataFrame(columns=list(stats.CORRELATION_COLUMNS)))
+    correlations = _metric_correlations(summary.dropna(subset=["mean"]), conditions, definition)
     return Report(definition, ratings, scr, summary, listeners, comparisons, correlations, mixed, clips, agreement)
+
+
+def _metric_correlations(scored: pd.DataFrame, conditions: pd.DataFrame, definition: StudyDefinition) -> pd.DataFrame:
+    """The study's metrics against the score per condition (``scored``: ``condition``, ``mean``)."""
+    metric_cols = [m for m in METRIC_COLUMNS if m in definition.metrics]
+    if not metric_cols or not len(scored):
+        return pd.DataFrame(columns=list(stats.CORRELATION_COLUMNS))
+    return stats.metric_correlations(scored[["condition", "mean"]], conditions[["condition", *metric_cols]])
+
+
+def _comparison_lines(comparisons: pd.DataFrame, on: str) -> list[str]:
+    """The report text's paired comparisons (Wilcoxon signed-rank on ``on``, Holm-corrected); none: no lines."""
+    if not len(comparisons):
+        return []
+    lines = ["", f"paired comparisons (Wilcoxon signed-rank on {on}, Holm-corrected):"]
+    for r in comparisons.itertuples():
+        if pd.isna(r.p):
+            lines.append(f"  {r.a} vs {r.b}: not tested ({r.note or 'too few listeners'})")
+            continue
+        mark = "significant" if r.significant else "n.s."
+        lines.append(f"  {r.a} vs {r.b}: diff {r.mean_diff:+.2f}, n {r.n_pairs}, p {r.p:.3g}, "
+                     f"Holm p {r.p_holm:.3g} ({mark})")
+    return lines
 
 
 def _family(condition: str) -> str:
@@ -222,10 +238,6 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
     Codecs of one family (``opus-6``, ``opus-12`` …) are joined by a line; conditions without
     a bitrate (the reference) are drawn as horizontal dashed lines.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
     fig = Figure(figsize=(7.5, 4.8), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -272,22 +284,22 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
     ax.grid(True, which="both", alpha=0.3)
     if len(data):
         ax.legend(fontsize=7, loc="best")
-    from mosapp.core.files import atomic_write
-
     p = Path(path)
     atomic_write(p, lambda fh: fig.savefig(fh, format="png"), suffix=".png", error=StudyError)
     return p
 
 
-def write_report(report: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+def _write_text(path: Path, text: str) -> Path:
+    body = (text + "\n").encode("utf-8")
+    atomic_write(path, lambda fh: fh.write(body), suffix=".txt", error=StudyError)
+    return path
+
+
+def write_report(report: Report | CcrReport, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write the report's files into ``out_dir`` (created); returns them by kind."""
-    if hasattr(report, "write"):  # a CCR report writes its own files
+    if isinstance(report, CcrReport):  # a CCR report writes its own files
         return report.write(out_dir)
-    folder = Path(out_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StudyError(f"The output folder {folder} cannot be created ({exc.strerror or exc}).") from None
+    folder = output_folder(out_dir)
     name = report.definition.name
     comparisons = report.comparisons.copy()
     comparisons["screening"] = report.screening.describe()
@@ -305,13 +317,107 @@ def write_report(report: Report, out_dir: str | os.PathLike[str]) -> dict[str, P
             f"{name}-report-mushra-vs-kbps.png" if report.definition.test_type == "mushra"
             else f"{name}-report-mos-vs-kbps.png")),
     }
-    text = folder / f"{name}-report.txt"
-    from mosapp.core.files import atomic_write
-
-    body = (report.text() + "\n").encode("utf-8")
-    atomic_write(text, lambda fh: fh.write(body), suffix=".txt", error=StudyError)
-    files["text"] = text
+    files["text"] = _write_text(folder / f"{name}-report.txt", report.text())
     return files
 
 
-__all__ = ["Report", "build_report", "plot_score_vs_kbps", "write_report"]
+# ------------------------------------------------------------------------------------------ CCR
+
+
+def _standard_summary(cmos: pd.DataFrame) -> pd.DataFrame:
+    """The CMOS table in the columns of :data:`mosapp.study.export.SUMMARY_COLUMNS` (what the app's Results
+    view and the plot read): ``mean`` is the order-corrected CMOS, ``ci_*`` its interval over listeners;
+    the bootstrap, mixed-model and per-rating columns are NA."""
+    out = pd.DataFrame({c: pd.Series([np.nan] * len(cmos), dtype=float) for c in SUMMARY_COLUMNS})
+    for c in ("condition", "is_reference", "scale", "nominal_kbps", "bitrate_kbps", "n", "n_listeners", "ci_low",
+              "ci_high", "listener_sd", "screening"):
+        out[c] = cmos[c].to_numpy()
+    out["mean"] = out["listener_mean"] = cmos["cmos"].to_numpy()
+    out["sd"] = cmos["listener_sd"].to_numpy()
+    return out
+
+
+@dataclass
+class CcrReport:
+    """A CCR study's report (see :func:`build_ccr_report`).
+
+    ``cmos`` is the CMOS table (:data:`CMOS_COLUMNS`); ``summary`` the same numbers in the columns
+    the DCR/ACR report uses, so the app's Results view shows a CCR study like any other;
+    ``screening`` is the (off) rule; ``clips``, ``mixed`` and ``agreement`` are not computed.
+    """
+
+    definition: StudyDefinition
+    ratings: pd.DataFrame
+    cmos: pd.DataFrame
+    comparisons: pd.DataFrame
+    listeners: pd.DataFrame
+    screening: Screening
+    correlations: pd.DataFrame
+    clips: pd.DataFrame | None = None
+    mixed: pd.DataFrame | None = None
+    agreement: stats.AgreementResult | None = None
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return _standard_summary(self.cmos)
+
+    def agreement_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(columns=["listener", "n_points", "r_rest", "note"])
+
+    def text(self) -> str:
+        d = self.definition
+        lines = [f"{d.title}  ({d.name}: CCR, CMOS)", ""]
+        n_list = self.ratings["listener"].nunique() if len(self.ratings) else 0
+        lines.append(f"ratings: {len(self.ratings)} from {n_list} listener(s); screening: rule off")
+        lines += ["", "CMOS per condition (processed against reference, -3..+3), order effect removed: the mean over "
+                      "listeners of (F + S) / 2, F / S the mean with the processed sample first / second; 95 % t "
+                      "interval over listeners; Wilcoxon against 0, Holm:"]
+        header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {'CMOS':>6} {'95% CI':>16} {'uncorr.':>7} "
+                  f"{'order':>6} {'p (Holm)':>9}")
+        lines += [header, "-" * len(header)]
+        for r in self.cmos.itertuples():
+            kbps = "" if pd.isna(r.bitrate_kbps) else f"{r.bitrate_kbps:.1f}"
+            ci = "" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+            cm = "-" if pd.isna(r.cmos) else f"{r.cmos:+.2f}"
+            un = "" if pd.isna(r.uncorrected) else f"{r.uncorrected:+.2f}"
+            oe = "" if pd.isna(r.order_effect) else f"{r.order_effect:+.2f}"
+            p = "" if pd.isna(r.p_vs_0_holm) else f"{r.p_vs_0_holm:.3g}"
+            lines.append(f"{r.condition:<18} {kbps:>7} {r.n:>4} {r.n_listeners:>3} {cm:>6} {ci:>16} {un:>7} "
+                         f"{oe:>6} {p:>9}")
+        lines += _comparison_lines(self.comparisons, "the listeners' CMOS")
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+        folder = output_folder(out_dir)
+        name = self.definition.name
+        files = {
+            "summary": write_csv(self.cmos, folder / f"{name}-report-summary.csv"),
+            "comparisons": write_csv(self.comparisons, folder / f"{name}-report-comparisons.csv"),
+            "listeners": write_csv(self.listeners, folder / f"{name}-report-listeners.csv"),
+            "listener_cmos": write_csv(listener_cmos(self.ratings) if len(self.ratings) else pd.DataFrame(),
+                                       folder / f"{name}-report-listener-cmos.csv"),
+            "plot": plot_score_vs_kbps(self.summary, self.definition, folder / f"{name}-report-cmos-vs-kbps.png"),
+        }
+        files["text"] = _write_text(folder / f"{name}-report.txt", self.text())
+        return files
+
+
+def build_ccr_report(store: Store, definition: StudyDefinition) -> CcrReport:
+    """Compute the report of a CCR study: CMOS per condition with the order effect removed (see :mod:`mosapp.study.ccr`)."""
+    ratings = ratings_frame(store, definition)
+    conditions = condition_table(store, definition)
+    summary = cmos_summary(ratings, conditions)
+    order = [c for c in conditions["condition"] if len(ratings) and c in set(ratings["condition"])]
+    listeners = (ratings.groupby("listener", sort=False).agg(ratings=("value", "size"), mean=("cmos_value", "mean"))
+                 .reset_index() if len(ratings) else pd.DataFrame({"listener": [], "ratings": [], "mean": []}))
+    listeners["dropped"] = False
+    listeners["screening"] = "rule off: every listener kept"
+    codes = sorted(set(ratings["listener"])) if len(ratings) else []
+    screening = Screening(definition.screening, False, codes, [], pd.DataFrame(columns=list(stats.SCREENING_COLUMNS)))
+    correlations = _metric_correlations(summary.dropna(subset=["cmos"]).rename(columns={"cmos": "mean"}),
+                                        conditions, definition)
+    return CcrReport(definition, ratings, summary, cmos_comparisons(ratings, order), listeners, screening=screening,
+                     correlations=correlations)
+
+
+__all__ = ["CcrReport", "Report", "build_ccr_report", "build_report", "plot_score_vs_kbps", "write_report"]

@@ -549,7 +549,8 @@ def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFr
     if len(data) <= len(conditions) + len(vc):
         return _rows(nan, nan, nan, nan, math.nan, math.nan, math.nan, False,
                      "not fitted: too few ratings for the model")
-    import statsmodels.formula.api as smf
+    # Over a second to import, and only the mixed model needs it: not when the command line starts.
+    import statsmodels.formula.api as smf  # noqa: PLC0415 — heavy, needed by this model only
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

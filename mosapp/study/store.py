@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -214,13 +218,9 @@ class TrialRow(Base):
     reference_stimulus: Mapped[StimulusRow | None] = relationship(foreign_keys=[reference_stimulus_id])
 
 
-class RatingRow(Base):
-    """The score given in one trial (at most one per trial), with how the listener got there."""
+class _ScoreColumns:
+    """A score and how the listener got there: the columns ``ratings`` and ``item_ratings`` share."""
 
-    __tablename__ = "ratings"
-    __table_args__ = (CheckConstraint("value >= 1 AND value <= 5", name="value_1_to_5"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), unique=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
     value: Mapped[int] = mapped_column(Integer)
     given_at: Mapped[datetime] = mapped_column(DateTime)
@@ -228,6 +228,15 @@ class RatingRow(Base):
     plays_reference: Mapped[int] = mapped_column(Integer)
     listening_time_s: Mapped[float] = mapped_column(Float)
     response_time_s: Mapped[float] = mapped_column(Float)
+
+
+class RatingRow(_ScoreColumns, Base):
+    """The score given in one trial (at most one per trial), with how the listener got there."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (CheckConstraint("value >= 1 AND value <= 5", name="value_1_to_5"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), unique=True)
 
 
 class TrialItemRow(Base):
@@ -249,7 +258,7 @@ class TrialItemRow(Base):
     token: Mapped[str] = mapped_column(String(32), unique=True)
 
 
-class ItemRatingRow(Base):
+class ItemRatingRow(_ScoreColumns, Base):
     """The score of one item (added by revision 0005): MUSHRA 0..100, CCR -3..+3.
 
     All items of one trial are written in one transaction (a MUSHRA screen is saved whole or
@@ -262,21 +271,12 @@ class ItemRatingRow(Base):
     __table_args__ = (CheckConstraint("value >= -3 AND value <= 100", name="value_range"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("trial_items.id"), unique=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
-    value: Mapped[int] = mapped_column(Integer)
-    given_at: Mapped[datetime] = mapped_column(DateTime)
-    plays_sample: Mapped[int] = mapped_column(Integer)
-    plays_reference: Mapped[int] = mapped_column(Integer)
-    listening_time_s: Mapped[float] = mapped_column(Float)
-    response_time_s: Mapped[float] = mapped_column(Float)
 
 
 # -- opening a database -------------------------------------------------------------------
 
 
-def _alembic_config():
-    from alembic.config import Config
-
+def _alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
@@ -284,14 +284,13 @@ def _alembic_config():
 
 def head_revision() -> str:
     """The newest schema revision this mosapp knows."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the migrations ship with mosapp
+        raise RuntimeError(f"The study migrations in {MIGRATIONS_DIR} have no head revision.")
+    return head
 
 
 def known_revisions() -> set[str]:
-    from alembic.script import ScriptDirectory
-
     return {s.revision for s in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
 
 
@@ -490,9 +489,6 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
 
 
 def _migrate(store: Store) -> None:
-    from alembic import command
-    from alembic.runtime.migration import MigrationContext
-
     head = head_revision()
     where = store.label
     with store.engine.begin() as conn:
@@ -520,8 +516,6 @@ def _migrate(store: Store) -> None:
 
 
 def schema_revision(store: Store) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     with store.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 

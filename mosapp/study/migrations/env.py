@@ -29,6 +29,8 @@ def run_migrations() -> None:
             context.run_migrations()
         return
     url = context.get_x_argument(as_dictionary=True).get("url") or context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("Give the study database as `alembic -x url=<SQLAlchemy URL>` or sqlalchemy.url.")
     engine = create_engine(url)
     with engine.begin() as conn:
         context.configure(connection=conn, target_metadata=Base.metadata, render_as_batch=True)
