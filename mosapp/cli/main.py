@@ -22,17 +22,18 @@ from tqdm import tqdm
 import mosapp.codecs
 from mosapp.cli.arguments import bounded_int
 from mosapp.cli.study import add_study_parser, run_study
-from mosapp.codecs import all_codecs, codec_names, get_codec
+from mosapp.codecs import all_codecs, codec_names, container, get_codec
 from mosapp.codecs.base import Codec
-from mosapp.codecs.container import MAX_STREAM_SECONDS, SUFFIX, file_kbps, read_sgc, write_sgc
+from mosapp.codecs.container import SUFFIX, file_kbps, read_sgc, write_sgc
 from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.core.audio import _WRITE_FORMATS, read_audio, restore_format, write_audio
 from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.core.dsp import resolve_device
 from mosapp.core.errors import BitstreamError, ConfigError, InvalidStreamError, MosappError
+from mosapp.core.job import Progress
 from mosapp.gui.platform import missing_xcb_libraries, x_display_reachable
 from mosapp.phase import get_backend
-from mosapp.pipeline import Progress, RoundTripResult, check_processable, roundtrip, run_to_end
+from mosapp.pipeline import RoundTripResult, check_processable, roundtrip, run_to_end
 from mosapp.study.definition import resolve_study_path
 from mosapp.study.errors import StudyError
 from mosapp.training.config import TrainConfig
@@ -313,9 +314,10 @@ def run_encode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     with _native_stderr_silenced():
         audio = read_audio(in_path, sample_rate=PIPELINE_SAMPLE_RATE, mono=config.mono)
     check_processable(audio, geometry)
-    if audio.duration_s > MAX_STREAM_SECONDS:
+    limit_s = container.MAX_STREAM_SECONDS  # read now, not at import: what the container holds
+    if audio.duration_s > limit_s:
         raise MosappError(f"{in_path} is {audio.duration_s / 60:.1f} minutes long; an .sgc file holds at most "
-                          f"{MAX_STREAM_SECONDS // 60} minutes, so split it first.")
+                          f"{limit_s // 60} minutes, so split it first.")
     t0 = time.perf_counter()
     encoded = codec.encode(audio.samples, config)
     seconds = time.perf_counter() - t0

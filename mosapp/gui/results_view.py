@@ -25,7 +25,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -49,9 +51,15 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from sqlalchemy.engine import make_url
 
+from mosapp.gui.workers import GeneratorWorker
 from mosapp.study.definition import STUDIES_DIR, StudyDefinition, load_study
+from mosapp.study.engine import ListenerProgress, StudyEngine
 from mosapp.study.errors import StudyError
+from mosapp.study.export import export_study
+from mosapp.study.report import CcrReport, Report, build_report, condition_family, write_report
+from mosapp.study.store import Store, open_store
 
 #: The study the view opens when given none.
 DEFAULT_STUDY = STUDIES_DIR / "demo.toml"
@@ -66,17 +74,10 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 KBPS_TICKS = (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 
 _NA = "–"
+_T = TypeVar("_T")
 
 
-def _family(condition: str) -> str:
-    """``opus`` for ``opus-12``, ``msillm`` for ``msillm-q3``; other names stand alone (as the report's plot)."""
-    head, _, tail = condition.rpartition("-")
-    if head and (tail[:1].isdigit() or (tail[:1] == "q" and tail[1:].isdigit())):
-        return head
-    return condition
-
-
-def _num(value, fmt: str = "{:.2f}") -> str:
+def _num(value: Any, fmt: str = "{:.2f}") -> str:
     try:
         if value is None or pd.isna(value):
             return _NA
@@ -85,18 +86,14 @@ def _num(value, fmt: str = "{:.2f}") -> str:
     return fmt.format(value)
 
 
-def _interval(low, high) -> str:
+def _interval(low: float | None, high: float | None) -> str:
     if low is None or high is None or pd.isna(low) or pd.isna(high):
         return _NA
     return f"[{low:.2f}, {high:.2f}]"
 
 
-def _open_existing(url: str):
+def _open_existing(url: str) -> Store:
     """Open a study database for reading (read-only when the file or its folder cannot be written)."""
-    from sqlalchemy.engine import make_url
-
-    from mosapp.study.store import open_store
-
     u = make_url(url)
     readonly = False
     if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
@@ -108,11 +105,10 @@ def _open_existing(url: str):
     return open_store(url, create=False, readonly=readonly)
 
 
-def load_results(study, database: str | None, *, screening: bool, bootstrap: int):
+def load_results(study: str | os.PathLike[str] | StudyDefinition, database: str | None, *, screening: bool,
+                 bootstrap: int
+                 ) -> Generator[str, None, tuple[StudyDefinition, Report | CcrReport, list[ListenerProgress]]]:
     """The job the worker runs: (definition, Report, listener progress). A generator (one step)."""
-    from mosapp.study.engine import StudyEngine
-    from mosapp.study.report import build_report
-
     yield "reading"
     definition = study if isinstance(study, StudyDefinition) else load_study(study, check_codecs=False)
     store = _open_existing(database or definition.database_url)
@@ -124,6 +120,11 @@ def load_results(study, database: str | None, *, screening: bool, bootstrap: int
     return definition, report, progress
 
 
+def _cell(row: pd.Series | None, column: str, fmt: str = "{:.0f}") -> str:
+    """``row[column]`` formatted, or the "not available" mark."""
+    return _NA if row is None or column not in row.index else _num(row[column], fmt)
+
+
 class _Table(QTableWidget):
     """A read-only table filled from rows of strings."""
 
@@ -131,14 +132,16 @@ class _Table(QTableWidget):
         super().__init__(0, len(headers))
         self.setHorizontalHeaderLabels(headers)
         for col, tip in (tooltips or {}).items():
-            self.horizontalHeaderItem(col).setToolTip(tip)
-        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+            header = self.horizontalHeaderItem(col)
+            if header is not None:
+                header.setToolTip(tip)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setAlternatingRowColors(True)
         self.verticalHeader().setVisible(False)
         self.setWordWrap(False)
-        self.setTextElideMode(Qt.ElideRight)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
 
     def fill(self, rows: list[list[str]], *, left: tuple[int, ...] = (0,), bold_col: int | None = None,
@@ -149,15 +152,17 @@ class _Table(QTableWidget):
         for r, row in enumerate(rows):
             for c, text in enumerate(row):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment((Qt.AlignLeft if c in left else Qt.AlignRight) | Qt.AlignVCenter)
+                item.setTextAlignment((Qt.AlignmentFlag.AlignLeft if c in left else Qt.AlignmentFlag.AlignRight)
+                                      | Qt.AlignmentFlag.AlignVCenter)
                 if len(text) > 24:
                     item.setToolTip(text)
                 if bold_col is not None and c == bold_col:
                     font = QFont(item.font())
                     font.setBold(True)
                     item.setFont(font)
-                if colors is not None and colors[r] is not None and c == 0:
-                    item.setForeground(colors[r])
+                color = None if colors is None or c != 0 else colors[r]
+                if color is not None:
+                    item.setForeground(color)
                 self.setItem(r, c, item)
         self.resizeRowsToContents()
 
@@ -194,10 +199,10 @@ class ResultsView(QWidget):
         self.bootstrap = int(bootstrap)
         self.study = study if study is not None else DEFAULT_STUDY
         self.definition: StudyDefinition | None = None
-        self.report = None
-        self.progress: list = []
+        self.report: Report | CcrReport | None = None
+        self.progress: list[ListenerProgress] = []
         self.plotted: dict[str, object] = {}
-        self._worker = None
+        self._worker: GeneratorWorker | None = None
         self._generation = 0
         self._loaded_at: float | None = None
         self._build()
@@ -223,7 +228,7 @@ class ResultsView(QWidget):
         self.screening_box.toggled.connect(self.reload)
         bar.addWidget(self.screening_box)
         self.title_label = QLabel("")
-        self.title_label.setTextFormat(Qt.PlainText)
+        self.title_label.setTextFormat(Qt.TextFormat.PlainText)
         font = QFont(self.title_label.font())
         font.setBold(True)
         self.title_label.setFont(font)
@@ -244,8 +249,8 @@ class ResultsView(QWidget):
 
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
-        self.message_label.setTextFormat(Qt.PlainText)
-        self.message_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.message_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message_label)
 
         self.tabs = QTabWidget()
@@ -284,8 +289,8 @@ class ResultsView(QWidget):
             heading.setFont(font)
             column.addWidget(heading)
             if not stretch:
-                table.setSizeAdjustPolicy(QAbstractItemView.AdjustToContents)
-                table.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Maximum)
+                table.setSizeAdjustPolicy(QAbstractItemView.SizeAdjustPolicy.AdjustToContents)
+                table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
             column.addWidget(table, stretch)
 
         self.plot = pg.PlotWidget()
@@ -294,7 +299,7 @@ class ResultsView(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.legend = self.plot.addLegend(offset=(-10, -10), labelTextSize="8pt")
-        self.split = split = QSplitter(Qt.Horizontal)
+        self.split = split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(self.plot)
         split.setStretchFactor(0, 0)
@@ -321,13 +326,13 @@ class ResultsView(QWidget):
         self.report_text = QPlainTextEdit()
         self.report_text.setReadOnly(True)
         mono = QFont("monospace")
-        mono.setStyleHint(QFont.Monospace)
+        mono.setStyleHint(QFont.StyleHint.Monospace)
         self.report_text.setFont(mono)
         self.tabs.addTab(self.report_text, "Report text")
         layout.addWidget(self.tabs, 1)
         self._set_actions(False)
 
-    def _split_moved(self, *_) -> None:
+    def _split_moved(self, *_: object) -> None:
         self._split_user = True
 
     def _fit_split(self) -> None:
@@ -388,8 +393,6 @@ class ResultsView(QWidget):
 
     def reload(self) -> None:
         """Compute the results again (the previous run, if any, is dropped)."""
-        from mosapp.gui.workers import GeneratorWorker
-
         if self._worker is not None and self._worker.is_running:
             self._worker.cancel()
         self._generation += 1
@@ -400,18 +403,23 @@ class ResultsView(QWidget):
         self.reload_button.setEnabled(True)
         worker = GeneratorWorker(lambda: load_results(study, database, screening=screening, bootstrap=bootstrap),
                                  self)
-        worker.generation = generation
+        worker.setProperty("generation", generation)
         # Bound methods of this view (not lambdas): the slots then run on the GUI thread.
         worker.finished.connect(self._worker_finished)
         worker.failed.connect(self._worker_failed)
         self._worker = worker
         worker.start()
 
-    def _worker_finished(self, result) -> None:
-        self._loaded(getattr(self.sender(), "generation", -1), result)
+    def _sender_generation(self) -> int:
+        sender = self.sender()
+        generation = None if sender is None else sender.property("generation")
+        return -1 if generation is None else int(generation)
+
+    def _worker_finished(self, result: tuple[StudyDefinition, Report | CcrReport, list[ListenerProgress]]) -> None:
+        self._loaded(self._sender_generation(), result)
 
     def _worker_failed(self, message: str) -> None:
-        self._failed(getattr(self.sender(), "generation", -1), message)
+        self._failed(self._sender_generation(), message)
 
     def _failed(self, generation: int, message: str) -> None:
         if generation != self._generation:
@@ -432,7 +440,8 @@ class ResultsView(QWidget):
         self.legend.clear()
         self.plotted = {}
 
-    def _loaded(self, generation: int, result) -> None:
+    def _loaded(self, generation: int,
+                result: tuple[StudyDefinition, Report | CcrReport, list[ListenerProgress]]) -> None:
         if generation != self._generation:
             return
         definition, report, progress = result
@@ -443,7 +452,7 @@ class ResultsView(QWidget):
         self.loaded.emit(report)
 
     # ------------------------------------------------------------------ showing
-    def _show(self, report, progress) -> None:
+    def _show(self, report: Report | CcrReport, progress: list[ListenerProgress]) -> None:
         d = report.definition
         self._clear()
         scale = d.scale
@@ -454,7 +463,9 @@ class ResultsView(QWidget):
         self._message(f"{len(ratings)} rating(s) from {n_listeners} listener(s); {len(progress)} enrolled, "
                       f"{finished} finished. Screening: {report.screening.describe()}."
                       + ("" if len(ratings) else " No ratings yet: listeners rate in the Listen tab."))
-        self.summary_table.horizontalHeaderItem(4).setText(scale)
+        header = self.summary_table.horizontalHeaderItem(4)
+        if header is not None:
+            header.setText(scale)
         self._fill_summary(report.summary)
         self._fit_split()
         self._fill_listeners(report, progress)
@@ -470,7 +481,7 @@ class ResultsView(QWidget):
         colors: dict[str, str] = {}
         i = 0
         data = summary.dropna(subset=["mean"])
-        for family in dict.fromkeys(data.dropna(subset=["bitrate_kbps"])["condition"].map(_family)):
+        for family in dict.fromkeys(data.dropna(subset=["bitrate_kbps"])["condition"].map(condition_family)):
             colors[family] = PALETTE[i % len(PALETTE)]
             i += 1
         for cond in data[data["bitrate_kbps"].isna()]["condition"]:
@@ -480,7 +491,8 @@ class ResultsView(QWidget):
 
     def _fill_summary(self, summary: pd.DataFrame) -> None:
         colors = self._colors(summary)
-        rows, row_colors = [], []
+        rows: list[list[str]] = []
+        row_colors: list[QColor | None] = []
         for r in summary.itertuples():
             rows.append([
                 str(r.condition) + ("  (hidden reference)" if r.is_reference else ""),
@@ -489,11 +501,11 @@ class ResultsView(QWidget):
                 _NA if pd.isna(r.mixed_estimate) else f"{r.mixed_estimate:.2f} {_interval(r.mixed_low, r.mixed_high)}",
                 _interval(r.rating_ci_low, r.rating_ci_high), _num(r.sd),
             ])
-            key = r.condition if pd.isna(r.bitrate_kbps) else _family(r.condition)
+            key = r.condition if pd.isna(r.bitrate_kbps) else condition_family(r.condition)
             row_colors.append(QColor(colors[key]) if key in colors else None)
         self.summary_table.fill(rows, bold_col=4, colors=row_colors)
 
-    def _fill_listeners(self, report, progress) -> None:
+    def _fill_listeners(self, report: Report | CcrReport, progress: list[ListenerProgress]) -> None:
         screening = report.listeners.set_index("listener") if len(report.listeners) else pd.DataFrame()
         by_code = {p.code: p for p in progress}
         codes = list(by_code) + [c for c in screening.index if c not in by_code]
@@ -501,10 +513,6 @@ class ResultsView(QWidget):
         for code in codes:
             p = by_code.get(code)
             s = screening.loc[code] if code in screening.index else None
-
-            def get(col, fmt="{:.0f}"):
-                return _NA if s is None or col not in s.index else _num(s[col], fmt)
-
             if s is None:
                 outcome = "no ratings yet"
             elif not report.screening.applied:
@@ -520,18 +528,18 @@ class ResultsView(QWidget):
                 _NA if p is None else f"{p.rated}/{p.total}" + (" ✓" if p.finished else ""),
                 _NA if p is None else f"{p.training_rated}/{p.training_total}",
                 _NA if p is None else str(p.sessions),
-                get("ratings"), get("mean", "{:.2f}"), get("n_reference_trials"), get("n_below"),
-                get("fraction_below", "{:.0%}"), outcome,
+                _cell(s, "ratings"), _cell(s, "mean", "{:.2f}"), _cell(s, "n_reference_trials"),
+                _cell(s, "n_below"), _cell(s, "fraction_below", "{:.0%}"), outcome,
             ])
         self.listeners_table.fill(rows, left=(0, 9))
 
-    def _fill_clips(self, clips) -> None:
+    def _fill_clips(self, clips: pd.DataFrame | None) -> None:
         rows = [] if clips is None else [
             [str(r.clip), str(r.condition), str(int(r.n)), str(int(r.n_listeners)), _num(r.mean),
              _interval(r.ci_low, r.ci_high), _num(r.sd)] for r in clips.itertuples()]
         self.clips_table.fill(rows, left=(0, 1))
 
-    def _fill_agreement(self, report) -> None:
+    def _fill_agreement(self, report: Report | CcrReport) -> None:
         frame = report.agreement_frame()
         rows = [[str(r.listener), str(int(r.n_points)) if pd.notna(r.n_points) else _NA,
                  _num(r.r_rest, "{:+.2f}"), str(r.note or "")] for r in frame.itertuples()]
@@ -544,7 +552,7 @@ class ResultsView(QWidget):
         self.correlations_table.fill(rows, left=(0, 6))
 
     def _fill_comparisons(self, comparisons: pd.DataFrame) -> None:
-        rows = []
+        rows: list[list[str]] = []
         for r in comparisons.itertuples():
             sig = _NA if pd.isna(r.p) else ("yes" if r.significant else "no")
             rows.append([str(r.a), str(r.b), _num(r.mean_diff, "{:+.2f}"), str(int(r.n_pairs)),
@@ -569,7 +577,7 @@ class ResultsView(QWidget):
             hi = float(np.log10(with_rate["bitrate_kbps"].max() * 1.5))
         else:
             lo, hi = 0.0, 2.0
-        for family, group in with_rate.groupby(with_rate["condition"].map(_family), sort=False):
+        for family, group in with_rate.groupby(with_rate["condition"].map(condition_family), sort=False):
             group = group.sort_values("bitrate_kbps")
             color = pg.mkColor(colors[family])
             x = np.log10(group["bitrate_kbps"].to_numpy(dtype=float))
@@ -595,10 +603,10 @@ class ResultsView(QWidget):
                                            brush=pg.mkBrush(band_color), pen=pg.mkPen(None))
                 plot.addItem(band)
             line = pg.InfiniteLine(pos=r.mean, angle=0, movable=False,
-                                   pen=pg.mkPen(color, width=2, style=Qt.DashLine))
+                                   pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
             plot.addItem(line)
             # A legend entry for the dashed line (an empty curve with the same pen).
-            self.legend.addItem(pg.PlotDataItem([], [], pen=pg.mkPen(color, width=1.5, style=Qt.DashLine)),
+            self.legend.addItem(pg.PlotDataItem([], [], pen=pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine)),
                                 f"{r.condition} (no bitrate)")
             self.plotted[str(r.condition)] = (line,)
         item.setXRange(lo, hi, padding=0)
@@ -621,7 +629,7 @@ class ResultsView(QWidget):
             return str(self.definition.stimuli_dir.parent / "results")
         return str(Path.cwd())
 
-    def _folder(self, folder, title: str) -> Path | None:
+    def _folder(self, folder: str | os.PathLike[str] | None, title: str) -> Path | None:
         if folder is None:
             # The dialog proposes the study's results/ folder: it is made first, so that
             # accepting the proposal works (a folder dialog cannot pick a folder that is not there).
@@ -634,43 +642,53 @@ class ResultsView(QWidget):
             return Path(chosen) if chosen else None
         return Path(folder)
 
-    def export_csv(self, folder: str | os.PathLike[str] | None = None) -> tuple[Path, Path] | None:
-        """Write ``<study>-ratings.csv`` and ``<study>-export-summary.csv`` (as ``mosapp study export``) into
-        ``folder`` (asked for when None); returns both paths, or None (cancelled, or a message in the view)."""
-        from mosapp.study.export import export_study
-
-        if self.definition is None:
+    def _write_files(self, ready: bool, folder: str | os.PathLike[str] | None, title: str,
+                     write: Callable[[Path], _T]) -> tuple[Path, _T] | None:
+        """``write(folder)`` into ``folder`` (asked for when None): (the folder, what it returned), or None
+        (nothing open, cancelled, or the sentence of a :class:`StudyError` in the view)."""
+        if not ready:
             self._message("Open a study with ratings first.", error=True)
             return None
-        out = self._folder(folder, "Export CSV into…")
+        out = self._folder(folder, title)
         if out is None:
             return None
         try:
-            with _open_existing(self.database or self.definition.database_url) as store:
-                paths = export_study(store, self.definition, out, include_training=self.training_box.isChecked(),
-                                     screening=self.screening_box.isChecked())
+            return out, write(out)
         except StudyError as exc:
             self._message(str(exc), error=True)
             return None
+
+    def export_csv(self, folder: str | os.PathLike[str] | None = None) -> tuple[Path, Path] | None:
+        """Write ``<study>-ratings.csv`` and ``<study>-export-summary.csv`` (as ``mosapp study export``) into
+        ``folder`` (asked for when None); returns both paths, or None (cancelled, or a message in the view)."""
+        definition = self.definition
+
+        def export(out: Path) -> tuple[Path, Path]:
+            assert definition is not None
+            with _open_existing(self.database or definition.database_url) as store:
+                return export_study(store, definition, out, include_training=self.training_box.isChecked(),
+                                    screening=self.screening_box.isChecked())
+
+        written = self._write_files(definition is not None, folder, "Export CSV into…", export)
+        if written is None:
+            return None
+        out, paths = written
         self._message(f"Wrote {paths[0].name} and {paths[1].name} to {out}.")
         return paths
 
     def write_report_files(self, folder: str | os.PathLike[str] | None = None) -> dict[str, Path] | None:
         """Write the report's files (as ``mosapp study report``) into ``folder`` (asked for when None);
         returns them by kind, or None (cancelled, or a message in the view)."""
-        from mosapp.study.report import write_report
+        report = self.report
 
-        if self.report is None:
-            self._message("Open a study with ratings first.", error=True)
+        def write(out: Path) -> dict[str, Path]:
+            assert report is not None
+            return write_report(report, out)
+
+        written = self._write_files(report is not None, folder, "Write the report into…", write)
+        if written is None:
             return None
-        out = self._folder(folder, "Write the report into…")
-        if out is None:
-            return None
-        try:
-            files = write_report(self.report, out)
-        except StudyError as exc:
-            self._message(str(exc), error=True)
-            return None
+        out, files = written
         self._message(f"Wrote {len(files)} files ({', '.join(p.name for p in files.values())}) to {out}.")
         return files
 

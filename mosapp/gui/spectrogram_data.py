@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
+import soxr
 import torch
 
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, StftGeometry, get_geometry
@@ -407,7 +408,7 @@ def analyse_pair_steps(
     Returns:
         The :class:`SpectrogramPair`.
     """
-    geometry = as_analysis(analysis, geometry)
+    chosen = as_analysis(analysis, geometry)
     device = torch.device(device)
     ref = np.asarray(reference, dtype=np.float32)
     rec = np.asarray(reconstruction, dtype=np.float32)
@@ -416,29 +417,27 @@ def analyse_pair_steps(
     n = ref.shape[-1]
     if rec.shape[-1] != n:
         rec = rec[:n] if rec.shape[-1] > n else np.pad(rec, (0, n - rec.shape[-1]))
-    first, n_frames = _audio_frames(n, geometry)
+    first, n_frames = _audio_frames(n, chosen)
     if n_frames == 0:
         raise ValueError("the reference is empty")
     pool = max(1, math.ceil(n_frames / max(1, max_columns)))
-    d = _decimation(geometry, n, n_frames if frames_per_column is None else
+    d = _decimation(chosen, n, n_frames if frames_per_column is None else
                     math.ceil(n_frames / pool) * min(pool, max(1, int(frames_per_column))), sample_rate)
     if d > 1:
         # Only the rows below sample_rate / (2 d) are drawn: analyse the signals decimated by d
         # (the same bins and frame times; d times fewer samples per window).
-        import soxr
-
         gain = np.float32(math.sqrt(d))  # |X|^2 of a window d times shorter is d times smaller
         low = [np.ascontiguousarray(soxr.resample(z, sample_rate, sample_rate // d, quality="HQ") * gain,
                                     dtype=np.float32) for z in (ref, rec)]
-        inner = Analysis.stft(geometry.window_length // d, geometry.hop // d, max_rows=geometry.bins)
+        inner = Analysis.stft(chosen.window_length // d, chosen.hop // d, max_rows=chosen.bins)
         part = yield from analyse_pair_steps(low[0], low[1], analysis=inner, max_columns=max_columns,
                                              frames_per_column=frames_per_column, sample_rate=sample_rate // d,
                                              device=device, top_db=top_db)
-        return replace(part, analysis=geometry, sample_rate=sample_rate, duration_s=n / sample_rate)
+        return replace(part, analysis=chosen, sample_rate=sample_rate, duration_s=n / sample_rate)
     columns = math.ceil(n_frames / pool)
     take = pool if frames_per_column is None else max(1, min(pool, int(frames_per_column)))
     exact = take >= pool
-    bins = geometry.bins
+    bins = chosen.bins
 
     # Column c's analysed frames (relative to `first`): all of [c*pool, min((c+1)*pool, n_frames)),
     # or `take` evenly spaced ones.
@@ -457,8 +456,8 @@ def analyse_pair_steps(
     chunks = [(c0, min(columns, c0 + chunk_columns)) for c0 in range(0, columns, chunk_columns)]
     total = 3 * len(chunks)  # pass 1 and the two halves of pass 2
     done = 0
-    ref_power = _LatticePower(ref, geometry, device)
-    rec_power = _LatticePower(rec, geometry, device)
+    ref_power = _LatticePower(ref, chosen, device)
+    rec_power = _LatticePower(rec, chosen, device)
 
     def power_of(source: _LatticePower, idx, span) -> torch.Tensor:
         return source.contiguous(*span) if span is not None else source.gather(idx)
@@ -516,7 +515,7 @@ def analyse_pair_steps(
         reconstructed_db=as_image(_db(reconstructed_power, floor_db)),
         difference_db=as_image(difference),
         band_error_db=(abs_sum / max(analysed, 1)).to(torch.float32).cpu().numpy(),
-        analysis=geometry,
+        analysis=chosen,
         sample_rate=sample_rate,
         frames_per_column=pool,
         frames_analysed_per_column=take,
@@ -548,21 +547,21 @@ def analyse_excerpt_steps(
     window), and the pair is placed in the track's time (its ``first_frame`` is the track's
     lattice frame). Arguments as :func:`analyse_pair_steps`; ``top_db`` is the whole track's.
     """
-    geometry = as_analysis(analysis, geometry)
-    hop, lg = geometry.hop, geometry.window_length
+    chosen = as_analysis(analysis, geometry)
+    hop, lg = chosen.hop, chosen.window_length
     ref = np.asarray(reference, dtype=np.float32)
     rec = np.asarray(reconstruction, dtype=np.float32)
     ref = ref[0] if ref.ndim == 2 else ref
     rec = rec[0] if rec.ndim == 2 else rec
     n = ref.shape[-1]
-    first, n_frames = _audio_frames(n, geometry)
+    first, n_frames = _audio_frames(n, chosen)
     # Audio frame k (lattice frame first + k) is centred on audio sample k * hop.
     k0 = max(0, math.floor(start_s * sample_rate / hop))
     k1 = min(n_frames, max(k0 + 1, math.ceil(end_s * sample_rate / hop)))
     s0 = max(0, (k0 * hop - lg) // hop * hop)  # a whole window before, on the hop grid
     s1 = min(n, (k1 - 1) * hop + lg)
     rec = rec[:n] if rec.shape[-1] >= n else np.pad(rec, (0, n - rec.shape[-1]))
-    part = yield from analyse_pair_steps(ref[s0:s1], rec[s0:s1], analysis=geometry, max_columns=s1 - s0,
+    part = yield from analyse_pair_steps(ref[s0:s1], rec[s0:s1], analysis=chosen, max_columns=s1 - s0,
                                          sample_rate=sample_rate, device=device, top_db=top_db)
     c0, c1 = k0 - s0 // hop, k1 - s0 // hop
     return replace(

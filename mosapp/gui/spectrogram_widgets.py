@@ -335,10 +335,15 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.last_readout = ""
         self.readout.emit("")
 
+    def _shown(self) -> SpectrogramPair:
+        """The pair on screen (what draws and measures runs only once there is one)."""
+        assert self.pair is not None
+        return self.pair
+
     def _rows_for_log(self) -> np.ndarray:
         """For each log-frequency row, the lattice bin drawn there (nearest bin)."""
         if self._log_rows is None:
-            pair = self.pair
+            pair = self._shown()
             lo, hi = math.log10(LOG_MIN_HZ), math.log10(pair.max_hz)
             centres = 10.0 ** (lo + (np.arange(LOG_ROWS) + 0.5) * (hi - lo) / LOG_ROWS)
             self._log_rows = np.clip(np.rint(centres / pair.hz_per_bin), 0, pair.bins - 1).astype(np.intp)
@@ -346,7 +351,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
 
     def _frequency_span(self) -> tuple[float, float]:
         """(bottom, top) of the images in the frequency axis' coordinates."""
-        pair = self.pair
+        pair = self._shown()
         if self.log_frequency:
             return math.log10(LOG_MIN_HZ), math.log10(pair.max_hz)
         return -0.5 * pair.hz_per_bin, pair.max_hz
@@ -364,7 +369,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
             image.setRect(pair.left_s, bottom, width, top - bottom)
 
     def _draw_images(self) -> None:
-        pair = self.pair
+        pair = self._shown()
         self._draw_into(self.images, pair)
         if self.detail is not None:
             self._draw_into(self.detail_images, self.detail)
@@ -424,7 +429,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         return lo, hi
 
     def _apply_limits(self) -> None:
-        pair = self.pair
+        pair = self._shown()
         bottom, top = self._frequency_span()
         right = pair.left_s + pair.columns * pair.seconds_per_column
         for plot in self.spectrogram_plots:
@@ -521,6 +526,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         if self.original_only:
             return f"{text}   original {original:.1f} dB"
         b = pair.bin_at(hz)
+        assert b is not None  # values_at found the point, so it lies inside the bins
         band = f"   band {b * pair.hz_per_bin:,.0f} Hz: mean |difference| {pair.band_error_db[b]:.1f} dB"
         return (f"{text}   original {original:.1f} dB   reconstructed {reconstructed:.1f} dB   "
                 f"difference {difference:+.1f} dB{band}")
@@ -583,14 +589,14 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
 
     def show_loop_region(self, visible: bool, start_s: float | None = None, end_s: float | None = None) -> None:
         """Show or hide the loop region; a new one covers the middle third of the visible time."""
-        if visible and start_s is None:
+        if visible and (start_s is None or end_s is None):
             lo, hi = self.visible_time_range()
             if self.pair is not None:
                 lo, hi = max(lo, 0.0), min(hi, self.pair.duration_s)
             start_s, end_s = lo + (hi - lo) / 3.0, lo + 2.0 * (hi - lo) / 3.0
         for region in self.regions:
             region.setVisible(visible)
-        if visible:
+        if visible and start_s is not None and end_s is not None:
             self.set_loop_region(start_s, end_s)
 
     def set_loop_region(self, start_s: float, end_s: float) -> None:

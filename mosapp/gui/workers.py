@@ -21,6 +21,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Generator
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
@@ -56,7 +57,7 @@ class GeneratorWorker(QObject):
     cancelled = Signal()
     done = Signal()
 
-    def __init__(self, make_generator: Callable[[], Generator], parent: QObject | None = None) -> None:
+    def __init__(self, make_generator: Callable[[], Generator[Any, Any, Any]], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._make_generator = make_generator
         self._cancel = threading.Event()
@@ -115,7 +116,7 @@ class GeneratorWorker(QObject):
             self._emit("done")
 
 
-def run_in_background(make_generator: Callable[[], Generator], *, on_progress=None, on_finished=None,
+def run_in_background(make_generator: Callable[[], Generator[Any, Any, Any]], *, on_progress=None, on_finished=None,
                       on_failed=None, on_cancelled=None, parent: QObject | None = None,
                       pool: QThreadPool | None = None) -> GeneratorWorker:
     """Create, connect and start a :class:`GeneratorWorker`; keep the returned object alive."""

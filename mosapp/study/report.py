@@ -224,7 +224,7 @@ def _comparison_lines(comparisons: pd.DataFrame, on: str) -> list[str]:
     return lines
 
 
-def _family(condition: str) -> str:
+def condition_family(condition: str) -> str:
     """``opus`` for ``opus-12``, ``msillm`` for ``msillm-q3``; other names stand alone."""
     head, _, tail = condition.rpartition("-")
     if head and (tail[:1].isdigit() or (tail[:1] == "q" and tail[1:].isdigit())):
@@ -247,7 +247,7 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
     data = data.assign(bitrate_kbps=data["bitrate_kbps"].where(~data["condition"].astype(str).str.startswith("lowpass-")))
     with_rate = data.dropna(subset=["bitrate_kbps"])
     colors = itertools.cycle([f"C{i}" for i in range(10)])
-    for family, group in with_rate.groupby(with_rate["condition"].map(_family), sort=False):
+    for family, group in with_rate.groupby(with_rate["condition"].map(condition_family), sort=False):
         group = group.sort_values("bitrate_kbps")
         color = next(colors)
         yerr = np.vstack([group["mean"] - group["ci_low"], group["ci_high"] - group["mean"]])
@@ -420,4 +420,4 @@ def build_ccr_report(store: Store, definition: StudyDefinition) -> CcrReport:
                      correlations=correlations)
 
 
-__all__ = ["CcrReport", "Report", "build_ccr_report", "build_report", "plot_score_vs_kbps", "write_report"]
+__all__ = ["CcrReport", "Report", "build_ccr_report", "build_report", "condition_family", "plot_score_vs_kbps", "write_report"]
