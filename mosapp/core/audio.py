@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,8 +185,6 @@ def _libsndfile_reason(exc: BaseException) -> str:
 def _wav_announced_frames(path: Path) -> int | None:
     """Frames a RIFF/WAVE file's ``data`` chunk announces, or None where its header cannot tell
     (not RIFF, a streaming writer's 0 or 0xFFFFFFFF size, no ``fmt`` chunk before ``data``)."""
-    import struct
-
     try:
         with open(path, "rb") as fh:
             head = fh.read(12)

@@ -21,13 +21,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol, cast
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTabWidget, QWidget
 
 from mosapp.gui.inspect_view import InspectView
 from mosapp.gui.listener_mode import ListenerLock
+from mosapp.study.definition import StudyDefinition
 
 APP_NAME = "mosapp"
 WINDOW_TITLE = "mosapp — audio as spectrogram images"
@@ -35,6 +37,14 @@ WINDOW_TITLE = "mosapp — audio as spectrogram images"
 OPTIONAL_VIEWS = (("Listen", "listen_view", "ListenView"), ("Results", "results_view", "ResultsView"))
 #: Status bar messages stay this long (ms); errors stay until replaced.
 STATUS_MS = 8000
+
+
+class _StudyView(Protocol):
+    """What the main window uses of a view that shows a study (Results, Listen)."""
+
+    database: str | None
+
+    def open_study(self, study: str | os.PathLike[str] | StudyDefinition) -> None: ...
 
 
 def load_optional_view(title: str, module: str, cls: str, parent: QWidget | None = None) -> QWidget:
@@ -83,8 +93,9 @@ class MainWindow(QMainWindow):
             lambda text: self.set_tab_message(self.inspect, text, bool(self.inspect.message_label.property("error"))))
         self.tabs.currentChanged.connect(self._on_tab_changed)
         listen, results = self.views.get("Listen"), self.views.get("Results")
-        if hasattr(listen, "study_opened") and hasattr(results, "open_study"):
-            listen.study_opened.connect(lambda definition: self._results_follow(listen, results, definition))
+        study_opened = getattr(listen, "study_opened", None)
+        if listen is not None and results is not None and study_opened is not None and hasattr(results, "open_study"):
+            study_opened.connect(lambda definition: self._results_follow(listen, results, definition))
         self.resize(1400, 860)
 
     def set_tab_message(self, view: QWidget, text: str, error: bool = False) -> None:
@@ -105,18 +116,20 @@ class MainWindow(QMainWindow):
         self._show_status(*self._messages.get(self.tabs.currentWidget(), ("", False)))
 
     @staticmethod
-    def _results_follow(listen: QWidget, results: QWidget, definition) -> None:
+    def _results_follow(listen: QWidget, results: QWidget, definition: StudyDefinition) -> None:
         """Results shows the study that Listen opened (with Listen's database, if it has its own)."""
         if getattr(results, "definition", None) is definition:
             return
-        if getattr(listen, "database", None) and hasattr(results, "database"):
-            results.database = listen.database
-        results.open_study(definition)
+        view = cast(_StudyView, results)  # it has open_study: checked where the signal is connected
+        database = getattr(listen, "database", None)
+        if database and hasattr(results, "database"):
+            view.database = database
+        view.open_study(definition)
 
     # ------------------------------------------------------------------ drag and drop
 
     @staticmethod
-    def _dropped_files(event) -> list[str]:
+    def _dropped_files(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[str]:
         mime = event.mimeData()
         if mime is None or not mime.hasUrls():
             return []
@@ -128,7 +141,7 @@ class MainWindow(QMainWindow):
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802 - Qt's name
         if self._dropped_files(event):
             event.acceptProposedAction()
 
@@ -143,8 +156,9 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str | os.PathLike[str]) -> None:
         """Open a file in the current tab when it takes files, otherwise in Inspect."""
         view = self.tabs.currentWidget()
-        if view is not self.inspect and hasattr(view, "open_path"):
-            view.open_path(path)
+        open_in_view = getattr(view, "open_path", None)
+        if view is not self.inspect and open_in_view is not None:
+            open_in_view(path)
             return
         self.tabs.setCurrentWidget(self.inspect)
         self.inspect.open_path(path)
@@ -185,9 +199,10 @@ def run_app(argv: Sequence[str] | None = None, *, open_audio: str | os.PathLike[
         open_audio = files[0]
     if open_study is not None:
         listen = window.views.get("Listen")
-        if hasattr(listen, "open_study"):
+        open_in_listen = getattr(listen, "open_study", None)
+        if listen is not None and open_in_listen is not None:
             window.tabs.setCurrentWidget(listen)
-            listen.open_study(open_study)
+            open_in_listen(open_study)
     elif open_audio is not None:
         window.tabs.setCurrentWidget(window.inspect)
         window.inspect.open_path(open_audio)

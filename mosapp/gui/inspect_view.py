@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut, QStandardItemModel
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -55,7 +56,9 @@ from PySide6.QtWidgets import (
 )
 
 from mosapp import playback
-from mosapp.core.config import PipelineConfig
+from mosapp.codecs import codec_names, get_codec
+from mosapp.codecs.spectrogram import SpectrogramCodec
+from mosapp.core.config import GEOMETRIES, PipelineConfig
 from mosapp.core.job import STEP, Progress
 from mosapp.gui.jobs import (
     STAGE_WEIGHTS,
@@ -83,6 +86,8 @@ from mosapp.gui.spectrogram_data import (
 )
 from mosapp.gui.spectrogram_widgets import SpectrogramPanes
 from mosapp.gui.workers import GeneratorWorker, describe_error
+from mosapp.phase import backend_names
+from mosapp.study.definition import STUDIES_DIR, load_study
 
 #: What the Inspect view runs first: the README's default codec, or the seed's upper bound
 #: (no weights needed) where that one cannot run.
@@ -140,13 +145,18 @@ def _eta_text(seconds: float) -> str:
 
 def is_spectrogram_codec(name: str) -> bool:
     """Whether the codec codes the spectrogram image (so geometry and phase apply to it)."""
-    from mosapp.codecs import get_codec
-    from mosapp.codecs.spectrogram import SpectrogramCodec
-
     try:
         return isinstance(get_codec(name), SpectrogramCodec)
     except Exception:  # noqa: BLE001 - an unknown name is refused when the run starts
         return True
+
+
+def _disable(combo: QComboBox, index: int) -> None:
+    """Grey out entry ``index`` of a combo box (its model is Qt's default, a QStandardItemModel)."""
+    model = combo.model()
+    item = model.item(index) if isinstance(model, QStandardItemModel) else None
+    if item is not None:
+        item.setEnabled(False)
 
 
 def _set_combo(combo: QComboBox, text: str) -> bool:
@@ -154,7 +164,8 @@ def _set_combo(combo: QComboBox, text: str) -> bool:
     i = combo.findText(text)
     if i < 0:
         return False
-    item = combo.model().item(i) if hasattr(combo.model(), "item") else None
+    model = combo.model()
+    item = model.item(i) if isinstance(model, QStandardItemModel) else None
     if item is not None and not item.isEnabled():
         return False
     combo.setCurrentIndex(i)
@@ -253,10 +264,6 @@ class InspectView(QWidget):
     # ------------------------------------------------------------------ building
 
     def _build_controls(self) -> None:
-        from mosapp.codecs import codec_names, get_codec
-        from mosapp.core.config import GEOMETRIES
-        from mosapp.phase import backend_names
-
         defaults = PipelineConfig()
         row = QHBoxLayout()
         self.open_button = QPushButton("Open…")
@@ -281,7 +288,7 @@ class InspectView(QWidget):
             except Exception as exc:  # noqa: BLE001 - one broken codec must not stop the window
                 availability, tooltip = None, describe_error(exc)
             if availability is None or not availability.ok:
-                self.codec_combo.model().item(i).setEnabled(False)
+                _disable(self.codec_combo, i)
                 tooltip = f"not available: {availability.reason if availability else tooltip}"
             self.codec_combo.setItemData(i, tooltip, Qt.ItemDataRole.ToolTipRole)
         if not _set_combo(self.codec_combo, DEFAULT_INSPECT_CODEC):
@@ -299,11 +306,9 @@ class InspectView(QWidget):
         _set_combo(self.phase_combo, defaults.phase)
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
-        import torch
-
         if not torch.cuda.is_available():
             i = self.device_combo.findText("cuda")
-            self.device_combo.model().item(i).setEnabled(False)
+            _disable(self.device_combo, i)
             self.device_combo.setItemData(i, "not available: torch sees no CUDA GPU on this machine",
                                           Qt.ItemDataRole.ToolTipRole)
         self.visqol_combo = QComboBox()
@@ -600,11 +605,6 @@ class InspectView(QWidget):
             self.open_source(clips[label])
 
     def _study_clips(self) -> dict[str, AudioSource]:
-        try:
-            from mosapp.study.definition import STUDIES_DIR, load_study
-        except Exception as exc:  # noqa: BLE001
-            self.show_message(describe_error(exc), error=True)
-            return {}
         clips: dict[str, AudioSource] = {}
         folders = {Path("studies").resolve(), STUDIES_DIR.resolve()}
         for folder in sorted(folders):
@@ -709,6 +709,8 @@ class InspectView(QWidget):
 
     def _fraction(self) -> float:
         stage, step = self._stage, self._step
+        if stage is None:
+            return 0.0
         done = job_fraction(stage)
         if (step is not None and step.total > 0 and stage.done < stage.total and stage.total <= 1
                 and stage.stage in ("read", "encode")):
@@ -804,8 +806,6 @@ class InspectView(QWidget):
         r = result.request
         exact = "" if result.display.exact else " (overview)"
         if is_spectrogram_codec(r.codec):
-            from mosapp.codecs import get_codec
-
             geometry = getattr(get_codec(r.codec), "geometry", None) or r.config.geometry
             what = f"{r.codec} · {geometry} · phase {r.config.phase} · {result.device}"
         else:
@@ -833,7 +833,8 @@ class InspectView(QWidget):
         if self._analysis_worker is not None:
             self._analysis_worker.cancel()
             self._analysis_worker = None
-        self._arrays = (reference, reconstruction) if reference is not None else None
+        self._arrays = ((reference, reconstruction) if reference is not None and reconstruction is not None
+                        else None)
         rerun = source is not None and source == self._shown_source and self.panes.pair is not None
         if rerun:
             # A rerun of the clip on screen: keep where the researcher was looking.
@@ -915,7 +916,7 @@ class InspectView(QWidget):
 
     def _reanalyse(self) -> None:
         """Analyse the shown waveforms with :meth:`analysis` in the background, then draw (keeping the view)."""
-        if self._arrays is None or self._arrays[0] is None:
+        if self._arrays is None:
             # Only the original's preview is on screen (or a pair without its waveforms): a run
             # in progress draws with the new analysis when it ends; a preview is read again.
             if getattr(self.panes, "original_only", False) and self.source is not None and not self.busy:
@@ -1073,18 +1074,19 @@ class InspectView(QWidget):
         buffers = [np.ascontiguousarray(reference, dtype=np.float32), np.ascontiguousarray(reconstruction, dtype=np.float32)]
         names = ["original", "reconstruction"]
         try:
-            if self.player is None:
-                self.player = playback.Player(buffers, rate=self.result.sample_rate if self.result else 44_100,
-                                              names=names)
+            player = self.player
+            if player is None:
+                player = self.player = playback.Player(
+                    buffers, rate=self.result.sample_rate if self.result else 44_100, names=names)
                 self._fill_output_devices()
-                self.player.open(self._chosen_device())
+                player.open(self._chosen_device())
             else:
-                self.player.load(buffers, names)
-            self.player.set_level(self.level_spin.value())
-            self.player.select(self.stimulus_group.checkedId())
-            region = self.panes.loop_region() if self.loop_check.isChecked() else None
-            if region is not None:
-                self.player.set_loop(*region)
+                player.load(buffers, names)
+            player.set_level(self.level_spin.value())
+            player.select(self.stimulus_group.checkedId())
+            region = self.panes.loop_region()
+            if self.loop_check.isChecked() and region is not None:
+                player.set_loop(*region)
         except Exception as exc:  # noqa: BLE001 - listening is optional; inspecting goes on
             self.player = None
             self.playback_status.setText(f"Playback unavailable: {describe_error(exc)}")

@@ -642,34 +642,35 @@ class ResultsView(QWidget):
             return Path(chosen) if chosen else None
         return Path(folder)
 
-    def _write_files(self, ready: bool, folder: str | os.PathLike[str] | None, title: str,
-                     write: Callable[[Path], _T]) -> tuple[Path, _T] | None:
-        """``write(folder)`` into ``folder`` (asked for when None): (the folder, what it returned), or None
-        (nothing open, cancelled, or the sentence of a :class:`StudyError` in the view)."""
-        if not ready:
+    def _write_files(self, shown: object | None, folder: str | os.PathLike[str] | None, title: str,
+                     write: Callable[[Any, Path], _T]) -> tuple[Path, _T] | None:
+        """``write(shown, folder)`` into ``folder`` (asked for when None): (the folder, what it returned), or
+        None (nothing shown, cancelled, or the sentence of a :class:`StudyError` in the view)."""
+        if shown is None:
             self._message("Open a study with ratings first.", error=True)
             return None
         out = self._folder(folder, title)
         if out is None:
             return None
         try:
-            return out, write(out)
+            return out, write(shown, out)
         except StudyError as exc:
             self._message(str(exc), error=True)
             return None
 
+    def _export_into(self, definition: StudyDefinition, out: Path) -> tuple[Path, Path]:
+        with _open_existing(self.database or definition.database_url) as store:
+            return export_study(store, definition, out, include_training=self.training_box.isChecked(),
+                                screening=self.screening_box.isChecked())
+
+    @staticmethod
+    def _report_into(report: Report | CcrReport, out: Path) -> dict[str, Path]:
+        return write_report(report, out)
+
     def export_csv(self, folder: str | os.PathLike[str] | None = None) -> tuple[Path, Path] | None:
         """Write ``<study>-ratings.csv`` and ``<study>-export-summary.csv`` (as ``mosapp study export``) into
         ``folder`` (asked for when None); returns both paths, or None (cancelled, or a message in the view)."""
-        definition = self.definition
-
-        def export(out: Path) -> tuple[Path, Path]:
-            assert definition is not None
-            with _open_existing(self.database or definition.database_url) as store:
-                return export_study(store, definition, out, include_training=self.training_box.isChecked(),
-                                    screening=self.screening_box.isChecked())
-
-        written = self._write_files(definition is not None, folder, "Export CSV into…", export)
+        written = self._write_files(self.definition, folder, "Export CSV into…", self._export_into)
         if written is None:
             return None
         out, paths = written
@@ -679,13 +680,7 @@ class ResultsView(QWidget):
     def write_report_files(self, folder: str | os.PathLike[str] | None = None) -> dict[str, Path] | None:
         """Write the report's files (as ``mosapp study report``) into ``folder`` (asked for when None);
         returns them by kind, or None (cancelled, or a message in the view)."""
-        report = self.report
-
-        def write(out: Path) -> dict[str, Path]:
-            assert report is not None
-            return write_report(report, out)
-
-        written = self._write_files(report is not None, folder, "Write the report into…", write)
+        written = self._write_files(self.report, folder, "Write the report into…", self._report_into)
         if written is None:
             return None
         out, files = written

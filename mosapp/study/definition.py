@@ -53,6 +53,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -423,14 +424,20 @@ def database_url_for(value: str | os.PathLike[str], base: Path | None = None) ->
     return _database_url(os.fspath(value), base or Path.cwd())
 
 
+def _table_readers(where: str, name: str, tables: list[Any], known: set[str],
+                   fields: str) -> Iterator[tuple[dict[str, Any], _Reader]]:
+    """Each table of the array of tables ``name`` with its reader; an entry that is no table is refused."""
+    for i, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise StudyError(f"{where}: field {name}[{i}] must be a table ([[{name}]] with {fields}).")
+        yield table, _Reader(where, table, f"{name}[{i}].", known)
+
+
 def _clip_specs(where: str, base: Path, clips: Any) -> tuple[ClipSpec, ...]:
     if not isinstance(clips, list) or not clips:
         raise StudyError(f"{where}: field clips is missing or empty; add at least one [[clips]] table with a path.")
     specs: list[ClipSpec] = []
-    for i, table in enumerate(clips):
-        if not isinstance(table, dict):
-            raise StudyError(f"{where}: field clips[{i}] must be a table ([[clips]] with path, start_s, length_s).")
-        r = _Reader(where, table, f"clips[{i}].", _CLIP_FIELDS)
+    for table, r in _table_readers(where, "clips", clips, _CLIP_FIELDS, "path, start_s, length_s"):
         pattern = r.string("path", required=True)
         length = r.number("length_s", required=True, minimum=MIN_EXCERPT_S, maximum=MAX_EXCERPT_S)
         starts_value = table.get("start_s", 0.0)
@@ -774,10 +781,7 @@ def _gold(where: str, value: Any, clips: tuple[ClipSpec, ...], conditions: tuple
         raise StudyError(f"{where}: field gold must be a list of [[gold]] tables (clip, condition, expected).")
     names = {c.name for c in clips}
     out: list[GoldSpec] = []
-    for i, table in enumerate(value):
-        if not isinstance(table, dict):
-            raise StudyError(f"{where}: field gold[{i}] must be a table ([[gold]] with clip, condition, expected).")
-        r = _Reader(where, table, f"gold[{i}].", _GOLD_FIELDS)
+    for table, r in _table_readers(where, "gold", value, _GOLD_FIELDS, "clip, condition, expected"):
         clip = r.string("clip", required=True)
         if clip not in names:
             raise r.fail("clip", f'is "{clip}", which is not one of the study\'s clips ({", ".join(sorted(names))})')

@@ -113,11 +113,10 @@ class Report:
                      f"per-rating t interval, which treats ratings as independent, last:")
         header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {scale:>6} {'t (listeners)':>14} "
                   f"{'bootstrap':>14} {'mixed model':>14} {'t (ratings)':>14}")
-        lines += [header, "-" * len(header)]
+        lines += _ruled(header)
         for r in self.summary.itertuples():
-            kbps = "" if pd.isna(r.bitrate_kbps) else f"{r.bitrate_kbps:.1f}"
             mean = "-" if pd.isna(r.mean) else f"{r.mean:.2f}"
-            lines.append(f"{r.condition:<18} {kbps:>7} {r.n:>4} {r.n_listeners:>3} {mean:>6} "
+            lines.append(f"{r.condition:<18} {_kbps_cell(r.bitrate_kbps):>7} {r.n:>4} {r.n_listeners:>3} {mean:>6} "
                          f"{iv(r.ci_low, r.ci_high):>14} {iv(r.boot_low, r.boot_high):>14} "
                          f"{iv(r.mixed_low, r.mixed_high):>14} {iv(r.rating_ci_low, r.rating_ci_high):>14}")
         if self.mixed is not None and len(self.mixed):
@@ -207,6 +206,15 @@ def _metric_correlations(scored: pd.DataFrame, conditions: pd.DataFrame, definit
     if not metric_cols or not len(scored):
         return pd.DataFrame(columns=list(stats.CORRELATION_COLUMNS))
     return stats.metric_correlations(scored[["condition", "mean"]], conditions[["condition", *metric_cols]])
+
+
+def _ruled(header: str) -> list[str]:
+    """A text table's header and the rule under it."""
+    return [header, "-" * len(header)]
+
+
+def _kbps_cell(bitrate_kbps: float) -> str:
+    return "" if pd.isna(bitrate_kbps) else f"{bitrate_kbps:.1f}"
 
 
 def _comparison_lines(comparisons: pd.DataFrame, on: str) -> list[str]:
@@ -374,15 +382,14 @@ class CcrReport:
                       "interval over listeners; Wilcoxon against 0, Holm:"]
         header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {'CMOS':>6} {'95% CI':>16} {'uncorr.':>7} "
                   f"{'order':>6} {'p (Holm)':>9}")
-        lines += [header, "-" * len(header)]
+        lines += _ruled(header)
         for r in self.cmos.itertuples():
-            kbps = "" if pd.isna(r.bitrate_kbps) else f"{r.bitrate_kbps:.1f}"
             ci = "" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
             cm = "-" if pd.isna(r.cmos) else f"{r.cmos:+.2f}"
             un = "" if pd.isna(r.uncorrected) else f"{r.uncorrected:+.2f}"
             oe = "" if pd.isna(r.order_effect) else f"{r.order_effect:+.2f}"
             p = "" if pd.isna(r.p_vs_0_holm) else f"{r.p_vs_0_holm:.3g}"
-            lines.append(f"{r.condition:<18} {kbps:>7} {r.n:>4} {r.n_listeners:>3} {cm:>6} {ci:>16} {un:>7} "
+            lines.append(f"{r.condition:<18} {_kbps_cell(r.bitrate_kbps):>7} {r.n:>4} {r.n_listeners:>3} {cm:>6} {ci:>16} {un:>7} "
                          f"{oe:>6} {p:>9}")
         lines += _comparison_lines(self.comparisons, "the listeners' CMOS")
         return "\n".join(lines)

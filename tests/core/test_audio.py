@@ -82,29 +82,20 @@ def test_lossless_round_trip(tmp_path, ext, subtype, atol):
     assert audio.duration_s == pytest.approx(0.5)
 
 
-def test_ogg_vorbis_round_trip(tmp_path):
+@pytest.mark.parametrize("ext, slack, kind", [
+    (".ogg", 2048, ("OGG", "VORBIS")),
+    pytest.param(".mp3", 4096, ("MP3", "MPEG_LAYER_III"), marks=needs_mp3),
+], ids=["ogg-vorbis", "mp3"])
+def test_lossy_round_trip(tmp_path, ext, slack, kind):
     x = chord(SR // 2, SR)
-    path = tmp_path / "clip.ogg"
+    path = tmp_path / f"clip{ext}"
     sf.write(path, x, SR)
     audio = read_audio(path)
     assert audio.samples.dtype == np.float32
     assert audio.samples.shape[0] == 1
-    assert abs(audio.samples.shape[1] - x.size) < 2048
+    assert abs(audio.samples.shape[1] - x.size) < slack  # the codec's priming and padding
     assert corr(audio.samples, x) > 0.99
-    assert (audio.info.format, audio.info.subtype) == ("OGG", "VORBIS")
-
-
-@needs_mp3
-def test_mp3_round_trip(tmp_path):
-    x = chord(SR // 2, SR)
-    path = tmp_path / "clip.mp3"
-    sf.write(path, x, SR)
-    audio = read_audio(path)
-    assert audio.samples.dtype == np.float32
-    assert audio.samples.shape[0] == 1
-    assert abs(audio.samples.shape[1] - x.size) < 4096
-    assert corr(audio.samples, x) > 0.99
-    assert (audio.info.format, audio.info.subtype) == ("MP3", "MPEG_LAYER_III")
+    assert (audio.info.format, audio.info.subtype) == kind
 
 
 def test_other_rates_are_resampled_to_pipeline_rate(tmp_path):

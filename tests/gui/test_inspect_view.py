@@ -14,12 +14,12 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from mosapp.core.config import PipelineConfig
-from mosapp.gui.app import MainWindow
 from mosapp.gui.inspect_view import _set_combo
 from mosapp.gui.jobs import AudioSource, InspectRequest
 from mosapp.gui.spectrogram_data import DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
 from tests.conftest import RATE, music_like
+from tests.gui.inspect_window import fast_inspect_window
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "out" / "screenshots" / "inspect.png"
@@ -46,13 +46,8 @@ def music_wav(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def window(qapp, music_wav):
     """The main window with music.wav inspected through pghi-only / pghi (run once per module)."""
-    w = MainWindow()
-    w.resize(1400, 860)
-    w.show()
+    w = fast_inspect_window()
     view = w.inspect
-    assert _set_combo(view.codec_combo, "pghi-only")
-    assert _set_combo(view.phase_combo, "pghi")
-    assert _set_combo(view.visqol_combo, "off")
     results = []
     view.result_ready.connect(results.append)
     view.open_path(music_wav)

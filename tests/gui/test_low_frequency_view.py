@@ -19,12 +19,12 @@ import pytest
 import scipy.signal
 from PySide6.QtGui import QImage
 
-from mosapp.gui.app import MainWindow
-from mosapp.gui.inspect_view import LOW_FREQUENCY_MIN_WINDOW, _set_combo
+from mosapp.gui.inspect_view import LOW_FREQUENCY_MIN_WINDOW
 from mosapp.gui.jobs import AudioSource
 from mosapp.gui.spectrogram_data import LOW_FREQUENCY_ANALYSIS, Analysis
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
 from tests.conftest import RATE
+from tests.gui.inspect_window import fast_inspect_window
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "out" / "screenshots"
@@ -68,13 +68,7 @@ def peaks_between(hz: np.ndarray, db: np.ndarray, lo: float, hi: float, prominen
 
 @pytest.fixture(scope="module")
 def window(qapp):
-    w = MainWindow()
-    w.resize(1400, 860)
-    w.show()
-    view = w.inspect
-    assert _set_combo(view.codec_combo, "pghi-only")
-    assert _set_combo(view.phase_combo, "pghi")
-    assert _set_combo(view.visqol_combo, "off")
+    w = fast_inspect_window()
     yield w
     w.close()
 

@@ -70,6 +70,24 @@ def prepare(path: Path, **kwargs):
         return drive(prepare_study(definition, store, **kwargs))
 
 
+def prepared(root: Path, name: str, **kwargs) -> Path:
+    """The study ``name`` written in ``root`` (its database and stimuli there too) and prepared."""
+    path = write_study(root, name, database=str(root / f"{name}.sqlite"), stimuli_dir=str(root / "stimuli"),
+                       **kwargs)
+    prepare(path)
+    return path
+
+
+def copy_study(template: Path, tmp_path: Path) -> Path:
+    """The prepared study ``template`` with a copy of its database of its own in ``tmp_path`` (stimuli shared)."""
+    source = template.parent / f"{template.stem}.sqlite"
+    db = tmp_path / source.name
+    shutil.copy(source, db)
+    path = tmp_path / template.name
+    path.write_text(template.read_text(encoding="utf-8").replace(str(source), str(db)), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def prepared_template(tmp_path_factory) -> dict[str, Path]:
     """A DCR study and an ACR study over the same stimuli, prepared once; tests copy the databases."""

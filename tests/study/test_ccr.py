@@ -3,7 +3,6 @@ effect removed, checked against a hand computation and a least-squares fit."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -18,7 +17,7 @@ from mosapp.study.definition import parse_study
 from mosapp.study.engine import StudyEngine
 from mosapp.study.errors import StudyError
 from mosapp.study.plan import listener_plan
-from tests.study.conftest import prepare, study_toml, write_study
+from tests.study.conftest import copy_study, prepared, study_toml
 
 CONDITIONS = ["reference", "pghi-only", "lowpass-3.5k"]
 REPO = Path(__file__).resolve().parents[2]
@@ -26,20 +25,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def ccr_template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ccr-template")
-    path = write_study(root, "c", test_type="ccr", conditions=CONDITIONS, database=str(root / "c.sqlite"),
-                       stimuli_dir=str(root / "stimuli"), metrics=["mel_distance"], starts=(0.0, 3.0, 6.0, 9.0))
-    prepare(path)
-    return path
+    return prepared(tmp_path_factory.mktemp("ccr-template"), "c", test_type="ccr", conditions=CONDITIONS,
+                    metrics=["mel_distance"], starts=(0.0, 3.0, 6.0, 9.0))
 
 
 @pytest.fixture
 def ccr(ccr_template, tmp_path) -> Path:
-    db = tmp_path / "c.sqlite"
-    shutil.copy(ccr_template.parent / "c.sqlite", db)
-    path = tmp_path / "c.toml"
-    path.write_text(ccr_template.read_text().replace(str(ccr_template.parent / "c.sqlite"), str(db)))
-    return path
+    return copy_study(ccr_template, tmp_path)
 
 
 def test_ccr_fields_and_defaults(tmp_path):

@@ -15,7 +15,7 @@ from mosapp.study.definition import parse_study
 from mosapp.study.engine import StudyEngine
 from mosapp.study.errors import StudyError
 from mosapp.study.mushra import MushraSession, MushraTrial, band_label, screen_plan
-from tests.study.conftest import DEMO_CLIP, prepare, study_toml, write_study
+from tests.study.conftest import DEMO_CLIP, copy_study, prepared, study_toml
 
 CONDITIONS = ["reference", "pghi-only", "lowpass-7k", "lowpass-3.5k"]
 REPO = Path(__file__).resolve().parents[2]
@@ -35,23 +35,13 @@ def conditions_of(engine: StudyEngine) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def mushra_template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("mushra-template")
-    path = write_study(root, "m", test_type="mushra", conditions=CONDITIONS, database=str(root / "m.sqlite"),
-                       stimuli_dir=str(root / "stimuli"), metrics=["mel_distance"])
-    prepare(path)
-    return path
+    return prepared(tmp_path_factory.mktemp("mushra-template"), "m", test_type="mushra", conditions=CONDITIONS,
+                    metrics=["mel_distance"])
 
 
 @pytest.fixture
 def mushra(mushra_template, tmp_path) -> Path:
-    import shutil
-
-    db = tmp_path / "m.sqlite"
-    shutil.copy(mushra_template.parent / "m.sqlite", db)
-    text = mushra_template.read_text().replace(str(mushra_template.parent / "m.sqlite"), str(db))
-    path = tmp_path / "m.toml"
-    path.write_text(text)
-    return path
+    return copy_study(mushra_template, tmp_path)
 
 
 # ------------------------------------------------------------------------------ the study file
