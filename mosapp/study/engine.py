@@ -39,7 +39,6 @@ from mosapp.core.version import __version__
 from mosapp.study import ccr, mushra
 from mosapp.study.definition import REFERENCE, StudyDefinition, load_study
 from mosapp.study.errors import StudyError
-from mosapp.study.items import ItemSession
 from mosapp.study.plan import insert_gold, listener_plan
 from mosapp.study.sitting import Progress, Sitting, check_seconds, check_whole
 from mosapp.study.store import (
@@ -240,7 +239,7 @@ class StudyEngine:
         return row
 
     def start_or_resume(self, listener_code: str, *, app_version: str | None = None,
-                        audio_device: str = "") -> ListeningSession | ItemSession:
+                        audio_device: str = "") -> ListeningSession | mushra.MushraSession | ccr.CcrSession:
         """Begin a sitting for ``listener_code``: enrol a new listener (with a fresh plan) or resume one.
 
         Args:
