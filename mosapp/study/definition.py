@@ -677,6 +677,20 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     )
 
 
+def _screening_rule(r: _Reader, default: str) -> str:
+    rule = r.string("rule", default)
+    if rule not in SCREENING_RULES:
+        raise r.fail("rule", f'is "{rule}"; use "reference", "bs1534" or "off"')
+    return rule
+
+
+def _max_fraction(r: _Reader) -> float:
+    max_fraction = r.number("max_fraction", 0.15, minimum=0.0)
+    if max_fraction > 1.0:
+        raise r.fail("max_fraction", f"is {max_fraction:g}; give a fraction from 0 to 1")
+    return max_fraction
+
+
 def _screening(top: _Reader, test_type: str, conditions: tuple[str, ...]) -> ScreeningSpec:
     has_reference = REFERENCE in conditions
     value = top.table.get("screening")
@@ -702,18 +716,14 @@ def _screening(top: _Reader, test_type: str, conditions: tuple[str, ...]) -> Scr
         raise top.fail("screening", 'must be "reference", "bs1534", "off" or a [screening] table')
     r = top.subtable("screening", _SCREENING_FIELDS) if isinstance(top.table["screening"], dict) else \
         _Reader(top.where, value, "screening.", _SCREENING_FIELDS)
-    rule = r.string("rule", "reference" if has_reference else "off")
-    if rule not in SCREENING_RULES:
-        raise r.fail("rule", f'is "{rule}"; use "reference", "bs1534" or "off"')
+    rule = _screening_rule(r, "reference" if has_reference else "off")
     if rule != "off" and not has_reference:
         raise r.fail("rule", f'is "{rule}", which needs the hidden reference: add "{REFERENCE}" to conditions '
                              f'or use "off"')
     min_score = r.integer("min_score", 4, minimum=1)
     if min_score > 5:
         raise r.fail("min_score", f"is {min_score}; give a score from 1 to 5")
-    max_fraction = r.number("max_fraction", 0.15, minimum=0.0)
-    if max_fraction > 1.0:
-        raise r.fail("max_fraction", f"is {max_fraction:g}; give a fraction from 0 to 1")
+    max_fraction = _max_fraction(r)
     anchor = r.string("anchor")
     if rule == "bs1534":
         if anchor is None:
@@ -748,18 +758,14 @@ def _mushra_screening(top: _Reader, conditions: tuple[str, ...], value: Any) -> 
     if not isinstance(value, dict):
         raise top.fail("screening", 'must be "reference", "bs1534", "off" or a [screening] table')
     r = _Reader(top.where, value, "screening.", _SCREENING_FIELDS)
-    rule = r.string("rule", "bs1534" if anchor_default else "reference")
-    if rule not in SCREENING_RULES:
-        raise r.fail("rule", f'is "{rule}"; use "reference", "bs1534" or "off"')
+    rule = _screening_rule(r, "bs1534" if anchor_default else "reference")
     min_score = r.integer("min_score", 90, minimum=0)
     if min_score > 100:
         raise r.fail("min_score", f"is {min_score}; give a MUSHRA score from 0 to 100")
     anchor_max = r.integer("anchor_max_score", 90, minimum=0)
     if anchor_max > 100:
         raise r.fail("anchor_max_score", f"is {anchor_max}; give a MUSHRA score from 0 to 100")
-    max_fraction = r.number("max_fraction", 0.15, minimum=0.0)
-    if max_fraction > 1.0:
-        raise r.fail("max_fraction", f"is {max_fraction:g}; give a fraction from 0 to 1")
+    max_fraction = _max_fraction(r)
     anchor = r.string("anchor", anchor_default)
     if rule == "bs1534":
         if anchor is None:

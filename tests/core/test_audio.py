@@ -253,12 +253,18 @@ def test_damaged_wav_header(tmp_path, damage):
     assert_one_line_naming(exc, path)
 
 
-def test_truncated_ogg(tmp_path):
-    full = tmp_path / "full.ogg"
+def cut_in_half(tmp_path, ext: str):
+    """One second of a chord written as ``full<ext>``, and ``cut<ext>``: its first half of the file's bytes."""
+    full = tmp_path / f"full{ext}"
     sf.write(full, chord(SR, SR), SR)
     data = full.read_bytes()
-    path = tmp_path / "cut.ogg"
+    path = tmp_path / f"cut{ext}"
     path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_truncated_ogg(tmp_path):
+    path = cut_in_half(tmp_path, ".ogg")
     # libsndfile refuses a Vorbis stream cut in half; either way it must not crash.
     try:
         audio = read_audio(path)
@@ -270,11 +276,7 @@ def test_truncated_ogg(tmp_path):
 
 @needs_mp3
 def test_truncated_mp3_uses_decoded_length(tmp_path):
-    full = tmp_path / "full.mp3"
-    sf.write(full, chord(SR, SR), SR)
-    data = full.read_bytes()
-    path = tmp_path / "cut.mp3"
-    path.write_bytes(data[: len(data) // 2])
+    path = cut_in_half(tmp_path, ".mp3")
     audio = read_audio(path, sample_rate=None)
     assert 0 < audio.samples.shape[1] < SR
     assert audio.info.frames == audio.samples.shape[1]

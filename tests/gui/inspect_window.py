@@ -1,9 +1,17 @@
-"""The Inspect tests' window: the main window set to the fast run (pghi-only, PGHI, no ViSQOL)."""
+"""The Inspect tests' window (the main window set to the fast run: pghi-only, PGHI, no ViSQOL) and their wait."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QApplication
+
 from mosapp.gui.app import MainWindow
 from mosapp.gui.inspect_view import _set_combo
+
+#: A run of the fast codec on a test clip takes seconds; a busy machine gets this long.
+RUN_TIMEOUT_S = 180
 
 
 def fast_inspect_window() -> MainWindow:
@@ -16,3 +24,13 @@ def fast_inspect_window() -> MainWindow:
     assert _set_combo(view.phase_combo, "pghi")
     assert _set_combo(view.visqol_combo, "off")
     return w
+
+
+def wait_for(app: QApplication, predicate: Callable[[], object], timeout_s: float = RUN_TIMEOUT_S) -> None:
+    """Process Qt's events until ``predicate()`` holds; TimeoutError after ``timeout_s``."""
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise TimeoutError("the window did not get there in time")
+        app.processEvents()
+        time.sleep(0.01)

@@ -19,21 +19,10 @@ from mosapp.gui.jobs import AudioSource, InspectRequest
 from mosapp.gui.spectrogram_data import DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
 from tests.conftest import RATE, music_like
-from tests.gui.inspect_window import fast_inspect_window
+from tests.gui.inspect_window import RUN_TIMEOUT_S, fast_inspect_window, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "out" / "screenshots" / "inspect.png"
-#: Runs take a few seconds; the machine may be busy with other work.
-RUN_TIMEOUT_S = 180
-
-
-def wait_for(app: QApplication, predicate, timeout_s: float = RUN_TIMEOUT_S) -> None:
-    end = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise TimeoutError("the window did not get there in time")
-        app.processEvents()
-        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ out/screenshots/ for a person to look at.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,21 +23,11 @@ from mosapp.gui.jobs import AudioSource
 from mosapp.gui.spectrogram_data import LOW_FREQUENCY_ANALYSIS, Analysis
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
 from tests.conftest import RATE
-from tests.gui.inspect_window import fast_inspect_window
+from tests.gui.inspect_window import fast_inspect_window, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "out" / "screenshots"
 DEMO = REPO / "assets" / "demo" / "pluck-demo.flac"
-RUN_TIMEOUT_S = 180
-
-
-def wait_for(app, predicate, timeout_s: float = RUN_TIMEOUT_S) -> None:
-    end = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise TimeoutError("the window did not get there in time")
-        app.processEvents()
-        time.sleep(0.01)
 
 
 def drawn_column(view, time_s: float) -> tuple[np.ndarray, np.ndarray]:
