@@ -31,9 +31,9 @@ from mosapp.models._torchvision import ensure_importable
 
 ensure_importable()
 
-from compressai.layers import GDN  # noqa: E402
-from compressai.models import MeanScaleHyperprior  # noqa: E402
-from compressai.models.utils import conv, deconv  # noqa: E402
+from compressai.layers import GDN  # noqa: E402 — must follow ensure_importable()
+from compressai.models import MeanScaleHyperprior  # noqa: E402 — must follow ensure_importable()
+from compressai.models.utils import conv, deconv  # noqa: E402 — must follow ensure_importable()
 
 #: Total downsampling of g_a then h_a: 2^4 * 2^2.
 MULTIPLE = 64
