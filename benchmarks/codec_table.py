@@ -42,17 +42,26 @@ sys.path.insert(0, str(ROOT))
 
 from mosapp.codecs import codec_names  # noqa: E402
 from mosapp.core.config import PipelineConfig  # noqa: E402
-from mosapp.evaluation.evaluate import METRIC_NAMES, evaluate_codec, excerpt, mean_of, mean_scores  # noqa: E402
+from mosapp.core.metrics import METRICS  # noqa: E402
+from mosapp.evaluation.evaluate import (  # noqa: E402
+    LEGACY_NAMES,
+    METRIC_NAMES,
+    evaluate_codec,
+    excerpt,
+    mean_of,
+    mean_scores,
+    renamed,
+)
 from mosapp.training.config import TrainConfig, expand  # noqa: E402
 
-HEADERS = {"kbps": "kbps", "mel_distance": "mel dist. ↓", "spectral_convergence_db": "SC dB ↓",
-           "si_sdr_db": "SI-SDR dB ↑", "visqol": "ViSQOL ↑", "consistency": "consistency ↑",
+HEADERS = {"file_kbps": "kbps", "mel_distance": "mel dist. ↓", "spectral_convergence_db": "SC dB ↓",
+           "si_sdr_db": "SI-SDR dB ↑", "visqol": "ViSQOL ↑", "decoded_consistency": "consistency ↑",
            "low_band_distance_db": "low-band dist. dB ↓", "low_band_correlation": "low-band corr. ↑",
            "high_band_distance_db": "high-band dist. dB ↓", "high_band_correlation": "high-band corr. ↑"}
-#: Direction of each metric: +1 higher is better, -1 lower is better (kbps has none).
-BETTER = {"mel_distance": -1, "spectral_convergence_db": -1, "si_sdr_db": 1, "visqol": 1, "consistency": 1,
-          "low_band_distance_db": -1, "low_band_correlation": 1, "high_band_distance_db": -1,
-          "high_band_correlation": 1}
+#: Direction of each metric (the registry's): +1 higher is better, -1 lower is better (the bitrate has none).
+BETTER = {k: 1 if METRICS[k].higher_is_better else -1 for k in METRIC_NAMES if k != "file_kbps"}
+#: A model card's "measured" keys keep the names cards were written with ("kbps", "consistency").
+CARD_NAMES = {new: old for old, new in LEGACY_NAMES.items()}
 
 
 def default_codecs() -> list[str]:
@@ -72,7 +81,7 @@ def default_codecs() -> list[str]:
 def fmt(v: float, key: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    special = {"kbps": ".1f", "si_sdr_db": ".1f", "visqol": ".2f"}
+    special = {"file_kbps": ".1f", "si_sdr_db": ".1f", "visqol": ".2f"}
     return format(v, special.get(key, ".2f" if key.endswith("_db") else ".3f"))
 
 
@@ -107,6 +116,7 @@ def main() -> None:
           f"{', '.join(Path(f).name for f in heldout)}", file=sys.stderr)
     rows, per_clip = [], {}
     reused = json.loads(Path(args.reuse).read_text()) if args.reuse else {}
+    reused = {name: [renamed(row) for row in rows_] for name, rows_ in reused.items()}  # rows saved before the registry
     measure = set(args.measure or [])
     for name in codecs:
         if name in reused and name not in measure:
@@ -129,7 +139,7 @@ def main() -> None:
             if not (args.fill_missing and missing):
                 print(f"{name:<12} reused from {args.reuse}", file=sys.stderr)
             if args.update_cards and name.startswith("sgc-"):
-                update_card(name, [r["kbps"] for r in reused[name]], rows[-1][1], heldout, args)
+                update_card(name, [r["file_kbps"] for r in reused[name]], rows[-1][1], heldout, args)
             continue
         t = time.perf_counter()
         res = evaluate_codec(name, clips, config, visqol=not args.no_visqol, keep_decoded=bool(args.save_decoded))
@@ -143,7 +153,7 @@ def main() -> None:
         if args.json:  # after every codec, so an interrupted run keeps what it measured
             Path(args.json).write_text(json.dumps({**reused, **per_clip}, indent=1))
         if args.update_cards and name.startswith("sgc-"):
-            update_card(name, [r.scores["kbps"] for r in res], m, heldout, args)
+            update_card(name, [r.scores["file_kbps"] for r in res], m, heldout, args)
     table = render(rows, clips, args)
     print(table)
     if args.json:
@@ -216,9 +226,10 @@ def update_card(name: str, kbps: list[float], means: dict, heldout: list[str], a
         return
     path, card = found
     card["measured"] = {
-        "kbps": round(means["kbps"], 2),
+        "kbps": round(means["file_kbps"], 2),
         "kbps_range": [round(min(kbps), 2), round(max(kbps), 2)],
-        **{k: (None if math.isnan(means[k]) else round(means[k], 4)) for k in METRIC_NAMES if k != "kbps"},
+        **{CARD_NAMES.get(k, k): (None if math.isnan(means[k]) else round(means[k], 4))
+           for k in METRIC_NAMES if k != "file_kbps"},
         "clips": [f"{Path(f).name} ({args.seconds:.0f} s from {args.start:.0f} s)" for f in heldout],
         "phase_backend": PipelineConfig().phase,
         "command": "benchmarks/codec_table.py --update-cards",

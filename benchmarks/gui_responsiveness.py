@@ -200,7 +200,7 @@ def main(argv=None) -> int:
             r = results[0]
             stages = ", ".join(f"{k} {v:.0f} s" for k, v in r.timings_s.items())
             print(f"full run ({r.request.codec}, {r.request.config.phase}): {elapsed:.0f} s for "
-                  f"{r.seconds / 60:.1f} min of audio ({stages}); {r.kbps:.2f} kbit/s, mel distance "
+                  f"{r.seconds / 60:.1f} min of audio ({stages}); {r.file_kbps:.2f} kbit/s, mel distance "
                   f"{r.scores['mel_distance']:.3f}; window alive: {h.window.isVisible()}")
         h.window.close()
         return 1 if failed else 0

@@ -169,7 +169,7 @@ def section_stages(path: str, x: np.ndarray) -> None:
         if with_metrics:
             m = result.metrics
             print(f"{'':<28} SC {m.spectral_convergence_db:.2f} dB, mel {m.mel_distance:.3f}, "
-                  f"ViSQOL {m.visqol:.2f}, consistency {m.consistency:.3f}")
+                  f"ViSQOL {m.visqol:.2f}, target consistency {m.target_consistency:.3f}")
 
 
 def make_long_stereo(minutes: float, folder: str) -> str:

@@ -35,8 +35,8 @@ from mosapp.phase.invert import StageTimer, frame_blocks, invert_magnitude
 VISQOL_AUTO_MAX_S = 120.0
 #: Mel distance is computed in chunks of this length so memory stays bounded.
 METRIC_CHUNK_S = 10.0
-#: Spectral convergence and consistency are computed over tiles of this many frames
-#: (SC is exact; consistency is the cell-weighted mean of the tiles' values).
+#: Spectral convergence and the target's consistency are computed over tiles of this many frames
+#: (SC is exact; target_consistency is the cell-weighted mean of the tiles' values).
 METRIC_TILE_FRAMES = 2048
 
 ImageTransform = Callable[[torch.Tensor], torch.Tensor]
@@ -95,7 +95,8 @@ def check_processable(audio: Audio, geometry: StftGeometry) -> None:
 
 
 class SpectralTally:
-    """Spectral convergence and consistency of a reconstruction, accumulated tile by tile.
+    """Spectral convergence of a reconstruction against its target and the target's consistency
+    (``target_consistency``), accumulated tile by tile.
 
     The pipeline hands over each block's target image as it is made and measures frames
     as soon as the waveform is final for them, so memory does not grow with the input.
@@ -104,7 +105,7 @@ class SpectralTally:
     def __init__(self, geometry: StftGeometry, scale: dsp.ImageScale) -> None:
         self.geometry, self.scale = geometry, scale
         self.err2 = self.ref2 = 0.0
-        self.consistency_sum = self.cells = 0.0
+        self.target_consistency_sum = self.cells = 0.0
         self.done = 0
         self._images: list[tuple[int, int, torch.Tensor]] = []  # (first frame, last + 1, image)
 
@@ -134,8 +135,8 @@ class SpectralTally:
             self.ref2 += float((want**2).sum())
             mag = want.cpu().numpy()
             if mag.shape[-1] >= 3 and mag.max() > 0:
-                c = metrics.consistency(metrics.log_spectrogram_for_consistency(mag))
-                self.consistency_sum += c * mag.size
+                c = metrics.magnitude_consistency(mag)
+                self.target_consistency_sum += c * mag.size
                 self.cells += mag.size
             self.done = f1
         self._images = [item for item in self._images if item[1] > self.done]
@@ -158,7 +159,7 @@ def reconstruct_channel(
         config: backend, block sizes, image mapping.
         transform: optional image → image function (a codec's encode+decode).
         timer: stage timer.
-        measure: tally spectral convergence and consistency against the target image.
+        measure: tally spectral convergence against the target image and the target's consistency.
 
     Yields:
         Progress in frames.
@@ -225,7 +226,7 @@ def _measure(
         spectral_convergence_db=sc,
         si_sdr_db=metrics.si_sdr_db(reference, reconstruction),
         mel_distance=mel_sum / mel_weight if mel_weight else None,
-        consistency=sum(t.consistency_sum for t in tallies) / cells if cells else None,
+        target_consistency=sum(t.target_consistency_sum for t in tallies) / cells if cells else None,
         visqol=metrics.visqol(reference, reconstruction, PIPELINE_SAMPLE_RATE) if visqol else None,
     )
 

@@ -209,7 +209,7 @@ def _format_result(result: RoundTripResult, in_path: str, out_path: str) -> str:
         ("spectral convergence", fmt(m.spectral_convergence_db, " dB", 2) + "  (lower is better)"),
         ("SI-SDR", fmt(m.si_sdr_db, " dB", 2) + "  (phase is rebuilt, so expect it low)"),
         ("mel distance", fmt(m.mel_distance) + "  (DAC multi-scale; lower is better)"),
-        ("consistency", fmt(m.consistency) + "  (of the target spectrogram; higher is more consistent)"),
+        ("consistency", fmt(m.target_consistency) + "  (of the target spectrogram; higher is more consistent)"),
         ("ViSQOL MOS-LQO", fmt(m.visqol, "", 2) + "  (audio mode, 48 kHz; 1-5)"),
         ("low band 20-1000 Hz", f"distance {fmt(m.low_band_distance_db, ' dB', 2)}, correlation "
                                 f"{fmt(m.low_band_correlation)}  (4096-point STFT; lower / higher is better)"),

@@ -1,17 +1,36 @@
-"""Objective quality metrics of a round trip: spectral convergence, SI-SDR, mel distance, consistency, ViSQOL,
-and the low-/high-band log-spectral distance and spectral correlation."""
+"""Objective quality metrics: every figure mosapp reports, its definition and the one function that computes it.
+
+:data:`METRICS` is the registry: for each metric its name (the key in every table, database
+column and export), unit, direction (which way is better), a one-sentence definition and its
+function. :func:`score` computes the requested ones of a decoded signal against its reference;
+:mod:`mosapp.evaluation.evaluate` has the same figures a chunk at a time, for a long track.
+
+Two words once had two meanings each and are now two names each:
+
+* bitrate: ``file_kbps`` counts the whole ``.sgc`` file (container header included);
+  ``payload_kbps`` only the codec's payload (what a study database stores per stimulus);
+* consistency: ``decoded_consistency`` is that of the decoded audio's spectrogram (the codec
+  table, the app); ``target_consistency`` that of the magnitude the phase reconstruction is
+  asked to invert (a round trip's target: a property of its input, not of its output).
+"""
 
 from __future__ import annotations
 
 import functools
 import math
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import scipy.fft
+import soxr
+import torch
 
 from mosapp.core import job
+from mosapp.core.config import get_geometry
+from mosapp.core.dsp import pad_for_lattice, resolve_device, stft
 from mosapp.core.errors import MosappError
 
 #: Window lengths (= FFT sizes) of the multi-scale mel distance, as in DAC's evaluation.
@@ -147,7 +166,7 @@ def _mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     the same call descript-audiotools makes. librosa's "empty filters" warning (narrow
     low bands at the 320-band scale) is silenced; DAC evaluates with the same filters.
     """
-    import librosa
+    import librosa  # noqa: PLC0415 — heavy (numba, ~1 s), loaded when the first mel filterbank is built
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -167,8 +186,6 @@ def _mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 def _as_tensor(x: Any):
     """``x`` as a torch tensor (detached if it already is one, float32 if it comes from numpy)."""
-    import torch
-
     if torch.is_tensor(x):
         return x.detach()
     return torch.from_numpy(np.ascontiguousarray(_to_numpy(x).real, dtype=np.float32))
@@ -208,10 +225,6 @@ def mel_distance(reference: Any, estimate: Any, sample_rate: int, *, device: Any
             (the 2048-sample scale needs more than 1024 samples for reflect padding).
         ConfigError: the device is unknown or CUDA is not available.
     """
-    import torch
-
-    from mosapp.core.dsp import resolve_device
-
     dev = resolve_device(device)
     ref = _as_tensor(reference)
     est = _as_tensor(estimate)
@@ -334,7 +347,7 @@ def consistency(log_spectrogram: Any) -> float:
 def _visqol_api():
     """A ViSQOL v3 audio-mode API object (bundled SVR model), created once per process."""
     try:
-        from visqol import VisqolApi
+        from visqol import VisqolApi  # noqa: PLC0415 — optional dependency (visqol-python)
     except ImportError:
         raise MosappError(
             "ViSQOL is not installed; install the visqol-python package to compute the visqol metric."
@@ -346,8 +359,6 @@ def _visqol_api():
 
 def _mono_48k(x: Any, sample_rate: int) -> np.ndarray:
     """Mix ``(n,)`` or ``(channels, n)`` to mono (mean of channels) and resample to 48 kHz with soxr."""
-    import soxr
-
     arr = _to_numpy(x).real
     if arr.ndim == 2:
         arr = arr.mean(axis=0)
@@ -397,24 +408,17 @@ def visqol(reference: Any, estimate: Any, sample_rate: int) -> float:
 
 @dataclass
 class Metrics:
-    """One round trip's scores; ``None`` where a metric was not computed.
+    """One round trip's scores (:func:`mosapp.pipeline.roundtrip`); ``None`` where a metric was not computed.
 
-    Attributes:
-        spectral_convergence_db: :func:`spectral_convergence_db`, dB, lower is better.
-        si_sdr_db: :func:`si_sdr_db`, dB, higher is better.
-        mel_distance: :func:`mel_distance`, lower is better (0 = identical).
-        consistency: :func:`consistency` of the reconstruction, higher is better.
-        visqol: :func:`visqol` MOS-LQO, 1..5, higher is better.
-        low_band_distance_db: :func:`band_spectral_distance_db` over 20-1000 Hz, dB, lower is better.
-        low_band_correlation: :func:`band_spectral_correlation` over 20-1000 Hz, -1..1, higher is better.
-        high_band_distance_db: the same distance above 1 kHz, dB.
-        high_band_correlation: the same correlation above 1 kHz.
+    The fields are names of :data:`METRICS` (see there for units, directions and definitions);
+    ``spectral_convergence_db`` is of the reconstruction against the round trip's target
+    magnitude, ``target_consistency`` is of that target (not of the reconstruction).
     """
 
     spectral_convergence_db: float | None = None
     si_sdr_db: float | None = None
     mel_distance: float | None = None
-    consistency: float | None = None
+    target_consistency: float | None = None
     visqol: float | None = None
     low_band_distance_db: float | None = None
     low_band_correlation: float | None = None
@@ -466,8 +470,6 @@ def _band_signal(x: Any, sample_rate: int) -> np.ndarray:
     if int(sample_rate) <= 0:
         raise MosappError(f"Band metrics need a positive sample rate, got {sample_rate}.")
     if int(sample_rate) != BAND_SAMPLE_RATE:
-        import soxr
-
         arr = np.ascontiguousarray(soxr.resample(arr.T, int(sample_rate), BAND_SAMPLE_RATE, quality="VHQ").T,
                                    dtype=np.float32)
     return arr
@@ -481,8 +483,6 @@ def _band_frame_count(n: int) -> int:
 def _band_db_frames(x: np.ndarray, f0: int, f1: int, window: np.ndarray, *, power: bool = False) -> np.ndarray:
     """``20 log10 |STFT|`` of frames [f0, f1) of the mono mix of ``x`` (channels, n): float32 (frames, 2049)
     (``power``: ``|STFT|^2`` instead, without the logarithm)."""
-    import scipy.fft
-
     s0 = f0 * BAND_HOP
     s1 = (f1 - 1) * BAND_HOP + BAND_WINDOW_LENGTH
     seg = x[:, s0:s1]
@@ -638,3 +638,184 @@ def band_spectral_correlation(
         MosappError: as :func:`band_spectral_distance_db`.
     """
     return band_scores(reference, estimate, sample_rate, (band_hz,))[0][1]
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+#: The lattice of the STFT-domain metrics of decoded audio (spectral convergence, consistency):
+#: the same for every codec, so waveform and spectrogram codecs compare.
+SCORE_GEOMETRY = "thesis"
+
+
+def kbps(n_bytes: int, seconds: float) -> float:
+    """``8 × n_bytes / seconds / 1000``: a bitrate in kbit/s (both ``file_kbps`` and ``payload_kbps``)."""
+    return 8.0 * n_bytes / max(seconds, 1e-9) / 1000.0
+
+
+def _first_channel(x: Any) -> torch.Tensor:
+    arr = np.asarray(x, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(arr[0] if arr.ndim == 2 else arr))
+
+
+def lattice_magnitude(x: Any, geometry: str = SCORE_GEOMETRY) -> torch.Tensor:
+    """``|STFT|`` (bins, frames) of ``x`` (its first channel if ``(channels, n)``) zero-padded to
+    ``geometry``'s periodic buffer: what the STFT-domain metrics compare."""
+    lattice = get_geometry(geometry)
+    return stft(pad_for_lattice(_first_channel(x), lattice)[0], lattice).abs()
+
+
+def lattice_spectral_convergence_db(reference: Any, decoded: Any, geometry: str = SCORE_GEOMETRY) -> float:
+    """:func:`spectral_convergence_db` of ``decoded``'s :func:`lattice_magnitude` against ``reference``'s."""
+    return spectral_convergence_db(lattice_magnitude(reference, geometry), lattice_magnitude(decoded, geometry))
+
+
+def magnitude_consistency(magnitude: Any) -> float:
+    """:func:`consistency` of a magnitude spectrogram (tifresi's log floor); ``nan`` below 3 x 3 or silent."""
+    mag = np.abs(_to_numpy(magnitude))
+    if mag.ndim != 2 or min(mag.shape) < 3 or not mag.max() > 0:
+        return math.nan
+    return consistency(log_spectrogram_for_consistency(mag))
+
+
+def decoded_consistency(decoded: Any, geometry: str = SCORE_GEOMETRY) -> float:
+    """:func:`magnitude_consistency` of ``decoded``'s :func:`lattice_magnitude`."""
+    return magnitude_consistency(lattice_magnitude(decoded, geometry))
+
+
+Direction = Literal["higher", "lower"]
+#: What a metric's function takes: ``signals`` ``(reference, decoded, sample_rate)``; ``bytes``
+#: ``(n_bytes, seconds)``; ``magnitude`` a magnitude spectrogram ``(bins, frames)``.
+Inputs = Literal["signals", "bytes", "magnitude"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure mosapp reports.
+
+    Attributes:
+        name: its key everywhere (tables, :class:`Metrics`, study database columns, exports).
+        label: a short heading for people ("mel distance").
+        unit: "kbit/s", "dB", "MOS" …; "" for a unit-free number.
+        direction: ``"higher"`` or ``"lower"``: which way is better.
+        definition: one sentence.
+        inputs: what :attr:`function` takes (:data:`Inputs`).
+        function: computes it.
+    """
+
+    name: str
+    label: str
+    unit: str
+    direction: Direction
+    definition: str
+    inputs: Inputs
+    function: Callable[..., float]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "higher"
+
+
+def _band(name: str) -> Callable[[Any, Any, int], float]:
+    def function(reference: Any, decoded: Any, sample_rate: int) -> float:
+        return band_metrics(reference, decoded, sample_rate)[name]
+
+    function.__name__ = name
+    return function
+
+
+#: Every metric, in the order tables show them.
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("file_kbps", "bitrate (file)", "kbit/s", "lower",
+           "8 × the bytes of the whole .sgc file (container header included) / the audio's seconds / 1000.",
+           "bytes", kbps),
+    Metric("payload_kbps", "bitrate (payload)", "kbit/s", "lower",
+           "8 × the bytes of the codec's payload alone (no container) / the audio's seconds / 1000; "
+           "what a study database stores per stimulus.",
+           "bytes", kbps),
+    Metric("mel_distance", "mel distance", "", "lower",
+           "DAC's multi-scale log-mel L1 distance of the decoded audio to the reference (0 = identical).",
+           "signals", mel_distance),
+    Metric("spectral_convergence_db", "spectral convergence", "dB", "lower",
+           "20 log10 of the Frobenius norm of the STFT-magnitude error over the reference's (thesis lattice; "
+           "in a round trip: against the target magnitude it was asked to reach).",
+           "signals", lambda reference, decoded, sample_rate: lattice_spectral_convergence_db(reference, decoded)),
+    Metric("si_sdr_db", "SI-SDR", "dB", "higher",
+           "Scale-invariant signal-to-distortion ratio of the decoded waveform (phase-sensitive).",
+           "signals", lambda reference, decoded, sample_rate: si_sdr_db(reference, decoded)),
+    Metric("visqol", "ViSQOL", "MOS", "higher",
+           "ViSQOL v3 audio-mode MOS-LQO (1-5) at 48 kHz of the decoded audio against the reference.",
+           "signals", visqol),
+    Metric("decoded_consistency", "consistency (decoded)", "", "higher",
+           "Spectrogram consistency (Marafioti et al.) of the decoded audio's thesis-lattice log spectrogram: "
+           "how much it looks like the STFT of a real signal.",
+           "signals", lambda reference, decoded, sample_rate: decoded_consistency(decoded)),
+    Metric("target_consistency", "consistency (target)", "", "higher",
+           "Spectrogram consistency of the target magnitude a round trip's phase reconstruction is given "
+           "(the image after the codec): a property of the target, not of the reconstruction.",
+           "magnitude", magnitude_consistency),
+    Metric("low_band_distance_db", "low-band distance", "dB", "lower",
+           "Mean absolute difference of the floored dB spectra (4096-point Hann STFT) over 20-1000 Hz.",
+           "signals", _band("low_band_distance_db")),
+    Metric("low_band_correlation", "low-band correlation", "", "higher",
+           "Mean per-frame Pearson correlation of the floored dB spectra over 20-1000 Hz (-1..1).",
+           "signals", _band("low_band_correlation")),
+    Metric("high_band_distance_db", "high-band distance", "dB", "lower",
+           "Mean absolute difference of the floored dB spectra above 1 kHz.",
+           "signals", _band("high_band_distance_db")),
+    Metric("high_band_correlation", "high-band correlation", "", "higher",
+           "Mean per-frame Pearson correlation of the floored dB spectra above 1 kHz (-1..1).",
+           "signals", _band("high_band_correlation")),
+)}
+
+#: The metrics of a decoded signal against its reference (what :func:`score` computes), in table order.
+SIGNAL_METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS.values() if m.inputs == "signals")
+
+
+#: The metrics a listening study can store per stimulus: its database columns and export columns, in that order
+#: (the study's bitrate is ``payload_kbps``, a column of its own).
+STUDY_METRIC_NAMES: tuple[str, ...] = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol",
+                                       *BAND_METRIC_NAMES)
+
+
+def metric(name: str) -> Metric:
+    """The registry entry ``name``; raises :class:`MosappError` for an unknown one."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise MosappError(f'Unknown metric "{name}"; known: {", ".join(METRICS)}.') from None
+
+
+def score(reference: Any, decoded: Any, sample_rate: int, names: Iterable[str] = SIGNAL_METRIC_NAMES, *,
+          geometry: str = SCORE_GEOMETRY) -> dict[str, float]:
+    """The ``names`` metrics of ``decoded`` against ``reference`` (``(n,)`` or ``(channels, n)``), whole-track.
+
+    Each is its registry function; the four band metrics come from one pass of :func:`band_metrics`,
+    and the STFT-domain ones (spectral convergence, decoded consistency) are of the first channel
+    on ``geometry``'s lattice. :func:`mosapp.evaluation.evaluate.score_steps` computes the same
+    figures a chunk at a time.
+    """
+    wanted = [metric(n) for n in names]
+    for m in wanted:
+        if m.inputs != "signals":
+            raise MosappError(f'The metric "{m.name}" is not one of a decoded signal against its reference.')
+    band = band_metrics(reference, decoded, sample_rate) if {m.name for m in wanted} & set(BAND_METRIC_NAMES) else {}
+    out: dict[str, float] = {}
+    for m in wanted:
+        if m.name in band:
+            out[m.name] = band[m.name]
+        elif m.name == "spectral_convergence_db":
+            out[m.name] = lattice_spectral_convergence_db(reference, decoded, geometry)
+        elif m.name == "decoded_consistency":
+            out[m.name] = decoded_consistency(decoded, geometry)
+        else:
+            out[m.name] = float(m.function(reference, decoded, sample_rate))
+    return out
+
+
+__all__ = [
+    "BAND_METRIC_NAMES", "CONSISTENCY_RELATIVE_FLOOR", "METRICS", "Metric", "Metrics", "SCORE_GEOMETRY",
+    "SIGNAL_METRIC_NAMES", "STUDY_METRIC_NAMES", "band_metrics", "band_scores", "band_spectral_correlation", "band_spectral_distance_db",
+    "consistency", "decoded_consistency", "kbps", "lattice_magnitude", "lattice_spectral_convergence_db",
+    "log_spectrogram_for_consistency", "magnitude_consistency", "mel_distance", "metric", "score", "si_sdr_db",
+    "spectral_convergence_db", "visqol",
+]

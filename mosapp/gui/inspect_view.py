@@ -60,6 +60,7 @@ from mosapp.codecs import codec_names, get_codec
 from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.core.config import GEOMETRIES, PipelineConfig
 from mosapp.core.job import STEP, Progress
+from mosapp.evaluation.evaluate import METRIC_NAMES
 from mosapp.gui.jobs import (
     STAGE_WEIGHTS,
     AudioSource,
@@ -106,29 +107,33 @@ CODEC_LATTICE = "codec lattice"
 #: Shortest window the low-frequency mode keeps (a shorter one is switched to LOW_FREQUENCY_ANALYSIS).
 LOW_FREQUENCY_MIN_WINDOW = 4096
 
-#: Metrics panel rows: (key, label, tooltip).
-METRIC_ROWS = (
-    ("kbps", "bitrate", "8 × .sgc file bytes / seconds / 1000 (header included)"),
-    ("mel_distance", "mel distance", "DAC multi-scale mel distance; lower is better"),
-    ("spectral_convergence_db", "spectral convergence", "thesis-lattice STFT magnitude; lower is better"),
-    ("si_sdr_db", "SI-SDR", "scale-invariant SDR; phase-sensitive, so low for every rebuilt phase"),
-    ("visqol", "ViSQOL MOS-LQO", "ViSQOL v3 audio mode at 48 kHz, 1–5; higher is better"),
-    ("consistency", "consistency", "of the decoded audio's log spectrogram; higher is more consistent"),
-    ("low_band_distance_db", "low band 20–1000 Hz: distance",
-     "mean |dB difference| over 20–1000 Hz of a 4096-point Hann STFT, floored at the original's peak − 80 dB; "
-     "lower is better"),
-    ("low_band_correlation", "low band: correlation",
-     "per-frame Pearson correlation of the two dB spectra over 20–1000 Hz (do the harmonics survive?); "
-     "1 is best"),
-    ("high_band_distance_db", "high band > 1 kHz: distance", "the same distance above 1 kHz; lower is better"),
-    ("high_band_correlation", "high band: correlation", "the same correlation above 1 kHz; 1 is best"),
-)
+#: The metrics panel's words for each figure of the codec table (:data:`mosapp.evaluation.evaluate.METRIC_NAMES`,
+#: names of the registry :data:`mosapp.core.metrics.METRICS`): (label, tooltip).
+_METRIC_TEXT = {
+    "file_kbps": ("bitrate", "8 × .sgc file bytes / seconds / 1000 (header included)"),
+    "mel_distance": ("mel distance", "DAC multi-scale mel distance; lower is better"),
+    "spectral_convergence_db": ("spectral convergence", "thesis-lattice STFT magnitude; lower is better"),
+    "si_sdr_db": ("SI-SDR", "scale-invariant SDR; phase-sensitive, so low for every rebuilt phase"),
+    "visqol": ("ViSQOL MOS-LQO", "ViSQOL v3 audio mode at 48 kHz, 1–5; higher is better"),
+    "decoded_consistency": ("consistency", "of the decoded audio's log spectrogram; higher is more consistent"),
+    "low_band_distance_db": (
+        "low band 20–1000 Hz: distance",
+        "mean |dB difference| over 20–1000 Hz of a 4096-point Hann STFT, floored at the original's peak − 80 dB; "
+        "lower is better"),
+    "low_band_correlation": (
+        "low band: correlation",
+        "per-frame Pearson correlation of the two dB spectra over 20–1000 Hz (do the harmonics survive?); 1 is best"),
+    "high_band_distance_db": ("high band > 1 kHz: distance", "the same distance above 1 kHz; lower is better"),
+    "high_band_correlation": ("high band: correlation", "the same correlation above 1 kHz; 1 is best"),
+}
+#: Metrics panel rows: (registry name, label, tooltip), in the codec table's order.
+METRIC_ROWS = tuple((name, *_METRIC_TEXT[name]) for name in METRIC_NAMES)
 
 
 def _format_metric(key: str, value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    if key == "kbps":
+    if key == "file_kbps":
         return f"{value:.2f} kbit/s"
     if key.endswith("_db"):
         return f"{value:.2f} dB"
@@ -789,13 +794,13 @@ class InspectView(QWidget):
         """Show a finished run: spectrograms, metrics, and the pair loaded for listening."""
         self.result = result
         self.show_pair(result.display, result.reference, result.decoded, source=result.request.source)
-        values = {"kbps": result.kbps, **result.scores}
+        values = {"file_kbps": result.file_kbps, **result.scores}
         for key, label in self.metric_labels.items():
             label.setText(_format_metric(key, values.get(key, math.nan)))
             note = result.notes.get(key)
             tooltip = next(t for k, _, t in METRIC_ROWS if k == key)
             label.setToolTip(f"{tooltip}\n{note}" if note else tooltip)
-        self.metric_labels["kbps"].setText(f"{result.kbps:.2f} kbit/s ({result.file_bytes:,} bytes)")
+        self.metric_labels["file_kbps"].setText(f"{result.file_kbps:.2f} kbit/s ({result.file_bytes:,} bytes)")
         self.run_info_label.setText(self._run_info(result))
         self._load_player(result.reference, result.decoded)
 

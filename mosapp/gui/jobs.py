@@ -4,16 +4,16 @@ metrics → display images, yielding progress between steps so a worker can repo
 ::
 
     AudioSource ─► read_audio (44.1 kHz, mono) ─► codec.encode ─► bitstream.pack (kbps) ─► unpack
-        ─► decode (block by block for spectrogram codecs) ─► evaluate.score (+ ViSQOL)
+        ─► decode (block by block for spectrogram codecs) ─► evaluate.score_steps (+ ViSQOL)
         ─► spectrogram_data.analyse_pair ─► InspectResult
 
-It mirrors :func:`mosapp.evaluation.evaluate.evaluate_codec` (the results table's numbers) for one clip,
-so what the window shows is what the table would say.
+Encoding to scoring is :func:`mosapp.evaluation.evaluate.measure_steps`, the function behind the results
+table's numbers (:func:`mosapp.evaluation.evaluate.evaluate_codec`), so what the window shows is what the table
+would say.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mosapp.codecs import container, get_codec
-from mosapp.codecs.base import Codec, Encoded
-from mosapp.codecs.spectrogram import SpectrogramCodec
-from mosapp.core import dsp, job, metrics
+from mosapp.codecs import get_codec
+from mosapp.codecs.base import Codec
+from mosapp.core import dsp, job
 from mosapp.core.audio import Audio, AudioInfo, read_audio
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.core.errors import AudioError, ModelError
@@ -39,7 +38,7 @@ from mosapp.gui.spectrogram_data import (
     overview_columns,
 )
 from mosapp.phase import get_backend
-from mosapp.pipeline import VISQOL_AUTO_MAX_S, check_processable
+from mosapp.pipeline import check_processable
 
 #: Stages in order, with their share of the progress bar (a rough share of the time they take).
 STAGE_WEIGHTS: dict[str, float] = {"read": 0.05, "encode": 0.2, "decode": 0.5, "metrics": 0.15, "display": 0.1}
@@ -168,9 +167,8 @@ class InspectResult:
         reference: float32 (1, n) at :data:`PIPELINE_SAMPLE_RATE`: what was encoded.
         decoded: float32 (1, n): the codec's output, sample-aligned with ``reference``.
         file_bytes: size of the ``.sgc`` container.
-        kbps: 8 × ``file_bytes`` / seconds / 1000.
-        scores: ``mel_distance``, ``spectral_convergence_db``, ``si_sdr_db``, ``consistency``,
-            ``visqol`` (NaN when not run).
+        file_kbps: 8 × ``file_bytes`` / seconds / 1000 (:data:`mosapp.core.metrics.METRICS`).
+        scores: by :data:`mosapp.core.metrics.SIGNAL_METRIC_NAMES` (``visqol`` NaN when not run).
         notes: why a score is missing, by metric name.
         display: the spectrogram images.
         device: the device that ran.
@@ -181,7 +179,7 @@ class InspectResult:
     reference: np.ndarray
     decoded: np.ndarray
     file_bytes: int
-    kbps: float
+    file_kbps: float
     scores: dict[str, float]
     notes: dict[str, str]
     display: SpectrogramPair
@@ -269,23 +267,6 @@ def check_request(request: InspectRequest) -> Codec:
     return codec
 
 
-def _blockwise_decode(codec: Codec, encoded: Encoded, config: PipelineConfig) -> Generator[Progress, None, np.ndarray] | None:
-    """A spectrogram codec's decode that reports and can stop between phase blocks
-    (:meth:`SpectrogramCodec.decode_steps`); None for every other codec."""
-    if not isinstance(codec, SpectrogramCodec):
-        return None
-
-    def as_decode(p: Progress) -> Progress:
-        return Progress("decode", p.done, p.total, unit="frames",
-                        detail=f"phase {config.phase}: frame {p.done:,} of {p.total:,}")
-
-    return relay(codec.decode_steps(encoded, config), as_decode)
-
-
-def _as_measuring(p: Progress) -> Progress:
-    return Progress("metrics", p.done, p.total, unit="chunks", detail=f"{p.detail}: chunk {p.done + 1:,} of {p.total:,}")
-
-
 def _as_drawing(chunks: tuple[int, int]) -> Progress:
     done, total = chunks
     return Progress("display", done, total, unit="chunks", detail=f"chunk {done:,} of {total:,}")
@@ -314,56 +295,23 @@ def inspect(request: InspectRequest) -> Generator[Progress | OriginalPreview, No
     yield Progress("read", 1, 1, detail=request.source.name)
     yield OriginalPreview(request.source, reference, _overview(reference, request.analysis))
 
-    yield Progress("encode", 0, 1, detail=codec.name)
-    t = time.perf_counter()
-    encoded = codec.encode(reference, config)
-    data = container.pack(encoded, audio.info)
-    timings["encode"] = time.perf_counter() - t
-    yield Progress("encode", 1, 1, detail=codec.name)
-
-    yield Progress("decode", 0, 1, detail=codec.name)
-    t = time.perf_counter()
-    unpacked, _ = container.unpack(data, name=f"the {codec.name} stream")
-    blockwise = _blockwise_decode(codec, unpacked, config)
-    if blockwise is not None:
-        decoded = yield from blockwise
-    else:
-        decoded = codec.decode(unpacked, config)
-    decoded = np.ascontiguousarray(decoded, dtype=np.float32)
-    timings["decode"] = time.perf_counter() - t
-    yield Progress("decode", 1, 1, detail=codec.name)
-
-    seconds = audio.duration_s
-    run_visqol = request.visqol if request.visqol is not None else seconds <= VISQOL_AUTO_MAX_S
-    t = time.perf_counter()
-    scores = yield from relay(evaluate.score_steps(reference, decoded, visqol=False), _as_measuring)
-    notes: dict[str, str] = {}
-    scores["visqol"] = math.nan
-    if run_visqol:
-        yield Progress("metrics", 1, 1, detail="ViSQOL")
-        try:
-            # One long library call: waited for in slices, so a cancel does not wait for it.
-            scores["visqol"] = job.call(metrics.visqol, reference, decoded, PIPELINE_SAMPLE_RATE)
-        except Exception as exc:  # noqa: BLE001 - a missing score must not lose the run
-            notes["visqol"] = str(exc)
-    else:
-        notes["visqol"] = f"not run: the clip is longer than {VISQOL_AUTO_MAX_S:.0f} s (ViSQOL: on runs it)"
-    timings["metrics"] = time.perf_counter() - t
+    measured = yield from evaluate.measure_steps(codec, reference, config, info=audio.info, visqol=request.visqol)
+    timings.update(measured.timings_s)
     yield Progress("metrics", 1, 1)
 
     t = time.perf_counter()
-    display = yield from relay(analyse_pair_steps(reference, decoded, analysis=request.analysis or DEFAULT_ANALYSIS),
+    display = yield from relay(analyse_pair_steps(reference, measured.decoded, analysis=request.analysis or DEFAULT_ANALYSIS),
                                _as_drawing)
     timings["display"] = time.perf_counter() - t
 
     return InspectResult(
         request=request,
         reference=reference,
-        decoded=decoded,
-        file_bytes=len(data),
-        kbps=8.0 * len(data) / seconds / 1000.0,
-        scores=scores,
-        notes=notes,
+        decoded=measured.decoded,
+        file_bytes=measured.file_bytes or 0,
+        file_kbps=measured.file_kbps,
+        scores=measured.scores,
+        notes=measured.notes,
         display=display,
         device=str(device),
         timings_s=timings,

@@ -66,6 +66,7 @@ from mosapp.codecs import get_codec
 from mosapp.core import toml
 from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
 from mosapp.core.errors import MosappError
+from mosapp.core.metrics import STUDY_METRIC_NAMES
 from mosapp.phase import backend_names
 from mosapp.study.errors import StudyError
 
@@ -121,9 +122,8 @@ MAX_SEED = 2**63 - 1             # seed
 MAX_FADE_MS = 1000.0             # fade_ms
 #: Audio ``mosapp study prepare`` may render: excerpts x conditions x length, seconds (10 h).
 MAX_RENDERED_S = 36_000.0
-#: Objective metrics a stimulus can carry (see :mod:`mosapp.core.metrics`).
-METRIC_NAMES = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol",
-                "low_band_distance_db", "low_band_correlation", "high_band_distance_db", "high_band_correlation")
+#: Objective metrics a stimulus can carry (the registry's :data:`mosapp.core.metrics.STUDY_METRIC_NAMES`).
+METRIC_NAMES = STUDY_METRIC_NAMES
 #: The scale of a test's scores, as named in reports.
 SCALES = {"dcr": "DMOS", "acr": "MOS", "mushra": "MUSHRA", "ccr": "CMOS"}
 

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mosapp.core.files import atomic_write
+from mosapp.core.metrics import STUDY_METRIC_NAMES
 from mosapp.study import stats
 from mosapp.study.ccr import cmos_summary
 from mosapp.study.definition import REFERENCE, ScreeningSpec, StudyDefinition
@@ -43,8 +44,8 @@ from mosapp.study.store import (
     TrialRow,
 )
 
-METRIC_COLUMNS = ("mel_distance", "si_sdr_db", "spectral_convergence_db", "visqol",
-                  "low_band_distance_db", "low_band_correlation", "high_band_distance_db", "high_band_correlation")
+#: The stimulus metrics a study stores and exports (the registry's :data:`mosapp.core.metrics.STUDY_METRIC_NAMES`).
+METRIC_COLUMNS = STUDY_METRIC_NAMES
 
 #: The tidy table, one row per rating (column → meaning).
 RATINGS_COLUMNS: dict[str, str] = {
@@ -73,6 +74,7 @@ RATINGS_COLUMNS: dict[str, str] = {
     "plays_sample": "times the sample was played",
     "plays_reference": "times the reference was played (DCR)",
     "nominal_kbps": "the codec's advertised bitrate, kbit/s (NA for reference and unconstrained codecs)",
+    # The stimulus's payload_kbps (the database column's name since revision 0006); the CSV keeps its name.
     "bitrate_kbps": "measured payload bitrate of this stimulus, kbit/s (NA for reference)",
     "loudness_lufs": "BS.1770 loudness of the stimulus before normalisation, LUFS",
     "gain_db": "gain applied to reach the study's loudness target, dB",
@@ -157,7 +159,7 @@ def ratings_frame(store: Store, definition: StudyDefinition, *, include_training
             ConditionRow.name.label("condition"), ConditionRow.is_reference,
             score.value, score.given_at.label("rated_at"), score.response_time_s,
             score.listening_time_s, score.plays_sample, score.plays_reference,
-            ConditionRow.nominal_kbps, StimulusRow.bitrate_kbps, StimulusRow.loudness_lufs, StimulusRow.gain_db,
+            ConditionRow.nominal_kbps, StimulusRow.payload_kbps, StimulusRow.loudness_lufs, StimulusRow.gain_db,
             *(getattr(StimulusRow, m) for m in METRIC_COLUMNS),
             *((TrialItemRow.slot, TrialRow.processed_first) if items else ()),
         ).select_from(score)
@@ -219,7 +221,7 @@ def condition_table(store: Store, definition: StudyDefinition) -> pd.DataFrame:
         study_id = _study_id(s, definition.name, store)
         rows = s.execute(
             select(ConditionRow.name, ConditionRow.is_reference, ConditionRow.nominal_kbps, ConditionRow.position,
-                   StimulusRow.bitrate_kbps, *(getattr(StimulusRow, m) for m in METRIC_COLUMNS))
+                   StimulusRow.payload_kbps, *(getattr(StimulusRow, m) for m in METRIC_COLUMNS))
             .outerjoin(StimulusRow, StimulusRow.condition_id == ConditionRow.id)
             .where(ConditionRow.study_id == study_id, ConditionRow.in_plan.is_(True))
         ).all()

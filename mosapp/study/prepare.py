@@ -42,16 +42,24 @@ import math
 import os
 import re
 import secrets
+import struct
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pyloudnorm
+from sqlalchemy import delete, func, select
 
+from mosapp.codecs import get_codec
+from mosapp.core import dsp, metrics
+from mosapp.core.audio import read_audio
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.errors import MosappError
-from mosapp.core.job import Progress
+from mosapp.core.files import atomic_write
+from mosapp.core.job import Progress, drive
+from mosapp.evaluation.evaluate import align_and_trim, estimate_delay, measure_steps
 from mosapp.study.definition import METRIC_NAMES, REFERENCE, ClipSpec, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.store import (
@@ -61,10 +69,13 @@ from mosapp.study.store import (
     StimulusRow,
     Store,
     StudyRow,
+    TrialRow,
+    _sqlite_file,
     utcnow,
 )
 
-#: Stimulus columns of the database that hold metrics (filled from ``render_stimulus``'s facts).
+#: Stimulus columns of the database that hold metrics (filled from ``render_stimulus``'s facts):
+#: the registry's :data:`mosapp.core.metrics.STUDY_METRIC_NAMES`.
 METRIC_COLUMNS = METRIC_NAMES
 #: Bumped when rendering changes in a way the key would not otherwise see.
 RENDER_VERSION = 1
@@ -106,44 +117,8 @@ def fade(samples: np.ndarray, fade_ms: float, rate: int = PIPELINE_SAMPLE_RATE) 
     return out
 
 
-def estimate_delay(reference: np.ndarray, estimate: np.ndarray, max_lag: int) -> int:
-    """Samples by which ``estimate`` lags ``reference`` (negative: leads), 0 when unclear.
-
-    Cross-correlation of the mono mixes over ``±max_lag``; a lag is taken only where its
-    normalised correlation is at least 0.5 and clearly above the correlation at lag 0
-    (phase-reconstructing codecs correlate weakly everywhere and are aligned by design).
-    """
-    r = np.asarray(reference, dtype=np.float64).mean(axis=0)
-    e = np.asarray(estimate, dtype=np.float64).mean(axis=0)
-    n = min(r.size, e.size)
-    r, e = r[:n] - r[:n].mean(), e[:n] - e[:n].mean()
-    norm = math.sqrt(float(np.dot(r, r)) * float(np.dot(e, e)))
-    if n == 0 or norm == 0.0:
-        return 0
-    size = 1 << int(math.ceil(math.log2(2 * n)))
-    xc = np.fft.irfft(np.fft.rfft(e, size) * np.conj(np.fft.rfft(r, size)), size)
-    lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
-    values = np.concatenate([xc[: max_lag + 1], xc[size - max_lag:]]) / norm
-    best = int(np.argmax(values))
-    if values[best] >= 0.5 and values[best] > 1.2 * max(values[0], 0.0):
-        return int(lags[best])
-    return 0
-
-
-def align_and_trim(decoded: np.ndarray, delay: int, n: int) -> np.ndarray:
-    """Undo ``delay`` and crop or zero-pad to exactly ``n`` samples per channel."""
-    out = np.zeros((decoded.shape[0], n), dtype=np.float32)
-    src = decoded[:, delay:] if delay >= 0 else np.concatenate(
-        [np.zeros((decoded.shape[0], -delay), dtype=np.float32), decoded], axis=1)
-    m = min(n, src.shape[1])
-    out[:, :m] = src[:, :m]
-    return out
-
-
 def integrated_loudness(samples: np.ndarray, rate: int = PIPELINE_SAMPLE_RATE) -> float:
     """ITU-R BS.1770-4 integrated loudness in LUFS (pyloudnorm; K-weighting, gating)."""
-    import pyloudnorm
-
     data = np.asarray(samples, dtype=np.float64)
     data = data[0] if data.shape[0] == 1 else data.T
     return float(pyloudnorm.Meter(rate).integrated_loudness(data))
@@ -151,34 +126,13 @@ def integrated_loudness(samples: np.ndarray, rate: int = PIPELINE_SAMPLE_RATE) -
 
 def stimulus_metrics(reference: np.ndarray, estimate: np.ndarray, names: tuple[str, ...],
                      pipeline: PipelineConfig) -> dict[str, float | None]:
-    """The requested :mod:`mosapp.core.metrics` of ``estimate`` against ``reference`` (mono mixes)."""
-    import torch
-
-    from mosapp.core import dsp, metrics
-    from mosapp.core.config import get_geometry
-
+    """The requested :mod:`mosapp.core.metrics` of ``estimate`` against ``reference`` (mono mixes,
+    whole-track :func:`mosapp.core.metrics.score`, STFT metrics on the pipeline's lattice); None
+    where a value is not finite."""
     ref = np.asarray(reference, dtype=np.float32).mean(axis=0)
     est = np.asarray(estimate, dtype=np.float32).mean(axis=0)
-    out: dict[str, float | None] = {}
-    band = metrics.band_metrics(ref, est, PIPELINE_SAMPLE_RATE) if set(names) & set(metrics.BAND_METRIC_NAMES) else {}
-    for name in names:
-        if name in band:
-            value = band[name]
-        elif name == "mel_distance":
-            value = metrics.mel_distance(ref, est, PIPELINE_SAMPLE_RATE)
-        elif name == "si_sdr_db":
-            value = metrics.si_sdr_db(ref, est)
-        elif name == "spectral_convergence_db":
-            geometry = get_geometry(pipeline.geometry)
-            r, _ = dsp.pad_for_lattice(torch.from_numpy(ref), geometry)
-            e, _ = dsp.pad_for_lattice(torch.from_numpy(est), geometry)
-            value = metrics.spectral_convergence_db(dsp.stft(r, geometry).abs(), dsp.stft(e, geometry).abs())
-        elif name == "visqol":
-            value = metrics.visqol(ref, est, PIPELINE_SAMPLE_RATE)
-        else:  # pragma: no cover - the definition checks names
-            raise ValueError(name)
-        out[name] = float(value) if value is not None and math.isfinite(value) else None
-    return out
+    scores = metrics.score(ref, est, PIPELINE_SAMPLE_RATE, names, geometry=pipeline.geometry)
+    return {name: float(v) if v is not None and math.isfinite(v) else None for name, v in scores.items()}
 
 
 # -- keys and the cache folder --------------------------------------------------------------
@@ -208,8 +162,6 @@ def render_key(excerpt: np.ndarray, condition: str, definition: StudyDefinition)
         "metrics": sorted(definition.metrics) if condition != REFERENCE else [],
     }
     if condition != REFERENCE:
-        from mosapp.codecs import get_codec
-
         p = definition.pipeline
         spec["codec_version"] = get_codec(condition).version
         spec["pipeline"] = [p.geometry, p.phase, p.fgla_iterations, p.mono, p.image.dynamic_range_db,
@@ -250,10 +202,6 @@ def write_plain_wav(path: Path, samples: np.ndarray, rate: int = PIPELINE_SAMPLE
     ``fmt`` (IEEE float), ``fact`` and ``data``, so every stimulus of one length has the same
     header and size.
     """
-    import struct
-
-    from mosapp.core.files import atomic_write
-
     data = np.ascontiguousarray(np.asarray(samples, dtype="<f4").T)  # frames x channels, interleaved
     channels = int(data.shape[1]) if data.ndim == 2 else 1
     frames = int(data.shape[0])
@@ -284,8 +232,6 @@ def _seal_folder(folder: Path, files: list[Path]) -> None:
 
 
 def _restrict_database(store: Store) -> None:
-    from mosapp.study.store import _sqlite_file
-
     path = _sqlite_file(store.url)
     if path is None:
         return
@@ -297,26 +243,26 @@ def _restrict_database(store: Store) -> None:
 def render_stimulus(excerpt: np.ndarray, condition: str, definition: StudyDefinition, device: str) -> tuple[np.ndarray, dict]:
     """Render one stimulus: (samples float32 ``(channels, n)`` normalised, facts for the database)."""
     t0 = time.perf_counter()
-    n = excerpt.shape[1]
-    facts: dict = {"bitrate_kbps": None, "delay_samples": 0}
+    facts: dict = {"payload_kbps": None, "delay_samples": 0}
     if condition == REFERENCE:
         out = excerpt
         facts["metrics"] = {m: None for m in definition.metrics}
     else:
-        from dataclasses import replace
-
-        from mosapp.codecs import get_codec
-
         config = replace(definition.pipeline, device=device)
-        decoded, encoded = get_codec(condition).process(excerpt, config)
-        decoded = np.asarray(decoded, dtype=np.float32)
-        if decoded.ndim == 1:
-            decoded = decoded[None, :]
-        delay = estimate_delay(excerpt, decoded, int(MAX_DELAY_S * PIPELINE_SAMPLE_RATE))
-        out = align_and_trim(decoded, delay, n)
-        facts["bitrate_kbps"] = float(encoded.payload_kbps)
-        facts["delay_samples"] = delay
-        facts["metrics"] = stimulus_metrics(excerpt, out, definition.metrics, config)
+        stored: dict[str, float | None] = {}
+
+        def scorer(reference: np.ndarray, decoded: np.ndarray) -> Generator[Progress, None, dict[str, float]]:
+            yield Progress("metrics", 0, 1, detail=", ".join(definition.metrics))
+            stored.update(stimulus_metrics(reference, decoded, definition.metrics, config))
+            return {k: math.nan if v is None else v for k, v in stored.items()}
+
+        # In memory (a stimulus is audio, not a file), aligned to the excerpt, scored as the study asks.
+        measured = drive(measure_steps(get_codec(condition), excerpt, config, container_file=False, visqol=False,
+                                       scorer=scorer, max_delay_samples=int(MAX_DELAY_S * PIPELINE_SAMPLE_RATE)))
+        out = measured.decoded
+        facts["payload_kbps"] = measured.payload_kbps
+        facts["delay_samples"] = measured.delay_samples
+        facts["metrics"] = stored
     loudness = integrated_loudness(out)
     if not math.isfinite(loudness):
         raise StudyError(
@@ -343,10 +289,6 @@ def render_stimulus(excerpt: np.ndarray, condition: str, definition: StudyDefini
 
 def _sync_design(session, definition: StudyDefinition) -> StudyRow:
     """Create or update the study's rows; refuse a design change once listeners exist."""
-    from sqlalchemy import delete, func, select
-
-    from mosapp.codecs import get_codec
-
     study = session.scalars(select(StudyRow).where(StudyRow.name == definition.name)).one_or_none()
     design = definition.design_json()
     now = utcnow()
@@ -412,13 +354,6 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
         StudyError: a codec is unavailable, a clip is unreadable, too short or silent, the
             stimuli folder cannot be written, or the design changed after listeners started.
     """
-    from sqlalchemy import func, select
-
-    from mosapp.codecs import get_codec
-    from mosapp.core import dsp
-    from mosapp.core.audio import read_audio
-    from mosapp.study.store import TrialRow
-
     t_start = time.perf_counter()
     device = device or definition.pipeline.device
     resolved = str(dsp.resolve_device(device))
@@ -475,11 +410,11 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
             planned = s.scalar(select(func.count()).select_from(TrialRow).join(
                 StimulusRow, TrialRow.stimulus_id == StimulusRow.id).where(StimulusRow.study_id == study_id))
             if planned:
-                clip, cond = changed[0]
+                changed_clip, changed_cond = changed[0]
                 raise StudyError(
                     f'The study "{definition.name}" already has listeners, and its settings (pipeline, loudness '
-                    f'or metrics) now change the audio of {len(changed)} stimuli (e.g. clip "{clip}", condition '
-                    f'"{cond}"); restore the settings, or save the study under a new name.'
+                    f'or metrics) now change the audio of {len(changed)} stimuli (e.g. clip "{changed_clip}", '
+                    f'condition "{changed_cond}"); restore the settings, or save the study under a new name.'
                 )
 
     _restrict(folder, DIR_MODE)
@@ -494,16 +429,15 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
         ids = (clip_ids[clip_name], cond_ids[name])
         wav = folder / stimulus_file_name(salt, key)
         old_key, old_file = existing.get(ids, ("", ""))
-        rendered = False
-        facts = None
+        rendered = cached = False
+        facts: dict = {}
         if not force and old_key == key:
             if old_file != wav.name and (folder / old_file).is_file():
                 # Prepared before salted names: rename it (nothing is rendered again), drop the sidecar.
                 os.replace(folder / old_file, wav)
                 (folder / f"{Path(old_file).stem}.json").unlink(missing_ok=True)
-            if wav.is_file():
-                facts = "cached"
-        if facts is None:
+            cached = wav.is_file()
+        if not cached:
             clip = next(c for c in definition.clips if c.name == clip_name)
             try:
                 samples, facts = render_stimulus(excerpts[clip_name], name, definition, device)
@@ -530,15 +464,15 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
                     s.add(row)
                 row.cache_key, row.audio_file = key, wav.name
                 if rendered:
-                    metrics = facts.get("metrics") or {}
+                    scores = facts.get("metrics") or {}
                     row.sample_rate, row.channels, row.n_samples = (
                         int(facts["sample_rate"]), int(facts["channels"]), int(facts["n_samples"]))
-                    row.bitrate_kbps = facts.get("bitrate_kbps")
+                    row.payload_kbps = facts.get("payload_kbps")
                     row.loudness_lufs, row.gain_db = float(facts["loudness_lufs"]), float(facts["gain_db"])
                     row.peak_dbfs, row.delay_samples = facts.get("peak_dbfs"), facts.get("delay_samples")
                     for m in METRIC_COLUMNS:
                         if hasattr(row, m):
-                            setattr(row, m, metrics.get(m))
+                            setattr(row, m, scores.get(m))
                     row.created_at = utcnow()
         done += 1
         result.rendered += rendered
@@ -554,8 +488,9 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
     _seal_folder(folder, written)
     _restrict_database(store)
     with store.write() as s:
-        study = s.get(StudyRow, study_id)
-        study.prepared_at = utcnow()
+        prepared = s.get(StudyRow, study_id)
+        assert prepared is not None  # made above; a study is never deleted
+        prepared.prepared_at = utcnow()
     result.seconds = time.perf_counter() - t_start
     return result
 

@@ -52,6 +52,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from mosapp.study.errors import StudyError
 
@@ -146,7 +147,8 @@ class StimulusRow(Base):
     sample_rate: Mapped[int] = mapped_column(Integer)
     channels: Mapped[int] = mapped_column(Integer)
     n_samples: Mapped[int] = mapped_column(Integer)
-    bitrate_kbps: Mapped[float | None] = mapped_column(Float)
+    # The codec's payload bitrate, kbit/s (mosapp.core.metrics: payload_kbps); "bitrate_kbps" before revision 0006.
+    payload_kbps: Mapped[float | None] = mapped_column(Float)
     loudness_lufs: Mapped[float] = mapped_column(Float)  # before normalisation
     gain_db: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime)
@@ -475,7 +477,11 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
                          f"or use a SQLite file.") from None
     store = Store(engine=engine, url=url, readonly=readonly, busy_timeout_s=busy_timeout_s)
     try:
-        _migrate(store)
+        upgraded = _migrate(store)
+        if upgraded is not None:  # a read-only SQLite file at an older revision: read an upgraded copy
+            engine.dispose()
+            engine = upgraded
+            store = Store(engine=engine, url=url, readonly=True, busy_timeout_s=busy_timeout_s)
     except StudyError:
         engine.dispose()
         raise
@@ -488,13 +494,28 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
     return store
 
 
-def _migrate(store: Store) -> None:
+def _upgraded_copy(store: Store) -> Engine:
+    """An in-memory copy of the read-only SQLite database ``store`` upgraded to the head revision,
+    for reading an older file (status, export, report) without changing it."""
+    memory = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    with store.engine.connect() as src, memory.connect() as dst:
+        src.connection.driver_connection.backup(dst.connection.driver_connection)  # type: ignore[union-attr]
+    with memory.begin() as conn:
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    return memory
+
+
+def _migrate(store: Store) -> Engine | None:
+    """Upgrade ``store`` to the head revision; a read-only SQLite file at an older revision is left
+    as it is and an upgraded in-memory copy of it returned (to be read instead)."""
     head = head_revision()
     where = store.label
     with store.engine.begin() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
         if current == head:
-            return
+            return None
         tables = set(inspect(conn).get_table_names())
         if current is None and tables - {"alembic_version"}:
             raise StudyError(f"{where} is a database but not a mosapp study database (it has no schema version).")
@@ -505,14 +526,17 @@ def _migrate(store: Store) -> None:
             )
         if store.readonly and current is None:
             raise StudyError(f"The study database {where} holds no study yet; run `mosapp study prepare` first.")
-        if store.readonly:
+        if store.readonly and _sqlite_file(store.url) is None:
             raise StudyError(
                 f"The study database {where} has an older schema (revision {current}) and is open read-only; "
                 f"open it once with write access to upgrade it."
             )
-        cfg = _alembic_config()
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        if not store.readonly:
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            return None
+    return _upgraded_copy(store)
 
 
 def schema_revision(store: Store) -> str | None:

@@ -270,9 +270,9 @@ def test_visqol_missing_package_raises_mosapp_error(monkeypatch, music):
 
 
 def test_metrics_as_dict():
-    m = Metrics(spectral_convergence_db=np.float64(-25.0), si_sdr_db=3.5, mel_distance=1.25, consistency=0.7)
+    m = Metrics(spectral_convergence_db=np.float64(-25.0), si_sdr_db=3.5, mel_distance=1.25, target_consistency=0.7)
     d = m.as_dict()
-    assert list(d) == ["spectral_convergence_db", "si_sdr_db", "mel_distance", "consistency", "visqol",
+    assert list(d) == ["spectral_convergence_db", "si_sdr_db", "mel_distance", "target_consistency", "visqol",
                        *metrics.BAND_METRIC_NAMES]
     assert d["visqol"] is None
     assert type(d["spectral_convergence_db"]) is float and d["spectral_convergence_db"] == -25.0
@@ -412,3 +412,36 @@ def test_band_metrics_resamples_and_checks_input(music):
         metrics.band_spectral_distance_db(x, x, SR, (1.0, 5.0))
     # Shorter than one window: zero-padded to one frame, still defined.
     assert metrics.band_spectral_distance_db(x[:1000], x[:1000], SR) == 0.0
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_every_metric_is_registered_once_with_a_unit_a_direction_and_a_sentence():
+    assert set(metrics.SIGNAL_METRIC_NAMES) < set(metrics.METRICS)
+    for name, m in metrics.METRICS.items():
+        assert m.name == name and m.direction in ("higher", "lower") and m.definition.endswith(".")
+        assert m.inputs in ("signals", "bytes", "magnitude") and callable(m.function)
+    # The round trip's fields and the band figures are registry names.
+    assert set(Metrics().as_dict()) <= set(metrics.METRICS)
+    assert set(metrics.BAND_METRIC_NAMES) <= set(metrics.SIGNAL_METRIC_NAMES)
+    # One word, one quantity: the two bitrates and the two consistencies have their own names.
+    assert {"file_kbps", "payload_kbps", "decoded_consistency", "target_consistency"} <= set(metrics.METRICS)
+    assert "kbps" not in metrics.METRICS and "consistency" not in metrics.METRICS
+    with pytest.raises(MosappError, match="Unknown metric"):
+        metrics.metric("consistency")
+
+
+def test_score_is_each_registry_function(music):
+    x = np.asarray(music, dtype=np.float32)
+    x = x[None, :] if x.ndim == 1 else x[:1]
+    y = (0.8 * x + 0.01 * np.random.default_rng(5).standard_normal(x.shape)).astype(np.float32)
+    names = [n for n in metrics.SIGNAL_METRIC_NAMES if n != "visqol"]
+    scores = metrics.score(x, y, 44_100, names)
+    assert list(scores) == names
+    for name in names:
+        assert scores[name] == metrics.METRICS[name].function(x, y, 44_100)
+    assert scores["decoded_consistency"] == metrics.magnitude_consistency(metrics.lattice_magnitude(y))
+    assert metrics.kbps(1500, 2.0) == 6.0
+    with pytest.raises(MosappError, match="not one of a decoded signal"):
+        metrics.score(x, y, 44_100, ["file_kbps"])

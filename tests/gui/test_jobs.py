@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mosapp.codecs import container as bitstream
-from mosapp.codecs import get_codec
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import AudioError, ConfigError, MosappError
 from mosapp.core.job import Progress
@@ -18,7 +16,6 @@ from mosapp.gui.jobs import (
     AudioSource,
     InspectRequest,
     OriginalPreview,
-    _blockwise_decode,
     inspect,
     job_fraction,
     read_source,
@@ -51,7 +48,7 @@ def test_a_run_measures_what_evaluate_measures(wav):
     fractions = [job_fraction(e) for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert result.reference.shape == result.decoded.shape == (1, 2 * RATE)
-    assert result.kbps == pytest.approx(8 * result.file_bytes / 2.0 / 1000)
+    assert result.file_kbps == pytest.approx(8 * result.file_bytes / 2.0 / 1000)
     want = evaluate.score(result.reference, result.decoded, visqol=False)
     for key, value in want.items():
         if not math.isnan(value):
@@ -64,24 +61,6 @@ def test_a_run_measures_what_evaluate_measures(wav):
     lattice = run_to_end(inspect(InspectRequest(AudioSource(str(wav)), "pghi-only", FAST, visqol=False,
                                                 analysis=Analysis.lattice("thesis"))))
     assert lattice.display.original_db.shape[0] == 257
-
-
-def test_blockwise_decode_equals_the_codecs_decode():
-    samples = music_like(1.5)
-    codec = get_codec("pghi-only")
-    config = PipelineConfig(phase="pghi", block_seconds=0.5)  # several blocks
-    encoded = codec.encode(samples, config)
-    encoded, _ = bitstream.unpack(bitstream.pack(encoded, _info(samples)))
-    gen = _blockwise_decode(codec, encoded, config)
-    progress = []
-    ours = run_to_end(gen, progress.append)
-    np.testing.assert_array_equal(ours, codec.decode(encoded, config))
-    assert len([p for p in progress if p.stage == "decode"]) >= 3
-
-
-def test_waveform_codecs_decode_their_own_way():
-    codec = get_codec("lowpass-3.5k")
-    assert _blockwise_decode(codec, None, FAST) is None
 
 
 def test_names_are_checked_before_the_file_is_read(tmp_path):
@@ -122,12 +101,6 @@ def test_closing_the_generator_stops_the_run(wav):
     gen.close()
     with pytest.raises(StopIteration):
         next(gen)
-
-
-def _info(samples):
-    from mosapp.core.audio import AudioInfo
-
-    return AudioInfo(path=None, sample_rate=RATE, channels=1, frames=samples.shape[1], subtype="PCM_16", format="WAV")
 
 
 def test_a_long_file_is_shown_while_it_is_read(tmp_path):

@@ -143,7 +143,7 @@ if not results:
     print("no result:", view.message_text(), flush=True)
     sys.exit(3)
 r = results[0]
-print("result", r.request.codec, f"{r.kbps:.1f}", f"{r.scores['mel_distance']:.3f}", flush=True)
+print("result", r.request.codec, f"{r.file_kbps:.1f}", f"{r.scores['mel_distance']:.3f}", flush=True)
 view.panes.set_playhead(1.0)
 shot("inspect-run")
 window.close()

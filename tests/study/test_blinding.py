@@ -88,7 +88,7 @@ def test_nothing_in_the_stimuli_folder_maps_a_file_to_its_condition(blind_study)
     with open_store(d.database_url, create=False) as store, store.read() as s:
         rows = s.scalars(select(StimulusRow)).all()
         assert all(r.gain_db is not None and r.loudness_lufs is not None for r in rows)
-        assert any(r.bitrate_kbps for r in rows)
+        assert any(r.payload_kbps for r in rows)
 
 
 def test_the_names_differ_between_studies(blind_study, tmp_path):
@@ -138,7 +138,7 @@ def test_a_study_prepared_before_salted_names_still_opens_and_is_converted(tmp_p
     d = load_study(path)
     db = Path(d.database_url.removeprefix("sqlite:///"))
     con = sqlite3.connect(db)
-    for file, key, kbps in con.execute("SELECT audio_file, cache_key, bitrate_kbps FROM stimuli").fetchall():
+    for file, key, kbps in con.execute("SELECT audio_file, cache_key, payload_kbps FROM stimuli").fetchall():
         (d.stimuli_dir / file).rename(d.stimuli_dir / f"{key}.wav")
         (d.stimuli_dir / f"{key}.json").write_text(json.dumps({"key": key, "bitrate_kbps": kbps}))
     con.execute("UPDATE stimuli SET audio_file = cache_key || '.wav'")

@@ -35,9 +35,9 @@ def test_every_stimulus_is_rendered_level_matched_and_measured(prepared_template
         assert integrated_loudness(data.T) == pytest.approx(d.loudness_lufs, abs=0.05)
         assert row.gain_db == pytest.approx(d.loudness_lufs - row.loudness_lufs)
         if condition == "reference":
-            assert row.bitrate_kbps is None and row.mel_distance is None
+            assert row.payload_kbps is None and row.mel_distance is None
         else:
-            assert row.bitrate_kbps > 0
+            assert row.payload_kbps > 0
             assert row.mel_distance is not None and np.isfinite(row.mel_distance)
             assert row.si_sdr_db is not None and row.spectral_convergence_db is not None
             assert row.visqol is None  # not asked for in this study
@@ -123,3 +123,39 @@ def test_fades_are_raised_cosine_and_leave_the_middle():
     y = fade(x, 1.0)  # 44 samples at 44.1 kHz
     assert y[0, 0] < 0.01 and y[0, -1] < 0.01 and np.all(y[:, 100:900] == 1.0)
     assert np.all(np.diff(y[0, :44]) > 0)
+
+
+def test_a_stimulus_is_measured_as_it_was_before_the_registry():
+    """render_stimulus (via evaluation.measure_steps and metrics.score) gives exactly what the
+    hand-written path gave: codec.process in memory, delay undone, whole-track metrics of the mono
+    mixes with spectral convergence on the pipeline's lattice, the payload bitrate."""
+    import torch
+
+    from mosapp.codecs import get_codec
+    from mosapp.core import dsp, metrics
+    from mosapp.core.config import PipelineConfig, get_geometry
+    from mosapp.study.definition import METRIC_NAMES
+    from mosapp.study.prepare import render_stimulus
+    from tests.conftest import music_like
+
+    class Definition:  # the fields render_stimulus reads
+        pipeline = PipelineConfig(phase="pghi", geometry="thesis")
+        metrics = tuple(m for m in METRIC_NAMES if m != "visqol")
+        loudness_lufs = -23.0
+
+    excerpt = music_like(1.5, seed=4)
+    out, facts = render_stimulus(excerpt, "pghi-only", Definition, "cpu")
+    decoded, encoded = get_codec("pghi-only").process(excerpt, Definition.pipeline)
+    decoded = np.asarray(decoded, dtype=np.float32)
+    delay = estimate_delay(excerpt, decoded, int(0.1 * 44100))
+    aligned = align_and_trim(decoded, delay, excerpt.shape[1])
+    ref, est = excerpt.astype(np.float32).mean(axis=0), aligned.mean(axis=0)
+    geometry = get_geometry("thesis")
+    mag = lambda a: dsp.stft(dsp.pad_for_lattice(torch.from_numpy(a), geometry)[0], geometry).abs()  # noqa: E731
+    want = {"mel_distance": metrics.mel_distance(ref, est, 44100), "si_sdr_db": metrics.si_sdr_db(ref, est),
+            "spectral_convergence_db": metrics.spectral_convergence_db(mag(ref), mag(est)),
+            **metrics.band_metrics(ref, est, 44100)}
+    assert facts["metrics"] == {m: want[m] for m in Definition.metrics}
+    assert facts["payload_kbps"] == encoded.payload_kbps and facts["delay_samples"] == delay
+    gain = np.float32(10.0 ** ((-23.0 - integrated_loudness(aligned)) / 20.0))
+    np.testing.assert_array_equal(out, (aligned * gain).astype(np.float32))

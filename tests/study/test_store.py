@@ -13,6 +13,7 @@ from mosapp.study.errors import StudyError
 from mosapp.study.store import (
     Base,
     ListenerRow,
+    StimulusRow,
     StudyRow,
     head_revision,
     open_store,
@@ -72,6 +73,57 @@ def test_an_older_database_is_upgraded_and_keeps_its_rows(tmp_path):
             assert s.scalars(select(StudyRow.title)).all() == ["Old"]
     con = sqlite3.connect(path)
     assert "visqol" in {r[1] for r in con.execute("PRAGMA table_info(stimuli)")}
+    con.close()
+
+
+def test_revision_0006_renames_the_bitrate_column_and_keeps_its_values(tmp_path):
+    path = tmp_path / "r5.sqlite"
+    _at_revision(path, "0005")
+    con = sqlite3.connect(path)
+    con.executescript(
+        "INSERT INTO studies (id, name, title, test_type, definition_toml, design_json, created_at) "
+        "VALUES (1, 'old', 'Old', 'acr', '', '{}', '2025-01-01 00:00:00');"
+        "INSERT INTO clips (id, study_id, name, source_file, start_s, length_s, position) "
+        "VALUES (1, 1, 'c', 'c.wav', 0, 1, 0);"
+        "INSERT INTO conditions (id, study_id, name, is_reference, in_plan, nominal_kbps, position) "
+        "VALUES (1, 1, 'opus-12', 0, 1, 12, 0), (2, 1, 'reference', 1, 1, NULL, 1);"
+        "INSERT INTO stimuli (study_id, clip_id, condition_id, cache_key, audio_file, sample_rate, channels, "
+        "n_samples, bitrate_kbps, loudness_lufs, gain_db, created_at) VALUES "
+        "(1, 1, 1, 'k1', 'a.wav', 44100, 1, 44100, 12.375, -20, -3, '2025-01-01 00:00:00'), "
+        "(1, 1, 2, 'k2', 'b.wav', 44100, 1, 44100, NULL, -20, -3, '2025-01-01 00:00:00');")
+    con.commit()
+    con.close()
+    with open_store(_url(path)) as store:
+        assert schema_revision(store) == head_revision() == "0006"
+        with store.read() as s:
+            assert [r.payload_kbps for r in s.scalars(select(StimulusRow).order_by(StimulusRow.id))] == [12.375, None]
+    con = sqlite3.connect(path)
+    columns = {r[1] for r in con.execute("PRAGMA table_info(stimuli)")}
+    assert "payload_kbps" in columns and "bitrate_kbps" not in columns
+    assert con.execute("SELECT COUNT(*) FROM stimuli").fetchone() == (2,)
+    con.close()
+
+
+def test_an_older_database_opened_read_only_is_read_upgraded_and_left_as_it_is(tmp_path):
+    path = tmp_path / "r5.sqlite"
+    _at_revision(path, "0005")
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO studies (name, title, test_type, definition_toml, design_json, created_at) "
+                "VALUES ('old', 'Old', 'acr', '', '{}', '2025-01-01 00:00:00')")
+    con.commit()
+    con.close()
+    before = path.read_bytes()
+    with open_store(_url(path), readonly=True) as store:
+        assert schema_revision(store) == head_revision()
+        with store.read() as s:
+            assert s.scalars(select(StudyRow.title)).all() == ["Old"]
+            assert s.scalars(select(StimulusRow.payload_kbps)).all() == []
+        with pytest.raises(StudyError, match="read-only"):
+            with store.write():
+                pass
+    assert path.read_bytes() == before
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == ("0005",)
     con.close()
 
 
