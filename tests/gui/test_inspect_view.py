@@ -78,7 +78,7 @@ def test_run_shows_both_spectrograms_and_the_metrics(view):
     assert f"spectral convergence: {result.scores['spectral_convergence_db']:.2f} dB" in text
     assert f"SI-SDR: {result.scores['si_sdr_db']:.2f} dB" in text
     assert "ViSQOL MOS-LQO: —" in text  # switched off for speed
-    assert f"consistency: {result.scores["decoded_consistency"]:.3f}" in text
+    assert f"consistency: {result.scores['decoded_consistency']:.3f}" in text
     assert "done" in view.message_text()
     assert not view.busy and not view.cancel_button.isEnabled()
 
