@@ -295,3 +295,24 @@ def test_a_ccr_pair_needs_both_samples_heard(templates, tmp_path):
     _, last = run_through(c, after, score=1)
     assert last.screen is Screen.DONE
     c.close()
+
+
+def test_a_real_player_measures_what_the_rating_stores(study):
+    from mosapp.playback import Player
+
+    c = controller_on(study)
+    c.start("P1")
+    trial = c.begin().trial
+    s = streams(trial)
+    with Player(list(s.buffers), rate=trial.sample_rate, names=list(s.names)) as player:  # no device: silent
+        player.select(s.samples[0])
+        player.play()
+        assert not c.ready(Playback.of(player))
+        player.render(int((player.duration_s + 0.1) * player.rate))  # what the audio callback would write
+        playback = Playback.of(player)
+        assert c.ready(playback) and playback.heard_to_end[s.samples[0]]
+        c.rate(5, playback)
+    stored = ratings(study, "P1")
+    assert stored[["value", "plays_sample", "plays_reference"]].values.tolist() == [[5, 1, 0]]
+    assert stored["listening_time_s"].tolist() == pytest.approx([player.duration_s], abs=0.02)
+    c.close()
