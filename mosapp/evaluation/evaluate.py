@@ -383,7 +383,7 @@ def measure_steps(codec: Codec | str, samples: np.ndarray, config: PipelineConfi
     encoded = codec.encode(samples, config)
     data = None
     if container_file:
-        info = info or AudioInfo(path="", sample_rate=PIPELINE_SAMPLE_RATE, channels=samples.shape[0], frames=n,
+        info = info or AudioInfo(path=None, sample_rate=PIPELINE_SAMPLE_RATE, channels=samples.shape[0], frames=n,
                                  subtype="PCM_16", format="WAV")
         data = container.pack(encoded, info)
     timings["encode"] = time.perf_counter() - t

@@ -3,7 +3,7 @@ metrics → display images, yielding progress between steps so a worker can repo
 
 ::
 
-    AudioSource ─► read_audio (44.1 kHz, mono) ─► codec.encode ─► bitstream.pack (kbps) ─► unpack
+    AudioSource ─► read_audio (44.1 kHz, mono) ─► codec.encode ─► container.pack (file_kbps) ─► unpack
         ─► decode (block by block for spectrogram codecs) ─► evaluate.score_steps (+ ViSQOL)
         ─► spectrogram_data.analyse_pair ─► InspectResult
 
