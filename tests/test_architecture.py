@@ -49,3 +49,21 @@ def test_the_contract_is_checked_before_the_suite():
     for tool in ("lint-imports", "ruff check", "mypy"):
         assert tool in check
     assert "scripts/check" in (ROOT / "scripts" / "test").read_text(encoding="utf-8")
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    # Each package's block: its line and the indented lines after it, up to the next entry.
+    blocks = dict(re.findall(r"^  (\S+?)/?\s(.*?)(?=^  \S|\Z)", layout, flags=re.M | re.S))
+    missing = []
+    for path in sorted((ROOT / "mosapp").rglob("*.py")):
+        rel = path.relative_to(ROOT / "mosapp")
+        if "migrations" in rel.parts or path.stem in {"__init__", "__main__"}:
+            continue
+        if len(rel.parts) == 1:
+            if path.name not in blocks:
+                missing.append(str(rel))
+        elif not re.search(rf"\b{re.escape(path.stem)}\b", blocks.get(rel.parts[0], "")):
+            missing.append(str(rel))
+    assert not missing, f"README's layout does not name: {missing}"
