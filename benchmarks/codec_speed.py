@@ -32,12 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from mosapp.codecs import get_codec  # noqa: E402
-from mosapp.core import dsp  # noqa: E402
-from mosapp.core.config import PipelineConfig  # noqa: E402
-from mosapp.evaluation.evaluate import excerpt  # noqa: E402
+from mosapp.codecs import get_codec
+from mosapp.core import dsp
+from mosapp.core.config import PipelineConfig
+from mosapp.evaluation.evaluate import excerpt
 
 DEFAULT_CLIP = "/usr/share/games/asc/music/frontiers.mp3"
 

@@ -32,9 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from mosapp.core.config import PIPELINE_SAMPLE_RATE as RATE  # noqa: E402
+from mosapp.core.config import PIPELINE_SAMPLE_RATE as RATE
 
 TARGET_S = 1.0
 

@@ -32,10 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from benchmarks.virtual_alsa import write_virtual_alsa_config  # noqa: E402
-from mosapp.playback import Player, output_devices  # noqa: E402
+from benchmarks.virtual_alsa import write_virtual_alsa_config
+from mosapp.playback import Player, output_devices
 
 RATE = 44_100
 TARGET_MS = 20.0

@@ -39,7 +39,7 @@ def _run(argv: list[str]) -> dict:
             rc = main(argv)
     except SystemExit as exc:  # argparse usage errors
         rc = exc.code
-    except BaseException:  # noqa: BLE001 - reported to the test, which fails on it
+    except BaseException:  # noqa: BLE001 — reported to the test, which fails on it
         tb = traceback.format_exc()
     return {"rc": rc, "stderr": err.getvalue(), "traceback": tb}
 

@@ -200,7 +200,7 @@ def read_checkpoint(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except MemoryError:
         raise
-    except Exception as exc:  # torch.load raises many kinds for a damaged file
+    except Exception as exc:  # noqa: BLE001 — torch.load raises many kinds for a damaged file
         raise ModelError(f"The MS-ILLM checkpoint {path} cannot be read as PyTorch weights ({_short(exc)}).") from None
 
 
@@ -303,7 +303,7 @@ def _download(quality: str) -> tuple[Any, str]:
         obj = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True, file_name=name, weights_only=True)
     except MemoryError:
         raise
-    except Exception as exc:  # network errors, HTTP errors, a damaged download
+    except Exception as exc:  # noqa: BLE001 — network, HTTP and file errors of a download
         raise ModelError(f"{missing_weights_message(quality)[:-1]} (the download failed: {_short(exc)}).") from None
     return obj, str(hub_checkpoint_dir() / name)
 

@@ -171,7 +171,7 @@ def call(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     def run() -> None:
         try:
             box["value"] = fn(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - handed back to the waiting thread
+        except BaseException as exc:  # noqa: BLE001 — handed back to the waiting thread
             box["error"] = exc
         finally:
             done.set()

@@ -422,7 +422,7 @@ def measure_steps(codec: Codec | str, samples: np.ndarray, config: PipelineConfi
             try:
                 # One long library call: waited for in slices, so a cancel does not wait for it.
                 scores["visqol"] = job.call(metrics.visqol, samples, decoded, PIPELINE_SAMPLE_RATE)
-            except Exception as exc:  # noqa: BLE001 - a missing score must not lose the run
+            except Exception as exc:
                 if visqol_errors:
                     raise
                 notes["visqol"] = str(exc)

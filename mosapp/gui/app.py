@@ -58,7 +58,7 @@ def load_optional_view(title: str, module: str, cls: str, parent: QWidget | None
         else:
             traceback.print_exc(file=sys.stderr)
             text = f"The {title} view could not be loaded: {exc}."
-    except Exception as exc:  # noqa: BLE001 - a broken view must not stop the window
+    except Exception as exc:  # noqa: BLE001 — a broken view must not stop the window
         traceback.print_exc(file=sys.stderr)
         text = f"The {title} view could not be loaded ({type(exc).__name__}: {exc})."
     label = QLabel(text, parent)
@@ -135,17 +135,17 @@ class MainWindow(QMainWindow):
             return []
         return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 — Qt's name
         if self._dropped_files(event):
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802 - Qt's name
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802 — Qt's name
         if self._dropped_files(event):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 — Qt's name
         files = self._dropped_files(event)
         if not files or self.listener_lock.engaged:
             event.ignore()
@@ -165,7 +165,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 — Qt's name
         if self.listener_lock.engaged:
             event.ignore()  # a listener cannot close the window; the researcher unlocks first
             return
@@ -174,7 +174,7 @@ class MainWindow(QMainWindow):
             if callable(shutdown):
                 try:
                     shutdown()
-                except Exception:  # noqa: BLE001 - closing must finish
+                except Exception:  # noqa: BLE001 — closing must finish
                     traceback.print_exc(file=sys.stderr)
         super().closeEvent(event)
 

@@ -152,7 +152,7 @@ def is_spectrogram_codec(name: str) -> bool:
     """Whether the codec codes the spectrogram image (so geometry and phase apply to it)."""
     try:
         return isinstance(get_codec(name), SpectrogramCodec)
-    except Exception:  # noqa: BLE001 - an unknown name is refused when the run starts
+    except Exception:  # noqa: BLE001 — an unknown name is refused when the run starts
         return True
 
 
@@ -290,7 +290,7 @@ class InspectView(QWidget):
                 codec = get_codec(name)
                 availability = codec.availability()
                 tooltip = codec.description
-            except Exception as exc:  # noqa: BLE001 - one broken codec must not stop the window
+            except Exception as exc:  # noqa: BLE001 — one broken codec must not stop the window
                 availability, tooltip = None, describe_error(exc)
             if availability is None or not availability.ok:
                 _disable(self.codec_combo, i)
@@ -616,7 +616,7 @@ class InspectView(QWidget):
             for path in sorted(folder.glob("*.toml")):
                 try:
                     study = load_study(path, check_codecs=False)
-                except Exception as exc:  # noqa: BLE001 - one broken study must not hide the others
+                except Exception as exc:  # noqa: BLE001 — one broken study must not hide the others
                     self.show_message(describe_error(exc), error=True)
                     continue
                 for clip in study.clips:
@@ -1092,7 +1092,7 @@ class InspectView(QWidget):
             region = self.panes.loop_region()
             if self.loop_check.isChecked() and region is not None:
                 player.set_loop(*region)
-        except Exception as exc:  # noqa: BLE001 - listening is optional; inspecting goes on
+        except Exception as exc:  # noqa: BLE001 — listening is optional; inspecting goes on
             self.player = None
             self.playback_status.setText(f"Playback unavailable: {describe_error(exc)}")
         self._update_playback_controls()
@@ -1158,7 +1158,7 @@ class InspectView(QWidget):
             return
         try:
             self.player.set_loop(start_s, end_s)
-        except Exception as exc:  # noqa: BLE001 - a ConfigError's sentence
+        except Exception as exc:  # noqa: BLE001 — a ConfigError's sentence
             self.show_message(describe_error(exc), error=True)
 
     def _on_level_changed(self, db: float) -> None:

@@ -976,7 +976,7 @@ class ListenView(QWidget):
                 actions = dict.fromkeys(ENTER_KEYS, enter)
         return dispatch_key(event, actions)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 — Qt's name
         if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
             return super().eventFilter(watched, event) if isinstance(watched, QObject) else False
         if watched is self.code_edit:
@@ -994,11 +994,11 @@ class ListenView(QWidget):
             return self._handle_key(event)
         return False
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 — Qt's name
         if not self._handle_key(event):
             super().keyPressEvent(event)
 
-    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: Any) -> None:  # noqa: N802 — Qt's name
         super().showEvent(event)
         app = QApplication.instance()
         if app is not None and not self._app_filter:
@@ -1006,7 +1006,7 @@ class ListenView(QWidget):
             self._app_filter = True
         (self.code_edit if self.page == self.PAGE_START else self).setFocus()
 
-    def hideEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+    def hideEvent(self, event: Any) -> None:  # noqa: N802 — Qt's name
         # Another tab came to the front: stop the sound (the trial stays where it is).
         self._pause()
         app = QApplication.instance()

@@ -348,14 +348,14 @@ class ResultsView(QWidget):
         width = min(need, int(0.6 * total))
         self.split.setSizes([width, max(1, total - width)])
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event) -> None:  # noqa: N802 — Qt's name
         # Brought to the front (its tab chosen): listeners may have rated since; read again.
         super().showEvent(event)
         if (not self.loading and self._loaded_at is not None
                 and time.monotonic() - self._loaded_at > RELOAD_ON_SHOW_AFTER_S):
             self.reload()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:  # noqa: N802 — Qt's name
         super().resizeEvent(event)
         self._fit_split()
 

@@ -80,7 +80,7 @@ class FrequencyAxis(pg.AxisItem):
         self.picture = None
         self.update()
 
-    def tickValues(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph's name
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802 — pyqtgraph's name
         if not self.log_frequency:
             return super().tickValues(minVal, maxVal, size)
         lo, hi = 10.0 ** minVal, 10.0 ** maxVal
@@ -96,7 +96,7 @@ class FrequencyAxis(pg.AxisItem):
                     (major if m in labelled else minor).append(math.log10(hz))
         return [(1.0, major), (0.1, minor)]
 
-    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 — pyqtgraph's name
         if self.log_frequency:
             if spacing < 1.0:  # unlabelled minor ticks (2, 3, 4 … × 10^k between the labelled ones)
                 return [""] * len(values)

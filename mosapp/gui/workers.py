@@ -105,7 +105,7 @@ class GeneratorWorker(QObject):
             result = drive(gen, lambda value: self._emit("progress", value), self.control)
         except Cancelled:
             self._emit("cancelled")
-        except BaseException as exc:  # noqa: BLE001 - every failure must reach the window
+        except BaseException as exc:  # noqa: BLE001 — every failure must reach the window
             if not isinstance(exc, MosappError):
                 traceback.print_exc(file=sys.stderr)
             self._emit("failed", describe_error(exc))

@@ -61,7 +61,7 @@ def read_torch_file(path: str | os.PathLike[str], map_location: Any = "cpu", wha
             raise ModelError(f"The {what} {p} is refused: it holds a Python object ({found.group(1).rstrip('.')}) "
                              f"rather than only tensors and plain values, and loading it could run code.") from None
         raise ModelError(f"The {what} {p} cannot be read ({type(exc).__name__}: {_reason(exc)}).") from None
-    except Exception as exc:  # torch.load raises many kinds for a damaged file
+    except Exception as exc:  # noqa: BLE001 — torch.load raises many kinds for a damaged file
         raise ModelError(f"The {what} {p} cannot be read ({type(exc).__name__}: {_reason(exc)}).") from None
 
 

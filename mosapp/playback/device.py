@@ -55,7 +55,7 @@ def import_sounddevice() -> tuple[Any, str | None]:
         return None, "the sounddevice package is not installed (pip install sounddevice)"
     except OSError:
         return None, "the PortAudio library is not installed (apt-get install libportaudio2)"
-    except Exception as exc:  # PortAudio failing to initialise, for one
+    except Exception as exc:  # noqa: BLE001 — PortAudio failing to initialise raises its own types
         return None, f"PortAudio could not be initialised ({describe(exc)})"
     return sd, None
 
@@ -79,7 +79,7 @@ def output_devices() -> list[OutputDevice]:
         hostapis = sd.query_hostapis()
         try:
             default_out = int(sd.default.device[1])
-        except Exception:
+        except Exception:  # noqa: BLE001 — a host without a default device: any PortAudio error
             default_out = -1
         devices = []
         for index, dev in enumerate(sd.query_devices()):
@@ -92,7 +92,7 @@ def output_devices() -> list[OutputDevice]:
                                         default_samplerate=float(dev["default_samplerate"]),
                                         is_default=bool(is_default)))
         return devices
-    except Exception:
+    except Exception:  # noqa: BLE001 — listing devices must never stop the app
         return []
 
 
@@ -221,13 +221,13 @@ class Output:
             self._closing = False
             self._stream = stream
             stream.start()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 — any PortAudio failure becomes the silent-playback reason
             self.running = False
             self._stream = None
             if stream is not None:
                 try:
                     stream.close(ignore_errors=True)
-                except Exception:
+                except Exception:  # noqa: BLE001 — closing a stream that failed to open
                     pass
             self._reason = f"{SILENT}: the output device \"{chosen.name}\" could not be opened ({describe(exc)})."
             return False
@@ -242,7 +242,7 @@ class Output:
             try:
                 stream.abort(ignore_errors=True)
                 stream.close(ignore_errors=True)
-            except Exception:
+            except Exception:  # noqa: BLE001 — stopping a stream whose device is gone
                 pass
             self.running = False
             self._reason = f"{SILENT}: the output stream was closed."
@@ -261,7 +261,7 @@ class Output:
                 ready = time.perf_counter()
                 try:
                     dac = float(time_info.outputBufferDacTime - time_info.currentTime)
-                except Exception:
+                except Exception:  # noqa: BLE001 — the audio callback must never raise
                     dac = 0.0
                 self.applied = (applied, ready, dac)
             self._rendered()

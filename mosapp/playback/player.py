@@ -390,7 +390,7 @@ class Player:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:
+        except Exception:  # noqa: BLE001 — closing at interpreter exit must never raise
             pass
 
     # ------------------------------------------------------------------ rendering

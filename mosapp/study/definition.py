@@ -494,7 +494,7 @@ def _duration_s(path: Path) -> float | None:
     """The file's duration from its header, or None where the header cannot tell (read later)."""
     try:
         info = sf.info(str(path))
-    except Exception:  # noqa: BLE001 - an unreadable file is reported when it is read
+    except Exception:  # noqa: BLE001 — an unreadable file is reported when it is read
         return None
     return info.frames / info.samplerate if info.samplerate > 0 and info.frames > 0 else None
 

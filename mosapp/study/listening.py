@@ -162,7 +162,7 @@ def sqlite_missing(url: str) -> bool:
     """True when ``url`` is a SQLite file that does not exist yet (a study never prepared)."""
     try:
         u = make_url(url)
-    except Exception:  # noqa: BLE001 - the engine reports a bad URL itself
+    except Exception:  # noqa: BLE001 — the engine reports a bad URL itself
         return False
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
         return False
@@ -249,7 +249,7 @@ class ListenController:
             engine, self.engine = self.engine, None
             try:
                 engine.close()
-            except Exception:  # noqa: BLE001 - closing must never fail the caller
+            except Exception:  # noqa: BLE001 — closing must never fail the caller
                 pass
 
     def close(self) -> None:

@@ -49,7 +49,7 @@ def _av() -> Any:
 def _has_codec(av: Any, name: str, mode: str) -> bool:
     try:
         av.codec.Codec(name, mode)
-    except Exception:  # UnknownCodecError, or whatever an old PyAV raises
+    except Exception:  # noqa: BLE001 — PyAV raises UnknownCodecError, older releases other types
         return False
     return True
 
