@@ -7,6 +7,13 @@ decoded here as ``mosapp decode <codec>.sgc out.flac --phase pghi --device cpu -
 (the CLI's own entry point, in this process), and compared with what was recorded: the
 samples bit for bit where the manifest found decoding deterministic (within the recorded
 difference otherwise), the decode's JSON facts, and the container's header and bitrates.
+
+The learned codecs (``sgc-*``) are the exception to "bit for bit": their synthesis networks
+run in float32, and PyTorch's sums come out in another order with another thread count or
+CPU, so the waveform may move by a least significant bit or two (the fixtures were decoded
+with one thread; two threads here move sgc-12 by 1 LSB). Their entropy-decoded symbols are
+exact either way, or the audio would be far off: they must stay within
+``NEURAL_MAX_LSB`` of the recording and at least ``NEURAL_MIN_SNR_DB`` above the difference.
 """
 
 from __future__ import annotations
@@ -30,18 +37,26 @@ CODECS = sorted(MANIFEST["codecs"])
 DECODE_FACTS = ("codec", "codec_version", "phase", "device", "audio_seconds", "sample_rate", "channels", "frames")
 #: Samples are compared as int32 (what soundfile gives for 16-bit audio): one 16-bit LSB is this much.
 LSB = 1 << 16
+#: How far a learned codec's decode may move with float32 summation order (see the docstring).
+NEURAL_MAX_LSB = 8
+NEURAL_MIN_SNR_DB = 60.0
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _allowed_difference(entry: dict[str, Any]) -> int:
-    """Largest sample difference (int32 units) the manifest allows: 0 where two decodes then were identical."""
+def _is_learned(codec: str) -> bool:
+    return codec.startswith(("sgc-", "msillm-"))
+
+
+def _allowed_difference(codec: str, entry: dict[str, Any]) -> int:
+    """Largest sample difference (int32 units) allowed: 0 where two decodes then were identical,
+    a few LSB for a learned codec's float32 network."""
     determinism = entry["determinism"]
-    if determinism.get("second_decode_bit_identical_samples"):
-        return 0
-    return int(determinism.get("max_abs_sample_diff_int16_units", 1)) * LSB
+    recorded = 0 if determinism.get("second_decode_bit_identical_samples") else int(
+        determinism.get("max_abs_sample_diff_int16_units", 1))
+    return max(recorded, NEURAL_MAX_LSB if _is_learned(codec) else 0) * LSB
 
 
 def test_the_manifest_lists_every_fixture_and_nothing_failed():
@@ -84,5 +99,9 @@ def test_decodes_to_the_recorded_audio(codec, tmp_path, capsys):
     info = entry["decoded_info"]
     assert (rate, got.shape, sf.info(out).subtype) == (want_rate, want.shape, info["subtype"])
     assert (info["samplerate"], info["frames"], info["channels"]) == (want_rate, *want.shape)
-    difference = int(np.abs(got.astype(np.int64) - want).max())
-    assert difference <= _allowed_difference(entry), f"{codec}: {difference / LSB:g} LSB off the recorded decode"
+    error = got.astype(np.int64) - want
+    difference = int(np.abs(error).max())
+    assert difference <= _allowed_difference(codec, entry), f"{codec}: {difference / LSB:g} LSB off the recorded decode"
+    if difference:
+        snr_db = 10 * np.log10(np.sum(want.astype(np.float64) ** 2) / np.sum(error.astype(np.float64) ** 2))
+        assert snr_db >= NEURAL_MIN_SNR_DB, f"{codec}: the decode moved {snr_db:.1f} dB below the recording"
