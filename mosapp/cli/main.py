@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 import mosapp.codecs
 from mosapp.cli.arguments import bounded_int
-from mosapp.cli.study import add_study_parser, run_study
+from mosapp.cli.study_parser import add_study_parser
 from mosapp.codecs import all_codecs, codec_names, container, get_codec
 from mosapp.codecs.base import Codec
 from mosapp.codecs.container import SUFFIX, file_kbps, read_sgc, write_sgc
@@ -34,10 +34,7 @@ from mosapp.core.job import Progress
 from mosapp.gui.platform import missing_xcb_libraries, x_display_reachable
 from mosapp.phase import get_backend
 from mosapp.pipeline import RoundTripResult, check_processable, roundtrip, run_to_end
-from mosapp.study.definition import resolve_study_path
-from mosapp.study.errors import StudyError
 from mosapp.training.config import TrainConfig
-from mosapp.training.loop import train
 
 #: Inputs at least this long get a progress bar.
 PROGRESS_MIN_SECONDS = 20.0
@@ -447,6 +444,8 @@ def _output_subtype(out_path: str, info: sf._SoundFileInfo) -> str | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from mosapp.training.loop import train  # noqa: PLC0415 — loads compressai (~2.6 s): only `mosapp train` needs it
+
     cfg = TrainConfig.load(args.config)
     path = train(cfg, max_steps=args.steps)
     print(f"mosapp train: {path}")
@@ -470,6 +469,9 @@ def gui_target(target: str | None) -> tuple[str, str] | None:
         return ("study" if p.suffix.lower() == ".toml" else "audio"), str(p)
     if p.is_dir():
         raise MosappError(f"{target} is a folder; give an audio file (Inspect) or a study file (Listen).")
+    from mosapp.study.definition import resolve_study_path  # noqa: PLC0415 — the study stack (~1.7 s) loads only for a study
+    from mosapp.study.errors import StudyError  # noqa: PLC0415 — as above
+
     try:
         return "study", str(resolve_study_path(target))
     except StudyError:
@@ -579,6 +581,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "train":
             return run_train(args)
         if args.command == "study":
+            from mosapp.cli.study import run_study  # noqa: PLC0415 — the study stack (~1.7 s) loads only for `mosapp study`
+
             return run_study(args)
         if args.command == "demo":
             out_dir = Path(args.out_dir)
