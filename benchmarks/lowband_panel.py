@@ -61,8 +61,7 @@ def default_clips(config: str) -> list[str]:
 
 def decode_with(name: str, samples: np.ndarray, config: PipelineConfig) -> np.ndarray:
     """Encode → .sgc bytes → decode (as the results table does), aligned to ``samples``."""
-    from mosapp.codecs import container as bitstream
-    from mosapp.codecs import get_codec
+    from mosapp.codecs import container, get_codec
     from mosapp.core.audio import AudioInfo
 
     codec = get_codec(name)
@@ -70,8 +69,8 @@ def decode_with(name: str, samples: np.ndarray, config: PipelineConfig) -> np.nd
     if not availability.ok:
         raise SystemExit(f"{name} cannot run here: {availability.reason}")
     info = AudioInfo(path=None, sample_rate=RATE, channels=1, frames=samples.shape[1], subtype="FLOAT", format="WAV")
-    data = bitstream.pack(codec.encode(samples, config), info)
-    encoded, _ = bitstream.unpack(data)
+    data = container.pack(codec.encode(samples, config), info)
+    encoded, _ = container.unpack(data)
     out = np.asarray(codec.decode(encoded, config), dtype=np.float32)
     return out[:, : samples.shape[1]]
 

@@ -35,7 +35,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mosapp.codecs import container as bitstream
+from mosapp.codecs import container
 from mosapp.core import varint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def _split(data: bytes) -> tuple[int, dict, bytes]:
 
 
 def _frame(version: int, header_text: bytes, payload: bytes) -> bytes:
-    body = (bitstream.MAGIC + struct.pack("<H", version) + varint.encode(len(header_text))
+    body = (container.MAGIC + struct.pack("<H", version) + varint.encode(len(header_text))
             + varint.encode(len(payload)) + header_text + payload)
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -211,7 +211,7 @@ def test_hostile_headers(clips, tmp_path_factory, codec_index, edit_list, rebind
         # A writer that knows the whole format: the binding digest is recomputed as well, so
         # only the range checks and the model identifier stand between it and the decoder.
         try:
-            header["b"] = bitstream.binding_digest(header, payload)
+            header["b"] = container.binding_digest(header, payload)
         except (ValueError, TypeError, RecursionError):
             pass  # NaN/Infinity or deep strings: the forged digest stays as it was
     data = _frame(version, _serialise(header), payload)

@@ -10,8 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from mosapp.codecs import container as bitstream
-from mosapp.codecs import get_codec
+from mosapp.codecs import container, get_codec
 from mosapp.codecs.base import Encoded
 from mosapp.codecs.container import CONTAINER_VERSION, MAGIC, file_kbps, pack, read_sgc, unpack, write_sgc
 from mosapp.core import varint
@@ -103,14 +102,14 @@ def test_overhead_is_small():
     # framing (magic 4 + version 2 + lengths 2..4 + CRC 4), ~100 bytes of fixed header keys and
     # the 23-byte binding digest
     assert overhead - params <= 145, overhead - params
-    assert bitstream.overhead_bytes(data) == overhead
+    assert container.overhead_bytes(data) == overhead
 
 
 def test_unknown_header_keys_are_ignored():
     enc = small_encoded()
     header = header_of(pack(enc, SOURCE))
     header["future"] = {"x": 1}
-    header["b"] = bitstream.binding_digest(header, enc.payload)  # a later mosapp's writer binds its keys too
+    header["b"] = container.binding_digest(header, enc.payload)  # a later mosapp's writer binds its keys too
     got, _ = unpack(with_header(json.dumps(header).encode(), payload=enc.payload))
     assert got == enc
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mosapp.codecs import codec_names, get_codec
-from mosapp.codecs import container as bitstream
+from mosapp.codecs import codec_names, container, get_codec
 from mosapp.core import metrics
 from mosapp.core.audio import AudioInfo
 from mosapp.core.config import PipelineConfig
@@ -33,12 +32,12 @@ def test_rate_control_lands_near_the_target_and_decodes(name):
         pytest.skip(codec.availability().reason)
     x = music_like(4.0, seed=3)
     encoded = codec.encode(x, FAST)
-    data = bitstream.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
+    data = container.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
     kbps = 8 * len(data) / 4.0 / 1000
     assert kbps <= 1.02 * codec.target_kbps and kbps >= 0.7 * codec.target_kbps, kbps
     q_low, q_high = encoded.params["quality"]
     assert 1 <= q_low <= 100 and 1 <= q_high <= 100
-    y = codec.decode(bitstream.unpack(data)[0], FAST)
+    y = codec.decode(container.unpack(data)[0], FAST)
     assert y.shape == x.shape
     noise = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32) * x.std()
     assert metrics.mel_distance(x, y, 44100) < 0.6 * metrics.mel_distance(x, noise, 44100)

@@ -10,8 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from mosapp.codecs import DEFAULT_CODEC, codec_names, get_codec
-from mosapp.codecs import container as bitstream
+from mosapp.codecs import DEFAULT_CODEC, codec_names, container, get_codec
 from mosapp.codecs.sgc import ASSETS_MODELS, STEP_RANGE, SgcTwoBandCodec, name_kbps
 from mosapp.core.audio import AudioInfo
 from mosapp.core.config import PipelineConfig
@@ -56,7 +55,7 @@ def test_file_bitrate_is_within_ten_percent_of_the_card(name, tmp_path, device):
     x = music_like(6.0, seed=5)
     config = PipelineConfig(phase="pghi", device=device)
     encoded = codec.encode(x, config)
-    data = bitstream.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
+    data = container.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
     kbps = 8 * len(data) / 6.0 / 1000
     card = json.loads((ASSETS_MODELS / f"{name}.json").read_text())
     assert abs(kbps - card["measured"]["kbps"]) <= 0.1 * card["measured"]["kbps"], (kbps, card["measured"]["kbps"])

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mosapp.codecs import container as bitstream
-from mosapp.codecs import get_codec
+from mosapp.codecs import container, get_codec
 from mosapp.core import bands, metrics
 from mosapp.core.audio import AudioInfo
 from mosapp.core.config import PipelineConfig
@@ -24,8 +23,8 @@ def test_pghi_only_two_band_keeps_the_low_band_better_than_the_thesis_image():
     for name in ("pghi-only", "pghi-only-two-band"):
         codec = get_codec(name)
         encoded = codec.encode(x, FAST)
-        data = bitstream.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
-        y = codec.decode(bitstream.unpack(data)[0], FAST)
+        data = container.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
+        y = codec.decode(container.unpack(data)[0], FAST)
         assert y.shape == x.shape and np.isfinite(y).all()
         scores[name] = metrics.band_spectral_distance_db(x, y, 44100)
     assert scores["pghi-only-two-band"] < 0.5 * scores["pghi-only"], scores
