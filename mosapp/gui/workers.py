@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from mosapp.core.errors import MosappError
 from mosapp.core.job import Cancelled, JobControl, drive
@@ -63,7 +63,7 @@ class GeneratorWorker(QObject):
         self._cancel = threading.Event()
         self.control = JobControl(on_progress=lambda value: self._emit("progress", value))
         self._finished = threading.Event()
-        self._runnable: QRunnable | None = None
+        self._started = False
 
     @property
     def is_cancelled(self) -> bool:
@@ -71,12 +71,19 @@ class GeneratorWorker(QObject):
 
     @property
     def is_running(self) -> bool:
-        return self._runnable is not None and not self._finished.is_set()
+        return self._started and not self._finished.is_set()
 
     def start(self, pool: QThreadPool | None = None) -> None:
-        """Queue the job on ``pool`` (the global pool by default)."""
-        self._runnable = QRunnable.create(self._run)
-        (pool or QThreadPool.globalInstance()).start(self._runnable)
+        """Queue the job on ``pool`` (the global pool by default).
+
+        The pool is handed the callable itself, not a Python-made ``QRunnable``: the pool
+        deletes its runnables in C++ when they end, and a Python wrapper kept past that is a
+        stale entry in PySide's object map; a new Qt object later allocated at the same
+        address was then handed back as that ``QRunnable`` (seen as pyqtgraph's
+        ``'QRunnable' object has no attribute 'children'`` while a window was being built).
+        """
+        self._started = True
+        (pool or QThreadPool.globalInstance()).start(self._run)
 
     def cancel(self) -> None:
         """Ask the job to stop at its next step or check (returns at once)."""
