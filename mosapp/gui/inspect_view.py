@@ -60,6 +60,7 @@ from mosapp.codecs import codec_names, get_codec
 from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.core.config import GEOMETRIES, PipelineConfig
 from mosapp.core.job import STEP, Progress
+from mosapp.core.metrics import METRICS
 from mosapp.evaluation.evaluate import METRIC_NAMES
 from mosapp.gui.jobs import (
     STAGE_WEIGHTS,
@@ -108,14 +109,15 @@ CODEC_LATTICE = "codec lattice"
 LOW_FREQUENCY_MIN_WINDOW = 4096
 
 #: The metrics panel's words for each figure of the codec table (:data:`mosapp.evaluation.evaluate.METRIC_NAMES`,
-#: names of the registry :data:`mosapp.core.metrics.METRICS`): (label, tooltip).
+#: names of the registry :data:`mosapp.core.metrics.METRICS`): (label, tooltip). The two words that name two
+#: quantities (bitrate, consistency) take the registry's label, which says which one.
 _METRIC_TEXT = {
-    "file_kbps": ("bitrate", "8 × .sgc file bytes / seconds / 1000 (header included)"),
+    "file_kbps": (METRICS["file_kbps"].label, "8 × .sgc file bytes / seconds / 1000 (header included)"),
     "mel_distance": ("mel distance", "DAC multi-scale mel distance; lower is better"),
     "spectral_convergence_db": ("spectral convergence", "thesis-lattice STFT magnitude; lower is better"),
     "si_sdr_db": ("SI-SDR", "scale-invariant SDR; phase-sensitive, so low for every rebuilt phase"),
     "visqol": ("ViSQOL MOS-LQO", "ViSQOL v3 audio mode at 48 kHz, 1–5; higher is better"),
-    "decoded_consistency": ("consistency", "of the decoded audio's log spectrogram; higher is more consistent"),
+    "decoded_consistency": (METRICS["decoded_consistency"].label, "of the decoded audio's log spectrogram; higher is more consistent"),
     "low_band_distance_db": (
         "low band 20–1000 Hz: distance",
         "mean |dB difference| over 20–1000 Hz of a 4096-point Hann STFT, floored at the original's peak − 80 dB; "

@@ -73,12 +73,12 @@ def test_run_shows_both_spectrograms_and_the_metrics(view):
     assert view.panes.images["original"].levels[0] == pytest.approx(view.panes.images["reconstructed"].levels[0])
     assert tuple(view.panes.db_bar.levels()) == (math.floor(pair.floor_db), math.ceil(pair.top_db))
     text = view.metrics_text()
-    assert f"bitrate: {result.file_kbps:.2f} kbit/s" in text
+    assert f"bitrate (file): {result.file_kbps:.2f} kbit/s" in text
     assert f"mel distance: {result.scores['mel_distance']:.3f}" in text
     assert f"spectral convergence: {result.scores['spectral_convergence_db']:.2f} dB" in text
     assert f"SI-SDR: {result.scores['si_sdr_db']:.2f} dB" in text
     assert "ViSQOL MOS-LQO: —" in text  # switched off for speed
-    assert f"consistency: {result.scores['decoded_consistency']:.3f}" in text
+    assert f"consistency (decoded): {result.scores['decoded_consistency']:.3f}" in text
     assert "done" in view.message_text()
     assert not view.busy and not view.cancel_button.isEnabled()
 
