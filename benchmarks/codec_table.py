@@ -2,7 +2,7 @@
 (the "seed-like" baseline), the two pghi-only upper bounds, Opus/MP3 and the classic image codecs
 (AVIF at every sgc rate, WebP and JPEG at 12 kbit/s, on the same two-band images) at matched
 bitrates, measured on held-out music (files the sgc models never trained on, listed in
-configs/sgc2.toml ``[data] heldout``).
+configs/sgc3-base.toml ``[data] heldout``).
 
 For every (codec, clip) the excerpt is encoded, packed into a real .sgc container, decoded
 and scored (mosapp.evaluation.evaluate): kbps of the file, mel distance, spectral convergence, SI-SDR,
@@ -97,7 +97,7 @@ def main() -> None:
                          "(ViSQOL is not rerun where it is saved)")
     ap.add_argument("--save-decoded", default=None, metavar="DIR",
                     help="write each decoded clip to DIR/<codec>/<clip>.wav (for benchmarks/lowband_panel.py)")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "sgc2.toml"), help="where the held-out list is")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "sgc3-base.toml"), help="where the held-out list is")
     ap.add_argument("--max-clips", type=int, default=0, help="only the first N held-out files (0: all)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--start", type=float, default=30.0)

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--codecs", nargs="+", default=None, help="conditions after the original "
                     "(default: pghi-only, every sgc-* model, opus-12)")
     ap.add_argument("--clips", nargs="+", default=None, help="audio files (default: the held-out asc-music tracks)")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "sgc2.toml"), help="where the held-out list is")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "sgc3-base.toml"), help="where the held-out list is")
     ap.add_argument("--start", type=float, default=30.0, help="excerpt start, s (as benchmarks/codec_table.py)")
     ap.add_argument("--table-seconds", type=float, default=20.0,
                     help="length of codec_table.py's excerpts (what --decoded holds)")

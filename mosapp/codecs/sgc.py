@@ -321,6 +321,27 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
                             f"on the thesis lattice; {training.get('steps', '?')} training steps; rate-controlled)")
         self._steps = (1.0, 1.0)
 
+    def earlier_weights(self, model_id: str) -> Path | None:
+        """The shipped weights file of an earlier training round of this family and
+        representation whose identifier is ``model_id`` (:func:`earlier_weights`), or None."""
+        return earlier_weights(model_id, is_two_band(self.card))
+
+    def check_model(self, encoded: Encoded) -> None:
+        """A stream coded with this operating point's weights, or with the weights of an earlier
+        training round still shipped (:meth:`earlier_weights`), is decoded; any other is refused."""
+        if encoded.model is not None and encoded.model != self.model_id() and self.earlier_weights(encoded.model):
+            return
+        super().check_model(encoded)
+
+    def prepare_decode(self, encoded: Encoded, device: torch.device) -> None:
+        """:meth:`prepare`, then, for a stream of an earlier training round, the weights it was coded with."""
+        self.prepare(device)
+        if encoded.model is not None and encoded.model != self.model_id():
+            earlier = self.earlier_weights(encoded.model)
+            if earlier is not None:
+                with _LOCK:
+                    self._model = _load_model(str(earlier), str(device))
+
     @property
     def network(self) -> TwoBandHyperprior:
         """The two networks, one per band image (weights of codec version 2)."""
@@ -376,6 +397,28 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
 
 def is_two_band(card: dict[str, Any]) -> bool:
     return (card.get("image") or {}).get("representation") == "two-band"
+
+
+def earlier_weights(model_id: str, two_band: bool) -> Path | None:
+    """The weights file in the models folders (and their ``base/``) whose identifier
+    (:func:`~mosapp.codecs.base.file_model_id`) is ``model_id`` and whose card (``<stem>.json``
+    next to it) has the same representation, or None.
+
+    A stream keeps the identifier of the weights that coded it, so ``.sgc`` files written by an
+    earlier training round of ``sgc-12`` (``assets/models/sgc2.pt``, kept as the start of the next
+    round) still decode after the operating point moves to new weights.
+    """
+    for d in model_dirs():
+        for weights in sorted(d.glob("*.pt")) + sorted(d.glob("base/*.pt")):
+            card = weights.with_suffix(".json")
+            if not card.is_file() or file_model_id(weights) != model_id:
+                continue
+            try:
+                if is_two_band(json.loads(card.read_text())) == two_band:
+                    return weights
+            except (OSError, json.JSONDecodeError):
+                continue
+    return None
 
 
 def _factory(name: str) -> SgcCodec | SgcTwoBandCodec | None:

@@ -100,6 +100,10 @@ class TwoBandCodec(SpectrogramCodec):
             BitstreamError: ``data`` cannot be decoded.
         """
 
+    def prepare_decode(self, encoded: Encoded, device: torch.device) -> None:
+        """Load what decoding ``encoded`` needs (a learned codec: the weights it was coded with)."""
+        self.prepare(device)
+
     # The single-image hooks of SpectrogramCodec are not used by this representation.
     def compress_image(self, image: torch.Tensor) -> bytes:  # pragma: no cover - not called
         raise NotImplementedError
@@ -187,7 +191,7 @@ class TwoBandCodec(SpectrogramCodec):
         """Yield (channel, its decoded :class:`BandImages`) per channel."""
         layout = self.check_stream(encoded)
         tiles, tops, drange = layout.tile_frames, layout.top_db, layout.dynamic_range_db
-        self.prepare(device)
+        self.prepare_decode(encoded, device)
         self.begin_decode(encoded.params)
         low_frames, high_frames = self.lattice_frames(encoded.n_samples)
         bins = get_geometry(GEOMETRY).bins

@@ -41,15 +41,38 @@ MULTIPLE = 64
 ROWS = 256
 
 
+#: The hyperprior's stride in time per level, as in mbt2018-mean.
+HYPER_TIME_STRIDE = 2
+
+
 @dataclass(frozen=True)
 class SgcArchitecture:
-    """Channel widths: ``n`` in the transforms and hyperprior, ``m`` latent channels."""
+    """Channel widths: ``n`` in the transforms and hyperprior, ``m`` latent channels;
+    ``hyper_time_stride``: the time stride of each of the hyperprior's two levels (2 as in
+    mbt2018-mean; 4 makes z four times sparser in time per level)."""
 
     n: int = 48
     m: int = 64
+    hyper_time_stride: int = HYPER_TIME_STRIDE
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """The fields, without ``hyper_time_stride`` where it is the default (weights files
+        written before it existed describe their network exactly so)."""
+        d = asdict(self)
+        if self.hyper_time_stride == HYPER_TIME_STRIDE:
+            del d["hyper_time_stride"]
+        return d
+
+
+def _conv_t(cin: int, cout: int, t: int) -> torch.nn.Module:
+    """A 5×5 convolution of stride 2 in frequency and ``t`` in time (compressai's ``conv`` when t = 2)."""
+    return conv(cin, cout) if t == 2 else torch.nn.Conv2d(cin, cout, 5, stride=(2, t), padding=2)
+
+
+def _deconv_t(cin: int, cout: int, t: int) -> torch.nn.Module:
+    """The transposed :func:`_conv_t` (exactly ×2 in frequency, ×t in time)."""
+    return deconv(cin, cout) if t == 2 else torch.nn.ConvTranspose2d(cin, cout, 5, stride=(2, t), padding=2,
+                                                                      output_padding=(1, t - 1))
 
 
 class SpectrogramHyperprior(MeanScaleHyperprior):
@@ -58,7 +81,7 @@ class SpectrogramHyperprior(MeanScaleHyperprior):
     def __init__(self, arch: SgcArchitecture = SgcArchitecture()) -> None:
         super().__init__(N=arch.n, M=arch.m)
         self.arch = arch
-        n, m = arch.n, arch.m
+        n, m, t = arch.n, arch.m, arch.hyper_time_stride
         self.g_a = torch.nn.Sequential(
             conv(1, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m),
         )
@@ -66,15 +89,27 @@ class SpectrogramHyperprior(MeanScaleHyperprior):
             deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
             deconv(n, n), GDN(n, inverse=True), deconv(n, 1),
         )
+        if t != HYPER_TIME_STRIDE:
+            self.h_a[2] = _conv_t(n, n, t)
+            self.h_a[4] = _conv_t(n, n, t)
+            self.h_s[0] = _deconv_t(n, m, t)
+            self.h_s[2] = _deconv_t(m, m * 3 // 2, t)
+        #: Frames a tile is padded to a multiple of: 2^4 (g_a) × t^2 (h_a).
+        self.time_multiple = 16 * t * t
+
+    def architecture(self) -> dict[str, Any]:
+        """What a weights file's ``arch`` records (:func:`build_network` rebuilds it)."""
+        return self.arch.as_dict()
 
 
-def pad_image(image: torch.Tensor, rows: int = ROWS) -> tuple[torch.Tensor, int]:
-    """(bins, frames) image → (1, 1, rows, frames padded to a multiple of 64), and the frame count.
+def pad_image(image: torch.Tensor, rows: int = ROWS, multiple: int = MULTIPLE) -> tuple[torch.Tensor, int]:
+    """(bins, frames) image → (1, 1, rows, frames padded to a multiple of ``multiple``), and the frame count.
 
-    ``rows`` (a multiple of 64) is 256 for the thesis image, 128 for the two-band low image."""
+    ``rows`` (a multiple of 64) is 256 for the thesis image, 128 for the two-band low image;
+    ``multiple`` is the network's ``time_multiple`` (64, or 256 with a hyperprior time stride of 4)."""
     frames = image.shape[-1]
     x = image[:rows].reshape(1, rows, frames)
-    pad = (-frames) % MULTIPLE
+    pad = (-frames) % multiple
     if pad:
         x = F.pad(x, (0, pad), mode="replicate")
     return x.unsqueeze(0), frames
@@ -105,7 +140,7 @@ def analyse_tile(model: SpectrogramHyperprior, image: torch.Tensor, rows: int = 
     The hyper-decoder that derives the entropy parameters runs on the CPU on both sides,
     so a stream written on CUDA decodes on a CPU-only machine with the same indexes.
     """
-    x, _ = pad_image(image, rows)
+    x, _ = pad_image(image, rows, model.time_multiple)
     y = model.g_a(x).cpu()
     z = _cpu(model.h_a)(y)
     z_strings = model.entropy_bottleneck.compress(z)
@@ -152,8 +187,8 @@ def decompress_tile(model: SpectrogramHyperprior, data: bytes, bins: int, frames
     if len(data) < 8:
         raise ValueError("tile shorter than its header")
     zh, zw, ylen = struct.unpack_from("<HHI", data, 0)
-    width = frames + (-frames) % MULTIPLE
-    if zh != rows // MULTIPLE or zw != width // MULTIPLE or 8 + ylen > len(data):
+    width = frames + (-frames) % model.time_multiple
+    if zh != rows // MULTIPLE or zw != width // model.time_multiple or 8 + ylen > len(data):
         raise ValueError("tile header does not match the spectrogram's shape")
     ys, zs = data[8: 8 + ylen], data[8 + ylen:]
     z_hat = model.entropy_bottleneck.decompress([zs], (zh, zw))
@@ -189,11 +224,20 @@ class TwoBandHyperprior(torch.nn.Module):
     together (one loss, one optimiser) and stored in one weights file.
     """
 
-    def __init__(self, arch: SgcArchitecture = SgcArchitecture()) -> None:
+    def __init__(self, arch: SgcArchitecture = SgcArchitecture(), high_hyper_time_stride: int = HYPER_TIME_STRIDE
+                 ) -> None:
         super().__init__()
         self.arch = arch
         self.low = SpectrogramHyperprior(arch)
-        self.high = SpectrogramHyperprior(arch)
+        #: The high image has 8 times the low image's frames per second: a hyperprior time stride of 4
+        #: keeps its side information (z) from taking half of a low-rate stream.
+        self.high = SpectrogramHyperprior(SgcArchitecture(arch.n, arch.m, high_hyper_time_stride))
+
+    def architecture(self) -> dict[str, Any]:
+        """What a weights file's ``arch`` records (:func:`build_network` rebuilds it)."""
+        stride = self.high.arch.hyper_time_stride
+        return {**self.arch.as_dict(), "representation": "two-band",
+                **({"high_hyper_time_stride": stride} if stride != HYPER_TIME_STRIDE else {})}
 
     def band(self, name: str) -> SpectrogramHyperprior:
         return self.low if name == "low" else self.high
@@ -220,8 +264,10 @@ class TwoBandHyperprior(torch.nn.Module):
 def build_network(arch: Mapping[str, Any]) -> SpectrogramHyperprior | TwoBandHyperprior:
     """The untrained network a weights file's ``arch`` describes: ``{"n", "m"}``, and
     ``"representation": "two-band"`` for :class:`TwoBandHyperprior` (else one
-    :class:`SpectrogramHyperprior` on the thesis image)."""
+    :class:`SpectrogramHyperprior` on the thesis image), optionally ``"hyper_time_stride"`` and,
+    for two-band weights, ``"high_hyper_time_stride"``."""
     widths = dict(arch)
     two_band = widths.pop("representation", "thesis") == "two-band"
+    high_stride = int(widths.pop("high_hyper_time_stride", HYPER_TIME_STRIDE))
     architecture = SgcArchitecture(**widths)
-    return TwoBandHyperprior(architecture) if two_band else SpectrogramHyperprior(architecture)
+    return TwoBandHyperprior(architecture, high_stride) if two_band else SpectrogramHyperprior(architecture)

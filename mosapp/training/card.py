@@ -46,7 +46,7 @@ def export(model: SpectrogramHyperprior | TwoBandHyperprior, cfg: TrainConfig, f
     base = Path(cfg.export)
     base.parent.mkdir(parents=True, exist_ok=True)
     two_band = cfg.representation == "two-band"
-    arch = {**model.arch.as_dict(), **({"representation": "two-band"} if two_band else {})}
+    arch = model.architecture()
     weights = save_weights(base.with_suffix(".pt"), name=cfg.name, geometry=cfg.geometry, arch=arch,
                            state_dict=model.state_dict())
     image: dict[str, Any]
@@ -78,11 +78,15 @@ def export(model: SpectrogramHyperprior | TwoBandHyperprior, cfg: TrainConfig, f
             "patch": [256, cfg.patch_frames],
             "lr": cfg.lr,
             "loss": "bpp + lambda * (255^2 * MSE(image) + mel_weight * L1(log10 mel) "
-                    "+ sc_weight * spectral convergence of the linear magnitude)",
+                    "+ sc_weight * spectral convergence of the linear magnitude "
+                    "+ sdl_weight * L1 of the dB power averaged over sdl_frames frames, floored at -80 dB)",
             "lambda": cfg.lam,
             **({"low_lambda": cfg.low_lam or cfg.lam} if two_band else {}),
             "mel_weight": cfg.mel_weight,
             "sc_weight": cfg.sc_weight,
+            **({"sdl_weight": cfg.sdl_weight,
+                "sdl_frames": {"low": cfg.low_sdl_frames, "high": cfg.sdl_frames} if two_band else cfg.sdl_frames}
+               if cfg.sdl_weight else {}),
             "adversarial": False,
             "init": cfg.init or None,
             "log": "training log.csv and training.png next to this card",

@@ -2,10 +2,11 @@
 
 ::
 
-    [model]  name, n, m, init (weights to finetune from, optional), representation (thesis | two-band)
+    [model]  name, n, m, init (weights to finetune from, optional), representation (thesis | two-band),
+             high_hyper_time_stride (two-band: the high network's hyperprior time stride, 2 or 4)
     [data]   train (globs), heldout (globs, never trained on), geometry, cache, heldout_seconds
-    [train]  steps, batch, patch_frames, lr, lr_drop_at, lambda, low_lambda, mel_weight, sc_weight, seed,
-             log_every, checkpoint_every, threads, device
+    [train]  steps, batch, patch_frames, lr, lr_drop_at, lambda, low_lambda, mel_weight, sc_weight,
+             sdl_weight, sdl_frames, low_sdl_frames, seed, log_every, checkpoint_every, threads, device
     [output] dir, export, operating_points (two-band: list of "name:kbps:low_share")
 
 Relative ``init``, ``dir`` and ``export`` paths are relative to the repository when the
@@ -29,11 +30,13 @@ REPRESENTATIONS = ("thesis", "two-band")
 
 #: TOML section → {TOML key: TrainConfig attribute}.
 SECTIONS: dict[str, dict[str, str]] = {
-    "model": {"name": "name", "n": "n", "m": "m", "init": "init", "representation": "representation"},
+    "model": {"name": "name", "n": "n", "m": "m", "init": "init", "representation": "representation",
+              "high_hyper_time_stride": "high_hyper_time_stride"},
     "data": {"train": "train", "heldout": "heldout", "geometry": "geometry", "cache": "cache",
              "heldout_seconds": "heldout_seconds"},
     "train": {"steps": "steps", "batch": "batch", "patch_frames": "patch_frames", "lr": "lr", "lr_drop_at": "lr_drop_at",
               "lambda": "lam", "low_lambda": "low_lam", "mel_weight": "mel_weight", "sc_weight": "sc_weight",
+              "sdl_weight": "sdl_weight", "sdl_frames": "sdl_frames", "low_sdl_frames": "low_sdl_frames",
               "seed": "seed", "log_every": "log_every", "checkpoint_every": "checkpoint_every", "threads": "threads",
               "device": "device"},
     "output": {"dir": "out_dir", "export": "export", "operating_points": "operating_points"},
@@ -48,6 +51,7 @@ class TrainConfig:
     representation: str = "thesis"
     n: int = 48
     m: int = 64
+    high_hyper_time_stride: int = 2
     init: str = ""
     train: list[str] = field(default_factory=list)
     heldout: list[str] = field(default_factory=list)
@@ -62,6 +66,11 @@ class TrainConfig:
     low_lam: float = 0.0
     mel_weight: float = 300.0
     sc_weight: float = 0.0
+    #: Weight of the smoothed log-spectral distance (:func:`mosapp.training.losses.smoothed_db_l1`),
+    #: and its window in frames of the high (or thesis) image and of the low image.
+    sdl_weight: float = 0.0
+    sdl_frames: int = 32
+    low_sdl_frames: int = 8
     seed: int = 0
     log_every: int = 25
     checkpoint_every: int = 200
@@ -113,6 +122,12 @@ class TrainConfig:
                               f"got {cfg.representation!r}.")
         if cfg.representation == "two-band" and cfg.geometry != "thesis":
             raise ConfigError(f"{p}: the two-band representation uses the thesis geometry (data.geometry = \"thesis\").")
+        if cfg.high_hyper_time_stride not in (2, 4):
+            raise ConfigError(f"{p}: model.high_hyper_time_stride must be 2 or 4, got {cfg.high_hyper_time_stride}.")
+        for key in ("sdl_frames", "low_sdl_frames"):
+            if getattr(cfg, key) < 1:
+                raise ConfigError(f"{p}: train.{key} must be at least 1 (frames the power is averaged over), "
+                                  f"got {getattr(cfg, key)}.")
         for op in cfg.operating_points:
             parse_operating_point(op, p)
         return cfg

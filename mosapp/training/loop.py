@@ -35,7 +35,14 @@ from mosapp.training.card import export
 from mosapp.training.checkpoint import CHECKPOINT_NAME, logged_seconds, resume, save_checkpoint, trim_log
 from mosapp.training.config import TrainConfig, training_files
 from mosapp.training.data import PatchSampler, track_image
-from mosapp.training.losses import MelLoss, bits_per_pixel, kbps_from_bpp, patch_consistency, spectral_convergence_loss
+from mosapp.training.losses import (
+    MelLoss,
+    bits_per_pixel,
+    kbps_from_bpp,
+    patch_consistency,
+    smoothed_db_l1,
+    spectral_convergence_loss,
+)
 from mosapp.training.plots import plot_log
 
 LOG_COLUMNS = ["step", "seconds", "loss", "bpp", "kbps", "psnr_db", "ms_ssim", "mel_l1", "consistency",
@@ -56,13 +63,14 @@ class _Band:
     mel: MelLoss
     lam: float
     kbps_per_bpp: float
+    sdl_frames: int = 1
 
 
 def _make_bands(cfg: TrainConfig, model: Network, files: list[str], device: torch.device) -> list[_Band]:
     if isinstance(model, SpectrogramHyperprior):
         images = [track_image(f, cfg.geometry, cfg.cache) for f in files]
         return [_Band("image", model, PatchSampler(images, cfg.patch_frames, cfg.seed), MelLoss(cfg.geometry).to(device),
-                      cfg.lam, kbps_from_bpp(1.0, cfg.geometry))]
+                      cfg.lam, kbps_from_bpp(1.0, cfg.geometry), cfg.sdl_frames)]
     out = []
     for i, name in enumerate(("low", "high")):
         images = [track_image(f, cfg.geometry, cfg.cache, band=name) for f in files]
@@ -71,13 +79,17 @@ def _make_bands(cfg: TrainConfig, model: Network, files: list[str], device: torc
         # The high image's rows below the crossover are black: its silence threshold is lower.
         sampler = PatchSampler(images, cfg.patch_frames, cfg.seed + i, min_mean=0.15 if name == "low" else 0.1)
         out.append(_Band(name, model.band(name), sampler, mel, (cfg.low_lam or cfg.lam) if name == "low" else cfg.lam,
-                         kbps_from_bpp(1.0, cfg.geometry, BAND_ROWS[name], rate)))
+                         kbps_from_bpp(1.0, cfg.geometry, BAND_ROWS[name], rate),
+                         cfg.low_sdl_frames if name == "low" else cfg.sdl_frames))
     return out
 
 
 def build_model(cfg: TrainConfig) -> Network:
     """The untrained network of the config's ``[model]`` (n, m, representation)."""
-    return build_network({"n": cfg.n, "m": cfg.m, "representation": cfg.representation})
+    arch: dict[str, Any] = {"n": cfg.n, "m": cfg.m, "representation": cfg.representation}
+    if cfg.representation == "two-band":
+        arch["high_hyper_time_stride"] = cfg.high_hyper_time_stride
+    return build_network(arch)
 
 
 def _load_init(model: Network, cfg: TrainConfig, device: torch.device) -> None:
@@ -150,7 +162,9 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
             mse = torch.mean((x_hat - x) ** 2)
             mel = band.mel(x_hat, x)
             sc = spectral_convergence_loss(x_hat, x) if cfg.sc_weight else torch.zeros((), device=device)
-            loss = loss + bpp + band.lam * (255.0 ** 2 * mse + cfg.mel_weight * mel + cfg.sc_weight * sc)
+            sdl = smoothed_db_l1(x_hat, x, band.sdl_frames) if cfg.sdl_weight else torch.zeros((), device=device)
+            loss = loss + bpp + band.lam * (255.0 ** 2 * mse + cfg.mel_weight * mel + cfg.sc_weight * sc
+                                            + cfg.sdl_weight * sdl)
             seen.append((band, x, x_hat.detach(), bpp.detach(), mel.detach()))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -6,7 +6,15 @@ Per batch of image patches ``x`` in [0, 1] and decoded ``x̂``::
     D   = 255² · mean((x̂ - x)²)                                            (image MSE)
     Mel = mean | log10(mel(|x̂|)) - log10(mel(|x|)) |                      (audio side)
     SC  = mean over patches of ‖|x̂| - |x|‖_F / ‖|x|‖_F                      (loud bins)
-    loss = R + λ · (D + w_mel · Mel + w_sc · SC)
+    SDL = mean | dB(avg_t |x̂|²) - dB(avg_t |x|²) |, both floored at -80 dB   (what the band metrics see)
+    loss = R + λ · (D + w_mel · Mel + w_sc · SC + w_sdl · SDL)
+
+SDL is the band metrics' log-spectral distance (:func:`mosapp.core.metrics.band_spectral_distance_db`:
+a 93 ms analysis window, a floor 80 dB under the peak) on the image's own lattice: the power
+averaged over ``sdl_frames`` frames (stride a quarter of that), in dB, both floored at -80 dB
+(the images are scaled to the track's peak). Noise texture and detail finer than the metrics'
+window cost bits under the pixel MSE but not under SDL, so a network trained with it spends
+its bits on the stationary (harmonic) structure the metrics, and the ear, follow.
 
 ``|x|`` is the magnitude the image stands for (``10^(5 (x - 1))``, the 100 dB mapping
 relative to the patch's peak), ``mel`` the Slaney mel filterbank of the lattice (64
@@ -60,6 +68,24 @@ def spectral_convergence_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Ten
     num = torch.linalg.vector_norm((a - b).flatten(1), dim=1)
     den = torch.linalg.vector_norm(b.flatten(1), dim=1).clamp_min(1e-8)
     return (num / den).mean()
+
+
+#: The floor of :func:`smoothed_db_l1`, dB under the track's peak (the band metrics' floor).
+SDL_FLOOR_DB = 80.0
+
+
+def smoothed_db(image: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, 1, rows, T) images → the power they stand for averaged over ``frames`` frames
+    (stride ``frames // 4``), in dB relative to the peak, floored at -:data:`SDL_FLOOR_DB`."""
+    power = torch.pow(10.0, 10.0 * (image.clamp(0.0, 1.0) - 1.0))
+    if frames > 1:
+        power = torch.nn.functional.avg_pool2d(power, (1, frames), stride=(1, max(1, frames // 4)))
+    return (10.0 * torch.log10(power.clamp_min(1e-12))).clamp_min(-SDL_FLOOR_DB)
+
+
+def smoothed_db_l1(x_hat: torch.Tensor, x: torch.Tensor, frames: int) -> torch.Tensor:
+    """SDL: mean |:func:`smoothed_db` (x̂) - :func:`smoothed_db` (x)| in dB."""
+    return (smoothed_db(x_hat, frames) - smoothed_db(x, frames)).abs().mean()
 
 
 def bits_per_pixel(likelihoods: dict[str, torch.Tensor], pixels: int) -> torch.Tensor:

@@ -108,3 +108,28 @@ def test_more_bits_give_a_better_low_band():
     d = {n: metrics.band_spectral_distance_db(x, get_codec(n).decode(get_codec(n).encode(x, FAST), FAST), 44100)
          for n in (low, high)}
     assert d[high] < d[low], d
+
+
+def test_a_stream_of_an_earlier_training_round_decodes_with_the_weights_it_was_coded_with(tmp_path, monkeypatch):
+    """sgc-12 moves to new weights; a file its earlier weights wrote still decodes (with those
+    weights, found by the identifier the file records), and one of weights nobody has is refused."""
+    from mosapp.codecs.base import file_model_id
+    from mosapp.core.errors import InvalidStreamError
+
+    x = music_like(2.0, seed=4)
+    before = get_codec(DEFAULT_CODEC)
+    encoded = before.encode(x, FAST)
+    expected = before.decode(encoded, FAST)
+    # The same operating point retrained: a new weights file (new identifier) and card, in a models folder searched first.
+    card = json.loads((ASSETS_MODELS / f"{DEFAULT_CODEC}.json").read_text())
+    weights = (ASSETS_MODELS / card["weights"]).read_bytes()
+    (tmp_path / "retrained.pt").write_bytes(weights + b"\0")  # another file, another identifier
+    (tmp_path / f"{DEFAULT_CODEC}.json").write_text(json.dumps({**card, "weights": "retrained.pt"}))
+    monkeypatch.setenv("MOSAPP_MODELS_DIR", str(tmp_path))
+    after = get_codec(DEFAULT_CODEC)
+    assert after.model_id() == file_model_id(tmp_path / "retrained.pt") != encoded.model
+    assert np.array_equal(after.decode(encoded, FAST), expected)
+    assert after.model_id() != encoded.model and after.encode(x, FAST).model == after.model_id()
+    unknown = type(encoded)(**{**encoded.__dict__, "model": "0123456789abcdef"})
+    with pytest.raises(InvalidStreamError, match="coded with model 0123456789abcdef"):
+        after.decode(unknown, FAST)

@@ -21,6 +21,12 @@ def test_config_errors_name_the_field(tmp_path):
     bad.write_text('[model]\nname = "sgc-1"\n[train]\nstepz = 3\n')
     with pytest.raises(ConfigError, match=r"unknown field train\.stepz"):
         TrainConfig.load(bad)
+    bad.write_text('[model]\nname = "sgc-1"\n[train]\nlow_sdl_frames = 0\n')
+    with pytest.raises(ConfigError, match=r"train\.low_sdl_frames must be at least 1"):
+        TrainConfig.load(bad)
+    bad.write_text('[model]\nname = "sgc-1"\nhigh_hyper_time_stride = 3\n')
+    with pytest.raises(ConfigError, match=r"model\.high_hyper_time_stride must be 2 or 4"):
+        TrainConfig.load(bad)
     bad.write_text('[model\n')
     with pytest.raises(ConfigError, match="not valid TOML"):
         TrainConfig.load(bad)
@@ -36,9 +42,11 @@ def test_fields_map_to_attributes_and_paths_resolve(tmp_path):
     configs.mkdir()
     path = configs / "x.toml"
     path.write_text('[model]\nname = "sgc-9"\ninit = "assets/models/base/sgc-base.pt"\n'
-                    '[train]\nlambda = 1\nlow_lambda = 0.5\n[output]\ndir = "runs/x"\n')
+                    '[train]\nlambda = 1\nlow_lambda = 0.5\nsdl_weight = 400\nsdl_frames = 16\nlow_sdl_frames = 4\n'
+                    '[output]\ndir = "runs/x"\n')
     cfg = TrainConfig.load(path)
     assert cfg.lam == 1.0 and isinstance(cfg.lam, float) and cfg.low_lam == 0.5
+    assert (cfg.sdl_weight, cfg.sdl_frames, cfg.low_sdl_frames) == (400.0, 16, 4)
     # A config in configs/ names paths relative to the repository (the folder above).
     assert cfg.out_dir == str(tmp_path / "runs" / "x")
     assert cfg.init == str(tmp_path / "assets/models/base/sgc-base.pt")

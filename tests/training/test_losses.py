@@ -12,6 +12,8 @@ from mosapp.training.losses import (
     bits_per_pixel,
     kbps_from_bpp,
     patch_consistency,
+    smoothed_db,
+    smoothed_db_l1,
     spectral_convergence_loss,
 )
 
@@ -37,3 +39,25 @@ def test_bits_per_pixel_and_kbps():
 
 def test_patch_consistency_is_a_number():
     assert math.isfinite(patch_consistency(torch.rand(256, 64)))
+
+
+def test_smoothed_db_l1_sees_what_the_band_metrics_see():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 128, 64)
+    assert float(smoothed_db_l1(x, x, 8)) == 0.0
+    # Below the -80 dB floor (pixel 0.2 of the 100 dB mapping) nothing counts, whatever the texture.
+    quiet = 0.19 * torch.rand(1, 1, 16, 64)
+    assert float(smoothed_db_l1(quiet, torch.zeros_like(quiet), 8)) == 0.0
+    # Detail finer than the window does not count: a row flickering between -20 and -40 dB every frame
+    # has the same smoothed power as a steady row at their power mean; frame by frame it differs by 10 dB.
+    flicker = torch.tensor([0.8, 0.6]).repeat(32).reshape(1, 1, 1, 64)
+    steady_db = 10 * math.log10((10 ** -2 + 10 ** -4) / 2)
+    steady = torch.full_like(flicker, 1 + steady_db / 100)
+    assert float(smoothed_db_l1(flicker, steady, 8)) == pytest.approx(0.0, abs=1e-3)
+    assert float(smoothed_db_l1(flicker, steady, 1)) > 5.0
+    # A harmonic line moved by one row costs its full level difference on both rows.
+    line = torch.zeros(1, 1, 8, 64)
+    line[..., 3, :] = 1.0
+    moved = torch.roll(line, 1, dims=2)
+    assert float(smoothed_db_l1(moved, line, 8)) == pytest.approx(2 * 80.0 / 8)
+    assert smoothed_db(line, 8).shape[-1] == (64 - 8) // 2 + 1
