@@ -7,6 +7,8 @@ decoded here as ``mosapp decode <codec>.sgc out.flac --phase pghi --device cpu -
 (the CLI's own entry point, in this process), and compared with what was recorded: the
 samples bit for bit where the manifest found decoding deterministic (within the recorded
 difference otherwise), the decode's JSON facts, and the container's header and bitrates.
+The ``sgc-6/12/24`` files were coded with the second training round's weights (``sgc2.pt``),
+which those names no longer load: they decode with the weights their model identifier names.
 
 The learned codecs (``sgc-*``) are the exception to "bit for bit": their synthesis networks
 run in float32, and PyTorch's sums come out in another order with another thread count or
