@@ -409,12 +409,22 @@ def earlier_weights(model_id: str, two_band: bool) -> Path | None:
 
     A stream keeps the identifier of the weights that coded it, so ``.sgc`` files written by an
     earlier training round of ``sgc-12`` (``assets/models/sgc2.pt``, kept as the start of the next
-    round) still decode after the operating point moves to new weights.
+    round) still decode after the operating point moves to new weights. The weights an operating
+    point's card names now are not earlier weights: a stream of ``sgc-12``'s weights relabelled
+    ``sgc-6`` stays refused.
     """
+    current = set()
+    for name in advertised():  # each name's card as the registry reads it (the first folder that has it)
+        try:
+            found = read_card(name)
+            if found:
+                current.add((found[0].parent / str(found[1].get("weights", f"{name}.pt"))).resolve())
+        except (ModelError, AttributeError):
+            continue
     for d in model_dirs():
         for weights in sorted(d.glob("*.pt")) + sorted(d.glob("base/*.pt")):
             card = weights.with_suffix(".json")
-            if not card.is_file() or file_model_id(weights) != model_id:
+            if weights.resolve() in current or not card.is_file() or file_model_id(weights) != model_id:
                 continue
             try:
                 if is_two_band(json.loads(card.read_text())) == two_band:
