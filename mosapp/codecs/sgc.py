@@ -320,8 +320,10 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         self.target_kbps: float | None = float(rc.get("target_kbps") or name_kbps(name) or 0) or None
         self.low_share = float(rc.get("low_share", DEFAULT_LOW_SHARE))
         self.nominal_kbps = self.target_kbps
+        how = (f"{training.get('steps', '?')} steps finetuned from {Path(training['init']).stem}"
+               if training.get("init") else f"{training.get('steps', '?')} training steps")
         self.description = (f"compact spectrogram codec, two-band (low band 0-1.4 kHz at 10.8 Hz x 11.6 ms, high band "
-                            f"on the thesis lattice; {training.get('steps', '?')} training steps; rate-controlled)")
+                            f"on the thesis lattice; {how}; rate-controlled)")
         self._steps = (1.0, 1.0)
 
     def earlier_weights(self, model_id: str) -> Path | None:
