@@ -325,27 +325,31 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         self.description = (f"compact spectrogram codec, two-band (low band 0-1.4 kHz at 10.8 Hz x 11.6 ms, high band "
                             f"on the thesis lattice; {how}; rate-controlled)")
         self._steps = (1.0, 1.0)
+        self._earlier: dict[str, Path | None] = {}
 
-    def earlier_weights(self, model_id: str) -> Path | None:
-        """The shipped weights file of an earlier training round of this family and
-        representation whose identifier is ``model_id`` (:func:`earlier_weights`), or None."""
-        return earlier_weights(model_id, is_two_band(self.card))
+    def _earlier_weights(self, encoded: Encoded) -> Path | None:
+        """The weights of an earlier training round that coded ``encoded`` (:func:`earlier_weights`),
+        or None for a stream of this point's own weights or of weights nobody ships. Looked up once
+        per identifier: a decode checks the header more than once."""
+        if encoded.model is None or encoded.model == self.model_id():
+            return None
+        if encoded.model not in self._earlier:
+            self._earlier[encoded.model] = earlier_weights(encoded.model, two_band=True)
+        return self._earlier[encoded.model]
 
     def check_model(self, encoded: Encoded) -> None:
         """A stream coded with this operating point's weights, or with the weights of an earlier
-        training round still shipped (:meth:`earlier_weights`), is decoded; any other is refused."""
-        if encoded.model is not None and encoded.model != self.model_id() and self.earlier_weights(encoded.model):
-            return
-        super().check_model(encoded)
+        training round still shipped (:func:`earlier_weights`), is decoded; any other is refused."""
+        if self._earlier_weights(encoded) is None:
+            super().check_model(encoded)
 
     def prepare_decode(self, encoded: Encoded, device: torch.device) -> None:
         """:meth:`prepare`, then, for a stream of an earlier training round, the weights it was coded with."""
         self.prepare(device)
-        if encoded.model is not None and encoded.model != self.model_id():
-            earlier = self.earlier_weights(encoded.model)
-            if earlier is not None:
-                with _LOCK:
-                    self._model = _load_model(str(earlier), str(device))
+        earlier = self._earlier_weights(encoded)
+        if earlier is not None:
+            with _LOCK:
+                self._model = _load_model(str(earlier), str(device))
 
     @property
     def network(self) -> TwoBandHyperprior:

@@ -13,7 +13,8 @@ stride-2 levels. Entropy coding is compressai's range (ANS) coder with its
 
 The image is 256 rows: the thesis lattice's 257 bins without the Nyquist bin (22.05
 kHz at 44.1 kHz, which the decoder restores as silence). Time is padded (edge-replicate)
-to a multiple of 64 frames, the network's total downsampling, and cropped after decoding.
+to a multiple of the network's total downsampling in time (``time_multiple``: 64 frames, 256
+with a hyperprior time stride of 4) and cropped after decoding.
 """
 
 from __future__ import annotations
@@ -65,14 +66,13 @@ class SgcArchitecture:
 
 
 def _conv_t(cin: int, cout: int, t: int) -> torch.nn.Module:
-    """A 5×5 convolution of stride 2 in frequency and ``t`` in time (compressai's ``conv`` when t = 2)."""
-    return conv(cin, cout) if t == 2 else torch.nn.Conv2d(cin, cout, 5, stride=(2, t), padding=2)
+    """compressai's 5×5 ``conv`` with stride 2 in frequency and ``t`` in time (same weight shape)."""
+    return torch.nn.Conv2d(cin, cout, 5, stride=(2, t), padding=2)
 
 
 def _deconv_t(cin: int, cout: int, t: int) -> torch.nn.Module:
     """The transposed :func:`_conv_t` (exactly ×2 in frequency, ×t in time)."""
-    return deconv(cin, cout) if t == 2 else torch.nn.ConvTranspose2d(cin, cout, 5, stride=(2, t), padding=2,
-                                                                      output_padding=(1, t - 1))
+    return torch.nn.ConvTranspose2d(cin, cout, 5, stride=(2, t), padding=2, output_padding=(1, t - 1))
 
 
 class SpectrogramHyperprior(MeanScaleHyperprior):
