@@ -89,6 +89,7 @@ def export(model: SpectrogramHyperprior | TwoBandHyperprior, cfg: TrainConfig, f
                if cfg.sdl_weight else {}),
             "adversarial": False,
             "init": cfg.init or None,
+            **({"bands_trained": list(cfg.bands)} if two_band and sorted(cfg.bands) != ["high", "low"] else {}),
             "log": "training log.csv and training.png next to this card",
         },
         "heldout": {"files": [os.path.basename(f) for f in expand(cfg.heldout)]},

@@ -6,7 +6,9 @@
              high_hyper_time_stride (two-band: the high network's hyperprior time stride, 2 or 4)
     [data]   train (globs), heldout (globs, never trained on), geometry, cache, heldout_seconds
     [train]  steps, batch, patch_frames, lr, lr_drop_at, lambda, low_lambda, mel_weight, sc_weight,
-             sdl_weight, sdl_frames, low_sdl_frames, seed, log_every, checkpoint_every, threads, device
+             sdl_weight, sdl_frames, low_sdl_frames, seed, log_every, checkpoint_every, threads, device,
+             bands (two-band: the band networks this run trains, ["low", "high"] by default; the
+             other keeps its init weights)
     [output] dir, export, operating_points (two-band: list of "name:kbps:low_share")
 
 Relative ``init``, ``dir`` and ``export`` paths are relative to the repository when the
@@ -38,7 +40,7 @@ SECTIONS: dict[str, dict[str, str]] = {
               "lambda": "lam", "low_lambda": "low_lam", "mel_weight": "mel_weight", "sc_weight": "sc_weight",
               "sdl_weight": "sdl_weight", "sdl_frames": "sdl_frames", "low_sdl_frames": "low_sdl_frames",
               "seed": "seed", "log_every": "log_every", "checkpoint_every": "checkpoint_every", "threads": "threads",
-              "device": "device"},
+              "device": "device", "bands": "bands"},
     "output": {"dir": "out_dir", "export": "export", "operating_points": "operating_points"},
 }
 
@@ -76,6 +78,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     threads: int = 0
     device: str = "auto"
+    #: Two-band: the networks trained (a band left out keeps the weights it started from).
+    bands: list[str] = field(default_factory=lambda: ["low", "high"])
     out_dir: str = "runs/sgc"
     export: str = ""
     operating_points: list[str] = field(default_factory=list)
@@ -128,6 +132,14 @@ class TrainConfig:
             if getattr(cfg, key) < 1:
                 raise ConfigError(f"{p}: train.{key} must be at least 1 (frames the power is averaged over), "
                                   f"got {getattr(cfg, key)}.")
+        if (not cfg.bands or len(set(cfg.bands)) != len(cfg.bands)
+                or not all(isinstance(b, str) and b in ("low", "high") for b in cfg.bands)):
+            raise ConfigError(f"{p}: train.bands must list \"low\", \"high\" or both, each once, got {cfg.bands!r}.")
+        if cfg.representation != "two-band" and sorted(cfg.bands) != ["high", "low"]:
+            raise ConfigError(f"{p}: train.bands is for the two-band representation; a thesis network is one image.")
+        if sorted(cfg.bands) != ["high", "low"] and not cfg.init:
+            raise ConfigError(f"{p}: train.bands = {cfg.bands!r} leaves a band untrained, so model.init must give "
+                              f"its weights.")
         for op in cfg.operating_points:
             parse_operating_point(op, p)
         return cfg

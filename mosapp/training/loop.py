@@ -114,6 +114,8 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
     say(f"train: {len(files)} training files, {len(heldout)} held out; building spectrogram images (cached)")
     model = build_model(cfg).to(device)
     band_list = _make_bands(cfg, model, files, device)
+    #: The bands whose networks this run trains (a thesis network is the one band "image").
+    trained_bands = {b.name for b in band_list if b.name in cfg.bands or b.name == "image"}
     hours = sum(im.shape[1] for im in band_list[-1].sampler.images) * get_geometry(cfg.geometry).seconds_per_frame() / 3600
 
     aux_params = {n for n, p in model.named_parameters() if n.endswith(".quantiles")}
@@ -154,22 +156,28 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
         aux_opt.zero_grad(set_to_none=True)
         loss = torch.zeros((), device=device)
         seen = []
+        logging_step = (step + 1) % cfg.log_every == 0 or step + 1 == stop
         for band in band_list:
+            trained = band.name in trained_bands
+            if not trained and not logging_step:
+                continue  # a band this run leaves alone is only run to log its figures
             x = band.sampler.batch(cfg.batch).to(device)
-            res = band.net(x)
-            x_hat = res["x_hat"]
-            bpp = bits_per_pixel(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
-            mse = torch.mean((x_hat - x) ** 2)
-            mel = band.mel(x_hat, x)
-            sc = spectral_convergence_loss(x_hat, x) if cfg.sc_weight else torch.zeros((), device=device)
-            sdl = smoothed_db_l1(x_hat, x, band.sdl_frames) if cfg.sdl_weight else torch.zeros((), device=device)
-            loss = loss + bpp + band.lam * (255.0 ** 2 * mse + cfg.mel_weight * mel + cfg.sc_weight * sc
-                                            + cfg.sdl_weight * sdl)
+            with torch.set_grad_enabled(trained):
+                res = band.net(x)
+                x_hat = res["x_hat"]
+                bpp = bits_per_pixel(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
+                mse = torch.mean((x_hat - x) ** 2)
+                mel = band.mel(x_hat, x)
+                sc = spectral_convergence_loss(x_hat, x) if cfg.sc_weight else torch.zeros((), device=device)
+                sdl = smoothed_db_l1(x_hat, x, band.sdl_frames) if cfg.sdl_weight else torch.zeros((), device=device)
+            if trained:
+                loss = loss + bpp + band.lam * (255.0 ** 2 * mse + cfg.mel_weight * mel + cfg.sc_weight * sc
+                                                + cfg.sdl_weight * sdl)
             seen.append((band, x, x_hat.detach(), bpp.detach(), mel.detach()))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        aux = model.aux_loss()
+        aux = sum((band.net.aux_loss() for band in band_list if band.name in trained_bands), torch.zeros((), device=device))
         aux.backward()
         aux_opt.step()
         step += 1

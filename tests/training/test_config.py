@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,22 @@ def test_operating_points_are_checked(tmp_path):
     cfg_path.write_text(cfg_path.read_text().replace('name = "sgc-8"', 'name = "sgc-8"\nrepresentation = "tri-band"'))
     with pytest.raises(ConfigError, match="representation"):
         TrainConfig.load(cfg_path)
+
+
+@pytest.mark.parametrize("bands, message", [
+    ('[]', 'train.bands must list "low", "high" or both'),
+    ('["low", "low"]', 'train.bands must list "low", "high" or both'),
+    ('["mid"]', 'train.bands must list "low", "high" or both'),
+    ('["low"]', "train.bands is for the two-band representation"),
+])
+def test_bad_bands_are_one_sentence(tmp_path, bands, message):
+    path = write_config(tmp_path, extra=f"bands = {bands}")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TrainConfig.load(path)
+
+
+def test_training_one_band_needs_the_others_weights(tmp_path):
+    path = write_config(tmp_path, extra='bands = ["high"]')
+    path.write_text(path.read_text().replace('name = "sgc-8"', 'name = "x"\nrepresentation = "two-band"'))
+    with pytest.raises(ConfigError, match=r"leaves a band untrained, so model.init must give its weights\."):
+        TrainConfig.load(path)

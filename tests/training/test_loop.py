@@ -100,3 +100,30 @@ def test_build_model_follows_the_representation(tmp_path):
     assert isinstance(model, SpectrogramHyperprior) and model.arch.as_dict() == {"n": 16, "m": 24}
     cfg.representation = "two-band"
     assert isinstance(build_model(cfg), TwoBandHyperprior)
+
+
+def test_a_run_that_trains_one_band_leaves_the_other_as_it_started(tmp_path):
+    """train.bands = ["low"]: the low network learns, the high network (and its entropy
+    coder) keeps its init weights bit for bit; both bands' figures are still logged."""
+    cfg_path = write_config(tmp_path, steps=2)
+    text = cfg_path.read_text().replace('name = "sgc-8"', 'name = "sgc2-test"\nrepresentation = "two-band"')
+    text = text.replace('export = "' + f"{tmp_path}/models/sgc-8" + '"', f'export = "{tmp_path}/models/first"')
+    cfg_path.write_text(text)
+    assert main(["train", "--config", str(cfg_path)]) == 0
+    first = load_weights(tmp_path / "models" / "first.pt")["state_dict"]
+
+    text = text.replace(f'dir = "{tmp_path}/run"', f'dir = "{tmp_path}/run-low"')
+    text = text.replace(f'export = "{tmp_path}/models/first"', f'export = "{tmp_path}/models/low-only"')
+    text = text.replace("[model]\n", f'[model]\ninit = "{tmp_path}/models/first.pt"\n')
+    text = text.replace("[train]\n", '[train]\nbands = ["low"]\n')
+    cfg_path.write_text(text)
+    assert main(["train", "--config", str(cfg_path)]) == 0
+    after = load_weights(tmp_path / "models" / "low-only.pt")["state_dict"]
+    high = [k for k in first if k.startswith("high.")]
+    low = [k for k in first if k.startswith("low.") and first[k].is_floating_point()]
+    assert high and all(torch.equal(first[k], after[k]) for k in high)
+    assert any(not torch.equal(first[k], after[k]) for k in low)
+    rows = list(csv.DictReader(open(tmp_path / "run-low" / "log.csv")))
+    assert np.isfinite(float(rows[-1]["psnr_db"])) and np.isfinite(float(rows[-1]["psnr_low_db"]))
+    card = json.loads((tmp_path / "models" / "low-only.json").read_text())
+    assert card["training"]["bands_trained"] == ["low"]
