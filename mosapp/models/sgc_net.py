@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import struct
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -35,6 +35,7 @@ ensure_importable()
 from compressai.layers import GDN  # noqa: E402 — must follow ensure_importable()
 from compressai.models import MeanScaleHyperprior  # noqa: E402 — must follow ensure_importable()
 from compressai.models.utils import conv, deconv  # noqa: E402 — must follow ensure_importable()
+from compressai.ops import quantize_ste  # noqa: E402 — must follow ensure_importable()
 
 #: Total downsampling of g_a then h_a: 2^4 * 2^2.
 MULTIPLE = 64
@@ -46,23 +47,112 @@ ROWS = 256
 HYPER_TIME_STRIDE = 2
 
 
+#: The analysis/synthesis transforms: mbt2018-mean's GDN stacks, or a learned block transform
+#: that starts as the images' Karhunen-Loève transform (see :class:`BlockSynthesis`).
+TRANSFORMS = ("gdn", "klt")
+#: The post-filter's output gain: Adam moves every weight by about the learning rate at first, and
+#: at gain 1 that moved the zero-initialised filter's output by a quarter of the image's range
+#: within ten steps; 0.1 keeps the start a working codec.
+POST_GAIN = 0.1
+#: Side of the block transform's blocks (pixels; the same 16x downsampling as the GDN stack's four levels).
+BLOCK = 16
+#: Block lengths in frames a block transform may have.
+BLOCK_FRAMES = (16, 32, 64)
+
+
 @dataclass(frozen=True)
 class SgcArchitecture:
     """Channel widths: ``n`` in the transforms and hyperprior, ``m`` latent channels;
     ``hyper_time_stride``: the time stride of each of the hyperprior's two levels (2 as in
-    mbt2018-mean; 4 makes z four times sparser in time per level)."""
+    mbt2018-mean; 4 makes z four times sparser in time per level); ``transform``: one of
+    :data:`TRANSFORMS`."""
 
     n: int = 48
     m: int = 64
     hyper_time_stride: int = HYPER_TIME_STRIDE
+    transform: str = "gdn"
+    #: A block transform's block length in frames (16 rows always): 16, or longer for an image
+    #: whose frames are far finer than its detail (the high image's 1.45 ms hop).
+    block_frames: int = BLOCK
 
-    def as_dict(self) -> dict[str, int]:
-        """The fields, without ``hyper_time_stride`` where it is the default (weights files
-        written before it existed describe their network exactly so)."""
-        d = asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        """The fields, without ``hyper_time_stride``, ``transform`` and ``block_frames`` where
+        they are the defaults (weights files written before they existed describe their network
+        exactly so)."""
+        d: dict[str, Any] = asdict(self)
         if self.hyper_time_stride == HYPER_TIME_STRIDE:
             del d["hyper_time_stride"]
+        if self.transform == "gdn":
+            del d["transform"]
+        if self.block_frames == BLOCK:
+            del d["block_frames"]
         return d
+
+
+class BlockSynthesis(torch.nn.Module):
+    """The block transform's synthesis: each latent vector times a learned 16x16 basis, summed
+    into its block (a transposed convolution of stride 16), then a small residual post-filter
+    (three 3x3 convolutions) that learns what coding blocks loses, their edges first.
+
+    With ``g_a`` a 16x16 stride-16 convolution, the pair starts (:func:`init_block_transform`)
+    as the Karhunen-Loève transform of the training images' blocks, scaled so latent step 1 is
+    a chosen step on the coefficients, and a post-filter that does nothing: a working codec
+    before the first step, which training then adapts as a whole (transforms, post-filter and
+    hyperprior).
+    """
+
+    def __init__(self, m: int, block_frames: int = BLOCK, width: int = 16) -> None:
+        super().__init__()
+        self.basis = torch.nn.ConvTranspose2d(m, 1, (BLOCK, block_frames), stride=(BLOCK, block_frames))
+        self.post = torch.nn.Sequential(
+            torch.nn.Conv2d(1, width, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(width, 1, 3, padding=1),
+        )
+        last = self.post[-1]
+        assert isinstance(last, torch.nn.Conv2d) and last.bias is not None
+        torch.nn.init.zeros_(last.weight)
+        torch.nn.init.zeros_(last.bias)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        x = self.basis(y)
+        return x + POST_GAIN * self.post(x)
+
+
+def init_block_transform(net: SpectrogramHyperprior, images: torch.Tensor, coefficient_step: float) -> None:
+    """Set a ``"klt"`` network's transforms to the Karhunen-Loève transform of ``images``
+    (B, 1, rows, frames) cut into its blocks (16 rows × ``block_frames``): its first ``m`` principal directions, the
+    analysis divided and the synthesis multiplied by ``coefficient_step`` (latent step 1 is
+    that step on the orthonormal coefficients; a pixel's error is then about step / sqrt(12)
+    in the image's [0, 1] for every coefficient coded), and the hyperprior's output at each
+    coefficient's spread over ``images``. Deterministic given ``images``."""
+    if net.arch.transform != "klt":
+        raise ValueError("init_block_transform is for a network with transform = \"klt\"")
+    b, bt = images.shape[0], net.arch.block_frames
+    rows, frames = images.shape[2] // BLOCK * BLOCK, images.shape[3] // bt * bt
+    x = images[:, 0, :rows, :frames].reshape(b, rows // BLOCK, BLOCK, frames // bt, bt)
+    blocks = x.permute(0, 1, 3, 2, 4).reshape(-1, BLOCK * bt).double()
+    mean = float(blocks.mean())
+    _, _, vt = torch.linalg.svd(blocks - mean, full_matrices=False)
+    basis = vt[: net.arch.m].float()  # (m, 256), orthonormal rows
+    m = basis.shape[0]
+    with torch.no_grad():
+        g_a = net.g_a
+        assert isinstance(g_a, torch.nn.Conv2d) and isinstance(net.g_s, BlockSynthesis)
+        assert g_a.bias is not None and net.g_s.basis.bias is not None
+        g_a.weight.copy_(basis.reshape(m, 1, BLOCK, bt) / coefficient_step)
+        g_a.bias.copy_(-basis.sum(dim=1) * mean / coefficient_step)
+        net.g_s.basis.weight.copy_(basis.reshape(m, 1, BLOCK, bt) * coefficient_step)
+        net.g_s.basis.bias.fill_(mean)
+        # The hyperprior starts as the coefficients' static model: each channel's scale its
+        # spread over the images, its mean 0, and the hyper-synthesis' last layer at a tenth,
+        # so what it learns first is where a block is louder or quieter than that.
+        spread = ((blocks - mean).float() @ basis.T).std(dim=0) / coefficient_step
+        last = net.h_s[-1]
+        assert isinstance(last, torch.nn.Conv2d) and last.bias is not None
+        last.weight.mul_(0.1)
+        last.bias[:m].copy_(spread.clamp_min(0.11))
+        last.bias[m:].zero_()
 
 
 def _conv_t(cin: int, cout: int, t: int) -> torch.nn.Module:
@@ -82,20 +172,30 @@ class SpectrogramHyperprior(MeanScaleHyperprior):
         super().__init__(N=arch.n, M=arch.m)
         self.arch = arch
         n, m, t = arch.n, arch.m, arch.hyper_time_stride
-        self.g_a = torch.nn.Sequential(
-            conv(1, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m),
-        )
-        self.g_s = torch.nn.Sequential(
-            deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
-            deconv(n, n), GDN(n, inverse=True), deconv(n, 1),
-        )
+        if arch.transform not in TRANSFORMS:
+            raise ValueError(f"unknown sgc transform {arch.transform!r}")
+        if arch.transform == "klt":
+            bt = arch.block_frames
+            if bt not in BLOCK_FRAMES or not 1 <= m <= BLOCK * bt:
+                raise ValueError(f"a block transform has blocks of {', '.join(map(str, BLOCK_FRAMES))} frames and at "
+                                 f"most {BLOCK * bt} latent channels, not {bt} frames and {m}")
+            self.g_a: torch.nn.Module = torch.nn.Conv2d(1, m, (BLOCK, bt), stride=(BLOCK, bt))
+            self.g_s: torch.nn.Module = BlockSynthesis(m, bt)
+        else:
+            self.g_a = torch.nn.Sequential(
+                conv(1, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m),
+            )
+            self.g_s = torch.nn.Sequential(
+                deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+                deconv(n, n), GDN(n, inverse=True), deconv(n, 1),
+            )
         if t != HYPER_TIME_STRIDE:
             self.h_a[2] = _conv_t(n, n, t)
             self.h_a[4] = _conv_t(n, n, t)
             self.h_s[0] = _deconv_t(n, m, t)
             self.h_s[2] = _deconv_t(m, m * 3 // 2, t)
-        #: Frames a tile is padded to a multiple of: 2^4 (g_a) × t^2 (h_a).
-        self.time_multiple = 16 * t * t
+        #: Frames a tile is padded to a multiple of: 2^4 (g_a; a block transform: its block) × t^2 (h_a).
+        self.time_multiple = (arch.block_frames if arch.transform == "klt" else 16) * t * t
 
     def architecture(self) -> dict[str, Any]:
         """What a weights file's ``arch`` records (:func:`build_network` rebuilds it)."""
@@ -224,20 +324,24 @@ class TwoBandHyperprior(torch.nn.Module):
     together (one loss, one optimiser) and stored in one weights file.
     """
 
-    def __init__(self, arch: SgcArchitecture = SgcArchitecture(), high_hyper_time_stride: int = HYPER_TIME_STRIDE
-                 ) -> None:
+    def __init__(self, arch: SgcArchitecture = SgcArchitecture(), high_hyper_time_stride: int = HYPER_TIME_STRIDE,
+                 high_block_frames: int = BLOCK, high_m: int | None = None) -> None:
         super().__init__()
         self.arch = arch
         self.low = SpectrogramHyperprior(arch)
         #: The high image has 8 times the low image's frames per second: a hyperprior time stride of 4
-        #: keeps its side information (z) from taking half of a low-rate stream.
-        self.high = SpectrogramHyperprior(SgcArchitecture(arch.n, arch.m, high_hyper_time_stride))
+        #: (or, for a block transform, longer blocks) keeps its side information (z) from taking half
+        #: of a low-rate stream.
+        self.high = SpectrogramHyperprior(replace(arch, hyper_time_stride=high_hyper_time_stride,
+                                                  block_frames=high_block_frames, m=high_m or arch.m))
 
     def architecture(self) -> dict[str, Any]:
         """What a weights file's ``arch`` records (:func:`build_network` rebuilds it)."""
-        stride = self.high.arch.hyper_time_stride
+        stride, frames, m = self.high.arch.hyper_time_stride, self.high.arch.block_frames, self.high.arch.m
         return {**self.arch.as_dict(), "representation": "two-band",
-                **({"high_hyper_time_stride": stride} if stride != HYPER_TIME_STRIDE else {})}
+                **({"high_hyper_time_stride": stride} if stride != HYPER_TIME_STRIDE else {}),
+                **({"high_block_frames": frames} if frames != BLOCK else {}),
+                **({"high_m": m} if m != self.arch.m else {})}
 
     def band(self, name: str) -> SpectrogramHyperprior:
         return self.low if name == "low" else self.high
@@ -265,9 +369,32 @@ def build_network(arch: Mapping[str, Any]) -> SpectrogramHyperprior | TwoBandHyp
     """The untrained network a weights file's ``arch`` describes: ``{"n", "m"}``, and
     ``"representation": "two-band"`` for :class:`TwoBandHyperprior` (else one
     :class:`SpectrogramHyperprior` on the thesis image), optionally ``"hyper_time_stride"`` and,
-    for two-band weights, ``"high_hyper_time_stride"``."""
+    for two-band weights, ``"high_hyper_time_stride"``, ``"high_block_frames"`` and ``"high_m"`` (the high network's
+    latent channels, where not ``m``); ``"transform"``."""
     widths = dict(arch)
     two_band = widths.pop("representation", "thesis") == "two-band"
     high_stride = int(widths.pop("high_hyper_time_stride", HYPER_TIME_STRIDE))
+    high_frames = int(widths.pop("high_block_frames", BLOCK))
+    high_m = widths.pop("high_m", None)
     architecture = SgcArchitecture(**widths)
-    return TwoBandHyperprior(architecture, high_stride) if two_band else SpectrogramHyperprior(architecture)
+    return (TwoBandHyperprior(architecture, high_stride, high_frames, int(high_m) if high_m else None) if two_band
+            else SpectrogramHyperprior(architecture))
+
+
+def forward_at_step(model: SpectrogramHyperprior, x: torch.Tensor, step: float = 1.0, ste: bool = False
+                    ) -> dict[str, Any]:
+    """The training forward pass with latent quantisation step ``step``: the likelihoods are
+    those of ``(y - mu) / step`` plus uniform noise under ``sigma / step``, as :func:`code_tile`
+    codes them at that step. The image is decoded from the noisy latents (``ste`` False, as
+    compressai's forward, which ``step`` 1 then is) or from the latents rounded as the coder
+    rounds them, with a straight-through gradient (``ste`` True: Minnen & Singh's mixed
+    quantisation; a block transform needs it, since noise on every coefficient costs far more
+    than rounding the many that round to zero)."""
+    y = model.g_a(x)
+    z = model.h_a(y)
+    z_hat, z_likelihoods = model.entropy_bottleneck(z)
+    scales, means = model.h_s(z_hat).chunk(2, 1)
+    y_hat, y_likelihoods = model.gaussian_conditional(y / step, scales / step, means=means / step)
+    if ste:
+        y_hat = quantize_ste((y - means) / step) + means / step
+    return {"x_hat": model.g_s(y_hat * step), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}

@@ -3,10 +3,18 @@
 ::
 
     [model]  name, n, m, init (weights to finetune from, optional), representation (thesis | two-band),
-             high_hyper_time_stride (two-band: the high network's hyperprior time stride, 2 or 4)
+             high_hyper_time_stride (two-band: the high network's hyperprior time stride, 2 or 4),
+             transform (gdn | klt: mbt2018-mean's GDN transforms or a learned block transform
+             started as the training images' KLT), klt_step (klt: the coefficient step that
+             latent step 1 stands for at the start, [low, high] or [thesis]), block_frames
+             (klt: the blocks' length in frames, 16, 32 or 64, [low, high] or [thesis]),
+             high_m (two-band: the high network's latent channels; 0, the default: m)
     [data]   train (globs), heldout (globs, never trained on), geometry, cache, heldout_seconds
     [train]  steps, batch, patch_frames, lr, lr_drop_at, lambda, low_lambda, mel_weight, sc_weight,
              sdl_weight, sdl_frames, low_sdl_frames, seed, log_every, checkpoint_every, threads, device,
+             step_range (latent steps drawn log-uniformly per batch and band, [1.0, 1.0] by default:
+             one network for a range of rates, its distortion weighted lambda / step^2), ste (decode
+             the training image from rounded latents with a straight-through gradient; false: noisy),
              bands (two-band: the band networks this run trains, ["low", "high"] by default; the
              other keeps its init weights)
     [output] dir, export, operating_points (two-band: list of "name:kbps:low_share")
@@ -33,14 +41,15 @@ REPRESENTATIONS = ("thesis", "two-band")
 #: TOML section → {TOML key: TrainConfig attribute}.
 SECTIONS: dict[str, dict[str, str]] = {
     "model": {"name": "name", "n": "n", "m": "m", "init": "init", "representation": "representation",
-              "high_hyper_time_stride": "high_hyper_time_stride"},
+              "high_hyper_time_stride": "high_hyper_time_stride", "transform": "transform", "klt_step": "klt_step",
+              "block_frames": "block_frames", "high_m": "high_m"},
     "data": {"train": "train", "heldout": "heldout", "geometry": "geometry", "cache": "cache",
              "heldout_seconds": "heldout_seconds"},
     "train": {"steps": "steps", "batch": "batch", "patch_frames": "patch_frames", "lr": "lr", "lr_drop_at": "lr_drop_at",
               "lambda": "lam", "low_lambda": "low_lam", "mel_weight": "mel_weight", "sc_weight": "sc_weight",
               "sdl_weight": "sdl_weight", "sdl_frames": "sdl_frames", "low_sdl_frames": "low_sdl_frames",
               "seed": "seed", "log_every": "log_every", "checkpoint_every": "checkpoint_every", "threads": "threads",
-              "device": "device", "bands": "bands"},
+              "device": "device", "bands": "bands", "step_range": "step_range", "ste": "ste"},
     "output": {"dir": "out_dir", "export": "export", "operating_points": "operating_points"},
 }
 
@@ -54,6 +63,11 @@ class TrainConfig:
     n: int = 48
     m: int = 64
     high_hyper_time_stride: int = 2
+    transform: str = "gdn"
+    klt_step: list[float] = field(default_factory=lambda: [0.15, 0.15])
+    block_frames: list[int] = field(default_factory=lambda: [16, 16])
+    #: Two-band: the high network's latent channels (0: m).
+    high_m: int = 0
     init: str = ""
     train: list[str] = field(default_factory=list)
     heldout: list[str] = field(default_factory=list)
@@ -80,6 +94,10 @@ class TrainConfig:
     device: str = "auto"
     #: Two-band: the networks trained (a band left out keeps the weights it started from).
     bands: list[str] = field(default_factory=lambda: ["low", "high"])
+    #: Latent quantisation steps drawn (log-uniformly) per batch and band.
+    step_range: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    #: Decode the training image from rounded latents (straight-through), not noisy ones.
+    ste: bool = False
     out_dir: str = "runs/sgc"
     export: str = ""
     operating_points: list[str] = field(default_factory=list)
@@ -132,6 +150,29 @@ class TrainConfig:
             if getattr(cfg, key) < 1:
                 raise ConfigError(f"{p}: train.{key} must be at least 1 (frames the power is averaged over), "
                                   f"got {getattr(cfg, key)}.")
+        if cfg.transform not in ("gdn", "klt"):
+            raise ConfigError(f"{p}: model.transform must be \"gdn\" or \"klt\", got {cfg.transform!r}.")
+        if cfg.high_m < 0 or (cfg.high_m and cfg.representation != "two-band"):
+            raise ConfigError(f"{p}: model.high_m is the two-band high network's latent channels (0: m), "
+                              f"got {cfg.high_m}.")
+        n_steps = 2 if cfg.representation == "two-band" else 1
+        if len(cfg.klt_step) < n_steps or not all(isinstance(v, (int, float)) and 0 < v < 1 for v in cfg.klt_step):
+            raise ConfigError(f"{p}: model.klt_step must give {n_steps} coefficient step(s) between 0 and 1 "
+                              f"({'[low, high]' if n_steps == 2 else '[step]'}), got {cfg.klt_step!r}.")
+        if (len(cfg.block_frames) < n_steps or not all(v in (16, 32, 64) for v in cfg.block_frames)
+                or (cfg.transform != "klt" and any(v != 16 for v in cfg.block_frames))):
+            raise ConfigError(f"{p}: model.block_frames gives each image's block length, 16, 32 or 64 frames "
+                              f"({'[low, high]' if n_steps == 2 else '[frames]'}), other than 16 only for a block "
+                              f"transform (transform = \"klt\"); got {cfg.block_frames!r}.")
+        if cfg.transform == "klt":
+            for m, frames in zip((cfg.m, cfg.high_m or cfg.m), cfg.block_frames):
+                if not 1 <= m <= 16 * frames:
+                    raise ConfigError(f"{p}: a block transform of 16 x {frames} blocks has at most {16 * frames} "
+                                      f"latent channels, got {m}.")
+        if (len(cfg.step_range) != 2 or not all(isinstance(v, (int, float)) for v in cfg.step_range)
+                or not 0.1 <= cfg.step_range[0] <= cfg.step_range[1] <= 8.0):
+            raise ConfigError(f"{p}: train.step_range must be [low, high] with 0.1 <= low <= high <= 8, "
+                              f"got {cfg.step_range!r}.")
         if (not cfg.bands or len(set(cfg.bands)) != len(cfg.bands)
                 or not all(isinstance(b, str) and b in ("low", "high") for b in cfg.bands)):
             raise ConfigError(f"{p}: train.bands must list \"low\", \"high\" or both, each once, got {cfg.bands!r}.")

@@ -29,7 +29,14 @@ from pytorch_msssim import ms_ssim
 
 from mosapp.core import bands, dsp
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
-from mosapp.models.sgc_net import BAND_ROWS, SpectrogramHyperprior, TwoBandHyperprior, build_network
+from mosapp.models.sgc_net import (
+    BAND_ROWS,
+    SpectrogramHyperprior,
+    TwoBandHyperprior,
+    build_network,
+    forward_at_step,
+    init_block_transform,
+)
 from mosapp.models.weights import load_weights
 from mosapp.training.card import export
 from mosapp.training.checkpoint import CHECKPOINT_NAME, logged_seconds, resume, save_checkpoint, trim_log
@@ -87,6 +94,14 @@ def _make_bands(cfg: TrainConfig, model: Network, files: list[str], device: torc
 def build_model(cfg: TrainConfig) -> Network:
     """The untrained network of the config's ``[model]`` (n, m, representation)."""
     arch: dict[str, Any] = {"n": cfg.n, "m": cfg.m, "representation": cfg.representation}
+    if cfg.transform != "gdn":
+        arch["transform"] = cfg.transform
+    if cfg.block_frames[0] != 16:
+        arch["block_frames"] = cfg.block_frames[0]
+    if cfg.representation == "two-band" and cfg.block_frames[1] != 16:
+        arch["high_block_frames"] = cfg.block_frames[1]
+    if cfg.high_m and cfg.high_m != cfg.m:
+        arch["high_m"] = cfg.high_m
     if cfg.representation == "two-band":
         arch["high_hyper_time_stride"] = cfg.high_hyper_time_stride
     return build_network(arch)
@@ -133,6 +148,13 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
     elif cfg.init:
         _load_init(model, cfg, device)
         say(f"train: finetuning from {cfg.init}")
+    elif cfg.transform == "klt":
+        for band, coefficient_step in zip(band_list, cfg.klt_step):
+            init_block_transform(band.net, torch.cat([band.sampler.batch(64) for _ in range(4)]).to(device),
+                                 coefficient_step)
+        say("train: block transforms set to the training images' KLT")
+    step_rng = np.random.default_rng([cfg.seed, 7, step])
+    log_steps = np.log(np.asarray(cfg.step_range, dtype=np.float64))
     columns = LOG_COLUMNS + (LOW_LOG_COLUMNS if len(band_list) == 2 else [])
     log_path = out / "log.csv"
     new_log = not log_path.exists() or step == 0
@@ -162,8 +184,10 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
             if not trained and not logging_step:
                 continue  # a band this run leaves alone is only run to log its figures
             x = band.sampler.batch(cfg.batch).to(device)
+            q = float(np.exp(step_rng.uniform(log_steps[0], log_steps[1]))) if log_steps[1] > log_steps[0] else float(
+                np.exp(log_steps[0]))
             with torch.set_grad_enabled(trained):
-                res = band.net(x)
+                res = forward_at_step(band.net, x, q, cfg.ste)
                 x_hat = res["x_hat"]
                 bpp = bits_per_pixel(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
                 mse = torch.mean((x_hat - x) ** 2)
@@ -171,7 +195,7 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
                 sc = spectral_convergence_loss(x_hat, x) if cfg.sc_weight else torch.zeros((), device=device)
                 sdl = smoothed_db_l1(x_hat, x, band.sdl_frames) if cfg.sdl_weight else torch.zeros((), device=device)
             if trained:
-                loss = loss + bpp + band.lam * (255.0 ** 2 * mse + cfg.mel_weight * mel + cfg.sc_weight * sc
+                loss = loss + bpp + band.lam / q ** 2 * (255.0 ** 2 * mse + cfg.mel_weight * mel + cfg.sc_weight * sc
                                                 + cfg.sdl_weight * sdl)
             seen.append((band, x, x_hat.detach(), bpp.detach(), mel.detach()))
         loss.backward()

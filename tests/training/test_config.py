@@ -100,3 +100,37 @@ def test_training_one_band_needs_the_others_weights(tmp_path):
     path.write_text(path.read_text().replace('name = "sgc-8"', 'name = "x"\nrepresentation = "two-band"'))
     with pytest.raises(ConfigError, match=r"leaves a band untrained, so model.init must give its weights\."):
         TrainConfig.load(path)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('transform = "dct"', 'model.transform must be "gdn" or "klt"'),
+    ('transform = "klt"\nhigh_m = 8', "model.high_m is the two-band high network's latent channels"),
+    ('transform = "klt"\nklt_step = [1.5]', "model.klt_step must give 1 coefficient step(s) between 0 and 1"),
+    ('block_frames = [32]', "other than 16 only for a block transform"),
+    ('transform = "klt"\nblock_frames = [48]', "model.block_frames gives each image's block length"),
+])
+def test_bad_transform_settings_are_one_sentence(tmp_path, extra, message):
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("m = 24\n", "m = 24\n" + extra + "\n", 1))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TrainConfig.load(path)
+
+
+def test_a_block_transform_keeps_at_most_its_blocks_coefficients(tmp_path):
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("m = 24\n", 'm = 300\ntransform = "klt"\n', 1))
+    with pytest.raises(ConfigError, match=re.escape("a block transform of 16 x 16 blocks has at most 256 latent "
+                                                    "channels, got 300.")):
+        TrainConfig.load(path)
+
+
+@pytest.mark.parametrize("value", ["[0.5]", "[2.0, 1.0]", "[0.05, 1.0]", "[1.0, 9.0]"])
+def test_a_bad_step_range_is_one_sentence(tmp_path, value):
+    path = write_config(tmp_path, extra=f"step_range = {value}")
+    with pytest.raises(ConfigError, match=re.escape("train.step_range must be [low, high] with 0.1 <= low <= high <= 8")):
+        TrainConfig.load(path)
+
+
+def test_the_fourth_round_config_loads():
+    cfg = TrainConfig.load(Path(__file__).resolve().parents[2] / "configs" / "sgc4.toml")
+    assert (cfg.transform, cfg.block_frames, cfg.step_range, cfg.ste) == ("klt", [32, 64], [0.5, 2.0], True)
