@@ -50,8 +50,12 @@ def export(model: SpectrogramHyperprior | TwoBandHyperprior, cfg: TrainConfig, f
     weights = save_weights(base.with_suffix(".pt"), name=cfg.name, geometry=cfg.geometry, arch=arch,
                            state_dict=model.state_dict())
     image: dict[str, Any]
+    transform = ("a learned 16-row block transform (started as the training images' KLT) with a residual "
+                 "post-filter, and mbt2018-mean's mean-scale hyperprior" if cfg.transform == "klt"
+                 else "mbt2018-mean (mean-scale hyperprior)")
     if two_band:
-        kind = "two mbt2018-mean (mean-scale hyperprior) networks, grayscale, one per band image"
+        kind = (f"two networks, one per band image: {transform}, grayscale" if cfg.transform == "klt"
+                else "two mbt2018-mean (mean-scale hyperprior) networks, grayscale, one per band image")
         image = {"representation": "two-band", "bands": BANDS_TAG,
                  "crossover_hz": [bands.PASS_HZ, bands.STOP_HZ], "decimation": bands.DECIMATION,
                  "low": {"rows": bands.LOW_ROWS, "lattice": "thesis at 5512.5 Hz (10.8 Hz bins, 11.6 ms hop)"},
@@ -89,6 +93,11 @@ def export(model: SpectrogramHyperprior | TwoBandHyperprior, cfg: TrainConfig, f
                if cfg.sdl_weight else {}),
             "adversarial": False,
             "init": cfg.init or None,
+            **({"klt_step": cfg.klt_step[: 2 if two_band else 1]} if cfg.transform == "klt" else {}),
+            **({"step_range": cfg.step_range, "distortion_weight": "lambda / step^2"}
+               if cfg.step_range[0] != cfg.step_range[1] or cfg.step_range[0] != 1.0 else {}),
+            **({"quantisation": "likelihoods with noise, image decoded from rounded latents (straight-through)"}
+               if cfg.ste else {}),
             **({"bands_trained": list(cfg.bands)} if two_band and sorted(cfg.bands) != ["high", "low"] else {}),
             "log": "training log.csv and training.png next to this card",
         },

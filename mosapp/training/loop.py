@@ -29,6 +29,7 @@ from pytorch_msssim import ms_ssim
 
 from mosapp.core import bands, dsp
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
+from mosapp.core.errors import ConfigError
 from mosapp.models.sgc_net import (
     BAND_ROWS,
     SpectrogramHyperprior,
@@ -128,6 +129,10 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
     files, heldout = training_files(cfg)
     say(f"train: {len(files)} training files, {len(heldout)} held out; building spectrogram images (cached)")
     model = build_model(cfg).to(device)
+    for net in ([model.low, model.high] if isinstance(model, TwoBandHyperprior) else [model]):
+        if cfg.patch_frames % net.time_multiple:
+            raise ConfigError(f"{cfg.source or 'config'}: train.patch_frames ({cfg.patch_frames}) must be a multiple of "
+                              f"{net.time_multiple}, the frames this network's transforms and hyperprior downsample by.")
     band_list = _make_bands(cfg, model, files, device)
     #: The bands whose networks this run trains (a thesis network is the one band "image").
     trained_bands = {b.name for b in band_list if b.name in cfg.bands or b.name == "image"}

@@ -127,3 +127,38 @@ def test_a_run_that_trains_one_band_leaves_the_other_as_it_started(tmp_path):
     assert np.isfinite(float(rows[-1]["psnr_db"])) and np.isfinite(float(rows[-1]["psnr_low_db"]))
     card = json.loads((tmp_path / "models" / "low-only.json").read_text())
     assert card["training"]["bands_trained"] == ["low"]
+
+
+def test_a_block_transform_network_trains_at_a_range_of_steps_and_codes_every_rate(tmp_path, monkeypatch):
+    """transform = "klt": the block transforms start as the training images' KLT, train with a
+    latent step drawn per batch, and the one exported network serves operating points of very
+    different rates (rate control picks each file's steps)."""
+    cfg_path = write_config(tmp_path, steps=2)
+    text = cfg_path.read_text().replace(
+        'name = "sgc-8"', 'name = "sgc4-test"\nrepresentation = "two-band"\ntransform = "klt"\n'
+                          'klt_step = [0.15, 0.6]\nblock_frames = [32, 64]\nhigh_m = 32')
+    text = text.replace('export = "' + f"{tmp_path}/models/sgc-8" + '"',
+                        f'export = "{tmp_path}/models/sgc4-test"\noperating_points = ["sgc-5:5:0.4", "sgc-20:20:0.4"]')
+    text = text.replace("[train]\n", "[train]\nstep_range = [0.5, 2.0]\nste = true\nlow_lambda = 0.002\n")
+    cfg_path.write_text(text)
+    assert main(["train", "--config", str(cfg_path)]) == 2  # 192-frame patches, 256-frame network: one sentence
+    cfg_path.write_text(text.replace("patch_frames = 192", "patch_frames = 256"))
+    assert main(["train", "--config", str(cfg_path)]) == 0
+    models = tmp_path / "models"
+    state = load_weights(models / "sgc4-test.pt")
+    assert state["arch"] == {"n": 16, "m": 24, "transform": "klt", "block_frames": 32, "representation": "two-band",
+                             "high_block_frames": 64, "high_m": 32}
+    card = json.loads((models / "sgc-5.json").read_text())
+    assert card["training"]["step_range"] == [0.5, 2.0] and card["training"]["klt_step"] == [0.15, 0.6]
+    assert "block transform" in card["architecture"]["type"]
+
+    monkeypatch.setenv("MOSAPP_MODELS_DIR", str(models))
+    x = music_like(3.0, seed=3)
+    sizes = []
+    for name in ("sgc-5", "sgc-20"):
+        codec = get_codec(name)
+        assert "learned block transforms" in codec.description
+        y, enc = codec.process(x, PipelineConfig(phase="pghi", device="cpu"))
+        assert y.shape == x.shape and np.isfinite(y).all()
+        sizes.append(len(enc.payload))
+    assert sizes[1] > 2 * sizes[0]
