@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -396,12 +397,26 @@ def _other_model(name: str) -> str | None:
     return None
 
 
-def test_a_stream_of_other_weights_names_both_models(coded, tmp_path, capsys):
+def test_a_stream_of_other_weights_names_both_models(coded, tmp_path, capsys, monkeypatch):
     """sgc-12 re-labelled as another operating point with other weights (the header re-bound,
-    as a writer that knows the whole format would): the model identifier refuses it."""
-    other = _other_model("sgc-12") if "sgc-12" in coded else None
+    as a writer that knows the whole format would): the model identifier refuses it. Where the
+    shipped points all share one network, the other point is a card of this test's own naming
+    the third round's sgc-12 weights (another network of the same family)."""
+    if "sgc-12" not in coded:
+        pytest.skip("sgc-12 is not available here")
+    other = _other_model("sgc-12")
     if other is None:
-        pytest.skip("no second sgc operating point with other weights here")
+        from mosapp.codecs.sgc import ASSETS_MODELS
+
+        models = tmp_path.parent / f"{tmp_path.name}-models"
+        models.mkdir()
+        card = json.loads((ASSETS_MODELS / "sgc-12.json").read_text())
+        shutil.copyfile(ASSETS_MODELS / "sgc3-12.pt", models / "other.pt")
+        (models / "sgc-9.json").write_text(json.dumps({**card, "name": "sgc-9", "weights": "other.pt",
+                                                       "rate_control": {**card["rate_control"], "target_kbps": 9.0}}))
+        monkeypatch.setenv("MOSAPP_MODELS_DIR", str(models))
+        other = _other_model("sgc-12")
+        assert other == "sgc-9"
     line = _decode_refused(coded, tmp_path, capsys, _repack(coded["sgc-12"].read_bytes(), codec=other), "model")
     assert get_codec("sgc-12").model_id() in line and get_codec(other).model_id() in line
 
