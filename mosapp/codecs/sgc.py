@@ -5,12 +5,12 @@ Two generations share the family, told apart by the model card:
 * ``sgc-6``, ``sgc-12``, ``sgc-24`` (the shipped codec, codec version 2): the **two-band**
   representation (:mod:`mosapp.codecs.twoband`): a low image (0–1378 Hz on a 10.8 Hz ×
   11.6 ms lattice at 5512.5 Hz) and a high image (the thesis lattice), one network each
-  (:class:`mosapp.models.sgc_net.TwoBandHyperprior`); each operating point has its own
-  weights (``sgc3-6.pt`` …, the third training round, trained at that point's rate) and a
-  target rate and a share of the bits for the low band (``rate_control`` in the card; the
-  avif/webp/jpeg family splits its bits the same way). Streams written by an earlier
-  round's weights (``sgc2.pt``, one set for all three points) decode with those weights
-  (:func:`earlier_weights`);
+  (:class:`mosapp.models.sgc_net.TwoBandHyperprior`); the three operating points share one
+  network (``sgc4.pt``, the fourth training round's block transforms, trained at a range of
+  latent steps) and differ in target rate and in the share of the bits the low band gets
+  (``rate_control`` in the card; the avif/webp/jpeg family splits its bits the same way).
+  Streams written by an earlier round's weights (``sgc2.pt``; the third round's
+  ``sgc3-6/12/24.pt``, one network per point) decode with those weights (:func:`earlier_weights`);
 * ``sgc-thesis-6``, ``sgc-thesis-12``, ``sgc-thesis-24`` (codec version 1, the "seed-like"
   baseline): one network on the seed's thesis image.
 

@@ -7,7 +7,9 @@ channels, sized for log-magnitude spectrograms rather than photographs::
     x (1×256×W) ─g_a─► y (M×16×W/16) ─Q─► ŷ ─g_s─► x̂
                         └─h_a─► z ─Q─► ẑ (entropy bottleneck) ─h_s─► (scales, means) of ŷ
 
-``g_a``/``g_s``: four 5×5 stride-2 convolutions with GDN; ``h_a``/``h_s``: two more
+``g_a``/``g_s``: four 5×5 stride-2 convolutions with GDN, or (``transform = "klt"``, the
+shipped codec since the fourth round) a learned block transform, 16 rows by ``block_frames``
+frames, with a residual post-filter (:class:`BlockSynthesis`); ``h_a``/``h_s``: two more
 stride-2 levels. Entropy coding is compressai's range (ANS) coder with its
 ``EntropyBottleneck`` (factorised prior on z) and ``GaussianConditional`` (ŷ given ẑ).
 
@@ -90,11 +92,11 @@ class SgcArchitecture:
 
 
 class BlockSynthesis(torch.nn.Module):
-    """The block transform's synthesis: each latent vector times a learned 16x16 basis, summed
-    into its block (a transposed convolution of stride 16), then a small residual post-filter
+    """The block transform's synthesis: each latent vector times a learned basis of 16 rows by
+    ``block_frames`` frames, summed into its block (a transposed convolution of that stride), then a small residual post-filter
     (three 3x3 convolutions) that learns what coding blocks loses, their edges first.
 
-    With ``g_a`` a 16x16 stride-16 convolution, the pair starts (:func:`init_block_transform`)
+    With ``g_a`` the matching block convolution, the pair starts (:func:`init_block_transform`)
     as the Karhunen-Loève transform of the training images' blocks, scaled so latent step 1 is
     a chosen step on the coefficients, and a post-filter that does nothing: a working codec
     before the first step, which training then adapts as a whole (transforms, post-filter and
@@ -134,7 +136,7 @@ def init_block_transform(net: SpectrogramHyperprior, images: torch.Tensor, coeff
     blocks = x.permute(0, 1, 3, 2, 4).reshape(-1, BLOCK * bt).double()
     mean = float(blocks.mean())
     _, _, vt = torch.linalg.svd(blocks - mean, full_matrices=False)
-    basis = vt[: net.arch.m].float()  # (m, 256), orthonormal rows
+    basis = vt[: net.arch.m].float()  # (m, 16 * block_frames), orthonormal rows
     m = basis.shape[0]
     with torch.no_grad():
         g_a = net.g_a

@@ -189,8 +189,7 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
             if not trained and not logging_step:
                 continue  # a band this run leaves alone is only run to log its figures
             x = band.sampler.batch(cfg.batch).to(device)
-            q = float(np.exp(step_rng.uniform(log_steps[0], log_steps[1]))) if log_steps[1] > log_steps[0] else float(
-                np.exp(log_steps[0]))
+            q = float(np.exp(step_rng.uniform(log_steps[0], log_steps[1])))  # the latent step of this batch and band
             with torch.set_grad_enabled(trained):
                 res = forward_at_step(band.net, x, q, cfg.ste)
                 x_hat = res["x_hat"]

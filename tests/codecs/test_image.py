@@ -16,6 +16,24 @@ from tests.conftest import music_like
 FAST = PipelineConfig(phase="pghi", device="cpu")
 
 
+def _coded(name: str, seconds: float = 4.0):
+    """(codec, input, encoded, packed file bytes, file kbps) for ``name`` on a music-like clip."""
+    codec = get_codec(name)
+    if not codec.availability().ok:
+        pytest.skip(codec.availability().reason)
+    x = music_like(seconds, seed=3)
+    encoded = codec.encode(x, FAST)
+    data = container.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
+    return codec, x, encoded, data, 8 * len(data) / seconds / 1000
+
+
+def _assert_decodes_to_music(codec, x, data) -> None:
+    y = codec.decode(container.unpack(data)[0], FAST)
+    assert y.shape == x.shape
+    noise = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32) * x.std()
+    assert metrics.mel_distance(x, y, 44100) < 0.6 * metrics.mel_distance(x, noise, 44100)
+
+
 def test_the_family_is_registered():
     names = codec_names()
     for name in ("avif-6", "avif-12", "avif-24", "webp-12", "jpeg-12"):
@@ -28,21 +46,12 @@ def test_the_family_is_registered():
 
 @pytest.mark.parametrize("name", ["avif-24", "jpeg-48"])
 def test_rate_control_lands_near_the_target_and_decodes(name):
-    codec = get_codec(name)
-    if not codec.availability().ok:
-        pytest.skip(codec.availability().reason)
-    x = music_like(4.0, seed=3)
-    encoded = codec.encode(x, FAST)
-    data = container.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
-    kbps = 8 * len(data) / 4.0 / 1000
+    codec, x, encoded, data, kbps = _coded(name)
     assert kbps <= 1.02 * codec.target_kbps and kbps >= 0.7 * codec.target_kbps, kbps
     q_low, q_high = encoded.params["quality"]
     assert 1 <= q_low <= 100 and 1 <= q_high <= 100
     assert "time_scale" not in encoded.params  # quality alone reaches these rates: full-size images
-    y = codec.decode(container.unpack(data)[0], FAST)
-    assert y.shape == x.shape
-    noise = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32) * x.std()
-    assert metrics.mel_distance(x, y, 44100) < 0.6 * metrics.mel_distance(x, noise, 44100)
+    _assert_decodes_to_music(codec, x, data)
 
 
 def test_more_bits_give_a_better_image():
@@ -69,20 +78,11 @@ def test_a_damaged_image_is_one_sentence():
 def test_a_rate_below_quality_1_is_reached_with_a_smaller_image(name):
     """At quality 1 the full-size high image alone costs more than these rates; the codec lands
     on the rate anyway by coding the band images averaged over frames, and decodes at full size."""
-    codec = get_codec(name)
-    if not codec.availability().ok:
-        pytest.skip(codec.availability().reason)
-    x = music_like(4.0, seed=3)
-    encoded = codec.encode(x, FAST)
-    data = container.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
-    kbps = 8 * len(data) / 4.0 / 1000
+    codec, x, encoded, data, kbps = _coded(name)
     assert 0.7 * codec.target_kbps <= kbps <= 1.02 * codec.target_kbps, kbps
     low_scale, high_scale = encoded.params["time_scale"]
     assert high_scale in (2, 4, 8) and low_scale in (1, 2, 4, 8)
-    y = codec.decode(container.unpack(data)[0], FAST)
-    assert y.shape == x.shape
-    noise = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32) * x.std()
-    assert metrics.mel_distance(x, y, 44100) < 0.6 * metrics.mel_distance(x, noise, 44100)
+    _assert_decodes_to_music(codec, x, data)
 
 
 def test_shrink_and_expand_keep_a_smooth_image_and_its_frames():
