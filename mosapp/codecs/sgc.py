@@ -284,25 +284,29 @@ class SgcCodec(_OperatingPoint, SpectrogramCodec):
 
 
 def plan_steps(model: TwoBandHyperprior, low: list[AnalysedTile], high: list[AnalysedTile], target_kbps: float,
-               seconds: float, low_share: float, overhead_bytes: int) -> tuple[float, float]:
+               seconds: float, low_share: float, overhead_bytes: int,
+               row_multipliers: tuple[list[float], list[float]] = ([], [])) -> tuple[float, float]:
     """(low step, high step) of a two-band clip, as the image codecs share their budget
     (:mod:`mosapp.codecs.image`): ``low_share`` of the bits to the low band, at the
     :func:`finest_step` that fits; the rest, including what the low band leaves unused,
     to the high band, the same way. Estimates are
-    :func:`mosapp.models.sgc_net.estimated_bits` (within a few per cent of the coder's)."""
-    estimated_bits = _net().estimated_bits
+    :func:`mosapp.models.sgc_net.estimated_bits` (within a few per cent of the coder's). A band's
+    ``row_multipliers`` (one per latent row, or none) scale its step row by row
+    (:func:`mosapp.models.sgc_net.row_steps`); the step planned is the one they multiply."""
+    sgc_net = _net()
     budget = target_kbps * 1000.0 * seconds - 8 * (overhead_bytes + 8 * (len(low) + len(high)))
 
-    def fit(net: SpectrogramHyperprior, tiles: list[AnalysedTile], bits_budget: float) -> tuple[float, float]:
+    def fit(net: SpectrogramHyperprior, tiles: list[AnalysedTile], bits_budget: float, rows: list[float]
+            ) -> tuple[float, float]:
         def bits(step: float) -> float:
             job.check()
-            return float(sum(estimated_bits(net, a, step) for a in tiles))
+            return float(sum(sgc_net.estimated_bits(net, a, sgc_net.row_steps(step, rows)) for a in tiles))
 
         step = finest_step(bits, bits_budget)
         return step, bits(step)
 
-    s_low, used = fit(model.low, low, low_share * budget)
-    s_high, _ = fit(model.high, high, budget - used)
+    s_low, used = fit(model.low, low, low_share * budget, row_multipliers[0])
+    s_high, _ = fit(model.high, high, budget - used, row_multipliers[1])
     return s_low, s_high
 
 
@@ -319,6 +323,12 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         rc = self.card.get("rate_control") or {}
         self.target_kbps: float | None = float(rc.get("target_kbps") or name_kbps(name) or 0) or None
         self.low_share = float(rc.get("low_share", DEFAULT_LOW_SHARE))
+        try:
+            #: How much coarser the high image's upper rows are coded (:func:`high_row_multipliers`; 0: one step).
+            self.high_row_slope = row_slope(rc.get("high_row_slope"), f"The {name} model card's")
+        except ValueError as exc:
+            raise ModelError(f"{exc}.") from None
+        self.row_multipliers: tuple[list[float], list[float]] = ([], high_row_multipliers(self.high_row_slope))
         self.nominal_kbps = self.target_kbps
         how = (f"{training.get('steps', '?')} steps finetuned from {Path(training['init']).stem}"
                if training.get("init") else f"{training.get('steps', '?')} training steps")
@@ -327,6 +337,7 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         self.description = (f"compact spectrogram codec, two-band (low band 0-1.4 kHz at 10.8 Hz x 11.6 ms, high band "
                             f"on the thesis lattice; {transform}; {how}; rate-controlled)")
         self._steps = (1.0, 1.0)
+        self._rows: tuple[list[float], list[float]] = ([], [])
         self._earlier: dict[str, Path | None] = {}
 
     def _earlier_weights(self, encoded: Encoded) -> Path | None:
@@ -369,15 +380,20 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         a_low, a_high = analysed[:len(low)], analysed[len(low):]
         if self.target_kbps:
             s_low, s_high = plan_steps(model, a_low, a_high, self.target_kbps, seconds, self.low_share,
-                                       self.overhead_bytes)
+                                       self.overhead_bytes + (SLOPE_PARAM_BYTES if self.high_row_slope else 0),
+                                       self.row_multipliers)
         else:
             s_low = s_high = 1.0
+        steps = (sgc_net.row_steps(s_low, self.row_multipliers[0]), sgc_net.row_steps(s_high, self.row_multipliers[1]))
         coded = []
         for i, a in enumerate(analysed):
             job.report(i, len(analysed), "tiles coded")
             low_tile = i < len(low)
-            coded.append(sgc_net.code_tile(model.low if low_tile else model.high, a, s_low if low_tile else s_high))
-        return coded[:len(low)], coded[len(low):], {"step": [s_low, s_high]}
+            coded.append(sgc_net.code_tile(model.low if low_tile else model.high, a, steps[0 if low_tile else 1]))
+        params: dict[str, Any] = {"step": [s_low, s_high]}
+        if self.high_row_slope:
+            params["high_row_slope"] = self.high_row_slope
+        return coded[:len(low)], coded[len(low):], params
 
     def _stream_params(self, encoded: Encoded) -> tuple[list[int], list[list[float]], float]:
         if encoded.codec_version < 2:
@@ -395,15 +411,61 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         if len(steps) != 2 or not all(STEP_RANGE[0] <= v <= STEP_RANGE[1] for v in steps):
             raise BitstreamError(f"The {self.name} stream's quantisation steps {list(steps)} are out of range.")
         self._steps = steps
+        try:
+            self._rows = ([], high_row_multipliers(row_slope(params.get("high_row_slope"), f"The {self.name} stream's")))
+        except ValueError as exc:
+            raise BitstreamError(f"{exc}.") from None
 
     def decompress_band(self, data: bytes, band: str, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
         sgc_net = _net()
-        step = self._steps[0 if band == "low" else 1]
+        i = 0 if band == "low" else 1
+        step = sgc_net.row_steps(self._steps[i], self._rows[i])
         try:
             return cast(torch.Tensor, sgc_net.decompress_tile(self.network.band(band), data, shape[0], shape[1], device,
                                                               step, rows=sgc_net.BAND_ROWS[band]))
         except (ValueError, RuntimeError, IndexError) as exc:
             raise BitstreamError(f"The {self.name} payload is damaged ({exc}).") from None
+
+
+#: The high image's latent rows (16 image rows of 86.1 Hz each, lowest first).
+HIGH_LATENT_ROWS = 16
+#: Below this frequency (Hz) a high latent row's step is the lowest row's: the high image is black below 1 kHz.
+ROW_SLOPE_FLOOR_HZ = 1300.0
+#: The frequency (Hz) whose row's multiplier is 1.
+ROW_SLOPE_REFERENCE_HZ = 4000.0
+#: What ``"high_row_slope": 0.75,`` adds to a stream's header, budgeted when planning.
+SLOPE_PARAM_BYTES = 24
+#: Slopes a card or stream may give.
+ROW_SLOPE_RANGE = (0.0, 2.0)
+
+
+def high_row_multipliers(slope: float) -> list[float]:
+    """The high image's latent rows' step multipliers for a ``high_row_slope``: row ``r`` (image rows
+    16r..16r+15, centre ``f = (16 r + 8) * 44100 / 512`` Hz) gets ``(max(f, 1300) / 4000) ** slope``,
+    so a slope of 1 codes the rows at 21 kHz with a step 2.9 times that of the rows below 2 kHz; 0 is
+    one step for the whole image. Why: half of the mel distance a listener's ear (and DAC's metric)
+    sees above 1 kHz is between 1 and 4 kHz, a fifth of the image's rows."""
+    if slope == 0:
+        return []
+    return [(max((16 * r + 8) * 44100.0 / 512, ROW_SLOPE_FLOOR_HZ) / ROW_SLOPE_REFERENCE_HZ) ** slope
+            for r in range(HIGH_LATENT_ROWS)]
+
+
+def row_slope(value: Any, what: str) -> float:
+    """``value`` (a card's or stream's ``high_row_slope``; None: 0) as a slope in :data:`ROW_SLOPE_RANGE`.
+
+    Raises:
+        ValueError: it is not such a number (``what`` names where it came from in the message).
+    """
+    if value is None:
+        return 0.0
+    try:
+        slope = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} high_row_slope {value!r} is not a number") from None
+    if not ROW_SLOPE_RANGE[0] <= slope <= ROW_SLOPE_RANGE[1]:
+        raise ValueError(f"{what} high_row_slope {slope} is outside {ROW_SLOPE_RANGE[0]} to {ROW_SLOPE_RANGE[1]}")
+    return slope
 
 
 def is_two_band(card: dict[str, Any]) -> bool:

@@ -251,7 +251,19 @@ def analyse_tile(model: SpectrogramHyperprior, image: torch.Tensor, rows: int = 
     return AnalysedTile(y, z_strings[0], (int(z.shape[-2]), int(z.shape[-1])), scales, means)
 
 
-def estimated_bits(model: SpectrogramHyperprior, tile: AnalysedTile, step: float) -> float:
+#: A latent step: one number, or one per latent row (a (1, 1, rows // 16, 1) tensor, :func:`row_steps`).
+Step = float | torch.Tensor
+
+
+def row_steps(step: float, multipliers: list[float] | tuple[float, ...] | None) -> Step:
+    """``step`` times each latent row's multiplier (row 0 the lowest 16 image rows), as a tensor that
+    broadcasts over (batch, channels, rows, columns); ``step`` itself where there are none."""
+    if not multipliers:
+        return step
+    return step * torch.tensor(multipliers, dtype=torch.float32).reshape(1, 1, -1, 1)
+
+
+def estimated_bits(model: SpectrogramHyperprior, tile: AnalysedTile, step: Step) -> float:
     """Bits the tile costs with quantisation step ``step``: -log2 of the Gaussian
     likelihoods of the symbols ``round((y - mu) / step)`` under scale ``sigma / step``,
     plus the z string's actual length."""
@@ -261,12 +273,14 @@ def estimated_bits(model: SpectrogramHyperprior, tile: AnalysedTile, step: float
     return float(-torch.log2(lik).sum()) + 8 * len(tile.z_string)
 
 
-def code_tile(model: SpectrogramHyperprior, tile: AnalysedTile, step: float = 1.0) -> bytes:
+def code_tile(model: SpectrogramHyperprior, tile: AnalysedTile, step: Step = 1.0) -> bytes:
     """One analysed tile → bytes: ``u16`` z-height, ``u16`` z-width, ``u32`` len(y), y string, z string.
 
     ``step`` is the latent quantisation step (1 = as trained): ``ŷ = step · round((y - μ) / step) + μ``,
-    coded with scales ``σ / step``. It is the codec's rate knob.
+    coded with scales ``σ / step``. It is the codec's rate knob; one per latent row (:func:`row_steps`)
+    spends a band's bits unevenly over frequency.
     """
+    _check_rows(step, tile.y.shape[2])
     gc = model.gaussian_conditional
     indexes = gc.build_indexes(tile.scales / step)
     ys = gc.compress(tile.y / step, indexes, means=tile.means / step)[0]
@@ -279,8 +293,13 @@ def compress_tile(model: SpectrogramHyperprior, image: torch.Tensor, step: float
     return code_tile(model, analyse_tile(model, image, rows), step)
 
 
+def _check_rows(step: Step, rows: int) -> None:
+    if isinstance(step, torch.Tensor) and step.shape[2] != rows:
+        raise ValueError(f"{step.shape[2]} row steps for a latent of {rows} rows")
+
+
 def decompress_tile(model: SpectrogramHyperprior, data: bytes, bins: int, frames: int, device: torch.device,
-                    step: float = 1.0, rows: int = ROWS) -> torch.Tensor:
+                    step: Step = 1.0, rows: int = ROWS) -> torch.Tensor:
     """Inverse of :func:`code_tile`: (bins, frames) float32 in [0, 1] on ``device``.
 
     Raises:
@@ -292,6 +311,7 @@ def decompress_tile(model: SpectrogramHyperprior, data: bytes, bins: int, frames
     width = frames + (-frames) % model.time_multiple
     if zh != rows // MULTIPLE or zw != width // model.time_multiple or 8 + ylen > len(data):
         raise ValueError("tile header does not match the spectrogram's shape")
+    _check_rows(step, zh * MULTIPLE // BLOCK)
     ys, zs = data[8: 8 + ylen], data[8 + ylen:]
     z_hat = model.entropy_bottleneck.decompress([zs], (zh, zw))
     scales_hat, means_hat = _cpu(model.h_s)(z_hat).chunk(2, 1)

@@ -114,16 +114,21 @@ def export(model: SpectrogramHyperprior | TwoBandHyperprior, cfg: TrainConfig, f
     return weights
 
 
-def write_operating_point(card: dict[str, Any], base: Path, name: str, kbps: float, share: float) -> Path:
+def write_operating_point(card: dict[str, Any], base: Path, name: str, kbps: float, share: float,
+                          slope: float = 0.0) -> Path:
     """The card of one operating point of exported two-band weights (same folder, same weights file).
 
     An existing card's ``measured`` section is kept when its weights are the same file."""
     path = base.parent / f"{name}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
+    note = ("one latent step per band for the whole clip: low_share of the bits to the low band (finest step that "
+            "fits), the rest to the high band")
+    if slope:
+        note += (f"; the high image's upper rows coarser, row r's step times (max(f_r, 1.3 kHz) / 4 kHz)^{slope:g} "
+                 f"(high_row_slope)")
     op = {**card, "name": name,
-          "rate_control": {"target_kbps": kbps, "low_share": share,
-                           "note": "one latent step per band for the whole clip: low_share of the bits to the low "
-                                   "band (finest step that fits), the rest to the high band"},
+          "rate_control": {"target_kbps": kbps, "low_share": share, **({"high_row_slope": slope} if slope else {}),
+                           "note": note},
           "measured": previous.get("measured") if previous.get("weights") == card["weights"] else None}
     write_json(path, op)
     return path

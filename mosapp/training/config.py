@@ -17,7 +17,7 @@
              the training image from rounded latents with a straight-through gradient; false: noisy),
              bands (two-band: the band networks this run trains, ["low", "high"] by default; the
              other keeps its init weights)
-    [output] dir, export, operating_points (two-band: list of "name:kbps:low_share")
+    [output] dir, export, operating_points (two-band: list of "name:kbps:low_share[:high_row_slope]")
 
 Relative ``init``, ``dir`` and ``export`` paths are relative to the repository when the
 config lies in ``configs/``, else to the config's folder.
@@ -186,17 +186,22 @@ class TrainConfig:
         return cfg
 
 
-def parse_operating_point(text: str, source: Any = "config") -> tuple[str, float, float]:
-    """``"sgc-12:12:0.4"`` → (name, target kbps, low band's share of the bits); ConfigError otherwise."""
+def parse_operating_point(text: str, source: Any = "config") -> tuple[str, float, float, float]:
+    """``"sgc-12:12:0.4"`` or ``"sgc-12:12:0.4:0.5"`` → (name, target kbps, low band's share of the bits,
+    high image's row slope, 0 where not given: :func:`mosapp.codecs.sgc.high_row_multipliers`);
+    ConfigError otherwise."""
     parts = str(text).split(":")
     try:
         name, kbps, share = parts[0], float(parts[1]), float(parts[2])
-        if len(parts) != 3 or not name.startswith("sgc-") or not (0 < kbps < 1000) or not (0.05 <= share <= 0.95):
+        slope = float(parts[3]) if len(parts) > 3 else 0.0
+        if (len(parts) not in (3, 4) or not name.startswith("sgc-") or not (0 < kbps < 1000)
+                or not (0.05 <= share <= 0.95) or not (0.0 <= slope <= 2.0)):
             raise ValueError
     except (ValueError, IndexError):
         raise ConfigError(f"{source}: output.operating_points entry {text!r} is not \"sgc-<name>:<kbps>:<low band's "
-                          f"share of the bits, 0.05-0.95>\" (e.g. \"sgc-12:12:0.4\").") from None
-    return name, kbps, share
+                          f"share of the bits, 0.05-0.95>[:<high row slope, 0-2>]\" (e.g. \"sgc-12:12:0.4:0.5\")."
+                          ) from None
+    return name, kbps, share, slope
 
 
 def expand(globs: list[str]) -> list[str]:

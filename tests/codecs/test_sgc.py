@@ -140,3 +140,48 @@ def test_a_stream_of_an_earlier_training_round_decodes_with_the_weights_it_was_c
     unknown = type(encoded)(**{**encoded.__dict__, "model": "0123456789abcdef"})
     with pytest.raises(InvalidStreamError, match="coded with model 0123456789abcdef"):
         after.decode(unknown, FAST)
+
+
+def test_the_high_images_upper_rows_are_coded_coarser_by_the_cards_row_slope():
+    from mosapp.codecs.sgc import ROW_SLOPE_RANGE, high_row_multipliers, row_slope
+
+    assert high_row_multipliers(0.0) == []
+    rows = high_row_multipliers(0.5)
+    assert len(rows) == 16 and rows == sorted(rows)
+    assert rows[0] < 1.0 < rows[-1]  # the row of 1-1.4 kHz finest, at the step of 1.3 kHz
+    assert rows[0] == pytest.approx((1300 / 4000) ** 0.5) and rows[-1] / rows[0] == pytest.approx((21360.9 / 1300) ** 0.5)
+    assert row_slope(None, "x") == 0.0 and row_slope("0.5", "x") == 0.5
+    for bad in ("steep", ROW_SLOPE_RANGE[1] + 1, -0.5):
+        with pytest.raises(ValueError, match="high_row_slope"):
+            row_slope(bad, "The card's")
+    # The shipped points use one: it is in each stream, and a stream without it decodes with one step.
+    codec = get_codec(DEFAULT_CODEC)
+    assert codec.high_row_slope > 0
+    x = music_like(2.0, seed=4)
+    encoded = codec.encode(x, FAST)
+    assert encoded.params["high_row_slope"] == codec.high_row_slope
+    sloped = codec.decode(encoded, FAST)
+    flat = codec.decode(type(encoded)(**{**encoded.__dict__,
+                                         "params": {k: v for k, v in encoded.params.items() if k != "high_row_slope"}}),
+                        FAST)
+    assert sloped.shape == flat.shape and not np.array_equal(sloped, flat)
+
+
+@pytest.mark.parametrize("slope", ["steep", 9.0, [0.5]])
+def test_a_damaged_row_slope_in_a_stream_is_one_sentence(slope):
+    codec = get_codec(DEFAULT_CODEC)
+    encoded = codec.encode(music_like(1.0, seed=3), FAST)
+    bad = type(encoded)(**{**encoded.__dict__, "params": {**encoded.params, "high_row_slope": slope}})
+    with pytest.raises(BitstreamError, match=r"stream's high_row_slope .* (not a number|outside)"):
+        codec.decode(bad, FAST)
+
+
+def test_a_card_with_a_bad_row_slope_names_it(tmp_path, monkeypatch):
+    from mosapp.core.errors import ModelError
+
+    card = json.loads((ASSETS_MODELS / f"{DEFAULT_CODEC}.json").read_text())
+    card["rate_control"]["high_row_slope"] = 7
+    (tmp_path / f"{DEFAULT_CODEC}.json").write_text(json.dumps(card))
+    monkeypatch.setenv("MOSAPP_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ModelError, match="model card's high_row_slope 7.0 is outside"):
+        SgcTwoBandCodec(DEFAULT_CODEC)

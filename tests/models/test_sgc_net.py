@@ -134,3 +134,28 @@ def test_the_forward_at_a_step_prices_and_decodes_the_latents_as_the_coder_does(
     torch.manual_seed(5)
     b = net(x)["likelihoods"]["y"]
     assert torch.allclose(a, b)
+
+
+def test_a_step_per_latent_row_spends_the_bits_unevenly_over_frequency():
+    images = _smooth_images(8, 128, 512, seed=1)
+    net = sgc_net.build_network(KLT).low
+    sgc_net.init_block_transform(net, images, 0.05)
+    net.update(force=True)
+    net.eval()
+    image = _smooth_images(1, 128, 640, seed=3)[0, 0]
+    coarse_top = sgc_net.row_steps(1.0, [1.0] * 4 + [4.0] * 4)  # 8 latent rows of 16 image rows
+    assert sgc_net.row_steps(1.0, None) == 1.0 and coarse_top.shape == (1, 1, 8, 1)
+    with torch.no_grad():
+        tile = sgc_net.analyse_tile(net, image, 128)
+        out = {}
+        for name, step in (("flat", 1.0), ("coarse top", coarse_top)):
+            data = sgc_net.code_tile(net, tile, step)
+            assert abs(len(data) * 8 - sgc_net.estimated_bits(net, tile, step)) < 0.1 * len(data) * 8 + 64
+            out[name] = (len(data), sgc_net.decompress_tile(net, data, 128, 640, torch.device("cpu"), step, 128))
+        with pytest.raises(ValueError, match="3 row steps for a latent of 8 rows"):
+            sgc_net.code_tile(net, tile, sgc_net.row_steps(1.0, [1.0, 2.0, 3.0]))
+    assert out["coarse top"][0] < out["flat"][0]
+    err = {k: ((v[1] - image) ** 2) for k, v in out.items()}
+    # The bottom half keeps its error, the top half's grows.
+    assert float(err["coarse top"][:56].mean()) == pytest.approx(float(err["flat"][:56].mean()), rel=0.05)
+    assert float(err["coarse top"][72:].mean()) > 2 * float(err["flat"][72:].mean())

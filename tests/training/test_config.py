@@ -73,7 +73,11 @@ def test_heldout_files_are_never_trained_on(tmp_path):
 
 
 def test_operating_points_are_checked(tmp_path):
-    assert parse_operating_point("sgc-12:12:0.4") == ("sgc-12", 12.0, 0.4)
+    assert parse_operating_point("sgc-12:12:0.4") == ("sgc-12", 12.0, 0.4, 0.0)
+    assert parse_operating_point("sgc-12:12:0.4:0.5") == ("sgc-12", 12.0, 0.4, 0.5)
+    for bad in ("sgc-12:12:0.4:3", "sgc-12:12:0.4:0.5:1", "sgc-12:12:0.4:steep"):
+        with pytest.raises(ConfigError, match="high row slope"):
+            parse_operating_point(bad)
     cfg_path = write_config(tmp_path)
     cfg_path.write_text(cfg_path.read_text().replace("[output]", '[output]\noperating_points = ["sgc-7:fast:1"]'))
     with pytest.raises(ConfigError, match="operating_points"):
