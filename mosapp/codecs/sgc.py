@@ -332,8 +332,11 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         self.nominal_kbps = self.target_kbps
         how = (f"{training.get('steps', '?')} steps finetuned from {Path(training['init']).stem}"
                if training.get("init") else f"{training.get('steps', '?')} training steps")
-        transform = ("learned block transforms and hyperpriors"
-                     if (self.card.get("architecture") or {}).get("transform") == "klt" else "hyperprior autoencoders")
+        arch = self.card.get("architecture") or {}
+        transform = ("learned block transforms and hyperpriors" if arch.get("transform") == "klt"
+                     else "hyperprior autoencoders")
+        if arch.get("context") == "temporal":
+            transform += " with temporal contexts"
         self.description = (f"compact spectrogram codec, two-band (low band 0-1.4 kHz at 10.8 Hz x 11.6 ms, high band "
                             f"on the thesis lattice; {transform}; {how}; rate-controlled)")
         self._steps = (1.0, 1.0)

@@ -53,6 +53,9 @@ def export(model: SpectrogramHyperprior | TwoBandHyperprior, cfg: TrainConfig, f
     transform = ("a learned 16-row block transform (started as the training images' KLT) with a residual "
                  "post-filter, and mbt2018-mean's mean-scale hyperprior" if cfg.transform == "klt"
                  else "mbt2018-mean (mean-scale hyperprior)")
+    if cfg.context == "temporal":
+        transform += (" with a temporal context (each latent column predicted from the one decoded before it, "
+                      "each channel's coding width rescaled)")
     if two_band:
         kind = (f"two networks, one per band image: {transform}, grayscale" if cfg.transform == "klt"
                 else "two mbt2018-mean (mean-scale hyperprior) networks, grayscale, one per band image")

@@ -8,7 +8,10 @@
              started as the training images' KLT), klt_step (klt: the coefficient step that
              latent step 1 stands for at the start, [low, high] or [thesis]), block_frames
              (klt: the blocks' length in frames, 16, 32 or 64, [low, high] or [thesis]),
-             high_m (two-band: the high network's latent channels; 0, the default: m)
+             high_m (two-band: the high network's latent channels; 0, the default: m),
+             context (none | temporal: each latent column predicted from the one decoded before it,
+             mosapp.models.sgc_net.TemporalContext; started as the least-squares fit on the training
+             images when init has none)
     [data]   train (globs), heldout (globs, never trained on), geometry, cache, heldout_seconds
     [train]  steps, batch, patch_frames, lr, lr_drop_at, lambda, low_lambda, mel_weight, sc_weight,
              sdl_weight, sdl_frames, low_sdl_frames, seed, log_every, checkpoint_every, threads, device,
@@ -42,7 +45,8 @@ REPRESENTATIONS = ("thesis", "two-band")
 SECTIONS: dict[str, dict[str, str]] = {
     "model": {"name": "name", "n": "n", "m": "m", "init": "init", "representation": "representation",
               "high_hyper_time_stride": "high_hyper_time_stride", "transform": "transform", "klt_step": "klt_step",
-              "block_frames": "block_frames", "high_m": "high_m"},
+              "block_frames": "block_frames", "high_m": "high_m",
+              "context": "context"},
     "data": {"train": "train", "heldout": "heldout", "geometry": "geometry", "cache": "cache",
              "heldout_seconds": "heldout_seconds"},
     "train": {"steps": "steps", "batch": "batch", "patch_frames": "patch_frames", "lr": "lr", "lr_drop_at": "lr_drop_at",
@@ -68,6 +72,8 @@ class TrainConfig:
     block_frames: list[int] = field(default_factory=lambda: [16, 16])
     #: Two-band: the high network's latent channels (0: m).
     high_m: int = 0
+    #: The latent's entropy model: "none" (the hyperprior alone) or "temporal" (sgc_net.TemporalContext).
+    context: str = "none"
     init: str = ""
     train: list[str] = field(default_factory=list)
     heldout: list[str] = field(default_factory=list)
@@ -152,6 +158,8 @@ class TrainConfig:
                                   f"got {getattr(cfg, key)}.")
         if cfg.transform not in ("gdn", "klt"):
             raise ConfigError(f"{p}: model.transform must be \"gdn\" or \"klt\", got {cfg.transform!r}.")
+        if cfg.context not in ("none", "temporal"):
+            raise ConfigError(f"{p}: model.context must be \"none\" or \"temporal\", got {cfg.context!r}.")
         if cfg.high_m < 0 or (cfg.high_m and cfg.representation != "two-band"):
             raise ConfigError(f"{p}: model.high_m is the two-band high network's latent channels (0: m), "
                               f"got {cfg.high_m}.")

@@ -35,6 +35,7 @@ from mosapp.models.sgc_net import (
     SpectrogramHyperprior,
     TwoBandHyperprior,
     build_network,
+    fit_temporal_context,
     forward_at_step,
     init_block_transform,
 )
@@ -105,17 +106,40 @@ def build_model(cfg: TrainConfig) -> Network:
         arch["high_m"] = cfg.high_m
     if cfg.representation == "two-band":
         arch["high_hyper_time_stride"] = cfg.high_hyper_time_stride
+    if cfg.context != "none":
+        arch["context"] = cfg.context
     return build_network(arch)
 
 
-def _load_init(model: Network, cfg: TrainConfig, device: torch.device) -> None:
-    """Start from ``cfg.init``: weights of the same representation, or thesis weights for both bands."""
+def _load_init(model: Network, cfg: TrainConfig, device: torch.device) -> bool:
+    """Start from ``cfg.init``: weights of the same representation, or thesis weights for both bands.
+    Init weights without a temporal context start a network with one (which the caller then fits):
+    returns whether they had none."""
     init = load_weights(cfg.init, map_location=device)["state_dict"]
+    fresh_context = cfg.context != "none" and not any(".context." in k or k.startswith("context.") for k in init)
     if isinstance(model, TwoBandHyperprior) and not any(k.startswith(("low.", "high.")) for k in init):
-        model.low.load_state_dict(init)
-        model.high.load_state_dict(init)
+        model.low.load_state_dict(init, strict=not fresh_context)
+        model.high.load_state_dict(init, strict=not fresh_context)
     else:
-        model.load_state_dict(init)
+        model.load_state_dict(init, strict=not fresh_context)
+    return fresh_context
+
+
+#: Frames per training image the temporal context is fitted on: a minute of each band's image.
+CONTEXT_FIT_FRAMES = {"low": 5168, "high": 41344, "image": 41344}
+
+
+def _fit_contexts(band_list: list[_Band], device: torch.device, say: Callable[[str], None]) -> None:
+    """Each band network's temporal context fitted (:func:`fit_temporal_context`) on a minute of up to 16
+    of its training images."""
+    for band in band_list:
+        band.net.update(force=True)
+        tracks = band.sampler.images[::max(1, len(band.sampler.images) // 16)][:16]
+        images = [torch.tensor(np.asarray(im[:, :CONTEXT_FIT_FRAMES[band.name]]), dtype=torch.float32, device=device)
+                  for im in tracks]
+        with torch.no_grad():
+            fit_temporal_context(band.net, images)
+        say(f"train: the {band.name} network's temporal context fitted on {len(images)} training images")
 
 
 def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: int | None = None) -> Path:
@@ -151,8 +175,10 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
         trim_log(out / "log.csv", step)
         say(f"train: resumed from {ckpt} at step {step}")
     elif cfg.init:
-        _load_init(model, cfg, device)
+        fresh_context = _load_init(model, cfg, device)
         say(f"train: finetuning from {cfg.init}")
+        if fresh_context:
+            _fit_contexts(band_list, device, say)
     elif cfg.transform == "klt":
         for band, coefficient_step in zip(band_list, cfg.klt_step):
             init_block_transform(band.net, torch.cat([band.sampler.batch(64) for _ in range(4)]).to(device),

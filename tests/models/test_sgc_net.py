@@ -159,3 +159,38 @@ def test_a_step_per_latent_row_spends_the_bits_unevenly_over_frequency():
     # The bottom half keeps its error, the top half's grows.
     assert float(err["coarse top"][:56].mean()) == pytest.approx(float(err["flat"][:56].mean()), rel=0.05)
     assert float(err["coarse top"][72:].mean()) > 2 * float(err["flat"][72:].mean())
+
+
+def test_a_temporal_context_predicts_each_latent_column_from_the_one_decoded_before_it():
+    images = _smooth_images(8, 128, 512, seed=1)
+    arch = {**KLT, "context": "temporal"}
+    net = sgc_net.build_network(arch)
+    assert net.architecture()["context"] == "temporal" and net.low.context.weight.shape == (1, 64, 8, 1)
+    assert net.high.context.weight.shape[2] == 16
+    assert "context" not in sgc_net.build_network(KLT).architecture()
+    with pytest.raises(ValueError, match="unknown sgc context"):
+        sgc_net.build_network({**KLT, "context": "spatial"})
+    low = net.low
+    sgc_net.init_block_transform(low, images, 0.05)
+    low.update(force=True)
+    low.eval()
+    # Held notes: the same lines for seconds, a slowly drifting level.
+    image = (_smooth_images(1, 128, 2048, seed=4)[0, 0, :, :1].repeat(1, 2048)
+             * torch.linspace(0.8, 1.0, 2048)).clamp(0, 1)
+    with torch.no_grad():
+        tile = sgc_net.analyse_tile(low, image, 128)
+        before = sgc_net.code_tile(low, tile, 1.0)
+        sgc_net.fit_temporal_context(low, [image])
+        assert float(low.context.weight.max()) > 0.5
+        after = sgc_net.code_tile(low, tile, 1.0)
+        assert abs(len(after) * 8 - sgc_net.estimated_bits(low, tile, 1.0)) < 0.1 * len(after) * 8 + 64
+        out = sgc_net.decompress_tile(low, after, 128, 2048, torch.device("cpu"), 1.0, 128)
+        again = sgc_net.decompress_tile(low, after, 128, 2048, torch.device("cpu"), 1.0, 128)
+        low.context.weight.zero_()
+        low.context.log_gain.zero_()
+        flat = sgc_net.decompress_tile(low, before, 128, 2048, torch.device("cpu"), 1.0, 128)
+    assert len(after) < 0.8 * len(before)
+    assert torch.equal(out, again)
+    # Closed loop: the prediction does not let the quantisation error build up along time.
+    assert float(((out - image) ** 2).mean()) < 1.3 * float(((flat - image) ** 2).mean())
+    assert float(((out[:, -256:] - image[:, -256:]) ** 2).mean()) < 1.3 * float(((flat[:, -256:] - image[:, -256:]) ** 2).mean())

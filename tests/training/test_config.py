@@ -138,3 +138,12 @@ def test_a_bad_step_range_is_one_sentence(tmp_path, value):
 def test_the_fourth_round_config_loads():
     cfg = TrainConfig.load(Path(__file__).resolve().parents[2] / "configs" / "sgc4.toml")
     assert (cfg.transform, cfg.block_frames, cfg.step_range, cfg.ste) == ("klt", [32, 64], [0.5, 2.0], True)
+
+
+def test_the_fifth_round_config_finetunes_the_fourth_into_a_temporal_context(tmp_path):
+    cfg = TrainConfig.load(Path(__file__).resolve().parents[2] / "configs" / "sgc5.toml")
+    assert (cfg.context, Path(cfg.init).name, cfg.transform) == ("temporal", "sgc4.pt", "klt")
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("m = 24\n", 'm = 24\ncontext = "spatial"\n', 1))
+    with pytest.raises(ConfigError, match=re.escape('model.context must be "none" or "temporal", got \'spatial\'.')):
+        TrainConfig.load(path)

@@ -162,3 +162,47 @@ def test_a_block_transform_network_trains_at_a_range_of_steps_and_codes_every_ra
         assert y.shape == x.shape and np.isfinite(y).all()
         sizes.append(len(enc.payload))
     assert sizes[1] > 2 * sizes[0]
+
+
+def test_finetuning_into_a_temporal_context_fits_it_first_and_the_points_code_with_it(tmp_path, monkeypatch):
+    """context = "temporal" from init weights without one: the context starts as the least-squares fit
+    on the training images (said in one line), trains with the rest, and the exported points code and
+    decode through it, with the high image's row slope of their config."""
+    cfg_path = write_config(tmp_path, steps=2)
+    text = cfg_path.read_text().replace(
+        'name = "sgc-8"', 'name = "sgc4-test"\nrepresentation = "two-band"\ntransform = "klt"\n'
+                          'klt_step = [0.15, 0.6]\nblock_frames = [32, 64]\nhigh_m = 32')
+    text = text.replace('export = "' + f"{tmp_path}/models/sgc-8" + '"', f'export = "{tmp_path}/models/first"')
+    text = text.replace("patch_frames = 192", "patch_frames = 256").replace("[train]\n", "[train]\nste = true\n")
+    cfg_path.write_text(text)
+    assert main(["train", "--config", str(cfg_path)]) == 0
+    text = text.replace(f'dir = "{tmp_path}/run"', f'dir = "{tmp_path}/run-ctx"')
+    text = text.replace(f'export = "{tmp_path}/models/first"',
+                        f'export = "{tmp_path}/models/ctx"\noperating_points = ["sgc-5:5:0.4:0.5", "sgc-20:20:0.4:0.5"]')
+    text = text.replace("[model]\n", f'[model]\ninit = "{tmp_path}/models/first.pt"\ncontext = "temporal"\n')
+    cfg_path.write_text(text)
+    said: list[str] = []
+    from mosapp.training.loop import train
+
+    train(TrainConfig.load(cfg_path), say=said.append)
+    assert sum("temporal context fitted" in line for line in said) == 2
+    models = tmp_path / "models"
+    state = load_weights(models / "ctx.pt")
+    assert state["arch"]["context"] == "temporal"
+    first = load_weights(models / "first.pt")["state_dict"]
+    assert {k for k in state["state_dict"] if k not in first} == {
+        f"{band}.context.{p}" for band in ("low", "high") for p in ("weight", "log_gain")}
+    assert float(state["state_dict"]["high.context.weight"].abs().max()) > 0.1  # fitted, not left at 0
+    card = json.loads((models / "sgc-5.json").read_text())
+    assert card["rate_control"]["high_row_slope"] == 0.5 and "temporal context" in card["architecture"]["type"]
+
+    monkeypatch.setenv("MOSAPP_MODELS_DIR", str(models))
+    x = music_like(3.0, seed=3)
+    sizes = []
+    for name in ("sgc-5", "sgc-20"):
+        codec = get_codec(name)
+        assert "temporal contexts" in codec.description
+        y, enc = codec.process(x, PipelineConfig(phase="pghi", device="cpu"))
+        assert y.shape == x.shape and np.isfinite(y).all() and enc.params["high_row_slope"] == 0.5
+        sizes.append(len(enc.payload))
+    assert sizes[1] > 2 * sizes[0]
