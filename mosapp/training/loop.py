@@ -118,11 +118,17 @@ def _load_init(model: Network, cfg: TrainConfig, device: torch.device) -> bool:
     init = load_weights(cfg.init, map_location=device)["state_dict"]
     fresh_context = cfg.context != "none" and not any(".context." in k or k.startswith("context.") for k in init)
     if isinstance(model, TwoBandHyperprior) and not any(k.startswith(("low.", "high.")) for k in init):
-        model.low.load_state_dict(init, strict=not fresh_context)
-        model.high.load_state_dict(init, strict=not fresh_context)
+        for band in (model.low, model.high):
+            band.load_state_dict({**_context_state(band, fresh_context), **init})
     else:
-        model.load_state_dict(init, strict=not fresh_context)
+        model.load_state_dict({**_context_state(model, fresh_context), **init})
     return fresh_context
+
+
+def _context_state(model: Network, fresh: bool) -> dict[str, torch.Tensor]:
+    """The model's own (not yet fitted) temporal-context parameters where the init weights have none,
+    so that everything else still loads strictly."""
+    return {k: v for k, v in model.state_dict().items() if fresh and (".context." in k or k.startswith("context."))}
 
 
 #: Frames per training image the temporal context is fitted on: a minute of each band's image.

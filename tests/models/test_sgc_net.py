@@ -91,12 +91,16 @@ def test_the_block_transform_starts_as_the_images_klt():
         sgc_net.init_block_transform(sgc_net.build_network({"n": 8, "m": 8}), images, 0.1)
 
 
-def test_a_block_transform_codes_before_any_training_and_its_step_sets_the_rate():
-    images = _smooth_images(8, 128, 512, seed=1)
-    net = sgc_net.build_network(KLT).low
-    sgc_net.init_block_transform(net, images, 0.05)
+def _klt_low_network(arch: dict | None = None) -> sgc_net.SpectrogramHyperprior:
+    """The low network of ``arch`` (default :data:`KLT`), started as the KLT of smooth test images, ready to code."""
+    net = sgc_net.build_network(arch or KLT).low
+    sgc_net.init_block_transform(net, _smooth_images(8, 128, 512, seed=1), 0.05)
     net.update(force=True)
-    net.eval()
+    return net.eval()
+
+
+def test_a_block_transform_codes_before_any_training_and_its_step_sets_the_rate():
+    net = _klt_low_network()
     image = _smooth_images(1, 128, 700, seed=2)[0, 0]
     sizes, errors = [], []
     with torch.no_grad():
@@ -137,11 +141,7 @@ def test_the_forward_at_a_step_prices_and_decodes_the_latents_as_the_coder_does(
 
 
 def test_a_step_per_latent_row_spends_the_bits_unevenly_over_frequency():
-    images = _smooth_images(8, 128, 512, seed=1)
-    net = sgc_net.build_network(KLT).low
-    sgc_net.init_block_transform(net, images, 0.05)
-    net.update(force=True)
-    net.eval()
+    net = _klt_low_network()
     image = _smooth_images(1, 128, 640, seed=3)[0, 0]
     coarse_top = sgc_net.row_steps(1.0, [1.0] * 4 + [4.0] * 4)  # 8 latent rows of 16 image rows
     assert sgc_net.row_steps(1.0, None) == 1.0 and coarse_top.shape == (1, 1, 8, 1)
@@ -162,7 +162,6 @@ def test_a_step_per_latent_row_spends_the_bits_unevenly_over_frequency():
 
 
 def test_a_temporal_context_predicts_each_latent_column_from_the_one_decoded_before_it():
-    images = _smooth_images(8, 128, 512, seed=1)
     arch = {**KLT, "context": "temporal"}
     net = sgc_net.build_network(arch)
     assert net.architecture()["context"] == "temporal" and net.low.context.weight.shape == (1, 64, 8, 1)
@@ -170,10 +169,7 @@ def test_a_temporal_context_predicts_each_latent_column_from_the_one_decoded_bef
     assert "context" not in sgc_net.build_network(KLT).architecture()
     with pytest.raises(ValueError, match="unknown sgc context"):
         sgc_net.build_network({**KLT, "context": "spatial"})
-    low = net.low
-    sgc_net.init_block_transform(low, images, 0.05)
-    low.update(force=True)
-    low.eval()
+    low = _klt_low_network(arch)
     # Held notes: the same lines for seconds, a slowly drifting level.
     image = (_smooth_images(1, 128, 2048, seed=4)[0, 0, :, :1].repeat(1, 2048)
              * torch.linspace(0.8, 1.0, 2048)).clamp(0, 1)

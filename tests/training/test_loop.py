@@ -129,14 +129,34 @@ def test_a_run_that_trains_one_band_leaves_the_other_as_it_started(tmp_path):
     assert card["training"]["bands_trained"] == ["low"]
 
 
-def test_a_block_transform_network_trains_at_a_range_of_steps_and_codes_every_rate(tmp_path, monkeypatch):
-    """transform = "klt": the block transforms start as the training images' KLT, train with a
-    latent step drawn per batch, and the one exported network serves operating points of very
-    different rates (rate control picks each file's steps)."""
+def _klt_config(tmp_path):
+    """A two-step config of a small two-band block-transform network: (its path, its text)."""
     cfg_path = write_config(tmp_path, steps=2)
     text = cfg_path.read_text().replace(
         'name = "sgc-8"', 'name = "sgc4-test"\nrepresentation = "two-band"\ntransform = "klt"\n'
                           'klt_step = [0.15, 0.6]\nblock_frames = [32, 64]\nhigh_m = 32')
+    return cfg_path, text
+
+
+def _code_both_points(models, monkeypatch, description: str) -> list:
+    """sgc-5 and sgc-20 of ``models`` each code and decode 3 s of music-like audio: their Encoded."""
+    monkeypatch.setenv("MOSAPP_MODELS_DIR", str(models))
+    x = music_like(3.0, seed=3)
+    out = []
+    for name in ("sgc-5", "sgc-20"):
+        codec = get_codec(name)
+        assert description in codec.description
+        y, enc = codec.process(x, PipelineConfig(phase="pghi", device="cpu"))
+        assert y.shape == x.shape and np.isfinite(y).all()
+        out.append(enc)
+    return out
+
+
+def test_a_block_transform_network_trains_at_a_range_of_steps_and_codes_every_rate(tmp_path, monkeypatch):
+    """transform = "klt": the block transforms start as the training images' KLT, train with a
+    latent step drawn per batch, and the one exported network serves operating points of very
+    different rates (rate control picks each file's steps)."""
+    cfg_path, text = _klt_config(tmp_path)
     text = text.replace('export = "' + f"{tmp_path}/models/sgc-8" + '"',
                         f'export = "{tmp_path}/models/sgc4-test"\noperating_points = ["sgc-5:5:0.4", "sgc-20:20:0.4"]')
     text = text.replace("[train]\n", "[train]\nstep_range = [0.5, 2.0]\nste = true\nlow_lambda = 0.002\n")
@@ -152,26 +172,15 @@ def test_a_block_transform_network_trains_at_a_range_of_steps_and_codes_every_ra
     assert card["training"]["step_range"] == [0.5, 2.0] and card["training"]["klt_step"] == [0.15, 0.6]
     assert "block transform" in card["architecture"]["type"]
 
-    monkeypatch.setenv("MOSAPP_MODELS_DIR", str(models))
-    x = music_like(3.0, seed=3)
-    sizes = []
-    for name in ("sgc-5", "sgc-20"):
-        codec = get_codec(name)
-        assert "learned block transforms" in codec.description
-        y, enc = codec.process(x, PipelineConfig(phase="pghi", device="cpu"))
-        assert y.shape == x.shape and np.isfinite(y).all()
-        sizes.append(len(enc.payload))
-    assert sizes[1] > 2 * sizes[0]
+    encoded = _code_both_points(models, monkeypatch, "learned block transforms")
+    assert len(encoded[1].payload) > 2 * len(encoded[0].payload)
 
 
 def test_finetuning_into_a_temporal_context_fits_it_first_and_the_points_code_with_it(tmp_path, monkeypatch):
     """context = "temporal" from init weights without one: the context starts as the least-squares fit
     on the training images (said in one line), trains with the rest, and the exported points code and
     decode through it, with the high image's row slope of their config."""
-    cfg_path = write_config(tmp_path, steps=2)
-    text = cfg_path.read_text().replace(
-        'name = "sgc-8"', 'name = "sgc4-test"\nrepresentation = "two-band"\ntransform = "klt"\n'
-                          'klt_step = [0.15, 0.6]\nblock_frames = [32, 64]\nhigh_m = 32')
+    cfg_path, text = _klt_config(tmp_path)
     text = text.replace('export = "' + f"{tmp_path}/models/sgc-8" + '"', f'export = "{tmp_path}/models/first"')
     text = text.replace("patch_frames = 192", "patch_frames = 256").replace("[train]\n", "[train]\nste = true\n")
     cfg_path.write_text(text)
@@ -196,13 +205,6 @@ def test_finetuning_into_a_temporal_context_fits_it_first_and_the_points_code_wi
     card = json.loads((models / "sgc-5.json").read_text())
     assert card["rate_control"]["high_row_slope"] == 0.5 and "temporal context" in card["architecture"]["type"]
 
-    monkeypatch.setenv("MOSAPP_MODELS_DIR", str(models))
-    x = music_like(3.0, seed=3)
-    sizes = []
-    for name in ("sgc-5", "sgc-20"):
-        codec = get_codec(name)
-        assert "temporal contexts" in codec.description
-        y, enc = codec.process(x, PipelineConfig(phase="pghi", device="cpu"))
-        assert y.shape == x.shape and np.isfinite(y).all() and enc.params["high_row_slope"] == 0.5
-        sizes.append(len(enc.payload))
-    assert sizes[1] > 2 * sizes[0]
+    encoded = _code_both_points(models, monkeypatch, "temporal contexts")
+    assert all(enc.params["high_row_slope"] == 0.5 for enc in encoded)
+    assert len(encoded[1].payload) > 2 * len(encoded[0].payload)
