@@ -9,19 +9,31 @@
 
 SQLite is the default (one file per study, WAL journal, ``synchronous=FULL``, every write
 transaction ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout instead of
-failing); any SQLAlchemy URL works. The schema is versioned by Alembic
+failing); any SQLAlchemy URL works. On PostgreSQL (a listening lab: many stations, one
+server) every write transaction first takes one transaction-scoped advisory lock, so writers
+queue exactly as they do on SQLite: stations enrolling at the same instant each take the next
+position in turn, none is refused. The schema is versioned by Alembic
 (:mod:`mosapp.study.migrations`): :func:`open_store` upgrades an older database and refuses
 one written by a newer mosapp. Times are stored in UTC.
+
+A database password is never stored: a URL may name it as ``${VARIABLE}`` (read from the
+environment when the database is opened), the driver reads ``PGPASSWORD`` or ``~/.pgpass``,
+and a password written literally in a study file is replaced by ``***`` in the copy of the
+file kept in ``studies.definition_toml`` (:func:`redact_passwords`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
@@ -42,7 +54,7 @@ from sqlalchemy import (
     event,
     inspect,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -93,6 +105,32 @@ class StudyRow(Base):
 
     clips: Mapped[list[ClipRow]] = relationship(back_populates="study", order_by="ClipRow.position")
     conditions: Mapped[list[ConditionRow]] = relationship(back_populates="study", order_by="ConditionRow.position")
+
+
+#: A URL's ``user:PASSWORD@`` and its query's ``password=PASSWORD``; ``${VARIABLE}`` names no secret.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"'?#]*):(?P<pw>[^\s@\"']*)@")
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<pw>[^\s&\"'#]*)", re.IGNORECASE)
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def redact_passwords(text: str) -> str:
+    """``text`` with every password written in a database URL replaced by ``***`` (a ``${VARIABLE}``
+    reference is kept: it names where the password comes from, not the password)."""
+
+    def hide(m: re.Match[str], sep: str) -> str:
+        pw = m.group("pw")
+        if not pw or _ENV_REFERENCE.fullmatch(pw):
+            return m.group(0)
+        return m.group("head") + ("***" if sep == "" else f":***{sep}")
+
+    text = _URL_PASSWORD.sub(lambda m: hide(m, "@"), text)
+    return _QUERY_PASSWORD.sub(lambda m: hide(m, ""), text)
+
+
+@event.listens_for(StudyRow.definition_toml, "set", retval=True)
+def _definition_without_password(_target: StudyRow, value: object, _old: object, _initiator: object) -> object:
+    # Any role that can read the study can read this column: a password must never reach it.
+    return redact_passwords(value) if isinstance(value, str) else value
 
 
 class ClipRow(Base):
@@ -364,7 +402,26 @@ def describe_url(url: str) -> str:
 def database_error(exc: BaseException, url: str, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> StudyError:
     """The one sentence for a database error a user can meet."""
     where = describe_url(url)
-    msg = str(getattr(exc, "orig", exc) or exc).lower()
+    full = str(getattr(exc, "orig", exc) or exc)
+    # A server's message may run over several lines (hints, context): the first says what failed.
+    msg = (full.strip().splitlines() or [""])[0].lower()
+    password = make_url(url).password if "://" in url else None
+    if password:
+        msg = msg.replace(str(password).lower(), "***")
+    if "password authentication failed" in msg or "no password supplied" in msg:
+        return StudyError(
+            f"The database server of {where} refused the password ({msg.strip()}); set PGPASSWORD, or the "
+            f"variable the URL names as ${{...}}, or add the password to ~/.pgpass."
+        )
+    if "could not connect" in msg or "connection refused" in msg or "connection failed" in msg \
+            or "timeout expired" in msg or "could not translate host name" in msg:
+        return StudyError(f"The database server of {where} cannot be reached ({msg.strip()}); check that it runs "
+                          f"and the URL's host and port.")
+    if "lock timeout" in msg:
+        return StudyError(
+            f"The study database {where} is locked by another program (it waited "
+            f"{busy_timeout_s:g} s); close the other program or try again."
+        )
     if "locked" in msg or "busy" in msg:
         return StudyError(
             f"The study database {where} is locked by another program (it waited "
@@ -386,10 +443,54 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(u.database)
 
 
+def expand_url(url: str) -> str:
+    """``url`` with each ``${VARIABLE}`` replaced by that environment variable (URL-quoted), so a
+    study file can name where a password comes from without holding it.
+
+    Raises:
+        StudyError: a variable the URL names is not set.
+    """
+
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise StudyError(f"The database URL {describe_url(url)} takes ${{{name}}} from the environment, but "
+                             f"{name} is not set; set it (e.g. export {name}=...) and run this again.")
+        return quote(os.environ[name], safe="")
+
+    return _ENV_REFERENCE.sub(value, url)
+
+
+#: The PostgreSQL advisory lock every write transaction takes (its key: a CRC-32 of a fixed phrase).
+PG_WRITE_LOCK = zlib.crc32(b"mosapp study writes")
+
+
+def _postgres_url(u: URL) -> URL:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; where only psycopg (3) is installed, use it."""
+    if u.drivername != "postgresql" or importlib.util.find_spec("psycopg2") is not None:
+        return u
+    return u.set(drivername="postgresql+psycopg") if importlib.util.find_spec("psycopg") is not None else u
+
+
 def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
-    u = make_url(url)
+    u = make_url(expand_url(url))
     if u.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        if u.get_backend_name() != "postgresql":
+            return create_engine(u, pool_pre_ping=True)
+        u = _postgres_url(u)
+        connect_args = {"connect_timeout": 10} if u.get_driver_name() in ("psycopg", "psycopg2") else {}
+        pg = create_engine(u, pool_pre_ping=True, connect_args=connect_args)
+
+        @event.listens_for(pg, "begin")
+        def _on_pg_begin(conn) -> None:  # pragma: no cover - exercised by the PostgreSQL tests
+            # Writers queue on one advisory lock (as BEGIN IMMEDIATE makes them on SQLite), waiting at
+            # most the busy timeout: two stations enrolling at once take the next positions in turn.
+            if readonly or conn.get_execution_options().get("mosapp_read", False):
+                return
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(busy_timeout_s * 1000)}")
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+        return pg
     path = _sqlite_file(url)
     if readonly and path is not None:
         # A URI so SQLite opens the file without write access (and never creates it). In WAL
@@ -546,6 +647,6 @@ def schema_revision(store: Store) -> str | None:
 
 __all__ = [
     "Base", "ClipRow", "ConditionRow", "DEFAULT_BUSY_TIMEOUT_S", "ItemRatingRow", "ListenerRow", "RatingRow", "SessionRow", "Store",
-    "StimulusRow", "StudyRow", "TrialItemRow", "TrialRow", "database_error", "describe_url", "head_revision", "open_store",
-    "schema_revision", "utcnow",
+    "StimulusRow", "StudyRow", "TrialItemRow", "TrialRow", "database_error", "describe_url", "expand_url", "head_revision",
+    "open_store", "redact_passwords", "schema_revision", "utcnow",
 ]

@@ -165,8 +165,59 @@ def test_missing_database_without_create(tmp_path):
 def test_bad_urls(tmp_path):
     with pytest.raises(StudyError, match="not a valid SQLAlchemy URL"):
         open_store("nonsense://::")
-    with pytest.raises(StudyError, match="driver that is not installed"):
-        open_store("postgresql://user:secret@localhost/studies")
+    # A driver no install of mosapp declares (the lab extra brings psycopg, so PostgreSQL's is no example).
+    with pytest.raises(StudyError, match="driver that is not installed") as info:
+        open_store("mssql+pymssql://user:secret@localhost/studies")
+    assert "secret" not in str(info.value)
+
+
+def test_a_postgresql_url_without_a_driver_name_uses_psycopg_where_only_it_is_installed():
+    pytest.importorskip("psycopg")
+    from sqlalchemy.engine import make_url
+
+    from mosapp.study.store import _postgres_url
+
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        assert _postgres_url(make_url("postgresql://u@h/d")).drivername == "postgresql+psycopg"
+    assert _postgres_url(make_url("postgresql+psycopg://u@h/d")).drivername == "postgresql+psycopg"
+
+
+def test_passwords_in_database_urls_are_redacted():
+    from mosapp.study.store import redact_passwords
+
+    text = ('title = "x"\ndatabase = "postgresql+psycopg://lab:S3cr%40t@db.example:5432/lab"\n'
+            "other = 'postgresql://u@h/d?sslmode=require&password=hunter2'\n"
+            'env = "postgresql://lab:${LAB_PW}@h/d"\nplain = "a:b@c"\n')
+    out = redact_passwords(text)
+    assert "S3cr" not in out and "hunter2" not in out
+    assert 'database = "postgresql+psycopg://lab:***@db.example:5432/lab"' in out
+    assert "&password=***'" in out
+    assert "lab:${LAB_PW}@h" in out and 'plain = "a:b@c"' in out  # a reference names no secret
+
+
+def test_the_stored_definition_never_holds_a_password(tmp_path):
+    with open_store(_url(tmp_path / "s.sqlite")) as store:
+        with store.write() as s:
+            s.add(StudyRow(name="x", title="x", test_type="dcr", design_json="{}", created_at=utcnow(),
+                           definition_toml='database = "postgresql://lab:topsecret@h/d"\n'))
+        with store.write() as s:
+            row = s.scalars(select(StudyRow)).one()
+            assert "topsecret" not in row.definition_toml
+            row.definition_toml = 'database = "postgresql://lab:othersecret@h/d"\n'
+    assert b"topsecret" not in (tmp_path / "s.sqlite").read_bytes()
+    assert b"othersecret" not in (tmp_path / "s.sqlite").read_bytes()
+
+
+def test_a_url_takes_variables_from_the_environment(monkeypatch):
+    from mosapp.study.store import expand_url
+
+    monkeypatch.setenv("MOSAPP_TEST_PW", "p@ss/word")
+    assert expand_url("postgresql://lab:${MOSAPP_TEST_PW}@h/d") == "postgresql://lab:p%40ss%2Fword@h/d"
+    monkeypatch.delenv("MOSAPP_TEST_PW")
+    with pytest.raises(StudyError, match=r"takes \$\{MOSAPP_TEST_PW\} from the environment, but MOSAPP_TEST_PW is not set"):
+        expand_url("postgresql://lab:${MOSAPP_TEST_PW}@h/d")
 
 
 def _add_study(store) -> None:
