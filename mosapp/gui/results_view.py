@@ -309,8 +309,13 @@ class ResultsView(QWidget):
         self.tabs.addTab(split, "Scores")
 
         self.comparisons_table = _Table(
-            ["a", "b", "mean diff", "pairs", "p", "Holm p", "significant", "note"],
-            {0: "Wilcoxon signed-rank on per-listener means, Holm-corrected"},
+            ["a", "b", "mean diff [95% CI]", "dz", "pairs", "t Holm p", "significant", "sign-flip Holm p",
+             "Wilcoxon Holm p", "listeners needed", "note"],
+            {0: "paired tests on per-listener means, each Holm-corrected over the pairs",
+             5: "paired t-test (the decision), Holm-corrected",
+             7: "sign-flip permutation test (exact up to 16 listeners), Holm-corrected",
+             8: "Wilcoxon signed-rank (exact, mid-ranks for ties), Holm-corrected",
+             9: "listeners a paired t-test would need to find this difference (power 80 %)"},
         )
         self.tabs.addTab(self.comparisons_table, "Paired comparisons")
         self.clips_table = _Table(
@@ -554,10 +559,14 @@ class ResultsView(QWidget):
     def _fill_comparisons(self, comparisons: pd.DataFrame) -> None:
         rows: list[list[str]] = []
         for r in comparisons.itertuples():
-            sig = _NA if pd.isna(r.p) else ("yes" if r.significant else "no")
-            rows.append([str(r.a), str(r.b), _num(r.mean_diff, "{:+.2f}"), str(int(r.n_pairs)),
-                         _num(r.p, "{:.3g}"), _num(r.p_holm, "{:.3g}"), sig, str(getattr(r, "note", "") or "")])
-        self.comparisons_table.fill(rows, left=(0, 1, 6, 7))
+            sig = _NA if pd.isna(r.p_t) else ("yes" if r.significant else "no")
+            diff = _num(r.mean_diff, "{:+.2f}") + ("" if pd.isna(r.diff_ci_low) else
+                                                   f" [{r.diff_ci_low:+.2f}, {r.diff_ci_high:+.2f}]")
+            rows.append([str(r.a), str(r.b), diff, _num(r.dz, "{:+.2f}"), str(int(r.n_pairs)),
+                         _num(r.p_t_holm, "{:.3g}"), sig, _num(r.p_perm_holm, "{:.3g}"),
+                         _num(r.p_wilcoxon_holm, "{:.3g}"), _num(r.listeners_needed, "{:.0f}"),
+                         str(getattr(r, "note", "") or "")])
+        self.comparisons_table.fill(rows, left=(0, 1, 6, 10))
 
     def _draw(self, summary: pd.DataFrame, definition: StudyDefinition) -> None:
         """Score with its 95 % t CI over listener means against the measured bitrate (log axis), one line per codec family;

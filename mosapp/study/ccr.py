@@ -37,9 +37,10 @@ for processed-second pairs and ``q_c - delta`` for processed-first pairs, so wit
   ``ci_low``/``ci_high`` the t interval over those listener values (df = L - 1);
   ``cmos_pooled`` is ``(F + S) / 2`` over all ratings (equal to ``cmos`` when the design is
   balanced); ``uncorrected`` the plain mean of ``cmos_value``.
-* Tests: each condition's ``CMOS_lc`` against 0 (two-sided Wilcoxon signed-rank,
-  :func:`mosapp.study.stats.wilcoxon_signed_rank`, Holm over conditions), and every pair of
-  conditions on the listeners' ``CMOS_lc`` differences (Wilcoxon, Holm).
+* Tests: each condition's ``CMOS_lc`` against 0 (two-sided Wilcoxon signed-rank, exact with
+  mid-ranks: :func:`mosapp.study.stats.wilcoxon_signed_rank`, Holm over conditions), and every
+  pair of conditions on the listeners' ``CMOS_lc`` differences (paired t, sign-flip and
+  Wilcoxon tests, each Holm-corrected: :func:`mosapp.study.stats.paired_rows`).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ CMOS_COLUMNS: dict[str, str] = {
     "listener_sd": "standard deviation of the listener values (ddof 1)",
     "ci_low": "95 % t interval over the listener values, lower end",
     "ci_high": "95 % t interval over the listener values, upper end",
-    "p_vs_0": "two-sided Wilcoxon signed-rank test of the listener values against 0",
+    "p_vs_0": "two-sided Wilcoxon signed-rank test of the listener values against 0 (exact, mid-ranks for ties)",
     "p_vs_0_holm": "the same, Holm-corrected over the conditions",
     "screening": "rule off (CCR)",
 }
@@ -285,21 +286,16 @@ def cmos_summary(ratings: pd.DataFrame, conditions: pd.DataFrame | None = None, 
 
 
 def cmos_comparisons(ratings: pd.DataFrame, order: list[str], *, alpha: float = 0.05) -> pd.DataFrame:
-    """Every pair of conditions on the listeners' CMOS differences (Wilcoxon signed-rank, Holm)."""
+    """Every pair of conditions on the listeners' CMOS differences: paired t, sign-flip and Wilcoxon tests,
+    each Holm-corrected (:func:`mosapp.study.stats.paired_rows`, columns :data:`mosapp.study.stats.PAIRED_COLUMNS`)."""
     per = listener_cmos(ratings).pivot(index="listener", columns="condition", values="cmos") if len(ratings) else None
-    rows = []
+    pairs = []
     for a, b in itertools.combinations(order, 2):
         if per is None or a not in per or b not in per:
             continue
         both = per[[a, b]].dropna()
-        d = (both[a] - both[b]).to_numpy()
-        statistic, p, method, note = stats.wilcoxon_signed_rank(d)
-        rows.append({"a": a, "b": b, "n_pairs": len(d), "mean_diff": float(d.mean()) if len(d) else math.nan,
-                     "statistic": statistic, "p": p, "method": method, "note": note})
-    out = pd.DataFrame(rows, columns=["a", "b", "n_pairs", "mean_diff", "statistic", "p", "method", "note"])
-    out["p_holm"] = stats.holm(out["p"].to_numpy(float)) if len(out) else []
-    out["significant"] = (out["p_holm"] <= alpha).astype(bool) if len(out) else []
-    return out
+        pairs.append((a, b, (both[a] - both[b]).to_numpy(dtype=np.float64)))
+    return stats.paired_rows(pairs, alpha=alpha)
 
 
 __all__ = ["CMOS_COLUMNS", "CcrSession", "CcrTrial", "cmos_comparisons", "cmos_summary", "enrol", "listener_cmos",

@@ -217,18 +217,39 @@ def _kbps_cell(bitrate_kbps: float) -> str:
     return "" if pd.isna(bitrate_kbps) else f"{bitrate_kbps:.1f}"
 
 
-def _comparison_lines(comparisons: pd.DataFrame, on: str) -> list[str]:
-    """The report text's paired comparisons (Wilcoxon signed-rank on ``on``, Holm-corrected); none: no lines."""
+def _comparison_lines(comparisons: pd.DataFrame, on: str, alpha: float = 0.05) -> list[str]:
+    """The report text's paired comparisons (paired t, sign-flip, Wilcoxon on ``on``, each Holm-corrected)."""
     if not len(comparisons):
         return []
-    lines = ["", f"paired comparisons (Wilcoxon signed-rank on {on}, Holm-corrected):"]
+    lines = ["", f"paired comparisons on {on} (95 % CI of the difference; paired t-test, the decision; sign-flip "
+                 f"permutation and Wilcoxon signed-rank tests to check it; p-values Holm-corrected over the "
+                 f"{len(comparisons)} pairs):"]
     for r in comparisons.itertuples():
-        if pd.isna(r.p):
+        if r.n_pairs < 2 or pd.isna(r.mean_diff):
             lines.append(f"  {r.a} vs {r.b}: not tested ({r.note or 'too few listeners'})")
             continue
+        ci = "" if pd.isna(r.diff_ci_low) else f" [{r.diff_ci_low:+.2f}, {r.diff_ci_high:+.2f}]"
+        dz = "" if pd.isna(r.dz) else f", dz {r.dz:+.2f}"
+        t = (f"t({r.df:g}) {r.t:+.2f}, Holm p {r.p_t_holm:.3g}" if pd.notna(r.p_t) else "t not computed")
         mark = "significant" if r.significant else "n.s."
-        lines.append(f"  {r.a} vs {r.b}: diff {r.mean_diff:+.2f}, n {r.n_pairs}, p {r.p:.3g}, "
-                     f"Holm p {r.p_holm:.3g} ({mark})")
+        perm = "" if pd.isna(r.p_perm) else f"; sign-flip ({r.perm_method}) Holm p {r.p_perm_holm:.3g}"
+        wil = ("" if pd.isna(r.p_wilcoxon) else
+               f"; Wilcoxon ({r.wilcoxon_method}) V {r.wilcoxon_v:g}, Holm p {r.p_wilcoxon_holm:.3g}")
+        need = ("" if pd.isna(r.listeners_needed) else
+                f"; about {int(r.listeners_needed)} listeners would find this difference (power 80 %)")
+        lines.append(f"  {r.a} vs {r.b}: diff {r.mean_diff:+.2f}{ci}{dz}, n {r.n_pairs}: {t} ({mark}){perm}{wil}"
+                     f"{need}")
+    n = int(comparisons["n_pairs"].max())
+    m = len(comparisons)
+    if m * 2.0 / 2.0 ** n > alpha:
+        lines.append(f"  with {n} listeners and {m} pairs no exact (sign-flip or Wilcoxon) test can reach "
+                     f"significance after Holm; about {stats.exact_tests_floor_listeners(m, alpha)} listeners "
+                     f"would be needed for them")
+    if not comparisons["significant"].any():
+        needed = comparisons["listeners_needed"].dropna()
+        lines.append("  no pair is significant with this panel" + (
+            f"; about {int(needed.min())} listeners would be needed to find the largest difference seen"
+            if len(needed) else ""))
     return lines
 
 

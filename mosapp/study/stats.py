@@ -85,7 +85,9 @@ SCREENING_COLUMNS: tuple[str, ...] = (
 )
 #: Columns of :func:`paired_comparisons`.
 PAIRED_COLUMNS: tuple[str, ...] = (
-    "a", "b", "n_pairs", "mean_diff", "statistic", "p", "p_holm", "significant", "method", "note",
+    "a", "b", "n_pairs", "mean_diff", "diff_ci_low", "diff_ci_high", "dz", "t", "df", "p_t", "p_t_holm",
+    "p_perm", "p_perm_holm", "perm_method", "wilcoxon_v", "p_wilcoxon", "p_wilcoxon_holm", "wilcoxon_method",
+    "significant", "listeners_needed", "note",
 )
 #: Columns of :func:`metric_correlations`.
 CORRELATION_COLUMNS: tuple[str, ...] = (
@@ -93,8 +95,10 @@ CORRELATION_COLUMNS: tuple[str, ...] = (
 )
 
 #: Largest number of non-zero differences for which the Wilcoxon test uses the exact null
-#: distribution (scipy's own ``method="auto"`` threshold).
-WILCOXON_EXACT_MAX_N: int = 50
+#: distribution (with or without ties: :func:`wilcoxon_signed_rank`).
+WILCOXON_EXACT_MAX_N: int = 200
+#: Largest number of differences for which the sign-flip test enumerates all ``2^n`` patterns.
+SIGN_FLIP_EXACT_MAX_N: int = 16
 #: Per-listener mean differences are rounded to this many decimals before the Wilcoxon test,
 #: so that differences equal as fractions (e.g. 10/3 - 1 and 11/3 - 4/3) tie exactly.
 DIFF_DECIMALS: int = 10
@@ -728,18 +732,50 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
+def _signed_rank_null(ranks2: np.ndarray) -> np.ndarray:
+    """Null distribution of ``2·V`` (V = the sum of the positive ranks) under random signs.
+
+    ``ranks2`` are twice the (mid-)ranks, whole numbers. Each rank is positive with
+    probability ½ independently, so the distribution is the convolution of the two-point
+    distributions ``{0, r}``: ``prob[s]`` = P(2V = s), computed exactly (in float64) by
+    dynamic programming over the ranks.
+    """
+    total = int(ranks2.sum())
+    prob = np.zeros(total + 1)
+    prob[0] = 1.0
+    top = 0
+    for r in ranks2.astype(np.int64):
+        shifted = np.zeros_like(prob)
+        shifted[r: top + r + 1] = prob[: top + 1]
+        prob = 0.5 * (prob + shifted)
+        top += int(r)
+    return prob
+
+
 def wilcoxon_signed_rank(diffs: Sequence[float]) -> tuple[float, float, str, str]:
-    """Two-sided Wilcoxon signed-rank test of paired differences: ``(statistic, p, method, note)``.
+    """Two-sided Wilcoxon signed-rank test of paired differences: ``(V, p, method, note)``.
 
-    Differences are rounded to :data:`DIFF_DECIMALS` decimals, zeros are dropped
-    (Wilcoxon's convention, scipy ``zero_method="wilcox"``), and with ``k`` non-zero
-    differences ``scipy.stats.wilcoxon(d, alternative="two-sided", method=…)`` is called
-    with ``method="exact"`` when ``k ≤ 50`` and the ``|d|`` have no ties, else
-    ``method="approx"`` (normal approximation with scipy's tie correction, no continuity
-    correction). ``statistic`` is ``min(R+, R−)``, the smaller signed-rank sum.
+    Differences are rounded to :data:`DIFF_DECIMALS` decimals and **zeros are dropped**
+    (Wilcoxon's convention, as R's ``wilcox.test`` and ``coin``'s ``zero.method = "Wilcoxon"``).
+    The ``k`` non-zero ``|d|`` are ranked, **ties getting their mid-rank**; ``V`` is the sum of
+    the ranks of the positive differences (R's ``V``).
 
-    Returns NaN statistic and p with a ``note`` (``method`` ``""``) when there are fewer
-    than 2 differences or all are zero.
+    * ``method = "exact"`` (``k ≤`` :data:`WILCOXON_EXACT_MAX_N`, no ties): the exact null
+      distribution of ``V``; two-sided ``p = min(1, 2·min(P(V ≤ v), P(V ≥ v)))``, which is
+      R's ``wilcox.test(x, y, paired = TRUE, exact = TRUE)``.
+    * ``method = "exact conditional"`` (``k ≤`` :data:`WILCOXON_EXACT_MAX_N`, ties among
+      ``|d|``): the exact permutation distribution of ``V`` over the ``2^k`` sign patterns of
+      the mid-ranks, the same two-sided rule; this is
+      ``coin::wilcoxsign_test(x ~ y, distribution = "exact", zero.method = "Wilcoxon")``
+      (R's ``wilcox.test`` cannot be exact with ties and falls back to the normal
+      approximation).
+    * ``method = "normal approx."`` (``k >`` :data:`WILCOXON_EXACT_MAX_N`): the normal
+      approximation with the tie-corrected variance and no continuity correction
+      (``wilcox.test(..., exact = FALSE, correct = FALSE)``).
+
+    The smallest two-sided p an exact test can give with ``k`` differences is ``2 / 2^k``.
+    Returns NaN ``V`` and p with a ``note`` (``method`` ``""``) when there are fewer than 2
+    differences or all are zero.
     """
     d = np.round(np.asarray(diffs, dtype=np.float64), DIFF_DECIMALS)
     if len(d) < 2:
@@ -747,33 +783,90 @@ def wilcoxon_signed_rank(diffs: Sequence[float]) -> tuple[float, float, str, str
     nonzero = d[d != 0]
     if len(nonzero) == 0:
         return (math.nan, math.nan, "", "not tested: every listener's difference is zero")
-    has_ties = len(np.unique(np.abs(nonzero))) < len(nonzero)
-    method = "exact" if len(nonzero) <= WILCOXON_EXACT_MAX_N and not has_ties else "approx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "sample size too small for normal approximation"
-        res = stats.wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided", method=method)
+    k = len(nonzero)
+    ranks = stats.rankdata(np.abs(nonzero))  # mid-ranks for ties
+    v = float(ranks[nonzero > 0].sum())
+    has_ties = len(np.unique(np.abs(nonzero))) < k
     notes = []
-    if len(nonzero) < len(d):
-        notes.append(f"{len(d) - len(nonzero)} zero difference(s) dropped")
-    if method == "approx" and len(nonzero) < 10:
-        notes.append("normal approximation with few differences")
-    return (float(res.statistic), float(res.pvalue), method, "; ".join(notes))
+    if k < len(d):
+        notes.append(f"{len(d) - k} zero difference(s) dropped")
+    if k <= WILCOXON_EXACT_MAX_N:
+        ranks2 = np.rint(2 * ranks).astype(np.int64)
+        prob = _signed_rank_null(ranks2)
+        v2 = int(round(2 * v))
+        lower = float(prob[: v2 + 1].sum())
+        upper = float(prob[v2:].sum())
+        p = min(1.0, 2.0 * min(lower, upper))
+        method = "exact conditional" if has_ties else "exact"
+    else:
+        n_ties = np.unique(np.abs(nonzero), return_counts=True)[1]
+        mean = k * (k + 1) / 4.0
+        var = k * (k + 1) * (2 * k + 1) / 24.0 - float((n_ties ** 3 - n_ties).sum()) / 48.0
+        z = (v - mean) / math.sqrt(var) if var > 0 else 0.0
+        p = float(min(1.0, 2.0 * stats.norm.sf(abs(z))))
+        method = "normal approx."
+    return (v, p, method, "; ".join(notes))
+
+
+def sign_flip_test(diffs: Sequence[float], *, resamples: int = 20_000, seed: int = 0) -> tuple[float, str]:
+    """Two-sided sign-flip permutation test of the mean of paired differences: ``(p, method)``.
+
+    Under the null hypothesis each listener's difference is as likely to have either sign, so
+    the ``2^n`` patterns of signs are equally likely. With ``T(s) = |Σ s_i d_i|``,
+    ``p = #{s : T(s) ≥ T(1) − 1e-9} / 2^n``, counted over all ``2^n`` patterns when
+    ``n ≤`` :data:`SIGN_FLIP_EXACT_MAX_N` (``method = "exact"``), else estimated from
+    ``resamples`` random patterns drawn by ``numpy.random.default_rng(seed)`` as
+    ``(1 + b) / (1 + resamples)`` (``method = "Monte Carlo"``). Zeros stay in (their sign
+    changes nothing). The smallest exact p is ``2 / 2^n``. NaN with fewer than 2 differences.
+    """
+    d = np.round(np.asarray(diffs, dtype=np.float64), DIFF_DECIMALS)
+    n = len(d)
+    if n < 2 or not np.any(d):
+        return (math.nan, "")
+    observed = abs(float(d.sum())) - 1e-9
+    if n <= SIGN_FLIP_EXACT_MAX_N:
+        patterns = ((np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1) * 2 - 1
+        sums = np.abs(patterns @ d)
+        return (float(np.mean(sums >= observed)), "exact")
+    gen = np.random.default_rng(int(seed))
+    signs = gen.integers(0, 2, size=(int(resamples), n)) * 2 - 1
+    b = int(np.sum(np.abs(signs @ d) >= observed))
+    return ((1 + b) / (1 + int(resamples)), "Monte Carlo")
+
+
+def listeners_needed(effect: float, alpha: float, power: float = 0.8) -> float:
+    """Listeners a paired t-test needs to find a standardised difference ``effect`` (Cohen's d_z).
+
+    The smallest ``n ≥ 2`` with power ``≥ power`` of the two-sided one-sample t-test at level
+    ``alpha``: power ``= P(|T| > t_{1−α/2, n−1})`` with ``T`` noncentral t, ``df = n − 1``,
+    noncentrality ``d_z·√n`` (R: ``power.t.test(delta = d_z, sd = 1, sig.level = alpha,
+    power = power, type = "one.sample")``, rounded up; ``pwr::pwr.t.test(..., type = "paired")``).
+    NaN for a zero or non-finite effect; capped at 10 000.
+    """
+    if not math.isfinite(effect) or effect == 0:
+        return math.nan
+    e = abs(effect)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # boost's nct at extreme noncentralities
+        for n in itertools.chain(range(2, 200), range(200, 10_001, 10)):
+            crit = float(stats.t.ppf(1 - alpha / 2, n - 1))
+            nc = e * math.sqrt(n)
+            pw = float(stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc))
+            if pw >= power:
+                return float(n)
+    return math.nan
 
 
 def paired_comparisons(
     ratings: pd.DataFrame, *, alpha: float = 0.05, conditions: Sequence[Hashable] | None = None,
+    resamples: int = 20_000, seed: int = 0,
 ) -> pd.DataFrame:
-    """Every pair of conditions compared on per-listener means, Holm-corrected.
+    """Every pair of conditions compared on per-listener means, three tests, each Holm-corrected.
 
     For each pair ``(a, b)`` of conditions (``a`` before ``b`` in sorted order, or in the
     order of ``conditions`` when given, which also restricts the family), over the
-    listeners who rated both: ``n_pairs`` – how many; ``mean_diff`` – the mean over them
-    of ``mean_a − mean_b`` (each listener's :func:`listener_means`; positive = ``a``
-    scored higher); ``statistic``, ``p``, ``method`` – the two-sided Wilcoxon signed-rank
-    test of those differences (:func:`wilcoxon_signed_rank`); ``p_holm`` – :func:`holm`
-    over all pairs with a p-value; ``significant`` – ``p_holm ≤ alpha`` (False where p
-    is NaN); ``note`` – why a pair was not tested, or what was approximated.
-
+    listeners who rated both, ``d_i = mean_a − mean_b`` (each listener's
+    :func:`listener_means`; positive = ``a`` scored higher): see :func:`paired_rows`.
     Testing per-listener means (not single ratings) makes the listener the unit of
     replication, so the repeated ratings of one listener do not inflate significance.
     """
@@ -790,21 +883,84 @@ def paired_comparisons(
         unknown = [c for c in names if c not in means.columns]
         if unknown:
             raise RatingError(f"The condition(s) {', '.join(map(repr, unknown))} have no ratings.")
-    rows = []
+    pairs = []
     for a, b in itertools.combinations(names, 2):
         both = means[[a, b]].dropna()
-        diffs = (both[a] - both[b]).to_numpy()
-        statistic, p, method, note = wilcoxon_signed_rank(diffs)
-        rows.append({
-            "a": a, "b": b, "n_pairs": len(diffs), "mean_diff": float(diffs.mean()) if len(diffs) else math.nan,
-            "statistic": statistic, "p": p, "method": method, "note": note,
-        })
+        pairs.append((a, b, (both[a] - both[b]).to_numpy(dtype=np.float64)))
+    return paired_rows(pairs, alpha=alpha, resamples=resamples, seed=seed)
+
+
+def paired_rows(pairs: Sequence[tuple[Hashable, Hashable, np.ndarray]], *, alpha: float = 0.05,
+                resamples: int = 20_000, seed: int = 0) -> pd.DataFrame:
+    """The table of :func:`paired_comparisons` from ``(a, b, listener differences)`` triples.
+
+    Columns :data:`PAIRED_COLUMNS`, per pair with ``n`` differences ``d_i``:
+
+    * ``n_pairs`` (``n``); ``mean_diff`` ``d̄``; ``diff_ci_low``/``diff_ci_high`` – the 95 %
+      (``1 − alpha``) t interval of the mean difference, ``d̄ ∓ t_{1−α/2, n−1}·s_d/√n``
+      (the effect size in scale units); ``dz`` – the standardised effect ``d̄ / s_d``;
+    * ``t``, ``df`` (``n − 1``), ``p_t`` – the paired t-test (R ``t.test(x, y, paired = TRUE)``);
+      ``p_t_holm`` – :func:`holm` over the family (R ``p.adjust(p, "holm")``);
+    * ``p_perm``, ``perm_method`` – :func:`sign_flip_test` (seeded ``seed``); ``p_perm_holm``;
+    * ``wilcoxon_v``, ``p_wilcoxon``, ``wilcoxon_method`` – :func:`wilcoxon_signed_rank`;
+      ``p_wilcoxon_holm``;
+    * ``significant`` – ``p_t_holm ≤ alpha``: **the decision rests on the paired t-test**,
+      the permutation and rank tests are there to check it (a pair significant by t only
+      is worth a look at its listeners);
+    * ``listeners_needed`` – for a pair not found significant, :func:`listeners_needed` for
+      its observed ``dz`` at level ``alpha / m`` (Bonferroni over the ``m`` pairs: Holm's
+      first step), power 0.8; NaN for a significant pair;
+    * ``note`` – why a pair was not tested, what was dropped, and when the exact tests
+      cannot reach ``alpha`` after Holm with this many listeners (``m · 2 / 2^n > alpha``).
+    """
+    rows = []
+    m = len(pairs)
+    for a, b, diffs in pairs:
+        d = np.asarray(diffs, dtype=np.float64)
+        n = len(d)
+        row: dict[str, Any] = {"a": a, "b": b, "n_pairs": n, "mean_diff": float(d.mean()) if n else math.nan,
+                               "diff_ci_low": math.nan, "diff_ci_high": math.nan, "dz": math.nan,
+                               "t": math.nan, "df": math.nan, "p_t": math.nan}
+        v, pw, wmethod, note = wilcoxon_signed_rank(d)
+        pp, pmethod = sign_flip_test(d, resamples=resamples, seed=seed)
+        notes = [note] if note else []
+        if n >= 2:
+            sd = float(d.std(ddof=1))
+            row["df"] = float(n - 1)
+            row["diff_ci_low"], row["diff_ci_high"] = t_interval(row["mean_diff"], sd, n, 1.0 - alpha)
+            if sd > 0:
+                row["dz"] = row["mean_diff"] / sd
+                row["t"] = row["mean_diff"] / (sd / math.sqrt(n))
+                row["p_t"] = float(2.0 * stats.t.sf(abs(row["t"]), n - 1))
+            elif row["mean_diff"] != 0:
+                notes.append("every listener's difference is the same: no t-test")
+            if m * 2.0 / 2.0 ** n > alpha:
+                notes.append(f"with {n} listeners the exact tests' smallest p after Holm over {m} pairs is "
+                             f"{min(1.0, m * 2.0 / 2.0 ** n):.3g}: they cannot reach {alpha:g}")
+        row.update(wilcoxon_v=v, p_wilcoxon=pw, wilcoxon_method=wmethod, p_perm=pp, perm_method=pmethod,
+                   note="; ".join(notes))
+        rows.append(row)
     if not rows:
         return _empty(PAIRED_COLUMNS)
     out = pd.DataFrame(rows)
-    out["p_holm"] = holm(out["p"].to_numpy())
-    out["significant"] = (out["p_holm"] <= float(alpha)).astype(bool)  # NaN compares False
+    for col in ("p_t", "p_perm", "p_wilcoxon"):
+        out[f"{col}_holm"] = holm(out[col].to_numpy(dtype=np.float64))
+    out["significant"] = (out["p_t_holm"] <= float(alpha)).astype(bool)  # NaN compares False
+    out["listeners_needed"] = [
+        math.nan if sig else listeners_needed(float(dz), float(alpha) / max(m, 1))
+        for sig, dz in zip(out["significant"], out["dz"])]
     return out[list(PAIRED_COLUMNS)]
+
+
+def exact_tests_floor_listeners(m: int, alpha: float = 0.05) -> int:
+    """Listeners the exact sign-flip and Wilcoxon tests need before Holm over ``m`` pairs can reach ``alpha``.
+
+    The smallest ``n`` with ``m · 2 / 2^n ≤ alpha`` (the smallest exact two-sided p is ``2 / 2^n``).
+    """
+    n = 1
+    while m * 2.0 / 2.0 ** n > alpha:
+        n += 1
+    return n
 
 
 # --------------------------------------------------------------------------------------

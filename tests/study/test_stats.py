@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 
@@ -254,7 +255,16 @@ def _paired_data():
     return frame(rows)
 
 
-@pytest.mark.filterwarnings("ignore:Sample size too small")  # scipy, on our reference calls
+def _brute_force_signed_rank_p(d):
+    """Two-sided p of V over all 2^k sign patterns of the mid-ranks (coin's exact conditional test)."""
+    nz = d[d != 0]
+    r = sps.rankdata(np.abs(nz))
+    v = r[nz > 0].sum()
+    signs = np.array(list(itertools.product([0, 1], repeat=len(r))))
+    null = signs @ r
+    return min(1.0, 2 * min(np.mean(null <= v + 1e-9), np.mean(null >= v - 1e-9))), v
+
+
 def test_paired_comparisons_against_scipy_and_hand_holm():
     data = _paired_data()
     out = paired_comparisons(data)
@@ -267,35 +277,42 @@ def test_paired_comparisons_against_scipy_and_hand_holm():
         assert row.n_pairs == len(d)
         assert row.mean_diff == pytest.approx(d.mean(), abs=1e-12)
         if len(d) < 2:
-            assert np.isnan(row.p) and np.isnan(row.statistic) and "need 2" in row.note
-            assert not row.significant
+            assert np.isnan(row.p_wilcoxon) and np.isnan(row.wilcoxon_v) and "need 2" in row.note
+            assert np.isnan(row.p_t) and not row.significant
             continue
         nz = d[d != 0]
-        method = "exact" if len(np.unique(np.abs(nz))) == len(nz) else "approx"
-        ref = sps.wilcoxon(nz, zero_method="wilcox", method=method)
-        assert row.method == method
-        assert row.statistic == pytest.approx(ref.statistic)
-        assert row.p == pytest.approx(ref.pvalue, rel=1e-12)
-    # A vs B: 8 positive differences → exact two-sided p = 2 / 2**8
+        ties = len(np.unique(np.abs(nz))) < len(nz)
+        assert row.wilcoxon_method == ("exact conditional" if ties else "exact")
+        p, v = _brute_force_signed_rank_p(d)
+        assert row.wilcoxon_v == pytest.approx(v)
+        assert row.p_wilcoxon == pytest.approx(p, rel=1e-12)
+        if not ties:
+            assert row.p_wilcoxon == pytest.approx(sps.wilcoxon(nz, method="exact").pvalue, rel=1e-12)
+        ref = sps.ttest_rel(both[row.a], both[row.b])
+        assert row.t == pytest.approx(ref.statistic, rel=1e-12)
+        assert row.p_t == pytest.approx(ref.pvalue, rel=1e-12)
+        assert row.df == len(d) - 1
+    # A vs B: 8 positive differences → exact two-sided p = 2 / 2**8, V = 36
     ab = out.iloc[0]
-    assert ab["statistic"] == 0 and ab["p"] == pytest.approx(2 / 256)
+    assert ab["wilcoxon_v"] == 36 and ab["p_wilcoxon"] == pytest.approx(2 / 256)
+    assert ab["p_perm"] == pytest.approx(2 / 256) and ab["perm_method"] == "exact"
     # Holm by hand over the three tested pairs (A-D, B-D, C-D have 1 pair each → untested)
-    tested = out.dropna(subset=["p"])
+    tested = out.dropna(subset=["p_t"])
     assert len(tested) == 3
-    p = tested["p"].to_numpy()
-    order = np.argsort(p)
-    adj = np.empty(3)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (3 - rank) * p[i]))
-        adj[i] = running
-    np.testing.assert_allclose(tested["p_holm"], adj, rtol=1e-12)
-    assert (tested["significant"] == (tested["p_holm"] <= 0.05)).all()
-    assert out.iloc[0]["significant"]  # 3 * 2/256 = 0.023
-    assert out["p_holm"].isna().sum() == 3
+    for col in ("p_t", "p_wilcoxon", "p_perm"):
+        p = tested[col].to_numpy()
+        order = np.argsort(p)
+        adj = np.empty(3)
+        running = 0.0
+        for rank, i in enumerate(order):
+            running = max(running, min(1.0, (3 - rank) * p[i]))
+            adj[i] = running
+        np.testing.assert_allclose(tested[f"{col}_holm"], adj, rtol=1e-12)
+    assert (tested["significant"] == (tested["p_t_holm"] <= 0.05)).all()
+    assert out.iloc[0]["significant"]
+    assert out["p_t_holm"].isna().sum() == 3
 
 
-@pytest.mark.filterwarnings("ignore:Sample size too small")  # scipy, on our reference calls
 def test_all_zero_differences_give_nan_with_note():
     rows = []
     for i in range(5):
@@ -303,13 +320,14 @@ def test_all_zero_differences_give_nan_with_note():
     out = paired_comparisons(frame(rows)).set_index(["a", "b"])
     ab = out.loc[("A", "B")]
     assert ab["n_pairs"] == 5 and ab["mean_diff"] == 0
-    assert np.isnan(ab["p"]) and np.isnan(ab["p_holm"]) and not ab["significant"]
+    assert np.isnan(ab["p_wilcoxon"]) and np.isnan(ab["p_wilcoxon_holm"]) and not ab["significant"]
+    assert np.isnan(ab["p_t"]) and np.isnan(ab["p_perm"])
     assert "zero" in ab["note"]
-    # A-C has one zero difference (L2): dropped, exact on the other four (ties in |d| → approx)
+    # A-C has one zero difference (L2): dropped, exact conditional on the other four (ties in |d|)
     ac = out.loc[("A", "C")]
-    assert "1 zero difference" in ac["note"]
-    ref = sps.wilcoxon(np.array([2.0, 1.0, -1.0, -2.0]), method="approx")
-    assert ac["p"] == pytest.approx(ref.pvalue)
+    assert "1 zero difference" in ac["note"] and ac["wilcoxon_method"] == "exact conditional"
+    assert ac["p_wilcoxon"] == pytest.approx(_brute_force_signed_rank_p(np.array([2.0, 1.0, 0.0, -1.0, -2.0]))[0])
+    assert ac["p_wilcoxon"] == pytest.approx(1.0)
 
 
 def test_paired_conditions_subset():
