@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -78,7 +79,22 @@ def _fmt_time(t: datetime | None) -> str:
 def _status(args: argparse.Namespace) -> int:
     definition, url = _definition(args, check_codecs=False)
     with StudyEngine(definition, _open_existing(url)) as engine:
-        rows = engine.listener_progress()
+        if getattr(args, "watch", None) is None:
+            return _show_status(args, definition, engine.listener_progress())
+        try:
+            while True:  # every station writes to the same database: each refresh reads it afresh
+                if not args.json and sys.stdout.isatty():
+                    print("\033[2J\033[H", end="")
+                if not args.json:
+                    print(f"{datetime.now().strftime('%H:%M:%S')}  (every {args.watch:g} s; Ctrl-C stops)")
+                _show_status(args, definition, engine.listener_progress())
+                sys.stdout.flush()
+                time.sleep(args.watch)
+        except KeyboardInterrupt:
+            return 0
+
+
+def _show_status(args: argparse.Namespace, definition: StudyDefinition, rows: list[Any]) -> int:
     finished = sum(r.finished for r in rows)
     if args.json:
         print(json.dumps({

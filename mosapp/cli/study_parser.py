@@ -43,6 +43,8 @@ def add_study_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Ar
     status = sub.add_parser("status", help="progress per listener")
     common(status)
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument("--watch", type=bounded_float(0.5, 3600.0), default=None, metavar="SECONDS",
+                        help="show it again every SECONDS (0.5 to 3600) until Ctrl-C: every station's listeners, live")
 
     def screening_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--no-screening", action="store_true", help="keep every listener (no post-screening)")

@@ -6,8 +6,10 @@ The server is started by :mod:`tests.study.postgres` (initdb and pg_ctl in a tem
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -60,16 +62,23 @@ def _station(study: str, code: str, barrier, results) -> None:  # pragma: no cov
         results.put((code, [], f"{type(exc).__name__}: {exc}"))
 
 
-def test_ten_stations_enrol_at_the_same_instant_and_no_rating_is_lost_or_duplicated(server, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def station_file(server, tmp_path_factory) -> Path:
+    """The lab's study, prepared on the server; the stations' copy of its file (names ${MOSAPP_LAB_PASSWORD})."""
+    root = tmp_path_factory.mktemp("lab")
     # Flow B: the administrator wrote the password into the study file. It is used to connect,
     # but never reaches the database (definition_toml keeps "***").
     literal = server.url(ROLE, DATABASE, password=LAB_PASSWORD)
-    admin = write_study(tmp_path / "admin", "lab", database=literal, stimuli_dir=str(tmp_path / "stimuli"))
+    admin = write_study(root / "admin", "lab", database=literal, stimuli_dir=str(root / "stimuli"))
     prepare(admin)
     # Flow A (what studies/README.md recommends): the stations' file names the variable.
-    monkeypatch.setenv("MOSAPP_LAB_PASSWORD", LAB_PASSWORD)
     url = server.url(ROLE, DATABASE, password="${MOSAPP_LAB_PASSWORD}")
-    station_file = write_study(tmp_path / "station", "lab", database=url, stimuli_dir=str(tmp_path / "stimuli"))
+    return write_study(root / "station", "lab", database=url, stimuli_dir=str(root / "stimuli"))
+
+
+def test_ten_stations_enrol_at_the_same_instant_and_no_rating_is_lost_or_duplicated(server, station_file,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("MOSAPP_LAB_PASSWORD", LAB_PASSWORD)
 
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(STATIONS)
@@ -117,6 +126,28 @@ def test_ten_stations_enrol_at_the_same_instant_and_no_rating_is_lost_or_duplica
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.count(f'"listener": "{c}"') for c in codes) == [1] * STATIONS
     assert LAB_PASSWORD not in out.stdout + out.stderr
+
+
+def test_status_watch_shows_a_station_that_enrols_meanwhile(station_file, monkeypatch):
+    monkeypatch.setenv("MOSAPP_LAB_PASSWORD", LAB_PASSWORD)
+    proc = subprocess.Popen([sys.executable, "-m", "mosapp", "study", "status", str(station_file), "--json",
+                             "--watch", "0.5"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert "W1" not in {p["listener"] for p in first["progress"]}
+        with StudyEngine.open(station_file) as engine:
+            engine.start_or_resume("W1", audio_device="station W1").close()
+        for _ in range(20):
+            later = json.loads(proc.stdout.readline())
+            if "W1" in {p["listener"] for p in later["progress"]}:
+                break
+        else:
+            pytest.fail("status --watch never showed the listener enrolled meanwhile")
+        assert later["listeners"] == first["listeners"] + 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr.read()
 
 
 def test_a_wrong_or_missing_password_is_one_sentence_without_the_password(server, tmp_path, monkeypatch):
