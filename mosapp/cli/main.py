@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 import mosapp.codecs
 from mosapp.cli.arguments import bounded_int
+from mosapp.cli.evaluate import add_evaluate_parser, run_evaluate
 from mosapp.cli.study_parser import add_study_parser
 from mosapp.codecs import all_codecs, codec_names, container, get_codec
 from mosapp.codecs.base import Codec
@@ -123,6 +124,7 @@ def build_parser() -> _Parser:
                                      "same as `mosapp gui FILE`.")
     gui.add_argument("target", nargs="?", metavar="FILE|STUDY", help="an audio file or a study")
     add_study_parser(sub)
+    add_evaluate_parser(sub)
     tr = sub.add_parser("train", help="train or finetune the compact spectrogram codec (sgc) from a config",
                         description="Train (or resume, or finetune) an sgc operating point from a TOML config "
                                     "(see configs/): logs bpp/kbps, PSNR, MS-SSIM and consistency to CSV and a "
@@ -580,6 +582,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return run_codecs(args)
         if args.command == "train":
             return run_train(args)
+        if args.command == "evaluate":
+            return run_evaluate(args, ["mosapp", *argv])
         if args.command == "study":
             from mosapp.cli.study import run_study  # noqa: PLC0415 — the study stack (~1.7 s) loads only for `mosapp study`
 
