@@ -143,7 +143,7 @@ class Report:
                     lines.append(f"  {r.metric}: n {r.n}, {r.note or 'not computed'}")
                 else:
                     lines.append(f"  {r.metric}: n {r.n}, Pearson r {r.pearson_r:+.2f} (p {r.pearson_p:.3g}), "
-                                 f"Spearman rho {r.spearman_rho:+.2f} (p {r.spearman_p:.3g})")
+                                 f"Spearman rho {r.spearman_rho:+.2f} (p {r.spearman_p:.3g}, {r.spearman_method})")
         return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ raises :class:`RatingError` (a :class:`ValueError`) whose one sentence names the
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
@@ -91,7 +92,7 @@ PAIRED_COLUMNS: tuple[str, ...] = (
 )
 #: Columns of :func:`metric_correlations`.
 CORRELATION_COLUMNS: tuple[str, ...] = (
-    "metric", "n", "pearson_r", "pearson_p", "spearman_rho", "spearman_p", "note",
+    "metric", "n", "pearson_r", "pearson_p", "spearman_rho", "spearman_p", "spearman_method", "note",
 )
 
 #: Largest number of non-zero differences for which the Wilcoxon test uses the exact null
@@ -967,6 +968,61 @@ def exact_tests_floor_listeners(m: int, alpha: float = 0.05) -> int:
 # objective metrics vs listeners
 # --------------------------------------------------------------------------------------
 
+#: Largest number of conditions for which :func:`spearman_exact` enumerates all ``n!`` orders.
+SPEARMAN_EXACT_MAX_N: int = 10
+
+
+@functools.lru_cache(maxsize=2)
+def _permutations(n: int) -> np.ndarray:
+    """Every permutation of ``0..n-1`` as rows of an int8 array (``n!`` rows; 36 MB for ``n = 10``)."""
+    p = np.zeros((1, 0), dtype=np.int8)
+    for k in range(1, n + 1):
+        m = p.shape[0]
+        out = np.empty((m * k, k), dtype=np.int8)
+        for pos in range(k):  # value k - 1 inserted at every position of every permutation of k - 1
+            block = out[pos * m:(pos + 1) * m]
+            block[:, :pos] = p[:, :pos]
+            block[:, pos] = k - 1
+            block[:, pos + 1:] = p[:, pos:]
+        p = out
+    p.setflags(write=False)
+    return p
+
+
+def spearman_exact(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, str]:
+    """Spearman's rho with its two-sided p-value: ``(rho, p, method)``.
+
+    ``rho`` is the Pearson correlation of the mid-ranks (``scipy.stats.spearmanr``). For
+    ``n ≤`` :data:`SPEARMAN_EXACT_MAX_N` the p-value is **exact**: under independence every
+    one of the ``n!`` orders of the ``y`` ranks against the ``x`` ranks is equally likely, and
+    ``p = #{π : |S(π) − E| ≥ |S − E|} / n!`` with ``S = Σ r_x · r_y`` (``E`` its mean), counted
+    by enumerating all of them (``method = "exact"``). Without ties this is R's
+    ``cor.test(x, y, method = "spearman", exact = TRUE)`` (its null distribution is
+    symmetric, so R's doubled one-sided p is the same number); with ties it is the exact
+    permutation test on the mid-ranks (``method = "exact, mid-ranks"``; R cannot be exact with
+    ties). For larger ``n``: scipy's t approximation, ``t = rho·√((n−2)/(1−rho²))`` with
+    ``n − 2`` df (``method = "t approx."``, as ``cor.test(..., exact = FALSE)``).
+    """
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(xa)
+    rx, ry = stats.rankdata(xa), stats.rankdata(ya)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        rho = float(np.corrcoef(rx, ry)[0, 1])
+        if n > SPEARMAN_EXACT_MAX_N:
+            return rho, float(stats.spearmanr(xa, ya)[1]), "t approx."
+    ties = len(np.unique(xa)) < n or len(np.unique(ya)) < n
+    rx2, ry2 = np.rint(2 * rx).astype(np.int64), np.rint(2 * ry).astype(np.int64)  # mid-ranks are halves
+    observed = int(rx2 @ ry2)
+    expected2 = int(rx2.sum()) * int(ry2.sum())  # n · E, kept whole
+    target = abs(n * observed - expected2)
+    perms = _permutations(n)
+    hits = 0
+    for start in range(0, len(perms), 1 << 20):
+        sums = ry2[perms[start:start + (1 << 20)]] @ rx2
+        hits += int(np.count_nonzero(np.abs(n * sums - expected2) >= target))
+    return rho, hits / len(perms), ("exact, mid-ranks" if ties else "exact")
+
 
 def metric_correlations(condition_scores: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """Correlation of each objective metric with the per-condition listener score.
@@ -977,9 +1033,9 @@ def metric_correlations(condition_scores: pd.DataFrame, metrics: pd.DataFrame) -
     condition. Conditions are matched by ``condition`` (inner join).
 
     Per metric (in column order): the conditions where both the metric and the mean are
-    finite, ``n`` of them; ``pearson_r``/``pearson_p`` – ``scipy.stats.pearsonr``;
-    ``spearman_rho``/``spearman_p`` – ``scipy.stats.spearmanr`` (ranks, average ties);
-    p-values two-sided. With ``n < 3``, or a constant metric or mean, all four are NaN and
+    finite, ``n`` of them; ``pearson_r``/``pearson_p`` – ``scipy.stats.pearsonr`` (R
+    ``cor.test(x, y)``); ``spearman_rho``/``spearman_p``/``spearman_method`` –
+    :func:`spearman_exact` (ranks, average ties; **exact for n ≤ 10**); p-values two-sided. With ``n < 3``, or a constant metric or mean, all four are NaN and
     ``note`` says why. The sign is the metric's own: a lower-is-better metric (mel
     distance) that tracks listeners correlates negatively.
     """
@@ -1023,7 +1079,7 @@ def metric_correlations(condition_scores: pd.DataFrame, metrics: pd.DataFrame) -
         x, y = x[ok], y[ok]
         n = int(ok.sum())
         row = {"metric": col, "n": n, "pearson_r": math.nan, "pearson_p": math.nan,
-               "spearman_rho": math.nan, "spearman_p": math.nan, "note": ""}
+               "spearman_rho": math.nan, "spearman_p": math.nan, "spearman_method": "", "note": ""}
         if n < 3:
             row["note"] = f"not computed: {n} condition(s) with both a score and this metric, need 3"
         elif np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -1033,9 +1089,9 @@ def metric_correlations(condition_scores: pd.DataFrame, metrics: pd.DataFrame) -
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pr = stats.pearsonr(x, y)
-                sr = stats.spearmanr(x, y)
-            row.update(pearson_r=float(pr[0]), pearson_p=float(pr[1]),
-                       spearman_rho=float(sr[0]), spearman_p=float(sr[1]))
+            rho, sp, method = spearman_exact(x, y)
+            row.update(pearson_r=float(pr[0]), pearson_p=float(pr[1]), spearman_rho=rho, spearman_p=sp,
+                       spearman_method=method)
         rows.append(row)
     return pd.DataFrame(rows, columns=list(CORRELATION_COLUMNS))
 
