@@ -110,7 +110,7 @@ def run_evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> int
             bar.close()
         if overall is not None:
             overall.close()
-    for problem in result.problems:
+    for problem in [*result.problems, *result.failures]:
         print(f"mosapp evaluate: {problem}", file=sys.stderr)
     print(f"mosapp evaluate: {result.pairs} pairs ({result.reused} from an earlier run, {result.measured} measured "
           f"now, {result.failed} failed) in {result.seconds:.1f} s on {result.where}; results in {result.out_dir}/ "

@@ -25,15 +25,17 @@ From the rows of the current command the run writes (each file atomically, 0644)
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
 import sqlite3
+import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -68,6 +70,14 @@ def _disk_sentence(where: Path, exc: BaseException) -> str:
         return (f"The output folder {where} is full ({text}); what was measured is saved, so free some space and "
                 f"run the same command again to go on.")
     return f"The output folder {where} cannot be written ({text}); what was measured is saved."
+
+
+def _why(exc: BaseException) -> str:
+    """The reason inside ``X cannot be written (…)``; a full disk says so and how to go on."""
+    text = str(getattr(exc, "strerror", None) or exc)
+    if getattr(exc, "errno", None) == errno.ENOSPC or "full" in text.lower():
+        return f"{text}: the disk is full; what was measured is saved, so free some space and run the same command again"
+    return text
 
 
 @dataclass
@@ -150,6 +160,34 @@ class PairStore:
                 if (e.clip, e.start_s, e.seconds, c) in found]
 
 
+def write_float_wav(path: Path, samples: np.ndarray, rate: int, *, error: type[MosappError] = OutputError) -> None:
+    """``(channels, n)`` samples as a 32-bit float WAV holding nothing but the audio, atomically.
+
+    A float WAV from libsndfile carries a ``PEAK`` chunk (each channel's peak and the time of
+    writing); this one has only ``fmt`` (IEEE float), ``fact`` and ``data``, so files of one length
+    have the same header and size, and a full disk is an ``OSError`` of this process, not of a C
+    callback.
+
+    Raises:
+        ``error``: the file cannot be written (the sentence names a full disk as such).
+    """
+    data = np.ascontiguousarray(np.asarray(samples, dtype="<f4").T)  # frames x channels, interleaved
+    channels = int(data.shape[1]) if data.ndim == 2 else 1
+    frames = int(data.shape[0])
+    payload = data.tobytes()
+    fmt = struct.pack("<HHIIHHH", 3, channels, rate, rate * channels * 4, channels * 4, 32, 0)
+    header = (b"RIFF" + struct.pack("<I", 4 + (8 + len(fmt)) + 12 + 8 + len(payload)) + b"WAVE"
+              + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+              + b"fact" + struct.pack("<II", 4, frames)
+              + b"data" + struct.pack("<I", len(payload)))
+
+    def write(fh: BinaryIO) -> None:
+        fh.write(header)
+        fh.write(payload)
+
+    atomic_write(path, write, suffix=".wav", error=error, reason=_why)
+
+
 # -- tables -------------------------------------------------------------------------------------
 
 
@@ -162,10 +200,8 @@ def _cell(value: Any) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    try:
-        atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), suffix=path.suffix, error=OutputError)
-    except OSError as exc:
-        raise OutputError(_disk_sentence(path.parent, exc)) from None
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), suffix=path.suffix, error=OutputError,
+                 reason=_why)
 
 
 def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

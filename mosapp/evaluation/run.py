@@ -35,7 +35,7 @@ import numpy as np
 from mosapp.codecs import get_codec
 from mosapp.codecs.base import Codec
 from mosapp.core import metrics
-from mosapp.core.audio import Audio, write_audio
+from mosapp.core.audio import Audio
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.errors import ConfigError, MosappError
 from mosapp.core.job import Progress, drive
@@ -54,6 +54,7 @@ from mosapp.evaluation.results import (
     summarise,
     summary_csv,
     timings_csv,
+    write_float_wav,
 )
 
 #: The metrics ``mosapp evaluate`` computes when none are named: every metric of a decoded signal.
@@ -92,6 +93,7 @@ class EvaluationResult:
     stopped: bool = False
     where: str = ""
     problems: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
 
@@ -156,9 +158,11 @@ def measure_pair(task: PairTask) -> PairRow:
                 if who is None and path.exists():
                     continue
                 path.parent.mkdir(parents=True, exist_ok=True)
-                write_audio(str(path), samples, PIPELINE_SAMPLE_RATE, subtype="FLOAT")
-        except (MosappError, OSError) as exc:
-            return PairRow(e, task.codec, error=f"The decoded audio could not be kept ({exc}).")
+                write_float_wav(path, samples, PIPELINE_SAMPLE_RATE)
+        except OSError as exc:
+            return PairRow(e, task.codec, error=f"The audio could not be kept ({exc.strerror or exc}).")
+        except MosappError as exc:
+            return PairRow(e, task.codec, error=str(exc))
     total = time.perf_counter() - t_start
     row.timings = {"encode_s": m.timings_s.get("encode"), "decode_s": m.timings_s.get("decode"),
                    "metrics_s": m.timings_s.get("metrics"), "total_s": total,
@@ -341,6 +345,8 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
                 result.stopped = True
         rows = store.rows(excerpts, codec_list, fingerprints, settings)
         result.failed = sum(1 for r in rows if not r.ok)
+        result.failures = [f"{codec} on {which}: {reason}" for (codec, reason), which in failure_groups(rows)
+                           if codec not in refused]
         yield Progress("write", 0, 1, detail="tables and plots")
         result.files = write_outputs(out, rows, codec_list, names, families, plan_problems=[
             (p.clip, p.reason) for p in plan_problems], plots=plots, complete=not result.stopped,
@@ -367,6 +373,16 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
     return result
 
 
+def failure_groups(rows: Sequence[PairRow]) -> list[tuple[tuple[str, str | None], str]]:
+    """((codec, reason), which excerpts) of the failed rows, one entry per codec and reason."""
+    groups: dict[tuple[str, str | None], list[PairRow]] = {}
+    for r in rows:
+        if not r.ok:
+            groups.setdefault((r.codec, r.error), []).append(r)
+    return [(key, group[0].excerpt.label if len(group) == 1 else f"{len(group)} excerpts")
+            for key, group in groups.items()]
+
+
 def write_outputs(out: Path, rows: list[PairRow], codecs: Sequence[str], names: Sequence[str],
                   families: dict[str, str], *, plan_problems: Sequence[tuple[str, str]] = (), plots: bool = True,
                   complete: bool = True, pairs_total: int = 0) -> list[Path]:
@@ -388,12 +404,7 @@ def write_outputs(out: Path, rows: list[PairRow], codecs: Sequence[str], names: 
     if failed or plan_problems:
         lines += [f"## Failed ({len(failed) + len(plan_problems)})", ""]
         lines += [f"- `{clip}`: {reason}" for clip, reason in plan_problems]
-        by_reason: dict[tuple[str, str | None], list[PairRow]] = {}
-        for r in failed:
-            by_reason.setdefault((r.codec, r.error), []).append(r)
-        for (codec, reason), group in by_reason.items():
-            which = f"`{group[0].excerpt.label}`" if len(group) == 1 else f"{len(group)} excerpts"
-            lines.append(f"- `{codec}` on {which}: {reason}")
+        lines += [f"- `{codec}` on {which}: {reason}" for (codec, reason), which in failure_groups(rows)]
         lines.append("")
     _write_text(out / "summary.md", "\n".join(lines))
     files.append(out / "summary.md")
