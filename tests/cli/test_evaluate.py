@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 
 from mosapp.core import metrics
-from mosapp.evaluation.run import keep_audio_path
 from mosapp.evaluation.clips import Excerpt
+from mosapp.evaluation.run import keep_audio_path
 from tests.cli.common import REPO, run_main
 from tests.conftest import RATE, music_like
 
