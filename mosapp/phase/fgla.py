@@ -31,6 +31,10 @@ its temporaries stay a few MB and in cache:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
 import scipy.fft
 import torch
 
@@ -110,7 +114,8 @@ def project_magnitude(t: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
 
 
 def fgla_refine(magnitude: torch.Tensor, init: torch.Tensor, geometry: StftGeometry, *, iterations: int,
-                seed: torch.Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> torch.Tensor:
+                seed: torch.Tensor | None = None, alpha: float = DEFAULT_ALPHA, kernels: bool | None = None
+                ) -> torch.Tensor:
     """Run ``iterations`` FGLA steps from complex ``init``; returns magnitude-projected coefficients.
 
     Args:
@@ -121,21 +126,39 @@ def fgla_refine(magnitude: torch.Tensor, init: torch.Tensor, geometry: StftGeome
         seed: (bins, k) final coefficients of the first ``k`` frames, re-imposed after every
             magnitude projection.
         alpha: the acceleration.
+        kernels: run the CPU path (numba kernels, scipy FFTs, the frames split between
+            ``torch.get_num_threads()`` threads); default: on CPU tensors. ``False`` runs the
+            torch path, which is what a GPU runs (and the tests compare the two on the CPU).
 
     Returns:
         (bins, frames) complex, a transposed view of time-major storage.
     """
     real = init.real.dtype
-    frames = init.shape[-1]
-    con = Consistency(geometry, frames, init.device, real)
+    bins, frames = init.shape
+    k = 0 if seed is None else seed.shape[-1]
     # Time-major working copies; the centre-origin sign is applied once here and once at the end.
     mag = magnitude.to(device=init.device, dtype=real).T.contiguous()
-    t = torch.empty(frames, init.shape[0], dtype=init.dtype, device=init.device).copy_(init.T)  # never the caller's
-    k = 0 if seed is None else seed.shape[-1]
+    t = torch.empty(frames, bins, dtype=init.dtype, device=init.device).copy_(init.T)  # never the caller's
     seed_t = None if seed is None or k == 0 else seed.T.to(init.dtype).contiguous()
-    if con.sign is not None:
-        t.mul_(con.sign)
-        seed_t = None if seed_t is None else seed_t * con.sign
+    _, _, sign = dsp.windows(geometry, init.device, real)
+    signed = bool((sign < 0).any())
+    if signed:
+        t.mul_(sign)
+        seed_t = None if seed_t is None else seed_t * sign
+    use_kernels = init.device.type == "cpu" if kernels is None else kernels
+    run = _refine_cpu if use_kernels else _refine_torch
+    out = run(mag, t, seed_t, geometry, iterations, alpha)
+    if signed:
+        out.mul_(sign)
+    return out.T
+
+
+def _refine_torch(mag: torch.Tensor, t: torch.Tensor, seed_t: torch.Tensor | None, geometry: StftGeometry,
+                  iterations: int, alpha: float) -> torch.Tensor:
+    """The iterations in torch ops, chunk by chunk (any device); ``t`` is overwritten."""
+    frames = t.shape[0]
+    k = 0 if seed_t is None else seed_t.shape[0]
+    con = Consistency(geometry, frames, t.device, t.real.dtype)
     c_prev = t.clone()
     spans = [(f0, min(f0 + CHUNK_FRAMES, frames)) for f0 in range(0, frames, CHUNK_FRAMES)]
 
@@ -154,10 +177,159 @@ def fgla_refine(magnitude: torch.Tensor, init: torch.Tensor, geometry: StftGeome
             c = con.analyse(f0, f1)
             torch.lerp(c_prev[f0:f1], c, 1.0 + alpha, out=t[f0:f1])
             c_prev[f0:f1] = c
-    out = torch.cat([p_mag(f0, f1, c_prev) for f0, f1 in spans]) if spans else c_prev
-    if con.sign is not None:
-        out.mul_(con.sign)
-    return out.T
+    return torch.cat([p_mag(f0, f1, c_prev) for f0, f1 in spans]) if spans else c_prev
+
+
+#: Frames per call of the CPU path's kernels and FFTs (a chunk's temporaries fit in L2).
+KERNEL_CHUNK_FRAMES = 256
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _overlap_add(u, gamma, x, row0, per):  # pragma: no cover - compiled
+    """x[row0 + f + j] += gamma[j] * u[f, block j mod per] (slabs of ``hop`` samples).
+
+    The innermost loops run over 1-D views, which is what lets LLVM vectorise them.
+    """
+    k, a = gamma.shape
+    for f in range(u.shape[0]):
+        uf = u[f]
+        for j in range(k):
+            src = (j % per) * a
+            us = uf[src: src + a]
+            gj = gamma[j]
+            out = x[row0 + f + j]
+            for i in range(a):
+                out[i] += gj[i] * us[i]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _analyse(x, g, v, row0, per):  # pragma: no cover - compiled
+    """v[f, block p] = sum over j = p (mod per) of g[j] * x[row0 + f + j]: window, then fold onto M."""
+    k, a = g.shape
+    for f in range(v.shape[0]):
+        vf = v[f]
+        for p in range(per):
+            out = vf[p * a: (p + 1) * a]
+            xs = x[row0 + f + p]
+            gp = g[p]
+            for i in range(a):
+                out[i] = gp[i] * xs[i]
+            for j in range(p + per, k, per):
+                xs = x[row0 + f + j]
+                gj = g[j]
+                for i in range(a):
+                    out[i] += gj[i] * xs[i]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _project(t, mag, p, tiny):  # pragma: no cover - compiled
+    """p = mag * t / |t| (|t|^2 floored at ``tiny``)."""
+    for f in range(t.shape[0]):
+        for b in range(t.shape[1]):
+            z = t[f, b]
+            power = max(z.real * z.real + z.imag * z.imag, tiny)
+            p[f, b] = z * (mag[f, b] / np.sqrt(power))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _accelerate_project(c, c_prev, mag, p, beta, tiny):  # pragma: no cover - compiled
+    """t = c_prev + beta (c - c_prev); c_prev = c; p = mag * t / |t|: the end of one iteration
+    and the start of the next in one pass over a chunk.
+
+    ``c``, ``c_prev`` and ``p`` are the complex arrays viewed as real (frames, 2 bins): the
+    element-wise loops then vectorise, which complex numbers in numba do not.
+    """
+    bins = mag.shape[1]
+    scale = np.empty(bins, dtype=mag.dtype)
+    for f in range(c.shape[0]):
+        cf, of, pf, mf = c[f], c_prev[f], p[f], mag[f]
+        for i in range(2 * bins):
+            old = of[i]
+            new = cf[i]
+            pf[i] = old + beta * (new - old)
+            of[i] = new
+        for b in range(bins):
+            scale[b] = pf[2 * b] * pf[2 * b] + pf[2 * b + 1] * pf[2 * b + 1]
+        for b in range(bins):
+            scale[b] = mf[b] / np.sqrt(max(scale[b], tiny))
+        for b in range(bins):
+            pf[2 * b] *= scale[b]
+            pf[2 * b + 1] *= scale[b]
+
+
+class _Part:
+    """One thread's share of the frames ``[f0, f1)`` and its own overlap-add buffer (signal
+    slabs ``[f0, f1 + k - 1)``); neighbouring parts share ``k - 1`` slabs, summed between
+    the synthesis and the analysis."""
+
+    def __init__(self, f0: int, f1: int, k: int, a: int, dtype: np.dtype) -> None:
+        self.f0, self.f1 = f0, f1
+        self.x = np.zeros((f1 - f0 + k - 1, a), dtype=dtype)
+
+
+def _refine_cpu(mag_t: torch.Tensor, t_t: torch.Tensor, seed_t: torch.Tensor | None, geometry: StftGeometry,
+                iterations: int, alpha: float) -> torch.Tensor:
+    """The iterations with numba kernels and scipy FFTs, the frames split between threads."""
+    a, m, lg = geometry.hop, geometry.channels, geometry.window_length
+    if m % a or lg % m:
+        raise ValueError(f"FGLA needs hop | channels | window length; got {a}, {m}, {lg}")
+    per, k = m // a, lg // a
+    mag, p = mag_t.numpy(), t_t.numpy()  # p: the projected coefficients the next synthesis uses
+    real = mag.dtype
+    g_t, gamma_t, _ = dsp.windows(geometry, "cpu", mag_t.dtype)
+    g, gamma = g_t.numpy().reshape(k, a), gamma_t.numpy().reshape(k, a)
+    tiny, beta = real.type(np.finfo(real).tiny), real.type(1.0 + alpha)
+    seed = None if seed_t is None else seed_t.numpy()
+    ks = 0 if seed is None else seed.shape[0]
+    frames = p.shape[0]
+    c_prev = p.copy()
+    n_parts = max(1, min(torch.get_num_threads(), frames // max(KERNEL_CHUNK_FRAMES, k)))
+    bounds = [frames * i // n_parts for i in range(n_parts + 1)]
+    parts = [_Part(bounds[i], bounds[i + 1], k, a, real) for i in range(n_parts)]
+
+    def reseed(f0: int, f1: int) -> None:
+        if seed is not None and f0 < ks:
+            p[f0: min(ks, f1)] = seed[f0: min(ks, f1)]
+
+    def chunks(part: _Part) -> list[tuple[int, int]]:
+        return [(f0, min(f0 + KERNEL_CHUNK_FRAMES, part.f1)) for f0 in range(part.f0, part.f1, KERNEL_CHUNK_FRAMES)]
+
+    def synthesize(part: _Part) -> None:
+        part.x.fill(0)
+        for f0, f1 in chunks(part):
+            u = scipy.fft.irfft(p[f0:f1], n=m, axis=-1)
+            _overlap_add(u, gamma, part.x, f0 - part.f0, per)
+
+    def analyse(part: _Part) -> None:
+        v = np.empty((KERNEL_CHUNK_FRAMES, m), dtype=real)
+        for f0, f1 in chunks(part):
+            _analyse(part.x, g, v[: f1 - f0], f0 - part.f0, per)
+            c = scipy.fft.rfft(v[: f1 - f0], axis=-1)
+            _accelerate_project(c.view(real), c_prev[f0:f1].view(real), mag[f0:f1], p[f0:f1].view(real), beta, tiny)
+            reseed(f0, f1)
+
+    for part in parts:
+        for f0, f1 in chunks(part):
+            _project(p[f0:f1], mag[f0:f1], p[f0:f1], tiny)
+            reseed(f0, f1)
+    with ThreadPoolExecutor(max_workers=n_parts, thread_name_prefix="mosapp-fgla") as pool:
+        for _ in range(iterations):
+            job.check()  # one step is a fraction of a second even on a 32 s block
+            list(pool.map(synthesize, parts))
+            for left, right in zip(parts, parts[1:]):
+                # The slabs both parts wrote to: each needs the sum.
+                shared = left.x[right.f0 - left.f0:] + right.x[: k - 1]
+                left.x[right.f0 - left.f0:] = shared
+                right.x[: k - 1] = shared
+            list(pool.map(analyse, parts))
+    out = np.empty_like(c_prev)
+    for part in parts:
+        for f0, f1 in chunks(part):
+            _project(c_prev[f0:f1], mag[f0:f1], out[f0:f1], tiny)
+    out_t = torch.from_numpy(out)
+    if seed_t is not None:
+        out_t[:ks] = seed_t
+    return out_t
 
 
 @register_backend("fgla")
