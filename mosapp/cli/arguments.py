@@ -39,4 +39,22 @@ def bounded_float(lo: float, hi: float) -> Callable[[str], float]:
     return parse
 
 
-__all__ = ["bounded_float", "bounded_int"]
+def memory_size(text: str) -> int:
+    """An argparse ``type``: a memory size (``2G``, ``1500M``, bytes), else a one-line usage error."""
+    from mosapp.core.errors import MosappError  # noqa: PLC0415 - kept off the parser's import path
+    from mosapp.core.memory import parse_size  # noqa: PLC0415
+
+    try:
+        return parse_size(text)
+    except MosappError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+
+
+def add_max_memory(p: argparse.ArgumentParser) -> None:
+    """``--max-memory SIZE``: the memory ceiling (:mod:`mosapp.core.memory`)."""
+    p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                   help="refuse work that would need more memory than SIZE, e.g. 4G (default 2G, or "
+                        "$MOSAPP_MAX_MEMORY); checked from the file's header before anything is allocated")
+
+
+__all__ = ["add_max_memory", "bounded_float", "bounded_int", "memory_size"]

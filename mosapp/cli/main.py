@@ -20,18 +20,21 @@ import soundfile as sf
 from tqdm import tqdm
 
 import mosapp.codecs
-from mosapp.cli.arguments import bounded_int
+from mosapp.cli.arguments import add_max_memory, bounded_int
 from mosapp.cli.evaluate import add_evaluate_parser, run_evaluate
 from mosapp.cli.study_parser import add_study_parser
 from mosapp.codecs import all_codecs, codec_names, container, get_codec
 from mosapp.codecs.base import Codec
 from mosapp.codecs.container import SUFFIX, file_kbps, read_sgc, write_sgc
 from mosapp.codecs.spectrogram import SpectrogramCodec
-from mosapp.core.audio import _WRITE_FORMATS, read_audio, restore_format, write_audio
+from mosapp.core.audio import _WRITE_FORMATS, AudioInfo, probe_audio, read_audio, restore_format, write_audio
 from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.core.dsp import resolve_device
 from mosapp.core.errors import BitstreamError, ConfigError, InvalidStreamError, MosappError
+from mosapp.core.files import atomic_write
 from mosapp.core.job import Progress
+from mosapp.core.memory import describe as describe_memory
+from mosapp.core.memory import max_memory, require, set_max_memory
 from mosapp.gui.platform import missing_xcb_libraries, x_display_reachable
 from mosapp.phase import get_backend
 from mosapp.pipeline import RoundTripResult, check_processable, roundtrip, run_to_end
@@ -69,6 +72,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                    help=f"progress bar on stderr; auto = for inputs of {PROGRESS_MIN_SECONDS:.0f} s or more")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_max_memory(p)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,6 +117,13 @@ def build_parser() -> _Parser:
     dec.add_argument("input", metavar="IN", help="an .sgc file written by `mosapp encode`")
     dec.add_argument("output", metavar="OUT", help="output file (.wav, .flac, .ogg)")
     _add_codec_options(dec, encoding=False)
+    conv = sub.add_parser("convert", help="rewrite a container version 1 .sgc file (mosapp 0.1.0) as version 2",
+                          description="Rewrite the container version 1 file IN as a current .sgc file OUT, its "
+                                      "header bound to its payload, so it decodes. Version 1 files are refused by "
+                                      "decode: nothing binds their header to their payload. Convert only files "
+                                      "you trust.")
+    conv.add_argument("input", metavar="IN", help="a container version 1 .sgc file")
+    conv.add_argument("output", metavar="OUT", help="the .sgc file to write")
     cod = sub.add_parser("codecs", help="list the codecs, their bitrates and whether they run here",
                          description="List every codec: name, family, nominal bitrate, whether it is available "
                                      "on this machine (and why not), and what it is.")
@@ -156,6 +167,7 @@ def _add_codec_options(p: argparse.ArgumentParser, *, encoding: bool) -> None:
         p.add_argument("--per-channel", action="store_true",
                        help="code each channel of a stereo file instead of the mono mix-down")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_max_memory(p)
 
 
 @contextmanager
@@ -240,6 +252,48 @@ def _result_json(result: RoundTripResult, in_path: str, out_path: str) -> str:
     })
 
 
+#: Bytes a codec's decoder holds per coded sample and channel at its peak (images, phase
+#: reconstruction, output), measured on 10 and 40 s clips (the growth between them): the
+#: spectrogram codecs (pghi-only 215, sgc 195, avif 156) rebuild phase over the whole image;
+#: the waveform codecs (opus, mp3, aac, the anchors) hold the decoded samples and a few copies.
+DECODE_BYTES_PER_SAMPLE = {"spectrogram": 240, "waveform": 48}
+#: The same for encoding (the image and its coding; the samples read are counted by read_audio).
+ENCODE_BYTES_PER_SAMPLE = {"spectrogram": 120, "waveform": 48}
+
+
+def _kind(codec: Codec) -> str:
+    return "spectrogram" if isinstance(codec, SpectrogramCodec) or codec.family in ("sgc", "msillm") else "waveform"
+
+
+def _restore_bytes(frames: int, channels: int, source: AudioInfo) -> int:
+    """restore_format and write_audio: the resampled output, its channel copies, the clipped and
+    interleaved copies written."""
+    return 4 * frames * channels + 4 * 4 * source.frames * source.channels
+
+
+def _check_input_header(in_path: str, *, max_seconds: float | None, what: str) -> AudioInfo:
+    """The input's header, checked before its samples are decoded: its length against ``max_seconds``
+    and the memory :func:`read_audio` and the work after it will take."""
+    with _native_stderr_silenced():
+        info = probe_audio(in_path)
+    seconds = info.frames / max(info.sample_rate, 1)
+    if max_seconds is not None and seconds > max_seconds:
+        raise MosappError(f"{in_path} is {seconds / 60:.1f} minutes long; {what} at most "
+                          f"{max_seconds / 60:.0f} minutes, so split it first.")
+    return info
+
+
+def run_convert(in_path: str, out_path: str) -> int:
+    """``mosapp convert``: a container version 1 file rewritten as the current version."""
+    if Path(out_path).suffix.lower() != SUFFIX:
+        raise MosappError(f"{out_path} does not end in {SUFFIX}; `mosapp convert` writes .sgc files.")
+    _check_out_folder(out_path)
+    data = container.upgrade_version_1(container.read_sgc_bytes(in_path), in_path)
+    atomic_write(out_path, lambda fh: fh.write(data), suffix=SUFFIX)
+    print(f"{in_path} -> {out_path}: container version {container.CONTAINER_VERSION}, {len(data)} bytes")
+    return 0
+
+
 def run_roundtrip(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     config = _config_from(args)
     # Names first: a typo should not cost a file read.
@@ -249,6 +303,12 @@ def run_roundtrip(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     out_dir = Path(out_path).resolve().parent
     if not out_dir.is_dir():
         raise MosappError(f"Cannot write {out_path}: the folder {out_dir} does not exist.")
+    info = _check_input_header(in_path, max_seconds=None, what="")
+    n = (2 * info.frames * PIPELINE_SAMPLE_RATE + info.sample_rate) // (2 * max(info.sample_rate, 1))
+    channels = 1 if config.mono else info.channels
+    require(n * channels * (ENCODE_BYTES_PER_SAMPLE["spectrogram"] + DECODE_BYTES_PER_SAMPLE["spectrogram"])
+            + _restore_bytes(n, channels, info),
+            f"The round trip of {in_path} ({info.frames / max(info.sample_rate, 1) / 60:.1f} minutes)")
     with _native_stderr_silenced():
         audio = read_audio(in_path, sample_rate=PIPELINE_SAMPLE_RATE, mono=config.mono)
     show = args.progress == "on" or (args.progress == "auto" and audio.duration_s >= PROGRESS_MIN_SECONDS)
@@ -310,6 +370,11 @@ def run_encode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
         raise MosappError(f"{out_path} does not end in {SUFFIX}; `mosapp encode` writes .sgc files "
                           f"(decode them with `mosapp decode`).")
     _check_out_folder(out_path)
+    # From the header, before a sample is decoded: a 6-hour file is refused at once.
+    info = _check_input_header(in_path, max_seconds=container.MAX_STREAM_SECONDS, what="an .sgc file holds")
+    n = (2 * info.frames * PIPELINE_SAMPLE_RATE + info.sample_rate) // (2 * max(info.sample_rate, 1))
+    require(n * (1 if config.mono else info.channels) * ENCODE_BYTES_PER_SAMPLE[_kind(codec)],
+            f"Encoding {in_path} with {codec.name} ({info.frames / max(info.sample_rate, 1) / 60:.1f} minutes)")
     with _native_stderr_silenced():
         audio = read_audio(in_path, sample_rate=PIPELINE_SAMPLE_RATE, mono=config.mono)
     check_processable(audio, geometry)
@@ -368,6 +433,14 @@ def run_decode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
         raise MosappError(availability.reason)
     t0 = time.perf_counter()
     try:
+        # The header against the payload first (a forged length is that sentence), then the memory
+        # what it declares takes: decided before anything is decoded or allocated.
+        check_stream = getattr(codec, "check_stream", None)
+        if check_stream is not None:
+            check_stream(encoded)
+        require(encoded.n_samples * encoded.channels * DECODE_BYTES_PER_SAMPLE[_kind(codec)]
+                + _restore_bytes(encoded.n_samples, encoded.channels, source),
+                f"Decoding {in_path} ({encoded.codec}, {encoded.seconds / 60:.1f} minutes)")
         samples = codec.decode(encoded, config)
     except BitstreamError as exc:
         # The codec's sentence is about "the stream"; say which file it is.
@@ -569,6 +642,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command != "gui":
         # Not in the desktop app: Qt owns its signals there (SIGTERM still ends it at once).
         install_signal_handlers()
+    if getattr(args, "max_memory", None) is not None:
+        set_max_memory(args.max_memory)
     try:
         if args.command == "gui":
             return run_gui(args.target)
@@ -580,6 +655,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return run_decode(args.input, args.output, args)
         if args.command == "codecs":
             return run_codecs(args)
+        if args.command == "convert":
+            return run_convert(args.input, args.output)
         if args.command == "train":
             return run_train(args)
         if args.command == "evaluate":
@@ -596,6 +673,11 @@ def _main(argv: Sequence[str] | None) -> int:
             return run_roundtrip(str(DEMO_CLIP), str(out), args)
     except MosappError as exc:
         print(f"mosapp: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        # What an estimate missed (another program took the memory, a limit below the ceiling): a sentence.
+        print(f"mosapp: error: the machine ran out of memory for this {args.command}; give a shorter file, or "
+              f"lower --max-memory (now {describe_memory(max_memory())}) so it is refused up front.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mosapp: interrupted", file=sys.stderr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mosapp.cli.arguments import bounded_float, bounded_int
+from mosapp.cli.arguments import add_max_memory, bounded_float, bounded_int
 
 #: ``--bootstrap`` resamples at most: 100 000 already give CI ends to the third decimal.
 MAX_BOOTSTRAP = 100_000
@@ -30,6 +30,7 @@ def add_study_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Ar
         p.add_argument("study", metavar="STUDY", help="study file (.toml) or the name of one in studies/")
         p.add_argument("--db", metavar="URL", default=None,
                        help="database: a SQLite file or any SQLAlchemy URL (default: the study's `database`)")
+        add_max_memory(p)
 
     prep = sub.add_parser("prepare", help="render every (clip, condition) stimulus; cached, so a rerun is quick",
                           description="Render every stimulus through its codec, loudness-normalise, align, measure, "
@@ -48,9 +49,15 @@ def add_study_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Ar
 
     def screening_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--no-screening", action="store_true", help="keep every listener (no post-screening)")
-        p.add_argument("--min-score", type=bounded_int(1, 5), default=None, metavar="SCORE",
-                       help="screening: a hidden-reference score below this (1 to 5) counts against a listener "
-                            "(default: the study's [screening], else 4)")
+        p.add_argument("--min-score", type=bounded_int(-3, 100), default=None, metavar="SCORE",
+                       help="screening: a hidden-reference score below this counts against a listener, in the "
+                            "study's units: 1 to 5 for DCR/ACR (default 4), 0 to 100 for MUSHRA (default 90) "
+                            "(default: the study's [screening])")
+        p.add_argument("--anchor-max-score", type=bounded_int(-3, 100), default=None, metavar="SCORE",
+                       help="screening (MUSHRA, bs1534 rule): a mid-anchor score above this counts against a "
+                            "listener, 0 to 100 (default: the study's, else 90)")
+        p.add_argument("--residual", choices=["common", "per-condition"], default="common",
+                       help="mixed model: one residual variance, or one per condition (default common)")
         p.add_argument("--max-fraction", type=bounded_float(0.0, 1.0), default=None, metavar="FRACTION",
                        help="screening: drop a listener above this fraction (0 to 1) of counted trials (default: "
                             "the study's, else 0.15)")

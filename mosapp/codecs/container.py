@@ -31,7 +31,7 @@ import zlib
 from typing import Any, BinaryIO, NoReturn
 
 from mosapp.codecs.base import MODEL_ID_HEX, Encoded
-from mosapp.core import varint
+from mosapp.core import memory, varint
 from mosapp.core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.core.errors import BitstreamError, InvalidStreamError, MosappError
@@ -40,9 +40,14 @@ from mosapp.core.version import __version__
 
 #: The first four bytes of every ``.sgc`` file. 0x1A (Ctrl-Z) stops a terminal ``type``.
 MAGIC = b"SGC\x1a"
-#: The container format version this mosapp writes and the newest it reads. Version 2 added
-#: the binding digest (``b``) and the model identifier (``mi``); version 1 files are still read.
+#: The container format version this mosapp writes and the only one it decodes. Version 2 added
+#: the binding digest (``b``) and the model identifier (``mi``). A version 1 file's header is
+#: bound to its payload by nothing but a CRC-32 anyone can recompute, so it is refused with a
+#: sentence naming ``mosapp convert``, which rewrites a file one trusts as version 2
+#: (:func:`upgrade_version_1`): one integrity rule for every file decoded.
 CONTAINER_VERSION = 2
+#: The version mosapp 0.1.0 wrote: read only by :func:`upgrade_version_1`.
+LEGACY_VERSION = 1
 #: The file extension.
 SUFFIX = ".sgc"
 
@@ -62,9 +67,10 @@ MAX_STREAM_SECONDS = 3600
 #: Header bytes at most, and JSON nesting at most (the codecs' params nest 2 levels).
 MAX_HEADER_BYTES = 65_536
 MAX_JSON_DEPTH = 8
-_CODEC_NAME = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}$")
-_FORMAT_NAME = re.compile(r"^[A-Za-z0-9_ -]{1,32}$")
-_MODEL_ID = re.compile(rf"^[0-9a-f]{{{MODEL_ID_HEX}}}$")
+# Matched with fullmatch: "$" would let a trailing newline through.
+_CODEC_NAME = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")
+_FORMAT_NAME = re.compile(r"[A-Za-z0-9_ -]{1,32}")
+_MODEL_ID = re.compile(rf"[0-9a-f]{{{MODEL_ID_HEX}}}")
 
 _CRC_BYTES = 4
 #: A ULEB128 longer than this (63 bits) is damage, not a length.
@@ -199,7 +205,7 @@ def check_header(header: Any, payload: bytes, name: str, *, bound: bool) -> tupl
     if not isinstance(header, dict):
         raise _invalid(name, "its header is not a JSON object")
     codec = header.get("c")
-    if not isinstance(codec, str) or not _CODEC_NAME.match(codec):
+    if not isinstance(codec, str) or not _CODEC_NAME.fullmatch(codec):
         raise _invalid(name, f"its header names no codec (c is {_shown(codec)})")
     codec_version = _int(header.get("cv"), name, "the codec version", 0, 65535)
     sample_rate = header.get("sr")
@@ -219,7 +225,7 @@ def check_header(header: Any, payload: bytes, name: str, *, bound: bool) -> tupl
     src_channels = _int(src[2], name, "the source channel count", 1, MAX_CHANNELS)
     subtype, fmt = src[3], src[4]
     for value, what in ((subtype, "the source subtype"), (fmt, "the source format")):
-        if value is not None and (not isinstance(value, str) or not _FORMAT_NAME.match(value)):
+        if value is not None and (not isinstance(value, str) or not _FORMAT_NAME.fullmatch(value)):
             raise _invalid(name, f"{what} in its header is {_shown(value)}, not a sound file format name")
     if channels != 1 and channels != src_channels:
         raise _invalid(name, f"its {channels} coded channels cannot be restored to {src_channels}")
@@ -228,7 +234,7 @@ def check_header(header: Any, payload: bytes, name: str, *, bound: bool) -> tupl
         raise _invalid(name, f"its header announces {n_samples} coded samples, but a {src_rate} Hz source of "
                              f"{src_frames} frames gives {expected}")
     model = header.get(MODEL_KEY)
-    if model is not None and (not isinstance(model, str) or not _MODEL_ID.match(model)):
+    if model is not None and (not isinstance(model, str) or not _MODEL_ID.fullmatch(model)):
         raise _invalid(name, f"the model identifier in its header is {_shown(model)}, not {MODEL_ID_HEX} hex digits")
     written_by = header.get("m")
     if written_by is not None and (not isinstance(written_by, str) or len(written_by) > 64):
@@ -245,19 +251,21 @@ def check_header(header: Any, payload: bytes, name: str, *, bound: bool) -> tupl
     return encoded, source
 
 
-def unpack(data: bytes, name: str = "the .sgc data") -> tuple[Encoded, AudioInfo]:
+def unpack(data: bytes, name: str = "the .sgc data", *, legacy: bool = False) -> tuple[Encoded, AudioInfo]:
     """Parse ``.sgc`` bytes into the codec's :class:`Encoded` and the source file's :class:`AudioInfo`.
 
     Args:
         data: the whole file.
         name: how messages call the data (the path, for :func:`read_sgc`).
+        legacy: also read container version 1 (for :func:`upgrade_version_1` only).
 
     Returns:
         ``(encoded, source)``; ``source.path`` is None.
 
     Raises:
         BitstreamError: not an ``.sgc`` file, truncated, damaged (checksum), written by a
-            newer mosapp; one sentence naming ``name``.
+            newer mosapp, or container version 1 (see :data:`CONTAINER_VERSION`); one sentence
+            naming ``name``.
         InvalidStreamError: (a BitstreamError) a header value out of its declared range,
             inconsistent with the others, or edited after writing (binding digest).
     """
@@ -305,6 +313,12 @@ def unpack(data: bytes, name: str = "the .sgc data") -> tuple[Encoded, AudioInfo
         )
     if version < 1:
         raise BitstreamError(f"{name} has container version {version}, which no mosapp writes.")
+    if version < CONTAINER_VERSION and not legacy:
+        raise BitstreamError(
+            f"{name} is a container version {version} file (mosapp 0.1.0), whose header nothing binds to its payload, "
+            f"so an edited one cannot be told from the original; if you trust where it came from, convert it once "
+            f"with `mosapp convert {name} NEW.sgc` and decode that."
+        )
     if header_len > MAX_HEADER_BYTES:
         raise _invalid(name, f"its header is {header_len} bytes, more than the {MAX_HEADER_BYTES} a header may have")
     text = data[header_start:payload_start]
@@ -312,10 +326,39 @@ def unpack(data: bytes, name: str = "the .sgc data") -> tuple[Encoded, AudioInfo
     if depth > MAX_JSON_DEPTH:
         raise _invalid(name, f"its header nests {depth} levels deep, more than the {MAX_JSON_DEPTH} allowed")
     try:
-        header = json.loads(text.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
+        header = json.loads(text.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float,
+                            object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _invalid(name, f"its header is not UTF-8 JSON ({_first_line(exc)})") from None
     return check_header(header, data[payload_start:crc_start], name, bound=version >= 2)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a second ``"c"`` (which one a reader takes
+    differs from parser to parser) is an edit, not a header mosapp wrote."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f'the key "{key[:20]}" appears twice')
+        out[key] = value
+    return out
+
+
+def upgrade_version_1(data: bytes, name: str = "the .sgc data") -> bytes:
+    """The bytes of a container version 1 file rewritten as the current version: the same
+    stream, its header now bound to its payload (``mosapp convert``). Only for files one
+    trusts: what a version 1 header says cannot be checked against its payload.
+
+    Raises:
+        BitstreamError: not a valid version 1 (or later) file; a current file is returned as it is.
+    """
+    encoded, source = unpack(data, name, legacy=True)
+    if bytes(data[len(MAGIC): len(MAGIC) + 2]) == struct.pack("<H", CONTAINER_VERSION):
+        return bytes(data)
+    try:
+        return pack(encoded, source)
+    except ValueError as exc:
+        raise _invalid(name, str(exc)) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -352,13 +395,31 @@ def read_sgc(path: str | os.PathLike[str]) -> tuple[Encoded, AudioInfo]:
         MosappError: the file is missing or unreadable.
         BitstreamError: its content is not a valid ``.sgc`` file (see :func:`unpack`).
     """
+    return unpack(read_sgc_bytes(path), os.fspath(path))
+
+
+def read_sgc_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the ``.sgc`` file ``path``, read only once its first bytes are the magic and its
+    size fits the memory ceiling (a 6-hour WAV or ``/dev/zero`` given as an .sgc file is never read whole).
+
+    Raises:
+        MosappError: missing, a folder, not a regular file (a FIFO, a device), unreadable.
+        MemoryLimitError: larger than the memory ceiling allows.
+        BitstreamError: not an .sgc file.
+    """
     name = os.fspath(path)
     p = existing_file(name, "an .sgc file")
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(len(MAGIC))
+            if head != MAGIC:
+                unpack(head, name)  # says what is wrong: empty, not .sgc, truncated
+            # The payload is sliced out of the bytes once more when the file is unpacked.
+            memory.require(2 * size, f"Reading {name} ({memory.describe(size)})")
+            return head + fh.read(size - len(head) + 1)  # one byte more: a file that grows is refused as damaged
     except OSError as exc:
         raise MosappError(f"{name} cannot be opened ({exc.strerror or exc}).") from None
-    return unpack(data, name)
 
 
 def file_kbps(path_or_bytes: str | os.PathLike[str] | bytes, encoded: Encoded) -> float:
@@ -370,5 +431,5 @@ def file_kbps(path_or_bytes: str | os.PathLike[str] | bytes, encoded: Encoded) -
     return 8.0 * size / max(encoded.seconds, 1e-9) / 1000.0
 
 
-__all__ = ["CONTAINER_VERSION", "MAGIC", "MAX_STREAM_SECONDS", "SUFFIX", "binding_digest", "check_header", "file_kbps", "overhead_bytes", "pack", "read_sgc", "unpack",
-           "write_sgc"]
+__all__ = ["CONTAINER_VERSION", "LEGACY_VERSION", "MAGIC", "MAX_STREAM_SECONDS", "SUFFIX", "binding_digest", "check_header",
+           "file_kbps", "overhead_bytes", "pack", "read_sgc", "read_sgc_bytes", "unpack", "upgrade_version_1", "write_sgc"]

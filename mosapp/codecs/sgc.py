@@ -263,10 +263,10 @@ class SgcCodec(_OperatingPoint, SpectrogramCodec):
         return blobs, {"step": step}
 
     def begin_decode(self, params: dict) -> None:
-        try:
-            self._step = float(params.get("step", 1.0))
-        except (TypeError, ValueError):
-            raise BitstreamError(f"The {self.name} stream's quantisation step is not a number.") from None
+        step = params.get("step", 1.0)
+        if not isinstance(step, (int, float)) or isinstance(step, bool):
+            raise BitstreamError(f"The {self.name} stream's quantisation step is not a number.")
+        self._step = float(step)
         if not (STEP_RANGE[0] <= self._step <= STEP_RANGE[1]):
             raise BitstreamError(f"The {self.name} stream's quantisation step {self._step} is out of range.")
 
@@ -407,10 +407,11 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         return super()._stream_params(encoded)
 
     def begin_decode(self, params: dict) -> None:
-        try:
-            steps = tuple(float(v) for v in params["step"])
-        except (KeyError, TypeError, ValueError):
-            raise BitstreamError(f"The {self.name} stream's quantisation steps are missing or not numbers.") from None
+        raw = params.get("step")
+        # A list of two numbers: a string ("12") would iterate as its characters.
+        if not isinstance(raw, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
+            raise BitstreamError(f"The {self.name} stream's quantisation steps are missing or not numbers.")
+        steps = tuple(float(v) for v in raw)
         if len(steps) != 2 or not all(STEP_RANGE[0] <= v <= STEP_RANGE[1] for v in steps):
             raise BitstreamError(f"The {self.name} stream's quantisation steps {list(steps)} are out of range.")
         self._steps = steps

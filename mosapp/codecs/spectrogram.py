@@ -31,6 +31,7 @@ from mosapp.core import dsp, job
 from mosapp.core.config import GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
 from mosapp.core.errors import AudioError, BitstreamError, InvalidStreamError, ModelError
 from mosapp.core.job import Progress
+from mosapp.core.memory import inflate_exact
 from mosapp.phase.invert import invert_magnitude
 
 #: Frames per tile handed to an image codec (about 3 s with the thesis geometry).
@@ -273,12 +274,8 @@ class PghiOnly(SpectrogramCodec):
         return zlib.compress(image.to(torch.float16).cpu().numpy().tobytes(), 6)
 
     def decompress_image(self, data: bytes, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
-        try:
-            raw = zlib.decompress(data)
-        except zlib.error as exc:
-            raise BitstreamError(f"The pghi-only payload is damaged ({exc}).") from None
-        if len(raw) != 2 * shape[0] * shape[1]:
-            raise BitstreamError("The pghi-only payload has the wrong size for its spectrogram.")
+        # Bounded: a tile never inflates past the image its header announces (a "zlib bomb" is refused).
+        raw = inflate_exact(data, 2 * shape[0] * shape[1], "The pghi-only payload")
         arr = np.frombuffer(raw, dtype=np.float16).reshape(shape)
         return torch.from_numpy(arr.astype(np.float32)).to(device)
 

@@ -41,6 +41,7 @@ from mosapp.core import bands, dsp, job
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, ImageMapping, PipelineConfig, get_geometry
 from mosapp.core.errors import BitstreamError, InvalidStreamError, ModelError
 from mosapp.core.job import Progress
+from mosapp.core.memory import inflate_exact
 from mosapp.phase.invert import invert_magnitude
 
 #: Names the representation in a stream's params (bump when bands.py's filters change).
@@ -259,12 +260,8 @@ class PghiOnlyTwoBand(TwoBandCodec):
         return [pack(t) for t in low], [pack(t) for t in high], {}
 
     def decompress_band(self, data: bytes, band: str, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
-        try:
-            raw = zlib.decompress(data)
-        except zlib.error as exc:
-            raise BitstreamError(f"The {self.name} payload is damaged ({exc}).") from None
-        if len(raw) != 2 * shape[0] * shape[1]:
-            raise BitstreamError(f"The {self.name} payload has the wrong size for its {band}-band image.")
+        # Bounded: a tile never inflates past the image its header announces (a "zlib bomb" is refused).
+        raw = inflate_exact(data, 2 * shape[0] * shape[1], f"The {self.name} payload's {band}-band image")
         return torch.from_numpy(np.frombuffer(raw, dtype=np.float16).reshape(shape).astype(np.float32)).to(device)
 
 

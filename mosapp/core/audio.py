@@ -12,9 +12,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from mosapp.core import job
+from mosapp.core import job, memory
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
-from mosapp.core.errors import AudioError
+from mosapp.core.errors import AudioError, MemoryLimitError
 from mosapp.core.files import atomic_write, existing_file
 
 #: Accepted input sample rates in Hz, inclusive.
@@ -213,6 +213,74 @@ def _wav_announced_frames(path: Path) -> int | None:
     return None
 
 
+def _read_bytes(frames: int, channels: int, file_rate: int, sample_rate: int | None) -> int:
+    """Bytes :func:`read_audio` holds at its peak for ``frames`` frames of ``channels`` (after mixing
+    down): the blocks and their concatenation, then the resampled copy and its length fit."""
+    read = 2 * 4 * frames * channels
+    if sample_rate is None or sample_rate == file_rate:
+        return read
+    return read + 2 * 4 * _target_length(frames, file_rate, sample_rate) * channels
+
+
+def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
+    """An audio file's rate, channels, length (as its header says) and format, without decoding it.
+
+    Raises:
+        AudioError: missing, a folder, a pipe or device, or not audio.
+    """
+    name = os.fspath(path)
+    existing_file(name, "an audio file; give a WAV, FLAC, OGG/Vorbis or MP3 file", AudioError)
+    try:
+        info = sf.info(name)
+    except (sf.SoundFileError, RuntimeError, ValueError, EOFError, OSError, TypeError) as exc:
+        raise AudioError(f"{name} cannot be read as audio ({_libsndfile_reason(exc)}); mosapp reads {_READABLE} "
+                         f"files.") from None
+    return AudioInfo(path=name, sample_rate=int(info.samplerate), channels=int(info.channels),
+                     frames=max(int(info.frames), 0), subtype=info.subtype, format=info.format)
+
+
+def read_excerpt(path: str | os.PathLike[str], start_s: float, length_s: float, *, mono: bool = True) -> Audio:
+    """``length_s`` seconds of ``path`` from ``start_s``, at the file's rate, read by seeking: only
+    the excerpt is decoded, however long the file (a 1 s excerpt of a 6-hour WAV reads 1 s).
+
+    Returns:
+        The excerpt (shorter where the file ends first; ``info.frames`` is what was read).
+
+    Raises:
+        AudioError: as :func:`read_audio` (a file that cannot seek is read from the start, up
+            to the excerpt's end, never further).
+    """
+    name = os.fspath(path)
+    p = existing_file(name, "an audio file; give a WAV, FLAC, OGG/Vorbis or MP3 file", AudioError)
+    try:
+        with sf.SoundFile(name) as f:
+            rate, channels = int(f.samplerate), int(f.channels)
+            if channels > MAX_CHANNELS or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+                return read_audio(p, sample_rate=None, mono=mono)  # its sentence
+            start = int(round(start_s * rate))
+            count = int(round(length_s * rate))
+            memory.require(2 * 4 * count * channels, f"Reading {length_s:g} s of {name}")
+            if f.seekable():
+                f.seek(min(start, max(int(f.frames), 0)))
+                block = f.read(frames=count, dtype="float32", always_2d=True)
+            else:
+                f.read(frames=start, dtype="float32", always_2d=True)
+                block = f.read(frames=count, dtype="float32", always_2d=True)
+            subtype, fmt = f.subtype, f.format
+    except (AudioError, MemoryLimitError):
+        raise
+    except (sf.SoundFileError, RuntimeError, ValueError, EOFError, OSError, TypeError) as exc:
+        raise AudioError(f"{name} cannot be read as audio ({_libsndfile_reason(exc)}); mosapp reads {_READABLE} "
+                         f"files.") from None
+    if not np.isfinite(block).all():
+        raise AudioError(f"{name} contains NaN or infinite samples between {start_s:g} s and "
+                         f"{start_s + length_s:g} s; mosapp needs finite sample values, so repair or re-export it.")
+    samples = block.mean(axis=1, dtype=np.float32)[None, :] if mono and channels > 1 else block.T
+    info = AudioInfo(path=name, sample_rate=rate, channels=channels, frames=int(block.shape[0]), subtype=subtype,
+                     format=fmt)
+    return Audio(samples=np.ascontiguousarray(samples, dtype=np.float32), sample_rate=rate, info=info)
+
+
 def read_audio(
     path: str | os.PathLike[str],
     *,
@@ -237,7 +305,9 @@ def read_audio(
         The samples as float32 ``(channels, n)`` at ``sample_rate`` and the file's format.
 
     Raises:
-        AudioError: the file is missing, unreadable, not audio, empty, truncated (a WAV
+        MemoryLimitError: the samples its header announces would take more memory than the
+            ceiling (:mod:`mosapp.core.memory`); checked before any is decoded.
+        AudioError: the file is missing, a pipe or device, unreadable, not audio, empty, truncated (a WAV
             whose header announces more frames than it holds), has more than
             :data:`MAX_CHANNELS` channels, a rate outside
             [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`], or NaN/Inf samples.
@@ -278,6 +348,12 @@ def read_audio(
                     f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz, so resample it first, e.g. "
                     f"`sox {p.name} -r 44100 out{p.suffix or '.wav'}`."
                 )
+            # The memory the samples will take, from the header, before decoding any: a 6-hour
+            # file is refused in a sentence, not read until memory runs out.
+            announced_frames = max(int(f.frames), 0)
+            out_channels = 1 if mono else channels
+            need = _read_bytes(announced_frames, out_channels, file_rate, sample_rate)
+            memory.require(need, f"Reading {name} ({announced_frames / file_rate / 60:.1f} minutes)")
             # Read to the actual end (a truncated file's header may promise more frames
             # than it holds; MP3 does) in blocks, mixing down and checking values per
             # block, so a long file never sits in memory twice or in float64.
@@ -304,7 +380,11 @@ def read_audio(
                     if on_block is not None:
                         on_block(parts[-1], frames, file_rate, int(f.frames))
                 frames += block.shape[0]
-    except AudioError:
+                if frames > announced_frames + _READ_BLOCK_FRAMES:
+                    # A header that understated the length (MP3 estimates it): check as it grows.
+                    memory.require(_read_bytes(frames, out_channels, file_rate, sample_rate),
+                                   f"Reading {name} (more than {frames / file_rate / 60:.1f} minutes)")
+    except (AudioError, MemoryLimitError):
         raise
     except (sf.SoundFileError, RuntimeError, ValueError, EOFError, OSError, TypeError) as exc:
         # LibsndfileError (a RuntimeError) covers bad headers and decode failures

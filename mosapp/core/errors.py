@@ -28,3 +28,7 @@ class InvalidStreamError(BitstreamError):
 
 class ModelError(MosappError):
     """Model weights that are missing, unreadable or do not fit the model."""
+
+
+class MemoryLimitError(MosappError):
+    """Work that would need more memory than the ceiling (:mod:`mosapp.core.memory`), refused before allocating."""

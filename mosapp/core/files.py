@@ -90,7 +90,8 @@ def existing_file(path: str | os.PathLike[str], not_a: str, error: type[MosappEr
     folder: the first check of every reader of a file a person named.
 
     Raises:
-        error: "<path> does not exist." or "<path> is a folder, not <not_a>."
+        error: "<path> does not exist.", "<path> is a folder, not <not_a>." or, for a pipe, a
+            device or a socket (which would block or never end), "<path> is a named pipe (FIFO) …".
     """
     name = os.fspath(path)
     p = Path(name)
@@ -98,6 +99,11 @@ def existing_file(path: str | os.PathLike[str], not_a: str, error: type[MosappEr
         raise error(f"{name} does not exist.")
     if p.is_dir():
         raise error(f"{name} is a folder, not {not_a}.")
+    if not p.is_file():
+        # A FIFO would block until something writes to it, /dev/zero never ends: refuse, do not read.
+        kind = ("a named pipe (FIFO)" if p.is_fifo() else "a device" if p.is_char_device() or p.is_block_device()
+                else "a socket" if p.is_socket() else "not a regular file")
+        raise error(f"{name} is {kind}; mosapp reads regular files only, so copy what it holds into one first.")
     return p
 
 

@@ -54,7 +54,7 @@ from sqlalchemy import delete, func, select
 
 from mosapp.codecs import get_codec
 from mosapp.core import dsp, metrics
-from mosapp.core.audio import read_audio
+from mosapp.core.audio import probe_audio, read_audio, read_excerpt, resample
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.errors import MosappError
 from mosapp.core.files import atomic_write
@@ -148,6 +148,44 @@ def excerpt_of(audio: np.ndarray, clip: ClipSpec, fade_ms: float) -> np.ndarray:
             f"{clip.path} ({have:.3f} s long); shorten length_s or move start_s."
         )
     return fade(audio[:, start: start + n], fade_ms)
+
+
+#: A source at another rate than the pipeline's, longer than this (seconds), is read by seeking
+#: too (a window around the excerpt, resampled); a shorter one is read whole, as it always was,
+#: so its excerpts (and their cache keys) stay exactly what they were.
+SEEK_RESAMPLED_FROM_S = 600.0
+#: Seconds read on each side of an excerpt of such a source, for the resampler's filter.
+_SEEK_MARGIN_S = 0.5
+
+
+def _seek_excerpt(clip: ClipSpec, mono: bool) -> np.ndarray | None:
+    """The excerpt at the pipeline rate, read by seeking (never decoding the whole source), or None
+    where the source is read whole instead (another rate and short: see :data:`SEEK_RESAMPLED_FROM_S`).
+
+    At the pipeline rate this is exactly the slice of the whole file :func:`excerpt_of` takes.
+    """
+    info = probe_audio(clip.path)
+    rate = info.sample_rate
+    if rate != PIPELINE_SAMPLE_RATE and info.frames / max(rate, 1) <= SEEK_RESAMPLED_FROM_S:
+        return None
+    n = int(round(clip.length_s * PIPELINE_SAMPLE_RATE))
+    have = info.frames / rate
+    if rate == PIPELINE_SAMPLE_RATE:
+        start = int(round(clip.start_s * PIPELINE_SAMPLE_RATE))
+        audio = read_excerpt(clip.path, start / rate, n / rate, mono=mono)
+        samples = audio.samples
+    else:
+        begin = max(0.0, clip.start_s - _SEEK_MARGIN_S)
+        audio = read_excerpt(clip.path, begin, clip.start_s + clip.length_s + _SEEK_MARGIN_S - begin, mono=mono)
+        window = resample(audio.samples, rate, PIPELINE_SAMPLE_RATE)
+        offset = int(round((clip.start_s - begin) * PIPELINE_SAMPLE_RATE))
+        samples = window[:, offset: offset + n] if offset + n <= window.shape[1] else window[:, :0]
+    if samples.shape[1] < n:
+        raise StudyError(
+            f'The clip "{clip.name}" ({clip.start_s:g}-{clip.start_s + clip.length_s:g} s) runs past the end of '
+            f"{clip.path} ({have:.3f} s long); shorten length_s or move start_s."
+        )
+    return np.ascontiguousarray(samples[:, :n])
 
 
 def render_key(excerpt: np.ndarray, condition: str, definition: StudyDefinition) -> str:
@@ -379,12 +417,14 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
     for g in definition.gold:
         gold_conditions.setdefault(g.clip, set()).add(g.condition)
     for clip in definition.clips:
-        if clip.path not in sources:
-            try:
+        try:
+            seek = _seek_excerpt(clip, definition.pipeline.mono)
+            if seek is None and clip.path not in sources:
                 sources[clip.path] = read_audio(clip.path, mono=definition.pipeline.mono).samples
-            except MosappError as exc:
-                raise StudyError(f'The clip "{clip.name}" cannot be used: {exc}') from None
-        excerpts[clip.name] = excerpt_of(sources[clip.path], clip, definition.fade_ms)
+        except MosappError as exc:
+            raise StudyError(f'The clip "{clip.name}" cannot be used: {exc}') from None
+        excerpts[clip.name] = fade(seek, definition.fade_ms) if seek is not None else \
+            excerpt_of(sources[clip.path], clip, definition.fade_ms)
         names = cond_names if not clip.gold_only else [REFERENCE] + sorted(gold_conditions[clip.name] - {REFERENCE})
         for name in names:
             keys[(clip.name, name)] = render_key(excerpts[clip.name], name, definition)

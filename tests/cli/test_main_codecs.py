@@ -421,7 +421,7 @@ def test_a_stream_of_other_weights_names_both_models(coded, tmp_path, capsys, mo
     assert get_codec("sgc-12").model_id() in line and get_codec(other).model_id() in line
 
 
-def test_container_version_1_files_still_decode_to_the_same_audio(coded, tmp_path, capsys):
+def test_container_version_1_files_are_refused_and_decode_the_same_once_converted(coded, tmp_path, capsys):
     from tests.codecs.test_container import version_1
 
     for name in ("pghi-only", "opus-12"):
@@ -431,6 +431,11 @@ def test_container_version_1_files_still_decode_to_the_same_audio(coded, tmp_pat
         old.write_bytes(version_1(coded[name].read_bytes()))
         assert old.read_bytes()[4:6] == b"\x01\x00"
         rc, _, err = run_main(capsys, "decode", old, tmp_path / f"{name}-v1.wav", *FAST)
+        assert rc == 2 and "container version 1" in err and "mosapp convert" in err and err.count("\n") == 1, err
+        converted = tmp_path / f"{name}-converted.sgc"
+        rc, _, err = run_main(capsys, "convert", old, converted)
+        assert rc == 0, err
+        rc, _, err = run_main(capsys, "decode", converted, tmp_path / f"{name}-v1.wav", *FAST)
         assert rc == 0, err
         rc, _, err = run_main(capsys, "decode", coded[name], tmp_path / f"{name}-v2.wav", *FAST)
         assert rc == 0, err

@@ -366,15 +366,105 @@ def version_1(data: bytes) -> bytes:
     return with_header(json.dumps(header, separators=(",", ":")).encode(), payload=payload, version=1)
 
 
-def test_container_version_1_is_still_read():
-    enc, src = unpack(version_1(GOOD), "old.sgc")
-    assert enc == small_encoded() and enc.model is None and src.frames == SOURCE.frames
-
-
-def test_container_version_1_values_are_still_range_checked():
+def test_container_version_1_is_refused_with_how_to_convert_it():
     with pytest.raises(BitstreamError) as info:
-        unpack(forge(version_1(GOOD), set_at(["sr"], 1)), "old.sgc")
+        unpack(version_1(GOOD), "old.sgc")
+    one_sentence(info.value, "old.sgc is a container version 1 file", "mosapp convert old.sgc NEW.sgc")
+
+
+def test_a_version_1_header_edit_with_the_crc_recomputed_is_refused():
+    # The bypass that was found: rewrite as version 1, edit an in-range value, recompute the CRC only.
+    forged = forge(version_1(GOOD), set_at(["p", "top_db"], [20.0]))
+    with pytest.raises(BitstreamError, match="container version 1"):
+        unpack(forged, "f.sgc")
+
+
+def test_converting_a_trusted_version_1_file_gives_the_same_stream_bound():
+    from mosapp.codecs.container import upgrade_version_1
+
+    upgraded = upgrade_version_1(version_1(GOOD), "old.sgc")
+    assert upgraded[4:6] == b"\x02\x00" and "b" in header_of(upgraded)
+    enc, src = unpack(upgraded, "new.sgc")
+    assert enc == small_encoded() and enc.model is None and src.frames == SOURCE.frames
+    assert upgrade_version_1(GOOD) == GOOD  # a current file is left as it is
+
+
+def test_converting_checks_a_version_1_file_s_values():
+    from mosapp.codecs.container import upgrade_version_1
+
+    with pytest.raises(BitstreamError) as info:
+        upgrade_version_1(forge(version_1(GOOD), set_at(["sr"], 1)), "old.sgc")
     one_sentence(info.value, "old.sgc is not a valid mosapp file", "sample rate")
+
+
+def rebind(data: bytes, edit) -> bytes:
+    """:func:`forge`, then the binding digest recomputed too: a forger who knows the whole format."""
+    def both(header):
+        edit(header)
+        header["b"] = container.binding_digest(header, _payload(data))
+    return forge(data, both)
+
+
+def _payload(data: bytes) -> bytes:
+    _, pos = varint.decode(data, 6, max_bytes=9)
+    payload_len, _ = varint.decode(data, pos, max_bytes=9)
+    return data[len(data) - 4 - payload_len: len(data) - 4]
+
+
+@pytest.mark.parametrize("path,value,words", [
+    (["c"], "pghi-only\n", ["names no codec"]),
+    (["s", 3], "PCM_24\n", ["source subtype"]),
+    (["s", 4], "WAV\n", ["source format"]),
+    (["mi"], "0123456789abcdef\n", ["model identifier"]),
+])
+def test_a_trailing_newline_does_not_pass_a_name_pattern(path, value, words):
+    with pytest.raises(BitstreamError) as info:
+        unpack(rebind(GOOD, set_at(path, value)), "n.sgc")
+    one_sentence(info.value, "n.sgc is not a valid mosapp file", *words)
+
+
+def test_duplicate_header_keys_are_refused():
+    header = header_of(GOOD)
+    text = json.dumps(header, separators=(",", ":"))
+    doubled = text[:-1] + ',"c":"opus-12"}'  # a second "c": which one counts would depend on the parser
+    with pytest.raises(BitstreamError) as info:
+        unpack(with_header(doubled.encode(), payload=_payload(GOOD)), "d.sgc")
+    one_sentence(info.value, "d.sgc is not a valid mosapp file", 'the key "c" appears twice')
+
+
+def test_read_sgc_refuses_a_device_and_a_fifo_without_reading(tmp_path):
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(MosappError) as info:
+            read_sgc("/dev/zero")
+        one_sentence(info.value, "/dev/zero is a device; mosapp reads regular files only")
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "in.sgc"
+        os.mkfifo(fifo)
+        with pytest.raises(MosappError) as info:
+            read_sgc(fifo)  # opening a FIFO for reading would block until a writer comes
+        one_sentence(info.value, "is a named pipe (FIFO); mosapp reads regular files only")
+
+
+def test_read_sgc_reads_only_the_magic_of_a_large_file_that_is_not_sgc(tmp_path):
+    big = tmp_path / "six-hours.wav"
+    with open(big, "wb") as fh:
+        fh.write(b"RIFF")
+        fh.truncate(8 * 2**30)  # sparse: 8 GB that take no disk
+    with pytest.raises(BitstreamError, match="is not an .sgc file"):
+        read_sgc(big)
+
+
+def test_read_sgc_refuses_a_file_larger_than_the_memory_ceiling(tmp_path, monkeypatch):
+    from mosapp.core.errors import MemoryLimitError
+
+    big = tmp_path / "big.sgc"
+    with open(big, "wb") as fh:
+        fh.write(GOOD[:6])
+        fh.truncate(3 * 2**30)
+    monkeypatch.setenv("MOSAPP_MAX_MEMORY", "2G")
+    with pytest.raises(MemoryLimitError) as info:
+        read_sgc(big)
+    one_sentence(info.value, "big.sgc", "ceiling of 2.0 GB", "--max-memory")
 
 
 def test_reading_a_missing_file_or_a_folder_says_so(tmp_path):
