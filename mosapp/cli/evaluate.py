@@ -7,6 +7,7 @@ progress (overall and per codec, with an ETA) and prints where the results are.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from dataclasses import replace
@@ -93,9 +94,9 @@ def run_evaluate(args: argparse.Namespace, argv: list[str] | None = None) -> int
                                    dynamic_ncols=True)
                 overall.n = p.done
                 overall.refresh()
-                codec, _, count = (p.detail or "").partition(" ")
-                if "/" in count:
-                    n, total = (int(v) for v in count.split("/"))
+                per_codec = re.fullmatch(r"(\S+) (\d+)/(\d+)", p.detail or "")
+                if per_codec:
+                    codec, n, total = per_codec[1], int(per_codec[2]), int(per_codec[3])
                     bar = bars.get(codec)
                     if bar is None:
                         bar = bars[codec] = tqdm(total=total, initial=n, unit="pair", desc=codec, file=sys.stderr,

@@ -47,7 +47,7 @@ from mosapp.evaluation.clips import Excerpt
 #: The columns before the metrics in ``clips.csv``.
 KEY_COLUMNS = ("clip", "start_s", "seconds", "codec")
 BITRATE_COLUMNS = ("file_kbps", "payload_kbps")
-TIMING_COLUMNS = ("encode_s", "decode_s", "metrics_s", "worker")
+TIMING_COLUMNS = ("encode_s", "decode_s", "metrics_s", "total_s", "worker")
 #: How the README and summary.md head each metric (arrow: which way is better).
 HEADERS = {"file_kbps": "kbps", "payload_kbps": "payload kbps", "mel_distance": "mel dist. ↓",
            "spectral_convergence_db": "SC dB ↓", "si_sdr_db": "SI-SDR dB ↑", "visqol": "ViSQOL ↑",

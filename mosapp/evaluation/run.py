@@ -324,6 +324,7 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
 
         with Engine(workers=workers if todo else 0, scheduler=scheduler if todo else None) as engine:
             result.where = engine.describe()
+            yield Progress("evaluate", done, max(total, 1), "pairs", detail=f"workers ready: {result.where}")
             try:
                 for outcome in engine.map_unordered(measure_pair, todo, resources=resources):
                     task = outcome.item
