@@ -21,7 +21,7 @@ from mosapp.core.job import Progress, drive
 from mosapp.study.definition import StudyDefinition, database_url_for, load_study
 from mosapp.study.engine import StudyEngine
 from mosapp.study.errors import StudyError
-from mosapp.study.export import export_study
+from mosapp.study.export import check_screening_units, export_study
 from mosapp.study.prepare import prepare_study
 from mosapp.study.report import build_report, write_report
 from mosapp.study.store import Store, describe_url, open_store
@@ -124,17 +124,18 @@ def _show_status(args: argparse.Namespace, definition: StudyDefinition, rows: li
 def _check_screening_args(args: argparse.Namespace) -> None:
     if args.max_fraction is not None and not 0.0 <= args.max_fraction <= 1.0:
         raise StudyError(f"--max-fraction {args.max_fraction:g} is not accepted; give a fraction from 0 to 1.")
-    if args.min_score is not None and not 1 <= args.min_score <= 5:
-        raise StudyError(f"--min-score {args.min_score} is not accepted; give a score from 1 to 5.")
     if args.min_reference_trials is not None and args.min_reference_trials < 1:
         raise StudyError(f"--min-reference-trials {args.min_reference_trials} is not accepted; give 1 or more.")
     if args.bootstrap < 0:
         raise StudyError(f"--bootstrap {args.bootstrap} is not accepted; give 0 or more resamples.")
 
 
-def _screening_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def _screening_kwargs(args: argparse.Namespace, definition: StudyDefinition) -> dict[str, Any]:
+    """The screening options, each checked in the study's own units (MUSHRA 0-100, DCR/ACR 1-5)."""
+    check_screening_units(definition, min_score=args.min_score, anchor_max_score=args.anchor_max_score)
     return {"screening": not args.no_screening, "min_score": args.min_score, "max_fraction": args.max_fraction,
-            "min_reference_trials": args.min_reference_trials, "bootstrap": args.bootstrap}
+            "min_reference_trials": args.min_reference_trials, "anchor_max_score": args.anchor_max_score,
+            "bootstrap": args.bootstrap}
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -143,7 +144,7 @@ def _export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(definition)
     with _open_existing(url) as store:
         ratings, summary = export_study(store, definition, out, include_training=args.include_training,
-                                        **_screening_kwargs(args))
+                                        **_screening_kwargs(args, definition))
     print(f"ratings: {ratings}")
     print(f"summary: {summary}")
     print(f"screening: {summary.with_name(f'{definition.name}-export-screening.csv')}")
@@ -155,7 +156,7 @@ def _report(args: argparse.Namespace) -> int:
     definition, url = _definition(args, check_codecs=False)
     out = Path(args.out) if args.out else _default_out(definition)
     with _open_existing(url) as store:
-        report = build_report(store, definition, **_screening_kwargs(args))
+        report = build_report(store, definition, residual=args.residual, **_screening_kwargs(args, definition))
     files = write_report(report, out)
     print(report.text())
     print()

@@ -58,7 +58,16 @@ from mosapp.study.definition import STUDIES_DIR, StudyDefinition, load_study
 from mosapp.study.engine import ListenerProgress, StudyEngine
 from mosapp.study.errors import StudyError
 from mosapp.study.export import export_study
-from mosapp.study.report import CcrReport, Report, build_report, condition_family, write_report
+from mosapp.study.report import (
+    CcrReport,
+    Report,
+    build_report,
+    condition_family,
+    kbps_ticks,
+    line_label,
+    score_ticks,
+    write_report,
+)
 from mosapp.study.store import Store, open_store
 
 #: The study the view opens when given none.
@@ -70,8 +79,6 @@ RELOAD_ON_SHOW_AFTER_S = 5.0
 #: Line colours of the plot (matplotlib's tab10, as the report's PNG).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
-#: Bitrates labelled on the plot's log axis.
-KBPS_TICKS = (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 
 _NA = "–"
 _T = TypeVar("_T")
@@ -255,14 +262,16 @@ class ResultsView(QWidget):
 
         self.tabs = QTabWidget()
         self.summary_table = _Table(
-            ["condition", "kbps", "n", "listeners", "MOS", "95% CI (listeners, t)", "95% bootstrap",
+            ["condition", "kbps", "n", "listeners", "MOS", "95% CI (listeners, t)", "95% bootstrap", "95% BCa",
              "mixed model [95%]", "per-rating t", "SD"],
-            {1: "measured payload bitrate, mean over the clips", 2: "ratings", 3: "listeners with ratings",
-             5: "95 % t interval over the listeners' means (the listener is the unit)",
-             6: "95 % listener-clustered bootstrap interval",
-             7: "mixed model (random listener and clip intercepts): estimate [95 % Wald interval]",
-             8: "95 % t interval over single ratings, as if they were independent (too narrow)",
-             9: "standard deviation of the ratings"},
+            {1: "measured payload bitrate, mean over the clips (none for the reference, anchors and pghi-only)",
+             2: "ratings", 3: "listeners with ratings",
+             5: "95 % t interval over the listeners' means (the listener is the unit); * clipped to the scale",
+             6: "95 % listener-clustered bootstrap interval (percentile)",
+             7: "95 % listener-clustered bootstrap interval (BCa)",
+             8: "mixed model (random listener and clip intercepts): estimate [95 % t interval, Satterthwaite df]",
+             9: "95 % t interval over single ratings, as if they were independent (too narrow)",
+             10: "standard deviation of the ratings"},
         )
         self.listeners_table = _Table(
             ["listener", "rated", "training", "sittings", "ratings", "mean", "ref. trials", "below",
@@ -319,8 +328,9 @@ class ResultsView(QWidget):
         )
         self.tabs.addTab(self.comparisons_table, "Paired comparisons")
         self.clips_table = _Table(
-            ["clip", "condition", "n", "listeners", "mean", "95% CI (listeners, t)", "SD"],
-            {5: "95 % t interval over the listeners' means in this clip x condition cell"},
+            ["clip", "condition", "n", "listeners", "mean", "95% CI (listeners, t)", "SD (listeners)"],
+            {5: "95 % t interval over the listeners' means in this clip x condition cell",
+             6: "standard deviation of the listeners' means in this cell"},
         )
         self.tabs.addTab(self.clips_table, "Per clip")
         self.agreement_table = _Table(
@@ -499,12 +509,19 @@ class ResultsView(QWidget):
         rows: list[list[str]] = []
         row_colors: list[QColor | None] = []
         for r in summary.itertuples():
+            marks = set(str(r.clipped).split(";")) if isinstance(r.clipped, str) and r.clipped else set()
+
+            def iv(name: str, low: float, high: float, marks: set[str] = marks) -> str:
+                text = _interval(low, high)
+                return text + ("*" if name in marks and text != _NA else "")
+
             rows.append([
                 str(r.condition) + ("  (hidden reference)" if r.is_reference else ""),
                 _num(r.bitrate_kbps, "{:.1f}"), str(int(r.n)), str(int(r.n_listeners)), _num(r.mean),
-                _interval(r.ci_low, r.ci_high), _interval(r.boot_low, r.boot_high),
-                _NA if pd.isna(r.mixed_estimate) else f"{r.mixed_estimate:.2f} {_interval(r.mixed_low, r.mixed_high)}",
-                _interval(r.rating_ci_low, r.rating_ci_high), _num(r.sd),
+                iv("ci", r.ci_low, r.ci_high), iv("boot", r.boot_low, r.boot_high), iv("bca", r.bca_low, r.bca_high),
+                _NA if pd.isna(r.mixed_estimate) else
+                f"{r.mixed_estimate:.2f} {iv('mixed_t', r.mixed_t_low, r.mixed_t_high)}",
+                iv("rating_ci", r.rating_ci_low, r.rating_ci_high), _num(r.sd),
             ])
             key = r.condition if pd.isna(r.bitrate_kbps) else condition_family(r.condition)
             row_colors.append(QColor(colors[key]) if key in colors else None)
@@ -541,13 +558,18 @@ class ResultsView(QWidget):
     def _fill_clips(self, clips: pd.DataFrame | None) -> None:
         rows = [] if clips is None else [
             [str(r.clip), str(r.condition), str(int(r.n)), str(int(r.n_listeners)), _num(r.mean),
-             _interval(r.ci_low, r.ci_high), _num(r.sd)] for r in clips.itertuples()]
+             _interval(r.ci_low, r.ci_high), _num(r.listener_sd)] for r in clips.itertuples()]
         self.clips_table.fill(rows, left=(0, 1))
 
     def _fill_agreement(self, report: Report | CcrReport) -> None:
         frame = report.agreement_frame()
         rows = [[str(r.listener), str(int(r.n_points)) if pd.notna(r.n_points) else _NA,
                  _num(r.r_rest, "{:+.2f}"), str(r.note or "")] for r in frame.itertuples()]
+        for r in report.icc_frame().itertuples():  # the panel's ICC, below the listeners
+            rows.append(["ICC(2,1)", str(int(r.n_conditions)), _num(r.icc_single, "{:+.2f}"),
+                         f"{r.n_listeners} listeners x {r.n_conditions} conditions" + (f"; {r.note}" if r.note else "")])
+            rows.append(["ICC(2,k)", str(int(r.n_conditions)), _num(r.icc_average, "{:+.2f}"),
+                         "average of the listeners"])
         self.agreement_table.fill(rows, left=(0, 3))
 
     def _fill_correlations(self, correlations: pd.DataFrame) -> None:
@@ -559,7 +581,7 @@ class ResultsView(QWidget):
     def _fill_comparisons(self, comparisons: pd.DataFrame) -> None:
         rows: list[list[str]] = []
         for r in comparisons.itertuples():
-            sig = _NA if pd.isna(r.p_t) else ("yes" if r.significant else "no")
+            sig = _NA if pd.isna(r.p_t) else ("yes" if r.significant_t else "no")
             diff = _num(r.mean_diff, "{:+.2f}") + ("" if pd.isna(r.diff_ci_low) else
                                                    f" [{r.diff_ci_low:+.2f}, {r.diff_ci_high:+.2f}]")
             rows.append([str(r.a), str(r.b), diff, _num(r.dz, "{:+.2f}"), str(int(r.n_pairs)),
@@ -581,6 +603,7 @@ class ResultsView(QWidget):
         with_rate = data.dropna(subset=["bitrate_kbps"])
         with_rate = with_rate[with_rate["bitrate_kbps"] > 0]
         self.plotted = {}
+        self._labels: list[tuple[float, float, float]] = []  # (x, y, side) of the point labels placed
         if len(with_rate):
             lo = float(np.log10(with_rate["bitrate_kbps"].min() / 1.5))
             hi = float(np.log10(with_rate["bitrate_kbps"].max() * 1.5))
@@ -599,7 +622,7 @@ class ResultsView(QWidget):
             curve = plot.plot(x, y, pen=pg.mkPen(color, width=2) if len(group) > 1 else None, symbol="o",
                               symbolSize=8, symbolBrush=color, symbolPen=pg.mkPen(color), name=family)
             for xi, yi, cond in zip(x, y, group["condition"]):
-                label = pg.TextItem(str(cond), color=color, anchor=(0, 1))
+                label = pg.TextItem(str(cond), color=color, anchor=self._label_anchor(xi, yi, lo, hi, definition))
                 label.setPos(xi, yi)
                 plot.addItem(label)
                 self.plotted[str(cond)] = (curve, bars)
@@ -616,7 +639,7 @@ class ResultsView(QWidget):
             plot.addItem(line)
             # A legend entry for the dashed line (an empty curve with the same pen).
             self.legend.addItem(pg.PlotDataItem([], [], pen=pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine)),
-                                f"{r.condition} (no bitrate)")
+                                line_label(str(r.condition)))
             self.plotted[str(r.condition)] = (line,)
         item.setXRange(lo, hi, padding=0)
         lows = pd.concat([data["ci_low"], data["mean"]]).dropna()
@@ -626,11 +649,30 @@ class ResultsView(QWidget):
         bottom = min(float(low), float(lows.min()) if len(lows) else float(low)) - 0.025 * span
         top = max(float(high), float(highs.max()) if len(highs) else float(high)) + 0.0375 * span
         item.setYRange(bottom, top, padding=0)
-        ticks = [(math.log10(v), f"{v:g}") for v in KBPS_TICKS if lo <= math.log10(v) <= hi]
+        # Thinned so that labels never run together ("7681024 1536"), on a plot 360 px wide or more.
+        ticks = [(math.log10(v), f"{v:g}") for v in kbps_ticks(10 ** lo, 10 ** hi)]
         if len(ticks) < 2:
-            ticks = [(v, f"{10 ** v:.3g}") for v in np.linspace(lo, hi, 4)]
+            ticks = [(v, f"{10 ** v:.3g}") for v in np.linspace(lo, hi, 4)[1:-1]]
         item.getAxis("bottom").setTicks([ticks, []])
-        item.getAxis("left").setTicks([[(v, str(v)) for v in (1, 2, 3, 4, 5)], []])
+        if not len(with_rate):
+            item.getAxis("bottom").setTicks([[], []])
+            item.setLabel("bottom", "no condition with a bitrate: each drawn as a line")
+        # Every grade labelled: 1..5, CCR's -3..+3 (zero and the negatives), MUSHRA's 0, 20 … 100.
+        item.getAxis("left").setTicks([[(v, f"{v:g}") for v in score_ticks(definition)], []])
+
+    def _label_anchor(self, x: float, y: float, lo: float, hi: float,
+                      definition: StudyDefinition) -> tuple[float, float]:
+        """Where a point's label goes: left of the point in the right quarter of the axis (never cut off at the
+        edge), below it where a label already sits close above (never on top of another)."""
+        low, high = definition.score_range
+        near_x, near_y = 0.14 * (hi - lo), 0.07 * (high - low)
+        ax = 1.0 if x > lo + 0.75 * (hi - lo) else 0.0
+        above = not any(abs(x - px) < near_x and abs(y - py) < near_y and side == 1.0 for px, py, side in self._labels)
+        ay = 1.0 if above else 0.0
+        if y > high - near_y:  # at the top of the scale: below, inside the axes
+            ay = 0.0
+        self._labels.append((x, y, ay))
+        return (ax, ay)
 
     # ------------------------------------------------------------------ exports
     def _default_folder(self) -> str:

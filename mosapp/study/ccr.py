@@ -34,7 +34,8 @@ for processed-second pairs and ``q_c - delta`` for processed-first pairs, so wit
 * Per listener ``l``: ``CMOS_lc = (F_lc + S_lc) / 2`` when they heard ``c`` in both orders,
   else the mean of the one order they heard (counted in ``n_listeners_one_order``).
 * ``cmos`` (the reported estimate) is the mean of the ``CMOS_lc`` over listeners, and
-  ``ci_low``/``ci_high`` the t interval over those listener values (df = L - 1);
+  ``ci_low``/``ci_high`` the t interval over those listener values (df = L - 1), clipped to
+  -3..+3 (``clipped`` says when);
   ``cmos_pooled`` is ``(F + S) / 2`` over all ratings (equal to ``cmos`` when the design is
   balanced); ``uncorrected`` the plain mean of ``cmos_value``.
 * Tests: each condition's ``CMOS_lc`` against 0 (two-sided Wilcoxon signed-rank, exact with
@@ -91,6 +92,7 @@ CMOS_COLUMNS: dict[str, str] = {
     "ci_high": "95 % t interval over the listener values, upper end",
     "p_vs_0": "two-sided Wilcoxon signed-rank test of the listener values against 0 (exact, mid-ranks for ties)",
     "p_vs_0_holm": "the same, Holm-corrected over the conditions",
+    "clipped": "ci when the interval reached past -3..+3 and was clipped to it, else empty",
     "screening": "rule off (CCR)",
 }
 
@@ -279,8 +281,12 @@ def cmos_summary(ratings: pd.DataFrame, conditions: pd.DataFrame | None = None, 
             "order_effect": (ms - mf) / 2, "cmos_pooled": (mf + ms) / 2, "cmos": mean, "listener_sd": sd,
             "ci_low": low, "ci_high": high, "p_vs_0": p,
         })
-    out = pd.DataFrame(rows, columns=[c for c in CMOS_COLUMNS if c not in ("p_vs_0_holm", "screening")])
+    out = pd.DataFrame(rows, columns=[c for c in CMOS_COLUMNS if c not in ("p_vs_0_holm", "clipped", "screening")])
     out["p_vs_0_holm"] = stats.holm(out["p_vs_0"].to_numpy(float)) if len(out) else []
+    outside = (out["ci_low"] < MIN_SCORE) | (out["ci_high"] > MAX_SCORE)
+    out["ci_low"] = out["ci_low"].clip(MIN_SCORE, MAX_SCORE)
+    out["ci_high"] = out["ci_high"].clip(MIN_SCORE, MAX_SCORE)
+    out["clipped"] = np.where(outside, "ci", "")
     out["screening"] = "rule off: every listener kept"
     return out[list(CMOS_COLUMNS)]
 

@@ -75,7 +75,8 @@ RATINGS_COLUMNS: dict[str, str] = {
     "plays_reference": "times the reference was played (DCR)",
     "nominal_kbps": "the codec's advertised bitrate, kbit/s (NA for reference and unconstrained codecs)",
     # The stimulus's payload_kbps (the database column's name since revision 0006); the CSV keeps its name.
-    "bitrate_kbps": "measured payload bitrate of this stimulus, kbit/s (NA for reference)",
+    "bitrate_kbps": "measured payload bitrate of this stimulus, kbit/s (NA for the reference, the lowpass anchors "
+                    "and pghi-only: they code no bitrate of their own)",
     "loudness_lufs": "BS.1770 loudness of the stimulus before normalisation, LUFS",
     "gain_db": "gain applied to reach the study's loudness target, dB",
     "mel_distance": "multi-scale mel distance to the excerpt (lower is better; NA for reference)",
@@ -95,7 +96,8 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "is_reference": "TRUE for the hidden reference",
     "scale": "DMOS (dcr) or MOS (acr)",
     "nominal_kbps": "advertised bitrate, kbit/s",
-    "bitrate_kbps": "mean measured payload bitrate over the clips, kbit/s",
+    "bitrate_kbps": "mean measured payload bitrate over the clips, kbit/s (NA for the reference, anchors and "
+                    "pghi-only)",
     "n": "ratings",
     "n_listeners": "listeners with ratings",
     "mean": "mean score (MOS or DMOS)",
@@ -107,11 +109,17 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "ci_high": "95 % t confidence interval over listener means, upper end",
     "boot_low": "95 % listener-clustered bootstrap interval, lower end",
     "boot_high": "95 % listener-clustered bootstrap interval, upper end",
+    "bca_low": "95 % BCa interval of the same listener-clustered bootstrap, lower end",
+    "bca_high": "95 % BCa interval of the same listener-clustered bootstrap, upper end",
     "mixed_estimate": "mixed-model estimate (random listener and clip intercepts, REML)",
-    "mixed_low": "95 % Wald interval of the mixed-model estimate, lower end",
-    "mixed_high": "95 % Wald interval of the mixed-model estimate, upper end",
+    "mixed_df": "Satterthwaite degrees of freedom of the mixed-model estimate",
+    "mixed_t_low": "95 % t interval (Satterthwaite df) of the mixed-model estimate, lower end (replaces the Wald "
+                   "z interval, mixed_low)",
+    "mixed_t_high": "95 % t interval (Satterthwaite df) of the mixed-model estimate, upper end",
     "rating_ci_low": "95 % per-rating t interval (treats ratings as independent: too narrow), lower end",
     "rating_ci_high": "95 % per-rating t interval, upper end",
+    "clipped": "the intervals of this row that reached past the scale and were clipped to it (e.g. ci;mixed_t), "
+               "empty when none",
     "mel_distance": "mean over the clips",
     "si_sdr_db": "mean over the clips",
     "spectral_convergence_db": "mean over the clips",
@@ -123,6 +131,40 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "screening": "the post-screening settings and what they did (rule off, or the rule, its parameters and how "
                  "many listeners it dropped)",
 }
+
+
+#: Interval columns of the summary, clipped to the scale (name in ``clipped`` → (low, high)).
+CLIPPED_INTERVALS: dict[str, tuple[str, str]] = {
+    "ci": ("ci_low", "ci_high"), "boot": ("boot_low", "boot_high"), "bca": ("bca_low", "bca_high"),
+    "mixed_t": ("mixed_t_low", "mixed_t_high"), "rating_ci": ("rating_ci_low", "rating_ci_high"),
+}
+
+
+def has_bitrate(condition: str) -> bool:
+    """False for the hidden reference, the ``lowpass-*`` anchors and ``pghi-only``: they code no bitrate of their
+    own (an anchor's stored payload is compressed PCM), so tables give them none and plots draw them as lines."""
+    name = str(condition)
+    return not (name == REFERENCE or name == "pghi-only" or name.startswith("lowpass-"))
+
+
+def clip_to_scale(frame: pd.DataFrame, low: float, high: float,
+                  intervals: dict[str, tuple[str, str]] = CLIPPED_INTERVALS) -> pd.DataFrame:
+    """``frame`` with each interval of ``intervals`` clipped to ``[low, high]`` and a ``clipped`` column naming,
+    per row, the intervals that were (``;``-separated, empty when none)."""
+    out = frame.copy()
+    marks: list[list[str]] = [[] for _ in range(len(out))]
+    for name, (lo, hi) in intervals.items():
+        if lo not in out.columns:
+            continue
+        for col in (lo, hi):
+            values = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=np.float64)
+            outside = (values < low) | (values > high)
+            for i in np.flatnonzero(outside):
+                if name not in marks[i]:
+                    marks[i].append(name)
+            out[col] = np.clip(values, low, high)
+    out["clipped"] = [";".join(m) for m in marks]
+    return out
 
 
 def _iso(series: pd.Series) -> pd.Series:
@@ -202,6 +244,7 @@ def ratings_frame(store: Store, definition: StudyDefinition, *, include_training
         frame[col] = frame[col].astype(np.int64)
     for col in ("nominal_kbps", "bitrate_kbps", *METRIC_COLUMNS):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
+    frame["bitrate_kbps"] = frame["bitrate_kbps"].where(frame["condition"].map(has_bitrate))
     if not items:
         return frame[list(RATINGS_COLUMNS)]
     if definition.test_type == "ccr":
@@ -233,6 +276,7 @@ def condition_table(store: Store, definition: StudyDefinition) -> pd.DataFrame:
              [["nominal_kbps", "bitrate_kbps", *METRIC_COLUMNS]].mean().reset_index()
              .sort_values("position").drop(columns="position").reset_index(drop=True))
     table["is_reference"] = table["is_reference"].astype(bool)
+    table["bitrate_kbps"] = table["bitrate_kbps"].where(table["condition"].map(has_bitrate))
     return table
 
 
@@ -279,21 +323,49 @@ class Screening:
                 f"{len(self.flagged)} flagged")
 
 
+def check_screening_units(definition: StudyDefinition, *, min_score: float | None = None,
+                          anchor_max_score: float | None = None) -> None:
+    """Refuse, in one sentence, a screening threshold outside the study's scale or in another test type's units.
+
+    DCR/ACR thresholds are scores 1..5; MUSHRA's are 0..100, and a MUSHRA threshold of 5 or
+    less is refused as a five-grade score given by mistake (it would keep every listener); a
+    CCR study has no screening rule.
+    """
+    low, high = definition.score_range
+    kind = definition.test_type.upper()
+    for flag, value in (("--min-score", min_score), ("--anchor-max-score", anchor_max_score)):
+        if value is None:
+            continue
+        if definition.test_type == "ccr":
+            raise StudyError(f"{flag} is not accepted for a CCR study: CCR has no post-screening rule.")
+        if flag == "--anchor-max-score" and definition.test_type != "mushra":
+            raise StudyError(f"{flag} is not accepted for a {kind} study: only MUSHRA's bs1534 rule scores an anchor.")
+        if not low <= value <= high:
+            raise StudyError(f"{flag} {value:g} is not accepted for a {kind} study; give a score from {low} to {high}.")
+        if definition.test_type == "mushra" and value <= 5:
+            raise StudyError(f"{flag} {value:g} looks like a five-grade score; MUSHRA scores run from 0 to 100 "
+                             f"(BS.1534-3 screens with 90).")
+
+
 def screening_spec(definition: StudyDefinition, *, enabled: bool = True, min_score: int | None = None,
-                   max_fraction: float | None = None, min_reference_trials: int | None = None) -> ScreeningSpec:
-    """The study's screening settings with the given overrides (``enabled=False``: rule off)."""
+                   max_fraction: float | None = None, min_reference_trials: int | None = None,
+                   anchor_max_score: int | None = None) -> ScreeningSpec:
+    """The study's screening settings with the given overrides (``enabled=False``: rule off), each in the
+    study's units (:func:`check_screening_units`)."""
     spec = definition.screening
     if not enabled:
         return replace(spec, rule="off")
+    check_screening_units(definition, min_score=min_score, anchor_max_score=anchor_max_score)
     return replace(spec, min_score=spec.min_score if min_score is None else min_score,
                    max_fraction=spec.max_fraction if max_fraction is None else max_fraction,
                    min_reference_trials=(spec.min_reference_trials if min_reference_trials is None
-                                         else min_reference_trials))
+                                         else min_reference_trials),
+                   anchor_max_score=spec.anchor_max_score if anchor_max_score is None else anchor_max_score)
 
 
 def screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool = True, min_score: int | None = None,
            max_fraction: float | None = None, min_reference_trials: int | None = None,
-           spec: ScreeningSpec | None = None) -> Screening:
+           anchor_max_score: int | None = None, spec: ScreeningSpec | None = None) -> Screening:
     """Post-screen listeners by the study's rule (see :func:`mosapp.study.stats.screen_listeners`).
 
     ``ratings`` is :func:`ratings_frame`'s table; training rows are ignored, gold rows are
@@ -301,13 +373,14 @@ def screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool 
     """
     with stats.score_range(*definition.score_range):
         return _screen(ratings, definition, enabled=enabled, min_score=min_score, max_fraction=max_fraction,
-                       min_reference_trials=min_reference_trials, spec=spec)
+                       min_reference_trials=min_reference_trials, anchor_max_score=anchor_max_score, spec=spec)
 
 
 def _screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool, min_score: int | None,
-            max_fraction: float | None, min_reference_trials: int | None, spec: ScreeningSpec | None) -> Screening:
+            max_fraction: float | None, min_reference_trials: int | None, anchor_max_score: int | None,
+            spec: ScreeningSpec | None) -> Screening:
     spec = spec or screening_spec(definition, enabled=enabled, min_score=min_score, max_fraction=max_fraction,
-                                  min_reference_trials=min_reference_trials)
+                                  min_reference_trials=min_reference_trials, anchor_max_score=anchor_max_score)
     data = ratings[~ratings["is_training"]] if "is_training" in ratings else ratings
     gold_rows = data[data["is_gold"]] if "is_gold" in data else data.iloc[:0]
     plain = data[~data["is_gold"]] if "is_gold" in data else data
@@ -322,7 +395,7 @@ def _screen(ratings: pd.DataFrame, definition: StudyDefinition, *, enabled: bool
         plain[["listener", "condition", "clip", "value"]], REFERENCE, min_score=spec.min_score,
         max_fraction=spec.max_fraction, min_reference_trials=spec.min_reference_trials,
         anchor_condition=spec.anchor if spec.rule == "bs1534" else None, anchor_max_score=spec.anchor_max_score,
-        gold=gold, gold_max_failures=spec.gold_max_failures,
+        gold=gold, gold_max_failures=spec.gold_max_failures, per_item=spec.rule == "bs1534",
     )
     out = Screening(spec, True, list(result.kept), list(result.dropped), result.table, list(result.flagged))
     if out.dropped and not out.kept:
@@ -351,6 +424,8 @@ def summary_frame(ratings: pd.DataFrame, conditions: pd.DataFrame, definition: S
                   mixed: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per condition with :data:`SUMMARY_COLUMNS`, from the kept listeners' ordinary ratings.
 
+    Every interval is clipped to the study's scale (MUSHRA 0..100, 1..5; a t interval of a
+    mean near the top reaches past it); ``clipped`` names the intervals that were.
     ``mixed``: :func:`mosapp.study.stats.mixed_model` of the same ratings (computed when None).
     """
     data = statistics_input(ratings, screening)
@@ -358,9 +433,10 @@ def summary_frame(ratings: pd.DataFrame, conditions: pd.DataFrame, definition: S
         summary = stats.condition_summary(data, bootstrap=bootstrap, seed=seed)
         if mixed is None:
             mixed = stats.mixed_model(data)
-    mixed = mixed[["condition", "estimate", "ci_low", "ci_high"]].rename(
-        columns={"estimate": "mixed_estimate", "ci_low": "mixed_low", "ci_high": "mixed_high"})
+    mixed = mixed[["condition", "estimate", "df", "t_low", "t_high"]].rename(
+        columns={"estimate": "mixed_estimate", "df": "mixed_df", "t_low": "mixed_t_low", "t_high": "mixed_t_high"})
     out = conditions.merge(summary, on="condition", how="left").merge(mixed, on="condition", how="left")
+    out = clip_to_scale(out, *definition.score_range)
     out["n"] = out["n"].fillna(0).astype(np.int64)
     out["n_listeners"] = out["n_listeners"].fillna(0).astype(np.int64)
     out["scale"] = definition.scale
@@ -397,7 +473,7 @@ def output_folder(out_dir: str | os.PathLike[str]) -> Path:
 def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.PathLike[str], *,
                  include_training: bool = False, screening: bool = True, min_score: int | None = None,
                  max_fraction: float | None = None, min_reference_trials: int | None = None,
-                 bootstrap: int = 2000) -> tuple[Path, Path]:
+                 anchor_max_score: int | None = None, bootstrap: int = 2000) -> tuple[Path, Path]:
     """Write ``<study>-ratings.csv``, ``<study>-export-summary.csv`` and ``<study>-export-screening.csv``.
 
     Returns the ratings and summary paths. Raises :class:`ScreeningError` when screening
@@ -416,7 +492,7 @@ def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.Pa
         write_csv(table, folder / f"{name}-export-screening.csv")  # CCR has no screening rule: no rows
         return out
     scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction,
-                 min_reference_trials=min_reference_trials)
+                 min_reference_trials=min_reference_trials, anchor_max_score=anchor_max_score)
     ratings["screened_out"] = ratings["listener"].isin(scr.dropped)
     summary = summary_frame(ratings, condition_table(store, definition), definition, scr, bootstrap=bootstrap)
     table = scr.table.copy() if len(scr.table) else pd.DataFrame(columns=list(stats.SCREENING_COLUMNS))
@@ -430,5 +506,5 @@ def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.Pa
 
 __all__ = [
     "METRIC_COLUMNS", "RATINGS_COLUMNS", "SUMMARY_COLUMNS", "Screening", "ScreeningError", "condition_table",
-    "export_study", "output_folder", "ratings_frame", "screen", "screening_spec", "statistics_input", "summary_frame", "write_csv",
+    "check_screening_units", "clip_to_scale", "export_study", "has_bitrate", "output_folder", "ratings_frame", "screen", "screening_spec", "statistics_input", "summary_frame", "write_csv",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
 from mosapp.core.files import atomic_write
 from mosapp.study import stats
@@ -35,7 +35,9 @@ from mosapp.study.export import (
     METRIC_COLUMNS,
     SUMMARY_COLUMNS,
     Screening,
+    clip_to_scale,
     condition_table,
+    has_bitrate,
     output_folder,
     ratings_frame,
     screen,
@@ -44,6 +46,22 @@ from mosapp.study.export import (
     write_csv,
 )
 from mosapp.study.store import Store
+
+#: Columns of ``<study>-report-icc.csv`` (before, two rows of the agreement file whose ``listener`` was "ICC(2,1)").
+ICC_COLUMNS = ("form", "icc_single", "icc_average", "n_listeners", "n_conditions", "note", "screening")
+#: BS.1534-3's two anchors.
+MUSHRA_ANCHORS = {"lowpass-3.5k": "low anchor (3.5 kHz)", "lowpass-7k": "mid-range anchor (7 kHz)"}
+
+
+def study_warnings(definition: StudyDefinition) -> list[str]:
+    """Sentences the report prints first: a MUSHRA study lacking either BS.1534-3 anchor."""
+    if definition.test_type != "mushra":
+        return []
+    missing = [f"{label} {name!r}" for name, label in MUSHRA_ANCHORS.items() if name not in definition.conditions]
+    if not missing:
+        return []
+    return [f"warning: this MUSHRA study lacks the {' and the '.join(missing)}; BS.1534-3 needs both, so its scores "
+            f"are not on the standard's anchored scale and its bs1534 screening has no mid-range anchor to use"]
 
 
 @dataclass
@@ -75,24 +93,33 @@ class Report:
     agreement: stats.AgreementResult | None = None
 
     def agreement_frame(self) -> pd.DataFrame:
-        """Per listener r with the rest of the panel, and the ICC (as rows ``ICC(2,1)``/``ICC(2,k)``)."""
+        """Per listener: r with the rest of the panel (one row per listener; the ICC is in :meth:`icc_frame`)."""
         a = self.agreement
-        if a is None:
-            return pd.DataFrame(columns=["listener", "n_points", "r_rest", "note"])
-        icc = pd.DataFrame([
-            {"listener": "ICC(2,1)", "n_points": a.n_targets, "r_rest": a.icc_single, "note": f"{a.form}; "
-             f"{a.n_raters} listeners x {a.n_targets} conditions" + (f"; {a.note}" if a.note else "")},
-            {"listener": "ICC(2,k)", "n_points": a.n_targets, "r_rest": a.icc_average, "note": "average of the k listeners"},
-        ])
-        out = pd.concat([a.listeners, icc], ignore_index=True) if len(a.listeners) else icc
+        out = (a.listeners.copy() if a is not None and len(a.listeners)
+               else pd.DataFrame(columns=["listener", "n_points", "r_rest", "note"]))
         out["screening"] = self.screening.describe()
         return out
+
+    def icc_frame(self) -> pd.DataFrame:
+        """The ICC of the panel, one row: form, ICC(2,1), ICC(2,k), listeners, conditions, note, screening."""
+        a = self.agreement
+        if a is None:
+            return pd.DataFrame(columns=list(ICC_COLUMNS))
+        return pd.DataFrame([{"form": a.form, "icc_single": a.icc_single, "icc_average": a.icc_average,
+                              "n_listeners": a.n_raters, "n_conditions": a.n_targets, "note": a.note,
+                              "screening": self.screening.describe()}], columns=list(ICC_COLUMNS))
+
+    def warnings(self) -> list[str]:
+        """What the reader must know before trusting the numbers (a MUSHRA study without its anchors)."""
+        return study_warnings(self.definition)
 
     def text(self) -> str:
         """The report as plain text (what ``mosapp study report`` prints)."""
         d = self.definition
         scale = d.scale
-        lines = [f"{d.title}  ({d.name}: {d.test_type.upper()}, {scale})", ""]
+        kind = d.test_type.upper()
+        lines = [f"{d.title}  ({d.name}: {kind}" + ("" if scale == kind else f", {scale}") + ")", ""]
+        lines += self.warnings() + ([""] if self.warnings() else [])
         n_list = self.ratings["listener"].nunique() if len(self.ratings) else 0
         n_gold = int(self.ratings["is_gold"].sum()) if "is_gold" in self.ratings and len(self.ratings) else 0
         lines.append(f"ratings: {len(self.ratings) - n_gold} from {n_list} listener(s)"
@@ -109,21 +136,39 @@ class Report:
             return "" if pd.isna(low) or pd.isna(high) else f"[{low:.2f}, {high:.2f}]"
 
         lines.append(f"{scale} per condition; intervals at the listener level (95 %): t over listener means, "
-                     f"listener-clustered bootstrap, mixed model (random listener and clip intercepts); the "
-                     f"per-rating t interval, which treats ratings as independent, last:")
-        header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {scale:>6} {'t (listeners)':>14} "
-                  f"{'bootstrap':>14} {'mixed model':>14} {'t (ratings)':>14}")
+                     f"listener-clustered bootstrap (percentile and BCa), mixed model (random listener and clip "
+                     f"intercepts; t with Satterthwaite df); the per-rating t interval, which treats ratings as "
+                     f"independent, last. kbps: none for the reference, the anchors and pghi-only:")
+        header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {scale:>6} {'t (listeners)':>16} "
+                  f"{'bootstrap':>16} {'BCa':>16} {'mixed model':>16} {'t (ratings)':>16}")
         lines += _ruled(header)
+        clipped = False
         for r in self.summary.itertuples():
             mean = "-" if pd.isna(r.mean) else f"{r.mean:.2f}"
+            marks = set(str(r.clipped).split(";")) if isinstance(r.clipped, str) and r.clipped else set()
+            clipped |= bool(marks)
+
+            def cell(name: str, low: float, high: float, marks: set[str] = marks) -> str:
+                return iv(low, high) + ("*" if name in marks else " ")
+
             lines.append(f"{r.condition:<18} {_kbps_cell(r.bitrate_kbps):>7} {r.n:>4} {r.n_listeners:>3} {mean:>6} "
-                         f"{iv(r.ci_low, r.ci_high):>14} {iv(r.boot_low, r.boot_high):>14} "
-                         f"{iv(r.mixed_low, r.mixed_high):>14} {iv(r.rating_ci_low, r.rating_ci_high):>14}")
+                         f"{cell('ci', r.ci_low, r.ci_high):>16} {cell('boot', r.boot_low, r.boot_high):>16} "
+                         f"{cell('bca', r.bca_low, r.bca_high):>16} "
+                         f"{cell('mixed_t', r.mixed_t_low, r.mixed_t_high):>16} "
+                         f"{cell('rating_ci', r.rating_ci_low, r.rating_ci_high):>16}")
+        if clipped:
+            low, high = d.score_range
+            lines.append(f"* clipped to the scale ({low} to {high}): the interval reached past it")
         if self.mixed is not None and len(self.mixed):
             m = self.mixed.iloc[0]
             if pd.notna(m["residual_var"]):
+                residual = (f"residual {m['residual_var']:.3g}" if m["residual"] == "common" else
+                            "residual per condition " + ", ".join(
+                                f"{c} {v:.3g}" for c, v in zip(self.mixed["condition"], self.mixed["residual_var"])))
+                df = self.mixed["df"].dropna()
+                dfs = "" if not len(df) else f"; Satterthwaite df {df.min():.1f} to {df.max():.1f}"
                 lines.append(f"mixed model variances: listener {m['listener_var']:.3g}, clip {m['clip_var']:.3g}, "
-                             f"residual {m['residual_var']:.3g}" + (f" ({m['note']})" if m["note"] else ""))
+                             f"{residual}{dfs}" + (f" ({m['note']})" if m["note"] else ""))
         a = self.agreement
         if a is not None and len(a.listeners):
             lines += ["", "listener agreement (Pearson r of each listener's condition means with the panel mean "
@@ -148,12 +193,15 @@ class Report:
 
 
 def build_report(store: Store, definition: StudyDefinition, *, screening: bool = True, min_score: int | None = None,
-                 max_fraction: float | None = None, min_reference_trials: int | None = None, bootstrap: int = 2000,
-                 seed: int = 0) -> Report | CcrReport:
+                 max_fraction: float | None = None, min_reference_trials: int | None = None,
+                 anchor_max_score: int | None = None, bootstrap: int = 2000, seed: int = 0,
+                 residual: str = "common") -> Report | CcrReport:
     """Compute the report of a study from its store.
 
     Screening follows the study file's ``screening``; ``min_score``, ``max_fraction`` and
-    ``min_reference_trials`` override it, ``screening=False`` turns it off. Raises
+    ``min_reference_trials`` and ``anchor_max_score`` override it, each in the study's units
+    (MUSHRA 0..100, DCR/ACR 1..5), ``screening=False`` turns it off. ``residual``: the mixed
+    model's residual variance, ``common`` or ``per-condition``. Raises
     :class:`~mosapp.study.export.ScreeningError` when it drops every listener. A CCR study
     (no screening rule) gets its :class:`CcrReport`.
     """
@@ -161,21 +209,24 @@ def build_report(store: Store, definition: StudyDefinition, *, screening: bool =
         return build_ccr_report(store, definition)
     with stats.score_range(*definition.score_range):
         return _build_report(store, definition, screening=screening, min_score=min_score, max_fraction=max_fraction,
-                             min_reference_trials=min_reference_trials, bootstrap=bootstrap, seed=seed)
+                             min_reference_trials=min_reference_trials, anchor_max_score=anchor_max_score,
+                             bootstrap=bootstrap, seed=seed, residual=residual)
 
 
 def _build_report(store: Store, definition: StudyDefinition, *, screening: bool, min_score: int | None,
-                  max_fraction: float | None, min_reference_trials: int | None, bootstrap: int, seed: int) -> Report:
+                  max_fraction: float | None, min_reference_trials: int | None, anchor_max_score: int | None,
+                  bootstrap: int, seed: int, residual: str) -> Report:
     ratings = ratings_frame(store, definition)
     scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction,
-                 min_reference_trials=min_reference_trials)
+                 min_reference_trials=min_reference_trials, anchor_max_score=anchor_max_score)
     ratings["screened_out"] = ratings["listener"].isin(scr.dropped)
     conditions = condition_table(store, definition)
     kept = statistics_input(ratings, scr)
-    mixed = stats.mixed_model(kept)
+    mixed = stats.mixed_model(kept, residual=residual)
     summary = summary_frame(ratings, conditions, definition, scr, bootstrap=bootstrap, seed=seed, mixed=mixed)
     position = {c: i for i, c in enumerate(conditions["condition"])}
     mixed = mixed.assign(_o=mixed["condition"].map(position)).sort_values("_o").drop(columns="_o").reset_index(drop=True)
+    mixed = clip_to_scale(mixed, *definition.score_range, intervals={"t": ("t_low", "t_high")})
     mixed["screening"] = scr.describe()
     clips = stats.clip_condition_summary(kept)
     clips["screening"] = scr.describe()
@@ -197,6 +248,7 @@ def _build_report(store: Store, definition: StudyDefinition, *, screening: bool,
     comparisons = stats.paired_comparisons(kept, conditions=order) if len(order) >= 2 else pd.DataFrame(
         columns=list(stats.PAIRED_COLUMNS))
     correlations = _metric_correlations(summary.dropna(subset=["mean"]), conditions, definition)
+    correlations["screening"] = scr.describe()
     return Report(definition, ratings, scr, summary, listeners, comparisons, correlations, mixed, clips, agreement)
 
 
@@ -231,7 +283,7 @@ def _comparison_lines(comparisons: pd.DataFrame, on: str, alpha: float = 0.05) -
         ci = "" if pd.isna(r.diff_ci_low) else f" [{r.diff_ci_low:+.2f}, {r.diff_ci_high:+.2f}]"
         dz = "" if pd.isna(r.dz) else f", dz {r.dz:+.2f}"
         t = (f"t({r.df:g}) {r.t:+.2f}, Holm p {r.p_t_holm:.3g}" if pd.notna(r.p_t) else "t not computed")
-        mark = "significant" if r.significant else "n.s."
+        mark = "significant" if r.significant_t else ("n.s." if pd.notna(r.p_t) else "no test")
         perm = "" if pd.isna(r.p_perm) else f"; sign-flip ({r.perm_method}) Holm p {r.p_perm_holm:.3g}"
         wil = ("" if pd.isna(r.p_wilcoxon) else
                f"; Wilcoxon ({r.wilcoxon_method}) V {r.wilcoxon_v:g}, Holm p {r.p_wilcoxon_holm:.3g}")
@@ -245,7 +297,7 @@ def _comparison_lines(comparisons: pd.DataFrame, on: str, alpha: float = 0.05) -
         lines.append(f"  with {n} listeners and {m} pairs no exact (sign-flip or Wilcoxon) test can reach "
                      f"significance after Holm; about {stats.exact_tests_floor_listeners(m, alpha)} listeners "
                      f"would be needed for them")
-    if not comparisons["significant"].any():
+    if not comparisons["significant_t"].any():
         needed = comparisons["listeners_needed"].dropna()
         lines.append("  no pair is significant with this panel" + (
             f"; about {int(needed.min())} listeners would be needed to find the largest difference seen"
@@ -261,21 +313,93 @@ def condition_family(condition: str) -> str:
     return condition
 
 
+#: Bitrates that may be labelled on a log kbps axis (a 1-1.5-2-3-4-6-8 series).
+KBPS_TICKS = (0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
+              1536, 2048, 3072)
+
+
+def kbps_ticks(lo: float, hi: float, *, min_ratio: float = 1.9) -> list[float]:
+    """Ticks of :data:`KBPS_TICKS` in ``[lo, hi]``, thinned so that neighbours differ by at least ``min_ratio``.
+
+    On a log axis the labels then never run together ("768 1024 1536" became "7681024 1536"):
+    their distance on the axis is at least ``log(min_ratio)``. Never fewer than two ticks
+    where the range holds two.
+    """
+    inside = [v for v in KBPS_TICKS if lo <= v <= hi]
+    if len(inside) <= 2:
+        return inside
+    for ratio in (min_ratio, 1.45):
+        kept = [inside[0]]
+        for v in inside[1:]:
+            if v / kept[-1] >= ratio - 1e-9:
+                kept.append(v)
+        if len(kept) >= 3:
+            return kept
+    return kept
+
+
+def score_ticks(definition: StudyDefinition) -> list[float]:
+    """Every value of the scale worth a label: each grade of 1..5 and of CCR's -3..+3, MUSHRA's band edges."""
+    low, high = definition.score_range
+    step = 20 if definition.test_type == "mushra" else 1
+    return [float(v) for v in range(int(low), int(high) + 1, step)]
+
+
+def line_label(condition: str) -> str:
+    """How a condition without a bitrate is named in a legend: the reference, an anchor, or no bitrate."""
+    if condition == "reference":
+        return "reference (hidden)"
+    if condition.startswith("lowpass-"):
+        return f"{condition} (anchor)"
+    return f"{condition} (no bitrate)"
+
+
+def _place_labels(fig: Figure, ax, texts: list) -> None:
+    """Move each point label to the first of eight offsets around its point where it overlaps no label placed
+    before it and stays inside the axes; the last resort keeps it inside the axes."""
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    placed: list = []
+    offsets = [(4, 4), (4, -11), (-4, 4), (-4, -11), (4, 12), (-4, 12), (4, -19), (-4, -19)]
+    for text in texts:
+        choice = None
+        for dx, dy in offsets:
+            text.set_position((dx, dy))
+            text.set_ha("left" if dx > 0 else "right")
+            ext = text.get_window_extent(renderer)
+            inside = ext.x0 >= box.x0 and ext.x1 <= box.x1 and ext.y0 >= box.y0 and ext.y1 <= box.y1
+            if inside and not any(ext.overlaps(p) for p in placed):
+                choice = ext
+                break
+        if choice is None:  # crowded: inside the axes at least
+            for dx, dy in offsets:
+                text.set_position((dx, dy))
+                text.set_ha("left" if dx > 0 else "right")
+                ext = text.get_window_extent(renderer)
+                if ext.x0 >= box.x0 and ext.x1 <= box.x1 and ext.y0 >= box.y0 and ext.y1 <= box.y1:
+                    break
+            choice = text.get_window_extent(renderer)
+        placed.append(choice)
+
+
 def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path: str | os.PathLike[str]) -> Path:
     """Draw each condition's score (95 % t CI over listener means) against its measured bitrate (log axis) as a PNG.
 
     Codecs of one family (``opus-6``, ``opus-12`` …) are joined by a line; conditions without
-    a bitrate (the reference) are drawn as horizontal dashed lines.
+    a bitrate (the reference, the ``lowpass-*`` anchors, ``pghi-only``:
+    :func:`mosapp.study.export.has_bitrate`) are drawn as horizontal dashed lines with their
+    interval as a band. The score axis labels every grade (each of 1..5, each of CCR's -3..+3
+    with 0 drawn, MUSHRA's 0, 20 … 100); bitrate ticks are thinned (:func:`kbps_ticks`) and
+    point labels moved off each other and inside the axes; the legend sits outside the axes.
     """
-    fig = Figure(figsize=(7.5, 4.8), dpi=120)
+    fig = Figure(figsize=(8.4, 4.8), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     data = summary.dropna(subset=["mean"])
-    # The BS.1534 anchors (lowpass-*) are not bitrate-bound (their payload is compressed PCM, about
-    # 650 kbit/s): drawn like the reference, as dashed lines, not at a bitrate they do not aim for.
-    data = data.assign(bitrate_kbps=data["bitrate_kbps"].where(~data["condition"].astype(str).str.startswith("lowpass-")))
+    data = data.assign(bitrate_kbps=data["bitrate_kbps"].where(data["condition"].map(has_bitrate)))
     with_rate = data.dropna(subset=["bitrate_kbps"])
     colors = itertools.cycle([f"C{i}" for i in range(10)])
+    texts = []
     for family, group in with_rate.groupby(with_rate["condition"].map(condition_family), sort=False):
         group = group.sort_values("bitrate_kbps")
         color = next(colors)
@@ -284,35 +408,45 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
         ax.errorbar(group["bitrate_kbps"], group["mean"], yerr=yerr, marker="o", capsize=3, color=color,
                     label=family, linestyle="-" if len(group) > 1 else "none")
         for r in group.itertuples():
-            ax.annotate(r.condition, (r.bitrate_kbps, r.mean), textcoords="offset points", xytext=(4, 4),
-                        fontsize=7, color=color)
+            texts.append(ax.annotate(r.condition, (r.bitrate_kbps, r.mean), textcoords="offset points",
+                                     xytext=(4, 4), fontsize=7, color=color))
     for r in data[data["bitrate_kbps"].isna()].itertuples():
         color = next(colors)
-        ax.axhline(r.mean, linestyle="--", color=color, linewidth=1, label=f"{r.condition} " + ("(anchor)" if str(r.condition).startswith("lowpass-") else "(no bitrate)"))
+        ax.axhline(r.mean, linestyle="--", color=color, linewidth=1, label=line_label(str(r.condition)))
         if not (pd.isna(r.ci_low) or pd.isna(r.ci_high)):
             ax.axhspan(r.ci_low, r.ci_high, color=color, alpha=0.12)
     if len(with_rate):
         ax.set_xscale("log")
-        lo, hi = with_rate["bitrate_kbps"].min(), with_rate["bitrate_kbps"].max()
-        ax.set_xlim(lo / 1.5, hi * 1.5)
+        lo, hi = with_rate["bitrate_kbps"].min() / 1.5, with_rate["bitrate_kbps"].max() * 1.5
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(FixedLocator(kbps_ticks(lo, hi) or [lo, hi]))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_xticks([])
+        ax.set_xlabel("")
     low, high = definition.score_range
-    pad = (high - low) * 0.0125
-    ax.set_ylim(low - (pad if low < 0 else 0), high + pad)
+    pad = (high - low) * 0.03
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_yticks(score_ticks(definition))
     if definition.test_type == "mushra":  # BS.1534's labelled bands
         for k, label in enumerate(definition.labels):
             ax.axhline(20 * (k + 1), color="0.8", linewidth=0.6)
-            ax.text(1.005, 20 * k + 10, label, transform=ax.get_yaxis_transform(), fontsize=7, va="center",
+            ax.text(1.01, 20 * k + 10, label, transform=ax.get_yaxis_transform(), fontsize=7, va="center",
                     color="0.4")
     if definition.test_type == "ccr":
         ax.axhline(0.0, color="0.5", linewidth=0.8)
-    ax.set_xlabel("measured bitrate (kbit/s, log scale)")
+    if len(with_rate):
+        ax.set_xlabel("measured bitrate (kbit/s, log scale)")
     ax.set_ylabel(f"{definition.scale} (95% t CI over listener means)")
     ax.set_title(definition.title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
+    right = 0.74 if definition.test_type == "mushra" else 0.76
+    fig.subplots_adjust(left=0.09, right=right, bottom=0.12, top=0.92)
     if len(data):
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.11 if definition.test_type == "mushra" else 1.02, 1.0),
+                  borderaxespad=0.0)
+    _place_labels(fig, ax, texts)
     p = Path(path)
     atomic_write(p, lambda fh: fig.savefig(fh, format="png"), suffix=".png", error=StudyError)
     return p
@@ -339,6 +473,7 @@ def write_report(report: Report | CcrReport, out_dir: str | os.PathLike[str]) ->
         "clips": write_csv(report.clips if report.clips is not None else pd.DataFrame(),
                            folder / f"{name}-report-clips.csv"),
         "agreement": write_csv(report.agreement_frame(), folder / f"{name}-report-agreement.csv"),
+        "icc": write_csv(report.icc_frame(), folder / f"{name}-report-icc.csv"),
         "comparisons": write_csv(comparisons, folder / f"{name}-report-comparisons.csv"),
         "correlations": write_csv(report.correlations, folder / f"{name}-report-correlations.csv"),
         "listeners": write_csv(report.listeners, folder / f"{name}-report-listeners.csv"),
@@ -359,10 +494,9 @@ def _standard_summary(cmos: pd.DataFrame) -> pd.DataFrame:
     the bootstrap, mixed-model and per-rating columns are NA."""
     out = pd.DataFrame({c: pd.Series([np.nan] * len(cmos), dtype=float) for c in SUMMARY_COLUMNS})
     for c in ("condition", "is_reference", "scale", "nominal_kbps", "bitrate_kbps", "n", "n_listeners", "ci_low",
-              "ci_high", "listener_sd", "screening"):
+              "ci_high", "listener_sd", "clipped", "screening"):
         out[c] = cmos[c].to_numpy()
     out["mean"] = out["listener_mean"] = cmos["cmos"].to_numpy()
-    out["sd"] = cmos["listener_sd"].to_numpy()
     return out
 
 
@@ -393,6 +527,9 @@ class CcrReport:
     def agreement_frame(self) -> pd.DataFrame:
         return pd.DataFrame(columns=["listener", "n_points", "r_rest", "note"])
 
+    def icc_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(columns=list(ICC_COLUMNS))
+
     def text(self) -> str:
         d = self.definition
         lines = [f"{d.title}  ({d.name}: CCR, CMOS)", ""]
@@ -420,7 +557,8 @@ class CcrReport:
         name = self.definition.name
         files = {
             "summary": write_csv(self.cmos, folder / f"{name}-report-summary.csv"),
-            "comparisons": write_csv(self.comparisons, folder / f"{name}-report-comparisons.csv"),
+            "comparisons": write_csv(self.comparisons.assign(screening=self.screening.describe()),
+                                     folder / f"{name}-report-comparisons.csv"),
             "listeners": write_csv(self.listeners, folder / f"{name}-report-listeners.csv"),
             "listener_cmos": write_csv(listener_cmos(self.ratings) if len(self.ratings) else pd.DataFrame(),
                                        folder / f"{name}-report-listener-cmos.csv"),

@@ -65,15 +65,15 @@ def score_range(low: int, high: int):
 #: Columns of :func:`condition_summary`.
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "condition", "n", "n_listeners", "mean", "sd", "sem", "listener_mean", "listener_sd", "ci_low", "ci_high",
-    "boot_low", "boot_high", "rating_ci_low", "rating_ci_high",
+    "boot_low", "boot_high", "bca_low", "bca_high", "rating_ci_low", "rating_ci_high",
 )
 #: Columns of :func:`mixed_model`.
 MIXED_COLUMNS: tuple[str, ...] = (
-    "condition", "estimate", "se", "ci_low", "ci_high", "listener_var", "clip_var", "residual_var", "n",
-    "n_listeners", "n_clips", "converged", "note",
+    "condition", "estimate", "se", "df", "t_low", "t_high", "listener_var", "clip_var", "residual_var", "residual",
+    "n", "n_listeners", "n_clips", "converged", "note",
 )
 #: Columns of :func:`clip_condition_summary`.
-CLIP_COLUMNS: tuple[str, ...] = ("clip", "condition", "n", "n_listeners", "mean", "sd", "ci_low", "ci_high")
+CLIP_COLUMNS: tuple[str, ...] = ("clip", "condition", "n", "n_listeners", "mean", "listener_sd", "ci_low", "ci_high")
 #: Columns of :attr:`AgreementResult.listeners`.
 AGREEMENT_COLUMNS: tuple[str, ...] = ("listener", "n_points", "r_rest", "note")
 
@@ -81,14 +81,14 @@ AGREEMENT_COLUMNS: tuple[str, ...] = ("listener", "n_points", "r_rest", "note")
 LISTENER_MEANS_COLUMNS: tuple[str, ...] = ("listener", "condition", "n", "mean")
 #: Columns of :attr:`ScreeningResult.table`.
 SCREENING_COLUMNS: tuple[str, ...] = (
-    "listener", "n_reference_trials", "n_below", "fraction_below", "n_anchor_trials", "n_anchor_high",
+    "listener", "counted_per", "n_reference_trials", "n_below", "fraction_below", "n_anchor_trials", "n_anchor_high",
     "fraction_anchor_high", "n_gold", "n_gold_failed", "straight_lining", "dropped", "flagged", "reason",
 )
 #: Columns of :func:`paired_comparisons`.
 PAIRED_COLUMNS: tuple[str, ...] = (
     "a", "b", "n_pairs", "mean_diff", "diff_ci_low", "diff_ci_high", "dz", "t", "df", "p_t", "p_t_holm",
     "p_perm", "p_perm_holm", "perm_method", "wilcoxon_v", "p_wilcoxon", "p_wilcoxon_holm", "wilcoxon_method",
-    "significant", "listeners_needed", "note",
+    "significant_t", "listeners_needed", "note",
 )
 #: Columns of :func:`metric_correlations`.
 CORRELATION_COLUMNS: tuple[str, ...] = (
@@ -240,6 +240,41 @@ def cluster_bootstrap_interval(
     return (float(low), float(high))
 
 
+def cluster_bca_interval(
+    sums: np.ndarray, counts: np.ndarray, *, confidence: float = 0.95, resamples: int = 2000,
+    rng: np.random.Generator | int | np.random.SeedSequence | None = 0,
+) -> tuple[float, float]:
+    """BCa interval (Efron 1987) of the pooled mean ``Σ sums / Σ counts`` under the listener-clustered bootstrap.
+
+    The same resampling as :func:`cluster_bootstrap_interval` (whole listeners, with
+    replacement), with the bias correction ``z0 = Φ⁻¹(#{θ* < θ̂} / B)`` and the acceleration
+    ``a = Σ (θ̄₍.₎ − θ₍ᵢ₎)³ / (6 · (Σ (θ̄₍.₎ − θ₍ᵢ₎)²)^{3/2})`` from the leave-one-listener-out
+    jackknife; computed by ``scipy.stats.bootstrap(method="BCa", paired=True)`` on the
+    listeners' ``(sum, count)`` (R: ``boot.ci(boot(listeners, function(d, i) sum(d$sum[i]) /
+    sum(d$count[i]), R), type = "bca")``; R interpolates the order statistics on the normal
+    scale, scipy takes ``numpy.percentile``: the ends agree to the resampling error).
+    ``(nan, nan)`` with fewer than 3 listeners or ``resamples < 1``; ``(θ̂, θ̂)`` when every
+    listener's mean is the same.
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    if len(sums) < 3 or resamples < 1:
+        return (math.nan, math.nan)
+    theta = float(sums.sum() / counts.sum())
+    if np.ptp(sums / counts) == 0:
+        return (theta, theta)
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+    def pooled(s: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.sum(s, axis=axis) / np.sum(c, axis=axis)
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # a degenerate resample distribution: NaN ends, reported as such
+        res = stats.bootstrap((sums, counts), pooled, paired=True, vectorized=True, confidence_level=confidence,
+                              n_resamples=int(resamples), method="BCa", random_state=gen)
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
 def condition_summary(
     ratings: pd.DataFrame, *, confidence: float = 0.95, bootstrap: int = 2000, seed: int = 0,
 ) -> pd.DataFrame:
@@ -261,7 +296,11 @@ def condition_summary(
     * ``boot_low``, ``boot_high`` – listener-clustered bootstrap percentile interval of
       ``mean`` with ``bootstrap`` resamples (:func:`cluster_bootstrap_interval`), seeded per
       condition (:func:`_condition_seed`), hence deterministic; NaN with ``L < 2`` or
-      ``bootstrap = 0``;
+      ``bootstrap = 0``. Its coverage is below nominal with few listeners (the percentile
+      interval of a mean is too narrow by about ``√((L−1)/L)``): see ``studies/README.md``;
+    * ``bca_low``, ``bca_high`` – the BCa interval of the same listener-clustered bootstrap
+      (:func:`cluster_bca_interval`, ``bootstrap`` resamples, seeded per condition); NaN with
+      ``L < 3``;
     * ``rating_ci_low``, ``rating_ci_high`` – the per-rating t interval
       ``mean ∓ t.ppf((1 + confidence)/2, n − 1) · sem``, which treats every rating as
       independent (the classic P.800 / BT.500 interval; too narrow when one listener gives
@@ -294,10 +333,16 @@ def condition_summary(
             confidence=confidence, resamples=int(bootstrap),
             rng=np.random.default_rng(_condition_seed(seed, condition)),
         )
+        bca_low, bca_high = cluster_bca_interval(
+            per_listener["sum"].to_numpy(), per_listener["count"].to_numpy(),
+            confidence=confidence, resamples=int(bootstrap),
+            rng=np.random.default_rng(_condition_seed(seed + 1, condition)),
+        )
         rows.append({
             "condition": condition, "n": n, "n_listeners": n_listeners, "mean": mean, "sd": sd, "sem": sem,
             "listener_mean": l_mean, "listener_sd": l_sd, "ci_low": ci_low, "ci_high": ci_high,
-            "boot_low": boot_low, "boot_high": boot_high, "rating_ci_low": rating_low, "rating_ci_high": rating_high,
+            "boot_low": boot_low, "boot_high": boot_high, "bca_low": bca_low, "bca_high": bca_high,
+            "rating_ci_low": rating_low, "rating_ci_high": rating_high,
         })
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
@@ -306,7 +351,9 @@ def clip_condition_summary(ratings: pd.DataFrame, *, confidence: float = 0.95) -
     """Each (clip, condition) cell: ratings, listeners, and the t interval over listener means.
 
     One row per cell with ratings (sorted by clip, then condition), columns
-    :data:`CLIP_COLUMNS`: ``mean`` is the mean of the cell's ratings; ``sd`` and the interval
+    :data:`CLIP_COLUMNS`: ``mean`` is the mean of the cell's ratings; ``listener_sd`` (the SD of
+    the listeners' means, as ``listener_sd`` of :func:`condition_summary`; the column was ``sd``
+    before, a name :func:`condition_summary` uses for the SD of single ratings) and the interval
     are those of the cell's per-listener means ``m_i`` (``listener_mean`` of
     :func:`condition_summary`, restricted to the cell): ``mean(m) ∓ t_{(1+c)/2, L−1} · sd(m)/√L``
     (NaN when the cell has fewer than 2 listeners). With one rating per listener per cell, as
@@ -322,7 +369,7 @@ def clip_condition_summary(ratings: pd.DataFrame, *, confidence: float = 0.95) -
         sd = float(m.std(ddof=1)) if len(m) > 1 else math.nan
         low, high = t_interval(float(m.mean()), sd, len(m), confidence)
         rows.append({"clip": clip, "condition": condition, "n": len(group), "n_listeners": len(m),
-                     "mean": float(group["value"].mean()), "sd": sd, "ci_low": low, "ci_high": high})
+                     "mean": float(group["value"].mean()), "listener_sd": sd, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows, columns=list(CLIP_COLUMNS))
 
 
@@ -367,6 +414,7 @@ class ScreeningResult:
     max_fraction: float = 0.15
     flagged: list = field(default_factory=list)
     min_reference_trials: int = 1
+    per_item: bool = False
     anchor_condition: Hashable = None
     anchor_max_score: float = 4
     gold_max_failures: int = 0
@@ -389,10 +437,20 @@ def _fraction_rule(values: np.ndarray, bad: np.ndarray, max_fraction: float, min
     return n, k, fraction, "drop" if fraction > float(max_fraction) + SCREENING_TOLERANCE else "keep"
 
 
+def _screened_values(group: pd.DataFrame, condition: Hashable, per_item: bool) -> np.ndarray:
+    """A listener's scores of ``condition``: one per rating, or (``per_item``) their mean per clip."""
+    if not len(group):
+        return np.array([])
+    rows = group[group["condition"] == condition]
+    if per_item:
+        return rows.groupby("clip", sort=True)["value"].mean().to_numpy(dtype=np.float64)
+    return rows["value"].to_numpy()
+
+
 def screen_listeners(
     ratings: pd.DataFrame, reference_condition: Hashable, *, min_score: float = 4, max_fraction: float = 0.15,
     min_reference_trials: int = 1, anchor_condition: Hashable = None, anchor_max_score: float = 4,
-    gold: pd.DataFrame | None = None, gold_max_failures: int = 0,
+    gold: pd.DataFrame | None = None, gold_max_failures: int = 0, per_item: bool = False,
 ) -> ScreeningResult:
     """Post-screen listeners by the hidden reference, optionally the low anchor, and gold trials.
 
@@ -420,6 +478,14 @@ def screen_listeners(
     **Straight-lining**: a listener whose per-condition means are all equal over 2 or more
     conditions (no variance across conditions) is flagged (``straight_lining``), not dropped.
 
+    **Per item** (``per_item=True``, what MUSHRA's ``bs1534`` rule uses): BS.1534-3 counts *test
+    items* (programme items, here clips), not screens. The reference and anchor rules then
+    count, per listener, the clips they rated, each by the listener's mean score of it over its
+    repetitions: ``n_reference_trials`` / ``n_anchor_trials`` are numbers of items,
+    ``n_below`` / ``n_anchor_high`` items whose mean is below / above the threshold, and
+    ``min_reference_trials`` a minimum number of items. ``counted_per`` says ``item`` or
+    ``trial``. Without repetitions both ways count the same.
+
     A listener without reference trials is kept and flagged. ``reason`` says every rule that
     dropped or flagged the listener (``""`` for a plainly kept one).
     """
@@ -431,7 +497,7 @@ def screen_listeners(
         raise RatingError(f"min_reference_trials must be a whole number of at least 1, not {min_reference_trials!r}.")
     data = validate_ratings(ratings)
     params = dict(reference_condition=reference_condition, min_score=min_score, max_fraction=max_fraction,
-                  min_reference_trials=int(min_reference_trials), anchor_condition=anchor_condition,
+                  min_reference_trials=int(min_reference_trials), per_item=bool(per_item), anchor_condition=anchor_condition,
                   anchor_max_score=anchor_max_score, gold_max_failures=int(gold_max_failures))
     gold_by: dict = {}
     if gold is not None and len(gold):
@@ -442,31 +508,33 @@ def screen_listeners(
     if not listeners:
         return ScreeningResult([], [], _empty(SCREENING_COLUMNS), flagged=[], **params)
     rows = []
+    per_item = bool(per_item) and "clip" in data.columns
+    unit = "item" if per_item else "trial"
     for listener in listeners:
         group = data[data["listener"] == listener] if len(data) else data
         drop, flag = [], []
-        ref = group.loc[group["condition"] == reference_condition, "value"].to_numpy() if len(group) else np.array([])
+        ref = _screened_values(group, reference_condition, per_item)
         n_ref, n_below, fraction, verdict = _fraction_rule(ref, ref < min_score, max_fraction, min_reference_trials)
         if verdict == "none":
             flag.append(f"kept without reference screening: no trials of the reference condition "
                         f"{reference_condition!r}")
         elif verdict == "few":
-            flag.append(f"kept without reference screening: {n_ref} reference trial(s), fewer than the "
+            flag.append(f"kept without reference screening: {n_ref} reference {unit}(s), fewer than the "
                         f"{min_reference_trials} needed to judge")
         elif verdict == "drop":
-            drop.append(f"rated the reference below {min_score:g} in {n_below} of {n_ref} trials "
+            drop.append(f"rated the reference below {min_score:g} in {n_below} of {n_ref} {unit}s "
                         f"({100 * fraction:.3g}% > {100 * float(max_fraction):.3g}%)")
         n_anchor, n_high, fraction_high = 0, 0, math.nan
         if anchor_condition is not None:
-            anc = group.loc[group["condition"] == anchor_condition, "value"].to_numpy() if len(group) else np.array([])
+            anc = _screened_values(group, anchor_condition, per_item)
             n_anchor, n_high, fraction_high, verdict = _fraction_rule(anc, anc > anchor_max_score, max_fraction,
                                                                       min_reference_trials)
             if verdict in ("none", "few"):
-                flag.append(f"kept without anchor screening: {n_anchor} anchor trial(s), fewer than the "
+                flag.append(f"kept without anchor screening: {n_anchor} anchor {unit}(s), fewer than the "
                             f"{min_reference_trials} needed to judge")
             elif verdict == "drop":
                 drop.append(f"rated the anchor {anchor_condition!r} above {anchor_max_score:g} in {n_high} of "
-                            f"{n_anchor} trials ({100 * fraction_high:.3g}% > {100 * float(max_fraction):.3g}%)")
+                            f"{n_anchor} {unit}s ({100 * fraction_high:.3g}% > {100 * float(max_fraction):.3g}%)")
         n_gold, n_failed = gold_by.get(listener, (0, 0))
         if n_failed > gold_max_failures:
             drop.append(f"missed {n_failed} of {n_gold} gold trials (more than {gold_max_failures} allowed)")
@@ -475,7 +543,7 @@ def screen_listeners(
         if straight:
             flag.append(f"straight-lining: the same mean score {means.iloc[0]:g} for all {len(means)} conditions")
         rows.append({
-            "listener": listener, "n_reference_trials": n_ref, "n_below": n_below, "fraction_below": fraction,
+            "listener": listener, "counted_per": unit, "n_reference_trials": n_ref, "n_below": n_below, "fraction_below": fraction,
             "n_anchor_trials": n_anchor, "n_anchor_high": n_high, "fraction_anchor_high": fraction_high,
             "n_gold": n_gold, "n_gold_failed": n_failed, "straight_lining": straight,
             "dropped": bool(drop), "flagged": bool(flag) and not drop, "reason": "; ".join(drop + flag),
@@ -492,32 +560,42 @@ def screen_listeners(
 # --------------------------------------------------------------------------------------
 
 
-def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95, residual: str = "common") -> pd.DataFrame:
     """Per-condition estimates of a linear mixed model with crossed random listener and clip intercepts.
 
-    The model, fitted by REML with statsmodels ``MixedLM``::
+    The model, fitted by REML::
 
         value_lcr = μ_c + u_l + v_k + ε_lcr,   u_l ~ N(0, σ²_listener), v_k ~ N(0, σ²_clip), ε ~ N(0, σ²)
 
-    for listener ``l``, clip ``k``, condition ``c``. statsmodels nests random effects in
-    groups, so the crossed listener and clip effects are two *variance components* of one
-    group holding every rating (``groups`` all equal, ``re_formula="0"``,
-    ``vc_formula={"listener": "0 + C(listener)", "clip": "0 + C(clip)"}``); the fixed part is
-    ``0 + C(condition)``, so ``μ_c`` is condition ``c``'s estimate directly; the optimiser is
-    L-BFGS (then Powell, Nelder–Mead: :data:`MIXED_METHODS`). A factor with a
-    single level (one clip, or one listener) is left out of the model (``note`` says so).
+    for listener ``l``, clip ``k``, condition ``c`` (R: ``lmer(value ~ 0 + condition +
+    (1 | listener) + (1 | clip), REML = TRUE)``). With ``residual = "common"`` it is fitted by
+    statsmodels ``MixedLM``: statsmodels nests random effects in groups, so the crossed
+    listener and clip effects are two *variance components* of one group holding every
+    rating (``groups`` all equal, ``re_formula="0"``, ``vc_formula={"listener": "0 +
+    C(listener)", "clip": "0 + C(clip)"}``); the fixed part is ``0 + C(condition)``, so
+    ``μ_c`` is condition ``c``'s estimate directly; the optimiser is L-BFGS (then Powell,
+    Nelder–Mead: :data:`MIXED_METHODS`). With ``residual = "per-condition"`` every condition
+    has its own residual variance ``σ²_c`` (R: ``nlme::lme(value ~ 0 + condition, random =
+    list(one = pdBlocked(list(pdIdent(~ 0 + listener), pdIdent(~ 0 + clip)))), weights =
+    varIdent(form = ~ 1 | condition))``), fitted here by maximising the REML likelihood
+    directly (:func:`_fit_reml`), since MixedLM has no such option. A factor with a single
+    level (one clip, or one listener) is left out of the model (``note`` says so).
 
     One row per condition (sorted), columns :data:`MIXED_COLUMNS`: ``estimate`` (``μ_c``),
-    ``se`` (its standard error), ``ci_low``/``ci_high`` – the Wald interval
-    ``estimate ∓ z_{(1+c)/2} · se`` (statsmodels ``conf_int``; normal, not t); the fitted
-    ``listener_var``, ``clip_var``, ``residual_var`` (``σ²``); the counts; ``converged`` and
-    ``note`` (a convergence or boundary warning). In a balanced design the estimate is the
-    condition mean and ``se² = σ²_listener/L + σ²_clip/K + σ²/(L·K·R)`` (``R`` ratings per
-    listener and clip).
+    ``se`` (its standard error), ``df`` – the **Satterthwaite** degrees of freedom of the
+    estimate (:func:`satterthwaite`; lmerTest's ``ls_means(model, ddf = "Satterthwaite")``),
+    ``t_low``/``t_high`` – the interval ``estimate ∓ t_{(1+c)/2, df} · se``; the fitted
+    ``listener_var``, ``clip_var``, ``residual_var`` (``σ²``, or ``σ²_c`` of the row's condition),
+    ``residual`` (``common`` or ``per condition``); the counts; ``converged`` and ``note``.
+    In a balanced design the estimate is the condition mean and
+    ``se² = σ²_listener/L + σ²_clip/K + σ²/(L·K·R)`` (``R`` ratings per listener and clip).
+    The interval is not clipped here (the report clips it to the scale and says so).
 
     Returns NaN estimates with a ``note`` when there are too few ratings to fit.
     """
     _check_confidence(confidence)
+    if residual not in ("common", "per-condition"):
+        raise RatingError(f'The residual variance must be "common" or "per-condition", not {residual!r}.')
     data = validate_ratings(ratings, ("listener", "condition", "clip", "value"))
     if len(data) == 0:
         return _empty(MIXED_COLUMNS)
@@ -541,19 +619,35 @@ def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFr
         vc["clip"] = "0 + C(clip)"
     else:
         notes.append("one clip: no clip variance in the model")
+    per_condition = residual == "per-condition"
+    label = "per condition" if per_condition else "common"
 
-    def _rows(est, se, low, high, lv, cv, rv, converged, note):
+    def _rows(est, se, df, lv, cv, rv, converged, note):
+        half = [float(stats.t.ppf(0.5 + confidence / 2.0, d)) * e if math.isfinite(d) and d > 0 else math.nan
+                for d, e in zip(df, se)]
         return pd.DataFrame([{
-            "condition": c, "estimate": est[i], "se": se[i], "ci_low": low[i], "ci_high": high[i],
-            "listener_var": lv, "clip_var": cv, "residual_var": rv,
+            "condition": c, "estimate": est[i], "se": se[i], "df": df[i], "t_low": est[i] - half[i],
+            "t_high": est[i] + half[i], "listener_var": lv, "clip_var": cv, "residual_var": rv[i], "residual": label,
             "n": int((data["condition"] == c).sum()), "n_listeners": int(data.loc[data["condition"] == c, "listener"].nunique()),
             "n_clips": int(data.loc[data["condition"] == c, "clip"].nunique()), "converged": converged, "note": note,
         } for i, c in enumerate(conditions)], columns=list(MIXED_COLUMNS))
 
     nan = [math.nan] * len(conditions)
-    if len(data) <= len(conditions) + len(vc):
-        return _rows(nan, nan, nan, nan, math.nan, math.nan, math.nan, False,
-                     "not fitted: too few ratings for the model")
+    n_params = len(vc) + (len(conditions) if per_condition else 1)
+    if len(data) <= len(conditions) + n_params:
+        return _rows(nan, nan, nan, math.nan, math.nan, nan, False, "not fitted: too few ratings for the model")
+    design = _crossed_design(data, conditions, list(vc), per_condition)
+    if per_condition:
+        try:
+            theta, converged = _fit_reml(design)
+            est, se, df = satterthwaite(design, theta)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            return _rows(nan, nan, nan, math.nan, math.nan, nan, False, f"not fitted: {exc}")
+        if not converged:
+            notes.append("the REML optimiser did not report convergence")
+        named = dict(zip(vc, theta[:len(vc)]))
+        return _rows(list(est), list(se), list(df), named.get("listener", math.nan), named.get("clip", math.nan),
+                     list(theta[len(vc):]), converged, "; ".join(notes))
     # Over a second to import, and only the mixed model needs it: not when the command line starts.
     import statsmodels.formula.api as smf  # noqa: PLC0415 — heavy, needed by this model only
 
@@ -578,20 +672,164 @@ def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFr
                 result = smf.ols("value ~ 0 + cond", frame).fit()
                 vcomp, converged = {}, True
         except (np.linalg.LinAlgError, ValueError) as exc:
-            return _rows(nan, nan, nan, nan, math.nan, math.nan, math.nan, False, f"not fitted: {exc}")
-    for w in caught:
+            return _rows(nan, nan, nan, math.nan, math.nan, nan, False, f"not fitted: {exc}")
+    for w in caught:  # the fit's own warnings (convergence, boundary); numpy's arithmetic ones are not news
         text = str(w.message).split("\n")[0]
-        if text and text not in notes and "Random effects covariance is singular" not in text:
+        if (text and text not in notes and "Random effects covariance is singular" not in text
+                and not issubclass(w.category, RuntimeWarning)):
             notes.append(text)
     params = result.fe_params if vc else result.params
     names = [f"cond[c{i}]" for i in range(len(conditions))]
-    ci = result.conf_int(alpha=1.0 - confidence)
     est = [float(params[n]) for n in names]
     se = [float(result.bse_fe[n]) if vc else float(result.bse[n]) for n in names]
-    low = [float(ci.loc[n, 0]) for n in names]
-    high = [float(ci.loc[n, 1]) for n in names]
-    return _rows(est, se, low, high, vcomp.get("listener", math.nan), vcomp.get("clip", math.nan),
-                 float(result.scale), converged, "; ".join(notes))
+    scale = float(result.scale)
+    if vc:
+        floor = 1e-10 * max(float(np.var(design.y)), 1e-12)
+        theta = np.array([max(vcomp.get(f, 0.0), floor) for f in vc] + [scale])
+        try:
+            _, _, df_arr = satterthwaite(design, theta)
+            df = [float(d) for d in df_arr]
+        except np.linalg.LinAlgError:
+            df = nan
+            notes.append("Satterthwaite df not computed (singular information)")
+    else:
+        df = [float(result.df_resid)] * len(conditions)
+    return _rows(est, se, df, vcomp.get("listener", math.nan), vcomp.get("clip", math.nan),
+                 [scale] * len(conditions), converged, "; ".join(notes))
+
+
+@dataclass(frozen=True)
+class _Crossed:
+    """The crossed design: ``y``, the condition indicators ``X`` (n × C), the random-effect
+    indicators (one n × q block per factor) and the residual group of each rating."""
+
+    y: np.ndarray
+    X: np.ndarray
+    blocks: tuple[np.ndarray, ...]
+    groups: np.ndarray  # residual group index per rating (all 0: one residual variance)
+    n_groups: int
+
+    @property
+    def n_params(self) -> int:
+        return len(self.blocks) + self.n_groups
+
+    def parts(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(Z, diagonal of G, diagonal of R) for variance parameters ``theta`` (blocks first, then residuals)."""
+        Z = np.hstack(self.blocks) if self.blocks else np.zeros((len(self.y), 0))
+        g = np.concatenate([np.full(b.shape[1], theta[i]) for i, b in enumerate(self.blocks)]) if self.blocks \
+            else np.zeros(0)
+        r = np.asarray(theta[len(self.blocks):], dtype=np.float64)[self.groups]
+        return Z, g, r
+
+    def v_inverse(self, theta: np.ndarray) -> tuple[np.ndarray, float]:
+        """``V⁻¹`` (dense, by Woodbury) and ``log|V|``."""
+        Z, g, r = self.parts(theta)
+        rinv = 1.0 / r
+        zr = Z * rinv[:, None]
+        M = np.diag(1.0 / g) + Z.T @ zr if len(g) else np.zeros((0, 0))
+        vinv = np.diag(rinv)
+        logdet = float(np.log(r).sum())
+        if len(g):
+            cho = np.linalg.cholesky(M)
+            w = np.linalg.solve(cho, zr.T)
+            vinv = vinv - w.T @ w
+            logdet += float(np.log(g).sum()) + 2.0 * float(np.log(np.diag(cho)).sum())
+        return vinv, logdet
+
+    def reml_deviance(self, theta: np.ndarray) -> float:
+        """``−2 ℓ_REML`` up to a constant: ``log|V| + log|X'V⁻¹X| + r'V⁻¹r``."""
+        try:
+            vinv, logdet = self.v_inverse(theta)
+            xv = self.X.T @ vinv
+            xvx = xv @ self.X
+            beta = np.linalg.solve(xvx, xv @ self.y)
+            resid = self.y - self.X @ beta
+            sign, logdet_x = np.linalg.slogdet(xvx)
+        except np.linalg.LinAlgError:
+            return math.inf
+        if sign <= 0:
+            return math.inf
+        return logdet + float(logdet_x) + float(resid @ vinv @ resid)
+
+
+def _crossed_design(data: pd.DataFrame, conditions: list, factors: Sequence[str], per_condition: bool) -> _Crossed:
+    cond_index = data["condition"].map({c: i for i, c in enumerate(conditions)}).to_numpy()
+    X = np.zeros((len(data), len(conditions)))
+    X[np.arange(len(data)), cond_index] = 1.0
+    blocks = []
+    for f in factors:
+        codes = pd.factorize(data[f])[0]
+        B = np.zeros((len(data), codes.max() + 1))
+        B[np.arange(len(data)), codes] = 1.0
+        blocks.append(B)
+    groups = cond_index if per_condition else np.zeros(len(data), dtype=np.int64)
+    return _Crossed(data["value"].to_numpy(dtype=np.float64), X, tuple(blocks), groups,
+                    len(conditions) if per_condition else 1)
+
+
+def _fit_reml(design: _Crossed) -> tuple[np.ndarray, bool]:
+    """REML variance parameters of ``design`` (L-BFGS-B on log-variances, floored at 1e-8 of the data variance)."""
+    from scipy.optimize import minimize  # noqa: PLC0415 — only this fit needs it
+
+    scale = float(np.var(design.y)) or 1.0
+    floor = math.log(1e-8 * scale)
+    start = np.full(design.n_params, math.log(scale / 2.0))
+
+    def objective(log_theta: np.ndarray) -> float:
+        return design.reml_deviance(np.exp(log_theta))
+
+    res = minimize(objective, start, method="L-BFGS-B", bounds=[(floor, math.log(100 * scale))] * design.n_params)
+    return np.exp(res.x), bool(res.success)
+
+
+def satterthwaite(design: _Crossed, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per condition: (estimate, standard error, Satterthwaite df) of the fixed effects at ``theta``.
+
+    With ``C(θ) = (X'V⁻¹X)⁻¹``, the estimate ``β̂ = C X'V⁻¹ y`` and ``se_c² = C_cc``. The
+    degrees of freedom of ``β̂_c`` (Satterthwaite 1946; Giesbrecht & Burns 1985) are
+    ``df_c = 2 C_cc² / (g' A g)``, with ``g_i = ∂C_cc/∂θ_i = w' V_i w`` (``w = V⁻¹X C e_c``,
+    ``V_i = ∂V/∂θ_i``) and ``A`` the inverse of the expected REML information
+    ``I_ij = ½ tr(P V_i P V_j)``, ``P = V⁻¹ − V⁻¹X C X'V⁻¹``: SAS PROC MIXED's
+    ``ddfm=satterthwaite``. lmerTest (R) uses the observed Hessian of the REML deviance
+    instead; in a balanced design with interior variance estimates both give the classical
+    ANOVA Satterthwaite df, elsewhere they differ in the decimals.
+    """
+    vinv, _ = design.v_inverse(theta)
+    xv = design.X.T @ vinv
+    C = np.linalg.inv(xv @ design.X)
+    beta = C @ (xv @ design.y)
+    P = vinv - xv.T @ C @ xv
+    # Each V_i = A_i A_i' (a factor's indicators, or one residual group's rows).
+    mats: list[np.ndarray] = list(design.blocks)
+    selections: list[np.ndarray] = [np.flatnonzero(design.groups == k) for k in range(design.n_groups)]
+    PA = [P @ A for A in mats]
+    k = design.n_params
+    info = np.zeros((k, k))
+    nb = len(mats)
+    for i in range(k):
+        for j in range(i, k):
+            if i < nb and j < nb:
+                val = float(np.sum((mats[i].T @ PA[j]) ** 2))
+            elif i < nb:  # factor i, residual group j - nb
+                val = float(np.sum(PA[i][selections[j - nb]] ** 2))
+            else:
+                si, sj = selections[i - nb], selections[j - nb]
+                val = float(np.sum(P[np.ix_(si, sj)] ** 2))
+            info[i, j] = info[j, i] = 0.5 * val
+    try:
+        A = np.linalg.pinv(info)
+    except np.linalg.LinAlgError:
+        A = np.full((k, k), np.nan)
+    W = vinv @ design.X @ C  # column c: w for condition c
+    se = np.sqrt(np.diag(C))
+    df = np.empty(len(beta))
+    for c in range(len(beta)):
+        w = W[:, c]
+        g = np.array([float(np.sum((M.T @ w) ** 2)) for M in mats]
+                     + [float(np.sum(w[s] ** 2)) for s in selections])
+        denom = float(g @ A @ g)
+        df[c] = 2.0 * C[c, c] ** 2 / denom if denom > 0 else math.nan
+    return beta, se, df
 
 
 #: Optimisers :func:`mixed_model` tries in turn (statsmodels ``MixedLM.fit(method=…)``).
@@ -905,7 +1143,8 @@ def paired_rows(pairs: Sequence[tuple[Hashable, Hashable, np.ndarray]], *, alpha
     * ``p_perm``, ``perm_method`` – :func:`sign_flip_test` (seeded ``seed``); ``p_perm_holm``;
     * ``wilcoxon_v``, ``p_wilcoxon``, ``wilcoxon_method`` – :func:`wilcoxon_signed_rank`;
       ``p_wilcoxon_holm``;
-    * ``significant`` – ``p_t_holm ≤ alpha``: **the decision rests on the paired t-test**,
+    * ``significant_t`` – ``p_t_holm ≤ alpha``: **the decision rests on the paired t-test**
+      (the column was ``significant``, decided by the Wilcoxon test, before),
       the permutation and rank tests are there to check it (a pair significant by t only
       is worth a look at its listeners);
     * ``listeners_needed`` – for a pair not found significant, :func:`listeners_needed` for
@@ -946,10 +1185,10 @@ def paired_rows(pairs: Sequence[tuple[Hashable, Hashable, np.ndarray]], *, alpha
     out = pd.DataFrame(rows)
     for col in ("p_t", "p_perm", "p_wilcoxon"):
         out[f"{col}_holm"] = holm(out[col].to_numpy(dtype=np.float64))
-    out["significant"] = (out["p_t_holm"] <= float(alpha)).astype(bool)  # NaN compares False
+    out["significant_t"] = (out["p_t_holm"] <= float(alpha)).astype(bool)  # NaN compares False
     out["listeners_needed"] = [
         math.nan if sig else listeners_needed(float(dz), float(alpha) / max(m, 1))
-        for sig, dz in zip(out["significant"], out["dz"])]
+        for sig, dz in zip(out["significant_t"], out["dz"])]
     return out[list(PAIRED_COLUMNS)]
 
 

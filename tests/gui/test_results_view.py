@@ -126,23 +126,24 @@ def test_scores_table_plot_listeners_and_correlations(qtbot, study):
         assert r[2] == str(summary.loc[cond, "n"]) == "9"  # L4 screened out: 3 listeners x 3 clips
         assert r[3] == "3"
         assert r[4] == f"{summary.loc[cond, 'mean']:.2f}"
-        assert re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]", r[5]), r
-        assert r[5] == f"[{summary.loc[cond, 'ci_low']:.2f}, {summary.loc[cond, 'ci_high']:.2f}]"
-        assert re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]", r[6]), r
-        assert r[7].startswith(f"{summary.loc[cond, 'mixed_estimate']:.2f} [")
-        assert r[8] == f"[{summary.loc[cond, 'rating_ci_low']:.2f}, {summary.loc[cond, 'rating_ci_high']:.2f}]"
+        assert re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]\*?", r[5]), r  # * marks an interval clipped to 1..5
+        assert r[5].endswith("*") == ("ci" in str(summary.loc[cond, "clipped"]).split(";"))
+        assert r[5].rstrip("*") == f"[{summary.loc[cond, 'ci_low']:.2f}, {summary.loc[cond, 'ci_high']:.2f}]"
+        assert re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]\*?", r[6]), r
+        assert r[7] == "–" or re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]\*?", r[7]), r  # BCa
+        assert r[8].startswith(f"{summary.loc[cond, 'mixed_estimate']:.2f} [")
+        assert r[9].rstrip("*") == (f"[{summary.loc[cond, 'rating_ci_low']:.2f}, "
+                                    f"{summary.loc[cond, 'rating_ci_high']:.2f}]")
+        assert r[1] == "–"  # the reference, pghi-only and the anchor code no bitrate of their own
     assert view.clips_table.rowCount() == 9 and view.agreement_table.rowCount() == 3 + 2
     assert float(rows[0][4]) == 5.0 and float(rows[2][4]) < float(rows[1][4]) < 5.0
 
-    # The plot: every condition drawn; those with a bitrate with error bars.
+    # The plot: every condition drawn; none has a bitrate (reference, pghi-only, the anchor): reference lines.
     assert set(view.plotted) == set(CONDITIONS)
     items = view.plot.getPlotItem().items
-    with_rate = summary["bitrate_kbps"].dropna().index.tolist()
-    assert with_rate, "pghi-only has a measured bitrate"
-    assert sum(isinstance(i, pg.ErrorBarItem) for i in items) == len({c.split("-")[0] for c in with_rate})
-    assert any(isinstance(i, pg.InfiniteLine) for i in items)  # the reference: no bitrate, a dashed line
-    bars = next(i for i in items if isinstance(i, pg.ErrorBarItem))
-    assert bars.opts["top"] is not None and (bars.opts["top"] > 0).all()
+    assert summary["bitrate_kbps"].isna().all()
+    assert not any(isinstance(i, pg.ErrorBarItem) for i in items)
+    assert sum(isinstance(i, pg.InfiniteLine) for i in items) == 3  # dashed lines, each with its band
 
     # Screening per listener: L4 rated the hidden reference low and is dropped.
     listeners = {r[0]: r for r in table_rows(view.listeners_table)}
@@ -178,7 +179,7 @@ def test_exports_are_the_command_lines_files(qtbot, study, tmp_path):
 
     files = view.write_report_files(tmp_path / "gui-report")
     assert set(files) == {"summary", "comparisons", "correlations", "listeners", "plot", "text", "mixed", "clips",
-                          "agreement"}
+                          "agreement", "icc"}
     for kind in ("summary", "comparisons", "correlations", "listeners", "mixed", "clips", "agreement"):
         assert len(pd.read_csv(files[kind])) > 0
     assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -190,7 +191,7 @@ def test_exports_are_the_command_lines_files(qtbot, study, tmp_path):
         assert (tmp_path / "cli-export" / name).read_text() == (tmp_path / "gui-export" / name).read_text()
     for name in ("res-report-summary.csv", "res-report-comparisons.csv", "res-report-correlations.csv",
                  "res-report-listeners.csv", "res-report-mixed-model.csv", "res-report-clips.csv",
-                 "res-report-agreement.csv", "res-report.txt"):
+                 "res-report-agreement.csv", "res-report-icc.csv", "res-report.txt"):
         assert (tmp_path / "cli-report" / name).read_text() == (tmp_path / "gui-report" / name).read_text()
 
     # Training rows on request, as --include-training.

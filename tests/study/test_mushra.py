@@ -166,7 +166,9 @@ def test_the_csv_has_one_row_per_stimulus_rating_and_the_report_a_mushra_plot(mu
     lo, hi = summary.loc["pghi-only", ["ci_low", "ci_high"]]
     from scipy import stats as st
     half = st.t.ppf(0.975, 1) * np.std([70, 60], ddof=1) / np.sqrt(2)  # over the two listener means
-    assert (lo, hi) == pytest.approx((65 - half, 65 + half))
+    assert (lo, hi) == pytest.approx((65 - half, 100.0))  # 65 + 63.5 reaches past the scale: clipped, and said
+    assert "ci" in summary.loc["pghi-only", "clipped"].split(";")
+    assert pd.isna(summary.loc["reference", "bitrate_kbps"]) and pd.isna(summary.loc["lowpass-7k", "bitrate_kbps"])
     assert summary["scale"].eq("MUSHRA").all()
     report = build_report(engine.store, engine.definition)
     files = write_report(report, tmp_path / "report")

@@ -278,7 +278,7 @@ def test_paired_comparisons_against_scipy_and_hand_holm():
         assert row.mean_diff == pytest.approx(d.mean(), abs=1e-12)
         if len(d) < 2:
             assert np.isnan(row.p_wilcoxon) and np.isnan(row.wilcoxon_v) and "need 2" in row.note
-            assert np.isnan(row.p_t) and not row.significant
+            assert np.isnan(row.p_t) and not row.significant_t
             continue
         nz = d[d != 0]
         ties = len(np.unique(np.abs(nz))) < len(nz)
@@ -308,8 +308,8 @@ def test_paired_comparisons_against_scipy_and_hand_holm():
             running = max(running, min(1.0, (3 - rank) * p[i]))
             adj[i] = running
         np.testing.assert_allclose(tested[f"{col}_holm"], adj, rtol=1e-12)
-    assert (tested["significant"] == (tested["p_t_holm"] <= 0.05)).all()
-    assert out.iloc[0]["significant"]
+    assert (tested["significant_t"] == (tested["p_t_holm"] <= 0.05)).all()
+    assert out.iloc[0]["significant_t"]
     assert out["p_t_holm"].isna().sum() == 3
 
 
@@ -320,7 +320,7 @@ def test_all_zero_differences_give_nan_with_note():
     out = paired_comparisons(frame(rows)).set_index(["a", "b"])
     ab = out.loc[("A", "B")]
     assert ab["n_pairs"] == 5 and ab["mean_diff"] == 0
-    assert np.isnan(ab["p_wilcoxon"]) and np.isnan(ab["p_wilcoxon_holm"]) and not ab["significant"]
+    assert np.isnan(ab["p_wilcoxon"]) and np.isnan(ab["p_wilcoxon_holm"]) and not ab["significant_t"]
     assert np.isnan(ab["p_t"]) and np.isnan(ab["p_perm"])
     assert "zero" in ab["note"]
     # A-C has one zero difference (L2): dropped, exact conditional on the other four (ties in |d|)

@@ -104,8 +104,11 @@ def test_mixed_model_matches_statsmodels(make):
     assert list(out.reset_index().columns) == list(stats.MIXED_COLUMNS)
     ref, vc, scale = _statsmodels_reference(df)
     for c in ref.index:
-        for col in ("estimate", "se", "ci_low", "ci_high"):
+        for col in ("estimate", "se"):
             assert out.loc[c, col] == pytest.approx(ref.loc[c, col], rel=1e-5, abs=1e-7), (c, col)
+        t = sps.t.ppf(0.975, out.loc[c, "df"])
+        assert out.loc[c, "t_low"] == pytest.approx(out.loc[c, "estimate"] - t * out.loc[c, "se"], rel=1e-12)
+        assert out.loc[c, "t_high"] == pytest.approx(out.loc[c, "estimate"] + t * out.loc[c, "se"], rel=1e-12)
     assert out["listener_var"].iloc[0] == pytest.approx(vc["L"], rel=1e-4, abs=1e-7)
     assert out["clip_var"].iloc[0] == pytest.approx(vc["K"], rel=1e-4, abs=1e-7)
     assert out["residual_var"].iloc[0] == pytest.approx(scale, rel=1e-5)
@@ -123,8 +126,8 @@ def test_mixed_model_in_a_balanced_design_by_hand():
         assert row["estimate"] == pytest.approx(means[c], abs=1e-6)
         var = row["listener_var"] / L + row["clip_var"] / K + row["residual_var"] / (L * K * R)
         assert row["se"] == pytest.approx(math.sqrt(var), rel=1e-4)
-        z = sps.norm.ppf(0.975)
-        assert row["ci_low"] == pytest.approx(row["estimate"] - z * row["se"], rel=1e-9)
+        t = sps.t.ppf(0.975, row["df"])
+        assert row["t_low"] == pytest.approx(row["estimate"] - t * row["se"], rel=1e-9)
 
 
 def test_mixed_model_with_one_clip_leaves_the_clip_out():
@@ -137,6 +140,73 @@ def test_mixed_model_with_one_clip_leaves_the_clip_out():
     # With one clip the model is a random listener intercept: the usual groups= model.
     assert out["estimate"].to_numpy() == pytest.approx(res.fe_params[names].to_numpy(), rel=1e-5)
     assert out["se"].to_numpy() == pytest.approx(res.bse_fe[names].to_numpy(), rel=1e-4)
+
+
+def _anova_satterthwaite(df: pd.DataFrame) -> tuple[float, float]:
+    """Balanced crossed design, one rating per (listener, clip, condition): the classical Satterthwaite df and
+    se of a condition mean from the ANOVA mean squares, ``Var = (MS_L + MS_K + (C − 2)·MS_E) / (C·L·K)``."""
+    L, K, C = df["listener"].nunique(), df["clip"].nunique(), df["condition"].nunique()
+    g = df["value"].mean()
+    ml, mk, mc = (df.groupby(f)["value"].mean() for f in ("listener", "clip", "condition"))
+    msl = C * K * float(((ml - g) ** 2).sum()) / (L - 1)
+    msk = C * L * float(((mk - g) ** 2).sum()) / (K - 1)
+    res = df["value"] - df["listener"].map(ml) - df["clip"].map(mk) - df["condition"].map(mc) + 2 * g
+    df_e = C * L * K - C - L - K + 2
+    mse = float((res ** 2).sum()) / df_e
+    num = msl + msk + (C - 2) * mse
+    return num ** 2 / (msl ** 2 / (L - 1) + msk ** 2 / (K - 1) + ((C - 2) * mse) ** 2 / df_e), math.sqrt(num / (C * L * K))
+
+
+@pytest.mark.parametrize("seed", [3, 5, 8])
+def test_satterthwaite_df_equal_the_anova_formula_in_a_balanced_design(seed):
+    """lmerTest: ``ls_means(lmer(value ~ 0 + condition + (1|listener) + (1|clip)), ddf = "Satterthwaite")``."""
+    df = _panel(seed, listeners=9, clips=5)
+    want_df, want_se = _anova_satterthwaite(df)
+    out = stats.mixed_model(df)
+    assert out["df"].to_numpy() == pytest.approx(want_df, rel=2e-4)
+    assert out["se"].to_numpy() == pytest.approx(want_se, rel=2e-4)
+    # far from the z interval the audit found: with ~11-16 df the t quantile is 2.12-2.20, not 1.96
+    assert ((out["t_high"] - out["estimate"]) / out["se"] > 2.1).all()
+
+
+# Frozen from statsmodels 0.15.0 MixedLM (REML, lbfgs) on _panel(5, listeners=9, clips=5): the direct REML fit
+# of the per-condition option, restricted to one residual variance, must land on the same optimum.
+STATSMODELS_PANEL5 = (0.3001543889440541, 0.11243730718132207, 0.4442400740262764)
+
+
+def test_the_direct_reml_fit_finds_statsmodels_optimum():
+    df = stats.validate_ratings(_panel(5, listeners=9, clips=5))
+    design = stats._crossed_design(df, sorted(df["condition"].unique()), ["listener", "clip"], False)
+    theta, ok = stats._fit_reml(design)
+    assert ok and theta == pytest.approx(STATSMODELS_PANEL5, rel=2e-4)
+
+
+def test_per_condition_residual_variance():
+    rng = np.random.default_rng(2)
+    rows = []
+    for who in range(10):
+        u = rng.normal(0, 0.5)
+        for k in range(4):
+            for c, sd in (("steady", 0.2), ("noisy", 1.2), ("mid", 0.6)):
+                rows.append({"listener": f"L{who}", "clip": f"k{k}", "condition": c,
+                             "value": int(np.clip(round(3 + u + rng.normal(0, sd)), 1, 5))})
+    df = pd.DataFrame(rows)
+    common = stats.mixed_model(df).set_index("condition")
+    per = stats.mixed_model(df, residual="per-condition").set_index("condition")
+    assert (per["residual"] == "per condition").all() and (common["residual"] == "common").all()
+    assert per.loc["noisy", "residual_var"] > 4 * per.loc["steady", "residual_var"]
+    assert per.loc["noisy", "se"] > per.loc["steady", "se"]
+    assert common.loc["noisy", "se"] == pytest.approx(common.loc["steady", "se"], rel=1e-6)
+    means = df.groupby("condition")["value"].mean()  # balanced: the estimates are the means
+    assert per["estimate"].to_numpy() == pytest.approx(means[per.index].to_numpy(), abs=1e-6)
+    # the richer model fits at least as well (REML deviances at the two optima)
+    data = stats.validate_ratings(df)
+    conds = sorted(df["condition"].unique())
+    d1 = stats._crossed_design(data, conds, ["listener", "clip"], False)
+    d2 = stats._crossed_design(data, conds, ["listener", "clip"], True)
+    assert d2.reml_deviance(stats._fit_reml(d2)[0]) <= d1.reml_deviance(stats._fit_reml(d1)[0]) + 1e-8
+    with pytest.raises(stats.RatingError, match="per-condition"):
+        stats.mixed_model(df, residual="separate")
 
 
 # ------------------------------------------------------------------ agreement
@@ -229,3 +299,36 @@ def test_gold_trials_and_straight_lining():
     assert "missed 1 of 1 gold trials" in t.loc["flat", "reason"] and "straight-lining" in t.loc["flat", "reason"]
     lenient = stats.screen_listeners(df, "reference", min_reference_trials=7, gold=gold, gold_max_failures=1)
     assert lenient.dropped == [] and lenient.flagged == ["flat"]  # straight-lining is flagged, not dropped
+
+
+# ------------------------------------------------------------------ BCa
+
+
+def test_bca_interval_by_hand_on_the_same_resamples():
+    """z0 from the mid-p share of resamples below θ̂ (scipy's rule; R's boot counts θ* < θ̂ only), a from
+    the leave-one-listener-out jackknife, the ends at the adjusted percentiles (numpy linear)."""
+    sums = np.array([10.0, 14, 9, 17, 12, 15, 8, 13])
+    counts = np.array([4.0, 4, 3, 5, 4, 4, 3, 4])
+    low, high = stats.cluster_bca_interval(sums, counts, resamples=3000, rng=np.random.default_rng(42))
+    idx = np.random.default_rng(42).integers(0, 8, (3000, 8))
+    boot = sums[idx].sum(1) / counts[idx].sum(1)
+    theta = sums.sum() / counts.sum()
+    z0 = sps.norm.ppf((np.mean(boot < theta) + np.mean(boot <= theta)) / 2)
+    jack = np.array([np.delete(sums, i).sum() / np.delete(counts, i).sum() for i in range(8)])
+    d = jack.mean() - jack
+    a = (d ** 3).sum() / (6 * ((d ** 2).sum()) ** 1.5)
+    z = sps.norm.ppf([0.025, 0.975])
+    want = np.percentile(boot, 100 * sps.norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z))))
+    assert (low, high) == pytest.approx(tuple(want), rel=1e-12)
+    assert (low, high) == pytest.approx((2.8577158664439657, 3.397863280471169), rel=1e-12)  # frozen
+
+
+def test_summary_carries_the_bca_interval_next_to_the_percentile_one():
+    out = stats.condition_summary(_panel(3), bootstrap=2000).set_index("condition")
+    for _, row in out.iterrows():
+        assert row["bca_low"] <= row["mean"] <= row["bca_high"]
+    same = stats.condition_summary(_panel(3), bootstrap=2000).set_index("condition")
+    assert out["bca_low"].equals(same["bca_low"])  # seeded
+    two = pd.DataFrame({"listener": ["a", "a", "b", "b"], "condition": "X", "clip": ["k1", "k2"] * 2,
+                        "value": [3, 4, 2, 5]})
+    assert stats.condition_summary(two)[["bca_low", "bca_high"]].isna().all(axis=None)  # fewer than 3 listeners

@@ -60,7 +60,7 @@ def test_paired_tests_match_frozen_reference_values():
         assert row["p_perm"] == pytest.approx(want["p_perm"], rel=1e-12) and row["perm_method"] == "exact"
         assert row["wilcoxon_v"] == want["v"] and row["p_wilcoxon"] == pytest.approx(want["p_w"], rel=1e-12)
         assert row["wilcoxon_method"] == want["method"]
-        assert row["significant"]
+        assert row["significant_t"]
         assert np.isnan(row["listeners_needed"])
 
 
@@ -116,9 +116,9 @@ def test_a_pair_too_small_to_find_gets_a_listener_count_and_the_floor_note():
     assert "no exact (sign-flip or Wilcoxon) test can reach significance" in lines
     assert f"about {stats.exact_tests_floor_listeners(6)} listeners" in lines
     assert stats.exact_tests_floor_listeners(6) == 8  # 6 * 2 / 2^8 = 0.047
-    if not out["significant"].any():
+    if not out["significant_t"].any():
         assert "no pair is significant with this panel" in lines
-    assert (out.loc[~out["significant"], "listeners_needed"].dropna() >= 2).all()
+    assert (out.loc[~out["significant_t"], "listeners_needed"].dropna() >= 2).all()
 
 
 # ------------------------------------------------------------------ simulated panels (the done-when)
@@ -156,7 +156,7 @@ def test_mushra_with_nine_kept_listeners_finds_reference_against_the_3_5k_anchor
         out = stats.paired_comparisons(kept, conditions=list(MUSHRA_TRUE)).set_index(["a", "b"])
     assert len(out) == 15
     pair = out.loc[("reference", "lowpass-3.5k")]
-    assert pair["n_pairs"] == 9 and pair["significant"] and pair["p_t_holm"] < 1e-6
+    assert pair["n_pairs"] == 9 and pair["significant_t"] and pair["p_t_holm"] < 1e-6
     # the exact tests cannot (15 * 2 / 2^9 = 0.0586), and say so
     assert pair["p_wilcoxon_holm"] > 0.05 and "cannot reach" in pair["note"]
     text = "\n".join(_comparison_lines(out.reset_index(), "per-listener means"))
@@ -180,6 +180,6 @@ def _dcr_panel(seed: int) -> pd.DataFrame:
 def test_dcr_with_ten_listeners_finds_a_two_point_dmos_difference(seed):
     out = stats.paired_comparisons(_dcr_panel(seed)).set_index(["a", "b"])
     pair = out.loc[("opus-24", "opus-6")]  # a true difference of 2.0
-    assert pair["n_pairs"] == 10 and pair["significant"], pair
+    assert pair["n_pairs"] == 10 and pair["significant_t"], pair
     assert 1.4 < pair["mean_diff"] < 2.6
     assert pair["diff_ci_low"] > 0
