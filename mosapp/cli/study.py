@@ -46,7 +46,8 @@ def _prepare(args: argparse.Namespace) -> int:
     definition, url = _definition(args, check_codecs=True)
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
     with open_store(url) as store:
-        gen = prepare_study(definition, store, device=args.device, force=args.force)
+        gen = prepare_study(definition, store, device=args.device, force=args.force, workers=args.workers,
+                            scheduler=args.scheduler)
         bar: tqdm | None = None
 
         def on_progress(p: Progress) -> None:

@@ -38,6 +38,12 @@ def add_study_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Ar
     common(prep)
     prep.add_argument("--device", default=None, help="auto | cpu | cuda (default: the study's pipeline.device)")
     prep.add_argument("--force", action="store_true", help="render again what the cache already holds")
+    prep.add_argument("--workers", type=bounded_int(0, 512), default=None, metavar="N",
+                      help="render on N worker processes of a local Dask cluster (default: one per core; 0: this "
+                           "process only)")
+    prep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                      help="render on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 (its workers "
+                           "must see the clips and the stimuli folder)")
     prep.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                       help="progress bar on stderr (auto: when stderr is a terminal)")
 

@@ -42,7 +42,6 @@ import math
 import os
 import re
 import secrets
-import struct
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
@@ -57,9 +56,10 @@ from mosapp.core import dsp, metrics
 from mosapp.core.audio import probe_audio, read_audio, read_excerpt, resample
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.errors import MosappError
-from mosapp.core.files import atomic_write
 from mosapp.core.job import Progress, drive
+from mosapp.evaluation.engine import Engine
 from mosapp.evaluation.evaluate import align_and_trim, estimate_delay, measure_steps
+from mosapp.evaluation.results import write_float_wav
 from mosapp.study.definition import METRIC_NAMES, REFERENCE, ClipSpec, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.store import (
@@ -233,28 +233,10 @@ def _normalise_times(path: Path) -> None:
 
 
 def write_plain_wav(path: Path, samples: np.ndarray, rate: int = PIPELINE_SAMPLE_RATE) -> None:
-    """``(channels, n)`` float32 samples as a WAV file holding nothing but the audio, atomically.
-
-    A 32-bit float WAV from libsndfile carries a ``PEAK`` chunk (each channel's peak and the
-    time of writing), which would tell conditions apart and date the file; this one has only
-    ``fmt`` (IEEE float), ``fact`` and ``data``, so every stimulus of one length has the same
-    header and size.
-    """
-    data = np.ascontiguousarray(np.asarray(samples, dtype="<f4").T)  # frames x channels, interleaved
-    channels = int(data.shape[1]) if data.ndim == 2 else 1
-    frames = int(data.shape[0])
-    payload = data.tobytes()
-    fmt = struct.pack("<HHIIHHH", 3, channels, rate, rate * channels * 4, channels * 4, 32, 0)
-    header = (b"RIFF" + struct.pack("<I", 4 + (8 + len(fmt)) + 12 + 8 + len(payload)) + b"WAVE"
-              + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-              + b"fact" + struct.pack("<II", 4, frames)
-              + b"data" + struct.pack("<I", len(payload)))
-
-    def write(fh) -> None:
-        fh.write(header)
-        fh.write(payload)
-
-    atomic_write(path, write, suffix=".wav", error=StudyError)
+    """``(channels, n)`` float32 samples as a WAV file holding nothing but the audio, atomically
+    (:func:`mosapp.evaluation.results.write_float_wav`: no ``PEAK`` chunk, which would tell conditions
+    apart and date the file; every stimulus of one length has the same header and size)."""
+    write_float_wav(path, samples, rate, error=StudyError)
 
 
 def _seal_folder(folder: Path, files: list[Path]) -> None:
@@ -322,6 +304,22 @@ def render_stimulus(excerpt: np.ndarray, condition: str, definition: StudyDefini
     return out, facts
 
 
+@dataclass(frozen=True)
+class RenderTask:
+    """One stimulus to render (what an engine worker is sent)."""
+
+    excerpt: np.ndarray
+    condition: str
+    definition: StudyDefinition
+    device: str
+    clip: str
+
+
+def render_task(task: RenderTask) -> tuple[np.ndarray, dict]:
+    """:func:`render_stimulus` of a :class:`RenderTask` (module level, so Dask workers can import it)."""
+    return render_stimulus(task.excerpt, task.condition, task.definition, task.device)
+
+
 # -- the study in the database ----------------------------------------------------------------
 
 
@@ -378,7 +376,8 @@ def _sync_design(session, definition: StudyDefinition) -> StudyRow:
 
 
 def prepare_study(definition: StudyDefinition, store: Store, *, device: str | None = None,
-                  force: bool = False) -> Generator[Progress, None, PrepareResult]:
+                  force: bool = False, workers: int | None = 0,
+                  scheduler: str | None = None) -> Generator[Progress, None, PrepareResult]:
     """Render and record every stimulus of ``definition`` (a generator; see the module docstring).
 
     Args:
@@ -387,6 +386,9 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
         device: ``auto`` | ``cpu`` | ``cuda``; default the study's pipeline setting (auto: CUDA
             when present).
         force: render again even what the cache holds.
+        workers: render on a local Dask cluster of this many worker processes (None: one per
+            core; 0, the default: in this process, one stimulus after the other).
+        scheduler: render on the Dask cluster of this scheduler address instead.
 
     Raises:
         StudyError: a codec is unavailable, a clip is unreadable, too short or silent, the
@@ -464,13 +466,35 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
     work = list(keys)
     secrets.SystemRandom().shuffle(work)
     written: list[Path] = []
+    to_render: list[tuple[str, str]] = []
+
+    def record(clip_name: str, name: str, wav: Path, facts: dict | None) -> None:
+        ids = (clip_ids[clip_name], cond_ids[name])
+        with store.write() as s:
+            row = s.scalars(select(StimulusRow).where(StimulusRow.clip_id == ids[0],
+                                                      StimulusRow.condition_id == ids[1])).one_or_none()
+            if row is None:
+                row = StimulusRow(study_id=study_id, clip_id=ids[0], condition_id=ids[1])
+                s.add(row)
+            row.cache_key, row.audio_file = keys[(clip_name, name)], wav.name
+            if facts is not None:
+                scores = facts.get("metrics") or {}
+                row.sample_rate, row.channels, row.n_samples = (
+                    int(facts["sample_rate"]), int(facts["channels"]), int(facts["n_samples"]))
+                row.payload_kbps = facts.get("payload_kbps")
+                row.loudness_lufs, row.gain_db = float(facts["loudness_lufs"]), float(facts["gain_db"])
+                row.peak_dbfs, row.delay_samples = facts.get("peak_dbfs"), facts.get("delay_samples")
+                for m in METRIC_COLUMNS:
+                    if hasattr(row, m):
+                        setattr(row, m, scores.get(m))
+                row.created_at = utcnow()
+
+    # What the cache holds (renamed to salted names where it was prepared before them); the rest is rendered.
     for clip_name, name in work:
         key = keys[(clip_name, name)]
-        ids = (clip_ids[clip_name], cond_ids[name])
         wav = folder / stimulus_file_name(salt, key)
-        old_key, old_file = existing.get(ids, ("", ""))
-        rendered = cached = False
-        facts: dict = {}
+        old_key, old_file = existing.get((clip_ids[clip_name], cond_ids[name]), ("", ""))
+        cached = False
         if not force and old_key == key:
             if old_file != wav.name and (folder / old_file).is_file():
                 # Prepared before salted names: rename it (nothing is rendered again), drop the sidecar.
@@ -478,47 +502,48 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
                 (folder / f"{Path(old_file).stem}.json").unlink(missing_ok=True)
             cached = wav.is_file()
         if not cached:
-            clip = next(c for c in definition.clips if c.name == clip_name)
-            try:
-                samples, facts = render_stimulus(excerpts[clip_name], name, definition, device)
-            except StudyError as exc:
-                raise StudyError(f'Clip "{clip_name}": {exc}') from None
-            except MosappError as exc:
-                raise StudyError(f'Rendering clip "{clip_name}" in condition "{name}" failed: {exc}') from None
+            to_render.append((clip_name, name))
+            continue
+        written.append(wav)
+        if old_file != wav.name:
+            record(clip_name, name, wav, None)
+        done += 1
+        result.reused += 1
+        yield Progress("prepare", done, result.total, unit="stimuli", detail=f"{clip_name} / {name} (cached)")
+
+    # Rendering: on the engine (this process, every core, or a Dask cluster), each stimulus written and
+    # recorded the moment it arrives, so a stopped prepare keeps what it rendered.
+    tasks = [RenderTask(excerpts[c], n, definition, device, c) for c, n in to_render]
+    with Engine(workers=workers if len(tasks) > 1 else 0, scheduler=scheduler if tasks else None) as engine:
+        if tasks and not engine.in_process:
+            yield Progress("prepare", done, result.total, unit="stimuli", detail=f"rendering on {engine.describe()}")
+        for outcome in engine.map_unordered(render_task, tasks,
+                                            resources=lambda t: {"GPU": 1} if str(t.device).startswith("cuda") else None):
+            task = outcome.item
+            clip_name, name = task.clip, task.condition
+            if outcome.error is not None:
+                exc = outcome.error
+                if isinstance(exc, StudyError):
+                    raise StudyError(f'Clip "{clip_name}": {exc}') from None
+                if isinstance(exc, MosappError):
+                    raise StudyError(f'Rendering clip "{clip_name}" in condition "{name}" failed: {exc}') from None
+                raise exc
+            assert outcome.result is not None
+            samples, facts = outcome.result
+            wav = folder / stimulus_file_name(salt, keys[(clip_name, name)])
             write_plain_wav(wav, samples)
             _restrict(wav, FILE_MODE)
             _normalise_times(wav)
-            rendered = True
             if facts.get("peak_dbfs") is not None and facts["peak_dbfs"] > CLIP_WARN_DBFS:
                 result.warnings.append(
-                    f'clip "{clip.name}" in condition "{name}" peaks at {facts["peak_dbfs"]:+.1f} dBFS after '
+                    f'clip "{clip_name}" in condition "{name}" peaks at {facts["peak_dbfs"]:+.1f} dBFS after '
                     f"normalising to {definition.loudness_lufs:g} LUFS; lower loudness_lufs to avoid clipping on playback."
                 )
-        written.append(wav)
-        if rendered or old_file != wav.name:
-            with store.write() as s:
-                row = s.scalars(select(StimulusRow).where(StimulusRow.clip_id == ids[0],
-                                                          StimulusRow.condition_id == ids[1])).one_or_none()
-                if row is None:
-                    row = StimulusRow(study_id=study_id, clip_id=ids[0], condition_id=ids[1])
-                    s.add(row)
-                row.cache_key, row.audio_file = key, wav.name
-                if rendered:
-                    scores = facts.get("metrics") or {}
-                    row.sample_rate, row.channels, row.n_samples = (
-                        int(facts["sample_rate"]), int(facts["channels"]), int(facts["n_samples"]))
-                    row.payload_kbps = facts.get("payload_kbps")
-                    row.loudness_lufs, row.gain_db = float(facts["loudness_lufs"]), float(facts["gain_db"])
-                    row.peak_dbfs, row.delay_samples = facts.get("peak_dbfs"), facts.get("delay_samples")
-                    for m in METRIC_COLUMNS:
-                        if hasattr(row, m):
-                            setattr(row, m, scores.get(m))
-                    row.created_at = utcnow()
-        done += 1
-        result.rendered += rendered
-        result.reused += not rendered
-        yield Progress("prepare", done, result.total, unit="stimuli",
-                       detail=f"{clip_name} / {name}{'' if rendered else ' (cached)'}")
+            written.append(wav)
+            record(clip_name, name, wav, facts)
+            done += 1
+            result.rendered += 1
+            yield Progress("prepare", done, result.total, unit="stimuli", detail=f"{clip_name} / {name}")
 
     # Sidecars of a study prepared before salted names that were not renamed above (a stale key).
     for clip_name, name in keys:
