@@ -47,6 +47,13 @@ DEFAULT_TOL = 1e-5
 _MAG, _TSTEP, _FSTEP, _PHASE = 0, 1, 2, 3
 
 
+def _carrier(geometry: StftGeometry, bins: int, device: torch.device) -> torch.Tensor:
+    """2 pi hop m / M reduced modulo 2 pi, float32: the time step's carrier term per bin."""
+    m = torch.arange(bins, device=device, dtype=torch.float64)
+    # Time neighbours share m, so the reduction stays exact.
+    return (2.0 * math.pi * torch.remainder(m * geometry.hop, geometry.channels) / geometry.channels).float()
+
+
 def phase_records(magnitude: torch.Tensor, geometry: StftGeometry, floor: float) -> torch.Tensor:
     """The heap integration's input: float32 records (frames, bins, 4) on the magnitude's device.
 
@@ -55,24 +62,27 @@ def phase_records(magnitude: torch.Tensor, geometry: StftGeometry, floor: float)
     neighbours are adjacent in memory. float32 keeps the increments (below 2 pi plus a
     few nats) to 1e-6 rad; the integration wraps the phase after every step.
 
+    On the CPU the log is torch's and the rest one pass of :func:`_fill_records` (the same
+    float32 operations, so the same bits, as the torch code other devices run).
+
     Args:
         magnitude: (bins, frames) real tensor.
         geometry: the lattice.
         floor: absolute floor of the log, so silent cells do not produce huge gradients.
     """
+    if magnitude.device.type == "cpu":
+        return torch.from_numpy(_records_cpu(magnitude, geometry, floor)[0])
     mag_t = magnitude.to(torch.float32).T
     frames, bins = mag_t.shape
+    s = mag_t.contiguous().clamp_min(floor).log_()  # a new tensor: the caller's magnitude stays intact
+    carrier = _carrier(geometry, bins, magnitude.device)
     rec = torch.empty(frames, bins, 4, dtype=torch.float32, device=magnitude.device)
     rec[..., _MAG] = mag_t
-    s = mag_t.contiguous().clamp_min(floor).log_()  # a new tensor: the caller's magnitude stays intact
     # Frequency derivative; a real signal's spectrum is even around bins 0 and M/2, so it is 0 there.
     t_step = rec[..., _TSTEP]
     t_step[:, 1:-1] = s[:, 2:] - s[:, :-2]
     t_step[:, 0] = 0.0
     t_step[:, -1] = 0.0
-    m = torch.arange(bins, device=s.device, dtype=torch.float64)
-    # 2 pi hop m / M reduced modulo 2 pi: time neighbours share m, so this stays exact.
-    carrier = (2.0 * math.pi * torch.remainder(m * geometry.hop, geometry.channels) / geometry.channels).float()
     t_step.mul_(0.5).add_(carrier)
     # Time derivative, negated; the lattice is periodic in time.
     f_step = rec[..., _FSTEP]
@@ -82,6 +92,41 @@ def phase_records(magnitude: torch.Tensor, geometry: StftGeometry, floor: float)
     f_step.mul_(0.5)
     rec[..., _PHASE] = 0.0
     return rec
+
+
+def _records_cpu(magnitude: torch.Tensor, geometry: StftGeometry, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`phase_records` of a CPU magnitude as numpy (frames, bins, 4), and the heap's
+    initial state (frames * bins,): 2 where the magnitude is below ``floor``, else 0."""
+    mag_t = magnitude.to(torch.float32).T
+    frames, bins = mag_t.shape
+    s = mag_t.contiguous().clamp_min(floor).log_()
+    rec = np.empty((frames, bins, 4), dtype=np.float32)
+    state = np.empty(frames * bins, dtype=np.uint8)
+    _fill_records(mag_t.numpy(), s.numpy(), _carrier(geometry, bins, magnitude.device).numpy(), np.float32(floor),
+                  rec, state)
+    return rec, state
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_records(mag_t, s, carrier, threshold, rec, state):  # pragma: no cover - compiled
+    """:func:`phase_records`'s columns from the magnitude and its log (frames, bins), and the
+    heap's initial state (2 below ``threshold``, else 0), in one pass. Plain float32
+    arithmetic in torch's order (no fast-math), so the records are bit for bit torch's."""
+    frames, bins = s.shape
+    half = np.float32(0.5)
+    zero = np.float32(0.0)
+    for n in range(frames):
+        prev = n - 1 if n > 0 else frames - 1
+        nxt = n + 1 if n + 1 < frames else 0
+        sp, sn, sh = s[prev], s[nxt], s[n]
+        for m in range(bins):
+            mag = mag_t[n, m]
+            rec[n, m, _MAG] = mag
+            d = sh[m + 1] - sh[m - 1] if 0 < m < bins - 1 else zero
+            rec[n, m, _TSTEP] = d * half + carrier[m]
+            rec[n, m, _FSTEP] = (sp[m] - sn[m]) * half
+            rec[n, m, _PHASE] = zero
+            state[n * bins + m] = 2 if mag < threshold else 0
 
 
 def phase_gradients(magnitude: torch.Tensor, geometry: StftGeometry, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,8 +317,12 @@ def pghi_phase(
         # Silence: there is no phase to find; zero phase gives zero output.
         return torch.zeros(bins, frames, dtype=torch.float32)
     threshold = peak * tol
-    rec = phase_records(magnitude, geometry, floor=threshold).reshape(frames * bins, 4).to("cpu").numpy()
-    state = np.where(rec[:, _MAG] < threshold, np.uint8(2), np.uint8(0))
+    if magnitude.device.type == "cpu":
+        rec3, state = _records_cpu(magnitude, geometry, threshold)
+        rec = rec3.reshape(frames * bins, 4)
+    else:
+        rec = phase_records(magnitude, geometry, floor=threshold).reshape(frames * bins, 4).to("cpu").numpy()
+        state = np.where(rec[:, _MAG] < threshold, np.uint8(2), np.uint8(0))
     if seed is not None and seed.shape[-1] > 0:
         k = seed.shape[-1]
         rec[: k * bins, _PHASE] = torch.angle(seed).detach().to("cpu", torch.float32).T.reshape(-1).numpy()
