@@ -10,11 +10,23 @@
 
 **Pairs.** Each (clip, condition) of the plan is a pair of the reference and the processed
 sample (``reference`` in ``conditions`` gives the null pair: the reference against itself).
-Which one plays first is random and balanced: for listener ``p`` and condition ``c``, the
-``k`` pairs of ``c`` (sorted by clip and repetition) get ``floor(k/2)`` "processed first"
-(plus one more with probability 1/2 when ``k`` is odd), shuffled by
-``default_rng([seed, 800, p // 2, c])``; listener ``p + 1`` of the same couple gets the exact
-complement, so over every two listeners each (clip, condition) is heard in both orders.
+Which one plays first alternates per cell (:func:`order_plan`): the hearings of a
+(clip, condition) cell, in enrolment order (and, within a listener, in repetition order),
+take the two orders in turn, starting from a seeded order per cell. What holds, full or
+partial design:
+
+* **per cell**: any two consecutive hearings of a cell are in opposite orders, so of its
+  hearings so far the two orders differ by at most one; in the full design (every listener
+  rates every cell once) that is "every two listeners hear each (clip, condition) in both
+  orders"; in a partial design (fewer trials than clips x conditions) a cell's hearers are
+  not consecutive listeners, and the alternation runs over the listeners who do hear it;
+* **per listener and condition**: with one repetition in the full design, ``floor(N/2)`` or
+  ``ceil(N/2)`` of a condition's ``N`` pairs play the processed sample first; with two
+  repetitions a listener hears each cell once in each order; in a partial design the split
+  per listener is not balanced (it follows the cells' alternation), which the CMOS below
+  handles: a listener who heard a condition in one order only is counted in
+  ``n_listeners_one_order``.
+
 Training pairs are ordered at random.
 
 **Scale.** The listener rates the quality of the second sample (B) compared with the first (A):
@@ -48,7 +60,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +75,7 @@ from mosapp.study import stats
 from mosapp.study.definition import REFERENCE, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.items import ItemScore, ItemSession
-from mosapp.study.plan import PlannedTrial, listener_plan
+from mosapp.study.plan import PlannedTrial, cell_counts, listener_plan
 from mosapp.study.sitting import check_count, check_seconds, check_whole
 from mosapp.study.store import TrialItemRow, TrialRow
 
@@ -113,36 +125,36 @@ class CcrTrial:
 
 
 def order_plan(definition: StudyDefinition, plan: Sequence[PlannedTrial], listener_index: int) -> list[bool]:
-    """``processed_first`` for each trial of ``plan`` (a list of PlannedTrial), balanced as the module says."""
+    """``processed_first`` for each trial of ``plan`` (a list of PlannedTrial), balanced as the module says.
+
+    Hearing ``h`` (counted from 0 over all listeners in enrolment order, then over the
+    listener's own repetitions) of the cell (clip, condition) plays the processed sample first
+    when ``bit(clip, condition) XOR (h mod 2)``; ``bit`` is True for ``⌊N/2⌋`` of the ``N``
+    clips of each condition, chosen by ``default_rng([seed, 800, c])``. Earlier listeners'
+    hearings are counted from their plans (:func:`mosapp.study.plan.cell_counts`).
+    """
     d = definition
-    clip_pos = {c.name: i for i, c in enumerate(d.clips)}
-    out: list[bool | None] = [None] * len(plan)
-    seen: dict[tuple[str, str], int] = defaultdict(int)
-    keys: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-    for i, t in enumerate(plan):
-        if t.is_training:
-            continue
-        occurrence = seen[(t.clip, t.condition)]
-        seen[(t.clip, t.condition)] += 1
-        keys[t.condition].append((clip_pos.get(t.clip, 0), occurrence, i))
-    flip = listener_index % 2 == 1
-    for c_index, cond in enumerate(d.conditions):
-        entries = sorted(keys.get(cond, []))
-        k = len(entries)
-        if not k:
-            continue
-        rng = np.random.default_rng([int(d.seed), 800, int(listener_index) // 2, c_index])
-        values = [True] * (k // 2) + [False] * (k - k // 2)
-        if k % 2 and rng.random() < 0.5:
-            values[-1] = True
-        values = [values[j] for j in rng.permutation(k)]
-        for (_, _, i), v in zip(entries, values):
-            out[i] = (not v) if flip else v
+    clips = [c.name for c in d.plan_clips]
+    conditions = list(d.conditions)
+    bits: dict[tuple[str, str], bool] = {}
+    for c_index, cond in enumerate(conditions):
+        perm = np.random.default_rng([int(d.seed), 800, c_index]).permutation(len(clips))
+        for rank, x in enumerate(perm):
+            bits[(clips[int(x)], cond)] = rank < len(clips) // 2
+    heard: Counter[tuple[str, str]] = Counter()
+    for earlier in range(int(listener_index)):
+        heard.update(cell_counts(clips=clips, conditions=conditions, trials=d.trials_per_listener,
+                                 repetitions=d.repetitions, seed=d.seed, listener_index=earlier))
+    out: list[bool] = []
     rng = np.random.default_rng([int(d.seed), 801, int(listener_index)])
-    for i in range(len(plan)):
-        if out[i] is None:
-            out[i] = bool(rng.random() < 0.5)
-    return [bool(v) for v in out]
+    for t in plan:
+        if t.is_training or (t.clip, t.condition) not in bits:
+            out.append(bool(rng.random() < 0.5))
+            continue
+        h = heard[(t.clip, t.condition)]
+        heard[(t.clip, t.condition)] += 1
+        out.append(bits[(t.clip, t.condition)] != bool(h % 2))
+    return out
 
 
 def enrol(s: Session, definition: StudyDefinition, listener_id: int, listener_index: int,

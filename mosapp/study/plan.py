@@ -7,7 +7,15 @@ trials over ``C`` conditions and ``N`` clips:
    for even ``C``, ``2C`` for odd ``C``) over the conditions in a seeded order. Block ``b``
    (``b = 0..k-1``) of listener ``i`` is row ``(i + b) mod R``. Every condition appears
    ``k`` times per listener, and over any ``R`` consecutive listeners each condition sits
-   at every position equally often (and follows every other condition equally often).
+   at every position equally often. **Carry-over balance holds within blocks**: over any
+   ``R`` consecutive listeners, inside the blocks every condition follows every other one
+   equally often (``k`` times for even ``C``, ``2k`` for odd ``C``) and never itself. It does
+   *not* hold across the ``k − 1`` block edges of a plan: there the last condition of row
+   ``r`` is followed by the first of row ``r + 1``, always the same few ordered pairs (those
+   ``R`` pairs are each heard once more per edge per ``R`` listeners; a condition may even
+   follow itself there), so over whole plans the counts of "``a`` right after ``b``" differ
+   by up to ``k − 1`` between pairs. Analyses that model carry-over should use the
+   within-block transitions (``trial`` in the ratings CSV gives every position).
 2. **Clips per condition** — a seeded cycle of the clips, repeated ``repetitions`` times.
    Condition ``j`` of listener ``i`` takes the ``k`` clips of the cycle from
    ``i*k + j``: with all trials (``k = N x repetitions``) each condition meets each clip
@@ -20,8 +28,11 @@ trials over ``C`` conditions and ``N`` clips:
    conditions and the clips from an offset that depends on ``i``.
 
 5. **Gold trials** (optional) — each ``[[gold]]`` trial once per listener, in a seeded
-   order, spread evenly over the rated trials (gold ``j`` of ``G`` goes after rated trial
-   ``⌊(j + 1) · T / (G + 1) + ½⌋``, never first and, while ``G ≤ T``, never two in a row).
+   order, spread evenly over the rated trials (gold ``j`` of ``G`` aims to go after rated
+   trial ``⌊(j + 1) · T / (G + 1) + ½⌋``, never first and, while ``G ≤ T``, never two in a
+   row), moved to the nearest slot where neither neighbour has its clip
+   (:func:`insert_gold`): with three clips or more a gold trial never sits next to the same
+   clip; with two, never next to the identical stimulus.
 
 The hidden reference is simply the condition ``reference`` among the others. Everything is
 a pure function of (study seed, listener number); nothing here touches the database.
@@ -117,7 +128,6 @@ def listener_plan(
 
     order = list(_study_rng(seed, 1).permutation(n_cond))          # conditions, seeded
     clip_order = list(_study_rng(seed, 2).permutation(n_clips))    # clips, seeded
-    cycle = clip_order * repetitions
     rows = williams_rows(n_cond)
     rng = np.random.default_rng([int(seed), 3, int(listener_index)])
 
@@ -127,10 +137,7 @@ def listener_plan(
         row = rows[(listener_index + b) % len(rows)]
         cond_seq += [order[x] for x in row]
     # 2. the k clips of each condition
-    pool: dict[int, Counter[int]] = {}
-    for j, c in enumerate(order):
-        start = listener_index * k + j
-        pool[c] = Counter(cycle[(start + o) % len(cycle)] for o in range(k))
+    pool = _clip_pools(n_clips, n_cond, trials, repetitions, seed, listener_index)
 
     # 4. (built first: the rated trials must not start with training's last clip)
     training: list[PlannedTrial] = []
@@ -151,6 +158,30 @@ def listener_plan(
 
     rated = [PlannedTrial(clips[x], conditions[c], False) for c, x in zip(cond_seq, clip_seq)]
     return training + rated
+
+
+def _clip_pools(n_clips: int, n_cond: int, trials: int, repetitions: int, seed: int,
+                listener_index: int) -> dict[int, Counter[int]]:
+    """Step 2: condition index → how often each clip index comes with it in listener ``listener_index``'s plan."""
+    k = trials // n_cond
+    order = list(_study_rng(seed, 1).permutation(n_cond))
+    cycle = list(_study_rng(seed, 2).permutation(n_clips)) * repetitions
+    pool: dict[int, Counter[int]] = {}
+    for j, c in enumerate(order):
+        start = listener_index * k + j
+        pool[int(c)] = Counter(int(cycle[(start + o) % len(cycle)]) for o in range(k))
+    return pool
+
+
+def cell_counts(*, clips: Sequence[str], conditions: Sequence[str], trials: int, repetitions: int, seed: int,
+                listener_index: int) -> Counter[tuple[str, str]]:
+    """How often each (clip, condition) is rated in listener ``listener_index``'s plan (training left out).
+
+    The same numbers as counting :func:`listener_plan`'s rated trials, without placing them
+    (step 2 alone): cheap enough to sum over every earlier listener.
+    """
+    pools = _clip_pools(len(clips), len(conditions), trials, repetitions, seed, listener_index)
+    return Counter({(clips[x], conditions[c]): n for c, pool in pools.items() for x, n in pool.items() if n})
 
 
 #: Steps the exact search may take before the greedy order is used instead.
@@ -236,14 +267,27 @@ def _repair_repeats(cond_seq: list[int], clip_seq: list[int], first_prev: int) -
             return
 
 
+def _clear(rated: Sequence[PlannedTrial], slot: int, clip: str, condition: str | None) -> bool:
+    """Neither neighbour of ``slot`` (after rated trial ``slot``, 1-based) has ``clip`` (and ``condition``, if given)."""
+    def same(t: PlannedTrial) -> bool:
+        return t.clip == clip and (condition is None or t.condition == condition)
+    return not same(rated[slot - 1]) and (slot == len(rated) or not same(rated[slot]))
+
+
 def insert_gold(plan: Sequence[PlannedTrial], gold: Sequence[tuple[str, str, tuple[int, ...]]], *, seed: int,
                 listener_index: int) -> list[PlannedTrial]:
     """``plan`` with one trial per gold item ``(clip, condition, expected scores)`` spread over its rated trials.
 
-    The gold items come in an order seeded by (seed, listener); gold ``j`` of ``G`` follows
-    rated trial ``a_j = max(1, ⌊(j + 1) · T / (G + 1) + ½⌋)`` of the ``T`` rated ones, moved to
-    ``a_{j-1} + 1`` where it would not come later than the previous gold (so no two golds are
-    adjacent while ``G ≤ T``); training stays first.
+    The gold items come in an order seeded by (seed, listener); gold ``j`` of ``G`` aims to follow
+    rated trial ``a_j = max(1, ⌊(j + 1) · T / (G + 1) + ½⌋)`` of the ``T`` rated ones. It goes to
+    the nearest slot (after rated trial ``s``, ``1 ≤ s ≤ T``; the later one on a tie) that no
+    other gold has taken and where **neither neighbour has the gold's clip** (rated trials
+    ``s`` and ``s + 1``): a gold trial is never next to the same clip, so a listener never hears
+    the same excerpt, or the identical stimulus, twice in a row through it. Where no slot
+    meets that (with two clips the rated trials alternate, so every slot but the last touches
+    both; with one clip every slot does), the nearest free slot whose neighbours are not the
+    identical stimulus (same clip *and* condition), else the nearest free slot; with more
+    golds than rated trials, golds share slots. Training stays first.
     """
     if not gold:
         return list(plan)
@@ -251,22 +295,28 @@ def insert_gold(plan: Sequence[PlannedTrial], gold: Sequence[tuple[str, str, tup
     rated = [t for t in plan if not t.is_training]
     order = list(np.random.default_rng([int(seed), 5, int(listener_index)]).permutation(len(gold)))
     n_rated, n_gold = len(rated), len(gold)
-    after: list[int] = []
-    for j in range(n_gold):  # round half up; never before the first rated trial, never two golds together
-        a = max(1, int(math.floor((j + 1) * n_rated / (n_gold + 1) + 0.5)))
-        if after and a <= after[-1]:
-            a = after[-1] + 1
-        after.append(min(a, n_rated))
+    slots: list[int] = []  # slot s: after rated trial s (1-based)
+    for j in range(n_gold):
+        clip = gold[order[j]][0]
+        ideal = min(max(1, int(math.floor((j + 1) * n_rated / (n_gold + 1) + 0.5))), max(n_rated, 1))
+        candidates = sorted(range(1, n_rated + 1), key=lambda s: (abs(s - ideal), -s))
+
+        condition = gold[order[j]][1]
+        free = [s for s in candidates if s not in slots] if n_gold <= n_rated else candidates
+        pick = next((s for s in free if _clear(rated, s, clip, None)),
+                    next((s for s in free if _clear(rated, s, clip, condition)), free[0] if free else max(n_rated, 1)))
+        slots.append(pick)
     out = list(training)
+    placed = sorted(range(n_gold), key=lambda j: (slots[j], j))
     g = 0
     for i, t in enumerate(rated, start=1):
         out.append(t)
-        while g < n_gold and after[g] <= i:
-            clip, condition, expected = gold[order[g]]
+        while g < n_gold and slots[placed[g]] <= i:
+            clip, condition, expected = gold[order[placed[g]]]
             out.append(PlannedTrial(clip, condition, False, tuple(expected)))
             g += 1
     for j in range(g, n_gold):
-        clip, condition, expected = gold[order[j]]
+        clip, condition, expected = gold[order[placed[j]]]
         out.append(PlannedTrial(clip, condition, False, tuple(expected)))
     return out
 
@@ -276,4 +326,4 @@ def back_to_back(plan: Sequence[PlannedTrial]) -> int:
     return sum(1 for a, b in zip(plan, plan[1:]) if a.clip == b.clip)
 
 
-__all__ = ["PlannedTrial", "back_to_back", "insert_gold", "listener_plan", "williams_rows"]
+__all__ = ["PlannedTrial", "back_to_back", "cell_counts", "insert_gold", "listener_plan", "williams_rows"]
