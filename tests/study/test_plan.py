@@ -106,17 +106,17 @@ def test_impossible_counts_are_refused(trials):
 LISTENERS = range(2, 25)
 
 
-def _plans(n_clips: int, n_cond: int, trials: int, listeners: int, reps: int = 1, seed: int = 7):
+def _condition_plans(n_clips: int, n_cond: int, trials: int, listeners: int):
     clips = [f"k{i}" for i in range(n_clips)]
     conds = [f"c{j}" for j in range(n_cond)]
-    return [listener_plan(clips=clips, conditions=conds, trials=trials, repetitions=reps, seed=seed,
-                          listener_index=i) for i in range(listeners)]
+    return [listener_plan(clips=clips, conditions=conds, trials=trials, repetitions=1, seed=7, listener_index=i)
+            for i in range(listeners)]
 
 
 @pytest.mark.parametrize(("n_clips", "n_cond", "blocks"), [(4, 4, 2), (3, 5, 3), (6, 3, 2), (2, 6, 2)])
 def test_carry_over_is_balanced_within_blocks_over_every_window_of_r_listeners(n_clips, n_cond, blocks):
     r = len(williams_rows(n_cond))
-    plans = _plans(n_clips, n_cond, n_cond * blocks, 24)
+    plans = _condition_plans(n_clips, n_cond, n_cond * blocks, 24)
     for listeners in LISTENERS:
         for start in range(0, listeners - r + 1):
             within, position = Counter(), Counter()
@@ -133,7 +133,7 @@ def test_carry_over_is_balanced_within_blocks_over_every_window_of_r_listeners(n
 
 
 def test_across_block_edges_the_counts_are_not_balanced_as_the_docs_say():
-    plans = _plans(4, 4, 12, 4)  # 3 blocks, R = 4 listeners
+    plans = _condition_plans(4, 4, 12, 4)  # 3 blocks, R = 4 listeners
     whole = Counter()
     for plan in plans:
         conds = [t.condition for t in plan]
