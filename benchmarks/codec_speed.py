@@ -11,14 +11,17 @@ One run, same 30 s clip, same machine, CPU:
   this offline machine, so unless ``MOSAPP_MSILLM_CHECKPOINT_DIR`` holds them the script
   writes a randomly initialised checkpoint of the same architecture: the network's cost is
   the same, the bitrate and quality are meaningless (so they are not printed).
-* the decode of each is also shown without phase reconstruction (image codec alone).
+* the decode of each is also shown without phase reconstruction (image codec alone);
+* ``sgc-12`` is decoded a second time with the phase reconstruction and transforms as they
+  were before issue 29 (the pinned copy in benchmarks/_baseline_phase.py), in the same
+  run, so the speed-up of decoding is measured side by side.
 
 Besides wall-clock ratios the script prints the same ratios by the process's CPU time
 (all its threads): on a machine shared with other work the wall clock measures the
 other work too, while CPU time is what the codec itself costs (on an idle machine the
 wall-clock ratios are at least as high, since the decoder runs two threads).
 
-    .venv/bin/python benchmarks/codec_speed.py [--clip FILE] [--seconds 30] [--skip-msillm]
+    .venv/bin/python benchmarks/codec_speed.py [--clip FILE] [--seconds 30] [--skip-msillm] [--skip-old]
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _baseline_phase as old
 import torch
 
 from mosapp.codecs import get_codec
@@ -42,7 +47,7 @@ from mosapp.evaluation.evaluate import excerpt
 DEFAULT_CLIP = "/usr/share/games/asc/music/frontiers.mp3"
 
 
-def time_codec(name: str, clip, config: PipelineConfig) -> dict[str, float]:
+def time_codec(name: str, clip, config: PipelineConfig, with_old: bool = False) -> dict[str, float]:
     codec = get_codec(name)
     device = dsp.resolve_device(config.device)
     codec.prepare(device)  # load weights outside the timing
@@ -53,8 +58,14 @@ def time_codec(name: str, clip, config: PipelineConfig) -> dict[str, float]:
     t2, c2 = time.perf_counter(), time.process_time()
     codec.decode(encoded, config)
     t3, c3 = time.perf_counter(), time.process_time()
-    return {"encode": t1 - t0, "decode_image": t2 - t1, "decode": t3 - t2, "kbps": encoded.payload_kbps,
-            "images": len(images), "cpu_encode": c1 - c0, "cpu_decode_image": c2 - c1, "cpu_decode": c3 - c2}
+    out = {"encode": t1 - t0, "decode_image": t2 - t1, "decode": t3 - t2, "kbps": encoded.payload_kbps,
+           "images": len(images), "cpu_encode": c1 - c0, "cpu_decode_image": c2 - c1, "cpu_decode": c3 - c2}
+    if with_old:
+        with old.old_code():
+            t4, c4 = time.perf_counter(), time.process_time()
+            codec.decode(encoded, config)
+            out["decode_old"], out["cpu_decode_old"] = time.perf_counter() - t4, time.process_time() - c4
+    return out
 
 
 def main() -> None:
@@ -65,12 +76,19 @@ def main() -> None:
     ap.add_argument("--sgc", default="sgc-12")
     ap.add_argument("--msillm", default="msillm-q2")
     ap.add_argument("--skip-msillm", action="store_true")
+    ap.add_argument("--skip-old", action="store_true", help="skip the decode with the pre-issue-29 phase code")
     args = ap.parse_args()
     clip = excerpt(args.clip, args.start, args.seconds)
     config = PipelineConfig(device="cpu")
     print(f"# codec speed: {torch.get_num_threads()} CPU threads, torch {torch.__version__}, CPU")
     print(f"clip: {args.clip}, {clip.duration_s:.0f} s from {args.start:.0f} s, mono; phase backend {config.phase}\n")
-    rows = [(args.sgc, time_codec(args.sgc, clip, config), "")]
+    # Compile (or load) the numba kernels, today's and the old ones, outside the timing.
+    warm = get_codec(args.sgc).encode(clip.samples[:, :44100], config)
+    get_codec(args.sgc).decode(warm, config)
+    if not args.skip_old:
+        with old.old_code():
+            get_codec(args.sgc).decode(warm, config)
+    rows = [(args.sgc, time_codec(args.sgc, clip, config, with_old=not args.skip_old), "")]
     if not args.skip_msillm:
         from mosapp.codecs import msillm
 
@@ -99,6 +117,15 @@ def main() -> None:
         sec = clip.duration_s
         print(f"{name:<11} {r['cpu_encode']:9.2f} {sec / r['cpu_encode']:6.1f} {r['cpu_decode_image']:15.2f} "
               f"{sec / r['cpu_decode_image']:6.1f} {r['cpu_decode']:15.2f} {sec / r['cpu_decode']:6.1f}")
+    first = rows[0][1]
+    if "decode_old" in first:
+        sec = clip.duration_s
+        print(f"\n{args.sgc} decode with phase, today's code against the phase code before issue 29 (same run):\n"
+              f"  wall: {first['decode_old']:.2f} s ({sec / first['decode_old']:.1f}x real time) -> {first['decode']:.2f} s "
+              f"({sec / first['decode']:.1f}x real time), {first['decode_old'] / first['decode']:.1f}x faster\n"
+              f"  CPU:  {first['cpu_decode_old']:.2f} s ({sec / first['cpu_decode_old']:.1f}x real time) -> "
+              f"{first['cpu_decode']:.2f} s ({sec / first['cpu_decode']:.1f}x real time), "
+              f"{first['cpu_decode_old'] / first['cpu_decode']:.1f}x less CPU; target >= 8x real time")
     import os as _os
 
     print(f"\nload average while measuring: {' '.join(f'{v:.1f}' for v in _os.getloadavg())} "

@@ -95,31 +95,6 @@ def test_seed_frames_continue_the_previous_block(music):
     assert _sc_of(blocks, mag, g) <= _sc_of(whole, mag, g) + 0.5
 
 
-def test_fgla_converges_and_refines_pghi(music):
-    g, mag = _magnitude(music[0][:44100], "wide")
-    fgla = get_backend("fgla")
-    few = _sc_of(fgla(mag, g, iterations=4), mag, g)
-    many = _sc_of(fgla(mag, g, iterations=32), mag, g)
-    assert many < few - 1.0
-    pghi_only = _sc_of(get_backend("pghi")(mag, g), mag, g)
-    refined = _sc_of(get_backend("pghi+fgla")(mag, g, iterations=16), mag, g)
-    assert refined < pghi_only - 1.0
-
-
-def test_fgla_runs_on_every_device(device, music):
-    g, mag = _magnitude(music[0][:22050], "thesis", device)
-    out = get_backend("pghi+fgla")(mag, g, iterations=4)
-    assert out.device.type == device and out.shape == mag.shape
-    assert _sc_of(out, mag, g) < -10.0
-
-
-def test_fgla_keeps_seed_frames(music):
-    g, mag = _magnitude(music[0][:44100], "thesis")
-    seed = get_backend("pghi")(mag[:, :40], g)[:, -20:]
-    out = get_backend("pghi+fgla")(mag[:, 20:], g, seed=seed, iterations=4)
-    assert torch.allclose(out[:, :20], seed.to(out.dtype))
-
-
 def test_unknown_backend_lists_known_ones():
     from mosapp.core.errors import ConfigError
 
