@@ -27,7 +27,17 @@ from mosapp.codecs import all_codecs, codec_names, container, get_codec
 from mosapp.codecs.base import Codec
 from mosapp.codecs.container import SUFFIX, file_kbps, read_sgc, write_sgc
 from mosapp.codecs.spectrogram import SpectrogramCodec
-from mosapp.core.audio import _WRITE_FORMATS, AudioInfo, probe_audio, read_audio, restore_format, write_audio
+from mosapp.core.audio import (
+    _WRITE_FORMATS,
+    STREAM_BLOCK_FRAMES,
+    AudioInfo,
+    probe_audio,
+    read_audio,
+    restore_format,
+    restore_format_blocks,
+    write_audio,
+    write_audio_blocks,
+)
 from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometry
 from mosapp.core.dsp import resolve_device
 from mosapp.core.errors import BitstreamError, ConfigError, InvalidStreamError, MosappError
@@ -438,10 +448,22 @@ def run_decode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
         check_stream = getattr(codec, "check_stream", None)
         if check_stream is not None:
             check_stream(encoded)
-        require(encoded.n_samples * encoded.channels * DECODE_BYTES_PER_SAMPLE[_kind(codec)]
-                + _restore_bytes(encoded.n_samples, encoded.channels, source),
-                f"Decoding {in_path} ({encoded.codec}, {encoded.seconds / 60:.1f} minutes)")
-        samples = codec.decode(encoded, config)
+        whole = (encoded.n_samples * encoded.channels * DECODE_BYTES_PER_SAMPLE[_kind(codec)]
+                 + _restore_bytes(encoded.n_samples, encoded.channels, source))
+        blocks = getattr(codec, "decode_blocks", None)
+        streamed = False
+        what = f"Decoding {in_path} ({encoded.codec}, {encoded.seconds / 60:.1f} minutes)"
+        if blocks is not None and whole > max_memory():
+            streamed = True
+            # Too long to hold: decoded, restored and written block by block (the payload, its
+            # packets and a few blocks in memory), whatever the stream's length.
+            require(4 * len(encoded.payload) + 64 * STREAM_BLOCK_FRAMES * max(encoded.channels, source.channels), what)
+            write_audio_blocks(out_path, restore_format_blocks(blocks(encoded, config), encoded.sample_rate,
+                                                               encoded.channels, source),
+                               source.sample_rate, source.channels, subtype=_output_subtype(out_path, source))
+        else:
+            require(whole, what)
+            samples = codec.decode(encoded, config)
     except BitstreamError as exc:
         # The codec's sentence is about "the stream"; say which file it is.
         msg = str(exc).rstrip(".")
@@ -451,8 +473,9 @@ def run_decode(in_path: str, out_path: str, args: argparse.Namespace) -> int:
             raise InvalidStreamError(f"{in_path} is not a valid mosapp file: {msg}.") from None
         raise BitstreamError(f"{in_path} cannot be decoded: {msg}.") from None
     seconds = time.perf_counter() - t0
-    output = restore_format(samples, encoded.sample_rate, source)
-    write_audio(out_path, output, source.sample_rate, subtype=_output_subtype(out_path, source))
+    if not streamed:
+        output = restore_format(samples, encoded.sample_rate, source)
+        write_audio(out_path, output, source.sample_rate, subtype=_output_subtype(out_path, source))
     rtf = encoded.seconds / max(seconds, 1e-9)
     if args.json:
         print(json.dumps({

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -459,6 +460,100 @@ def restore_format(samples: np.ndarray, sample_rate: int, info: AudioInfo) -> np
     if want == 1:
         return mix_down(out)
     raise ValueError(f"cannot turn {have} channels into {want}")
+
+
+#: Frames per block of the streaming functions below (about 2 MB a channel in float32).
+STREAM_BLOCK_FRAMES = 1 << 19
+
+
+def resample_blocks(blocks: Iterable[np.ndarray], from_rate: int, to_rate: int, channels: int) -> Iterator[np.ndarray]:
+    """:func:`resample` of the concatenation of ``blocks`` (each ``(channels, m)``), block by block:
+    soxr's stream resampler at the same quality, so whole and streamed give the same samples
+    (until the length: this yields what soxr gives; :func:`fit_blocks` sets it)."""
+    if from_rate == to_rate:
+        for b in blocks:
+            yield _as_2d_float32(b)
+        return
+    stream = soxr.ResampleStream(from_rate, to_rate, channels, dtype="float32", quality=_SOXR_QUALITY)
+    for b in blocks:
+        out = stream.resample_chunk(np.ascontiguousarray(_as_2d_float32(b).T), last=False)
+        if len(out):
+            yield np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, channels).T)
+    out = stream.resample_chunk(np.zeros((0, channels), dtype=np.float32), last=True)
+    if len(out):
+        yield np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, channels).T)
+
+
+def fit_blocks(blocks: Iterable[np.ndarray], n: int, channels: int) -> Iterator[np.ndarray]:
+    """``blocks`` cropped or zero-padded at the end to exactly ``n`` samples in all (:func:`_fit_length`, streamed)."""
+    done = 0
+    for b in blocks:
+        if done >= n:
+            continue  # drain: the source may have a tail (a codec's flush) past n
+        b = b[:, : n - done]
+        done += b.shape[1]
+        yield b
+    while done < n:
+        m = min(STREAM_BLOCK_FRAMES, n - done)
+        done += m
+        yield np.zeros((channels, m), dtype=np.float32)
+
+
+def restore_format_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: int,
+                          info: AudioInfo) -> Iterator[np.ndarray]:
+    """:func:`restore_format`, block by block, for outputs too long to hold: the same rate, length
+    and channel count as the input file."""
+    out = fit_blocks(resample_blocks(blocks, sample_rate, info.sample_rate, channels), info.frames, channels)
+    for b in out:
+        if channels == info.channels:
+            yield b
+        elif channels == 1:
+            yield np.repeat(b, info.channels, axis=0)
+        elif info.channels == 1:
+            yield mix_down(b)
+        else:
+            raise ValueError(f"cannot turn {channels} channels into {info.channels}")
+
+
+def write_audio_blocks(path: str | os.PathLike[str], blocks: Iterable[np.ndarray], sample_rate: int, channels: int,
+                       *, subtype: str | None = None) -> None:
+    """:func:`write_audio` of the concatenation of ``blocks`` (each ``(channels, m)``), written as they
+    come: an hour of audio never sits in memory. Atomic as :func:`write_audio`: an exception from
+    ``blocks`` (a damaged stream found half-way) leaves no file behind and is raised as it is."""
+    name = os.fspath(path)
+    p = Path(name)
+    fmt, subtype = _write_format(name, subtype)
+    integer = _is_integer_subtype(subtype)
+
+    def write(fh: BinaryIO) -> None:
+        with sf.SoundFile(fh, "w", samplerate=int(sample_rate), channels=channels, subtype=subtype, format=fmt) as f:
+            for b in blocks:
+                data = _as_2d_float32(b)
+                f.write(np.ascontiguousarray((np.clip(data, -1.0, 1.0) if integer else data).T))
+
+    atomic_write(
+        p, write, suffix=p.suffix.lower(), error=AudioError,
+        catch=(OSError, sf.SoundFileError, RuntimeError, ValueError, TypeError),
+        reason=lambda exc: exc.strerror if isinstance(exc, OSError) and exc.strerror else _libsndfile_reason(exc),
+    )
+
+
+def _write_format(name: str, subtype: str | None) -> tuple[str, str]:
+    """(format, subtype) for writing ``name``, from its extension.
+
+    Raises:
+        AudioError: the extension is not supported, or the subtype does not fit the format.
+    """
+    ext = Path(name).suffix.lower()
+    if ext not in _WRITE_FORMATS:
+        raise AudioError(f"{name} has an unsupported extension; mosapp writes {_join_or(list(_WRITE_FORMATS))} files.")
+    fmt, default_subtype = _WRITE_FORMATS[ext]
+    subtype = (subtype or default_subtype).upper()
+    if not sf.check_format(fmt, subtype):
+        raise AudioError(
+            f"{name} cannot be written as {subtype}; {fmt} accepts {_join_or(list(sf.available_subtypes(fmt)))}."
+        )
+    return fmt, subtype
 
 
 def _is_integer_subtype(subtype: str) -> bool:

@@ -21,6 +21,7 @@ RFC 7845 defines it (decoded minus pre-skip) and is not corrected here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -32,7 +33,7 @@ from mosapp.codecs.base import Availability, Encoded
 from mosapp.codecs.classic.common import ClassicCodec, check_audio, fit
 from mosapp.codecs.classic.framing import pack_packets, unpack_packets
 from mosapp.core import job
-from mosapp.core.audio import resample
+from mosapp.core.audio import STREAM_BLOCK_FRAMES, fit_blocks, resample, resample_blocks
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.errors import AudioError, BitstreamError, InvalidStreamError, ModelError
 
@@ -294,6 +295,68 @@ class PyAvCodec(ClassicCodec):
         # Resample everything past the delay (the tail is the encoder's flush, coded silence),
         # so the last input samples see their true neighbours; then crop to n.
         return fit(resample(y, rate, PIPELINE_SAMPLE_RATE), encoded.n_samples)
+
+    def decode_blocks(self, encoded: Encoded, config: PipelineConfig) -> Iterator[np.ndarray]:
+        """:meth:`decode`, block by block, for streams too long to hold decoded (an hour of stereo
+        Opus is 1.3 GB of samples): the same samples in ``(channels, m)`` float32 blocks at the
+        pipeline rate, ``n_samples`` in all, holding only the payload and one block at a time.
+
+        Raises (while iterating):
+            BitstreamError, InvalidStreamError: as :meth:`decode`.
+        """
+        rate, delay, extradata = self.check_stream(encoded)
+        av = self._require()
+        packets = unpack_packets(encoded.payload, self.name)
+        needed = (2 * encoded.n_samples * rate + PIPELINE_SAMPLE_RATE) // (2 * PIPELINE_SAMPLE_RATE)
+        most = -(-(needed + delay) // self.frame_samples(rate)) + self.FLUSH_PACKETS
+        if len(packets) > most:
+            raise InvalidStreamError(
+                f"the {self.name} payload holds {len(packets)} packets, more than the {most} that "
+                f"{encoded.n_samples} samples need"
+            )
+        channels = encoded.channels
+        ctx = av.CodecContext.create(self._decoder_name(av), "r")
+        ctx.sample_rate = rate
+        ctx.layout = "mono" if channels == 1 else "stereo"
+        if extradata:
+            ctx.extradata = extradata
+        decoded = 0
+
+        def at_rate() -> Iterator[np.ndarray]:
+            nonlocal decoded
+            skip = delay
+            pending: list[np.ndarray] = []
+            held = 0
+            try:
+                for i, data in enumerate([*packets, None]):
+                    if i % 256 == 0:
+                        job.report(i, len(packets), "packets decoded")
+                    for frame in ctx.decode(None if data is None else av.Packet(data)):
+                        arr = _frame_to_array(frame)
+                        if arr.shape[0] != channels:
+                            raise BitstreamError(f"The {self.name} payload does not decode to {channels} channel(s).")
+                        if not np.isfinite(arr).all():
+                            raise BitstreamError(f"The {self.name} payload decodes to non-finite samples.")
+                        if skip:
+                            cut = min(skip, arr.shape[1])
+                            arr, skip = arr[:, cut:], skip - cut
+                        decoded += arr.shape[1]
+                        pending.append(arr)
+                        held += arr.shape[1]
+                        if held >= STREAM_BLOCK_FRAMES:
+                            yield np.concatenate(pending, axis=1)
+                            pending, held = [], 0
+            except av.error.FFmpegError as exc:
+                raise BitstreamError(f"The {self.name} payload cannot be decoded ({exc}).") from None
+            if pending:
+                yield np.concatenate(pending, axis=1)
+            if decoded < needed:
+                raise BitstreamError(
+                    f"The {self.name} payload decodes to {decoded} samples, fewer than the {needed} its header promises."
+                )
+
+        yield from fit_blocks(resample_blocks(at_rate(), rate, PIPELINE_SAMPLE_RATE, channels), encoded.n_samples,
+                              channels)
 
 
 __all__ = ["EncoderRun", "PyAvCodec"]
