@@ -96,7 +96,16 @@ class MainWindow(QMainWindow):
         study_opened = getattr(listen, "study_opened", None)
         if listen is not None and results is not None and study_opened is not None and hasattr(results, "open_study"):
             study_opened.connect(lambda definition: self._results_follow(listen, results, definition))
+        inspect_requested = getattr(results, "inspect_requested", None)
+        if inspect_requested is not None:  # a Results cell or point: that stimulus in Inspect
+            inspect_requested.connect(self.inspect_stimulus)
         self.resize(1400, 860)
+
+    def inspect_stimulus(self, link: object) -> None:
+        """Show a study stimulus from Results in Inspect (a :class:`mosapp.gui.results_view.StimulusLink`)."""
+        self.tabs.setCurrentWidget(self.inspect)
+        self.inspect.show_stimulus(link.stimulus, link.reference, title=link.title,  # type: ignore[attr-defined]
+                                   ratings=link.ratings)  # type: ignore[attr-defined]
 
     def set_tab_message(self, view: QWidget, text: str, error: bool = False) -> None:
         """Remember ``view``'s status line; show it while its tab is the current one."""

@@ -29,9 +29,11 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QStandardItemModel
@@ -46,6 +48,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QListWidget,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -130,6 +133,11 @@ _METRIC_TEXT = {
 }
 #: Metrics panel rows: (registry name, label, tooltip), in the codec table's order.
 METRIC_ROWS = tuple((name, *_METRIC_TEXT[name]) for name in METRIC_NAMES)
+
+
+def _mono(frames: np.ndarray) -> np.ndarray:
+    """(n, channels) samples as one float32 channel (the mean of the channels)."""
+    return np.ascontiguousarray(frames.mean(axis=1), dtype=np.float32)
 
 
 def _format_metric(key: str, value: float) -> str:
@@ -240,6 +248,13 @@ class InspectView(QWidget):
         side_layout.addWidget(self._build_metrics())
         side_layout.addWidget(self._build_view_controls())
         side_layout.addWidget(self._build_playback())
+        # A study stimulus opened from Results lists its ratings here (show_stimulus).
+        self.stimulus_files: tuple[Path, Path] | None = None
+        self.ratings_box = QGroupBox("Ratings")
+        self.ratings_list = QListWidget()
+        QVBoxLayout(self.ratings_box).addWidget(self.ratings_list)
+        self.ratings_box.setVisible(False)
+        side_layout.addWidget(self.ratings_box)
         side_layout.addStretch(1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
@@ -537,6 +552,8 @@ class InspectView(QWidget):
     def clear_result(self) -> None:
         """Forget what is shown (spectrograms, read-out, metrics, the pair in the player)."""
         self.result = None
+        self.stimulus_files = None
+        self.ratings_box.setVisible(False)
         self._shown_source = None
         self._original_source = None
         if self._detail_worker is not None:
@@ -553,6 +570,31 @@ class InspectView(QWidget):
             self.player.close()
             self.player = None
         self._update_playback_controls()
+
+    def show_stimulus(self, stimulus: str | os.PathLike[str], reference: str | os.PathLike[str], *,
+                      title: str = "", ratings: Sequence[str] = ()) -> None:
+        """Show a study's rendered stimulus (as listeners heard it) against its rendered reference, with its ratings.
+
+        The Results view calls this for a (clip, condition) cell: ``stimulus`` and ``reference``
+        are the two files of the study's stimuli folder, ``ratings`` one line per rating. The pair
+        is drawn and loaded for listening like a run's (original = reference); nothing is coded.
+        """
+        try:
+            ref, stim = (_mono(sf.read(str(p), dtype="float32", always_2d=True)[0]) for p in (reference, stimulus))
+        except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+            self.show_message(f"The stimulus cannot be read ({describe_error(exc)}).", error=True)
+            return
+        self.cancel()
+        self.clear_result()
+        self.stimulus_files = (Path(stimulus), Path(reference))
+        self.show_arrays(ref, stim)
+        self.ratings_box.setTitle(f"Ratings: {title}" if title else "Ratings")
+        self.ratings_list.clear()
+        self.ratings_list.addItems(list(ratings) or ["no ratings"])
+        self.ratings_box.setVisible(True)
+        self.run_info_label.setText(f"{title} · {Path(stimulus).name} against {Path(reference).name}")
+        self._load_player(ref, stim)
+        self.show_message(f"{title}: the rendered stimulus against its reference, with {len(ratings)} rating(s).")
 
     def _start_preview(self, source: AudioSource) -> None:
         analysis = self.analysis()

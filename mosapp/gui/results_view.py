@@ -26,6 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,10 +52,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from mosapp.gui.workers import GeneratorWorker
-from mosapp.study.definition import STUDIES_DIR, StudyDefinition, load_study
+from mosapp.study.definition import REFERENCE, STUDIES_DIR, StudyDefinition, load_study
 from mosapp.study.engine import ListenerProgress, StudyEngine
 from mosapp.study.errors import StudyError
 from mosapp.study.export import export_study
@@ -68,7 +70,7 @@ from mosapp.study.report import (
     score_ticks,
     write_report,
 )
-from mosapp.study.store import Store, open_store
+from mosapp.study.store import ClipRow, ConditionRow, StimulusRow, Store, StudyRow, open_store
 
 #: The study the view opens when given none.
 DEFAULT_STUDY = STUDIES_DIR / "demo.toml"
@@ -125,6 +127,47 @@ def load_results(study: str | os.PathLike[str] | StudyDefinition, database: str 
     finally:
         store.close()
     return definition, report, progress
+
+
+@dataclass(frozen=True)
+class StimulusLink:
+    """A (clip, condition) cell of Results as Inspect opens it: the rendered stimulus, its reference, its ratings."""
+
+    clip: str
+    condition: str
+    stimulus: Path
+    reference: Path
+    ratings: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return f"{self.condition} · {self.clip}"
+
+
+def stimulus_link(store: Store, definition: StudyDefinition, ratings: pd.DataFrame, clip: str,
+                  condition: str) -> StimulusLink:
+    """The files listeners heard for ``(clip, condition)`` and for the clip's reference, and the cell's ratings
+    (``ratings``: the report's table; one line per rating, screened-out listeners marked)."""
+    with store.read() as s:
+        rows = dict(s.execute(
+            select(ConditionRow.name, StimulusRow.audio_file)
+            .join(ClipRow, StimulusRow.clip_id == ClipRow.id)
+            .join(ConditionRow, StimulusRow.condition_id == ConditionRow.id)
+            .join(StudyRow, StimulusRow.study_id == StudyRow.id)
+            .where(StudyRow.name == definition.name, ClipRow.name == clip,
+                   ConditionRow.name.in_([condition, REFERENCE]))).all())
+    if condition not in rows or REFERENCE not in rows:
+        missing = condition if condition not in rows else REFERENCE
+        raise StudyError(f'The study "{definition.name}" has no rendered stimulus of {missing} for the clip {clip}; '
+                         f"run `mosapp study prepare`.")
+    cell = ratings[(ratings["clip"] == clip) & (ratings["condition"] == condition)] if len(ratings) else ratings
+    if "is_gold" in cell:
+        cell = cell[~cell["is_gold"].astype(bool)]
+    lines = tuple(
+        f"{r.listener}: {r.value:g} (trial {r.trial})" + (" — screened out" if getattr(r, "screened_out", False) else "")
+        for r in cell.itertuples())
+    folder = definition.stimuli_dir
+    return StimulusLink(clip, condition, folder / rows[condition], folder / rows[REFERENCE], lines)
 
 
 def _cell(row: pd.Series | None, column: str, fmt: str = "{:.0f}") -> str:
@@ -195,6 +238,8 @@ class ResultsView(QWidget):
 
     loaded = Signal(object)
     failed = Signal(str)
+    #: A (clip, condition) cell (or a plotted point) asked to be shown in Inspect: a :class:`StimulusLink`.
+    inspect_requested = Signal(object)
 
     def __init__(self, study: str | os.PathLike[str] | StudyDefinition | None = None, parent: QWidget | None = None,
                  *, database: str | None = None, bootstrap: int = DEFAULT_BOOTSTRAP, auto_load: bool = True) -> None:
@@ -332,6 +377,10 @@ class ResultsView(QWidget):
             {5: "95 % t interval over the listeners' means in this clip x condition cell",
              6: "standard deviation of the listeners' means in this cell"},
         )
+        self.clips_table.setToolTip("Double-click a row (or press Enter) to open that stimulus in Inspect, against "
+                                    "its reference, with its ratings.")
+        self.clips_table.cellDoubleClicked.connect(lambda row, _col: self.inspect_row(row))
+        self.clips_table.itemActivated.connect(lambda item: self.inspect_row(item.row()))
         self.tabs.addTab(self.clips_table, "Per clip")
         self.agreement_table = _Table(
             ["listener", "conditions", "r with the rest", "note"],
@@ -621,6 +670,8 @@ class ResultsView(QWidget):
             plot.addItem(bars)
             curve = plot.plot(x, y, pen=pg.mkPen(color, width=2) if len(group) > 1 else None, symbol="o",
                               symbolSize=8, symbolBrush=color, symbolPen=pg.mkPen(color), name=family)
+            names = [str(c) for c in group["condition"]]
+            curve.sigPointsClicked.connect(lambda _item, points, _ev=None, names=names: self._point_clicked(names, points))
             for xi, yi, cond in zip(x, y, group["condition"]):
                 label = pg.TextItem(str(cond), color=color, anchor=self._label_anchor(xi, yi, lo, hi, definition))
                 label.setPos(xi, yi)
@@ -673,6 +724,37 @@ class ResultsView(QWidget):
             ay = 0.0
         self._labels.append((x, y, ay))
         return (ax, ay)
+
+    # ------------------------------------------------------------------ to Inspect
+    def inspect_row(self, row: int) -> StimulusLink | None:
+        """Open the Per-clip table's row ``row`` (a clip x condition cell) in Inspect."""
+        clip, condition = self.clips_table.cell(row, 0), self.clips_table.cell(row, 1)
+        return self.inspect_cell(clip, condition) if clip and condition else None
+
+    def inspect_cell(self, clip: str, condition: str) -> StimulusLink | None:
+        """Emit :attr:`inspect_requested` for ``(clip, condition)``; returns the link (None: a message in the view)."""
+        if self.definition is None or self.report is None:
+            self._message("Open a study with ratings first.", error=True)
+            return None
+        try:
+            with _open_existing(self.database or self.definition.database_url) as store:
+                link = stimulus_link(store, self.definition, self.report.ratings, clip, condition)
+        except StudyError as exc:
+            self._message(str(exc), error=True)
+            return None
+        self.inspect_requested.emit(link)
+        return link
+
+    def _point_clicked(self, conditions: list[str], points: list) -> None:
+        """A plotted point: its condition's first clip in the Per-clip table (the cell Inspect then shows)."""
+        if not points or self.report is None or self.report.clips is None:
+            return
+        index = int(points[0].index())
+        condition = conditions[index] if 0 <= index < len(conditions) else None
+        clips = self.report.clips
+        match = clips[clips["condition"] == condition]
+        if condition is not None and len(match):
+            self.inspect_cell(str(match["clip"].iloc[0]), condition)
 
     # ------------------------------------------------------------------ exports
     def _default_folder(self) -> str:
@@ -745,4 +827,4 @@ class ResultsView(QWidget):
             self._worker.wait(10.0)
 
 
-__all__ = ["DEFAULT_STUDY", "ResultsView", "load_results"]
+__all__ = ["DEFAULT_STUDY", "ResultsView", "StimulusLink", "load_results", "stimulus_link"]

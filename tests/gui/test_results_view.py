@@ -303,3 +303,58 @@ def test_screenshot(qtbot, study, tmp_path):
     assert image.save(str(tmp_path / "results.png"))
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     assert image.save(str(SCREENSHOT))
+
+
+def test_a_clip_condition_cell_opens_its_stimulus_in_inspect_with_its_ratings(qtbot, study):
+    """Double-clicking a Per-clip row of Results shows, in Inspect, the very files listeners heard: the rendered
+    stimulus against the clip's rendered reference, and the cell's ratings."""
+    import numpy as np
+    from PySide6.QtCore import Qt
+    from sqlalchemy import select
+
+    from mosapp.gui.app import MainWindow
+    from mosapp.study import load_study, open_store
+    from mosapp.study.store import ClipRow, ConditionRow, StimulusRow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(1400, 860)
+    window.show()
+    results = window.views["Results"]
+    results.open_study(study)
+    wait_loaded(qtbot, results)
+    qtbot.waitUntil(lambda: results.report is not None and results.definition.name == "res", timeout=LOAD_TIMEOUT_MS)
+    window.tabs.setCurrentWidget(results)
+    results.tabs.setCurrentWidget(results.clips_table)
+    table = results.clips_table
+    row = next(r for r in range(table.rowCount()) if table.cell(r, 1) == "pghi-only")
+    clip = table.cell(row, 0)
+    qtbot.waitExposed(table)
+    pos = table.visualItemRect(table.item(row, 1)).center()
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=pos)  # a double click starts with a press
+    qtbot.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.waitUntil(lambda: window.tabs.currentWidget() is window.inspect, timeout=10_000)
+
+    definition = load_study(study)
+    with open_store(definition.database_url) as store, store.read() as s:
+        files = dict(s.execute(select(ConditionRow.name, StimulusRow.audio_file)
+                               .join(ClipRow, StimulusRow.clip_id == ClipRow.id)
+                               .join(ConditionRow, StimulusRow.condition_id == ConditionRow.id)
+                               .where(ClipRow.name == clip)).all())
+    stimulus, reference = definition.stimuli_dir / files["pghi-only"], definition.stimuli_dir / files["reference"]
+    inspect = window.inspect
+    assert inspect.stimulus_files == (stimulus, reference)
+    shown_reference, shown_stimulus = inspect._arrays
+    assert np.array_equal(shown_stimulus, sf.read(stimulus, dtype="float32", always_2d=True)[0].mean(axis=1))
+    assert np.array_equal(shown_reference, sf.read(reference, dtype="float32", always_2d=True)[0].mean(axis=1))
+    assert inspect.panes.pair is not None
+    # Its ratings: every listener's score of this cell (L4, screened out, marked so).
+    ratings = results.report.ratings
+    cell = ratings[(ratings["clip"] == clip) & (ratings["condition"] == "pghi-only")]
+    listed = [inspect.ratings_list.item(i).text() for i in range(inspect.ratings_list.count())]
+    assert inspect.ratings_box.isVisible() and len(listed) == len(cell) == 4
+    for r in cell.itertuples():
+        assert any(line.startswith(f"{r.listener}: {r.value:g} (trial {r.trial})") for line in listed), listed
+    assert any("screened out" in line for line in listed if line.startswith("L4"))
+    assert "pghi-only · " + clip in inspect.ratings_box.title()
+    window.close()
