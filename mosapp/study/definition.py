@@ -9,7 +9,7 @@ A study file is flat TOML; every path in it is relative to the file itself::
     conditions = ["reference", "pghi-only", "opus-12", "lowpass-3.5k"]
     trials_per_listener = 12          # optional; default clips x conditions x repetitions
     repetitions = 1
-    seed = 2024
+    seed = 2024                       # optional, for reproducible demos only: the plan is then NOT blind
     loudness_lufs = -23.0             # ITU-R BS.1770 integrated loudness of every stimulus
     fade_ms = 20.0
     database = "data/demo/study.sqlite"   # optional; a path, or any SQLAlchemy URL
@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import glob as globlib
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -243,7 +244,9 @@ class StudyDefinition:
         training: training trials.
         trials_per_listener: rated (non-training) trials per listener.
         repetitions: how often each (clip, condition) pair can recur in one listener's plan.
-        seed: randomisation seed of every plan.
+        seed: randomisation seed of every plan, when the study file sets one (``seed_in_file``);
+            0 otherwise, and the plans use the secret seed drawn at preparation instead
+            (:meth:`plan_seed`).
         loudness_lufs: integrated loudness (ITU-R BS.1770) every stimulus is normalised to.
         fade_ms: raised-cosine fade in and out of every excerpt.
         pipeline: codec settings for spectrogram codecs.
@@ -279,6 +282,32 @@ class StudyDefinition:
     screening: ScreeningSpec = field(default_factory=ScreeningSpec)
     reference_first: bool = False
     gold: tuple[GoldSpec, ...] = ()
+    #: The study file sets ``seed``: plans are reproducible from the file (demos), hence not blind.
+    seed_in_file: bool = True
+
+    def plan_seed(self, salt: str | None) -> int:
+        """The seed every listener's plan is drawn from.
+
+        With ``seed`` in the study file: that seed (anyone with the file and a listener's
+        enrolment number can rebuild that listener's plan: fine for a demo, **not blind**).
+        Without it: a secret derived from the study's ``stimulus_salt``, the random secret drawn
+        by ``mosapp study prepare`` and kept only in the database:
+        ``int(HMAC-SHA256(salt, "mosapp plan seed")[:8]) >> 1`` (63 bits). ``salt`` None (not
+        prepared): :class:`StudyError`.
+        """
+        if self.seed_in_file:
+            return int(self.seed)
+        if not salt:
+            raise StudyError(f'The study "{self.name}" has no plan seed yet; run `mosapp study prepare` first.')
+        digest = hmac.new(bytes.fromhex(salt), b"mosapp plan seed", hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big") >> 1
+
+    def blind_note(self) -> str:
+        """How the plan was seeded, in one line (the report prints it)."""
+        if self.seed_in_file:
+            return (f"plan: seed {self.seed} from the study file (reproducible demo; anyone with the file can rebuild "
+                    f"every listener's order: not blind)")
+        return "plan: secret seed drawn at preparation and kept in the database (blind)"
 
     @property
     def scale(self) -> str:
@@ -308,7 +337,7 @@ class StudyDefinition:
             "training": [self.training.trials, list(self.training.conditions)],
             "trials_per_listener": self.trials_per_listener,
             "repetitions": self.repetitions,
-            "seed": self.seed,
+            "seed": self.seed if self.seed_in_file else "secret",
         }
         if self.gold:  # only then, so a study from before gold trials keeps its design hash
             gold_clips = {c.name: c for c in self.clips if c.gold_only}
@@ -611,6 +640,7 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
             f"is {trials}; at most {full} (clips x conditions x repetitions = {len(plan_clips)} x {len(conditions)} x "
             f"{repetitions}); raise repetitions for more",
         )
+    seed_in_file = top.has("seed")
     seed = top.integer("seed", 0, minimum=0, maximum=MAX_SEED)
     loudness = top.number("loudness_lufs", -23.0)
     if not -70.0 <= loudness <= 0.0:
@@ -671,7 +701,7 @@ def parse_study(text: str, *, source: Path | None = None, name: str | None = Non
     return StudyDefinition(
         name=study_name, title=title, test_type=test_type, instructions=instructions, labels=labels,
         clips=clips, conditions=conditions, training=training, trials_per_listener=trials,
-        repetitions=repetitions, seed=seed, loudness_lufs=loudness, fade_ms=fade_ms, pipeline=pipeline,
+        repetitions=repetitions, seed=seed, seed_in_file=seed_in_file, loudness_lufs=loudness, fade_ms=fade_ms, pipeline=pipeline,
         metrics=tuple(dict.fromkeys(metrics)), database_url=database, stimuli_dir=stimuli_dir,
         source=source, text=text, screening=screening, reference_first=reference_first, gold=gold,
     )

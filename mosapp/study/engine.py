@@ -23,7 +23,7 @@ import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import cast
@@ -282,7 +282,9 @@ class StudyEngine:
                                                    ListenerRow.code == code)).one_or_none()
 
     def _enrol(self, s: Session, study_id: int, code: str) -> ListenerRow:
-        d = self.definition
+        # The plan's seed: the study file's (a demo, not blind) or the secret drawn at preparation.
+        salt = s.scalar(select(StudyRow.stimulus_salt).where(StudyRow.id == study_id))
+        d = replace(self.definition, seed=self.definition.plan_seed(salt))
         position = s.execute(select(func.coalesce(func.max(ListenerRow.position) + 1, 0))
                              .where(ListenerRow.study_id == study_id)).scalar_one()
         listener = ListenerRow(study_id=study_id, code=code, position=int(position), created_at=utcnow())

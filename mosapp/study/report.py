@@ -119,7 +119,7 @@ class Report:
         scale = d.scale
         kind = d.test_type.upper()
         lines = [f"{d.title}  ({d.name}: {kind}" + ("" if scale == kind else f", {scale}") + ")", ""]
-        lines += self.warnings() + ([""] if self.warnings() else [])
+        lines += [d.blind_note(), ""] + self.warnings() + ([""] if self.warnings() else [])
         n_list = self.ratings["listener"].nunique() if len(self.ratings) else 0
         n_gold = int(self.ratings["is_gold"].sum()) if "is_gold" in self.ratings and len(self.ratings) else 0
         lines.append(f"ratings: {len(self.ratings) - n_gold} from {n_list} listener(s)"
@@ -532,7 +532,7 @@ class CcrReport:
 
     def text(self) -> str:
         d = self.definition
-        lines = [f"{d.title}  ({d.name}: CCR, CMOS)", ""]
+        lines = [f"{d.title}  ({d.name}: CCR, CMOS)", "", d.blind_note(), ""]
         n_list = self.ratings["listener"].nunique() if len(self.ratings) else 0
         lines.append(f"ratings: {len(self.ratings)} from {n_list} listener(s); screening: rule off")
         lines += ["", "CMOS per condition (processed against reference, -3..+3), order effect removed: the mean over "

@@ -19,6 +19,7 @@ import pytest
 
 from mosapp.study.ccr import order_plan
 from mosapp.study.definition import parse_study
+from mosapp.study.errors import StudyError
 from mosapp.study.plan import back_to_back, insert_gold, listener_plan, williams_rows
 from tests.study.conftest import study_toml
 
@@ -214,3 +215,57 @@ def test_gold_trials_never_sit_next_to_the_same_clip(n_clips, n_cond, trials, re
                 assert all(n.clip != t.clip for n in neighbours), (listener, [(x.clip, x.gold_expected) for x in out])
             assert all((n.clip, n.condition) != (t.clip, t.condition) for n in neighbours)
             assert all(n.gold_expected is None for n in neighbours)  # never two golds in a row
+
+
+# ------------------------------------------------------------------ the plan's seed
+
+
+def test_without_a_seed_in_the_file_the_plan_seed_is_a_secret_of_the_database(tmp_path):
+    text = study_toml(conditions=["reference", "pghi-only", "lowpass-3.5k"], starts=(0.0, 1.5, 3.0))
+    assert "seed = 11\n" in text
+    blind = parse_study(text.replace("seed = 11\n", ""), source=tmp_path / "b.toml")
+    demo = parse_study(text, source=tmp_path / "d.toml")
+    assert demo.seed_in_file and demo.plan_seed(None) == 11 and "not blind" in demo.blind_note()
+    assert not blind.seed_in_file and blind.design()["seed"] == "secret" and "(blind)" in blind.blind_note()
+    salt_a, salt_b = "ab" * 16, "cd" * 16
+    assert blind.plan_seed(salt_a) == blind.plan_seed(salt_a) != blind.plan_seed(salt_b)
+    assert 0 <= blind.plan_seed(salt_a) < 2 ** 63
+    with pytest.raises(StudyError, match="prepare"):
+        blind.plan_seed(None)
+
+
+def test_enrolment_draws_the_plan_from_the_prepared_secret(tmp_path):
+    """Two databases prepared from the same seedless study file give listener 0 different orders, each the plan of
+    the seed derived from that database's salt; nothing in the study file rebuilds them."""
+    from sqlalchemy import select
+
+    from mosapp.study import StudyEngine
+    from mosapp.study.store import ClipRow, ConditionRow, StimulusRow, StudyRow, TrialRow
+    from tests.study.conftest import prepare
+
+    orders = []
+    for name in ("one", "two"):
+        folder = tmp_path / name
+        folder.mkdir()
+        text = study_toml(conditions=["reference", "pghi-only", "lowpass-3.5k"], starts=(0.0, 1.5, 3.0, 4.5),
+                          database=str(folder / "s.sqlite"), stimuli_dir=str(tmp_path / "stimuli"))
+        path = folder / "s.toml"
+        path.write_text(text.replace("seed = 11\n", ""), encoding="utf-8")
+        prepare(path)
+        with StudyEngine.open(path) as engine:
+            with engine.start_or_resume("L1"):
+                pass
+            with engine.store.read() as s:
+                salt = s.scalar(select(StudyRow.stimulus_salt))
+                rows = s.execute(select(ClipRow.name, ConditionRow.name)
+                                 .select_from(TrialRow).join(StimulusRow, TrialRow.stimulus_id == StimulusRow.id)
+                                 .join(ClipRow, StimulusRow.clip_id == ClipRow.id)
+                                 .join(ConditionRow, StimulusRow.condition_id == ConditionRow.id)
+                                 .order_by(TrialRow.position)).all()
+            d = engine.definition
+        want = listener_plan(clips=[c.name for c in d.plan_clips], conditions=list(d.conditions),
+                             trials=d.trials_per_listener, repetitions=d.repetitions, seed=d.plan_seed(salt),
+                             listener_index=0, training_trials=d.training.trials)
+        assert [(r[0], r[1]) for r in rows] == [(t.clip, t.condition) for t in want]
+        orders.append([(r[0], r[1]) for r in rows])
+    assert orders[0] != orders[1]
