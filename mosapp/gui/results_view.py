@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSizePolicy,
+    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -115,14 +116,20 @@ def _open_existing(url: str) -> Store:
 
 
 def load_results(study: str | os.PathLike[str] | StudyDefinition, database: str | None, *, screening: bool,
-                 bootstrap: int
+                 bootstrap: int, min_score: int | None = None
                  ) -> Generator[str, None, tuple[StudyDefinition, Report | CcrReport, list[ListenerProgress]]]:
-    """The job the worker runs: (definition, Report, listener progress). A generator (one step)."""
+    """The job the worker runs: (definition, Report, listener progress). A generator (one step).
+
+    ``min_score`` overrides the study's screening threshold, in its units (ignored where out of them)."""
     yield "reading"
     definition = study if isinstance(study, StudyDefinition) else load_study(study, check_codecs=False)
+    low, high = definition.score_range
+    if min_score is not None and (definition.test_type == "ccr" or not low <= min_score <= high
+                                  or (definition.test_type == "mushra" and min_score <= 5)):
+        min_score = None  # another study's threshold: the study's own
     store = _open_existing(database or definition.database_url)
     try:
-        report = build_report(store, definition, screening=screening, bootstrap=bootstrap)
+        report = build_report(store, definition, screening=screening, bootstrap=bootstrap, min_score=min_score)
         progress = StudyEngine(definition, store).listener_progress()
     finally:
         store.close()
@@ -279,6 +286,17 @@ class ResultsView(QWidget):
                                       "report`; off: --no-screening.")
         self.screening_box.toggled.connect(self.reload)
         bar.addWidget(self.screening_box)
+        # The screening threshold in the study's own units: 1-5 (DCR/ACR), 0-100 (MUSHRA); CCR has none.
+        self.min_score_spin = QSpinBox()
+        self.min_score_spin.setPrefix("reference below ")
+        self.min_score_spin.setRange(1, 5)
+        self.min_score_spin.setValue(4)
+        self.min_score_spin.setEnabled(False)
+        self.min_score_spin.setToolTip("Post-screening counts a hidden-reference score below this against a listener, "
+                                       "in the study's units (1-5, MUSHRA 0-100); as --min-score.")
+        self.min_score_spin.editingFinished.connect(self._min_score_changed)
+        self._min_score: int | None = None  # an override of the study's [screening] min_score
+        bar.addWidget(self.min_score_spin)
         self.title_label = QLabel("")
         self.title_label.setTextFormat(Qt.TextFormat.PlainText)
         font = QFont(self.title_label.font())
@@ -396,6 +414,12 @@ class ResultsView(QWidget):
         layout.addWidget(self.tabs, 1)
         self._set_actions(False)
 
+    def _min_score_changed(self) -> None:
+        value = self.min_score_spin.value()
+        if self.report is not None and value != self.report.screening.spec.min_score:
+            self._min_score = value
+            self.reload()
+
     def _split_moved(self, *_: object) -> None:
         self._split_user = True
 
@@ -462,11 +486,11 @@ class ResultsView(QWidget):
         self._generation += 1
         generation = self._generation
         study, database = self.study, self.database
-        screening, bootstrap = self.screening_box.isChecked(), self.bootstrap
+        screening, bootstrap, min_score = self.screening_box.isChecked(), self.bootstrap, self._min_score
         self._message("Reading the ratings…")
         self.reload_button.setEnabled(True)
-        worker = GeneratorWorker(lambda: load_results(study, database, screening=screening, bootstrap=bootstrap),
-                                 self)
+        worker = GeneratorWorker(lambda: load_results(study, database, screening=screening, bootstrap=bootstrap,
+                                                      min_score=min_score), self)
         worker.setProperty("generation", generation)
         # Bound methods of this view (not lambdas): the slots then run on the GUI thread.
         worker.finished.connect(self._worker_finished)
@@ -510,6 +534,14 @@ class ResultsView(QWidget):
             return
         definition, report, progress = result
         self._loaded_at = time.monotonic()
+        if self.definition is not None and definition.name != self.definition.name:
+            self._min_score = None  # another study: its own threshold
+        blocker = QSignalBlocker(self.min_score_spin)
+        low, high = definition.score_range
+        self.min_score_spin.setRange(6 if definition.test_type == "mushra" else max(low, 1), high)
+        self.min_score_spin.setValue(int(report.screening.spec.min_score))
+        self.min_score_spin.setEnabled(definition.test_type != "ccr" and report.screening.spec.rule != "off")
+        del blocker
         self.definition, self.report, self.progress = definition, report, progress
         self._show(report, progress)
         self._set_actions(True)

@@ -358,3 +358,16 @@ def test_a_clip_condition_cell_opens_its_stimulus_in_inspect_with_its_ratings(qt
     assert any("screened out" in line for line in listed if line.startswith("L4"))
     assert "pghi-only · " + clip in inspect.ratings_box.title()
     window.close()
+
+
+def test_the_screening_threshold_is_set_in_the_studys_units(qtbot, study):
+    view = make_view(qtbot, study)
+    wait_loaded(qtbot, view)
+    spin = view.min_score_spin
+    assert spin.isEnabled() and (spin.minimum(), spin.maximum(), spin.value()) == (1, 5, 4)  # DCR: 1-5
+    assert view.report.screening.dropped == ["L4"]  # its hidden reference at 2 < 4
+    spin.setValue(2)
+    spin.editingFinished.emit()
+    qtbot.waitUntil(lambda: not view.loading and view.report.screening.spec.min_score == 2, timeout=LOAD_TIMEOUT_MS)
+    assert view.report.screening.dropped == []  # 2 is not below 2: L4 kept
+    assert "min_score 2" in view.message_label.text()
