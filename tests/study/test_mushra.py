@@ -223,3 +223,47 @@ def test_shipped_mushra_demo_parses_with_the_bs1534_rule():
     assert d.test_type == "mushra" and "lowpass-3.5k" in d.conditions and "lowpass-7k" in d.conditions
     assert d.screening.rule == "bs1534" and d.screening.anchor == "lowpass-7k"
     assert all(c.path == DEMO_CLIP for c in d.clips) and all(c.length_s <= 4 for c in d.clips)
+
+
+# ------------------------------------------------------------------------------ screening units
+
+
+def _fixture_copy(tmp_path: Path) -> Path:
+    """The MUSHRA fixture database and study file in a folder of their own (see tests/fixtures/study/README.md)."""
+    import shutil
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    (tmp_path / "sgc").mkdir()
+    shutil.copy(fixtures / "sgc" / "source.flac", tmp_path / "sgc" / "source.flac")
+    (tmp_path / "study").mkdir()
+    for name in ("mushra.toml", "mushra.sqlite", "acr.toml", "acr.sqlite", "ccr.toml", "ccr.sqlite"):
+        shutil.copy(fixtures / "study" / name, tmp_path / "study" / name)
+    return tmp_path / "study"
+
+
+def test_screening_thresholds_are_taken_in_each_test_types_units(tmp_path, capsys):
+    from mosapp.cli.main import main
+    from mosapp.study import load_study
+    from mosapp.study.export import check_screening_units
+
+    folder = _fixture_copy(tmp_path)
+    mushra_def, acr_def, ccr_def = (load_study(folder / f"{n}.toml", check_codecs=False) for n in ("mushra", "acr", "ccr"))
+    check_screening_units(mushra_def, min_score=85, anchor_max_score=80)
+    check_screening_units(acr_def, min_score=3)
+    with pytest.raises(StudyError, match="five-grade score; MUSHRA scores run from 0 to 100"):
+        check_screening_units(mushra_def, min_score=5)
+    with pytest.raises(StudyError, match="--min-score 85 is not accepted for a ACR study; give a score from 1 to 5"):
+        check_screening_units(acr_def, min_score=85)
+    with pytest.raises(StudyError, match="CCR has no post-screening rule"):
+        check_screening_units(ccr_def, min_score=2)
+    with pytest.raises(StudyError, match="only MUSHRA"):
+        check_screening_units(acr_def, anchor_max_score=4)
+    # From the command line: `study report --min-score 85` on a MUSHRA study is taken, in its units.
+    capsys.readouterr()
+    assert main(["study", "report", str(folder / "mushra.toml"), "--min-score", "85", "--anchor-max-score", "80",
+                 "--out", str(tmp_path / "out"), "--bootstrap", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "min_score 85" in out and "anchor_max_score 80" in out
+    assert main(["study", "report", str(folder / "mushra.toml"), "--min-score", "5", "--out",
+                 str(tmp_path / "out")]) != 0
+    assert "five-grade score" in capsys.readouterr().err

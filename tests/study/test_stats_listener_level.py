@@ -332,3 +332,28 @@ def test_summary_carries_the_bca_interval_next_to_the_percentile_one():
     two = pd.DataFrame({"listener": ["a", "a", "b", "b"], "condition": "X", "clip": ["k1", "k2"] * 2,
                         "value": [3, 4, 2, 5]})
     assert stats.condition_summary(two)[["bca_low", "bca_high"]].isna().all(axis=None)  # fewer than 3 listeners
+
+
+def test_bs1534_counts_items_not_screens():
+    """8 items x 2 repetitions. L1 slips on 3 screens of 3 different items (80 on one repetition, 100 on the other:
+    item means 90, not below 90): by screens 3/16 = 18.75 % > 15 % (dropped), by items 0/8 (kept). L2 is below 90
+    on both repetitions of 2 items: 2/8 = 25 % of items (dropped either way)."""
+    rows = []
+    for who in ("L1", "L2"):
+        for k in range(8):
+            for rep in range(2):
+                ref = 100
+                if who == "L1" and k < 3 and rep == 0:
+                    ref = 80
+                if who == "L2" and k < 2:
+                    ref = 70
+                rows += [(who, "reference", f"k{k}", ref), (who, "anchor", f"k{k}", 30)]
+    df = pd.DataFrame(rows, columns=["listener", "condition", "clip", "value"])
+    with stats.score_range(0, 100):
+        by_item = stats.screen_listeners(df, "reference", min_score=90, max_fraction=0.15, min_reference_trials=3,
+                                         per_item=True)
+        by_trial = stats.screen_listeners(df, "reference", min_score=90, max_fraction=0.15, min_reference_trials=3)
+    t = by_item.table.set_index("listener")
+    assert (t["counted_per"] == "item").all() and t.loc["L1", "n_reference_trials"] == 8
+    assert by_item.dropped == ["L2"] and "2 of 8 items" in t.loc["L2", "reason"]
+    assert by_trial.dropped == ["L1", "L2"] and (by_trial.table["counted_per"] == "trial").all()
