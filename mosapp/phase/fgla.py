@@ -177,7 +177,9 @@ def _refine_torch(mag: torch.Tensor, t: torch.Tensor, seed_t: torch.Tensor | Non
             c = con.analyse(f0, f1)
             torch.lerp(c_prev[f0:f1], c, 1.0 + alpha, out=t[f0:f1])
             c_prev[f0:f1] = c
-    return torch.cat([p_mag(f0, f1, c_prev) for f0, f1 in spans]) if spans else c_prev
+    for f0, f1 in spans:  # the result in place of t: no third (frames, bins) array
+        t[f0:f1] = p_mag(f0, f1, c_prev)
+    return t
 
 
 #: Frames per call of the CPU path's kernels and FFTs (a chunk's temporaries fit in L2).
@@ -322,11 +324,10 @@ def _refine_cpu(mag_t: torch.Tensor, t_t: torch.Tensor, seed_t: torch.Tensor | N
                 left.x[right.f0 - left.f0:] = shared
                 right.x[: k - 1] = shared
             list(pool.map(analyse, parts))
-    out = np.empty_like(c_prev)
-    for part in parts:
+    for part in parts:  # the result in place of c_prev: no third (frames, bins) array
         for f0, f1 in chunks(part):
-            _project(c_prev[f0:f1], mag[f0:f1], out[f0:f1], tiny)
-    out_t = torch.from_numpy(out)
+            _project(c_prev[f0:f1], mag[f0:f1], c_prev[f0:f1], tiny)
+    out_t = torch.from_numpy(c_prev)
     if seed_t is not None:
         out_t[:ks] = seed_t
     return out_t
