@@ -322,7 +322,7 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
             fam = families.get(task.codec, "")
             return {"GPU": 1} if gpu and fam in ("sgc", "msillm", "pghi-only") else None
 
-        with Engine(workers=workers if todo else 0, scheduler=scheduler if todo else None) as engine:
+        with Engine(workers=workers if len(todo) > 1 else 0, scheduler=scheduler if todo else None) as engine:
             result.where = engine.describe()
             yield Progress("evaluate", done, max(total, 1), "pairs", detail=f"workers ready: {result.where}")
             try:
@@ -350,7 +350,7 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
                            if codec not in refused]
         yield Progress("write", 0, 1, detail="tables and plots")
         result.files = write_outputs(out, rows, codec_list, names, families, plan_problems=[
-            (p.clip, p.reason) for p in plan_problems], plots=plots, complete=not result.stopped,
+            (p.clip, p.reason) for p in plan_problems], plots=plots and not result.stopped, complete=not result.stopped,
             pairs_total=result.pairs)
         result.seconds = time.perf_counter() - t0
         record = {

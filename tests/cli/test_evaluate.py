@@ -213,3 +213,38 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     rc, out, err = run_main(capsys, "evaluate", tmp_path / "empty", "--codecs", "opus-12", "--out", tmp_path / "o")
     assert rc == 2 and "holds no audio files" in err and "Traceback" not in err and out == ""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_within_a_second_and_keeps_what_finished(tmp_path):
+    music = _music(tmp_path / "music", 2, 6.0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*MOSAPP, "evaluate", str(music), "--codecs", "opus-12", "mp3-16", "--out", str(out),
+                             "--excerpt-seconds", "1", "--excerpts-per-file", "20", "--metrics", "mel_distance",
+                             "--workers", "2", "--progress", "off"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    db = out / "pairs.sqlite"
+    import sqlite3
+
+    def saved() -> int:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+                return int(con.execute("SELECT count(*) FROM pairs").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    while saved() < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert saved() >= 4
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl+C sends: the whole foreground group
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    stopped_in = time.monotonic() - t0
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert stopped_in < 1.5, stopped_in  # a second, plus slack for a loaded test machine
+    kept = saved()
+    assert 4 <= kept < 80
+    assert len(_rows(out / "clips.csv")) == kept  # the tables of what finished are written
+    assert "stopped early" in (out / "summary.md").read_text()
