@@ -10,8 +10,9 @@ correlation (:func:`mosapp.core.metrics.band_metrics`).
 
     .venv/bin/python benchmarks/lowband_panel.py                        # docs/lowband_panel.png
     .venv/bin/python benchmarks/lowband_panel.py --codecs pghi-only sgc-12 NEW-CODEC opus-12 --out docs/x.png
-    # reuse what benchmarks/codec_table.py --save-decoded out/decoded decoded (same clips, start and length):
-    .venv/bin/python benchmarks/lowband_panel.py --decoded out/decoded
+    # reuse what `mosapp evaluate benchmarks/heldout.csv ... --keep-audio --out out/codec-table` decoded
+    # (same clips, start and length; pass --decoded out/codec-table/audio):
+    .venv/bin/python benchmarks/lowband_panel.py --decoded out/codec-table/audio
 
 Conditions are any registry names (``mosapp codecs``). Without ``--decoded`` (or for a codec not
 found there) the excerpt is encoded and decoded here. Needs ``apt-get install asc-music``
@@ -81,7 +82,11 @@ def from_decoded(folder: Path | None, name: str, clip: str, offset: int, n: int)
         return None
     path = folder / name / f"{Path(clip).stem}.wav"
     if not path.is_file():
-        return None
+        # `mosapp evaluate --keep-audio` names them <stem>-<hash>-<start>-<seconds>.wav.
+        found = sorted((folder / name).glob(f"{Path(clip).stem}-*.wav"))
+        if not found:
+            return None
+        path = found[0]
     import soundfile as sf
 
     data, rate = sf.read(str(path), dtype="float32", always_2d=True)

@@ -128,12 +128,15 @@ def _manifest_rows(path: Path) -> list[tuple[str, float | None, float | None, in
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"The manifest {path} cannot be read ({getattr(exc, 'strerror', None) or exc}).") from None
     rows = []
+    first = True
     for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
         cells = [c.strip() for c in row]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue
-        if line_no == 1 and cells[0].lower() in ("path", "file"):
+        if first and cells[0].lower() in ("path", "file"):
+            first = False
             continue  # a header row
+        first = False
         if len(cells) > 3:
             raise InputError(f"Line {line_no} of the manifest {path} has {len(cells)} columns; a row is "
                              f"path[,start_s,length_s].")

@@ -47,7 +47,7 @@ def test_excerpts_are_stratified_seeded_and_inside_the_file(tmp_path):
 def test_manifest_rows_with_and_without_positions(tmp_path):
     f = _write(tmp_path / "audio" / "clip.wav", 10.0)
     manifest = tmp_path / "list.csv"
-    manifest.write_text("path,start_s,length_s\naudio/clip.wav,1.5,2\naudio/clip.wav,4\naudio/clip.wav\n")
+    manifest.write_text("# comments first\npath,start_s,length_s\naudio/clip.wav,1.5,2\naudio/clip.wav,4\naudio/clip.wav\n")
     excerpts, problems = plan_excerpts([str(manifest)], excerpt_seconds=3.0)
     assert problems == []
     assert [(e.start_s, e.seconds) for e in excerpts][:2] == [(1.5, 2.0), (4.0, 3.0)]
