@@ -137,7 +137,7 @@ _SCREENING_FIELDS = {"rule", "min_score", "max_fraction", "min_reference_trials"
                      "gold_max_failures"}
 _GOLD_FIELDS = {"clip", "condition", "expected"}
 #: Post-screening rules: ``reference`` (hidden reference rated too low too often), ``bs1534``
-#: (that, or the low anchor rated too high too often, as ITU-R BS.1534-3 §4.1.2), ``off``.
+#: (that, or the mid-range anchor rated too high too often, as ITU-R BS.1534-3 §4.1.2), ``off``.
 SCREENING_RULES = ("reference", "bs1534", "off")
 _TRAINING_FIELDS = {"trials", "conditions"}
 _PIPELINE_FIELDS = {"geometry", "phase", "device", "fgla_iterations", "mono", "metrics"}
@@ -190,7 +190,7 @@ class ScreeningSpec:
         max_fraction: a listener is dropped above this fraction of counted trials (strictly).
         min_reference_trials: fewer hidden-reference (or anchor) trials than this: that part of
             the rule is not applied to the listener, who is kept and flagged.
-        anchor: the low anchor condition (``bs1534``).
+        anchor: the anchor condition the ``bs1534`` rule scores (BS.1534-3: the mid-range anchor, 7 kHz).
         anchor_max_score: an anchor score above this counts against a listener (``bs1534``).
         gold_max_failures: a listener who misses more gold trials than this is dropped.
         explicit: the study file set the rule.
@@ -757,7 +757,7 @@ def _screening(top: _Reader, test_type: str, conditions: tuple[str, ...]) -> Scr
     anchor = r.string("anchor")
     if rule == "bs1534":
         if anchor is None:
-            raise r.fail("anchor", "is missing; the bs1534 rule needs the low anchor condition")
+            raise r.fail("anchor", "is missing; the bs1534 rule needs the anchor condition it scores (BS.1534-3: the mid-range anchor, lowpass-7k)")
         if anchor not in conditions or anchor == REFERENCE:
             raise r.fail("anchor", f'is "{anchor}", which is not one of the study\'s conditions (other than '
                                    f'"{REFERENCE}")')

@@ -44,6 +44,8 @@ from mosapp.study.store import (
     TrialRow,
 )
 
+#: Exports and reports are as private as the database they come from (0600).
+RESULT_MODE = 0o600
 #: The stimulus metrics a study stores and exports (the registry's :data:`mosapp.core.metrics.STUDY_METRIC_NAMES`).
 METRIC_COLUMNS = STUDY_METRIC_NAMES
 
@@ -111,6 +113,8 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "boot_high": "95 % listener-clustered bootstrap interval, upper end",
     "bca_low": "95 % BCa interval of the same listener-clustered bootstrap, lower end",
     "bca_high": "95 % BCa interval of the same listener-clustered bootstrap, upper end",
+    "boot_t_low": "95 % bootstrap-t (studentised) interval of the same listener-clustered bootstrap, lower end",
+    "boot_t_high": "95 % bootstrap-t interval, upper end",
     "mixed_estimate": "mixed-model estimate (random listener and clip intercepts, REML)",
     "mixed_df": "Satterthwaite degrees of freedom of the mixed-model estimate",
     "mixed_t_low": "95 % t interval (Satterthwaite df) of the mixed-model estimate, lower end (replaces the Wald "
@@ -136,6 +140,7 @@ SUMMARY_COLUMNS: dict[str, str] = {
 #: Interval columns of the summary, clipped to the scale (name in ``clipped`` → (low, high)).
 CLIPPED_INTERVALS: dict[str, tuple[str, str]] = {
     "ci": ("ci_low", "ci_high"), "boot": ("boot_low", "boot_high"), "bca": ("bca_low", "bca_high"),
+    "boot_t": ("boot_t_low", "boot_t_high"),
     "mixed_t": ("mixed_t_low", "mixed_t_high"), "rating_ci": ("rating_ci_low", "rating_ci_high"),
 }
 
@@ -456,7 +461,7 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     if not p.parent.is_dir():
         raise StudyError(f"Cannot write {p}: the folder {p.parent} does not exist.")
     text = out.to_csv(index=False, na_rep="NA", float_format="%.10g", lineterminator="\n").encode("utf-8")
-    atomic_write(p, lambda fh: fh.write(text), suffix=".csv", error=StudyError)
+    atomic_write(p, lambda fh: fh.write(text), suffix=".csv", error=StudyError, mode=RESULT_MODE)
     return p
 
 

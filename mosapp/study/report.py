@@ -33,6 +33,7 @@ from mosapp.study.definition import StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.export import (
     METRIC_COLUMNS,
+    RESULT_MODE,
     SUMMARY_COLUMNS,
     Screening,
     clip_to_scale,
@@ -136,11 +137,12 @@ class Report:
             return "" if pd.isna(low) or pd.isna(high) else f"[{low:.2f}, {high:.2f}]"
 
         lines.append(f"{scale} per condition; intervals at the listener level (95 %): t over listener means, "
-                     f"listener-clustered bootstrap (percentile and BCa), mixed model (random listener and clip "
-                     f"intercepts; t with Satterthwaite df); the per-rating t interval, which treats ratings as "
-                     f"independent, last. kbps: none for the reference, the anchors and pghi-only:")
+                     f"listener-clustered bootstrap-t and BCa (the percentile bootstrap, too narrow with few "
+                     f"listeners, is in the CSV), mixed model (random listener and clip intercepts; t with "
+                     f"Satterthwaite df); the per-rating t interval, which treats ratings as independent, last. "
+                     f"kbps: none for the reference, the anchors and pghi-only:")
         header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {scale:>6} {'t (listeners)':>16} "
-                  f"{'bootstrap':>16} {'BCa':>16} {'mixed model':>16} {'t (ratings)':>16}")
+                  f"{'bootstrap-t':>16} {'BCa':>16} {'mixed model':>16} {'t (ratings)':>16}")
         lines += _ruled(header)
         clipped = False
         for r in self.summary.itertuples():
@@ -152,7 +154,7 @@ class Report:
                 return iv(low, high) + ("*" if name in marks else " ")
 
             lines.append(f"{r.condition:<18} {_kbps_cell(r.bitrate_kbps):>7} {r.n:>4} {r.n_listeners:>3} {mean:>6} "
-                         f"{cell('ci', r.ci_low, r.ci_high):>16} {cell('boot', r.boot_low, r.boot_high):>16} "
+                         f"{cell('ci', r.ci_low, r.ci_high):>16} {cell('boot_t', r.boot_t_low, r.boot_t_high):>16} "
                          f"{cell('bca', r.bca_low, r.bca_high):>16} "
                          f"{cell('mixed_t', r.mixed_t_low, r.mixed_t_high):>16} "
                          f"{cell('rating_ci', r.rating_ci_low, r.rating_ci_high):>16}")
@@ -448,13 +450,13 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
                   borderaxespad=0.0)
     _place_labels(fig, ax, texts)
     p = Path(path)
-    atomic_write(p, lambda fh: fig.savefig(fh, format="png"), suffix=".png", error=StudyError)
+    atomic_write(p, lambda fh: fig.savefig(fh, format="png"), suffix=".png", error=StudyError, mode=RESULT_MODE)
     return p
 
 
 def _write_text(path: Path, text: str) -> Path:
     body = (text + "\n").encode("utf-8")
-    atomic_write(path, lambda fh: fh.write(body), suffix=".txt", error=StudyError)
+    atomic_write(path, lambda fh: fh.write(body), suffix=".txt", error=StudyError, mode=RESULT_MODE)
     return path
 
 

@@ -65,7 +65,7 @@ def score_range(low: int, high: int):
 #: Columns of :func:`condition_summary`.
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "condition", "n", "n_listeners", "mean", "sd", "sem", "listener_mean", "listener_sd", "ci_low", "ci_high",
-    "boot_low", "boot_high", "bca_low", "bca_high", "rating_ci_low", "rating_ci_high",
+    "boot_low", "boot_high", "bca_low", "bca_high", "boot_t_low", "boot_t_high", "rating_ci_low", "rating_ci_high",
 )
 #: Columns of :func:`mixed_model`.
 MIXED_COLUMNS: tuple[str, ...] = (
@@ -275,6 +275,54 @@ def cluster_bca_interval(
     return (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
+def _ratio_se(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Standard error of the pooled mean ``Σ s / Σ c`` over listeners (last axis), by linearisation.
+
+    ``se² = L/(L−1) · Σ (s_i − θ c_i)² / (Σ c_i)²`` with ``θ = Σ s / Σ c``: with equal counts, the
+    SD of the listener means over ``√L``.
+    """
+    n = sums.shape[-1]
+    theta = sums.sum(axis=-1, keepdims=True) / counts.sum(axis=-1, keepdims=True)
+    resid = sums - theta * counts
+    return np.sqrt(n / (n - 1) * (resid ** 2).sum(axis=-1)) / counts.sum(axis=-1)
+
+
+def cluster_bootstrap_t_interval(
+    sums: np.ndarray, counts: np.ndarray, *, confidence: float = 0.95, resamples: int = 2000,
+    rng: np.random.Generator | int | np.random.SeedSequence | None = 0,
+) -> tuple[float, float]:
+    """Bootstrap-t (studentised) interval of the pooled mean under the listener-clustered bootstrap.
+
+    With ``θ̂ = Σ sums / Σ counts`` and its standard error ``se`` (:func:`_ratio_se`), each
+    resample of ``L`` listeners (drawn with replacement, as :func:`cluster_bootstrap_interval`)
+    gives ``t* = (θ* − θ̂) / se*``; the interval is ``[θ̂ − t*_{(1+c)/2} · se, θ̂ − t*_{(1−c)/2} · se]``
+    (Efron & Tibshirani 1993, ch. 12; R: ``boot.ci(b, type = "stud")`` with the variance as the
+    statistic's second element). A resample whose listeners all have one mean has ``se* = 0``:
+    ``t* = ±∞`` (or 0 when ``θ* = θ̂``). Unlike the percentile interval, it is not too narrow
+    with few listeners (coverage in ``studies/README.md``). ``(nan, nan)`` with fewer than 3
+    listeners or ``resamples < 1``; ``(θ̂, θ̂)`` when every listener's mean is the same.
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    n = len(sums)
+    if n < 3 or resamples < 1:
+        return (math.nan, math.nan)
+    theta = float(sums.sum() / counts.sum())
+    se = float(_ratio_se(sums, counts))
+    if se == 0:
+        return (theta, theta)
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    idx = gen.integers(0, n, size=(int(resamples), n))
+    s, c = sums[idx], counts[idx]
+    boot = s.sum(axis=1) / c.sum(axis=1)
+    se_b = _ratio_se(s, c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(se_b > 0, (boot - theta) / se_b, np.sign(boot - theta) * np.inf)
+    alpha = 1.0 - confidence
+    t_low, t_high = np.quantile(np.nan_to_num(t, nan=0.0), [alpha / 2.0, 1.0 - alpha / 2.0])
+    return (theta - float(t_high) * se, theta - float(t_low) * se)
+
+
 def condition_summary(
     ratings: pd.DataFrame, *, confidence: float = 0.95, bootstrap: int = 2000, seed: int = 0,
 ) -> pd.DataFrame:
@@ -301,6 +349,8 @@ def condition_summary(
     * ``bca_low``, ``bca_high`` – the BCa interval of the same listener-clustered bootstrap
       (:func:`cluster_bca_interval`, ``bootstrap`` resamples, seeded per condition); NaN with
       ``L < 3``;
+    * ``boot_t_low``, ``boot_t_high`` – the bootstrap-t interval of the same resampling
+      (:func:`cluster_bootstrap_t_interval`, seeded per condition); NaN with ``L < 3``;
     * ``rating_ci_low``, ``rating_ci_high`` – the per-rating t interval
       ``mean ∓ t.ppf((1 + confidence)/2, n − 1) · sem``, which treats every rating as
       independent (the classic P.800 / BT.500 interval; too narrow when one listener gives
@@ -338,10 +388,16 @@ def condition_summary(
             confidence=confidence, resamples=int(bootstrap),
             rng=np.random.default_rng(_condition_seed(seed + 1, condition)),
         )
+        boot_t_low, boot_t_high = cluster_bootstrap_t_interval(
+            per_listener["sum"].to_numpy(), per_listener["count"].to_numpy(),
+            confidence=confidence, resamples=int(bootstrap),
+            rng=np.random.default_rng(_condition_seed(seed + 2, condition)),
+        )
         rows.append({
             "condition": condition, "n": n, "n_listeners": n_listeners, "mean": mean, "sd": sd, "sem": sem,
             "listener_mean": l_mean, "listener_sd": l_sd, "ci_low": ci_low, "ci_high": ci_high,
             "boot_low": boot_low, "boot_high": boot_high, "bca_low": bca_low, "bca_high": bca_high,
+            "boot_t_low": boot_t_low, "boot_t_high": boot_t_high,
             "rating_ci_low": rating_low, "rating_ci_high": rating_high,
         })
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
@@ -452,7 +508,7 @@ def screen_listeners(
     min_reference_trials: int = 1, anchor_condition: Hashable = None, anchor_max_score: float = 4,
     gold: pd.DataFrame | None = None, gold_max_failures: int = 0, per_item: bool = False,
 ) -> ScreeningResult:
-    """Post-screen listeners by the hidden reference, optionally the low anchor, and gold trials.
+    """Post-screen listeners by the hidden reference, optionally an anchor (BS.1534-3: the mid-range one), and gold trials.
 
     For each listener, over their ratings of ``reference_condition``: ``n_reference_trials``,
     ``n_below`` – how many are ``< min_score``, ``fraction_below`` – their ratio. **Reference
@@ -1338,7 +1394,8 @@ def metric_correlations(condition_scores: pd.DataFrame, metrics: pd.DataFrame) -
 __all__ = [
     "AGREEMENT_COLUMNS", "CLIP_COLUMNS", "CORRELATION_COLUMNS", "ICC_FORM", "LISTENER_MEANS_COLUMNS", "MIXED_COLUMNS",
     "PAIRED_COLUMNS", "SCREENING_COLUMNS", "SUMMARY_COLUMNS", "AgreementResult", "RatingError", "ScreeningResult",
-    "clip_condition_summary", "cluster_bootstrap_interval", "condition_summary", "holm", "icc_two_way",
-    "listener_agreement", "listener_means", "metric_correlations", "mixed_model", "paired_comparisons",
-    "score_range", "screen_listeners", "t_interval", "validate_ratings", "wilcoxon_signed_rank",
+    "clip_condition_summary", "cluster_bca_interval", "cluster_bootstrap_interval", "cluster_bootstrap_t_interval", "condition_summary", "holm", "icc_two_way",
+    "exact_tests_floor_listeners", "listener_agreement", "listener_means", "listeners_needed", "metric_correlations",
+    "mixed_model", "paired_comparisons", "paired_rows", "satterthwaite", "score_range", "screen_listeners",
+    "sign_flip_test", "spearman_exact", "t_interval", "validate_ratings", "wilcoxon_signed_rank",
 ]

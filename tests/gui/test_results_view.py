@@ -130,7 +130,7 @@ def test_scores_table_plot_listeners_and_correlations(qtbot, study):
         assert r[5].endswith("*") == ("ci" in str(summary.loc[cond, "clipped"]).split(";"))
         assert r[5].rstrip("*") == f"[{summary.loc[cond, 'ci_low']:.2f}, {summary.loc[cond, 'ci_high']:.2f}]"
         assert re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]\*?", r[6]), r
-        assert r[7] == "–" or re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]\*?", r[7]), r  # BCa
+        assert r[7] == "–" or re.fullmatch(r"\[\d\.\d\d, \d\.\d\d\]\*?", r[7]), r  # bootstrap-t
         assert r[8].startswith(f"{summary.loc[cond, 'mixed_estimate']:.2f} [")
         assert r[9].rstrip("*") == (f"[{summary.loc[cond, 'rating_ci_low']:.2f}, "
                                     f"{summary.loc[cond, 'rating_ci_high']:.2f}]")

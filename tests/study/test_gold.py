@@ -103,7 +103,7 @@ def test_insert_gold_spreads_the_trials():
     ('[[gold]]\nclip = "pluck@0s"\nexpected = [6]', "accepted scores"),
     ('[[gold]]\nclip = "pluck@0s"\ncondition = "opus-99"\nexpected = [5]', "not one of the study's conditions"),
     ('screening = "sometimes"', 'use "reference", "bs1534" or "off"'),
-    ('[screening]\nrule = "bs1534"', "needs the low anchor"),
+    ('[screening]\nrule = "bs1534"', "needs the anchor condition it scores (BS.1534-3: the mid-range anchor"),
     ('[screening]\nrule = "bs1534"\nanchor = "reference"', "not one of the study's conditions"),
     ('[screening]\nmax_fraction = 1.5', "fraction from 0 to 1"),
 ])

@@ -357,3 +357,25 @@ def test_bs1534_counts_items_not_screens():
     assert (t["counted_per"] == "item").all() and t.loc["L1", "n_reference_trials"] == 8
     assert by_item.dropped == ["L2"] and "2 of 8 items" in t.loc["L2", "reason"]
     assert by_trial.dropped == ["L1", "L2"] and (by_trial.table["counted_per"] == "trial").all()
+
+
+def test_bootstrap_t_interval_by_hand_on_the_same_resamples():
+    """t* = (θ* − θ̂)/se* per resample (se by linearisation of Σs/Σc), the ends θ̂ − t*_q · se."""
+    sums = np.array([10.0, 14, 9, 17, 12, 15, 8, 13])
+    counts = np.array([4.0, 4, 3, 5, 4, 4, 3, 4])
+    low, high = stats.cluster_bootstrap_t_interval(sums, counts, resamples=3000, rng=np.random.default_rng(42))
+
+    def se(s, c):
+        theta = s.sum() / c.sum()
+        return math.sqrt(len(s) / (len(s) - 1) * ((s - theta * c) ** 2).sum()) / c.sum()
+
+    theta = sums.sum() / counts.sum()
+    idx = np.random.default_rng(42).integers(0, 8, (3000, 8))
+    t = np.array([(sums[i].sum() / counts[i].sum() - theta) / se(sums[i], counts[i]) for i in idx])
+    q_low, q_high = np.quantile(t, [0.025, 0.975])
+    assert (low, high) == pytest.approx((theta - q_high * se(sums, counts), theta - q_low * se(sums, counts)), rel=1e-12)
+    # equal counts: se is the SD of the listener means over √L
+    m = np.array([3.0, 3.5, 2.0, 4.0])
+    assert stats._ratio_se(m * 2, np.full(4, 2.0)) == pytest.approx(m.std(ddof=1) / 2)
+    assert stats.cluster_bootstrap_t_interval(np.array([3.0, 3, 3]), np.array([1.0, 1, 1])) == (3.0, 3.0)
+    assert all(math.isnan(v) for v in stats.cluster_bootstrap_t_interval(np.array([3.0, 4]), np.array([1.0, 1])))
