@@ -41,7 +41,7 @@ import torch
 from mosapp.core import dsp, job
 from mosapp.core.config import StftGeometry
 from mosapp.phase import register_backend
-from mosapp.phase.pghi import pghi
+from mosapp.phase.pghi import pghi_time_major
 
 DEFAULT_ALPHA = 0.99
 #: Frames per chunk of an iteration: big enough that per-call overheads vanish, small
@@ -133,19 +133,26 @@ def fgla_refine(magnitude: torch.Tensor, init: torch.Tensor, geometry: StftGeome
     Returns:
         (bins, frames) complex, a transposed view of time-major storage.
     """
-    real = init.real.dtype
-    bins, frames = init.shape
+    t = torch.empty(init.shape[::-1], dtype=init.dtype, device=init.device).copy_(init.T)  # never the caller's
+    return refine_time_major(magnitude, t, geometry, iterations=iterations, seed=seed, alpha=alpha, kernels=kernels)
+
+
+def refine_time_major(magnitude: torch.Tensor, t: torch.Tensor, geometry: StftGeometry, *, iterations: int,
+                      seed: torch.Tensor | None = None, alpha: float = DEFAULT_ALPHA, kernels: bool | None = None
+                      ) -> torch.Tensor:
+    """:func:`fgla_refine` from a start the caller hands over: ``t`` is the start transposed,
+    (frames, bins) contiguous, and is overwritten (no copy of the start is made)."""
+    real = t.real.dtype
     k = 0 if seed is None else seed.shape[-1]
     # Time-major working copies; the centre-origin sign is applied once here and once at the end.
-    mag = magnitude.to(device=init.device, dtype=real).T.contiguous()
-    t = torch.empty(frames, bins, dtype=init.dtype, device=init.device).copy_(init.T)  # never the caller's
-    seed_t = None if seed is None or k == 0 else seed.T.to(init.dtype).contiguous()
-    _, _, sign = dsp.windows(geometry, init.device, real)
+    mag = magnitude.to(device=t.device, dtype=real).T.contiguous()
+    seed_t = None if seed is None or k == 0 else seed.T.to(t.dtype).contiguous()
+    _, _, sign = dsp.windows(geometry, t.device, real)
     signed = bool((sign < 0).any())
     if signed:
         t.mul_(sign)
         seed_t = None if seed_t is None else seed_t * sign
-    use_kernels = init.device.type == "cpu" if kernels is None else kernels
+    use_kernels = t.device.type == "cpu" if kernels is None else kernels
     run = _refine_cpu if use_kernels else _refine_torch
     out = run(mag, t, seed_t, geometry, iterations, alpha)
     if signed:
@@ -348,5 +355,5 @@ def fgla(magnitude: torch.Tensor, geometry: StftGeometry, *, seed: torch.Tensor 
 def pghi_fgla(magnitude: torch.Tensor, geometry: StftGeometry, *, seed: torch.Tensor | None = None,
               iterations: int = 32, **options: object) -> torch.Tensor:
     """PGHI's phase as the start, refined by ``iterations`` FGLA steps."""
-    init = pghi(magnitude, geometry, seed=seed, **options)
-    return fgla_refine(magnitude, init, geometry, iterations=iterations, seed=seed)
+    start = pghi_time_major(magnitude, geometry, seed=seed, **options)  # type: ignore[arg-type]
+    return refine_time_major(magnitude, start, geometry, iterations=iterations, seed=seed)

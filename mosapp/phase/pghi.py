@@ -332,7 +332,8 @@ def pghi_phase(
                                frame_offset, job.cancel_flag())
     if not finished:
         job.check()  # cancelled: raises
-    return torch.from_numpy(rec[:, _PHASE].reshape(frames, bins)).T
+    # A copy of the phase column, so the records (four times its size) are freed on return.
+    return torch.from_numpy(np.ascontiguousarray(rec[:, _PHASE].reshape(frames, bins))).T
 
 
 @register_backend("pghi")
@@ -345,4 +346,18 @@ def pghi(magnitude: torch.Tensor, geometry: StftGeometry, *, seed: torch.Tensor 
     if seed is not None and seed.shape[-1] > 0:
         # Seed frames are final: pass them through bit-exactly.
         coeffs[:, : seed.shape[-1]] = seed.to(coeffs.dtype)
+    return coeffs
+
+
+def pghi_time_major(magnitude: torch.Tensor, geometry: StftGeometry, *, seed: torch.Tensor | None = None,
+                    tol: float = DEFAULT_TOL, frame_offset: int = 0, **_: object) -> torch.Tensor:
+    """:func:`pghi`'s coefficients transposed, (frames, bins) contiguous: the layout FGLA
+    works in, made without a (bins, frames) array to copy from."""
+    phase = pghi_phase(magnitude, geometry, seed=seed, tol=tol, frame_offset=frame_offset).to(magnitude.device).T
+    real = torch.float64 if magnitude.dtype == torch.float64 else torch.float32
+    complex_dtype = torch.complex128 if real == torch.float64 else torch.complex64
+    coeffs = torch.empty(phase.shape, dtype=complex_dtype, device=magnitude.device)
+    torch.polar(magnitude.to(real).T, phase.to(real), out=coeffs)
+    if seed is not None and seed.shape[-1] > 0:
+        coeffs[: seed.shape[-1]] = seed.T.to(coeffs.dtype)
     return coeffs
