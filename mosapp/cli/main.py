@@ -690,7 +690,16 @@ def _main(argv: Sequence[str] | None) -> int:
             return run_study(args)
         if args.command == "demo":
             out_dir = Path(args.out_dir)
-            out_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                raise MosappError(f"--out-dir {out_dir} is a file, not a folder; give a folder for the "
+                                  f"reconstruction.") from None
+            except OSError as exc:
+                raise MosappError(f"The folder {out_dir} cannot be created ({exc.strerror or exc}); give "
+                                  f"--out-dir a folder you can write to.") from None
+            if not os.access(out_dir, os.W_OK):
+                raise MosappError(f"The folder {out_dir} is read-only; give --out-dir a folder you can write to.")
             out = out_dir / f"{DEMO_CLIP.stem}-{args.phase}-{args.geometry}.wav"
             print(f"mosapp demo: PGHI-only round trip of the shipped clip {DEMO_CLIP.relative_to(REPO_ROOT)}")
             return run_roundtrip(str(DEMO_CLIP), str(out), args)

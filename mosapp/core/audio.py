@@ -526,7 +526,8 @@ def write_audio_blocks(path: str | os.PathLike[str], blocks: Iterable[np.ndarray
     integer = _is_integer_subtype(subtype)
 
     def write(fh: BinaryIO) -> None:
-        with sf.SoundFile(fh, "w", samplerate=int(sample_rate), channels=channels, subtype=subtype, format=fmt) as f:
+        with _SurfacedErrors(fh) as out, sf.SoundFile(out, "w", samplerate=int(sample_rate), channels=channels,
+                                                      subtype=subtype, format=fmt) as f:
             for b in blocks:
                 data = _as_2d_float32(b)
                 f.write(np.ascontiguousarray((np.clip(data, -1.0, 1.0) if integer else data).T))
@@ -536,6 +537,40 @@ def write_audio_blocks(path: str | os.PathLike[str], blocks: Iterable[np.ndarray
         catch=(OSError, sf.SoundFileError, RuntimeError, ValueError, TypeError),
         reason=lambda exc: exc.strerror if isinstance(exc, OSError) and exc.strerror else _libsndfile_reason(exc),
     )
+
+
+class _SurfacedErrors:
+    """A file object for soundfile's virtual I/O whose write errors are raised, not lost.
+
+    libsndfile writes through a C callback: an ``OSError`` there (a full disk) is printed as
+    "Exception ignored" and turns into a short write, then an ``AssertionError`` inside
+    soundfile. Here the callback reports the short write quietly and the first ``OSError`` is
+    raised when the write ends, so the caller's message says "No space left on device".
+    """
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            return 0
+        return len(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._fh, name)
+
+    def __enter__(self) -> _SurfacedErrors:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 def _write_format(name: str, subtype: str | None) -> tuple[str, str]:
@@ -604,9 +639,13 @@ def write_audio(
         data = np.clip(data, -1.0, 1.0)
     frames_by_channels = np.ascontiguousarray(data.T)
 
+    def write(fh: BinaryIO) -> None:
+        with _SurfacedErrors(fh) as out:
+            sf.write(out, frames_by_channels, int(sample_rate), subtype=subtype, format=fmt)
+
     atomic_write(
         p,
-        lambda fh: sf.write(fh, frames_by_channels, int(sample_rate), subtype=subtype, format=fmt),
+        write,
         suffix=ext,
         error=AudioError,
         catch=(OSError, sf.SoundFileError, RuntimeError, ValueError, TypeError),

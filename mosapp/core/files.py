@@ -115,9 +115,12 @@ def atomic_write(
     error: type[MosappError] = MosappError,
     catch: tuple[type[BaseException], ...] = (OSError,),
     reason: Callable[[BaseException], str] | None = None,
+    mode: int | None = None,
 ) -> None:
     """Call ``write(fh)`` (what it returns is ignored) on a hidden temporary file in ``path``'s folder, fsync it, then
     :func:`os.replace` it over ``path``: an interrupted run never leaves a half-written file.
+    ``mode`` (e.g. 0o600 for results as private as the database they come from) is the file's
+    permissions from its first byte on; None lets the umask decide, as a plain write would.
 
     Raises:
         ``error``: the folder does not exist, ``path`` is a folder, its name is longer than
@@ -141,7 +144,9 @@ def atomic_write(
     tmp = temporary_name(p, limit)
     try:
         # os.open with 0o666 lets the umask decide the permissions, as a plain write would.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+        if mode is not None and hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)  # exactly this, whatever the umask
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -239,16 +239,32 @@ def write_plain_wav(path: Path, samples: np.ndarray, rate: int = PIPELINE_SAMPLE
     write_float_wav(path, samples, rate, error=StudyError)
 
 
-def _seal_folder(folder: Path, files: list[Path]) -> None:
-    """Permissions and times of the stimuli: files 0600 with normalised times, touched in a random order."""
+def _seal_folder(folder: Path, files: list[Path], ours: bool = True) -> None:
+    """Permissions and times of the stimuli: files 0600 with normalised times, touched in a random order;
+    the folder too where mosapp made it (``ours``), never a folder the user already had."""
     order = list(files)
     secrets.SystemRandom().shuffle(order)
     for f in order:
         if f.is_file():
             _restrict(f, FILE_MODE)
             _normalise_times(f)
-    _restrict(folder, DIR_MODE)
-    _normalise_times(folder)
+    if ours:
+        _restrict(folder, DIR_MODE)
+        _normalise_times(folder)
+
+
+_STIMULUS_ENTRY = re.compile(r"[0-9a-f]{32,64}\.(wav|json)|\..*\.tmp")
+
+
+def _stimuli_only(folder: Path) -> bool:
+    """Whether ``folder`` looks like one mosapp made: a private folder (0700) holding nothing but
+    stimulus files (an earlier prepare's), so its mode and times are mosapp's to set."""
+    try:
+        if not folder.is_dir() or folder.stat().st_mode & 0o777 != DIR_MODE:
+            return False
+        return all(_STIMULUS_ENTRY.fullmatch(e.name) for e in os.scandir(folder))
+    except OSError:
+        return False
 
 
 def _restrict_database(store: Store) -> None:
@@ -404,6 +420,9 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
         if not availability.ok:
             raise StudyError(f'The condition "{name}" cannot run on this machine: {availability.reason}')
     folder = definition.stimuli_dir
+    # Only a folder mosapp made (now, or before: private and holding nothing but stimuli) gets its
+    # permissions and times set; `stimuli_dir = "/tmp"` or "." is used as it is, never chmodded.
+    ours = not folder.exists() or _stimuli_only(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -459,7 +478,8 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
                     f'condition "{changed_cond}"); restore the settings, or save the study under a new name.'
                 )
 
-    _restrict(folder, DIR_MODE)
+    if ours:
+        _restrict(folder, DIR_MODE)
     yield Progress("prepare", 0, result.total, unit="stimuli")
     done = 0
     # A random order: the order files are created in (inode numbers, change times) carries nothing.
@@ -550,7 +570,7 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
         old = existing.get((clip_ids[clip_name], cond_ids[name]), ("", ""))[1]
         if old and re.fullmatch(r"[0-9a-f]{64}\.wav", old):
             (folder / f"{Path(old).stem}.json").unlink(missing_ok=True)
-    _seal_folder(folder, written)
+    _seal_folder(folder, written, ours)
     _restrict_database(store)
     with store.write() as s:
         prepared = s.get(StudyRow, study_id)

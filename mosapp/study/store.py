@@ -513,9 +513,8 @@ def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            if not readonly:
-                # WAL: readers never block the writer; FULL: a commit survives power loss, not just a crash.
-                cursor.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit survives power loss, not just a crash. (WAL is switched on once the file
+            # is known to be a study database: _use_wal; a foreign file is refused unchanged.)
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -592,7 +591,27 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
     except SQLAlchemyError as exc:
         engine.dispose()
         raise StudyError(f"The study database {where} cannot be opened ({exc}).") from None
+    if not store.readonly and path is not None:
+        try:
+            _use_wal(store.engine)
+        except (OperationalError, DBAPIError) as exc:
+            store.close()
+            raise database_error(exc, url, busy_timeout_s) from None
     return store
+
+
+def _use_wal(engine: Engine) -> None:
+    """Switch a study's SQLite file to WAL (readers never block the writer; the mode stays with
+    the file), once :func:`_migrate` has found it is one: a foreign file is never changed."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
 
 
 def _upgraded_copy(store: Store) -> Engine:
