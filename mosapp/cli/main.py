@@ -566,7 +566,10 @@ def gui_target(target: str | None) -> tuple[str, str] | None:
     if p.is_file():
         return ("study" if p.suffix.lower() == ".toml" else "audio"), str(p)
     if p.is_dir():
-        raise MosappError(f"{target} is a folder; give an audio file (Inspect) or a study file (Listen).")
+        if (p / "clips.csv").is_file() and (p / "summary.csv").is_file():
+            return "evaluation", str(p)
+        raise MosappError(f"{target} is a folder; give an audio file (Inspect), a study file (Listen) or the "
+                          f"output folder of `mosapp evaluate` (Evaluate).")
     from mosapp.study.definition import resolve_study_path  # noqa: PLC0415 — the study stack (~1.7 s) loads only for a study
     from mosapp.study.errors import StudyError  # noqa: PLC0415 — as above
 
@@ -610,7 +613,8 @@ def run_gui(target: str | None) -> int:
     from mosapp.gui.app import run_app  # noqa: PLC0415 — the CLI must not load Qt
 
     return run_app([], open_audio=what[1] if what and what[0] == "audio" else None,
-                   open_study=what[1] if what and what[0] == "study" else None)
+                   open_study=what[1] if what and what[0] == "study" else None,
+                   open_evaluation=what[1] if what and what[0] == "evaluation" else None)
 
 
 def _on_sigterm(signum: int, _frame: FrameType | None) -> NoReturn:

@@ -298,6 +298,85 @@ def timings_csv(rows: Sequence[PairRow]) -> str:
                        *(r.timings.get(k) for k in TIMING_COLUMNS)] for r in rows if r.ok))
 
 
+# -- reading a folder back -----------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationFolder:
+    """What an evaluation's output folder holds, read back (for the app's Evaluate view).
+
+    Attributes:
+        folder: the output folder.
+        metrics: the metric columns of ``clips.csv``, in order.
+        rows: ``clips.csv``'s rows, numbers as floats (NaN where empty).
+        summary: codec → metric → :class:`Stat`, from ``summary.csv``.
+        families: codec → family (``summary.csv``).
+        no_bitrate: codecs without a bitrate of their own (drawn as reference lines).
+        failures: ``failures.csv``'s rows.
+        run: ``run.json``.
+    """
+
+    folder: Path
+    metrics: list[str]
+    rows: list[dict[str, Any]]
+    summary: dict[str, dict[str, Stat]]
+    families: dict[str, str]
+    no_bitrate: set[str]
+    failures: list[dict[str, str]]
+    run: dict[str, Any]
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text) if text != "" else math.nan
+    except ValueError:
+        return math.nan
+
+
+#: Families whose codecs carry no bitrate of their own (drawn as reference lines, not on the kbps axis).
+NO_BITRATE_FAMILIES = ("pghi-only", "lowpass")
+
+
+def read_evaluation(folder: str | Path, no_bitrate_families: Sequence[str] = NO_BITRATE_FAMILIES) -> EvaluationFolder:
+    """Read an output folder of ``mosapp evaluate`` back.
+
+    Raises:
+        OutputError: the folder is not one (no ``clips.csv``/``summary.csv``), or a file is unreadable.
+    """
+    folder = Path(folder)
+    if not (folder / "clips.csv").is_file() or not (folder / "summary.csv").is_file():
+        raise OutputError(f"{folder} is not the output folder of `mosapp evaluate` (it has no clips.csv and "
+                          f"summary.csv); choose the folder given as --out.")
+    try:
+        with open(folder / "clips.csv", newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or [])
+            raw = list(reader)
+        with open(folder / "summary.csv", newline="", encoding="utf-8") as fh:
+            srows = list(csv.DictReader(fh))
+        failures: list[dict[str, str]] = []
+        if (folder / "failures.csv").is_file():
+            with open(folder / "failures.csv", newline="", encoding="utf-8") as fh:
+                failures = list(csv.DictReader(fh))
+        run = json.loads((folder / "run.json").read_text(encoding="utf-8")) if (folder / "run.json").is_file() else {}
+    except (OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError) as exc:
+        raise OutputError(f"{folder} cannot be read ({getattr(exc, 'strerror', None) or exc}).") from None
+    if header[: len(KEY_COLUMNS)] != list(KEY_COLUMNS):
+        raise OutputError(f"{folder / 'clips.csv'} does not start with the columns {', '.join(KEY_COLUMNS)}.")
+    names = [h for h in header if h not in KEY_COLUMNS and h not in BITRATE_COLUMNS]
+    rows = [{**{k: r[k] for k in ("clip", "codec")},
+             **{k: _float(r.get(k, "")) for k in header if k not in ("clip", "codec")}} for r in raw]
+    summary: dict[str, dict[str, Stat]] = {}
+    families: dict[str, str] = {}
+    for r in srows:
+        summary.setdefault(r["codec"], {})[r["metric"]] = Stat(int(_float(r["n"]) or 0), _float(r["mean"]),
+                                                               _float(r["sd"]), _float(r["ci95_low"]),
+                                                               _float(r["ci95_high"]))
+        families[r["codec"]] = r.get("family", "")
+    no_bitrate = {c for c, f in families.items() if f in no_bitrate_families}
+    return EvaluationFolder(folder, names, rows, summary, families, no_bitrate, failures, run)
+
+
 # -- plots ----------------------------------------------------------------------------------------
 
 
@@ -360,5 +439,5 @@ def rd_plot(path_stem: Path, metric: str, summary: dict[str, dict[str, Stat]], f
     return written
 
 
-__all__ = ["HEADERS", "KEY_COLUMNS", "OutputError", "PairRow", "PairStore", "Stat", "clips_table",
-           "failures_csv", "markdown_table", "mean_ci", "rd_plot", "summarise", "summary_csv", "timings_csv"]
+__all__ = ["HEADERS", "KEY_COLUMNS", "EvaluationFolder", "OutputError", "PairRow", "PairStore", "Stat", "clips_table",
+           "failures_csv", "markdown_table", "mean_ci", "rd_plot", "read_evaluation", "summarise", "summary_csv", "timings_csv"]

@@ -43,6 +43,7 @@ from mosapp.evaluation.clips import Excerpt, plan_excerpts, read_excerpt
 from mosapp.evaluation.engine import Engine
 from mosapp.evaluation.evaluate import measure_steps
 from mosapp.evaluation.results import (
+    NO_BITRATE_FAMILIES,
     OutputError,
     PairRow,
     PairStore,
@@ -59,8 +60,6 @@ from mosapp.evaluation.results import (
 
 #: The metrics ``mosapp evaluate`` computes when none are named: every metric of a decoded signal.
 DEFAULT_METRICS: tuple[str, ...] = metrics.SIGNAL_METRIC_NAMES
-#: Families whose codecs carry no bitrate of their own (drawn as reference lines, not on the kbps axis).
-NO_BITRATE_FAMILIES = ("pghi-only", "lowpass")
 #: Excerpts a worker keeps in memory for the next codec of the same excerpt.
 EXCERPT_CACHE = 4
 

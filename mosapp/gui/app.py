@@ -28,13 +28,15 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEve
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTabWidget, QWidget
 
 from mosapp.gui.inspect_view import InspectView
+from mosapp.gui.jobs import AudioSource
 from mosapp.gui.listener_mode import ListenerLock
 from mosapp.study.definition import StudyDefinition
 
 APP_NAME = "mosapp"
 WINDOW_TITLE = "mosapp — audio as spectrogram images"
 #: (tab title, module under mosapp.gui, class) of the views written separately.
-OPTIONAL_VIEWS = (("Listen", "listen_view", "ListenView"), ("Results", "results_view", "ResultsView"))
+OPTIONAL_VIEWS = (("Listen", "listen_view", "ListenView"), ("Results", "results_view", "ResultsView"),
+                  ("Evaluate", "evaluation_view", "EvaluationView"))
 #: Status bar messages stay this long (ms); errors stay until replaced.
 STATUS_MS = 8000
 
@@ -99,6 +101,10 @@ class MainWindow(QMainWindow):
         inspect_requested = getattr(results, "inspect_requested", None)
         if inspect_requested is not None:  # a Results cell or point: that stimulus in Inspect
             inspect_requested.connect(self.inspect_stimulus)
+        evaluate = self.views.get("Evaluate")
+        if evaluate is not None and hasattr(evaluate, "inspect_requested"):  # an evaluated pair: in Inspect
+            evaluate.inspect_requested.connect(self.inspect_excerpt)
+            evaluate.message.connect(lambda text: self.set_tab_message(evaluate, text))
         self.resize(1400, 860)
 
     def inspect_stimulus(self, link: object) -> None:
@@ -106,6 +112,21 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.inspect)
         self.inspect.show_stimulus(link.stimulus, link.reference, title=link.title,  # type: ignore[attr-defined]
                                    ratings=link.ratings)  # type: ignore[attr-defined]
+
+    def inspect_excerpt(self, link: object) -> None:
+        """Run an evaluated pair in Inspect: the excerpt with the codec (a
+        :class:`mosapp.gui.evaluation_view.ExcerptLink`)."""
+        path, start, seconds, codec = (getattr(link, k) for k in ("path", "start_s", "seconds", "codec"))
+        combo = self.inspect.codec_combo
+        index = combo.findText(codec)
+        self.tabs.setCurrentWidget(self.inspect)
+        if index < 0:
+            self.inspect.show_message(f'The codec "{codec}" of that row is not in this mosapp; it cannot be run here.',
+                                      error=True)
+            return
+        combo.setCurrentIndex(index)
+        self.inspect.open_source(AudioSource(str(path), float(start), float(seconds),
+                                             label=f"{Path(path).name} {start:g}–{start + seconds:g} s"))
 
     def set_tab_message(self, view: QWidget, text: str, error: bool = False) -> None:
         """Remember ``view``'s status line; show it while its tab is the current one."""
@@ -189,7 +210,8 @@ class MainWindow(QMainWindow):
 
 
 def run_app(argv: Sequence[str] | None = None, *, open_audio: str | os.PathLike[str] | None = None,
-            open_study: str | os.PathLike[str] | None = None) -> int:
+            open_study: str | os.PathLike[str] | None = None,
+            open_evaluation: str | os.PathLike[str] | None = None) -> int:
     """Open the main window; returns the exit status when it closes.
 
     Args:
@@ -197,6 +219,7 @@ def run_app(argv: Sequence[str] | None = None, *, open_audio: str | os.PathLike[
             opened in Inspect. Qt's own options (``-platform offscreen`` …) are passed to Qt.
         open_audio: an audio file to open in Inspect (and run) once the window is up.
         open_study: a study (file or name) to open in Listen, which becomes the current tab.
+        open_evaluation: an output folder of ``mosapp evaluate`` to open in Evaluate.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     app = QApplication.instance() or QApplication([APP_NAME, *args])
@@ -212,6 +235,10 @@ def run_app(argv: Sequence[str] | None = None, *, open_audio: str | os.PathLike[
         if listen is not None and open_in_listen is not None:
             window.tabs.setCurrentWidget(listen)
             open_in_listen(open_study)
+    elif open_evaluation is not None and hasattr(window.views.get("Evaluate"), "open_folder"):
+        evaluate = window.views["Evaluate"]
+        window.tabs.setCurrentWidget(evaluate)
+        evaluate.open_folder(open_evaluation)  # type: ignore[attr-defined]
     elif open_audio is not None:
         window.tabs.setCurrentWidget(window.inspect)
         window.inspect.open_path(open_audio)

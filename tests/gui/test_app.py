@@ -16,7 +16,7 @@ def test_tabs_inspect_listen_results(qtbot):
     window = MainWindow()
     qtbot.addWidget(window)
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert titles == ["Inspect", "Listen", "Results"]
+    assert titles == ["Inspect", "Listen", "Results", "Evaluate"]
     assert window.tabs.widget(0) is window.inspect
     for title, module, cls in OPTIONAL_VIEWS:
         view = window.views[title]
@@ -58,7 +58,7 @@ sys.exit(run_app([]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, cwd=tmp_path)
     assert out.returncode == 3, out.stderr
-    assert "windows 1 ['Inspect', 'Listen', 'Results']" in out.stdout
+    assert "windows 1 ['Inspect', 'Listen', 'Results', 'Evaluate']" in out.stdout
 
 
 def test_the_core_does_not_import_qt():
