@@ -107,6 +107,79 @@ def existing_file(path: str | os.PathLike[str], not_a: str, error: type[MosappEr
     return p
 
 
+_GLOB_CHARS = frozenset("*?[")
+#: Directory entries a glob may look at before it is refused (``/**/*.wav`` would walk the disk).
+MAX_GLOB_ENTRIES = 200_000
+
+
+def bounded_glob(pattern: str, *, max_matches: int, max_entries: int | None = None,
+                 error: type[MosappError] = MosappError) -> list[Path]:
+    """The files ``pattern`` matches (``glob.glob(pattern, recursive=True)`` rules: ``**`` is any
+    depth, names starting with a dot only where the pattern's part does), sorted, looking at no
+    more than ``max_entries`` (default :data:`MAX_GLOB_ENTRIES`) directory entries and stopping
+    after ``max_matches`` + 1 files.
+
+    Raises:
+        error: the walk looks at more than ``max_entries`` entries, or finds more than
+            ``max_matches`` files: the end of a sentence that begins with the pattern ("looks
+            through more than …; narrow it …."), for the caller to prefix.
+    """
+    import fnmatch  # noqa: PLC0415 - only globs need it
+
+    if max_entries is None:
+        max_entries = MAX_GLOB_ENTRIES
+
+    parts = Path(pattern).parts
+    first = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), len(parts))
+    root = Path(*parts[:first]) if first else Path(".")
+    rest = parts[first:]
+    found: set[Path] = set()
+    seen = 0
+
+    def visit(folder: Path, k: int) -> None:
+        nonlocal seen
+        if len(found) > max_matches:
+            return
+        part = rest[k]
+        last = k == len(rest) - 1
+        if part == "**":
+            if last:
+                return
+            visit(folder, k + 1)  # zero folders deep
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            seen += 1
+            if seen > max_entries:
+                raise error(f"looks through more than {max_entries} files and folders before it is done; narrow it "
+                            f"to the folder that holds the audio.")
+            if entry.name.startswith(".") and not part.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows links, as glob does
+            except OSError:
+                continue
+            if part == "**":
+                if is_dir and not entry.is_symlink():
+                    visit(Path(entry.path), k)
+            elif fnmatch.fnmatchcase(entry.name, part):
+                if last:
+                    if entry.is_file():
+                        found.add(Path(entry.path))
+                elif is_dir:
+                    visit(Path(entry.path), k + 1)
+            if len(found) > max_matches:
+                return
+
+    if rest:
+        visit(root, 0)
+    if len(found) > max_matches:
+        raise error(f"matches more than {max_matches} files; narrow it.")
+    return sorted(found)
+
+
 def atomic_write(
     path: str | os.PathLike[str],
     write: Callable[[BinaryIO], object],

@@ -47,7 +47,6 @@ original excerpt (loudness-normalised like every stimulus), which is the hidden 
 
 from __future__ import annotations
 
-import glob as globlib
 import hashlib
 import hmac
 import json
@@ -67,6 +66,7 @@ from mosapp.codecs import get_codec
 from mosapp.core import toml
 from mosapp.core.config import FGLA_ITERATIONS_RANGE, GEOMETRIES, PipelineConfig
 from mosapp.core.errors import MosappError
+from mosapp.core.files import bounded_glob
 from mosapp.core.metrics import STUDY_METRIC_NAMES
 from mosapp.phase import backend_names
 from mosapp.study.errors import StudyError
@@ -482,7 +482,10 @@ def _clip_specs(where: str, base: Path, clips: Any) -> tuple[ClipSpec, ...]:
             raise r.fail("start_s", "lists the same start twice")
         full = pattern if os.path.isabs(pattern) else str(base / pattern)
         if _GLOB_CHARS & set(pattern):
-            paths = sorted(Path(p) for p in globlib.glob(full, recursive=True) if Path(p).is_file())
+            try:  # bounded: "/**/*.wav" is refused after a bounded walk, not after walking the disk
+                paths = bounded_glob(full, max_matches=MAX_CLIPS)
+            except MosappError as exc:
+                raise r.fail("path", f'"{pattern}" {str(exc).rstrip(".")}') from None
             if not paths:
                 raise r.fail("path", f'"{pattern}" matches no file (relative to {base})')
         else:
