@@ -104,7 +104,8 @@ class MainWindow(QMainWindow):
         evaluate = self.views.get("Evaluate")
         if evaluate is not None and hasattr(evaluate, "inspect_requested"):  # an evaluated pair: in Inspect
             evaluate.inspect_requested.connect(self.inspect_excerpt)
-            evaluate.message.connect(lambda text: self.set_tab_message(evaluate, text))
+            evaluate.message.connect(  # type: ignore[attr-defined]
+                lambda text: self.set_tab_message(evaluate, text))
         self.resize(1400, 860)
 
     def inspect_stimulus(self, link: object) -> None:

@@ -140,7 +140,7 @@ class EvaluationView(QWidget):
     def open_folder(self, folder: str | os.PathLike[str]) -> bool:
         """Show the evaluation in ``folder``; False (and a message) when it is not one."""
         try:
-            evaluation = read_evaluation(folder)
+            evaluation = read_evaluation(Path(folder))
         except MosappError as exc:
             self.folder_label.setText(str(exc))
             self.message.emit(str(exc))

@@ -542,12 +542,12 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
             task = outcome.item
             clip_name, name = task.clip, task.condition
             if outcome.error is not None:
-                exc = outcome.error
-                if isinstance(exc, StudyError):
-                    raise StudyError(f'Clip "{clip_name}": {exc}') from None
-                if isinstance(exc, MosappError):
-                    raise StudyError(f'Rendering clip "{clip_name}" in condition "{name}" failed: {exc}') from None
-                raise exc
+                failure = outcome.error
+                if isinstance(failure, StudyError):
+                    raise StudyError(f'Clip "{clip_name}": {failure}') from None
+                if isinstance(failure, MosappError):
+                    raise StudyError(f'Rendering clip "{clip_name}" in condition "{name}" failed: {failure}') from None
+                raise failure
             assert outcome.result is not None
             samples, facts = outcome.result
             wav = folder / stimulus_file_name(salt, keys[(clip_name, name)])
