@@ -372,6 +372,10 @@ class ResultsView(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.legend = self.plot.addLegend(offset=(-10, -10), labelTextSize="8pt")
+        self._labels = []
+        box = self.plot.getPlotItem().getViewBox()
+        box.sigResized.connect(self._place_labels)
+        box.sigTransformChanged.connect(self._place_labels)  # the axes' widths settle after the ticks are set
         self.split = split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(self.plot)
@@ -685,7 +689,7 @@ class ResultsView(QWidget):
         with_rate = data.dropna(subset=["bitrate_kbps"])
         with_rate = with_rate[with_rate["bitrate_kbps"] > 0]
         self.plotted = {}
-        self._labels: list[tuple[float, float, float]] = []  # (x, y, side) of the point labels placed
+        self._labels: list[pg.TextItem] = []  # the point labels, placed by _place_labels
         if len(with_rate):
             lo = float(np.log10(with_rate["bitrate_kbps"].min() / 1.5))
             hi = float(np.log10(with_rate["bitrate_kbps"].max() * 1.5))
@@ -706,9 +710,10 @@ class ResultsView(QWidget):
             names = [str(c) for c in group["condition"]]
             curve.sigPointsClicked.connect(lambda _item, points, _ev=None, names=names: self._point_clicked(names, points))
             for xi, yi, cond in zip(x, y, group["condition"]):
-                label = pg.TextItem(str(cond), color=color, anchor=self._label_anchor(xi, yi, lo, hi, definition))
+                label = pg.TextItem(str(cond), color=color, anchor=(0, 1))
                 label.setPos(xi, yi)
                 plot.addItem(label)
+                self._labels.append(label)
                 self.plotted[str(cond)] = (curve, bars)
         for r in data[data["bitrate_kbps"].isna() | (data["bitrate_kbps"] <= 0)].itertuples():
             color = pg.mkColor(colors.get(r.condition, PALETTE[0]))
@@ -729,9 +734,9 @@ class ResultsView(QWidget):
         lows = pd.concat([data["ci_low"], data["mean"]]).dropna()
         highs = pd.concat([data["ci_high"], data["mean"]]).dropna()
         low, high = definition.score_range  # 1..5; MUSHRA 0..100; CCR -3..+3
-        span = (high - low) / 4.0
-        bottom = min(float(low), float(lows.min()) if len(lows) else float(low)) - 0.025 * span
-        top = max(float(high), float(highs.max()) if len(highs) else float(high)) + 0.0375 * span
+        pad = (high - low) * 0.05  # room for the end grades' labels (pyqtgraph hides a label at the very edge)
+        bottom = min(float(low), float(lows.min()) if len(lows) else float(low)) - pad
+        top = max(float(high), float(highs.max()) if len(highs) else float(high)) + pad
         item.setYRange(bottom, top, padding=0)
         # Thinned so that labels never run together ("7681024 1536"), on a plot 360 px wide or more.
         ticks = [(math.log10(v), f"{v:g}") for v in kbps_ticks(10 ** lo, 10 ** hi)]
@@ -743,51 +748,39 @@ class ResultsView(QWidget):
             item.setLabel("bottom", "no condition with a bitrate: each drawn as a line")
         # Every grade labelled: 1..5, CCR's -3..+3 (zero and the negatives), MUSHRA's 0, 20 … 100.
         item.getAxis("left").setTicks([[(v, f"{v:g}") for v in score_ticks(definition)], []])
+        self._place_labels()
 
-    def _label_anchor(self, x: float, y: float, lo: float, hi: float,
-                      definition: StudyDefinition) -> tuple[float, float]:
-        """Where a point's label goes: left of the point in the right quarter of the axis (never cut off at the
-        edge), below it where a label already sits close above (never on top of another)."""
-        low, high = definition.score_range
-        near_x, near_y = 0.14 * (hi - lo), 0.07 * (high - low)
-        ax = 1.0 if x > lo + 0.75 * (hi - lo) else 0.0
-        above = not any(abs(x - px) < near_x and abs(y - py) < near_y and side == 1.0 for px, py, side in self._labels)
-        ay = 1.0 if above else 0.0
-        if y > high - near_y:  # at the top of the scale: below, inside the axes
-            ay = 0.0
-        self._labels.append((x, y, ay))
-        return (ax, ay)
+    #: Where a point's label may go, in turn: (anchor x, anchor y) of pyqtgraph's TextItem.
+    LABEL_ANCHORS = ((-0.05, 1.0), (-0.05, 0.0), (1.05, 1.0), (1.05, 0.0), (0.5, 1.4), (0.5, -0.4), (-0.05, 1.8),
+                     (-0.05, -0.8), (1.05, 1.8), (1.05, -0.8))
 
-    # ------------------------------------------------------------------ to Inspect
-    def inspect_row(self, row: int) -> StimulusLink | None:
-        """Open the Per-clip table's row ``row`` (a clip x condition cell) in Inspect."""
-        clip, condition = self.clips_table.cell(row, 0), self.clips_table.cell(row, 1)
-        return self.inspect_cell(clip, condition) if clip and condition else None
-
-    def inspect_cell(self, clip: str, condition: str) -> StimulusLink | None:
-        """Emit :attr:`inspect_requested` for ``(clip, condition)``; returns the link (None: a message in the view)."""
-        if self.definition is None or self.report is None:
-            self._message("Open a study with ratings first.", error=True)
-            return None
-        try:
-            with _open_existing(self.database or self.definition.database_url) as store:
-                link = stimulus_link(store, self.definition, self.report.ratings, clip, condition)
-        except StudyError as exc:
-            self._message(str(exc), error=True)
-            return None
-        self.inspect_requested.emit(link)
-        return link
-
-    def _point_clicked(self, conditions: list[str], points: list) -> None:
-        """A plotted point: its condition's first clip in the Per-clip table (the cell Inspect then shows)."""
-        if not points or self.report is None or self.report.clips is None:
+    def _place_labels(self) -> None:
+        """Give each point label the first anchor around its point where it stays inside the axes and overlaps
+        neither a label placed before it nor the legend (run again when the plot is resized)."""
+        labels = [t for t in getattr(self, "_labels", []) if t.scene() is not None]
+        if not labels:
             return
-        index = int(points[0].index())
-        condition = conditions[index] if 0 <= index < len(conditions) else None
-        clips = self.report.clips
-        match = clips[clips["condition"] == condition]
-        if condition is not None and len(match):
-            self.inspect_cell(str(match["clip"].iloc[0]), condition)
+        vb = self.plot.getPlotItem().getViewBox()
+        box = vb.mapRectToScene(vb.boundingRect())
+        placed = []
+        legend = self.legend.mapRectToScene(self.legend.boundingRect()) if self.legend.isVisible() else None
+        if legend is not None:
+            placed.append(legend)
+        for text in labels:
+            text.updateTransform(force=True)  # pyqtgraph sets a label's scale at paint time: measure it as drawn
+            first_inside = None
+            for anchor in self.LABEL_ANCHORS:
+                text.setAnchor(anchor)
+                rect = text.mapRectToScene(text.boundingRect())
+                if not box.contains(rect):
+                    continue
+                first_inside = first_inside or anchor
+                if not any(rect.intersects(p) for p in placed):
+                    placed.append(rect)
+                    break
+            else:
+                text.setAnchor(first_inside or self.LABEL_ANCHORS[0])
+                placed.append(text.mapRectToScene(text.boundingRect()))
 
     # ------------------------------------------------------------------ exports
     def _default_folder(self) -> str:

@@ -25,6 +25,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+from matplotlib.transforms import Bbox
 
 from mosapp.core.files import atomic_write
 from mosapp.study import stats
@@ -361,7 +362,9 @@ def _place_labels(fig: Figure, ax, texts: list) -> None:
     before it and stays inside the axes; the last resort keeps it inside the axes."""
     renderer = fig.canvas.get_renderer()
     box = ax.get_window_extent(renderer)
-    placed: list = []
+    # The points themselves are obstacles too (a label never sits on a marker).
+    placed: list = [Bbox.from_extents(x - 5, y - 5, x + 5, y + 5)
+                    for x, y in (ax.transData.transform(t.xy) for t in texts)]
     offsets = [(4, 4), (4, -11), (-4, 4), (-4, -11), (4, 12), (-4, 12), (4, -19), (-4, -19)]
     for text in texts:
         choice = None
@@ -411,7 +414,8 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
                     label=family, linestyle="-" if len(group) > 1 else "none")
         for r in group.itertuples():
             texts.append(ax.annotate(r.condition, (r.bitrate_kbps, r.mean), textcoords="offset points",
-                                     xytext=(4, 4), fontsize=7, color=color))
+                                     xytext=(4, 4), fontsize=7, color=color, zorder=5,
+                                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75}))
     for r in data[data["bitrate_kbps"].isna()].itertuples():
         color = next(colors)
         ax.axhline(r.mean, linestyle="--", color=color, linewidth=1, label=line_label(str(r.condition)))

@@ -371,3 +371,105 @@ def test_the_screening_threshold_is_set_in_the_studys_units(qtbot, study):
     qtbot.waitUntil(lambda: not view.loading and view.report.screening.spec.min_score == 2, timeout=LOAD_TIMEOUT_MS)
     assert view.report.screening.dropped == []  # 2 is not below 2: L4 kept
     assert "min_score 2" in view.message_label.text()
+
+
+# ------------------------------------------------------------------ the plots on a real display
+
+PLOT_DRIVER = r'''
+import json, sys, time
+from pathlib import Path
+import pandas as pd
+from PySide6.QtWidgets import QApplication
+from mosapp.gui.results_view import ResultsView
+from mosapp.study.definition import parse_study
+from mosapp.study.report import plot_score_vs_kbps
+from tests.study.conftest import study_toml
+
+app = QApplication(["mosapp"])
+out = Path(sys.argv[1])
+ROWS = {  # condition: (bitrate, score by test type) -- close bitrates and scores on purpose
+    "reference": (None, {"dcr": 4.9, "mushra": 98.0, "ccr": -0.1}),
+    "lowpass-3.5k": (None, {"dcr": 1.6, "mushra": 18.0, "ccr": -2.4}),
+    "lowpass-7k": (None, {"dcr": 2.6, "mushra": 45.0, "ccr": -1.6}),
+    "pghi-only": (None, {"dcr": 3.9, "mushra": 72.0, "ccr": -0.75}),
+    "opus-6": (6.1, {"dcr": 2.1, "mushra": 35.0, "ccr": -2.0}),
+    "opus-12": (12.3, {"dcr": 3.2, "mushra": 60.0, "ccr": -1.1}),
+    "opus-24": (24.4, {"dcr": 4.1, "mushra": 82.0, "ccr": -0.4}),
+    "sgc-6": (6.0, {"dcr": 2.3, "mushra": 38.0, "ccr": -1.8}),
+    "sgc-12": (11.8, {"dcr": 3.3, "mushra": 62.0, "ccr": -1.0}),
+    "sgc-24": (23.7, {"dcr": 4.2, "mushra": 84.0, "ccr": -0.3}),
+    "mp3-32": (32.0, {"dcr": 3.9, "mushra": 75.0, "ccr": -0.6}),
+}
+result = {}
+for kind in ("dcr", "mushra", "ccr"):
+    conds = list(ROWS)
+    d = parse_study(study_toml(test_type=kind, conditions=conds if kind == "mushra" else conds[:4] + conds[4:]),
+                    source=out / f"{kind}.toml")
+    span = {"dcr": 0.45, "mushra": 9.0, "ccr": 0.5}[kind]
+    summary = pd.DataFrame([{"condition": c, "is_reference": c == "reference", "bitrate_kbps": b,
+                             "mean": v[kind], "ci_low": v[kind] - span, "ci_high": v[kind] + span}
+                            for c, (b, v) in ROWS.items()])
+    lo, hi = d.score_range
+    summary["ci_low"] = summary["ci_low"].clip(lo, hi)
+    summary["ci_high"] = summary["ci_high"].clip(lo, hi)
+    view = ResultsView(d, auto_load=False)
+    view.resize(900, 620)
+    view.plot.setParent(None)
+    view.plot.resize(900, 620)
+    view.plot.show()
+    view._draw(summary, d)
+    for _ in range(30):
+        app.processEvents(); time.sleep(0.02)
+    view.plot.grab().save(str(out / f"xcb-results-plot-{kind}.png"), "PNG")
+    plot_score_vs_kbps(summary, d, out / f"report-plot-{kind}.png")
+    item = view.plot.getPlotItem()
+    left = [t for t, _ in item.getAxis("left")._tickLevels[0]]
+    bottom = [label for _, label in item.getAxis("bottom")._tickLevels[0]]
+    vb = item.getViewBox()
+    box = vb.mapRectToScene(vb.boundingRect())
+    import pyqtgraph as pg
+    texts = [i for i in item.items if isinstance(i, pg.TextItem)]
+    rects = [t.mapRectToScene(t.boundingRect()) for t in texts]
+    overlaps = sum(1 for i in range(len(rects)) for j in range(i) if rects[i].intersects(rects[j]))
+    outside = sum(1 for r in rects if not box.contains(r))
+    result[kind] = {"left": left, "bottom": bottom, "labels": len(texts), "overlaps": overlaps, "outside": outside}
+print(json.dumps(result))
+'''
+
+
+def test_the_dcr_mushra_and_ccr_plots_on_xcb_label_every_grade_without_overlaps(tmp_path):
+    """On Qt's xcb platform (Xvfb): each plot labels every grade of its scale (CCR's 0 and negatives too), bitrate
+    ticks that do not run together, point labels that neither overlap nor leave the axes. The screenshots are kept
+    in out/screenshots/ (xcb-results-plot-*.png, with the report's own PNGs report-plot-*.png) to be looked at."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.gui.test_real_display import SCREENSHOTS, env_for
+    from tests.gui.test_real_display import display as _display_fixture  # noqa: F401 — a fixture, used below
+
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.fail("Xvfb is not installed; scripts/setup installs it (Debian package xvfb).")
+    server = subprocess.Popen([xvfb, ":97", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+
+        time.sleep(1.5)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        out = subprocess.run([sys.executable, "-c", PLOT_DRIVER, str(SCREENSHOTS)], env=env_for(":97"),
+                             capture_output=True, text=True, timeout=300, cwd=REPO)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["dcr"]["left"] == [1, 2, 3, 4, 5]
+    assert result["mushra"]["left"] == [0, 20, 40, 60, 80, 100]
+    assert result["ccr"]["left"] == [-3, -2, -1, 0, 1, 2, 3]  # zero and the negatives labelled
+    for kind, r in result.items():
+        assert r["labels"] == 7 and r["overlaps"] == 0 and r["outside"] == 0, (kind, r)
+        values = [float(v) for v in r["bottom"]]
+        assert len(values) >= 2 and all(b / a >= 1.45 for a, b in zip(values, values[1:])), (kind, r["bottom"])
+        assert (SCREENSHOTS / f"xcb-results-plot-{kind}.png").stat().st_size > 5000
