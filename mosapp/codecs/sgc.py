@@ -43,7 +43,7 @@ from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.codecs.twoband import DEFAULT_LOW_SHARE, TwoBandCodec
 from mosapp.core import job
 from mosapp.core.config import PipelineConfig
-from mosapp.core.errors import BitstreamError, ModelError
+from mosapp.core.errors import BitstreamError, InvalidStreamError, ModelError
 from mosapp.models.weights import load_weights
 
 if TYPE_CHECKING:
@@ -103,6 +103,12 @@ _LOCK = threading.Lock()
 
 #: Latent quantisation steps rate control may use (1 = as trained).
 STEP_RANGE = (0.1, 8.0)
+#: A rate-controlled two-band stream's payload bitrate over its point's target, where neither
+#: bound of :data:`STEP_RANGE` held it (measured: 0.88-1.01 on 2-40 s clips; the planner's
+#: estimate is within a few per cent, the tile lengths and short clips' overhead the rest).
+RATE_FIT = (0.6, 1.35)
+#: Streams shorter than this are not held to :data:`RATE_FIT` (the overhead dominates).
+RATE_FIT_MIN_SECONDS = 1.0
 #: Bytes a stream spends outside the tiles' entropy-coded data (container, header, tile
 #: lengths), budgeted when planning: measured on typical clips (container version 2 adds
 #: the model identifier and the binding digest, 46 bytes).
@@ -358,6 +364,51 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         training round still shipped (:func:`earlier_weights`), is decoded; any other is refused."""
         if self._earlier_weights(encoded) is None:
             super().check_model(encoded)
+
+    def check_header(self, encoded: Encoded) -> None:
+        """:meth:`SpectrogramCodec.check_header`, then whether the stream fits this operating point
+        (the points share one network, so the model identifier alone cannot tell them apart):
+
+        * its bitrate: rate control lands a stream whose steps are neither all at the finest nor
+          any at the coarsest within :data:`RATE_FIT` of the point's target, so ``sgc-12``
+          relabelled ``sgc-6`` (or the reverse) is refused;
+        * the earlier weights its ``mi`` names: a per-point round's (``sgc3-6``) only for that
+          point, and only weights with a block transform (the fourth round on) for a stream with
+          ``high_row_slope``, which no earlier stream carries.
+
+        Raises:
+            InvalidStreamError: as above (one sentence, for "… is not a valid mosapp file: …").
+        """
+        super().check_header(encoded)
+        earlier = self._earlier_weights(encoded)
+        if earlier is not None:
+            try:
+                card = json.loads(earlier.with_suffix(".json").read_text())
+            except (OSError, json.JSONDecodeError):
+                card = {}
+            trained_for = name_kbps(str(card.get("name", earlier.stem)))
+            if trained_for is not None and self.target_kbps is not None and trained_for != self.target_kbps:
+                raise InvalidStreamError(
+                    f"the stream names the weights {earlier.stem} (model {encoded.model}), trained for "
+                    f"{trained_for:g} kbit/s, but {self.name} codes at {self.target_kbps:g} kbit/s")
+            if "high_row_slope" in encoded.params and (card.get("architecture") or {}).get("transform") != "klt":
+                raise InvalidStreamError(
+                    f"the stream has a high_row_slope, which the weights it names ({earlier.stem}, model "
+                    f"{encoded.model}) never coded with")
+        steps = encoded.params.get("step")
+        if (self.target_kbps is None or encoded.seconds < RATE_FIT_MIN_SECONDS or not isinstance(steps, list)
+                or len(steps) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in steps)):
+            return  # begin_decode refuses malformed steps
+        kbps = encoded.payload_kbps
+        lo, hi = RATE_FIT
+        if all(v > STEP_RANGE[0] for v in steps) and kbps < lo * self.target_kbps:
+            raise InvalidStreamError(
+                f"the stream's payload is {kbps:.1f} kbit/s with its steps above the finest, so it was rate-"
+                f"controlled to less than {self.name}'s {self.target_kbps:g} kbit/s (another operating point's stream)")
+        if all(v < STEP_RANGE[1] for v in steps) and kbps > hi * self.target_kbps:
+            raise InvalidStreamError(
+                f"the stream's payload is {kbps:.1f} kbit/s with its steps below the coarsest, more than "
+                f"{self.name}'s {self.target_kbps:g} kbit/s allows (another operating point's stream)")
 
     def prepare_decode(self, encoded: Encoded, device: torch.device) -> None:
         """:meth:`prepare`, then, for a stream of an earlier training round, the weights it was coded with."""
