@@ -782,6 +782,37 @@ class ResultsView(QWidget):
                 text.setAnchor(first_inside or self.LABEL_ANCHORS[0])
                 placed.append(text.mapRectToScene(text.boundingRect()))
 
+    # ------------------------------------------------------------------ to Inspect
+    def inspect_row(self, row: int) -> StimulusLink | None:
+        """Open the Per-clip table's row ``row`` (a clip x condition cell) in Inspect."""
+        clip, condition = self.clips_table.cell(row, 0), self.clips_table.cell(row, 1)
+        return self.inspect_cell(clip, condition) if clip and condition else None
+
+    def inspect_cell(self, clip: str, condition: str) -> StimulusLink | None:
+        """Emit :attr:`inspect_requested` for ``(clip, condition)``; returns the link (None: a message in the view)."""
+        if self.definition is None or self.report is None:
+            self._message("Open a study with ratings first.", error=True)
+            return None
+        try:
+            with _open_existing(self.database or self.definition.database_url) as store:
+                link = stimulus_link(store, self.definition, self.report.ratings, clip, condition)
+        except StudyError as exc:
+            self._message(str(exc), error=True)
+            return None
+        self.inspect_requested.emit(link)
+        return link
+
+    def _point_clicked(self, conditions: list[str], points: list) -> None:
+        """A plotted point: its condition's first clip in the Per-clip table (the cell Inspect then shows)."""
+        if not points or self.report is None or self.report.clips is None:
+            return
+        index = int(points[0].index())
+        condition = conditions[index] if 0 <= index < len(conditions) else None
+        clips = self.report.clips
+        match = clips[clips["condition"] == condition]
+        if condition is not None and len(match):
+            self.inspect_cell(str(match["clip"].iloc[0]), condition)
+
     # ------------------------------------------------------------------ exports
     def _default_folder(self) -> str:
         if self.definition is not None:
