@@ -17,6 +17,7 @@ from mosapp.gui import results_view
 from mosapp.gui.app import load_optional_view
 from mosapp.gui.results_view import ResultsView
 from tests.conftest import RATE, music_like
+from tests.gui.test_real_display import display  # noqa: F401 — the Xvfb fixture of the xcb test below
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "out" / "screenshots" / "results.png"
@@ -437,7 +438,8 @@ print(json.dumps(result))
 '''
 
 
-def test_the_dcr_mushra_and_ccr_plots_on_xcb_label_every_grade_without_overlaps(tmp_path):
+@pytest.mark.slow
+def test_the_dcr_mushra_and_ccr_plots_on_xcb_label_every_grade_without_overlaps(display):  # noqa: F811
     """On Qt's xcb platform (Xvfb): each plot labels every grade of its scale (CCR's 0 and negatives too), bitrate
     ticks that do not run together, point labels that neither overlap nor leave the axes. The screenshots are kept
     in out/screenshots/ (xcb-results-plot-*.png, with the report's own PNGs report-plot-*.png) to be looked at."""
@@ -446,23 +448,10 @@ def test_the_dcr_mushra_and_ccr_plots_on_xcb_label_every_grade_without_overlaps(
     import sys
 
     from tests.gui.test_real_display import SCREENSHOTS, env_for
-    from tests.gui.test_real_display import display as _display_fixture  # noqa: F401 — a fixture, used below
 
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.fail("Xvfb is not installed; scripts/setup installs it (Debian package xvfb).")
-    server = subprocess.Popen([xvfb, ":97", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import time
-
-        time.sleep(1.5)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run([sys.executable, "-c", PLOT_DRIVER, str(SCREENSHOTS)], env=env_for(":97"),
-                             capture_output=True, text=True, timeout=300, cwd=REPO)
-    finally:
-        server.terminate()
-        server.wait(10)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run([sys.executable, "-c", PLOT_DRIVER, str(SCREENSHOTS)], env=env_for(display),
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["dcr"]["left"] == [1, 2, 3, 4, 5]
