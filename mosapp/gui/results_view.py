@@ -372,7 +372,7 @@ class ResultsView(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.legend = self.plot.addLegend(offset=(-10, -10), labelTextSize="8pt")
-        self._labels = []
+        self._labels: list[pg.TextItem] = []  # the point labels, placed by _place_labels
         box = self.plot.getPlotItem().getViewBox()
         box.sigResized.connect(self._place_labels)
         box.sigTransformChanged.connect(self._place_labels)  # the axes' widths settle after the ticks are set
@@ -689,7 +689,7 @@ class ResultsView(QWidget):
         with_rate = data.dropna(subset=["bitrate_kbps"])
         with_rate = with_rate[with_rate["bitrate_kbps"] > 0]
         self.plotted = {}
-        self._labels: list[pg.TextItem] = []  # the point labels, placed by _place_labels
+        self._labels = []  # the point labels, placed by _place_labels
         if len(with_rate):
             lo = float(np.log10(with_rate["bitrate_kbps"].min() / 1.5))
             hi = float(np.log10(with_rate["bitrate_kbps"].max() * 1.5))

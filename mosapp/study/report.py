@@ -19,6 +19,7 @@ import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -360,7 +361,7 @@ def line_label(condition: str) -> str:
 def _place_labels(fig: Figure, ax, texts: list) -> None:
     """Move each point label to the first of eight offsets around its point where it overlaps no label placed
     before it and stays inside the axes; the last resort keeps it inside the axes."""
-    renderer = fig.canvas.get_renderer()
+    renderer = cast(FigureCanvasAgg, fig.canvas).get_renderer()
     box = ax.get_window_extent(renderer)
     # The points themselves are obstacles too (a label never sits on a marker).
     placed: list = [Bbox.from_extents(x - 5, y - 5, x + 5, y + 5)

@@ -696,13 +696,13 @@ def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95, residual: st
     if per_condition:
         try:
             theta, converged = _fit_reml(design)
-            est, se, df = satterthwaite(design, theta)
+            est_a, se_a, df_a = satterthwaite(design, theta)
         except (np.linalg.LinAlgError, ValueError) as exc:
             return _rows(nan, nan, nan, math.nan, math.nan, nan, False, f"not fitted: {exc}")
         if not converged:
             notes.append("the REML optimiser did not report convergence")
         named = dict(zip(vc, theta[:len(vc)]))
-        return _rows(list(est), list(se), list(df), named.get("listener", math.nan), named.get("clip", math.nan),
+        return _rows(list(est_a), list(se_a), list(df_a), named.get("listener", math.nan), named.get("clip", math.nan),
                      list(theta[len(vc):]), converged, "; ".join(notes))
     # Over a second to import, and only the mixed model needs it: not when the command line starts.
     import statsmodels.formula.api as smf  # noqa: PLC0415 — heavy, needed by this model only
@@ -799,7 +799,7 @@ class _Crossed:
             xv = self.X.T @ vinv
             xvx = xv @ self.X
             beta = np.linalg.solve(xvx, xv @ self.y)
-            resid = self.y - self.X @ beta
+            resid: np.ndarray = self.y - self.X @ beta
             sign, logdet_x = np.linalg.slogdet(xvx)
         except np.linalg.LinAlgError:
             return math.inf
@@ -1047,7 +1047,7 @@ def _signed_rank_null(ranks2: np.ndarray) -> np.ndarray:
     return prob
 
 
-def wilcoxon_signed_rank(diffs: Sequence[float]) -> tuple[float, float, str, str]:
+def wilcoxon_signed_rank(diffs: Sequence[float] | np.ndarray) -> tuple[float, float, str, str]:
     """Two-sided Wilcoxon signed-rank test of paired differences: ``(V, p, method, note)``.
 
     Differences are rounded to :data:`DIFF_DECIMALS` decimals and **zeros are dropped**
@@ -1103,7 +1103,7 @@ def wilcoxon_signed_rank(diffs: Sequence[float]) -> tuple[float, float, str, str
     return (v, p, method, "; ".join(notes))
 
 
-def sign_flip_test(diffs: Sequence[float], *, resamples: int = 20_000, seed: int = 0) -> tuple[float, str]:
+def sign_flip_test(diffs: Sequence[float] | np.ndarray, *, resamples: int = 20_000, seed: int = 0) -> tuple[float, str]:
     """Two-sided sign-flip permutation test of the mean of paired differences: ``(p, method)``.
 
     Under the null hypothesis each listener's difference is as likely to have either sign, so
