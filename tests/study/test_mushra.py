@@ -267,3 +267,20 @@ def test_screening_thresholds_are_taken_in_each_test_types_units(tmp_path, capsy
     assert main(["study", "report", str(folder / "mushra.toml"), "--min-score", "5", "--out",
                  str(tmp_path / "out")]) != 0
     assert "five-grade score" in capsys.readouterr().err
+
+
+def test_a_mushra_study_without_both_anchors_is_warned_about(tmp_path):
+    from mosapp.study.report import study_warnings
+
+    full = parse_study(study_toml(test_type="mushra", conditions=["reference", "pghi-only", "lowpass-7k",
+                                                                  "lowpass-3.5k"]), source=tmp_path / "a.toml")
+    assert study_warnings(full) == []
+    lacking = parse_study(study_toml(test_type="mushra", conditions=["reference", "pghi-only", "lowpass-7k"]),
+                          source=tmp_path / "b.toml")
+    (line,) = study_warnings(lacking)
+    assert "lacks the low anchor (3.5 kHz) 'lowpass-3.5k'" in line and "BS.1534-3 needs both" in line
+    neither = parse_study(study_toml(test_type="mushra", conditions=["reference", "pghi-only"]),
+                          source=tmp_path / "c.toml")
+    assert "mid-range anchor (7 kHz) 'lowpass-7k'" in study_warnings(neither)[0]
+    dcr = parse_study(study_toml(conditions=["reference", "pghi-only"]), source=tmp_path / "d.toml")
+    assert study_warnings(dcr) == []
