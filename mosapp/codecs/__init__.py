@@ -32,7 +32,7 @@ def register_family(family: str, factory: Factory, advertised: Callable[[], list
 
 
 #: The modules that register a codec family when imported, in listing order.
-FAMILY_MODULES = ("spectrogram", "twoband", "sgc", "msillm", "classic", "image")
+FAMILY_MODULES = ("spectrogram", "twoband", "sgc", "msillm", "classic", "image", "baselines")
 
 
 def _load_all() -> None:
