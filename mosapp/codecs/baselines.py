@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,8 +285,12 @@ def _factory(name: str) -> BaselineCodec | None:
     return BaselineCodec(model, point)
 
 
+def _advertised(model: Model) -> Callable[[], list[str]]:
+    return lambda: [f"{model.family}-{p}" for p in model.points]
+
+
 for _model in (ENCODEC, DAC):
-    register_family(_model.family, _factory, lambda m=_model: [f"{m.family}-{p}" for p in m.points])
+    register_family(_model.family, _factory, _advertised(_model))
 
 __all__ = ["DAC", "ENCODEC", "ENV_DIR", "BaselineCodec", "Model", "fetch_command", "find_weights", "load_model",
            "pack_indices", "unpack_indices"]

@@ -685,7 +685,7 @@ def decoded_consistency(decoded: Any, geometry: str = SCORE_GEOMETRY) -> float:
 Direction = Literal["higher", "lower"]
 #: What a metric's function takes: ``signals`` ``(reference, decoded, sample_rate)``; ``bytes``
 #: ``(n_bytes, seconds)``; ``magnitude`` a magnitude spectrogram ``(bins, frames)``.
-Inputs = Literal["signals", "bytes", "magnitude"]
+Inputs = Literal["signals", "bytes", "magnitude", "sets"]
 
 
 @dataclass(frozen=True)
@@ -721,6 +721,12 @@ def _band(name: str) -> Callable[[Any, Any, int], float]:
 
     function.__name__ = name
     return function
+
+
+def _fad(reference: Any, decoded: Any) -> float:
+    from mosapp.core.fad import fad  # noqa: PLC0415 — scipy.linalg only when FAD is computed
+
+    return fad(reference, decoded)
 
 
 #: Every metric, in the order tables show them.
@@ -765,6 +771,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("high_band_correlation", "high-band correlation", "", "higher",
            "Mean per-frame Pearson correlation of the floored dB spectra above 1 kHz (-1..1).",
            "signals", _band("high_band_correlation")),
+    Metric("fad", "FAD (CLAP)", "", "lower",
+           "Fréchet Audio Distance between the CLAP embeddings of a codec's decoded excerpts and those of the "
+           "excerpts (a figure of a set of clips, not of one; mosapp/core/fad.py, mosapp/models/clap.py).",
+           "sets", _fad),
 )}
 
 #: The metrics of a decoded signal against its reference (what :func:`score` computes), in table order.

@@ -53,11 +53,11 @@ HEADERS = {"file_kbps": "kbps", "payload_kbps": "payload kbps", "mel_distance": 
            "spectral_convergence_db": "SC dB ↓", "si_sdr_db": "SI-SDR dB ↑", "visqol": "ViSQOL ↑",
            "decoded_consistency": "consistency ↑", "low_band_distance_db": "low-band dist. dB ↓",
            "low_band_correlation": "low-band corr. ↑", "high_band_distance_db": "high-band dist. dB ↓",
-           "high_band_correlation": "high-band corr. ↑"}
+           "high_band_correlation": "high-band corr. ↑", "fad": "FAD ↓", "fad_inf": "FAD∞ ↓"}
 #: Decimals shown per metric in summary.md.
 DIGITS = {"file_kbps": 1, "payload_kbps": 1, "mel_distance": 3, "spectral_convergence_db": 2, "si_sdr_db": 1,
           "visqol": 2, "decoded_consistency": 3, "low_band_distance_db": 2, "low_band_correlation": 3,
-          "high_band_distance_db": 2, "high_band_correlation": 3}
+          "high_band_distance_db": 2, "high_band_correlation": 3, "fad": 3, "fad_inf": 3}
 
 
 class OutputError(MosappError):
@@ -90,6 +90,8 @@ class PairRow:
     timings: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    #: CLAP embeddings for FAD: "reference" and "decoded", each a list of windows' vectors.
+    embeddings: dict[str, list] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -111,7 +113,8 @@ class PairStore:
                 "CREATE TABLE IF NOT EXISTS pairs (clip TEXT NOT NULL, start_s REAL NOT NULL, seconds REAL NOT NULL, "
                 "codec TEXT NOT NULL, fingerprint TEXT NOT NULL, settings TEXT NOT NULL, ok INTEGER NOT NULL, "
                 "values_json TEXT NOT NULL, timings_json TEXT NOT NULL, notes_json TEXT NOT NULL, error TEXT, "
-                "finished_at REAL NOT NULL, PRIMARY KEY (clip, start_s, seconds, codec))")
+                "finished_at REAL NOT NULL, embeddings_json TEXT NOT NULL DEFAULT '{}', "
+                "PRIMARY KEY (clip, start_s, seconds, codec))")
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc) or "malformed" in str(exc):
                 raise OutputError(f"{self.path} is not an evaluation's database ({exc}); give another --out "
@@ -137,9 +140,10 @@ class PairStore:
         e = row.excerpt
         try:
             self.db.execute(
-                "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (e.clip, e.start_s, e.seconds, row.codec, fingerprint, settings, int(row.ok),
-                 json.dumps(row.values), json.dumps(row.timings), json.dumps(row.notes), row.error, time.time()))
+                 json.dumps(row.values), json.dumps(row.timings), json.dumps(row.notes), row.error, time.time(),
+                 json.dumps(row.embeddings)))
         except sqlite3.OperationalError as exc:
             raise OutputError(_disk_sentence(self.folder, exc)) from None
 
@@ -148,14 +152,14 @@ class PairStore:
         """The current rows of these excerpts × codecs, in excerpt order then codec order."""
         found: dict[tuple[str, float, float, str], PairRow] = {}
         by_key = {e.key: e for e in excerpts}
-        for (clip, start, seconds, codec, fp, st, ok, values, timings, notes, error) in self.db.execute(
+        for (clip, start, seconds, codec, fp, st, ok, values, timings, notes, error, emb) in self.db.execute(
                 "SELECT clip, start_s, seconds, codec, fingerprint, settings, ok, values_json, timings_json, "
-                "notes_json, error FROM pairs"):
+                "notes_json, error, embeddings_json FROM pairs"):
             e = by_key.get((clip, start, seconds))
             if e is None or codec not in fingerprints or (ok and (fingerprints[codec] != fp or st != settings)):
                 continue
             found[(clip, start, seconds, codec)] = PairRow(e, codec, json.loads(values), json.loads(timings),
-                                                           json.loads(notes), error)
+                                                           json.loads(notes), error, json.loads(emb))
         return [found[(e.clip, e.start_s, e.seconds, c)] for e in excerpts for c in codecs
                 if (e.clip, e.start_s, e.seconds, c) in found]
 
@@ -374,6 +378,7 @@ def read_evaluation(folder: str | Path, no_bitrate_families: Sequence[str] = NO_
                                                                _float(r["ci95_high"]))
         families[r["codec"]] = r.get("family", "")
     no_bitrate = {c for c, f in families.items() if f in no_bitrate_families}
+    names += [m for m in ("fad",) if any(m in per and math.isfinite(per[m].mean) for per in summary.values())]
     return EvaluationFolder(folder, names, rows, summary, families, no_bitrate, failures, run)
 
 

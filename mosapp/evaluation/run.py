@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import socket
@@ -47,6 +48,7 @@ from mosapp.evaluation.results import (
     OutputError,
     PairRow,
     PairStore,
+    Stat,
     _write_text,
     clips_table,
     failures_csv,
@@ -57,6 +59,7 @@ from mosapp.evaluation.results import (
     timings_csv,
     write_float_wav,
 )
+from mosapp.models import clap
 
 #: The metrics ``mosapp evaluate`` computes when none are named: every metric of a decoded signal.
 DEFAULT_METRICS: tuple[str, ...] = metrics.SIGNAL_METRIC_NAMES
@@ -114,6 +117,25 @@ def _excerpt_audio(e: Excerpt) -> Audio:
     return audio
 
 
+_REFERENCE_EMBEDDINGS: OrderedDict[Excerpt, np.ndarray] = OrderedDict()
+
+
+def _device(config: PipelineConfig) -> str:
+    from mosapp.core.dsp import resolve_device  # noqa: PLC0415
+
+    return str(resolve_device(config.device))
+
+
+def _reference_embedding(e: Excerpt, audio: Audio, config: PipelineConfig) -> np.ndarray:
+    """The excerpt's CLAP embeddings (kept for the worker's next codec on it)."""
+    found = _REFERENCE_EMBEDDINGS.get(e)
+    if found is None:
+        found = _REFERENCE_EMBEDDINGS[e] = clap.embed(audio.samples, PIPELINE_SAMPLE_RATE, _device(config))
+        while len(_REFERENCE_EMBEDDINGS) > EXCERPT_CACHE:
+            _REFERENCE_EMBEDDINGS.popitem(last=False)
+    return found
+
+
 def _codec(name: str) -> Codec:
     codec = _CODECS.get(name)
     if codec is None:
@@ -136,7 +158,7 @@ def measure_pair(task: PairTask) -> PairRow:
     try:
         audio = _excerpt_audio(e)
         codec = _codec(task.codec)
-        wanted = tuple(m for m in task.metric_names if m != "visqol")
+        wanted = tuple(m for m in task.metric_names if m != "visqol" and m not in SET_METRICS)
 
         def scorer(reference: np.ndarray, decoded: np.ndarray) -> Generator[Progress, None, dict[str, float]]:
             yield Progress("metrics", 0, 1, detail=", ".join(wanted))
@@ -150,6 +172,12 @@ def measure_pair(task: PairTask) -> PairRow:
     values.update({k: float(v) for k, v in m.scores.items() if k in task.metric_names})
     notes = {k: v for k, v in m.notes.items() if k in task.metric_names}
     row = PairRow(e, task.codec, values=values, notes=notes)
+    if "fad" in task.metric_names:
+        try:
+            row.embeddings = {"reference": _reference_embedding(e, audio, task.config).tolist(),
+                              "decoded": clap.embed(m.decoded, PIPELINE_SAMPLE_RATE, _device(task.config)).tolist()}
+        except MosappError as exc:
+            row.notes["fad"] = str(exc)
     if task.keep_audio:
         try:
             for who, samples in ((None, audio.samples), (task.codec, m.decoded)):
@@ -229,18 +257,29 @@ def _versions() -> dict[str, str]:
     return out
 
 
+#: Metrics of a set of clips (one figure per codec over all its excerpts), computed from per-pair embeddings.
+SET_METRICS: tuple[str, ...] = tuple(m.name for m in metrics.METRICS.values() if m.inputs == "sets")
+
+
+def default_metrics() -> tuple[str, ...]:
+    """Every metric that can run here: those of decoded audio, and FAD when its embedding model is present."""
+    from mosapp.models import clap  # noqa: PLC0415 — only looks for files
+
+    return DEFAULT_METRICS + (("fad",) if clap.unavailable() is None else ())
+
+
 def check_metrics(names: Sequence[str] | None) -> tuple[str, ...]:
-    """The metric names to compute (registry names of decoded-signal metrics)."""
+    """The metric names to compute (registry names of decoded-signal metrics, and ``fad``)."""
     if not names:
-        return DEFAULT_METRICS
+        return default_metrics()
     out = []
     for n in names:
         m = metrics.metric(n)
-        if m.inputs != "signals":
+        if m.inputs not in ("signals", "sets"):
             if n in ("file_kbps", "payload_kbps"):
                 continue  # always in the table
             raise EvaluationError(f'The metric "{n}" is not one of decoded audio against its excerpt; choose from '
-                                  f'{", ".join(metrics.SIGNAL_METRIC_NAMES)}.')
+                                  f'{", ".join((*metrics.SIGNAL_METRIC_NAMES, *SET_METRICS))}.')
         if n not in out:
             out.append(n)
     return tuple(out)
@@ -266,6 +305,9 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a folder (it is made if missing).")
     names = check_metrics(metric_names)
+    fad_problem = clap.unavailable() if "fad" in names else None
+    if fad_problem is not None:
+        names = tuple(n for n in names if n != "fad")
     if not codecs:
         raise EvaluationError("No codec was named; give --codecs, e.g. --codecs sgc-12 opus-16 (see `mosapp codecs`).")
     codec_list = list(dict.fromkeys(codecs))
@@ -276,7 +318,7 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
         why = " ".join(p.reason for p in plan_problems[:3])
         raise EvaluationError(f"No excerpt to measure: {why}" if why else "No excerpt to measure.")
     result = EvaluationResult(out_dir=out)
-    result.problems += [p.reason for p in plan_problems]
+    result.problems += [p.reason for p in plan_problems] + ([fad_problem] if fad_problem else [])
 
     # Each codec once: unknown or unavailable is one sentence, and its pairs are listed as failed.
     runnable: dict[str, Codec] = {}
@@ -373,6 +415,32 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
     return result
 
 
+def set_metrics(rows: Sequence[PairRow], summary: dict) -> str:
+    """FAD (and FAD∞) per codec from the pairs' CLAP embeddings, into ``summary``; returns the table's note."""
+    from mosapp.core.fad import MIN_FAD_INF, fad, fad_infinity  # noqa: PLC0415
+
+    sizes = []
+    for codec, per in summary.items():
+        mine = [r for r in rows if r.codec == codec and r.ok and r.embeddings]
+        per["fad"] = per["fad_inf"] = Stat(0, math.nan, math.nan, math.nan, math.nan)
+        if len(mine) < 2:
+            continue
+        reference = np.concatenate([np.asarray(r.embeddings["reference"], np.float64) for r in mine])
+        decoded = np.concatenate([np.asarray(r.embeddings["decoded"], np.float64) for r in mine])
+        try:
+            value, inf = fad(reference, decoded), fad_infinity(reference, decoded)
+        except MosappError:
+            continue
+        per["fad"] = Stat(decoded.shape[0], value, math.nan, math.nan, math.nan)
+        per["fad_inf"] = Stat(decoded.shape[0], inf, math.nan, math.nan, math.nan)
+        sizes.append(decoded.shape[0])
+    if not sizes:
+        return "FAD: too few embeddings (at least 2 excerpts per codec)."
+    return (f"FAD (CLAP {clap.REPO}, float64) of each codec's decoded excerpts against the excerpts, over "
+            f"{min(sizes)}–{max(sizes)} embeddings (one per 10 s window); FAD falls with more clips, so compare it at "
+            f"equal counts. FAD∞ (summary.csv, metric fad_inf) from {MIN_FAD_INF} embeddings on.")
+
+
 def failure_groups(rows: Sequence[PairRow]) -> list[tuple[tuple[str, str | None], str]]:
     """((codec, reason), which excerpts) of the failed rows, one entry per codec and reason."""
     groups: dict[tuple[str, str | None], list[PairRow]] = {}
@@ -389,8 +457,12 @@ def write_outputs(out: Path, rows: list[PairRow], codecs: Sequence[str], names: 
     """Write clips.csv, timings.csv, failures.csv, summary.csv, summary.md and the rd plots from ``rows``."""
     files = []
     measured = [c for c in codecs if any(r.codec == c and r.ok for r in rows)]
-    summary = summarise(rows, measured, names)
-    for name, text in (("clips.csv", clips_table(rows, names)), ("timings.csv", timings_csv(rows)),
+    per_clip = [n for n in names if n not in SET_METRICS]
+    summary = summarise(rows, measured, per_clip)
+    fad_note = ""
+    if "fad" in names:
+        fad_note = set_metrics(rows, summary)
+    for name, text in (("clips.csv", clips_table(rows, per_clip)), ("timings.csv", timings_csv(rows)),
                        ("failures.csv", failures_csv(rows, plan_problems)),
                        ("summary.csv", summary_csv(summary, families))):
         _write_text(out / name, text)
@@ -401,6 +473,8 @@ def write_outputs(out: Path, rows: list[PairRow], codecs: Sequence[str], names: 
              + ("" if complete else f" (stopped early: {ok} of {pairs_total})"), "",
              "Mean over excerpts ± the half-width of its 95 % t interval; kbps counts the whole .sgc file.", "",
              markdown_table(summary, names) if measured else "No pair was measured.", ""]
+    if fad_note:
+        lines += [fad_note, ""]
     if failed or plan_problems:
         lines += [f"## Failed ({len(failed) + len(plan_problems)})", ""]
         lines += [f"- `{clip}`: {reason}" for clip, reason in plan_problems]

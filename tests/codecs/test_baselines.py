@@ -10,12 +10,12 @@ import soundfile as sf
 
 pytest.importorskip("transformers", reason="the baselines extra (scripts/setup installs it)")
 
-from mosapp.codecs import get_codec  # noqa: E402
-from mosapp.codecs.baselines import DAC, ENCODEC, ENV_DIR, pack_indices, unpack_indices  # noqa: E402
-from mosapp.core import metrics  # noqa: E402
-from mosapp.core.config import PipelineConfig  # noqa: E402
-from tests.cli.common import run_main  # noqa: E402
-from tests.conftest import RATE, music_like  # noqa: E402
+from mosapp.codecs import get_codec
+from mosapp.codecs.baselines import DAC, ENCODEC, ENV_DIR, pack_indices, unpack_indices
+from mosapp.core import metrics
+from mosapp.core.config import PipelineConfig
+from tests.cli.common import run_main
+from tests.conftest import RATE, music_like
 
 
 def _save_models(folder):
