@@ -69,6 +69,22 @@ def load_optional_view(title: str, module: str, cls: str, parent: QWidget | None
     return label
 
 
+#: The window's size on a screen with room for it.
+DEFAULT_SIZE = (1400, 860)
+
+
+def default_size(window: QWidget) -> tuple[int, int]:
+    """:data:`DEFAULT_SIZE`, or less on a smaller screen: the screen's free area (less a task bar)
+    minus room for the window manager's frame, never below what the window needs."""
+    screen = window.screen() or QApplication.primaryScreen()
+    width, height = DEFAULT_SIZE
+    if screen is not None:
+        free = screen.availableGeometry()
+        width, height = min(width, free.width() - 16), min(height, free.height() - 48)
+    least = window.minimumSizeHint()
+    return max(width, least.width()), max(height, least.height())
+
+
 class MainWindow(QMainWindow):
     """Tabs Inspect / Listen / Results, a status bar, and files dropped anywhere on the window."""
 
@@ -106,7 +122,7 @@ class MainWindow(QMainWindow):
             evaluate.inspect_requested.connect(self.inspect_excerpt)
             evaluate.message.connect(  # type: ignore[attr-defined]
                 lambda text: self.set_tab_message(evaluate, text))
-        self.resize(1400, 860)
+        self.resize(*default_size(self))
 
     def inspect_stimulus(self, link: object) -> None:
         """Show a study stimulus from Results in Inspect (a :class:`mosapp.gui.results_view.StimulusLink`)."""

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
@@ -52,6 +53,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSizePolicy,
     QSplitter,
     QVBoxLayout,
@@ -61,6 +63,7 @@ from PySide6.QtWidgets import (
 from mosapp import playback
 from mosapp.codecs import codec_names, get_codec
 from mosapp.codecs.spectrogram import SpectrogramCodec
+from mosapp.codecs.twoband import TwoBandCodec
 from mosapp.core.config import GEOMETRIES, PipelineConfig
 from mosapp.core.job import STEP, Progress
 from mosapp.core.metrics import METRICS
@@ -106,6 +109,9 @@ AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.oga *.mp3 *.aif *.aiff);;All f
 PLAYHEAD_INTERVAL_MS = 33
 #: The two stimuli the player holds.
 ORIGINAL, RECONSTRUCTION = 0, 1
+#: What the spectrogram area says while there is nothing to draw.
+EMPTY_HINT = ("No audio yet. Open… an audio file (or drop one onto the window), or pick a Study clip…; "
+              "the codec chosen above runs on it and the original and its reconstruction are drawn here.")
 #: The analysis menu's entry for the codec's own lattice.
 CODEC_LATTICE = "codec lattice"
 #: Shortest window the low-frequency mode keeps (a shorter one is switched to LOW_FREQUENCY_ANALYSIS).
@@ -164,6 +170,14 @@ def is_spectrogram_codec(name: str) -> bool:
         return isinstance(get_codec(name), SpectrogramCodec)
     except Exception:  # noqa: BLE001 — an unknown name is refused when the run starts
         return True
+
+
+def is_two_band_codec(name: str) -> bool:
+    """Whether the codec codes the two-band representation (its lattice is two lattices joined at the crossover)."""
+    try:
+        return isinstance(get_codec(name), TwoBandCodec)
+    except Exception:  # noqa: BLE001 — an unknown name is refused when the run starts
+        return False
 
 
 def _disable(combo: QComboBox, index: int) -> None:
@@ -232,6 +246,9 @@ class InspectView(QWidget):
         self.readout_label = QLabel("Move the pointer over a spectrogram to read time, frequency and level.")
         self.readout_label.setObjectName("inspect_readout")
         self.readout_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long read-out must not set the window's minimum width (it wraps instead).
+        self.readout_label.setWordWrap(True)
+        self.readout_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.panes.readout.connect(self.readout_label.setText)
         self.panes.region_changed.connect(self._on_region_changed)
         self.panes.seek_requested.connect(self.seek)
@@ -240,8 +257,16 @@ class InspectView(QWidget):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
+        # Until there is something to draw, a hint takes the panes' place (not empty axes).
+        self.empty_hint = QLabel(EMPTY_HINT)
+        self.empty_hint.setObjectName("inspect_empty_hint")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        left_layout.addWidget(self.empty_hint, 1)
         left_layout.addWidget(self.panes, 1)
         left_layout.addWidget(self.readout_label)
+        self.panes.setVisible(False)
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
@@ -256,9 +281,20 @@ class InspectView(QWidget):
         self.ratings_box.setVisible(False)
         side_layout.addWidget(self.ratings_box)
         side_layout.addStretch(1)
+        # The side panel scrolls on a short screen instead of setting the window's minimum height.
+        side_scroll = QScrollArea()
+        side_scroll.setObjectName("inspect_side")
+        side_scroll.setWidget(side)
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side_scroll.setMinimumWidth(side.sizeHint().width() + side_scroll.verticalScrollBar().sizeHint().width())
+        self.side_scroll = side_scroll
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
-        splitter.addWidget(side)
+        splitter.addWidget(side_scroll)
+        splitter.setCollapsible(0, False)
+        splitter.setCollapsible(1, False)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 0)
         splitter.setSizes([1000, 280])
@@ -316,6 +352,9 @@ class InspectView(QWidget):
         if not _set_combo(self.codec_combo, DEFAULT_INSPECT_CODEC):
             _set_combo(self.codec_combo, FALLBACK_INSPECT_CODEC)
         self.codec_combo.currentTextChanged.connect(self._update_codec_controls)
+        # "codec lattice" follows the codec chosen while only the original is on screen.
+        self.codec_combo.currentTextChanged.connect(
+            lambda _name: self._on_analysis_controls() if hasattr(self, "panes") else None)
 
         self.geometry_combo = QComboBox()
         self.geometry_combo.addItems(list(GEOMETRIES))
@@ -467,6 +506,8 @@ class InspectView(QWidget):
         self.hold_difference_check.toggled.connect(self._on_hold_difference)
         self.panes.difference_bar.sigLevelsChanged.connect(lambda _bar: self._sync_level_controls())
         self.panes.db_bar.sigLevelsChanged.connect(lambda _bar: self._sync_level_controls())
+        # Set by a new file's original, a growing preview, a run or a new analysis: shown at once.
+        self.panes.levels_changed.connect(self._sync_level_controls)
 
         form.addRow("analysis", self.window_combo)
         form.addRow("overlap", self.overlap_combo)
@@ -561,6 +602,7 @@ class InspectView(QWidget):
             self._detail_worker = None
         self._arrays = None
         self.panes.clear_images()
+        self._show_panes(False)
         self.readout_label.setText("Move the pointer over a spectrogram to read time, frequency and level.")
         for label in self.metric_labels.values():
             label.setText("—")
@@ -634,6 +676,7 @@ class InspectView(QWidget):
             return
         again = self.panes.original_only and self._original_source == p.source
         self.panes.set_original(p.display, keep_view=again)
+        self._show_panes(True)
         self._original_source = p.source
         #: False while the original shown is still growing (a long file being read).
         self.original_complete = p.complete
@@ -891,9 +934,10 @@ class InspectView(QWidget):
             frequency_range = self.panes.visible_frequency_range()
             levels = self.panes.db_bar.levels()
         self.panes.set_pair(pair)
+        self._show_panes(True)
         self._shown_source = source
         if rerun:
-            self.panes.db_bar.setLevels(levels)
+            self.panes.set_db_levels(levels)
             self.panes.show_time_range(*time_range)
             self.panes.show_frequency_range(*frequency_range)
         elif self.low_mode_check.isChecked():
@@ -903,6 +947,11 @@ class InspectView(QWidget):
             self.panes.show_loop_region(True)
         if reference is not None and pair.analysis != self.analysis():
             self._reanalyse()  # made with another analysis (e.g. chosen while the run went on)
+
+    def _show_panes(self, on: bool) -> None:
+        """The spectrogram panes (something to draw) or the hint that says how to get there."""
+        self.panes.setVisible(on)
+        self.empty_hint.setVisible(not on)
 
     def _after_pair(self) -> None:
         pair = self.panes.pair
@@ -930,7 +979,16 @@ class InspectView(QWidget):
         """The analysis the View panel describes (what the next pair is drawn from)."""
         n = self.window_combo.currentData()
         if not n:
-            return Analysis.lattice(self.geometry_combo.currentText())
+            # What the codec of the pair on screen coded (before a run: the chosen codec's).
+            codec = self.result.request.codec if self.result is not None else self.codec_combo.currentText()
+            try:
+                geometry = getattr(get_codec(codec), "geometry", None)
+            except Exception:  # noqa: BLE001 — an unknown or broken codec is refused when the run starts
+                geometry = None
+            geometry = geometry if geometry in GEOMETRIES else self.geometry_combo.currentText()
+            if is_two_band_codec(codec):
+                return Analysis.two_band(geometry)
+            return Analysis.lattice(geometry)
         return Analysis.stft(int(n), overlap=float(self.overlap_combo.currentData()))
 
     def _show_analysis_in_controls(self, analysis: Analysis) -> None:

@@ -61,6 +61,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QStackedWidget,
     QTextEdit,
     QVBoxLayout,
@@ -311,7 +312,14 @@ class ListenView(QWidget):
         self.pages.addWidget(self.ccr_panel)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 18, 24, 18)
-        layout.addWidget(self.pages)
+        # On a short screen a page scrolls rather than set the window's minimum height.
+        self.pages_scroll = QScrollArea()
+        self.pages_scroll.setObjectName("listen_pages")
+        self.pages_scroll.setWidget(self.pages)
+        self.pages_scroll.setWidgetResizable(True)
+        self.pages_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.pages_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        layout.addWidget(self.pages_scroll)
 
     def _page(self) -> tuple[QWidget, QVBoxLayout]:
         page = QWidget()
@@ -416,6 +424,15 @@ class ListenView(QWidget):
         row.addStretch(1)
         box.addLayout(row)
         box.addStretch(1)
+        # Every control here is reachable with Tab, in the order it is on screen (the trial screens'
+        # buttons take no focus: Space and Enter belong to the listening keys there).
+        order = [self.code_edit, self.start_button, self.device_combo, self.refresh_devices_button,
+                 self.prepare_button, self.prepare_cancel_button, self.full_screen_box, self.open_button]
+        for widget in order:
+            widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        for first, second in zip(order, order[1:]):
+            QWidget.setTabOrder(first, second)
+        self.start_controls = order
         self._fill_devices()
         return page
 

@@ -4,7 +4,11 @@ spectrograms from one :class:`Analysis`, reduced to at most :data:`MAX_COLUMNS` 
 The analysis is chosen for the view, not for the codec: a Hann-window STFT with a window of
 1024 … 16384 samples and a selectable hop (the default of the low-frequency mode is 8192 samples,
 5.4 Hz bins, which resolves the harmonics below 500 Hz that the codec's 86 Hz lattice bins
-cannot), or the codec lattice itself (:meth:`Analysis.lattice`, what the codec saw). Both panes
+cannot), or the codec lattice itself (:meth:`Analysis.lattice`, what the codec saw). For the
+two-band codecs (:mod:`mosapp.codecs.twoband`) that is two lattices joined at the crossover
+(:meth:`Analysis.two_band`): below it the low band's (the thesis lattice at 5512.5 Hz, i.e. at
+44.1 kHz 4096 channels, hop 512: 10.8 Hz bins), above it the thesis lattice (86 Hz bins), drawn on
+one 10.8 Hz grid of rows (each high-band bin spans 8 rows). Both panes
 always use the same analysis. Rows above :data:`MAX_ROWS` bins are not computed (a 16384-point
 window shows 0–5.5 kHz), which bounds memory and time on a 10-minute track.
 
@@ -33,6 +37,7 @@ import numpy as np
 import soxr
 import torch
 
+from mosapp.core import bands
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, StftGeometry, get_geometry
 from mosapp.core.job import drive
 
@@ -72,14 +77,19 @@ class Analysis:
     Attributes:
         window_length: window (and, for Hann, FFT) length in samples.
         hop: hop in samples.
-        geometry: the lattice, for the "codec lattice" analysis; None for a Hann STFT.
+        geometry: the lattice, for the "codec lattice" analysis; None for a Hann STFT. For a
+            two-band lattice, the high band's.
         max_rows: bins computed at most, from 0 Hz up.
+        low_band: the low band's lattice at the full sample rate (two-band codecs); None otherwise.
+        crossover_hz: where the low band's rows end and the high band's begin (two-band only).
     """
 
     window_length: int
     hop: int
     geometry: StftGeometry | None = None
     max_rows: int = MAX_ROWS
+    low_band: StftGeometry | None = None
+    crossover_hz: float = 0.0
 
     @classmethod
     def stft(cls, window_length: int = 2048, hop: int | None = None, *, overlap: float | None = None,
@@ -101,13 +111,34 @@ class Analysis:
         g = get_geometry(geometry)
         return cls(g.window_length, g.hop, g, g.bins)
 
+    @classmethod
+    def two_band(cls, geometry: str | StftGeometry = "thesis") -> Analysis:
+        """What a two-band codec codes: the low band on ``geometry``'s lattice at the low band's rate
+        (at 44.1 kHz: :data:`mosapp.core.bands.DECIMATION` times the channels and the hop) below
+        the crossover (:data:`mosapp.core.bands.PASS_HZ`), ``geometry``'s lattice above it."""
+        g = get_geometry(geometry)
+        d = bands.DECIMATION
+        low = StftGeometry(f"{g.name} low band", g.channels * d, g.hop * d, g.min_height)
+        return cls(g.window_length, g.hop, g, min(low.bins, MAX_ROWS), low, float(bands.PASS_HZ))
+
     @property
     def is_lattice(self) -> bool:
         return self.geometry is not None
 
     @property
+    def is_two_band(self) -> bool:
+        return self.low_band is not None
+
+    @property
+    def margin_samples(self) -> int:
+        """Samples a frame's window reaches from its centre at most, both ways (the longer lattice's)."""
+        return max(self.window_length, self.low_band.window_length if self.low_band is not None else 0)
+
+    @property
     def channels(self) -> int:
-        """FFT size."""
+        """FFT size (of the rows drawn: the low band's for a two-band lattice)."""
+        if self.low_band is not None:
+            return self.low_band.channels
         return self.geometry.channels if self.geometry is not None else self.window_length
 
     @property
@@ -120,7 +151,30 @@ class Analysis:
         return 1.0 - self.hop / self.window_length
 
     @property
+    def short_name(self) -> str:
+        """A few words for a pane's title: ``Hann 2048``, ``codec lattice``, ``two-band codec lattice``."""
+        if self.low_band is not None:
+            return "two-band codec lattice"
+        return "codec lattice" if self.geometry is not None else f"Hann {self.window_length}"
+
+    def regions(self, sample_rate: int = PIPELINE_SAMPLE_RATE) -> list[tuple[float, float, str]]:
+        """(low Hz, high Hz, what is drawn there) of each lattice a two-band analysis joins; [] otherwise."""
+        if self.low_band is None or self.geometry is None:
+            return []
+        nyquist = sample_rate / 2.0
+        return [(0.0, self.crossover_hz, f"low band: {self._lattice_text(self.low_band, sample_rate)}"),
+                (self.crossover_hz, nyquist, f"high band: {self._lattice_text(self.geometry, sample_rate)}")]
+
+    @staticmethod
+    def _lattice_text(g: StftGeometry, sample_rate: int) -> str:
+        return f"{sample_rate / g.channels:.1f} Hz bins, {1000 * g.hop / sample_rate:.2g} ms hop"
+
+    @property
     def name(self) -> str:
+        if self.low_band is not None and self.geometry is not None:
+            g = self.geometry
+            return (f"two-band codec lattice ({g.name} at the low band's rate below {self.crossover_hz:g} Hz, "
+                    f"{g.name} above)")
         if self.geometry is not None:
             g = self.geometry
             return f"codec lattice ({g.name}: {g.channels} channels, hop {g.hop})"
@@ -128,6 +182,9 @@ class Analysis:
 
     def resolution(self, sample_rate: int = PIPELINE_SAMPLE_RATE) -> str:
         """The resolutions it gives: bin width in Hz, hop in ms, and the band drawn."""
+        if self.regions(sample_rate):
+            (_, crossover, low), (_, top, high) = self.regions(sample_rate)
+            return f"0–{crossover:g} Hz {low} · {crossover / 1000:g}–{top / 1000:.3g} kHz {high}"
         return (f"{sample_rate / self.channels:.1f} Hz bins · {1000 * self.hop / sample_rate:.1f} ms hop · "
                 f"0–{(self.bins - 1) * sample_rate / self.channels / 1000:.3g} kHz")
 
@@ -409,6 +466,10 @@ def analyse_pair_steps(
         The :class:`SpectrogramPair`.
     """
     chosen = as_analysis(analysis, geometry)
+    if chosen.is_two_band:
+        return (yield from _two_band_steps(reference, reconstruction, chosen, max_columns=max_columns,
+                                           frames_per_column=frames_per_column, sample_rate=sample_rate,
+                                           device=device, top_db=top_db))
     device = torch.device(device)
     ref = np.asarray(reference, dtype=np.float32)
     rec = np.asarray(reconstruction, dtype=np.float32)
@@ -527,6 +588,72 @@ def analyse_pair_steps(
     )
 
 
+def _two_band_steps(reference: np.ndarray, reconstruction: np.ndarray, chosen: Analysis, *, max_columns: int,
+                    frames_per_column: int | None, sample_rate: int, device: str | torch.device,
+                    top_db: float | None) -> Generator[tuple[int, int], None, SpectrogramPair]:
+    """A two-band lattice's pair: each band's lattice analysed on its own, joined on the low band's rows.
+
+    Rows below the crossover are the low band lattice's bins; each row above shows the high band
+    bin it falls in. Columns are the high band lattice's (the finer in time); each shows the low
+    band column that covers its time. Both bands are drawn against one peak, the higher of theirs
+    (one floor, so their differences compare).
+    """
+    assert chosen.low_band is not None and chosen.geometry is not None
+    high_analysis = Analysis.lattice(chosen.geometry)
+    low_rows = min(chosen.bins, math.ceil(chosen.crossover_hz * chosen.low_band.channels / sample_rate) + 1)
+    low_analysis = Analysis(chosen.low_band.window_length, chosen.low_band.hop, chosen.low_band, low_rows)
+
+    def scaled(steps: Generator[tuple[int, int], None, SpectrogramPair], part: int
+               ) -> Generator[tuple[int, int], None, SpectrogramPair]:
+        try:
+            while True:
+                done, total = next(steps)
+                yield part * 1000 + (1000 * done) // max(total, 1), 4000
+        except StopIteration as stop:
+            return stop.value
+
+    def both(top: float | None, first_part: int) -> Generator[tuple[int, int], None, tuple[SpectrogramPair, SpectrogramPair]]:
+        """The low band's pair, then the high band's against the same peak (so one floor)."""
+        low = yield from scaled(analyse_pair_steps(reference, reconstruction, analysis=low_analysis,
+                                                   max_columns=max_columns, frames_per_column=frames_per_column,
+                                                   sample_rate=sample_rate, device=device, top_db=top), first_part)
+        high = yield from scaled(analyse_pair_steps(reference, reconstruction, analysis=high_analysis,
+                                                    max_columns=max_columns, frames_per_column=frames_per_column,
+                                                    sample_rate=sample_rate, device=device, top_db=low.top_db),
+                                 first_part + 1)
+        return low, high
+
+    low, high = yield from both(top_db, 0)
+    top = low.top_db
+    if top_db is None and high.original_db.size and float(high.original_db.max()) > top:
+        # The high band is the louder: both again against its peak (rare in music).
+        low, high = yield from both(float(high.original_db.max()), 2)
+        top = low.top_db
+    floor = top - DISPLAY_RANGE_DB
+    rows = np.arange(chosen.bins)
+    df = sample_rate / chosen.channels
+    below = rows * df < chosen.crossover_hz
+    high_rows = np.minimum(np.rint(rows * df / high.hz_per_bin).astype(np.intp), high.bins - 1)
+    low_rows_of = np.minimum(rows, low.bins - 1)
+    times = high.left_s + (np.arange(high.columns) + 0.5) * high.seconds_per_column
+    # A high band column centred on a low band column's edge takes the later one, the same in an
+    # excerpt as in the whole track (the 1e-6 keeps rounding from deciding).
+    low_columns = np.clip(np.floor((times - low.left_s) / low.seconds_per_column + 1e-6).astype(np.intp), 0,
+                          low.columns - 1)
+
+    def joined(hi: np.ndarray, lo: np.ndarray, floored: bool) -> np.ndarray:
+        out = np.empty((chosen.bins, high.columns), dtype=np.float32)
+        out[~below] = hi[high_rows[~below]]
+        out[below] = lo[low_rows_of[below]][:, low_columns]
+        return np.maximum(out, np.float32(floor)) if floored else out
+
+    band_error = np.where(below, low.band_error_db[low_rows_of], high.band_error_db[high_rows]).astype(np.float32)
+    return replace(high, original_db=joined(high.original_db, low.original_db, True),
+                   reconstructed_db=joined(high.reconstructed_db, low.reconstructed_db, True),
+                   difference_db=joined(high.difference_db, low.difference_db, False),
+                   band_error_db=band_error, analysis=chosen, top_db=top, floor_db=floor)
+
+
 def analyse_excerpt_steps(
     reference: np.ndarray,
     reconstruction: np.ndarray,
@@ -548,7 +675,9 @@ def analyse_excerpt_steps(
     lattice frame). Arguments as :func:`analyse_pair_steps`; ``top_db`` is the whole track's.
     """
     chosen = as_analysis(analysis, geometry)
-    hop, lg = chosen.hop, chosen.window_length
+    hop, lg = chosen.hop, chosen.margin_samples
+    # A two-band lattice's excerpt starts on the low band's hop too, so its frames are the track's.
+    grid = chosen.low_band.hop if chosen.low_band is not None else hop
     ref = np.asarray(reference, dtype=np.float32)
     rec = np.asarray(reconstruction, dtype=np.float32)
     ref = ref[0] if ref.ndim == 2 else ref
@@ -558,7 +687,7 @@ def analyse_excerpt_steps(
     # Audio frame k (lattice frame first + k) is centred on audio sample k * hop.
     k0 = max(0, math.floor(start_s * sample_rate / hop))
     k1 = min(n_frames, max(k0 + 1, math.ceil(end_s * sample_rate / hop)))
-    s0 = max(0, (k0 * hop - lg) // hop * hop)  # a whole window before, on the hop grid
+    s0 = max(0, (k0 * hop - lg) // grid * grid)  # a whole window before, on the hop grid
     s1 = min(n, (k1 - 1) * hop + lg)
     rec = rec[:n] if rec.shape[-1] >= n else np.pad(rec, (0, n - rec.shape[-1]))
     part = yield from analyse_pair_steps(ref[s0:s1], rec[s0:s1], analysis=chosen, max_columns=s1 - s0,

@@ -22,6 +22,11 @@ Long tracks arrive max-pooled to a few thousand columns. Zoomed in far enough, t
 (:attr:`SpectrogramPanes.detail_wanted`) for the visible stretch at full resolution and draws
 it over the overview (:meth:`SpectrogramPanes.set_detail`) until the view zooms out again.
 
+Pane titles stay short (the analysis' short name; :meth:`Analysis.describe` is the view's
+label), and no title's width may widen a column: a long title once pushed the colour bars out
+of the window. A two-band codec lattice draws its crossover on every pane and names each
+region's lattice in the band error pane.
+
 Everything the window wants to follow (the crosshair read-out, the loop region, a click to
 seek, detail) leaves this widget as a signal.
 """
@@ -32,7 +37,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 
 from mosapp.gui.spectrogram_data import SpectrogramPair
 
@@ -54,6 +59,25 @@ DIFFERENCE_COLORMAP = "CET-D1"
 _CROSSHAIR_PEN = pg.mkPen((60, 220, 60, 200), width=1, style=Qt.PenStyle.DashLine)
 _PLAYHEAD_PEN = pg.mkPen((0, 229, 255), width=2)
 _REGION_BRUSH = pg.mkBrush(0, 229, 255, 40)
+_CROSSOVER_PEN = pg.mkPen((255, 255, 255, 160), width=1, style=Qt.PenStyle.DotLine)
+
+
+def set_title(plot: pg.PlotItem, text: str) -> None:
+    """Set ``plot``'s title without letting its width set the column's minimum width (titles are
+    kept short enough to fit; a long one is cut at the pane's edge rather than widen the layout)."""
+    label = plot.titleLabel
+    if not getattr(label, "_width_relaxed", False):
+        measure = label.updateMin
+
+        def relaxed() -> None:  # LabelItem.updateMin, less the minimum width
+            measure()
+            label.setMinimumWidth(0)
+            label._sizeHint[Qt.SizeHint.MinimumSize] = (0, label._sizeHint[Qt.SizeHint.MinimumSize][1])
+            label.updateGeometry()
+
+        label.updateMin = relaxed
+        label._width_relaxed = True
+    plot.setTitle(text)
 
 
 def hz_text(hz: float) -> str:
@@ -125,12 +149,14 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         seek_requested(float): a double click on a spectrogram asked to move the playhead there (s).
         detail_wanted(float, float): (start_s, end_s) should be drawn at full resolution
             (answer with :meth:`set_detail`).
+        levels_changed(): a colour bar's levels were set (pyqtgraph signals only a drag).
     """
 
     readout = Signal(str)
     region_changed = Signal(float, float)
     seek_requested = Signal(float)
     detail_wanted = Signal(float, float)
+    levels_changed = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -149,8 +175,8 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.original = self._spectrogram_plot(0, 0, "Original")
         self.reconstructed = self._spectrogram_plot(0, 1, "Reconstructed")
         self.difference = self._spectrogram_plot(1, 0, "Difference (reconstructed − original)")
-        self.band_error = self.addPlot(row=1, col=1, title="Mean |difference| per band",
-                                       axisItems={"left": FrequencyAxis("left")})
+        self.band_error = self.addPlot(row=1, col=1, axisItems={"left": FrequencyAxis("left")})
+        set_title(self.band_error, "Mean |difference| per band")
         self.band_error.setLabel("bottom", "mean |difference| (dB)")
         self.band_error.setLabel("left", "frequency (Hz)")
         self.band_error.showGrid(x=True, y=True, alpha=0.25)
@@ -213,15 +239,45 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
             self.crosshairs.append((v, h))
             self.playheads.append(head)
             self.regions.append(region)
+        # A two-band lattice's crossover on every pane, and each region's lattice named.
+        self.crossover_lines = []
+        for plot in self.plots:
+            line = pg.InfiniteLine(angle=0, movable=False, pen=_CROSSOVER_PEN)
+            line.setVisible(False)
+            plot.addItem(line, ignoreBounds=True)
+            self.crossover_lines.append(line)
+        # Fixed in the pane's top left corner (not in data coordinates: on a linear axis the band
+        # below 1 kHz is a few pixels high).
+        self.region_label = pg.TextItem("", color=(230, 230, 230), fill=pg.mkBrush(0, 0, 0, 170), anchor=(0, 0))
+        self.region_label.setParentItem(self.band_error.getViewBox())
+        self.region_label.setPos(4, 4)
+        self.region_label.setVisible(False)
         self.band_crosshair = pg.InfiniteLine(angle=0, movable=False, pen=_CROSSHAIR_PEN)
         self.band_crosshair.setVisible(False)
         self.band_error.addItem(self.band_crosshair, ignoreBounds=True)
 
+        # The layout grows past the widget while a longer title or tick label is laid out, and
+        # pyqtgraph fits it to the widget again only when the widget is resized: fit it each time.
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)
+        self._fit_timer.timeout.connect(self.fit_layout)
+        self.ci.geometryChanged.connect(self._fit_timer.start)
+
         self.scene().sigMouseMoved.connect(self.on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
 
+    def fit_layout(self) -> None:
+        """Lay the panes and colour bars out in the widget's area again (they may have grown past it)."""
+        if self.closed:
+            return
+        target = QRectF(0, 0, self.width(), self.height())
+        if self.ci.geometry() != target:
+            self.ci.setGeometry(target)
+
     def _spectrogram_plot(self, row: int, col: int, title: str) -> pg.PlotItem:
-        plot = self.addPlot(row=row, col=col, title=title, axisItems={"left": FrequencyAxis("left")})
+        plot = self.addPlot(row=row, col=col, axisItems={"left": FrequencyAxis("left")})
+        set_title(plot, title)
         plot.setLabel("bottom", "time (s)")
         plot.setLabel("left", "frequency (Hz)")
         plot.setMenuEnabled(False)
@@ -241,18 +297,28 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.original_only = False
         self._log_rows = None
         self.clear_detail()
-        self.db_bar.setLevels(self.level_range or self.auto_level_range())
+        self.set_db_levels(self.level_range or self.auto_level_range())
         if self.held_difference_db is not None:
             r = self.held_difference_db
         else:
             spread = float(np.percentile(np.abs(pair.difference_db), 99.5)) if pair.difference_db.size else 0.0
             r = min(60.0, max(6.0, 5.0 * math.ceil(spread / 5.0)))
-        self.difference_bar.setLevels((-r, r))
-        name = pair.analysis.name
-        self.original.setTitle(f"Original — {name}")
-        self.reconstructed.setTitle(f"Reconstructed — {name}")
-        self.band_error.setTitle(f"Mean |difference| per band ({pair.hz_per_bin:.1f} Hz bands)")
+        self._set_difference_levels((-r, r))
+        name = pair.analysis.short_name
+        set_title(self.original, f"Original — {name}")
+        set_title(self.reconstructed, f"Reconstructed — {name}")
+        regions = pair.analysis.regions(pair.sample_rate)
+        bands = (f"{pair.sample_rate / pair.analysis.low_band.channels:.1f} | "
+                 f"{pair.sample_rate / pair.analysis.geometry.channels:.1f} Hz"
+                 if regions and pair.analysis.low_band is not None and pair.analysis.geometry is not None
+                 else f"{pair.hz_per_bin:.1f} Hz")
+        set_title(self.band_error, f"Mean |difference| per band ({bands} bands)")
+        self.region_label.setVisible(bool(regions))
+        if regions:
+            (_, crossover, low), (_, _, high) = regions
+            self.region_label.setText(f"above the dotted line ({crossover:g} Hz): {high}\nbelow it: {low}")
         self._draw_images()
+        self._fit_timer.start()
         for v, h in self.crosshairs:
             v.setVisible(False)
             h.setVisible(False)
@@ -265,6 +331,15 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.set_playhead(playhead if keep_view and playhead is not None else 0.0)
 
     # ------------------------------------------------------------------ levels
+
+    def set_db_levels(self, levels: tuple[float, float]) -> None:
+        """Draw both spectrograms from ``levels`` (floor, top) dB now (a new pair sets them again)."""
+        self.db_bar.setLevels(levels)
+        self.levels_changed.emit()
+
+    def _set_difference_levels(self, levels: tuple[float, float]) -> None:
+        self.difference_bar.setLevels(levels)
+        self.levels_changed.emit()
 
     def auto_level_range(self) -> tuple[float, float]:
         """(floor, top) dB the pair is drawn with by default: the original's peak − 100 dB .. peak."""
@@ -283,13 +358,13 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
                 raise ValueError(f"the top level ({top_db:g} dB) must be above the floor ({floor_db:g} dB)")
             self.level_range = (float(floor_db), float(top_db))
             levels = self.level_range
-        self.db_bar.setLevels(levels)
+        self.set_db_levels(levels)
 
     def hold_difference_range(self, range_db: float | None) -> None:
         """Hold the difference's colour scale at ±``range_db`` for this and every later pair (None: free)."""
         self.held_difference_db = None if range_db is None else max(1.0, float(range_db))
         if self.held_difference_db is not None:
-            self.difference_bar.setLevels((-self.held_difference_db, self.held_difference_db))
+            self._set_difference_levels((-self.held_difference_db, self.held_difference_db))
 
     def difference_range_db(self) -> float:
         """The ± dB the difference is drawn with now."""
@@ -302,7 +377,7 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         if keep_view and self.original_only and self.pair is not None:
             self.pair = pair
             self._log_rows = None
-            self.db_bar.setLevels(self.level_range or self.auto_level_range())
+            self.set_db_levels(self.level_range or self.auto_level_range())
             bottom, top = self._frequency_span()
             rows = self._rows_for_log() if self.log_frequency else slice(None)
             image = self.images["original"]
@@ -324,6 +399,8 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.pair = None
         self.original_only = False
         self.clear_detail()
+        for item in (*self.crossover_lines, self.region_label):
+            item.setVisible(False)
         for image in self.images.values():
             image.clear()
         self.band_curve.setData([], [])
@@ -382,6 +459,16 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         if self.log_frequency:
             hz = np.log10(np.maximum(hz, LOG_MIN_HZ))
         self.band_curve.setData(error, hz)
+        self._place_crossover()
+
+    def _place_crossover(self) -> None:
+        """The crossover line on every pane and the two region labels either side of it (two-band only)."""
+        pair = self.pair
+        crossover = pair.analysis.crossover_hz if pair is not None and pair.analysis.regions() else None
+        for line in self.crossover_lines:
+            line.setVisible(crossover is not None)
+            if crossover is not None:
+                line.setPos(self.frequency_to_axis(crossover))
 
     # ------------------------------------------------------------------ view
 

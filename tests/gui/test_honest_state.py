@@ -248,3 +248,85 @@ def test_the_export_dialog_proposes_a_folder_that_exists(qapp, tmp_path, monkeyp
     assert proposed and proposed[0][1], f"the dialog proposed {proposed[0][0]}, which does not exist"
     assert chosen == Path(proposed[0][0]) and chosen.is_dir() and chosen.name == "results"
     view.close()
+
+
+# ---------------------------------------------------------------------- issue 26 (a user test on a real screen)
+
+def test_the_level_controls_show_the_new_files_levels_as_soon_as_its_original_is_drawn(window, qapp, clips, tmp_path):
+    """After opening another file, floor / top kept the previous values (−90 / 11 dB, auto) while
+    the colour bar spanned +24…−78 dB, until a run finished."""
+    from mosapp.gui.jobs import AudioSource
+
+    view = window.inspect
+    assert view.auto_levels_check.isChecked()
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, 0.02 * music_like(2.0, seed=5).T, RATE, subtype="FLOAT")
+    shown = []
+    for path in (clips["first.wav"], quiet):
+        view.open_source(AudioSource(str(path)), run=False)
+        wait_for(qapp, lambda: view.panes.original_only and view._preview_worker is None, timeout_s=60)
+        floor, top = view.panes.db_bar.levels()
+        assert (view.floor_spin.value(), view.top_spin.value()) == (floor, top), path.name
+        assert (floor, top) == view.panes.auto_level_range()
+        shown.append((floor, top))
+    assert shown[1][1] < shown[0][1] - 20  # 34 dB quieter: the controls moved with the bar
+
+
+def test_codec_lattice_draws_what_the_chosen_codec_coded(window, qapp):
+    """"Codec lattice" always drew the thesis lattice, also for a codec that codes the band below
+    1 kHz on its own 10.8 Hz lattice."""
+    import numpy as np
+
+    from mosapp.gui.inspect_view import CODEC_LATTICE, is_two_band_codec
+
+    view = window.inspect
+    x = music_like(2.0, seed=6)[0]
+    view.show_arrays(x, (0.9 * x).astype(np.float32))
+    assert _set_combo(view.window_combo, CODEC_LATTICE)
+    wait_for(qapp, lambda: not view.analysing, timeout_s=60)
+    assert not view.panes.pair.analysis.is_two_band and view.panes.pair.hz_per_bin > 80  # pghi-only: thesis
+    assert not view.panes.region_label.isVisible()
+    assert is_two_band_codec("pghi-only-two-band")
+    assert _set_combo(view.codec_combo, "pghi-only-two-band")
+    wait_for(qapp, lambda: not view.analysing, timeout_s=60)
+    pair = view.panes.pair
+    assert pair.analysis.is_two_band and pair.hz_per_bin == pytest.approx(RATE / 4096)
+    assert "two-band" in view.panes.original.titleLabel.text
+    assert view.panes.region_label.isVisible()
+    text = view.panes.region_label.textItem.toPlainText()
+    assert "low band: 10.8 Hz bins" in text and "high band: 86.1 Hz bins" in text
+    assert all(line.isVisible() and line.value() == pytest.approx(1000.0) for line in view.panes.crossover_lines)
+    assert "low band" in view.analysis_label.text() and "high band" in view.analysis_label.text()
+    _set_combo(view.window_combo, "Hann 2048")
+    wait_for(qapp, lambda: not view.analysing, timeout_s=60)
+    assert not view.panes.region_label.isVisible() and not any(ln.isVisible() for ln in view.panes.crossover_lines)
+
+
+def test_an_empty_inspect_shows_a_hint_not_axes(qapp, clips):
+    """Plain `mosapp` opened an empty Inspect with axes of −0.4…0.4 Hz."""
+    from mosapp.gui.jobs import AudioSource
+
+    w = MainWindow()
+    w.show()
+    try:
+        view = w.inspect
+        qapp.processEvents()
+        assert view.empty_hint.isVisible() and not view.panes.isVisible()
+        assert "Open" in view.empty_hint.text()
+        view.open_source(AudioSource(str(clips["first.wav"])), run=False)
+        wait_for(qapp, lambda: view.panes.original_only, timeout_s=60)
+        assert view.panes.isVisible() and not view.empty_hint.isVisible()
+        view.clear_result()
+        assert view.empty_hint.isVisible() and not view.panes.isVisible()
+    finally:
+        w.close()
+
+
+def test_the_smallest_window_fits_a_1366_by_768_laptop_screen(qapp):
+    """The smallest window the app allowed was 1225×877."""
+    w = MainWindow()
+    try:
+        least = w.minimumSizeHint()
+        assert least.width() <= 1366 - 16 and least.height() <= 768 - 40 - 30, least  # a task bar, a title bar
+    finally:
+        w.close()

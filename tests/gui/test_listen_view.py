@@ -18,6 +18,7 @@ import soundfile as sf
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractButton,
+    QApplication,
     QComboBox,
     QLabel,
     QLineEdit,
@@ -569,3 +570,23 @@ def test_a_break_is_suggested_after_some_minutes(qtbot, study):
     key(qtbot, view, Qt.Key_4)
     key(qtbot, view, Qt.Key_Return)
     assert view.page == view.PAGE_TRIAL  # the clock started again after the break
+
+
+def test_tab_reaches_every_control_of_the_start_page_in_visual_order(qtbot, study):
+    """Issue 26: Tab skipped the audio output choice, Refresh, the full-screen box and "Open another study…"."""
+    view = make_view(qtbot, study)
+    view.prepare_box.show()  # what a study that is not prepared yet shows (its Stop button only while preparing)
+    qtbot.wait(50)
+    shown = [w for w in view.start_controls if w.isVisibleTo(view)]
+    assert {view.device_combo, view.refresh_devices_button, view.full_screen_box, view.open_button} <= set(shown)
+    # On screen: top to bottom, then left to right.
+    assert shown == sorted(shown, key=lambda w: (round(w.mapTo(view, w.rect().center()).y() / 16),
+                                                 w.mapTo(view, w.rect().center()).x()))
+    view.activateWindow()
+    view.code_edit.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is view.code_edit, timeout=5000)
+    visited = [QApplication.focusWidget()]
+    for _ in range(len(shown) - 1):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Tab)
+        visited.append(QApplication.focusWidget())
+    assert visited == shown

@@ -267,3 +267,180 @@ def test_gui_file_opens_in_inspect_and_gui_study_in_listen(kind, clip, tmp_path)
         assert "tab Inspect" in lines and "inspect music.wav" in lines
     else:
         assert "tab Listen" in lines and "listen opened" in lines and "results opened" in lines
+
+
+# ---------------------------------------------------------------------- real screens, with a window manager
+
+SCREEN_SIZES = [(1366, 768), (1920, 1080)]
+#: Room a desktop's task bar takes from a 768-line laptop screen.
+TASK_BAR = 40
+
+
+@pytest.fixture
+def screen_with_window_manager(request):
+    """An Xvfb server of the size given by the test's ``size`` parameter with openbox managing its
+    windows (so the window gets a frame, a place and a maximised size as on a desktop); its display name."""
+    if shutil.which("openbox") is None:
+        pytest.fail("openbox is not installed; scripts/setup installs it (Debian package openbox).")
+    width, height = request.param
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen([shutil.which("Xvfb") or "Xvfb", "-displayfd", str(write_fd), "-screen", "0",
+                               f"{width}x{height}x24", "-nolisten", "tcp"], pass_fds=(write_fd,),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    number = b""
+    deadline = time.monotonic() + 30
+    while not number.endswith(b"\n") and time.monotonic() < deadline:
+        if select.select([read_fd], [], [], 1.0)[0]:
+            chunk = os.read(read_fd, 16)
+            if not chunk:
+                break
+            number += chunk
+    os.close(read_fd)
+    if not number.strip():
+        server.kill()
+        pytest.fail("Xvfb did not start")
+    name = f":{int(number)}"
+    manager = subprocess.Popen(["openbox", "--sm-disable"], env=env_for(name), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    # Wait until openbox owns the screen (it sets _NET_SUPPORTING_WM_CHECK on the root window).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        props = subprocess.run(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], env=env_for(name),
+                               capture_output=True, text=True).stdout if shutil.which("xprop") else "window id"
+        if "window id" in props:
+            break
+        time.sleep(0.2)
+    yield name, (width, height)
+    manager.terminate()
+    server.terminate()
+    manager.wait(10)
+    server.wait(10)
+
+
+SCALES = """
+import sys, time
+from pathlib import Path
+import numpy as np, soundfile as sf
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QFontMetrics, QImage, QPainter
+from PySide6.QtWidgets import QApplication
+from mosapp.gui.app import MainWindow
+from mosapp.gui.inspect_view import CODEC_LATTICE, _set_combo
+
+app = QApplication(["mosapp"])
+out, clip, name, reserved = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+screen = app.primaryScreen().geometry()
+
+def pump(seconds, until=lambda: False):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not until():
+        app.processEvents()
+        time.sleep(0.01)
+
+window = MainWindow()
+least = window.minimumSizeHint()
+print("least", least.width(), least.height(), flush=True)
+window.show()
+pump(1.0, lambda: window.isVisible() and window.frameGeometry() != window.geometry())
+print("shown", window.frameGeometry().width(), window.frameGeometry().height(), flush=True)
+# The window-manager frame around the smallest window must fit the screen less a task bar.
+frame = window.frameGeometry().height() - window.geometry().height()
+print("fits", least.width() <= screen.width() and least.height() + frame <= screen.height() - reserved, flush=True)
+window.showMaximized()
+pump(2.0, lambda: window.isMaximized())
+pump(0.5)
+view = window.inspect
+x, rate = sf.read(clip, dtype="float32", always_2d=True)
+x = x.mean(1)[: 4 * rate]
+rng = np.random.default_rng(0)
+view.show_arrays(x, (x + 0.003 * rng.standard_normal(x.shape)).astype(np.float32))
+pump(1.0)
+
+def problems(stage):
+    panes = view.panes
+    viewport = panes.viewport().rect()
+    on_screen = QRect(panes.viewport().mapToGlobal(viewport.topLeft()), viewport.size())
+    found = []
+    if not screen.contains(on_screen):
+        found.append(f"{stage}: the spectrogram area {on_screen} is not on the screen {screen}")
+    image = QImage(8, 8, QImage.Format.Format_ARGB32)
+    for bar_name, bar in (("level", panes.db_bar), ("difference", panes.difference_bar)):
+        axis = bar.axis
+        if not bar.isVisible() or not axis.isVisible():
+            found.append(f"{stage}: the {bar_name} colour bar is hidden")
+            continue
+        painter = QPainter(image)
+        painter.setFont(axis.style["tickFont"] or axis.font())
+        specs = axis.generateDrawSpecs(painter)
+        metrics = QFontMetrics(painter.font())
+        painter.end()
+        texts = specs[2] if specs else []
+        if len(texts) < 2:
+            found.append(f"{stage}: the {bar_name} colour bar has {len(texts)} tick labels")
+        for rect, _flags, text in texts:
+            box = panes.mapFromScene(axis.mapRectToScene(rect)).boundingRect()
+            if not viewport.contains(box):
+                found.append(f"{stage}: {bar_name} tick {text!r} at {box} lies outside the view {viewport}")
+            if rect.width() + 0.5 < metrics.horizontalAdvance(text):
+                found.append(f"{stage}: {bar_name} tick {text!r} is {rect.width():.0f} px wide for "
+                             f"{metrics.horizontalAdvance(text)} px of text")
+    for plot in panes.plots:
+        title = plot.titleLabel
+        text = title.item.mapRectToScene(title.item.boundingRect())
+        if not plot.sceneBoundingRect().contains(text) or not viewport.contains(panes.mapFromScene(text).boundingRect()):
+            found.append(f"{stage}: the title {title.text!r} is cut ({text} in {plot.sceneBoundingRect()})")
+    print("checked", stage, len(found), flush=True)
+    return found
+
+def settle():
+    pump(20.0, lambda: not view.analysing)
+    pump(1.0)
+
+found = problems("first")
+window.grab().save(str(out / f"wm-{name}.png"), "PNG")
+app.primaryScreen().grabWindow(0).save(str(out / f"wm-{name}-screen.png"), "PNG")
+_set_combo(view.window_combo, CODEC_LATTICE)
+settle()
+print("lattice", view.panes.pair.analysis.short_name, flush=True)
+found += problems("codec lattice")
+app.primaryScreen().grabWindow(0).save(str(out / f"wm-{name}-lattice.png"), "PNG")
+_set_combo(view.window_combo, "Hann 2048")
+settle()
+found += problems("back to Hann 2048")
+view.low_mode_check.setChecked(True)
+settle()
+found += problems("low-frequency mode")
+app.primaryScreen().grabWindow(0).save(str(out / f"wm-{name}-low.png"), "PNG")
+window.showNormal()
+pump(1.5)
+found += problems("normal size")
+for line in found:
+    print("problem", line, flush=True)
+window.close()
+pump(0.3)
+print("closed", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("screen_with_window_manager", SCREEN_SIZES, indirect=True,
+                         ids=[f"{w}x{h}" for w, h in SCREEN_SIZES])
+def test_every_colour_bar_tick_and_title_is_on_screen_and_whole_at_each_screen_size(screen_with_window_manager):
+    """Issue 26: at 1400×860 the colour bars' ticks were cut ("−10" read "−1"), after "codec lattice"
+    both bars left the window for good and the titles were cut, and the smallest window (1225×877)
+    did not fit a 1366×768 laptop."""
+    display, (width, height) = screen_with_window_manager
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    name = f"{width}x{height}"
+    out = subprocess.run([sys.executable, "-c", SCALES, str(SCREENSHOTS), str(REPO / "assets/demo/pluck-demo.flac"),
+                          name, str(TASK_BAR)], env=env_for(display), capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout}\n{out.stderr[-3000:]}"
+    lines = out.stdout.splitlines()
+    assert "fits True" in lines, out.stdout
+    assert "lattice two-band codec lattice" in lines  # the default codec (sgc-12) codes two bands
+    for stage in ("first", "codec lattice", "back to Hann 2048", "low-frequency mode", "normal size"):
+        assert f"checked {stage} 0" in lines, "\n".join(line for line in lines if line.startswith("problem"))
+    assert "closed" in lines and "Traceback" not in out.stderr
+    for shot in (f"wm-{name}-screen", f"wm-{name}-lattice", f"wm-{name}-low"):
+        assert colours(SCREENSHOTS / f"{shot}.png") > 20, shot

@@ -196,3 +196,65 @@ def test_long_windows_compute_the_low_rows_only_and_reject_bad_settings(pair_sig
         Analysis.stft(3000)
     with pytest.raises(ValueError, match="hop"):
         Analysis.stft(1024, 2048)
+
+
+# ---------------------------------------------------------------------- the two-band codecs' lattice (issue 26)
+
+DEMO = __import__("pathlib").Path(__file__).resolve().parents[2] / "assets" / "demo" / "pluck-demo.flac"
+#: The demo clip's bars (100 BPM, 4/4): one chord each.
+BAR_S = 2.4
+
+
+def _demo_mono() -> np.ndarray:
+    import soundfile as sf
+
+    x, _rate = sf.read(DEMO, dtype="float32", always_2d=True)
+    return np.ascontiguousarray(x.mean(1))
+
+
+def _peaks_per_bar(pair, lo_hz: float = 50.0, hi_hz: float = 500.0) -> list[int]:
+    """Separate peaks (3 dB prominence) between ``lo_hz`` and ``hi_hz`` of each bar's mean spectrum."""
+    import scipy.signal
+
+    hz = pair.frequencies_hz
+    rows = (hz >= lo_hz) & (hz <= hi_hz)
+    counts = []
+    for bar in range(int(pair.duration_s // BAR_S)):
+        c0, c1 = pair.column_at(bar * BAR_S + 0.05), pair.column_at((bar + 1) * BAR_S - 0.05)
+        spectrum = pair.original_db[rows, c0:c1].mean(1)
+        counts.append(len(scipy.signal.find_peaks(spectrum, prominence=3.0)[0]))
+    return counts
+
+
+def test_the_two_band_lattice_resolves_the_demo_chords_below_500_hz():
+    """"Codec lattice" drew the thesis lattice (86 Hz bins) for sgc, which codes the band below
+    1 kHz on a 10.8 Hz lattice: below 500 Hz the view was a nearly uniform block."""
+    from mosapp.gui.spectrogram_data import Analysis
+
+    x = _demo_mono()
+    thesis = analyse_pair(x, x, analysis=Analysis.lattice("thesis"))
+    two_band = analyse_pair(x, x, analysis=Analysis.two_band("thesis"))
+    assert two_band.hz_per_bin == pytest.approx(RATE / 4096) and thesis.hz_per_bin == pytest.approx(RATE / 512)
+    many, few = _peaks_per_bar(two_band), _peaks_per_bar(thesis)
+    assert len(many) == 6
+    assert sum(n >= 6 for n in many) >= 4, many  # the chords' notes and their harmonics
+    assert all(f < 6 and f < m for f, m in zip(few, many)), (few, many)
+    # Above the crossover each row shows the thesis lattice's bin it falls in.
+    for hz in (2000.0, 5000.0, 15000.0):
+        row, high_row = round(hz / two_band.hz_per_bin), round(hz / thesis.hz_per_bin)
+        expected = np.maximum(thesis.original_db[high_row], two_band.floor_db)
+        np.testing.assert_allclose(two_band.original_db[row], expected, atol=1e-4)
+    text = Analysis.two_band().resolution()
+    assert "0–1000 Hz low band: 10.8 Hz bins" in text and "high band: 86.1 Hz bins" in text
+
+
+def test_a_two_band_excerpt_is_the_whole_tracks_columns():
+    from mosapp.gui.spectrogram_data import Analysis, analyse_excerpt
+
+    x = _demo_mono()[: 4 * RATE]
+    analysis = Analysis.two_band()
+    whole = analyse_pair(x, 0.5 * x, analysis=analysis)
+    part = analyse_excerpt(x, 0.5 * x, 2.0, 3.0, top_db=whole.top_db, analysis=analysis)
+    c0 = part.first_frame - whole.first_frame
+    for name in ("original_db", "reconstructed_db", "difference_db"):
+        np.testing.assert_allclose(getattr(part, name), getattr(whole, name)[:, c0:c0 + part.columns], atol=1e-4)
