@@ -114,6 +114,9 @@ class MainWindow(QMainWindow):
         study_opened = getattr(listen, "study_opened", None)
         if listen is not None and results is not None and study_opened is not None and hasattr(results, "open_study"):
             study_opened.connect(lambda definition: self._results_follow(listen, results, definition))
+            first = getattr(listen, "definition", None)
+            if isinstance(first, StudyDefinition):  # opened before the connection (the demo, in the user's folder)
+                self._results_follow(listen, results, first)
         inspect_requested = getattr(results, "inspect_requested", None)
         if inspect_requested is not None:  # a Results cell or point: that stimulus in Inspect
             inspect_requested.connect(self.inspect_stimulus)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ from mosapp.gui.trial_widgets import label as _label
 from mosapp.gui.workers import GeneratorWorker
 from mosapp.playback import Player, output_devices
 from mosapp.study.ccr import CcrTrial
-from mosapp.study.definition import STUDIES_DIR, StudyDefinition, load_study
+from mosapp.study.definition import STUDIES_DIR, StudyDefinition, database_url_for, load_study
 from mosapp.study.engine import Progress
 from mosapp.study.errors import StudyError
 from mosapp.study.listening import (
@@ -120,6 +121,28 @@ from mosapp.study.store import open_store
 DEFAULT_STUDY = STUDIES_DIR / "demo.toml"
 #: Playback display refresh.
 POLL_MS = 40
+
+
+def user_data_folder() -> Path:
+    """Where the app keeps what it makes for the user: ``$MOSAPP_DATA_DIR``, else
+    ``$XDG_DATA_HOME/mosapp``, else ``~/.local/share/mosapp`` (never inside the install)."""
+    explicit = os.environ.get("MOSAPP_DATA_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "mosapp"
+
+
+def demo_study() -> StudyDefinition | Path:
+    """The shipped demo study with its database and stimuli in :func:`user_data_folder` (``demo/``),
+    not next to the study file inside the install; the file itself when it cannot be read (opening
+    it then says why)."""
+    try:
+        definition = load_study(DEFAULT_STUDY, check_codecs=False)
+    except StudyError:
+        return DEFAULT_STUDY
+    folder = user_data_folder() / definition.name
+    return replace(definition, database_url=database_url_for(folder / "study.sqlite"), stimuli_dir=folder / "stimuli")
 #: How long closing the view waits for the database work in flight (beyond the busy timeout).
 SHUTDOWN_GRACE_S = 2.0
 
@@ -225,7 +248,7 @@ class ListenView(QWidget):
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
-        self.open_study(study if study is not None and not isinstance(study, QWidget) else DEFAULT_STUDY)
+        self.open_study(study if study is not None and not isinstance(study, QWidget) else demo_study())
 
     # ------------------------------------------------------------------ the controller's settings
     @property
@@ -575,8 +598,11 @@ class ListenView(QWidget):
 
     def _need_prepare(self, why: str) -> None:
         self._set_startable(False)
-        self.prepare_label.setText(f"{why} A study's stimuli are rendered once, before the first listener; this "
-                                   f"takes a while for long excerpts or many conditions.")
+        where = ""
+        if self.definition is not None:
+            where = f" They go to {self.definition.stimuli_dir}."
+        self.prepare_label.setText(f"{why} First step: press Prepare now. A study's stimuli are rendered once, before "
+                                   f"the first listener; this takes a while for long excerpts or many conditions.{where}")
         self.prepare_status.setText("")
         self.prepare_progress.hide()
         self.prepare_button.setEnabled(True)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
+# The app keeps the demo study's database and stimuli in the user's data folder: the tests' own.
+os.environ["MOSAPP_DATA_DIR"] = tempfile.mkdtemp(prefix="mosapp-gui-tests-")
 
 _QT_FREE = {"test_spectrogram_data.py", "test_jobs.py"}
 _MISSING = [m for m in ("PySide6", "pyqtgraph", "pytestqt") if importlib.util.find_spec(m) is None]

@@ -590,3 +590,28 @@ def test_tab_reaches_every_control_of_the_start_page_in_visual_order(qtbot, stud
         qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Tab)
         visited.append(QApplication.focusWidget())
     assert visited == shown
+
+
+def test_the_demo_study_is_prepared_in_the_users_data_folder_never_inside_the_install(qtbot, tmp_path, monkeypatch):
+    """Issue 26: on a first start Listen offered to prepare the demo inside the checkout."""
+    from mosapp.gui.listen_view import DEFAULT_STUDY, demo_study, user_data_folder
+
+    monkeypatch.setenv("MOSAPP_DATA_DIR", str(tmp_path / "data"))
+    assert user_data_folder() == tmp_path / "data"
+    definition = demo_study()
+    install = DEFAULT_STUDY.parent.parent
+    assert definition.stimuli_dir == tmp_path / "data" / "demo" / "stimuli"
+    assert str(tmp_path / "data" / "demo" / "study.sqlite") in definition.database_url
+    assert not definition.stimuli_dir.is_relative_to(install)
+    view = ListenView(open_audio=False)
+    qtbot.addWidget(view)
+    settle(qtbot, view)
+    assert view.definition.stimuli_dir == definition.stimuli_dir
+    # Not prepared here yet: the start page says what to do first and where the stimuli go.
+    assert view.prepare_box.isVisibleTo(view)
+    text = view.prepare_label.text()
+    assert "First step: press Prepare now" in text and str(definition.stimuli_dir) in text
+    view.shutdown()
+    monkeypatch.delenv("MOSAPP_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert user_data_folder() == tmp_path / "xdg" / "mosapp"
