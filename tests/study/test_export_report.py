@@ -123,11 +123,18 @@ def test_report_numbers_text_and_plot(study, tmp_path):
     assert "paired comparisons" in text
     files = write_report(report, tmp_path / "report")
     assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for kind in ("summary", "comparisons", "listeners", "correlations", "mixed", "clips", "agreement"):
+    for kind in ("summary", "comparisons", "listeners", "correlations", "mixed", "clips", "agreement", "icc"):
         table = pd.read_csv(files[kind])
         assert files[kind].name.startswith("dcr-report-")
-        if kind != "correlations":
-            assert table["screening"].str.contains("min_reference_trials 3").all(), kind
+        # every screening-dependent file records the screening (correlations.csv too, since issue 24)
+        assert table["screening"].str.contains("min_reference_trials 3").all(), kind
+    agreement = pd.read_csv(files["agreement"])
+    assert not agreement["listener"].astype(str).str.startswith("ICC").any()  # the ICC has its own file
+    icc = pd.read_csv(files["icc"])
+    assert len(icc) == 1 and icc["icc_single"].iloc[0] == pytest.approx(report.agreement.icc_single)
+    clips = pd.read_csv(files["clips"])
+    assert "listener_sd" in clips.columns and "sd" not in clips.columns  # one meaning per column name
+    assert "DCR, DMOS)" in text and "(MUSHRA, MUSHRA)" not in text and "Warning" not in text
     assert files["text"].read_text().startswith("Test study")
     assert "t (listeners)" in text and "mixed model" in text and "ICC(2,1)" in text
 
