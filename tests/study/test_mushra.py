@@ -284,3 +284,36 @@ def test_a_mushra_study_without_both_anchors_is_warned_about(tmp_path):
     assert "mid-range anchor (7 kHz) 'lowpass-7k'" in study_warnings(neither)[0]
     dcr = parse_study(study_toml(conditions=["reference", "pghi-only"]), source=tmp_path / "d.toml")
     assert study_warnings(dcr) == []
+
+
+def test_a_study_with_nine_kept_listeners_reports_the_reference_against_the_3_5k_anchor(mushra):
+    """End to end (engine, store, screening, report): 11 listeners rate the 3 screens; one rates the hidden
+    reference low, one the mid-range anchor high (both dropped by BS.1534-3, counting items), 9 are kept. The
+    report's paired comparisons find the hidden reference against the 3.5 kHz anchor."""
+    from mosapp.study.report import build_report
+
+    rng = np.random.default_rng(2024)
+    true = {"reference": 97, "pghi-only": 66, "lowpass-7k": 45, "lowpass-3.5k": 20}
+    engine = StudyEngine.open(mushra)
+    for i in range(11):
+        bias = rng.normal(0, 5)
+        with engine.start_or_resume(f"P{i:02d}") as session:
+            truth = conditions_of(engine)
+            while (trial := session.next_trial()) is not None:
+                scores = []
+                for item in trial.items:
+                    cond = truth[item.item_id]
+                    v = 100 - abs(rng.normal(0, 2)) if cond == "reference" else true[cond] + bias + rng.normal(0, 8)
+                    if i == 9 and cond == "reference":
+                        v = 55
+                    if i == 10 and cond == "lowpass-7k":
+                        v = 96
+                    scores.append(int(np.clip(round(v), 0, 100)))
+                session.rate(trial, scores, plays=[1] * len(scores))
+    report = build_report(engine.store, engine.definition, bootstrap=0)
+    engine.close()
+    assert sorted(report.screening.dropped) == ["P09", "P10"] and len(report.screening.kept) == 9
+    pair = report.comparisons.set_index(["a", "b"]).loc[("reference", "lowpass-3.5k")]
+    assert pair["n_pairs"] == 9 and pair["significant_t"] and pair["p_t_holm"] < 1e-4
+    line = next(x for x in report.text().splitlines() if x.strip().startswith("reference vs lowpass-3.5k"))
+    assert "(significant)" in line
