@@ -38,7 +38,6 @@ input's length; both models keep their output aligned with the input (no delay t
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,9 +54,10 @@ from mosapp.core.audio import resample
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.dsp import resolve_device
 from mosapp.core.errors import InvalidStreamError, ModelError
+from mosapp.models import hub
 
 #: Folder of local weights (``<dir>/encodec_24khz``, ``<dir>/dac_44khz``).
-ENV_DIR = "MOSAPP_BASELINES_DIR"
+ENV_DIR = hub.ENV_DIR
 #: Bits per transmitted index (codebooks of 1024 entries).
 INDEX_BITS = 10
 
@@ -94,39 +94,9 @@ _CACHE: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
-def fetch_command(model: Model) -> str:
-    return f"python -c \"from huggingface_hub import snapshot_download; snapshot_download('{model.repo}')\""
-
-
-def weight_candidates(model: Model) -> list[Path]:
-    """The folders looked in, in order (those that exist or not)."""
-    places = []
-    env = os.environ.get(ENV_DIR, "").strip()
-    if env:
-        places.append(Path(env) / model.folder_name)
-    try:
-        from huggingface_hub import constants  # noqa: PLC0415 — the hub client comes with the baselines extra
-
-        hub = Path(constants.HF_HUB_CACHE) / f"models--{model.repo.replace('/', '--')}" / "snapshots"
-        places += sorted(hub.glob("*"), reverse=True) if hub.is_dir() else [hub]
-    except ImportError:
-        pass
-    return places
-
-
-def _weights_file(folder: Path) -> Path | None:
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (folder / name).is_file() and (folder / "config.json").is_file():
-            return folder / name
-    return None
-
-
 def find_weights(model: Model) -> Path | None:
-    """The first folder holding the model's config and weights, or None."""
-    for folder in weight_candidates(model):
-        if _weights_file(folder) is not None:
-            return folder
-    return None
+    """The first folder holding the model's config and weights, or None (:func:`mosapp.models.hub.find`)."""
+    return hub.find(model.repo)
 
 
 def transformers_missing() -> str | None:
@@ -172,10 +142,7 @@ def load_model(model: Model, device: torch.device) -> Any:
 
 
 def missing_message(model: Model) -> str:
-    places = ", ".join(str(p) for p in weight_candidates(model)) or f"${ENV_DIR}/{model.folder_name}"
-    return (f"the {model.repo} weights are not on this machine (looked in {places}); fetch them on a connected "
-            f"machine with {fetch_command(model)}, or put the folder (config.json, model.safetensors) in "
-            f"${ENV_DIR}/{model.folder_name}")
+    return hub.missing(model.repo, "the weights of")
 
 
 def pack_indices(codes: np.ndarray) -> bytes:
@@ -216,7 +183,7 @@ class BaselineCodec(ClassicCodec):
 
     def model_id(self) -> str | None:
         folder = find_weights(self.spec)
-        weights = _weights_file(folder) if folder is not None else None
+        weights = hub.weights_file(folder) if folder is not None else None
         return file_model_id(weights) if weights is not None else None
 
     def _net(self, config: PipelineConfig) -> tuple[Any, torch.device]:
@@ -292,5 +259,5 @@ def _advertised(model: Model) -> Callable[[], list[str]]:
 for _model in (ENCODEC, DAC):
     register_family(_model.family, _factory, _advertised(_model))
 
-__all__ = ["DAC", "ENCODEC", "ENV_DIR", "BaselineCodec", "Model", "fetch_command", "find_weights", "load_model",
+__all__ = ["DAC", "ENCODEC", "ENV_DIR", "BaselineCodec", "Model", "find_weights", "load_model",
            "pack_indices", "unpack_indices"]

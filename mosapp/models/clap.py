@@ -19,7 +19,6 @@ embedding per window.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,11 @@ import torch
 
 from mosapp.core.audio import resample
 from mosapp.core.errors import ModelError
+from mosapp.models import hub
 
 REPO = "laion/clap-htsat-unfused"
 FOLDER = "clap-htsat-unfused"
-ENV_DIR = "MOSAPP_BASELINES_DIR"
+ENV_DIR = hub.ENV_DIR
 RATE = 48_000
 WINDOW_S = 10.0
 MIN_WINDOW_S = 1.0
@@ -41,27 +41,8 @@ _CACHE: dict[tuple[str, str], tuple[Any, Any]] = {}
 _LOCK = threading.Lock()
 
 
-def candidates() -> list[Path]:
-    places = []
-    env = os.environ.get(ENV_DIR, "").strip()
-    if env:
-        places.append(Path(env) / FOLDER)
-    try:
-        from huggingface_hub import constants  # noqa: PLC0415 — comes with the baselines extra
-
-        hub = Path(constants.HF_HUB_CACHE) / f"models--{REPO.replace('/', '--')}" / "snapshots"
-        places += sorted(hub.glob("*"), reverse=True) if hub.is_dir() else [hub]
-    except ImportError:
-        pass
-    return places
-
-
 def find_weights() -> Path | None:
-    for folder in candidates():
-        if (folder / "config.json").is_file() and any((folder / n).is_file() for n in
-                                                      ("model.safetensors", "pytorch_model.bin")):
-            return folder
-    return None
+    return hub.find(REPO)
 
 
 def unavailable() -> str | None:
@@ -71,10 +52,7 @@ def unavailable() -> str | None:
     if importlib.util.find_spec("transformers") is None:
         return "FAD needs the Python package transformers (pip install -e '.[baselines]', or scripts/setup)."
     if find_weights() is None:
-        places = ", ".join(str(p) for p in candidates()) or f"${ENV_DIR}/{FOLDER}"
-        return (f"FAD's embedding model {REPO} is not on this machine (looked in {places}); fetch it on a connected "
-                f"machine with python -c \"from huggingface_hub import snapshot_download; "
-                f"snapshot_download('{REPO}')\", or put the folder in ${ENV_DIR}/{FOLDER}.")
+        return hub.missing(REPO, "FAD's embedding model") + "."
     return None
 
 
