@@ -98,6 +98,8 @@ CORRELATION_COLUMNS: tuple[str, ...] = (
 #: Largest number of non-zero differences for which the Wilcoxon test uses the exact null
 #: distribution (with or without ties: :func:`wilcoxon_signed_rank`).
 WILCOXON_EXACT_MAX_N: int = 200
+#: :func:`listeners_needed` answers at most this many listeners (NaN beyond).
+LISTENERS_NEEDED_MAX: int = 10_000
 #: Largest number of differences for which the sign-flip test enumerates all ``2^n`` patterns.
 SIGN_FLIP_EXACT_MAX_N: int = 16
 #: Per-listener mean differences are rounded to this many decimals before the Wilcoxon test,
@@ -1141,15 +1143,24 @@ def listeners_needed(effect: float, alpha: float, power: float = 0.8) -> float:
     if not math.isfinite(effect) or effect == 0:
         return math.nan
     e = abs(effect)
+
+    def power_at(n: int) -> float:
+        crit = float(stats.t.ppf(1 - alpha / 2, n - 1))
+        nc = e * math.sqrt(n)
+        return float(stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc))
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # boost's nct at extreme noncentralities
-        for n in itertools.chain(range(2, 200), range(200, 10_001, 10)):
-            crit = float(stats.t.ppf(1 - alpha / 2, n - 1))
-            nc = e * math.sqrt(n)
-            pw = float(stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc))
-            if pw >= power:
-                return float(n)
-    return math.nan
+        if power_at(LISTENERS_NEEDED_MAX) < power:
+            return math.nan
+        low, high = 1, LISTENERS_NEEDED_MAX  # power rises with n: bisect for the smallest n that reaches it
+        while high - low > 1:
+            mid = (low + high) // 2
+            if power_at(mid) >= power:
+                high = mid
+            else:
+                low = mid
+    return float(high)
 
 
 def paired_comparisons(
