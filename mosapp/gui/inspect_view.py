@@ -239,6 +239,7 @@ class InspectView(QWidget):
         self._analysis_worker: GeneratorWorker | None = None
         self._analysis_before_low: Analysis | None = None  # restored when the low-frequency mode ends
         self._last_dir = os.getcwd()
+        self._original_audio: np.ndarray | None = None  # the original on screen, read to its end
 
         self._build_controls()
         self.panes = SpectrogramPanes(self)
@@ -413,6 +414,7 @@ class InspectView(QWidget):
         for key, label, tooltip in METRIC_ROWS:
             value = QLabel("—")
             value.setObjectName(f"metric_{key}")
+            value.setWordWrap(True)  # "12.34 kbit/s (45,678 bytes)" wraps in a narrow panel instead of being cut
             value.setToolTip(tooltip)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             name = QLabel(label)
@@ -601,6 +603,7 @@ class InspectView(QWidget):
             self._detail_worker.cancel()
             self._detail_worker = None
         self._arrays = None
+        self._original_audio = None
         self.panes.clear_images()
         self._show_panes(False)
         self.readout_label.setText("Move the pointer over a spectrogram to read time, frequency and level.")
@@ -662,6 +665,7 @@ class InspectView(QWidget):
             return
         self._preview_worker = None
         self.show_original(p)
+        self._offer_original()
         self.show_message(f"{p.source.name}: {p.reference.shape[-1] / p.display.sample_rate:.1f} s. Press Run.")
 
     def _on_preview_failed(self, worker: GeneratorWorker, message: str) -> None:
@@ -680,6 +684,7 @@ class InspectView(QWidget):
         self._original_source = p.source
         #: False while the original shown is still growing (a long file being read).
         self.original_complete = p.complete
+        self._original_audio = p.reference if p.complete else None
         self._shown_source = None  # no result of this clip on screen yet
         if self.low_mode_check.isChecked() and not again:
             self.panes.show_low_frequencies()
@@ -853,6 +858,7 @@ class InspectView(QWidget):
         self._worker = None
         self._set_busy(False)
         self.show_message(message, error=True)
+        self._offer_original()
         self.run_failed.emit(message)
 
     def _on_cancelled(self, worker: GeneratorWorker) -> None:
@@ -863,7 +869,8 @@ class InspectView(QWidget):
         if self.result is not None and self.result.request.source == self.source:
             self.show_message("Cancelled; the spectrograms and metrics are still those of the previous run.")
         else:
-            self.show_message("Cancelled; no result for this clip (the original is shown).")
+            self.show_message("Cancelled; no result for this clip (the original is shown, and can be played).")
+            self._offer_original()
 
     def show_message(self, text: str, *, error: bool = False) -> None:
         """A status line above the spectrograms (errors in red) and on the main window."""
@@ -1155,8 +1162,26 @@ class InspectView(QWidget):
 
     # ------------------------------------------------------------------ saving
 
+    def default_image_name(self) -> str:
+        """What "Save image…" proposes: the clip, the codec and the analysis on screen
+        (``music-sgc-12-hann-2048.png``), not always ``inspect.png``."""
+        parts = []
+        if self.stimulus_files is not None:
+            parts.append(self.stimulus_files[0].stem)
+        elif self.source is not None:
+            parts.append(Path(self.source.name).stem)
+            parts.append(self.result.request.codec if self.result is not None else "original")
+        pair = self.panes.pair
+        if pair is not None:
+            parts.append(pair.analysis.short_name)
+        if self.panes.log_frequency:
+            parts.append("log")
+        text = "-".join(parts) or "inspect"
+        safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.lower())
+        return "-".join(filter(None, safe.split("-"))) + ".png"
+
     def save_dialog(self) -> None:
-        default = str(Path(self._last_dir) / "inspect.png")
+        default = str(Path(self._last_dir) / self.default_image_name())
         path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", default, "PNG image (*.png)")
         if path:
             self.save_png(path)
@@ -1177,9 +1202,20 @@ class InspectView(QWidget):
 
     # ------------------------------------------------------------------ listening
 
-    def _load_player(self, reference: np.ndarray, reconstruction: np.ndarray) -> None:
-        buffers = [np.ascontiguousarray(reference, dtype=np.float32), np.ascontiguousarray(reconstruction, dtype=np.float32)]
-        names = ["original", "reconstruction"]
+    def _offer_original(self) -> None:
+        """With no result of this clip on screen (a preview, a cancelled or failed run), the original
+        alone can still be heard."""
+        if self.result is None and self.panes.original_only and self._original_audio is not None:
+            self._load_player(self._original_audio, None)
+
+    def _load_player(self, reference: np.ndarray, reconstruction: np.ndarray | None) -> None:
+        buffers = [np.ascontiguousarray(reference, dtype=np.float32)]
+        names = ["original"]
+        if reconstruction is not None:
+            buffers.append(np.ascontiguousarray(reconstruction, dtype=np.float32))
+            names.append("reconstruction")
+        else:
+            self.original_radio.setChecked(True)
         try:
             player = self.player
             if player is None:
@@ -1220,24 +1256,36 @@ class InspectView(QWidget):
                   self.level_spin, self.output_combo):
             w.setEnabled(has)
         if self.player is not None:
+            self.reconstruction_radio.setEnabled(self.player.count > 1)
             reason = self.player.silent_reason
             device = self.player.device
             self.playback_status.setText(reason or (f"Output: {device.name}." if device else ""))
-            self.play_button.setText("Pause" if self.player.playing else "Play")
+            # Silent (no device): nothing advances, so the button never claims it is playing.
+            self.play_button.setText("Pause" if self.player.playing and not reason else "Play")
         else:
             self.playback_status.setText("Run a clip to listen to it.")
 
     def toggle_play(self) -> None:
-        if self.player is not None:
-            self.player.toggle()
-            self._update_playback_controls()
+        if self.player is None:
+            return
+        reason = self.player.silent_reason
+        if reason and not self.player.playing:
+            # Nothing would be heard and the time would stay put: say why instead of "Pause".
+            self.player.open(self._chosen_device())  # a device plugged in since is taken
+            reason = self.player.silent_reason
+            if reason:
+                self.show_message(f"{reason} Choose another output below.", error=True)
+                self._update_playback_controls()
+                return
+        self.player.toggle()
+        self._update_playback_controls()
 
     def select_stimulus(self, index: int) -> None:
         """Hear the original (0) or the reconstruction (1) from the same position."""
         button = self.stimulus_group.button(index)
         if button is not None and not button.isChecked():
             button.setChecked(True)
-        if self.player is not None:
+        if self.player is not None and index < self.player.count:
             self.player.select(index)
 
     def seek(self, seconds: float) -> None:

@@ -78,10 +78,12 @@ from mosapp.gui.trial_widgets import (
     add_score_buttons,
     add_transport,
     add_trial_header,
+    break_message,
     choose_score,
     clear_choice,
     dispatch_key,
     not_saved_text,
+    resume_text,
     seek_to_slider,
     show_message,
     show_transport,
@@ -106,12 +108,10 @@ from mosapp.study.listening import (
     Playback,
     Screen,
     Step,
-    break_text,
     plan_text,
     practice_over_text,
     prepared_state,
     streams,
-    welcome_text,
 )
 from mosapp.study.mushra import MushraTrial
 from mosapp.study.prepare import PrepareResult, prepare_study
@@ -735,7 +735,7 @@ class ListenView(QWidget):
         assert progress is not None and self.definition is not None
         d = self.definition
         self.instructions_title.setText(d.title)
-        self.welcome_label.setText(welcome_text(code, progress))
+        self.welcome_label.setText(resume_text(code, progress, self._noun()))
         self.instructions_label.setText(d.instructions)
         self.training_label.setText(plan_text(progress))
         self.keys_label.setText(self._keys_text() + " You can take a break at any time: every answer is saved "
@@ -749,6 +749,11 @@ class ListenView(QWidget):
         if t == "mushra":
             return self.mushra_panel
         return self.ccr_panel if t == "ccr" else None
+
+    def _noun(self) -> str:
+        """What the study's headings call one rating's screen: trial, screen (MUSHRA) or pair (CCR)."""
+        test_type = self.definition.test_type if self.definition is not None else "dcr"
+        return {"mushra": MushraPanel.NOUN, "ccr": CcrPanel.NOUN}.get(test_type, "trial")
 
     def _keys_text(self) -> str:
         if self._panel is not None:
@@ -792,7 +797,7 @@ class ListenView(QWidget):
             self.practice_over_label.setText(practice_over_text(step.progress))
             self._show_page(self.PAGE_PRACTICE_OVER)
         elif step.screen is Screen.BREAK and step.progress is not None:
-            self.break_label.setText(break_text(step.progress))
+            self.break_label.setText(break_message(step.progress, self._noun()))
             self._show_page(self.PAGE_BREAK)
         else:  # START: the session cannot go on
             self._show_page(self.PAGE_START)

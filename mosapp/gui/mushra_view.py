@@ -16,7 +16,9 @@ Keys (also shown on the screen):
 * **Enter** save the screen and go on.
 
 A screen can be saved once every sample was played (at least ``MIN_PLAYED_S`` of it, or all of
-a shorter one) and has a score. The sliders carry BS.1534's five labelled bands (the study's
+a shorter one) and has a score. Under each sample the screen says how much of it was heard and
+how much counts ("0.7 of 1 s heard"), and an unrated slider shows no handle (only a dashed
+outline at the middle) until the listener sets it. The sliders carry BS.1534's five labelled bands (the study's
 ``labels``). Nothing on the screen names a condition: samples are numbered in the screen's
 random order.
 """
@@ -47,6 +49,23 @@ from mosapp.study.mushra import MushraTrial, band_label
 
 #: Where the first arrow key puts an unrated slider.
 START_SCORE = 50
+#: A slider without a score: a dashed, empty handle (it sits at START_SCORE but means nothing yet).
+UNRATED_STYLE = ("QSlider::groove:vertical { background: #d9d9d9; width: 6px; border-radius: 3px; }"
+                 "QSlider::handle:vertical { background: transparent; border: 1px dashed #9a9a9a; height: 12px;"
+                 " margin: 0 -9px; border-radius: 3px; }")
+#: A slider with a score: a solid handle.
+RATED_STYLE = ("QSlider::groove:vertical { background: #d9d9d9; width: 6px; border-radius: 3px; }"
+               "QSlider::handle:vertical { background: #2e6bd1; border: 1px solid #1d4a94; height: 12px;"
+               " margin: 0 -9px; border-radius: 3px; }")
+
+
+def played_text(listened_s: float, needed_s: float, played: bool) -> str:
+    """Under a sample: "played", "not played (1 s needed)", or "0.7 of 1 s heard" (why it does not count yet)."""
+    if played:
+        return "played"
+    if listened_s < 0.05:
+        return f"not played ({needed_s:g} s needed)"
+    return f"{listened_s:.1f} of {needed_s:g} s heard"
 _DIGITS = {Qt.Key(Qt.Key.Key_0 + d): (d - 1 if d else 9) for d in range(10)}
 
 
@@ -131,6 +150,8 @@ class MushraPanel(TrialPanel):
             slider.setFixedHeight(self.SLIDER_HEIGHT)
             slider.setTickPosition(QSlider.TickPosition.TicksBothSides)
             slider.setTickInterval(20)
+            slider.setProperty("rated", False)
+            slider.setStyleSheet(UNRATED_STYLE)
             slider.valueChanged.connect(lambda v, i=i: self._slider_moved(i, v))
             self.grid.addWidget(slider, 1, i + 1, alignment=Qt.AlignmentFlag.AlignHCenter)
             button = _button(f"{i + 1 if i < 9 else 0}", "stimulusButton")
@@ -183,11 +204,13 @@ class MushraPanel(TrialPanel):
         sel = player.selected
         self.reference_button.setChecked(sel == 0)
         played = self.played
+        listened = player.listened_s
+        needed = [min(MIN_PLAYED_S, max(0.0, d - 0.05)) for d in player.durations_s[1:]]
         for i, b in enumerate(self.sample_buttons):
             b.setChecked(sel == i + 1)
             b.setStyleSheet("min-width: 56px; padding: 10px 8px;" + (" border: 2px solid #2e6bd1;"
                                                                       if i == self.current else ""))
-            self.played_labels[i].setText("played" if played[i] else "not played")
+            self.played_labels[i].setText(played_text(listened[i + 1], needed[i], played[i]))
             self.played_labels[i].setStyleSheet("color: #1b6e20;" if played[i] else "color: #8a5300;")
         loop = player.loop
         self.loop_label.setText(f"Loop {loop[0]:.1f}–{loop[1]:.1f} s (L: off)" if loop else
@@ -202,7 +225,7 @@ class MushraPanel(TrialPanel):
         else:
             parts = []
             if left_play:
-                parts.append(f"play {left_play} more sample(s)")
+                parts.append(f"play {left_play} more sample(s) for at least {MIN_PLAYED_S:g} s each")
             if left_rate:
                 parts.append(f"rate {left_rate} more sample(s)")
             self.hint.setText("Before saving: " + " and ".join(parts) + ".")
@@ -240,6 +263,10 @@ class MushraPanel(TrialPanel):
     def _show_value(self, i: int) -> None:
         v = self.scores[i]
         self.value_labels[i].setText("—" if v is None else f"{v}\n{band_label(v, self.view.definition.labels)}")
+        slider = self.sliders[i]
+        if slider.property("rated") != (v is not None):
+            slider.setProperty("rated", v is not None)
+            slider.setStyleSheet(UNRATED_STYLE if v is None else RATED_STYLE)
 
     def _slider_moved(self, i: int, value: int) -> None:
         self.scores[i] = int(value)
@@ -305,4 +332,4 @@ class MushraPanel(TrialPanel):
         return dispatch_key(event, actions)
 
 
-__all__ = ["MIN_PLAYED_S", "MushraPanel", "START_SCORE"]
+__all__ = ["MIN_PLAYED_S", "MushraPanel", "RATED_STYLE", "START_SCORE", "UNRATED_STYLE", "played_text"]

@@ -168,6 +168,8 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.level_range: tuple[float, float] | None = None
         #: The difference's ± dB held across pairs; None: chosen per pair from its spread.
         self.held_difference_db: float | None = None
+        #: The band error axis' top (dB) held with the difference's scale; None: fitted per pair.
+        self.held_band_error_db: float | None = None
         self.last_readout = ""
         self._log_rows: np.ndarray | None = None
         self._syncing_region = False
@@ -363,6 +365,11 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
     def hold_difference_range(self, range_db: float | None) -> None:
         """Hold the difference's colour scale at ±``range_db`` for this and every later pair (None: free)."""
         self.held_difference_db = None if range_db is None else max(1.0, float(range_db))
+        # The per-band error axis is held with it (else it rescaled on every run).
+        if self.held_difference_db is None:
+            self.held_band_error_db = None
+        elif self.held_band_error_db is None and self.pair is not None:
+            self.held_band_error_db = float(self.band_error.viewRange()[0][1])
         if self.held_difference_db is not None:
             self._set_difference_levels((-self.held_difference_db, self.held_difference_db))
 
@@ -533,7 +540,12 @@ class SpectrogramPanes(pg.GraphicsLayoutWidget):
         self.original.setXRange(pair.left_s, pair.left_s + pair.columns * pair.seconds_per_column, padding=0)
         self.original.setYRange(bottom, top, padding=0)
         peak = float(np.max(pair.band_error_db)) if pair.band_error_db.size else 1.0
-        self.band_error.setXRange(0.0, max(1.0, peak * 1.05), padding=0)
+        top = max(1.0, peak * 1.05)
+        if self.held_difference_db is not None:
+            if self.held_band_error_db is None:
+                self.held_band_error_db = top
+            top = self.held_band_error_db
+        self.band_error.setXRange(0.0, top, padding=0)
 
     # ------------------------------------------------------------------ detail
 

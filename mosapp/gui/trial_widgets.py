@@ -71,12 +71,45 @@ def add_trial_header(owner: Any, box: QBoxLayout, practice_text: str) -> None:
     box.addWidget(owner.practice_label)
 
 
+# One numbering everywhere a listener reads it (heading, progress, resume, break): practice
+# trials are counted on their own ("Practice trial 2 of 3"), the trials that count on theirs
+# ("Trial 5 of 15", "4 of 15 done"), the same after a resume.
+
+def done_text(progress: Progress, noun: str = "trial") -> str:
+    """"4 of 15 done" (the trials that count), or "practice: 1 of 3 done" while practising."""
+    if progress.training_rated < progress.training_total:
+        return f"practice: {progress.training_rated} of {progress.training_total} done"
+    return f"{progress.rated} of {progress.total} done"
+
+
+def resume_text(code: str, progress: Progress, noun: str = "trial") -> str:
+    """The instructions page's greeting; a returning listener is told where they resume, numbered as the heading will be."""
+    earlier = progress.next_index
+    if not earlier:
+        return f"Welcome, {code}."
+    if progress.training_rated < progress.training_total:
+        where = f"practice {noun} {progress.training_rated + 1} of {progress.training_total}"
+    else:
+        where = f"{noun} {progress.rated + 1} of {progress.total}"
+    return f"Welcome back, {code}. Resuming at {where}: your {earlier} earlier answer(s) are saved."
+
+
+def break_message(progress: Progress, noun: str = "trial") -> str:
+    """The break page's sentence, numbered as the headings are."""
+    return (f"You have done {progress.rated} of {progress.total} {noun}s. Rest your ears for a few minutes; your "
+            f"answers are saved. Press Enter or Continue when you are ready.")
+
+
 def show_trial_header(owner: Any, trial: AnyTrial, progress: Progress, noun: str) -> None:
     """Fills what :func:`add_trial_header` made for ``trial`` ("Practice screen 1 of 1", "Pair 3 of 12" …)."""
     owner.trial_label.setText(heading(trial, progress, noun))
-    owner.progress_label.setText(f"{trial.index} of {trial.total} done")
-    owner.progress_bar.setRange(0, trial.total)
-    owner.progress_bar.setValue(trial.index)
+    owner.progress_label.setText(done_text(progress, noun))
+    if trial.is_training:
+        owner.progress_bar.setRange(0, max(1, progress.training_total))
+        owner.progress_bar.setValue(progress.training_rated)
+    else:
+        owner.progress_bar.setRange(0, max(1, progress.total))
+        owner.progress_bar.setValue(progress.rated)
     owner.practice_label.setVisible(trial.is_training)
 
 

@@ -330,3 +330,49 @@ def test_the_smallest_window_fits_a_1366_by_768_laptop_screen(qapp):
         assert least.width() <= 1366 - 16 and least.height() <= 768 - 40 - 30, least  # a task bar, a title bar
     finally:
         w.close()
+
+
+def test_after_cancel_the_original_can_be_played_and_a_silent_player_never_says_pause(window, qapp, clips):
+    """After Cancel, Play was disabled (the original could not be heard); with no output device,
+    Space showed "Pause" while the time stayed at 0.00."""
+    from mosapp import playback
+
+    view = window.inspect
+    view.open_path(clips["second.wav"])
+    wait_for(qapp, lambda: view.panes.original_only and view.original_complete, timeout_s=120)
+    view.cancel_button.click()
+    wait_for(qapp, lambda: not view.busy, timeout_s=60)
+    assert view.result is None and view.player is not None and view.player.count == 1
+    assert view.play_button.isEnabled() and view.original_radio.isChecked()
+    assert not view.reconstruction_radio.isEnabled()
+    assert "can be played" in view.message_text()
+    if not playback.output_devices():  # this machine has no output: the player is silent
+        assert view.player.silent_reason
+        view.toggle_play()
+        assert view.play_button.text() == "Play" and not view.player.playing
+        assert view.player.silent_reason in view.message_text()
+    # "Save image…" proposes the clip and what is drawn, not always inspect.png.
+    assert view.default_image_name() == "second-original-hann-2048.png"
+
+
+def test_the_band_error_axis_is_held_with_the_difference_scale_and_the_bitrate_wraps(window, qapp):
+    """"Hold" fixed only the difference's scale: the per-band error axis rescaled on every run. The
+    bitrate text was cut until the panel laid itself out again."""
+    import numpy as np
+
+    view = window.inspect
+    x = music_like(1.5, seed=7)[0]
+    view.show_arrays(x, (0.9 * x).astype(np.float32))
+    view.hold_difference_check.setChecked(True)
+    held = view.panes.band_error.viewRange()[0]
+    view.show_arrays(x, (0.2 * x).astype(np.float32))  # a far larger error
+    assert view.panes.band_error.viewRange()[0] == pytest.approx(held)
+    view.hold_difference_check.setChecked(False)
+    view.show_arrays(x, (0.2 * x).astype(np.float32))
+    assert view.panes.band_error.viewRange()[0][1] > held[1] * 1.5
+    label = view.metric_labels["file_kbps"]
+    label.setText("123.45 kbit/s (1,234,567,890 bytes)")
+    for _ in range(5):  # the layout requests travel up a level per pass
+        qapp.processEvents()
+    whole = label.fontMetrics().horizontalAdvance(label.text())
+    assert whole <= label.width() or (label.wordWrap() and label.heightForWidth(label.width()) <= label.height() + 1)

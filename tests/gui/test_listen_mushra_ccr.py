@@ -281,3 +281,33 @@ def test_a_scripted_listener_completes_the_ccr_demo(qtbot, monkeypatch, ccr_demo
     results = results_show(qtbot, window, path)
     assert results.summary_table.rowCount() == len(d.conditions)
     assert "CMOS" in results.report_text.toPlainText()
+
+
+def test_a_mushra_screen_says_why_a_sample_does_not_count_yet_and_unrated_sliders_look_unrated(
+        qtbot, monkeypatch, mushra_demo):
+    """Issue 26: a sample heard for 0.7 s stayed "not played" (1 s is the minimum) and the screen never
+    said so; unrated sliders sat at 50, drawn like a score of 50, while their value read "—"."""
+    from mosapp.gui.mushra_view import MIN_PLAYED_S, START_SCORE
+
+    _window, view = main_window(qtbot, monkeypatch, mushra_demo)
+    start(qtbot, view, "MU9")
+    assert view.page == view.PAGE_MUSHRA
+    panel = view.mushra_panel
+    assert panel.played_labels[0].text() == f"not played ({MIN_PLAYED_S:g} s needed)"
+    key(qtbot, view, Qt.Key_1)
+    key(qtbot, view, Qt.Key_Space)
+    hear(view, 0.7)
+    assert not panel.played[0]
+    assert panel.played_labels[0].text() == f"0.7 of {MIN_PLAYED_S:g} s heard"
+    assert f"for at least {MIN_PLAYED_S:g} s each" in panel.hint.text()
+    hear(view, 0.4)
+    assert panel.played[0] and panel.played_labels[0].text() == "played"
+    # Unrated, a slider at START_SCORE does not look like a score of START_SCORE.
+    unrated, other = panel.sliders[0], panel.sliders[1]
+    assert panel.scores[0] is None and unrated.value() == START_SCORE
+    before = unrated.grab().toImage()
+    panel.set_score(0, START_SCORE)
+    qtbot.wait(20)
+    after = unrated.grab().toImage()
+    assert after != before and panel.value_labels[0].text().startswith(f"{START_SCORE}\n")
+    assert other.grab().toImage() == before  # still unrated: still the empty look

@@ -186,8 +186,13 @@ def test_resuming_and_practice_over_screens(qtbot, study):
     view.reset()
     type_code(qtbot, view, "RS1")
     assert view.page == view.PAGE_INSTRUCTIONS
-    total = view.session.progress.total + view.session.progress.training_total
-    assert f"Resuming at trial 3 of {total}" in view.welcome_label.text()
+    # Issue 26: "Resuming at trial 8 of 18" was followed by "Trial 5 of 15" and "7 of 18 done".
+    # One numbering: the trials that count, practice apart, in the greeting, heading and progress.
+    total = view.session.progress.total
+    assert f"Resuming at trial 2 of {total}" in view.welcome_label.text()
+    key(qtbot, view, Qt.Key_Return)
+    assert view.trial_label.text() == f"Trial 2 of {total}"
+    assert view.progress_label.text() == f"1 of {total} done"
 
 
 def test_reference_first_order(qtbot, study):
