@@ -183,6 +183,15 @@ def _libsndfile_reason(exc: BaseException) -> str:
     return " ".join(str(reason).split()).rstrip(".")
 
 
+def _unreadable(name: str, exc: BaseException) -> AudioError:
+    """The sentence for a file libsndfile cannot read (``exc``: what it raised)."""
+    reason = _libsndfile_reason(exc)
+    if "does not exist" in reason:
+        # What libsndfile says when its MP3 probe of a corrupt file fails; the file exists (checked first).
+        reason = "Format not recognised"
+    return AudioError(f"{name} cannot be read as audio ({reason}); mosapp reads {_READABLE} files.")
+
+
 def _wav_announced_frames(path: Path) -> int | None:
     """Frames a RIFF/WAVE file's ``data`` chunk announces, or None where its header cannot tell
     (not RIFF, a streaming writer's 0 or 0xFFFFFFFF size, no ``fmt`` chunk before ``data``)."""
@@ -234,8 +243,7 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
     try:
         info = sf.info(name)
     except (sf.SoundFileError, RuntimeError, ValueError, EOFError, OSError, TypeError) as exc:
-        raise AudioError(f"{name} cannot be read as audio ({_libsndfile_reason(exc)}); mosapp reads {_READABLE} "
-                         f"files.") from None
+        raise _unreadable(name, exc) from None
     return AudioInfo(path=name, sample_rate=int(info.samplerate), channels=int(info.channels),
                      frames=max(int(info.frames), 0), subtype=info.subtype, format=info.format)
 
@@ -271,8 +279,7 @@ def read_excerpt(path: str | os.PathLike[str], start_s: float, length_s: float, 
     except (AudioError, MemoryLimitError):
         raise
     except (sf.SoundFileError, RuntimeError, ValueError, EOFError, OSError, TypeError) as exc:
-        raise AudioError(f"{name} cannot be read as audio ({_libsndfile_reason(exc)}); mosapp reads {_READABLE} "
-                         f"files.") from None
+        raise _unreadable(name, exc) from None
     if not np.isfinite(block).all():
         raise AudioError(f"{name} contains NaN or infinite samples between {start_s:g} s and "
                          f"{start_s + length_s:g} s; mosapp needs finite sample values, so repair or re-export it.")
