@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.errors import ConfigError, MosappError
 from mosapp.core.job import Progress, drive
 from mosapp.evaluation.clips import Excerpt, plan_excerpts, read_excerpt
-from mosapp.evaluation.engine import Engine
+from mosapp.evaluation.engine import Engine, Outcome
 from mosapp.evaluation.evaluate import measure_steps
 from mosapp.evaluation.results import (
     NO_BITRATE_FAMILIES,
@@ -320,20 +320,7 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
     result = EvaluationResult(out_dir=out)
     result.problems += [p.reason for p in plan_problems] + ([fad_problem] if fad_problem else [])
 
-    # Each codec once: unknown or unavailable is one sentence, and its pairs are listed as failed.
-    runnable: dict[str, Codec] = {}
-    refused: dict[str, str] = {}
-    for name in codec_list:
-        try:
-            codec = get_codec(name)
-        except ConfigError:
-            refused[name] = f'Unknown codec "{name}"; `mosapp codecs` lists the names this mosapp has.'
-            continue
-        availability = codec.availability()
-        if not availability.ok:
-            refused[name] = f'The codec "{name}" cannot run here: {availability.reason}'
-            continue
-        runnable[name] = codec
+    runnable, refused = check_codecs(codec_list)
     result.problems += list(refused.values())
     fingerprints_full = {n: codec_fingerprint(c) for n, c in runnable.items()}
     fingerprints = {n: _digest(fp) for n, fp in fingerprints_full.items()}
@@ -357,25 +344,13 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
         total = len(excerpts) * len(runnable)
         done = result.reused
         yield Progress("evaluate", done, max(total, 1), "pairs", detail="starting workers")
-        gpu = str(config.device).startswith("cuda")
-
-        def resources(task: PairTask) -> dict[str, float] | None:
-            fam = families.get(task.codec, "")
-            return {"GPU": 1} if gpu and fam in ("sgc", "msillm", "pghi-only") else None
-
         with Engine(workers=workers if len(todo) > 1 else 0, scheduler=scheduler if todo else None) as engine:
             result.where = engine.describe()
             yield Progress("evaluate", done, max(total, 1), "pairs", detail=f"workers ready: {result.where}")
             try:
-                for outcome in engine.map_unordered(measure_pair, todo, resources=resources):
+                for outcome in engine.map_unordered(measure_pair, todo, resources=gpu_resources(config, families)):
                     task = outcome.item
-                    if outcome.error is not None:
-                        err = outcome.error
-                        row = PairRow(task.excerpt, task.codec,
-                                      error=f"The worker failed on this pair ({type(err).__name__}: {err}).")
-                    else:
-                        assert outcome.result is not None
-                        row = outcome.result
+                    row = _row_of(outcome)
                     store.save(row, fingerprints[task.codec], settings)
                     done += 1
                     result.measured += row.ok
@@ -395,24 +370,63 @@ def run_evaluation(inputs: Sequence[str], codecs: Sequence[str], out_dir: str | 
             pairs_total=result.pairs)
         result.seconds = time.perf_counter() - t0
         record = {
-            "argv": list(argv) if argv is not None else sys.argv,
-            "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "complete": not result.stopped, "where": result.where,
+            "argv": list(argv) if argv is not None else sys.argv, "started": started,
             "inputs": list(inputs), "excerpt_seconds": excerpt_seconds, "excerpts_per_file": excerpts_per_file,
-            "seed": seed, "excerpts": len(excerpts), "metrics": list(names),
-            "pipeline": asdict(config), "codecs": {n: fingerprints_full.get(n, {"refused": refused.get(n)})
-                                                   for n in codec_list},
-            "pairs": {"total": result.pairs, "measured_now": result.measured, "reused": result.reused,
-                      "failed": result.failed},
-            "seconds": round(result.seconds, 3), "versions": _versions(), "machine": _machine(),
+            "seed": seed, "excerpts": len(excerpts), "metrics": list(names), "pipeline": asdict(config),
+            "codecs": {n: fingerprints_full.get(n, {"refused": refused.get(n)}) for n in codec_list},
         }
-        _write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+        _write_text(out / "run.json", json.dumps(run_record(record, result), indent=2, default=str) + "\n")
         result.files.append(out / "run.json")
     finally:
         store.close()
     if result.stopped:
         raise KeyboardInterrupt
     return result
+
+
+#: Families whose pairs need the Dask resource ``GPU`` when the run's device is CUDA.
+GPU_FAMILIES = ("sgc", "msillm", "pghi-only", "encodec", "dac")
+
+
+def gpu_resources(config: PipelineConfig, families: dict[str, str]) -> Callable[[PairTask], dict[str, float] | None]:
+    """What a pair asks of a worker: the resource ``GPU`` for a learned codec's pair on a CUDA run."""
+    gpu = str(config.device).startswith("cuda")
+    return lambda task: {"GPU": 1} if gpu and families.get(task.codec, "") in GPU_FAMILIES else None
+
+
+def _row_of(outcome: Outcome[PairTask, PairRow]) -> PairRow:
+    if outcome.error is None and outcome.result is not None:
+        return outcome.result
+    err = outcome.error
+    return PairRow(outcome.item.excerpt, outcome.item.codec,
+                   error=f"The worker failed on this pair ({type(err).__name__}: {err}).")
+
+
+def check_codecs(names: Sequence[str]) -> tuple[dict[str, Codec], dict[str, str]]:
+    """(the codecs that can run here, one sentence per name that cannot: unknown or unavailable)."""
+    runnable: dict[str, Codec] = {}
+    refused: dict[str, str] = {}
+    for name in names:
+        try:
+            codec = get_codec(name)
+        except ConfigError:
+            refused[name] = f'Unknown codec "{name}"; `mosapp codecs` lists the names this mosapp has.'
+            continue
+        availability = codec.availability()
+        if availability.ok:
+            runnable[name] = codec
+        else:
+            refused[name] = f'The codec "{name}" cannot run here: {availability.reason}'
+    return runnable, refused
+
+
+def run_record(record: dict[str, Any], result: EvaluationResult) -> dict[str, Any]:
+    """``run.json``: what was asked (``record``), how it went, the versions and the machine."""
+    return {**record, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "complete": not result.stopped,
+            "where": result.where,
+            "pairs": {"total": result.pairs, "measured_now": result.measured, "reused": result.reused,
+                      "failed": result.failed},
+            "seconds": round(result.seconds, 3), "versions": _versions(), "machine": _machine()}
 
 
 def set_metrics(rows: Sequence[PairRow], summary: dict) -> str:
