@@ -120,8 +120,10 @@ class Engine:
                 self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
             else:
                 gpus = _cuda_count()
+                # dashboard_address ":0": the scheduler's HTTP server (health routes; a dashboard only where
+                # bokeh is installed) on a free port, instead of a warning when 8787 is taken.
                 self._cluster = LocalCluster(
-                    n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                    n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                     silence_logs=logging.ERROR, resources={"GPU": 1} if gpus else None,
                 )
                 self.client = Client(self._cluster, set_as_default=False)
