@@ -642,7 +642,9 @@ def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95, residual: st
     One row per condition (sorted), columns :data:`MIXED_COLUMNS`: ``estimate`` (``μ_c``),
     ``se`` (its standard error), ``df`` – the **Satterthwaite** degrees of freedom of the
     estimate (:func:`satterthwaite`; lmerTest's ``ls_means(model, ddf = "Satterthwaite")``),
-    ``t_low``/``t_high`` – the interval ``estimate ∓ t_{(1+c)/2, df} · se``; the fitted
+    ``t_low``/``t_high`` – the interval ``estimate ∓ t_{(1+c)/2, df} · se`` (above
+    :data:`SATTERTHWAITE_MAX_N` ratings ``df`` is the condition's listeners − 1, said in ``note``,
+    and the per-condition fit is refused); the fitted
     ``listener_var``, ``clip_var``, ``residual_var`` (``σ²``, or ``σ²_c`` of the row's condition),
     ``residual`` (``common`` or ``per condition``); the counts; ``converged`` and ``note``.
     In a balanced design the estimate is the condition mean and
@@ -694,6 +696,10 @@ def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95, residual: st
     n_params = len(vc) + (len(conditions) if per_condition else 1)
     if len(data) <= len(conditions) + n_params:
         return _rows(nan, nan, nan, math.nan, math.nan, nan, False, "not fitted: too few ratings for the model")
+    large = len(data) > SATTERTHWAITE_MAX_N  # the df need dense n x n matrices
+    if per_condition and large:
+        return _rows(nan, nan, nan, math.nan, math.nan, nan, False,
+                     f"not fitted: the per-condition residual fit handles up to {SATTERTHWAITE_MAX_N} ratings")
     design = _crossed_design(data, conditions, list(vc), per_condition)
     if per_condition:
         try:
@@ -741,7 +747,10 @@ def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95, residual: st
     est = [float(params[n]) for n in names]
     se = [float(result.bse_fe[n]) if vc else float(result.bse[n]) for n in names]
     scale = float(result.scale)
-    if vc:
+    if vc and large:  # the listener-means df: conservative, and what a t over listener means would use
+        df = [float(data.loc[data["condition"] == c, "listener"].nunique() - 1) for c in conditions]
+        notes.append(f"more than {SATTERTHWAITE_MAX_N} ratings: df = listeners - 1 instead of Satterthwaite's")
+    elif vc:
         floor = 1e-10 * max(float(np.var(design.y)), 1e-12)
         theta = np.array([max(vcomp.get(f, 0.0), floor) for f in vc] + [scale])
         try:
@@ -795,19 +804,35 @@ class _Crossed:
         return vinv, logdet
 
     def reml_deviance(self, theta: np.ndarray) -> float:
-        """``−2 ℓ_REML`` up to a constant: ``log|V| + log|X'V⁻¹X| + r'V⁻¹r``."""
+        """``−2 ℓ_REML`` up to a constant: ``log|V| + log|X'V⁻¹X| + r'V⁻¹r``.
+
+        By Woodbury, without forming ``V⁻¹``: with ``M = G⁻¹ + Z'R⁻¹Z``,
+        ``A'V⁻¹B = A'R⁻¹B − (A'R⁻¹Z) M⁻¹ (Z'R⁻¹B)`` and ``log|V| = log|R| + log|G| + log|M|``.
+        """
+        Z, g, r = self.parts(theta)
+        rinv = 1.0 / r
+        W = np.column_stack([self.X, self.y])  # [X | y]
+        wr = W * rinv[:, None]
+        inner = W.T @ wr  # [X|y]' R⁻¹ [X|y]
+        logdet = float(np.log(r).sum())
         try:
-            vinv, logdet = self.v_inverse(theta)
-            xv = self.X.T @ vinv
-            xvx = xv @ self.X
-            beta = np.linalg.solve(xvx, xv @ self.y)
-            resid: np.ndarray = self.y - self.X @ beta
+            if len(g):
+                zr = Z.T @ wr  # Z'R⁻¹[X|y]
+                M = np.diag(1.0 / g) + (Z * rinv[:, None]).T @ Z
+                cho = np.linalg.cholesky(M)
+                half = np.linalg.solve(cho, zr)
+                inner = inner - half.T @ half
+                logdet += float(np.log(g).sum()) + 2.0 * float(np.log(np.diag(cho)).sum())
+            p = self.X.shape[1]
+            xvx, xvy, yvy = inner[:p, :p], inner[:p, p], float(inner[p, p])
+            beta = np.linalg.solve(xvx, xvy)
             sign, logdet_x = np.linalg.slogdet(xvx)
         except np.linalg.LinAlgError:
             return math.inf
         if sign <= 0:
             return math.inf
-        return logdet + float(logdet_x) + float(resid @ vinv @ resid)
+        quad = yvy - 2.0 * float(beta @ xvy) + float(beta @ xvx @ beta)
+        return logdet + float(logdet_x) + quad
 
 
 def _crossed_design(data: pd.DataFrame, conditions: list, factors: Sequence[str], per_condition: bool) -> _Crossed:
@@ -889,6 +914,10 @@ def satterthwaite(design: _Crossed, theta: np.ndarray) -> tuple[np.ndarray, np.n
         df[c] = 2.0 * C[c, c] ** 2 / denom if denom > 0 else math.nan
     return beta, se, df
 
+
+#: Largest number of ratings for which :func:`mixed_model` computes Satterthwaite df (and fits per-condition
+#: residual variances): both hold ``n × n`` matrices (4000 ratings: 128 MB each).
+SATTERTHWAITE_MAX_N: int = 4000
 
 #: Optimisers :func:`mixed_model` tries in turn (statsmodels ``MixedLM.fit(method=…)``).
 MIXED_METHODS: tuple[str, ...] = ("lbfgs", "powell", "nm")
