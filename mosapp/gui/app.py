@@ -115,6 +115,9 @@ class MainWindow(QMainWindow):
         if listen is not None and results is not None and study_opened is not None and hasattr(results, "open_study"):
             study_opened.connect(lambda definition: self._results_follow(listen, results, definition))
             first = getattr(listen, "definition", None)
+            note = getattr(listen, "researcher_note", None)
+            if note is not None:  # underruns: the status bar, which listener mode hides
+                note.connect(lambda text: self.set_tab_message(listen, text))
             if isinstance(first, StudyDefinition):  # opened before the connection (the demo, in the user's folder)
                 self._results_follow(listen, results, first)
         inspect_requested = getattr(results, "inspect_requested", None)

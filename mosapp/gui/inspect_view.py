@@ -1259,7 +1259,9 @@ class InspectView(QWidget):
             self.reconstruction_radio.setEnabled(self.player.count > 1)
             reason = self.player.silent_reason
             device = self.player.device
-            self.playback_status.setText(reason or (f"Output: {device.name}." if device else ""))
+            margin = (f" Block {self.player.blocksize} frames, {1000 * self.player.output_latency_s:.0f} ms; "
+                      f"{self.player.underruns} underrun(s).") if device else ""
+            self.playback_status.setText(reason or (f"Output: {device.name}.{margin}" if device else ""))
             # Silent (no device): nothing advances, so the button never claims it is playing.
             self.play_button.setText("Pause" if self.player.playing and not reason else "Play")
         else:
@@ -1318,10 +1320,12 @@ class InspectView(QWidget):
     def _update_playhead(self) -> None:
         if self.player is None:
             return
+        if self.player.keep_margin():
+            self._update_playback_controls()  # the block size grew after underruns: say so
         position = self.player.position_s
         self.panes.set_playhead(position)
         self.position_label.setText(f"{position:.2f} s")
-        self.play_button.setText("Pause" if self.player.playing else "Play")
+        self.play_button.setText("Pause" if self.player.playing and not self.player.silent_reason else "Play")
 
     # ------------------------------------------------------------------ closing
 

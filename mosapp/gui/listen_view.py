@@ -190,6 +190,8 @@ class ListenView(QWidget):
         session_started(str): a listener code started or resumed.
         rating_saved(int, int): (plan index, score) after the rating is committed.
         session_finished(): the listener's last trial was rated.
+        researcher_note(str): for the researcher, never shown in this view (the main window puts it
+            in its status bar, which listener mode hides): playback underruns and the block size.
     """
 
     session_started = Signal(str)
@@ -197,6 +199,7 @@ class ListenView(QWidget):
     study_opened = Signal(object)
     rating_saved = Signal(int, int)
     session_finished = Signal()
+    researcher_note = Signal(str)
 
     PAGE_START, PAGE_INSTRUCTIONS, PAGE_TRIAL, PAGE_BREAK, PAGE_DONE, PAGE_PRACTICE_OVER, PAGE_MUSHRA, PAGE_CCR = range(8)
 
@@ -229,6 +232,7 @@ class ListenView(QWidget):
         self._prepare_worker: GeneratorWorker | None = None
         self._audio_device_name = ""
         self._audio_opened = False
+        self._underruns_noted = 0
         self._app_filter = False
         self.listener_mode = False
         self._auto_sample = False
@@ -693,6 +697,16 @@ class ListenView(QWidget):
     def _start_clicked(self) -> None:
         self.start(self.code_edit.text().strip())
 
+    def _keep_playback_margin(self, player: Player) -> None:
+        """Widen the output's block after underruns, and tell the researcher (not the listener) how many."""
+        widened = player.keep_margin()
+        if widened or player.underruns != self._underruns_noted:
+            self._underruns_noted = player.underruns
+            self.researcher_note.emit(
+                f"Playback: {player.underruns} underrun(s) this session on {self._audio_device_name}; block "
+                f"{player.blocksize} frames, {1000 * player.output_latency_s:.0f} ms latency"
+                + (" (raised after underruns)." if widened or player.blocksize > 1024 else "."))
+
     def _ensure_player(self) -> Player:
         if self.player is None:
             self.player = Player([np.zeros((1, PIPELINE_SAMPLE_RATE // 10), np.float32)], rate=PIPELINE_SAMPLE_RATE,
@@ -855,6 +869,7 @@ class ListenView(QWidget):
         player = self.player
         if player is None or self.trial is None:
             return
+        self._keep_playback_margin(player)
         if self.page in (self.PAGE_MUSHRA, self.PAGE_CCR):
             panel = self._panel
             if panel is not None:

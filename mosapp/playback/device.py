@@ -125,6 +125,38 @@ def choose_device(devices: list[OutputDevice], wanted: Any) -> tuple[OutputDevic
     return None, f"{wanted!r} does not name an output device; give an index or a name"
 
 
+#: Frames per block on a sound card reached directly: PortAudio's "low" latency keeps switching immediate.
+HARDWARE_BLOCK = 256
+#: Frames per block through a sound server (PulseAudio, PipeWire, JACK, ALSA's default and its
+#: plugins): the server schedules and buffers on its own, and on a busy machine 256-frame blocks
+#: underran (3 s of audio took 13-30 s), so these start larger, with PortAudio's "high" latency.
+SERVER_BLOCK = 1024
+#: The largest block :func:`wider_margin` goes to (93 ms at 44.1 kHz: switching stays well under 0.2 s).
+MAX_BLOCK = 4096
+#: Underruns within one check (:meth:`mosapp.playback.Player.keep_margin`) that make the block larger.
+UNDERRUNS_TO_WIDEN = 2
+_SOUND_SERVERS = ("pulse", "pipewire", "jack", "default", "sysdefault", "dmix", "plug")
+
+
+def is_sound_server(device: OutputDevice) -> bool:
+    """Whether ``device`` goes through a sound server or an ALSA plugin (not straight to a card)."""
+    text = f"{device.hostapi} {device.name}".lower()
+    return any(word in text for word in _SOUND_SERVERS)
+
+
+def initial_margin(device: OutputDevice) -> tuple[int, str]:
+    """(block size in frames, PortAudio latency) a stream on ``device`` starts with."""
+    return (SERVER_BLOCK, "high") if is_sound_server(device) else (HARDWARE_BLOCK, "low")
+
+
+def wider_margin(blocksize: int) -> tuple[int, str] | None:
+    """The next (block size, latency) after underruns at ``blocksize``: twice the block (at least
+    512 frames) with "high" latency; None at :data:`MAX_BLOCK`."""
+    if blocksize >= MAX_BLOCK:
+        return None
+    return min(MAX_BLOCK, max(512, 2 * blocksize)), "high"
+
+
 #: Fills one output block ``(frames, channels)``; returns the number of the last command it applied (0: none).
 Render = Callable[[np.ndarray], int]
 

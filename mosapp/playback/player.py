@@ -54,7 +54,14 @@ from typing import Any
 import numpy as np
 
 from mosapp.core.errors import ConfigError
-from mosapp.playback.device import Output, OutputDevice, output_devices
+from mosapp.playback.device import (
+    UNDERRUNS_TO_WIDEN,
+    Output,
+    OutputDevice,
+    initial_margin,
+    output_devices,
+    wider_margin,
+)
 from mosapp.playback.program import MAX_CHANNELS, Program
 from mosapp.playback.transport import Notifier, Op, Transport
 
@@ -116,6 +123,10 @@ class Player:
         self.on_finished = on_finished
 
         self._output = Output()
+        self._adaptive = False
+        self._opened_with: tuple[OutputDevice, int, float | str] | None = None
+        self._underruns_before = 0  # underruns of the streams opened before this one
+        self._xruns_checked = 0  # this stream's underruns at the last keep_margin
         program = Program(buffers, self._channels_wanted, self.rate, names)
         self._transport = Transport(program, crossfade_frames=self._xfade, fade_frames=self._fade,
                                     level_ramp_frames=self._ramp_len)
@@ -345,19 +356,32 @@ class Player:
         self._post("load", program)
 
     # ------------------------------------------------------------------ device
-    def open(self, device: int | str | OutputDevice | None = None, *, blocksize: int = DEFAULT_BLOCKSIZE,
-             latency: float | str = "low") -> bool:
+    def open(self, device: int | str | OutputDevice | None = None, *, blocksize: int | None = None,
+             latency: float | str | None = None) -> bool:
         """Open an output stream on ``device`` (index, name or part of one, :class:`OutputDevice`;
         None = the default output). Closes a stream already open.
+
+        ``blocksize`` and ``latency`` None (the default) adapt to the device: a sound server gets
+        larger blocks and PortAudio's high latency (:func:`~mosapp.playback.device.initial_margin`),
+        and :meth:`keep_margin` makes the block larger when the stream underruns. Given, they are
+        kept as they are.
 
         Returns:
             True when sound will be heard; False when the player stays silent, with
             :attr:`silent_reason` saying why. Never raises for audio problems.
         """
+        self._underruns_before += self._output.xruns
+        self._xruns_checked = 0
         self.close()
+        self._output.xruns = 0
         chosen = self._output.find(device)
         if chosen is None:
             return False
+        self._adaptive = blocksize is None
+        start_block, start_latency = initial_margin(chosen)
+        blocksize = start_block if blocksize is None else blocksize
+        latency = (start_latency if self._adaptive else "low") if latency is None else latency
+        self._opened_with = (chosen, int(blocksize), latency)
         channels = min(self._channels_wanted, chosen.channels)
         if channels != self._ctl_prog.channels:
             program = self._ctl_prog.with_channels(channels, self.rate)
@@ -370,6 +394,33 @@ class Player:
         self._notifier.stop()
         self._transport.drain()
         self._transport.publish()
+        return False
+
+    @property
+    def underruns(self) -> int:
+        """Output underruns since the player was made, across every stream it opened (for the
+        researcher: a listener is never shown this)."""
+        return self._underruns_before + self._output.xruns
+
+    def keep_margin(self) -> bool:
+        """Call now and then (a GUI timer does): when the stream underran :data:`UNDERRUNS_TO_WIDEN`
+        times since the last call and it adapts (opened without a block size), reopen it with a
+        larger block and high latency, keeping the position and playing on. True when it did."""
+        xruns = self._output.xruns
+        fresh, self._xruns_checked = xruns - self._xruns_checked, xruns
+        if fresh < UNDERRUNS_TO_WIDEN or not self._adaptive or self._opened_with is None or not self._output.running:
+            return False
+        chosen, blocksize, _latency = self._opened_with
+        wider = wider_margin(blocksize)
+        if wider is None:
+            return False
+        playing, position = self.playing, self.position_s
+        if self.open(chosen, blocksize=wider[0], latency=wider[1]):
+            self._adaptive = True
+            if playing:
+                self.seek(position)
+                self.play()
+            return True
         return False
 
     def close(self) -> None:

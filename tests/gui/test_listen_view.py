@@ -616,3 +616,19 @@ def test_the_demo_study_is_prepared_in_the_users_data_folder_never_inside_the_in
     monkeypatch.delenv("MOSAPP_DATA_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert user_data_folder() == tmp_path / "xdg" / "mosapp"
+
+
+def test_underruns_are_told_to_the_researcher_never_to_the_listener(qtbot, study):
+    """Issue 26: playback underran through a busy sound server; the count goes to the researcher
+    (the main window's status bar, hidden in listener mode), not onto the listener's screen."""
+    view = make_view(qtbot, study)
+    notes = []
+    view.researcher_note.connect(notes.append)
+    start(qtbot, view, "U01")
+    view.player._output.xruns += 2  # two callbacks with PortAudio's underflow flag
+    view.tick()
+    assert notes and "2 underrun(s)" in notes[-1] and "block" in notes[-1]
+    assert_blind(view, ["underrun", "block", "latency"], "a trial after underruns")
+    count = len(notes)
+    view.tick()
+    assert len(notes) == count  # said once per change, not every tick

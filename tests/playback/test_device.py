@@ -201,3 +201,63 @@ print(json.dumps(res))
     assert res["listened"][0] > 1.0 and res["listened"][1] > 0.1
     assert res["paused_still"]
 
+
+
+# ---------------------------------------------------------------------------- the playback margin (issue 26)
+
+def test_a_sound_server_starts_with_a_larger_block_than_a_card_and_underruns_widen_it():
+    """Through a busy machine's sound server 256-frame blocks underran (3 s of audio took 13-30 s):
+    the block and latency now follow the device, and grow after underruns, up to MAX_BLOCK."""
+    from mosapp.playback.device import HARDWARE_BLOCK, MAX_BLOCK, SERVER_BLOCK, initial_margin, wider_margin
+
+    card = DEVICES[0]
+    servers = [OutputDevice(index=5, name="pulse", hostapi="ALSA", channels=32, default_samplerate=44_100.0,
+                            is_default=False),
+               OutputDevice(index=6, name="default", hostapi="ALSA", channels=32, default_samplerate=44_100.0,
+                            is_default=True),
+               OutputDevice(index=0, name="Built-in Output", hostapi="PipeWire", channels=2,
+                            default_samplerate=48_000.0, is_default=True)]
+    assert initial_margin(card) == (HARDWARE_BLOCK, "low") == (256, "low")
+    assert all(initial_margin(d) == (SERVER_BLOCK, "high") for d in servers)
+    steps, block = [], HARDWARE_BLOCK
+    while (wider := wider_margin(block)) is not None:
+        block = wider[0]
+        steps.append(wider)
+    assert steps == [(512, "high"), (1024, "high"), (2048, "high"), (4096, "high")] and block == MAX_BLOCK
+
+
+@needs_alsa
+def test_underruns_reopen_the_stream_with_a_larger_block_and_are_counted(tmp_path):
+    """On ALSA's default device (a plugin: the larger start), underruns PortAudio reports make
+    keep_margin reopen the stream with twice the block, playing on from the same position; the
+    count survives the reopening. (The null device never underruns by itself: its callback's
+    counter is set as PortAudio's underflow flag would set it.)"""
+    write_virtual_alsa_config(tmp_path, paced=False)
+    res = run_isolated(_HEADER + """
+p = Player([a, b])
+ok = p.open()
+first = p.blocksize
+p.set_loop(0.0, 1.0)  # the null device plays faster than real time: loop, so it is still playing
+p.play()
+time.sleep(0.05)
+quiet = p.keep_margin()
+p._output.xruns += 3   # three callbacks with status.output_underflow
+widened = p.keep_margin()
+res = {"ok": ok, "first": first, "quiet": quiet, "widened": widened, "second": p.blocksize,
+       "playing": p.playing, "underruns": p.underruns, "reason": p.silent_reason}
+p._output.xruns += 1
+res["one_more"] = p.keep_margin()
+res["underruns_after"] = p.underruns
+fixed = Player([a])
+fixed.open(blocksize=256)
+fixed._output.xruns += 5
+res["fixed"] = [fixed.keep_margin(), fixed.blocksize, fixed.underruns]
+fixed.close()
+p.close()
+print(json.dumps(res))
+""", tmp_path)
+    assert res["ok"] is True and res["reason"] is None
+    assert res["first"] == 1024 and res["quiet"] is False
+    assert res["widened"] is True and res["second"] == 2048 and res["playing"] is True
+    assert res["underruns"] == 3 and res["one_more"] is False and res["underruns_after"] == 4
+    assert res["fixed"] == [False, 256, 5]  # a block size given by the caller is kept
