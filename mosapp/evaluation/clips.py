@@ -14,7 +14,9 @@ the thesis made its 500 six-second excerpts: the file's span that can start an e
 ``[0, duration - seconds]``, is cut into that many equal strata and each excerpt starts at a
 uniformly drawn point of its own stratum. The draw is seeded by ``seed`` and the file's name,
 so the same command gives the same excerpts on any machine and whatever else is in the run.
-With ``excerpt_seconds`` None the whole file is one excerpt.
+With ``excerpt_seconds`` None the whole file is one excerpt, read to where its audio really ends
+(an MP3 header's length is libsndfile's estimate, and ``seconds`` says that estimate); excerpts of
+an MP3 keep :data:`HEADER_SLACK_S` clear of the estimated end.
 
 Problems with a file (unreadable, shorter than the excerpt) are not raised here: they become
 :class:`PlanProblem` sentences that the run reports and lists, and the other files go on.
@@ -29,7 +31,7 @@ import csv
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +59,9 @@ class Excerpt:
     start_s: float
     seconds: float
     path: str
+    #: The whole file (no length was asked for): read to its real end, which a compressed file's header
+    #: (MP3's frame count) may overestimate.
+    to_end: bool = field(default=False, compare=False)
 
     @property
     def key(self) -> tuple[str, float, float]:
@@ -73,6 +78,15 @@ class PlanProblem:
 
     clip: str
     reason: str
+
+
+#: Seconds kept clear of the end of a file whose header only estimates its length (MP3).
+HEADER_SLACK_S = 1.0
+
+
+def durations_estimated(path: str) -> bool:
+    """Whether the file's header frame count is an estimate (MP3: libsndfile counts from the bitrate)."""
+    return Path(path).suffix.lower() == ".mp3"
 
 
 def _duration_s(path: str) -> float:
@@ -199,7 +213,10 @@ def plan_excerpts(inputs: list[str], *, excerpt_seconds: float | None = None, ex
             if not any(pr.clip == path for pr in problems):
                 problems.append(PlanProblem(path, str(exc)))
             continue
+        whole = length is None and excerpt_seconds is None and start is None
         seconds = length if length is not None else (excerpt_seconds if excerpt_seconds is not None else duration)
+        if not whole and durations_estimated(path):
+            duration -= HEADER_SLACK_S  # stay clear of an end the header may overstate
         starts = [start] if start is not None else (
             excerpt_starts(path, duration, seconds, excerpts_per_file, seed) if excerpt_seconds is not None or length
             else [0.0])
@@ -209,7 +226,7 @@ def plan_excerpts(inputs: list[str], *, excerpt_seconds: float | None = None, ex
                     f"{path} is {duration:.2f} s long, shorter than the {seconds:g} s excerpt from {s:g} s; "
                     f"give a shorter --excerpt-seconds or leave the file out.")))
                 continue
-            e = Excerpt(clip=path, start_s=float(s), seconds=float(seconds), path=path)
+            e = Excerpt(clip=path, start_s=float(s), seconds=float(seconds), path=path, to_end=whole)
             if e.key not in seen:
                 seen.add(e.key)
                 excerpts.append(e)
@@ -230,12 +247,12 @@ def read_excerpt(excerpt: Excerpt) -> Audio:
             count = int(round(excerpt.seconds * rate))
             if first:
                 f.seek(first)
-            block = f.read(frames=count, dtype="float32", always_2d=True)
+            block = f.read(frames=-1 if excerpt.to_end else count, dtype="float32", always_2d=True)
             channels = int(f.channels)
     except (sf.SoundFileError, RuntimeError, ValueError, OSError, EOFError, TypeError) as exc:
         reason = str(exc).split(":")[-1].strip() or type(exc).__name__
         raise AudioError(f"{path} cannot be read as audio ({reason}).") from None
-    if block.shape[0] < count - 1:
+    if block.shape[0] < count - 1 and not (excerpt.to_end and block.shape[0] > 0):
         raise AudioError(f"{path} ends at {(first + block.shape[0]) / rate:.2f} s, before the excerpt's end at "
                          f"{excerpt.start_s + excerpt.seconds:.2f} s.")
     if not np.isfinite(block).all():

@@ -84,3 +84,17 @@ def test_read_excerpt_seeks_to_the_same_samples_the_whole_file_has(tmp_path):
     # Another rate is resampled to the pipeline's.
     g = _write(tmp_path / "low.wav", 3.0, rate=22_050)
     assert read_excerpt(Excerpt(g, 0.5, 2.0, g)).samples.shape == (1, 2 * RATE)
+
+
+def test_a_whole_mp3_is_read_to_its_real_end_and_excerpts_keep_clear_of_it(tmp_path):
+    # libsndfile's MP3 header count is an estimate: a whole file is read to where its audio really ends.
+    mp3 = tmp_path / "song.mp3"
+    sf.write(str(mp3), music_like(4.0, seed=2).T, RATE, format="MP3")
+    (whole,), problems = plan_excerpts([str(mp3)])
+    assert not problems and whole.to_end
+    audio = read_excerpt(whole)
+    assert abs(audio.samples.shape[1] / RATE - whole.seconds) < 0.2
+    parts, _ = plan_excerpts([str(mp3)], excerpt_seconds=1.0, excerpts_per_file=3, seed=1)
+    assert all(e.start_s + e.seconds <= whole.seconds - 1.0 + 1e-9 and not e.to_end for e in parts)
+    for e in parts:
+        assert read_excerpt(e).samples.shape == (1, RATE)
