@@ -745,7 +745,11 @@ def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95, residual: st
     params = result.fe_params if vc else result.params
     names = [f"cond[c{i}]" for i in range(len(conditions))]
     est = [float(params[n]) for n in names]
-    se = [float(result.bse_fe[n]) if vc else float(result.bse[n]) for n in names]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # a singular fit's sqrt of a negative variance: NaN, said below
+        se = [float(result.bse_fe[n]) if vc else float(result.bse[n]) for n in names]
+    if not all(math.isfinite(v) for v in se):
+        notes.append("some standard errors are not computable (a singular fit)")
     scale = float(result.scale)
     if vc and large:  # the listener-means df: conservative, and what a t over listener means would use
         df = [float(data.loc[data["condition"] == c, "listener"].nunique() - 1) for c in conditions]
