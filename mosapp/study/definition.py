@@ -54,7 +54,7 @@ import math
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +347,24 @@ class StudyDefinition:
 
     def design_json(self) -> str:
         return json.dumps(self.design(), sort_keys=True, separators=(",", ":"))
+
+    def with_stored_seed(self, stored_design: str | None) -> StudyDefinition:
+        """This study as prepared before plan seeds were secret, when its database says so.
+
+        A study prepared then recorded the seed its plans were drawn from (0 when its file named
+        none). When the file still names none, the recorded seed is kept, so the listeners already
+        enrolled keep their plans and the study still opens; it stays as blind as it was then (not:
+        the seed is known), and the report says so. Any other study is returned unchanged.
+        """
+        if self.seed_in_file or not stored_design:
+            return self
+        try:
+            seed = json.loads(stored_design).get("seed")
+        except (ValueError, AttributeError):
+            return self
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            return replace(self, seed=seed, seed_in_file=True)
+        return self
 
     def design_hash(self) -> str:
         return hashlib.sha256(self.design_json().encode()).hexdigest()

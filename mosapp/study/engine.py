@@ -233,6 +233,7 @@ class StudyEngine:
             raise StudyError(f'The study "{name}" is not in {self.store.label}; {hint} first.')
         if row.prepared_at is None:
             raise StudyError(f'The study "{name}" is not fully prepared (an earlier prepare stopped); {hint}.')
+        self.definition = self.definition.with_stored_seed(row.design_json)
         if row.design_json != self.definition.design_json():
             raise StudyError(f'The study file of "{name}" changed since it was prepared; {hint} again.')
         self._study_id = row.id

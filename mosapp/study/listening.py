@@ -178,7 +178,7 @@ def prepared_state(engine: StudyEngine) -> str | None:
             return NOT_PREPARED
         if row.prepared_at is None:
             return "The stimuli of this study are only partly prepared (an earlier run stopped)."
-        if row.design_json != d.design_json():
+        if row.design_json != d.with_stored_seed(row.design_json).design_json():
             return "The study file changed since its stimuli were prepared."
     return None
 

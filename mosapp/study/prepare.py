@@ -342,6 +342,8 @@ def render_task(task: RenderTask) -> tuple[np.ndarray, dict]:
 def _sync_design(session, definition: StudyDefinition) -> StudyRow:
     """Create or update the study's rows; refuse a design change once listeners exist."""
     study = session.scalars(select(StudyRow).where(StudyRow.name == definition.name)).one_or_none()
+    if study is not None:
+        definition = definition.with_stored_seed(study.design_json)
     design = definition.design_json()
     now = utcnow()
     if study is None:

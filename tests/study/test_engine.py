@@ -235,3 +235,32 @@ def test_a_read_only_engine_plays_but_does_not_rate(study):
         with pytest.raises(StudyError, match="read-only"):
             engine.start_or_resume("L10")
         assert engine.listener_progress()[0].rated + engine.listener_progress()[0].training_rated == 1
+
+
+def test_a_study_prepared_before_secret_seeds_keeps_its_plans_and_opens(study, tmp_path):
+    """A study whose file names no seed was planned from seed 0 before plan seeds became secret; its database
+    says so, and its listeners keep their plans (the study is not refused as "changed")."""
+    import shutil
+
+    from mosapp.study import open_store
+    from mosapp.study.store import StudyRow
+
+    d = load_study(study)
+    firsts = []
+    for name, text in (("legacy", study.read_text().replace("seed = 11\n", "")),
+                       ("explicit", study.read_text().replace("seed = 11\n", "seed = 0\n"))):
+        folder = tmp_path / name
+        folder.mkdir()
+        db = folder / "dcr.sqlite"
+        shutil.copy(d.database_url.removeprefix("sqlite:///"), db)
+        path = folder / "dcr.toml"
+        path.write_text(text.replace(d.database_url.removeprefix("sqlite:///"), str(db)))
+        mine = load_study(path)
+        with open_store(mine.database_url) as store, store.write() as s:
+            row = s.scalars(select(StudyRow).where(StudyRow.name == mine.name)).one()
+            # What such a study recorded when it was prepared: its plans' seed, 0.
+            row.design_json = dataclasses.replace(mine, seed=0, seed_in_file=True).design_json()
+        with StudyEngine.open(path) as engine, engine.start_or_resume("L9") as session:
+            firsts.append(session.next_trial().sample)
+            assert engine.definition.seed == 0 and engine.definition.seed_in_file  # reproducible: said not blind
+    np.testing.assert_array_equal(firsts[0], firsts[1])  # the legacy study plans as seed 0 always did
