@@ -265,7 +265,7 @@ def test_hostile_decode_options(clips, tmp_path_factory, iterations, phase, devi
 
 
 @settings(FUZZ, max_examples=150)
-@given(option=st.sampled_from([("study report x", "--bootstrap", 0, 100_000), ("study report x", "--min-score", 1, 5),
+@given(option=st.sampled_from([("study report x", "--bootstrap", 0, 100_000), ("study report x", "--min-score", -3, 100),
                                ("study report x", "--max-fraction", 0.0, 1.0),
                                ("study export x", "--min-reference-trials", 1, 1000),
                                ("roundtrip a b", "--fgla-iterations", 0, 1000), ("train --config c", "--steps", 1, 10**7)]),
