@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -63,6 +63,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QStackedWidget,
     QTextEdit,
     QVBoxLayout,
@@ -121,6 +122,23 @@ from mosapp.study.store import open_store
 DEFAULT_STUDY = STUDIES_DIR / "demo.toml"
 #: Playback display refresh.
 POLL_MS = 40
+
+
+class _Pages(QStackedWidget):
+    """The view's pages, sized by the page on screen only: Qt's stack takes the tallest page's
+    height for a width (a MUSHRA screen), so every page scrolled on a laptop screen."""
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 — Qt's name
+        page = self.currentWidget()
+        return page.heightForWidth(width) if page is not None else -1
+
+    def sizeHint(self) -> QSize:  # noqa: N802 — Qt's name
+        page = self.currentWidget()
+        return page.sizeHint() if page is not None else super().sizeHint()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 — Qt's name
+        page = self.currentWidget()
+        return page.minimumSizeHint() if page is not None else super().minimumSizeHint()
 
 
 def user_data_folder() -> Path:
@@ -322,7 +340,7 @@ class ListenView(QWidget):
 
     # ------------------------------------------------------------------ building
     def _build(self) -> None:
-        self.pages = QStackedWidget()
+        self.pages = _Pages()
         self.pages.addWidget(self._build_start())
         self.pages.addWidget(self._build_instructions())
         self.pages.addWidget(self._build_trial())
@@ -533,7 +551,13 @@ class ListenView(QWidget):
         return self.pages.currentIndex()
 
     def _show_page(self, index: int) -> None:
+        # Only the page on screen sets the size the pages need (else the tallest, a MUSHRA
+        # screen, makes every page scroll on a laptop screen).
+        for i in range(self.pages.count()):
+            policy = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
+            self.pages.widget(i).setSizePolicy(policy, policy)
         self.pages.setCurrentIndex(index)
+        self.pages.updateGeometry()
         if index in (self.PAGE_TRIAL, self.PAGE_MUSHRA, self.PAGE_CCR):
             self._timer.start()
         else:

@@ -415,6 +415,20 @@ app.primaryScreen().grabWindow(0).save(str(out / f"wm-{name}-low.png"), "PNG")
 window.showNormal()
 pump(1.5)
 found += problems("normal size")
+window.showMaximized()
+pump(1.0)
+listen = window.views["Listen"]
+window.tabs.setCurrentWidget(listen)
+pump(1.0)
+app.primaryScreen().grabWindow(0).save(str(out / f"wm-{name}-listen.png"), "PNG")
+for control in listen.start_controls:
+    if control.isVisibleTo(listen):
+        where = QRect(control.mapToGlobal(control.rect().topLeft()), control.size())
+        if not screen.contains(where):
+            found.append(f"listen: {control.objectName() or type(control).__name__} at {where} is off the screen")
+print("checked listen", sum(line.startswith("listen") for line in found), flush=True)
+# The start page fits: it does not scroll because a taller page (a MUSHRA screen) exists.
+print("listen scrolls", listen.pages_scroll.verticalScrollBar().isVisible(), flush=True)
 for line in found:
     print("problem", line, flush=True)
 window.close()
@@ -439,8 +453,9 @@ def test_every_colour_bar_tick_and_title_is_on_screen_and_whole_at_each_screen_s
     lines = out.stdout.splitlines()
     assert "fits True" in lines, out.stdout
     assert "lattice two-band codec lattice" in lines  # the default codec (sgc-12) codes two bands
-    for stage in ("first", "codec lattice", "back to Hann 2048", "low-frequency mode", "normal size"):
+    for stage in ("first", "codec lattice", "back to Hann 2048", "low-frequency mode", "normal size", "listen"):
         assert f"checked {stage} 0" in lines, "\n".join(line for line in lines if line.startswith("problem"))
+    assert "listen scrolls False" in lines
     assert "closed" in lines and "Traceback" not in out.stderr
-    for shot in (f"wm-{name}-screen", f"wm-{name}-lattice", f"wm-{name}-low"):
+    for shot in (f"wm-{name}-screen", f"wm-{name}-lattice", f"wm-{name}-low", f"wm-{name}-listen"):
         assert colours(SCREENSHOTS / f"{shot}.png") > 20, shot
