@@ -555,7 +555,9 @@ class ListenView(QWidget):
         # screen, makes every page scroll on a laptop screen).
         for i in range(self.pages.count()):
             policy = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
-            self.pages.widget(i).setSizePolicy(policy, policy)
+            page = self.pages.widget(i)
+            if page is not None:
+                page.setSizePolicy(policy, policy)
         self.pages.setCurrentIndex(index)
         self.pages.updateGeometry()
         if index in (self.PAGE_TRIAL, self.PAGE_MUSHRA, self.PAGE_CCR):
