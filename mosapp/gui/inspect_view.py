@@ -319,6 +319,7 @@ class InspectView(QWidget):
             shortcut.activated.connect(slot)
         self._set_busy(False)
         self._update_playback_controls()
+        self._enable_level_spins()
 
     # ------------------------------------------------------------------ building
 
@@ -959,7 +960,14 @@ class InspectView(QWidget):
         """The spectrogram panes (something to draw) or the hint that says how to get there."""
         self.panes.setVisible(on)
         self.empty_hint.setVisible(not on)
+        self._enable_level_spins()
 
+    def _enable_level_spins(self) -> None:
+        """Automatic floor / top describe the picture on screen: with none (a file just opened, its
+        original not drawn yet) they are greyed out rather than show the previous file's levels."""
+        on = self.panes.pair is not None or not self.auto_levels_check.isChecked()
+        for spin in (self.floor_spin, self.top_spin):
+            spin.setEnabled(on)
     def _after_pair(self) -> None:
         pair = self.panes.pair
         if pair is not None:
@@ -1086,6 +1094,7 @@ class InspectView(QWidget):
             self.auto_levels_check.setChecked(auto)
         self.panes.set_level_range(None if auto else floor_db, None if auto else top_db)
         self._sync_level_controls()
+        self._enable_level_spins()
 
     def _on_level_spins(self) -> None:
         floor, top = self.floor_spin.value(), self.top_spin.value()
@@ -1096,6 +1105,7 @@ class InspectView(QWidget):
 
     def _on_auto_levels(self, on: bool) -> None:
         self.set_level_range(None) if on else self._on_level_spins()
+        self._enable_level_spins()
 
     def hold_difference_range(self, range_db: float | None) -> None:
         """Hold the difference's scale at ±``range_db`` dB across runs (None: per pair)."""

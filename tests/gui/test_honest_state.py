@@ -264,10 +264,13 @@ def test_the_level_controls_show_the_new_files_levels_as_soon_as_its_original_is
     shown = []
     for path in (clips["first.wav"], quiet):
         view.open_source(AudioSource(str(path)), run=False)
+        # At once: nothing drawn yet, so the automatic levels claim nothing (greyed out).
+        assert not view.floor_spin.isEnabled() and not view.top_spin.isEnabled()
         wait_for(qapp, lambda: view.panes.original_only and view._preview_worker is None, timeout_s=60)
         floor, top = view.panes.db_bar.levels()
         assert (view.floor_spin.value(), view.top_spin.value()) == (floor, top), path.name
         assert (floor, top) == view.panes.auto_level_range()
+        assert view.floor_spin.isEnabled() and view.top_spin.isEnabled()
         shown.append((floor, top))
     assert shown[1][1] < shown[0][1] - 20  # 34 dB quieter: the controls moved with the bar
 
