@@ -349,13 +349,13 @@ frame = window.frameGeometry().height() - window.geometry().height()
 print("fits", least.width() <= screen.width() and least.height() + frame <= screen.height() - reserved, flush=True)
 window.showMaximized()
 pump(2.0, lambda: window.isMaximized())
-pump(0.5)
+pump(0.3)
 view = window.inspect
 x, rate = sf.read(clip, dtype="float32", always_2d=True)
-x = x.mean(1)[: 4 * rate]
+x = x.mean(1)[: 3 * rate]
 rng = np.random.default_rng(0)
 view.show_arrays(x, (x + 0.003 * rng.standard_normal(x.shape)).astype(np.float32))
-pump(1.0)
+pump(0.5)
 
 def problems(stage):
     panes = view.panes
@@ -395,7 +395,7 @@ def problems(stage):
 
 def settle():
     pump(20.0, lambda: not view.analysing)
-    pump(1.0)
+    pump(0.4)
 
 found = problems("first")
 window.grab().save(str(out / f"wm-{name}.png"), "PNG")
@@ -413,13 +413,13 @@ settle()
 found += problems("low-frequency mode")
 app.primaryScreen().grabWindow(0).save(str(out / f"wm-{name}-low.png"), "PNG")
 window.showNormal()
-pump(1.5)
+pump(1.0)
 found += problems("normal size")
 window.showMaximized()
-pump(1.0)
+pump(0.5)
 listen = window.views["Listen"]
 window.tabs.setCurrentWidget(listen)
-pump(1.0)
+pump(0.5)
 app.primaryScreen().grabWindow(0).save(str(out / f"wm-{name}-listen.png"), "PNG")
 for control in listen.start_controls:
     if control.isVisibleTo(listen):
