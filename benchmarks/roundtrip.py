@@ -209,10 +209,9 @@ def section_memory(minutes: float) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = make_long_stereo(minutes, folder)
         for extra, label in (([], "mono mix-down (default)"), (["--per-channel"], "per channel (2 x)")):
-            # --max-memory: the CLI's up-front estimate is a ceiling check, far above what is used;
-            # the peak RSS measured here is the figure.
+            # The default memory ceiling (2 GiB) admits this file: the peak RSS measured here is the figure.
             cmd = [sys.executable, "-m", "mosapp", "roundtrip", path, os.path.join(folder, "out.wav"),
-                   "--visqol", "off", "--progress", "off", "--device", "cpu", "--max-memory", "32G", *extra]
+                   "--visqol", "off", "--progress", "off", "--device", "cpu", *extra]
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
             run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)

@@ -271,6 +271,16 @@ DECODE_BYTES_PER_SAMPLE = {"spectrogram": 240, "waveform": 48}
 ENCODE_BYTES_PER_SAMPLE = {"spectrogram": 120, "waveform": 48}
 
 
+#: The round trip works block by block (no whole image): what it holds per pipeline sample (the
+#: samples, the output, the metrics' tiles), per further channel (channels run one after the other), and per
+#: sample of the source file (reading and writing it). A 10-minute stereo file peaked at 1.37 GiB with the
+#: program itself (about 0.4 GB), mono mix-down or per channel (benchmarks/roundtrip.py, issue 29): these
+#: give 1.7 GB and 1.9 GB, under the default ceiling.
+ROUNDTRIP_BYTES_PER_SAMPLE = 48
+ROUNDTRIP_BYTES_PER_EXTRA_CHANNEL = 8
+ROUNDTRIP_BYTES_PER_SOURCE_SAMPLE = 8
+
+
 def _kind(codec: Codec) -> str:
     return "spectrogram" if isinstance(codec, SpectrogramCodec) or codec.family in ("sgc", "msillm") else "waveform"
 
@@ -316,8 +326,8 @@ def run_roundtrip(in_path: str, out_path: str, args: argparse.Namespace) -> int:
     info = _check_input_header(in_path, max_seconds=None, what="")
     n = (2 * info.frames * PIPELINE_SAMPLE_RATE + info.sample_rate) // (2 * max(info.sample_rate, 1))
     channels = 1 if config.mono else info.channels
-    require(n * channels * (ENCODE_BYTES_PER_SAMPLE["spectrogram"] + DECODE_BYTES_PER_SAMPLE["spectrogram"])
-            + _restore_bytes(n, channels, info),
+    require(n * (ROUNDTRIP_BYTES_PER_SAMPLE + ROUNDTRIP_BYTES_PER_EXTRA_CHANNEL * (channels - 1))
+            + ROUNDTRIP_BYTES_PER_SOURCE_SAMPLE * info.frames * info.channels,
             f"The round trip of {in_path} ({info.frames / max(info.sample_rate, 1) / 60:.1f} minutes)")
     with _native_stderr_silenced():
         audio = read_audio(in_path, sample_rate=PIPELINE_SAMPLE_RATE, mono=config.mono)
