@@ -102,6 +102,10 @@ def _interval(low: float | None, high: float | None) -> str:
     return f"[{low:.2f}, {high:.2f}]"
 
 
+#: How a study without a database yet begins its message: a first step, not an error (shown as a hint).
+NO_RATINGS_YET = "No ratings yet."
+
+
 def _open_existing(url: str) -> Store:
     """Open a study database for reading (read-only when the file or its folder cannot be written)."""
     u = make_url(url)
@@ -109,8 +113,9 @@ def _open_existing(url: str) -> Store:
     if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
         p = Path(u.database)
         if not p.exists():
-            raise StudyError(f"The study database {p} does not exist yet: prepare the study (Listen tab or "
-                             f"`mosapp study prepare`) and rate some trials first.")
+            raise StudyError(f"{NO_RATINGS_YET} The study database {p} does not exist yet: prepare the study "
+                             f"(Listen tab, or `mosapp study prepare` with --db at that path) and rate some trials "
+                             f"first.")
         readonly = not (os.access(p, os.W_OK) and os.access(p.parent, os.W_OK))
     return open_store(url, create=False, readonly=readonly)
 
@@ -521,7 +526,7 @@ class ResultsView(QWidget):
         self.report = None
         self._set_actions(False)
         self._clear()
-        self._message(message, error=True)
+        self._message(message, error=not message.startswith(NO_RATINGS_YET))
         self.failed.emit(message)
 
     def _clear(self) -> None:
@@ -864,7 +869,9 @@ class ResultsView(QWidget):
         if written is None:
             return None
         out, paths = written
-        self._message(f"Wrote {paths[0].name} and {paths[1].name} to {out}.")
+        screening = paths[1].with_name(paths[1].name.replace("-export-summary.csv", "-export-screening.csv"))
+        names = [p.name for p in (*paths, screening) if p.is_file()]
+        self._message(f"Wrote {', '.join(names[:-1])} and {names[-1]} to {out}.")
         return paths
 
     def write_report_files(self, folder: str | os.PathLike[str] | None = None) -> dict[str, Path] | None:
