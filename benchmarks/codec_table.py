@@ -52,8 +52,8 @@ def default_codecs() -> list[str]:
     sgc_rates = sorted({round(name_kbps(n)) for n in sgc if name_kbps(n)})
     rates = sorted(set(sgc_rates) | {6, 12, 16, 24})
     out = sgc + [n for n in ("sgc-thesis-12",) if n in names] + ["pghi-only", "pghi-only-two-band"]
-    for fam, ok in (("opus", lambda r: r >= 6), ("mp3", lambda r: r >= 8)):
-        out += [f"{fam}-{r}" for r in rates if ok(r)]
+    out += [f"opus-{r}" for r in rates if f"opus-{r}" in names]
+    out += [n for n in names if n.startswith("mp3-") and float(n.split("-")[1]) <= max(rates)]
     out += [f"avif-{r}" for r in sgc_rates] + ["webp-12", "jpeg-12"]
     return out
 
