@@ -82,7 +82,7 @@ def _uninterrupted_and_killed(tmp_path: Path, args: list[object]) -> tuple[list[
     for _ in range(30):
         proc = subprocess.Popen([*MOSAPP, "evaluate", *map(str, args), "--out", str(killed)], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rng.uniform(1.0, 7.0))
+        time.sleep(rng.uniform(0.5, 4.0))
         if proc.poll() is not None:
             break  # it finished before this kill
         os.killpg(proc.pid, signal.SIGKILL)  # the whole run: the command and its cluster's worker processes
@@ -98,11 +98,13 @@ def _uninterrupted_and_killed(tmp_path: Path, args: list[object]) -> tuple[list[
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_ten_times_then_resume_gives_the_uninterrupted_rows(tmp_path):
-    music = _music(tmp_path / "music", 6, 3.0)
-    args = [music, "--codecs", "opus-12", "mp3-16", "aac-24", "--excerpt-seconds", "1.5", "--excerpts-per-file", "2",
+    # Enough pairs (108) that ten kills, each 0.5-4 s after a start (of which the cluster's start takes about 2),
+    # land before the end even on an idle machine.
+    music = _music(tmp_path / "music", 6, 6.0)
+    args = [music, "--codecs", "opus-12", "mp3-16", "aac-24", "--excerpt-seconds", "1.5", "--excerpts-per-file", "6",
             "--metrics", "mel_distance", "low_band_distance_db", "--workers", "2"]
     whole, resumed = _uninterrupted_and_killed(tmp_path, args)
-    assert len(whole) == 6 * 2 * 3
+    assert len(whole) == 6 * 6 * 3
     keys = [(r["clip"], r["start_s"], r["codec"]) for r in resumed]
     assert len(keys) == len(set(keys))  # no pair twice
     assert resumed == whole
@@ -222,7 +224,9 @@ def test_ctrl_c_stops_within_a_second_and_keeps_what_finished(tmp_path):
     proc = subprocess.Popen([*MOSAPP, "evaluate", str(music), "--codecs", "opus-12", "mp3-16", "--out", str(out),
                              "--excerpt-seconds", "1", "--excerpts-per-file", "20", "--metrics", "mel_distance",
                              "--workers", "2", "--progress", "off"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            # A run started in the background inherits SIGINT ignored; a terminal's command does not.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     db = out / "pairs.sqlite"
     import sqlite3

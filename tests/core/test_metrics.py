@@ -421,7 +421,7 @@ def test_every_metric_is_registered_once_with_a_unit_a_direction_and_a_sentence(
     assert set(metrics.SIGNAL_METRIC_NAMES) < set(metrics.METRICS)
     for name, m in metrics.METRICS.items():
         assert m.name == name and m.direction in ("higher", "lower") and m.definition.endswith(".")
-        assert m.inputs in ("signals", "bytes", "magnitude") and callable(m.function)
+        assert m.inputs in ("signals", "bytes", "magnitude", "sets") and callable(m.function)
     # The round trip's fields and the band figures are registry names.
     assert set(Metrics().as_dict()) <= set(metrics.METRICS)
     assert set(metrics.BAND_METRIC_NAMES) <= set(metrics.SIGNAL_METRIC_NAMES)

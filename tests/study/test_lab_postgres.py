@@ -131,7 +131,9 @@ def test_ten_stations_enrol_at_the_same_instant_and_no_rating_is_lost_or_duplica
 def test_status_watch_shows_a_station_that_enrols_meanwhile(station_file, monkeypatch):
     monkeypatch.setenv("MOSAPP_LAB_PASSWORD", LAB_PASSWORD)
     proc = subprocess.Popen([sys.executable, "-m", "mosapp", "study", "status", str(station_file), "--json",
-                             "--watch", "0.5"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--watch", "0.5"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # A suite started in the background hands its children SIGINT ignored; Ctrl+C needs it.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = json.loads(proc.stdout.readline())
         assert "W1" not in {p["listener"] for p in first["progress"]}
