@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from mosapp.core.audio import Audio, AudioInfo, mix_down, resample
+from mosapp.core.audio import Audio, AudioInfo, probe_audio, resample
+from mosapp.core.audio import read_excerpt as read_excerpt_of_file
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.core.errors import AudioError, MosappError
 
@@ -90,26 +90,15 @@ def durations_estimated(path: str) -> bool:
 
 
 def _duration_s(path: str) -> float:
-    """The file's length from its header (libsndfile), without decoding it.
+    """The file's length from its header (:func:`mosapp.core.audio.probe_audio`), without decoding it.
 
     Raises:
-        AudioError: the file cannot be opened as audio.
+        AudioError: the file cannot be opened as audio, or holds no samples.
     """
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{path} does not exist.")
-    if not p.is_file():
-        raise AudioError(f"{path} is not a regular file.")
-    if p.stat().st_size == 0:
-        raise AudioError(f"{path} is empty (0 bytes).")
-    try:
-        info = sf.info(path)
-    except (sf.SoundFileError, RuntimeError, ValueError, OSError, EOFError, TypeError) as exc:
-        reason = str(exc).split(":")[-1].strip() or type(exc).__name__
-        raise AudioError(f"{path} cannot be read as audio ({reason}).") from None
-    if info.frames <= 0 or info.samplerate <= 0:
+    info = probe_audio(path)
+    if info.frames <= 0 or info.sample_rate <= 0:
         raise AudioError(f"{path} holds no audio samples.")
-    return float(info.frames) / float(info.samplerate)
+    return info.frames / info.sample_rate
 
 
 def excerpt_starts(clip: str, duration_s: float, seconds: float, count: int, seed: int) -> list[float]:
@@ -234,35 +223,24 @@ def plan_excerpts(inputs: list[str], *, excerpt_seconds: float | None = None, ex
 
 
 def read_excerpt(excerpt: Excerpt) -> Audio:
-    """The excerpt's samples: float32 ``(1, n)`` mono at the pipeline rate, read by seeking.
+    """The excerpt's samples: float32 ``(1, n)`` mono at the pipeline rate, read by seeking
+    (:func:`mosapp.core.audio.read_excerpt`).
 
     Raises:
         AudioError: the file cannot be read, holds non-finite samples, or ends before the excerpt.
     """
-    path = excerpt.path
-    try:
-        with sf.SoundFile(path) as f:
-            rate = int(f.samplerate)
-            first = int(round(excerpt.start_s * rate))
-            count = int(round(excerpt.seconds * rate))
-            if first:
-                f.seek(first)
-            block = f.read(frames=-1 if excerpt.to_end else count, dtype="float32", always_2d=True)
-            channels = int(f.channels)
-    except (sf.SoundFileError, RuntimeError, ValueError, OSError, EOFError, TypeError) as exc:
-        reason = str(exc).split(":")[-1].strip() or type(exc).__name__
-        raise AudioError(f"{path} cannot be read as audio ({reason}).") from None
-    if block.shape[0] < count - 1 and not (excerpt.to_end and block.shape[0] > 0):
-        raise AudioError(f"{path} ends at {(first + block.shape[0]) / rate:.2f} s, before the excerpt's end at "
-                         f"{excerpt.start_s + excerpt.seconds:.2f} s.")
-    if not np.isfinite(block).all():
-        raise AudioError(f"{path} holds NaN or infinite samples between {excerpt.start_s:g} s and "
-                         f"{excerpt.start_s + excerpt.seconds:g} s.")
-    samples = mix_down(np.ascontiguousarray(block.T)) if channels > 1 else np.ascontiguousarray(block.T)
-    if rate != PIPELINE_SAMPLE_RATE:
-        samples = resample(samples, rate, PIPELINE_SAMPLE_RATE)
+    # A whole file reads a little past its header's length: what is there, to its real end.
+    length = excerpt.seconds + (HEADER_SLACK_S if excerpt.to_end else 0.0)
+    audio = read_excerpt_of_file(excerpt.path, excerpt.start_s, length, mono=True)
+    rate = audio.sample_rate
+    if not excerpt.to_end and audio.samples.shape[1] < int(round(excerpt.seconds * rate)) - 1:
+        raise AudioError(f"{excerpt.path} ends at {excerpt.start_s + audio.samples.shape[1] / rate:.2f} s, before the "
+                         f"excerpt's end at {excerpt.start_s + excerpt.seconds:.2f} s.")
+    if audio.samples.shape[1] == 0:
+        raise AudioError(f"{excerpt.path} holds no samples from {excerpt.start_s:g} s on.")
+    samples = audio.samples if rate == PIPELINE_SAMPLE_RATE else resample(audio.samples, rate, PIPELINE_SAMPLE_RATE)
     samples = np.ascontiguousarray(samples, dtype=np.float32)
-    info = AudioInfo(path=path, sample_rate=PIPELINE_SAMPLE_RATE, channels=1, frames=samples.shape[1],
+    info = AudioInfo(path=excerpt.path, sample_rate=PIPELINE_SAMPLE_RATE, channels=1, frames=samples.shape[1],
                      subtype="FLOAT", format="WAV")
     return Audio(samples=samples, sample_rate=PIPELINE_SAMPLE_RATE, info=info)
 

@@ -253,24 +253,30 @@ class PyAvCodec(ClassicCodec):
         extradata = header_params.hex_bytes(encoded, "extradata", 64 if self.needs_extradata else 0, default="")
         return rate, delay, extradata
 
-    def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
+    def _open_decoder(self, encoded: Encoded) -> tuple[Any, Any, list[bytes], int, int, int]:
+        """(av, the decoder context, the packets, the coded rate, the delay, the samples needed at that
+        rate), the packet count checked before decoding: every packet decodes to a frame, so this bounds
+        the memory."""
         rate, delay, extradata = self.check_stream(encoded)
         av = self._require()
         packets = unpack_packets(encoded.payload, self.name)
-        at_rate = (2 * encoded.n_samples * rate + PIPELINE_SAMPLE_RATE) // (2 * PIPELINE_SAMPLE_RATE)
-        most = -(-(at_rate + delay) // self.frame_samples(rate)) + self.FLUSH_PACKETS
+        needed = (2 * encoded.n_samples * rate + PIPELINE_SAMPLE_RATE) // (2 * PIPELINE_SAMPLE_RATE)
+        most = -(-(needed + delay) // self.frame_samples(rate)) + self.FLUSH_PACKETS
         if len(packets) > most:
-            # Checked before decoding: every packet decodes to a frame, so this bounds the memory.
             raise InvalidStreamError(
                 f"the {self.name} payload holds {len(packets)} packets, more than the {most} that "
                 f"{encoded.n_samples} samples need"
             )
-        channels = encoded.channels
         ctx = av.CodecContext.create(self._decoder_name(av), "r")
         ctx.sample_rate = rate
-        ctx.layout = "mono" if channels == 1 else "stereo"
+        ctx.layout = "mono" if encoded.channels == 1 else "stereo"
         if extradata:
             ctx.extradata = extradata
+        return av, ctx, packets, rate, delay, needed
+
+    def decode(self, encoded: Encoded, config: PipelineConfig) -> np.ndarray:
+        av, ctx, packets, rate, delay, needed = self._open_decoder(encoded)
+        channels = encoded.channels
         parts: list[np.ndarray] = []
         try:
             for i, data in enumerate(packets):
@@ -285,7 +291,6 @@ class PyAvCodec(ClassicCodec):
         if not parts or any(p.shape[0] != channels for p in parts):
             raise BitstreamError(f"The {self.name} payload does not decode to {channels} channel(s).")
         y = np.concatenate(parts, axis=1)[:, delay:]
-        needed = (2 * encoded.n_samples * rate + PIPELINE_SAMPLE_RATE) // (2 * PIPELINE_SAMPLE_RATE)
         if y.shape[1] < needed:
             raise BitstreamError(
                 f"The {self.name} payload decodes to {y.shape[1]} samples, fewer than the {needed} its header promises."
@@ -304,22 +309,8 @@ class PyAvCodec(ClassicCodec):
         Raises (while iterating):
             BitstreamError, InvalidStreamError: as :meth:`decode`.
         """
-        rate, delay, extradata = self.check_stream(encoded)
-        av = self._require()
-        packets = unpack_packets(encoded.payload, self.name)
-        needed = (2 * encoded.n_samples * rate + PIPELINE_SAMPLE_RATE) // (2 * PIPELINE_SAMPLE_RATE)
-        most = -(-(needed + delay) // self.frame_samples(rate)) + self.FLUSH_PACKETS
-        if len(packets) > most:
-            raise InvalidStreamError(
-                f"the {self.name} payload holds {len(packets)} packets, more than the {most} that "
-                f"{encoded.n_samples} samples need"
-            )
+        av, ctx, packets, rate, delay, needed = self._open_decoder(encoded)
         channels = encoded.channels
-        ctx = av.CodecContext.create(self._decoder_name(av), "r")
-        ctx.sample_rate = rate
-        ctx.layout = "mono" if channels == 1 else "stereo"
-        if extradata:
-            ctx.extradata = extradata
         decoded = 0
 
         def at_rate() -> Iterator[np.ndarray]:
