@@ -240,7 +240,9 @@ class EvaluationView(QWidget):
                     line = pg.InfiniteLine(pos=s.mean, angle=0, pen=pg.mkPen(colours[-1 - (ref_i % 2)], width=1.5,
                                                                              style=Qt.PenStyle.DashLine),
                                            label=f"{c} (no bitrate of its own): {s.mean:.3g}",
-                                           labelOpts={"position": 0.02, "color": (60, 60, 60),
+                                           # staggered along the line, so two lines close together
+                                           # keep their labels apart
+                                           labelOpts={"position": 0.02 + 0.3 * (ref_i % 3), "color": (60, 60, 60),
                                                       "anchors": [(0, 1), (0, 1)]})
                     self.plot.addItem(line)
                     ref_i += 1
