@@ -112,7 +112,8 @@ class FrequencyAxis(pg.AxisItem):
         # Labelled: 1-2-5 per decade on a wide span, 1-2-3-5 on a narrower one, every step when
         # zoomed in further; the rest are unlabelled minor ticks.
         labelled = (1, 2, 5) if decades > 1.6 else (1, 2, 3, 5) if decades > 0.8 else tuple(range(1, 10))
-        major, minor = [], []
+        major: list[float] = []
+        minor: list[float] = []
         for decade in range(int(math.floor(minVal)) - 1, int(math.ceil(maxVal)) + 1):
             for m in range(1, 10):
                 hz = m * 10.0 ** decade
