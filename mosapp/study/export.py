@@ -42,6 +42,7 @@ from mosapp.study.store import (
     StudyRow,
     TrialItemRow,
     TrialRow,
+    metric_value,
 )
 
 #: Exports and reports are as private as the database they come from (0600).
@@ -207,7 +208,7 @@ def ratings_frame(store: Store, definition: StudyDefinition, *, include_training
             score.value, score.given_at.label("rated_at"), score.response_time_s,
             score.listening_time_s, score.plays_sample, score.plays_reference,
             ConditionRow.nominal_kbps, StimulusRow.payload_kbps, StimulusRow.loudness_lufs, StimulusRow.gain_db,
-            *(getattr(StimulusRow, m) for m in METRIC_COLUMNS),
+            *(metric_value(m) for m in METRIC_COLUMNS),
             *((TrialItemRow.slot, TrialRow.processed_first) if items else ()),
         ).select_from(score)
         if items:  # a trial's items are what was rated, each its own stimulus
@@ -269,7 +270,7 @@ def condition_table(store: Store, definition: StudyDefinition) -> pd.DataFrame:
         study_id = _study_id(s, definition.name, store)
         rows = s.execute(
             select(ConditionRow.name, ConditionRow.is_reference, ConditionRow.nominal_kbps, ConditionRow.position,
-                   StimulusRow.payload_kbps, *(getattr(StimulusRow, m) for m in METRIC_COLUMNS))
+                   StimulusRow.payload_kbps, *(metric_value(m) for m in METRIC_COLUMNS))
             .outerjoin(StimulusRow, StimulusRow.condition_id == ConditionRow.id)
             .where(ConditionRow.study_id == study_id, ConditionRow.in_plan.is_(True))
         ).all()

@@ -46,6 +46,7 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pyloudnorm
@@ -60,7 +61,7 @@ from mosapp.core.job import Progress, drive
 from mosapp.evaluation.engine import Engine
 from mosapp.evaluation.evaluate import align_and_trim, estimate_delay, measure_steps
 from mosapp.evaluation.results import write_float_wav
-from mosapp.study.definition import METRIC_NAMES, REFERENCE, ClipSpec, StudyDefinition
+from mosapp.study.definition import REFERENCE, ClipSpec, StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.store import (
     ClipRow,
@@ -72,11 +73,9 @@ from mosapp.study.store import (
     TrialRow,
     _sqlite_file,
     utcnow,
+    write_stimulus_metrics,
 )
 
-#: Stimulus columns of the database that hold metrics (filled from ``render_stimulus``'s facts):
-#: the registry's :data:`mosapp.core.metrics.STUDY_METRIC_NAMES`.
-METRIC_COLUMNS = METRIC_NAMES
 #: Bumped when rendering changes in a way the key would not otherwise see.
 RENDER_VERSION = 1
 #: Largest codec delay the alignment looks for.
@@ -276,29 +275,56 @@ def _restrict_database(store: Store) -> None:
             _restrict(p, FILE_MODE)
 
 
-def render_stimulus(excerpt: np.ndarray, condition: str, definition: StudyDefinition, device: str) -> tuple[np.ndarray, dict]:
-    """Render one stimulus: (samples float32 ``(channels, n)`` normalised, facts for the database)."""
-    t0 = time.perf_counter()
-    facts: dict = {"payload_kbps": None, "delay_samples": 0}
+@dataclass(frozen=True)
+class RenderedStimulus:
+    """What rendering one stimulus measured: the facts its database row holds (never a file's).
+
+    Attributes:
+        sample_rate, channels, n_samples: the normalised audio's shape.
+        loudness_lufs: BS.1770 loudness before normalisation; ``gain_db`` the gain that normalised it.
+        peak_dbfs: the normalised audio's peak (None: silent).
+        payload_kbps: the codec's payload bitrate (None: the reference).
+        delay_samples: the codec delay undone by alignment.
+        metrics: every metric the study asks for, by registry name (None: not finite, or the reference).
+        render_seconds: how long rendering took.
+    """
+
+    sample_rate: int
+    channels: int
+    n_samples: int
+    loudness_lufs: float
+    gain_db: float
+    peak_dbfs: float | None
+    payload_kbps: float | None
+    delay_samples: int
+    metrics: dict[str, float | None]
+    render_seconds: float
+
+
+def _coded(excerpt: np.ndarray, condition: str, definition: StudyDefinition,
+           device: str) -> tuple[np.ndarray, float | None, int, dict[str, float | None]]:
+    """The excerpt through ``condition``'s codec in memory, aligned to the excerpt and scored as the
+    study asks: (decoded samples, payload kbit/s, delay undone, metrics); the reference as it is."""
     if condition == REFERENCE:
-        out = excerpt
-        facts["metrics"] = {m: None for m in definition.metrics}
-    else:
-        config = replace(definition.pipeline, device=device)
-        stored: dict[str, float | None] = {}
+        return excerpt, None, 0, {m: None for m in definition.metrics}
+    config = replace(definition.pipeline, device=device)
+    stored: dict[str, float | None] = {}
 
-        def scorer(reference: np.ndarray, decoded: np.ndarray) -> Generator[Progress, None, dict[str, float]]:
-            yield Progress("metrics", 0, 1, detail=", ".join(definition.metrics))
-            stored.update(stimulus_metrics(reference, decoded, definition.metrics, config))
-            return {k: math.nan if v is None else v for k, v in stored.items()}
+    def scorer(reference: np.ndarray, decoded: np.ndarray) -> Generator[Progress, None, dict[str, float]]:
+        yield Progress("metrics", 0, 1, detail=", ".join(definition.metrics))
+        stored.update(stimulus_metrics(reference, decoded, definition.metrics, config))
+        return {k: math.nan if v is None else v for k, v in stored.items()}
 
-        # In memory (a stimulus is audio, not a file), aligned to the excerpt, scored as the study asks.
-        measured = drive(measure_steps(get_codec(condition), excerpt, config, container_file=False, visqol=False,
-                                       scorer=scorer, max_delay_samples=int(MAX_DELAY_S * PIPELINE_SAMPLE_RATE)))
-        out = measured.decoded
-        facts["payload_kbps"] = measured.payload_kbps
-        facts["delay_samples"] = measured.delay_samples
-        facts["metrics"] = stored
+    measured = drive(measure_steps(get_codec(condition), excerpt, config, container_file=False, visqol=False,
+                                   scorer=scorer, max_delay_samples=int(MAX_DELAY_S * PIPELINE_SAMPLE_RATE)))
+    return measured.decoded, measured.payload_kbps, measured.delay_samples, stored
+
+
+def render_stimulus(excerpt: np.ndarray, condition: str, definition: StudyDefinition,
+                    device: str) -> tuple[np.ndarray, RenderedStimulus]:
+    """Render one stimulus: (samples float32 ``(channels, n)`` normalised, what was measured)."""
+    t0 = time.perf_counter()
+    out, payload_kbps, delay_samples, scores = _coded(excerpt, condition, definition, device)
     loudness = integrated_loudness(out)
     if not math.isfinite(loudness):
         raise StudyError(
@@ -308,16 +334,11 @@ def render_stimulus(excerpt: np.ndarray, condition: str, definition: StudyDefini
     gain_db = definition.loudness_lufs - loudness
     out = (out * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
     peak = float(np.max(np.abs(out))) if out.size else 0.0
-    facts.update({
-        "loudness_lufs": loudness,
-        "gain_db": gain_db,
-        "peak_dbfs": 20.0 * math.log10(peak) if peak > 0 else None,
-        "channels": int(out.shape[0]),
-        "n_samples": int(out.shape[1]),
-        "sample_rate": PIPELINE_SAMPLE_RATE,
-        "render_seconds": time.perf_counter() - t0,
-    })
-    return out, facts
+    return out, RenderedStimulus(
+        sample_rate=PIPELINE_SAMPLE_RATE, channels=int(out.shape[0]), n_samples=int(out.shape[1]),
+        loudness_lufs=loudness, gain_db=gain_db, peak_dbfs=20.0 * math.log10(peak) if peak > 0 else None,
+        payload_kbps=payload_kbps, delay_samples=delay_samples, metrics=scores,
+        render_seconds=time.perf_counter() - t0)
 
 
 @dataclass(frozen=True)
@@ -331,7 +352,7 @@ class RenderTask:
     clip: str
 
 
-def render_task(task: RenderTask) -> tuple[np.ndarray, dict]:
+def render_task(task: RenderTask) -> tuple[np.ndarray, RenderedStimulus]:
     """:func:`render_stimulus` of a :class:`RenderTask` (module level, so Dask workers can import it)."""
     return render_stimulus(task.excerpt, task.condition, task.definition, task.device)
 
@@ -393,6 +414,214 @@ def _sync_design(session, definition: StudyDefinition) -> StudyRow:
     return study
 
 
+def _check_conditions(definition: StudyDefinition) -> list[str]:
+    """The condition names to render, the reference first; refuse one that cannot run here."""
+    cond_names = [REFERENCE] + [c for c in definition.conditions if c != REFERENCE]
+    for name in cond_names[1:]:
+        availability = get_codec(name).availability()
+        if not availability.ok:
+            raise StudyError(f'The condition "{name}" cannot run on this machine: {availability.reason}')
+    return cond_names
+
+
+def _open_folder(folder: Path) -> bool:
+    """Make the stimuli folder (writable); returns whether it is mosapp's to seal (:func:`_seal_folder`).
+
+    Only a folder mosapp made (now, or before: private and holding nothing but stimuli) gets its
+    permissions and times set; ``stimuli_dir = "/tmp"`` or "." is used as it is, never chmodded."""
+    ours = not folder.exists() or _stimuli_only(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"The stimuli folder {folder} cannot be created ({exc.strerror or exc}).") from None
+    if not os.access(folder, os.W_OK):
+        raise StudyError(f"The stimuli folder {folder} is read-only; give mosapp write access to it.")
+    return ours
+
+
+def _excerpts_and_keys(definition: StudyDefinition, cond_names: list[str]
+                       ) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], str]]:
+    """Every clip's excerpt and every (clip, condition)'s :func:`render_key` (cheap: nothing is
+    rendered), so a change that would alter rated audio can be refused up front."""
+    sources: dict[Path, np.ndarray] = {}
+    excerpts: dict[str, np.ndarray] = {}
+    keys: dict[tuple[str, str], str] = {}
+    gold_conditions: dict[str, set[str]] = {}
+    for g in definition.gold:
+        gold_conditions.setdefault(g.clip, set()).add(g.condition)
+    for clip in definition.clips:
+        try:
+            seek = _seek_excerpt(clip, definition.pipeline.mono)
+            if seek is None and clip.path not in sources:
+                sources[clip.path] = read_audio(clip.path, mono=definition.pipeline.mono).samples
+        except MosappError as exc:
+            raise StudyError(f'The clip "{clip.name}" cannot be used: {exc}') from None
+        excerpts[clip.name] = fade(seek, definition.fade_ms) if seek is not None else \
+            excerpt_of(sources[clip.path], clip, definition.fade_ms)
+        names = cond_names if not clip.gold_only else [REFERENCE] + sorted(gold_conditions[clip.name] - {REFERENCE})
+        for name in names:
+            keys[(clip.name, name)] = render_key(excerpts[clip.name], name, definition)
+    return excerpts, keys
+
+
+@dataclass
+class _Preparation:
+    """One prepare run's state once the design is in the database: the keys to render, the rows they
+    go to, and what has been written so far."""
+
+    definition: StudyDefinition
+    store: Store
+    folder: Path
+    keys: dict[tuple[str, str], str]
+    result: PrepareResult
+    study_id: int = 0
+    salt: str = ""
+    clip_ids: dict[str, int] = field(default_factory=dict)
+    cond_ids: dict[str, int] = field(default_factory=dict)
+    #: (clip id, condition id) → (cache key, audio file) as the database held them before this run.
+    existing: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
+    done: int = 0
+
+    def ids(self, clip_name: str, name: str) -> tuple[int, int]:
+        return self.clip_ids[clip_name], self.cond_ids[name]
+
+    def wav(self, clip_name: str, name: str) -> Path:
+        return self.folder / stimulus_file_name(self.salt, self.keys[(clip_name, name)])
+
+    def sync(self) -> None:
+        """The study's rows made or updated (:func:`_sync_design`), its salt drawn, what the database
+        holds read; refuses settings that would change the audio of stimuli listeners have planned."""
+        definition, keys = self.definition, self.keys
+        with self.store.write() as s:
+            study = _sync_design(s, definition)
+            self.study_id = study_id = study.id
+            if study.stimulus_salt is None:
+                study.stimulus_salt = new_salt()
+            self.salt = study.stimulus_salt
+            self.clip_ids = {c.name: c.id for c in s.scalars(select(ClipRow).where(ClipRow.study_id == study_id))}
+            self.cond_ids = {c.name: c.id for c in s.scalars(select(ConditionRow).where(ConditionRow.study_id == study_id))}
+            self.existing = {(r.clip_id, r.condition_id): (r.cache_key, r.audio_file)
+                             for r in s.scalars(select(StimulusRow).where(StimulusRow.study_id == study_id))}
+            changed = [ck for ck, key in keys.items()
+                       if self.ids(*ck) in self.existing and self.existing[self.ids(*ck)][0] != key]
+            missing = [ck for ck in keys if self.ids(*ck) not in self.existing]
+            if changed or missing:
+                study.prepared_at = None  # listeners wait until every stimulus is in place
+            if changed:
+                planned = s.scalar(select(func.count()).select_from(TrialRow).join(
+                    StimulusRow, TrialRow.stimulus_id == StimulusRow.id).where(StimulusRow.study_id == study_id))
+                if planned:
+                    changed_clip, changed_cond = changed[0]
+                    raise StudyError(
+                        f'The study "{definition.name}" already has listeners, and its settings (pipeline, loudness '
+                        f'or metrics) now change the audio of {len(changed)} stimuli (e.g. clip "{changed_clip}", '
+                        f'condition "{changed_cond}"); restore the settings, or save the study under a new name.'
+                    )
+
+    def record(self, clip_name: str, name: str, wav: Path, rendered: RenderedStimulus | None) -> None:
+        """Write the stimulus row of (clip, condition): its key and file, and what rendering measured
+        (None: a cached stimulus, renamed; its measurements stay)."""
+        clip_id, cond_id = self.ids(clip_name, name)
+        with self.store.write() as s:
+            row = s.scalars(select(StimulusRow).where(StimulusRow.clip_id == clip_id,
+                                                      StimulusRow.condition_id == cond_id)).one_or_none()
+            if row is None:
+                row = StimulusRow(study_id=self.study_id, clip_id=clip_id, condition_id=cond_id)
+                s.add(row)
+            row.cache_key, row.audio_file = self.keys[(clip_name, name)], wav.name
+            if rendered is None:
+                return
+            row.sample_rate, row.channels, row.n_samples = rendered.sample_rate, rendered.channels, rendered.n_samples
+            row.payload_kbps = rendered.payload_kbps
+            row.loudness_lufs, row.gain_db = float(rendered.loudness_lufs), float(rendered.gain_db)
+            row.peak_dbfs, row.delay_samples = rendered.peak_dbfs, rendered.delay_samples
+            row.created_at = utcnow()
+            s.flush()
+            write_stimulus_metrics(s, row.id, rendered.metrics)
+
+    def reuse_cached(self, work: list[tuple[str, str]], force: bool) -> Generator[Progress, None, list[tuple[str, str]]]:
+        """Take what the cache holds (renamed to salted names where it was prepared before them);
+        returns the rest, to be rendered."""
+        to_render: list[tuple[str, str]] = []
+        for clip_name, name in work:
+            key, wav = self.keys[(clip_name, name)], self.wav(clip_name, name)
+            old_key, old_file = self.existing.get(self.ids(clip_name, name), ("", ""))
+            cached = False
+            if not force and old_key == key:
+                if old_file != wav.name and (self.folder / old_file).is_file():
+                    # Prepared before salted names: rename it (nothing is rendered again), drop the sidecar.
+                    os.replace(self.folder / old_file, wav)
+                    (self.folder / f"{Path(old_file).stem}.json").unlink(missing_ok=True)
+                cached = wav.is_file()
+            if not cached:
+                to_render.append((clip_name, name))
+                continue
+            self.written.append(wav)
+            if old_file != wav.name:
+                self.record(clip_name, name, wav, None)
+            self.done += 1
+            self.result.reused += 1
+            yield Progress("prepare", self.done, self.result.total, unit="stimuli", detail=f"{clip_name} / {name} (cached)")
+        return to_render
+
+    def render(self, tasks: list[RenderTask], workers: int | None, scheduler: str | None) -> Generator[Progress, None, None]:
+        """Render on the engine (this process, every core, or a Dask cluster), each stimulus written and
+        recorded the moment it arrives, so a stopped prepare keeps what it rendered."""
+        with Engine(workers=workers if len(tasks) > 1 else 0, scheduler=scheduler if tasks else None) as engine:
+            if tasks and not engine.in_process:
+                yield Progress("prepare", self.done, self.result.total, unit="stimuli",
+                               detail=f"rendering on {engine.describe()}")
+            for outcome in engine.map_unordered(render_task, tasks, resources=lambda t: {"GPU": 1}
+                                                if str(t.device).startswith("cuda") else None):
+                clip_name, name = outcome.item.clip, outcome.item.condition
+                if outcome.error is not None:
+                    _raise_render_failure(outcome.error, clip_name, name)
+                assert outcome.result is not None
+                samples, rendered = outcome.result
+                self.store_rendered(clip_name, name, samples, rendered)
+                self.done += 1
+                self.result.rendered += 1
+                yield Progress("prepare", self.done, self.result.total, unit="stimuli", detail=f"{clip_name} / {name}")
+
+    def store_rendered(self, clip_name: str, name: str, samples: np.ndarray, rendered: RenderedStimulus) -> None:
+        """Write a rendered stimulus's file (private, normalised times) and its row; warn of clipping."""
+        wav = self.wav(clip_name, name)
+        write_plain_wav(wav, samples)
+        _restrict(wav, FILE_MODE)
+        _normalise_times(wav)
+        if rendered.peak_dbfs is not None and rendered.peak_dbfs > CLIP_WARN_DBFS:
+            self.result.warnings.append(
+                f'clip "{clip_name}" in condition "{name}" peaks at {rendered.peak_dbfs:+.1f} dBFS after '
+                f"normalising to {self.definition.loudness_lufs:g} LUFS; lower loudness_lufs to avoid clipping on playback."
+            )
+        self.written.append(wav)
+        self.record(clip_name, name, wav, rendered)
+
+    def finish(self, ours: bool) -> None:
+        """Drop stale sidecars, seal the folder and the database file, and mark the study prepared."""
+        # Sidecars of a study prepared before salted names that were not renamed (a stale key).
+        for clip_name, name in self.keys:
+            old = self.existing.get(self.ids(clip_name, name), ("", ""))[1]
+            if old and re.fullmatch(r"[0-9a-f]{64}\.wav", old):
+                (self.folder / f"{Path(old).stem}.json").unlink(missing_ok=True)
+        _seal_folder(self.folder, self.written, ours)
+        _restrict_database(self.store)
+        with self.store.write() as s:
+            prepared = s.get(StudyRow, self.study_id)
+            assert prepared is not None  # made above; a study is never deleted
+            prepared.prepared_at = utcnow()
+
+
+def _raise_render_failure(failure: BaseException, clip_name: str, name: str) -> NoReturn:
+    """A worker's failure as the one sentence a user reads (a bug's exception as it is)."""
+    if isinstance(failure, StudyError):
+        raise StudyError(f'Clip "{clip_name}": {failure}') from None
+    if isinstance(failure, MosappError):
+        raise StudyError(f'Rendering clip "{clip_name}" in condition "{name}" failed: {failure}') from None
+    raise failure
+
+
 def prepare_study(definition: StudyDefinition, store: Store, *, device: str | None = None,
                   force: bool = False, workers: int | None = 0,
                   scheduler: str | None = None) -> Generator[Progress, None, PrepareResult]:
@@ -414,176 +643,28 @@ def prepare_study(definition: StudyDefinition, store: Store, *, device: str | No
     """
     t_start = time.perf_counter()
     device = device or definition.pipeline.device
-    resolved = str(dsp.resolve_device(device))
-    result = PrepareResult(device=resolved)
-    cond_names = [REFERENCE] + [c for c in definition.conditions if c != REFERENCE]
-    for name in cond_names[1:]:
-        availability = get_codec(name).availability()
-        if not availability.ok:
-            raise StudyError(f'The condition "{name}" cannot run on this machine: {availability.reason}')
-    folder = definition.stimuli_dir
-    # Only a folder mosapp made (now, or before: private and holding nothing but stimuli) gets its
-    # permissions and times set; `stimuli_dir = "/tmp"` or "." is used as it is, never chmodded.
-    ours = not folder.exists() or _stimuli_only(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StudyError(f"The stimuli folder {folder} cannot be created ({exc.strerror or exc}).") from None
-    if not os.access(folder, os.W_OK):
-        raise StudyError(f"The stimuli folder {folder} is read-only; give mosapp write access to it.")
-
-    # Pass 1: excerpts and keys (cheap), so a change that would alter rated audio is refused up front.
-    sources: dict[Path, np.ndarray] = {}
-    excerpts: dict[str, np.ndarray] = {}
-    keys: dict[tuple[str, str], str] = {}
-    gold_conditions: dict[str, set[str]] = {}
-    for g in definition.gold:
-        gold_conditions.setdefault(g.clip, set()).add(g.condition)
-    for clip in definition.clips:
-        try:
-            seek = _seek_excerpt(clip, definition.pipeline.mono)
-            if seek is None and clip.path not in sources:
-                sources[clip.path] = read_audio(clip.path, mono=definition.pipeline.mono).samples
-        except MosappError as exc:
-            raise StudyError(f'The clip "{clip.name}" cannot be used: {exc}') from None
-        excerpts[clip.name] = fade(seek, definition.fade_ms) if seek is not None else \
-            excerpt_of(sources[clip.path], clip, definition.fade_ms)
-        names = cond_names if not clip.gold_only else [REFERENCE] + sorted(gold_conditions[clip.name] - {REFERENCE})
-        for name in names:
-            keys[(clip.name, name)] = render_key(excerpts[clip.name], name, definition)
-    sources.clear()
+    result = PrepareResult(device=str(dsp.resolve_device(device)))
+    cond_names = _check_conditions(definition)
+    ours = _open_folder(definition.stimuli_dir)
+    excerpts, keys = _excerpts_and_keys(definition, cond_names)
     result.total = len(keys)
-
-    with store.write() as s:
-        study = _sync_design(s, definition)
-        study_id = study.id
-        if study.stimulus_salt is None:
-            study.stimulus_salt = new_salt()
-        salt = study.stimulus_salt
-        clip_ids = {c.name: c.id for c in s.scalars(select(ClipRow).where(ClipRow.study_id == study_id))}
-        cond_ids = {c.name: c.id for c in s.scalars(select(ConditionRow).where(ConditionRow.study_id == study_id))}
-        existing = {(r.clip_id, r.condition_id): (r.cache_key, r.audio_file)
-                    for r in s.scalars(select(StimulusRow).where(StimulusRow.study_id == study_id))}
-        changed = [(c, k) for (c, k), key in keys.items()
-                   if (clip_ids[c], cond_ids[k]) in existing and existing[(clip_ids[c], cond_ids[k])][0] != key]
-        missing = [ck for ck in keys if (clip_ids[ck[0]], cond_ids[ck[1]]) not in existing]
-        if changed or missing:
-            study.prepared_at = None  # listeners wait until every stimulus is in place
-        if changed:
-            planned = s.scalar(select(func.count()).select_from(TrialRow).join(
-                StimulusRow, TrialRow.stimulus_id == StimulusRow.id).where(StimulusRow.study_id == study_id))
-            if planned:
-                changed_clip, changed_cond = changed[0]
-                raise StudyError(
-                    f'The study "{definition.name}" already has listeners, and its settings (pipeline, loudness '
-                    f'or metrics) now change the audio of {len(changed)} stimuli (e.g. clip "{changed_clip}", '
-                    f'condition "{changed_cond}"); restore the settings, or save the study under a new name.'
-                )
-
+    run = _Preparation(definition, store, definition.stimuli_dir, keys, result)
+    run.sync()
     if ours:
-        _restrict(folder, DIR_MODE)
+        _restrict(run.folder, DIR_MODE)
     yield Progress("prepare", 0, result.total, unit="stimuli")
-    done = 0
     # A random order: the order files are created in (inode numbers, change times) carries nothing.
     work = list(keys)
     secrets.SystemRandom().shuffle(work)
-    written: list[Path] = []
-    to_render: list[tuple[str, str]] = []
-
-    def record(clip_name: str, name: str, wav: Path, facts: dict | None) -> None:
-        ids = (clip_ids[clip_name], cond_ids[name])
-        with store.write() as s:
-            row = s.scalars(select(StimulusRow).where(StimulusRow.clip_id == ids[0],
-                                                      StimulusRow.condition_id == ids[1])).one_or_none()
-            if row is None:
-                row = StimulusRow(study_id=study_id, clip_id=ids[0], condition_id=ids[1])
-                s.add(row)
-            row.cache_key, row.audio_file = keys[(clip_name, name)], wav.name
-            if facts is not None:
-                scores = facts.get("metrics") or {}
-                row.sample_rate, row.channels, row.n_samples = (
-                    int(facts["sample_rate"]), int(facts["channels"]), int(facts["n_samples"]))
-                row.payload_kbps = facts.get("payload_kbps")
-                row.loudness_lufs, row.gain_db = float(facts["loudness_lufs"]), float(facts["gain_db"])
-                row.peak_dbfs, row.delay_samples = facts.get("peak_dbfs"), facts.get("delay_samples")
-                for m in METRIC_COLUMNS:
-                    if hasattr(row, m):
-                        setattr(row, m, scores.get(m))
-                row.created_at = utcnow()
-
-    # What the cache holds (renamed to salted names where it was prepared before them); the rest is rendered.
-    for clip_name, name in work:
-        key = keys[(clip_name, name)]
-        wav = folder / stimulus_file_name(salt, key)
-        old_key, old_file = existing.get((clip_ids[clip_name], cond_ids[name]), ("", ""))
-        cached = False
-        if not force and old_key == key:
-            if old_file != wav.name and (folder / old_file).is_file():
-                # Prepared before salted names: rename it (nothing is rendered again), drop the sidecar.
-                os.replace(folder / old_file, wav)
-                (folder / f"{Path(old_file).stem}.json").unlink(missing_ok=True)
-            cached = wav.is_file()
-        if not cached:
-            to_render.append((clip_name, name))
-            continue
-        written.append(wav)
-        if old_file != wav.name:
-            record(clip_name, name, wav, None)
-        done += 1
-        result.reused += 1
-        yield Progress("prepare", done, result.total, unit="stimuli", detail=f"{clip_name} / {name} (cached)")
-
-    # Rendering: on the engine (this process, every core, or a Dask cluster), each stimulus written and
-    # recorded the moment it arrives, so a stopped prepare keeps what it rendered.
-    tasks = [RenderTask(excerpts[c], n, definition, device, c) for c, n in to_render]
-    with Engine(workers=workers if len(tasks) > 1 else 0, scheduler=scheduler if tasks else None) as engine:
-        if tasks and not engine.in_process:
-            yield Progress("prepare", done, result.total, unit="stimuli", detail=f"rendering on {engine.describe()}")
-        for outcome in engine.map_unordered(render_task, tasks,
-                                            resources=lambda t: {"GPU": 1} if str(t.device).startswith("cuda") else None):
-            task = outcome.item
-            clip_name, name = task.clip, task.condition
-            if outcome.error is not None:
-                failure = outcome.error
-                if isinstance(failure, StudyError):
-                    raise StudyError(f'Clip "{clip_name}": {failure}') from None
-                if isinstance(failure, MosappError):
-                    raise StudyError(f'Rendering clip "{clip_name}" in condition "{name}" failed: {failure}') from None
-                raise failure
-            assert outcome.result is not None
-            samples, facts = outcome.result
-            wav = folder / stimulus_file_name(salt, keys[(clip_name, name)])
-            write_plain_wav(wav, samples)
-            _restrict(wav, FILE_MODE)
-            _normalise_times(wav)
-            if facts.get("peak_dbfs") is not None and facts["peak_dbfs"] > CLIP_WARN_DBFS:
-                result.warnings.append(
-                    f'clip "{clip_name}" in condition "{name}" peaks at {facts["peak_dbfs"]:+.1f} dBFS after '
-                    f"normalising to {definition.loudness_lufs:g} LUFS; lower loudness_lufs to avoid clipping on playback."
-                )
-            written.append(wav)
-            record(clip_name, name, wav, facts)
-            done += 1
-            result.rendered += 1
-            yield Progress("prepare", done, result.total, unit="stimuli", detail=f"{clip_name} / {name}")
-
-    # Sidecars of a study prepared before salted names that were not renamed above (a stale key).
-    for clip_name, name in keys:
-        old = existing.get((clip_ids[clip_name], cond_ids[name]), ("", ""))[1]
-        if old and re.fullmatch(r"[0-9a-f]{64}\.wav", old):
-            (folder / f"{Path(old).stem}.json").unlink(missing_ok=True)
-    _seal_folder(folder, written, ours)
-    _restrict_database(store)
-    with store.write() as s:
-        prepared = s.get(StudyRow, study_id)
-        assert prepared is not None  # made above; a study is never deleted
-        prepared.prepared_at = utcnow()
+    to_render = yield from run.reuse_cached(work, force)
+    yield from run.render([RenderTask(excerpts[c], n, definition, device, c) for c, n in to_render], workers, scheduler)
+    run.finish(ours)
     result.seconds = time.perf_counter() - t_start
     return result
 
 
 __all__ = [
-    "NORMALISED_MTIME", "PrepareResult", "align_and_trim", "estimate_delay", "excerpt_of", "fade",
+    "NORMALISED_MTIME", "PrepareResult", "RenderedStimulus", "align_and_trim", "estimate_delay", "excerpt_of", "fade",
     "integrated_loudness", "new_salt", "prepare_study", "render_key", "render_stimulus", "stimulus_file_name",
     "stimulus_metrics",
 ]

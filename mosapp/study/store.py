@@ -3,7 +3,8 @@
 ::
 
     studies ─┬─ clips ──────┐
-             ├─ conditions ─┴─ stimuli ─┐
+             ├─ conditions ─┴─ stimuli ─┬─ stimulus_metrics (metric, value)
+             │                          │
              └─ listeners ─┬─ trials ───┴─(stimulus, reference)
                            └─ sessions ─── ratings ── (trial: one rating at most)
 
@@ -28,11 +29,12 @@ import importlib.util
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from alembic import command
@@ -51,8 +53,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     inspect,
+    select,
 )
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
@@ -65,6 +69,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from mosapp.study.errors import StudyError
 
@@ -193,18 +198,53 @@ class StimulusRow(Base):
     # Added by revision 0002.
     peak_dbfs: Mapped[float | None] = mapped_column(Float)
     delay_samples: Mapped[int | None] = mapped_column(Integer)
-    mel_distance: Mapped[float | None] = mapped_column(Float)
-    si_sdr_db: Mapped[float | None] = mapped_column(Float)
-    spectral_convergence_db: Mapped[float | None] = mapped_column(Float)
-    visqol: Mapped[float | None] = mapped_column(Float)
-    # Added by revision 0004.
-    low_band_distance_db: Mapped[float | None] = mapped_column(Float)
-    low_band_correlation: Mapped[float | None] = mapped_column(Float)
-    high_band_distance_db: Mapped[float | None] = mapped_column(Float)
-    high_band_correlation: Mapped[float | None] = mapped_column(Float)
+    # Its objective metrics: StimulusMetricRow (one column each from revisions 0002/0004 to 0007).
 
     clip: Mapped[ClipRow] = relationship()
     condition: Mapped[ConditionRow] = relationship()
+
+
+class StimulusMetricRow(Base):
+    """One objective metric of one stimulus (added by revision 0007): a long table, so a new study
+    metric is a registry entry (:data:`mosapp.core.metrics.STUDY_METRIC_NAMES`), not a column.
+
+    A metric not asked for, or not finite, has no row (it reads as NULL/NaN). Rows go with their
+    stimulus (``ON DELETE CASCADE``).
+    """
+
+    __tablename__ = "stimulus_metrics"
+    stimulus_id: Mapped[int] = mapped_column(ForeignKey("stimuli.id", ondelete="CASCADE"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+def metric_value(name: str, stimulus_id: Any = None) -> ScalarSelect[float | None]:
+    """The column expression "metric ``name`` of the stimulus ``stimulus_id``" (default
+    ``StimulusRow.id``) for a ``select()`` over stimuli, labelled ``name``: NULL where it has none."""
+    of = StimulusRow.id if stimulus_id is None else stimulus_id
+    return (select(StimulusMetricRow.value)
+            .where(StimulusMetricRow.stimulus_id == of, StimulusMetricRow.metric == name)
+            .scalar_subquery().label(name))  # type: ignore[return-value]
+
+
+def read_stimulus_metrics(session: Session, stimulus_ids: Iterable[int] | None = None) -> dict[int, dict[str, float]]:
+    """Every stored metric per stimulus id (of ``stimulus_ids``, or all): ``{id: {metric: value}}``;
+    a stimulus without metrics is absent."""
+    q = select(StimulusMetricRow.stimulus_id, StimulusMetricRow.metric, StimulusMetricRow.value)
+    if stimulus_ids is not None:
+        q = q.where(StimulusMetricRow.stimulus_id.in_(list(stimulus_ids)))
+    out: dict[int, dict[str, float]] = {}
+    for stimulus_id, metric, value in session.execute(q.order_by(StimulusMetricRow.stimulus_id,
+                                                                 StimulusMetricRow.metric)):
+        out.setdefault(stimulus_id, {})[metric] = value
+    return out
+
+
+def write_stimulus_metrics(session: Session, stimulus_id: int, values: Mapping[str, float | None]) -> None:
+    """Replace the stored metrics of one stimulus with ``values`` (a None value: no row)."""
+    session.execute(delete(StimulusMetricRow).where(StimulusMetricRow.stimulus_id == stimulus_id))
+    session.add_all(StimulusMetricRow(stimulus_id=stimulus_id, metric=name, value=float(value))
+                    for name, value in values.items() if value is not None)
 
 
 class ListenerRow(Base):
@@ -666,6 +706,7 @@ def schema_revision(store: Store) -> str | None:
 
 __all__ = [
     "Base", "ClipRow", "ConditionRow", "DEFAULT_BUSY_TIMEOUT_S", "ItemRatingRow", "ListenerRow", "RatingRow", "SessionRow", "Store",
-    "StimulusRow", "StudyRow", "TrialItemRow", "TrialRow", "database_error", "describe_url", "expand_url", "head_revision",
-    "open_store", "redact_passwords", "schema_revision", "utcnow",
+    "StimulusMetricRow", "StimulusRow", "StudyRow", "TrialItemRow", "TrialRow", "database_error", "describe_url",
+    "expand_url", "head_revision", "metric_value", "open_store", "read_stimulus_metrics", "redact_passwords",
+    "schema_revision", "utcnow", "write_stimulus_metrics",
 ]

@@ -72,7 +72,9 @@ def test_an_older_database_is_upgraded_and_keeps_its_rows(tmp_path):
         with store.read() as s:
             assert s.scalars(select(StudyRow.title)).all() == ["Old"]
     con = sqlite3.connect(path)
-    assert "visqol" in {r[1] for r in con.execute("PRAGMA table_info(stimuli)")}
+    # Revision 0002 added a column per metric; 0007 moved them into the long table stimulus_metrics.
+    assert "visqol" not in {r[1] for r in con.execute("PRAGMA table_info(stimuli)")}
+    assert {r[1] for r in con.execute("PRAGMA table_info(stimulus_metrics)")} == {"stimulus_id", "metric", "value"}
     con.close()
 
 
@@ -94,7 +96,7 @@ def test_revision_0006_renames_the_bitrate_column_and_keeps_its_values(tmp_path)
     con.commit()
     con.close()
     with open_store(_url(path)) as store:
-        assert schema_revision(store) == head_revision() == "0006"
+        assert schema_revision(store) == head_revision()
         with store.read() as s:
             assert [r.payload_kbps for r in s.scalars(select(StimulusRow).order_by(StimulusRow.id))] == [12.375, None]
     con = sqlite3.connect(path)
@@ -102,6 +104,91 @@ def test_revision_0006_renames_the_bitrate_column_and_keeps_its_values(tmp_path)
     assert "payload_kbps" in columns and "bitrate_kbps" not in columns
     assert con.execute("SELECT COUNT(*) FROM stimuli").fetchone() == (2,)
     con.close()
+
+
+_R6_METRICS = (
+    "INSERT INTO studies (id, name, title, test_type, definition_toml, design_json, created_at) "
+    "VALUES (1, 'old', 'Old', 'acr', '', '{}', '2025-01-01 00:00:00');"
+    "INSERT INTO clips (id, study_id, name, source_file, start_s, length_s, position) "
+    "VALUES (1, 1, 'c', 'c.wav', 0, 1, 0);"
+    "INSERT INTO conditions (id, study_id, name, is_reference, in_plan, nominal_kbps, position) "
+    "VALUES (1, 1, 'opus-12', 0, 1, 12, 0), (2, 1, 'reference', 1, 1, NULL, 1);"
+    "INSERT INTO stimuli (id, study_id, clip_id, condition_id, cache_key, audio_file, sample_rate, channels, "
+    "n_samples, payload_kbps, loudness_lufs, gain_db, created_at, mel_distance, si_sdr_db, visqol, "
+    "high_band_correlation) VALUES "
+    "(1, 1, 1, 1, 'k1', 'a.wav', 44100, 1, 44100, 12.375, -20, -3, '2025-01-01 00:00:00', 1.25, -7.5, NULL, 0.875), "
+    "(2, 1, 1, 2, 'k2', 'b.wav', 44100, 1, 44100, NULL, -20, -3, '2025-01-01 00:00:00', NULL, NULL, NULL, NULL);"
+)
+
+
+def test_revision_0007_moves_the_metric_columns_into_the_long_table(tmp_path):
+    from mosapp.study.store import read_stimulus_metrics
+
+    path = tmp_path / "r6.sqlite"
+    _at_revision(path, "0006")
+    con = sqlite3.connect(path)
+    con.executescript(_R6_METRICS)
+    con.commit()
+    con.close()
+    with open_store(_url(path)) as store, store.read() as s:
+        assert schema_revision(store) == head_revision()
+        # Only the values that were there: a NULL is no row.
+        assert read_stimulus_metrics(s) == {1: {"mel_distance": 1.25, "si_sdr_db": -7.5, "high_band_correlation": 0.875}}
+        assert [r.payload_kbps for r in s.scalars(select(StimulusRow).order_by(StimulusRow.id))] == [12.375, None]
+    con = sqlite3.connect(path)
+    columns = {r[1] for r in con.execute("PRAGMA table_info(stimuli)")}
+    assert not columns & {"mel_distance", "si_sdr_db", "visqol", "low_band_distance_db", "high_band_correlation"}
+    con.close()
+
+
+def test_revision_0007_downgrades_back_to_the_columns(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from mosapp.study.store import _alembic_config
+
+    path = tmp_path / "r6.sqlite"
+    _at_revision(path, "0006")
+    con = sqlite3.connect(path)
+    con.executescript(_R6_METRICS)
+    con.commit()
+    before = con.execute("SELECT id, mel_distance, si_sdr_db, visqol, high_band_correlation FROM stimuli").fetchall()
+    con.close()
+    _at_revision(path, "head")
+    engine = create_engine(_url(path))
+    with engine.begin() as conn:
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+    engine.dispose()
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT id, mel_distance, si_sdr_db, visqol, high_band_correlation FROM stimuli").fetchall() \
+        == before
+    assert "stimulus_metrics" not in {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    con.close()
+
+
+def test_a_stimulus_takes_its_metrics_with_it(tmp_path):
+    from sqlalchemy import delete
+
+    from mosapp.study.store import StimulusMetricRow, read_stimulus_metrics, write_stimulus_metrics
+
+    path = tmp_path / "r6.sqlite"
+    _at_revision(path, "0006")
+    con = sqlite3.connect(path)
+    con.executescript(_R6_METRICS)
+    con.commit()
+    con.close()
+    with open_store(_url(path)) as store:
+        with store.write() as s:
+            write_stimulus_metrics(s, 2, {"mel_distance": 0.5, "visqol": None, "a_new_metric": 3.0})
+        with store.read() as s:
+            assert read_stimulus_metrics(s, [2]) == {2: {"a_new_metric": 3.0, "mel_distance": 0.5}}
+        with store.write() as s:
+            s.execute(delete(StimulusRow).where(StimulusRow.id == 2))
+        with store.read() as s:
+            assert set(read_stimulus_metrics(s)) == {1}
+            assert s.scalar(select(StimulusMetricRow.value).where(StimulusMetricRow.stimulus_id == 2)) is None
 
 
 def test_an_older_database_opened_read_only_is_read_upgraded_and_left_as_it_is(tmp_path):
