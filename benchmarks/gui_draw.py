@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from mosapp.gui.inspect_view import InspectView
-    from mosapp.gui.spectrogram_data import (
+    from mosapp.views.spectrogram_data import (
         DEFAULT_ANALYSIS,
         LOW_FREQUENCY_ANALYSIS,
         Analysis,

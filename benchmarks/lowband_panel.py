@@ -4,7 +4,7 @@ For a few held-out clips (by default the three ``asc-music`` tracks the sgc mode
 on), one row pair per clip: the full band (Hann 2048, hop 512) and 0–1 kHz (Hann 8192, hop 1024:
 5.4 Hz bins), one column per condition: the original, ``pghi-only``, each ``sgc-*`` model and
 Opus at a similar rate. Every panel is drawn from the view's analysis STFT
-(:mod:`mosapp.gui.spectrogram_data`, the same images the Inspect view draws), on one dB scale per
+(:mod:`mosapp.views.spectrogram_data`, the same images the Inspect view draws), on one dB scale per
 clip (the original's peak down 80 dB), and titled with the excerpt's low-band distance and
 correlation (:func:`mosapp.core.metrics.band_metrics`).
 
@@ -35,8 +35,8 @@ from mosapp.core import metrics  # noqa: E402
 from mosapp.core.config import PIPELINE_SAMPLE_RATE as RATE  # noqa: E402
 from mosapp.core.config import PipelineConfig  # noqa: E402
 from mosapp.evaluation.evaluate import excerpt  # noqa: E402
-from mosapp.gui.spectrogram_data import Analysis, analyse_pair  # noqa: E402 - Qt-free
 from mosapp.training.config import TrainConfig, expand  # noqa: E402
+from mosapp.views.spectrogram_data import Analysis, analyse_pair  # noqa: E402 - Qt-free
 
 #: The two analyses of the panel: the full band, and the band below 1 kHz.
 FULL_BAND = Analysis.stft(2048, 512)

@@ -45,10 +45,10 @@ from mosapp.core.files import atomic_write
 from mosapp.core.job import Progress
 from mosapp.core.memory import describe as describe_memory
 from mosapp.core.memory import max_memory, require, set_max_memory
-from mosapp.gui.platform import missing_xcb_libraries, x_display_reachable
 from mosapp.phase import get_backend
 from mosapp.pipeline import RoundTripResult, check_processable, roundtrip, run_to_end
 from mosapp.training.config import TrainConfig
+from mosapp.views.platform import missing_xcb_libraries, x_display_reachable
 
 #: Inputs at least this long get a progress bar.
 PROGRESS_MIN_SECONDS = 20.0

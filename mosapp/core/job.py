@@ -1,6 +1,6 @@
 """Cooperative cancellation and fine-grained progress for long library calls (no Qt).
 
-The desktop app runs a job (a generator, see :mod:`mosapp.gui.jobs`) on a worker thread and
+The desktop app runs a job (a generator, see :mod:`mosapp.views.jobs`) on a worker thread and
 can only stop it between two of its steps. Some steps are single library calls that take
 minutes on a long input: reading and resampling, a codec's encode, decoding tiles, a phase
 backend on a 32-second block, the metrics. Those calls check this module's flag and report

@@ -5,7 +5,7 @@
 (block by block for a spectrogram codec, reporting progress), optionally align, and score the
 decoded audio against the clip with the metrics of :mod:`mosapp.core.metrics` (whose registry
 defines every name below). :func:`evaluate_codec` (the codec table), the app's Inspect job
-(:mod:`mosapp.gui.jobs`) and a study's rendering (:mod:`mosapp.study.prepare`) call it.
+(:mod:`mosapp.views.jobs`) and a study's rendering (:mod:`mosapp.study.prepare`) call it.
 
 The codec table's figures (:data:`METRIC_NAMES`):
 

@@ -28,9 +28,9 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEve
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTabWidget, QWidget
 
 from mosapp.gui.inspect_view import InspectView
-from mosapp.gui.jobs import AudioSource
 from mosapp.gui.listener_mode import ListenerLock
 from mosapp.study.definition import StudyDefinition
+from mosapp.views.jobs import AudioSource
 
 APP_NAME = "mosapp"
 WINDOW_TITLE = "mosapp — audio as spectrogram images"

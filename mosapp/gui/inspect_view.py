@@ -12,7 +12,7 @@
     crosshair read-out                                  ├ Listen ─────────┤
                                                         │ play, A/B, loop │
 
-The run itself is :func:`mosapp.gui.jobs.inspect` on a :class:`GeneratorWorker`; the view
+The run itself is :func:`mosapp.views.jobs.inspect` on a :class:`GeneratorWorker`; the view
 only starts it, follows its progress and shows what it returns. Playback uses
 :class:`mosapp.playback.Player` with the original and the reconstruction preloaded, so the
 switch between them keeps the position.
@@ -68,7 +68,11 @@ from mosapp.core.config import GEOMETRIES, PipelineConfig
 from mosapp.core.job import STEP, Progress
 from mosapp.core.metrics import METRICS
 from mosapp.evaluation.evaluate import METRIC_NAMES
-from mosapp.gui.jobs import (
+from mosapp.gui.spectrogram_widgets import SpectrogramPanes
+from mosapp.gui.workers import GeneratorWorker, describe_error
+from mosapp.phase import backend_names
+from mosapp.study.definition import STUDIES_DIR, load_study
+from mosapp.views.jobs import (
     STAGE_WEIGHTS,
     AudioSource,
     InspectRequest,
@@ -79,7 +83,7 @@ from mosapp.gui.jobs import (
     preview,
     stage_text,
 )
-from mosapp.gui.spectrogram_data import (
+from mosapp.views.spectrogram_data import (
     DEFAULT_ANALYSIS,
     LOW_FREQUENCY_ANALYSIS,
     MAX_COLUMNS,
@@ -92,10 +96,6 @@ from mosapp.gui.spectrogram_data import (
     analyse_pair_steps,
     overview_columns,
 )
-from mosapp.gui.spectrogram_widgets import SpectrogramPanes
-from mosapp.gui.workers import GeneratorWorker, describe_error
-from mosapp.phase import backend_names
-from mosapp.study.definition import STUDIES_DIR, load_study
 
 #: What the Inspect view runs first: the README's default codec, or the seed's upper bound
 #: (no weights needed) where that one cannot run.

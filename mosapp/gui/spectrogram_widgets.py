@@ -9,7 +9,7 @@
     └─────────────────────┴─────────────────────┴────┘    move them together.
 
 Images are placed in physical units with ``ImageItem.setRect`` (row-major: rows are
-frequency bins of the pair's :class:`~mosapp.gui.spectrogram_data.Analysis`, named in the
+frequency bins of the pair's :class:`~mosapp.views.spectrogram_data.Analysis`, named in the
 titles). One :class:`pyqtgraph.ColorBarItem` sets the dB levels of both spectrograms (the
 original's peak − 100 dB .. peak, or a floor/top the user sets with :meth:`set_level_range`);
 a second, diverging one is kept symmetric about 0 dB for the difference, and can be held at
@@ -39,7 +39,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 
-from mosapp.gui.spectrogram_data import SpectrogramPair
+from mosapp.views.spectrogram_data import SpectrogramPair
 
 #: The low-frequency preset, where the thesis lattice's 86 Hz bins make the seed's codec fail.
 LOW_FREQUENCY_RANGE_HZ = (0.0, 500.0)

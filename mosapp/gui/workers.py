@@ -1,7 +1,7 @@
 """Background work for the window: a generator run on a thread pool, reported through Qt signals.
 
 The same shape as superqt's ``GeneratorWorker``: the job is a plain generator (see
-:mod:`mosapp.gui.jobs`) that yields progress and returns its result. The worker drives it on
+:mod:`mosapp.views.jobs`) that yields progress and returns its result. The worker drives it on
 a pool thread, emits every yielded value as :attr:`GeneratorWorker.progress`, and ends with
 exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled()``. Signals reach
 slots on the GUI thread as queued calls; the worker never touches a widget.

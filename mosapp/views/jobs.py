@@ -29,7 +29,9 @@ from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, get_geometr
 from mosapp.core.errors import AudioError, ModelError
 from mosapp.core.job import Progress, relay
 from mosapp.evaluation import evaluate
-from mosapp.gui.spectrogram_data import (
+from mosapp.phase import get_backend
+from mosapp.pipeline import check_processable
+from mosapp.views.spectrogram_data import (
     DEFAULT_ANALYSIS,
     Analysis,
     SpectrogramPair,
@@ -37,8 +39,6 @@ from mosapp.gui.spectrogram_data import (
     analyse_pair_steps,
     overview_columns,
 )
-from mosapp.phase import get_backend
-from mosapp.pipeline import check_processable
 
 #: Stages in order, with their share of the progress bar (a rough share of the time they take).
 STAGE_WEIGHTS: dict[str, float] = {"read": 0.05, "encode": 0.2, "decode": 0.5, "metrics": 0.15, "display": 0.1}

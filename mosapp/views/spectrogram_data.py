@@ -471,13 +471,8 @@ def analyse_pair_steps(
                                            frames_per_column=frames_per_column, sample_rate=sample_rate,
                                            device=device, top_db=top_db))
     device = torch.device(device)
-    ref = np.asarray(reference, dtype=np.float32)
-    rec = np.asarray(reconstruction, dtype=np.float32)
-    ref = ref[0] if ref.ndim == 2 else ref
-    rec = rec[0] if rec.ndim == 2 else rec
+    ref, rec = _first_channels(reference, reconstruction)
     n = ref.shape[-1]
-    if rec.shape[-1] != n:
-        rec = rec[:n] if rec.shape[-1] > n else np.pad(rec, (0, n - rec.shape[-1]))
     first, n_frames = _audio_frames(n, chosen)
     if n_frames == 0:
         raise ValueError("the reference is empty")
@@ -495,87 +490,29 @@ def analyse_pair_steps(
                                              frames_per_column=frames_per_column, sample_rate=sample_rate // d,
                                              device=device, top_db=top_db)
         return replace(part, analysis=chosen, sample_rate=sample_rate, duration_s=n / sample_rate)
-    columns = math.ceil(n_frames / pool)
     take = pool if frames_per_column is None else max(1, min(pool, int(frames_per_column)))
-    exact = take >= pool
-    bins = chosen.bins
-
-    # Column c's analysed frames (relative to `first`): all of [c*pool, min((c+1)*pool, n_frames)),
-    # or `take` evenly spaced ones.
-    chunk_columns = max(1, _CHUNK_FRAMES // take)
-
-    def chunk_frames(c0: int, c1: int) -> tuple[torch.Tensor | None, tuple[int, int] | None]:
-        """The analysed frames of columns [c0, c1), in column order: (gather indices, None)
-        or, when every frame is analysed, (None, contiguous span of lattice frames)."""
-        if exact:
-            return None, (first + c0 * pool, first + min(c1 * pool, n_frames))
-        starts = torch.arange(c0, c1, device=device) * pool
-        sizes = torch.clamp(starts + pool, max=n_frames) - starts
-        i = torch.arange(take, device=device)
-        return first + (starts[:, None] + ((2 * i[None, :] + 1) * sizes[:, None]) // (2 * take)).reshape(-1), None
-
-    chunks = [(c0, min(columns, c0 + chunk_columns)) for c0 in range(0, columns, chunk_columns)]
-    total = 3 * len(chunks)  # pass 1 and the two halves of pass 2
-    done = 0
+    plan = _ColumnPlan(first, n_frames, pool, take, chosen.bins, device)
     ref_power = _LatticePower(ref, chosen, device)
     rec_power = _LatticePower(rec, chosen, device)
-
-    def power_of(source: _LatticePower, idx, span) -> torch.Tensor:
-        return source.contiguous(*span) if span is not None else source.gather(idx)
-
-    def pool_max(values: torch.Tensor, c0: int, c1: int, fill: float) -> torch.Tensor:
-        """Max over each column's frames: ``values`` holds ``take`` rows per column in order
-        (the last column of the input may have fewer, padded with ``fill``)."""
-        k = c1 - c0
-        short = k * take - values.shape[0]
-        if short:
-            values = torch.cat([values, values.new_full((short, bins), fill)])
-        return values.reshape(k, take, bins).amax(1)
-
-    # Pass 1: the original's pooled power and its peak (which fixes the floor).
-    original_power = torch.empty(columns, bins, dtype=torch.float32, device=device)
-    # When they fit in memory, the original's frames are kept for pass 2 instead of analysed again.
-    keep = (n_frames if exact else columns * take) * bins <= _KEEP_CELLS
-    kept: list[torch.Tensor] = []
-    for c0, c1 in chunks:
-        idx, span = chunk_frames(c0, c1)
-        p_ref = power_of(ref_power, idx, span)
-        if keep:
-            kept.append(p_ref)
-        original_power[c0:c1] = pool_max(p_ref, c0, c1, 0.0)
+    total = 3 * len(plan.chunks)  # pass 1 and the two halves of pass 2
+    done = 0
+    original = _OriginalPass(plan)
+    for _ in original.run(ref_power):
         done += 1
         yield done, total
     if top_db is None:
-        top_db = float(10.0 * torch.log10(original_power.max().clamp_min(1e-30)))
+        top_db = float(10.0 * torch.log10(original.power.max().clamp_min(1e-30)))
     floor_db = top_db - DISPLAY_RANGE_DB
-
-    # Pass 2: the reconstruction, and the per-frame difference against the original.
-    reconstructed_power = torch.empty(columns, bins, dtype=torch.float32, device=device)
-    diff_max = torch.empty(columns, bins, dtype=torch.float32, device=device)
-    diff_min = torch.empty(columns, bins, dtype=torch.float32, device=device)
-    abs_sum = torch.zeros(bins, dtype=torch.float64, device=device)
-    analysed = 0
-    for k, (c0, c1) in enumerate(chunks):
-        idx, span = chunk_frames(c0, c1)
-        p_rec = power_of(rec_power, idx, span)
-        reconstructed_power[c0:c1] = pool_max(p_rec, c0, c1, 0.0)
+    second = _ReconstructionPass(plan, floor_db)
+    for _ in second.run(rec_power, ref_power, original.kept):
         done += 1
         yield done, total
-        diff = _db(p_rec, floor_db) - _db(kept[k] if keep else power_of(ref_power, idx, span), floor_db)
-        diff_max[c0:c1] = pool_max(diff, c0, c1, -math.inf)
-        diff_min[c0:c1] = -pool_max(-diff, c0, c1, -math.inf)
-        abs_sum += diff.abs().sum(0, dtype=torch.float64)
-        analysed += diff.shape[0]
-        done += 1
-        yield done, total
-
-    difference = torch.where(diff_min.abs() > diff_max.abs(), diff_min, diff_max)
     as_image = lambda t: np.ascontiguousarray(t.T.cpu().numpy(), dtype=np.float32)  # noqa: E731
     return SpectrogramPair(
-        original_db=as_image(_db(original_power, floor_db)),
-        reconstructed_db=as_image(_db(reconstructed_power, floor_db)),
-        difference_db=as_image(difference),
-        band_error_db=(abs_sum / max(analysed, 1)).to(torch.float32).cpu().numpy(),
+        original_db=as_image(_db(original.power, floor_db)),
+        reconstructed_db=as_image(_db(second.power, floor_db)),
+        difference_db=as_image(second.difference()),
+        band_error_db=(second.abs_sum / max(second.analysed, 1)).to(torch.float32).cpu().numpy(),
         analysis=chosen,
         sample_rate=sample_rate,
         frames_per_column=pool,
@@ -586,6 +523,130 @@ def analyse_pair_steps(
         top_db=top_db,
         floor_db=floor_db,
     )
+
+
+def _first_channels(reference: np.ndarray, reconstruction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first channel of each as float32 (n,), the reconstruction cut or zero-padded to the reference's length."""
+    ref = np.asarray(reference, dtype=np.float32)
+    rec = np.asarray(reconstruction, dtype=np.float32)
+    ref = ref[0] if ref.ndim == 2 else ref
+    rec = rec[0] if rec.ndim == 2 else rec
+    n = ref.shape[-1]
+    if rec.shape[-1] != n:
+        rec = rec[:n] if rec.shape[-1] > n else np.pad(rec, (0, n - rec.shape[-1]))
+    return ref, rec
+
+
+@dataclass(frozen=True)
+class _ColumnPlan:
+    """Which lattice frames each drawn column pools: column c's are all of
+    [c·pool, min((c+1)·pool, n_frames)) (relative to ``first``), or ``take`` evenly spaced ones.
+
+    Attributes:
+        first: the lattice frame of the first analysed frame.
+        n_frames: lattice frames in all.
+        pool: frames per column.
+        take: frames analysed per column (``pool``: every one, exact).
+        bins: frequency rows.
+        device: where the transforms run.
+    """
+
+    first: int
+    n_frames: int
+    pool: int
+    take: int
+    bins: int
+    device: torch.device
+
+    @property
+    def columns(self) -> int:
+        return math.ceil(self.n_frames / self.pool)
+
+    @property
+    def exact(self) -> bool:
+        return self.take >= self.pool
+
+    @property
+    def chunks(self) -> list[tuple[int, int]]:
+        """Columns [c0, c1) analysed per step (each at most :data:`_CHUNK_FRAMES` frames)."""
+        per_chunk = max(1, _CHUNK_FRAMES // self.take)
+        return [(c0, min(self.columns, c0 + per_chunk)) for c0 in range(0, self.columns, per_chunk)]
+
+    def power(self, source: _LatticePower, c0: int, c1: int) -> torch.Tensor:
+        """The power of the analysed frames of columns [c0, c1), in column order: a contiguous
+        span of lattice frames when every frame is analysed, else the chosen ones gathered."""
+        if self.exact:
+            return source.contiguous(self.first + c0 * self.pool, self.first + min(c1 * self.pool, self.n_frames))
+        starts = torch.arange(c0, c1, device=self.device) * self.pool
+        sizes = torch.clamp(starts + self.pool, max=self.n_frames) - starts
+        i = torch.arange(self.take, device=self.device)
+        return source.gather(
+            self.first + (starts[:, None] + ((2 * i[None, :] + 1) * sizes[:, None]) // (2 * self.take)).reshape(-1))
+
+    def pool_max(self, values: torch.Tensor, c0: int, c1: int, fill: float) -> torch.Tensor:
+        """Max over each column's frames: ``values`` holds ``take`` rows per column in order
+        (the last column of the input may have fewer, padded with ``fill``)."""
+        k = c1 - c0
+        short = k * self.take - values.shape[0]
+        if short:
+            values = torch.cat([values, values.new_full((short, self.bins), fill)])
+        return values.reshape(k, self.take, self.bins).amax(1)
+
+    def empty(self) -> torch.Tensor:
+        return torch.empty(self.columns, self.bins, dtype=torch.float32, device=self.device)
+
+
+class _OriginalPass:
+    """Pass 1: the original's pooled power (whose peak fixes the floor); its frames are kept for
+    pass 2 when they fit in memory (:data:`_KEEP_CELLS`) instead of analysed again."""
+
+    def __init__(self, plan: _ColumnPlan) -> None:
+        self.plan = plan
+        self.power = plan.empty()
+        frames = plan.n_frames if plan.exact else plan.columns * plan.take
+        self.kept: list[torch.Tensor] | None = [] if frames * plan.bins <= _KEEP_CELLS else None
+
+    def run(self, ref_power: _LatticePower) -> Generator[None, None, None]:
+        """One step per chunk."""
+        for c0, c1 in self.plan.chunks:
+            p_ref = self.plan.power(ref_power, c0, c1)
+            if self.kept is not None:
+                self.kept.append(p_ref)
+            self.power[c0:c1] = self.plan.pool_max(p_ref, c0, c1, 0.0)
+            yield
+
+
+class _ReconstructionPass:
+    """Pass 2: the reconstruction's pooled power, and the per-frame dB difference against the
+    original (its signed extreme per column, and its mean magnitude per bin)."""
+
+    def __init__(self, plan: _ColumnPlan, floor_db: float) -> None:
+        self.plan, self.floor_db = plan, floor_db
+        self.power = plan.empty()
+        self.diff_max = plan.empty()
+        self.diff_min = plan.empty()
+        self.abs_sum = torch.zeros(plan.bins, dtype=torch.float64, device=plan.device)
+        self.analysed = 0
+
+    def run(self, rec_power: _LatticePower, ref_power: _LatticePower,
+            kept: list[torch.Tensor] | None) -> Generator[None, None, None]:
+        """Two steps per chunk (the reconstruction's power, then the difference)."""
+        plan = self.plan
+        for k, (c0, c1) in enumerate(plan.chunks):
+            p_rec = plan.power(rec_power, c0, c1)
+            self.power[c0:c1] = plan.pool_max(p_rec, c0, c1, 0.0)
+            yield
+            p_ref = kept[k] if kept is not None else plan.power(ref_power, c0, c1)
+            diff = _db(p_rec, self.floor_db) - _db(p_ref, self.floor_db)
+            self.diff_max[c0:c1] = plan.pool_max(diff, c0, c1, -math.inf)
+            self.diff_min[c0:c1] = -plan.pool_max(-diff, c0, c1, -math.inf)
+            self.abs_sum += diff.abs().sum(0, dtype=torch.float64)
+            self.analysed += diff.shape[0]
+            yield
+
+    def difference(self) -> torch.Tensor:
+        """Per column and bin, the frame difference of largest magnitude (signed)."""
+        return torch.where(self.diff_min.abs() > self.diff_max.abs(), self.diff_min, self.diff_max)
 
 
 def _two_band_steps(reference: np.ndarray, reconstruction: np.ndarray, chosen: Analysis, *, max_columns: int,

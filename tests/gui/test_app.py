@@ -63,7 +63,7 @@ sys.exit(run_app([]))
 
 def test_the_core_does_not_import_qt():
     """Importing mosapp and running its command line stays Qt-free (the GUI is imported lazily)."""
-    code = "import sys, mosapp, mosapp.cli.main, mosapp.gui.jobs, mosapp.gui.spectrogram_data; " \
+    code = "import sys, mosapp, mosapp.cli.main, mosapp.views.jobs, mosapp.views.spectrogram_data; " \
            "print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -255,7 +255,7 @@ def test_the_export_dialog_proposes_a_folder_that_exists(qapp, tmp_path, monkeyp
 def test_the_level_controls_show_the_new_files_levels_as_soon_as_its_original_is_drawn(window, qapp, clips, tmp_path):
     """After opening another file, floor / top kept the previous values (−90 / 11 dB, auto) while
     the colour bar spanned +24…−78 dB, until a run finished."""
-    from mosapp.gui.jobs import AudioSource
+    from mosapp.views.jobs import AudioSource
 
     view = window.inspect
     assert view.auto_levels_check.isChecked()
@@ -307,7 +307,7 @@ def test_codec_lattice_draws_what_the_chosen_codec_coded(window, qapp):
 
 def test_an_empty_inspect_shows_a_hint_not_axes(qapp, clips):
     """Plain `mosapp` opened an empty Inspect with axes of −0.4…0.4 Hz."""
-    from mosapp.gui.jobs import AudioSource
+    from mosapp.views.jobs import AudioSource
 
     w = MainWindow()
     w.show()

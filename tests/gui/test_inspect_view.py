@@ -15,9 +15,9 @@ from PySide6.QtWidgets import QApplication
 
 from mosapp.core.config import PipelineConfig
 from mosapp.gui.inspect_view import _set_combo
-from mosapp.gui.jobs import AudioSource, InspectRequest
-from mosapp.gui.spectrogram_data import DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
+from mosapp.views.jobs import AudioSource, InspectRequest
+from mosapp.views.spectrogram_data import DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS
 from tests.conftest import RATE, music_like
 from tests.gui.inspect_window import RUN_TIMEOUT_S, fast_inspect_window, wait_for
 
@@ -314,7 +314,7 @@ def test_show_arrays_draws_a_long_track_as_an_overview(view, qapp):
 
 
 def test_zooming_into_a_long_track_draws_it_at_full_resolution(view, qapp):
-    from mosapp.gui.spectrogram_data import analyse_excerpt
+    from mosapp.views.spectrogram_data import analyse_excerpt
 
     x = np.tile(music_like(3.0, seed=5)[0], 20)  # 60 s: a pooled overview
     y = (0.5 * x + 0.01 * np.random.default_rng(2).standard_normal(x.shape)).astype(np.float32)
@@ -343,7 +343,7 @@ def test_study_clips_are_offered(view):
         pytest.skip("no demo study in studies/")
     source = clips[demo[0]]
     assert Path(source.path).is_file() and source.length_s > 0 and source.label.startswith("demo / ")
-    from mosapp.gui.jobs import read_source
+    from mosapp.views.jobs import read_source
 
     audio = read_source(source)
     assert audio.samples.shape == (1, round(source.length_s * RATE))

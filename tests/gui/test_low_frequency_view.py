@@ -19,9 +19,9 @@ import scipy.signal
 from PySide6.QtGui import QImage
 
 from mosapp.gui.inspect_view import LOW_FREQUENCY_MIN_WINDOW
-from mosapp.gui.jobs import AudioSource
-from mosapp.gui.spectrogram_data import LOW_FREQUENCY_ANALYSIS, Analysis
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
+from mosapp.views.jobs import AudioSource
+from mosapp.views.spectrogram_data import LOW_FREQUENCY_ANALYSIS, Analysis
 from tests.conftest import RATE
 from tests.gui.inspect_window import fast_inspect_window, wait_for
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from mosapp.gui.platform import missing_xcb_libraries, xcb_plugin
+from mosapp.views.platform import missing_xcb_libraries, xcb_plugin
 from tests.conftest import RATE, music_like
 
 REPO = Path(__file__).resolve().parents[2]

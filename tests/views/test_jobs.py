@@ -12,7 +12,8 @@ from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import AudioError, ConfigError, MosappError
 from mosapp.core.job import Progress
 from mosapp.evaluation import evaluate
-from mosapp.gui.jobs import (
+from mosapp.pipeline import run_to_end
+from mosapp.views.jobs import (
     AudioSource,
     InspectRequest,
     OriginalPreview,
@@ -20,7 +21,6 @@ from mosapp.gui.jobs import (
     job_fraction,
     read_source,
 )
-from mosapp.pipeline import run_to_end
 from tests.conftest import RATE, music_like
 
 FAST = PipelineConfig(phase="pghi")
@@ -56,7 +56,7 @@ def test_a_run_measures_what_evaluate_measures(wav):
     assert math.isnan(result.scores["visqol"]) and "visqol" in result.notes
     # Drawn from the view's default analysis (Hann 2048: 1025 bins), unless the request names another.
     assert result.display.original_db.shape[0] == 1025 and result.display.analysis.window_length == 2048
-    from mosapp.gui.spectrogram_data import Analysis
+    from mosapp.views.spectrogram_data import Analysis
 
     lattice = run_to_end(inspect(InspectRequest(AudioSource(str(wav)), "pghi-only", FAST, visqol=False,
                                                 analysis=Analysis.lattice("thesis"))))
@@ -107,7 +107,7 @@ def test_a_long_file_is_shown_while_it_is_read(tmp_path):
     """Opening a long file draws its original from the first block on (the whole track's time
     axis, filled from the left), not only after the last block is read."""
     from mosapp.core import job
-    from mosapp.gui.jobs import FIRST_PREVIEW_COLUMNS, preview
+    from mosapp.views.jobs import FIRST_PREVIEW_COLUMNS, preview
 
     path = tmp_path / "long.wav"
     sf.write(path, music_like(40.0, seed=6).T, RATE, subtype="PCM_16")

@@ -10,7 +10,7 @@ import torch
 
 from mosapp.core import dsp
 from mosapp.core.config import get_geometry
-from mosapp.gui.spectrogram_data import DISPLAY_RANGE_DB, analyse_pair, analysis_window
+from mosapp.views.spectrogram_data import DISPLAY_RANGE_DB, analyse_pair, analysis_window
 from tests.conftest import RATE, music_like
 
 
@@ -109,7 +109,7 @@ def test_reconstruction_of_another_length_is_aligned_to_the_reference(pair_signa
 
 @pytest.mark.parametrize("span", [(1.0, 1.5), (0.0, 0.3), (2.8, 3.0)])
 def test_an_excerpt_is_the_tracks_own_frames_at_full_resolution(pair_signals, span):
-    from mosapp.gui.spectrogram_data import analyse_excerpt
+    from mosapp.views.spectrogram_data import analyse_excerpt
 
     x, y = pair_signals
     full = analyse_pair(x, y)
@@ -142,7 +142,7 @@ def hann_db(x: np.ndarray, n: int, hop: int) -> np.ndarray:
 
 @pytest.mark.parametrize("n, hop", [(2048, 512), (4096, 1024)])
 def test_hann_analysis_equals_a_direct_stft(pair_signals, n, hop):
-    from mosapp.gui.spectrogram_data import Analysis
+    from mosapp.views.spectrogram_data import Analysis
 
     x, y = pair_signals
     analysis = Analysis.stft(n, hop)
@@ -161,7 +161,7 @@ def test_hann_analysis_equals_a_direct_stft(pair_signals, n, hop):
 def test_band_error_of_a_long_window_resolves_bands_below_100_hz():
     """A 60 Hz partial lost and an 80 Hz one kept: 4096-point bands (10.8 Hz) tell them apart,
     the thesis lattice's 86 Hz bins cannot (both fall into bins 0 and 1)."""
-    from mosapp.gui.spectrogram_data import Analysis
+    from mosapp.views.spectrogram_data import Analysis
 
     t = np.arange(3 * RATE) / RATE
     keep = 0.3 * np.sin(2 * np.pi * 80.0 * t)
@@ -176,14 +176,14 @@ def test_band_error_of_a_long_window_resolves_bands_below_100_hz():
 
 
 def test_long_windows_compute_the_low_rows_only_and_reject_bad_settings(pair_signals):
-    from mosapp.gui.spectrogram_data import MAX_ROWS, Analysis
+    from mosapp.views.spectrogram_data import MAX_ROWS, Analysis
 
     x, y = pair_signals
     pair = analyse_pair(x, y, analysis=Analysis.stft(16384, 2048))
     assert pair.bins == MAX_ROWS and pair.max_hz == pytest.approx((MAX_ROWS - 0.5) * RATE / 16384)
     # Only 0-5.5 kHz is drawn, so the signals were analysed at half the rate (an 8192-point FFT):
     # the same bins, frames and levels as the full-rate STFT, to the resampler's accuracy.
-    from mosapp.gui.spectrogram_data import _decimation
+    from mosapp.views.spectrogram_data import _decimation
 
     assert _decimation(pair.analysis, x.size, pair.n_frames, RATE) == 2
     error = np.abs(pair.original_db - np.maximum(hann_db(x, 16384, 2048)[:MAX_ROWS], pair.floor_db))
@@ -229,7 +229,7 @@ def _peaks_per_bar(pair, lo_hz: float = 50.0, hi_hz: float = 500.0) -> list[int]
 def test_the_two_band_lattice_resolves_the_demo_chords_below_500_hz():
     """"Codec lattice" drew the thesis lattice (86 Hz bins) for sgc, which codes the band below
     1 kHz on a 10.8 Hz lattice: below 500 Hz the view was a nearly uniform block."""
-    from mosapp.gui.spectrogram_data import Analysis
+    from mosapp.views.spectrogram_data import Analysis
 
     x = _demo_mono()
     thesis = analyse_pair(x, x, analysis=Analysis.lattice("thesis"))
@@ -249,7 +249,7 @@ def test_the_two_band_lattice_resolves_the_demo_chords_below_500_hz():
 
 
 def test_a_two_band_excerpt_is_the_whole_tracks_columns():
-    from mosapp.gui.spectrogram_data import Analysis, analyse_excerpt
+    from mosapp.views.spectrogram_data import Analysis, analyse_excerpt
 
     x = _demo_mono()[: 4 * RATE]
     analysis = Analysis.two_band()
