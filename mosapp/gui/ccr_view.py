@@ -5,7 +5,7 @@ position, click-free), **Space** play / pause, **Home** back to the start, **1�
 (1 = -3 Much worse … 4 = 0 About the same … 7 = +3 Much better), **↑/↓** a better / worse score,
 **Enter** save and go on. Both samples must be heard to their end once before the pair can be
 rated (``require_full_listen`` of the view). Nothing on the screen says which sample is the
-reference: the order is random and balanced (:mod:`mosapp.study.ccr`).
+reference: the order is random and balanced (:mod:`mosapp.study.types.ccr`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from mosapp.gui.trial_widgets import (
     submit_score,
 )
 from mosapp.gui.trial_widgets import label as _label
-from mosapp.study.ccr import CcrTrial
-from mosapp.study.engine import Progress
 from mosapp.study.listening import Playback
+from mosapp.study.sitting import Progress
+from mosapp.study.types.ccr import CcrTrial
 
 _SCORE_KEYS = {Qt.Key(Qt.Key.Key_0 + k): k - 4 for k in range(1, 8)}  # 1..7 -> -3..+3
 

@@ -96,9 +96,7 @@ from mosapp.gui.trial_widgets import button as _button
 from mosapp.gui.trial_widgets import label as _label
 from mosapp.gui.workers import GeneratorWorker
 from mosapp.playback import Player, output_devices
-from mosapp.study.ccr import CcrTrial
 from mosapp.study.definition import STUDIES_DIR, StudyDefinition, database_url_for, load_study
-from mosapp.study.engine import Progress
 from mosapp.study.errors import StudyError
 from mosapp.study.listening import (
     DEFAULT_BREAK_MINUTES,
@@ -114,9 +112,11 @@ from mosapp.study.listening import (
     prepared_state,
     streams,
 )
-from mosapp.study.mushra import MushraTrial
 from mosapp.study.prepare import PrepareResult, prepare_study
+from mosapp.study.sitting import Progress
 from mosapp.study.store import open_store
+from mosapp.study.types.ccr import CcrTrial
+from mosapp.study.types.mushra import MushraTrial
 
 #: The study the view opens when given none.
 DEFAULT_STUDY = STUDIES_DIR / "demo.toml"

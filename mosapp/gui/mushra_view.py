@@ -43,9 +43,9 @@ from mosapp.gui.trial_widgets import (
 )
 from mosapp.gui.trial_widgets import button as _button
 from mosapp.gui.trial_widgets import label as _label
-from mosapp.study.engine import Progress
-from mosapp.study.listening import MIN_PLAYED_S, Playback, mushra_played
-from mosapp.study.mushra import MushraTrial, band_label
+from mosapp.study.listening import Playback
+from mosapp.study.sitting import Progress
+from mosapp.study.types.mushra import MIN_PLAYED_S, MushraTrial, band_label, mushra_played
 
 #: Where the first arrow key puts an unrated slider.
 START_SCORE = 50

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mosapp.study.engine import Progress
 from mosapp.study.listening import AnyTrial, heading
+from mosapp.study.sitting import Progress
 
 
 def label(text: str = "", name: str | None = None, *, wrap: bool = True) -> QLabel:

@@ -8,11 +8,15 @@
             ...play trial.reference, trial.sample...
             session.rate(trial, 4, play_counts=(2, 1), listening_time_s=9.5, response_time_s=3.2)
 
-Blinding: a :class:`Trial` holds opaque tokens (fresh for every trial, so not even the
+The engine names no test type: the study's type (:mod:`mosapp.study.types`) writes a new
+listener's plan and makes the sitting (DCR/ACR's :class:`~mosapp.study.types.five_grade.ListeningSession`,
+MUSHRA's and CCR's sessions), whose trials it serves from :meth:`StudyEngine.audio_for`.
+
+Blinding: a trial holds opaque tokens (fresh for every trial, so not even the
 hidden reference shares an id with the known one) and the audio as float32 arrays, each a
 buffer of its own (``trial.sample is not trial.reference`` and no shared memory, even when the
 audio is the same) — never a condition name, codec, bitrate or file path. Every rating is committed in its own
-transaction before :meth:`ListeningSession.rate` returns; a listener who comes back resumes
+transaction before the session's ``rate`` returns; a listener who comes back resumes
 at the first unrated trial of the plan they were given, and no trial can be rated twice.
 """
 
@@ -22,11 +26,10 @@ import os
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import cast
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -36,11 +39,8 @@ from sqlalchemy.orm import Session
 
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.core.version import __version__
-from mosapp.study import ccr, mushra
-from mosapp.study.definition import REFERENCE, StudyDefinition, load_study
+from mosapp.study.definition import StudyDefinition, load_study
 from mosapp.study.errors import StudyError
-from mosapp.study.plan import insert_gold, listener_plan
-from mosapp.study.sitting import Progress, Sitting, check_seconds, check_whole
 from mosapp.study.store import (
     ClipRow,
     ConditionRow,
@@ -56,45 +56,10 @@ from mosapp.study.store import (
     open_store,
     utcnow,
 )
+from mosapp.study.types import get_test_type
 
 #: Pseudonymous listener codes: letters, digits, "_" and "-", at most 32 characters.
 LISTENER_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-SCORES = (1, 2, 3, 4, 5)
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One trial as a listener gets it.
-
-    Attributes:
-        trial_id: opaque token of this trial (pass the Trial back to ``rate``).
-        stimulus_id: opaque token of the sample to rate.
-        reference_id: opaque token of the known reference (DCR), None for ACR.
-        sample: the sample, float32 ``(channels, n)`` at ``sample_rate``.
-        reference: the known reference (DCR) in the same layout, or None.
-        sample_rate: Hz (44100).
-        index: position in the listener's plan, from 0 (training trials first).
-        total: trials in the plan, training included.
-        is_training: a training trial (rated, stored, left out of the statistics).
-    """
-
-    trial_id: str
-    stimulus_id: str
-    reference_id: str | None
-    sample: np.ndarray = field(repr=False, compare=False)
-    reference: np.ndarray | None = field(repr=False, compare=False)
-    sample_rate: int
-    index: int
-    total: int
-    is_training: bool
-
-
-@dataclass(frozen=True)
-class PlayCounts:
-    """How often the listener played the sample and the reference before rating."""
-
-    sample: int = 0
-    reference: int = 0
 
 
 @dataclass(frozen=True)
@@ -220,8 +185,11 @@ class StudyEngine:
 
     @property
     def labels(self) -> dict[int, str]:
-        """Score → label, 1..5."""
-        return dict(zip(SCORES, self.definition.labels))
+        """Score → label: 1..5 for DCR and ACR, -3..+3 for CCR; MUSHRA's five bands numbered 1..5."""
+        labels = self.definition.labels
+        low, high = self.definition.score_range
+        first = low if high - low + 1 == len(labels) else 1
+        return {first + i: label for i, label in enumerate(labels)}
 
     # -- enrolment and sessions ---------------------------------------------------------------
 
@@ -240,8 +208,12 @@ class StudyEngine:
         return row
 
     def start_or_resume(self, listener_code: str, *, app_version: str | None = None,
-                        audio_device: str = "") -> ListeningSession | mushra.MushraSession | ccr.CcrSession:
+                        audio_device: str = "") -> Any:
         """Begin a sitting for ``listener_code``: enrol a new listener (with a fresh plan) or resume one.
+
+        Returns the test type's session (:attr:`mosapp.study.types.base.TestType.session_class`):
+        a :class:`~mosapp.study.types.five_grade.ListeningSession` for DCR and ACR, a
+        :class:`~mosapp.study.types.mushra.MushraSession`, a :class:`~mosapp.study.types.ccr.CcrSession` …
 
         Args:
             listener_code: the pseudonymous code.
@@ -271,11 +243,7 @@ class StudyEngine:
                 if attempt == 4:
                     raise StudyError(f'The listener "{listener_code}" could not be enrolled (the database kept '
                                      f"changing under it); try again.") from None
-        if self.definition.test_type == "mushra":
-            return mushra.MushraSession(self, listener_code, *ids)
-        if self.definition.test_type == "ccr":
-            return ccr.CcrSession(self, listener_code, *ids)
-        return ListeningSession(self, listener_code, *ids)
+        return get_test_type(self.definition.test_type).session(self, listener_code, *ids)
 
     @staticmethod
     def _listener(s: Session, study_id: int, code: str) -> ListenerRow | None:
@@ -299,28 +267,7 @@ class StudyEngine:
                 .join(ConditionRow, StimulusRow.condition_id == ConditionRow.id)
                 .where(StimulusRow.study_id == study_id))
         }
-        if d.test_type in ("mushra", "ccr"):
-            (mushra if d.test_type == "mushra" else ccr).enrol(s, d, listener.id, int(position), stimuli, _token)
-            return listener
-        plan = listener_plan(
-            clips=[c.name for c in d.plan_clips], conditions=list(d.conditions), trials=d.trials_per_listener,
-            repetitions=d.repetitions, seed=d.seed, listener_index=int(position),
-            training_trials=d.training.trials, training_conditions=d.training.conditions,
-        )
-        plan = insert_gold(plan, [(g.clip, g.condition, g.expected) for g in d.gold], seed=d.seed,
-                           listener_index=int(position))
-        for i, planned in enumerate(plan):
-            try:
-                sid = stimuli[(planned.clip, planned.condition)]
-                ref = stimuli[(planned.clip, REFERENCE)] if d.test_type == "dcr" else None
-            except KeyError:
-                raise StudyError(f'The study "{d.name}" lacks stimuli; run `mosapp study prepare` again.') from None
-            s.add(TrialRow(listener_id=listener.id, position=i, is_training=planned.is_training, stimulus_id=sid,
-                           reference_stimulus_id=ref, trial_token=_token(), sample_token=_token(),
-                           reference_token=_token() if ref is not None else None,
-                           gold_expected=(",".join(map(str, planned.gold_expected))
-                                          if planned.gold_expected is not None else None)))
-        s.flush()
+        get_test_type(d.test_type).enrol(s, d, listener.id, int(position), stimuli, _token)
         return listener
 
     # -- progress ---------------------------------------------------------------------------
@@ -367,7 +314,8 @@ class StudyEngine:
 
     # -- audio -------------------------------------------------------------------------------
 
-    def _audio_for(self, audio_file: str) -> np.ndarray:
+    def audio_for(self, audio_file: str) -> np.ndarray:
+        """A stimulus's audio, float32 ``(channels, n)``: a read-only buffer of its own (sixteen files cached)."""
         cached = self._audio.get(audio_file)
         if cached is None:
             cached = _read_stimulus(self.definition.stimuli_dir / audio_file)
@@ -384,111 +332,4 @@ class StudyEngine:
         return out
 
 
-def _play_counts(play_counts: int | Sequence[int] | Mapping[str, int] | PlayCounts | None) -> PlayCounts:
-    if play_counts is None:
-        counts = PlayCounts()
-    elif isinstance(play_counts, PlayCounts):
-        counts = play_counts
-    elif isinstance(play_counts, Mapping):
-        counts = PlayCounts(int(play_counts.get("sample", 0)), int(play_counts.get("reference", 0)))
-    elif isinstance(play_counts, (int, np.integer)) and not isinstance(play_counts, bool):
-        counts = PlayCounts(int(play_counts), 0)
-    else:
-        values = list(cast("Sequence[int]", play_counts))  # a bool ends here too: list() refuses it
-        if len(values) != 2:
-            raise StudyError(f"play_counts {play_counts!r} is not accepted; give (sample plays, reference plays).")
-        counts = PlayCounts(int(values[0]), int(values[1]))
-    if counts.sample < 0 or counts.reference < 0:
-        raise StudyError(f"play_counts {play_counts!r} is not accepted; play counts are 0 or more.")
-    return counts
-
-
-def check_score(value: object) -> int:
-    """``value`` as an integer score 1..5, or a :class:`StudyError`."""
-    return check_whole(value, SCORES[0], SCORES[-1], "rating")
-
-
-class ListeningSession(Sitting):
-    """One sitting of one listener in a DCR or ACR study. Obtain from :meth:`StudyEngine.start_or_resume`."""
-
-    def next_trial(self) -> Trial | None:
-        """The first unrated trial of the plan (the same one until it is rated), or None when done."""
-        store = self._engine.store
-        with store.read() as s:
-            total = s.execute(select(func.count()).select_from(TrialRow)
-                              .where(TrialRow.listener_id == self._listener_id)).scalar_one()
-            row = s.execute(
-                select(TrialRow.position, TrialRow.is_training, TrialRow.trial_token, TrialRow.sample_token,
-                       TrialRow.reference_token, TrialRow.stimulus_id, TrialRow.reference_stimulus_id)
-                .outerjoin(RatingRow, RatingRow.trial_id == TrialRow.id)
-                .where(TrialRow.listener_id == self._listener_id, RatingRow.id.is_(None))
-                .order_by(TrialRow.position).limit(1)
-            ).one_or_none()
-            if row is None:
-                return None
-            files = dict(s.execute(select(StimulusRow.id, StimulusRow.audio_file).where(
-                StimulusRow.id.in_([row.stimulus_id, row.reference_stimulus_id or -1]))).all())
-        sample = self._engine._audio_for(files[row.stimulus_id])
-        reference = self._engine._audio_for(files[row.reference_stimulus_id]) if row.reference_stimulus_id else None
-        return Trial(trial_id=row.trial_token, stimulus_id=row.sample_token, reference_id=row.reference_token,
-                     sample=sample, reference=reference, sample_rate=PIPELINE_SAMPLE_RATE, index=int(row.position),
-                     total=int(total), is_training=bool(row.is_training))
-
-    def rate(self, trial: Trial | str, value: int, *,
-             play_counts: int | Sequence[int] | Mapping[str, int] | PlayCounts | None = None,
-             listening_time_s: float = 0.0,
-             response_time_s: float = 0.0) -> None:
-        """Record a rating and commit it before returning.
-
-        Args:
-            trial: the :class:`Trial` (or its ``trial_id``).
-            value: the score, a whole number 1..5.
-            play_counts: plays of the sample and the reference: ``(sample, reference)``, a
-                :class:`PlayCounts`, ``{"sample": n, "reference": m}`` or an int (sample only).
-            listening_time_s: seconds of audio the listener played in this trial.
-            response_time_s: seconds from the trial's start to the rating.
-
-        Raises:
-            StudyError: the score is outside 1..5, the trial is not this listener's or was
-                already rated, the session is closed, the database is read-only or locked.
-        """
-        score = check_score(value)
-        counts = _play_counts(play_counts)
-        listening = check_seconds(listening_time_s, "listening_time_s")
-        response = check_seconds(response_time_s, "response_time_s")
-        if self._closed:
-            raise StudyError("This listening session is closed; start or resume a new one to rate.")
-        token = trial.trial_id if isinstance(trial, Trial) else str(trial)
-        try:
-            with self._engine.store.write() as s:
-                row = s.execute(select(TrialRow.id, TrialRow.listener_id).where(TrialRow.trial_token == token)
-                                ).one_or_none()
-                if row is None or row.listener_id != self._listener_id:
-                    raise StudyError(f'The trial "{token}" is not one of listener {self.listener_code}\'s trials.')
-                if s.scalar(select(RatingRow.id).where(RatingRow.trial_id == row.id)) is not None:
-                    raise StudyError(f'The trial "{token}" is already rated; a trial is rated only once.')
-                s.add(RatingRow(trial_id=row.id, session_id=self._session_id, value=score, given_at=utcnow(),
-                                plays_sample=counts.sample, plays_reference=counts.reference,
-                                listening_time_s=listening, response_time_s=response))
-        except IntegrityError:
-            raise StudyError(f'The trial "{token}" is already rated; a trial is rated only once.') from None
-
-    @property
-    def progress(self) -> Progress:
-        """Rated and planned trials of this listener (over all sittings)."""
-        with self._engine.store.read() as s:
-            r = s.execute(
-                select(
-                    func.sum(case((TrialRow.is_training, 0), else_=1)),
-                    func.sum(case((TrialRow.is_training, 1), else_=0)),
-                    func.sum(case((RatingRow.id.is_not(None) & ~TrialRow.is_training, 1), else_=0)),
-                    func.sum(case((RatingRow.id.is_not(None) & TrialRow.is_training, 1), else_=0)),
-                ).select_from(TrialRow).outerjoin(RatingRow, RatingRow.trial_id == TrialRow.id)
-                .where(TrialRow.listener_id == self._listener_id)
-            ).one()
-        return Progress(rated=int(r[2] or 0), total=int(r[0] or 0), training_rated=int(r[3] or 0),
-                        training_total=int(r[1] or 0))
-
-
-__all__ = ["ListenerProgress", "ListeningSession", "PlayCounts", "Progress", "SCORES", "StudyEngine", "Trial",
-           "check_score"]
+__all__ = ["LISTENER_CODE_RE", "ListenerProgress", "StudyEngine"]

@@ -22,14 +22,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from mosapp.core.files import atomic_write
 from mosapp.core.metrics import STUDY_METRIC_NAMES
 from mosapp.study import stats
-from mosapp.study.ccr import cmos_summary
 from mosapp.study.definition import REFERENCE, ScreeningSpec, StudyDefinition
 from mosapp.study.errors import StudyError
-from mosapp.study.items import ITEM_COLUMNS
 from mosapp.study.store import (
     ClipRow,
     ConditionRow,
@@ -44,6 +43,7 @@ from mosapp.study.store import (
     TrialRow,
     metric_value,
 )
+from mosapp.study.types import get_test_type
 
 #: Exports and reports are as private as the database they come from (0600).
 RESULT_MODE = 0o600
@@ -53,7 +53,7 @@ METRIC_COLUMNS = STUDY_METRIC_NAMES
 #: The tidy table, one row per rating (column → meaning).
 RATINGS_COLUMNS: dict[str, str] = {
     "study": "study name",
-    "test_type": "dcr or acr",
+    "test_type": "the study's test type: dcr, acr, mushra, ccr (or a plug-in's name, mosapp.study.types)",
     "listener": "pseudonymous listener code",
     "listener_position": "enrolment order from 0 (picks the listener's row of the balanced design)",
     "session": "sitting number (unique in the database); a resumed listener starts a new one",
@@ -70,7 +70,7 @@ RATINGS_COLUMNS: dict[str, str] = {
     "clip_length_s": "excerpt length, seconds",
     "condition": "condition (codec name, or reference for the hidden reference)",
     "is_reference": "TRUE for the hidden reference",
-    "value": "the score, 1..5",
+    "value": "the score on the test type's scale: 1..5 (dcr, acr); ratings_columns(test_type) says it per type",
     "rated_at": "when the score was given, ISO 8601 UTC",
     "response_time_s": "seconds from the trial's start to the score",
     "listening_time_s": "seconds of audio played in the trial",
@@ -97,7 +97,7 @@ RATINGS_COLUMNS: dict[str, str] = {
 SUMMARY_COLUMNS: dict[str, str] = {
     "condition": "condition, in the study file's order",
     "is_reference": "TRUE for the hidden reference",
-    "scale": "DMOS (dcr) or MOS (acr)",
+    "scale": "the test type's scale: DMOS (dcr), MOS (acr), MUSHRA; summary_columns(test_type) says it per type",
     "nominal_kbps": "advertised bitrate, kbit/s",
     "bitrate_kbps": "mean measured payload bitrate over the clips, kbit/s (NA for the reference, anchors and "
                     "pghi-only)",
@@ -136,6 +136,21 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "screening": "the post-screening settings and what they did (rule off, or the rule, its parameters and how "
                  "many listeners it dropped)",
 }
+
+
+def ratings_columns(test_type: str) -> dict[str, str]:
+    """The ratings CSV's columns as a study of ``test_type`` has them (column → meaning): :data:`RATINGS_COLUMNS`
+    with ``value`` on the type's scale, then the type's own columns (MUSHRA's and CCR's ``slot`` …)."""
+    kind = get_test_type(test_type)
+    return {**RATINGS_COLUMNS, "value": kind.value_description, **kind.rating_columns}
+
+
+def summary_columns(test_type: str) -> dict[str, str]:
+    """The export summary's columns as a study of ``test_type`` has them (column → meaning)."""
+    kind = get_test_type(test_type)
+    if kind.summary_columns:  # a summary of the type's own (CCR's CMOS table)
+        return dict(kind.summary_columns)
+    return {**SUMMARY_COLUMNS, "scale": kind.scale, "mean": f"mean score ({kind.scale})"}
 
 
 #: Interval columns of the summary, clipped to the scale (name in ``clipped`` → (low, high)).
@@ -193,46 +208,11 @@ def ratings_frame(store: Store, definition: StudyDefinition, *, include_training
     CCR -3..+3: the second sample against the first) and ``plays_reference`` counts the open
     reference (MUSHRA) or the reference of the pair (CCR).
     """
-    items = definition.test_type in ("mushra", "ccr")
-    score = ItemRatingRow if items else RatingRow
+    kind = definition.kind
     with store.read() as s:
-        study_id = _study_id(s, definition.name, store)
-        q = select(
-            ListenerRow.code.label("listener"), ListenerRow.position.label("listener_position"),
-            SessionRow.id.label("session"), SessionRow.started_at.label("session_started_at"),
-            SessionRow.app_version, SessionRow.audio_device,
-            TrialRow.position.label("trial"), TrialRow.is_training, TrialRow.gold_expected,
-            ClipRow.name.label("clip"), ClipRow.source_file.label("clip_file"),
-            ClipRow.start_s.label("clip_start_s"), ClipRow.length_s.label("clip_length_s"),
-            ConditionRow.name.label("condition"), ConditionRow.is_reference,
-            score.value, score.given_at.label("rated_at"), score.response_time_s,
-            score.listening_time_s, score.plays_sample, score.plays_reference,
-            ConditionRow.nominal_kbps, StimulusRow.payload_kbps, StimulusRow.loudness_lufs, StimulusRow.gain_db,
-            *(metric_value(m) for m in METRIC_COLUMNS),
-            *((TrialItemRow.slot, TrialRow.processed_first) if items else ()),
-        ).select_from(score)
-        if items:  # a trial's items are what was rated, each its own stimulus
-            q = (q.join(TrialItemRow, ItemRatingRow.item_id == TrialItemRow.id)
-                 .join(TrialRow, TrialItemRow.trial_id == TrialRow.id))
-            stimulus_id = TrialItemRow.stimulus_id
-        else:
-            q = q.join(TrialRow, RatingRow.trial_id == TrialRow.id)
-            stimulus_id = TrialRow.stimulus_id
-        q = (
-            q.join(SessionRow, score.session_id == SessionRow.id)
-            .join(ListenerRow, TrialRow.listener_id == ListenerRow.id)
-            .join(StimulusRow, stimulus_id == StimulusRow.id)
-            .join(ClipRow, StimulusRow.clip_id == ClipRow.id)
-            .join(ConditionRow, StimulusRow.condition_id == ConditionRow.id)
-            .where(ListenerRow.study_id == study_id)
-            .order_by(ListenerRow.position, TrialRow.position, *((TrialItemRow.slot,) if items else ()))
-        )
-        if not include_training:
-            q = q.where(TrialRow.is_training.is_(False))
-        rows = s.execute(q).all()
-    columns = [c for c in RATINGS_COLUMNS if c not in ("study", "test_type", "screened_out", "is_gold")]
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=[*columns, *(("slot", "processed_first") if items else ())])
-    if items:  # no gold trials in MUSHRA and CCR
+        result = s.execute(_ratings_query(_study_id(s, definition.name, store), kind.item_ratings, include_training))
+        frame = pd.DataFrame([tuple(r) for r in result], columns=list(result.keys()))
+    if kind.item_ratings:  # no gold trials in item ratings (MUSHRA, CCR)
         frame["is_gold"] = False
         frame["gold_expected"] = None
     else:
@@ -246,21 +226,54 @@ def ratings_frame(store: Store, definition: StudyDefinition, *, include_training
     for col in ("is_training", "is_gold", "is_reference", "screened_out"):
         frame[col] = frame[col].astype(bool)
     for col in ("listener_position", "session", "trial", "value", "plays_sample", "plays_reference",
-                *(("slot",) if items else ())):
+                *(("slot",) if kind.item_ratings else ())):
         frame[col] = frame[col].astype(np.int64)
     for col in ("nominal_kbps", "bitrate_kbps", *METRIC_COLUMNS):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
     frame["bitrate_kbps"] = frame["bitrate_kbps"].where(frame["condition"].map(has_bitrate))
-    if not items:
-        return frame[list(RATINGS_COLUMNS)]
-    if definition.test_type == "ccr":
-        first = frame["processed_first"].astype(bool)
-        frame["processed_first"] = first
-        frame["cmos_value"] = np.where(first, -frame["value"], frame["value"]).astype(np.int64)
+    frame = kind.finish_ratings(frame)
+    return frame[[*RATINGS_COLUMNS, *kind.rating_columns]]
+
+
+def _ratings_query(study_id: int, items: bool, include_training: bool) -> Executable:
+    """The ratings of a study, each column labelled with its name in :data:`RATINGS_COLUMNS` (``items``: the
+    scores are item ratings, one per stimulus of a trial, with its ``slot`` and the trial's ``processed_first``)."""
+    score = ItemRatingRow if items else RatingRow
+    q = select(
+        ListenerRow.code.label("listener"), ListenerRow.position.label("listener_position"),
+        SessionRow.id.label("session"), SessionRow.started_at.label("session_started_at"),
+        SessionRow.app_version.label("app_version"), SessionRow.audio_device.label("audio_device"),
+        TrialRow.position.label("trial"), TrialRow.is_training.label("is_training"),
+        TrialRow.gold_expected.label("gold_expected"),
+        ClipRow.name.label("clip"), ClipRow.source_file.label("clip_file"),
+        ClipRow.start_s.label("clip_start_s"), ClipRow.length_s.label("clip_length_s"),
+        ConditionRow.name.label("condition"), ConditionRow.is_reference.label("is_reference"),
+        score.value.label("value"), score.given_at.label("rated_at"), score.response_time_s.label("response_time_s"),
+        score.listening_time_s.label("listening_time_s"), score.plays_sample.label("plays_sample"),
+        score.plays_reference.label("plays_reference"), ConditionRow.nominal_kbps.label("nominal_kbps"),
+        # The stimulus's payload bitrate (the database column's name since revision 0006); the CSV keeps its name.
+        StimulusRow.payload_kbps.label("bitrate_kbps"),
+        StimulusRow.loudness_lufs.label("loudness_lufs"), StimulusRow.gain_db.label("gain_db"),
+        *(metric_value(m).label(m) for m in METRIC_COLUMNS),
+        *((TrialItemRow.slot.label("slot"), TrialRow.processed_first.label("processed_first")) if items else ()),
+    ).select_from(score)
+    if items:  # a trial's items are what was rated, each its own stimulus
+        q = (q.join(TrialItemRow, ItemRatingRow.item_id == TrialItemRow.id)
+             .join(TrialRow, TrialItemRow.trial_id == TrialRow.id))
+        stimulus_id = TrialItemRow.stimulus_id
     else:
-        frame["processed_first"] = pd.Series([pd.NA] * len(frame), dtype="boolean")
-        frame["cmos_value"] = pd.Series([pd.NA] * len(frame), dtype="Int64")
-    return frame[[*RATINGS_COLUMNS, *ITEM_COLUMNS]]
+        q = q.join(TrialRow, RatingRow.trial_id == TrialRow.id)
+        stimulus_id = TrialRow.stimulus_id
+    q = (
+        q.join(SessionRow, score.session_id == SessionRow.id)
+        .join(ListenerRow, TrialRow.listener_id == ListenerRow.id)
+        .join(StimulusRow, stimulus_id == StimulusRow.id)
+        .join(ClipRow, StimulusRow.clip_id == ClipRow.id)
+        .join(ConditionRow, StimulusRow.condition_id == ConditionRow.id)
+        .where(ListenerRow.study_id == study_id)
+        .order_by(ListenerRow.position, TrialRow.position, *((TrialItemRow.slot,) if items else ()))
+    )
+    return q if include_training else q.where(TrialRow.is_training.is_(False))
 
 
 def condition_table(store: Store, definition: StudyDefinition) -> pd.DataFrame:
@@ -268,14 +281,14 @@ def condition_table(store: Store, definition: StudyDefinition) -> pd.DataFrame:
     means over clips of the measured bitrate and each metric."""
     with store.read() as s:
         study_id = _study_id(s, definition.name, store)
-        rows = s.execute(
-            select(ConditionRow.name, ConditionRow.is_reference, ConditionRow.nominal_kbps, ConditionRow.position,
-                   StimulusRow.payload_kbps, *(metric_value(m) for m in METRIC_COLUMNS))
+        result = s.execute(
+            select(ConditionRow.name.label("condition"), ConditionRow.is_reference.label("is_reference"),
+                   ConditionRow.nominal_kbps.label("nominal_kbps"), ConditionRow.position.label("position"),
+                   StimulusRow.payload_kbps.label("bitrate_kbps"), *(metric_value(m).label(m) for m in METRIC_COLUMNS))
             .outerjoin(StimulusRow, StimulusRow.condition_id == ConditionRow.id)
             .where(ConditionRow.study_id == study_id, ConditionRow.in_plan.is_(True))
-        ).all()
-    raw = pd.DataFrame([tuple(r) for r in rows], columns=[
-        "condition", "is_reference", "nominal_kbps", "position", "bitrate_kbps", *METRIC_COLUMNS])
+        )
+        raw = pd.DataFrame([tuple(r) for r in result], columns=list(result.keys()))
     for col in ("nominal_kbps", "bitrate_kbps", *METRIC_COLUMNS):
         raw[col] = pd.to_numeric(raw[col], errors="coerce").astype(np.float64)
     table = (raw.groupby(["condition", "is_reference", "position"], dropna=False, sort=False)
@@ -331,26 +344,16 @@ class Screening:
 
 def check_screening_units(definition: StudyDefinition, *, min_score: float | None = None,
                           anchor_max_score: float | None = None) -> None:
-    """Refuse, in one sentence, a screening threshold outside the study's scale or in another test type's units.
+    """Refuse, in one sentence, a screening threshold outside the study's scale or in another test type's units
+    (:meth:`mosapp.study.types.base.TestType.check_screening_threshold`).
 
     DCR/ACR thresholds are scores 1..5; MUSHRA's are 0..100, and a MUSHRA threshold of 5 or
     less is refused as a five-grade score given by mistake (it would keep every listener); a
     CCR study has no screening rule.
     """
-    low, high = definition.score_range
-    kind = definition.test_type.upper()
     for flag, value in (("--min-score", min_score), ("--anchor-max-score", anchor_max_score)):
-        if value is None:
-            continue
-        if definition.test_type == "ccr":
-            raise StudyError(f"{flag} is not accepted for a CCR study: CCR has no post-screening rule.")
-        if flag == "--anchor-max-score" and definition.test_type != "mushra":
-            raise StudyError(f"{flag} is not accepted for a {kind} study: only MUSHRA's bs1534 rule scores an anchor.")
-        if not low <= value <= high:
-            raise StudyError(f"{flag} {value:g} is not accepted for a {kind} study; give a score from {low} to {high}.")
-        if definition.test_type == "mushra" and value <= 5:
-            raise StudyError(f"{flag} {value:g} looks like a five-grade score; MUSHRA scores run from 0 to 100 "
-                             f"(BS.1534-3 screens with 90).")
+        if value is not None:
+            definition.kind.check_screening_threshold(flag, value)
 
 
 def screening_spec(definition: StudyDefinition, *, enabled: bool = True, min_score: int | None = None,
@@ -487,22 +490,16 @@ def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.Pa
     """
     folder = output_folder(out_dir)
     ratings = ratings_frame(store, definition, include_training=include_training)
-    if definition.test_type == "ccr":
-        plain = ratings[~ratings["is_training"]]
-        name = definition.name
-        out = (write_csv(ratings, folder / f"{name}-ratings.csv"),
-               write_csv(cmos_summary(plain, condition_table(store, definition)),
-                         folder / f"{name}-export-summary.csv"))
-        table = pd.DataFrame(columns=list(stats.SCREENING_COLUMNS))
-        table.insert(1, "screening", [])
-        write_csv(table, folder / f"{name}-export-screening.csv")  # CCR has no screening rule: no rows
-        return out
-    scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction,
-                 min_reference_trials=min_reference_trials, anchor_max_score=anchor_max_score)
-    ratings["screened_out"] = ratings["listener"].isin(scr.dropped)
-    summary = summary_frame(ratings, condition_table(store, definition), definition, scr, bootstrap=bootstrap)
-    table = scr.table.copy() if len(scr.table) else pd.DataFrame(columns=list(stats.SCREENING_COLUMNS))
-    table.insert(1, "screening", scr.describe())
+    own = definition.kind.export_summary(store, definition, ratings)  # a test type's own summary (CCR's CMOS)
+    if own is not None:
+        summary, table = own
+    else:
+        scr = screen(ratings, definition, enabled=screening, min_score=min_score, max_fraction=max_fraction,
+                     min_reference_trials=min_reference_trials, anchor_max_score=anchor_max_score)
+        ratings["screened_out"] = ratings["listener"].isin(scr.dropped)
+        summary = summary_frame(ratings, condition_table(store, definition), definition, scr, bootstrap=bootstrap)
+        table = scr.table.copy() if len(scr.table) else pd.DataFrame(columns=list(stats.SCREENING_COLUMNS))
+        table.insert(1, "screening", scr.describe())
     name = definition.name
     out = (write_csv(ratings, folder / f"{name}-ratings.csv"),
            write_csv(summary, folder / f"{name}-export-summary.csv"))
@@ -512,5 +509,6 @@ def export_study(store: Store, definition: StudyDefinition, out_dir: str | os.Pa
 
 __all__ = [
     "METRIC_COLUMNS", "RATINGS_COLUMNS", "SUMMARY_COLUMNS", "Screening", "ScreeningError", "condition_table",
-    "check_screening_units", "clip_to_scale", "export_study", "has_bitrate", "output_folder", "ratings_frame", "screen", "screening_spec", "statistics_input", "summary_frame", "write_csv",
+    "check_screening_units", "clip_to_scale", "export_study", "has_bitrate", "output_folder", "ratings_columns",
+    "ratings_frame", "screen", "screening_spec", "statistics_input", "summary_columns", "summary_frame", "write_csv",
 ]

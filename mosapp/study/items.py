@@ -1,6 +1,6 @@
 """What MUSHRA and CCR trials share: trial items and one transaction per trial.
 
-A MUSHRA screen (:mod:`mosapp.study.mushra`) and a CCR pair (:mod:`mosapp.study.ccr`) are
+A MUSHRA screen (:mod:`mosapp.study.types.mushra`) and a CCR pair (:mod:`mosapp.study.types.ccr`) are
 :class:`~mosapp.study.store.TrialRow` rows with :class:`~mosapp.study.store.TrialItemRow`
 items (the stimuli a listener scores) whose scores are
 :class:`~mosapp.study.store.ItemRatingRow` rows. A trial counts as rated when its items are;
@@ -51,7 +51,7 @@ def rated_trials_subquery() -> Select[Any]:
 
 
 class ItemSession(Sitting):
-    """A sitting of one listener in a MUSHRA or CCR study (see :class:`mosapp.study.engine.ListeningSession`).
+    """A sitting of one listener in a MUSHRA or CCR study (see :class:`mosapp.study.types.five_grade.ListeningSession`).
 
     Subclasses build the trial (:meth:`_trial`) and check the scores (:meth:`rate`).
     """

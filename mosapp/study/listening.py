@@ -23,31 +23,34 @@ listener's progress); a rating that was committed is reported in ``Step.saved``.
 that could not be saved raises :class:`~mosapp.study.errors.StudyError` and changes nothing:
 the same trial stays current, and rating again saves it.
 
+The controller names no test type: what a trial plays (:func:`streams`), when it may be rated
+and how a score and the player's measurements are committed are the study's test type's
+(:class:`~mosapp.study.types.base.TestType`), so a new type works here unchanged.
+
 Blinding: nothing here names a condition; trials carry opaque tokens and audio only
-(:class:`~mosapp.study.engine.Trial`, :class:`~mosapp.study.mushra.MushraTrial`,
-:class:`~mosapp.study.ccr.CcrTrial`).
+(:class:`~mosapp.study.types.five_grade.Trial`, :class:`~mosapp.study.types.mushra.MushraTrial`,
+:class:`~mosapp.study.types.ccr.CcrTrial`).
 """
 
 from __future__ import annotations
 
 import enum
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from mosapp.study.ccr import CcrSession, CcrTrial
 from mosapp.study.definition import StudyDefinition
-from mosapp.study.engine import ListeningSession, Progress, StudyEngine, Trial
+from mosapp.study.engine import StudyEngine
 from mosapp.study.errors import StudyError
-from mosapp.study.mushra import MushraSession, MushraTrial
+from mosapp.study.sitting import Progress
 from mosapp.study.store import StudyRow
+from mosapp.study.types import type_of_trial
+from mosapp.study.types.base import AnyTrial, Playback, Streams
 
 #: A break is suggested after this many trials …
 DEFAULT_BREAK_TRIALS = 12
@@ -55,15 +58,13 @@ DEFAULT_BREAK_TRIALS = 12
 DEFAULT_BREAK_MINUTES = 15.0
 #: How long a save waits for another program holding the database.
 DEFAULT_BUSY_TIMEOUT_S = 5.0
-#: A MUSHRA sample counts as played after this many seconds of it (or all of a shorter one).
-MIN_PLAYED_S = 1.0
 
 NOT_PREPARED = "The stimuli of this study have not been prepared yet."
 ALL_RATED = "All trials are rated and your answers are saved. You can tell the researcher you are done."
 ALREADY_RATED = "You have already rated every trial of this study. Your answers are saved."
 
-AnyTrial = Trial | MushraTrial | CcrTrial
-AnySession = ListeningSession | MushraSession | CcrSession
+#: A test type's session (its ``session_class``): what :meth:`StudyEngine.start_or_resume` returns.
+AnySession = Any
 
 
 class Screen(enum.Enum):
@@ -97,65 +98,10 @@ class Step:
     saved: tuple[int, int] | None = None
 
 
-class _Measured(Protocol):
-    @property
-    def play_counts(self) -> Sequence[int]: ...
-    @property
-    def listened_s(self) -> Sequence[float]: ...
-    @property
-    def heard_to_end(self) -> Sequence[bool]: ...
-    @property
-    def durations_s(self) -> Sequence[float]: ...
-
-
-@dataclass(frozen=True)
-class Playback:
-    """What the player measured on a trial's streams, in the order of :func:`streams`."""
-
-    play_counts: tuple[int, ...]
-    listened_s: tuple[float, ...]
-    heard_to_end: tuple[bool, ...]
-    durations_s: tuple[float, ...]
-
-    @classmethod
-    def of(cls, player: _Measured) -> Playback:
-        """A snapshot of ``player`` (a :class:`mosapp.playback.player.Player`, or anything with its counters)."""
-        return cls(tuple(int(n) for n in player.play_counts), tuple(float(x) for x in player.listened_s),
-                   tuple(bool(b) for b in player.heard_to_end), tuple(float(x) for x in player.durations_s))
-
-
-@dataclass(frozen=True)
-class Streams:
-    """A trial's audio as the player gets it: buffers and their (never displayed) names.
-
-    ``reference`` is the index of the known reference (DCR, MUSHRA's open reference) or None;
-    ``samples`` the indices of what is rated. The player starts on stream 0.
-    """
-
-    buffers: tuple[np.ndarray, ...]
-    names: tuple[str, ...]
-    reference: int | None
-    samples: tuple[int, ...]
-
-
 def streams(trial: AnyTrial) -> Streams:
-    """The player's streams of ``trial``: DCR reference, sample; ACR sample; MUSHRA reference, 1..N; CCR A, B."""
-    if isinstance(trial, MushraTrial):
-        n = len(trial.items)
-        return Streams((trial.reference, *(item.audio for item in trial.items)),
-                       ("reference", *(str(i + 1) for i in range(n))), 0, tuple(range(1, n + 1)))
-    if isinstance(trial, CcrTrial):
-        return Streams((trial.first, trial.second), ("A", "B"), None, (0, 1))
-    if trial.reference is not None:
-        return Streams((trial.reference, trial.sample), ("reference", "sample"), 0, (1,))
-    return Streams((trial.sample,), ("sample",), None, (0,))
-
-
-def mushra_played(trial: MushraTrial, playback: Playback) -> list[bool]:
-    """Per MUSHRA stimulus: played for at least :data:`MIN_PLAYED_S` (or to its end)."""
-    listened, ends, durations = playback.listened_s, playback.heard_to_end, playback.durations_s
-    return [listened[i + 1] >= min(MIN_PLAYED_S, durations[i + 1] - 0.05) or ends[i + 1]
-            for i in range(len(trial.items))]
+    """The player's streams of ``trial`` (its test type's): DCR reference, sample; ACR sample; MUSHRA
+    reference, 1..N; CCR A, B."""
+    return type_of_trial(trial).streams(trial)
 
 
 def sqlite_missing(url: str) -> bool:
@@ -181,10 +127,6 @@ def prepared_state(engine: StudyEngine) -> str | None:
         if row.design_json != d.with_stored_seed(row.design_json).design_json():
             return "The study file changed since its stimuli were prepared."
     return None
-
-
-def _finite(x: float) -> float:
-    return x if math.isfinite(x) else 0.0
 
 
 class ListenController:
@@ -328,9 +270,9 @@ class ListenController:
 
     # ------------------------------------------------------------------ rating
     def reference_first(self, trial: AnyTrial) -> bool:
-        """P.800 order: this DCR trial's reference must be heard to its end before the sample."""
-        return (self.definition is not None and self.definition.reference_first and isinstance(trial, Trial)
-                and trial.reference is not None)
+        """P.800 order: this (DCR) trial's reference must be heard to its end before the sample."""
+        d = self.definition
+        return d is not None and type_of_trial(trial).reference_first(d, trial)
 
     def needs_reference(self, playback: Playback) -> bool:
         """The shown trial is a reference-first DCR trial whose reference was not yet heard to its end."""
@@ -342,18 +284,14 @@ class ListenController:
         trial = self.trial
         if trial is None:
             return False
-        if isinstance(trial, MushraTrial):
-            return all(mushra_played(trial, playback))
-        if isinstance(trial, CcrTrial):
-            return not self.require_full_listen or all(playback.heard_to_end[:2])
-        if self.needs_reference(playback):
-            return False
-        return not self.require_full_listen or playback.heard_to_end[streams(trial).samples[0]]
+        return type_of_trial(trial).ready(trial, playback, require_full_listen=self.require_full_listen,
+                                          reference_first=self.reference_first(trial))
 
     def rate(self, score: int | Sequence[int], playback: Playback) -> Step:
         """Commit the shown trial's rating (the score(s) and what ``playback`` measured) and go on.
 
-        ``score``: 1..5 (DCR/ACR), -3..+3 (CCR, B against A), or one 0..100 per stimulus (MUSHRA).
+        ``score``: 1..5 (DCR/ACR), -3..+3 (CCR, B against A), or one 0..100 per stimulus (MUSHRA):
+        what the study's test type takes (:meth:`mosapp.study.types.base.TestType.rate`).
 
         Raises:
             StudyError: nothing is shown, the trial is not ready (:meth:`ready`), the score is
@@ -364,33 +302,8 @@ class ListenController:
             raise StudyError("No trial is shown; there is nothing to rate.")
         if not self.ready(playback):
             raise StudyError("This trial cannot be rated yet; listen to it first.")
-        counts, listened = playback.play_counts, playback.listened_s
         response = max(0.0, self.clock() - self._shown_at)
-        if isinstance(trial, MushraTrial):
-            if isinstance(score, int) or not isinstance(session, MushraSession):
-                raise StudyError(f"This screen has {len(trial.items)} stimuli; give one score (0-100) for each.")
-            scores = list(score)
-            samples = streams(trial).samples
-            session.rate(trial, scores, plays=[counts[i] for i in samples], reference_plays=counts[0],
-                         listening_time_s=[_finite(listened[i]) for i in samples], response_time_s=response)
-            shown = len(trial.items)
-        else:
-            if not isinstance(score, int):
-                raise StudyError(f"The rating {score!r} is not accepted; give one whole number.")
-            total = _finite(float(sum(listened)))
-            if isinstance(trial, CcrTrial):
-                if not isinstance(session, CcrSession):
-                    raise StudyError("CcrSession.rate takes the CcrTrial that next_trial returned.")
-                session.rate(trial, score, play_counts=(counts[0], counts[1]), listening_time_s=total,
-                             response_time_s=response)
-            else:
-                if not isinstance(session, ListeningSession):
-                    raise StudyError("ListeningSession.rate takes the Trial that next_trial returned.")
-                s = streams(trial)
-                plays_reference = counts[s.reference] if s.reference is not None else 0
-                session.rate(trial, score, play_counts=(counts[s.samples[0]], plays_reference),
-                             listening_time_s=total, response_time_s=response)
-            shown = score
+        shown = type_of_trial(trial).rate(session, trial, score, playback, response)
         self.trial = None
         self.since_break += 1
         return self._after(trial, (trial.index, shown))
@@ -456,7 +369,6 @@ def heading(trial: AnyTrial, progress: Progress, noun: str) -> str:
 
 __all__ = [
     "ALL_RATED", "ALREADY_RATED", "DEFAULT_BREAK_MINUTES", "DEFAULT_BREAK_TRIALS", "DEFAULT_BUSY_TIMEOUT_S",
-    "MIN_PLAYED_S", "NOT_PREPARED", "ListenController", "Playback", "Screen", "Step", "Streams", "break_text",
-    "heading", "mushra_played", "plan_text", "practice_over_text", "prepared_state", "sqlite_missing", "streams",
-    "welcome_text",
+    "NOT_PREPARED", "AnyTrial", "ListenController", "Playback", "Screen", "Step", "Streams", "break_text",
+    "heading", "plan_text", "practice_over_text", "prepared_state", "sqlite_missing", "streams", "welcome_text",
 ]

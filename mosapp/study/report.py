@@ -9,8 +9,8 @@ and a plot of the score against bitrate (PNG).
 ``<study>-report-correlations.csv``, ``<study>-report-listeners.csv`` and
 ``<study>-report-mos-vs-kbps.png`` — names of their own, so ``mosapp study export``'s files
 are never overwritten; every table that depends on screening records its settings. The plot is drawn with matplotlib's Agg canvas directly, so no
-GUI backend is ever loaded. A CCR study's report (:class:`CcrReport`, from
-:func:`build_ccr_report`) has CMOS tables of its own (:mod:`mosapp.study.ccr`).
+GUI backend is ever loaded. What differs by test type (warnings, the plot's marks and file name,
+a report of the type's own: CCR's CMOS tables, :mod:`mosapp.study.types.ccr`) is the type's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,6 @@ from matplotlib.transforms import Bbox
 
 from mosapp.core.files import atomic_write
 from mosapp.study import stats
-from mosapp.study.ccr import cmos_comparisons, cmos_summary, listener_cmos
 from mosapp.study.definition import StudyDefinition
 from mosapp.study.errors import StudyError
 from mosapp.study.export import (
@@ -52,19 +51,11 @@ from mosapp.study.store import Store
 
 #: Columns of ``<study>-report-icc.csv`` (before, two rows of the agreement file whose ``listener`` was "ICC(2,1)").
 ICC_COLUMNS = ("form", "icc_single", "icc_average", "n_listeners", "n_conditions", "note", "screening")
-#: BS.1534-3's two anchors.
-MUSHRA_ANCHORS = {"lowpass-3.5k": "low anchor (3.5 kHz)", "lowpass-7k": "mid-range anchor (7 kHz)"}
 
 
 def study_warnings(definition: StudyDefinition) -> list[str]:
-    """Sentences the report prints first: a MUSHRA study lacking either BS.1534-3 anchor."""
-    if definition.test_type != "mushra":
-        return []
-    missing = [f"{label} {name!r}" for name, label in MUSHRA_ANCHORS.items() if name not in definition.conditions]
-    if not missing:
-        return []
-    return [f"warning: this MUSHRA study lacks the {' and the '.join(missing)}; BS.1534-3 needs both, so its scores "
-            f"are not on the standard's anchored scale and its bs1534 screening has no mid-range anchor to use"]
+    """Sentences the report prints first (its test type's: a MUSHRA study lacking either BS.1534-3 anchor)."""
+    return definition.kind.warnings(definition)
 
 
 @dataclass
@@ -145,7 +136,7 @@ class Report:
                      f"kbps: none for the reference, the anchors and pghi-only:")
         header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {scale:>6} {'t (listeners)':>16} "
                   f"{'bootstrap-t':>16} {'BCa':>16} {'mixed model':>16} {'t (ratings)':>16}")
-        lines += _ruled(header)
+        lines += ruled(header)
         clipped = False
         for r in self.summary.itertuples():
             mean = "-" if pd.isna(r.mean) else f"{r.mean:.2f}"
@@ -155,7 +146,7 @@ class Report:
             def cell(name: str, low: float, high: float, marks: set[str] = marks) -> str:
                 return iv(low, high) + ("*" if name in marks else " ")
 
-            lines.append(f"{r.condition:<18} {_kbps_cell(r.bitrate_kbps):>7} {r.n:>4} {r.n_listeners:>3} {mean:>6} "
+            lines.append(f"{r.condition:<18} {kbps_cell(r.bitrate_kbps):>7} {r.n:>4} {r.n_listeners:>3} {mean:>6} "
                          f"{cell('ci', r.ci_low, r.ci_high):>16} {cell('boot_t', r.boot_t_low, r.boot_t_high):>16} "
                          f"{cell('bca', r.bca_low, r.bca_high):>16} "
                          f"{cell('mixed_t', r.mixed_t_low, r.mixed_t_high):>16} "
@@ -184,7 +175,7 @@ class Report:
                    f"ICC(2,1) {a.icc_single:.2f}, ICC(2,k) {a.icc_average:.2f} ({a.n_raters} listeners x "
                    f"{a.n_targets} conditions)")
             lines.append(f"  {icc}; {a.form}" + (f"; {a.note}" if a.note else ""))
-        lines += _comparison_lines(self.comparisons, "per-listener means")
+        lines += comparison_lines(self.comparisons, "per-listener means")
         if len(self.correlations):
             lines += ["", f"objective metrics vs {scale} per condition:"]
             for r in self.correlations.itertuples():
@@ -199,18 +190,22 @@ class Report:
 def build_report(store: Store, definition: StudyDefinition, *, screening: bool = True, min_score: int | None = None,
                  max_fraction: float | None = None, min_reference_trials: int | None = None,
                  anchor_max_score: int | None = None, bootstrap: int = 2000, seed: int = 0,
-                 residual: str = "common") -> Report | CcrReport:
+                 residual: str = "common") -> Report | Any:
     """Compute the report of a study from its store.
 
     Screening follows the study file's ``screening``; ``min_score``, ``max_fraction`` and
     ``min_reference_trials`` and ``anchor_max_score`` override it, each in the study's units
     (MUSHRA 0..100, DCR/ACR 1..5), ``screening=False`` turns it off. ``residual``: the mixed
     model's residual variance, ``common`` or ``per-condition``. Raises
-    :class:`~mosapp.study.export.ScreeningError` when it drops every listener. A CCR study
-    (no screening rule) gets its :class:`CcrReport`.
+    :class:`~mosapp.study.export.ScreeningError` when it drops every listener. A test type with a
+    report of its own (CCR's :class:`~mosapp.study.types.ccr.CcrReport`, no screening rule) gets that.
     """
-    if definition.test_type == "ccr":
-        return build_ccr_report(store, definition)
+    own = definition.kind.build_report(store, definition, screening=screening, min_score=min_score,
+                                       max_fraction=max_fraction, min_reference_trials=min_reference_trials,
+                                       anchor_max_score=anchor_max_score, bootstrap=bootstrap, seed=seed,
+                                       residual=residual)
+    if own is not None:
+        return own
     with stats.score_range(*definition.score_range):
         return _build_report(store, definition, screening=screening, min_score=min_score, max_fraction=max_fraction,
                              min_reference_trials=min_reference_trials, anchor_max_score=anchor_max_score,
@@ -251,12 +246,12 @@ def _build_report(store: Store, definition: StudyDefinition, *, screening: bool,
     order = [c for c in conditions["condition"] if c in set(kept["condition"])]
     comparisons = stats.paired_comparisons(kept, conditions=order) if len(order) >= 2 else pd.DataFrame(
         columns=list(stats.PAIRED_COLUMNS))
-    correlations = _metric_correlations(summary.dropna(subset=["mean"]), conditions, definition)
+    correlations = metric_correlations(summary.dropna(subset=["mean"]), conditions, definition)
     correlations["screening"] = scr.describe()
     return Report(definition, ratings, scr, summary, listeners, comparisons, correlations, mixed, clips, agreement)
 
 
-def _metric_correlations(scored: pd.DataFrame, conditions: pd.DataFrame, definition: StudyDefinition) -> pd.DataFrame:
+def metric_correlations(scored: pd.DataFrame, conditions: pd.DataFrame, definition: StudyDefinition) -> pd.DataFrame:
     """The study's metrics against the score per condition (``scored``: ``condition``, ``mean``)."""
     metric_cols = [m for m in METRIC_COLUMNS if m in definition.metrics]
     if not metric_cols or not len(scored):
@@ -264,16 +259,16 @@ def _metric_correlations(scored: pd.DataFrame, conditions: pd.DataFrame, definit
     return stats.metric_correlations(scored[["condition", "mean"]], conditions[["condition", *metric_cols]])
 
 
-def _ruled(header: str) -> list[str]:
+def ruled(header: str) -> list[str]:
     """A text table's header and the rule under it."""
     return [header, "-" * len(header)]
 
 
-def _kbps_cell(bitrate_kbps: float) -> str:
+def kbps_cell(bitrate_kbps: float) -> str:
     return "" if pd.isna(bitrate_kbps) else f"{bitrate_kbps:.1f}"
 
 
-def _comparison_lines(comparisons: pd.DataFrame, on: str, alpha: float = 0.05) -> list[str]:
+def comparison_lines(comparisons: pd.DataFrame, on: str, alpha: float = 0.05) -> list[str]:
     """The report text's paired comparisons (paired t, sign-flip, Wilcoxon on ``on``, each Holm-corrected)."""
     if not len(comparisons):
         return []
@@ -345,8 +340,7 @@ def kbps_ticks(lo: float, hi: float, *, min_ratio: float = 1.9) -> list[float]:
 def score_ticks(definition: StudyDefinition) -> list[float]:
     """Every value of the scale worth a label: each grade of 1..5 and of CCR's -3..+3, MUSHRA's band edges."""
     low, high = definition.score_range
-    step = 20 if definition.test_type == "mushra" else 1
-    return [float(v) for v in range(int(low), int(high) + 1, step)]
+    return [float(v) for v in range(int(low), int(high) + 1, definition.kind.tick_step)]
 
 
 def line_label(condition: str) -> str:
@@ -436,38 +430,31 @@ def plot_score_vs_kbps(summary: pd.DataFrame, definition: StudyDefinition, path:
     pad = (high - low) * 0.03
     ax.set_ylim(low - pad, high + pad)
     ax.set_yticks(score_ticks(definition))
-    if definition.test_type == "mushra":  # BS.1534's labelled bands
-        for k, label in enumerate(definition.labels):
-            ax.axhline(20 * (k + 1), color="0.8", linewidth=0.6)
-            ax.text(1.01, 20 * k + 10, label, transform=ax.get_yaxis_transform(), fontsize=7, va="center",
-                    color="0.4")
-    if definition.test_type == "ccr":
-        ax.axhline(0.0, color="0.5", linewidth=0.8)
+    kind = definition.kind
+    kind.decorate_plot(ax, definition)  # MUSHRA's labelled bands, CCR's zero line
     if len(with_rate):
         ax.set_xlabel("measured bitrate (kbit/s, log scale)")
     ax.set_ylabel(f"{definition.scale} (95% t CI over listener means)")
     ax.set_title(definition.title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    right = 0.74 if definition.test_type == "mushra" else 0.76
-    fig.subplots_adjust(left=0.09, right=right, bottom=0.12, top=0.92)
+    fig.subplots_adjust(left=0.09, right=kind.plot_right, bottom=0.12, top=0.92)
     if len(data):
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.11 if definition.test_type == "mushra" else 1.02, 1.0),
-                  borderaxespad=0.0)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(kind.legend_x, 1.0), borderaxespad=0.0)
     _place_labels(fig, ax, texts)
     p = Path(path)
     atomic_write(p, lambda fh: fig.savefig(fh, format="png"), suffix=".png", error=StudyError, mode=RESULT_MODE)
     return p
 
 
-def _write_text(path: Path, text: str) -> Path:
+def write_text(path: Path, text: str) -> Path:
     body = (text + "\n").encode("utf-8")
     atomic_write(path, lambda fh: fh.write(body), suffix=".txt", error=StudyError, mode=RESULT_MODE)
     return path
 
 
-def write_report(report: Report | CcrReport, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+def write_report(report: Report | Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write the report's files into ``out_dir`` (created); returns them by kind."""
-    if isinstance(report, CcrReport):  # a CCR report writes its own files
+    if not isinstance(report, Report):  # a test type's own report (CCR's) writes its own files
         return report.write(out_dir)
     folder = output_folder(out_dir)
     name = report.definition.name
@@ -484,18 +471,14 @@ def write_report(report: Report | CcrReport, out_dir: str | os.PathLike[str]) ->
         "comparisons": write_csv(comparisons, folder / f"{name}-report-comparisons.csv"),
         "correlations": write_csv(report.correlations, folder / f"{name}-report-correlations.csv"),
         "listeners": write_csv(report.listeners, folder / f"{name}-report-listeners.csv"),
-        "plot": plot_score_vs_kbps(report.summary, report.definition, folder / (
-            f"{name}-report-mushra-vs-kbps.png" if report.definition.test_type == "mushra"
-            else f"{name}-report-mos-vs-kbps.png")),
+        "plot": plot_score_vs_kbps(report.summary, report.definition,
+                                   folder / f"{name}-report-{report.definition.kind.plot_name}-vs-kbps.png"),
     }
-    files["text"] = _write_text(folder / f"{name}-report.txt", report.text())
+    files["text"] = write_text(folder / f"{name}-report.txt", report.text())
     return files
 
 
-# ------------------------------------------------------------------------------------------ CCR
-
-
-def _standard_summary(cmos: pd.DataFrame) -> pd.DataFrame:
+def standard_summary(cmos: pd.DataFrame) -> pd.DataFrame:
     """The CMOS table in the columns of :data:`mosapp.study.export.SUMMARY_COLUMNS` (what the app's Results
     view and the plot read): ``mean`` is the order-corrected CMOS, ``ci_*`` its interval over listeners;
     the bootstrap, mixed-model and per-rating columns are NA."""
@@ -507,90 +490,7 @@ def _standard_summary(cmos: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-@dataclass
-class CcrReport:
-    """A CCR study's report (see :func:`build_ccr_report`).
 
-    ``cmos`` is the CMOS table (:data:`CMOS_COLUMNS`); ``summary`` the same numbers in the columns
-    the DCR/ACR report uses, so the app's Results view shows a CCR study like any other;
-    ``screening`` is the (off) rule; ``clips``, ``mixed`` and ``agreement`` are not computed.
-    """
-
-    definition: StudyDefinition
-    ratings: pd.DataFrame
-    cmos: pd.DataFrame
-    comparisons: pd.DataFrame
-    listeners: pd.DataFrame
-    screening: Screening
-    correlations: pd.DataFrame
-    clips: pd.DataFrame | None = None
-    mixed: pd.DataFrame | None = None
-    agreement: stats.AgreementResult | None = None
-
-    @property
-    def summary(self) -> pd.DataFrame:
-        return _standard_summary(self.cmos)
-
-    def agreement_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(columns=["listener", "n_points", "r_rest", "note"])
-
-    def icc_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(columns=list(ICC_COLUMNS))
-
-    def text(self) -> str:
-        d = self.definition
-        lines = [f"{d.title}  ({d.name}: CCR, CMOS)", "", d.blind_note(), ""]
-        n_list = self.ratings["listener"].nunique() if len(self.ratings) else 0
-        lines.append(f"ratings: {len(self.ratings)} from {n_list} listener(s); screening: rule off")
-        lines += ["", "CMOS per condition (processed against reference, -3..+3), order effect removed: the mean over "
-                      "listeners of (F + S) / 2, F / S the mean with the processed sample first / second; 95 % t "
-                      "interval over listeners; Wilcoxon against 0, Holm:"]
-        header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {'CMOS':>6} {'95% CI':>16} {'uncorr.':>7} "
-                  f"{'order':>6} {'p (Holm)':>9}")
-        lines += _ruled(header)
-        for r in self.cmos.itertuples():
-            ci = "" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
-            cm = "-" if pd.isna(r.cmos) else f"{r.cmos:+.2f}"
-            un = "" if pd.isna(r.uncorrected) else f"{r.uncorrected:+.2f}"
-            oe = "" if pd.isna(r.order_effect) else f"{r.order_effect:+.2f}"
-            p = "" if pd.isna(r.p_vs_0_holm) else f"{r.p_vs_0_holm:.3g}"
-            lines.append(f"{r.condition:<18} {_kbps_cell(r.bitrate_kbps):>7} {r.n:>4} {r.n_listeners:>3} {cm:>6} {ci:>16} {un:>7} "
-                         f"{oe:>6} {p:>9}")
-        lines += _comparison_lines(self.comparisons, "the listeners' CMOS")
-        return "\n".join(lines)
-
-    def write(self, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-        folder = output_folder(out_dir)
-        name = self.definition.name
-        files = {
-            "summary": write_csv(self.cmos, folder / f"{name}-report-summary.csv"),
-            "comparisons": write_csv(self.comparisons.assign(screening=self.screening.describe()),
-                                     folder / f"{name}-report-comparisons.csv"),
-            "listeners": write_csv(self.listeners, folder / f"{name}-report-listeners.csv"),
-            "listener_cmos": write_csv(listener_cmos(self.ratings) if len(self.ratings) else pd.DataFrame(),
-                                       folder / f"{name}-report-listener-cmos.csv"),
-            "plot": plot_score_vs_kbps(self.summary, self.definition, folder / f"{name}-report-cmos-vs-kbps.png"),
-        }
-        files["text"] = _write_text(folder / f"{name}-report.txt", self.text())
-        return files
-
-
-def build_ccr_report(store: Store, definition: StudyDefinition) -> CcrReport:
-    """Compute the report of a CCR study: CMOS per condition with the order effect removed (see :mod:`mosapp.study.ccr`)."""
-    ratings = ratings_frame(store, definition)
-    conditions = condition_table(store, definition)
-    summary = cmos_summary(ratings, conditions)
-    order = [c for c in conditions["condition"] if len(ratings) and c in set(ratings["condition"])]
-    listeners = (ratings.groupby("listener", sort=False).agg(ratings=("value", "size"), mean=("cmos_value", "mean"))
-                 .reset_index() if len(ratings) else pd.DataFrame({"listener": [], "ratings": [], "mean": []}))
-    listeners["dropped"] = False
-    listeners["screening"] = "rule off: every listener kept"
-    codes = sorted(set(ratings["listener"])) if len(ratings) else []
-    screening = Screening(definition.screening, False, codes, [], pd.DataFrame(columns=list(stats.SCREENING_COLUMNS)))
-    correlations = _metric_correlations(summary.dropna(subset=["cmos"]).rename(columns={"cmos": "mean"}),
-                                        conditions, definition)
-    return CcrReport(definition, ratings, summary, cmos_comparisons(ratings, order), listeners, screening=screening,
-                     correlations=correlations)
-
-
-__all__ = ["CcrReport", "Report", "build_ccr_report", "build_report", "condition_family", "plot_score_vs_kbps", "write_report"]
+__all__ = ["ICC_COLUMNS", "Report", "build_report", "comparison_lines", "condition_family", "kbps_cell",
+           "metric_correlations", "plot_score_vs_kbps", "ruled", "standard_summary", "study_warnings", "write_report",
+           "write_text"]

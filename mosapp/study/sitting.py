@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from mosapp.study.errors import StudyError
-from mosapp.study.store import SessionRow, utcnow
+from mosapp.study.store import SessionRow, Store, utcnow
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from mosapp.study.engine import StudyEngine
+
+class StudyHost(Protocol):
+    """What a sitting needs of its study (:class:`mosapp.study.engine.StudyEngine` is one)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    def audio_for(self, audio_file: str) -> np.ndarray:
+        """A stimulus's audio, float32 ``(channels, n)``, a read-only buffer of its own."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ def check_seconds(value: Any, what: str) -> float:
 class Sitting:
     """One sitting of one listener; obtain one from :meth:`StudyEngine.start_or_resume`."""
 
-    def __init__(self, engine: StudyEngine, code: str, listener_id: int, session_id: int) -> None:
+    def __init__(self, engine: StudyHost, code: str, listener_id: int, session_id: int) -> None:
         self._engine = engine
         self.listener_code = code
         self._listener_id = listener_id
@@ -104,4 +113,4 @@ class Sitting:
         self.close()
 
 
-__all__ = ["Progress", "Sitting", "check_count", "check_seconds", "check_whole"]
+__all__ = ["Progress", "Sitting", "StudyHost", "check_count", "check_seconds", "check_whole"]

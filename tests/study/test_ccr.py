@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from mosapp.study import load_study
-from mosapp.study.ccr import CcrSession, CcrTrial, cmos_summary, listener_cmos, order_plan
 from mosapp.study.definition import parse_study
 from mosapp.study.engine import StudyEngine
 from mosapp.study.errors import StudyError
 from mosapp.study.plan import listener_plan
+from mosapp.study.types.ccr import CcrSession, CcrTrial, cmos_summary, listener_cmos, order_plan
 from tests.study.conftest import copy_study, prepared, study_toml
 
 CONDITIONS = ["reference", "pghi-only", "lowpass-3.5k"]

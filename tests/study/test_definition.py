@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mosapp.study.definition import DEFAULT_LABELS, REFERENCE, load_study, parse_study
+from mosapp.study.definition import REFERENCE, load_study, parse_study
 from mosapp.study.errors import StudyError
+from mosapp.study.types import get_test_type
 from tests.study.conftest import DEMO_CLIP, REPO, study_toml, write_study
 
 
@@ -24,7 +25,7 @@ def _error(text: str, tmp_path: Path, **kwargs) -> str:
 def test_a_valid_study_has_documented_defaults(tmp_path):
     d = load_study(write_study(tmp_path, "mine"))
     assert d.name == "mine" and d.test_type == "dcr" and d.scale == "DMOS"
-    assert d.labels == DEFAULT_LABELS["dcr"]
+    assert d.labels == get_test_type("dcr").labels
     assert [c.name for c in d.clips] == ["pluck@0s", "pluck@3s", "pluck@6s"]
     assert d.clips[0].path == DEMO_CLIP.resolve() and d.clips[1].start_s == 3.0 and d.clips[0].length_s == 1.0
     assert d.trials_per_listener == len(d.clips) * len(d.conditions)
@@ -36,7 +37,7 @@ def test_a_valid_study_has_documented_defaults(tmp_path):
 
 def test_acr_labels_and_design_hash(tmp_path):
     d = load_study(write_study(tmp_path, "a", test_type="acr"))
-    assert d.labels == DEFAULT_LABELS["acr"] and d.scale == "MOS"
+    assert d.labels == get_test_type("acr").labels and d.scale == "MOS"
     d2 = load_study(write_study(tmp_path / "x", "a", test_type="acr"))
     assert d.design_hash() == d2.design_hash()
     d3 = load_study(write_study(tmp_path / "y", "a", test_type="acr", starts=(0.0, 3.0)))

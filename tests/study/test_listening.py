@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from mosapp.study import load_study, open_store
-from mosapp.study.ccr import CcrTrial
-from mosapp.study.engine import Trial
 from mosapp.study.errors import StudyError
 from mosapp.study.export import ratings_frame
 from mosapp.study.listening import (
@@ -29,7 +27,9 @@ from mosapp.study.listening import (
     streams,
     welcome_text,
 )
-from mosapp.study.mushra import MushraTrial
+from mosapp.study.types.ccr import CcrTrial
+from mosapp.study.types.five_grade import Trial
+from mosapp.study.types.mushra import MushraTrial
 from tests.study.conftest import prepare, study_toml, write_study
 from tests.study.test_gold import TRAP_CLIP
 

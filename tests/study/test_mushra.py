@@ -14,7 +14,7 @@ from mosapp.study import load_study
 from mosapp.study.definition import parse_study
 from mosapp.study.engine import StudyEngine
 from mosapp.study.errors import StudyError
-from mosapp.study.mushra import MushraSession, MushraTrial, band_label, screen_plan
+from mosapp.study.types.mushra import MushraSession, MushraTrial, band_label, screen_plan
 from tests.study.conftest import DEMO_CLIP, copy_study, prepared, study_toml
 
 CONDITIONS = ["reference", "pghi-only", "lowpass-7k", "lowpass-3.5k"]

@@ -17,10 +17,10 @@ from itertools import permutations
 
 import pytest
 
-from mosapp.study.ccr import order_plan
 from mosapp.study.definition import parse_study
 from mosapp.study.errors import StudyError
 from mosapp.study.plan import back_to_back, insert_gold, listener_plan, williams_rows
+from mosapp.study.types.ccr import order_plan
 from tests.study.conftest import study_toml
 
 

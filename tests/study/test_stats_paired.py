@@ -17,7 +17,7 @@ import pytest
 from scipy import stats as sps
 
 from mosapp.study import stats
-from mosapp.study.report import _comparison_lines
+from mosapp.study.report import comparison_lines
 
 # Three conditions rated by ten listeners (their means): x, y, z.
 X = [4.5, 3.0, 4.0, 5.0, 3.5, 4.0, 2.5, 4.5, 3.0, 4.0]
@@ -112,7 +112,7 @@ def test_a_pair_too_small_to_find_gets_a_listener_count_and_the_floor_note():
     out = stats.paired_comparisons(_ratings({k: np.clip(v, 1, 5).tolist() for k, v in cols.items()}))
     # 6 pairs, 5 listeners: the exact tests' floor 6 * 2 / 32 = 0.375 > 0.05
     assert out["note"].str.contains("cannot reach 0.05").all()
-    lines = "\n".join(_comparison_lines(out, "per-listener means"))
+    lines = "\n".join(comparison_lines(out, "per-listener means"))
     assert "no exact (sign-flip or Wilcoxon) test can reach significance" in lines
     assert f"about {stats.exact_tests_floor_listeners(6)} listeners" in lines
     assert stats.exact_tests_floor_listeners(6) == 8  # 6 * 2 / 2^8 = 0.047
@@ -159,7 +159,7 @@ def test_mushra_with_nine_kept_listeners_finds_reference_against_the_3_5k_anchor
     assert pair["n_pairs"] == 9 and pair["significant_t"] and pair["p_t_holm"] < 1e-6
     # the exact tests cannot (15 * 2 / 2^9 = 0.0586), and say so
     assert pair["p_wilcoxon_holm"] > 0.05 and "cannot reach" in pair["note"]
-    text = "\n".join(_comparison_lines(out.reset_index(), "per-listener means"))
+    text = "\n".join(comparison_lines(out.reset_index(), "per-listener means"))
     assert "reference vs lowpass-3.5k: diff +" in text and "(significant)" in text.split("reference vs lowpass-3.5k")[1].split("\n")[0]
 
 

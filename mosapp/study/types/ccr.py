@@ -60,10 +60,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -72,12 +74,28 @@ from sqlalchemy.orm import Session
 
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
 from mosapp.study import stats
-from mosapp.study.definition import REFERENCE, StudyDefinition
 from mosapp.study.errors import StudyError
-from mosapp.study.items import ItemScore, ItemSession
+from mosapp.study.export import Screening, condition_table, output_folder, ratings_frame, write_csv
+from mosapp.study.items import ITEM_COLUMNS, ItemScore, ItemSession
 from mosapp.study.plan import PlannedTrial, cell_counts, listener_plan
+from mosapp.study.report import (
+    ICC_COLUMNS,
+    comparison_lines,
+    kbps_cell,
+    metric_correlations,
+    plot_score_vs_kbps,
+    ruled,
+    standard_summary,
+    write_text,
+)
+from mosapp.study.schema import REFERENCE
 from mosapp.study.sitting import check_count, check_seconds, check_whole
-from mosapp.study.store import TrialItemRow, TrialRow
+from mosapp.study.store import Store, TrialItemRow, TrialRow
+from mosapp.study.types import register_test_type
+from mosapp.study.types.base import Playback, Streams, TestType
+
+if TYPE_CHECKING:
+    from mosapp.study.definition import StudyDefinition
 
 MIN_SCORE, MAX_SCORE = -3, 3
 
@@ -186,7 +204,7 @@ class CcrSession(ItemSession):
     """A listener's sitting in a CCR study."""
 
     def _trial(self, info: dict[str, Any], items: list[tuple[str, str]], reference_file: str, total: int) -> CcrTrial:
-        audio = self._engine._audio_for
+        audio = self._engine.audio_for
         (processed_token, processed_file), = items
         processed, reference = audio(processed_file), audio(reference_file)
         pf = bool(info["processed_first"])
@@ -316,5 +334,159 @@ def cmos_comparisons(ratings: pd.DataFrame, order: list[str], *, alpha: float = 
     return stats.paired_rows(pairs, alpha=alpha)
 
 
-__all__ = ["CMOS_COLUMNS", "CcrSession", "CcrTrial", "cmos_comparisons", "cmos_summary", "enrol", "listener_cmos",
-           "order_plan"]
+# ------------------------------------------------------------------------------------------ report
+
+
+@dataclass
+class CcrReport:
+    """A CCR study's report (see :func:`build_ccr_report`).
+
+    ``cmos`` is the CMOS table (:data:`CMOS_COLUMNS`); ``summary`` the same numbers in the columns
+    the DCR/ACR report uses, so the app's Results view shows a CCR study like any other;
+    ``screening`` is the (off) rule; ``clips``, ``mixed`` and ``agreement`` are not computed.
+    """
+
+    definition: StudyDefinition
+    ratings: pd.DataFrame
+    cmos: pd.DataFrame
+    comparisons: pd.DataFrame
+    listeners: pd.DataFrame
+    screening: Screening
+    correlations: pd.DataFrame
+    clips: pd.DataFrame | None = None
+    mixed: pd.DataFrame | None = None
+    agreement: stats.AgreementResult | None = None
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return standard_summary(self.cmos)
+
+    def agreement_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(columns=["listener", "n_points", "r_rest", "note"])
+
+    def icc_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(columns=list(ICC_COLUMNS))
+
+    def text(self) -> str:
+        d = self.definition
+        lines = [f"{d.title}  ({d.name}: CCR, CMOS)", "", d.blind_note(), ""]
+        n_list = self.ratings["listener"].nunique() if len(self.ratings) else 0
+        lines.append(f"ratings: {len(self.ratings)} from {n_list} listener(s); screening: rule off")
+        lines += ["", "CMOS per condition (processed against reference, -3..+3), order effect removed: the mean over "
+                      "listeners of (F + S) / 2, F / S the mean with the processed sample first / second; 95 % t "
+                      "interval over listeners; Wilcoxon against 0, Holm:"]
+        header = (f"{'condition':<18} {'kbps':>7} {'n':>4} {'L':>3} {'CMOS':>6} {'95% CI':>16} {'uncorr.':>7} "
+                  f"{'order':>6} {'p (Holm)':>9}")
+        lines += ruled(header)
+        for r in self.cmos.itertuples():
+            ci = "" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+            cm = "-" if pd.isna(r.cmos) else f"{r.cmos:+.2f}"
+            un = "" if pd.isna(r.uncorrected) else f"{r.uncorrected:+.2f}"
+            oe = "" if pd.isna(r.order_effect) else f"{r.order_effect:+.2f}"
+            p = "" if pd.isna(r.p_vs_0_holm) else f"{r.p_vs_0_holm:.3g}"
+            lines.append(f"{r.condition:<18} {kbps_cell(r.bitrate_kbps):>7} {r.n:>4} {r.n_listeners:>3} {cm:>6} "
+                         f"{ci:>16} {un:>7} {oe:>6} {p:>9}")
+        lines += comparison_lines(self.comparisons, "the listeners' CMOS")
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+        folder = output_folder(out_dir)
+        name = self.definition.name
+        files = {
+            "summary": write_csv(self.cmos, folder / f"{name}-report-summary.csv"),
+            "comparisons": write_csv(self.comparisons.assign(screening=self.screening.describe()),
+                                     folder / f"{name}-report-comparisons.csv"),
+            "listeners": write_csv(self.listeners, folder / f"{name}-report-listeners.csv"),
+            "listener_cmos": write_csv(listener_cmos(self.ratings) if len(self.ratings) else pd.DataFrame(),
+                                       folder / f"{name}-report-listener-cmos.csv"),
+            "plot": plot_score_vs_kbps(self.summary, self.definition, folder / f"{name}-report-cmos-vs-kbps.png"),
+        }
+        files["text"] = write_text(folder / f"{name}-report.txt", self.text())
+        return files
+
+
+def build_ccr_report(store: Store, definition: StudyDefinition) -> CcrReport:
+    """Compute the report of a CCR study: CMOS per condition with the order effect removed (see the module)."""
+    ratings = ratings_frame(store, definition)
+    conditions = condition_table(store, definition)
+    summary = cmos_summary(ratings, conditions)
+    order = [c for c in conditions["condition"] if len(ratings) and c in set(ratings["condition"])]
+    listeners = (ratings.groupby("listener", sort=False).agg(ratings=("value", "size"), mean=("cmos_value", "mean"))
+                 .reset_index() if len(ratings) else pd.DataFrame({"listener": [], "ratings": [], "mean": []}))
+    listeners["dropped"] = False
+    listeners["screening"] = "rule off: every listener kept"
+    codes = sorted(set(ratings["listener"])) if len(ratings) else []
+    screening = Screening(definition.screening, False, codes, [], pd.DataFrame(columns=list(stats.SCREENING_COLUMNS)))
+    correlations = metric_correlations(summary.dropna(subset=["cmos"]).rename(columns={"cmos": "mean"}),
+                                       conditions, definition)
+    return CcrReport(definition, ratings, summary, cmos_comparisons(ratings, order), listeners, screening=screening,
+                     correlations=correlations)
+
+
+# ------------------------------------------------------------------------------------------ the type
+
+
+class CcrType(TestType):
+    """CCR as a test type (see the module)."""
+
+    name = "ccr"
+    scale = "CMOS"
+    score_range = (MIN_SCORE, MAX_SCORE)
+    # P.800 Annex E (CCR), the scores -3..+3: the quality of the second compared with the first.
+    labels = ("Much worse", "Worse", "Slightly worse", "About the same", "Slightly better", "Better", "Much better")
+    labels_what = "for the scores -3 to +3"
+    instructions = "You will hear two samples, A then B. Rate the quality of the second (B) compared with the first (A)."
+    noun = "pair"
+    trial_class = CcrTrial
+    session_class = CcrSession
+    item_ratings = True
+    value_description = "the score as given, -3..+3: the second sample (B) against the first (A)"
+    rating_columns = ITEM_COLUMNS
+    summary_columns = CMOS_COLUMNS
+    plot_name = "cmos"
+
+    @property
+    def has_screening(self) -> bool:
+        return False
+
+    def enrol(self, s: Session, definition: StudyDefinition, listener_id: int, listener_index: int,
+              stimuli: Mapping[tuple[str, str], int], token: Callable[[], str]) -> None:
+        enrol(s, definition, listener_id, listener_index, stimuli, token)
+
+    def streams(self, trial: CcrTrial) -> Streams:
+        return Streams((trial.first, trial.second), ("A", "B"), None, (0, 1))
+
+    def rate(self, session: Any, trial: CcrTrial, score: Any, playback: Playback, response_time_s: float) -> int:
+        if not isinstance(score, int):
+            raise StudyError(f"The rating {score!r} is not accepted; give one whole number.")
+        if not isinstance(session, CcrSession):
+            raise StudyError("CcrSession.rate takes the CcrTrial that next_trial returned.")
+        counts, total = playback.play_counts, float(sum(playback.listened_s))
+        session.rate(trial, score, play_counts=(counts[0], counts[1]),
+                     listening_time_s=total if math.isfinite(total) else 0.0, response_time_s=response_time_s)
+        return score
+
+    def finish_ratings(self, frame: pd.DataFrame) -> pd.DataFrame:
+        first = frame["processed_first"].astype(bool)
+        frame["processed_first"] = first
+        frame["cmos_value"] = np.where(first, -frame["value"], frame["value"]).astype(np.int64)
+        return frame
+
+    def export_summary(self, store: Store, definition: StudyDefinition,
+                       ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        plain = ratings[~ratings["is_training"]]
+        table = pd.DataFrame(columns=list(stats.SCREENING_COLUMNS))
+        table.insert(1, "screening", [])  # CCR has no screening rule: no rows
+        return cmos_summary(plain, condition_table(store, definition)), table
+
+    def build_report(self, store: Store, definition: StudyDefinition, **options: Any) -> CcrReport:
+        return build_ccr_report(store, definition)
+
+    def decorate_plot(self, ax: Any, definition: StudyDefinition) -> None:
+        ax.axhline(0.0, color="0.5", linewidth=0.8)
+
+
+CCR = register_test_type(CcrType())
+
+__all__ = ["CCR", "CMOS_COLUMNS", "CcrReport", "CcrSession", "CcrTrial", "CcrType", "build_ccr_report",
+           "cmos_comparisons", "cmos_summary", "enrol", "listener_cmos", "order_plan"]

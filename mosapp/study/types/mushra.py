@@ -32,24 +32,52 @@ the CSV (``screened_out``) and out of the statistics.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy.orm import Session
 
 from mosapp.core.config import PIPELINE_SAMPLE_RATE
-from mosapp.study.definition import REFERENCE, StudyDefinition
 from mosapp.study.errors import StudyError
-from mosapp.study.items import ItemScore, ItemSession
+from mosapp.study.items import ITEM_COLUMNS, ItemScore, ItemSession
+from mosapp.study.schema import (
+    MAX_TRIALS_PER_LISTENER,
+    REFERENCE,
+    SCREENING_FIELDS,
+    Reader,
+    ScreeningSpec,
+    check_anchor,
+    max_fraction,
+    screening_rule,
+)
 from mosapp.study.sitting import check_count, check_seconds, check_whole
 from mosapp.study.store import TrialItemRow, TrialRow
+from mosapp.study.types import register_test_type
+from mosapp.study.types.base import Playback, Streams, TestType
+
+if TYPE_CHECKING:
+    from mosapp.study.definition import StudyDefinition
 
 #: The scale.
 MIN_SCORE, MAX_SCORE = 0, 100
 #: The band edges of BS.1534's quality scale: band i covers [BANDS[i], BANDS[i+1]].
 BANDS = (0, 20, 40, 60, 80, 100)
+#: The BS.1534 mid anchor (3.5 kHz is the low anchor): the default anchor of MUSHRA's screening.
+MUSHRA_MID_ANCHOR = "lowpass-7k"
+#: BS.1534-3's two anchors.
+MUSHRA_ANCHORS = {"lowpass-3.5k": "low anchor (3.5 kHz)", MUSHRA_MID_ANCHOR: "mid-range anchor (7 kHz)"}
+#: BS.1534-3 recommends no more than 12 signals on one screen (reference and anchors included).
+MUSHRA_MAX_CONDITIONS = 12
+#: A MUSHRA sample counts as played after this many seconds of it (or all of a shorter one).
+MIN_PLAYED_S = 1.0
+#: MUSHRA's screening for what its ``[screening]`` leaves out (the one home of these numbers):
+#: ``bs1534`` when the study has the mid anchor (else ``reference``), 90 on 0..100, 3 screens.
+SCREENING_DEFAULTS = ScreeningSpec(rule="bs1534", min_score=90, max_fraction=0.15, min_reference_trials=3,
+                                   anchor=MUSHRA_MID_ANCHOR, anchor_max_score=90, gold_max_failures=0)
 
 
 @dataclass(frozen=True)
@@ -69,7 +97,7 @@ class MushraTrial:
         reference_id: opaque token of the open reference.
         reference: the open reference, float32 ``(channels, n)``.
         items: the stimuli to rate, in screen order (random per screen and listener).
-        sample_rate, index, total, is_training: as :class:`mosapp.study.engine.Trial`.
+        sample_rate, index, total, is_training: as :class:`mosapp.study.types.five_grade.Trial`.
     """
 
     trial_id: str
@@ -138,7 +166,7 @@ class MushraSession(ItemSession):
 
     def _trial(self, info: dict[str, Any], items: list[tuple[str, str]], reference_file: str,
                total: int) -> MushraTrial:
-        audio = self._engine._audio_for
+        audio = self._engine.audio_for
         return MushraTrial(
             trial_id=info["trial_token"], reference_id=info["reference_token"], reference=audio(reference_file),
             items=tuple(MushraItem(token, audio(f)) for token, f in items), sample_rate=PIPELINE_SAMPLE_RATE,
@@ -180,5 +208,159 @@ class MushraSession(ItemSession):
                      response_time_s=check_seconds(response_time_s, "response_time_s"))
 
 
-__all__ = ["BANDS", "MAX_SCORE", "MIN_SCORE", "MushraItem", "MushraSession", "MushraTrial", "band_label", "enrol",
-           "screen_plan"]
+def mushra_played(trial: MushraTrial, playback: Playback) -> list[bool]:
+    """Per MUSHRA stimulus: played for at least :data:`MIN_PLAYED_S` (or to its end)."""
+    listened, ends, durations = playback.listened_s, playback.heard_to_end, playback.durations_s
+    return [listened[i + 1] >= min(MIN_PLAYED_S, durations[i + 1] - 0.05) or ends[i + 1]
+            for i in range(len(trial.items))]
+
+
+def parse_screening(top: Reader, conditions: tuple[str, ...]) -> ScreeningSpec:
+    """MUSHRA's post-screening (ITU-R BS.1534-3 §4.1.2) on the 0..100 scale.
+
+    Default: ``bs1534`` with the hidden reference below 90 or the mid anchor (``lowpass-7k``)
+    above 90 in more than 15 % of a listener's items; ``reference`` alone when the study has no
+    mid anchor. ``min_reference_trials`` defaults to 3 screens (:data:`SCREENING_DEFAULTS`).
+    """
+    d = SCREENING_DEFAULTS
+    anchor_default = d.anchor if d.anchor in conditions else None
+    value = top.table.get("screening")
+    if value is None:
+        value = {}
+    if isinstance(value, str):
+        value = {"rule": value}
+    if not isinstance(value, dict):
+        raise top.fail("screening", 'must be "reference", "bs1534", "off" or a [screening] table')
+    r = Reader(top.where, value, "screening.", SCREENING_FIELDS)
+    rule = screening_rule(r, d.rule if anchor_default else "reference")
+    min_score = _score(r, "min_score", d.min_score)
+    anchor_max = _score(r, "anchor_max_score", d.anchor_max_score)
+    fraction = max_fraction(r, d.max_fraction)
+    anchor = r.string("anchor", anchor_default)
+    check_anchor(r, rule, anchor, conditions, f'is missing; the bs1534 rule needs the mid anchor (add '
+                                              f'"{MUSHRA_MID_ANCHOR}" to conditions, or name the anchor)')
+    return replace(
+        d, rule=rule, min_score=min_score, max_fraction=fraction,
+        min_reference_trials=r.integer("min_reference_trials", d.min_reference_trials, minimum=1,
+                                       maximum=MAX_TRIALS_PER_LISTENER),
+        anchor=anchor, anchor_max_score=anchor_max, explicit=bool(value),
+    )
+
+
+def _score(r: Reader, key: str, default: int) -> int:
+    value = r.integer(key, default, minimum=MIN_SCORE)
+    if value > MAX_SCORE:
+        raise r.fail(key, f"is {value}; give a MUSHRA score from 0 to 100")
+    return value
+
+
+class MushraType(TestType):
+    """MUSHRA as a test type (see the module)."""
+
+    name = "mushra"
+    scale = "MUSHRA"
+    score_range = (MIN_SCORE, MAX_SCORE)
+    # BS.1534's continuous quality scale: five bands of 20 points, 0-20 Bad … 80-100 Excellent.
+    labels = ("Bad", "Poor", "Fair", "Good", "Excellent")
+    labels_what = "for the bands 0-20 … 80-100"
+    instructions = ("Each screen has the reference and several samples, one of which may be the reference itself. "
+                    "Listen to every sample, compare it with the reference, and rate its quality from 0 to 100.")
+    noun = "screen"
+    trial_class = MushraTrial
+    session_class = MushraSession
+    item_ratings = True
+    value_description = "the score as given, 0..100 (BS.1534's quality scale)"
+    rating_columns = ITEM_COLUMNS
+    tick_step = 20
+    plot_name = "mushra"
+    plot_right = 0.74
+    legend_x = 1.11
+
+    # ------------------------------------------------------------------ the study file
+    def check_conditions(self, top: Reader, conditions: tuple[str, ...]) -> None:
+        if REFERENCE not in conditions:
+            raise top.fail("conditions", f'has no "{REFERENCE}"; a MUSHRA screen always has the hidden reference')
+        if len(conditions) > MUSHRA_MAX_CONDITIONS:
+            raise top.fail("conditions", f"has {len(conditions)} conditions; a MUSHRA screen has at most "
+                                         f"{MUSHRA_MAX_CONDITIONS} (ITU-R BS.1534), split the study")
+        if len(conditions) < 2:
+            raise top.fail("conditions", "has only the reference; a MUSHRA screen compares at least one condition")
+
+    def full_trials(self, clips: int, conditions: int, repetitions: int) -> int:
+        return clips * repetitions  # a trial is one screen: a clip with every condition
+
+    def check_trials(self, top: Reader, trials: int, *, clips: int, conditions: int, repetitions: int) -> None:
+        full = self.full_trials(clips, conditions, repetitions)
+        if trials > full:
+            raise top.fail("trials_per_listener", f"is {trials}; at most {full} screens (clips x repetitions = "
+                                                  f"{clips} x {repetitions}); raise repetitions for more")
+
+    def check_training(self, training: Reader, conditions: tuple[str, ...]) -> None:
+        if conditions:
+            raise training.fail("conditions", "is set, but every MUSHRA screen (training ones too) has all the "
+                                              "conditions; remove it")
+
+    def parse_screening(self, top: Reader, conditions: tuple[str, ...]) -> ScreeningSpec:
+        return parse_screening(top, conditions)
+
+    def check_screening_threshold(self, flag: str, value: float) -> None:
+        low, high = self.score_range
+        if not low <= value <= high:
+            raise StudyError(f"{flag} {value:g} is not accepted for a MUSHRA study; give a score from {low} to {high}.")
+        if value <= 5:
+            raise StudyError(f"{flag} {value:g} looks like a five-grade score; MUSHRA scores run from 0 to 100 "
+                             f"(BS.1534-3 screens with 90).")
+
+    # ------------------------------------------------------------------ a sitting
+    def enrol(self, s: Session, definition: StudyDefinition, listener_id: int, listener_index: int,
+              stimuli: Mapping[tuple[str, str], int], token: Callable[[], str]) -> None:
+        enrol(s, definition, listener_id, listener_index, stimuli, token)
+
+    def streams(self, trial: MushraTrial) -> Streams:
+        n = len(trial.items)
+        return Streams((trial.reference, *(item.audio for item in trial.items)),
+                       ("reference", *(str(i + 1) for i in range(n))), 0, tuple(range(1, n + 1)))
+
+    def ready(self, trial: MushraTrial, playback: Playback, *, require_full_listen: bool,
+              reference_first: bool) -> bool:
+        return all(mushra_played(trial, playback))
+
+    def rate(self, session: Any, trial: MushraTrial, score: Any, playback: Playback, response_time_s: float) -> int:
+        if isinstance(score, int) or not isinstance(session, MushraSession):
+            raise StudyError(f"This screen has {len(trial.items)} stimuli; give one score (0-100) for each.")
+        counts, listened = playback.play_counts, playback.listened_s
+        samples = self.streams(trial).samples
+        session.rate(trial, list(score), plays=[counts[i] for i in samples], reference_plays=counts[0],
+                     listening_time_s=[_finite(listened[i]) for i in samples], response_time_s=response_time_s)
+        return len(trial.items)
+
+    # ------------------------------------------------------------------ results
+    def finish_ratings(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame["processed_first"] = pd.Series([pd.NA] * len(frame), dtype="boolean")
+        frame["cmos_value"] = pd.Series([pd.NA] * len(frame), dtype="Int64")
+        return frame
+
+    def warnings(self, definition: StudyDefinition) -> list[str]:
+        missing = [f"{label} {name!r}" for name, label in MUSHRA_ANCHORS.items() if name not in definition.conditions]
+        if not missing:
+            return []
+        return [f"warning: this MUSHRA study lacks the {' and the '.join(missing)}; BS.1534-3 needs both, so its "
+                f"scores are not on the standard's anchored scale and its bs1534 screening has no mid-range anchor to "
+                f"use"]
+
+    def decorate_plot(self, ax: Any, definition: StudyDefinition) -> None:
+        for k, label in enumerate(definition.labels):  # BS.1534's labelled bands
+            ax.axhline(20 * (k + 1), color="0.8", linewidth=0.6)
+            ax.text(1.01, 20 * k + 10, label, transform=ax.get_yaxis_transform(), fontsize=7, va="center",
+                    color="0.4")
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
+
+
+MUSHRA = register_test_type(MushraType())
+
+__all__ = ["BANDS", "MAX_SCORE", "MIN_PLAYED_S", "MIN_SCORE", "MUSHRA", "MUSHRA_ANCHORS", "MUSHRA_MAX_CONDITIONS",
+           "MUSHRA_MID_ANCHOR", "SCREENING_DEFAULTS", "MushraItem", "MushraSession", "MushraTrial", "MushraType",
+           "band_label", "enrol", "mushra_played", "parse_screening", "screen_plan"]
