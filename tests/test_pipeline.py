@@ -7,7 +7,7 @@ from mosapp.core.audio import read_audio
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import AudioError
 from mosapp.pipeline import roundtrip, run_to_end
-from tests.conftest import music_like
+from tests.helpers import music_like
 
 
 def _file(tmp_path, signal: np.ndarray, rate: int, subtype="PCM_16", name="in.wav"):

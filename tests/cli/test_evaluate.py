@@ -18,7 +18,7 @@ from mosapp.core import metrics
 from mosapp.evaluation.clips import Excerpt
 from mosapp.evaluation.run import keep_audio_path
 from tests.cli.common import REPO, run_main
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like, unavailable
 
 MOSAPP = [sys.executable, "-m", "mosapp"]
 FAST = ["mel_distance", "spectral_convergence_db", "si_sdr_db", "low_band_distance_db", "low_band_correlation",
@@ -193,9 +193,8 @@ def test_a_full_output_disk_is_one_sentence_and_what_was_measured_is_kept(tmp_pa
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode != 0 and not os.environ.get("CI"):
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    assert mounted.returncode == 0, mounted.stderr
+    if mounted.returncode != 0:
+        unavailable(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         rc, out, err = run_main(capsys, "evaluate", music, "--codecs", "opus-12", "--out", disk / "out",
                                 "--excerpt-seconds", "1", "--excerpts-per-file", "3", "--metrics", "mel_distance",

@@ -22,8 +22,9 @@ import soundfile as sf
 from mosapp.cli.main import build_parser, main
 from mosapp.codecs import get_codec
 from mosapp.codecs.container import CONTAINER_VERSION, pack, unpack
-from mosapp.core.errors import ConfigError
 from tests.cli.common import REPO, assert_one_sentence, notes, run_main
+from tests.codecs.forging import forge, set_at, version_1
+from tests.helpers import require_codec
 
 RATE = 48_000
 FAST = ["--phase", "pghi", "--device", "cpu"]
@@ -93,28 +94,17 @@ def test_per_channel_and_json(tmp_path, capsys):
 
 
 def test_default_codec_is_used(tmp_path, capsys):
-    import mosapp.codecs
+    from mosapp.codecs import DEFAULT_CODEC
 
-    default = getattr(mosapp.codecs, "DEFAULT_CODEC", "pghi-only")
-    try:
-        codec = get_codec(default)
-    except ConfigError:
-        pytest.skip(f"the default codec {default} is not built yet")
-    if not codec.availability().ok:
-        pytest.skip(codec.availability().reason)
+    require_codec(DEFAULT_CODEC)
     wav = stereo_wav(tmp_path / "in.wav", seconds=1.0)
     rc, out, err = run_main(capsys, "encode", wav, tmp_path / "d.sgc", *FAST)
     assert rc == 0, err
-    assert unpack((tmp_path / "d.sgc").read_bytes())[0].codec == default
+    assert unpack((tmp_path / "d.sgc").read_bytes())[0].codec == DEFAULT_CODEC
 
 
 def test_opus_12_round_trip(tmp_path, capsys):
-    try:
-        codec = get_codec("opus-12")
-    except ConfigError:
-        pytest.skip("opus-12 is not built yet (mosapp/codecs/classic/)")
-    if not codec.availability().ok:
-        pytest.skip(codec.availability().reason)
+    require_codec("opus-12")
     wav = stereo_wav(tmp_path / "in.wav", seconds=2.0)
     sgc = tmp_path / "o.sgc"
     rc, out, err = run_main(capsys, "encode", wav, sgc, "--codec", "opus-12", "--json", *FAST)
@@ -282,7 +272,6 @@ def test_damaged_file_through_the_real_command_line(encoded_file, tmp_path):
 
 from mosapp.codecs.container import pack as _pack  # noqa: E402
 from mosapp.core.audio import AudioInfo  # noqa: E402
-from tests.codecs.test_container import forge, set_at  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -293,12 +282,8 @@ def coded(tmp_path_factory) -> dict[str, Path]:
     sf.write(str(wav), notes(1.0, RATE, [220.0, 330.0]), RATE, subtype="PCM_16")
     files = {"wav": wav}
     for name in ("pghi-only", "opus-12", "sgc-12"):
-        try:
-            codec = get_codec(name)
-        except ConfigError:
-            continue
-        if not codec.availability().ok:
-            continue
+        if not get_codec(name).availability().ok:
+            continue  # the tests that need it say so (tests.helpers.require_codec)
         out = folder / f"{name}.sgc"
         assert main(["encode", str(wav), str(out), "--codec", name, *FAST]) == 0
         files[name] = out
@@ -333,8 +318,7 @@ FORGED_CLI = {
 @pytest.mark.parametrize("case", list(FORGED_CLI))
 def test_forged_header_is_refused_by_decode(coded, tmp_path, capsys, case):
     name, edit, words = FORGED_CLI[case]
-    if name not in coded:
-        pytest.skip(f"{name} does not run here")
+    require_codec(name)
     _decode_refused(coded, tmp_path, capsys, forge(coded[name].read_bytes(), edit), *words)
 
 
@@ -375,8 +359,9 @@ REPACKED = {
 @pytest.mark.parametrize("case", list(REPACKED))
 def test_repacked_header_out_of_the_codecs_ranges_is_refused(coded, tmp_path, capsys, case):
     name, changes, words = REPACKED[case]
-    if name not in coded or (changes.get("codec") and not get_codec(changes["codec"]).availability().ok):
-        pytest.skip(f"{name} does not run here")
+    for needed in (name, changes.get("codec")):
+        if needed:
+            require_codec(needed)
     bad = tmp_path / "bad.sgc"
     bad.write_bytes(_repack(coded[name].read_bytes(), **changes))
     rc, out, err = run_main(capsys, "decode", bad, tmp_path / "out.wav", *FAST)
@@ -402,8 +387,7 @@ def test_a_stream_of_other_weights_names_both_models(coded, tmp_path, capsys, mo
     as a writer that knows the whole format would): the model identifier refuses it. Where the
     shipped points all share one network, the other point is a card of this test's own naming
     the third round's sgc-12 weights (another network of the same family)."""
-    if "sgc-12" not in coded:
-        pytest.skip("sgc-12 is not available here")
+    require_codec("sgc-12")
     other = _other_model("sgc-12")
     if other is None:
         from mosapp.codecs.sgc import ASSETS_MODELS
@@ -422,11 +406,8 @@ def test_a_stream_of_other_weights_names_both_models(coded, tmp_path, capsys, mo
 
 
 def test_container_version_1_files_are_refused_and_decode_the_same_once_converted(coded, tmp_path, capsys):
-    from tests.codecs.test_container import version_1
-
     for name in ("pghi-only", "opus-12"):
-        if name not in coded:
-            continue
+        require_codec(name)
         old = tmp_path / f"{name}-v1.sgc"
         old.write_bytes(version_1(coded[name].read_bytes()))
         assert old.read_bytes()[4:6] == b"\x01\x00"

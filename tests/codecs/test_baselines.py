@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-pytest.importorskip("transformers", reason="the baselines extra (scripts/setup installs it)")
-
 from mosapp.codecs import get_codec
 from mosapp.codecs.baselines import DAC, ENCODEC, ENV_DIR, pack_indices, unpack_indices
 from mosapp.core import metrics
 from mosapp.core.config import PipelineConfig
 from tests.cli.common import run_main
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like, require_module
+
+require_module("transformers", "the baselines extra (scripts/setup installs it)")
 
 
 def _save_models(folder):

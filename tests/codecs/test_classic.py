@@ -22,20 +22,12 @@ from mosapp.codecs.classic import (
 )
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig
 from mosapp.core.errors import AudioError, BitstreamError, ConfigError, ModelError
-from tests.conftest import music_like
+from tests.helpers import music_like, require_codec
 
 RATE = PIPELINE_SAMPLE_RATE
 CONFIG = PipelineConfig()
 WAVEFORM = [f"{family}-{k}" for family, rates in ADVERTISED.items() for k in rates]
 ANCHORS = ["lowpass-3.5k", "lowpass-7k"]
-
-
-def codec_or_skip(name: str):
-    codec = get_codec(name)
-    availability = codec.availability()
-    if not availability.ok:
-        pytest.skip(availability.reason)
-    return codec
 
 
 def lag(reference: np.ndarray, estimate: np.ndarray, max_lag: int = 64) -> int:
@@ -112,7 +104,7 @@ def test_packet_framing_round_trips():
 
 @pytest.mark.parametrize("name", WAVEFORM + ["opus-11"])
 def test_payload_bitrate_is_nominal_on_30_s_of_music(name, music30):
-    codec = codec_or_skip(name)
+    codec = require_codec(name)
     encoded = codec.encode(music30, CONFIG)
     assert encoded.n_samples == music30.shape[1] and encoded.channels == 1
     # CBR streams are nominal by construction (opus-11: 28-byte packets, 11.2); FFmpeg's AAC
@@ -123,7 +115,7 @@ def test_payload_bitrate_is_nominal_on_30_s_of_music(name, music30):
 @pytest.mark.parametrize("name", ["opus-12", "mp3-8", "mp3-32", "aac-16"] + ANCHORS)
 @pytest.mark.parametrize("n", [1, 1000, 22_051])
 def test_decoded_length_is_exact(name, n):
-    codec = codec_or_skip(name)
+    codec = require_codec(name)
     x = music_like(1.0, seed=n)[:, :n]
     y, encoded = codec.process(x, CONFIG)
     assert y.shape == (1, n) and y.dtype == np.float32 and y.flags.c_contiguous
@@ -135,7 +127,7 @@ def test_decoded_length_is_exact(name, n):
     "name, delay", [("opus-64", 312), ("mp3-8", 1105), ("mp3-32", 1105), ("aac-16", 1024), ("aac-32", 1024)]
 )
 def test_output_aligns_with_input(name, delay, music3):
-    codec = codec_or_skip(name)
+    codec = require_codec(name)
     y, encoded = codec.process(music3, CONFIG)
     # The delay is read from the encoder (first packet's pts), and is the codec's own:
     # Opus pre-skip, LAME encoder 576 + decoder 529, AAC priming.
@@ -146,13 +138,13 @@ def test_output_aligns_with_input(name, delay, music3):
 def test_opus_silk_mode_is_within_half_a_sample_at_8_khz(music3):
     # SILK (6-12 kbit/s) resamples internally to 8-16 kHz; libopus compensates that delay
     # in whole samples there, leaving up to 0.5 sample at 8 kHz = 2.8 samples at 44.1 kHz.
-    codec = codec_or_skip("opus-8")
+    codec = require_codec("opus-8")
     y, _ = codec.process(music3, CONFIG)
     assert abs(lag(music3[0], y[0])) <= 3
 
 
 def test_opus_aligns_click_trains_at_low_rates():
-    codec = codec_or_skip("opus-24")
+    codec = require_codec("opus-24")
     rng = np.random.default_rng(5)
     x = np.zeros((1, 3 * RATE), dtype=np.float32)
     x[0, rng.choice(np.arange(2000, 3 * RATE - 2000), 40, replace=False)] = 0.7
@@ -161,7 +153,7 @@ def test_opus_aligns_click_trains_at_low_rates():
 
 
 def test_mp3_codes_at_lame_rate(music3):
-    encoded = codec_or_skip("mp3-16").encode(music3, CONFIG)
+    encoded = require_codec("mp3-16").encode(music3, CONFIG)
     assert encoded.params["rate"] == 16000
 
 
@@ -196,7 +188,7 @@ def test_lowpass_attenuates_above_cutoff_and_keeps_the_passband(name, cutoff):
 # Not opus below about 20 kbit/s: there libopus itself codes a stereo input as mono.
 @pytest.mark.parametrize("name", ["opus-32", "mp3-16", "aac-24", "lowpass-7k"])
 def test_stereo_keeps_channels_apart_and_aligned(name):
-    codec = codec_or_skip(name)
+    codec = require_codec(name)
     # Left: music; right: an unrelated pulsing two-tone chord, so a swap or a mix shows.
     t = np.arange(2 * RATE) / RATE
     right = 0.3 * (np.sin(2 * np.pi * 300 * t) + np.sin(2 * np.pi * 1250 * t)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
@@ -221,7 +213,7 @@ def assert_one_sentence(exc: pytest.ExceptionInfo) -> None:
 
 @pytest.fixture(scope="module", params=["opus-8", "mp3-8", "aac-16", "lowpass-3.5k"])
 def encoded(request):
-    codec = codec_or_skip(request.param)
+    codec = require_codec(request.param)
     return codec, codec.encode(music_like(0.5, seed=9), CONFIG)
 
 
@@ -253,7 +245,7 @@ def test_newer_version_asks_for_an_update(encoded):
 
 @pytest.mark.parametrize("name", ["opus-12", "lowpass-7k"])
 def test_bad_audio_is_refused_in_one_sentence(name):
-    codec = codec_or_skip(name)
+    codec = require_codec(name)
     nan = music_like(0.2)
     nan[0, 100] = np.nan
     for bad in (nan, np.zeros((3, 1000), np.float32), np.zeros((1, 0), np.float32)):

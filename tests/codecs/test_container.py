@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -17,7 +16,8 @@ from mosapp.core import varint
 from mosapp.core.audio import AudioInfo
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import BitstreamError, MosappError
-from tests.conftest import music_like
+from tests.codecs.forging import forge, header_of, reseal, set_at, version_1, with_header
+from tests.helpers import music_like
 
 SOURCE = AudioInfo(path="/somewhere/in.wav", sample_rate=48_000, channels=2, frames=96_000, subtype="PCM_24",
                    format="WAV")
@@ -37,23 +37,6 @@ def one_sentence(exc: BaseException, *needles: str) -> str:
     for needle in needles:
         assert needle in msg, (needle, msg)
     return msg
-
-
-def reseal(body: bytes) -> bytes:
-    """``body`` (everything before the CRC) with a valid CRC-32 appended."""
-    return body + struct.pack("<I", zlib.crc32(body))
-
-
-def with_header(header: bytes, payload: bytes = b"xyz", version: int = CONTAINER_VERSION) -> bytes:
-    """A well-framed file with an arbitrary header (valid CRC)."""
-    return reseal(MAGIC + struct.pack("<H", version) + varint.encode(len(header))
-                  + varint.encode(len(payload)) + header + payload)
-
-
-def header_of(data: bytes) -> dict:
-    hlen, pos = varint.decode(data, 6, max_bytes=9)
-    _, start = varint.decode(data, pos, max_bytes=9)
-    return json.loads(data[start:start + hlen])
 
 
 # --------------------------------------------------------------------------- round trips
@@ -272,28 +255,6 @@ def test_read_sgc_names_the_path(tmp_path):
 # that stays in range.
 
 
-def forge(data: bytes, edit) -> bytes:
-    """``data`` with its header JSON changed by ``edit(header)`` (in place) and a valid CRC-32;
-    the binding digest ``b`` is left as it was, as a forger who only knows the framing would."""
-    header = header_of(data)
-    _, pos = varint.decode(data, 6, max_bytes=9)
-    payload_len, start = varint.decode(data, pos, max_bytes=9)
-    payload = data[len(data) - 4 - payload_len: len(data) - 4]
-    edit(header)
-    (version,) = struct.unpack_from("<H", data, 4)
-    return with_header(json.dumps(header, allow_nan=True).encode(), payload=payload, version=version)
-
-
-def set_at(path, value):
-    """A header edit that sets the value at ``path`` (keys and indices), for :func:`forge`."""
-    def edit(header):
-        target = header
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-    return edit
-
-
 FORGED = {
     # case: (edit, words the sentence holds)
     "sample-rate-1": (set_at(["sr"], 1), ["sample rate", "1 Hz", "44100"]),
@@ -353,17 +314,6 @@ def test_pack_refuses_what_unpack_would_refuse():
         pack(small_encoded(n_samples=1234), SOURCE)
     with pytest.raises(ValueError, match="sample rate"):
         pack(small_encoded(sample_rate=8000), SOURCE)
-
-
-def version_1(data: bytes) -> bytes:
-    """The same stream as mosapp 0.1.0 wrote it: container version 1, no ``b`` or ``mi`` key."""
-    header = header_of(data)
-    header.pop("b", None)
-    header.pop("mi", None)
-    _, pos = varint.decode(data, 6, max_bytes=9)
-    payload_len, _ = varint.decode(data, pos, max_bytes=9)
-    payload = data[len(data) - 4 - payload_len: len(data) - 4]
-    return with_header(json.dumps(header, separators=(",", ":")).encode(), payload=payload, version=1)
 
 
 def test_container_version_1_is_refused_with_how_to_convert_it():

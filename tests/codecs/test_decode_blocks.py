@@ -7,22 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mosapp.codecs import codec_names, get_codec
 from mosapp.codecs.container import read_sgc
 from mosapp.core.config import PipelineConfig
+from tests.helpers import require_codec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sgc"
 
 
 @pytest.mark.parametrize("name", ["opus-12", "mp3-16", "aac-16"])
 def test_blocks_are_the_whole_decode(name, monkeypatch):
-    if name not in codec_names() or not get_codec(name).availability().ok:
-        pytest.skip(f"{name} is not available here")
+    codec = require_codec(name)
     from mosapp.codecs.classic import av_io
 
     monkeypatch.setattr(av_io, "STREAM_BLOCK_FRAMES", 10_000)  # many blocks, odd boundaries
     encoded, _ = read_sgc(FIXTURES / f"{name}.sgc")
-    codec = get_codec(name)
     whole = codec.decode(encoded, PipelineConfig())
     blocks = list(codec.decode_blocks(encoded, PipelineConfig()))
     assert len(blocks) > 3

@@ -10,17 +10,15 @@ from mosapp.codecs import codec_names, container, get_codec
 from mosapp.core import metrics
 from mosapp.core.audio import AudioInfo
 from mosapp.core.config import PipelineConfig
-from mosapp.core.errors import BitstreamError
-from tests.conftest import music_like
+from mosapp.core.errors import BitstreamError, ConfigError
+from tests.helpers import music_like, require_codec
 
 FAST = PipelineConfig(phase="pghi", device="cpu")
 
 
 def _coded(name: str, seconds: float = 4.0):
     """(codec, input, encoded, packed file bytes, file kbps) for ``name`` on a music-like clip."""
-    codec = get_codec(name)
-    if not codec.availability().ok:
-        pytest.skip(codec.availability().reason)
+    codec = require_codec(name)
     x = music_like(seconds, seed=3)
     encoded = codec.encode(x, FAST)
     data = container.pack(encoded, AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV"))
@@ -40,7 +38,7 @@ def test_the_family_is_registered():
         assert name in names
     assert get_codec("avif-9.5").target_kbps == 9.5
     for bad in ("avif-0.5", "avif-1000", "png-12"):
-        with pytest.raises(Exception, match="Unknown codec"):
+        with pytest.raises(ConfigError, match="Unknown codec"):
             get_codec(bad)
 
 

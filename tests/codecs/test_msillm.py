@@ -19,7 +19,7 @@ from mosapp.codecs import codec_names, get_codec
 from mosapp.codecs import msillm as M
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import BitstreamError, ConfigError, ModelError
-from tests.conftest import music_like
+from tests.helpers import music_like
 
 SMALL = {"latent_features": 8, "hyper_features": 8, "num_residual_blocks": 0}
 

@@ -15,7 +15,7 @@ from mosapp.codecs.sgc import ASSETS_MODELS, STEP_RANGE, SgcTwoBandCodec, name_k
 from mosapp.core.audio import AudioInfo
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import BitstreamError
-from tests.conftest import music_like
+from tests.helpers import music_like
 
 SHIPPED = sorted(p.stem for p in ASSETS_MODELS.glob("sgc-*.json"))
 CURRENT = sorted((n for n in SHIPPED if not n.startswith("sgc-thesis-")), key=name_kbps)

@@ -15,14 +15,13 @@ from mosapp.codecs.container import read_sgc
 from mosapp.codecs.sgc import ASSETS_MODELS
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import BitstreamError, InvalidStreamError
+from tests.helpers import require_codec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sgc"
 
 
 def _stream(name: str):
-    codec = get_codec(name)
-    if not codec.availability().ok:
-        pytest.skip(f"{name} is not available here")
+    require_codec(name)
     return read_sgc(FIXTURES / f"{name}.sgc")[0]
 
 
@@ -43,8 +42,7 @@ def test_each_point_s_own_stream_fits(name):
                                            ("sgc2.pt", "never coded with")])
 def test_an_mi_naming_older_weights_that_cannot_have_coded_it_is_refused(weights, words):
     path = ASSETS_MODELS / weights
-    if not path.is_file():
-        pytest.skip(f"{weights} is not shipped")
+    assert path.is_file(), f"{path} is shipped with mosapp (git ls-files assets/models)"
     stream = _stream("sgc-12")
     # as this mosapp codes sgc-12 now: its high_row_slope in the stream
     encoded = replace(stream, model=file_model_id(path), params={**stream.params, "high_row_slope": 0.5})

@@ -11,7 +11,7 @@ from mosapp.core import bands, metrics
 from mosapp.core.audio import AudioInfo
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import BitstreamError
-from tests.conftest import music_like
+from tests.helpers import music_like
 
 FAST = PipelineConfig(phase="pghi", device="cpu")
 

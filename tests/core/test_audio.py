@@ -22,10 +22,11 @@ from mosapp.core.audio import (
     write_audio,
 )
 from mosapp.core.errors import AudioError, MosappError
+from tests.helpers import requires
 
 SR = 44_100
 HAS_MP3 = "MP3" in sf.available_formats()
-needs_mp3 = pytest.mark.skipif(not HAS_MP3, reason="this libsndfile build has no MP3 support")
+needs_mp3 = requires(HAS_MP3, "this libsndfile build has no MP3 support (soundfile 0.12's wheels have it)")
 
 
 def chord(n: int, sr: int, freqs=(220.0, 277.18, 329.63), amp: float = 0.25) -> np.ndarray:

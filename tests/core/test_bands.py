@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mosapp.core import bands
-from tests.conftest import music_like
+from tests.helpers import music_like
 
 
 def test_split_then_merge_gives_the_signal_back():

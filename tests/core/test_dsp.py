@@ -5,8 +5,9 @@ import torch
 from mosapp.core import dsp, job
 from mosapp.core.config import GEOMETRIES, ImageMapping
 from mosapp.core.errors import ConfigError
+from tests.helpers import require_module
 
-tifresi_stft = pytest.importorskip("tifresi.stft")
+tifresi_stft = require_module("tifresi.stft", "a dependency of mosapp (pyproject.toml)")
 
 
 @pytest.mark.parametrize("name", ["thesis", "wide"])

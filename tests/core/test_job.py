@@ -23,7 +23,7 @@ from mosapp.core.config import PipelineConfig, get_geometry
 from mosapp.evaluation import evaluate
 from mosapp.phase.fgla import fgla
 from mosapp.phase.pghi import pghi_phase
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like, require_codec
 
 
 def cancelled_at_first_report(fn, *args, **kwargs) -> list[job.Progress]:
@@ -57,9 +57,7 @@ def test_reading_a_file_stops_between_blocks(tmp_path):
 
 @pytest.mark.parametrize("name", ["pghi-only", "opus-12", "sgc-12", "sgc-thesis-12", "avif-12"])
 def test_encoding_stops_inside_the_codec(name):
-    codec = get_codec(name)
-    if not codec.availability().ok:
-        pytest.skip(codec.availability().reason)
+    codec = require_codec(name)
     x = music_like(12.0)
     seen = cancelled_at_first_report(codec.encode, x, PipelineConfig())
     assert seen and seen[0].total > 1 and seen[0].unit

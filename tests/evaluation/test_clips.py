@@ -8,7 +8,7 @@ import soundfile as sf
 
 from mosapp.core.audio import read_audio
 from mosapp.evaluation.clips import Excerpt, InputError, excerpt_starts, plan_excerpts, read_excerpt
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like
 
 
 def _write(path, seconds, rate=RATE, channels=1, seed=0):

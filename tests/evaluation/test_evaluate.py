@@ -9,7 +9,7 @@ import pytest
 
 from mosapp.core import metrics
 from mosapp.evaluation import evaluate
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like
 
 
 def test_score_has_every_table_metric_and_the_band_metrics_see_a_low_band_loss():

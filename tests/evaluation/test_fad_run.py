@@ -8,11 +8,11 @@ import csv
 import pytest
 import soundfile as sf
 
-pytest.importorskip("transformers", reason="the baselines extra (scripts/setup installs it)")
-
 from mosapp.evaluation.run import check_metrics, run_evaluation, run_to_end
 from mosapp.models import clap
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like, require_module
+
+require_module("transformers", "the baselines extra (scripts/setup installs it)")
 
 
 @pytest.fixture(scope="module")

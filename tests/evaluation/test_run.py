@@ -13,7 +13,7 @@ from mosapp.evaluation import results
 from mosapp.evaluation.clips import Excerpt
 from mosapp.evaluation.results import OutputError, PairRow, PairStore
 from mosapp.evaluation.run import run_evaluation, run_to_end
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like
 
 FAST = ("mel_distance", "spectral_convergence_db", "low_band_distance_db", "low_band_correlation")
 

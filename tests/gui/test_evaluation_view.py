@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from mosapp.evaluation.run import run_evaluation, run_to_end
 from mosapp.gui.app import MainWindow
 from mosapp.gui.evaluation_view import EvaluationView
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "out" / "screenshots" / "evaluate.png"

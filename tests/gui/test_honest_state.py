@@ -23,8 +23,8 @@ from mosapp.codecs import DEFAULT_CODEC
 from mosapp.core.job import STEP, Progress
 from mosapp.gui.app import MainWindow
 from mosapp.gui.inspect_view import _set_combo
-from tests.conftest import RATE, music_like
 from tests.gui.test_inspect_view import _move_mouse, wait_for
+from tests.helpers import RATE, music_like
 
 
 @pytest.fixture(scope="module")

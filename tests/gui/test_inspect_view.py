@@ -18,8 +18,8 @@ from mosapp.gui.inspect_view import _set_combo
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
 from mosapp.views.jobs import AudioSource, InspectRequest
 from mosapp.views.spectrogram_data import DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS
-from tests.conftest import RATE, music_like
 from tests.gui.inspect_window import RUN_TIMEOUT_S, fast_inspect_window, wait_for
+from tests.helpers import RATE, music_like, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "out" / "screenshots" / "inspect.png"
@@ -168,7 +168,7 @@ def test_crosshair_reads_time_frequency_and_both_levels(view, qapp):
 
 def test_loop_region_sets_the_players_loop(view, qapp):
     if view.player is None:
-        pytest.skip(view.playback_status.text())
+        unavailable(view.playback_status.text())
     view.loop_check.setChecked(True)
     qapp.processEvents()
     assert all(r.isVisible() for r in view.panes.regions)
@@ -184,7 +184,7 @@ def test_loop_region_sets_the_players_loop(view, qapp):
 
 def test_switching_keeps_the_position_and_the_playhead_follows(view, qapp):
     if view.player is None:
-        pytest.skip(view.playback_status.text())
+        unavailable(view.playback_status.text())
     view.seek(0.75)
     view.select_stimulus(1)
     assert view.player.selected == 1 and view.reconstruction_radio.isChecked()
@@ -339,8 +339,7 @@ def test_zooming_into_a_long_track_draws_it_at_full_resolution(view, qapp):
 def test_study_clips_are_offered(view):
     clips = view._study_clips()
     demo = [label for label in clips if label.startswith("demo: ")]
-    if not demo:
-        pytest.skip("no demo study in studies/")
+    assert demo, "studies/demo.toml and its clip are shipped"
     source = clips[demo[0]]
     assert Path(source.path).is_file() and source.length_s > 0 and source.label.startswith("demo / ")
     from mosapp.views.jobs import read_source

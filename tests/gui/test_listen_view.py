@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from mosapp.gui.listen_view import ListenView
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "out" / "screenshots" / "listen.png"

@@ -22,8 +22,8 @@ from mosapp.gui.inspect_view import LOW_FREQUENCY_MIN_WINDOW
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
 from mosapp.views.jobs import AudioSource
 from mosapp.views.spectrogram_data import LOW_FREQUENCY_ANALYSIS, Analysis
-from tests.conftest import RATE
 from tests.gui.inspect_window import fast_inspect_window, wait_for
+from tests.helpers import RATE
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "out" / "screenshots"

@@ -26,7 +26,7 @@ import pytest
 import soundfile as sf
 
 from mosapp.views.platform import missing_xcb_libraries, xcb_plugin
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "out" / "screenshots"

@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QWidget
 from mosapp.gui import results_view
 from mosapp.gui.app import load_optional_view
 from mosapp.gui.results_view import ResultsView
-from tests.conftest import RATE, music_like
 from tests.gui.test_real_display import display  # noqa: F401 — the Xvfb fixture of the xcb test below
+from tests.helpers import RATE, music_like
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "out" / "screenshots" / "results.png"

@@ -8,6 +8,7 @@ from mosapp.core.config import GEOMETRIES
 from mosapp.core.metrics import spectral_convergence_db
 from mosapp.phase import get_backend
 from mosapp.phase.pghi import pghi_phase, phase_gradients
+from tests.helpers import require_module
 
 
 def _magnitude(signal: np.ndarray, name: str, device: str = "cpu"):
@@ -47,7 +48,7 @@ def test_gradient_formulas_match_the_true_phase(name, music):
 @pytest.mark.parametrize("name", ["thesis", "wide"])
 def test_pghi_matches_tifresi_quality(name, music):
     """Our PGHI reaches tifresi's spectral convergence within 0.5 dB (the issue's bar)."""
-    pytest.importorskip("tifresi")
+    require_module("tifresi", "a dependency of mosapp (pyproject.toml)")
     g, mag = _magnitude(music[0], name)
     ours = _sc_of(get_backend("pghi")(mag, g), mag, g)
     ref = _sc_of(get_backend("tifresi")(mag, g), mag, g)

@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.virtual_alsa import write_virtual_alsa_config
 from mosapp.playback.device import Output, OutputDevice, choose_device, describe
+from tests.helpers import requires
 from tests.playback.conftest import run_isolated
 
 DEVICES = [
@@ -63,11 +64,14 @@ def test_an_output_that_was_never_opened_is_silent_and_says_why():
 _HAS_SOUNDDEVICE = True
 try:
     import sounddevice  # noqa: F401  (PortAudio initialises with this process's HOME; harmless)
-except Exception:  # noqa: BLE001 — whatever stops sounddevice loading skips these tests
+except Exception:  # noqa: BLE001 — whatever stops sounddevice loading (no libportaudio2: OSError) is reported below
     _HAS_SOUNDDEVICE = False
 
-needs_alsa = pytest.mark.skipif(not (sys.platform.startswith("linux") and _HAS_SOUNDDEVICE),
-                                reason="needs Linux (ALSA), the sounddevice package and libportaudio2")
+
+def needs_alsa(test):
+    """Linux only (ALSA's null device); there, sounddevice and libportaudio2 must load (tests.helpers.requires)."""
+    test = requires(_HAS_SOUNDDEVICE, "sounddevice or libportaudio2 is missing (scripts/setup installs them)")(test)
+    return pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ALSA is Linux's")(test)
 
 _HEADER = """
 import json, time

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests import helpers
 
 SUPERUSER = "postgres"
 
@@ -52,11 +52,8 @@ def unavailable() -> str | None:
 def require_server() -> None:
     """Skip the test where no server can be started, but fail under CI, whose set-up installs one."""
     reason = unavailable()
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set but {reason}.")
-    pytest.skip(reason)
+    if reason is not None:
+        helpers.unavailable(reason)
 
 
 def _free_port() -> int:

@@ -145,7 +145,7 @@ def test_a_stimulus_is_measured_as_it_was_before_the_registry():
     from mosapp.core.config import PipelineConfig, get_geometry
     from mosapp.study.definition import METRIC_NAMES
     from mosapp.study.prepare import render_stimulus
-    from tests.conftest import music_like
+    from tests.helpers import music_like
 
     class Definition:  # the fields render_stimulus reads
         pipeline = PipelineConfig(phase="pghi", geometry="thesis")

@@ -20,6 +20,7 @@ from mosapp.study.store import (
     schema_revision,
     utcnow,
 )
+from tests.helpers import require_module
 
 
 def _url(path: Path) -> str:
@@ -259,7 +260,7 @@ def test_bad_urls(tmp_path):
 
 
 def test_a_postgresql_url_without_a_driver_name_uses_psycopg_where_only_it_is_installed():
-    pytest.importorskip("psycopg")
+    require_module("psycopg", "the lab extra (scripts/setup installs it)")
     from sqlalchemy.engine import make_url
 
     from mosapp.study.store import _postgres_url

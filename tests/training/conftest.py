@@ -6,7 +6,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from tests.conftest import music_like
+from tests.helpers import music_like
 
 
 def write_config(tmp_path: Path, steps: int = 2, extra: str = "") -> Path:

@@ -8,7 +8,7 @@ import soundfile as sf
 
 from mosapp.core.errors import ConfigError
 from mosapp.training.data import PatchSampler, track_image
-from tests.conftest import music_like
+from tests.helpers import music_like
 
 
 def test_track_image_is_cached_per_file_and_band(tmp_path):

@@ -16,7 +16,7 @@ from mosapp.models.sgc_net import SpectrogramHyperprior, TwoBandHyperprior
 from mosapp.models.weights import load_weights
 from mosapp.training.config import TrainConfig
 from mosapp.training.loop import LOG_COLUMNS, LOW_LOG_COLUMNS, build_model
-from tests.conftest import music_like
+from tests.helpers import music_like
 from tests.training.conftest import write_config
 
 

@@ -21,7 +21,7 @@ from mosapp.views.jobs import (
     job_fraction,
     read_source,
 )
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like
 
 FAST = PipelineConfig(phase="pghi")
 

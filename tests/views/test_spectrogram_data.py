@@ -11,7 +11,7 @@ import torch
 from mosapp.core import dsp
 from mosapp.core.config import get_geometry
 from mosapp.views.spectrogram_data import DISPLAY_RANGE_DB, analyse_pair, analysis_window
-from tests.conftest import RATE, music_like
+from tests.helpers import RATE, music_like
 
 
 def lattice_db(x: np.ndarray, geometry_name: str = "thesis") -> tuple[np.ndarray, int]:
