@@ -26,6 +26,7 @@ import math
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,14 +129,13 @@ def rank_flips(rows, reference: str = "mel_distance",
 def update_card(name: str, folder: Path, means: dict[str, float], run: dict) -> None:
     from mosapp.codecs.sgc import read_card
 
-    found = read_card(name)
-    if not found:
+    card = read_card(name)
+    if card is None or card.path is None:
         return
-    path, card = found
     with open(folder / "clips.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["codec"] == name]
     kbps = [float(r["file_kbps"]) for r in rows]
-    card["measured"] = {
+    measured = {
         "kbps": round(means["file_kbps"], 2),
         "kbps_range": [round(min(kbps), 2), round(max(kbps), 2)],
         **{CARD_NAMES.get(k, k): (None if math.isnan(means.get(k, math.nan)) else round(means[k], 4))
@@ -144,7 +144,7 @@ def update_card(name: str, folder: Path, means: dict[str, float], run: dict) -> 
         "phase_backend": run.get("pipeline", {}).get("phase"),
         "command": "mosapp evaluate benchmarks/heldout.csv …; benchmarks/codec_table.py --update-cards",
     }
-    path.write_text(json.dumps(card, indent=2) + "\n")
+    card.path.write_text(replace(card, measured=measured).dumps())
 
 
 def main() -> None:

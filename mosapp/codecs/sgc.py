@@ -23,7 +23,6 @@ named by a study without code changes. ``MOSAPP_MODELS_DIR`` adds a folder searc
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -44,6 +43,7 @@ from mosapp.codecs.twoband import DEFAULT_LOW_SHARE, TwoBandCodec
 from mosapp.core import job
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import BitstreamError, InvalidStreamError, ModelError
+from mosapp.models.card import STEP_RANGE, ModelCard, RateControl, name_kbps
 from mosapp.models.weights import load_weights
 
 if TYPE_CHECKING:
@@ -58,15 +58,16 @@ def model_dirs() -> list[Path]:
     return ([Path(extra)] if extra else []) + [ASSETS_MODELS]
 
 
-def read_card(name: str) -> tuple[Path, dict[str, Any]] | None:
-    """(card path, card) for ``name`` from the first models folder that has it, or None."""
+def read_card(name: str) -> ModelCard | None:
+    """The model card of ``name`` from the first models folder that has it (its ``path`` set), or None.
+
+    Raises:
+        ModelError: the card cannot be read.
+    """
     for d in model_dirs():
         p = d / f"{name}.json"
         if p.is_file():
-            try:
-                return p, json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ModelError(f"The model card {p} cannot be read ({exc}).") from None
+            return ModelCard.read(p)
     return None
 
 
@@ -83,14 +84,6 @@ def advertised() -> list[str]:
     return sorted(names, key=rate)
 
 
-def name_kbps(name: str) -> float | None:
-    """The rate in a codec name (``sgc-12`` and ``sgc-thesis-12`` → 12.0), or None."""
-    try:
-        return float(name.rsplit("-", 1)[1])
-    except (ValueError, IndexError):
-        return None
-
-
 def _net() -> ModuleType:
     """:mod:`mosapp.models.sgc_net`, imported on first use of a network: it loads compressai
     (about 1.5 s), which listing the codecs (the registry imports this module) does not need."""
@@ -101,8 +94,6 @@ def _net() -> ModuleType:
 
 _LOCK = threading.Lock()
 
-#: Latent quantisation steps rate control may use (1 = as trained).
-STEP_RANGE = (0.1, 8.0)
 #: A rate-controlled two-band stream's payload bitrate over its point's target, where neither
 #: bound of :data:`STEP_RANGE` held it (measured: 0.88-1.01 on 2-40 s clips; the planner's
 #: estimate is within a few per cent, the tile lengths and short clips' overhead the rest).
@@ -180,23 +171,29 @@ class _OperatingPoint:
     and the network loaded from it (once per weights file and device)."""
 
     name: str
-    card_path: Path | None
-    card: dict[str, Any]
+    card: ModelCard
     _model: SpectrogramHyperprior | TwoBandHyperprior | None
 
-    def _read_card(self, name: str) -> dict[str, Any]:
-        """Set ``name``, ``card_path`` and ``card`` (empty when there is none); returns the card's ``training``."""
+    def _read_card(self, name: str) -> ModelCard:
+        """Set ``name`` and ``card`` (an empty one, without a path, when there is none); returns the card."""
         self.name = name
-        found = read_card(name)
-        self.card_path, self.card = found if found else (None, {})
+        self.card = read_card(name) or ModelCard(name=name)
         self._model = None
-        return self.card.get("training") or {}
+        return self.card
+
+    @property
+    def card_path(self) -> Path | None:
+        return self.card.path
 
     @property
     def weights_path(self) -> Path | None:
-        if self.card_path is None:
-            return None
-        return self.card_path.parent / self.card.get("weights", f"{self.name}.pt")
+        return self.card.weights_path()
+
+    def _trained_how(self) -> str:
+        """The card's training in words: "N training steps", or "N steps finetuned from <init>"."""
+        card = self.card
+        return (f"{card.steps} steps finetuned from {Path(card.init).stem}" if card.init
+                else f"{card.steps} training steps")
 
     def model_id(self) -> str | None:
         """:func:`~mosapp.codecs.base.file_model_id` of the weights file (None while it is missing)."""
@@ -232,15 +229,12 @@ class SgcCodec(_OperatingPoint, SpectrogramCodec):
     tile_frames = 2048
 
     def __init__(self, name: str) -> None:
-        training = self._read_card(name)
-        measured = (self.card.get("measured") or {}) if self.card else {}
+        card = self._read_card(name)
         #: The rate the encoder aims at: the number in the name (sgc-12 → 12 kbps).
         self.target_kbps: float | None = name_kbps(name)
-        self.nominal_kbps = self.target_kbps or measured.get("kbps")
-        self.geometry = self.card.get("geometry", "thesis")
-        how = (f"{training.get('steps', '?')} steps finetuned from {Path(training['init']).stem}"
-               if training.get("init") else f"{training.get('steps', '?')} training steps")
-        self.description = f"compact spectrogram codec ({self.geometry} geometry, {how}; rate-controlled)"
+        self.nominal_kbps = self.target_kbps or (card.measured or {}).get("kbps")
+        self.geometry = card.geometry
+        self.description = f"compact spectrogram codec ({self.geometry} geometry, {self._trained_how()}; rate-controlled)"
 
     @property
     def network(self) -> SpectrogramHyperprior:
@@ -325,26 +319,23 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
     overhead_bytes = 330
 
     def __init__(self, name: str) -> None:
-        training = self._read_card(name)
-        rc = self.card.get("rate_control") or {}
-        self.target_kbps: float | None = float(rc.get("target_kbps") or name_kbps(name) or 0) or None
-        self.low_share = float(rc.get("low_share", DEFAULT_LOW_SHARE))
+        card = self._read_card(name)
+        rc = card.rate_control or RateControl()
+        self.target_kbps: float | None = float(rc.target_kbps or name_kbps(name) or 0) or None
+        self.low_share = DEFAULT_LOW_SHARE if rc.low_share is None else rc.low_share
         try:
             #: How much coarser the high image's upper rows are coded (:func:`high_row_multipliers`; 0: one step).
-            self.high_row_slope = row_slope(rc.get("high_row_slope"), f"The {name} model card's")
+            self.high_row_slope = row_slope(rc.high_row_slope, f"The {name} model card's")
         except ValueError as exc:
             raise ModelError(f"{exc}.") from None
         self.row_multipliers: tuple[list[float], list[float]] = ([], high_row_multipliers(self.high_row_slope))
         self.nominal_kbps = self.target_kbps
-        how = (f"{training.get('steps', '?')} steps finetuned from {Path(training['init']).stem}"
-               if training.get("init") else f"{training.get('steps', '?')} training steps")
-        arch = self.card.get("architecture") or {}
-        transform = ("learned block transforms and hyperpriors" if arch.get("transform") == "klt"
+        transform = ("learned block transforms and hyperpriors" if card.transform == "klt"
                      else "hyperprior autoencoders")
-        if arch.get("context") == "temporal":
+        if card.context == "temporal":
             transform += " with temporal contexts"
         self.description = (f"compact spectrogram codec, two-band (low band 0-1.4 kHz at 10.8 Hz x 11.6 ms, high band "
-                            f"on the thesis lattice; {transform}; {how}; rate-controlled)")
+                            f"on the thesis lattice; {transform}; {self._trained_how()}; rate-controlled)")
         self._steps = (1.0, 1.0)
         self._rows: tuple[list[float], list[float]] = ([], [])
         self._earlier: dict[str, Path | None] = {}
@@ -383,15 +374,15 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         earlier = self._earlier_weights(encoded)
         if earlier is not None:
             try:
-                card = json.loads(earlier.with_suffix(".json").read_text())
-            except (OSError, json.JSONDecodeError):
-                card = {}
-            trained_for = name_kbps(str(card.get("name", earlier.stem)))
+                card = ModelCard.read(earlier.with_suffix(".json"))
+            except ModelError:
+                card = ModelCard(name=earlier.stem)
+            trained_for = name_kbps(card.name)
             if trained_for is not None and self.target_kbps is not None and trained_for != self.target_kbps:
                 raise InvalidStreamError(
                     f"the stream names the weights {earlier.stem} (model {encoded.model}), trained for "
                     f"{trained_for:g} kbit/s, but {self.name} codes at {self.target_kbps:g} kbit/s")
-            if "high_row_slope" in encoded.params and (card.get("architecture") or {}).get("transform") != "klt":
+            if "high_row_slope" in encoded.params and card.transform != "klt":
                 raise InvalidStreamError(
                     f"the stream has a high_row_slope, which the weights it names ({earlier.stem}, model "
                     f"{encoded.model}) never coded with")
@@ -523,10 +514,6 @@ def row_slope(value: Any, what: str) -> float:
     return slope
 
 
-def is_two_band(card: dict[str, Any]) -> bool:
-    return (card.get("image") or {}).get("representation") == "two-band"
-
-
 def earlier_weights(model_id: str, two_band: bool) -> Path | None:
     """The weights file in the models folders (and their ``base/``) whose identifier
     (:func:`~mosapp.codecs.base.file_model_id`) is ``model_id`` and whose card (``<stem>.json``
@@ -542,19 +529,20 @@ def earlier_weights(model_id: str, two_band: bool) -> Path | None:
     for name in advertised():  # each name's card as the registry reads it (the first folder that has it)
         try:
             found = read_card(name)
-            if found:
-                current.add((found[0].parent / str(found[1].get("weights", f"{name}.pt"))).resolve())
-        except (ModelError, AttributeError):
+        except ModelError:
             continue
+        weights = found.weights_path() if found else None
+        if weights is not None:
+            current.add(weights.resolve())
     for d in model_dirs():
         for weights in sorted(d.glob("*.pt")) + sorted(d.glob("base/*.pt")):
             card = weights.with_suffix(".json")
             if weights.resolve() in current or not card.is_file() or file_model_id(weights) != model_id:
                 continue
             try:
-                if is_two_band(json.loads(card.read_text())) == two_band:
+                if ModelCard.read(card).is_two_band == two_band:
                     return weights
-            except (OSError, json.JSONDecodeError):
+            except ModelError:
                 continue
     return None
 
@@ -563,7 +551,7 @@ def _factory(name: str) -> SgcCodec | SgcTwoBandCodec | None:
     if not name.startswith("sgc-") or name not in advertised():
         return None
     found = read_card(name)
-    return SgcTwoBandCodec(name) if found and is_two_band(found[1]) else SgcCodec(name)
+    return SgcTwoBandCodec(name) if found and found.is_two_band else SgcCodec(name)
 
 
 register_family("sgc", _factory, advertised)

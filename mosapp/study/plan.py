@@ -35,7 +35,8 @@ trials over ``C`` conditions and ``N`` clips:
    clip; with two, never next to the identical stimulus.
 
 The hidden reference is simply the condition ``reference`` among the others. Everything is
-a pure function of (study seed, listener number); nothing here touches the database.
+a pure function of (study seed, listener number); nothing here touches the database. Each
+seeded order draws from its own named stream (:class:`mosapp.core.streams.Stream`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from mosapp.core.streams import Stream, stream_rng
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,6 @@ def williams_rows(n: int) -> list[list[int]]:
     if n % 2:
         rows += [list(reversed(row)) for row in rows]
     return rows
-
-
-def _study_rng(seed: int, purpose: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), purpose])
 
 
 def listener_plan(
@@ -126,10 +125,10 @@ def listener_plan(
         raise ValueError("listener_index must be 0 or more")
     k = trials // n_cond
 
-    order = list(_study_rng(seed, 1).permutation(n_cond))          # conditions, seeded
-    clip_order = list(_study_rng(seed, 2).permutation(n_clips))    # clips, seeded
+    order = list(stream_rng(seed, Stream.PLAN_CONDITIONS).permutation(n_cond))
+    clip_order = list(stream_rng(seed, Stream.PLAN_CLIPS).permutation(n_clips))
     rows = williams_rows(n_cond)
-    rng = np.random.default_rng([int(seed), 3, int(listener_index)])
+    rng = stream_rng(seed, Stream.PLAN_LISTENER, listener_index)
 
     # 1. conditions by position
     cond_seq: list[int] = []
@@ -143,7 +142,7 @@ def listener_plan(
     training: list[PlannedTrial] = []
     if training_trials:
         names = list(training_conditions) or [conditions[c] for c in order]
-        t_order = list(_study_rng(seed, 4).permutation(len(names)))
+        t_order = list(stream_rng(seed, Stream.PLAN_TRAINING).permutation(len(names)))
         for t in range(training_trials):
             cond = names[t_order[(listener_index + t) % len(names)]]
             clip = clip_order[(listener_index + t) % n_clips]
@@ -164,8 +163,8 @@ def _clip_pools(n_clips: int, n_cond: int, trials: int, repetitions: int, seed: 
                 listener_index: int) -> dict[int, Counter[int]]:
     """Step 2: condition index → how often each clip index comes with it in listener ``listener_index``'s plan."""
     k = trials // n_cond
-    order = list(_study_rng(seed, 1).permutation(n_cond))
-    cycle = list(_study_rng(seed, 2).permutation(n_clips)) * repetitions
+    order = list(stream_rng(seed, Stream.PLAN_CONDITIONS).permutation(n_cond))
+    cycle = list(stream_rng(seed, Stream.PLAN_CLIPS).permutation(n_clips)) * repetitions
     pool: dict[int, Counter[int]] = {}
     for j, c in enumerate(order):
         start = listener_index * k + j
@@ -293,7 +292,7 @@ def insert_gold(plan: Sequence[PlannedTrial], gold: Sequence[tuple[str, str, tup
         return list(plan)
     training = [t for t in plan if t.is_training]
     rated = [t for t in plan if not t.is_training]
-    order = list(np.random.default_rng([int(seed), 5, int(listener_index)]).permutation(len(gold)))
+    order = list(stream_rng(seed, Stream.PLAN_GOLD, listener_index).permutation(len(gold)))
     n_rated, n_gold = len(rated), len(gold)
     slots: list[int] = []  # slot s: after rated trial s (1-based)
     for j in range(n_gold):

@@ -4,8 +4,9 @@ One concern per module, in the order a run meets them::
 
     config.py      the TOML config → TrainConfig; training and held-out file lists
     data.py        each track's spectrogram image (cached on disk) → PatchSampler batches
-    losses.py      R + λ·(D + w_mel·Mel + w_sc·SC), and the logged rate/quality figures
+    losses.py      loss = R + λ/q² · (D + w_mel·Mel + w_sc·SC + w_sdl·SDL), and the logged figures
     loop.py        train(): the optimisation loop, log.csv, resumption     ← mosapp train
+    log.py         <out>/log.csv: one LogRow (named figures) per logged step
     checkpoint.py  <out>/checkpoint.pt (read as weights only) and the log it trims on resume
     plots.py       <out>/training.png from log.csv
     card.py        export: <export>.pt (mosapp.models.weights) + model card(s) <export>.json

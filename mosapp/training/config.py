@@ -37,6 +37,7 @@ from typing import Any
 from mosapp.core import toml
 from mosapp.core.config import get_geometry
 from mosapp.core.errors import ConfigError
+from mosapp.models.card import STEP_RANGE
 
 #: ``[model] representation``: one network on the thesis image, or one per band image (:mod:`mosapp.core.bands`).
 REPRESENTATIONS = ("thesis", "two-band")
@@ -114,27 +115,7 @@ class TrainConfig:
     def load(path: str | os.PathLike[str]) -> TrainConfig:
         """Read a TOML config; unknown or ill-typed fields → ConfigError naming the field."""
         p = Path(path)
-        try:
-            raw = toml.loads(p.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"The training config {p} does not exist.") from None
-        except toml.TOMLDecodeError as exc:
-            raise ConfigError(f"The training config {p} is not valid TOML ({exc}).") from None
-        values: dict[str, Any] = {}
-        defaults = TrainConfig(name="")
-        for section, body in raw.items():
-            if section not in SECTIONS or not isinstance(body, dict):
-                raise ConfigError(f"{p}: unknown section [{section}]; known: {', '.join(SECTIONS)}.")
-            for key, value in body.items():
-                if key not in SECTIONS[section]:
-                    raise ConfigError(f"{p}: unknown field {section}.{key}; known: {', '.join(SECTIONS[section])}.")
-                attr = SECTIONS[section][key]
-                want = type(getattr(defaults, attr))
-                if want is float and isinstance(value, int):
-                    value = float(value)
-                if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-                    raise ConfigError(f"{p}: {section}.{key} must be a {want.__name__}, got {value!r}.")
-                values[attr] = value
+        values = _typed_values(_read_toml(p), p)
         if not values.get("name"):
             raise ConfigError(f"{p}: model.name is required (e.g. \"sgc-12\").")
         cfg = TrainConfig(**values)
@@ -145,53 +126,100 @@ class TrainConfig:
             if v and not os.path.isabs(v):
                 setattr(cfg, attr, str(base / v))
         get_geometry(cfg.geometry)
-        if cfg.representation not in REPRESENTATIONS:
-            raise ConfigError(f"{p}: model.representation must be one of {', '.join(REPRESENTATIONS)}, "
-                              f"got {cfg.representation!r}.")
-        if cfg.representation == "two-band" and cfg.geometry != "thesis":
-            raise ConfigError(f"{p}: the two-band representation uses the thesis geometry (data.geometry = \"thesis\").")
-        if cfg.high_hyper_time_stride not in (2, 4):
-            raise ConfigError(f"{p}: model.high_hyper_time_stride must be 2 or 4, got {cfg.high_hyper_time_stride}.")
-        for key in ("sdl_frames", "low_sdl_frames"):
-            if getattr(cfg, key) < 1:
-                raise ConfigError(f"{p}: train.{key} must be at least 1 (frames the power is averaged over), "
-                                  f"got {getattr(cfg, key)}.")
-        if cfg.transform not in ("gdn", "klt"):
-            raise ConfigError(f"{p}: model.transform must be \"gdn\" or \"klt\", got {cfg.transform!r}.")
-        if cfg.context not in ("none", "temporal"):
-            raise ConfigError(f"{p}: model.context must be \"none\" or \"temporal\", got {cfg.context!r}.")
-        if cfg.high_m < 0 or (cfg.high_m and cfg.representation != "two-band"):
-            raise ConfigError(f"{p}: model.high_m is the two-band high network's latent channels (0: m), "
-                              f"got {cfg.high_m}.")
-        n_steps = 2 if cfg.representation == "two-band" else 1
-        if len(cfg.klt_step) < n_steps or not all(isinstance(v, (int, float)) and 0 < v < 1 for v in cfg.klt_step):
-            raise ConfigError(f"{p}: model.klt_step must give {n_steps} coefficient step(s) between 0 and 1 "
-                              f"({'[low, high]' if n_steps == 2 else '[step]'}), got {cfg.klt_step!r}.")
-        if (len(cfg.block_frames) < n_steps or not all(v in (16, 32, 64) for v in cfg.block_frames)
-                or (cfg.transform != "klt" and any(v != 16 for v in cfg.block_frames))):
-            raise ConfigError(f"{p}: model.block_frames gives each image's block length, 16, 32 or 64 frames "
-                              f"({'[low, high]' if n_steps == 2 else '[frames]'}), other than 16 only for a block "
-                              f"transform (transform = \"klt\"); got {cfg.block_frames!r}.")
-        if cfg.transform == "klt":
-            for m, frames in zip((cfg.m, cfg.high_m or cfg.m), cfg.block_frames):
-                if not 1 <= m <= 16 * frames:
-                    raise ConfigError(f"{p}: a block transform of 16 x {frames} blocks has at most {16 * frames} "
-                                      f"latent channels, got {m}.")
-        if (len(cfg.step_range) != 2 or not all(isinstance(v, (int, float)) for v in cfg.step_range)
-                or not 0.1 <= cfg.step_range[0] <= cfg.step_range[1] <= 8.0):
-            raise ConfigError(f"{p}: train.step_range must be [low, high] with 0.1 <= low <= high <= 8, "
-                              f"got {cfg.step_range!r}.")
-        if (not cfg.bands or len(set(cfg.bands)) != len(cfg.bands)
-                or not all(isinstance(b, str) and b in ("low", "high") for b in cfg.bands)):
-            raise ConfigError(f"{p}: train.bands must list \"low\", \"high\" or both, each once, got {cfg.bands!r}.")
-        if cfg.representation != "two-band" and sorted(cfg.bands) != ["high", "low"]:
-            raise ConfigError(f"{p}: train.bands is for the two-band representation; a thesis network is one image.")
-        if sorted(cfg.bands) != ["high", "low"] and not cfg.init:
-            raise ConfigError(f"{p}: train.bands = {cfg.bands!r} leaves a band untrained, so model.init must give "
-                              f"its weights.")
+        _check_model(cfg, p)
+        _check_blocks(cfg, p)
+        _check_train(cfg, p)
         for op in cfg.operating_points:
             parse_operating_point(op, p)
         return cfg
+
+
+def _read_toml(p: Path) -> dict[str, Any]:
+    try:
+        return toml.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"The training config {p} does not exist.") from None
+    except toml.TOMLDecodeError as exc:
+        raise ConfigError(f"The training config {p} is not valid TOML ({exc}).") from None
+
+
+def _typed_values(raw: dict[str, Any], p: Path) -> dict[str, Any]:
+    """TrainConfig attribute → value of every field the TOML sets, each of its default's type
+    (an integer where a float is wanted is taken as that float)."""
+    values: dict[str, Any] = {}
+    defaults = TrainConfig(name="")
+    for section, body in raw.items():
+        if section not in SECTIONS or not isinstance(body, dict):
+            raise ConfigError(f"{p}: unknown section [{section}]; known: {', '.join(SECTIONS)}.")
+        for key, value in body.items():
+            if key not in SECTIONS[section]:
+                raise ConfigError(f"{p}: unknown field {section}.{key}; known: {', '.join(SECTIONS[section])}.")
+            attr = SECTIONS[section][key]
+            want = type(getattr(defaults, attr))
+            if want is float and isinstance(value, int):
+                value = float(value)
+            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                raise ConfigError(f"{p}: {section}.{key} must be a {want.__name__}, got {value!r}.")
+            values[attr] = value
+    return values
+
+
+def _check_model(cfg: TrainConfig, p: Path) -> None:
+    """``[model]``'s choices and how they fit the representation."""
+    if cfg.representation not in REPRESENTATIONS:
+        raise ConfigError(f"{p}: model.representation must be one of {', '.join(REPRESENTATIONS)}, "
+                          f"got {cfg.representation!r}.")
+    if cfg.representation == "two-band" and cfg.geometry != "thesis":
+        raise ConfigError(f"{p}: the two-band representation uses the thesis geometry (data.geometry = \"thesis\").")
+    if cfg.high_hyper_time_stride not in (2, 4):
+        raise ConfigError(f"{p}: model.high_hyper_time_stride must be 2 or 4, got {cfg.high_hyper_time_stride}.")
+    for key in ("sdl_frames", "low_sdl_frames"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{p}: train.{key} must be at least 1 (frames the power is averaged over), "
+                              f"got {getattr(cfg, key)}.")
+    if cfg.transform not in ("gdn", "klt"):
+        raise ConfigError(f"{p}: model.transform must be \"gdn\" or \"klt\", got {cfg.transform!r}.")
+    if cfg.context not in ("none", "temporal"):
+        raise ConfigError(f"{p}: model.context must be \"none\" or \"temporal\", got {cfg.context!r}.")
+    if cfg.high_m < 0 or (cfg.high_m and cfg.representation != "two-band"):
+        raise ConfigError(f"{p}: model.high_m is the two-band high network's latent channels (0: m), "
+                          f"got {cfg.high_m}.")
+
+
+def _check_blocks(cfg: TrainConfig, p: Path) -> None:
+    """``klt_step`` and ``block_frames``: one per image, in range, and what a block transform can hold."""
+    n_steps = 2 if cfg.representation == "two-band" else 1
+    if len(cfg.klt_step) < n_steps or not all(isinstance(v, (int, float)) and 0 < v < 1 for v in cfg.klt_step):
+        raise ConfigError(f"{p}: model.klt_step must give {n_steps} coefficient step(s) between 0 and 1 "
+                          f"({'[low, high]' if n_steps == 2 else '[step]'}), got {cfg.klt_step!r}.")
+    if (len(cfg.block_frames) < n_steps or not all(v in (16, 32, 64) for v in cfg.block_frames)
+            or (cfg.transform != "klt" and any(v != 16 for v in cfg.block_frames))):
+        raise ConfigError(f"{p}: model.block_frames gives each image's block length, 16, 32 or 64 frames "
+                          f"({'[low, high]' if n_steps == 2 else '[frames]'}), other than 16 only for a block "
+                          f"transform (transform = \"klt\"); got {cfg.block_frames!r}.")
+    if cfg.transform == "klt":
+        for m, frames in zip((cfg.m, cfg.high_m or cfg.m), cfg.block_frames):
+            if not 1 <= m <= 16 * frames:
+                raise ConfigError(f"{p}: a block transform of 16 x {frames} blocks has at most {16 * frames} "
+                                  f"latent channels, got {m}.")
+
+
+def _check_train(cfg: TrainConfig, p: Path) -> None:
+    """``[train]``'s step range (within what rate control may use: :data:`mosapp.models.card.STEP_RANGE`)
+    and the bands it trains."""
+    low, high = STEP_RANGE
+    if (len(cfg.step_range) != 2 or not all(isinstance(v, (int, float)) for v in cfg.step_range)
+            or not low <= cfg.step_range[0] <= cfg.step_range[1] <= high):
+        raise ConfigError(f"{p}: train.step_range must be [low, high] with {low:g} <= low <= high <= {high:g}, "
+                          f"got {cfg.step_range!r}.")
+    if (not cfg.bands or len(set(cfg.bands)) != len(cfg.bands)
+            or not all(isinstance(b, str) and b in ("low", "high") for b in cfg.bands)):
+        raise ConfigError(f"{p}: train.bands must list \"low\", \"high\" or both, each once, got {cfg.bands!r}.")
+    if cfg.representation != "two-band" and sorted(cfg.bands) != ["high", "low"]:
+        raise ConfigError(f"{p}: train.bands is for the two-band representation; a thesis network is one image.")
+    if sorted(cfg.bands) != ["high", "low"] and not cfg.init:
+        raise ConfigError(f"{p}: train.bands = {cfg.bands!r} leaves a band untrained, so model.init must give "
+                          f"its weights.")
 
 
 def parse_operating_point(text: str, source: Any = "config") -> tuple[str, float, float, float]:

@@ -5,7 +5,7 @@ of :mod:`mosapp.training.losses`; the entropy bottleneck's quantiles are trained
 compressai's auxiliary loss by a second optimiser, as compressai does. The learning rate
 is constant, then a third of it for the last ``1 - lr_drop_at`` of the steps.
 
-Logged every ``log_every`` steps to ``<out>/log.csv`` (:data:`LOG_COLUMNS`): step,
+Logged every ``log_every`` steps to ``<out>/log.csv`` (:class:`mosapp.training.log.LogRow`): step,
 seconds, loss, bpp, kbps (bpp × 256 rows × frames per second of the lattice), PSNR of the
 image (dB), MS-SSIM, mel L1, and the consistency (tifresi's metric) of a decoded patch
 next to the original's; ``<out>/training.png`` plots them (:mod:`mosapp.training.plots`).
@@ -16,7 +16,6 @@ weights and model card go to ``export`` (:mod:`mosapp.training.card`).
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pytorch_msssim import ms_ssim
 from mosapp.core import bands, dsp
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
 from mosapp.core.errors import ConfigError
+from mosapp.core.streams import Stream, stream_rng
 from mosapp.models.sgc_net import (
     BAND_ROWS,
     SpectrogramHyperprior,
@@ -44,6 +44,7 @@ from mosapp.training.card import export
 from mosapp.training.checkpoint import CHECKPOINT_NAME, logged_seconds, resume, save_checkpoint, trim_log
 from mosapp.training.config import TrainConfig, training_files
 from mosapp.training.data import PatchSampler, track_image
+from mosapp.training.log import LOG_COLUMNS, LOW_LOG_COLUMNS, LogRow, LogWriter
 from mosapp.training.losses import (
     MelLoss,
     bits_per_pixel,
@@ -51,15 +52,13 @@ from mosapp.training.losses import (
     patch_consistency,
     smoothed_db_l1,
     spectral_convergence_loss,
+    weighted_distortion,
 )
 from mosapp.training.plots import plot_log
 
-LOG_COLUMNS = ["step", "seconds", "loss", "bpp", "kbps", "psnr_db", "ms_ssim", "mel_l1", "consistency",
-               "consistency_original", "aux_loss", "lr", "sc_linear"]
-#: Added for the two-band representation: the low band's rate and quality (the rest is the high band's).
-LOW_LOG_COLUMNS = ["kbps_low", "psnr_low_db", "sc_low"]
-
 Network = SpectrogramHyperprior | TwoBandHyperprior
+
+__all__ = ["LOG_COLUMNS", "LOW_LOG_COLUMNS", "build_model", "train"]
 
 
 @dataclass
@@ -148,8 +147,39 @@ def _fit_contexts(band_list: list[_Band], device: torch.device, say: Callable[[s
         say(f"train: the {band.name} network's temporal context fitted on {len(images)} training images")
 
 
-def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: int | None = None) -> Path:
-    """Run (or resume) training; returns the exported weights path (or the checkpoint when export is empty)."""
+@dataclass
+class _Run:
+    """A training run's parts: the network, its bands, both optimisers, where it writes."""
+
+    cfg: TrainConfig
+    device: torch.device
+    out: Path
+    files: list[str]
+    model: Network
+    bands: list[_Band]
+    #: The bands whose networks this run trains (a thesis network is the one band "image").
+    trained: set[str]
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    aux_opt: torch.optim.Optimizer
+    hours: float
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / CHECKPOINT_NAME
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / "log.csv"
+
+    def lr_at(self, s: int) -> float:
+        """Constant, then a third of it for the last ``1 - lr_drop_at`` of the steps."""
+        cfg = self.cfg
+        return cfg.lr if s < cfg.lr_drop_at * cfg.steps else cfg.lr / 3.0
+
+
+def _set_up(cfg: TrainConfig, say: Callable[[str], None]) -> _Run:
+    """The network of the config, its bands' patch samplers (images cached) and the two optimisers."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = dsp.resolve_device(cfg.device)
@@ -164,114 +194,159 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
             raise ConfigError(f"{cfg.source or 'config'}: train.patch_frames ({cfg.patch_frames}) must be a multiple of "
                               f"{net.time_multiple}, the frames this network's transforms and hyperprior downsample by.")
     band_list = _make_bands(cfg, model, files, device)
-    #: The bands whose networks this run trains (a thesis network is the one band "image").
-    trained_bands = {b.name for b in band_list if b.name in cfg.bands or b.name == "image"}
+    trained = {b.name for b in band_list if b.name in cfg.bands or b.name == "image"}
     hours = sum(im.shape[1] for im in band_list[-1].sampler.images) * get_geometry(cfg.geometry).seconds_per_frame() / 3600
-
     aux_params = {n for n, p in model.named_parameters() if n.endswith(".quantiles")}
     params = [p for n, p in model.named_parameters() if n not in aux_params]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     aux_opt = torch.optim.Adam([p for n, p in model.named_parameters() if n in aux_params], lr=1e-3)
-    step = 0
-    ckpt = out / CHECKPOINT_NAME
-    if ckpt.exists():
-        step = resume(ckpt, model, opt, aux_opt, device)
-        for i, band in enumerate(band_list):
+    return _Run(cfg, device, out, files, model, band_list, trained, params, opt, aux_opt, hours)
+
+
+def _start(run: _Run, say: Callable[[str], None]) -> int:
+    """Resume from the checkpoint, or start from ``init`` weights or the training images' KLT; returns the step."""
+    cfg, device = run.cfg, run.device
+    if run.checkpoint.exists():
+        step = resume(run.checkpoint, run.model, run.opt, run.aux_opt, device)
+        for i, band in enumerate(run.bands):
             band.sampler.rng = np.random.default_rng([cfg.seed + i, step])
-        trim_log(out / "log.csv", step)
-        say(f"train: resumed from {ckpt} at step {step}")
-    elif cfg.init:
-        fresh_context = _load_init(model, cfg, device)
+        trim_log(run.log_path, step)
+        say(f"train: resumed from {run.checkpoint} at step {step}")
+        return step
+    if cfg.init:
+        fresh_context = _load_init(run.model, cfg, device)
         say(f"train: finetuning from {cfg.init}")
         if fresh_context:
-            _fit_contexts(band_list, device, say)
+            _fit_contexts(run.bands, device, say)
     elif cfg.transform == "klt":
-        for band, coefficient_step in zip(band_list, cfg.klt_step):
+        for band, coefficient_step in zip(run.bands, cfg.klt_step):
             init_block_transform(band.net, torch.cat([band.sampler.batch(64) for _ in range(4)]).to(device),
                                  coefficient_step)
         say("train: block transforms set to the training images' KLT")
-    step_rng = np.random.default_rng([cfg.seed, 7, step])
+    return 0
+
+
+@dataclass
+class _Seen:
+    """What one band's batch of a step gave (kept for the log)."""
+
+    band: _Band
+    x: torch.Tensor
+    x_hat: torch.Tensor
+    bpp: torch.Tensor
+    mel: torch.Tensor
+
+
+def _optimise(run: _Run, step: int, q_of: Callable[[], float], logging_step: bool
+              ) -> tuple[torch.Tensor, torch.Tensor, list[_Seen]]:
+    """One optimisation step over every band (a band this run leaves alone only where the step is
+    logged): returns (loss, auxiliary loss, what each band gave)."""
+    cfg, device = run.cfg, run.device
+    for group in run.opt.param_groups:
+        group["lr"] = run.lr_at(step)
+    run.opt.zero_grad(set_to_none=True)
+    run.aux_opt.zero_grad(set_to_none=True)
+    loss = torch.zeros((), device=device)
+    seen = []
+    for band in run.bands:
+        trained = band.name in run.trained
+        if not trained and not logging_step:
+            continue  # a band this run leaves alone is only run to log its figures
+        x = band.sampler.batch(cfg.batch).to(device)
+        q = q_of()  # the latent step of this batch and band
+        with torch.set_grad_enabled(trained):
+            res = forward_at_step(band.net, x, q, cfg.ste)
+            x_hat = res["x_hat"]
+            bpp = bits_per_pixel(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
+            mse = torch.mean((x_hat - x) ** 2)
+            mel = band.mel(x_hat, x)
+            sc = spectral_convergence_loss(x_hat, x) if cfg.sc_weight else torch.zeros((), device=device)
+            sdl = smoothed_db_l1(x_hat, x, band.sdl_frames) if cfg.sdl_weight else torch.zeros((), device=device)
+        if trained:
+            loss = loss + bpp + weighted_distortion(band.lam, q, mse, mel, sc, sdl,
+                                                    cfg.mel_weight, cfg.sc_weight, cfg.sdl_weight)
+        seen.append(_Seen(band, x, x_hat.detach(), bpp.detach(), mel.detach()))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.params, 1.0)
+    run.opt.step()
+    aux = sum((band.net.aux_loss() for band in run.bands if band.name in run.trained), torch.zeros((), device=device))
+    aux.backward()
+    run.aux_opt.step()
+    return loss.detach(), aux.detach(), seen
+
+
+@dataclass
+class _BandFigures:
+    """One band's logged figures of a step."""
+
+    x: torch.Tensor
+    xc: torch.Tensor
+    bpp: float
+    mel: float
+    kbps: float
+    psnr: float
+    sc: float
+
+
+def _log_row(run: _Run, step: int, seconds: float, loss: torch.Tensor, aux: torch.Tensor,
+             seen: list[_Seen]) -> LogRow:
+    """The log's row of ``step``: the (high or thesis) image's figures, and the low band's where there is one."""
+    figures: list[_BandFigures] = []
+    with torch.no_grad():
+        for s in seen:
+            xc = s.x_hat.clamp(0, 1)
+            figures.append(_BandFigures(
+                s.x, xc, float(s.bpp), float(s.mel), float(s.bpp) * s.band.kbps_per_bpp,
+                float(10 * torch.log10(1.0 / torch.mean((xc - s.x) ** 2).clamp_min(1e-12))),
+                float(spectral_convergence_loss(xc, s.x))))
+        main = figures[-1]
+        ssim = float(ms_ssim(main.xc, main.x, data_range=1.0, size_average=True))
+    low = figures[0] if len(figures) == 2 else None
+    return LogRow(step=step, seconds=seconds, loss=float(loss), bpp=main.bpp, kbps=sum(f.kbps for f in figures),
+                  psnr_db=main.psnr, ms_ssim=ssim, mel_l1=main.mel, consistency=patch_consistency(main.xc[0, 0]),
+                  consistency_original=patch_consistency(main.x[0, 0]), aux_loss=float(aux), lr=run.lr_at(step - 1),
+                  sc_linear=main.sc, kbps_low=low.kbps if low else None, psnr_low_db=low.psnr if low else None,
+                  sc_low=low.sc if low else None)
+
+
+def _say_row(row: LogRow, steps: int) -> str:
+    low = (f"  low: {row.kbps_low:.1f} kbps PSNR {row.psnr_low_db:.2f} dB SC {row.sc_low:.3f}"
+           if row.two_band else "")
+    return (f"step {row.step}/{steps}  loss {row.loss:.4f}  bpp {row.bpp:.4f} ({row.kbps:.1f} kbps)  "
+            f"PSNR {row.psnr_db:.2f} dB  MS-SSIM {row.ms_ssim:.4f}  mel {row.mel_l1:.3f}{low}")
+
+
+def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: int | None = None) -> Path:
+    """Run (or resume) training; returns the exported weights path (or the checkpoint when export is empty)."""
+    run = _set_up(cfg, say)
+    step = _start(run, say)
+    step_rng = stream_rng(cfg.seed, Stream.TRAIN_STEPS, step)
     log_steps = np.log(np.asarray(cfg.step_range, dtype=np.float64))
-    columns = LOG_COLUMNS + (LOW_LOG_COLUMNS if len(band_list) == 2 else [])
-    log_path = out / "log.csv"
-    new_log = not log_path.exists() or step == 0
-    log = open(log_path, "w" if new_log else "a", newline="")
-    writer = csv.writer(log)
-    if new_log:
-        writer.writerow(columns)
+
+    def latent_step() -> float:
+        return float(np.exp(step_rng.uniform(log_steps[0], log_steps[1])))
+
+    new_log = not run.log_path.exists() or step == 0
+    log = LogWriter(run.log_path, new=new_log, two_band=len(run.bands) == 2)
     t_start = time.perf_counter()
-    t_before = logged_seconds(log_path) if not new_log else 0.0
+    t_before = logged_seconds(run.log_path) if not new_log else 0.0
     stop = cfg.steps if max_steps is None else min(cfg.steps, step + max_steps)
-    model.train()
-
-    def lr_at(s: int) -> float:
-        """Constant, then a third of it for the last ``1 - lr_drop_at`` of the steps."""
-        return cfg.lr if s < cfg.lr_drop_at * cfg.steps else cfg.lr / 3.0
-
+    run.model.train()
     while step < stop:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step)
-        opt.zero_grad(set_to_none=True)
-        aux_opt.zero_grad(set_to_none=True)
-        loss = torch.zeros((), device=device)
-        seen = []
         logging_step = (step + 1) % cfg.log_every == 0 or step + 1 == stop
-        for band in band_list:
-            trained = band.name in trained_bands
-            if not trained and not logging_step:
-                continue  # a band this run leaves alone is only run to log its figures
-            x = band.sampler.batch(cfg.batch).to(device)
-            q = float(np.exp(step_rng.uniform(log_steps[0], log_steps[1])))  # the latent step of this batch and band
-            with torch.set_grad_enabled(trained):
-                res = forward_at_step(band.net, x, q, cfg.ste)
-                x_hat = res["x_hat"]
-                bpp = bits_per_pixel(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
-                mse = torch.mean((x_hat - x) ** 2)
-                mel = band.mel(x_hat, x)
-                sc = spectral_convergence_loss(x_hat, x) if cfg.sc_weight else torch.zeros((), device=device)
-                sdl = smoothed_db_l1(x_hat, x, band.sdl_frames) if cfg.sdl_weight else torch.zeros((), device=device)
-            if trained:
-                loss = loss + bpp + band.lam / q ** 2 * (255.0 ** 2 * mse + cfg.mel_weight * mel + cfg.sc_weight * sc
-                                                + cfg.sdl_weight * sdl)
-            seen.append((band, x, x_hat.detach(), bpp.detach(), mel.detach()))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        aux = sum((band.net.aux_loss() for band in band_list if band.name in trained_bands), torch.zeros((), device=device))
-        aux.backward()
-        aux_opt.step()
+        loss, aux, seen = _optimise(run, step, latent_step, logging_step)
         step += 1
-        loss, aux = loss.detach(), aux.detach()
         if step % cfg.log_every == 0 or step == stop:
-            stats: list[dict[str, Any]] = []
-            with torch.no_grad():
-                for band, x, x_hat, bpp, mel in seen:
-                    xc = x_hat.clamp(0, 1)
-                    stats.append({"x": x, "xc": xc, "bpp": float(bpp), "mel": float(mel),
-                                  "kbps": float(bpp) * band.kbps_per_bpp,
-                                  "psnr": float(10 * torch.log10(1.0 / torch.mean((xc - x) ** 2).clamp_min(1e-12))),
-                                  "sc": float(spectral_convergence_loss(xc, x))})
-                main_band = stats[-1]
-                ssim = float(ms_ssim(main_band["xc"], main_band["x"], data_range=1.0, size_average=True))
-            kbps = sum(b["kbps"] for b in stats)
-            row = [step, round(t_before + time.perf_counter() - t_start, 2), float(loss), main_band["bpp"], kbps,
-                   main_band["psnr"], ssim, main_band["mel"], patch_consistency(main_band["xc"][0, 0]),
-                   patch_consistency(main_band["x"][0, 0]), float(aux), lr_at(step - 1), main_band["sc"]]
-            if len(stats) == 2:
-                row += [stats[0]["kbps"], stats[0]["psnr"], stats[0]["sc"]]
-            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
-            log.flush()
-            low = (f"  low: {stats[0]['kbps']:.1f} kbps PSNR {stats[0]['psnr']:.2f} dB SC {stats[0]['sc']:.3f}"
-                   if len(stats) == 2 else "")
-            say(f"step {step}/{cfg.steps}  loss {float(loss):.4f}  bpp {main_band['bpp']:.4f} "
-                f"({kbps:.1f} kbps)  PSNR {main_band['psnr']:.2f} dB  MS-SSIM {ssim:.4f}  mel {main_band['mel']:.3f}{low}")
+            row = _log_row(run, step, round(t_before + time.perf_counter() - t_start, 2), loss, aux, seen)
+            log.write(row)
+            say(_say_row(row, cfg.steps))
         if step % cfg.checkpoint_every == 0 or step == stop:
-            save_checkpoint(ckpt, model, opt, aux_opt, step)
+            save_checkpoint(run.checkpoint, run.model, run.opt, run.aux_opt, step)
     log.close()
-    plot_log(log_path, out / "training.png", cfg.name)
+    plot_log(run.log_path, run.out / "training.png", cfg.name)
     if step < cfg.steps or not cfg.export:
-        return ckpt
-    model.eval()
-    path = export(model, cfg, files, hours, step)
+        return run.checkpoint
+    run.model.eval()
+    path = export(run.model, cfg, run.files, run.hours, step)
     say(f"train: exported {path}")
     return path

@@ -1,13 +1,16 @@
 """The training loss and the quantities logged with it.
 
-Per batch of image patches ``x`` in [0, 1] and decoded ``x̂``::
+Per batch of image patches ``x`` in [0, 1] and decoded ``x̂`` at latent step ``q``::
 
     R   = bits of ŷ and ẑ under the model's entropy models / pixels        (bpp)
     D   = 255² · mean((x̂ - x)²)                                            (image MSE)
     Mel = mean | log10(mel(|x̂|)) - log10(mel(|x|)) |                      (audio side)
     SC  = mean over patches of ‖|x̂| - |x|‖_F / ‖|x|‖_F                      (loud bins)
     SDL = mean | dB(avg_t |x̂|²) - dB(avg_t |x|²) |, both floored at -80 dB   (what the band metrics see)
-    loss = R + λ · (D + w_mel · Mel + w_sc · SC + w_sdl · SDL)
+    loss = R + λ/q² · (D + w_mel·Mel + w_sc·SC + w_sdl·SDL)
+
+(:data:`LOSS_FORMULA`, computed by :func:`weighted_distortion`; the latent step ``q`` is 1, or
+drawn per batch and band from ``train.step_range``, so one network learns a range of rates.)
 
 SDL is the band metrics' log-spectral distance (:func:`mosapp.core.metrics.band_spectral_distance_db`:
 a 93 ms analysis window, a floor 80 dB under the peak) on the image's own lattice: the power
@@ -32,6 +35,27 @@ from mosapp.core import metrics
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, get_geometry
 
 MEL_BANDS = 64
+
+#: The training loss, the one home of its formula: this module's docstring, :mod:`mosapp.training`'s
+#: and the model card's ``loss`` (:func:`card_loss_text`) are written from it or tested against it.
+LOSS_FORMULA = "loss = R + λ/q² · (D + w_mel·Mel + w_sc·SC + w_sdl·SDL)"
+#: The distortion terms in the card's words: (config weight, what the term is).
+_CARD_TERMS = (("", "255^2 * MSE(image)"), ("mel_weight", "L1(log10 mel)"),
+               ("sc_weight", "spectral convergence of the linear magnitude"),
+               ("sdl_weight", "L1 of the dB power averaged over sdl_frames frames, floored at -80 dB"))
+
+
+def card_loss_text() -> str:
+    """:data:`LOSS_FORMULA` in the words of a model card (ASCII, the config's names)."""
+    terms = " + ".join(f"{weight} * {term}" if weight else term for weight, term in _CARD_TERMS)
+    return f"bpp + lambda / step^2 * ({terms})"
+
+
+def weighted_distortion(lam: float, q: float, mse: torch.Tensor, mel: torch.Tensor, sc: torch.Tensor,
+                        sdl: torch.Tensor, mel_weight: float, sc_weight: float, sdl_weight: float) -> torch.Tensor:
+    """The distortion part of :data:`LOSS_FORMULA`: ``λ/q² · (255² · mse + w_mel·mel + w_sc·sc + w_sdl·sdl)``
+    (``mse`` of the [0, 1] image, so ``D = 255² · mse``); the loss adds the rate R (bpp) to it."""
+    return lam / q ** 2 * (255.0 ** 2 * mse + mel_weight * mel + sc_weight * sc + sdl_weight * sdl)
 
 
 class MelLoss(torch.nn.Module):

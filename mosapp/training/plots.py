@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import BinaryIO
 
 from matplotlib.figure import Figure
 
 from mosapp.core.files import atomic_write
+from mosapp.training.log import read_log
 
 
 def plot_log(log_path: Path, png: Path, title: str) -> None:
@@ -16,24 +16,23 @@ def plot_log(log_path: Path, png: Path, title: str) -> None:
 
     Drawn on a :class:`~matplotlib.figure.Figure` of its own (Agg), so no pyplot state or
     backend choice leaks into the process."""
-    with open(log_path) as f:
-        rows = list(csv.DictReader(f))
+    rows = read_log(log_path)
     if not rows:
         return
-    step = [int(r["step"]) for r in rows]
+    step = [r.step for r in rows]
+    two_band = rows[0].two_band
     fig = Figure(figsize=(10, 6))
     axes = fig.subplots(2, 2, sharex=True)
     for ax, (key, label) in zip(axes.flat, [("kbps", "rate (kbps)"), ("psnr_db", "image PSNR (dB)"),
                                             ("ms_ssim", "MS-SSIM"), ("consistency", "consistency")]):
-        two_band = "kbps_low" in rows[0]
-        ax.plot(step, [float(r[key]) for r in rows], lw=1,
+        ax.plot(step, [getattr(r, key) for r in rows], lw=1,
                 label={"kbps": "total", "psnr_db": "high image"}.get(key, "decoded") if two_band else "decoded")
         low_key = {"kbps": "kbps_low", "psnr_db": "psnr_low_db"}.get(key)
         if two_band and low_key:
-            ax.plot(step, [float(r[low_key]) for r in rows], lw=1, label="low image")
+            ax.plot(step, [getattr(r, low_key) for r in rows], lw=1, label="low image")
             ax.legend()
         if key == "consistency":
-            ax.plot(step, [float(r["consistency_original"]) for r in rows], lw=1, alpha=0.6, label="original")
+            ax.plot(step, [r.consistency_original for r in rows], lw=1, alpha=0.6, label="original")
             ax.legend()
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

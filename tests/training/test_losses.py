@@ -61,3 +61,19 @@ def test_smoothed_db_l1_sees_what_the_band_metrics_see():
     moved = torch.roll(line, 1, dims=2)
     assert float(smoothed_db_l1(moved, line, 8)) == pytest.approx(2 * 80.0 / 8)
     assert smoothed_db(line, 8).shape[-1] == (64 - 8) // 2 + 1
+
+
+def test_the_loss_formula_has_one_home():
+    """LOSS_FORMULA is what the docs say and what weighted_distortion computes; the card's words follow it."""
+    import mosapp.training
+    from mosapp.training import losses
+
+    assert losses.LOSS_FORMULA in " ".join(losses.__doc__.split())
+    assert losses.LOSS_FORMULA in " ".join(mosapp.training.__doc__.split())
+    assert "λ/q²" in losses.LOSS_FORMULA
+    assert losses.card_loss_text().startswith("bpp + lambda / step^2 * (255^2 * MSE(image) + mel_weight * ")
+    for name in ("mel_weight", "sc_weight", "sdl_weight"):
+        assert name in losses.card_loss_text()
+    mse, mel, sc, sdl = (torch.tensor(v) for v in (0.01, 0.2, 0.3, 0.4))
+    got = losses.weighted_distortion(0.002, 2.0, mse, mel, sc, sdl, 300.0, 5.0, 40.0)
+    assert float(got) == pytest.approx(0.002 / 4.0 * (255.0 ** 2 * 0.01 + 300.0 * 0.2 + 5.0 * 0.3 + 40.0 * 0.4))
