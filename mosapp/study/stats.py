@@ -505,6 +505,87 @@ def _screened_values(group: pd.DataFrame, condition: Hashable, per_item: bool) -
     return rows["value"].to_numpy()
 
 
+def _check_screening(min_score: Any, max_fraction: Any, min_reference_trials: Any) -> None:
+    if not isinstance(min_score, numbers.Real) or isinstance(min_score, bool):
+        raise RatingError(f"The screening threshold min_score must be a number, not {min_score!r}.")
+    if not (isinstance(max_fraction, numbers.Real) and 0.0 <= float(max_fraction) <= 1.0):
+        raise RatingError(f"The screening limit max_fraction must be between 0 and 1, not {max_fraction!r}.")
+    if not isinstance(min_reference_trials, numbers.Integral) or min_reference_trials < 1:
+        raise RatingError(f"min_reference_trials must be a whole number of at least 1, not {min_reference_trials!r}.")
+
+
+@dataclass(frozen=True)
+class _ScreeningRule:
+    """:func:`screen_listeners`' settings, applied to one listener at a time."""
+
+    reference_condition: Hashable
+    min_score: float
+    max_fraction: float
+    min_reference_trials: int
+    anchor_condition: Hashable
+    anchor_max_score: float
+    gold_max_failures: int
+    per_item: bool
+
+    @property
+    def unit(self) -> str:
+        return "item" if self.per_item else "trial"
+
+    def screen(self, listener: Hashable, group: pd.DataFrame, gold: tuple[int, int]) -> dict[str, Any]:
+        """The screening table's row of one listener (``group``: their ratings; ``gold``: (trials, failed))."""
+        drop: list[str] = []
+        flag: list[str] = []
+        n_ref, n_below, fraction = self._reference(group, drop, flag)
+        n_anchor, n_high, fraction_high = self._anchor(group, drop, flag)
+        n_gold, n_failed = gold
+        if n_failed > self.gold_max_failures:
+            drop.append(f"missed {n_failed} of {n_gold} gold trials (more than {self.gold_max_failures} allowed)")
+        means = group.groupby("condition")["value"].mean() if len(group) else pd.Series(dtype=float)
+        straight = bool(len(means) >= 2 and float(np.ptp(means.to_numpy())) == 0.0)
+        if straight:
+            flag.append(f"straight-lining: the same mean score {means.iloc[0]:g} for all {len(means)} conditions")
+        return {
+            "listener": listener, "counted_per": self.unit, "n_reference_trials": n_ref, "n_below": n_below,
+            "fraction_below": fraction, "n_anchor_trials": n_anchor, "n_anchor_high": n_high,
+            "fraction_anchor_high": fraction_high, "n_gold": n_gold, "n_gold_failed": n_failed,
+            "straight_lining": straight, "dropped": bool(drop), "flagged": bool(flag) and not drop,
+            "reason": "; ".join(drop + flag),
+        }
+
+    def _reference(self, group: pd.DataFrame, drop: list[str], flag: list[str]) -> tuple[int, int, float]:
+        """The hidden-reference rule: (trials, below ``min_score``, fraction)."""
+        unit, min_score = self.unit, self.min_score
+        ref = _screened_values(group, self.reference_condition, self.per_item)
+        n_ref, n_below, fraction, verdict = _fraction_rule(ref, ref < min_score, self.max_fraction,
+                                                           self.min_reference_trials)
+        if verdict == "none":
+            flag.append(f"kept without reference screening: no trials of the reference condition "
+                        f"{self.reference_condition!r}")
+        elif verdict == "few":
+            flag.append(f"kept without reference screening: {n_ref} reference {unit}(s), fewer than the "
+                        f"{self.min_reference_trials} needed to judge")
+        elif verdict == "drop":
+            drop.append(f"rated the reference below {min_score:g} in {n_below} of {n_ref} {unit}s "
+                        f"({100 * fraction:.3g}% > {100 * float(self.max_fraction):.3g}%)")
+        return n_ref, n_below, fraction
+
+    def _anchor(self, group: pd.DataFrame, drop: list[str], flag: list[str]) -> tuple[int, int, float]:
+        """The anchor rule (where there is an anchor): (trials, above ``anchor_max_score``, fraction)."""
+        if self.anchor_condition is None:
+            return 0, 0, math.nan
+        unit = self.unit
+        anc = _screened_values(group, self.anchor_condition, self.per_item)
+        n_anchor, n_high, fraction_high, verdict = _fraction_rule(anc, anc > self.anchor_max_score, self.max_fraction,
+                                                                  self.min_reference_trials)
+        if verdict in ("none", "few"):
+            flag.append(f"kept without anchor screening: {n_anchor} anchor {unit}(s), fewer than the "
+                        f"{self.min_reference_trials} needed to judge")
+        elif verdict == "drop":
+            drop.append(f"rated the anchor {self.anchor_condition!r} above {self.anchor_max_score:g} in {n_high} of "
+                        f"{n_anchor} {unit}s ({100 * fraction_high:.3g}% > {100 * float(self.max_fraction):.3g}%)")
+        return n_anchor, n_high, fraction_high
+
+
 def screen_listeners(
     ratings: pd.DataFrame, reference_condition: Hashable, *, min_score: float = 4, max_fraction: float = 0.15,
     min_reference_trials: int = 1, anchor_condition: Hashable = None, anchor_max_score: float = 4,
@@ -547,12 +628,7 @@ def screen_listeners(
     A listener without reference trials is kept and flagged. ``reason`` says every rule that
     dropped or flagged the listener (``""`` for a plainly kept one).
     """
-    if not isinstance(min_score, numbers.Real) or isinstance(min_score, bool):
-        raise RatingError(f"The screening threshold min_score must be a number, not {min_score!r}.")
-    if not (isinstance(max_fraction, numbers.Real) and 0.0 <= float(max_fraction) <= 1.0):
-        raise RatingError(f"The screening limit max_fraction must be between 0 and 1, not {max_fraction!r}.")
-    if not isinstance(min_reference_trials, numbers.Integral) or min_reference_trials < 1:
-        raise RatingError(f"min_reference_trials must be a whole number of at least 1, not {min_reference_trials!r}.")
+    _check_screening(min_score, max_fraction, min_reference_trials)
     data = validate_ratings(ratings)
     params = dict(reference_condition=reference_condition, min_score=min_score, max_fraction=max_fraction,
                   min_reference_trials=int(min_reference_trials), per_item=bool(per_item), anchor_condition=anchor_condition,
@@ -565,47 +641,11 @@ def screen_listeners(
     listeners = sorted(set(data["listener"]) | set(gold_by)) if len(data) or gold_by else []
     if not listeners:
         return ScreeningResult([], [], _empty(SCREENING_COLUMNS), flagged=[], **params)
-    rows = []
     per_item = bool(per_item) and "clip" in data.columns
-    unit = "item" if per_item else "trial"
-    for listener in listeners:
-        group = data[data["listener"] == listener] if len(data) else data
-        drop, flag = [], []
-        ref = _screened_values(group, reference_condition, per_item)
-        n_ref, n_below, fraction, verdict = _fraction_rule(ref, ref < min_score, max_fraction, min_reference_trials)
-        if verdict == "none":
-            flag.append(f"kept without reference screening: no trials of the reference condition "
-                        f"{reference_condition!r}")
-        elif verdict == "few":
-            flag.append(f"kept without reference screening: {n_ref} reference {unit}(s), fewer than the "
-                        f"{min_reference_trials} needed to judge")
-        elif verdict == "drop":
-            drop.append(f"rated the reference below {min_score:g} in {n_below} of {n_ref} {unit}s "
-                        f"({100 * fraction:.3g}% > {100 * float(max_fraction):.3g}%)")
-        n_anchor, n_high, fraction_high = 0, 0, math.nan
-        if anchor_condition is not None:
-            anc = _screened_values(group, anchor_condition, per_item)
-            n_anchor, n_high, fraction_high, verdict = _fraction_rule(anc, anc > anchor_max_score, max_fraction,
-                                                                      min_reference_trials)
-            if verdict in ("none", "few"):
-                flag.append(f"kept without anchor screening: {n_anchor} anchor {unit}(s), fewer than the "
-                            f"{min_reference_trials} needed to judge")
-            elif verdict == "drop":
-                drop.append(f"rated the anchor {anchor_condition!r} above {anchor_max_score:g} in {n_high} of "
-                            f"{n_anchor} {unit}s ({100 * fraction_high:.3g}% > {100 * float(max_fraction):.3g}%)")
-        n_gold, n_failed = gold_by.get(listener, (0, 0))
-        if n_failed > gold_max_failures:
-            drop.append(f"missed {n_failed} of {n_gold} gold trials (more than {gold_max_failures} allowed)")
-        means = group.groupby("condition")["value"].mean() if len(group) else pd.Series(dtype=float)
-        straight = bool(len(means) >= 2 and float(np.ptp(means.to_numpy())) == 0.0)
-        if straight:
-            flag.append(f"straight-lining: the same mean score {means.iloc[0]:g} for all {len(means)} conditions")
-        rows.append({
-            "listener": listener, "counted_per": unit, "n_reference_trials": n_ref, "n_below": n_below, "fraction_below": fraction,
-            "n_anchor_trials": n_anchor, "n_anchor_high": n_high, "fraction_anchor_high": fraction_high,
-            "n_gold": n_gold, "n_gold_failed": n_failed, "straight_lining": straight,
-            "dropped": bool(drop), "flagged": bool(flag) and not drop, "reason": "; ".join(drop + flag),
-        })
+    rule = _ScreeningRule(reference_condition, min_score, max_fraction, min_reference_trials, anchor_condition,
+                          anchor_max_score, gold_max_failures, per_item)
+    rows = [rule.screen(listener, data[data["listener"] == listener] if len(data) else data,
+                        gold_by.get(listener, (0, 0))) for listener in listeners]
     table = pd.DataFrame(rows, columns=list(SCREENING_COLUMNS))
     kept = table.loc[~table["dropped"], "listener"].tolist()
     dropped = table.loc[table["dropped"], "listener"].tolist()
@@ -660,88 +700,31 @@ def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95, residual: st
     if len(data) == 0:
         return _empty(MIXED_COLUMNS)
     conditions = sorted(data["condition"].unique().tolist())
-    n_listeners, n_clips = data["listener"].nunique(), data["clip"].nunique()
-    frame = pd.DataFrame({
-        "value": data["value"].to_numpy(dtype=np.float64),
-        "cond": pd.Categorical([f"c{conditions.index(c)}" for c in data["condition"]],
-                               categories=[f"c{i}" for i in range(len(conditions))]),
-        "listener": pd.factorize(data["listener"])[0],
-        "clip": pd.factorize(data["clip"])[0],
-        "group": 0,
-    })
     vc: dict[str, str] = {}
     notes: list[str] = []
-    if n_listeners > 1:
+    if data["listener"].nunique() > 1:
         vc["listener"] = "0 + C(listener)"
     else:
         notes.append("one listener: no listener variance in the model")
-    if n_clips > 1:
+    if data["clip"].nunique() > 1:
         vc["clip"] = "0 + C(clip)"
     else:
         notes.append("one clip: no clip variance in the model")
     per_condition = residual == "per-condition"
-    label = "per condition" if per_condition else "common"
-
-    def _rows(est, se, df, lv, cv, rv, converged, note):
-        half = [float(stats.t.ppf(0.5 + confidence / 2.0, d)) * e if math.isfinite(d) and d > 0 else math.nan
-                for d, e in zip(df, se)]
-        return pd.DataFrame([{
-            "condition": c, "estimate": est[i], "se": se[i], "df": df[i], "t_low": est[i] - half[i],
-            "t_high": est[i] + half[i], "listener_var": lv, "clip_var": cv, "residual_var": rv[i], "residual": label,
-            "n": int((data["condition"] == c).sum()), "n_listeners": int(data.loc[data["condition"] == c, "listener"].nunique()),
-            "n_clips": int(data.loc[data["condition"] == c, "clip"].nunique()), "converged": converged, "note": note,
-        } for i, c in enumerate(conditions)], columns=list(MIXED_COLUMNS))
-
-    nan = [math.nan] * len(conditions)
+    table = _MixedTable(data, conditions, confidence, "per condition" if per_condition else "common")
     n_params = len(vc) + (len(conditions) if per_condition else 1)
     if len(data) <= len(conditions) + n_params:
-        return _rows(nan, nan, nan, math.nan, math.nan, nan, False, "not fitted: too few ratings for the model")
+        return table.unfitted("not fitted: too few ratings for the model")
     large = len(data) > SATTERTHWAITE_MAX_N  # the df need dense n x n matrices
     if per_condition and large:
-        return _rows(nan, nan, nan, math.nan, math.nan, nan, False,
-                     f"not fitted: the per-condition residual fit handles up to {SATTERTHWAITE_MAX_N} ratings")
+        return table.unfitted(f"not fitted: the per-condition residual fit handles up to {SATTERTHWAITE_MAX_N} ratings")
     design = _crossed_design(data, conditions, list(vc), per_condition)
     if per_condition:
-        try:
-            theta, converged = _fit_reml(design)
-            est_a, se_a, df_a = satterthwaite(design, theta)
-        except (np.linalg.LinAlgError, ValueError) as exc:
-            return _rows(nan, nan, nan, math.nan, math.nan, nan, False, f"not fitted: {exc}")
-        if not converged:
-            notes.append("the REML optimiser did not report convergence")
-        named = dict(zip(vc, theta[:len(vc)]))
-        return _rows(list(est_a), list(se_a), list(df_a), named.get("listener", math.nan), named.get("clip", math.nan),
-                     list(theta[len(vc):]), converged, "; ".join(notes))
-    # Over a second to import, and only the mixed model needs it: not when the command line starts.
-    import statsmodels.formula.api as smf  # noqa: PLC0415 — heavy, needed by this model only
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            if vc:
-                model = smf.mixedlm("value ~ 0 + cond", frame, groups="group", re_formula="0", vc_formula=vc)
-                result = None
-                for method in MIXED_METHODS:  # L-BFGS first; derivative-free ones where it meets a singular step
-                    try:
-                        result = model.fit(reml=True, method=method)
-                        break
-                    except np.linalg.LinAlgError:
-                        continue
-                if result is None:
-                    raise np.linalg.LinAlgError("singular matrix with every optimiser")
-                names = list(model.exog_vc.names)
-                vcomp = dict(zip(names, np.asarray(result.vcomp, dtype=np.float64)))
-                converged = bool(result.converged)
-            else:
-                result = smf.ols("value ~ 0 + cond", frame).fit()
-                vcomp, converged = {}, True
-        except (np.linalg.LinAlgError, ValueError) as exc:
-            return _rows(nan, nan, nan, math.nan, math.nan, nan, False, f"not fitted: {exc}")
-    for w in caught:  # the fit's own warnings (convergence, boundary); numpy's arithmetic ones are not news
-        text = str(w.message).split("\n")[0]
-        if (text and text not in notes and "Random effects covariance is singular" not in text
-                and not issubclass(w.category, RuntimeWarning)):
-            notes.append(text)
+        return _mixed_per_condition(table, design, vc, notes)
+    try:
+        result, vcomp, converged = _fit_mixed_lm(data, conditions, vc, notes)
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        return table.unfitted(f"not fitted: {exc}")
     params = result.fe_params if vc else result.params
     names = [f"cond[c{i}]" for i in range(len(conditions))]
     est = [float(params[n]) for n in names]
@@ -755,18 +738,109 @@ def mixed_model(ratings: pd.DataFrame, *, confidence: float = 0.95, residual: st
         df = [float(data.loc[data["condition"] == c, "listener"].nunique() - 1) for c in conditions]
         notes.append(f"more than {SATTERTHWAITE_MAX_N} ratings: df = listeners - 1 instead of Satterthwaite's")
     elif vc:
-        floor = 1e-10 * max(float(np.var(design.y)), 1e-12)
-        theta = np.array([max(vcomp.get(f, 0.0), floor) for f in vc] + [scale])
-        try:
-            _, _, df_arr = satterthwaite(design, theta)
-            df = [float(d) for d in df_arr]
-        except np.linalg.LinAlgError:
-            df = nan
-            notes.append("Satterthwaite df not computed (singular information)")
+        df = _satterthwaite_df(design, vc, vcomp, scale, notes)
     else:
         df = [float(result.df_resid)] * len(conditions)
-    return _rows(est, se, df, vcomp.get("listener", math.nan), vcomp.get("clip", math.nan),
-                 [scale] * len(conditions), converged, "; ".join(notes))
+    return table.rows(est, se, df, vcomp.get("listener", math.nan), vcomp.get("clip", math.nan),
+                      [scale] * len(conditions), converged, "; ".join(notes))
+
+
+@dataclass(frozen=True)
+class _MixedTable:
+    """:func:`mixed_model`'s table: one row per condition, with its interval and counts."""
+
+    data: pd.DataFrame
+    conditions: list
+    confidence: float
+    label: str
+
+    def rows(self, est, se, df, lv, cv, rv, converged, note) -> pd.DataFrame:
+        data, confidence = self.data, self.confidence
+        half = [float(stats.t.ppf(0.5 + confidence / 2.0, d)) * e if math.isfinite(d) and d > 0 else math.nan
+                for d, e in zip(df, se)]
+        return pd.DataFrame([{
+            "condition": c, "estimate": est[i], "se": se[i], "df": df[i], "t_low": est[i] - half[i],
+            "t_high": est[i] + half[i], "listener_var": lv, "clip_var": cv, "residual_var": rv[i], "residual": self.label,
+            "n": int((data["condition"] == c).sum()), "n_listeners": int(data.loc[data["condition"] == c, "listener"].nunique()),
+            "n_clips": int(data.loc[data["condition"] == c, "clip"].nunique()), "converged": converged, "note": note,
+        } for i, c in enumerate(self.conditions)], columns=list(MIXED_COLUMNS))
+
+    def unfitted(self, note: str) -> pd.DataFrame:
+        nan = [math.nan] * len(self.conditions)
+        return self.rows(nan, nan, nan, math.nan, math.nan, nan, False, note)
+
+
+def _mixed_per_condition(table: _MixedTable, design: _Crossed, vc: dict[str, str], notes: list[str]) -> pd.DataFrame:
+    """:func:`mixed_model` with a residual variance per condition: REML maximised directly (:func:`_fit_reml`)."""
+    try:
+        theta, converged = _fit_reml(design)
+        est_a, se_a, df_a = satterthwaite(design, theta)
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        return table.unfitted(f"not fitted: {exc}")
+    if not converged:
+        notes.append("the REML optimiser did not report convergence")
+    named = dict(zip(vc, theta[:len(vc)]))
+    return table.rows(list(est_a), list(se_a), list(df_a), named.get("listener", math.nan), named.get("clip", math.nan),
+                      list(theta[len(vc):]), converged, "; ".join(notes))
+
+
+def _fit_mixed_lm(data: pd.DataFrame, conditions: list, vc: dict[str, str], notes: list[str]
+                  ) -> tuple[Any, dict[str, float], bool]:
+    """The common-residual fit by statsmodels (MixedLM with the crossed factors as variance components,
+    or OLS where there is none): (result, variance components, converged); the fit's own warnings
+    are added to ``notes``.
+
+    Raises:
+        numpy.linalg.LinAlgError, ValueError: it cannot be fitted.
+    """
+    # Over a second to import, and only the mixed model needs it: not when the command line starts.
+    import statsmodels.formula.api as smf  # noqa: PLC0415 — heavy, needed by this model only
+
+    frame = pd.DataFrame({
+        "value": data["value"].to_numpy(dtype=np.float64),
+        "cond": pd.Categorical([f"c{conditions.index(c)}" for c in data["condition"]],
+                               categories=[f"c{i}" for i in range(len(conditions))]),
+        "listener": pd.factorize(data["listener"])[0],
+        "clip": pd.factorize(data["clip"])[0],
+        "group": 0,
+    })
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if vc:
+            model = smf.mixedlm("value ~ 0 + cond", frame, groups="group", re_formula="0", vc_formula=vc)
+            result = None
+            for method in MIXED_METHODS:  # L-BFGS first; derivative-free ones where it meets a singular step
+                try:
+                    result = model.fit(reml=True, method=method)
+                    break
+                except np.linalg.LinAlgError:
+                    continue
+            if result is None:
+                raise np.linalg.LinAlgError("singular matrix with every optimiser")
+            vcomp = dict(zip(list(model.exog_vc.names), np.asarray(result.vcomp, dtype=np.float64)))
+            converged = bool(result.converged)
+        else:
+            result = smf.ols("value ~ 0 + cond", frame).fit()
+            vcomp, converged = {}, True
+    for w in caught:  # the fit's own warnings (convergence, boundary); numpy's arithmetic ones are not news
+        text = str(w.message).split("\n")[0]
+        if (text and text not in notes and "Random effects covariance is singular" not in text
+                and not issubclass(w.category, RuntimeWarning)):
+            notes.append(text)
+    return result, vcomp, converged
+
+
+def _satterthwaite_df(design: _Crossed, vc: dict[str, str], vcomp: dict[str, float], scale: float,
+                      notes: list[str]) -> list[float]:
+    """Satterthwaite's df per condition at the fitted variances (each floored just above 0)."""
+    floor = 1e-10 * max(float(np.var(design.y)), 1e-12)
+    theta = np.array([max(vcomp.get(f, 0.0), floor) for f in vc] + [scale])
+    try:
+        _, _, df_arr = satterthwaite(design, theta)
+        return [float(d) for d in df_arr]
+    except np.linalg.LinAlgError:
+        notes.append("Satterthwaite df not computed (singular information)")
+        return [math.nan] * design.X.shape[1]
 
 
 @dataclass(frozen=True)
