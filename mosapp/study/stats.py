@@ -630,7 +630,7 @@ def screen_listeners(
     """
     _check_screening(min_score, max_fraction, min_reference_trials)
     data = validate_ratings(ratings)
-    params = dict(reference_condition=reference_condition, min_score=min_score, max_fraction=max_fraction,
+    params: dict[str, Any] = dict(reference_condition=reference_condition, min_score=min_score, max_fraction=max_fraction,
                   min_reference_trials=int(min_reference_trials), per_item=bool(per_item), anchor_condition=anchor_condition,
                   anchor_max_score=anchor_max_score, gold_max_failures=int(gold_max_failures))
     gold_by: dict = {}
