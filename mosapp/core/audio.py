@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -324,74 +324,14 @@ def read_audio(
     if sample_rate is not None and sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive or None, got {sample_rate}")
     name = os.fspath(path)
-    p = existing_file(name, "an audio file; give a WAV, FLAC, OGG/Vorbis or MP3 file", AudioError)
-    try:
-        # libsndfile reports a permission problem only as "System error"; open it
-        # ourselves first so the message says what is wrong.
-        with open(p, "rb"):
-            pass
-    except OSError as exc:
-        raise AudioError(f"{name} cannot be opened ({exc.strerror or exc}).") from None
-    # libsndfile says only "Format not recognised" for a 0-byte file. Regular files
-    # only: a pipe (e.g. bash process substitution) also reports size 0.
-    if p.is_file() and p.stat().st_size == 0:
-        raise AudioError(f"{name} is empty (0 bytes); give a WAV, FLAC, OGG/Vorbis or MP3 file.")
-
+    p = _openable_file(name)
     try:
         with sf.SoundFile(name) as f:
-            file_rate = int(f.samplerate)
-            channels = int(f.channels)
-            subtype = f.subtype
-            fmt = f.format
+            file_rate, channels, subtype, fmt = int(f.samplerate), int(f.channels), f.subtype, f.format
             # Check the header before decoding, so a bad file is refused without
             # reading possibly hours of audio.
-            if channels > MAX_CHANNELS:
-                raise AudioError(
-                    f"{name} has {channels} channels; mosapp processes mono or stereo audio, so mix it "
-                    f"down first, e.g. `sox {p.name} out{p.suffix or '.wav'} remix 1-{channels}`."
-                )
-            if not MIN_SAMPLE_RATE <= file_rate <= MAX_SAMPLE_RATE:
-                raise AudioError(
-                    f"{name} has a sample rate of {file_rate} Hz; mosapp accepts "
-                    f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz, so resample it first, e.g. "
-                    f"`sox {p.name} -r 44100 out{p.suffix or '.wav'}`."
-                )
-            # The memory the samples will take, from the header, before decoding any: a 6-hour
-            # file is refused in a sentence, not read until memory runs out.
-            announced_frames = max(int(f.frames), 0)
-            out_channels = 1 if mono else channels
-            need = _read_bytes(announced_frames, out_channels, file_rate, sample_rate)
-            memory.require(need, f"Reading {name} ({announced_frames / file_rate / 60:.1f} minutes)")
-            # Read to the actual end (a truncated file's header may promise more frames
-            # than it holds; MP3 does) in blocks, mixing down and checking values per
-            # block, so a long file never sits in memory twice or in float64.
-            parts: list[np.ndarray] = []
-            n_nan = n_inf = 0
-            first_bad = -1
-            frames = 0
-            while True:
-                job.report(frames, max(frames, int(f.frames)), "frames read")
-                # f.read stops at the decoder's real end (f.blocks would trust the header).
-                block = f.read(frames=_READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
-                finite = np.isfinite(block)
-                if not finite.all():
-                    nan = int(np.isnan(block).sum())
-                    n_nan += nan
-                    n_inf += int((~finite).sum()) - nan
-                    if first_bad < 0:
-                        first_bad = frames + int(np.argmax(~finite.all(axis=1)))
-                if first_bad < 0:
-                    parts.append(block.mean(axis=1, dtype=np.float32)[None, :] if mono and channels > 1
-                                 else np.ascontiguousarray(block.T))
-                    if on_block is not None:
-                        on_block(parts[-1], frames, file_rate, int(f.frames))
-                frames += block.shape[0]
-                if frames > announced_frames + _READ_BLOCK_FRAMES:
-                    # A header that understated the length (MP3 estimates it): check as it grows.
-                    memory.require(_read_bytes(frames, out_channels, file_rate, sample_rate),
-                                   f"Reading {name} (more than {frames / file_rate / 60:.1f} minutes)")
+            _check_header(name, p, channels, file_rate)
+            decoded = _read_blocks(f, name, mono=mono, sample_rate=sample_rate, on_block=on_block)
     except (AudioError, MemoryLimitError):
         raise
     except (sf.SoundFileError, RuntimeError, ValueError, EOFError, OSError, TypeError) as exc:
@@ -404,31 +344,15 @@ def read_audio(
         raise AudioError(
             f"{name} cannot be read as audio ({reason}); mosapp reads {_READABLE} files."
         ) from None
-
-    if frames == 0:
-        raise AudioError(f"{name} contains no audio samples; give a file at least one sample long.")
-    announced = _wav_announced_frames(p) if fmt == "WAV" else None
-    if announced is not None and frames < announced:
-        # libsndfile quietly reads what is there; a cut-off file is refused, not shortened.
-        raise AudioError(
-            f"{name} is truncated: its header announces {announced} frames ({announced / file_rate:.3f} s) but the "
-            f"file holds {frames} ({frames / file_rate:.3f} s); re-export it, or rewrite its header to what is there "
-            f"(e.g. `sox {p.name} fixed.wav`)."
-        )
-    if first_bad >= 0:
-        kinds = [f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n]
-        raise AudioError(
-            f"{name} contains {' and '.join(kinds)} sample{'s' if n_nan + n_inf > 1 else ''}, the first at "
-            f"{first_bad / file_rate:.3f} s; mosapp needs finite sample values, so repair or re-export the file."
-        )
-    samples = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-    del parts
+    decoded.check(name, p, file_rate, fmt)
+    samples = decoded.parts[0] if len(decoded.parts) == 1 else np.concatenate(decoded.parts, axis=1)
+    decoded.parts.clear()
 
     info = AudioInfo(
         path=name,
         sample_rate=file_rate,
         channels=channels,
-        frames=frames,
+        frames=decoded.frames,
         subtype=subtype,
         format=fmt,
     )
@@ -437,6 +361,110 @@ def read_audio(
         samples = resample(samples, file_rate, sample_rate)
         rate = sample_rate
     return Audio(samples=np.ascontiguousarray(samples, dtype=np.float32), sample_rate=rate, info=info)
+
+
+def _openable_file(name: str) -> Path:
+    """``name`` as an existing regular (or pipe-like) file this process can open, not empty."""
+    p = existing_file(name, "an audio file; give a WAV, FLAC, OGG/Vorbis or MP3 file", AudioError)
+    try:
+        # libsndfile reports a permission problem only as "System error"; open it
+        # ourselves first so the message says what is wrong.
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise AudioError(f"{name} cannot be opened ({exc.strerror or exc}).") from None
+    # libsndfile says only "Format not recognised" for a 0-byte file. Regular files
+    # only: a pipe (e.g. bash process substitution) also reports size 0.
+    if p.is_file() and p.stat().st_size == 0:
+        raise AudioError(f"{name} is empty (0 bytes); give a WAV, FLAC, OGG/Vorbis or MP3 file.")
+    return p
+
+
+def _check_header(name: str, p: Path, channels: int, file_rate: int) -> None:
+    """Refuse more than :data:`MAX_CHANNELS` channels, or a rate mosapp does not take, in one sentence."""
+    if channels > MAX_CHANNELS:
+        raise AudioError(
+            f"{name} has {channels} channels; mosapp processes mono or stereo audio, so mix it "
+            f"down first, e.g. `sox {p.name} out{p.suffix or '.wav'} remix 1-{channels}`."
+        )
+    if not MIN_SAMPLE_RATE <= file_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{name} has a sample rate of {file_rate} Hz; mosapp accepts "
+            f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz, so resample it first, e.g. "
+            f"`sox {p.name} -r 44100 out{p.suffix or '.wav'}`."
+        )
+
+
+@dataclass
+class _Decoded:
+    """What :func:`_read_blocks` read: the blocks kept (until the first non-finite sample), and counts."""
+
+    parts: list[np.ndarray] = field(default_factory=list)
+    frames: int = 0
+    n_nan: int = 0
+    n_inf: int = 0
+    #: The first frame with a NaN or infinite sample (-1: none).
+    first_bad: int = -1
+
+    def check(self, name: str, p: Path, file_rate: int, fmt: str) -> None:
+        """Refuse an empty or truncated file, or one with non-finite samples, in one sentence."""
+        frames = self.frames
+        if frames == 0:
+            raise AudioError(f"{name} contains no audio samples; give a file at least one sample long.")
+        announced = _wav_announced_frames(p) if fmt == "WAV" else None
+        if announced is not None and frames < announced:
+            # libsndfile quietly reads what is there; a cut-off file is refused, not shortened.
+            raise AudioError(
+                f"{name} is truncated: its header announces {announced} frames ({announced / file_rate:.3f} s) but the "
+                f"file holds {frames} ({frames / file_rate:.3f} s); re-export it, or rewrite its header to what is there "
+                f"(e.g. `sox {p.name} fixed.wav`)."
+            )
+        if self.first_bad >= 0:
+            kinds = [f"{n} {kind}" for n, kind in ((self.n_nan, "NaN"), (self.n_inf, "infinite")) if n]
+            raise AudioError(
+                f"{name} contains {' and '.join(kinds)} sample{'s' if self.n_nan + self.n_inf > 1 else ''}, the first at "
+                f"{self.first_bad / file_rate:.3f} s; mosapp needs finite sample values, so repair or re-export the file."
+            )
+
+
+def _read_blocks(f: sf.SoundFile, name: str, *, mono: bool, sample_rate: int | None,
+                 on_block: Callable[[np.ndarray, int, int, int], None] | None) -> _Decoded:
+    """Every block of the open file ``f`` (mixed down where ``mono``), within the memory ceiling."""
+    file_rate, channels = int(f.samplerate), int(f.channels)
+    # The memory the samples will take, from the header, before decoding any: a 6-hour
+    # file is refused in a sentence, not read until memory runs out.
+    announced_frames = max(int(f.frames), 0)
+    out_channels = 1 if mono else channels
+    need = _read_bytes(announced_frames, out_channels, file_rate, sample_rate)
+    memory.require(need, f"Reading {name} ({announced_frames / file_rate / 60:.1f} minutes)")
+    # Read to the actual end (a truncated file's header may promise more frames
+    # than it holds; MP3 does) in blocks, mixing down and checking values per
+    # block, so a long file never sits in memory twice or in float64.
+    out = _Decoded()
+    while True:
+        job.report(out.frames, max(out.frames, int(f.frames)), "frames read")
+        # f.read stops at the decoder's real end (f.blocks would trust the header).
+        block = f.read(frames=_READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if block.shape[0] == 0:
+            break
+        finite = np.isfinite(block)
+        if not finite.all():
+            nan = int(np.isnan(block).sum())
+            out.n_nan += nan
+            out.n_inf += int((~finite).sum()) - nan
+            if out.first_bad < 0:
+                out.first_bad = out.frames + int(np.argmax(~finite.all(axis=1)))
+        if out.first_bad < 0:
+            out.parts.append(block.mean(axis=1, dtype=np.float32)[None, :] if mono and channels > 1
+                             else np.ascontiguousarray(block.T))
+            if on_block is not None:
+                on_block(out.parts[-1], out.frames, file_rate, int(f.frames))
+        out.frames += block.shape[0]
+        if out.frames > announced_frames + _READ_BLOCK_FRAMES:
+            # A header that understated the length (MP3 estimates it): check as it grows.
+            memory.require(_read_bytes(out.frames, out_channels, file_rate, sample_rate),
+                           f"Reading {name} (more than {out.frames / file_rate / 60:.1f} minutes)")
+    return out
 
 
 def restore_format(samples: np.ndarray, sample_rate: int, info: AudioInfo) -> np.ndarray:
