@@ -3,6 +3,8 @@
 Revision ID: 0001
 Revises:
 Create Date: 2026-05-10
+
+(Split into one helper per group of tables; the statements, and so the schema, are those it always made.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _studies_clips_conditions()
+    _stimuli()
+    _listeners_sessions()
+    _trials_ratings()
+
+
+def _studies_clips_conditions() -> None:
     op.create_table(
         "studies",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -58,6 +67,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("study_id", "name", name="uq_conditions_study_id_name"),
     )
     op.create_index("ix_conditions_study_id", "conditions", ["study_id"])
+
+
+def _stimuli() -> None:
     op.create_table(
         "stimuli",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -82,6 +94,9 @@ def upgrade() -> None:
     op.create_index("ix_stimuli_study_id", "stimuli", ["study_id"])
     op.create_index("ix_stimuli_clip_id", "stimuli", ["clip_id"])
     op.create_index("ix_stimuli_condition_id", "stimuli", ["condition_id"])
+
+
+def _listeners_sessions() -> None:
     op.create_table(
         "listeners",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -107,6 +122,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_sessions"),
     )
     op.create_index("ix_sessions_listener_id", "sessions", ["listener_id"])
+
+
+def _trials_ratings() -> None:
     op.create_table(
         "trials",
         sa.Column("id", sa.Integer(), nullable=False),
