@@ -4,11 +4,19 @@ A codec turns audio at the pipeline rate into a payload of bytes and back. The p
 what a listener's bitrate pays for; :mod:`mosapp.codecs.container` wraps it in a ``.sgc`` file
 with everything decoding needs.
 
-Two families share the interface:
+Two kinds share the interface:
 
-* spectrogram codecs (``sgc-*``, ``msillm-*``, ``pghi-only``): STFT → log-magnitude
-  image → image codec → image → phase reconstruction (see :mod:`mosapp.codecs.spectrogram`);
-* waveform codecs and anchors (``opus-*``, ``mp3-*``, ``aac-*``, ``lowpass-*``).
+* spectrogram codecs: STFT → log-magnitude image → image codec → image → phase
+  reconstruction (see :mod:`mosapp.codecs.spectrogram`): the learned ``sgc-*`` (two-band,
+  :mod:`mosapp.codecs.sgc`) and ``sgc-thesis-*``, ``msillm-*``, the classic image codecs
+  ``avif-*``, ``webp-*`` and ``jpeg-*`` on the same two-band images (:mod:`mosapp.codecs.image`),
+  and ``pghi-only`` / ``pghi-only-two-band`` (the magnitude uncompressed: what phase
+  reconstruction alone costs);
+* waveform codecs and anchors: ``opus-*``, ``mp3-*``, ``aac-*`` and the ``lowpass-*`` anchors
+  (:mod:`mosapp.codecs.classic`), and the neural baselines ``encodec-*`` and ``dac-*``
+  (:mod:`mosapp.codecs.baselines`).
+
+Each family registers itself (:data:`mosapp.codecs.FAMILY_MODULES`); ``mosapp codecs`` lists them.
 """
 
 from __future__ import annotations
