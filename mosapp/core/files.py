@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -124,60 +125,78 @@ def bounded_glob(pattern: str, *, max_matches: int, max_entries: int | None = No
             ``max_matches`` files: the end of a sentence that begins with the pattern ("looks
             through more than …; narrow it …."), for the caller to prefix.
     """
-    import fnmatch  # noqa: PLC0415 - only globs need it
-
     if max_entries is None:
         max_entries = MAX_GLOB_ENTRIES
 
     parts = Path(pattern).parts
     first = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), len(parts))
     root = Path(*parts[:first]) if first else Path(".")
-    rest = parts[first:]
-    found: set[Path] = set()
-    seen = 0
+    walk = _GlobWalk(parts[first:], max_matches, max_entries, error)
+    if walk.rest:
+        walk.visit(root, 0)
+    if walk.full:
+        raise error(f"matches more than {max_matches} files; narrow it.")
+    return sorted(walk.found)
 
-    def visit(folder: Path, k: int) -> None:
-        nonlocal seen
-        if len(found) > max_matches:
+
+@dataclass
+class _GlobWalk:
+    """:func:`bounded_glob`'s walk: the pattern's parts from the first with a wildcard, and what it found."""
+
+    rest: tuple[str, ...]
+    max_matches: int
+    max_entries: int
+    error: type[MosappError]
+    found: set[Path] = field(default_factory=set)
+    seen: int = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.found) > self.max_matches
+
+    def visit(self, folder: Path, k: int) -> None:
+        """Match ``folder``'s entries against part ``k`` of the pattern (``**``: any depth, zero included)."""
+        if self.full:
             return
-        part = rest[k]
-        last = k == len(rest) - 1
+        part = self.rest[k]
+        last = k == len(self.rest) - 1
         if part == "**":
             if last:
                 return
-            visit(folder, k + 1)  # zero folders deep
+            self.visit(folder, k + 1)  # zero folders deep
         try:
             entries = list(os.scandir(folder))
         except OSError:
             return
         for entry in entries:
-            seen += 1
-            if seen > max_entries:
-                raise error(f"looks through more than {max_entries} files and folders before it is done; narrow it "
-                            f"to the folder that holds the audio.")
+            self.seen += 1
+            if self.seen > self.max_entries:
+                raise self.error(f"looks through more than {self.max_entries} files and folders before it is done; "
+                                 f"narrow it to the folder that holds the audio.")
             if entry.name.startswith(".") and not part.startswith("."):
                 continue
             try:
                 is_dir = entry.is_dir()  # follows links, as glob does
             except OSError:
                 continue
-            if part == "**":
-                if is_dir and not entry.is_symlink():
-                    visit(Path(entry.path), k)
-            elif fnmatch.fnmatchcase(entry.name, part):
-                if last:
-                    if entry.is_file():
-                        found.add(Path(entry.path))
-                elif is_dir:
-                    visit(Path(entry.path), k + 1)
-            if len(found) > max_matches:
+            self._follow(entry, is_dir, k, last)
+            if self.full:
                 return
 
-    if rest:
-        visit(root, 0)
-    if len(found) > max_matches:
-        raise error(f"matches more than {max_matches} files; narrow it.")
-    return sorted(found)
+    def _follow(self, entry: os.DirEntry[str], is_dir: bool, k: int, last: bool) -> None:
+        """One entry against part ``k``: descend into a folder, or keep a matching file."""
+        import fnmatch  # noqa: PLC0415 - only globs need it
+
+        part = self.rest[k]
+        if part == "**":
+            if is_dir and not entry.is_symlink():
+                self.visit(Path(entry.path), k)
+        elif fnmatch.fnmatchcase(entry.name, part):
+            if last:
+                if entry.is_file():
+                    self.found.add(Path(entry.path))
+            elif is_dir:
+                self.visit(Path(entry.path), k + 1)
 
 
 def atomic_write(
