@@ -591,25 +591,7 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
     where = describe_url(url)
     path = _sqlite_file(url)
     if path is not None:
-        if path.is_dir():
-            raise StudyError(f"The study database {path} is a folder; give a file name.")
-        if path.exists() and readonly and path.stat().st_size == 0:
-            raise StudyError(f"The study database {path} is an empty file, not a prepared study; run "
-                             f"`mosapp study prepare` first.")
-        if not path.exists():
-            if not create or readonly:
-                raise StudyError(f"The study database {path} does not exist; run `mosapp study prepare` first.")
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StudyError(f"The folder {path.parent} for the study database cannot be created "
-                                 f"({exc.strerror or exc}).") from None
-        if not readonly:
-            if path.exists() and not os.access(path, os.W_OK):
-                raise StudyError(f"The study database {path} is read-only; give mosapp write access to it.")
-            if not os.access(path.parent, os.W_OK):
-                raise StudyError(f"The folder {path.parent} of the study database is read-only; SQLite needs to "
-                                 f"write its journal there, so give mosapp write access to it.")
+        _check_sqlite_path(path, create=create, readonly=readonly)
     try:
         engine = _make_engine(url, readonly=readonly, busy_timeout_s=busy_timeout_s)
     except (NoSuchModuleError, ImportError) as exc:
@@ -638,6 +620,30 @@ def open_store(url: str, *, create: bool = True, readonly: bool = False,
             store.close()
             raise database_error(exc, url, busy_timeout_s) from None
     return store
+
+
+def _check_sqlite_path(path: Path, *, create: bool, readonly: bool) -> None:
+    """Refuse a SQLite path that cannot be a study database (a folder, an empty file read-only, a
+    missing one not to be created, one or its folder not writable for writing); make its folder."""
+    if path.is_dir():
+        raise StudyError(f"The study database {path} is a folder; give a file name.")
+    if path.exists() and readonly and path.stat().st_size == 0:
+        raise StudyError(f"The study database {path} is an empty file, not a prepared study; run "
+                         f"`mosapp study prepare` first.")
+    if not path.exists():
+        if not create or readonly:
+            raise StudyError(f"The study database {path} does not exist; run `mosapp study prepare` first.")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StudyError(f"The folder {path.parent} for the study database cannot be created "
+                             f"({exc.strerror or exc}).") from None
+    if not readonly:
+        if path.exists() and not os.access(path, os.W_OK):
+            raise StudyError(f"The study database {path} is read-only; give mosapp write access to it.")
+        if not os.access(path.parent, os.W_OK):
+            raise StudyError(f"The folder {path.parent} of the study database is read-only; SQLite needs to "
+                             f"write its journal there, so give mosapp write access to it.")
 
 
 def _use_wal(engine: Engine) -> None:
