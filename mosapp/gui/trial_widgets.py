@@ -264,17 +264,21 @@ def not_saved_text(what: str, message: str) -> str:
 
 
 class TrialPanel(QWidget):
-    """What the MUSHRA screen and the CCR pair share: the view they belong to (its player and its
-    controller), the heading, the error line, play / pause and seeking.
+    """What every test type's trial panel shares (:mod:`mosapp.gui.listen_panels`): the view it belongs
+    to (its player, its controller, its worker thread), the heading, the error line, play / pause and
+    seeking.
 
-    Subclasses set :attr:`NOUN` (the heading's word), :attr:`WHAT` (what a failed save calls the
-    trial), :attr:`PRACTICE_TEXT`, and build the rest of the screen into :attr:`box`.
+    Subclasses set :attr:`WHAT` (what a failed save calls the trial), :attr:`PRACTICE_TEXT`, build the
+    rest of the screen into :attr:`box`, and implement :meth:`show_trial`, :meth:`tick`,
+    :meth:`handle_key`, :meth:`keys_text` and :meth:`submit`. The heading's word (trial, screen,
+    pair) is the test type's :attr:`~mosapp.study.types.base.TestType.noun`.
     """
 
-    NOUN = "trial"
     WHAT = "Your rating"
     PRACTICE_TEXT = ""
     message: QLabel
+    #: The score chosen and not yet saved (a panel with one score per trial), else None.
+    score: Any = None
 
     def __init__(self, view: Any, name: str, *, spacing: int) -> None:
         super().__init__()
@@ -285,6 +289,25 @@ class TrialPanel(QWidget):
         self.box = QVBoxLayout(self)
         self.box.setSpacing(spacing)
         add_trial_header(self, self.box, self.PRACTICE_TEXT)
+
+    @property
+    def can_rate(self) -> bool:
+        """The shown trial may be rated now (what it requires was heard, nothing is being saved)."""
+        return False
+
+    @property
+    def noun(self) -> str:
+        """What a heading calls one trial of the open study: trial, screen (MUSHRA), pair (CCR)."""
+        definition = self.view.definition
+        return definition.kind.noun if definition is not None else "trial"
+
+    def show_trial(self, trial: Any, progress: Progress) -> None:  # pragma: no cover - every panel has its own
+        """Show ``trial`` (the view has loaded its streams into the player, stream 0 selected)."""
+        raise NotImplementedError
+
+    def handle_key(self, event: QKeyEvent) -> bool:  # pragma: no cover - every panel has its own
+        """Act on a key of the trial screen; True when it was one."""
+        raise NotImplementedError
 
     def tick(self) -> None:  # pragma: no cover - every panel has its own
         raise NotImplementedError
@@ -305,7 +328,7 @@ class TrialPanel(QWidget):
         self.message, self.next_button, self.keys_label = add_save_row(self.box, self.submit, self.keys_text())
 
     def show_header(self, trial: AnyTrial, progress: Progress) -> None:
-        show_trial_header(self, trial, progress, self.NOUN)
+        show_trial_header(self, trial, progress, self.noun)
         self._message("")
 
     def _message(self, text: str) -> None:

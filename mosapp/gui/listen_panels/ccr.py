@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
 
+from mosapp.gui.listen_panels import register_panel
 from mosapp.gui.trial_widgets import (
     TrialPanel,
     add_score_buttons,
@@ -39,7 +40,6 @@ _SCORE_KEYS = {Qt.Key(Qt.Key.Key_0 + k): k - 4 for k in range(1, 8)}  # 1..7 -> 
 class CcrPanel(TrialPanel):
     """One CCR pair; the :class:`~mosapp.gui.listen_view.ListenView` shows it and drives the session."""
 
-    NOUN = "pair"
     PRACTICE_TEXT = "Practice pair: get used to the sounds and the scale. It counts for nothing."
 
     def __init__(self, view: Any) -> None:
@@ -143,5 +143,7 @@ class CcrPanel(TrialPanel):
         base = 0 if self.score is None else self.score + delta
         self.choose(max(-3, min(3, base)))
 
+
+register_panel("ccr", CcrPanel)
 
 __all__ = ["CcrPanel"]

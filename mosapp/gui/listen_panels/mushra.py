@@ -34,6 +34,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from mosapp.core.errors import ConfigError
+from mosapp.gui.listen_panels import register_panel
 from mosapp.gui.trial_widgets import (
     TrialPanel,
     add_transport,
@@ -73,7 +74,6 @@ class MushraPanel(TrialPanel):
     """One MUSHRA screen; the :class:`~mosapp.gui.listen_view.ListenView` shows it and drives the session."""
 
     SLIDER_HEIGHT = 300
-    NOUN = "screen"
     WHAT = "This screen"
     PRACTICE_TEXT = "Practice screen: get used to the sounds and the scale. It counts for nothing."
 
@@ -195,6 +195,11 @@ class MushraPanel(TrialPanel):
     def can_save(self) -> bool:
         return (self.trial is not None and not self.view.busy and all(self.played)
                 and all(s is not None for s in self.scores))
+
+    @property
+    def can_rate(self) -> bool:
+        """The screen can be saved: every sample played, and scored."""
+        return self.can_save
 
     def tick(self) -> None:
         player = self.view.player
@@ -331,5 +336,7 @@ class MushraPanel(TrialPanel):
             actions[Qt.Key.Key_Right] = lambda: self.select((self.current + 1) % n)
         return dispatch_key(event, actions)
 
+
+register_panel("mushra", MushraPanel)
 
 __all__ = ["MIN_PLAYED_S", "MushraPanel", "RATED_STYLE", "START_SCORE", "UNRATED_STYLE", "played_text"]
