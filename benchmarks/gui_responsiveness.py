@@ -70,14 +70,14 @@ class Harness:
         from PySide6.QtWidgets import QApplication
 
         from mosapp.gui.app import MainWindow
-        from mosapp.gui.inspect_view import _set_combo
+        from mosapp.gui.inspect_controls import set_combo
 
         self.app = QApplication.instance() or QApplication(["mosapp"])
         self.window = MainWindow()
         self.window.resize(1400, 860)
         self.window.show()
         self.view = self.window.inspect
-        self.set_combo = _set_combo
+        self.set_combo = set_combo
         self.idle_at: float | None = None
         self.view.busy_changed.connect(lambda busy: None if busy else setattr(self, "idle_at", time.perf_counter()))
         self.pump(0.5)
@@ -92,8 +92,8 @@ class Harness:
         return until()
 
     def settings(self, codec: str, phase: str, visqol: str = "off") -> None:
-        for combo, text in ((self.view.codec_combo, codec), (self.view.phase_combo, phase),
-                            (self.view.visqol_combo, visqol)):
+        for combo, text in ((self.view.controls.codec_combo, codec), (self.view.controls.phase_combo, phase),
+                            (self.view.controls.visqol_combo, visqol)):
             if not self.set_combo(combo, text):
                 raise SystemExit(f"{text} cannot be chosen here")
 
@@ -128,7 +128,7 @@ class Harness:
 
         def in_stage() -> bool:
             nonlocal entered
-            current = self.view._stage.stage if self.view._stage is not None else None
+            current = self.view.controller.stage.stage if self.view.controller.stage is not None else None
             if current == stage and entered is None:
                 entered = time.perf_counter()
             return entered is not None and time.perf_counter() - entered >= into_s
@@ -139,7 +139,7 @@ class Harness:
             raise SystemExit(f"the run ended before {stage} could be cancelled: {self.view.message_text()}")
         self.idle_at = None
         pressed = time.perf_counter()
-        self.view.cancel_button.click()
+        self.view.controls.cancel_button.click()
         self.wait_idle(600)
         if not self.view.message_text().startswith("Cancelled"):
             raise SystemExit(f"not cancelled: {self.view.message_text()}")
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
         print(f"track: {path.name}, {info.duration / 60:.1f} min, {info.samplerate} Hz, {info.channels} ch "
               f"(made in {time.perf_counter() - t:.1f} s)")
         h = Harness()
-        print(f"Qt platform: {h.app.platformName()}; default codec in Inspect: {h.view.codec_combo.currentText()}")
+        print(f"Qt platform: {h.app.platformName()}; default codec in Inspect: {h.view.controls.codec_combo.currentText()}")
         failed = False
 
         h.settings("sgc-12", "pghi+fgla")

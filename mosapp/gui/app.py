@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
         #: Each tab's last status line (text, error): the status bar shows the current tab's only.
         self._messages: dict[QWidget, tuple[str, bool]] = {}
         self.inspect.message.connect(
-            lambda text: self.set_tab_message(self.inspect, text, bool(self.inspect.message_label.property("error"))))
+            lambda text: self.set_tab_message(self.inspect, text, bool(self.inspect.controls.message_label.property("error"))))
         self.tabs.currentChanged.connect(self._on_tab_changed)
         listen, results = self.views.get("Listen"), self.views.get("Results")
         study_opened = getattr(listen, "study_opened", None)
@@ -131,7 +131,7 @@ class MainWindow(QMainWindow):
         self.resize(*default_size(self))
 
     def inspect_stimulus(self, link: object) -> None:
-        """Show a study stimulus from Results in Inspect (a :class:`mosapp.gui.results_view.StimulusLink`)."""
+        """Show a study stimulus from Results in Inspect (a :class:`mosapp.views.results.StimulusLink`)."""
         self.tabs.setCurrentWidget(self.inspect)
         self.inspect.show_stimulus(link.stimulus, link.reference, title=link.title,  # type: ignore[attr-defined]
                                    ratings=link.ratings)  # type: ignore[attr-defined]
@@ -140,7 +140,7 @@ class MainWindow(QMainWindow):
         """Run an evaluated pair in Inspect: the excerpt with the codec (a
         :class:`mosapp.gui.evaluation_view.ExcerptLink`)."""
         path, start, seconds, codec = (getattr(link, k) for k in ("path", "start_s", "seconds", "codec"))
-        combo = self.inspect.codec_combo
+        combo = self.inspect.controls.codec_combo
         index = combo.findText(codec)
         self.tabs.setCurrentWidget(self.inspect)
         if index < 0:

@@ -136,4 +136,42 @@ def run_in_background(make_generator: Callable[[], Generator[Any, Any, Any]], *,
     return worker
 
 
-__all__ = ["GeneratorWorker", "describe_error", "run_in_background"]
+class WorkerSet:
+    """The workers of one view: each kept (and referenced) until it is done; all cancelled and
+    waited for when the view shuts down.
+
+    Args:
+        parent: the QObject that owns the workers (the view).
+    """
+
+    def __init__(self, parent: QObject) -> None:
+        self.parent = parent
+        self._workers: set[GeneratorWorker] = set()
+
+    def add(self, make_generator: Callable[[], Generator[Any, Any, Any]], *,
+            finished: Callable[[GeneratorWorker, Any], None] | None = None,
+            failed: Callable[[GeneratorWorker, str], None] | None = None) -> GeneratorWorker:
+        """A worker for ``make_generator`` (not started), its end connected to ``finished(worker, value)``
+        and ``failed(worker, message)``."""
+        worker = GeneratorWorker(make_generator, self.parent)
+        if finished is not None:
+            worker.finished.connect(lambda value, w=worker: finished(w, value))
+        if failed is not None:
+            worker.failed.connect(lambda message, w=worker: failed(w, message))
+        worker.done.connect(lambda w=worker: self._forget(w))
+        self._workers.add(worker)
+        return worker
+
+    def _forget(self, worker: GeneratorWorker) -> None:
+        self._workers.discard(worker)
+        worker.deleteLater()
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Cancel every worker, then wait for their threads (up to ``timeout_s`` each)."""
+        for worker in list(self._workers):
+            worker.cancel()
+        for worker in list(self._workers):
+            worker.wait(timeout_s)
+
+
+__all__ = ["GeneratorWorker", "WorkerSet", "describe_error", "run_in_background"]

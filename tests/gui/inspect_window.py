@@ -8,7 +8,7 @@ from collections.abc import Callable
 from PySide6.QtWidgets import QApplication
 
 from mosapp.gui.app import MainWindow
-from mosapp.gui.inspect_view import _set_combo
+from mosapp.gui.inspect_controls import set_combo
 
 #: A run of the fast codec on a test clip takes seconds; a busy machine gets this long.
 RUN_TIMEOUT_S = 180
@@ -20,9 +20,9 @@ def fast_inspect_window() -> MainWindow:
     w.resize(1400, 860)
     w.show()
     view = w.inspect
-    assert _set_combo(view.codec_combo, "pghi-only")
-    assert _set_combo(view.phase_combo, "pghi")
-    assert _set_combo(view.visqol_combo, "off")
+    assert set_combo(view.controls.codec_combo, "pghi-only")
+    assert set_combo(view.controls.phase_combo, "pghi")
+    assert set_combo(view.controls.visqol_combo, "off")
     return w
 
 

@@ -60,7 +60,7 @@ def test_the_folder_is_plotted_and_tabled_and_a_row_opens_in_inspect(qtbot, tmp_
     with qtbot.waitSignal(view.inspect_requested, timeout=5000):
         view.table.cellDoubleClicked.emit(row, 1)
     assert window.tabs.currentWidget() is window.inspect
-    assert window.inspect.codec_combo.currentText() == "mp3-16"
+    assert window.inspect.controls.codec_combo.currentText() == "mp3-16"
     source = window.inspect.source
     assert source is not None and source.path == link.path
     assert (source.start_s, source.length_s) == (link.start_s, link.seconds)

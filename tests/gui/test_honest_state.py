@@ -3,7 +3,8 @@
 * a new file cleared nothing: the old spectrograms, metrics and crosshair read-out stayed
   under the new file's name (and after a cancel, and after a failed open);
 * Inspect's status messages showed on the Listen tab;
-* progress was stage-level ("Encoding 5%" for minutes, no ETA);
+* progress was stage-level ("Encoding 5%" for minutes, no ETA; its units and ETA are tested on the
+  controller in tests/views/test_inspect_controller.py);
 * a rerun lost the zoom, the dB levels and the 0–500 Hz range;
 * Results did not follow the study opened in Listen; its export dialog proposed a folder
   that did not exist;
@@ -20,9 +21,8 @@ import pytest
 import soundfile as sf
 
 from mosapp.codecs import DEFAULT_CODEC
-from mosapp.core.job import STEP, Progress
 from mosapp.gui.app import MainWindow
-from mosapp.gui.inspect_view import _set_combo
+from mosapp.gui.inspect_controls import set_combo
 from tests.gui.test_inspect_view import _move_mouse, wait_for
 from tests.helpers import RATE, music_like
 
@@ -43,8 +43,8 @@ def window(qapp):
     w.resize(1400, 860)
     w.show()
     view = w.inspect
-    assert _set_combo(view.codec_combo, "pghi-only") and _set_combo(view.phase_combo, "pghi")
-    assert _set_combo(view.visqol_combo, "off")
+    assert set_combo(view.controls.codec_combo, "pghi-only") and set_combo(view.controls.phase_combo, "pghi")
+    assert set_combo(view.controls.visqol_combo, "off")
     yield w
     w.close()
 
@@ -66,7 +66,7 @@ def test_inspect_starts_on_the_readmes_default_codec(window):
     assert DEFAULT_CODEC == "sgc-12"
     fresh = MainWindow()
     try:
-        assert fresh.inspect.codec_combo.currentText() == DEFAULT_CODEC
+        assert fresh.inspect.controls.codec_combo.currentText() == DEFAULT_CODEC
     finally:
         fresh.close()
 
@@ -79,9 +79,9 @@ def test_a_new_file_clears_the_old_result_and_shows_its_original_at_once(window,
 
     view.open_path(clips["second.wav"])
     # At once: nothing of first.wav's is left under second.wav's name.
-    assert view.source_label.text() == "second.wav" and view.result is None and view.panes.pair is None
-    assert all(label.text() == "—" for label in view.metric_labels.values())
-    assert view.run_info_label.text() == "" and "reconstructed" not in view.readout_label.text()
+    assert view.controls.source_label.text() == "second.wav" and view.result is None and view.panes.pair is None
+    assert all(label.text() == "—" for label in view.metrics.metric_labels.values())
+    assert view.metrics.run_info_label.text() == "" and "reconstructed" not in view.readout_label.text()
     assert view.panes.last_readout == "" and view.player is None
     # Then the original, long before the run ends; the other panes stay empty.
     wait_for(qapp, lambda: view.panes.original_only, timeout_s=60)
@@ -94,7 +94,7 @@ def test_a_new_file_clears_the_old_result_and_shows_its_original_at_once(window,
     assert "original" in text and "reconstructed" not in text and "difference" not in text
 
     # Cancelled: still second.wav's original only, and the message says there is no result.
-    view.cancel_button.click()
+    view.controls.cancel_button.click()
     wait_for(qapp, lambda: not view.busy, timeout_s=60)
     assert view.message_text().startswith("Cancelled; no result for this clip")
     assert view.result is None and view.panes.original_only
@@ -112,57 +112,17 @@ def test_messages_belong_to_their_tab(window, qapp):
     assert bar.currentMessage() == "A run ended while you were listening."
 
 
-def test_progress_counts_units_and_shows_an_eta(window, monkeypatch):
-    import mosapp.gui.inspect_view as inspect_view
-
-    view = window.inspect
-    now = [100.0]
-    monkeypatch.setattr(inspect_view.time, "perf_counter", lambda: now[0])
-    worker = object()
-    view._worker = worker
-    try:
-        # A stage without units of its own shows its library call's: the encoder's tiles.
-        view._on_progress(worker, Progress("encode", 0, 1, detail="sgc-12"))
-        view._on_progress(worker, Progress(STEP, 10, 290, "tiles analysed"))
-        now[0] += 1.5
-        view._on_progress(worker, Progress(STEP, 20, 290, "tiles analysed"))
-        text = view.progress_label.text()
-        assert "Encoding" in text and "tiles analysed 20 of 290" in text and "about 40 s left" in text
-        assert 60 <= view.progress.value() <= 66  # read 5 % + encode 20 % x 20/290
-        view._on_progress(worker, Progress("decode", 20_000, 400_000, detail="phase pghi: frame 20,000 of 400,000",
-                                           unit="frames"))
-        now[0] += 2.0
-        view._on_progress(worker, Progress("decode", 40_000, 400_000, detail="phase pghi: frame 40,000 of 400,000",
-                                           unit="frames"))
-        text = view.progress_label.text()
-        assert "frame 40,000 of 400,000" in text and "about 36 s left" in text  # 20 000 frames per 2 s
-        assert view.progress.value() == 300  # read + encode + decode 50 % x 1/10
-        # Tile decoding before the phase reconstruction: shown while it runs, neither left in the
-        # text afterwards nor counted as the decoding's progress (the bar once read 74 % there).
-        view._bar = 0
-        view._on_progress(worker, Progress("decode", 0, 1, detail="sgc-12"))
-        view._on_progress(worker, Progress(STEP, 411_648, 413_456, "frames decoded"))
-        assert "frames decoded 411,648 of 413,456" in view.progress_label.text()
-        assert view.progress.value() == 250
-        view._on_progress(worker, Progress("decode", 110_250, 413_456, detail="phase pghi+fgla: frame 110,250 of 413,456",
-                                           unit="frames"))
-        assert "frames decoded" not in view.progress_label.text()
-        assert view.progress.value() == int(1000 * (0.25 + 0.5 * 110_250 / 413_456))
-    finally:
-        view._worker = None
-
-
 def test_a_real_run_reports_its_units(window, qapp, clips):
     view = window.inspect
     seen = set()
-    show = view.progress_label.setText
+    show = view.controls.progress_label.setText
 
     def record(text: str) -> None:  # every text the progress line shows, not only those the bar moved with
         seen.add(text)
         show(text)
 
-    view.progress_label.setText = record
-    _set_combo(view.phase_combo, "pghi+fgla")
+    view.controls.progress_label.setText = record
+    set_combo(view.controls.phase_combo, "pghi+fgla")
     run_to_result(qapp, view, clips["second.wav"])
     text = " | ".join(seen)
     assert "frames analysed" in text or "tiles coded" in text  # inside Encoding (a new unit is never throttled)
@@ -176,7 +136,7 @@ def test_a_rerun_keeps_zoom_levels_and_the_low_frequency_range(window, qapp, cli
     view.set_low_frequency_mode(True)
     view.panes.show_time_range(0.5, 1.25)
     view.set_level_range(-70.0, -5.0)
-    _set_combo(view.codec_combo, "lowpass-3.5k")
+    set_combo(view.controls.codec_combo, "lowpass-3.5k")
     result = run_to_result(qapp, view)
     assert result.request.codec == "lowpass-3.5k" and view.result is result
     lo, hi = view.panes.visible_time_range()
@@ -184,19 +144,19 @@ def test_a_rerun_keeps_zoom_levels_and_the_low_frequency_range(window, qapp, cli
     f_lo, f_hi = view.panes.visible_frequency_range()
     assert f_lo == pytest.approx(20.0, rel=0.05) and f_hi == pytest.approx(500.0, rel=0.05)
     assert tuple(view.panes.db_bar.levels()) == pytest.approx((-70.0, -5.0))
-    assert view.low_mode_check.isChecked() and view.panes.log_frequency
+    assert view.view_panel.low_mode_check.isChecked() and view.panes.log_frequency
     view.set_low_frequency_mode(False)
 
 
 def test_opus_runs_name_no_phase_backend(window, qapp, clips):
     view = window.inspect
-    assert _set_combo(view.codec_combo, "opus-12")
-    assert not view.phase_combo.isEnabled() and not view.geometry_combo.isEnabled()
+    assert set_combo(view.controls.codec_combo, "opus-12")
+    assert not view.controls.phase_combo.isEnabled() and not view.controls.geometry_combo.isEnabled()
     run_to_result(qapp, view, clips["first.wav"])
-    info = view.run_info_label.text()
+    info = view.metrics.run_info_label.text()
     assert info.startswith("opus-12 · ") and "phase" not in info and "thesis" not in info
-    assert _set_combo(view.codec_combo, "pghi-only")
-    assert view.phase_combo.isEnabled()
+    assert set_combo(view.controls.codec_combo, "pghi-only")
+    assert view.controls.phase_combo.isEnabled()
 
 
 def test_no_axis_reads_x0001_on_empty_or_short_plots(window, qapp, clips):
@@ -258,19 +218,19 @@ def test_the_level_controls_show_the_new_files_levels_as_soon_as_its_original_is
     from mosapp.views.jobs import AudioSource
 
     view = window.inspect
-    assert view.auto_levels_check.isChecked()
+    assert view.view_panel.auto_levels_check.isChecked()
     quiet = tmp_path / "quiet.wav"
     sf.write(quiet, 0.02 * music_like(2.0, seed=5).T, RATE, subtype="FLOAT")
     shown = []
     for path in (clips["first.wav"], quiet):
         view.open_source(AudioSource(str(path)), run=False)
         # At once: nothing drawn yet, so the automatic levels claim nothing (greyed out).
-        assert not view.floor_spin.isEnabled() and not view.top_spin.isEnabled()
-        wait_for(qapp, lambda: view.panes.original_only and view._preview_worker is None, timeout_s=60)
+        assert not view.view_panel.floor_spin.isEnabled() and not view.view_panel.top_spin.isEnabled()
+        wait_for(qapp, lambda: view.panes.original_only and not view.drawing.previewing, timeout_s=60)
         floor, top = view.panes.db_bar.levels()
-        assert (view.floor_spin.value(), view.top_spin.value()) == (floor, top), path.name
+        assert (view.view_panel.floor_spin.value(), view.view_panel.top_spin.value()) == (floor, top), path.name
         assert (floor, top) == view.panes.auto_level_range()
-        assert view.floor_spin.isEnabled() and view.top_spin.isEnabled()
+        assert view.view_panel.floor_spin.isEnabled() and view.view_panel.top_spin.isEnabled()
         shown.append((floor, top))
     assert shown[1][1] < shown[0][1] - 20  # 34 dB quieter: the controls moved with the bar
 
@@ -280,17 +240,17 @@ def test_codec_lattice_draws_what_the_chosen_codec_coded(window, qapp):
     1 kHz on its own 10.8 Hz lattice."""
     import numpy as np
 
-    from mosapp.gui.inspect_view import CODEC_LATTICE, is_two_band_codec
+    from mosapp.views.inspect_controller import CODEC_LATTICE, is_two_band_codec
 
     view = window.inspect
     x = music_like(2.0, seed=6)[0]
     view.show_arrays(x, (0.9 * x).astype(np.float32))
-    assert _set_combo(view.window_combo, CODEC_LATTICE)
+    assert set_combo(view.view_panel.window_combo, CODEC_LATTICE)
     wait_for(qapp, lambda: not view.analysing, timeout_s=60)
     assert not view.panes.pair.analysis.is_two_band and view.panes.pair.hz_per_bin > 80  # pghi-only: thesis
     assert not view.panes.region_label.isVisible()
     assert is_two_band_codec("pghi-only-two-band")
-    assert _set_combo(view.codec_combo, "pghi-only-two-band")
+    assert set_combo(view.controls.codec_combo, "pghi-only-two-band")
     wait_for(qapp, lambda: not view.analysing, timeout_s=60)
     pair = view.panes.pair
     assert pair.analysis.is_two_band and pair.hz_per_bin == pytest.approx(RATE / 4096)
@@ -299,8 +259,8 @@ def test_codec_lattice_draws_what_the_chosen_codec_coded(window, qapp):
     text = view.panes.region_label.textItem.toPlainText()
     assert "low band: 10.8 Hz bins" in text and "high band: 86.1 Hz bins" in text
     assert all(line.isVisible() and line.value() == pytest.approx(1000.0) for line in view.panes.crossover_lines)
-    assert "low band" in view.analysis_label.text() and "high band" in view.analysis_label.text()
-    _set_combo(view.window_combo, "Hann 2048")
+    assert "low band" in view.view_panel.analysis_label.text() and "high band" in view.view_panel.analysis_label.text()
+    set_combo(view.view_panel.window_combo, "Hann 2048")
     wait_for(qapp, lambda: not view.analysing, timeout_s=60)
     assert not view.panes.region_label.isVisible() and not any(ln.isVisible() for ln in view.panes.crossover_lines)
 
@@ -343,16 +303,16 @@ def test_after_cancel_the_original_can_be_played_and_a_silent_player_never_says_
     view = window.inspect
     view.open_path(clips["second.wav"])
     wait_for(qapp, lambda: view.panes.original_only and view.original_complete, timeout_s=120)
-    view.cancel_button.click()
+    view.controls.cancel_button.click()
     wait_for(qapp, lambda: not view.busy, timeout_s=60)
     assert view.result is None and view.player is not None and view.player.count == 1
-    assert view.play_button.isEnabled() and view.original_radio.isChecked()
-    assert not view.reconstruction_radio.isEnabled()
+    assert view.listen.play_button.isEnabled() and view.listen.original_radio.isChecked()
+    assert not view.listen.reconstruction_radio.isEnabled()
     assert "can be played" in view.message_text()
     if not playback.output_devices():  # this machine has no output: the player is silent
         assert view.player.silent_reason
         view.toggle_play()
-        assert view.play_button.text() == "Play" and not view.player.playing
+        assert view.listen.play_button.text() == "Play" and not view.player.playing
         assert view.player.silent_reason in view.message_text()
     # "Save image…" proposes the clip and what is drawn, not always inspect.png.
     assert view.default_image_name() == "second-original-hann-2048.png"
@@ -366,14 +326,14 @@ def test_the_band_error_axis_is_held_with_the_difference_scale_and_the_bitrate_w
     view = window.inspect
     x = music_like(1.5, seed=7)[0]
     view.show_arrays(x, (0.9 * x).astype(np.float32))
-    view.hold_difference_check.setChecked(True)
+    view.view_panel.hold_difference_check.setChecked(True)
     held = view.panes.band_error.viewRange()[0]
     view.show_arrays(x, (0.2 * x).astype(np.float32))  # a far larger error
     assert view.panes.band_error.viewRange()[0] == pytest.approx(held)
-    view.hold_difference_check.setChecked(False)
+    view.view_panel.hold_difference_check.setChecked(False)
     view.show_arrays(x, (0.2 * x).astype(np.float32))
     assert view.panes.band_error.viewRange()[0][1] > held[1] * 1.5
-    label = view.metric_labels["file_kbps"]
+    label = view.metrics.metric_labels["file_kbps"]
     label.setText("123.45 kbit/s (1,234,567,890 bytes)")
     for _ in range(5):  # the layout requests travel up a level per pass
         qapp.processEvents()

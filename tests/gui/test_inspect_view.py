@@ -14,7 +14,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from mosapp.core.config import PipelineConfig
-from mosapp.gui.inspect_view import _set_combo
+from mosapp.gui.inspect_controls import set_combo
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
 from mosapp.views.jobs import AudioSource, InspectRequest
 from mosapp.views.spectrogram_data import DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS
@@ -80,7 +80,7 @@ def test_run_shows_both_spectrograms_and_the_metrics(view):
     assert "ViSQOL MOS-LQO: —" in text  # switched off for speed
     assert f"consistency (decoded): {result.scores['decoded_consistency']:.3f}" in text
     assert "done" in view.message_text()
-    assert not view.busy and not view.cancel_button.isEnabled()
+    assert not view.busy and not view.controls.cancel_button.isEnabled()
 
 
 def test_zoom_and_pan_are_linked(view, qapp):
@@ -95,11 +95,11 @@ def test_zoom_and_pan_are_linked(view, qapp):
 
 
 def test_low_frequency_mode(view, qapp):
-    view.low_mode_check.setChecked(True)
+    view.view_panel.low_mode_check.setChecked(True)
     wait_for(qapp, lambda: not view.analysing, timeout_s=60)
     qapp.processEvents()
     panes = view.panes
-    assert panes.log_frequency and view.log_check.isChecked()
+    assert panes.log_frequency and view.view_panel.log_check.isChecked()
     assert panes.visible_frequency_range() == pytest.approx((LOG_MIN_HZ, 500.0))
     assert panes.images["original"].image.shape[0] == LOG_ROWS
     # The mode's own analysis: 8192 samples (5.4 Hz bins, up to 11 kHz), for both panes.
@@ -114,12 +114,12 @@ def test_low_frequency_mode(view, qapp):
     np.testing.assert_array_equal(panes.images["original"].image[row], pair.original_db[round(centre / pair.hz_per_bin)])
     assert round(centre / pair.hz_per_bin) == 19
     assert panes.plots[0].getAxis("left").tickStrings([math.log10(200.0)], 1, 1.0) == ["200"]
-    view.low_mode_check.setChecked(False)
+    view.view_panel.low_mode_check.setChecked(False)
     wait_for(qapp, lambda: not view.analysing, timeout_s=60)
     qapp.processEvents()
     assert view.analysis() == DEFAULT_ANALYSIS  # the analysis from before comes back
     assert not panes.log_frequency and panes.images["original"].image.shape[0] == 1025
-    view.low_button.click()
+    view.view_panel.low_button.click()
     assert panes.visible_frequency_range() == pytest.approx((0.0, 500.0))
 
 
@@ -168,8 +168,8 @@ def test_crosshair_reads_time_frequency_and_both_levels(view, qapp):
 
 def test_loop_region_sets_the_players_loop(view, qapp):
     if view.player is None:
-        unavailable(view.playback_status.text())
-    view.loop_check.setChecked(True)
+        unavailable(view.listen.playback_status.text())
+    view.listen.loop_check.setChecked(True)
     qapp.processEvents()
     assert all(r.isVisible() for r in view.panes.regions)
     view.panes.set_loop_region(0.5, 1.25)
@@ -177,19 +177,19 @@ def test_loop_region_sets_the_players_loop(view, qapp):
     assert view.panes.loop_region() == pytest.approx((0.5, 1.25))
     assert all(r.getRegion() == pytest.approx((0.5, 1.25)) for r in view.panes.regions)
     assert view.player.loop == pytest.approx((0.5, 1.25), abs=1e-4)
-    view.loop_check.setChecked(False)
+    view.listen.loop_check.setChecked(False)
     qapp.processEvents()
     assert view.player.loop is None and view.panes.loop_region() is None
 
 
 def test_switching_keeps_the_position_and_the_playhead_follows(view, qapp):
     if view.player is None:
-        unavailable(view.playback_status.text())
+        unavailable(view.listen.playback_status.text())
     view.seek(0.75)
     view.select_stimulus(1)
-    assert view.player.selected == 1 and view.reconstruction_radio.isChecked()
+    assert view.player.selected == 1 and view.listen.reconstruction_radio.isChecked()
     assert view.player.position_s == pytest.approx(0.75, abs=1e-3)
-    view.stimulus_group.button(0).click()
+    view.listen.stimulus_group.button(0).click()
     assert view.player.selected == 0 and view.player.position_s == pytest.approx(0.75, abs=1e-3)
     view.player.seek(1.5)
     wait_for(qapp, lambda: view.panes.playhead_s() == pytest.approx(1.5, abs=1e-3), timeout_s=5)
@@ -198,7 +198,7 @@ def test_switching_keeps_the_position_and_the_playhead_follows(view, qapp):
 
 
 def test_save_view_as_png(view, qapp, tmp_path):
-    view.loop_check.setChecked(True)
+    view.listen.loop_check.setChecked(True)
     view.panes.set_loop_region(0.6, 1.1)
     view.seek(0.9)
     _move_mouse(view.panes, view.panes.original, 1.3, 1500.0)
@@ -216,14 +216,14 @@ def test_save_view_as_png(view, qapp, tmp_path):
         assert len(colours) > 50
     assert view.save_png(tmp_path / "missing" / "x.png") is None
     assert "does not exist" in view.message_text()
-    view.loop_check.setChecked(False)
+    view.listen.loop_check.setChecked(False)
     # The low-frequency mode, for the lead to look at too.
-    view.low_mode_check.setChecked(True)
+    view.view_panel.low_mode_check.setChecked(True)
     _move_mouse(view.panes, view.panes.difference, 1.0, 130.0)
     qapp.processEvents()
     assert "Hz" in view.readout_label.text()
     assert view.save_png(SCREENSHOT.with_name("inspect_low.png")) is not None
-    view.low_mode_check.setChecked(False)
+    view.view_panel.low_mode_check.setChecked(False)
 
 
 def test_corrupt_file_dropped_on_the_window(window, view, qapp, tmp_path):
@@ -241,13 +241,13 @@ def test_corrupt_file_dropped_on_the_window(window, view, qapp, tmp_path):
     wait_for(qapp, lambda: not view.busy)
     message = view.message_text()
     assert "corrupt.wav" in message and "Traceback" not in message
-    assert view.message_label.property("error") is True
+    assert view.controls.message_label.property("error") is True
     assert window.statusBar().currentMessage() == message
     assert window.isVisible()
     # The previous clip's spectrograms and metrics are gone: nothing on screen claims to be corrupt.wav's.
     assert view.result is None and view.panes.pair is None
-    assert view.source_label.text() == "corrupt.wav"
-    assert all(label.text() == "—" for label in view.metric_labels.values())
+    assert view.controls.source_label.text() == "corrupt.wav"
+    assert all(label.text() == "—" for label in view.metrics.metric_labels.values())
     assert all(image.image is None for image in view.panes.images.values())
 
 
@@ -256,15 +256,15 @@ def test_unknown_codec_and_unavailable_model_are_messages(view, qapp, music_wav)
     view.run(InspectRequest(source, "no-such-codec", PipelineConfig(phase="pghi")))
     wait_for(qapp, lambda: not view.busy)
     assert view.message_text().startswith('Unknown codec "no-such-codec"; known codecs:')
-    model = view.codec_combo.model()
-    disabled = [i for i in range(view.codec_combo.count()) if not model.item(i).isEnabled()]
+    model = view.controls.codec_combo.model()
+    disabled = [i for i in range(view.controls.codec_combo.count()) if not model.item(i).isEnabled()]
     if not disabled:
         pytest.skip("every codec is available on this machine")
     i = disabled[0]
-    tooltip = view.codec_combo.itemData(i, Qt.ItemDataRole.ToolTipRole)
+    tooltip = view.controls.codec_combo.itemData(i, Qt.ItemDataRole.ToolTipRole)
     assert tooltip.startswith("not available: ")
-    assert not _set_combo(view.codec_combo, view.codec_combo.itemText(i))  # cannot be chosen
-    view.run(InspectRequest(source, view.codec_combo.itemText(i), PipelineConfig(phase="pghi")))
+    assert not set_combo(view.controls.codec_combo, view.controls.codec_combo.itemText(i))  # cannot be chosen
+    view.run(InspectRequest(source, view.controls.codec_combo.itemText(i), PipelineConfig(phase="pghi")))
     wait_for(qapp, lambda: not view.busy)
     assert view.message_text() == tooltip.removeprefix("not available: ")
 
@@ -273,19 +273,19 @@ def test_cancel_stops_a_run(view, qapp, tmp_path):
     long = tmp_path / "long.wav"
     sf.write(long, music_like(20.0, seed=3).T, RATE)
     worker = view.run(InspectRequest(AudioSource(str(long)), "pghi-only", PipelineConfig(phase="pghi+fgla")))
-    assert view.busy and view.cancel_button.isEnabled() and view.progress.isVisible()
-    view.cancel_button.click()
+    assert view.busy and view.controls.cancel_button.isEnabled() and view.controls.progress.isVisible()
+    view.controls.cancel_button.click()
     wait_for(qapp, lambda: not view.busy, timeout_s=60)
     assert worker.wait(60)
     # The cancelled run was long.wav's: the previous clip's result is not left on screen under its name.
     assert view.message_text().startswith("Cancelled")
-    assert view.source_label.text() == "long.wav"
+    assert view.controls.source_label.text() == "long.wav"
     assert view.result is None and view.panes.images["reconstructed"].image is None
 
 
 def test_progress_reaches_the_bar(view, qapp, qtbot, music_wav):
     seen = []
-    view.progress.valueChanged.connect(lambda value: seen.append((value, view.progress_label.text())))
+    view.controls.progress.valueChanged.connect(lambda value: seen.append((value, view.controls.progress_label.text())))
     with qtbot.waitSignal(view.result_ready, timeout=RUN_TIMEOUT_S * 1000):
         view.run(InspectRequest(AudioSource(str(music_wav)), "lowpass-3.5k", PipelineConfig(phase="pghi"),
                                 visqol=False))
@@ -334,15 +334,3 @@ def test_zooming_into_a_long_track_draws_it_at_full_resolution(view, qapp):
     panes.show_time_range(0.0, 60.0)
     wait_for(qapp, lambda: panes.detail is None, timeout_s=10)
     view.show_result(view.result)  # back to the run for the tests that follow
-
-
-def test_study_clips_are_offered(view):
-    clips = view._study_clips()
-    demo = [label for label in clips if label.startswith("demo: ")]
-    assert demo, "studies/demo.toml and its clip are shipped"
-    source = clips[demo[0]]
-    assert Path(source.path).is_file() and source.length_s > 0 and source.label.startswith("demo / ")
-    from mosapp.views.jobs import read_source
-
-    audio = read_source(source)
-    assert audio.samples.shape == (1, round(source.length_s * RATE))

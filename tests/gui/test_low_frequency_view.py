@@ -18,8 +18,8 @@ import pytest
 import scipy.signal
 from PySide6.QtGui import QImage
 
-from mosapp.gui.inspect_view import LOW_FREQUENCY_MIN_WINDOW
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
+from mosapp.views.inspect_controller import LOW_FREQUENCY_MIN_WINDOW
 from mosapp.views.jobs import AudioSource
 from mosapp.views.spectrogram_data import LOW_FREQUENCY_ANALYSIS, Analysis
 from tests.gui.inspect_window import fast_inspect_window, wait_for
@@ -63,7 +63,7 @@ def window(qapp):
 
 
 def low_mode(view, qapp, on: bool = True) -> None:
-    view.low_mode_check.setChecked(on)
+    view.view_panel.low_mode_check.setChecked(on)
     wait_for(qapp, lambda: not view.analysing, timeout_s=60)
     qapp.processEvents()
 
@@ -137,8 +137,8 @@ def test_levels_and_a_held_difference_scale(window, qapp):
     view = window.inspect
     panes = view.panes
     view.set_level_range(-90.0, -10.0)
-    assert panes.db_bar.levels() == (-90.0, -10.0) and not view.auto_levels_check.isChecked()
-    assert view.floor_spin.value() == -90.0 and view.top_spin.value() == -10.0
+    assert panes.db_bar.levels() == (-90.0, -10.0) and not view.view_panel.auto_levels_check.isChecked()
+    assert view.view_panel.floor_spin.value() == -90.0 and view.view_panel.top_spin.value() == -10.0
     view.hold_difference_range(15.0)
     x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(RATE) / RATE)).astype(np.float32)
     view.show_arrays(x, 0.25 * x)  # a 12 dB error: a free scale would change; held, it does not
@@ -146,5 +146,5 @@ def test_levels_and_a_held_difference_scale(window, qapp):
     view.hold_difference_range(None)
     view.set_level_range(None)
     view.show_arrays(x, 0.25 * x)
-    assert panes.db_bar.levels() == panes.auto_level_range() and view.auto_levels_check.isChecked()
+    assert panes.db_bar.levels() == panes.auto_level_range() and view.view_panel.auto_levels_check.isChecked()
     view.show_result(view.result)

@@ -103,7 +103,7 @@ import sys, time
 from pathlib import Path
 from PySide6.QtWidgets import QApplication
 from mosapp.gui.app import MainWindow
-from mosapp.gui.inspect_view import _set_combo
+from mosapp.gui.inspect_controls import set_combo
 
 app = QApplication(["mosapp"])
 print("platform", app.platformName(), flush=True)
@@ -133,12 +133,12 @@ for i in range(window.tabs.count()):
     shot(title.lower())
 view = window.inspect
 window.tabs.setCurrentWidget(view)
-print("default codec", view.codec_combo.currentText(), flush=True)
-_set_combo(view.visqol_combo, "off")
+print("default codec", view.controls.codec_combo.currentText(), flush=True)
+set_combo(view.controls.visqol_combo, "off")
 results = []
 view.result_ready.connect(results.append)
 view.open_path(clip)
-pump(540, lambda: results or (not view.busy and view.result is None and view.message_label.property("error")))
+pump(540, lambda: results or (not view.busy and view.result is None and view.controls.message_label.property("error")))
 if not results:
     print("no result:", view.message_text(), flush=True)
     sys.exit(3)
@@ -240,7 +240,7 @@ def report():
     w = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
     listen, results = w.views["Listen"], w.views["Results"]
     print("tab", w.tabs.tabText(w.tabs.currentIndex()))
-    print("inspect", w.inspect.source_label.text())
+    print("inspect", w.inspect.controls.source_label.text())
     print("listen", listen.definition.name if listen.definition else None)
     print("results", getattr(results.study, "name", results.study))
     w.inspect.shutdown()
@@ -326,7 +326,8 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QApplication
 from mosapp.gui.app import MainWindow
-from mosapp.gui.inspect_view import CODEC_LATTICE, _set_combo
+from mosapp.gui.inspect_controls import set_combo
+from mosapp.views.inspect_controller import CODEC_LATTICE
 
 app = QApplication(["mosapp"])
 out, clip, name, reserved = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -400,15 +401,15 @@ def settle():
 found = problems("first")
 window.grab().save(str(out / f"wm-{name}.png"), "PNG")
 app.primaryScreen().grabWindow(0).save(str(out / f"wm-{name}-screen.png"), "PNG")
-_set_combo(view.window_combo, CODEC_LATTICE)
+set_combo(view.view_panel.window_combo, CODEC_LATTICE)
 settle()
 print("lattice", view.panes.pair.analysis.short_name, flush=True)
 found += problems("codec lattice")
 app.primaryScreen().grabWindow(0).save(str(out / f"wm-{name}-lattice.png"), "PNG")
-_set_combo(view.window_combo, "Hann 2048")
+set_combo(view.view_panel.window_combo, "Hann 2048")
 settle()
 found += problems("back to Hann 2048")
-view.low_mode_check.setChecked(True)
+view.view_panel.low_mode_check.setChecked(True)
 settle()
 found += problems("low-frequency mode")
 app.primaryScreen().grabWindow(0).save(str(out / f"wm-{name}-low.png"), "PNG")

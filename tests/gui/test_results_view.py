@@ -345,19 +345,19 @@ def test_a_clip_condition_cell_opens_its_stimulus_in_inspect_with_its_ratings(qt
     stimulus, reference = definition.stimuli_dir / files["pghi-only"], definition.stimuli_dir / files["reference"]
     inspect = window.inspect
     assert inspect.stimulus_files == (stimulus, reference)
-    shown_reference, shown_stimulus = inspect._arrays
+    shown_reference, shown_stimulus = inspect.controller.screen.arrays
     assert np.array_equal(shown_stimulus, sf.read(stimulus, dtype="float32", always_2d=True)[0].mean(axis=1))
     assert np.array_equal(shown_reference, sf.read(reference, dtype="float32", always_2d=True)[0].mean(axis=1))
     assert inspect.panes.pair is not None
     # Its ratings: every listener's score of this cell (L4, screened out, marked so).
     ratings = results.report.ratings
     cell = ratings[(ratings["clip"] == clip) & (ratings["condition"] == "pghi-only")]
-    listed = [inspect.ratings_list.item(i).text() for i in range(inspect.ratings_list.count())]
-    assert inspect.ratings_box.isVisible() and len(listed) == len(cell) == 4
+    listed = [inspect.ratings.ratings_list.item(i).text() for i in range(inspect.ratings.ratings_list.count())]
+    assert inspect.ratings.isVisible() and len(listed) == len(cell) == 4
     for r in cell.itertuples():
         assert any(line.startswith(f"{r.listener}: {r.value:g} (trial {r.trial})") for line in listed), listed
     assert any("screened out" in line for line in listed if line.startswith("L4"))
-    assert "pghi-only · " + clip in inspect.ratings_box.title()
+    assert "pghi-only · " + clip in inspect.ratings.title()
     window.close()
 
 
@@ -418,7 +418,7 @@ for kind in ("dcr", "mushra", "ccr"):
     view.plot.setParent(None)
     view.plot.resize(900, 620)
     view.plot.show()
-    view._draw(summary, d)
+    view.plot.draw(summary, d)
     for _ in range(30):
         app.processEvents(); time.sleep(0.02)
     view.plot.grab().save(str(out / f"xcb-results-plot-{kind}.png"), "PNG")
