@@ -88,6 +88,71 @@ def copy_study(template: Path, tmp_path: Path) -> Path:
     return path
 
 
+#: A gold-only clip (a trap) to append to a study's TOML (with its [[gold]] entry).
+TRAP_CLIP = f'''
+[[clips]]
+path = "{DEMO_CLIP}"
+name = "trap"
+start_s = 9.0
+length_s = 1.0
+gold_only = true
+'''
+
+
+def listen_through(study: Path, scores: dict) -> None:
+    """Each listener code of ``scores`` rates every trial of ``study`` with ``scores[code](trial)``."""
+    from mosapp.study import StudyEngine
+
+    with StudyEngine.open(study) as engine:
+        for code, score in scores.items():
+            with engine.start_or_resume(code, audio_device="test device") as session:
+                while (trial := session.next_trial()) is not None:
+                    session.rate(trial, score(trial), play_counts=(1, 1), listening_time_s=2.0, response_time_s=0.5)
+
+
+def condition_lookup(study: Path):
+    """trial -> its condition's name, looked up behind the listener's back (for scripted scores)."""
+    from sqlalchemy import select
+
+    from mosapp.study import StudyEngine
+    from mosapp.study.store import ConditionRow, StimulusRow, TrialRow
+
+    def lookup(trial):
+        with StudyEngine.open(study) as engine, engine.store.read() as s:
+            return s.scalar(select(ConditionRow.name).join(StimulusRow, StimulusRow.condition_id == ConditionRow.id)
+                            .join(TrialRow, TrialRow.stimulus_id == StimulusRow.id)
+                            .where(TrialRow.trial_token == trial.trial_id))
+    return lookup
+
+
+def scripted_scores(study: Path) -> dict:
+    """Four listeners' scores for the DCR ``study``: L1-L3 agree (L2 a point lower on every other coded
+    sample), BAD rates the reference 1 and so fails screening."""
+    condition = condition_lookup(study)
+    good = {"reference": 5, "pghi-only": 4, "lowpass-3.5k": 2}
+
+    def unsure(t):  # a point lower on every other coded sample
+        c = condition(t)
+        return good.get(c, 3) - (t.index % 2 if c != "reference" else 0)
+
+    return {
+        "L1": lambda t: good.get(condition(t), 3),
+        "L2": unsure,
+        "L3": lambda t: good.get(condition(t), 3),
+        "BAD": lambda t: 1 if condition(t) == "reference" else 3,  # fails screening
+    }
+
+
+def cli(argv: list[str]) -> int:
+    """``mosapp study …`` through mosapp.cli.main.main (its parser, option bounds and error handling)."""
+    from mosapp.cli.main import main
+
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's usage errors: one line, status 2
+        return exc.code
+
+
 @pytest.fixture(scope="session")
 def prepared_template(tmp_path_factory) -> dict[str, Path]:
     """A DCR study and an ACR study over the same stimuli, prepared once; tests copy the databases."""

@@ -13,48 +13,11 @@ import pytest
 from mosapp.study import StudyEngine, load_study
 from mosapp.study.export import RATINGS_COLUMNS, SUMMARY_COLUMNS, export_study
 from mosapp.study.report import build_report, write_report
-
-
-def _listen(study, scores: dict[str, callable]) -> None:
-    with StudyEngine.open(study) as engine:
-        for code, score in scores.items():
-            with engine.start_or_resume(code, audio_device="test device") as session:
-                while (trial := session.next_trial()) is not None:
-                    session.rate(trial, score(trial), play_counts=(1, 1), listening_time_s=2.0, response_time_s=0.5)
-
-
-def _condition_of(study):
-    """trial token -> condition, looked up behind the listener's back (for scripted scores)."""
-    from sqlalchemy import select
-
-    from mosapp.study.store import ConditionRow, StimulusRow, TrialRow
-
-    def lookup(trial):
-        with StudyEngine.open(study) as engine, engine.store.read() as s:
-            return s.scalar(select(ConditionRow.name).join(StimulusRow, StimulusRow.condition_id == ConditionRow.id)
-                            .join(TrialRow, TrialRow.stimulus_id == StimulusRow.id)
-                            .where(TrialRow.trial_token == trial.trial_id))
-    return lookup
-
-
-def _scores(study):
-    condition = _condition_of(study)
-    good = {"reference": 5, "pghi-only": 4, "lowpass-3.5k": 2}
-
-    def unsure(t):  # a point lower on every other coded sample
-        c = condition(t)
-        return good.get(c, 3) - (t.index % 2 if c != "reference" else 0)
-
-    return {
-        "L1": lambda t: good.get(condition(t), 3),
-        "L2": unsure,
-        "L3": lambda t: good.get(condition(t), 3),
-        "BAD": lambda t: 1 if condition(t) == "reference" else 3,  # fails screening
-    }
+from tests.study.conftest import cli, condition_lookup, listen_through, scripted_scores
 
 
 def test_export_loads_in_pandas_without_cleanup(study, tmp_path):
-    _listen(study, _scores(study))
+    listen_through(study, scripted_scores(study))
     d = load_study(study)
     with StudyEngine.open(study) as engine:
         ratings_csv, summary_csv = export_study(engine.store, d, tmp_path / "out", min_reference_trials=3)
@@ -99,7 +62,7 @@ def test_export_loads_in_pandas_without_cleanup(study, tmp_path):
 
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="R is not installed")
 def test_export_loads_in_r(study, tmp_path):
-    _listen(study, _scores(study))
+    listen_through(study, scripted_scores(study))
     with StudyEngine.open(study) as engine:
         ratings_csv, summary_csv = export_study(engine.store, load_study(study), tmp_path)
     code = (f'r <- read.csv("{ratings_csv}"); s <- read.csv("{summary_csv}"); '
@@ -110,7 +73,7 @@ def test_export_loads_in_r(study, tmp_path):
 
 
 def test_report_numbers_text_and_plot(study, tmp_path):
-    _listen(study, _scores(study))
+    listen_through(study, scripted_scores(study))
     d = load_study(study)
     with StudyEngine.open(study) as engine:
         report = build_report(engine.store, d, bootstrap=200, min_reference_trials=3)
@@ -140,7 +103,7 @@ def test_report_numbers_text_and_plot(study, tmp_path):
 
 
 def test_report_and_export_never_overwrite_each_other(study, tmp_path):
-    _listen(study, _scores(study))
+    listen_through(study, scripted_scores(study))
     d = load_study(study)
     out = tmp_path / "results"
     with StudyEngine.open(study) as engine:
@@ -155,7 +118,7 @@ def test_report_and_export_never_overwrite_each_other(study, tmp_path):
 
 
 def test_too_few_reference_trials_flag_instead_of_drop(study):
-    _listen(study, _scores(study))
+    listen_through(study, scripted_scores(study))
     with StudyEngine.open(study) as engine:
         report = build_report(engine.store, load_study(study), bootstrap=0)
     assert report.screening.dropped == [] and "BAD" in report.screening.flagged
@@ -163,7 +126,7 @@ def test_too_few_reference_trials_flag_instead_of_drop(study):
 
 
 def test_screening_everyone_out_is_an_error(study, tmp_path, capsys):
-    _listen(study, {"B1": lambda t: 1, "B2": lambda t: 2})
+    listen_through(study, {"B1": lambda t: 1, "B2": lambda t: 2})
     out = tmp_path / "results"
     argv = ["study", "report", str(study), "--out", str(out), "--min-reference-trials", "1", "--bootstrap", "0"]
     assert cli(argv) == 2
@@ -185,23 +148,13 @@ def test_report_of_a_study_without_ratings(study, tmp_path):
 # -- the command line ------------------------------------------------------------------------
 
 
-def cli(argv: list[str]) -> int:
-    """``mosapp study …`` through mosapp.cli.main.main (its parser, option bounds and error handling)."""
-    from mosapp.cli.main import main
-
-    try:
-        return main(argv)
-    except SystemExit as exc:  # argparse's usage errors: one line, status 2
-        return exc.code
-
-
 def test_cli_prepare_status_export_report(study, tmp_path, capsys):
     assert cli(["study", "prepare", str(study), "--progress", "off"]) == 0
     out = capsys.readouterr().out
     assert "0 rendered" in out and "from the cache" in out
     assert cli(["study", "status", str(study)]) == 0
     assert "no listener has started yet" in capsys.readouterr().out
-    _listen(study, _scores(study))
+    listen_through(study, scripted_scores(study))
     assert cli(["study", "status", str(study)]) == 0
     out = capsys.readouterr().out
     assert "4 listener(s), 4 finished" in out and "BAD" in out
@@ -246,14 +199,14 @@ def test_a_dcr_study_with_ten_listeners_reports_a_two_point_dmos_difference(stud
     lowpass-3.5k. The old normal-approximation Wilcoxon could not go below Holm p 0.0995 here; the paired t does."""
     import numpy as np
 
-    condition = _condition_of(study)
+    condition = condition_lookup(study)
     rng = np.random.default_rng(77)
     true = {"reference": 4.8, "pghi-only": 4.0, "lowpass-3.5k": 2.0}
 
     def listener(bias):
         return lambda t: int(np.clip(round(true.get(condition(t), 3.0) + bias + rng.normal(0, 0.6)), 1, 5))
 
-    _listen(study, {f"D{i}": listener(rng.normal(0, 0.3)) for i in range(10)})
+    listen_through(study, {f"D{i}": listener(rng.normal(0, 0.3)) for i in range(10)})
     with StudyEngine.open(study) as engine:
         report = build_report(engine.store, load_study(study), bootstrap=0, screening=False)
     rows = report.comparisons.set_index(["a", "b"])

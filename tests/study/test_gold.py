@@ -12,7 +12,7 @@ from mosapp.study.export import ratings_frame, screen, statistics_input
 from mosapp.study.plan import PlannedTrial, insert_gold
 from mosapp.study.report import build_report
 from mosapp.study.store import ConditionRow, StimulusRow, TrialRow
-from tests.study.conftest import DEMO_CLIP, prepare, study_toml, write_study
+from tests.study.conftest import TRAP_CLIP, prepare, study_toml, write_study
 
 GOLD = '''
 [screening]
@@ -26,14 +26,6 @@ expected = [4, 5]
 [[gold]]
 clip = "trap"
 expected = 2
-'''
-TRAP_CLIP = f'''
-[[clips]]
-path = "{DEMO_CLIP}"
-name = "trap"
-start_s = 9.0
-length_s = 1.0
-gold_only = true
 '''
 
 

@@ -30,8 +30,7 @@ from mosapp.study.listening import (
 from mosapp.study.types.ccr import CcrTrial
 from mosapp.study.types.five_grade import Trial
 from mosapp.study.types.mushra import MushraTrial
-from tests.study.conftest import prepare, study_toml, write_study
-from tests.study.test_gold import TRAP_CLIP
+from tests.study.conftest import TRAP_CLIP, prepare, study_toml, write_study
 
 
 class Clock:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.study.conftest import REPO
-from tests.study.test_export_report import _listen, _scores, cli
+from tests.study.conftest import REPO, cli, listen_through, scripted_scores
 
 
 def _one_line_error(capsys) -> str:
@@ -67,7 +66,7 @@ def _make_read_only(folder: Path) -> callable:
 
 @pytest.mark.parametrize("command", ["status", "export", "report"])
 def test_a_read_only_database_folder_is_read(study, tmp_path, capsys, command):
-    _listen(study, _scores(study))
+    listen_through(study, scripted_scores(study))
     db_dir = tmp_path / "db"
     db_dir.mkdir()
     db = db_dir / "study.sqlite"
