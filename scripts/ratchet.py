@@ -16,10 +16,9 @@ What exceeds a limit today is listed, one line each, in ``scripts/ratchet-allowl
 - a listed one that improved (its value must be lowered to the new one, or its line removed
   once it is within the limit), and a listed one that no longer exists.
 
-Two kinds of function are lasting exceptions to the 100-line rule, marked so in the allowlist:
-the numba kernels (decorated with ``numba.njit``/``numba.jit``: one compiled loop each) and the
-``upgrade``/``downgrade`` of a study migration (frozen history: a shipped migration is never
-edited). Every other line is a debt.
+The numba kernels (decorated with ``numba.njit``/``numba.jit``: one compiled loop each) are the
+lasting exceptions to the 100-line rule, marked ``# numba kernel`` in the allowlist (their values
+still may not grow). Every other line is a debt.
 
     .venv/bin/python scripts/ratchet.py           # check (scripts/check and tests/test_house.py run it)
     .venv/bin/python scripts/ratchet.py --write   # rewrite the allowlist from the tree as it stands
@@ -48,8 +47,6 @@ FUNCTION_MAX_LINES = 100
 CLASS_MAX_LINES = 500
 KINDS = ("complexity", "function-lines", "class-lines")
 KERNEL_NOTE = "numba kernel"
-MIGRATION_NOTE = "migration: frozen history"
-MIGRATIONS = f"{PACKAGE}/study/migrations/versions/"
 _TOO_COMPLEX = re.compile(r"`(?P<name>[^`]+)` is too complex \((?P<value>\d+) > (?P<limit>\d+)\)")
 
 
@@ -75,7 +72,7 @@ class Measured:
     """What exceeds a limit: ``(kind, "path::qualname") -> value``, and the lasting exceptions' notes."""
 
     excess: dict[tuple[str, str], int]
-    lasting: dict[str, str]  # path::qualname -> why it may stay long (numba kernel, migration)
+    lasting: dict[str, str]  # path::qualname -> why it may stay long (numba kernel)
 
     @property
     def debts(self) -> int:
@@ -106,9 +103,6 @@ class _Walker(ast.NodeVisitor):
         self.sizes.append((kind, name, node.end_lineno - node.lineno + 1))
         if kind == "function-lines" and any(_is_numba(d) for d in node.decorator_list):
             self.lasting[name] = KERNEL_NOTE
-        elif kind == "function-lines" and self.path.startswith(MIGRATIONS) and len(self.scope) == 1 \
-                and node.name in {"upgrade", "downgrade"}:
-            self.lasting[name] = MIGRATION_NOTE
         self.generic_visit(node)
         self.scope.pop()
 
@@ -218,8 +212,7 @@ def render_allowlist(measured: Measured, limits: Limits) -> str:
         f"# Debts ({len(debts)}): split these.",
         *debts,
         "",
-        f"# Lasting exceptions to the size rule ({len(lasting)}): numba kernels and migrations. Their values still "
-        "may not grow.",
+        f"# Lasting exceptions to the size rule ({len(lasting)}): the numba kernels. Their values still may not grow.",
         *lasting,
     ]
     return "\n".join(header) + "\n"

@@ -35,7 +35,8 @@ def ci() -> bool:
 def unavailable(reason: str) -> NoReturn:
     """Skip this test because ``reason`` (something it needs is missing), or fail it under CI."""
     if ci():
-        pytest.fail(f"CI is set, so this test must run, but {reason} (scripts/setup installs it)", pytrace=False)
+        pytest.fail(f"CI is set, so this test must run (scripts/setup installs what it needs), but: {reason}",
+                    pytrace=False)
     pytest.skip(reason, allow_module_level=True)
 
 
