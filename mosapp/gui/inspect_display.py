@@ -14,7 +14,7 @@
     └───────────────────────────────┘
 
 Beside it: :class:`SpectrogramArea` (the panes, or a hint while there is nothing to draw, and
-the crosshair read-out) and :func:`side_panel` (the panels in a column that scrolls).
+the crosshair read-out) and :func:`side_panel` (the panels in a column that scrolls), and :func:`save_widget_png`.
 
 The axis, the zoom presets, the levels and the difference's scale act on the panes
 (:class:`~mosapp.gui.spectrogram_widgets.SpectrogramPanes`) directly; a new analysis, the
@@ -23,6 +23,9 @@ low-frequency mode and saving are the view's (:attr:`ViewPanel.analysis_changed`
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (
@@ -104,6 +107,19 @@ def side_panel(*panels: QWidget) -> QScrollArea:
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setMinimumWidth(side.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
     return scroll
+
+
+def save_widget_png(widget: QWidget, path: str | os.PathLike[str]) -> tuple[Path | None, str]:
+    """Save ``widget`` as a PNG at ``path`` (``.png`` added where missing): the file (None on
+    failure) and the sentence that says what happened."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        path = path.with_suffix(".png")
+    if not path.parent.is_dir():
+        return None, f"Cannot save {path}: the folder {path.parent} does not exist."
+    if not widget.grab().save(str(path), "PNG"):
+        return None, f"Cannot save {path}: the image could not be written there."
+    return path, f"Saved {path}."
 
 
 def _spin(lo: float, hi: float, value: float, tip: str) -> QDoubleSpinBox:
@@ -297,4 +313,4 @@ class ViewPanel(QGroupBox):
         self.hold_difference_range(self.panes.difference_range_db() if on else None)
 
 
-__all__ = ["EMPTY_HINT", "READOUT_HINT", "SpectrogramArea", "ViewPanel", "side_panel"]
+__all__ = ["EMPTY_HINT", "READOUT_HINT", "SpectrogramArea", "ViewPanel", "save_widget_png", "side_panel"]

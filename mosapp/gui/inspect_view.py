@@ -47,7 +47,7 @@ from PySide6.QtWidgets import (
 from mosapp import playback
 from mosapp.core.job import Progress
 from mosapp.gui.inspect_controls import MetricsPanel, RatingsPanel, RunControls
-from mosapp.gui.inspect_display import SpectrogramArea, ViewPanel, side_panel
+from mosapp.gui.inspect_display import SpectrogramArea, ViewPanel, save_widget_png, side_panel
 from mosapp.gui.inspect_drawing import DrawingJobs
 from mosapp.gui.inspect_listen import ListenPanel
 from mosapp.gui.workers import GeneratorWorker, WorkerSet, describe_error
@@ -64,9 +64,14 @@ class InspectView(QWidget):
 
     Attributes:
         controller: the clip, the result, the run and what is on screen (no Qt).
-        controls, metrics, view_panel, listen: the panels (:mod:`mosapp.gui.inspect_controls`,
-            :mod:`mosapp.gui.inspect_display`, :mod:`mosapp.gui.inspect_listen`).
-        panes: the spectrograms.
+        controls, metrics, ratings: the run controls and status line, the figures, a study
+            stimulus's ratings (:mod:`mosapp.gui.inspect_controls`).
+        area, view_panel: the panes with the hint and read-out, and how they draw
+            (:mod:`mosapp.gui.inspect_display`).
+        listen: the player (:mod:`mosapp.gui.inspect_listen`).
+        drawing: previews, re-analyses and detail in the background (:mod:`mosapp.gui.inspect_drawing`).
+        workers: every worker of this view (cancelled and waited for by :meth:`shutdown`).
+        panes: the spectrograms (``area.panes``).
 
     Signals:
         result_ready(object): an :class:`InspectResult` is shown.
@@ -505,17 +510,9 @@ class InspectView(QWidget):
 
     def save_png(self, path: str | os.PathLike[str]) -> Path | None:
         """Save this view (spectrograms, read-out and panels) as a PNG; None (and a message) on failure."""
-        path = Path(path)
-        if path.suffix.lower() != ".png":
-            path = path.with_suffix(".png")
-        if not path.parent.is_dir():
-            self.show_message(f"Cannot save {path}: the folder {path.parent} does not exist.", error=True)
-            return None
-        if not self.grab().save(str(path), "PNG"):
-            self.show_message(f"Cannot save {path}: the image could not be written there.", error=True)
-            return None
-        self.show_message(f"Saved {path}.")
-        return path
+        saved, text = save_widget_png(self, path)
+        self.show_message(text, error=saved is None)
+        return saved
 
     # ------------------------------------------------------------------ listening
 
