@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import tempfile
+from pathlib import Path
+
+import pytest
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 # The app keeps the demo study's database and stimuli in the user's data folder: the tests' own.
@@ -19,3 +23,31 @@ collect_ignore = []
 if _MISSING:
     here = os.path.dirname(__file__)
     collect_ignore = [f for f in os.listdir(here) if f.startswith("test_") and f.endswith(".py")]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """A prepared DCR study for the Listen tests (prepared once a module; tests copy its folder)."""
+    from tests.gui.listen_support import prepare, write_study
+
+    folder = tmp_path_factory.mktemp("listen-template")
+    path = write_study(folder)
+    prepare(path)
+    return folder
+
+
+@pytest.fixture
+def study(template, tmp_path) -> Path:
+    """A prepared study of this test's own (a copy of the template's folder)."""
+    folder = tmp_path / "study"
+    shutil.copytree(template, folder)
+    return folder / "gui.toml"
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A fresh Xvfb server for this module's tests; its display name (``:N``)."""
+    from tests.gui.xvfb import xvfb_display
+
+    with xvfb_display() as name:
+        yield name

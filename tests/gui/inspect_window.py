@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from mosapp.gui.app import MainWindow
@@ -34,3 +36,13 @@ def wait_for(app: QApplication, predicate: Callable[[], object], timeout_s: floa
             raise TimeoutError("the window did not get there in time")
         app.processEvents()
         time.sleep(0.01)
+
+
+def move_mouse(panes, plot, time_s: float, hz: float) -> None:
+    """A real mouse-move event on the view's viewport at the point (time_s, hz) of ``plot``."""
+    scene = plot.getViewBox().mapViewToScene(QPointF(time_s, panes.frequency_to_axis(hz)))
+    local = panes.mapFromScene(scene)
+    viewport = panes.viewport()
+    event = QMouseEvent(QEvent.Type.MouseMove, QPointF(local), QPointF(viewport.mapToGlobal(local)),
+                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, event)

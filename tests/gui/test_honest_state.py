@@ -23,7 +23,8 @@ import soundfile as sf
 from mosapp.codecs import DEFAULT_CODEC
 from mosapp.gui.app import MainWindow
 from mosapp.gui.inspect_controls import set_combo
-from tests.gui.test_inspect_view import _move_mouse, wait_for
+from tests.gui.inspect_window import move_mouse, wait_for
+from tests.gui.listen_support import write_study
 from tests.helpers import RATE, music_like
 
 
@@ -74,7 +75,7 @@ def test_inspect_starts_on_the_readmes_default_codec(window):
 def test_a_new_file_clears_the_old_result_and_shows_its_original_at_once(window, qapp, clips):
     view = window.inspect
     run_to_result(qapp, view, clips["first.wav"])
-    _move_mouse(view.panes, view.panes.original, 1.0, 1000.0)
+    move_mouse(view.panes, view.panes.original, 1.0, 1000.0)
     assert "reconstructed" in view.readout_label.text()
 
     view.open_path(clips["second.wav"])
@@ -89,7 +90,7 @@ def test_a_new_file_clears_the_old_result_and_shows_its_original_at_once(window,
     assert view.panes.images["original"].image is not None
     assert view.panes.images["reconstructed"].image is None and view.panes.images["difference"].image is None
     assert view.panes.visible_time_range()[1] == pytest.approx(20.0, abs=0.1)
-    _move_mouse(view.panes, view.panes.original, 10.0, 1000.0)
+    move_mouse(view.panes, view.panes.original, 10.0, 1000.0)
     text = view.readout_label.text()
     assert "original" in text and "reconstructed" not in text and "difference" not in text
 
@@ -177,8 +178,6 @@ def test_no_axis_reads_x0001_on_empty_or_short_plots(window, qapp, clips):
 
 
 def test_results_follow_the_study_opened_in_listen(window, qapp, tmp_path):
-    from tests.gui.test_listen_view import write_study
-
     listen, results = window.views["Listen"], window.views["Results"]
     path = write_study(tmp_path / "follow", name="follow")
     listen.open_study(path)
@@ -191,8 +190,6 @@ def test_the_export_dialog_proposes_a_folder_that_exists(qapp, tmp_path, monkeyp
     from PySide6.QtWidgets import QFileDialog
 
     from mosapp.gui.results_view import ResultsView
-    from tests.gui.test_listen_view import write_study
-
     view = ResultsView(write_study(tmp_path / "exp", name="exp"), auto_load=False)
     from mosapp.study.definition import load_study
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
 from mosapp.core.config import PipelineConfig
@@ -18,7 +18,7 @@ from mosapp.gui.inspect_controls import set_combo
 from mosapp.gui.spectrogram_widgets import LOG_MIN_HZ, LOG_ROWS
 from mosapp.views.jobs import AudioSource, InspectRequest
 from mosapp.views.spectrogram_data import DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS
-from tests.gui.inspect_window import RUN_TIMEOUT_S, fast_inspect_window, wait_for
+from tests.gui.inspect_window import RUN_TIMEOUT_S, fast_inspect_window, move_mouse, wait_for
 from tests.helpers import RATE, music_like, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,21 +136,11 @@ def test_difference_view_and_band_error(view):
     assert np.allclose(error[::2], pair.band_error_db) and hz[1] == pytest.approx(pair.hz_per_bin / 2)
 
 
-def _move_mouse(panes, plot, time_s: float, hz: float) -> None:
-    """A real mouse-move event on the view's viewport at the point (time_s, hz) of ``plot``."""
-    scene = plot.getViewBox().mapViewToScene(QPointF(time_s, panes.frequency_to_axis(hz)))
-    local = panes.mapFromScene(scene)
-    viewport = panes.viewport()
-    event = QMouseEvent(QEvent.Type.MouseMove, QPointF(local), QPointF(viewport.mapToGlobal(local)),
-                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(viewport, event)
-
-
 def test_crosshair_reads_time_frequency_and_both_levels(view, qapp):
     panes = view.panes
     pair = view.result.display
     for plot in (panes.original, panes.reconstructed):
-        _move_mouse(panes, plot, 1.0, 440.0)
+        move_mouse(panes, plot, 1.0, 440.0)
         qapp.processEvents()
         text = view.readout_label.text()
         assert text == panes.last_readout
@@ -201,7 +191,7 @@ def test_save_view_as_png(view, qapp, tmp_path):
     view.listen.loop_check.setChecked(True)
     view.panes.set_loop_region(0.6, 1.1)
     view.seek(0.9)
-    _move_mouse(view.panes, view.panes.original, 1.3, 1500.0)
+    move_mouse(view.panes, view.panes.original, 1.3, 1500.0)
     for _ in range(10):  # let the playhead timer run
         qapp.processEvents()
         time.sleep(0.01)
@@ -219,7 +209,7 @@ def test_save_view_as_png(view, qapp, tmp_path):
     view.listen.loop_check.setChecked(False)
     # The low-frequency mode, for the lead to look at too.
     view.view_panel.low_mode_check.setChecked(True)
-    _move_mouse(view.panes, view.panes.difference, 1.0, 130.0)
+    move_mouse(view.panes, view.panes.difference, 1.0, 130.0)
     qapp.processEvents()
     assert "Hz" in view.readout_label.text()
     assert view.save_png(SCREENSHOT.with_name("inspect_low.png")) is not None

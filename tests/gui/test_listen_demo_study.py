@@ -13,7 +13,7 @@ from pathlib import Path
 import tomllib
 from PySide6.QtCore import Qt
 
-from tests.gui.test_listen_view import (
+from tests.gui.listen_support import (
     assert_blind,
     forbidden_strings,
     key,

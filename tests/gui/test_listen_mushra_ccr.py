@@ -19,9 +19,8 @@ import pytest
 import tomllib
 from PySide6.QtCore import Qt
 
-from tests.gui.test_listen_view import assert_blind, forbidden_strings, hear, key, prepare, start
-from tests.gui.test_listener_mode import assert_window_blind
-from tests.gui.test_listener_mode import main_window as listener_mode_window
+from tests.gui.listen_support import assert_blind, assert_window_blind, forbidden_strings, hear, key, prepare, start
+from tests.gui.listen_support import main_window as listener_mode_window
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "out" / "screenshots"

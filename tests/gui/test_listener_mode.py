@@ -6,86 +6,26 @@ the researcher leaves with the key chord and the PIN. Also the "resuming at tria
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, QLineEdit, QProgressBar, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
-from mosapp.gui.listener_mode import LOCKED_TITLE, PIN_ENV
-from tests.gui import test_listen_view as _listen_tests
-from tests.gui.test_listen_view import (
+from mosapp.gui.listener_mode import LOCKED_TITLE
+from tests.gui.listen_support import (
+    answer_pin,
     assert_blind,
+    assert_window_blind,
     forbidden_strings,
     hear,
     key,
     listen_fully,
+    main_window,
     make_view,
     ratings_of,
-    settle,
     start,
     type_code,
 )
 
-# The fixtures of the Listen view's tests (a prepared study of each test's own).
-template = _listen_tests.template
-study = _listen_tests.study
 CHORD = Qt.ControlModifier | Qt.AltModifier | Qt.ShiftModifier
-
-
-def visible_texts(window: QWidget) -> list[str]:
-    """What a listener can see: visible widgets' texts and tooltips, the window title, the status bar."""
-    texts = [window.windowTitle(), window.statusBar().currentMessage()]
-    for w in window.findChildren(QWidget):
-        if not w.isVisible():
-            continue
-        texts += [w.windowTitle(), w.toolTip(), w.statusTip(), w.accessibleName()]
-        if isinstance(w, (QLabel, QAbstractButton)):
-            texts.append(w.text())
-        if isinstance(w, QLineEdit):
-            texts += [w.text(), w.placeholderText()]
-        if isinstance(w, QComboBox):
-            texts += [w.itemText(i) for i in range(w.count())]
-        if isinstance(w, QProgressBar):
-            texts.append(w.text())
-    return [t for t in texts if t]
-
-
-def assert_window_blind(window, forbidden: list[str], where: str) -> None:
-    texts = visible_texts(window)
-    assert texts, where
-    for text in texts:
-        for f in forbidden:
-            assert f.lower() not in text.lower(), f'{where}: "{f}" is visible in "{text}"'
-
-
-def _answer_pin(qtbot, window, pin: str) -> None:
-    """Type ``pin`` into the PIN dialog as soon as it is open, and press OK."""
-    def answer():
-        dialog = window.listener_lock.pin_dialog
-        if dialog is None or not dialog.isVisible():
-            QTimer.singleShot(20, answer)
-            return
-        dialog.edit.setText(pin)
-        dialog.accept()
-    QTimer.singleShot(20, answer)
-
-
-def main_window(qtbot, monkeypatch, path, *, break_every_trials: int = 0, size=None):
-    """The app's main window with the study ``path`` open in Listen (no audio device, no breaks by time)."""
-    from mosapp.gui.app import MainWindow
-
-    monkeypatch.setenv(PIN_ENV, "4711")
-    w = MainWindow()
-    qtbot.addWidget(w)
-    if size is not None:
-        w.resize(*size)
-    w.show()
-    qtbot.waitExposed(w)
-    listen = w.views["Listen"]
-    listen.open_audio = False
-    listen.break_every_trials = break_every_trials
-    listen.break_every_minutes = 0
-    assert listen.open_study(path)
-    settle(qtbot, listen)
-    return w, listen
 
 
 @pytest.fixture
@@ -143,14 +83,14 @@ def test_a_listener_goes_through_the_study_in_listener_mode(qtbot, window, study
     assert_window_blind(window, forbidden, "next listener")
 
     # The researcher: the chord asks for the PIN; a wrong one keeps the lock.
-    _answer_pin(qtbot, window, "0000")
+    answer_pin(qtbot, window, "0000")
     qtbot.keyClick(listen, Qt.Key_Q, CHORD)
     assert lock.pin_dialog is not None and lock.engaged
     assert "not right" in lock.pin_dialog.prompt.text()
     # The dialog closed: a window manager gives the window back its activation (offscreen has none).
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
-    _answer_pin(qtbot, window, "4711")
+    answer_pin(qtbot, window, "4711")
     qtbot.keyClick(listen, Qt.Key_Q, CHORD)
     assert not lock.engaged
     assert window.tabs.tabBar().isVisible() and window.statusBar().isVisible()

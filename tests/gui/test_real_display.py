@@ -26,47 +26,12 @@ import pytest
 import soundfile as sf
 
 from mosapp.views.platform import missing_xcb_libraries, xcb_plugin
+from tests.gui.listen_support import write_study
+from tests.gui.xvfb import SCREENSHOTS, env_for
 from tests.helpers import RATE, music_like
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "out" / "screenshots"
-SCREEN = (1600, 1000)
 TIMEOUT_S = 600
-
-
-@pytest.fixture(scope="module")
-def display():
-    """A fresh Xvfb server; its display name (``:N``)."""
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.fail("Xvfb is not installed; scripts/setup installs it (Debian package xvfb).")
-    read_fd, write_fd = os.pipe()
-    server = subprocess.Popen([xvfb, "-displayfd", str(write_fd), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
-                               "-nolisten", "tcp"], pass_fds=(write_fd,), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    number = b""
-    deadline = time.monotonic() + 30
-    while not number.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([read_fd], [], [], 1.0)
-        if ready:
-            chunk = os.read(read_fd, 16)
-            if not chunk:
-                break
-            number += chunk
-    os.close(read_fd)
-    if not number.strip():
-        server.kill()
-        pytest.fail("Xvfb did not start")
-    yield f":{int(number)}"
-    server.terminate()
-    server.wait(10)
-
-
-def env_for(display: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY")}
-    env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -256,8 +221,6 @@ sys.exit(run_app([], open_audio=target if kind == "audio" else None, open_study=
 
 @pytest.mark.parametrize("kind", ["audio", "study"])
 def test_gui_file_opens_in_inspect_and_gui_study_in_listen(kind, clip, tmp_path):
-    from tests.gui.test_listen_view import write_study
-
     target = str(clip) if kind == "audio" else str(write_study(tmp_path / "s", name="opened"))
     out = subprocess.run([sys.executable, "-c", OPEN_INTO, kind, target], capture_output=True, text=True,
                          timeout=TIMEOUT_S, env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO)})

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import QWidget
 from mosapp.gui import results_view
 from mosapp.gui.app import load_optional_view
 from mosapp.gui.results_view import ResultsView
-from tests.gui.test_real_display import display  # noqa: F401 — the Xvfb fixture of the xcb test below
 from tests.helpers import RATE, music_like
 
 REPO = Path(__file__).resolve().parents[2]
@@ -439,7 +438,7 @@ print(json.dumps(result))
 
 
 @pytest.mark.slow
-def test_the_dcr_mushra_and_ccr_plots_on_xcb_label_every_grade_without_overlaps(display):  # noqa: F811
+def test_the_dcr_mushra_and_ccr_plots_on_xcb_label_every_grade_without_overlaps(display):
     """On Qt's xcb platform (Xvfb): each plot labels every grade of its scale (CCR's 0 and negatives too), bitrate
     ticks that do not run together, point labels that neither overlap nor leave the axes. The screenshots are kept
     in out/screenshots/ (xcb-results-plot-*.png, with the report's own PNGs report-plot-*.png) to be looked at."""
@@ -447,7 +446,7 @@ def test_the_dcr_mushra_and_ccr_plots_on_xcb_label_every_grade_without_overlaps(
     import subprocess
     import sys
 
-    from tests.gui.test_real_display import SCREENSHOTS, env_for
+    from tests.gui.xvfb import SCREENSHOTS, env_for
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     out = subprocess.run([sys.executable, "-c", PLOT_DRIVER, str(SCREENSHOTS)], env=env_for(display),
