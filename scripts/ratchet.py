@@ -16,9 +16,9 @@ What exceeds a limit today is listed, one line each, in ``scripts/ratchet-allowl
 - a listed one that improved (its value must be lowered to the new one, or its line removed
   once it is within the limit), and a listed one that no longer exists.
 
-The numba kernels (decorated with ``numba.njit``/``numba.jit``: one compiled loop each) are the
-lasting exceptions to the 100-line rule, marked ``# numba kernel`` in the allowlist (their values
-still may not grow). Every other line is a debt.
+The numba kernels (decorated with ``numba.njit``/``numba.jit``: one compiled loop each, which
+splitting would slow down) are the lasting exceptions: one over a limit must be listed by name,
+marked ``# numba kernel``, but its value is a record, not a cap. Every other line is a debt.
 
     .venv/bin/python scripts/ratchet.py           # check (scripts/check and tests/test_house.py run it)
     .venv/bin/python scripts/ratchet.py --write   # rewrite the allowlist from the tree as it stands
@@ -178,6 +178,11 @@ def problems(measured: Measured, allowed: dict[tuple[str, str], int], limits: Li
     found: list[str] = []
     for (kind, name), value in sorted(measured.excess.items()):
         limit = limits.of(kind)
+        if name in measured.lasting:
+            if (kind, name) not in allowed:
+                found.append(f"{name} is a numba kernel with {kind} {value}, over the limit of {limit}: list it "
+                             f"by name in {allowlist} (scripts/ratchet.py --write).")
+            continue  # a kernel's listed value is a record, not a cap
         if (kind, name) not in allowed:
             found.append(f"{name} has {kind} {value}, over the limit of {limit}, and is not in {allowlist}: "
                          f"split it (the list only shrinks).")
@@ -212,7 +217,8 @@ def render_allowlist(measured: Measured, limits: Limits) -> str:
         f"# Debts ({len(debts)}): split these.",
         *debts,
         "",
-        f"# Lasting exceptions to the size rule ({len(lasting)}): the numba kernels. Their values still may not grow.",
+        f"# Lasting exceptions ({len(lasting)}): the numba kernels, listed by name; their values are a record, "
+        "not a cap.",
         *lasting,
     ]
     return "\n".join(header) + "\n"

@@ -117,6 +117,16 @@ def test_a_listed_function_within_the_limit_or_gone_must_leave_the_list(tree):
     assert all("now within the limit" in sentence and "remove its line" in sentence for sentence in found)
 
 
+def test_a_numba_kernel_is_listed_by_name_and_its_value_is_a_record(tree):
+    measured = ratchet.measure(tree, LIMITS)
+    kernel = ("function-lines", "mosapp/core/kernels.py::loop")
+    assert ratchet.problems(measured, {**EXCESS, kernel: 100}, LIMITS) == []  # grew since it was listed
+    assert ratchet.problems(measured, {**EXCESS, kernel: 200}, LIMITS) == []
+    unlisted = {k: v for k, v in EXCESS.items() if k != kernel}
+    found = ratchet.problems(measured, unlisted, LIMITS)
+    assert len(found) == 1 and "loop is a numba kernel with function-lines 120, over the limit of 100: list it" in found[0]
+
+
 def test_the_written_allowlist_reads_back_and_passes(tree, tmp_path):
     measured = ratchet.measure(tree, LIMITS)
     listed = tmp_path / "allowlist.txt"
