@@ -255,7 +255,8 @@ def _ratings_query(study_id: int, items: bool, include_training: bool) -> Execut
         StimulusRow.payload_kbps.label("bitrate_kbps"),
         StimulusRow.loudness_lufs.label("loudness_lufs"), StimulusRow.gain_db.label("gain_db"),
         *(metric_value(m).label(m) for m in METRIC_COLUMNS),
-        *((TrialItemRow.slot.label("slot"), TrialRow.processed_first.label("processed_first")) if items else ()),
+        TrialRow.processed_first.label("processed_first"),  # CCR's order, or a type's own bit of the trial
+        *((TrialItemRow.slot.label("slot"),) if items else ()),
     ).select_from(score)
     if items:  # a trial's items are what was rated, each its own stimulus
         q = (q.join(TrialItemRow, ItemRatingRow.item_id == TrialItemRow.id)

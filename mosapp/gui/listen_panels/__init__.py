@@ -42,6 +42,11 @@ def register_panel(test_type: str, panel: PanelFactory) -> PanelFactory:
     return panel
 
 
+def unregister_panel(test_type: str) -> None:
+    """Forget the panel of ``test_type`` (a plug-in loaded for a while, e.g. by a test)."""
+    _PANELS.pop(test_type, None)
+
+
 def _load_all() -> None:
     global _LOADED
     if _LOADED:
@@ -67,4 +72,4 @@ def panel_class(test_type: str) -> PanelFactory:
                          f"mosapp/gui/listen_panels/.") from None
 
 
-__all__ = ["BUILTIN_MODULES", "PanelFactory", "panel_class", "register_panel"]
+__all__ = ["BUILTIN_MODULES", "PanelFactory", "panel_class", "register_panel", "unregister_panel"]

@@ -39,6 +39,11 @@ def register_test_type(test_type: TestType) -> TestType:
     return test_type
 
 
+def unregister_test_type(name: str) -> None:
+    """Forget the test type ``name`` (a plug-in loaded for a while, e.g. by a test); unknown names are ignored."""
+    _TYPES.pop(name, None)
+
+
 def _load_all() -> None:
     """Import the built-in type modules, then every other module of this package, once."""
     global _LOADED
@@ -54,7 +59,8 @@ def _load_all() -> None:
 def type_names() -> tuple[str, ...]:
     """Every registered test type's name (the built-in ones first: dcr, acr, mushra, ccr)."""
     _load_all()
-    return tuple(_TYPES)
+    rank = {f"{__name__}.{m}": i for i, m in enumerate(BUILTIN_MODULES)}
+    return tuple(sorted(_TYPES, key=lambda n: rank.get(type(_TYPES[n]).__module__, len(rank))))
 
 
 def get_test_type(name: str) -> TestType:
@@ -85,5 +91,5 @@ def type_of_trial(trial: object) -> TestType:
     raise StudyError(f"{type(trial).__name__} is not the trial of any test type; pass what next_trial returned.")
 
 
-__all__ = ["BUILTIN_MODULES", "TestType", "get_test_type", "known_names", "register_test_type", "type_names",
+__all__ = ["BUILTIN_MODULES", "TestType", "get_test_type", "known_names", "register_test_type", "type_names", "unregister_test_type",
            "type_of_trial"]

@@ -19,13 +19,14 @@ import numpy as np
 
 from mosapp.study.errors import StudyError
 from mosapp.study.schema import Reader, ScreeningSpec
+from mosapp.study.sitting import Sitting
 
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
 
     from mosapp.study.definition import StudyDefinition
-    from mosapp.study.sitting import Sitting, StudyHost
+    from mosapp.study.sitting import StudyHost
     from mosapp.study.store import Store
 
 
@@ -122,10 +123,13 @@ class TestType:
     instructions: ClassVar[str] = ""
     noun: ClassVar[str] = "trial"
     trial_class: ClassVar[type] = object
-    session_class: ClassVar[type[Sitting]]
+    session_class: ClassVar[type[Sitting]] = Sitting
     item_ratings: ClassVar[bool] = False
     allows_gold: ClassVar[bool] = False
     allows_reference_first: ClassVar[bool] = False
+    #: Listeners of this type can be post-screened (its :meth:`parse_screening` has a rule; ``--min-score`` means
+    #: something). The default :meth:`parse_screening` has none.
+    has_screening: ClassVar[bool] = False
     value_description: ClassVar[str] = "the score, 1..5"
     rating_columns: ClassVar[Mapping[str, str]] = {}
     summary_columns: ClassVar[Mapping[str, str]] = {}
@@ -163,10 +167,6 @@ class TestType:
                                         f'screening = "off" or leave it out')
         return ScreeningSpec(rule="off", explicit=value is not None)
 
-    @property
-    def has_screening(self) -> bool:
-        """Listeners of this type can be post-screened (a ``--min-score`` means something)."""
-        return True
 
     def check_screening_threshold(self, flag: str, value: float) -> None:
         """Refuse a command-line screening threshold (``--min-score`` …) outside this type's scale or units."""

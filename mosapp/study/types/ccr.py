@@ -445,10 +445,6 @@ class CcrType(TestType):
     summary_columns = CMOS_COLUMNS
     plot_name = "cmos"
 
-    @property
-    def has_screening(self) -> bool:
-        return False
-
     def enrol(self, s: Session, definition: StudyDefinition, listener_id: int, listener_index: int,
               stimuli: Mapping[tuple[str, str], int], token: Callable[[], str]) -> None:
         enrol(s, definition, listener_id, listener_index, stimuli, token)

@@ -126,7 +126,10 @@ def check_score(value: object) -> int:
 class ListeningSession(Sitting):
     """One sitting of one listener in a DCR or ACR study. Obtain from :meth:`StudyEngine.start_or_resume`."""
 
-    def next_trial(self) -> Trial | None:
+    #: The scores ``rate`` accepts (a type built on this session may have another scale).
+    score_range: tuple[int, int] = SCORES[0], SCORES[-1]
+
+    def next_trial(self) -> Any:
         """The first unrated trial of the plan (the same one until it is rated), or None when done."""
         store = self._engine.store
         with store.read() as s:
@@ -134,7 +137,8 @@ class ListeningSession(Sitting):
                               .where(TrialRow.listener_id == self._listener_id)).scalar_one()
             row = s.execute(
                 select(TrialRow.position, TrialRow.is_training, TrialRow.trial_token, TrialRow.sample_token,
-                       TrialRow.reference_token, TrialRow.stimulus_id, TrialRow.reference_stimulus_id)
+                       TrialRow.reference_token, TrialRow.stimulus_id, TrialRow.reference_stimulus_id,
+                       TrialRow.processed_first)
                 .outerjoin(RatingRow, RatingRow.trial_id == TrialRow.id)
                 .where(TrialRow.listener_id == self._listener_id, RatingRow.id.is_(None))
                 .order_by(TrialRow.position).limit(1)
@@ -143,13 +147,17 @@ class ListeningSession(Sitting):
                 return None
             files = dict(s.execute(select(StimulusRow.id, StimulusRow.audio_file).where(
                 StimulusRow.id.in_([row.stimulus_id, row.reference_stimulus_id or -1]))).all())
+        return self._trial(row, files, int(total))
+
+    def _trial(self, row: Any, files: Mapping[int, str], total: int) -> Any:
+        """The listener's trial of ``row`` (a ``trials`` row; ``files``: stimulus id → audio file)."""
         sample = self._engine.audio_for(files[row.stimulus_id])
         reference = self._engine.audio_for(files[row.reference_stimulus_id]) if row.reference_stimulus_id else None
         return Trial(trial_id=row.trial_token, stimulus_id=row.sample_token, reference_id=row.reference_token,
                      sample=sample, reference=reference, sample_rate=PIPELINE_SAMPLE_RATE, index=int(row.position),
-                     total=int(total), is_training=bool(row.is_training))
+                     total=total, is_training=bool(row.is_training))
 
-    def rate(self, trial: Trial | str, value: int, *,
+    def rate(self, trial: Any, value: int, *,
              play_counts: int | Sequence[int] | Mapping[str, int] | PlayCounts | None = None,
              listening_time_s: float = 0.0,
              response_time_s: float = 0.0) -> None:
@@ -167,13 +175,13 @@ class ListeningSession(Sitting):
             StudyError: the score is outside 1..5, the trial is not this listener's or was
                 already rated, the session is closed, the database is read-only or locked.
         """
-        score = check_score(value)
+        score = check_whole(value, *self.score_range, "rating")
         counts = _play_counts(play_counts)
         listening = check_seconds(listening_time_s, "listening_time_s")
         response = check_seconds(response_time_s, "response_time_s")
         if self._closed:
             raise StudyError("This listening session is closed; start or resume a new one to rate.")
-        token = trial.trial_id if isinstance(trial, Trial) else str(trial)
+        token = trial if isinstance(trial, str) else str(trial.trial_id)
         try:
             with self._engine.store.write() as s:
                 row = s.execute(select(TrialRow.id, TrialRow.listener_id).where(TrialRow.trial_token == token)
@@ -286,6 +294,7 @@ class FiveGradeType(TestType):
     trial_class = Trial
     session_class = ListeningSession
     allows_gold = True
+    has_screening = True
     #: DCR plays the known reference with every sample.
     with_reference: ClassVar[bool] = False
 

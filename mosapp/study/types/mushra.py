@@ -269,6 +269,7 @@ class MushraType(TestType):
     trial_class = MushraTrial
     session_class = MushraSession
     item_ratings = True
+    has_screening = True
     value_description = "the score as given, 0..100 (BS.1534's quality scale)"
     rating_columns = ITEM_COLUMNS
     tick_step = 20
