@@ -69,7 +69,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql.selectable import ScalarSelect
+from sqlalchemy.sql.elements import Label
 
 from mosapp.study.errors import StudyError
 
@@ -218,13 +218,13 @@ class StimulusMetricRow(Base):
     value: Mapped[float] = mapped_column(Float)
 
 
-def metric_value(name: str, stimulus_id: Any = None) -> ScalarSelect[float | None]:
+def metric_value(name: str, stimulus_id: Any = None) -> Label[float]:
     """The column expression "metric ``name`` of the stimulus ``stimulus_id``" (default
     ``StimulusRow.id``) for a ``select()`` over stimuli, labelled ``name``: NULL where it has none."""
     of = StimulusRow.id if stimulus_id is None else stimulus_id
     return (select(StimulusMetricRow.value)
             .where(StimulusMetricRow.stimulus_id == of, StimulusMetricRow.metric == name)
-            .scalar_subquery().label(name))  # type: ignore[return-value]
+            .scalar_subquery().label(name))
 
 
 def read_stimulus_metrics(session: Session, stimulus_ids: Iterable[int] | None = None) -> dict[int, dict[str, float]]:
