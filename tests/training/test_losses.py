@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,6 +72,8 @@ def test_the_loss_formula_has_one_home():
     assert losses.LOSS_FORMULA in " ".join(losses.__doc__.split())
     assert losses.LOSS_FORMULA in " ".join(mosapp.training.__doc__.split())
     assert "λ/q²" in losses.LOSS_FORMULA
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "Loss = rate (bpp) + λ/q²·(" in readme and "λ·(" not in readme
     assert losses.card_loss_text().startswith("bpp + lambda / step^2 * (255^2 * MSE(image) + mel_weight * ")
     for name in ("mel_weight", "sc_weight", "sdl_weight"):
         assert name in losses.card_loss_text()
