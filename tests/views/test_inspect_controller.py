@@ -15,9 +15,11 @@ from mosapp.views.inspect_controller import (
     codec_analysis,
     eta_text,
     format_metric,
+    metric_texts,
+    run_info,
     study_clips,
 )
-from mosapp.views.jobs import AudioSource, OriginalPreview, read_source
+from mosapp.views.jobs import AudioSource, InspectRequest, InspectResult, OriginalPreview, read_source
 from mosapp.views.spectrogram_data import DEFAULT_ANALYSIS, LOW_FREQUENCY_ANALYSIS, Analysis, analyse_pair
 
 RATE = 44_100
@@ -141,6 +143,23 @@ def test_figures_and_times_are_written_for_the_panel():
     assert format_metric("visqol", float("nan")) == "—" and format_metric("visqol", None) == "—"
     assert format_metric("mel_distance", 0.8766) == "0.877"
     assert eta_text(39.6) == "about 40 s left" and eta_text(190) == "about 3 min 10 s left" and eta_text(-2) == "about 0 s left"
+
+
+def test_run_info_names_a_phase_only_for_spectrogram_codecs_and_the_metrics_say_why_one_is_missing():
+    x = np.zeros((1, RATE), np.float32)
+    pair = analyse_pair(x, x)
+
+    def result(codec: str) -> InspectResult:
+        return InspectResult(InspectRequest(AudioSource("a.wav"), codec, PipelineConfig(phase="pghi")), x, x, 1000, 8.0,
+                             {"mel_distance": 0.5, "visqol": float("nan")}, {"visqol": "not run: longer than 120 s"},
+                             pair, "cpu", {"encode": 0.5, "decode": 1.0})
+
+    assert run_info(result("opus-12")) == "opus-12 · 1.00 s of audio in 1.5 s"
+    assert run_info(result("pghi-only")) == "pghi-only · thesis · phase pghi · cpu · 1.00 s of audio in 1.5 s"
+    texts = metric_texts(result("pghi-only"))
+    assert texts["file_kbps"][0] == "8.00 kbit/s (1,000 bytes)"
+    assert texts["mel_distance"][0] == "0.500" and texts["si_sdr_db"][0] == "—"
+    assert texts["visqol"][0] == "—" and texts["visqol"][1].endswith("\nnot run: longer than 120 s")
 
 
 def test_study_clips_are_offered(tmp_path):
