@@ -108,6 +108,11 @@ DIFF_DECIMALS: int = 10
 #: Slack of the screening comparison ``fraction_below > max_fraction``, so that a fraction
 #: exactly at the limit (3 of 20 = 15 %) is never dropped by rounding.
 SCREENING_TOLERANCE: float = 1e-12
+#: :func:`screen_listeners`' default thresholds on the five-grade scale (the one home of these
+#: numbers in the statistics; a study's ``[screening]`` defaults are its test type's).
+SCREENING_MIN_SCORE: int = 4
+SCREENING_MAX_FRACTION: float = 0.15
+SCREENING_ANCHOR_MAX_SCORE: int = 4
 
 
 class RatingError(MosappError, ValueError):
@@ -468,13 +473,13 @@ class ScreeningResult:
     dropped: list
     table: pd.DataFrame
     reference_condition: Hashable = None
-    min_score: int = 4
-    max_fraction: float = 0.15
+    min_score: int = SCREENING_MIN_SCORE
+    max_fraction: float = SCREENING_MAX_FRACTION
     flagged: list = field(default_factory=list)
     min_reference_trials: int = 1
     per_item: bool = False
     anchor_condition: Hashable = None
-    anchor_max_score: float = 4
+    anchor_max_score: float = SCREENING_ANCHOR_MAX_SCORE
     gold_max_failures: int = 0
 
     def apply(self, ratings: pd.DataFrame) -> pd.DataFrame:
@@ -587,8 +592,9 @@ class _ScreeningRule:
 
 
 def screen_listeners(
-    ratings: pd.DataFrame, reference_condition: Hashable, *, min_score: float = 4, max_fraction: float = 0.15,
-    min_reference_trials: int = 1, anchor_condition: Hashable = None, anchor_max_score: float = 4,
+    ratings: pd.DataFrame, reference_condition: Hashable, *, min_score: float = SCREENING_MIN_SCORE,
+    max_fraction: float = SCREENING_MAX_FRACTION, min_reference_trials: int = 1, anchor_condition: Hashable = None,
+    anchor_max_score: float = SCREENING_ANCHOR_MAX_SCORE,
     gold: pd.DataFrame | None = None, gold_max_failures: int = 0, per_item: bool = False,
 ) -> ScreeningResult:
     """Post-screen listeners by the hidden reference, optionally an anchor (BS.1534-3: the mid-range one), and gold trials.
