@@ -135,8 +135,8 @@ def test_a_scripted_listener_completes_the_mushra_demo(qtbot, monkeypatch, mushr
     forbidden = forbidden_strings(path)
     start(qtbot, view, "MU1")
     assert window.listener_lock.engaged and not window.tabs.tabBar().isVisible()
-    assert view.page == view.PAGE_MUSHRA
-    panel = view.mushra_panel
+    assert view.page == view.PAGE_TRIAL
+    panel = view.panel
     assert "1–9" in view.keys_label.text() and "PgUp" in panel.keys_label.text()
     truth = item_conditions(path)
     screens = 0
@@ -146,7 +146,7 @@ def test_a_scripted_listener_completes_the_mushra_demo(qtbot, monkeypatch, mushr
             assert_window_blind(window, forbidden, "practice over")
             key(qtbot, view, Qt.Key_Return)
             continue
-        assert view.page == view.PAGE_MUSHRA
+        assert view.page == view.PAGE_TRIAL
         trial = panel.trial
         n = len(trial.items)
         assert n == len(shipped["conditions"])
@@ -154,7 +154,7 @@ def test_a_scripted_listener_completes_the_mushra_demo(qtbot, monkeypatch, mushr
         assert_window_blind(window, forbidden, f"screen {trial.index}")
         # Nothing can be saved before every sample was played and rated.
         key(qtbot, view, Qt.Key_Return)
-        assert view.page == view.PAGE_MUSHRA and panel.trial is trial
+        assert view.page == view.PAGE_TRIAL and panel.trial is trial
         # The open reference, then each sample: switching keeps the position.
         key(qtbot, view, Qt.Key_R)
         key(qtbot, view, Qt.Key_Space)
@@ -220,8 +220,8 @@ def test_a_scripted_listener_completes_the_ccr_demo(qtbot, monkeypatch, ccr_demo
     forbidden = forbidden_strings(path)
     start(qtbot, view, "CC1")
     assert window.listener_lock.engaged
-    assert view.page == view.PAGE_CCR
-    panel = view.ccr_panel
+    assert view.page == view.PAGE_TRIAL
+    panel = view.panel
     d = load_study(path, check_codecs=False)
     pairs = 0
     shot_taken = False
@@ -229,7 +229,7 @@ def test_a_scripted_listener_completes_the_ccr_demo(qtbot, monkeypatch, ccr_demo
         if view.page == view.PAGE_PRACTICE_OVER:
             key(qtbot, view, Qt.Key_Return)
             continue
-        assert view.page == view.PAGE_CCR
+        assert view.page == view.PAGE_TRIAL
         trial = panel.trial
         assert_blind(view, forbidden, f"pair {trial.index}")
         assert_window_blind(window, forbidden, f"pair {trial.index}")
@@ -286,12 +286,12 @@ def test_a_mushra_screen_says_why_a_sample_does_not_count_yet_and_unrated_slider
         qtbot, monkeypatch, mushra_demo):
     """Issue 26: a sample heard for 0.7 s stayed "not played" (1 s is the minimum) and the screen never
     said so; unrated sliders sat at 50, drawn like a score of 50, while their value read "—"."""
-    from mosapp.gui.mushra_view import MIN_PLAYED_S, START_SCORE
+    from mosapp.gui.listen_panels.mushra import MIN_PLAYED_S, START_SCORE
 
     _window, view = main_window(qtbot, monkeypatch, mushra_demo)
     start(qtbot, view, "MU9")
-    assert view.page == view.PAGE_MUSHRA
-    panel = view.mushra_panel
+    assert view.page == view.PAGE_TRIAL
+    panel = view.panel
     assert panel.played_labels[0].text() == f"not played ({MIN_PLAYED_S:g} s needed)"
     key(qtbot, view, Qt.Key_1)
     key(qtbot, view, Qt.Key_Space)

@@ -99,7 +99,7 @@ def test_prepare_then_a_scripted_listener_completes_the_study(qtbot, tmp_path):
 def test_rating_keys_wait_until_the_sample_was_heard_to_the_end(qtbot, study):
     view = make_view(qtbot, study)
     start(qtbot, view, "L02")
-    assert all(not b.isEnabled() for b in view.score_buttons.values())
+    assert all(not b.isEnabled() for b in view.panel.score_buttons.values())
     key(qtbot, view, Qt.Key_4)
     key(qtbot, view, Qt.Key_Return)
     assert view.score is None and view.page == view.PAGE_TRIAL
@@ -114,14 +114,14 @@ def test_rating_keys_wait_until_the_sample_was_heard_to_the_end(qtbot, study):
     key(qtbot, view, Qt.Key_Space)
     hear(view, LENGTH_S / 2)
     key(qtbot, view, Qt.Key_4)
-    assert view.score is None and not view.score_buttons[4].isEnabled()
-    assert "to its end" in view.listen_hint.text()
+    assert view.score is None and not view.panel.score_buttons[4].isEnabled()
+    assert "to its end" in view.panel.listen_hint.text()
     hear(view)
-    assert view.can_rate and all(b.isEnabled() for b in view.score_buttons.values())
-    assert not view.next_button.isEnabled()  # nothing chosen yet
+    assert view.can_rate and all(b.isEnabled() for b in view.panel.score_buttons.values())
+    assert not view.panel.next_button.isEnabled()  # nothing chosen yet
     key(qtbot, view, Qt.Key_4)
     key(qtbot, view, Qt.Key_2)  # a change of mind before Enter
-    assert view.score == 2 and view.next_button.isEnabled()
+    assert view.score == 2 and view.panel.next_button.isEnabled()
     assert len(ratings_of(study, "L02")) == 0  # nothing stored before Enter
     key(qtbot, view, Qt.Key_Return)
     ratings = ratings_of(study, "L02")
@@ -239,7 +239,7 @@ def test_a_locked_database_keeps_the_window_responsive_and_loses_nothing(qtbot, 
         qtbot.wait(600)
         assert view.busy and view.page == view.PAGE_TRIAL and view.score == 4
         assert len(ticks) - before >= 10  # the event loop ran all along (a 10 ms timer)
-        assert view.listen_hint.text() == "Saving your rating…" and not view.next_button.isEnabled()
+        assert view.panel.listen_hint.text() == "Saving your rating…" and not view.panel.next_button.isEnabled()
         qtbot.keyClick(view, Qt.Key_Return)  # impatient: a second Enter saves nothing twice
         assert other.execute("select count(*) from ratings").fetchone() == (0,)
     finally:
@@ -259,14 +259,14 @@ def test_a_locked_database_keeps_the_window_responsive_and_loses_nothing(qtbot, 
         key(qtbot, view, Qt.Key_Return)  # waits out the busy timeout (1.5 s)
         assert len(ticks) - before >= 10
         assert view.page == view.PAGE_TRIAL and view.score == 2 and view.trial.index == 1
-        text = view.trial_message.text()
-        assert view.trial_message.isVisible() and "not saved" in text and "locked" in text
+        text = view.panel.message.text()
+        assert view.panel.message.isVisible() and "not saved" in text and "locked" in text
         assert text.count(". ") <= 2 and "Press Enter to try again." in text
     finally:
         release(other)
     key(qtbot, view, Qt.Key_Return)
     assert ratings_of(study, "L07")["value"].tolist() == [4, 2]
-    assert not view.trial_message.isVisible() and view.trial.index == 2
+    assert not view.panel.message.isVisible() and view.trial.index == 2
     timer.stop()
 
 
@@ -276,8 +276,8 @@ def test_acr_shows_the_sample_alone(qtbot, template, tmp_path):
     prepare(path)  # the stimuli are the template's (cached): nothing is rendered again
     view = make_view(qtbot, path)
     start(qtbot, view, "L08")
-    assert not view.reference_button.isVisible()
-    assert view.score_buttons[5].text().endswith("Excellent")
+    assert not view.panel.reference_button.isVisible()
+    assert view.panel.score_buttons[5].text().endswith("Excellent")
     key(qtbot, view, Qt.Key_R)  # nothing to select
     assert view.player.count == 1
     key(qtbot, view, Qt.Key_Space)
@@ -348,7 +348,7 @@ def test_screenshot(qtbot, study, tmp_path):
     assert image.save(str(tmp_path / "listen.png"))
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     assert image.save(str(SCREENSHOT))
-    assert re.search(r"Practice trial 1 of 1", view.trial_label.text())
+    assert re.search(r"Practice trial 1 of 1", view.panel.trial_label.text())
 
 
 def test_the_keys_work_wherever_the_focus_is_in_the_window(qtbot, study):

@@ -131,20 +131,20 @@ def test_resuming_and_practice_over_screens(qtbot, study):
     total = view.session.progress.total
     assert f"Resuming at trial 2 of {total}" in view.welcome_label.text()
     key(qtbot, view, Qt.Key_Return)
-    assert view.trial_label.text() == f"Trial 2 of {total}"
-    assert view.progress_label.text() == f"1 of {total} done"
+    assert view.panel.trial_label.text() == f"Trial 2 of {total}"
+    assert view.panel.progress_label.text() == f"1 of {total} done"
 
 
 def test_reference_first_order(qtbot, study):
     study.write_text(study.read_text().replace('fade_ms = 10.0', 'fade_ms = 10.0\nreference_first = true'))
     view = make_view(qtbot, study, break_every_trials=0, break_every_minutes=0)
     start(qtbot, view, "RF1")
-    assert view.player.selected == view._reference_index
+    assert view.player.selected == view.panel._reference_index
     key(qtbot, view, Qt.Key_A)  # the sample is not offered before the reference was heard
-    assert view.player.selected == view._reference_index and "reference first" in view.listen_hint.text()
+    assert view.player.selected == view.panel._reference_index and "reference first" in view.panel.listen_hint.text()
     key(qtbot, view, Qt.Key_Space)
     hear(view)  # the reference to its end: the sample follows by itself
-    assert view.player.selected == view._sample_index and view.player.playing
+    assert view.player.selected == view.panel._sample_index and view.player.playing
     assert not view.can_rate
     hear(view)
     assert view.can_rate
