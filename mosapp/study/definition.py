@@ -3,7 +3,7 @@
 A study file is flat TOML; every path in it is relative to the file itself::
 
     title = "Spectrogram codecs at low bitrates"
-    test_type = "dcr"                 # dcr (DMOS, P.800 Annex D) | acr (MOS, P.800 Annex B)
+    test_type = "dcr"                 # dcr (DMOS, P.800 Annex D) | acr (MOS, P.800 Annex B) | mushra | ccr
     instructions = "Rate how much the second sample is degraded compared with the first."
     labels = ["…1…", "…2…", "…3…", "…4…", "…5…"]   # optional; P.800 wording by default
     conditions = ["reference", "pghi-only", "opus-12", "lowpass-3.5k"]
@@ -43,6 +43,11 @@ A study file is flat TOML; every path in it is relative to the file itself::
 
 Every condition is a codec name (:func:`mosapp.codecs.get_codec`) or ``reference``, the
 original excerpt (loudness-normalised like every stimulus), which is the hidden reference.
+
+``test_type`` names a registered test type (:mod:`mosapp.study.types`); what depends on it
+(default labels and instructions, which conditions, trials and training it accepts, its
+screening, gold trials, ``reference_first``) the type answers, so :func:`parse_study` names
+none. The tables' specs and :class:`~mosapp.study.schema.Reader` are in :mod:`mosapp.study.schema`.
 """
 
 from __future__ import annotations
@@ -279,53 +284,73 @@ def _table_readers(where: str, name: str, tables: list[Any], known: set[str],
 
 
 def _clip_specs(where: str, base: Path, clips: Any) -> tuple[ClipSpec, ...]:
+    """``[[clips]]``: each table's files (a path or a glob) times its starts, each excerpt named once."""
     if not isinstance(clips, list) or not clips:
         raise StudyError(f"{where}: field clips is missing or empty; add at least one [[clips]] table with a path.")
     specs: list[ClipSpec] = []
     for table, r in _table_readers(where, "clips", clips, _CLIP_FIELDS, "path, start_s, length_s"):
         pattern = r.string("path", required=True)
         length = r.number("length_s", required=True, minimum=MIN_EXCERPT_S, maximum=MAX_EXCERPT_S)
-        starts_value = table.get("start_s", 0.0)
-        starts_list = starts_value if isinstance(starts_value, list) else [starts_value]
-        if not starts_list:
-            raise r.fail("start_s", "is an empty list; give a start in seconds or a list of starts")
-        starts: list[float] = []
-        for s in starts_list:
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0 <= s <= MAX_START_S:
-                raise r.fail("start_s", f"has {s!r}; give starts in seconds, from 0 to {MAX_START_S:g}")
-            starts.append(float(s))
-        if len(set(starts)) != len(starts):
-            raise r.fail("start_s", "lists the same start twice")
-        full = pattern if os.path.isabs(pattern) else str(base / pattern)
-        if _GLOB_CHARS & set(pattern):
-            try:  # bounded: "/**/*.wav" is refused after a bounded walk, not after walking the disk
-                paths = bounded_glob(full, max_matches=MAX_CLIPS)
-            except MosappError as exc:
-                raise r.fail("path", f'"{pattern}" {str(exc).rstrip(".")}') from None
-            if not paths:
-                raise r.fail("path", f'"{pattern}" matches no file (relative to {base})')
-        else:
-            p = Path(full)
-            if not p.is_file():
-                state = "is a folder, not an audio file" if p.is_dir() else "does not exist"
-                raise r.fail("path", f'"{pattern}": {p} {state}')
-            paths = [p]
+        starts = _clip_starts(r, table.get("start_s", 0.0))
+        paths = _clip_paths(r, pattern, base)
         explicit = r.string("name")
         gold_only = r.boolean("gold_only", False)
         if explicit is not None and len(paths) > 1:
             raise r.fail("name", f'is set but the glob "{pattern}" matches {len(paths)} files; remove name')
         for path in paths:
-            duration = _duration_s(path)
-            stem = explicit or path.stem
-            for start in starts:
-                if duration is not None and start + length > duration + 1e-6:
-                    raise r.fail(
-                        "start_s",
-                        f"puts the excerpt {start:g}-{start + length:g} s past the end of {path} ({duration:.3f} s long)",
-                    )
-                name = stem if len(starts) == 1 else f"{stem}@{start:g}s"
-                specs.append(ClipSpec(name=name, path=path.resolve(), start_s=start, length_s=length,
-                                      gold_only=gold_only))
+            specs += _excerpts(r, path, explicit or path.stem, starts, length, gold_only)
+    _check_clip_names(where, specs)
+    return tuple(specs)
+
+
+def _clip_starts(r: Reader, value: Any) -> list[float]:
+    """``start_s``: one start or a list of them, each in 0..MAX_START_S, none twice."""
+    starts_list = value if isinstance(value, list) else [value]
+    if not starts_list:
+        raise r.fail("start_s", "is an empty list; give a start in seconds or a list of starts")
+    starts: list[float] = []
+    for s in starts_list:
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0 <= s <= MAX_START_S:
+            raise r.fail("start_s", f"has {s!r}; give starts in seconds, from 0 to {MAX_START_S:g}")
+        starts.append(float(s))
+    if len(set(starts)) != len(starts):
+        raise r.fail("start_s", "lists the same start twice")
+    return starts
+
+
+def _clip_paths(r: Reader, pattern: str, base: Path) -> list[Path]:
+    """``path``: the file, or the files a glob matches (relative to ``base``; the walk is bounded)."""
+    full = pattern if os.path.isabs(pattern) else str(base / pattern)
+    if not _GLOB_CHARS & set(pattern):
+        p = Path(full)
+        if not p.is_file():
+            state = "is a folder, not an audio file" if p.is_dir() else "does not exist"
+            raise r.fail("path", f'"{pattern}": {p} {state}')
+        return [p]
+    try:  # bounded: "/**/*.wav" is refused after a bounded walk, not after walking the disk
+        paths = bounded_glob(full, max_matches=MAX_CLIPS)
+    except MosappError as exc:
+        raise r.fail("path", f'"{pattern}" {str(exc).rstrip(".")}') from None
+    if not paths:
+        raise r.fail("path", f'"{pattern}" matches no file (relative to {base})')
+    return list(paths)
+
+
+def _excerpts(r: Reader, path: Path, stem: str, starts: list[float], length: float,
+              gold_only: bool) -> list[ClipSpec]:
+    """The excerpts of one file: ``stem``, or ``stem@<start>s`` with several starts; each inside the file."""
+    duration = _duration_s(path)
+    out = []
+    for start in starts:
+        if duration is not None and start + length > duration + 1e-6:
+            raise r.fail("start_s", f"puts the excerpt {start:g}-{start + length:g} s past the end of {path} "
+                                    f"({duration:.3f} s long)")
+        name = stem if len(starts) == 1 else f"{stem}@{start:g}s"
+        out.append(ClipSpec(name=name, path=path.resolve(), start_s=start, length_s=length, gold_only=gold_only))
+    return out
+
+
+def _check_clip_names(where: str, specs: list[ClipSpec]) -> None:
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen:
@@ -335,7 +360,6 @@ def _clip_specs(where: str, base: Path, clips: Any) -> tuple[ClipSpec, ...]:
         if not _NAME_RE.match(spec.name.replace("@", "-")):
             raise StudyError(f'{where}: the clip name "{spec.name}" must be letters, digits, ".", "_" or "-".')
         seen.add(spec.name)
-    return tuple(specs)
 
 
 def _duration_s(path: Path) -> float | None:
