@@ -160,6 +160,7 @@ class ListenController:
         self.since_break = 0
         self.break_clock = clock()
         self._shown_at = clock()
+        self._followed = False  # the shown trial's sample already followed its reference
 
     # ------------------------------------------------------------------ the study
     def open(self, definition: StudyDefinition) -> str | None:
@@ -266,6 +267,7 @@ class ListenController:
             return Step(Screen.START, message=str(exc), saved=saved)
         self.trial = trial
         self._shown_at = self.clock()
+        self._followed = False
         return Step(Screen.TRIAL, progress, trial, saved=saved)
 
     # ------------------------------------------------------------------ rating
@@ -278,6 +280,18 @@ class ListenController:
         """The shown trial is a reference-first DCR trial whose reference was not yet heard to its end."""
         trial = self.trial
         return trial is not None and self.reference_first(trial) and not playback.heard_to_end[0]
+
+    def follow_on(self, playback: Playback, *, playing: bool) -> int | None:
+        """P.800's order: the stream to play by itself now (the sample), once per trial, when the shown trial is
+        reference-first and its reference has just played to its end (nothing ``playing``); else None."""
+        trial = self.trial
+        if trial is None or self._followed or playing or not self.reference_first(trial):
+            return None
+        s = streams(trial)
+        if s.reference is None or not playback.heard_to_end[s.reference]:
+            return None
+        self._followed = True
+        return s.samples[0]
 
     def ready(self, playback: Playback) -> bool:
         """The shown trial may be rated now: what it requires was heard (the scores are the caller's)."""

@@ -166,7 +166,20 @@ def test_reference_first_keeps_the_sample_until_the_reference_was_heard(study):
         c.rate(3, not_yet)
     reference_heard = Playback((1, 0), (1.0, 0.0), (True, False), (1.0, 1.0))
     assert not c.needs_reference(reference_heard) and c.ready(reference_heard)
+    # The sample follows the reference by itself: once, and only when nothing plays.
+    assert c.follow_on(not_yet, playing=False) is None
+    assert c.follow_on(reference_heard, playing=True) is None
+    assert c.follow_on(reference_heard, playing=False) == 1
+    assert c.follow_on(reference_heard, playing=False) is None
     assert c.rate(3, reference_heard).saved == (0, 3)
+    c.close()
+
+
+def test_without_reference_first_nothing_plays_by_itself(study):
+    c = controller_on(study, require_full_listen=False)
+    c.start("L05")
+    c.begin()
+    assert c.follow_on(Playback((1, 0), (1.0, 0.0), (True, False), (1.0, 1.0)), playing=False) is None
     c.close()
 
 

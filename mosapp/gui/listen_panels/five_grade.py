@@ -48,7 +48,6 @@ class FiveGradePanel(TrialPanel):
         self.score: int | None = None
         self._sample_index = 0
         self._reference_index: int | None = None
-        self._auto_sample = False
         self._build()
 
     def _build(self) -> None:
@@ -83,7 +82,6 @@ class FiveGradePanel(TrialPanel):
         s = streams(trial)
         dcr = s.reference is not None
         self._reference_index, self._sample_index = s.reference, s.samples[0]
-        self._auto_sample = False
         self.show_header(trial, progress)
         self.reference_button.setVisible(dcr)
         self.question_label.setText("How much is the sample degraded compared with the reference?" if dcr
@@ -112,11 +110,9 @@ class FiveGradePanel(TrialPanel):
         player = self.view.player
         if player is None or self.trial is None:
             return
-        if (self.view.controller.reference_first(self.trial) and not self._auto_sample and not player.playing
-                and self._reference_index is not None and player.heard_to_end[self._reference_index]):
-            # The reference has played to its end: the sample follows, as P.800 presents the pair.
-            self._auto_sample = True
-            player.select(self._sample_index)
+        follow = self.view.controller.follow_on(Playback.of(player), playing=player.playing)
+        if follow is not None:  # the reference has played to its end: the sample follows, as P.800 presents the pair
+            player.select(follow)
             player.seek(0.0)
             player.play()
         show_transport(self, player)

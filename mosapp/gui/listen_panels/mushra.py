@@ -46,7 +46,7 @@ from mosapp.gui.trial_widgets import button as _button
 from mosapp.gui.trial_widgets import label as _label
 from mosapp.study.listening import Playback
 from mosapp.study.sitting import Progress
-from mosapp.study.types.mushra import MIN_PLAYED_S, MushraTrial, band_label, mushra_played
+from mosapp.study.types.mushra import MIN_PLAYED_S, MushraTrial, band_label, mushra_played, needed_s
 
 #: Where the first arrow key puts an unrated slider.
 START_SCORE = 50
@@ -210,7 +210,7 @@ class MushraPanel(TrialPanel):
         self.reference_button.setChecked(sel == 0)
         played = self.played
         listened = player.listened_s
-        needed = [min(MIN_PLAYED_S, max(0.0, d - 0.05)) for d in player.durations_s[1:]]
+        needed = [needed_s(d) for d in player.durations_s[1:]]
         for i, b in enumerate(self.sample_buttons):
             b.setChecked(sel == i + 1)
             b.setStyleSheet("min-width: 56px; padding: 10px 8px;" + (" border: 2px solid #2e6bd1;"

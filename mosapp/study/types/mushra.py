@@ -208,11 +208,16 @@ class MushraSession(ItemSession):
                      response_time_s=check_seconds(response_time_s, "response_time_s"))
 
 
+def needed_s(duration_s: float) -> float:
+    """How much of a stimulus must be heard for it to count as played: :data:`MIN_PLAYED_S`, or all of a
+    shorter one (less 50 ms)."""
+    return min(MIN_PLAYED_S, max(0.0, duration_s - 0.05))
+
+
 def mushra_played(trial: MushraTrial, playback: Playback) -> list[bool]:
-    """Per MUSHRA stimulus: played for at least :data:`MIN_PLAYED_S` (or to its end)."""
+    """Per MUSHRA stimulus: played for at least :func:`needed_s` of it (or to its end)."""
     listened, ends, durations = playback.listened_s, playback.heard_to_end, playback.durations_s
-    return [listened[i + 1] >= min(MIN_PLAYED_S, durations[i + 1] - 0.05) or ends[i + 1]
-            for i in range(len(trial.items))]
+    return [listened[i + 1] >= needed_s(durations[i + 1]) or ends[i + 1] for i in range(len(trial.items))]
 
 
 def parse_screening(top: Reader, conditions: tuple[str, ...]) -> ScreeningSpec:
@@ -364,4 +369,4 @@ MUSHRA = register_test_type(MushraType())
 
 __all__ = ["BANDS", "MAX_SCORE", "MIN_PLAYED_S", "MIN_SCORE", "MUSHRA", "MUSHRA_ANCHORS", "MUSHRA_MAX_CONDITIONS",
            "MUSHRA_MID_ANCHOR", "SCREENING_DEFAULTS", "MushraItem", "MushraSession", "MushraTrial", "MushraType",
-           "band_label", "enrol", "mushra_played", "parse_screening", "screen_plan"]
+           "band_label", "enrol", "mushra_played", "needed_s", "parse_screening", "screen_plan"]
