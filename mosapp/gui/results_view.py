@@ -356,7 +356,7 @@ class ResultsView(QWidget):
         low, high = definition.score_range
         self.min_score_spin.setRange(6 if definition.test_type == "mushra" else max(low, 1), high)
         self.min_score_spin.setValue(int(report.screening.spec.min_score))
-        self.min_score_spin.setEnabled(definition.test_type != "ccr" and report.screening.spec.rule != "off")
+        self.min_score_spin.setEnabled(definition.kind.has_screening and report.screening.spec.rule != "off")
         del blocker
         self.definition, self.report, self.progress = definition, report, progress
         self._show(report, progress)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from mosapp.study.definition import REFERENCE, StudyDefinition, load_study
 from mosapp.study.engine import ListenerProgress, StudyEngine
 from mosapp.study.errors import StudyError
+from mosapp.study.export import check_screening_units
 from mosapp.study.report import Report, build_report, condition_family
 from mosapp.study.store import ClipRow, ConditionRow, StimulusRow, Store, StudyRow, open_store
 from mosapp.study.types.ccr import CcrReport
@@ -75,10 +76,11 @@ def load_results(study: str | os.PathLike[str] | StudyDefinition, database: str 
     ``min_score`` overrides the study's screening threshold, in its units (ignored where out of them)."""
     yield "reading"
     definition = study if isinstance(study, StudyDefinition) else load_study(study, check_codecs=False)
-    low, high = definition.score_range
-    if min_score is not None and (definition.test_type == "ccr" or not low <= min_score <= high
-                                  or (definition.test_type == "mushra" and min_score <= 5)):
-        min_score = None  # another study's threshold: the study's own
+    if min_score is not None:
+        try:
+            check_screening_units(definition, min_score=min_score)  # in the study's units (its test type's)
+        except StudyError:
+            min_score = None  # another study's threshold: the study's own
     store = open_existing(database or definition.database_url)
     try:
         report = build_report(store, definition, screening=screening, bootstrap=bootstrap, min_score=min_score)
