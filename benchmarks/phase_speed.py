@@ -11,9 +11,12 @@ with other work the CPU-time ratio is the steadier one.
    distance, old and new.
 2. **Our PGHI against tifresi's**, phase only (the backend call: magnitude → coefficients)
    on one held-out clip, both geometries, old and new: time ratios and SC.
-3. **What PGHI's time is made of**: the records (torch), the heap integration kernel (numba)
-   per integrated coefficient on a short excerpt (the records fit in cache) and on the
-   whole clip, the polar form.
+3. **What PGHI's time is made of**: the records, the heap integration kernel (numba)
+   per integrated coefficient on short excerpts (the records fit in the core's L2) and on
+   the whole clip, the polar form; the kernel as it is and as it was with a separate state
+   array (one more cache line per neighbour), on the same records: the difference between
+   the short and the long excerpt is the memory latency of the walk, the short excerpt's
+   cost its bookkeeping.
 4. **One FGLA iteration**, old and new, on the whole clip.
 
 Real music comes from Debian's game-music packages (never committed):
@@ -150,10 +153,13 @@ def section_tifresi(name: str, x: np.ndarray, repeats: int) -> None:
               f"{ratio(best['tifresi'][1], best['new'][1]):>20} {sc['tifresi']:11.2f} {sc['old']:7.2f} {sc['new']:7.2f}")
 
 
-def section_pghi_parts(x: np.ndarray) -> None:
+def section_pghi_parts(x: np.ndarray, repeats: int) -> None:
     g = GEOMETRIES["thesis"]
-    print("\n## 3. what our PGHI's time is made of (thesis lattice, one thread)")
-    for label, samples in (("1 s (records fit in cache)", x[:PIPELINE_SAMPLE_RATE]), (f"{x.size / PIPELINE_SAMPLE_RATE:g} s", x)):
+    print("\n## 3. what our PGHI's time is made of (thesis lattice, one thread); the heap kernel today and with "
+          f"the separate state array it had (old), interleaved, best of {repeats}")
+    for label, samples in (("1 s (records fit in L2)", x[:PIPELINE_SAMPLE_RATE]),
+                           ("0.25 s (records fit in L2)", x[:PIPELINE_SAMPLE_RATE // 4]),
+                           (f"{x.size / PIPELINE_SAMPLE_RATE:g} s", x)):
         mag, _ = magnitude_of(samples, g)
         bins, frames = mag.shape
         threshold = float(mag.max()) * pghi.DEFAULT_TOL
@@ -161,17 +167,23 @@ def section_pghi_parts(x: np.ndarray) -> None:
         rec = rec_t.reshape(frames * bins, 4).numpy()
         state = np.where(rec[:, pghi._MAG] < threshold, np.uint8(2), np.uint8(0))
         cells = int((state == 0).sum())
-        kernel = []
-        for _ in range(2):
-            r, s = rec.copy(), state.copy()
-            _, wall, _ = timed(pghi._heap_integrate, r, s, bins, np.float32(threshold), pghi.QUEUE_LEVELS,
-                               g.hop, g.channels, 0, job.cancel_flag())
-            kernel.append(wall)
-        phase = torch.from_numpy(r[:, pghi._PHASE].reshape(frames, bins)).T
+        kernel: dict[str, list[float]] = {"old": [], "new": []}
+        phases = {}
+        for _ in range(repeats):
+            for key, mod in (("old", old), ("new", pghi)):
+                r, s = rec.copy(), state.copy()
+                _, _, cpu = timed(mod._heap_integrate, r, s, bins, np.float32(threshold), mod.QUEUE_LEVELS,
+                                  g.hop, g.channels, 0, job.cancel_flag())
+                kernel[key].append(cpu)
+                phases[key] = r[:, pghi._PHASE].copy()
+        same = np.array_equal(phases["old"], phases["new"])
+        phase = torch.from_numpy(phases["new"].reshape(frames, bins)).T
         _, w_polar, _ = timed(torch.polar, mag, phase)
         _, w_all, _ = timed(get_backend("pghi"), mag, g)
+        ns_old, ns_new = (min(kernel[k]) / cells * 1e9 for k in ("old", "new"))
         print(f"{label:<28} whole backend {w_all * 1e3:7.1f} ms: records {w_rec * 1e3:6.1f} ms, heap kernel "
-              f"{min(kernel) * 1e3:7.1f} ms = {min(kernel) / cells * 1e9:5.1f} ns per integrated coefficient "
+              f"{min(kernel['new']) * 1e3:7.1f} ms CPU = {ns_new:5.1f} ns per integrated coefficient "
+              f"(old {ns_old:5.1f} ns: {ns_old / ns_new:4.2f}x; same phase: {same}) "
               f"({cells:,} of {bins * frames:,}), polar {w_polar * 1e3:5.1f} ms")
 
 
@@ -211,7 +223,7 @@ def main() -> None:
     if "2" in args.sections:
         section_tifresi(clips[0][0], clips[0][1], args.repeats)
     if "3" in args.sections:
-        section_pghi_parts(clips[0][1])
+        section_pghi_parts(clips[0][1], max(3, args.repeats))
     if "4" in args.sections:
         section_fgla_iteration(clips[0][1])
     print(f"\nload average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)")

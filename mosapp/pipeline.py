@@ -17,19 +17,26 @@ input, apart from the waveforms themselves.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from mosapp.core import dsp, metrics
-from mosapp.core.audio import Audio, AudioInfo, is_silent, restore_format
+from mosapp.core import dsp, job, metrics
+from mosapp.core.audio import STREAM_BLOCK_FRAMES, Audio, AudioInfo, is_silent, restore_format, restore_format_blocks
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig, StftGeometry, get_geometry
 from mosapp.core.errors import AudioError
 from mosapp.core.job import Progress, drive, relay
 from mosapp.phase import get_backend
-from mosapp.phase.invert import StageTimer, frame_blocks, invert_magnitude
+from mosapp.phase.invert import (
+    StageTimer,
+    frame_blocks,
+    in_this_job,
+    invert_magnitude,
+    return_large_blocks_to_the_system,
+    torch_pool,
+)
 
 #: ViSQOL costs ~0.2 s per second of audio on 2 cores; "auto" runs it up to this length.
 VISQOL_AUTO_MAX_S = 120.0
@@ -47,7 +54,8 @@ class RoundTripResult:
     """What a round trip produced.
 
     Attributes:
-        output: float32 (channels, frames) in the input file's rate, length and channels.
+        output: float32 (channels, frames) in the input file's rate, length and channels,
+            made when first asked for (:meth:`output_blocks` gives it block by block).
         reconstruction: float32 (channels, n) at the pipeline rate (what metrics compare).
         reference: float32 (channels, n) at the pipeline rate (what entered the pipeline).
         info: the input's format.
@@ -56,7 +64,6 @@ class RoundTripResult:
         timings_s: seconds per stage.
     """
 
-    output: np.ndarray
     reconstruction: np.ndarray
     reference: np.ndarray
     info: AudioInfo
@@ -65,6 +72,24 @@ class RoundTripResult:
     device: str
     metrics: metrics.Metrics
     timings_s: dict[str, float] = field(default_factory=dict)
+    _output: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def output(self) -> np.ndarray:
+        if self._output is None:
+            self._output = restore_format(self.reconstruction, PIPELINE_SAMPLE_RATE, self.info)
+        return self._output
+
+    def output_blocks(self) -> Iterator[np.ndarray]:
+        """:attr:`output` block by block (what :func:`mosapp.core.audio.write_audio_blocks` takes):
+        a long file's output is never held whole, on top of the reconstruction."""
+        if self._output is not None:
+            yield self._output
+            return
+        channels = self.reconstruction.shape[0]
+        step = STREAM_BLOCK_FRAMES
+        blocks = (self.reconstruction[:, i: i + step] for i in range(0, self.reconstruction.shape[-1], step))
+        yield from restore_format_blocks(blocks, PIPELINE_SAMPLE_RATE, channels, self.info)
 
     @property
     def audio_seconds(self) -> float:
@@ -98,7 +123,7 @@ class SpectralTally:
     """Spectral convergence of a reconstruction against its target and the target's consistency
     (``target_consistency``), accumulated tile by tile.
 
-    The pipeline hands over each block's target image as it is made and measures frames
+    The pipeline hands over each block's target magnitude as it is made and measures frames
     as soon as the waveform is final for them, so memory does not grow with the input.
     """
 
@@ -107,30 +132,32 @@ class SpectralTally:
         self.err2 = self.ref2 = 0.0
         self.target_consistency_sum = self.cells = 0.0
         self.done = 0
-        self._images: list[tuple[int, int, torch.Tensor]] = []  # (first frame, last + 1, image)
+        self._targets: list[tuple[int, int, torch.Tensor]] = []  # (first frame, last + 1, magnitude)
 
-    def add_target(self, start: int, stop: int, image: torch.Tensor) -> None:
-        """Target image (bins, stop - start) of frames [start, stop); overlaps are fine."""
-        self._images.append((start, stop, image))
+    def add_target(self, start: int, stop: int, magnitude: torch.Tensor) -> None:
+        """Target magnitude (bins, stop - start) of frames [start, stop) (the image's, as
+        :func:`dsp.image_to_magnitude` gives it); overlaps are fine."""
+        self._targets.append((start, stop, magnitude))
 
     def _target(self, f0: int, f1: int) -> torch.Tensor:
         cols = []
         f = f0
-        for start, stop, image in self._images:
+        for start, stop, magnitude in self._targets:
             if start <= f < stop:
                 take = min(stop, f1) - f
-                cols.append(image[:, f - start: f - start + take])
+                cols.append(magnitude[:, f - start: f - start + take])
                 f += take
                 if f >= f1:
                     break
-        return torch.cat(cols, dim=1)
+        return cols[0] if len(cols) == 1 else torch.cat(cols, dim=1)
 
     def measure(self, y: torch.Tensor, final_frames: int) -> None:
         """Measure frames [done, final_frames) of periodic waveform ``y`` against the target."""
         while self.done < final_frames:
+            job.check()
             f0, f1 = self.done, min(final_frames, self.done + METRIC_TILE_FRAMES)
-            want = dsp.image_to_magnitude(self._target(f0, f1).to(torch.float32), self.scale)
-            got = dsp.stft(y, self.geometry, f0, f1).abs()
+            want = self._target(f0, f1).to(torch.float32)
+            got = dsp.stft_magnitude(y, self.geometry, f0, f1)
             self.err2 += float(((want - got) ** 2).sum())
             self.ref2 += float((want**2).sum())
             mag = want.cpu().numpy()
@@ -139,7 +166,7 @@ class SpectralTally:
                 self.target_consistency_sum += c * mag.size
                 self.cells += mag.size
             self.done = f1
-        self._images = [item for item in self._images if item[1] > self.done]
+        self._targets = [item for item in self._targets if item[1] > self.done]
 
 
 def reconstruct_channel(
@@ -150,6 +177,7 @@ def reconstruct_channel(
     transform: ImageTransform | None = None,
     timer: StageTimer | None = None,
     measure: bool = True,
+    out: torch.Tensor | None = None,
 ) -> Generator[Progress, None, tuple[torch.Tensor, SpectralTally | None]]:
     """One channel through image → (transform) → phase → waveform, block by block.
 
@@ -160,6 +188,8 @@ def reconstruct_channel(
         transform: optional image → image function (a codec's encode+decode).
         timer: stage timer.
         measure: tally spectral convergence against the target image and the target's consistency.
+        out: float32 zeros of :func:`dsp.padded_length` samples on ``x``'s device to synthesise
+            into (the returned reconstruction is then a view of it); default a new buffer.
 
     Yields:
         Progress in frames.
@@ -168,23 +198,33 @@ def reconstruct_channel(
         (reconstruction (n,), the tally or None).
     """
     timer = timer or StageTimer(x.device)
+    # The lattice's periodic buffer is x with zeros either side; it is never made: the
+    # STFTs read x at its offset (dsp.stft_magnitude), the synthesis writes a buffer of that length.
+    length = dsp.padded_length(x.shape[-1], geometry)
+    offset = geometry.window_length // 2
+    n_frames = geometry.frames_for(length)
+
+    def magnitude(start: int, stop: int) -> torch.Tensor:
+        return dsp.stft_magnitude(x, geometry, start, stop, length=length, offset=offset)
+
     with timer.stage("analysis"):
-        xp, offset = dsp.pad_for_lattice(x, geometry)
-        n_frames = geometry.frames_for(xp.shape[-1])
-        # Pass 1: the clip's peak fixes the image scale (recorded for decoding).
-        peak = 0.0
-        for b0, b1, _, _ in frame_blocks(n_frames, config.block_frames(geometry), 0):
-            peak = max(peak, float(dsp.stft(xp, geometry, b0, b1).abs().max()))
+        # Pass 1: the clip's peak fixes the image scale (recorded for decoding). Blocks
+        # on as many threads as torch would use, each single-threaded.
+        spans = [(b0, b1) for b0, b1, _, _ in frame_blocks(n_frames, config.block_frames(geometry), 0)]
+        workers = max(1, min(len(spans), torch.get_num_threads())) if x.device.type == "cpu" else 1
+        with torch_pool(workers, x.device, "mosapp-peak") as pool:
+            peak = max(pool.map(lambda span: float(magnitude(*span).max()), spans))
         scale = dsp.image_scale_for(peak, config.image)
     tally = SpectralTally(geometry, scale) if measure else None
 
     def magnitude_frames(start: int, stop: int) -> torch.Tensor:
-        image = dsp.magnitude_to_image(dsp.stft(xp, geometry, start, stop).abs(), scale)
+        image = dsp.magnitude_to_image(magnitude(start, stop), scale)
         if transform is not None:
             image = transform(image)
+        target = dsp.image_to_magnitude(image, scale)
         if tally is not None:
-            tally.add_target(start, stop, image)
-        return dsp.image_to_magnitude(image, scale)
+            tally.add_target(start, stop, target)
+        return target
 
     on_final = None
     if tally is not None:
@@ -192,8 +232,8 @@ def reconstruct_channel(
             with timer.stage("metrics"):
                 tally.measure(y, frames)
 
-    y = yield from invert_magnitude(magnitude_frames, n_frames, xp.shape[-1], geometry, config,
-                                    device=x.device, timer=timer, on_final=on_final)
+    y = yield from invert_magnitude(magnitude_frames, n_frames, length, geometry, config,
+                                    device=x.device, timer=timer, on_final=on_final, out=out)
     return y[offset: offset + x.shape[-1]], tally
 
 
@@ -210,17 +250,26 @@ def _measure(
     cells = sum(t.cells for t in tallies)
     sc = 10.0 * math.log10(err2 / ref2) if ref2 > 0 and err2 > 0 else float("nan")
     chunk = int(METRIC_CHUNK_S * PIPELINE_SAMPLE_RATE)
-    mel_sum = mel_weight = 0.0
-    # Channel by channel and chunk by chunk (mel_distance averages channels anyway).
-    for ch in range(reference.shape[0]):
-        for s in range(0, reference.shape[-1], chunk):
-            a, b = reference[ch, s: s + chunk], reconstruction[ch, s: s + chunk]
-            if a.shape[-1] < 2048:  # the longest mel window; a shorter tail adds nothing measurable
-                continue
-            mel_sum += metrics.mel_distance(a, b, PIPELINE_SAMPLE_RATE, device=device) * a.shape[-1]
-            mel_weight += a.shape[-1]
-    # The band metrics run over the kept waveforms, 512 frames of 4096 samples at a time.
-    band = metrics.band_metrics(reference, reconstruction, PIPELINE_SAMPLE_RATE)
+    # Channel by channel and chunk by chunk (mel_distance averages channels anyway), the
+    # chunks and the band metrics on as many threads as torch would use, each single-threaded.
+    spans = [(ch, s) for ch in range(reference.shape[0]) for s in range(0, reference.shape[-1], chunk)
+             if reference[ch, s: s + chunk].shape[-1] >= 2048]  # the longest mel window; a shorter tail adds nothing
+    workers = max(1, torch.get_num_threads()) if device.type == "cpu" else 1
+    in_job = in_this_job()
+
+    @in_job
+    def mel(span: tuple[int, int]) -> tuple[float, int]:
+        ch, s = span
+        a, b = reference[ch, s: s + chunk], reconstruction[ch, s: s + chunk]
+        return metrics.mel_distance(a, b, PIPELINE_SAMPLE_RATE, device=device), a.shape[-1]
+
+    with torch_pool(workers, device, "mosapp-metrics") as pool:
+        # The band metrics run over the kept waveforms, 512 frames of 4096 samples at a time.
+        band_future = pool.submit(in_job(metrics.band_metrics), reference, reconstruction, PIPELINE_SAMPLE_RATE)
+        mel_values = list(pool.map(mel, spans))
+        band = band_future.result()
+    mel_sum = sum(value * weight for value, weight in mel_values)
+    mel_weight = sum(weight for _, weight in mel_values)
     return metrics.Metrics(
         **band,
         spectral_convergence_db=sc,
@@ -267,23 +316,31 @@ def roundtrip(
     if audio.sample_rate != PIPELINE_SAMPLE_RATE:
         raise ValueError(f"audio must be at {PIPELINE_SAMPLE_RATE} Hz, got {audio.sample_rate}")
     check_processable(audio, geometry)
+    return_large_blocks_to_the_system()  # before the first block-sized arrays (the peak pass)
     timer = StageTimer(device)
     with timer.stage("analysis"):
         reference = torch.from_numpy(np.ascontiguousarray(audio.samples, dtype=np.float32)).to(device)
     channels, n = reference.shape
-    n_frames = geometry.frames_for(dsp.padded_length(n, geometry))
-    reconstruction = np.empty((channels, n), dtype=np.float32)
+    length = dsp.padded_length(n, geometry)
+    n_frames = geometry.frames_for(length)
+    # On the CPU each channel is synthesised straight into its row of the result (the
+    # lattice's padded length), which is then cropped by a view: no second copy of the output.
+    direct = device.type == "cpu"
+    padded = np.zeros((channels, length) if direct else (0, 0), dtype=np.float32)
+    reconstruction = padded[:, geometry.window_length // 2: geometry.window_length // 2 + n] if direct \
+        else np.empty((channels, n), dtype=np.float32)
     tallies: list[SpectralTally] = []
     for ch in range(channels):
         gen = reconstruct_channel(reference[ch], geometry, config, transform=transform, timer=timer,
-                                  measure=compute_metrics)
+                                  measure=compute_metrics, out=torch.from_numpy(padded[ch]) if direct else None)
         first = ch * n_frames
 
         def over_channels(p: Progress, first: int = first) -> Progress:
             return Progress("frames", first + p.done, channels * n_frames, "frames")
 
         y, tally = yield from relay(gen, over_channels)
-        reconstruction[ch] = y.cpu().numpy()
+        if not direct:
+            reconstruction[ch] = y.cpu().numpy()
         del y
         if tally is not None:
             tallies.append(tally)
@@ -294,10 +351,7 @@ def roundtrip(
             run_visqol = visqol if visqol is not None else audio.duration_s <= VISQOL_AUTO_MAX_S
             result_metrics = _measure(audio.samples, reconstruction, tallies, device, run_visqol)
         yield Progress("metrics", 1, 1)
-    with timer.stage("output"):
-        output = restore_format(reconstruction, PIPELINE_SAMPLE_RATE, audio.info)
     return RoundTripResult(
-        output=output,
         reconstruction=reconstruction,
         reference=audio.samples,
         info=audio.info,

@@ -1,8 +1,11 @@
+import threading
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from mosapp.core import metrics
+from mosapp.core import job, metrics
 from mosapp.core.audio import read_audio
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import AudioError
@@ -77,3 +80,44 @@ def test_visqol_runs_when_asked(tmp_path):
     audio = read_audio(_file(tmp_path, music_like(2.0, 44_100), 44_100))
     result = run_to_end(roundtrip(audio, visqol=True))
     assert 3.0 < result.metrics.visqol <= 5.0
+
+
+def test_the_output_block_by_block_equals_the_whole_output(tmp_path):
+    """What `mosapp roundtrip` writes (output_blocks) is the output, here resampled and upmixed."""
+    path = _file(tmp_path, music_like(2.3, 48_000, channels=2), 48_000, "PCM_24")
+    result = run_to_end(roundtrip(read_audio(path), PipelineConfig(device="cpu"), compute_metrics=False))
+    blocks = np.concatenate(list(result.output_blocks()), axis=1)
+    assert blocks.dtype == np.float32 and blocks.shape == (2, int(2.3 * 48_000))
+    assert np.array_equal(blocks, result.output)
+    # Once made, the output is kept and handed out whole.
+    assert list(result.output_blocks())[0] is result.output
+
+
+def test_the_reconstruction_is_the_inputs_length_and_channels(tmp_path):
+    left, right = music_like(1.2, 44_100, seed=5)[0], music_like(1.2, 44_100, seed=6)[0]
+    path = _file(tmp_path, np.stack([left, right]), 44_100)
+    result = run_to_end(roundtrip(read_audio(path, mono=False), PipelineConfig(mono=False, device="cpu"),
+                                  compute_metrics=False))
+    assert result.reconstruction.shape == result.reference.shape == (2, left.size)
+    assert metrics.spectral_convergence_db(np.abs(np.fft.rfft(result.reference[1])),
+                                           np.abs(np.fft.rfft(result.reconstruction[1]))) < -10
+
+
+@pytest.mark.parametrize("stage", ["frames", "metrics"])
+def test_a_cancel_takes_effect_within_a_second(tmp_path, stage):
+    """Cancelled while blocks are in flight (the phase on one thread, reading, synthesis and the
+    spectral tally on the other) or while the metrics run on their threads: the run stops
+    within a second."""
+    audio = read_audio(_file(tmp_path, music_like(40.0, 44_100, seed=7), 44_100))
+    control = job.JobControl()
+    cancelled_at: list[float] = []
+
+    def on_progress(p) -> None:
+        if p.stage == stage and not cancelled_at and (stage == "metrics" or p.done >= p.total // 3):
+            timer = threading.Timer(0.2, lambda: (cancelled_at.append(time.perf_counter()), control.cancel()))
+            timer.start()
+
+    config = PipelineConfig(device="cpu", block_seconds=8.0)
+    with pytest.raises(job.Cancelled):
+        job.drive(roundtrip(audio, config, visqol=False), on_progress, control)
+    assert cancelled_at and time.perf_counter() - cancelled_at[0] < 1.0

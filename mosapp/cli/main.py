@@ -352,7 +352,8 @@ def run_roundtrip(in_path: str, out_path: str, args: argparse.Namespace) -> int:
             bar.close()
     else:
         result = run_to_end(gen)
-    write_audio(out_path, result.output, result.info.sample_rate, subtype=_output_subtype(out_path, result.info))
+    write_audio_blocks(out_path, result.output_blocks(), result.info.sample_rate, result.info.channels,
+                       subtype=_output_subtype(out_path, result.info))
     print(_result_json(result, in_path, out_path) if args.json else _format_result(result, in_path, out_path))
     return 0
 

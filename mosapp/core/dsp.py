@@ -173,6 +173,61 @@ def stft(
     return out.transpose(-1, -2)
 
 
+def stft_magnitude(
+    x: torch.Tensor,
+    geometry: StftGeometry,
+    frame_start: int = 0,
+    frame_stop: int | None = None,
+    *,
+    length: int | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
+    """``stft(...).abs()`` bit for bit, without the complex (bins, frames) array and, for
+    audio not yet padded, without the padded copy.
+
+    ``x`` (n,) is taken as lying at ``offset`` in a periodic buffer of ``length`` samples
+    that is zero elsewhere (default: ``x`` is that buffer): ``stft_magnitude(x, g, length=
+    padded_length(n, g), offset=Lg // 2)`` equals ``stft(pad_for_lattice(x, g)[0], g).abs()``.
+    Each chunk of frames is transformed as :func:`stft` does (the same chunks, products,
+    sums and FFT) and its modulus taken while it is time-major (the centre-origin sign
+    does not change a modulus), so only a (frames, bins) real result is allocated.
+
+    Returns:
+        float32/float64 (bins, frames), a transposed view of time-major storage.
+    """
+    if x.dim() != 1:
+        raise ValueError(f"stft_magnitude takes one channel (n,), got shape {tuple(x.shape)}")
+    length = x.shape[-1] if length is None else length
+    if length % geometry.channels:
+        raise ValueError(f"signal length {length} is not a multiple of {geometry.channels}")
+    if offset < 0 or offset + x.shape[-1] > length:
+        raise ValueError(f"{x.shape[-1]} samples at offset {offset} do not fit a buffer of {length}")
+    frame_stop = length // geometry.hop if frame_stop is None else frame_stop
+    g, _, _ = windows(geometry, x.device, x.dtype)
+    a, lg = geometry.hop, geometry.window_length
+    q, m = lg // geometry.channels, geometry.channels
+    out = torch.empty(frame_stop - frame_start, geometry.bins, dtype=x.dtype, device=x.device)
+    whole = offset == 0 and x.shape[-1] == length
+    for c0 in range(frame_start, frame_stop, _CHUNK_FRAMES):
+        c1 = min(c0 + _CHUNK_FRAMES, frame_stop)
+        if whole:
+            seg = _frames(x, geometry, c0, c1)
+        else:
+            # The chunk's span of the periodic buffer, made from x and zeros (a few MB).
+            first = c0 * a - lg // 2
+            span = (c1 - 1 - c0) * a + lg
+            buf = torch.zeros(span, dtype=x.dtype, device=x.device)
+            for shift in (-length, 0, length):  # the wrap-around copies of x
+                lo = max(first, offset + shift)
+                hi = min(first + span, offset + shift + x.shape[-1])
+                if lo < hi:
+                    buf[lo - first: hi - first] = x[lo - offset - shift: hi - offset - shift]
+            seg = buf.unfold(-1, lg, a)
+        folded = (seg * g).reshape(c1 - c0, q, m).sum(-2)
+        torch.abs(torch.fft.rfft(folded, dim=-1), out=out[c0 - frame_start: c1 - frame_start])
+    return out.T
+
+
 def synthesize(coeffs: torch.Tensor, geometry: StftGeometry, out: torch.Tensor, frame_start: int = 0) -> torch.Tensor:
     """Overlap-add the frames of ``coeffs`` (..., bins, frames) into periodic buffer ``out`` (..., L).
 

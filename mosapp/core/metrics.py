@@ -247,6 +247,7 @@ def mel_distance(reference: Any, estimate: Any, sample_rate: int, *, device: Any
     total = torch.zeros(n_channels, dtype=torch.float64, device=dev)
     with torch.no_grad():
         for window_length, n_mels in zip(MEL_WINDOW_LENGTHS, MEL_N_MELS):
+            job.check()  # a cancelled run stops between scales (mosapp.core.job)
             window = torch.hann_window(window_length, periodic=True, dtype=torch.float32, device=dev)
             spec = torch.stft(
                 both,

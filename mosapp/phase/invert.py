@@ -15,13 +15,17 @@ import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from typing import Any, TypeVar
 
 import torch
 
-from mosapp.core import dsp
+from mosapp.core import dsp, job
 from mosapp.core.config import PipelineConfig, StftGeometry
 from mosapp.core.job import Progress
 from mosapp.phase import get_backend, supports_blocks
+
+R = TypeVar("R")
 
 
 class StageTimer:
@@ -55,7 +59,7 @@ MMAP_THRESHOLD_BYTES = 8 << 20
 _malloc_tuned = False
 
 
-def _return_large_blocks_to_the_system() -> None:
+def return_large_blocks_to_the_system() -> None:
     """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD_BYTES` (once per process, Linux).
 
     A reconstruction allocates and frees block-sized arrays (tens of MB: spectra, images,
@@ -77,6 +81,35 @@ def _return_large_blocks_to_the_system() -> None:
         pass
 
 
+def _one_torch_thread() -> None:
+    torch.set_num_threads(1)  # OpenMP's thread count is per thread: this one's only
+
+
+def torch_pool(workers: int, device: torch.device, name: str) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads whose torch operations run on one thread each (on the CPU).
+
+    On a machine of few cores the pipeline already keeps every core busy with its own
+    threads; torch's intra-op threads on top of them only wait for one another (a batched
+    real FFT took 10 ms with two intra-op threads on a busy 2-core machine, 1 ms with one).
+    """
+    initializer = _one_torch_thread if device.type == "cpu" else None
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name, initializer=initializer)
+
+
+def in_this_job() -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """A decorator that runs a function, on whatever thread, as the calling thread's job
+    (:func:`mosapp.core.job.current`), so that its checks see a cancel and raise."""
+    control = job.current()
+
+    def bind(fn: Callable[..., R]) -> Callable[..., R]:
+        def run(*args: Any) -> R:
+            with control.active() if control is not None else nullcontext():
+                return fn(*args)
+        return run
+
+    return bind
+
+
 def frame_blocks(n_frames: int, block_frames: int, context_frames: int) -> Iterator[tuple[int, int, int, int]]:
     """(core_start, core_stop, start, stop) for each block; ``[start, stop)`` adds context."""
     b0 = 0
@@ -96,12 +129,15 @@ def invert_magnitude(
     device: torch.device,
     timer: StageTimer | None = None,
     on_final: Callable[[torch.Tensor, int], None] | None = None,
+    out: torch.Tensor | None = None,
 ) -> Generator[Progress, None, torch.Tensor]:
     """Phase reconstruction and synthesis of a magnitude spectrogram, block by block.
 
     Two blocks are in flight at once: while the phase backend works on block k (numba
-    releases the GIL), a second thread reads block k+1's magnitude and synthesises and
-    overlap-adds block k-1, so both cores of a small machine are busy.
+    releases the GIL), a second thread reads block k+1's magnitude, synthesises and
+    overlap-adds block k-1 and measures what is final (``on_final``), so both cores of a
+    small machine are busy. On the CPU that thread's torch operations run single-threaded
+    (:func:`torch_pool`).
 
     Args:
         magnitude_frames: ``f(start, stop)`` → magnitude (bins, stop - start) on ``device``.
@@ -110,9 +146,12 @@ def invert_magnitude(
         geometry, config: lattice, backend and block sizes.
         device: working device.
         timer: stage timer.
-        on_final: ``f(y, frames)`` called (on this thread) whenever the waveform ``y`` is
+        on_final: ``f(y, frames)`` called (on the second thread, after a block's synthesis,
+            never at the same time as ``magnitude_frames``) whenever the waveform ``y`` is
             final for the analysis of every frame below ``frames``: for measuring as the
             blocks go, without keeping the whole spectrogram.
+        out: the buffer to synthesise into, float32 (length,) of zeros on ``device``
+            (default: a new one), e.g. a view of the caller's output array.
 
     Yields:
         Progress in frames.
@@ -120,7 +159,7 @@ def invert_magnitude(
     Returns:
         the periodic waveform (length,), float32 on ``device``.
     """
-    _return_large_blocks_to_the_system()
+    return_large_blocks_to_the_system()
     timer = timer or StageTimer(device)
     backend = get_backend(config.phase)
     options = {"iterations": config.fgla_iterations}
@@ -129,19 +168,27 @@ def invert_magnitude(
     else:
         block, context = n_frames, 0
     blocks = list(frame_blocks(n_frames, block, context))
-    y = torch.zeros(length, dtype=torch.float32, device=device)
+    if out is not None and (out.shape != (length,) or out.dtype != torch.float32 or out.device != device):
+        raise ValueError(f"out must be float32 ({length},) on {device}, got {out.dtype} {tuple(out.shape)} on {out.device}")
+    y = torch.zeros(length, dtype=torch.float32, device=device) if out is None else out
 
+    in_job = in_this_job()
+
+    @in_job
     def read(i: int) -> torch.Tensor:
         _, _, start, stop = blocks[i]
         with timer.stage("analysis"):
             return magnitude_frames(start, stop)
 
-    def synthesise(committed: torch.Tensor, b0: int) -> None:
+    @in_job
+    def synthesise(committed: torch.Tensor, b0: int, final: int) -> None:
         with timer.stage("synthesis"):
             dsp.synthesize(committed, geometry, y, frame_start=b0)
+        if on_final is not None and final > 0:
+            on_final(y, final)
 
     seed: torch.Tensor | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosapp-io") as pool:
+    with torch_pool(1, device, "mosapp-io") as pool:
         pending_magnitude = pool.submit(read, 0)
         pending_synthesis = None
         for i, (b0, b1, start, _stop) in enumerate(blocks):
@@ -156,17 +203,17 @@ def invert_magnitude(
             seed = committed[:, -context:].clone() if context else None
             if pending_synthesis is not None:
                 pending_synthesis.result()
-                if on_final is not None:
-                    # Frames up to b0 are synthesised; a frame's analysis window reaches
-                    # window_length / hop frames further, which the next block still adds to.
-                    on_final(y, max(0, b0 - geometry.window_length // geometry.hop + 1))
-            pending_synthesis = pool.submit(synthesise, committed, b0)
+            # Once this block is synthesised, frames up to b1 are; a frame's analysis window
+            # reaches window_length / hop frames further, which the next block still adds to.
+            last = i + 1 == len(blocks)
+            final = 0 if last else b1 - geometry.window_length // geometry.hop + 1
+            pending_synthesis = pool.submit(synthesise, committed, b0, final)
             yield Progress("frames", b1, n_frames, "frames")
         if pending_synthesis is not None:
             pending_synthesis.result()
-    if on_final is not None:
-        on_final(y, n_frames)
+        if on_final is not None:
+            pool.submit(in_job(on_final), y, n_frames).result()
     return y
 
 
-__all__ = ["StageTimer", "frame_blocks", "invert_magnitude"]
+__all__ = ["StageTimer", "frame_blocks", "in_this_job", "invert_magnitude", "return_large_blocks_to_the_system", "torch_pool"]

@@ -151,12 +151,18 @@ def _bucket(rec_bits, cell, floor_bits, levels):
 @numba.njit(cache=True, nogil=True, inline="always")
 def _push(rec_bits, head, group, cell, floor_bits, levels, top):
     # Queue ``cell`` last-in first-out in its magnitude's bucket: its magnitude slot becomes
-    # the link to the bucket's previous head. Returns the new top bucket.
+    # the link to the bucket's previous head, stored as -2 - link (so -1 for none): a
+    # negative slot is what marks a cell as known. Returns the new top bucket.
     b = _bucket(rec_bits, cell, floor_bits, levels)
-    rec_bits[cell, _MAG] = head[b]
+    rec_bits[cell, _MAG] = -2 - head[b]
     head[b] = cell
     group[b >> 8] += 1
     return max(top, b)
+
+
+#: The magnitude slot of a known cell that is not queued (a seed inside the seed frames, or a
+#: cell below the tolerance, which is never integrated): negative, as every known cell's.
+_KNOWN = -1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -168,12 +174,14 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
         rec: float32 (frames * bins, 4) records, time-major (cell = n * bins + m), columns
             magnitude, time-step and frequency-step increments, phase (in/out, wrapped to
             [-pi, pi)). One 16-byte record per cell keeps all a cell needs in one cache
-            line; once a cell is queued its magnitude is no longer needed and its slot
-            holds the queue's next-cell link (so the magnitudes are overwritten).
+            line, its state included: the magnitude slot, read as int32, is positive (the
+            magnitude's bits) while the cell is to be integrated and negative once it is
+            known (seed, done, or below tolerance); a queued cell's slot holds the queue's
+            link. So the magnitudes are overwritten.
         bins: frequency rows per frame.
-        state: uint8 (frames * bins): 0 = to integrate, 1 = known (seed or done),
-            2 = below tolerance (never touched).
-        threshold: the tolerance as an absolute magnitude.
+        state: uint8 (frames * bins), read once at the start: 0 = to integrate,
+            1 = known (seed), 2 = below tolerance (never touched).
+        threshold: the tolerance as an absolute magnitude (positive).
         levels: buckets of the queue.
         hop, channels: the lattice (for island start phases).
         frame_offset: lattice index of the first frame.
@@ -183,7 +191,9 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
     The max-heap is a bucket queue on the log-magnitude (buckets 0.0015 dB apart;
     last-in first-out within a bucket; a count per 256 buckets to skip empty stretches):
     push and pop are O(1) instead of O(log n) cache-missing sift steps, and the order
-    differs from an exact heap only between coefficients less than 0.002 dB apart.
+    differs from an exact heap only between coefficients less than 0.002 dB apart. A
+    neighbour's test (is it known?) reads its own record, which the step then needs anyway:
+    one cache line per neighbour (a separate state array cost a second one).
     """
     total = rec.shape[0]
     frames = total // bins
@@ -205,6 +215,10 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
                     or (m + 1 < bins and state[cell + 1] == 0) or (m > 0 and state[cell - 1] == 0)):
                 top = _push(rec_bits, head, group, cell, floor_bits, levels, top)
                 queued += 1
+    # Every other known cell: marked in its record; the walk reads no state array.
+    for cell in range(total):
+        if state[cell] != 0 and rec_bits[cell, _MAG] >= 0:
+            rec_bits[cell, _MAG] = _KNOWN
 
     order = np.empty(0, dtype=np.int64)
     cursor = 0
@@ -221,21 +235,20 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
             if restarts < 1:
                 best = -1.0
                 for cell in range(total):
-                    if state[cell] == 0 and rec[cell, _MAG] > best:
+                    if rec_bits[cell, _MAG] >= 0 and rec[cell, _MAG] > best:
                         best = rec[cell, _MAG]
                         start = cell
             else:
                 if restarts == 1:
-                    candidates = np.nonzero(state == 0)[0]
+                    candidates = np.nonzero(rec_bits[:, _MAG] >= 0)[0]
                     order = candidates[np.argsort(-rec[candidates, _MAG])]
-                while cursor < order.size and state[order[cursor]] != 0:
+                while cursor < order.size and rec_bits[order[cursor], _MAG] < 0:
                     cursor += 1
                 if cursor < order.size:
                     start = order[cursor]
             if start < 0:
                 return True
             restarts += 1
-            state[start] = 1
             # Zero phase in the frequency-invariant convention (tifresi's choice): as if
             # the island's partial had started at time 0. Islands then line up with one
             # another better than with zero time-invariant phase (0.5 dB SC on music).
@@ -251,7 +264,7 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
         while head[top] < 0:
             top -= 1
         cell = head[top]
-        head[top] = rec_bits[cell, _MAG]
+        head[top] = -2 - rec_bits[cell, _MAG]
         group[top >> 8] -= 1
         queued -= 1
 
@@ -277,7 +290,7 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
                 if m == 0:
                     continue
                 nb = cell - 1
-            if state[nb] != 0:
+            if rec_bits[nb, _MAG] < 0:
                 continue
             if k == 0:
                 q = p + 0.5 * (t_here + rec[nb, _TSTEP])
@@ -289,7 +302,6 @@ def _heap_integrate(rec, state, bins, threshold, levels, hop, channels, frame_of
                 q = p - 0.5 * (f_here + rec[nb, _FSTEP])
             # Wrapped, the phase fits float32 to 1e-7 rad however long the path.
             rec[nb, _PHASE] = q - two_pi * np.floor((q + np.pi) / two_pi)
-            state[nb] = 1
             top = _push(rec_bits, head, group, nb, floor_bits, levels, top)
             queued += 1
 
