@@ -173,3 +173,16 @@ def test_the_worked_example_in_the_docs_is_the_plug_ins_own_code():
     table = re.findall(r"^\| (.+?) \| .+ \|$", section, flags=re.M)[2:]
     hooks = {name for row in table for name in re.findall(r"`(\w+)`", row)}
     assert hooks and all(hasattr(TestType, name) for name in hooks)
+
+
+def test_the_study_package_and_the_listen_view_import_without_a_cycle():
+    """No module of mosapp.study (nor the Listen view's) reaches back to one that imports it, counting the imports
+    made for the type checker only (the registries load their plug-ins by name, as mosapp.codecs does)."""
+    import grimp
+
+    graph = grimp.build_graph("mosapp", cache_dir=None)
+    ours = {m for m in graph.modules if m.startswith(("mosapp.study", "mosapp.gui.listen", "mosapp.gui.trial_widgets"))
+            and ".migrations" not in m}
+    cycles = [(a, b) for a in sorted(ours) for b in sorted(graph.find_modules_directly_imported_by(a) & ours)
+              if graph.chain_exists(importer=b, imported=a)]
+    assert cycles == []

@@ -4,9 +4,9 @@ A test type is an instance of a :class:`TestType` subclass, registered by its mo
 (:func:`mosapp.study.types.register_test_type`). The class attributes say what a type *is*
 (its scale, labels, trial and session classes); the methods are the hooks, each with the
 behaviour most types share as its default, so a new type overrides only what it does
-differently. Nothing here imports a type module or the parser: a type module imports this,
-:mod:`mosapp.study.schema`, the sitting and store it writes to, and the export or report helpers
-it uses.
+differently. Nothing here imports a type module or the parser (not even for the type
+checker): a type module imports this, :mod:`mosapp.study.schema`, the sitting and store it
+writes to, and the export or report helpers it uses.
 """
 
 from __future__ import annotations
@@ -25,9 +25,14 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
 
-    from mosapp.study.definition import StudyDefinition
     from mosapp.study.sitting import StudyHost
     from mosapp.study.store import Store
+
+
+#: A study's :class:`~mosapp.study.definition.StudyDefinition`. Named loosely here, and not imported even for
+#: the type checker: the definition module asks this registry for its types, so importing it back would
+#: make a cycle. A type's own module annotates it as ``StudyDefinition``.
+Definition = Any
 
 
 class AnyTrial(Protocol):
@@ -180,7 +185,7 @@ class TestType:
             raise StudyError(f"{flag} {value:g} is not accepted for a {kind} study; give a score from {low} to {high}.")
 
     # ------------------------------------------------------------------ a listener's plan and sitting
-    def enrol(self, s: Session, definition: StudyDefinition, listener_id: int, listener_index: int,
+    def enrol(self, s: Session, definition: Definition, listener_id: int, listener_index: int,
               stimuli: Mapping[tuple[str, str], int], token: Callable[[], str]) -> None:
         """Write a new listener's trials (``stimuli``: (clip, condition) → stimulus id; ``token``: a fresh one)."""
         raise NotImplementedError
@@ -194,7 +199,7 @@ class TestType:
         """The player's streams of ``trial`` (:class:`Streams`)."""
         raise NotImplementedError
 
-    def reference_first(self, definition: StudyDefinition, trial: Any) -> bool:
+    def reference_first(self, definition: Definition, trial: Any) -> bool:
         """The trial's reference must be heard to its end before its sample (DCR with ``reference_first``)."""
         return False
 
@@ -213,21 +218,21 @@ class TestType:
         """Add this type's :attr:`rating_columns` to the ratings frame (default: none)."""
         return frame
 
-    def export_summary(self, store: Store, definition: StudyDefinition,
+    def export_summary(self, store: Store, definition: Definition,
                        ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         """The export's (summary, per-listener screening) tables when this type has its own, else None
         (the MOS summary and the screening of :mod:`mosapp.study.export`)."""
         return None
 
-    def build_report(self, store: Store, definition: StudyDefinition, **options: Any) -> Any | None:
+    def build_report(self, store: Store, definition: Definition, **options: Any) -> Any | None:
         """This type's own report (see :func:`mosapp.study.report.build_report`), or None for the MOS report."""
         return None
 
-    def warnings(self, definition: StudyDefinition) -> list[str]:
+    def warnings(self, definition: Definition) -> list[str]:
         """Sentences the report prints before its numbers (MUSHRA without its anchors)."""
         return []
 
-    def decorate_plot(self, ax: Any, definition: StudyDefinition) -> None:
+    def decorate_plot(self, ax: Any, definition: Definition) -> None:
         """Draw this type's marks on the score-against-bitrate plot (MUSHRA's bands, CCR's zero line)."""
 
     #: Where the plot's axes end (figure fraction) and its legend starts (axes fraction).
