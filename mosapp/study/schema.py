@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mosapp.study.errors import StudyError
+from mosapp.study.stats import SCREENING_ANCHOR_MAX_SCORE, SCREENING_MAX_FRACTION, SCREENING_MIN_SCORE
 
 #: The condition name of the original excerpt: the hidden reference (and DCR's known reference).
 REFERENCE = "reference"
@@ -94,11 +95,11 @@ class ScreeningSpec:
     """
 
     rule: str = "reference"
-    min_score: int = 4
-    max_fraction: float = 0.15
+    min_score: int = SCREENING_MIN_SCORE
+    max_fraction: float = SCREENING_MAX_FRACTION
     min_reference_trials: int = 7
     anchor: str | None = None
-    anchor_max_score: int = 4
+    anchor_max_score: int = SCREENING_ANCHOR_MAX_SCORE
     gold_max_failures: int = 0
     explicit: bool = False
 

@@ -55,6 +55,7 @@ from mosapp.study.schema import (
     screening_rule,
 )
 from mosapp.study.sitting import check_count, check_seconds, check_whole
+from mosapp.study.stats import SCREENING_MAX_FRACTION
 from mosapp.study.store import TrialItemRow, TrialRow
 from mosapp.study.types import register_test_type
 from mosapp.study.types.base import Playback, Streams, TestType
@@ -76,8 +77,9 @@ MUSHRA_MAX_CONDITIONS = 12
 MIN_PLAYED_S = 1.0
 #: MUSHRA's screening for what its ``[screening]`` leaves out (the one home of these numbers):
 #: ``bs1534`` when the study has the mid anchor (else ``reference``), 90 on 0..100, 3 screens.
-SCREENING_DEFAULTS = ScreeningSpec(rule="bs1534", min_score=90, max_fraction=0.15, min_reference_trials=3,
-                                   anchor=MUSHRA_MID_ANCHOR, anchor_max_score=90, gold_max_failures=0)
+SCREENING_DEFAULTS = ScreeningSpec(rule="bs1534", min_score=90, max_fraction=SCREENING_MAX_FRACTION,
+                                   min_reference_trials=3, anchor=MUSHRA_MID_ANCHOR, anchor_max_score=90,
+                                   gold_max_failures=0)
 
 
 @dataclass(frozen=True)
