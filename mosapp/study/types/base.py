@@ -172,7 +172,6 @@ class TestType:
                                         f'screening = "off" or leave it out')
         return ScreeningSpec(rule="off", explicit=value is not None)
 
-
     def check_screening_threshold(self, flag: str, value: float) -> None:
         """Refuse a command-line screening threshold (``--min-score`` …) outside this type's scale or units."""
         kind = self.name.upper()
