@@ -48,7 +48,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
@@ -65,7 +64,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mosapp.core.config import PIPELINE_SAMPLE_RATE
+from mosapp.gui.listen_audio import ListenAudio
 from mosapp.gui.listen_panels import PanelFactory, panel_class
 from mosapp.gui.listen_queue import ControllerQueue
 from mosapp.gui.listen_start import InstructionsPage, StartPage, message_page
@@ -221,14 +220,12 @@ class ListenView(QWidget):
                                            break_every_minutes=break_every_minutes)
         self.definition: StudyDefinition | None = None
         self.source: str | os.PathLike[str] | StudyDefinition | None = None
-        self.player: Player | None = None
         self.trial: AnyTrial | None = None
         #: The open study's trial panel (on :attr:`PAGE_TRIAL`), one per panel class, made when first needed.
         self.panel: TrialPanel | None = None
         self._panels: dict[PanelFactory, TrialPanel] = {}
-        self._audio_device_name = ""
-        self._audio_opened = False
-        self._underruns_noted = 0
+        self.audio = ListenAudio(self, open_audio=open_audio)
+        self.audio.note.connect(self.researcher_note)
         self._app_filter = False
         self.listener_mode = False
         # The database work: one job at a time on a thread of its own, the rest queued.
@@ -250,6 +247,11 @@ class ListenView(QWidget):
     break_every_trials = _ControllerSetting(int)
     break_every_minutes = _ControllerSetting(float)
     busy_timeout_s = _ControllerSetting(float)
+
+    @property
+    def player(self) -> Player | None:
+        """The trials' player (made when the first session starts)."""
+        return self.audio.player
 
     @property
     def session(self) -> object | None:
@@ -421,27 +423,6 @@ class ListenView(QWidget):
         return self.start_page._prepare_worker
 
     # ------------------------------------------------------------------ starting a session
-    def _keep_playback_margin(self, player: Player) -> None:
-        """Widen the output's block after underruns, and tell the researcher (not the listener) how many."""
-        widened = player.keep_margin()
-        if widened or player.underruns != self._underruns_noted:
-            self._underruns_noted = player.underruns
-            self.researcher_note.emit(
-                f"Playback: {player.underruns} underrun(s) this session on {self._audio_device_name}; block "
-                f"{player.blocksize} frames, {1000 * player.output_latency_s:.0f} ms latency"
-                + (" (raised after underruns)." if widened or player.blocksize > 1024 else "."))
-
-    def _ensure_player(self) -> Player:
-        if self.player is None:
-            self.player = Player([np.zeros((1, PIPELINE_SAMPLE_RATE // 10), np.float32)], rate=PIPELINE_SAMPLE_RATE,
-                                 names=["silence"])
-        if self.open_audio and not self._audio_opened:
-            self._audio_opened = True
-            self.player.open(self.device_combo.currentData())
-        device = self.player.device
-        self._audio_device_name = device.name if device is not None else "none (silent)"
-        return self.player
-
     def start(self, code: str) -> bool:
         """Start or resume the session of listener ``code`` (in the background); False with a message
         when it cannot start at all (or while a start is already under way)."""
@@ -451,8 +432,8 @@ class ListenView(QWidget):
         if problem is not None:
             self.start_page.show_error((self.start_message.text() if not self.controller.is_open else "") or problem)
             return False
-        self._ensure_player()
-        device = self._audio_device_name
+        self.audio.ensure(self.device_combo.currentData())
+        device = self.audio.device_name
         self._starting = True
         self.submit(lambda: self.controller.start(code, audio_device=device), lambda step: self._started(code, step),
                     self._start_failed)
@@ -519,10 +500,7 @@ class ListenView(QWidget):
 
     def _show_trial(self, trial: AnyTrial, progress: Progress) -> None:
         self.trial = trial
-        player = self._ensure_player()
-        s = streams(trial)
-        player.load(list(s.buffers), names=list(s.names))
-        player.select(0)
+        self.audio.load(streams(trial), self.device_combo.currentData())
         assert self.panel is not None
         self.panel.show_trial(trial, progress)
         self._show_page(self.PAGE_TRIAL)
@@ -545,7 +523,7 @@ class ListenView(QWidget):
         player = self.player
         if player is None or self.trial is None:
             return
-        self._keep_playback_margin(player)
+        self.audio.keep_margin()
         if self.page == self.PAGE_TRIAL and self.panel is not None:
             self.panel.tick()
 
@@ -577,8 +555,7 @@ class ListenView(QWidget):
         self.tick()
 
     def _pause(self) -> None:
-        if self.player is not None and self.player.playing:
-            self.player.pause()
+        self.audio.pause()
 
     def _finish(self, text: str) -> None:
         self._pause()
@@ -606,8 +583,7 @@ class ListenView(QWidget):
         self._pause()
         self.trial = None
         self.queue.close(self.controller.close, self.controller.busy_timeout_s + SHUTDOWN_GRACE_S)
-        if self.player is not None:
-            self.player.close()
+        self.audio.close()
 
     # ------------------------------------------------------------------ Qt events
     def _handle_key(self, event: QKeyEvent) -> bool:
