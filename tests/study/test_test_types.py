@@ -18,7 +18,7 @@ import pytest
 from mosapp.cli.main import main
 from mosapp.study import StudyEngine, load_study, open_store, parse_study
 from mosapp.study.errors import StudyError
-from mosapp.study.export import export_study, ratings_columns, summary_columns
+from mosapp.study.export import check_screening_units, export_study, ratings_columns, summary_columns
 from mosapp.study.listening import ListenController, Playback, Screen, streams
 from mosapp.study.report import build_report, write_report
 from mosapp.study.types import get_test_type, register_test_type, type_names, unregister_test_type
@@ -146,6 +146,21 @@ def test_a_new_test_type_runs_a_study_from_its_module_alone(abx, tmp_path, capsy
     assert main(["study", "export", str(path), "--out", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "abx-study-ratings.csv").read_text() == ratings_path.read_text()
     capsys.readouterr()
+
+
+def test_a_new_type_gets_the_protocols_defaults_in_its_own_words(abx):
+    """ABX says nothing of screening, gold trials or reference_first: the defaults refuse them, naming ABX."""
+    text = study_toml(test_type="abx", conditions=["reference", "pghi-only"])
+    definition = parse_study(text)
+    assert definition.scale == "ABX" and definition.score_range == (1, 2) and definition.trials_per_listener == 6
+    with pytest.raises(StudyError, match="--min-score is not accepted for a ABX study: ABX has no post-screening rule"):
+        check_screening_units(definition, min_score=1)
+    with pytest.raises(StudyError, match="a ABX study has no post-screening rule here"):
+        parse_study(study_toml(test_type="abx", conditions=["reference", "pghi-only"], extra='screening = "reference"'))
+    with pytest.raises(StudyError, match="reference_first is true, but only a DCR study plays a reference"):
+        parse_study(study_toml(test_type="abx", conditions=["reference", "pghi-only"], extra="reference_first = true"))
+    with pytest.raises(StudyError, match="trials_per_listener is 5; give a multiple of the 2 conditions"):
+        parse_study(study_toml(test_type="abx", conditions=["reference", "pghi-only"], trials=5))
 
 
 def test_a_type_that_is_gone_is_refused_in_one_sentence(abx, tmp_path):
