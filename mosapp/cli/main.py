@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -683,41 +683,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if getattr(args, "max_memory", None) is not None:
         set_max_memory(args.max_memory)
     try:
-        if args.command == "gui":
-            return run_gui(args.target)
-        if args.command == "roundtrip":
-            return run_roundtrip(args.input, args.output, args)
-        if args.command == "encode":
-            return run_encode(args.input, args.output, args)
-        if args.command == "decode":
-            return run_decode(args.input, args.output, args)
-        if args.command == "codecs":
-            return run_codecs(args)
-        if args.command == "convert":
-            return run_convert(args.input, args.output)
-        if args.command == "train":
-            return run_train(args)
-        if args.command == "evaluate":
-            return run_evaluate(args, ["mosapp", *argv])
-        if args.command == "study":
-            from mosapp.cli.study import run_study  # noqa: PLC0415 — the study stack (~1.7 s) loads only for `mosapp study`
-
-            return run_study(args)
-        if args.command == "demo":
-            out_dir = Path(args.out_dir)
-            try:
-                out_dir.mkdir(parents=True, exist_ok=True)
-            except FileExistsError:
-                raise MosappError(f"--out-dir {out_dir} is a file, not a folder; give a folder for the "
-                                  f"reconstruction.") from None
-            except OSError as exc:
-                raise MosappError(f"The folder {out_dir} cannot be created ({exc.strerror or exc}); give "
-                                  f"--out-dir a folder you can write to.") from None
-            if not os.access(out_dir, os.W_OK):
-                raise MosappError(f"The folder {out_dir} is read-only; give --out-dir a folder you can write to.")
-            out = out_dir / f"{DEMO_CLIP.stem}-{args.phase}-{args.geometry}.wav"
-            print(f"mosapp demo: PGHI-only round trip of the shipped clip {DEMO_CLIP.relative_to(REPO_ROOT)}")
-            return run_roundtrip(str(DEMO_CLIP), str(out), args)
+        return _run_command(args, argv, parser)
     except MosappError as exc:
         print(f"mosapp: error: {exc}", file=sys.stderr)
         return 2
@@ -729,5 +695,48 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("mosapp: interrupted", file=sys.stderr)
         return 130
-    parser.print_help()
-    return 2
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    from mosapp.cli.study import run_study  # noqa: PLC0415 — the study stack (~1.7 s) loads only for `mosapp study`
+
+    return run_study(args)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``mosapp demo``: the PGHI-only round trip of the shipped clip into ``--out-dir``."""
+    out_dir = Path(args.out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise MosappError(f"--out-dir {out_dir} is a file, not a folder; give a folder for the "
+                          f"reconstruction.") from None
+    except OSError as exc:
+        raise MosappError(f"The folder {out_dir} cannot be created ({exc.strerror or exc}); give "
+                          f"--out-dir a folder you can write to.") from None
+    if not os.access(out_dir, os.W_OK):
+        raise MosappError(f"The folder {out_dir} is read-only; give --out-dir a folder you can write to.")
+    out = out_dir / f"{DEMO_CLIP.stem}-{args.phase}-{args.geometry}.wav"
+    print(f"mosapp demo: PGHI-only round trip of the shipped clip {DEMO_CLIP.relative_to(REPO_ROOT)}")
+    return run_roundtrip(str(DEMO_CLIP), str(out), args)
+
+
+def _run_command(args: argparse.Namespace, argv: list[str], parser: argparse.ArgumentParser) -> int:
+    """Run the parsed subcommand (its errors are :func:`_main`'s to turn into sentences)."""
+    commands: dict[str, Callable[[], int]] = {
+        "gui": lambda: run_gui(args.target),
+        "roundtrip": lambda: run_roundtrip(args.input, args.output, args),
+        "encode": lambda: run_encode(args.input, args.output, args),
+        "decode": lambda: run_decode(args.input, args.output, args),
+        "codecs": lambda: run_codecs(args),
+        "convert": lambda: run_convert(args.input, args.output),
+        "train": lambda: run_train(args),
+        "evaluate": lambda: run_evaluate(args, ["mosapp", *argv]),
+        "study": lambda: _run_study(args),
+        "demo": lambda: run_demo(args),
+    }
+    command = commands.get(args.command)
+    if command is None:
+        parser.print_help()
+        return 2
+    return command()

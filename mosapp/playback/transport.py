@@ -108,40 +108,52 @@ class Transport:
     def _apply(self, op: Op, arg: Any) -> None:
         silent = self.fade.step == 0
         if op == "select":
-            if arg != self.selected and arg < self.program.count:
-                self.stimuli[self.selected] = self.stimuli[self.selected].fade_out()
-                self.stimuli[arg] = self.stimuli[arg].fade_in()
-                self.selected = arg
-                if silent:
-                    self.settle()
-                if self.fade.rising:
-                    self._count_pending = True
+            self._select(arg, silent)
         elif op == "play":
-            if not self.fade.rising:
-                if self.loop is None and self.heads[self.main].position >= self.program.total:
-                    self._jump(0)
-                self.fade = self.fade.fade_in()
-                self._count_pending = True
+            self._play()
         elif op == "pause":
             self.fade = self.fade.fade_out()
             self._count_pending = False
         elif op == "seek":
             self._jump(min(max(0, arg), self.program.total))
         elif op == "loop":
-            if arg is None:
-                self.loop = None
-            else:
-                start, end = arg
-                self.loop = (start, end - self.crossfade_frames, end)
-                pos = self.heads[self.main].position
-                if not start <= pos < end - self.crossfade_frames:
-                    self._jump(start)
+            self._set_loop(arg)
         elif op == "level":
             self.level = Level.steady(arg, self.level.ramp.length) if silent else self.level.toward(arg)
         elif op == "load":
             self._load(arg)
         elif op == "swap":
             self.program = arg
+
+    def _select(self, index: int, silent: bool) -> None:
+        """Cross-fade from the selected stimulus to ``index`` (at once when nothing is heard)."""
+        if index != self.selected and index < self.program.count:
+            self.stimuli[self.selected] = self.stimuli[self.selected].fade_out()
+            self.stimuli[index] = self.stimuli[index].fade_in()
+            self.selected = index
+            if silent:
+                self.settle()
+            if self.fade.rising:
+                self._count_pending = True
+
+    def _play(self) -> None:
+        """Fade in (from the start again when the end was reached without a loop)."""
+        if not self.fade.rising:
+            if self.loop is None and self.heads[self.main].position >= self.program.total:
+                self._jump(0)
+            self.fade = self.fade.fade_in()
+            self._count_pending = True
+
+    def _set_loop(self, span: tuple[int, int] | None) -> None:
+        """Loop ``(start, end)`` (jumping into it when the head is outside), or no loop (``None``)."""
+        if span is None:
+            self.loop = None
+            return
+        start, end = span
+        self.loop = (start, end - self.crossfade_frames, end)
+        pos = self.heads[self.main].position
+        if not start <= pos < end - self.crossfade_frames:
+            self._jump(start)
 
     def publish(self) -> None:
         """Make the audio state visible to the getters (skipped while newer commands wait)."""
