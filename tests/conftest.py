@@ -6,18 +6,8 @@ to import from).
 
 from __future__ import annotations
 
-import os
-
-# MKL (torch's CPU FFT) takes another code path on each CPU family (AVX-512 on recent Intel, an SSE
-# path on others), and its sums then round differently: the .sgc fixtures' decodes
-# (tests/codecs/test_fixtures.py), recorded on such a path, would move by one LSB on another
-# machine. Conditional Numerical Reproducibility's COMPATIBLE mode gives every x86 CPU the same
-# results, so "bit for bit" holds wherever the suite runs. Set before torch loads MKL; children
-# (the CLI tests' subprocesses) inherit it.
-os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
-
 import pytest
-import torch  # after MKL_CBWR: MKL reads it when torch loads it
+import torch
 
 from tests.helpers import RATE, music_like, unavailable
 
