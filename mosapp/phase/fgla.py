@@ -276,6 +276,14 @@ class _Part:
         self.x = np.zeros((f1 - f0 + k - 1, a), dtype=dtype)
 
 
+def _sum_shared_slabs(parts: list[_Part], k: int) -> None:
+    """Give each pair of neighbouring parts the sum of the slab (``k - 1`` hops) both synthesised into."""
+    for left, right in zip(parts, parts[1:]):
+        shared = left.x[right.f0 - left.f0:] + right.x[: k - 1]
+        left.x[right.f0 - left.f0:] = shared
+        right.x[: k - 1] = shared
+
+
 def _refine_cpu(mag_t: torch.Tensor, t_t: torch.Tensor, seed_t: torch.Tensor | None, geometry: StftGeometry,
                 iterations: int, alpha: float) -> torch.Tensor:
     """The iterations with numba kernels and scipy FFTs, the frames split between threads."""
@@ -325,11 +333,7 @@ def _refine_cpu(mag_t: torch.Tensor, t_t: torch.Tensor, seed_t: torch.Tensor | N
         for _ in range(iterations):
             job.check()  # one step is a fraction of a second even on a 32 s block
             list(pool.map(synthesize, parts))
-            for left, right in zip(parts, parts[1:]):
-                # The slabs both parts wrote to: each needs the sum.
-                shared = left.x[right.f0 - left.f0:] + right.x[: k - 1]
-                left.x[right.f0 - left.f0:] = shared
-                right.x[: k - 1] = shared
+            _sum_shared_slabs(parts, k)
             list(pool.map(analyse, parts))
     for part in parts:  # the result in place of c_prev: no third (frames, bins) array
         for f0, f1 in chunks(part):
