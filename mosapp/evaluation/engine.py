@@ -147,18 +147,28 @@ class Engine:
         """
         client, cluster = self.client, self._cluster
         self.client = self._cluster = None
+        # Killed workers break their connections on purpose: what Dask logs about that (a
+        # CommClosedError's traceback at INFO, from a sender still running once the cluster has
+        # put its handlers' levels back) is not news for the user. So Dask's logger stays at ERROR
+        # (the cluster's own silence_logs) from here on.
+        dask_log = logging.getLogger("distributed")
+        level = dask_log.level if cluster is None else max(dask_log.getEffectiveLevel(), logging.ERROR)
         if cluster is not None:
+            dask_log.setLevel(logging.CRITICAL)
             _kill_workers(cluster)
-        if client is not None:
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 — closing a cluster that is already gone must not hide why we stop
-                pass
-        if cluster is not None:
-            try:
-                cluster.close()
-            except Exception:  # noqa: BLE001 — as above
-                pass
+        try:
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001 — closing a cluster that is already gone must not hide why we stop
+                    pass
+            if cluster is not None:
+                try:
+                    cluster.close()
+                except Exception:  # noqa: BLE001 — as above
+                    pass
+        finally:
+            dask_log.setLevel(level)
 
     def threads(self) -> int:
         """Worker threads the work is spread over (1 in this process)."""
