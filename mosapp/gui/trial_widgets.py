@@ -318,6 +318,12 @@ class TrialPanel(QWidget):
     def keys_text(self) -> str:  # pragma: no cover - every panel has its own
         raise NotImplementedError
 
+    def rewind(self) -> None:
+        """Home: back to the start of the shown trial's audio."""
+        if self.trial is not None:
+            self.view.player.seek(0.0)
+        self.tick()
+
     def _add_hint(self) -> None:
         """The line saying what to do next (``self.hint``)."""
         self.hint = label("")

@@ -85,11 +85,6 @@ class AbxPanel(TrialPanel):
             self.view.player.select(i)
         self.tick()
 
-    def rewind(self) -> None:
-        if self.trial is not None:
-            self.view.player.seek(0.0)
-        self.tick()
-
     def choose(self, value: int) -> bool:
         return choose_score(self, value)
 

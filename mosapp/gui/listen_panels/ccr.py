@@ -115,11 +115,6 @@ class CcrPanel(TrialPanel):
             self.view.player.select(i)
         self.tick()
 
-    def rewind(self) -> None:
-        if self.trial is not None:
-            self.view.player.seek(0.0)
-        self.tick()
-
     def choose(self, value: int) -> bool:
         """Select the score ``value`` (-3..+3); False before both samples were heard."""
         return choose_score(self, value)

@@ -152,11 +152,6 @@ class FiveGradePanel(TrialPanel):
             self.view.player.select(self._sample_index)
         self.tick()
 
-    def rewind(self) -> None:
-        if self.trial is not None:
-            self.view.player.seek(0.0)
-        self.tick()
-
     def choose_score(self, score: int) -> bool:
         """Select ``score`` (1..5) for the shown trial; False (nothing changes) before the sample was heard."""
         return choose_score(self, score)
