@@ -14,7 +14,6 @@ libraries: it could not see that the window did not open at all after the README
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -27,7 +26,7 @@ import soundfile as sf
 
 from mosapp.views.platform import missing_xcb_libraries, xcb_plugin
 from tests.gui.listen_support import write_study
-from tests.gui.xvfb import SCREENSHOTS, env_for
+from tests.gui.xvfb import SCREENSHOTS, env_for, xvfb_display
 from tests.helpers import RATE, music_like
 
 REPO = Path(__file__).resolve().parents[2]
@@ -246,39 +245,20 @@ def screen_with_window_manager(request):
     if shutil.which("openbox") is None:
         pytest.fail("openbox is not installed; scripts/setup installs it (Debian package openbox).")
     width, height = request.param
-    read_fd, write_fd = os.pipe()
-    server = subprocess.Popen([shutil.which("Xvfb") or "Xvfb", "-displayfd", str(write_fd), "-screen", "0",
-                               f"{width}x{height}x24", "-nolisten", "tcp"], pass_fds=(write_fd,),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    number = b""
-    deadline = time.monotonic() + 30
-    while not number.endswith(b"\n") and time.monotonic() < deadline:
-        if select.select([read_fd], [], [], 1.0)[0]:
-            chunk = os.read(read_fd, 16)
-            if not chunk:
+    with xvfb_display((width, height)) as name:
+        manager = subprocess.Popen(["openbox", "--sm-disable"], env=env_for(name), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        # Wait until openbox owns the screen (it sets _NET_SUPPORTING_WM_CHECK on the root window).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            props = subprocess.run(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], env=env_for(name),
+                                   capture_output=True, text=True).stdout if shutil.which("xprop") else "window id"
+            if "window id" in props:
                 break
-            number += chunk
-    os.close(read_fd)
-    if not number.strip():
-        server.kill()
-        pytest.fail("Xvfb did not start")
-    name = f":{int(number)}"
-    manager = subprocess.Popen(["openbox", "--sm-disable"], env=env_for(name), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    # Wait until openbox owns the screen (it sets _NET_SUPPORTING_WM_CHECK on the root window).
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        props = subprocess.run(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], env=env_for(name),
-                               capture_output=True, text=True).stdout if shutil.which("xprop") else "window id"
-        if "window id" in props:
-            break
-        time.sleep(0.2)
-    yield name, (width, height)
-    manager.terminate()
-    server.terminate()
-    manager.wait(10)
-    server.wait(10)
+            time.sleep(0.2)
+        yield name, (width, height)
+        manager.terminate()
+        manager.wait(10)
 
 
 SCALES = """

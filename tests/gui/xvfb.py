@@ -22,13 +22,13 @@ SCREEN = (1600, 1000)
 
 
 @contextmanager
-def xvfb_display() -> Iterator[str]:
-    """A fresh Xvfb server; its display name (``:N``)."""
+def xvfb_display(size: tuple[int, int] = SCREEN) -> Iterator[str]:
+    """A fresh Xvfb server of ``size`` pixels; its display name (``:N``)."""
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.fail("Xvfb is not installed; scripts/setup installs it (Debian package xvfb).")
     read_fd, write_fd = os.pipe()
-    server = subprocess.Popen([xvfb, "-displayfd", str(write_fd), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
+    server = subprocess.Popen([xvfb, "-displayfd", str(write_fd), "-screen", "0", f"{size[0]}x{size[1]}x24",
                                "-nolisten", "tcp"], pass_fds=(write_fd,), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     os.close(write_fd)
