@@ -11,12 +11,11 @@ with other work the CPU-time ratio is the steadier one.
    distance, old and new.
 2. **Our PGHI against tifresi's**, phase only (the backend call: magnitude → coefficients)
    on one held-out clip, both geometries, old and new: time ratios and SC.
-3. **What PGHI's time is made of**: the records, the heap integration kernel (numba)
-   per integrated coefficient on short excerpts (the records fit in the core's L2) and on
-   the whole clip, the polar form; the kernel as it is and as it was with a separate state
-   array (one more cache line per neighbour), on the same records: the difference between
-   the short and the long excerpt is the memory latency of the walk, the short excerpt's
-   cost its bookkeeping.
+3. **What PGHI's time is made of**: the peak, the records, the heap integration kernel
+   (numba) per integrated coefficient on a short excerpt (the records fit in the core's L2)
+   and on the whole clip, the polar form; the kernel as it is and as it was before issue 29,
+   with the phases compared: the difference between the short and the long excerpt is the
+   memory latency of the walk, the short excerpt's cost its bookkeeping.
 4. **One FGLA iteration**, old and new, on the whole clip.
 
 Real music comes from Debian's game-music packages (never committed):
@@ -153,38 +152,61 @@ def section_tifresi(name: str, x: np.ndarray, repeats: int) -> None:
               f"{ratio(best['tifresi'][1], best['new'][1]):>20} {sc['tifresi']:11.2f} {sc['old']:7.2f} {sc['new']:7.2f}")
 
 
+def best_of(repeats: int, fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+    """``fn(*args)`` run ``repeats`` times: (last result, best wall s, best CPU s)."""
+    runs = [timed(fn, *args) for _ in range(repeats)]
+    return runs[-1][0], min(r[1] for r in runs), min(r[2] for r in runs)
+
+
+def walk_new(rec3: np.ndarray, first: int, threshold: float, g: Any) -> np.ndarray:
+    """Today's heap walk on a copy of its records: the phase, (frames, bins)."""
+    r = rec3.copy()
+    pghi._heap_integrate(r.reshape(-1, 4), rec3.shape[1], 0, first, np.float32(threshold), pghi.QUEUE_LEVELS,
+                         g.hop, g.channels, 0, job.cancel_flag())
+    return r[1:-1, 1:-1, pghi._PHASE]
+
+
+def walk_old(rec: np.ndarray, state: np.ndarray, threshold: float, g: Any) -> np.ndarray:
+    """The heap walk before issue 29 on a copy of its records: the phase, (frames, bins)."""
+    r = rec.copy()
+    old._heap_integrate(r, state.copy(), g.bins, np.float32(threshold), old.QUEUE_LEVELS, g.hop, g.channels, 0,
+                        job.cancel_flag())
+    return r[:, old._PHASE].reshape(-1, g.bins)
+
+
 def section_pghi_parts(x: np.ndarray, repeats: int) -> None:
     g = GEOMETRIES["thesis"]
-    print("\n## 3. what our PGHI's time is made of (thesis lattice, one thread); the heap kernel today and with "
-          f"the separate state array it had (old), interleaved, best of {repeats}")
-    for label, samples in (("1 s (records fit in L2)", x[:PIPELINE_SAMPLE_RATE]),
-                           ("0.25 s (records fit in L2)", x[:PIPELINE_SAMPLE_RATE // 4]),
+    print("\n## 3. what our PGHI's time is made of (thesis lattice), best of "
+          f"{repeats}: the peak; the records (one pass, two threads on long inputs); the heap walk (one "
+          "thread), per integrated coefficient, today and as it was before issue 29 (old: its own records, "
+          "a state array, bounds checks, a linear scan for the next bucket, no prefetch), with the phases "
+          "compared; the polar form")
+    for label, samples in (("0.25 s (records fit in L2)", x[:PIPELINE_SAMPLE_RATE // 4]),
+                           ("1 s", x[:PIPELINE_SAMPLE_RATE]),
                            (f"{x.size / PIPELINE_SAMPLE_RATE:g} s", x)):
         mag, _ = magnitude_of(samples, g)
         bins, frames = mag.shape
-        threshold = float(mag.max()) * pghi.DEFAULT_TOL
-        rec_t, w_rec, _ = timed(pghi.phase_records, mag, g, floor=threshold)
-        rec = rec_t.reshape(frames * bins, 4).numpy()
-        state = np.where(rec[:, pghi._MAG] < threshold, np.uint8(2), np.uint8(0))
-        cells = int((state == 0).sum())
-        kernel: dict[str, list[float]] = {"old": [], "new": []}
-        phases = {}
-        for _ in range(repeats):
-            for key, mod in (("old", old), ("new", pghi)):
-                r, s = rec.copy(), state.copy()
-                _, _, cpu = timed(mod._heap_integrate, r, s, bins, np.float32(threshold), mod.QUEUE_LEVELS,
-                                  g.hop, g.channels, 0, job.cancel_flag())
-                kernel[key].append(cpu)
-                phases[key] = r[:, pghi._PHASE].copy()
-        same = np.array_equal(phases["old"], phases["new"])
-        phase = torch.from_numpy(phases["new"].reshape(frames, bins)).T
-        _, w_polar, _ = timed(torch.polar, mag, phase)
-        _, w_all, _ = timed(get_backend("pghi"), mag, g)
-        ns_old, ns_new = (min(kernel[k]) / cells * 1e9 for k in ("old", "new"))
-        print(f"{label:<28} whole backend {w_all * 1e3:7.1f} ms: records {w_rec * 1e3:6.1f} ms, heap kernel "
-              f"{min(kernel['new']) * 1e3:7.1f} ms CPU = {ns_new:5.1f} ns per integrated coefficient "
-              f"(old {ns_old:5.1f} ns: {ns_old / ns_new:4.2f}x; same phase: {same}) "
-              f"({cells:,} of {bins * frames:,}), polar {w_polar * 1e3:5.1f} ms")
+        peak_t, w_peak, _ = best_of(repeats, torch.amax, mag)
+        peak = float(peak_t)
+        threshold = peak * pghi.DEFAULT_TOL
+        (rec3, first), w_rec, _ = best_of(repeats, pghi._lattice_records, mag, g, threshold, 0)
+        cells = int((rec3[1:-1, 1:-1, pghi._MAG].view(np.int32) >= 0).sum())
+
+        rec_old = old.phase_records(mag, g, floor=threshold).reshape(frames * bins, 4).numpy()
+        state_old = np.where(rec_old[:, old._MAG] < threshold, np.uint8(2), np.uint8(0))
+        copy_cpu = min(timed(rec3.copy)[2] for _ in range(repeats))  # the walk's input copy, taken off
+        phase_new, _, cpu_new = best_of(repeats, walk_new, rec3, first, threshold, g)
+        phase_old, _, cpu_old = best_of(repeats, walk_old, rec_old, state_old, threshold, g)
+        cpu_new, cpu_old = max(cpu_new - copy_cpu, 1e-9), max(cpu_old - copy_cpu, 1e-9)
+        same = np.array_equal(phase_new, phase_old)
+        phase = torch.from_numpy(np.ascontiguousarray(phase_new)).T
+        _, w_polar, _ = best_of(repeats, torch.polar, mag, phase)
+        _, w_all, _ = best_of(repeats, get_backend("pghi"), mag, g)
+        ns_old, ns_new = cpu_old / cells * 1e9, cpu_new / cells * 1e9
+        print(f"{label:<27} whole backend {w_all * 1e3:6.1f} ms: peak {w_peak * 1e3:4.1f} ms, records {w_rec * 1e3:5.1f} "
+              f"ms, heap walk {cpu_new * 1e3:6.1f} ms CPU = {ns_new:5.1f} ns per integrated coefficient (old "
+              f"{ns_old:5.1f} ns: {ns_old / ns_new:4.2f}x; same phase: {same}) ({cells:,} of {bins * frames:,}), "
+              f"polar {w_polar * 1e3:5.1f} ms")
 
 
 def section_fgla_iteration(x: np.ndarray) -> None:

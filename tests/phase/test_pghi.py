@@ -111,3 +111,75 @@ def test_pghi_leaves_its_input_untouched(music):
     before = mag.clone()
     get_backend("pghi")(mag, g)
     assert torch.equal(mag, before)
+
+
+def _reference_phase(mag: np.ndarray, g, tol: float = 1e-5) -> np.ndarray:
+    """PGHI by the book, in plain Python with heapq: the loudest known cell first (ties: the
+    one queued last, as the kernel's last-in first-out buckets), islands from the loudest
+    unreached cell (ties: the first in time-major order). For small inputs only."""
+    import heapq
+    import math
+
+    from mosapp.phase.pghi import phase_records
+    bins, frames = mag.shape
+    peak = float(mag.max())
+    threshold = np.float32(peak * tol)
+    rec = phase_records(torch.from_numpy(mag), g, float(threshold)).numpy().astype(np.float64)
+    # The kernel's buckets: a float32's bit pattern above the threshold's, >> 11.
+    level = (mag.T.astype(np.float32).view(np.int32) - threshold.view(np.int32)) >> 11
+    phase = np.zeros((frames, bins))
+    known = mag.T < threshold
+    counter = 0
+    while not known.all():
+        n0, m0 = np.unravel_index(np.argmax(np.where(known, -1.0, mag.T)), known.shape)
+        p0 = 2 * math.pi * ((m0 * n0 * g.hop) % g.channels) / g.channels
+        phase[n0, m0] = p0 - 2 * math.pi if p0 >= math.pi else p0
+        known[n0, m0] = True
+        heap = [(-level[n0, m0], -counter, n0, m0)]
+        while heap:
+            _, _, n, m = heapq.heappop(heap)
+            for dn, dm, col in ((1, 0, 1), (-1, 0, 1), (0, 1, 2), (0, -1, 2)):
+                a, b = n + dn, m + dm
+                if 0 <= a < frames and 0 <= b < bins and not known[a, b]:
+                    q = phase[n, m] + (dn + dm) * 0.5 * (rec[n, m, col] + rec[a, b, col])
+                    phase[a, b] = q - 2 * math.pi * math.floor((q + math.pi) / (2 * math.pi))
+                    known[a, b] = True
+                    counter += 1
+                    heapq.heappush(heap, (-level[a, b], -counter, a, b))
+    return phase.T
+
+
+def test_kernel_walks_as_pghi_by_the_book(music):
+    """The compiled walk (border lattice, bitmap of buckets, prefetch) integrates like a plain
+    heap on the same buckets: same phase to float32 rounding, islands and ties included."""
+    g, mag = _magnitude(music[0][:4000], "thesis")
+    mag = (torch.round(mag * 64) / 64).float()  # 8-bit-like levels: many exact ties
+    ours = pghi_phase(mag, g).double().numpy()
+    ref = _reference_phase(mag.numpy(), g)
+    diff = np.angle(np.exp(1j * (ours - ref)))
+    strong = mag.numpy() >= float(mag.max()) * 1e-5
+    assert strong.sum() > 1000
+    assert np.abs(diff[strong]).max() < 1e-3
+
+
+def test_two_thread_fill_matches_one(music):
+    """Long inputs are filled by two threads: the same records and the same first island start
+    (the first among equal peaks in time-major order, even when the second half has one too)."""
+    from mosapp.phase.pghi import _lattice_records
+    g, mag = _magnitude(np.tile(music[0], 2), "thesis")
+    assert mag.shape[1] >= 2048
+    mag = mag.clone()
+    peak = float(mag.max()) * 2
+    mag[5, -10] = peak  # in the second half, and
+    mag[7, 10] = peak  # in the first: this one starts
+    threshold = peak * 1e-5
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, start_one = _lattice_records(mag, g, threshold, 0)
+        torch.set_num_threads(2)
+        two, start_two = _lattice_records(mag, g, threshold, 0)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(one.view(np.int32), two.view(np.int32))
+    assert start_one == start_two == (10 + 1) * (g.bins + 2) + 7 + 1
