@@ -95,8 +95,7 @@ def _training(cfg: TrainConfig, files: list[str], hours: float, step: int) -> di
     return {
         "config": os.path.relpath(cfg.source) if cfg.source else None,
         "command": f"mosapp train --config {os.path.relpath(cfg.source) if cfg.source else '...'}",
-        "data": "Debian game-music packages hyperrogue-music and drascula-music (CC-BY-SA / freeware "
-                "soundtracks, not redistributed), mono mix-down at 44.1 kHz; held-out files excluded",
+        "data": data_text(cfg, files),
         "files": len(files),
         "hours": round(hours, 3),
         "steps": step,
@@ -121,6 +120,20 @@ def _training(cfg: TrainConfig, files: list[str], hours: float, step: int) -> di
         **({"bands_trained": list(cfg.bands)} if two_band and sorted(cfg.bands) != ["high", "low"] else {}),
         "log": "training log.csv and training.png next to this card",
     }
+
+
+def data_text(cfg: TrainConfig, files: list[str]) -> str:
+    """The card's ``training.data``: the config's ``[data] description``, else the folders the
+    training files come from (with how many files each), and how the audio was used."""
+    how = "mono mix-down at 44.1 kHz; held-out files excluded"
+    if cfg.data_description:
+        return f"{cfg.data_description.rstrip('. ')}; {how}"
+    folders: dict[str, int] = {}
+    for f in files:
+        folder = os.path.dirname(f)
+        folders[folder] = folders.get(folder, 0) + 1
+    listed = ", ".join(f"{folder} ({n})" for folder, n in folders.items())
+    return f"{len(files)} files from {listed or 'nowhere'}; {how}"
 
 
 def write_operating_point(card: ModelCard, base: Path, name: str, kbps: float, share: float,

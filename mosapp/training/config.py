@@ -12,7 +12,9 @@
              context (none | temporal: each latent column predicted from the one decoded before it,
              mosapp.models.sgc_net.TemporalContext; started as the least-squares fit on the training
              images when init has none)
-    [data]   train (globs), heldout (globs, never trained on), geometry, cache, heldout_seconds
+    [data]   train (globs), heldout (globs, never trained on), geometry, cache, heldout_seconds,
+             description (the training data and its licences in words, for the model card; without
+             it the card names the folders the training files come from)
     [train]  steps, batch, patch_frames, lr, lr_drop_at, lambda, low_lambda, mel_weight, sc_weight,
              sdl_weight, sdl_frames, low_sdl_frames, seed, log_every, checkpoint_every, threads, device,
              step_range (latent steps drawn log-uniformly per batch and band, [1.0, 1.0] by default:
@@ -49,7 +51,7 @@ SECTIONS: dict[str, dict[str, str]] = {
               "block_frames": "block_frames", "high_m": "high_m",
               "context": "context"},
     "data": {"train": "train", "heldout": "heldout", "geometry": "geometry", "cache": "cache",
-             "heldout_seconds": "heldout_seconds"},
+             "heldout_seconds": "heldout_seconds", "description": "data_description"},
     "train": {"steps": "steps", "batch": "batch", "patch_frames": "patch_frames", "lr": "lr", "lr_drop_at": "lr_drop_at",
               "lambda": "lam", "low_lambda": "low_lam", "mel_weight": "mel_weight", "sc_weight": "sc_weight",
               "sdl_weight": "sdl_weight", "sdl_frames": "sdl_frames", "low_sdl_frames": "low_sdl_frames",
@@ -109,6 +111,8 @@ class TrainConfig:
     export: str = ""
     operating_points: list[str] = field(default_factory=list)
     heldout_seconds: float = 20.0
+    #: The training data in words (sources, licences) for the model card; "" lets the card name the folders.
+    data_description: str = ""
     source: str = ""
 
     @staticmethod

@@ -147,3 +147,15 @@ def test_the_fifth_round_config_finetunes_the_fourth_into_a_temporal_context(tmp
     path.write_text(path.read_text().replace("m = 24\n", 'm = 24\ncontext = "spatial"\n', 1))
     with pytest.raises(ConfigError, match=re.escape('model.context must be "none" or "temporal", got \'spatial\'.')):
         TrainConfig.load(path)
+
+
+def test_data_description_goes_to_the_card(tmp_path):
+    """``[data] description`` is the card's training-data sentence."""
+    from mosapp.training.card import data_text
+    from mosapp.training.config import TrainConfig, training_files
+    from tests.training.conftest import write_config
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("[data]\n", '[data]\ndescription = "Two synthetic tracks (CC0)."\n'))
+    cfg = TrainConfig.load(path)
+    files, _ = training_files(cfg)
+    assert data_text(cfg, files) == "Two synthetic tracks (CC0); mono mix-down at 44.1 kHz; held-out files excluded"

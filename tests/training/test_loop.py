@@ -37,6 +37,9 @@ def test_train_logs_checkpoints_resumes_and_exports(tmp_path, monkeypatch, capsy
     card = json.loads((tmp_path / "models" / "sgc-8.json").read_text())
     assert card["training"]["steps"] == 2 and card["geometry"] == "thesis"
     assert card["architecture"]["n"] == 16
+    # No [data] description: the card names the training files' folder, not a fixed sentence.
+    assert card["training"]["data"] == (f"2 files from {tmp_path / 'music'} (2); mono mix-down at 44.1 kHz; "
+                                        "held-out files excluded")
     assert load_weights(weights)["arch"] == {"n": 16, "m": 24}
     assert (tmp_path / "models" / "sgc-8.log.csv").read_bytes() == (run / "log.csv").read_bytes()
     assert (tmp_path / "models" / "sgc-8.training.png").read_bytes() == (run / "training.png").read_bytes()
