@@ -23,33 +23,44 @@ from mosapp.core.errors import ConfigError
 from mosapp.core.files import atomic_write
 
 
-def track_image(path: str, geometry_name: str, cache: str, band: str = "thesis") -> np.ndarray:
-    """The file's log-magnitude image (float16) scaled to its own peak, cached on disk.
-
-    ``band``: ``thesis`` (256 rows of the geometry), or ``low`` / ``high`` (the two-band
-    images of :mod:`mosapp.codecs.twoband`: 128 and 256 rows).
-    """
-    geometry = get_geometry(geometry_name)
+def _cache_file(path: str, geometry: object, cache: str, band: str) -> Path:
+    """Where ``path``'s image for ``band`` is cached: the key hashes the file's real path, size,
+    modification time, the geometry and the band."""
     st = os.stat(path)
     tag = "v1" if band == "thesis" else f"{band}|{BANDS_TAG}|v1"
     key = hashlib.sha256(f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}|{geometry}|{tag}".encode()).hexdigest()[:24]
     cdir = Path(os.path.expanduser(cache))
     cdir.mkdir(parents=True, exist_ok=True)
-    cfile = cdir / f"{key}.npy"
+    return cdir / f"{key}.npy"
+
+
+def _save(cfile: Path, image: np.ndarray) -> None:
+    def save(fh: BinaryIO) -> None:
+        np.save(fh, image)
+
+    atomic_write(cfile, save, suffix=".npy")
+
+
+def track_image(path: str, geometry_name: str, cache: str, band: str = "thesis") -> np.ndarray:
+    """The file's log-magnitude image (float16) scaled to its own peak, cached on disk.
+
+    ``band``: ``thesis`` (256 rows of the geometry), or ``low`` / ``high`` (the two-band
+    images of :mod:`mosapp.codecs.twoband`: 128 and 256 rows). A band image is made with
+    the other band's, and both are cached: the band split runs once per file.
+    """
+    geometry = get_geometry(geometry_name)
+    cfile = _cache_file(path, geometry, cache, band)
     if cfile.exists():
         return np.load(cfile, mmap_mode="r")
     audio = read_audio(path)
     if band != "thesis":
         low, _, high, _ = band_images(audio.samples[0], torch.device("cpu"))
-        image = (low if band == "low" else high[:256]).to(torch.float16).numpy()
+        images = {"low": low.to(torch.float16).numpy(), "high": high[:256].to(torch.float16).numpy()}
+        for name, image in images.items():
+            _save(_cache_file(path, geometry, cache, name), image)
     else:
         chunks, _ = dsp.spectrogram_image(torch.from_numpy(audio.samples[0]), geometry)
-        image = torch.cat(chunks, dim=1)[:256].to(torch.float16).numpy()
-
-    def save(fh: BinaryIO) -> None:
-        np.save(fh, image)
-
-    atomic_write(cfile, save, suffix=".npy")
+        _save(cfile, torch.cat(chunks, dim=1)[:256].to(torch.float16).numpy())
     return np.load(cfile, mmap_mode="r")
 
 

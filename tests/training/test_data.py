@@ -22,7 +22,9 @@ def test_track_image_is_cached_per_file_and_band(tmp_path):
     again = track_image(str(wav), "thesis", str(cache))
     assert isinstance(again, np.memmap) and np.array_equal(again, image)
     low = track_image(str(wav), "thesis", str(cache), band="low")
+    assert len(list(cache.glob("*.npy"))) == 3  # the band split made and cached both band images
     high = track_image(str(wav), "thesis", str(cache), band="high")
+    assert isinstance(high, np.memmap)
     assert low.shape[0] == 128 and high.shape[0] == 256
     assert sorted(p.suffix for p in cache.iterdir()) == [".npy"] * 3  # no temporaries left
 
