@@ -12,7 +12,8 @@
              context (none | temporal: each latent column predicted from the one decoded before it,
              mosapp.models.sgc_net.TemporalContext; started as the least-squares fit on the training
              images when init has none)
-    [data]   train (globs), heldout (globs, never trained on), geometry, cache, heldout_seconds,
+    [data]   train (globs), heldout (globs, never trained on), geometry, cache, heldout_seconds
+             (held-out music per band scored every heldout_every steps, mosapp.training.validation),
              description (the training data and its licences in words, for the model card; without
              it the card names the folders the training files come from)
     [train]  steps, batch, patch_frames, lr, lr_drop_at, lambda, low_lambda, mel_weight, sc_weight,
@@ -21,7 +22,8 @@
              one network for a range of rates, its distortion weighted lambda / step^2), ste (decode
              the training image from rounded latents with a straight-through gradient; false: noisy),
              bands (two-band: the band networks this run trains, ["low", "high"] by default; the
-             other keeps its init weights)
+             other keeps its init weights), heldout_every (steps between held-out scores, written
+             to <dir>/heldout.csv; 0, the default: never)
     [output] dir, export, operating_points (two-band: list of "name:kbps:low_share[:high_row_slope]")
 
 Relative ``init``, ``dir`` and ``export`` paths are relative to the repository when the
@@ -56,7 +58,8 @@ SECTIONS: dict[str, dict[str, str]] = {
               "lambda": "lam", "low_lambda": "low_lam", "mel_weight": "mel_weight", "sc_weight": "sc_weight",
               "sdl_weight": "sdl_weight", "sdl_frames": "sdl_frames", "low_sdl_frames": "low_sdl_frames",
               "seed": "seed", "log_every": "log_every", "checkpoint_every": "checkpoint_every", "threads": "threads",
-              "device": "device", "bands": "bands", "step_range": "step_range", "ste": "ste"},
+              "device": "device", "bands": "bands", "step_range": "step_range", "ste": "ste",
+              "heldout_every": "heldout_every"},
     "output": {"dir": "out_dir", "export": "export", "operating_points": "operating_points"},
 }
 
@@ -110,7 +113,10 @@ class TrainConfig:
     out_dir: str = "runs/sgc"
     export: str = ""
     operating_points: list[str] = field(default_factory=list)
+    #: Seconds of held-out music per band scored every ``heldout_every`` steps (0: never);
+    #: see :mod:`mosapp.training.validation`.
     heldout_seconds: float = 20.0
+    heldout_every: int = 0
     #: The training data in words (sources, licences) for the model card; "" lets the card name the folders.
     data_description: str = ""
     source: str = ""

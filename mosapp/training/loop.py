@@ -10,8 +10,10 @@ seconds, loss, bpp, kbps (bpp × 256 rows × frames per second of the lattice), 
 image (dB), MS-SSIM, mel L1, and the consistency (tifresi's metric) of a decoded patch
 next to the original's; ``<out>/training.png`` plots them (:mod:`mosapp.training.plots`).
 ``<out>/checkpoint.pt`` is written every ``checkpoint_every`` steps and picked up again
-when the same command runs anew (:mod:`mosapp.training.checkpoint`). At the end the
-weights and model card go to ``export`` (:mod:`mosapp.training.card`).
+when the same command runs anew (:mod:`mosapp.training.checkpoint`). Every ``heldout_every``
+steps the network is scored on fixed patches of the held-out music, into ``<out>/heldout.csv``
+(:mod:`mosapp.training.validation`). At the end the weights and model card go to ``export``
+(:mod:`mosapp.training.card`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from mosapp.training.losses import (
     weighted_distortion,
 )
 from mosapp.training.plots import plot_log
+from mosapp.training.validation import HeldoutBand, append_rows, heldout_patches, say_rows, score
 
 Network = SpectrogramHyperprior | TwoBandHyperprior
 
@@ -163,6 +166,8 @@ class _Run:
     opt: torch.optim.Optimizer
     aux_opt: torch.optim.Optimizer
     hours: float
+    #: Fixed held-out patches per band (empty: no held-out scores).
+    heldout: list[HeldoutBand]
 
     @property
     def checkpoint(self) -> Path:
@@ -171,6 +176,10 @@ class _Run:
     @property
     def log_path(self) -> Path:
         return self.out / "log.csv"
+
+    @property
+    def heldout_path(self) -> Path:
+        return self.out / "heldout.csv"
 
     def lr_at(self, s: int) -> float:
         """Constant, then a third of it for the last ``1 - lr_drop_at`` of the steps."""
@@ -200,7 +209,21 @@ def _set_up(cfg: TrainConfig, say: Callable[[str], None]) -> _Run:
     params = [p for n, p in model.named_parameters() if n not in aux_params]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     aux_opt = torch.optim.Adam([p for n, p in model.named_parameters() if n in aux_params], lr=1e-3)
-    return _Run(cfg, device, out, files, model, band_list, trained, params, opt, aux_opt, hours)
+    return _Run(cfg, device, out, files, model, band_list, trained, params, opt, aux_opt, hours,
+                _heldout_bands(cfg, band_list, heldout))
+
+
+def _heldout_bands(cfg: TrainConfig, band_list: list[_Band], heldout: list[str]) -> list[HeldoutBand]:
+    """The bands' fixed held-out patches when ``heldout_every`` asks for scores (and there is held-out music)."""
+    if cfg.heldout_every <= 0:
+        return []
+    out = []
+    for band in band_list:
+        patches = heldout_patches(cfg, heldout, band.name, band.sampler.min_mean)
+        if patches is None:
+            return []
+        out.append(HeldoutBand(band.name, band.net, band.mel, band.kbps_per_bpp, patches))
+    return out
 
 
 def _start(run: _Run, say: Callable[[str], None]) -> int:
@@ -211,6 +234,7 @@ def _start(run: _Run, say: Callable[[str], None]) -> int:
         for i, band in enumerate(run.bands):
             band.sampler.rng = np.random.default_rng([cfg.seed + i, step])
         trim_log(run.log_path, step)
+        trim_log(run.heldout_path, step)
         say(f"train: resumed from {run.checkpoint} at step {step}")
         return step
     if cfg.init:
@@ -340,6 +364,10 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
             row = _log_row(run, step, round(t_before + time.perf_counter() - t_start, 2), loss, aux, seen)
             log.write(row)
             say(_say_row(row, cfg.steps))
+        if run.heldout and (step % cfg.heldout_every == 0 or step == stop):
+            rows = score(run.heldout, step, run.device)
+            append_rows(run.heldout_path, rows)
+            say(say_rows(rows, run.heldout[0].patches.shape[0]))
         if step % cfg.checkpoint_every == 0 or step == stop:
             save_checkpoint(run.checkpoint, run.model, run.opt, run.aux_opt, step)
     log.close()
