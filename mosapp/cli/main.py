@@ -153,6 +153,10 @@ def build_parser() -> _Parser:
     tr.add_argument("--config", required=True, help="TOML training config, e.g. configs/sgc2.toml")
     tr.add_argument("--steps", type=bounded_int(1, MAX_TRAIN_STEPS), default=None, metavar="N",
                     help=f"stop after this many more steps, 1 to {MAX_TRAIN_STEPS} (resume later)")
+    tr.add_argument("--export", action="store_true",
+                    help="write the weights and model cards to [output] export now (after --steps N more "
+                         "steps, or with no training at all), not only when the run reaches its steps: "
+                         "interim weights to measure")
     parser.commands = sub.choices
     return parser
 
@@ -556,7 +560,7 @@ def run_train(args: argparse.Namespace) -> int:
     from mosapp.training.loop import train  # noqa: PLC0415 — loads compressai (~2.6 s): only `mosapp train` needs it
 
     cfg = TrainConfig.load(args.config)
-    path = train(cfg, max_steps=args.steps)
+    path = train(cfg, max_steps=args.steps if args.steps is not None or not args.export else 0, export=args.export)
     print(f"mosapp train: {path}")
     return 0
 

@@ -42,7 +42,7 @@ from mosapp.models.sgc_net import (
     init_block_transform,
 )
 from mosapp.models.weights import load_weights
-from mosapp.training.card import export
+from mosapp.training.card import export as export_weights
 from mosapp.training.checkpoint import CHECKPOINT_NAME, logged_seconds, resume, save_checkpoint, trim_log
 from mosapp.training.config import TrainConfig, training_files
 from mosapp.training.data import PatchSampler, track_image
@@ -340,8 +340,11 @@ def _say_row(row: LogRow, steps: int) -> str:
             f"PSNR {row.psnr_db:.2f} dB  MS-SSIM {row.ms_ssim:.4f}  mel {row.mel_l1:.3f}{low}")
 
 
-def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: int | None = None) -> Path:
-    """Run (or resume) training; returns the exported weights path (or the checkpoint when export is empty)."""
+def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: int | None = None,
+          export: bool = False) -> Path:
+    """Run (or resume) training, ``max_steps`` more steps at most; returns the exported weights
+    path (or the checkpoint when there is nothing to export). The weights and cards are exported
+    when the run reaches its ``steps``, or whenever ``export`` asks (interim weights)."""
     run = _set_up(cfg, say)
     step = _start(run, say)
     step_rng = stream_rng(cfg.seed, Stream.TRAIN_STEPS, step)
@@ -372,9 +375,9 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
             save_checkpoint(run.checkpoint, run.model, run.opt, run.aux_opt, step)
     log.close()
     plot_log(run.log_path, run.out / "training.png", cfg.name)
-    if step < cfg.steps or not cfg.export:
+    if (step < cfg.steps and not export) or not cfg.export:
         return run.checkpoint
     run.model.eval()
-    path = export(run.model, cfg, run.files, run.hours, step)
+    path = export_weights(run.model, cfg, run.files, run.hours, step)
     say(f"train: exported {path}")
     return path

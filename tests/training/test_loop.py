@@ -211,3 +211,18 @@ def test_finetuning_into_a_temporal_context_fits_it_first_and_the_points_code_wi
     encoded = _code_both_points(models, monkeypatch, "temporal contexts")
     assert all(enc.params["high_row_slope"] == 0.5 for enc in encoded)
     assert len(encoded[1].payload) > 2 * len(encoded[0].payload)
+
+
+def test_export_writes_interim_weights_without_training(tmp_path):
+    """``--export`` exports the checkpoint as it stands (the run is at step 1 of 5), trains nothing,
+    and the run goes on from the same checkpoint afterwards."""
+    cfg_path = write_config(tmp_path, steps=5)
+    assert main(["train", "--config", str(cfg_path), "--steps", "1"]) == 0
+    card_path = tmp_path / "models" / "sgc-8.json"
+    assert not card_path.exists()  # step 1 of 5: nothing exported yet
+    assert main(["train", "--config", str(cfg_path), "--export"]) == 0
+    card = json.loads(card_path.read_text())
+    assert card["training"]["steps"] == 1
+    assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "run" / "log.csv"))] == [1]
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 1
+    assert load_weights(tmp_path / "models" / "sgc-8.pt")["arch"] == {"n": 16, "m": 24}
