@@ -119,11 +119,20 @@ def _lattice_records(magnitude: torch.Tensor, geometry: StftGeometry, threshold:
     if frames < _PARALLEL_FILL_FRAMES or torch.get_num_threads() < 2:
         return rec, _fill_records(*args, 0, frames)[1]
     half = frames // 2
-    second: list[tuple[float, int]] = []
-    helper = threading.Thread(target=lambda: second.append(_fill_records(*args, half, frames)), daemon=True)
+    second: list[tuple[float, int] | BaseException] = []
+
+    def fill_second_half() -> None:
+        try:
+            second.append(_fill_records(*args, half, frames))
+        except BaseException as exc:  # noqa: BLE001 — handed to the caller's thread, raised there
+            second.append(exc)
+
+    helper = threading.Thread(target=fill_second_half, daemon=True)
     helper.start()
     best, start = _fill_records(*args, 0, half)
     helper.join()
+    if isinstance(second[0], BaseException):
+        raise second[0]
     # The first in time-major order among equals: the second half's only if strictly louder.
     best_2, start_2 = second[0]
     return rec, (start_2 if start_2 >= 0 and best_2 > best else start)
