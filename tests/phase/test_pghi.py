@@ -183,3 +183,17 @@ def test_two_thread_fill_matches_one(music):
         torch.set_num_threads(threads)
     assert np.array_equal(one.view(np.int32), two.view(np.int32))
     assert start_one == start_two == (10 + 1) * (g.bins + 2) + 7 + 1
+
+
+@pytest.mark.parametrize("frames", [1, 2, 1025])
+def test_short_and_odd_inputs_and_all_seed_frames(frames):
+    """One frame, two, an odd count past the two-thread fill's threshold; and seeds that cover
+    every frame come back as they went in."""
+    g = GEOMETRIES["thesis"]
+    mag = torch.from_numpy(np.random.default_rng(frames).random((g.bins, frames)).astype(np.float32) ** 4)
+    phase = pghi_phase(mag, g)
+    assert phase.shape == mag.shape and bool(torch.isfinite(phase).all())
+    assert float(phase.abs().max()) <= np.pi
+    seed = torch.polar(mag, torch.rand(mag.shape) * 6 - 3)
+    coeffs = get_backend("pghi")(mag, g, seed=seed)
+    assert torch.equal(coeffs, seed)
