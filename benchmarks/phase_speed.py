@@ -229,6 +229,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="excerpt length in seconds")
     ap.add_argument("--repeats", type=int, default=2, help="timed repetitions (best taken) in section 2")
     ap.add_argument("--sections", default="1234", help="which sections to run, e.g. 12")
+    ap.add_argument("--tifresi-clips", type=int, default=1, help="clips section 2 runs on (one table each)")
+    ap.add_argument("--tifresi-from", type=int, default=0, help="the first of them (0: the first clip)")
     args = ap.parse_args()
     files = heldout_files()
     if not files:
@@ -243,7 +245,8 @@ def main() -> None:
     if "1" in args.sections:
         section_default(clips)
     if "2" in args.sections:
-        section_tifresi(clips[0][0], clips[0][1], args.repeats)
+        for name, x in clips[args.tifresi_from: args.tifresi_from + args.tifresi_clips]:
+            section_tifresi(name, x, args.repeats)
     if "3" in args.sections:
         section_pghi_parts(clips[0][1], max(3, args.repeats))
     if "4" in args.sections:
