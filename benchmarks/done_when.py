@@ -1,6 +1,8 @@
 """Issue 28's "Done when" comparisons 1-3, read from ``mosapp evaluate`` summaries, one per kind of music.
 
     .venv/bin/python benchmarks/done_when.py benchmarks/results/heldout3_sgc5_{orchestral,rock,electronic}
+    .venv/bin/python benchmarks/done_when.py NEW_{orchestral,rock,electronic} \
+        --others benchmarks/results/heldout3_sgc5_{orchestral,rock,electronic}   # new sgc, old baselines
 
 prints, per kind and comparison, each of the four metrics (mel distance, low-band distance,
 low-band correlation, high-band distance) as ``sgc value / other value`` and whether ``sgc`` is
@@ -31,12 +33,15 @@ def read_means(folder: Path) -> dict[tuple[str, str], float]:
         return {(row["codec"], row["metric"]): float(row["mean"]) for row in csv.DictReader(f)}
 
 
-def table(folders: list[Path]) -> str:
-    """The markdown table of every kind (folder) and comparison."""
+def table(folders: list[Path], others: list[Path] | None = None) -> str:
+    """The markdown table of every kind (folder) and comparison; a codec a folder lacks is read
+    from the matching folder of ``others`` (same position), e.g. the baselines of an earlier run."""
     head = "| kind | # | sgc (kbps) | against (kbps) | " + " | ".join(label for _, label, _ in METRICS) + " | holds |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for folder in folders:
+    for i, folder in enumerate(folders):
         means = read_means(folder)
+        if others:
+            means = {**read_means(others[i]), **means}
         kind = folder.name.rsplit("_", 1)[-1]
         for number, ours, other in COMPARISONS:
             if (ours, "mel_distance") not in means or (other, "mel_distance") not in means:
@@ -57,12 +62,19 @@ def table(folders: list[Path]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("folders", nargs="+", type=Path, help="mosapp evaluate --out folders (one per kind)")
+    parser.add_argument("--others", nargs="+", type=Path, default=None,
+                        help="folders (one per kind, in the same order) to read the codecs the first lack from: "
+                             "e.g. new sgc weights measured alone against an earlier run's opus and avif, on the "
+                             "same excerpts")
     args = parser.parse_args(argv)
-    missing = [str(f) for f in args.folders if not (f / "summary.csv").is_file()]
+    missing = [str(f) for f in args.folders + (args.others or []) if not (f / "summary.csv").is_file()]
     if missing:
         print(f"done_when: no summary.csv in {', '.join(missing)} (run mosapp evaluate there first).", file=sys.stderr)
         return 2
-    print(table(args.folders))
+    if args.others is not None and len(args.others) != len(args.folders):
+        print("done_when: give as many --others folders as folders, one per kind, in the same order.", file=sys.stderr)
+        return 2
+    print(table(args.folders, args.others))
     return 0
 
 
