@@ -9,10 +9,12 @@ from matplotlib.figure import Figure
 
 from mosapp.core.files import atomic_write
 from mosapp.training.log import read_log
+from mosapp.training.validation import read_heldout
 
 
 def plot_log(log_path: Path, png: Path, title: str) -> None:
-    """kbps, PSNR, MS-SSIM and consistency against step (the seed's Figures 4.4/4.5).
+    """kbps, PSNR, MS-SSIM and consistency against step (the seed's Figures 4.4/4.5); the
+    held-out PSNR (``heldout.csv`` next to the log, :mod:`mosapp.training.validation`) as markers.
 
     Drawn on a :class:`~matplotlib.figure.Figure` of its own (Agg), so no pyplot state or
     backend choice leaks into the process."""
@@ -30,6 +32,10 @@ def plot_log(log_path: Path, png: Path, title: str) -> None:
         low_key = {"kbps": "kbps_low", "psnr_db": "psnr_low_db"}.get(key)
         if two_band and low_key:
             ax.plot(step, [getattr(r, low_key) for r in rows], lw=1, label="low image")
+            ax.legend()
+        if key == "psnr_db":
+            for band, (steps, psnr) in read_heldout(log_path.parent / "heldout.csv").items():
+                ax.plot(steps, psnr, "o-", ms=3, lw=1, label=f"held-out {band}")
             ax.legend()
         if key == "consistency":
             ax.plot(step, [r.consistency_original for r in rows], lw=1, alpha=0.6, label="original")

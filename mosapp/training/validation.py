@@ -98,6 +98,20 @@ def append_rows(path: Path, rows: list[dict[str, float | int | str]]) -> None:
         writer.writerows(rows)
 
 
+def read_heldout(path: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """``band → (steps, PSNR)`` from a ``heldout.csv``; empty when there is none (or it cannot be read)."""
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    try:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                steps, psnr = out.setdefault(row["band"], ([], []))
+                steps.append(int(row["step"]))
+                psnr.append(float(row["psnr_db"]))
+    except (OSError, KeyError, ValueError):
+        return {}
+    return out
+
+
 def say_rows(rows: list[dict[str, float | int | str]], patches: int) -> str:
     """One line for the console."""
     parts = [f"{r['band']} {float(r['kbps']):.1f} kbps PSNR {float(r['psnr_db']):.2f} dB mel {float(r['mel_l1']):.3f}"

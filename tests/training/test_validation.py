@@ -8,7 +8,7 @@ import numpy as np
 
 from mosapp.cli.main import main
 from mosapp.training.config import TrainConfig, training_files
-from mosapp.training.validation import HELDOUT_COLUMNS, heldout_patches
+from mosapp.training.validation import HELDOUT_COLUMNS, heldout_patches, read_heldout
 from tests.training.conftest import write_config
 
 
@@ -28,6 +28,9 @@ def test_training_scores_the_heldout_music_and_resumes_its_log(tmp_path):
     for r in rows:
         assert float(r["kbps"]) > 0 and 0 < float(r["psnr_db"]) < 100
         assert np.isfinite(float(r["mel_l1"])) and np.isfinite(float(r["sc_linear"]))
+    steps, psnr = read_heldout(log)["image"]
+    assert steps == [1, 2] and psnr == [float(r["psnr_db"]) for r in rows]
+    assert (tmp_path / "run" / "training.png").stat().st_size > 1000  # drawn with the held-out markers
     # A step later the network changed, the patches did not: the figures move, a little.
     assert [rows[0][k] for k in HELDOUT_COLUMNS[2:]] != [rows[1][k] for k in HELDOUT_COLUMNS[2:]]
     # A row logged after the last checkpoint is dropped when the run resumes, then logged again.
@@ -52,3 +55,9 @@ def test_heldout_patches_are_fixed_and_only_heldout(tmp_path):
     assert heldout_patches(cfg, [], "image", 0.0) is None
     training = heldout_patches(cfg, files, "image", 0.0)
     assert training is not None and not np.array_equal(training.numpy(), a.numpy())
+
+
+def test_read_heldout_of_a_missing_or_damaged_file(tmp_path):
+    assert read_heldout(tmp_path / "none.csv") == {}
+    (tmp_path / "bad.csv").write_text("step,band,kbps,psnr_db\nx,low,1,2\n")
+    assert read_heldout(tmp_path / "bad.csv") == {}
