@@ -36,7 +36,7 @@ def test_card_describes_the_weights(name):
     card = json.loads((ASSETS_MODELS / f"{name}.json").read_text())
     weights = ASSETS_MODELS / card["weights"]
     # Exported weights, not a training checkpoint (that one also holds Adam's two moments: 3x the size).
-    # The fifth round's sgc5.pt (20 MB) serves all three points, where the third round shipped 3 x 7 MB.
+    # One weights file (sgc6.pt, 20 MB, as the fifth round's sgc5.pt) serves all three points, where the third round shipped 3 x 7 MB.
     assert weights.is_file() and weights.stat().st_size < 24 * 2**20
     for key in ("geometry", "training", "architecture", "measured"):
         assert card[key], key
