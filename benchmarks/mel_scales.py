@@ -17,7 +17,6 @@ bands the gap sits in, and what the lossless two-band representation with rebuil
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from mosapp.codecs import get_codec  # noqa: E402
 from mosapp.core import metrics  # noqa: E402
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig  # noqa: E402
-from mosapp.evaluation.evaluate import excerpt  # noqa: E402
+from mosapp.evaluation.clips import plan_excerpts, read_excerpt  # noqa: E402
 
 #: Scales (window length) split by band third and level.
 DETAIL_WINDOWS = (64, 512)
@@ -38,16 +37,7 @@ DETAIL_WINDOWS = (64, 512)
 
 def log_mel(x: np.ndarray, window: int, bands: int) -> np.ndarray:
     """log10 of the mel magnitudes at one scale, as :func:`mosapp.core.metrics.mel_distance` makes them."""
-    filters = torch.from_numpy(metrics._mel_filters(PIPELINE_SAMPLE_RATE, window, bands).copy()).float()
-    spec = torch.stft(torch.from_numpy(x).float(), n_fft=window, hop_length=window // 4,
-                      window=torch.hann_window(window), center=True, pad_mode="reflect", return_complex=True).abs()
-    return torch.log10((filters @ spec).clamp_min(1e-5)).numpy()
-
-
-def read_manifest(path: str) -> list[tuple[str, float, float]]:
-    with open(path, newline="") as f:
-        rows = csv.DictReader(line for line in f if not line.startswith("#"))
-        return [(r["path"], float(r["start_s"]), float(r["length_s"])) for r in rows]
+    return metrics.log_mel(torch.from_numpy(x).float()[None], PIPELINE_SAMPLE_RATE, window, bands)[0].numpy()
 
 
 def main() -> None:
@@ -57,14 +47,16 @@ def main() -> None:
     ap.add_argument("--excerpts", type=int, default=0, help="use the first N excerpts (0: all)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rows = read_manifest(args.manifest)
-    rows = rows[: args.excerpts] if args.excerpts else rows
+    excerpts, problems = plan_excerpts([args.manifest])
+    if problems:
+        sys.exit("; ".join(p.reason for p in problems))
+    excerpts = excerpts[: args.excerpts] if args.excerpts else excerpts
     config = PipelineConfig(device="cpu")
     scales = list(zip(metrics.MEL_WINDOW_LENGTHS, metrics.MEL_N_MELS))
     per_scale: dict[str, list[list[float]]] = {c: [] for c in args.codecs}
     detail: dict[tuple[str, int], list[np.ndarray]] = {}
-    for path, start, seconds in rows:
-        x = excerpt(path, start, seconds).samples[0]
+    for e in excerpts:
+        x = read_excerpt(e).samples[0]
         for name in args.codecs:
             codec = get_codec(name)
             y = codec.decode(codec.encode(x[None], config), config)[0]
@@ -76,7 +68,7 @@ def main() -> None:
                 if window in DETAIL_WINDOWS:
                     detail.setdefault((name, window), []).append(np.stack([ref - ref.max(), est - ref]))
             per_scale[name].append(dists)
-    print(f"# mel distance by scale: {args.manifest}, {len(rows)} excerpts (mean over excerpts)")
+    print(f"# mel distance by scale: {args.manifest}, {len(excerpts)} excerpts (mean over excerpts)")
     print(f"{'codec':<20} {'total':>6} " + " ".join(f"{'w=' + str(w):>6}" for w, _ in scales))
     for name in args.codecs:
         d = np.mean(per_scale[name], axis=0)

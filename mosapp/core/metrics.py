@@ -248,22 +248,27 @@ def mel_distance(reference: Any, estimate: Any, sample_rate: int, *, device: Any
     with torch.no_grad():
         for window_length, n_mels in zip(MEL_WINDOW_LENGTHS, MEL_N_MELS):
             job.check()  # a cancelled run stops between scales (mosapp.core.job)
-            window = torch.hann_window(window_length, periodic=True, dtype=torch.float32, device=dev)
-            spec = torch.stft(
-                both,
-                n_fft=window_length,
-                hop_length=window_length // 4,
-                window=window,
-                center=True,
-                pad_mode="reflect",
-                return_complex=True,
-            ).abs()  # (2c, bins, frames)
-            filters = torch.from_numpy(_mel_filters(int(sample_rate), window_length, n_mels).copy()).to(dev)
-            mel = torch.matmul(filters, spec)  # (2c, n_mels, frames)
-            log_mel = torch.log10(mel.clamp(min=MEL_CLAMP_EPS))
-            diff = (log_mel[:n_channels] - log_mel[n_channels:]).abs()
+            logs = log_mel(both, sample_rate, window_length, n_mels)
+            diff = (logs[:n_channels] - logs[n_channels:]).abs()
             total += diff.mean(dim=(1, 2)).to(torch.float64)
     return float(total.mean().item())
+
+
+def log_mel(signals: torch.Tensor, sample_rate: int, window_length: int, n_mels: int) -> torch.Tensor:
+    """One scale of :func:`mel_distance`: ``log10(max(F_m |X|, 1e-5))`` of float32 signals
+    ``(c, n)``, shaped ``(c, n_mels, frames)``, on the signals' device."""
+    window = torch.hann_window(window_length, periodic=True, dtype=torch.float32, device=signals.device)
+    spec = torch.stft(
+        signals,
+        n_fft=window_length,
+        hop_length=window_length // 4,
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    ).abs()  # (c, bins, frames)
+    filters = torch.from_numpy(_mel_filters(int(sample_rate), window_length, n_mels).copy()).to(signals.device)
+    return torch.log10(torch.matmul(filters, spec).clamp(min=MEL_CLAMP_EPS))
 
 
 def log_spectrogram_for_consistency(magnitude: Any, floor: float = CONSISTENCY_RELATIVE_FLOOR) -> np.ndarray:
