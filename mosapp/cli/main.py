@@ -560,7 +560,8 @@ def run_train(args: argparse.Namespace) -> int:
     from mosapp.training.loop import train  # noqa: PLC0415 — loads compressai (~2.6 s): only `mosapp train` needs it
 
     cfg = TrainConfig.load(args.config)
-    path = train(cfg, max_steps=args.steps if args.steps is not None or not args.export else 0, export=args.export)
+    # --export alone trains nothing: it exports the checkpoint as it stands.
+    path = train(cfg, max_steps=0 if args.export and args.steps is None else args.steps, export=args.export)
     print(f"mosapp train: {path}")
     return 0
 

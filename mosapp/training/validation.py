@@ -52,12 +52,10 @@ def heldout_patches(cfg: TrainConfig, heldout: list[str], band: str, min_mean: f
         return None
     images = [track_image(f, cfg.geometry, cfg.cache, band="thesis" if band == "image" else band) for f in files]
     if not any(im.shape[1] > cfg.patch_frames for im in images):
-        return None
+        return None  # PatchSampler keeps only the images longer than a patch, and would have none
     patch_seconds = cfg.patch_frames * get_geometry(cfg.geometry).seconds_per_frame()
     count = max(1, math.ceil(cfg.heldout_seconds / patch_seconds))
-    sampler = PatchSampler([im for im in images if im.shape[1] > cfg.patch_frames], cfg.patch_frames,
-                           seed=cfg.seed + 1000, min_mean=min_mean)
-    return sampler.batch(count)
+    return PatchSampler(images, cfg.patch_frames, seed=cfg.seed + 1000, min_mean=min_mean).batch(count)
 
 
 def score(bands: list[HeldoutBand], step: int, device: torch.device) -> list[dict[str, float | int | str]]:
