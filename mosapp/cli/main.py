@@ -157,6 +157,11 @@ def build_parser() -> _Parser:
                     help="write the weights and model cards to [output] export now (after --steps N more "
                          "steps, or with no training at all), not only when the run reaches its steps: "
                          "interim weights to measure")
+    tr.add_argument("--calibrate", metavar="WEIGHTS", default=None,
+                    help="train nothing: fit the decoder's level maps of these exported two-band weights on the "
+                         "config's training files (every operating point of the config) and write them with --to")
+    tr.add_argument("--to", metavar="WEIGHTS", default=None,
+                    help="with --calibrate: the new weights file (its model card is written next to it)")
     parser.commands = sub.choices
     return parser
 
@@ -560,6 +565,13 @@ def run_train(args: argparse.Namespace) -> int:
     from mosapp.training.loop import train  # noqa: PLC0415 — loads compressai (~2.6 s): only `mosapp train` needs it
 
     cfg = TrainConfig.load(args.config)
+    if args.calibrate or args.to:
+        if not (args.calibrate and args.to):
+            raise MosappError("--calibrate IN.pt and --to OUT.pt go together.")
+        from mosapp.training.calibration import calibrate  # noqa: PLC0415 — loads the codecs and compressai
+
+        print(f"mosapp train: {calibrate(cfg, Path(args.calibrate), Path(args.to))}")
+        return 0
     # --export alone trains nothing: it exports the checkpoint as it stands.
     path = train(cfg, max_steps=0 if args.export and args.steps is None else args.steps, export=args.export)
     print(f"mosapp train: {path}")

@@ -38,6 +38,7 @@ import torch
 
 from mosapp.codecs import register_family
 from mosapp.codecs.base import Availability, Encoded, file_model_id
+from mosapp.codecs.levelmap import read_level_maps
 from mosapp.codecs.spectrogram import SpectrogramCodec
 from mosapp.codecs.twoband import DEFAULT_LOW_SHARE, TwoBandCodec
 from mosapp.core import job
@@ -163,6 +164,11 @@ def _load_model(weights: str, device: str) -> SpectrogramHyperprior | TwoBandHyp
         first = str(exc).strip().splitlines()[0]
         raise ModelError(f"The weights in {weights} do not fit the sgc network ({first}).") from None
     model.update(force=False)
+    try:
+        #: The decoder's level maps (:mod:`mosapp.codecs.levelmap`; weights without them decode as before).
+        model.level_maps = read_level_maps(state.get("level_maps"), weights)
+    except ValueError as exc:
+        raise ModelError(f"{exc}.") from None
     return model.eval().to(device)
 
 
@@ -461,6 +467,13 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
             self._rows = ([], high_row_multipliers(row_slope(params.get("high_row_slope"), f"The {self.name} stream's")))
         except ValueError as exc:
             raise BitstreamError(f"{exc}.") from None
+
+    def adjust_band(self, band: str, image: torch.Tensor, dynamic_range_db: float) -> torch.Tensor:
+        """The image corrected by the weights' level map for ``band`` at the stream's step, if they have one."""
+        level_map = getattr(self.network, "level_maps", {}).get(band)
+        if level_map is None:
+            return image
+        return cast(torch.Tensor, level_map.apply(image, self._steps[0 if band == "low" else 1], dynamic_range_db))
 
     def decompress_band(self, data: bytes, band: str, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
         sgc_net = _net()

@@ -105,6 +105,11 @@ class TwoBandCodec(SpectrogramCodec):
         """Load what decoding ``encoded`` needs (a learned codec: the weights it was coded with)."""
         self.prepare(device)
 
+    def adjust_band(self, band: str, image: torch.Tensor, dynamic_range_db: float) -> torch.Tensor:
+        """A decoded band image (all its tiles), as the phase reconstruction gets it: as decoded here;
+        a learned codec may correct its levels (:mod:`mosapp.codecs.levelmap`)."""
+        return image
+
     # The single-image hooks of SpectrogramCodec are not used by this representation.
     def compress_image(self, image: torch.Tensor) -> bytes:  # pragma: no cover - not called
         raise NotImplementedError
@@ -208,8 +213,8 @@ class TwoBandCodec(SpectrogramCodec):
             return image
 
         for ch in range(encoded.channels):
-            low = read("low", bands.LOW_ROWS, low_frames, tiles[0])
-            high = read("high", bins, high_frames, tiles[1])
+            low = self.adjust_band("low", read("low", bands.LOW_ROWS, low_frames, tiles[0]), drange)
+            high = self.adjust_band("high", read("high", bins, high_frames, tiles[1]), drange)
             yield ch, BandImages(low, dsp.ImageScale(tops[ch][0], drange), high, dsp.ImageScale(tops[ch][1], drange))
 
     def decode_images(self, encoded: Encoded, device: torch.device) -> Iterator[tuple[int, torch.Tensor, dsp.ImageScale]]:

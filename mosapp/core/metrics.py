@@ -573,6 +573,15 @@ def band_scores(
     return out
 
 
+def band_db(x: Any, sample_rate: int) -> np.ndarray:
+    """The dB spectrogram the band metrics compare, unfloored: ``20 log10 |STFT|`` of the mono mix of
+    ``x`` at :data:`BAND_SAMPLE_RATE` (4096-sample Hann window, hop 1024, whole frames from sample 0),
+    float32 ``(frames, 2049)``. The metrics floor it at the reference's peak minus :data:`BAND_FLOOR_DB`.
+    For fitting and diagnosis; the metrics themselves go through :func:`band_scores` in bounded memory."""
+    signal = _band_signal(x, sample_rate)
+    return _band_db_frames(signal, 0, _band_frame_count(signal.shape[-1]), _band_window())
+
+
 def band_metrics(reference: Any, estimate: Any, sample_rate: int) -> dict[str, float]:
     """The four band figures of ``estimate`` against ``reference``, keyed by :data:`BAND_METRIC_NAMES`.
 
