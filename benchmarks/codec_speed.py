@@ -12,6 +12,8 @@ One run, same 30 s clip, same machine, CPU:
   writes a randomly initialised checkpoint of the same architecture: the network's cost is
   the same, the bitrate and quality are meaningless (so they are not printed).
 * the decode of each is also shown without phase reconstruction (image codec alone);
+* the level maps of ``sgc-12``'s weights (issue 28's decoder calibration), timed alone on the
+  decoded images, as a share of the decode with phase (they are part of both decode timings);
 * ``sgc-12`` is decoded a second time with the phase reconstruction and transforms as they
   were before issue 29 (the pinned copy in benchmarks/_baseline_phase.py), in the same
   run, so the speed-up of decoding is measured side by side.
@@ -22,6 +24,7 @@ other work too, while CPU time is what the codec itself costs (on an idle machin
 wall-clock ratios are at least as high, since the decoder runs two threads).
 
     .venv/bin/python benchmarks/codec_speed.py [--clip FILE] [--seconds 30] [--skip-msillm] [--skip-old]
+        [--compare-models DIR]   # e.g. a folder with sgc-12.json naming sgc6.pt: the decode without level maps
 """
 
 from __future__ import annotations
@@ -60,6 +63,15 @@ def time_codec(name: str, clip, config: PipelineConfig, with_old: bool = False) 
     t3, c3 = time.perf_counter(), time.process_time()
     out = {"encode": t1 - t0, "decode_image": t2 - t1, "decode": t3 - t2, "kbps": encoded.payload_kbps,
            "images": len(images), "cpu_encode": c1 - c0, "cpu_decode_image": c2 - c1, "cpu_decode": c3 - c2}
+    if hasattr(codec, "decode_band_images"):
+        # The decoder's level maps (issue 28's calibrated weights): their cost alone, on this clip's images.
+        bands = [im for _, im in codec.decode_band_images(encoded, device)]
+        t5 = time.perf_counter()
+        for im in bands:
+            codec.adjust_band("low", im.low, im.low_scale.dynamic_range_db)
+            codec.adjust_band("high", im.high, im.high_scale.dynamic_range_db)
+        out["level_maps"] = time.perf_counter() - t5
+        out["has_level_maps"] = bool(getattr(codec.network, "level_maps", None))
     if with_old:
         with old.old_code():
             t4, c4 = time.perf_counter(), time.process_time()
@@ -77,6 +89,9 @@ def main() -> None:
     ap.add_argument("--msillm", default="msillm-q2")
     ap.add_argument("--skip-msillm", action="store_true")
     ap.add_argument("--skip-old", action="store_true", help="skip the decode with the pre-issue-29 phase code")
+    ap.add_argument("--compare-models", metavar="DIR", default=None,
+                    help="also time --sgc with the cards and weights in DIR (MOSAPP_MODELS_DIR), in this run: "
+                         "e.g. the same networks without level maps")
     args = ap.parse_args()
     clip = excerpt(args.clip, args.start, args.seconds)
     config = PipelineConfig(device="cpu")
@@ -89,6 +104,15 @@ def main() -> None:
         with old.old_code():
             get_codec(args.sgc).decode(warm, config)
     rows = [(args.sgc, time_codec(args.sgc, clip, config, with_old=not args.skip_old), "")]
+    if args.compare_models:
+        shipped = os.environ.get("MOSAPP_MODELS_DIR")
+        os.environ["MOSAPP_MODELS_DIR"] = args.compare_models
+        get_codec(args.sgc).decode(get_codec(args.sgc).encode(clip.samples[:, :44100], config), config)  # warm
+        rows.append((f"{args.sgc}*", time_codec(args.sgc, clip, config), f"weights of {args.compare_models}"))
+        if shipped is None:
+            del os.environ["MOSAPP_MODELS_DIR"]
+        else:
+            os.environ["MOSAPP_MODELS_DIR"] = shipped
     if not args.skip_msillm:
         from mosapp.codecs import msillm
 
@@ -126,11 +150,21 @@ def main() -> None:
               f"  CPU:  {first['cpu_decode_old']:.2f} s ({sec / first['cpu_decode_old']:.1f}x real time) -> "
               f"{first['cpu_decode']:.2f} s ({sec / first['cpu_decode']:.1f}x real time), "
               f"{first['cpu_decode_old'] / first['cpu_decode']:.1f}x less CPU; target >= 8x real time")
+    if "level_maps" in first:
+        what = "the weights' level maps" if first["has_level_maps"] else "no level maps in these weights"
+        print(f"\n{args.sgc} level maps ({what}): {1000 * first['level_maps']:.0f} ms, "
+              f"{100 * first['level_maps'] / first['decode']:.1f} % of the decode with phase")
     import os as _os
 
     print(f"\nload average while measuring: {' '.join(f'{v:.1f}' for v in _os.getloadavg())} "
           f"({_os.cpu_count()} CPUs)")
-    if len(rows) == 2:
+    if args.compare_models:
+        a, b = rows[0][1], rows[1][1]
+        print(f"\n{args.sgc} decode with phase, these weights against {args.compare_models}'s (same run): "
+              f"wall {a['decode']:.2f} s vs {b['decode']:.2f} s ({b['decode'] / a['decode']:.3f}x), "
+              f"CPU {a['cpu_decode']:.2f} s vs {b['cpu_decode']:.2f} s ({b['cpu_decode'] / a['cpu_decode']:.3f}x); "
+              f"encode wall {a['encode']:.2f} s vs {b['encode']:.2f} s")
+    if len(rows) == 2 and not args.compare_models:
         a, b = rows[0][1], rows[1][1]
         print(f"\nsgc / MS-ILLM speed: encode {b['encode'] / a['encode']:.1f}x faster, "
               f"image decode {b['decode_image'] / a['decode_image']:.1f}x faster")

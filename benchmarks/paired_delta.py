@@ -5,7 +5,7 @@
 For every codec both runs measured (e.g. ``sgc-12`` of the shipped cards in OLD, of candidate
 weights through ``MOSAPP_MODELS_DIR`` in NEW) and each metric, the mean over the excerpts both
 runs have of ``new - old`` with the half-width of its 95 % t interval, as a markdown table (one
-row per folder pair and codec). The excerpts are the same, so the difference is paired and far
+row per folder pair and codec; "–" where a run did not measure the metric, e.g. ViSQOL). The excerpts are the same, so the difference is paired and far
 tighter than the two runs' own intervals.
 """
 
@@ -21,7 +21,7 @@ from scipy import stats
 
 METRICS = (("file_kbps", "kbps"), ("mel_distance", "mel ↓"), ("low_band_distance_db", "low-band dist. dB ↓"),
            ("low_band_correlation", "low-band corr. ↑"), ("high_band_distance_db", "high-band dist. dB ↓"),
-           ("high_band_correlation", "high-band corr. ↑"))
+           ("high_band_correlation", "high-band corr. ↑"), ("spectral_convergence_db", "SC dB ↓"), ("visqol", "ViSQOL ↑"))
 
 Clip = tuple[str, str, str, str]
 
@@ -49,7 +49,8 @@ def table(pairs: list[tuple[Path, Path]]) -> str:
         shared = [k for k in new if k in old]
         for codec in sorted({k[3] for k in shared}, key=lambda c: (len(c), c)):
             keys = [k for k in shared if k[3] == codec]
-            cells = [delta([float(new[k][m]) - float(old[k][m]) for k in keys]) for m, _ in METRICS]
+            cells = [delta([float(new[k][m]) - float(old[k][m]) for k in keys])
+                     if all(new[k].get(m) and old[k].get(m) for k in keys) else "–" for m, _ in METRICS]
             lines.append(f"| `{new_dir.name}` vs `{old_dir.name}` | `{codec}` | {len(keys)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 import torch
 
@@ -94,16 +95,43 @@ class LevelMap:
         return np.stack([np.interp(rows, self.rows, by_row[:, j]) for j in range(self.levels)], axis=1)
 
     def apply(self, image: torch.Tensor, step: float, dynamic_range_db: float) -> torch.Tensor:
-        """``image`` (rows, frames) in [0, 1] with each pixel moved by its offset; silent pixels (0) stay 0."""
-        table = torch.from_numpy(self.table(step, image.shape[0])).to(image.device, torch.float32)
-        level_db = (image - 1.0) * dynamic_range_db  # <= 0: dB below the band's peak
-        pos = (-level_db / self.level_step_db).clamp(0.0, self.levels - 1)
-        i0 = pos.floor().long()
-        i1 = (i0 + 1).clamp(max=self.levels - 1)
-        w = pos - i0.to(pos.dtype)
-        offset = torch.gather(table, 1, i0) * (1 - w) + torch.gather(table, 1, i1) * w
-        moved = (image + offset / dynamic_range_db).clamp(min=MIN_PIXEL)
-        return torch.where(image > 0, moved, image)
+        """``image`` (rows, frames) in [0, 1] with each pixel moved by its offset; silent pixels (0) stay 0.
+
+        A pixel ``v > 0`` is ``level = (v - 1) * dynamic_range_db`` dB below the band's peak; its offset is
+        the row's table (:meth:`table`) interpolated linearly at ``-level / level_step_db`` (clamped to the
+        levels given), and it becomes ``max(v + offset / dynamic_range_db, MIN_PIXEL)``. One compiled pass
+        over the image (a 30 s high image is 5.3 million pixels)."""
+        # In pixel units, with a second level column where there is one, so every pixel interpolates.
+        table = self.table(step, image.shape[0]) / dynamic_range_db
+        if table.shape[1] == 1:
+            table = np.repeat(table, 2, axis=1)
+        scale = dynamic_range_db / self.level_step_db if self.levels > 1 else 0.0
+        pixels = image.detach().to("cpu", torch.float32).contiguous().numpy()
+        out = np.empty_like(pixels)
+        _apply(pixels, np.ascontiguousarray(table, dtype=np.float32), np.float32(scale), out)
+        return torch.from_numpy(out).to(image.device)
+
+
+@numba.njit(cache=True, nogil=True)
+def _apply(image: np.ndarray, table: np.ndarray, scale: np.float32, out: np.ndarray) -> None:
+    """:meth:`LevelMap.apply`'s arithmetic, pixel by pixel in float32: ``table`` (rows, >= 2 levels) holds
+    the offsets in pixel units, ``scale`` turns ``1 - v`` into a level index."""
+    rows, frames = image.shape
+    last = np.float32(table.shape[1] - 1)
+    top = table.shape[1] - 2
+    floor = np.float32(MIN_PIXEL)
+    one = np.float32(1.0)
+    for r in range(rows):
+        row = table[r]
+        for f in range(frames):
+            v = image[r, f]
+            if v > 0:
+                pos = min(max((one - v) * scale, np.float32(0.0)), last)
+                i = min(int(pos), top)
+                moved = v + row[i] + (row[i + 1] - row[i]) * (pos - np.float32(i))
+                out[r, f] = moved if moved > floor else floor
+            else:
+                out[r, f] = v
 
 
 def read_level_maps(raw: Any, source: str) -> dict[str, LevelMap]:

@@ -14,6 +14,11 @@ Two generations share the family, told apart by the model card:
 * ``sgc-thesis-6``, ``sgc-thesis-12``, ``sgc-thesis-24`` (codec version 1, the "seed-like"
   baseline): one network on the seed's thesis image.
 
+Weights may carry the decoder's level maps (:mod:`mosapp.codecs.levelmap`, fitted by ``mosapp train
+--calibrate``): a correction of each decoded band image's levels by row, level and latent step,
+applied before the phase is rebuilt (:meth:`SgcTwoBandCodec.adjust_band`). The shipped
+``sgc6c.pt`` is ``sgc6.pt`` with them; ``sgc6.pt``'s streams decode with ``sgc6.pt``, as before.
+
 Each operating point is a weights file ``assets/models/<name>.pt`` (written by ``mosapp
 train``) next to its model card ``<name>.json`` (geometry, training data, steps, loss
 weights, measured kbps and quality on held-out music). The registry advertises every card

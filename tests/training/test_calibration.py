@@ -60,7 +60,7 @@ def test_calibrate_writes_new_weights_whose_decoder_applies_the_maps(tmp_path, m
     cfg = TrainConfig.load(cfg_path)
     target = models / "tiny-cal.pt"
     said = []
-    assert calibrate(cfg, models / "tiny.pt", target, count=2, seconds=2.0, say=said.append) == target
+    assert calibrate(cfg, models / "tiny.pt", target, count=2, seconds=2.0, passes=2, say=said.append) == target
     state = load_weights(target)
     source = load_weights(models / "tiny.pt")
     assert set(state["state_dict"]) == set(source["state_dict"]) and "level_maps" not in source
