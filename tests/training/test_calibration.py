@@ -16,7 +16,7 @@ from mosapp.core import metrics
 from mosapp.core.config import PipelineConfig
 from mosapp.core.errors import ModelError
 from mosapp.models.weights import load_weights
-from mosapp.training.calibration import analysis_levels, calibrate
+from mosapp.training.calibration import analysis_levels, calibrate, write_calibrated
 from mosapp.training.config import TrainConfig
 from tests.helpers import music_like
 from tests.training.conftest import write_config
@@ -66,8 +66,8 @@ def test_calibrate_writes_new_weights_whose_decoder_applies_the_maps(tmp_path, m
     assert set(state["state_dict"]) == set(source["state_dict"]) and "level_maps" not in source
     maps = {b: LevelMap.from_dict(v, b) for b, v in state["level_maps"].items()}
     assert set(maps) == {"low", "high"}
-    for m in maps.values():
-        assert len(m.steps) in (1, 2) and m.levels == 8 and np.abs(m.offsets_db).max() <= MAX_OFFSET_DB
+    for m in maps.values():  # the maps only raise levels
+        assert len(m.steps) in (1, 2) and m.levels == 8 and 0 <= m.offsets_db.min() <= m.offsets_db.max() <= MAX_OFFSET_DB
     report = state["calibration"]
     assert report["from"] == "tiny.pt" and len(report["excerpts"]) == 2 and report["passes"] == 2
     assert set(report["operating_points"]) == {"sgc-7", "sgc-20"}
@@ -80,7 +80,11 @@ def test_calibrate_writes_new_weights_whose_decoder_applies_the_maps(tmp_path, m
     assert card["calibration"]["from"] == "tiny.pt" and "--calibrate" in card["calibration"]["command"]
     assert any("2/2" in line for line in said)
 
-    # The operating point on the calibrated weights: the same bits, the maps applied on decoding.
+    # The operating point on calibrated weights: the same bits, the maps applied on decoding. The fitted
+    # maps of a one-step network may be all zero, so these weights carry known ones (+2 dB everywhere).
+    known = {b: LevelMap(m.rows, m.level_step_db, m.steps, np.full_like(m.offsets_db, 2.0)) for b, m in maps.items()}
+    write_calibrated(models / "tiny.pt", target, known, report)
+    maps = {b: LevelMap.from_dict(v, b) for b, v in load_weights(target)["level_maps"].items()}
     x = music_like(2.0, seed=5)
     config = PipelineConfig(device="cpu", phase="pghi")
     plain = get_codec("sgc-20")
@@ -96,7 +100,9 @@ def test_calibrate_writes_new_weights_whose_decoder_applies_the_maps(tmp_path, m
     step = again.params["step"]
     assert torch.allclose(after.high, maps["high"].apply(before.high, step[1], 100.0))
     assert torch.allclose(after.low, maps["low"].apply(before.low, step[0], 100.0))
-    assert not torch.equal(after.high, before.high)
+    sounding = before.high > 0
+    assert sounding.any() and torch.allclose(after.high[sounding] - before.high[sounding], torch.tensor(0.02), atol=1e-5)
+    assert torch.equal(after.high[before.high == 0], before.high[before.high == 0])
     # a stream of the uncalibrated weights still decodes with them, as before (they are kept as earlier weights)
     assert np.array_equal(calibrated.decode(encoded, config), plain.decode(encoded, config))
 
