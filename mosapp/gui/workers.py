@@ -17,13 +17,14 @@ as ``progress`` too. The driving is :func:`mosapp.core.job.drive`'s.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from mosapp.core.errors import MosappError
 from mosapp.core.job import Cancelled, JobControl, drive
@@ -36,6 +37,66 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "The computer ran out of memory for this run; try a shorter clip or the cpu device."
     return f"Unexpected error ({type(exc).__name__}: {exc}); this is a bug in mosapp, please report it."
+
+
+class _MainThreadCollector:
+    """Python's cyclic garbage collection on the GUI thread only, while any worker runs.
+
+    A collection runs in whichever thread happens to allocate when a threshold is passed. Run in a
+    worker thread, it can free a Qt object there. Its C++ destructor then takes a Qt lock and waits
+    for the GIL while the GUI thread, holding the GIL, waits for that lock to delete a widget.
+    Seen: a Results report built in pandas on a pool thread, stuck for good with the GUI thread in
+    ``QObject::~QObject`` (py-spy --native). So while a worker runs, automatic collection is off and
+    a timer on the GUI thread collects whatever generations Python would have (pyqtgraph's
+    ``GarbageCollector`` does the same for a whole application); when the last worker has ended,
+    automatic collection is on again.
+    """
+
+    INTERVAL_MS = 200
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._disabled_here = False
+        self._timer: QTimer | None = None
+
+    def started(self) -> None:
+        """A worker starts (called on the GUI thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        with self._lock:
+            self._running += 1
+        if self._timer is None:
+            self._timer = QTimer()
+            self._timer.setInterval(self.INTERVAL_MS)
+            self._timer.timeout.connect(self.tick)
+        if gc.isenabled():
+            gc.disable()
+            self._disabled_here = True
+        if self._disabled_here and not self._timer.isActive():
+            self._timer.start()
+
+    def ended(self) -> None:
+        """A worker has ended (called on its thread)."""
+        with self._lock:
+            self._running = max(0, self._running - 1)
+
+    def tick(self) -> None:
+        """On the GUI thread: collect what Python's thresholds ask for; on again when no worker runs."""
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        generation = max((g for g in range(3) if counts[g] > thresholds[g]), default=-1)
+        if generation >= 0:
+            gc.collect(generation)
+        with self._lock:
+            idle = self._running == 0
+        if idle and self._disabled_here:
+            gc.enable()
+            self._disabled_here = False
+            if self._timer is not None:
+                self._timer.stop()
+
+
+_COLLECTOR = _MainThreadCollector()
 
 
 class GeneratorWorker(QObject):
@@ -83,6 +144,7 @@ class GeneratorWorker(QObject):
         ``'QRunnable' object has no attribute 'children'`` while a window was being built).
         """
         self._started = True
+        _COLLECTOR.started()
         (pool or QThreadPool.globalInstance()).start(self._run)
 
     def cancel(self) -> None:
@@ -119,6 +181,7 @@ class GeneratorWorker(QObject):
         else:
             self._emit("finished", result)
         finally:
+            _COLLECTOR.ended()
             self._finished.set()
             self._emit("done")
 
