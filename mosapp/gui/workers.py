@@ -66,20 +66,24 @@ class _MainThreadCollector:
             return
         with self._lock:
             self._running += 1
-        if self._timer is None:
-            self._timer = QTimer()
-            self._timer.setInterval(self.INTERVAL_MS)
-            self._timer.timeout.connect(self.tick)
         if gc.isenabled():
             gc.disable()
             self._disabled_here = True
-        if self._disabled_here and not self._timer.isActive():
+        if self._disabled_here and self._timer is None:
+            # A new timer each time: one kept from an earlier application object may never fire again.
+            self._timer = QTimer()
+            self._timer.setInterval(self.INTERVAL_MS)
+            self._timer.timeout.connect(self.tick)
             self._timer.start()
 
     def ended(self) -> None:
         """A worker has ended (called on its thread)."""
         with self._lock:
             self._running = max(0, self._running - 1)
+
+    def check(self) -> None:
+        """On the GUI thread, when a worker's ``done`` arrives: collect, and on again if none runs."""
+        self.tick()
 
     def tick(self) -> None:
         """On the GUI thread: collect what Python's thresholds ask for; on again when no worker runs."""
@@ -94,6 +98,8 @@ class _MainThreadCollector:
             self._disabled_here = False
             if self._timer is not None:
                 self._timer.stop()
+                self._timer.deleteLater()
+                self._timer = None
 
 
 _COLLECTOR = _MainThreadCollector()
@@ -145,6 +151,7 @@ class GeneratorWorker(QObject):
         """
         self._started = True
         _COLLECTOR.started()
+        self.done.connect(_COLLECTOR.check)  # queued to the GUI thread: automatic collection back on there
         (pool or QThreadPool.globalInstance()).start(self._run)
 
     def cancel(self) -> None:
