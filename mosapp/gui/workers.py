@@ -81,12 +81,9 @@ class _MainThreadCollector:
         with self._lock:
             self._running = max(0, self._running - 1)
 
-    def check(self) -> None:
-        """On the GUI thread, when a worker's ``done`` arrives: collect, and on again if none runs."""
-        self.tick()
-
     def tick(self) -> None:
-        """On the GUI thread: collect what Python's thresholds ask for; on again when no worker runs."""
+        """On the GUI thread (each timer tick, and when a worker's ``done`` arrives): collect what
+        Python's thresholds ask for; on again when no worker runs."""
         counts, thresholds = gc.get_count(), gc.get_threshold()
         generation = max((g for g in range(3) if counts[g] > thresholds[g]), default=-1)
         if generation >= 0:
@@ -151,7 +148,7 @@ class GeneratorWorker(QObject):
         """
         self._started = True
         _COLLECTOR.started()
-        self.done.connect(_COLLECTOR.check)  # queued to the GUI thread: automatic collection back on there
+        self.done.connect(_COLLECTOR.tick)  # queued to the GUI thread: automatic collection back on there
         (pool or QThreadPool.globalInstance()).start(self._run)
 
     def cancel(self) -> None:

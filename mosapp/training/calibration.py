@@ -273,14 +273,21 @@ def fit_level_maps(cfg: TrainConfig, weights: Path, scratch: Path, *, say: Calla
     return maps, report
 
 
-def write_calibrated(source: Path, target: Path, maps: dict[str, LevelMap], report: dict[str, Any]) -> None:
-    """``source``'s weights with the level maps and the fitting report added, written to ``target``."""
+def _uncalibrated(source: Path) -> dict[str, Any]:
+    """``source``'s exported weights, refused where they are a checkpoint or already have level maps."""
     state = load_weights(source)
     if state.get("arch") is None:
         raise ModelError(f"{source} is a training checkpoint; export it first (mosapp train --export).")
     if state.get("level_maps"):
         raise ModelError(f"{source} already has level maps; calibrate the weights they were fitted for.")
-    out = dict(state)
+    return state
+
+
+def write_calibrated(source: Path, target: Path, maps: dict[str, LevelMap], report: dict[str, Any], *,
+                     state: dict[str, Any] | None = None) -> None:
+    """``source``'s weights (``state``, where the caller has read them already) with the level maps and
+    the fitting report added, written to ``target``."""
+    out = dict(_uncalibrated(source) if state is None else state)
     out["level_maps"] = {band: m.as_dict() for band, m in maps.items()}
     out["calibration"] = {**report, "from": source.name}
     buf = io.BytesIO()
@@ -304,11 +311,9 @@ def calibrate(cfg: TrainConfig, source: Path, target: Path, *, say: Callable[[st
     if source.resolve() == target.resolve():
         raise ModelError(f"Calibrated weights need a new file, not {source} itself (streams are bound to its digest).")
     card = ModelCard.read(source_card)
-    state = load_weights(source)
-    if state.get("level_maps"):
-        raise ModelError(f"{source} already has level maps; calibrate the weights they were fitted for.")
+    state = _uncalibrated(source)  # refused before the fit, not after it
     maps, report = fit_level_maps(cfg, source, target, say=say, count=count, seconds=seconds, passes=passes)
-    write_calibrated(source, target, maps, report)
+    write_calibrated(source, target, maps, report, state=state)
     extra = {**card.extra, "calibration": {
         "from": source.name,
         "what": "decoder level maps (mosapp.codecs.levelmap), fitted by mosapp.training.calibration",
