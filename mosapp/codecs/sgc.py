@@ -296,28 +296,41 @@ class SgcCodec(_OperatingPoint, SpectrogramCodec):
 
 def plan_steps(model: TwoBandHyperprior, low: list[AnalysedTile], high: list[AnalysedTile], target_kbps: float,
                seconds: float, low_share: float, overhead_bytes: int,
-               row_multipliers: tuple[list[float], list[float]] = ([], [])) -> tuple[float, float]:
-    """(low step, high step) of a two-band clip, as the image codecs share their budget
-    (:mod:`mosapp.codecs.image`): ``low_share`` of the bits to the low band, at the
-    :func:`finest_step` that fits; the rest, including what the low band leaves unused,
-    to the high band, the same way. Estimates are
+               row_multipliers: tuple[list[float], list[float]] = ([], []),
+               high_step_ratio: float | None = None) -> tuple[float, float]:
+    """(low step, high step) of a two-band clip. Estimates are
     :func:`mosapp.models.sgc_net.estimated_bits` (within a few per cent of the coder's). A band's
     ``row_multipliers`` (one per latent row, or none) scale its step row by row
-    (:func:`mosapp.models.sgc_net.row_steps`); the step planned is the one they multiply."""
+    (:func:`mosapp.models.sgc_net.row_steps`); the step planned is the one they multiply.
+
+    With a ``high_step_ratio``, the two steps keep that ratio (high = ratio x low, within
+    :data:`STEP_RANGE`) and the :func:`finest_step` pair whose bits fit the whole budget is chosen,
+    so a clip with a busier high band gives it more of the bits, not a fixed share: coding both
+    bands at a fixed ratio of steps spends each band's bits where they buy about the same
+    distortion, which is what the networks' training loss weighed. Without one, as the image codecs
+    share their budget (:mod:`mosapp.codecs.image`): ``low_share`` of the bits to the low band, at
+    the :func:`finest_step` that fits; the rest, including what the low band leaves unused, to the
+    high band, the same way."""
     sgc_net = _net()
     budget = target_kbps * 1000.0 * seconds - 8 * (overhead_bytes + 8 * (len(low) + len(high)))
 
-    def fit(net: SpectrogramHyperprior, tiles: list[AnalysedTile], bits_budget: float, rows: list[float]
-            ) -> tuple[float, float]:
+    def band_bits(net: SpectrogramHyperprior, tiles: list[AnalysedTile], rows: list[float]) -> Callable[[float], float]:
         def bits(step: float) -> float:
             job.check()
             return float(sum(sgc_net.estimated_bits(net, a, sgc_net.row_steps(step, rows)) for a in tiles))
 
-        step = finest_step(bits, bits_budget)
-        return step, bits(step)
+        return bits
 
-    s_low, used = fit(model.low, low, low_share * budget, row_multipliers[0])
-    s_high, _ = fit(model.high, high, budget - used, row_multipliers[1])
+    low_bits = band_bits(model.low, low, row_multipliers[0])
+    high_bits = band_bits(model.high, high, row_multipliers[1])
+    if high_step_ratio is not None:
+        def high_step(s_low: float) -> float:
+            return min(max(high_step_ratio * s_low, STEP_RANGE[0]), STEP_RANGE[1])
+
+        s_low = finest_step(lambda s: low_bits(s) + high_bits(high_step(s)), budget)
+        return s_low, round(high_step(s_low), 5)
+    s_low = finest_step(low_bits, low_share * budget)
+    s_high = finest_step(high_bits, budget - low_bits(s_low))
     return s_low, s_high
 
 
@@ -337,6 +350,8 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         try:
             #: How much coarser the high image's upper rows are coded (:func:`high_row_multipliers`; 0: one step).
             self.high_row_slope = row_slope(rc.high_row_slope, f"The {name} model card's")
+            #: The high band's step over the low band's (:func:`plan_steps`), or None: ``low_share`` of the bits.
+            self.high_step_ratio = step_ratio(rc.high_step_ratio, f"The {name} model card's")
         except ValueError as exc:
             raise ModelError(f"{exc}.") from None
         self.row_multipliers: tuple[list[float], list[float]] = ([], high_row_multipliers(self.high_row_slope))
@@ -437,7 +452,7 @@ class SgcTwoBandCodec(_OperatingPoint, TwoBandCodec):
         if self.target_kbps:
             s_low, s_high = plan_steps(model, a_low, a_high, self.target_kbps, seconds, self.low_share,
                                        self.overhead_bytes + (SLOPE_PARAM_BYTES if self.high_row_slope else 0),
-                                       self.row_multipliers)
+                                       self.row_multipliers, self.high_step_ratio)
         else:
             s_low = s_high = 1.0
         steps = (sgc_net.row_steps(s_low, self.row_multipliers[0]), sgc_net.row_steps(s_high, self.row_multipliers[1]))
@@ -530,6 +545,26 @@ def row_slope(value: Any, what: str) -> float:
     if not ROW_SLOPE_RANGE[0] <= slope <= ROW_SLOPE_RANGE[1]:
         raise ValueError(f"{what} high_row_slope {slope} is outside {ROW_SLOPE_RANGE[0]} to {ROW_SLOPE_RANGE[1]}")
     return slope
+
+
+#: High-to-low step ratios a card may give (the steps themselves stay in :data:`STEP_RANGE`).
+STEP_RATIO_RANGE = (0.1, 10.0)
+
+
+def step_ratio(value: Any, what: str) -> float | None:
+    """``value`` (a card's ``high_step_ratio``) as a ratio in :data:`STEP_RATIO_RANGE`, or None where absent.
+
+    Raises:
+        ValueError: it is not such a number (``what`` names where it came from in the message).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} high_step_ratio {value!r} is not a number")
+    ratio = float(value)
+    if not STEP_RATIO_RANGE[0] <= ratio <= STEP_RATIO_RANGE[1]:
+        raise ValueError(f"{what} high_step_ratio {ratio} is outside {STEP_RATIO_RANGE[0]} to {STEP_RATIO_RANGE[1]}")
+    return ratio
 
 
 def earlier_weights(model_id: str, two_band: bool) -> Path | None:

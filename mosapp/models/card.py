@@ -5,7 +5,8 @@ A card is JSON::
 
     {"name": "sgc-12", "weights": "sgc5.pt", "architecture": {...}, "geometry": "thesis",
      "image": {...}, "training": {...}, "heldout": {"files": [...]}, "measured": {...} | null,
-     "rate_control": {"target_kbps": 12.0, "low_share": 0.4, "high_row_slope": 0.5, "note": "..."}}
+     "rate_control": {"target_kbps": 12.0, "low_share": 0.4, "high_row_slope": 0.5, "high_step_ratio": 0.78,
+                      "note": "..."}}
 
 ``rate_control`` is only on a two-band operating point's card. :class:`ModelCard` reads the
 fields the codec and the trainer use by name and keeps every other key as it was, so a card
@@ -44,27 +45,32 @@ def name_kbps(name: str) -> float | None:
 
 @dataclass(frozen=True)
 class RateControl:
-    """A two-band operating point's ``rate_control``: its target, the low band's share of the bits,
-    and the high image's row slope (as the card gives it: :func:`mosapp.codecs.sgc.row_slope`
-    checks it)."""
+    """A two-band operating point's ``rate_control``: its target, the low band's share of the bits
+    or the high band's latent step as a multiple of the low band's (``high_step_ratio``, which
+    replaces the share where given), and the high image's row slope (as the card gives them:
+    :func:`mosapp.codecs.sgc.row_slope` and :func:`mosapp.codecs.sgc.step_ratio` check them)."""
 
     target_kbps: float | None = None
     low_share: float | None = None
     high_row_slope: Any = None
     note: str = ""
+    high_step_ratio: Any = None
     #: The JSON it was read from (written back as it was), or None for one made here.
     raw: dict[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> RateControl:
         return cls(target_kbps=_number(obj.get("target_kbps")), low_share=_number(obj.get("low_share")),
-                   high_row_slope=obj.get("high_row_slope"), note=str(obj.get("note", "")), raw=dict(obj))
+                   high_row_slope=obj.get("high_row_slope"), high_step_ratio=obj.get("high_step_ratio"),
+                   note=str(obj.get("note", "")), raw=dict(obj))
 
     def to_json(self) -> dict[str, Any]:
         if self.raw is not None:
             return dict(self.raw)
         return {"target_kbps": self.target_kbps, "low_share": self.low_share,
-                **({"high_row_slope": self.high_row_slope} if self.high_row_slope else {}), "note": self.note}
+                **({"high_row_slope": self.high_row_slope} if self.high_row_slope else {}),
+                **({"high_step_ratio": self.high_step_ratio} if self.high_step_ratio is not None else {}),
+                "note": self.note}
 
 
 def _number(value: Any) -> float | None:

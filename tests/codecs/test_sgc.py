@@ -185,3 +185,42 @@ def test_a_card_with_a_bad_row_slope_names_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MOSAPP_MODELS_DIR", str(tmp_path))
     with pytest.raises(ModelError, match="model card's high_row_slope 7.0 is outside"):
         SgcTwoBandCodec(DEFAULT_CODEC)
+
+
+def test_a_cards_high_step_ratio_keeps_the_two_bands_steps_in_that_ratio_and_lands_on_the_rate(tmp_path, monkeypatch):
+    """``high_step_ratio``: the high band's step is that multiple of the low band's, so a clip with a
+    busier high band gives it more of the bits than ``low_share`` would; the file still lands on the rate."""
+    from mosapp.codecs.sgc import step_ratio
+
+    card = json.loads((ASSETS_MODELS / f"{DEFAULT_CODEC}.json").read_text())
+    card["rate_control"] = {**card["rate_control"], "high_step_ratio": 1.0}
+    (tmp_path / f"{DEFAULT_CODEC}.json").write_text(json.dumps(card))
+    (tmp_path / card["weights"]).symlink_to(ASSETS_MODELS / card["weights"])
+    shared = get_codec(DEFAULT_CODEC)
+    monkeypatch.setenv("MOSAPP_MODELS_DIR", str(tmp_path))
+    ratio = SgcTwoBandCodec(DEFAULT_CODEC)
+    assert shared.high_step_ratio is None and ratio.high_step_ratio == 1.0
+    x = music_like(6.0, seed=5)
+    by_share, by_ratio = shared.encode(x, FAST), ratio.encode(x, FAST)
+    s_low, s_high = by_ratio.params["step"]
+    assert s_high / s_low == pytest.approx(1.0, rel=1e-4)
+    assert by_share.params["step"][1] / by_share.params["step"][0] != pytest.approx(1.0, rel=0.05)
+    info = AudioInfo(None, 44100, 1, x.shape[1], "PCM_16", "WAV")
+    kbps = len(container.pack(by_ratio, info)) * 8 / 6.0 / 1000
+    assert abs(kbps - ratio.target_kbps) < 0.1 * ratio.target_kbps
+    assert ratio.decode(by_ratio, FAST).shape == x.shape  # the decoder needs nothing new: the steps are in the stream
+    assert step_ratio(None, "x") is None and step_ratio(2, "x") == 2.0
+    for bad in ("fine", True, 0.0, 11):
+        with pytest.raises(ValueError, match="high_step_ratio"):
+            step_ratio(bad, "The card's")
+
+
+def test_a_card_with_a_bad_step_ratio_names_it(tmp_path, monkeypatch):
+    from mosapp.core.errors import ModelError
+
+    card = json.loads((ASSETS_MODELS / f"{DEFAULT_CODEC}.json").read_text())
+    card["rate_control"]["high_step_ratio"] = "fine"
+    (tmp_path / f"{DEFAULT_CODEC}.json").write_text(json.dumps(card))
+    monkeypatch.setenv("MOSAPP_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ModelError, match="model card's high_step_ratio 'fine' is not a number"):
+        SgcTwoBandCodec(DEFAULT_CODEC)

@@ -8,6 +8,11 @@ import threading
 from mosapp.gui.workers import run_in_background
 
 
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
 def test_a_running_worker_leaves_collection_to_the_gui_thread(qtbot):
     assert gc.isenabled()
     release = threading.Event()
@@ -23,6 +28,16 @@ def test_a_running_worker_leaves_collection_to_the_gui_thread(qtbot):
     worker = run_in_background(job, on_finished=results.append)
     qtbot.waitUntil(lambda: "enabled_in_worker" in seen, timeout=5000)
     assert seen["enabled_in_worker"] is False and not gc.isenabled()
+    # Garbage made meanwhile is still collected, by the GUI thread's timer.
+    collected: list[bool] = []
+    gc.callbacks.append(lambda phase, info: collected.append(threading.current_thread() is threading.main_thread()))
+    try:
+        for _ in range(3 * gc.get_threshold()[0]):
+            _Cycle()
+        qtbot.waitUntil(lambda: bool(collected), timeout=5000)
+    finally:
+        gc.callbacks.pop()
+    assert all(collected)
     release.set()
     qtbot.waitUntil(lambda: results == ["ok"], timeout=5000)
     assert worker.wait(5)
