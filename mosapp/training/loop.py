@@ -226,15 +226,17 @@ def _heldout_bands(cfg: TrainConfig, band_list: list[_Band], heldout: list[str])
     return out
 
 
-def _start(run: _Run, say: Callable[[str], None]) -> int:
-    """Resume from the checkpoint, or start from ``init`` weights or the training images' KLT; returns the step."""
+def _start(run: _Run, say: Callable[[str], None], *, trim: bool = True) -> int:
+    """Resume from the checkpoint, or start from ``init`` weights or the training images' KLT; returns the step.
+    ``trim``: drop the logs' rows past the checkpoint's step (a run that goes on rewrites them)."""
     cfg, device = run.cfg, run.device
     if run.checkpoint.exists():
         step = resume(run.checkpoint, run.model, run.opt, run.aux_opt, device)
         for i, band in enumerate(run.bands):
             band.sampler.rng = np.random.default_rng([cfg.seed + i, step])
-        trim_log(run.log_path, step)
-        trim_log(run.heldout_path, step)
+        if trim:
+            trim_log(run.log_path, step)
+            trim_log(run.heldout_path, step)
         say(f"train: resumed from {run.checkpoint} at step {step}")
         return step
     if cfg.init:
@@ -344,9 +346,17 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
           export: bool = False) -> Path:
     """Run (or resume) training, ``max_steps`` more steps at most; returns the exported weights
     path (or the checkpoint when there is nothing to export). The weights and cards are exported
-    when the run reaches its ``steps``, or whenever ``export`` asks (interim weights)."""
+    when the run reaches its ``steps``, or whenever ``export`` asks (interim weights).
+
+    ``max_steps=0`` trains nothing and leaves the run's folder as it is (log, held-out scores,
+    plot): exporting the checkpoint while another process trains on must not cut that process's
+    log back to the checkpoint's step."""
     run = _set_up(cfg, say)
-    step = _start(run, say)
+    step = _start(run, say, trim=max_steps != 0)
+    if max_steps == 0:
+        if not (export and cfg.export):
+            return run.checkpoint
+        return _export(run, step, say)
     step_rng = stream_rng(cfg.seed, Stream.TRAIN_STEPS, step)
     log_steps = np.log(np.asarray(cfg.step_range, dtype=np.float64))
 
@@ -377,7 +387,11 @@ def train(cfg: TrainConfig, *, say: Callable[[str], None] = print, max_steps: in
     plot_log(run.log_path, run.out / "training.png", cfg.name)
     if (step < cfg.steps and not export) or not cfg.export:
         return run.checkpoint
+    return _export(run, step, say)
+
+
+def _export(run: _Run, step: int, say: Callable[[str], None]) -> Path:
     run.model.eval()
-    path = export_weights(run.model, cfg, run.files, run.hours, step)
+    path = export_weights(run.model, run.cfg, run.files, run.hours, step)
     say(f"train: exported {path}")
     return path

@@ -220,7 +220,16 @@ def test_export_writes_interim_weights_without_training(tmp_path):
     assert main(["train", "--config", str(cfg_path), "--steps", "1"]) == 0
     card_path = tmp_path / "models" / "sgc-8.json"
     assert not card_path.exists()  # step 1 of 5: nothing exported yet
+    # A process still training has logged past the checkpoint: exporting beside it leaves its rows alone.
+    log_path = tmp_path / "run" / "log.csv"
+    rows = log_path.read_text().splitlines()
+    ahead = rows[-1].replace("1,", "2,", 1)
+    log_path.write_text("\n".join([*rows, ahead]) + "\n")
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()}
     assert main(["train", "--config", str(cfg_path), "--export"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()} == before
+    assert log_path.read_text().splitlines()[-1] == ahead
+    log_path.write_text("\n".join(rows) + "\n")
     card = json.loads(card_path.read_text())
     assert card["training"]["steps"] == 1
     assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "run" / "log.csv"))] == [1]
