@@ -27,11 +27,13 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _manifest import manifest_excerpts  # noqa: E402
+
 from mosapp.codecs import get_codec  # noqa: E402
 from mosapp.codecs.twoband import TwoBandCodec, band_images  # noqa: E402
 from mosapp.core import metrics  # noqa: E402
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig  # noqa: E402
-from mosapp.evaluation.clips import plan_excerpts, read_excerpt  # noqa: E402
+from mosapp.evaluation.clips import read_excerpt  # noqa: E402
 
 #: Region edges in Hz.
 EDGES = (1000.0, 4000.0, 8000.0, 12000.0, 16000.0, PIPELINE_SAMPLE_RATE / 2 + 1)
@@ -59,10 +61,7 @@ def main() -> None:
     ap.add_argument("--excerpts", type=int, default=0, help="use the first N excerpts (0: all)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    excerpts, problems = plan_excerpts([args.manifest])
-    if problems:
-        sys.exit("; ".join(p.reason for p in problems))
-    excerpts = excerpts[: args.excerpts] if args.excerpts else excerpts
+    excerpts = manifest_excerpts(args.manifest, args.excerpts)
     config = PipelineConfig(device="cpu")
     freqs = np.arange(metrics.BAND_WINDOW_LENGTH // 2 + 1) * PIPELINE_SAMPLE_RATE / metrics.BAND_WINDOW_LENGTH
     masks = regions(freqs)

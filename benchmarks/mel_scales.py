@@ -26,10 +26,12 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _manifest import manifest_excerpts  # noqa: E402
+
 from mosapp.codecs import get_codec  # noqa: E402
 from mosapp.core import metrics  # noqa: E402
 from mosapp.core.config import PIPELINE_SAMPLE_RATE, PipelineConfig  # noqa: E402
-from mosapp.evaluation.clips import plan_excerpts, read_excerpt  # noqa: E402
+from mosapp.evaluation.clips import read_excerpt  # noqa: E402
 
 #: Scales (window length) split by band third and level.
 DETAIL_WINDOWS = (64, 512)
@@ -47,10 +49,7 @@ def main() -> None:
     ap.add_argument("--excerpts", type=int, default=0, help="use the first N excerpts (0: all)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    excerpts, problems = plan_excerpts([args.manifest])
-    if problems:
-        sys.exit("; ".join(p.reason for p in problems))
-    excerpts = excerpts[: args.excerpts] if args.excerpts else excerpts
+    excerpts = manifest_excerpts(args.manifest, args.excerpts)
     config = PipelineConfig(device="cpu")
     scales = list(zip(metrics.MEL_WINDOW_LENGTHS, metrics.MEL_N_MELS))
     per_scale: dict[str, list[list[float]]] = {c: [] for c in args.codecs}
