@@ -43,11 +43,9 @@ def regions(freqs: np.ndarray) -> list[np.ndarray]:
     return [(freqs >= lo) & (freqs < hi) for lo, hi in zip(EDGES[:-1], EDGES[1:])]
 
 
-def image_error(codec: TwoBandCodec, encoded, x: np.ndarray) -> list[float]:
-    """Mean |dB| of the decoded high image against the analysed one, per region (before any phase)."""
-    device = torch.device("cpu")
-    _, _, high, _ = band_images(x, device)
-    _, decoded = next(codec.decode_band_images(encoded, device))
+def image_error(codec: TwoBandCodec, encoded, high: torch.Tensor) -> list[float]:
+    """Mean |dB| of the decoded high image against the analysed one (``high``), per region (before any phase)."""
+    _, decoded = next(codec.decode_band_images(encoded, torch.device("cpu")))
     drange = decoded.high_scale.dynamic_range_db
     err = (decoded.high[:, : high.shape[1]] - high).abs().numpy() * drange
     freqs = np.arange(high.shape[0]) * PIPELINE_SAMPLE_RATE / (2 * (high.shape[0] - 1))
@@ -73,6 +71,7 @@ def main() -> None:
         ref = metrics.band_db(x[None], PIPELINE_SAMPLE_RATE)
         floor = ref.max() - metrics.BAND_FLOOR_DB
         ref = np.maximum(ref, floor)
+        analysed = band_images(x, torch.device("cpu"))[2]  # the high image, once per excerpt
         for name in args.codecs:
             codec = get_codec(name)
             encoded = codec.encode(x[None], config)
@@ -82,7 +81,7 @@ def main() -> None:
             after[name].append(np.array([np.abs(diff[:, high]).mean()]
                                         + [v for m in masks for v in (np.abs(diff[:, m]).mean(), diff[:, m].mean())]))
             if isinstance(codec, TwoBandCodec):
-                before[name].append(image_error(codec, encoded, x))
+                before[name].append(image_error(codec, encoded, analysed))
     labels = [f"{lo / 1000:g}-{min(hi, PIPELINE_SAMPLE_RATE / 2) / 1000:.0f}k" for lo, hi in zip(EDGES[:-1], EDGES[1:])]
     share = " ".join(f"{label} {m[high].sum() / high.sum():.0%}" for label, m in zip(labels, masks))
     print(f"# high-band distance by region: {args.manifest}, {len(excerpts)} excerpts (mean over excerpts); bins: {share}")

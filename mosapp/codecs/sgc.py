@@ -530,21 +530,24 @@ def high_row_multipliers(slope: float) -> list[float]:
             for r in range(HIGH_LATENT_ROWS)]
 
 
+def _bounded(value: Any, key: str, bounds: tuple[float, float], what: str) -> float:
+    """``value`` (``what``'s ``key``) as a number within ``bounds``, or a ValueError naming both."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {key} {value!r} is not a number") from None
+    if not bounds[0] <= number <= bounds[1]:
+        raise ValueError(f"{what} {key} {number} is outside {bounds[0]} to {bounds[1]}")
+    return number
+
+
 def row_slope(value: Any, what: str) -> float:
     """``value`` (a card's or stream's ``high_row_slope``; None: 0) as a slope in :data:`ROW_SLOPE_RANGE`.
 
     Raises:
         ValueError: it is not such a number (``what`` names where it came from in the message).
     """
-    if value is None:
-        return 0.0
-    try:
-        slope = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} high_row_slope {value!r} is not a number") from None
-    if not ROW_SLOPE_RANGE[0] <= slope <= ROW_SLOPE_RANGE[1]:
-        raise ValueError(f"{what} high_row_slope {slope} is outside {ROW_SLOPE_RANGE[0]} to {ROW_SLOPE_RANGE[1]}")
-    return slope
+    return 0.0 if value is None else _bounded(value, "high_row_slope", ROW_SLOPE_RANGE, what)
 
 
 #: High-to-low step ratios a card may give (the steps themselves stay in :data:`STEP_RANGE`).
@@ -552,19 +555,17 @@ STEP_RATIO_RANGE = (0.1, 10.0)
 
 
 def step_ratio(value: Any, what: str) -> float | None:
-    """``value`` (a card's ``high_step_ratio``) as a ratio in :data:`STEP_RATIO_RANGE`, or None where absent.
+    """``value`` (a card's ``high_step_ratio``, a JSON number) as a ratio in :data:`STEP_RATIO_RANGE`,
+    or None where absent.
 
     Raises:
         ValueError: it is not such a number (``what`` names where it came from in the message).
     """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, str)):
         raise ValueError(f"{what} high_step_ratio {value!r} is not a number")
-    ratio = float(value)
-    if not STEP_RATIO_RANGE[0] <= ratio <= STEP_RATIO_RANGE[1]:
-        raise ValueError(f"{what} high_step_ratio {ratio} is outside {STEP_RATIO_RANGE[0]} to {STEP_RATIO_RANGE[1]}")
-    return ratio
+    return _bounded(value, "high_step_ratio", STEP_RATIO_RANGE, what)
 
 
 def earlier_weights(model_id: str, two_band: bool) -> Path | None:
